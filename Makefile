@@ -1,0 +1,43 @@
+# Entry points for people and CI: make demo, make test, make bench.
+# Each installs what is missing (Debian packages, as root), configures meson and builds.
+
+BUILD ?= build
+RELEASE_BUILD ?= build-release
+PACKAGES = meson ninja-build pkg-config gcc g++ libunwind-dev libdw-dev libelf-dev \
+	zlib1g-dev libprotobuf-c-dev protobuf-c-compiler libc6-dbg golang-go elfutils gdb \
+	python3 binutils procps iproute2
+BENCH_PACKAGES = linux-perf hyperfine time
+
+.PHONY: all deps build release demo test bench clean
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh $(PACKAGES)
+
+# The test build: ASan + UBSan, warnings are errors.
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# The build benchmarks and the demo's profile measure: optimized, no sanitizers.
+$(RELEASE_BUILD)/build.ninja:
+	meson setup $(RELEASE_BUILD) --buildtype=release
+
+release: deps $(RELEASE_BUILD)/build.ninja
+	ninja -C $(RELEASE_BUILD)
+
+demo: build
+	@sh scripts/demo.sh $(BUILD)
+
+test: build
+	python3 tests/run.py --build $(BUILD)
+
+bench: release
+	@sh scripts/install-deps.sh $(BENCH_PACKAGES)
+	python3 bench/run.py --build $(RELEASE_BUILD)
+
+clean:
+	rm -rf $(BUILD) $(RELEASE_BUILD) tests/out

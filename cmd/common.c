@@ -1,0 +1,252 @@
+/* Shared command-line plumbing: error lines, PID checks, atomic output files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "proc.h"
+#include "util.h"
+
+static void vline(const char *what, const char *fmt, va_list ap)
+{
+	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	/* One line, always: a WHY that came from elsewhere must not break the format. */
+	for (char *p = msg; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	if (what)
+		fprintf(stderr, "cprof: %s: %s\n", what, msg);
+	else
+		fprintf(stderr, "cprof: %s\n", msg);
+}
+
+void cp_error(const char *what, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vline(what, fmt, ap);
+	va_end(ap);
+}
+
+void cp_hint(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vline("hint", fmt, ap);
+	va_end(ap);
+}
+
+void cp_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vline(NULL, fmt, ap);
+	va_end(ap);
+}
+
+bool cp_stderr_is_tty(void)
+{
+	return isatty(STDERR_FILENO) == 1;
+}
+
+int cp_cmd_check_pid(const char *cmd, const char *arg, bool allow_zombie, int *pid)
+{
+	struct cp_task_stat st;
+	char what[64];
+	long v;
+	int err;
+
+	if (!arg) {
+		cp_error(cmd, "missing -p PID");
+		cp_hint("run 'cprof %s --help'", cmd);
+		return CP_EXIT_USAGE;
+	}
+	if (cp_parse_long(arg, 1, 0x7fffffff, &v) < 0) {
+		cp_error(cmd, "invalid PID '%s': not a positive number", arg);
+		return CP_EXIT_USAGE;
+	}
+	snprintf(what, sizeof(what), "pid %ld", v);
+	if (v == getpid()) {
+		cp_error(what, "is cprof itself");
+		return CP_EXIT_FAILURE;
+	}
+	err = cp_proc_read_stat((int)v, 0, &st);
+	if (err == -ENOENT || err == -ESRCH) {
+		cp_error(what, "no such process");
+		return CP_EXIT_FAILURE;
+	}
+	if (err < 0) {
+		cp_error(what, "cannot read /proc/%ld/stat: %s", v, strerror(-err));
+		return CP_EXIT_FAILURE;
+	}
+	if (st.tid != (int)v) {
+		/* /proc/TID exists for threads too; we want processes. */
+		cp_error(what, "is a thread of process %d, not a process", st.tid);
+		return CP_EXIT_FAILURE;
+	}
+	if (cp_proc_is_kernel_thread(&st)) {
+		cp_error(what, "is a kernel thread (%s): it has no user stack to profile", st.comm);
+		return CP_EXIT_FAILURE;
+	}
+	if (!allow_zombie && (st.state == 'Z' || st.state == 'X')) {
+		cp_error(what, "is a zombie (exited, not yet reaped by its parent %d): nothing to %s",
+			 st.ppid, cmd);
+		return CP_EXIT_FAILURE;
+	}
+	*pid = (int)v;
+	return 0;
+}
+
+void cp_cmd_explain_attach_error(const char *cmd, int pid, int err, int tracer)
+{
+	char what[64];
+
+	snprintf(what, sizeof(what), "pid %d", pid);
+	if (err == -EBUSY && tracer > 0) {
+		char comm[CP_COMM_LEN] = "?";
+		struct cp_task_stat st;
+
+		if (cp_proc_read_stat(tracer, 0, &st) == 0)
+			snprintf(comm, sizeof(comm), "%s", st.comm);
+		cp_error(what, "already traced by process %d (%s)", tracer, comm);
+		cp_hint("detach the other tracer (gdb, strace) first; only one tracer at a time");
+		return;
+	}
+	if (err == -EPERM || err == -EACCES) {
+		char scope[32] = "";
+
+		if (geteuid() != 0) {
+			cp_error(what, "permission denied: not allowed to trace a process of another "
+				       "user without CAP_SYS_PTRACE");
+			cp_hint("run as root or as the target's user");
+			return;
+		}
+		if (cp_read_file("/proc/sys/kernel/yama/ptrace_scope", scope, sizeof(scope), NULL) ==
+			    0 &&
+		    atoi(scope) >= 3) {
+			cp_error(what, "permission denied: kernel.yama.ptrace_scope=%d forbids ptrace",
+				 atoi(scope));
+			cp_hint("ptrace_scope 3 can only be lowered by a reboot");
+			return;
+		}
+		cp_error(what, "permission denied by the kernel (%s)", strerror(-err));
+		cp_hint("check seccomp, LSM policy (AppArmor/SELinux) and container limits");
+		return;
+	}
+	if (err == -ESRCH) {
+		cp_error(what, "process exited");
+		return;
+	}
+	cp_error(what, "cannot %s: %s", cmd, strerror(-err));
+}
+
+int cp_output_open(struct cp_output *out, const char *cmd, const char *path)
+{
+	int fd;
+
+	memset(out, 0, sizeof(*out));
+	if (!strcmp(path, "-")) {
+		out->path = strdup("-");
+		out->f = stdout;
+		return out->path ? 0 : -ENOMEM;
+	}
+	out->path = strdup(path);
+	if (!out->path || asprintf(&out->tmp_path, "%s.tmp.%d", path, (int)getpid()) < 0) {
+		free(out->path);
+		out->path = NULL;
+		out->tmp_path = NULL;
+		return -ENOMEM;
+	}
+	fd = open(out->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		int err = -errno;
+
+		cp_error(path, "cannot write: %s", strerror(-err));
+		free(out->tmp_path);
+		free(out->path);
+		memset(out, 0, sizeof(*out));
+		return err;
+	}
+	out->f = fdopen(fd, "w");
+	if (!out->f) {
+		int err = -errno;
+
+		close(fd);
+		unlink(out->tmp_path);
+		free(out->tmp_path);
+		free(out->path);
+		memset(out, 0, sizeof(*out));
+		return err;
+	}
+	return 0;
+}
+
+int cp_output_commit(struct cp_output *out, const char *cmd)
+{
+	int err = 0;
+
+	if (!out->f)
+		return -EBADF;
+	if (!out->tmp_path) {
+		if (fflush(out->f) != 0 || ferror(out->f))
+			err = -errno ? -errno : -EIO;
+		out->f = NULL;
+		free(out->path);
+		out->path = NULL;
+		if (err)
+			cp_error("standard output", "write failed: %s", strerror(-err));
+		return err;
+	}
+	if (ferror(out->f))
+		err = -EIO;
+	if (fclose(out->f) != 0 && !err)
+		err = -errno;
+	out->f = NULL;
+	if (!err && rename(out->tmp_path, out->path) < 0)
+		err = -errno;
+	if (err) {
+		cp_error(out->path, "write failed: %s", strerror(-err));
+		unlink(out->tmp_path);
+	}
+	free(out->tmp_path);
+	free(out->path);
+	out->tmp_path = NULL;
+	out->path = NULL;
+	return err;
+}
+
+void cp_output_abort(struct cp_output *out)
+{
+	if (out->f && out->f != stdout)
+		fclose(out->f);
+	if (out->tmp_path)
+		unlink(out->tmp_path);
+	free(out->tmp_path);
+	free(out->path);
+	memset(out, 0, sizeof(*out));
+}
+
+char *cp_default_output_name(int pid, const char *ext)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	char stamp[32];
+	char *name;
+
+	localtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+	if (asprintf(&name, "cprof-%d-%s.%s", pid, stamp, ext) < 0)
+		return NULL;
+	return name;
+}

@@ -1,0 +1,61 @@
+/* cprof's entry point: dispatch to a subcommand from the table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "common.h"
+
+struct subcommand {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct subcommand subcommands[] = {
+	{ "dump", cmd_dump, "every thread's stack and why it is blocked" },
+	{ "attach", cmd_attach, "CPU-profile a running process" },
+	{ "record", cmd_record, "run a command under the CPU profiler" },
+	{ "report", cmd_report, "print a pprof file as a top table or folded stacks" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: cprof COMMAND [OPTIONS]\n"
+		   "\n"
+		   "Out-of-process profiler and thread dumper for native Linux programs.\n"
+		   "\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
+	fprintf(f, "\n"
+		   "  cprof dump -p PID [--format text|json] [--group] [--kernel] [--stuck S] [-o FILE]\n"
+		   "  cprof attach -p PID[,PID...] [--seconds N] [-F HZ] [--unwind dwarf|fp] [--format F] [-o FILE]\n"
+		   "  cprof record [--seconds N] [-F HZ] [--unwind dwarf|fp] [--format F] [-o FILE] -- CMD [ARGS...]\n"
+		   "  cprof report FILE [--top N] [--format text|folded]\n"
+		   "\n"
+		   "Run 'cprof COMMAND --help' for a command's options. See cprof(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CP_EXIT_USAGE;
+	}
+	const char *name = argv[1];
+	if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
+		printf("cprof %s\n", CPROF_VERSION);
+		return CP_EXIT_OK;
+	}
+	if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+		usage(stdout);
+		return CP_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
+		if (!strcmp(name, subcommands[i].name))
+			return subcommands[i].fn(argc - 1, argv + 1);
+	}
+	cp_error(name, "unknown command");
+	cp_hint("commands are dump, attach, record and report; see 'cprof --help'");
+	return CP_EXIT_USAGE;
+}

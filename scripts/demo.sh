@@ -1,0 +1,3 @@
+#!/bin/sh
+# Placeholder: the demo lands with the dump command.
+echo "demo not ready yet"

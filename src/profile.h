@@ -1,0 +1,89 @@
+/*
+ * The profile model: mappings, locations (each with its source lines, inlined first),
+ * functions and aggregated samples, deduplicated as they arrive, so that memory grows with the
+ * number of distinct stacks, not with the number of samples. Written as pprof, folded stacks,
+ * an SVG flame graph or a top table; read back from any pprof file.
+ */
+#ifndef CP_PROFILE_H
+#define CP_PROFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct cp_profile;
+struct cp_map;
+
+/* One source line of a location. Strings are copied into the profile. */
+struct cp_profile_line {
+	const char *function;		/* demangled name; NULL = unknown */
+	const char *system_name;	/* raw name; NULL = same as function */
+	const char *file;		/* NULL = unknown */
+	int64_t line;
+	int64_t start_line;
+};
+
+struct cp_profile_meta {
+	uint64_t time_nanos;		/* wall clock at start */
+	uint64_t duration_nanos;
+	int64_t period;			/* ns between samples: 1e9 / HZ */
+	uint64_t lost_samples;		/* reported by the kernel */
+	const char *comment;		/* optional; copied */
+};
+
+/*
+ * Sample types: a new profile has two, samples/count and cpu/nanoseconds (SPEC section 4);
+ * cp_profile_add_sample's count fills both (cpu = count * period).
+ */
+struct cp_profile *cp_profile_new(void);
+void cp_profile_free(struct cp_profile *prof);
+void cp_profile_set_meta(struct cp_profile *prof, const struct cp_profile_meta *meta);
+
+/*
+ * Mapping for map of process pid, deduplicated by (pid, start, path). The first mapping added
+ * must be the main executable (pprof's mapping 1). build_id: hex or NULL. *id receives a
+ * non-zero id. 0 or -errno.
+ */
+int cp_profile_add_mapping(struct cp_profile *prof, int pid, const struct cp_map *map,
+			   const char *build_id, bool has_functions, bool has_lines, uint64_t *id);
+/* A mapping for kernel frames ("[kernel]"). */
+int cp_profile_kernel_mapping(struct cp_profile *prof, uint64_t *id);
+
+/* The location id for (pid, address), or 0 when not yet added. */
+uint64_t cp_profile_find_location(const struct cp_profile *prof, int pid, uint64_t address);
+/*
+ * Add the location of address (the address pprof shows: return address - 1 for caller frames)
+ * in process pid. mapping_id 0 = none. lines innermost (inlined) first; nlines may be 0.
+ * 0 or -errno; *id receives the new id.
+ */
+int cp_profile_add_location(struct cp_profile *prof, int pid, uint64_t address,
+			    uint64_t mapping_id, const struct cp_profile_line *lines, size_t nlines,
+			    uint64_t *id);
+/* A pseudo location named name ("[truncated]", "[unknown]"), one per name. */
+int cp_profile_special_location(struct cp_profile *prof, const char *name, uint64_t *id);
+
+/* Add count samples of the stack loc_ids (innermost first). Merged with identical stacks. */
+int cp_profile_add_sample(struct cp_profile *prof, const uint64_t *loc_ids, size_t n, int pid,
+			  int tid, const char *thread_name, uint64_t count);
+
+uint64_t cp_profile_sample_total(const struct cp_profile *prof);
+
+enum cp_profile_format {
+	CP_PROFILE_PPROF,
+	CP_PROFILE_FOLDED,
+	CP_PROFILE_SVG,
+	CP_PROFILE_TEXT,
+};
+
+/* Write prof to f in format. top: rows for the text table (0 = all). 0 or -errno. */
+int cp_profile_write(const struct cp_profile *prof, enum cp_profile_format format, FILE *f,
+		     size_t top);
+
+/*
+ * Read a pprof file (gzipped or not, any producer). Returns 0 or -errno: -EINVAL (not a
+ * profile), -EBADMSG (corrupt or truncated).
+ */
+int cp_profile_read(const void *data, size_t len, struct cp_profile **out);
+
+#endif

@@ -1,0 +1,64 @@
+/* Small helpers shared by every layer: bounded file reads, a growable string, time. */
+#ifndef CP_UTIL_H
+#define CP_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * Read at most size - 1 bytes of the file at path into buf and NUL-terminate it.
+ * *len (may be NULL) receives the byte count. Returns 0 or -errno.
+ * Files larger than the buffer are truncated silently; callers size buffers for /proc files.
+ */
+int cp_read_file(const char *path, char *buf, size_t size, size_t *len);
+
+/*
+ * Read a whole file of unknown size (e.g. /proc/PID/maps) into a malloc'd, NUL-terminated
+ * buffer, at most max bytes. Returns 0 and sets *out (caller frees) and *len, or -errno
+ * (-EFBIG when the file is longer than max).
+ */
+int cp_read_file_alloc(const char *path, size_t max, char **out, size_t *len);
+
+/*
+ * A growable string. Invariant: buf is NULL or NUL-terminated at len. On allocation failure
+ * err becomes -ENOMEM, later appends are ignored, and the caller checks err once at the end.
+ */
+struct cp_strbuf {
+	char *buf;
+	size_t len;
+	size_t alloc;
+	int err;
+};
+
+#define CP_STRBUF_INIT { NULL, 0, 0, 0 }
+
+void cp_strbuf_init(struct cp_strbuf *sb);
+void cp_strbuf_release(struct cp_strbuf *sb);
+void cp_strbuf_add(struct cp_strbuf *sb, const void *data, size_t len);
+void cp_strbuf_adds(struct cp_strbuf *sb, const char *s);
+void cp_strbuf_addc(struct cp_strbuf *sb, char c);
+void cp_strbuf_addf(struct cp_strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cp_strbuf_vaddf(struct cp_strbuf *sb, const char *fmt, va_list ap);
+/* Append s as a JSON string literal (with quotes); NULL appends null. */
+void cp_strbuf_add_json_str(struct cp_strbuf *sb, const char *s);
+/* Hand the buffer to the caller (never NULL on success: "" when empty); sb is reset. */
+char *cp_strbuf_detach(struct cp_strbuf *sb);
+
+/* Monotonic and wall clocks in nanoseconds. */
+uint64_t cp_now_ns(void);
+uint64_t cp_wall_ns(void);
+
+/* Parse a decimal integer that must fill the whole string; returns 0 or -EINVAL / -ERANGE. */
+int cp_parse_long(const char *s, long min, long max, long *out);
+
+/* Write the whole buffer to fd, retrying on EINTR and short writes. 0 or -errno. */
+int cp_write_all(int fd, const void *buf, size_t len);
+
+/* strdup that returns NULL for NULL. */
+char *cp_strdup_or_null(const char *s);
+
+#endif

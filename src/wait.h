@@ -1,0 +1,84 @@
+/*
+ * Why a thread is blocked: the wait kinds of SPEC section 3, decided from /proc (state,
+ * syscall and its arguments, wchan), the symbolized stack, and target memory (timespecs,
+ * mutex owners), with fds named from /proc/PID/fd, fdinfo and /proc/PID/net.
+ */
+#ifndef CP_WAIT_H
+#define CP_WAIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proc.h"
+
+enum cp_wait_kind {
+	CP_WAIT_UNKNOWN = 0,
+	CP_WAIT_RUNNING,
+	CP_WAIT_MUTEX,
+	CP_WAIT_RWLOCK,
+	CP_WAIT_CONDVAR,
+	CP_WAIT_FUTEX,
+	CP_WAIT_SLEEP,
+	CP_WAIT_POLL,
+	CP_WAIT_IO_READ,
+	CP_WAIT_IO_WRITE,
+	CP_WAIT_ACCEPT,
+	CP_WAIT_CONNECT,
+	CP_WAIT_WAIT_CHILD,
+	CP_WAIT_SIGNAL,
+	CP_WAIT_DISK,
+	CP_WAIT_STOPPED,
+	CP_WAIT_ZOMBIE,
+	CP_WAIT_SYSCALL,
+	CP_WAIT__COUNT,
+};
+
+/* "running", "mutex", ..., "io-read", "wait-child", ... exactly as in SPEC section 3. */
+const char *cp_wait_kind_name(enum cp_wait_kind kind);
+
+struct cp_wait {
+	enum cp_wait_kind kind;
+	char *detail;		/* owned; NULL = null */
+	const char *syscall;	/* static name; NULL = null */
+	uint64_t address;	/* futex / lock address */
+	bool has_address;
+	int owner_tid;		/* 0 = null */
+	bool owner_in_process;	/* owner_tid is a live thread of this process */
+	int fd;			/* -1 = null */
+	char *object;		/* owned; "socket:[123]", "pipe:[77]", a path; NULL = null */
+	int64_t timeout_ns;	/* -1 = null (unbounded, or none carried) */
+	bool timeout_unknown;	/* could not tell (e.g. socket timeout unreadable) */
+};
+
+/* Everything the classifier looks at for one thread. Borrowed. */
+struct cp_wait_input {
+	int pid;
+	int tid;
+	const struct cp_task_stat *stat;
+	const struct cp_task_syscall *sc;	/* NULL when unreadable */
+	const char *wchan;			/* may be "" */
+	const char *const *functions;		/* symbolized function names, innermost first */
+	size_t nfunctions;
+	const int *tids;			/* all threads of the process, sorted */
+	size_t ntids;
+};
+
+void cp_wait_init(struct cp_wait *w);
+void cp_wait_release(struct cp_wait *w);
+
+/* Classify one thread. 0 or -errno (out always left in a releasable state). */
+int cp_wait_classify(const struct cp_wait_input *in, struct cp_wait *out);
+
+/* Counts of the process's fds by kind, for the dump header. */
+struct cp_fd_counts {
+	int total;
+	int socket;
+	int pipe;
+	int file;
+	int anon;
+	int other;
+};
+int cp_fd_count(int pid, struct cp_fd_counts *out);
+
+#endif

@@ -1,0 +1,220 @@
+"""Helpers for integration tests: start fixtures, run cprof, check results.
+
+A test script defines functions named test_*; cplib.main() runs them in order, prints
+PASS/FAIL for each and exits 0 only when every check held. Processes a test starts are
+killed by PID when it ends, whatever happens.
+"""
+import atexit
+import json
+import os
+import pathlib
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+CPROF = os.environ.get("CPROF") or str(pathlib.Path(__file__).resolve().parents[2] / "build" / "cprof")
+TARGETS = pathlib.Path(os.environ.get("CPROF_TARGETS") or pathlib.Path(CPROF).parent / "tests" / "targets")
+SRC = pathlib.Path(os.environ.get("CPROF_SRC") or pathlib.Path(__file__).resolve().parents[2])
+
+_started = []
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg, *context):
+    if not cond:
+        extra = "".join("\n    " + str(c) for c in context)
+        raise Failure(msg + extra)
+
+
+def skip(reason):
+    print("skip: " + reason)
+    sys.exit(77)
+
+
+def _cleanup():
+    for p in _started:
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+atexit.register(_cleanup)
+
+
+class Target:
+    """A fixture process. It prints a line containing READY on stdout when set up."""
+
+    def __init__(self, name, *args, ready="READY", timeout=20, env=None, path=None):
+        exe = str(path or (TARGETS / name))
+        self.proc = subprocess.Popen([exe] + [str(a) for a in args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+        _started.append(self.proc)
+        self.pid = self.proc.pid
+        self.lines = []
+        if ready:
+            self.wait_for(ready, timeout)
+
+    def wait_for(self, text, timeout=20):
+        deadline = time.monotonic() + timeout
+        buf = b""
+        fd = self.proc.stdout.fileno()
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    line = line.decode(errors="replace")
+                    self.lines.append(line)
+                    if text in line:
+                        return line
+        raise Failure("fixture %d did not print %r in %ss (exit %s): %s" %
+                      (self.pid, text, timeout, self.proc.poll(), self.lines[-5:]))
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+
+
+def run(args, timeout=120, check_rc=None, stdin=None, env=None):
+    """Run cprof with args; returns CompletedProcess with text stdout/stderr."""
+    p = subprocess.run([CPROF] + [str(a) for a in args], capture_output=True, text=True,
+                       timeout=timeout, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                       env=env)
+    if check_rc is not None:
+        check(p.returncode == check_rc, "cprof %s exited %d, expected %d" %
+              (" ".join(map(str, args)), p.returncode, check_rc), "stderr: " + p.stderr[-2000:])
+    return p
+
+
+def dump_json(pid, *extra, timeout=120):
+    p = run(["dump", "-p", pid, "--format", "json"] + list(extra), timeout=timeout, check_rc=0)
+    try:
+        return json.loads(p.stdout)
+    except json.JSONDecodeError as e:
+        raise Failure("dump output is not JSON: %s\n%s" % (e, p.stdout[:2000]))
+
+
+def thread_by_name(dump, name):
+    for t in dump["threads"]:
+        if t["name"] == name:
+            return t
+    raise Failure("no thread named %r in dump: %s" % (name, [t["name"] for t in dump["threads"]]))
+
+
+def line_of(path, marker):
+    """Line number of the first line of path containing marker."""
+    path = pathlib.Path(path)
+    if not path.is_absolute():
+        path = SRC / path
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if marker in line:
+            return i
+    raise Failure("marker %r not in %s" % (marker, path))
+
+
+def proc_status(pid):
+    fields = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            fields[k] = v.strip()
+    return fields
+
+
+def tracer_pid(pid):
+    return int(proc_status(pid)["TracerPid"])
+
+
+def thread_states(pid):
+    """{tid: state letter} of every thread of pid."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                s = f.read()
+            out[int(tid)] = s[s.rindex(")") + 2]
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def assert_target_unharmed(pid):
+    """Not traced, no thread stopped (t/T), and the process is alive."""
+    check(os.path.exists("/proc/%d" % pid), "target %d vanished" % pid)
+    check(tracer_pid(pid) == 0, "target %d still traced by %d" % (pid, tracer_pid(pid)))
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            st = proc_status_task(pid, int(tid))
+        except OSError:
+            continue
+        check(int(st["TracerPid"]) == 0, "thread %s traced by %s" % (tid, st["TracerPid"]))
+        check(st["State"][0] not in "tT", "thread %s left %s" % (tid, st["State"]))
+
+
+def proc_status_task(pid, tid):
+    fields = {}
+    with open("/proc/%d/task/%d/status" % (pid, tid)) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            fields[k] = v.strip()
+    return fields
+
+
+def go_pprof(*args, timeout=120):
+    """Run `go tool pprof ARGS`; returns CompletedProcess. Fails the test on any warning."""
+    env = dict(os.environ)
+    env.setdefault("HOME", "/tmp")
+    env["PPROF_TMPDIR"] = "/tmp"
+    env.setdefault("GOCACHE", "/tmp/cprof-gocache")
+    p = subprocess.run(["go", "tool", "pprof"] + [str(a) for a in args], capture_output=True,
+                       text=True, timeout=timeout, env=env)
+    return p
+
+
+def main(namespace):
+    tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
+    failed = 0
+    for name, fn in tests:
+        t0 = time.monotonic()
+        try:
+            fn()
+            print("PASS %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
+        except Failure as e:
+            failed += 1
+            print("FAIL %s: %s" % (name, e), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s: exception" % name, flush=True)
+            traceback.print_exc(file=sys.stdout)
+        finally:
+            _cleanup()
+            _started.clear()
+    print("%d/%d checks passed" % (len(tests) - failed, len(tests)))
+    sys.exit(1 if failed else 0)
