@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "proc.h"
+#include "fdinfo.h"
 #include "wait.h"
 
 struct cp_frame {

@@ -70,15 +70,4 @@ void cp_wait_release(struct cp_wait *w);
 /* Classify one thread. 0 or -errno (out always left in a releasable state). */
 int cp_wait_classify(const struct cp_wait_input *in, struct cp_wait *out);
 
-/* Counts of the process's fds by kind, for the dump header. */
-struct cp_fd_counts {
-	int total;
-	int socket;
-	int pipe;
-	int file;
-	int anon;
-	int other;
-};
-int cp_fd_count(int pid, struct cp_fd_counts *out);
-
 #endif

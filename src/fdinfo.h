@@ -1,0 +1,45 @@
+/*
+ * Naming what a file descriptor of another process is: sockets (through the target's own
+ * network namespace), pipes (and who holds their other end), files (path, offset), eventfd,
+ * timerfd, signalfd, epoll (and what it watches); and the socket timeouts a blocked read or
+ * write would honour.
+ */
+#ifndef CP_FDINFO_H
+#define CP_FDINFO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct cp_fd_desc {
+	char *object;		/* owned; the /proc/PID/fd link ("socket:[123]", "pipe:[77]", a path) */
+	char *detail;		/* owned; readable ("TCP 127.0.0.1:40000 -> 127.0.0.1:8080 ESTABLISHED") */
+	int64_t timeout_ns;	/* SO_RCVTIMEO / SO_SNDTIMEO for sockets; -1 = none (unbounded) */
+	bool timeout_unknown;	/* could not read the socket's timeout */
+	bool is_socket;
+	bool is_pipe;
+};
+
+void cp_fd_desc_init(struct cp_fd_desc *d);
+void cp_fd_desc_release(struct cp_fd_desc *d);
+
+/*
+ * Describe fd of process pid. for_write selects SO_SNDTIMEO instead of SO_RCVTIMEO.
+ * 0 or -errno; d is always left releasable.
+ */
+int cp_fd_describe(int pid, int fd, bool for_write, struct cp_fd_desc *d);
+
+/* The socket with inode ino in pid's network namespace, as one readable line. 0 or -errno. */
+int cp_net_describe_socket(int pid, uint64_t ino, char *buf, size_t size);
+
+/* Counts of the process's fds by kind, for the dump header. */
+struct cp_fd_counts {
+	int total;
+	int socket;
+	int pipe;
+	int file;
+	int anon;
+	int other;
+};
+int cp_fd_count(int pid, struct cp_fd_counts *out);
+
+#endif
