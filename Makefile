@@ -21,6 +21,7 @@ $(BUILD)/build.ninja:
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
+	ln -sf cmd/cprof $(BUILD)/cprof
 
 # The build benchmarks and the demo's profile measure: optimized, no sanitizers.
 $(RELEASE_BUILD)/build.ninja:
@@ -28,6 +29,7 @@ $(RELEASE_BUILD)/build.ninja:
 
 release: deps $(RELEASE_BUILD)/build.ninja
 	ninja -C $(RELEASE_BUILD)
+	ln -sf cmd/cprof $(RELEASE_BUILD)/cprof
 
 demo: build
 	@sh scripts/demo.sh $(BUILD)

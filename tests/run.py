@@ -66,7 +66,10 @@ def main():
     outdir = ROOT / "tests" / "out"
     outdir.mkdir(exist_ok=True)
     env = dict(os.environ)
-    env["CPROF"] = str(build / "cprof")
+    cprof = build / "cprof"
+    if not cprof.exists():
+        cprof = build / "cmd" / "cprof"
+    env["CPROF"] = str(cprof)
     env["CPROF_BUILD"] = str(build)
     env["CPROF_TARGETS"] = str(build / "tests" / "targets")
     env["CPROF_SRC"] = str(ROOT)
