@@ -162,7 +162,24 @@ int cp_output_open(struct cp_output *out, const char *cmd, const char *path)
 		return out->path ? 0 : -ENOMEM;
 	}
 	out->path = strdup(path);
-	if (!out->path || asprintf(&out->tmp_path, "%s.tmp.%d", path, (int)getpid()) < 0) {
+	if (!out->path)
+		return -ENOMEM;
+	/* Devices and pipes (/dev/null, a fifo) are written in place: nothing to rename. */
+	struct stat st;
+
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		out->f = fopen(path, "we");
+		if (!out->f) {
+			int err = -errno;
+
+			cp_error(path, "cannot write: %s", strerror(-err));
+			free(out->path);
+			out->path = NULL;
+			return err;
+		}
+		return 0;
+	}
+	if (asprintf(&out->tmp_path, "%s.tmp.%d", path, (int)getpid()) < 0) {
 		free(out->path);
 		out->path = NULL;
 		out->tmp_path = NULL;
@@ -200,12 +217,15 @@ int cp_output_commit(struct cp_output *out, const char *cmd)
 		return -EBADF;
 	if (!out->tmp_path) {
 		if (fflush(out->f) != 0 || ferror(out->f))
-			err = -errno ? -errno : -EIO;
+			err = errno ? -errno : -EIO;
+		if (out->f != stdout && fclose(out->f) != 0 && !err)
+			err = -errno;
 		out->f = NULL;
+		if (err)
+			cp_error(strcmp(out->path, "-") ? out->path : "standard output",
+				 "write failed: %s", strerror(-err));
 		free(out->path);
 		out->path = NULL;
-		if (err)
-			cp_error("standard output", "write failed: %s", strerror(-err));
 		return err;
 	}
 	if (ferror(out->f))
