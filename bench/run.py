@@ -1,0 +1,453 @@
+#!/usr/bin/env python3
+"""cprof benchmarks against eu-stack, gdb and perf, measured side by side in the same run.
+
+  python3 bench/run.py --build build-release [--runs 5] [--quick] [--only dump,sampling,...]
+
+Prints a table with ratios and writes docs/PERFORMANCE.md. Sections:
+  dump       wall time of a thread dump for N = 10, 100, 1000 blocked threads (+ busy and
+             heartbeat threads): cprof vs eu-stack -i -s, eu-stack, gdb; the heartbeat's
+             largest stall; EINTRs the target's threads saw; cprof's own per-thread stop time.
+  sampling   a fixed-work program alone vs under cprof record, perf record -g and perf record
+             --call-graph dwarf at 99 and 999 Hz: its run time, the profiler's CPU (perf:
+             record + report), output size.
+  symbols    first vs repeated dumps of a process linked against large libraries.
+  long       cprof's RSS over a long profile of a busy 8-thread process.
+Machines are noisy: every figure is a median of --runs runs with min-max, and every claim is a
+ratio against a reference measured in the same run.
+"""
+import argparse
+import datetime
+import os
+import pathlib
+import platform
+import re
+import resource
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TMP = pathlib.Path(tempfile.mkdtemp(prefix="cprof-bench-"))
+FIXTURE_FLAGS = ["-O2", "-g", "-fomit-frame-pointer", "-pthread"]
+
+
+def build_targets(outdir):
+    outdir.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, lang in (("mixed", "c"), ("fixed_work", "c"), ("bigdeps", "c++")):
+        src = ROOT / "bench" / "targets" / ("%s.%s" % (name, "cpp" if lang == "c++" else "c"))
+        exe = outdir / name
+        cc = "g++" if lang == "c++" else "gcc"
+        extra = ["-ldl"] if lang == "c++" else []
+        subprocess.run([cc] + FIXTURE_FLAGS + [str(src), "-o", str(exe)] + extra, check=True)
+        out[name] = str(exe)
+    return out
+
+
+class Target:
+    """A benchmark target started with a stdin pipe for its "stats" command."""
+
+    def __init__(self, argv):
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.pid = self.p.pid
+        line = self.readline(30)
+        if not line or "READY" not in line:
+            self.stop()
+            raise RuntimeError("target %s did not start: %r" % (argv, line))
+
+    def readline(self, timeout):
+        r, _, _ = select.select([self.p.stdout], [], [], timeout)
+        return self.p.stdout.readline() if r else ""
+
+    def stats(self):
+        self.p.stdin.write("stats\n")
+        self.p.stdin.flush()
+        line = self.readline(10)
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+
+    def stop(self):
+        if self.p.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+        self.p.wait()
+
+
+def timed(argv, env=None, stdout=subprocess.DEVNULL):
+    """Run argv; return (wall seconds, own+children CPU seconds, maxrss KiB, stdout, stderr)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                         stdin=subprocess.DEVNULL, text=True)
+    out, err = p.communicate()
+    wall = time.monotonic() - t0
+    # communicate() reaped it; the children's rusage is cumulative, so take a difference.
+    return wall, p.returncode, out, err
+
+
+def cpu_of_children():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def fmt_range(xs, scale=1.0, fmt="%.3f"):
+    if not xs:
+        return "n/a"
+    return (fmt + " (" + fmt + "–" + fmt + ")") % (med(xs) * scale, min(xs) * scale,
+                                                     max(xs) * scale)
+
+
+# ---------------------------------------------------------------------------------------
+# dump
+
+
+def bench_dump(cprof, targets, runs, sizes, report):
+    tools = [
+        ("cprof dump", lambda pid: [cprof, "dump", "-p", str(pid), "--format", "json",
+                                    "-o", "/dev/null"]),
+        ("eu-stack -i -s", lambda pid: ["eu-stack", "-p", str(pid), "-i", "-s"]),
+        ("eu-stack", lambda pid: ["eu-stack", "-p", str(pid)]),
+        ("gdb bt", lambda pid: ["gdb", "-batch", "-nx", "-ex", "thread apply all bt",
+                                "-p", str(pid)]),
+    ]
+    env = dict(os.environ, CPROF_STATS="1")
+    rows = []
+    for n in sizes:
+        t = Target([targets["mixed"], str(n)])
+        try:
+            t.stats()
+            results = {}
+            for name, argv in tools:
+                walls, gaps, eintrs, stops, maxstops, stopped = [], [], [], [], [], []
+                for _ in range(runs):
+                    wall, rc, _, err = timed(argv(t.pid), env=env)
+                    s = t.stats()
+                    if rc != 0:
+                        print("  %s failed (exit %d): %s" % (name, rc, err.strip()[:200]))
+                        continue
+                    walls.append(wall)
+                    gaps.append(s.get("max_gap_us", 0) / 1e6)
+                    eintrs.append(s.get("eintr", 0))
+                    m = re.search(r"max_stop_us=(\d+).*avg_stop_us=(\d+).*stopped=(\d+)", err)
+                    if m:
+                        maxstops.append(int(m.group(1)) / 1e6)
+                        stops.append(int(m.group(2)) / 1e6)
+                        stopped.append(int(m.group(3)))
+                results[name] = dict(wall=walls, gap=gaps, eintr=eintrs, stop=stops,
+                                     maxstop=maxstops, stopped=stopped)
+                print("  N=%-5d %-15s wall %s s, max stall %s ms, EINTR/run %s" %
+                      (n, name, fmt_range(walls), fmt_range(gaps, 1e3, "%.2f"),
+                       med(eintrs) if eintrs else "n/a"), flush=True)
+            rows.append((n, results))
+        finally:
+            t.stop()
+    lines = ["## Thread dump", "",
+             "Target: `bench/targets/mixed.c` with N blocked threads (mutex, condvar, sleep, "
+             "pipe read, recv with SO_RCVTIMEO, epoll_wait, poll, accept, rwlock, semaphore) "
+             "plus a busy thread, a heartbeat thread (wakes every 1 ms and records its largest "
+             "lateness) and the main thread. Built -O2 -g -fomit-frame-pointer.", "",
+             "Commands: `cprof dump -p PID --format json -o /dev/null`, "
+             "`eu-stack -p PID -i -s`, `eu-stack -p PID`, "
+             "`gdb -batch -nx -ex 'thread apply all bt' -p PID`.", "",
+             "| threads | tool | wall s, median (min–max) | vs cprof | target's longest stall ms"
+             " | EINTR per run (median) |",
+             "|---|---|---|---|---|---|"]
+    for n, results in rows:
+        base = med(results.get("cprof dump", {}).get("wall", []))
+        for name, r in results.items():
+            ratio = med(r["wall"]) / base if base and r["wall"] else float("nan")
+            lines.append("| %d | %s | %s | %.1fx | %s | %s |" % (
+                n + 3, name, fmt_range(r["wall"]), ratio, fmt_range(r["gap"], 1e3, "%.2f"),
+                med(r["eintr"]) if r["eintr"] else "n/a"))
+    lines.append("")
+    lines.append("cprof's own accounting (per dump, median): threads stopped, longest single "
+                 "stop, average stop:")
+    lines.append("")
+    lines.append("| threads | threads stopped | longest stop ms | average stop µs |")
+    lines.append("|---|---|---|---|")
+    for n, results in rows:
+        r = results.get("cprof dump", {})
+        if r.get("maxstop"):
+            lines.append("| %d | %s | %s | %.1f |" % (n + 3, med(r["stopped"]),
+                                                        fmt_range(r["maxstop"], 1e3, "%.3f"),
+                                                        med(r["stop"]) * 1e6))
+    lines.append("")
+    for n, results in rows:
+        c = med(results.get("cprof dump", {}).get("wall", []))
+        for ref in ("eu-stack -i -s", "eu-stack", "gdb bt"):
+            w = med(results.get(ref, {}).get("wall", []))
+            if c and w == w:
+                report.append("dump N=%d: %s / cprof = %.1fx" % (n + 3, ref, w / c))
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# sampling cost
+
+
+def run_workload(argv, workload_marker="work_seconds="):
+    """Run a profiler wrapping the workload; returns (work s, workload cpu s, profiler cpu s)."""
+    before = cpu_of_children()
+    wall, rc, out, err = timed(argv)
+    after = cpu_of_children()
+    m = re.search(r"work_seconds=([\d.]+) cpu_seconds=([\d.]+)", out + err)
+    if rc != 0 or not m:
+        raise RuntimeError("%s failed (exit %s): %s" % (" ".join(argv), rc, err[-300:]))
+    work, wcpu = float(m.group(1)), float(m.group(2))
+    return work, wcpu, max(0.0, (after - before) - wcpu)
+
+
+def bench_sampling(cprof, targets, runs, rates, report):
+    fw = targets["fixed_work"]
+    configs = [("alone", None)]
+    for hz in rates:
+        configs += [("cprof record -F %d" % hz, ("cprof", hz)),
+                    ("perf record -g -F %d" % hz, ("perf-fp", hz)),
+                    ("perf record --call-graph dwarf -F %d" % hz, ("perf-dwarf", hz))]
+    results = {}
+    for name, how in configs:
+        work, prof_cpu, sizes = [], [], []
+        for i in range(runs):
+            out = TMP / ("prof-%d" % i)
+            if how is None:
+                argv = [fw, "1"]
+            elif how[0] == "cprof":
+                argv = [cprof, "record", "-F", str(how[1]), "-o", str(out) + ".pb.gz", "--",
+                        fw, "1"]
+            elif how[0] == "perf-fp":
+                argv = ["perf", "record", "-q", "-g", "-F", str(how[1]), "-o",
+                        str(out) + ".data", "--", fw, "1"]
+            else:
+                argv = ["perf", "record", "-q", "--call-graph", "dwarf", "-F", str(how[1]),
+                        "-o", str(out) + ".data", "--", fw, "1"]
+            try:
+                w, _, pc = run_workload(argv)
+            except RuntimeError as e:
+                print("  %s: %s" % (name, e))
+                continue
+            size = 0
+            if how is not None:
+                path = pathlib.Path(str(out) + (".pb.gz" if how[0] == "cprof" else ".data"))
+                size = path.stat().st_size if path.exists() else 0
+                if how[0] != "cprof" and path.exists():
+                    # perf's cost includes turning perf.data into stacks.
+                    before = cpu_of_children()
+                    timed(["perf", "report", "-i", str(path), "--stdio", "--no-children"])
+                    pc += cpu_of_children() - before
+                if path.exists():
+                    path.unlink()
+            work.append(w)
+            prof_cpu.append(pc)
+            sizes.append(size)
+        results[name] = dict(work=work, cpu=prof_cpu, size=sizes)
+        print("  %-40s run %s s, profiler CPU %s s, output %s MB" % (
+            name, fmt_range(work), fmt_range(prof_cpu), fmt_range(sizes, 1e-6, "%.2f")),
+            flush=True)
+    base = med(results["alone"]["work"])
+    lines = ["## Sampling cost", "",
+             "Target: `bench/targets/fixed_work.c` (one thread; qsort through libc plus "
+             "noinline hashing; -O2 -g -fomit-frame-pointer), a fixed amount of work; it "
+             "reports its own run time. Profiler CPU is the CPU of the whole command minus "
+             "the workload's own; for perf it includes `perf report --stdio` of the file.", "",
+             "| configuration | run s, median (min–max) | overhead | profiler CPU s |"
+             " output MB |", "|---|---|---|---|---|"]
+    for name, r in results.items():
+        ov = (med(r["work"]) / base - 1) * 100 if r["work"] else float("nan")
+        lines.append("| %s | %s | %+.1f%% | %s | %s |" % (
+            name, fmt_range(r["work"]), ov, fmt_range(r["cpu"]),
+            fmt_range(r["size"], 1e-6, "%.2f")))
+    lines.append("")
+    for hz in rates:
+        c = results.get("cprof record -F %d" % hz)
+        d = results.get("perf record --call-graph dwarf -F %d" % hz)
+        g = results.get("perf record -g -F %d" % hz)
+        if c and c["work"]:
+            report.append("sampling %d Hz: cprof overhead %+.1f%%" % (
+                hz, (med(c["work"]) / base - 1) * 100))
+        if c and g and c["work"] and g["work"]:
+            report.append("sampling %d Hz: perf -g overhead %+.1f%%" % (
+                hz, (med(g["work"]) / base - 1) * 100))
+        if c and d and c["cpu"] and d["cpu"] and med(c["cpu"]) > 0:
+            report.append("sampling %d Hz: perf dwarf (record+report) CPU / cprof CPU = %.1fx"
+                          % (hz, med(d["cpu"]) / med(c["cpu"])))
+        if c and d and c["size"] and d["size"] and med(c["size"]) > 0:
+            report.append("sampling %d Hz: perf.data (dwarf) / cprof profile size = %.0fx"
+                          % (hz, med(d["size"]) / med(c["size"])))
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# symbolization caches
+
+
+def bench_symbols(cprof, targets, runs, report):
+    t = Target([targets["bigdeps"]])
+    env = dict(os.environ, CPROF_STATS="1", CPROF_BENCH_REPEAT="3")
+    firsts, repeats = [], []
+    try:
+        for _ in range(runs):
+            _, rc, _, err = timed([cprof, "dump", "-p", str(t.pid), "--format", "json",
+                                   "-o", "/dev/null"], env=env)
+            times = [int(x) / 1e6 for x in re.findall(r"dump_us=(\d+)", err)]
+            if rc == 0 and len(times) >= 2:
+                firsts.append(times[0])
+                repeats.append(med(times[1:]))
+    finally:
+        t.stop()
+    print("  first dump %s s, repeated %s s" % (fmt_range(firsts), fmt_range(repeats)))
+    lines = ["## Symbolization caches", "",
+             "Target: `bench/targets/bigdeps.cpp` (libstdc++ with iostreams and threads, "
+             "libcrypto, libz loaded), 16 blocked threads. One cprof process dumps it three "
+             "times in a row (`CPROF_BENCH_REPEAT=3`): the first dump opens and indexes every "
+             "module; later dumps hit the per-build-ID caches.", "",
+             "| dump | wall s, median (min–max) |", "|---|---|",
+             "| first (cold caches) | %s |" % fmt_range(firsts),
+             "| repeated (warm caches) | %s |" % fmt_range(repeats), ""]
+    if firsts and repeats and med(repeats) > 0:
+        report.append("symbols: first / repeated dump = %.1fx" % (med(firsts) / med(repeats)))
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# long runs
+
+
+def rss_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def bench_long(cprof, targets, seconds, report):
+    work = subprocess.Popen([targets["fixed_work"], "8", "forever"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    out = TMP / "long.pb.gz"
+    samples = []
+    try:
+        work.stdout.readline()
+        prof = subprocess.Popen([cprof, "attach", "-p", str(work.pid), "--seconds",
+                                 str(seconds), "-o", str(out)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        t0 = time.monotonic()
+        step = max(1, seconds // 30)
+        while prof.poll() is None:
+            r = rss_kib(prof.pid)
+            if r is not None:
+                samples.append((time.monotonic() - t0, r))
+            time.sleep(step)
+        prof.wait()
+    finally:
+        if work.poll() is None:
+            os.kill(work.pid, signal.SIGKILL)
+        work.wait()
+    size = out.stat().st_size if out.exists() else 0
+    lines = ["## Long runs", "",
+             "`cprof attach -p PID --seconds %d` on `fixed_work 8 forever` (8 busy threads); "
+             "cprof's VmRSS sampled every few seconds." % seconds, ""]
+    if samples:
+        lines.append("| time s | cprof RSS MiB |")
+        lines.append("|---|---|")
+        for t, r in samples[:: max(1, len(samples) // 10)]:
+            lines.append("| %.0f | %.1f |" % (t, r / 1024))
+        early = [r for t, r in samples if t >= min(30, seconds / 4)]
+        grow = (samples[-1][1] / early[0]) if early else float("nan")
+        lines.append("")
+        lines.append("Profile written: %.1f KiB. RSS at the end / RSS after warm-up: %.2f." %
+                     (size / 1024, grow))
+        report.append("long run %d s: RSS end/warm-up = %.2f, max %.1f MiB, profile %.0f KiB"
+                      % (seconds, grow, max(r for _, r in samples) / 1024, size / 1024))
+    lines.append("")
+    return lines
+
+
+def machine():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return "%s, %d CPUs (%s), kernel %s" % (platform.machine(), os.cpu_count(), model,
+                                            platform.release())
+
+
+def tool_versions():
+    out = []
+    for argv in (["eu-stack", "--version"], ["gdb", "--version"], ["perf", "--version"]):
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True)
+            out.append(p.stdout.splitlines()[0] if p.stdout else argv[0] + ": ?")
+        except OSError:
+            out.append(argv[0] + ": not installed")
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=str(ROOT / "build-release"))
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, shorter long run")
+    ap.add_argument("--only", default="dump,sampling,symbols,long")
+    ap.add_argument("--long-seconds", type=int, default=300)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "PERFORMANCE.md"))
+    args = ap.parse_args()
+
+    build = pathlib.Path(args.build).resolve()
+    cprof = str(build / "cprof") if (build / "cprof").exists() else str(build / "cmd" / "cprof")
+    for tool in ("eu-stack", "gdb", "perf"):
+        if not shutil.which(tool):
+            print("bench: %s is not installed (make bench installs it)" % tool)
+            return 1
+    targets = build_targets(build / "bench")
+    only = set(args.only.split(","))
+    report = []
+    sections = []
+    started = datetime.datetime.now(datetime.timezone.utc)
+    if "dump" in only:
+        print("dump:")
+        sizes = [10, 100] if args.quick else [10, 100, 1000]
+        sections += bench_dump(cprof, targets, args.runs, sizes, report)
+    if "sampling" in only:
+        print("sampling:")
+        sections += bench_sampling(cprof, targets, args.runs, [99, 999], report)
+    if "symbols" in only:
+        print("symbols:")
+        sections += bench_symbols(cprof, targets, args.runs, report)
+    if "long" in only:
+        print("long run:")
+        sections += bench_long(cprof, targets, 60 if args.quick else args.long_seconds, report)
+
+    print("\nratios:")
+    for r in report:
+        print("  " + r)
+    doc = ["# cprof performance", "",
+           "Written by `make bench` (`bench/run.py`); do not edit by hand.", "",
+           "- date: %s" % started.strftime("%Y-%m-%d %H:%M UTC"),
+           "- machine: %s" % machine(),
+           "- references: %s" % "; ".join(tool_versions()),
+           "- runs per figure: %d (median, min–max)" % args.runs, "",
+           "## Summary (ratios measured in this run)", ""]
+    doc += ["- " + r for r in report] + [""] + sections
+    pathlib.Path(args.out).write_text("\n".join(doc) + "\n")
+    print("wrote %s" % args.out)
+    shutil.rmtree(TMP, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
