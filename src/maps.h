@@ -26,6 +26,7 @@ struct cp_maps {
 	int pid;
 	struct cp_map *v;	/* sorted by start (as the kernel prints them) */
 	size_t n;
+	bool truncated;		/* more than CP_MAPS_MAX_ENTRIES: the rest were dropped */
 };
 
 /* Parse maps text (the format of /proc/PID/maps). 0 or -errno; out is written only on success. */

@@ -1,2 +1,391 @@
-/* src/util.c: placeholder until its module lands. */
-extern int cp_placeholder_src_util_c;
+/* Small helpers shared by every layer: bounded file reads, a growable string, time. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static int read_retry(int fd, char *buf, size_t len, size_t *got)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t r = read(fd, buf + off, len - off);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		off += (size_t)r;
+	}
+	*got = off;
+	return 0;
+}
+
+int cp_read_file(const char *path, char *buf, size_t size, size_t *len)
+{
+	size_t got = 0;
+	int fd, ret;
+
+	if (!buf || size == 0)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = read_retry(fd, buf, size - 1, &got);
+	close(fd);
+	if (ret < 0)
+		return ret;
+	buf[got] = '\0';
+	if (len)
+		*len = got;
+	return 0;
+}
+
+int cp_read_file_alloc(const char *path, size_t max, char **out, size_t *len)
+{
+	size_t alloc = 4096, off = 0;
+	char *buf, *nb;
+	int fd, ret = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	buf = malloc(alloc);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out_close;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (off + 1 >= alloc) {
+			/* /proc files report st_size 0, so grow as we go; off <= max bounds it. */
+			alloc *= 2;
+			nb = realloc(buf, alloc);
+			if (!nb) {
+				ret = -ENOMEM;
+				goto out_free;
+			}
+			buf = nb;
+		}
+		r = read(fd, buf + off, alloc - 1 - off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			goto out_free;
+		}
+		if (r == 0)
+			break;
+		off += (size_t)r;
+		if (off > max) {
+			ret = -EFBIG;
+			goto out_free;
+		}
+	}
+	buf[off] = '\0';
+	*out = buf;
+	if (len)
+		*len = off;
+	close(fd);
+	return 0;
+
+out_free:
+	free(buf);
+out_close:
+	close(fd);
+	return ret;
+}
+
+void cp_strbuf_init(struct cp_strbuf *sb)
+{
+	sb->buf = NULL;
+	sb->len = 0;
+	sb->alloc = 0;
+	sb->err = 0;
+}
+
+void cp_strbuf_release(struct cp_strbuf *sb)
+{
+	if (!sb)
+		return;
+	free(sb->buf);
+	cp_strbuf_init(sb);
+}
+
+/* Make room for extra more bytes plus the NUL; false (and err set) when that fails. */
+static bool strbuf_grow(struct cp_strbuf *sb, size_t extra)
+{
+	size_t need, alloc;
+	char *nb;
+
+	if (sb->err)
+		return false;
+	if (extra > SIZE_MAX - sb->len - 1) {
+		sb->err = -ENOMEM;
+		return false;
+	}
+	need = sb->len + extra + 1;
+	if (need <= sb->alloc)
+		return true;
+	alloc = sb->alloc ? sb->alloc : 64;
+	while (alloc < need) {
+		if (alloc > SIZE_MAX / 2) {
+			alloc = need;
+			break;
+		}
+		alloc *= 2;
+	}
+	nb = realloc(sb->buf, alloc);
+	if (!nb) {
+		sb->err = -ENOMEM;
+		return false;
+	}
+	sb->buf = nb;
+	sb->alloc = alloc;
+	return true;
+}
+
+void cp_strbuf_add(struct cp_strbuf *sb, const void *data, size_t len)
+{
+	if (!strbuf_grow(sb, len))
+		return;
+	if (len)
+		memcpy(sb->buf + sb->len, data, len);
+	sb->len += len;
+	sb->buf[sb->len] = '\0';
+}
+
+void cp_strbuf_adds(struct cp_strbuf *sb, const char *s)
+{
+	cp_strbuf_add(sb, s, strlen(s));
+}
+
+void cp_strbuf_addc(struct cp_strbuf *sb, char c)
+{
+	cp_strbuf_add(sb, &c, 1);
+}
+
+void cp_strbuf_vaddf(struct cp_strbuf *sb, const char *fmt, va_list ap)
+{
+	va_list cp;
+	int n;
+
+	if (sb->err)
+		return;
+	va_copy(cp, ap);
+	n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n < 0) {
+		sb->err = -EINVAL;
+		return;
+	}
+	if (!strbuf_grow(sb, (size_t)n))
+		return;
+	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+	sb->len += (size_t)n;
+}
+
+void cp_strbuf_addf(struct cp_strbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cp_strbuf_vaddf(sb, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence at s (1..4), or 0 when the bytes there are not
+ * one (overlong forms, surrogates, beyond U+10FFFF, truncated). Thread names and paths
+ * come from other processes and may hold any bytes; JSON must stay valid UTF-8.
+ */
+static size_t utf8_seq_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		unsigned char lo = 0x80, hi = 0xbf;
+
+		if (c == 0xe0)
+			lo = 0xa0;	/* overlong */
+		if (c == 0xed)
+			hi = 0x9f;	/* surrogates */
+		if (s[1] < lo || s[1] > hi)
+			return 0;
+		return (s[2] & 0xc0) == 0x80 ? 3 : 0;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		unsigned char lo = 0x80, hi = 0xbf;
+
+		if (c == 0xf0)
+			lo = 0x90;	/* overlong */
+		if (c == 0xf4)
+			hi = 0x8f;	/* > U+10FFFF */
+		if (s[1] < lo || s[1] > hi)
+			return 0;
+		if ((s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+void cp_strbuf_add_json_str(struct cp_strbuf *sb, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (!s) {
+		cp_strbuf_adds(sb, "null");
+		return;
+	}
+	cp_strbuf_addc(sb, '"');
+	while (*p) {
+		unsigned char c = *p;
+		size_t n;
+
+		switch (c) {
+		case '"':
+			cp_strbuf_adds(sb, "\\\"");
+			p++;
+			continue;
+		case '\\':
+			cp_strbuf_adds(sb, "\\\\");
+			p++;
+			continue;
+		case '\n':
+			cp_strbuf_adds(sb, "\\n");
+			p++;
+			continue;
+		case '\r':
+			cp_strbuf_adds(sb, "\\r");
+			p++;
+			continue;
+		case '\t':
+			cp_strbuf_adds(sb, "\\t");
+			p++;
+			continue;
+		case '\b':
+			cp_strbuf_adds(sb, "\\b");
+			p++;
+			continue;
+		case '\f':
+			cp_strbuf_adds(sb, "\\f");
+			p++;
+			continue;
+		default:
+			break;
+		}
+		if (c < 0x20 || c == 0x7f) {
+			cp_strbuf_addf(sb, "\\u%04x", c);
+			p++;
+			continue;
+		}
+		/* utf8_seq_len never reads past a NUL: every continuation check fails on it. */
+		n = utf8_seq_len(p);
+		if (n == 0) {
+			/* Not UTF-8: one replacement character per bad byte, as decoders do. */
+			cp_strbuf_adds(sb, "\\ufffd");
+			p++;
+			continue;
+		}
+		cp_strbuf_add(sb, p, n);
+		p += n;
+	}
+	cp_strbuf_addc(sb, '"');
+}
+
+char *cp_strbuf_detach(struct cp_strbuf *sb)
+{
+	char *r;
+
+	if (sb->err) {
+		cp_strbuf_release(sb);
+		return NULL;
+	}
+	if (!sb->buf) {
+		r = strdup("");
+		cp_strbuf_init(sb);
+		return r;
+	}
+	r = sb->buf;
+	cp_strbuf_init(sb);
+	return r;
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	if (clock_gettime(id, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t cp_now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+uint64_t cp_wall_ns(void)
+{
+	return clock_ns(CLOCK_REALTIME);
+}
+
+int cp_parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	/* strtol accepts leading blanks and an empty string as 0; we accept neither. */
+	if (!s || !*s || (*s != '-' && *s != '+' && (*s < '0' || *s > '9')))
+		return -EINVAL;
+	if ((*s == '-' || *s == '+') && (s[1] < '0' || s[1] > '9'))
+		return -EINVAL;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*end != '\0')
+		return -EINVAL;
+	if (errno == ERANGE || v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int cp_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (w == 0)
+			return -EIO;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+char *cp_strdup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
