@@ -1,2 +1,455 @@
-/* unwind/unwind.c: placeholder until its module lands. */
-extern int cp_placeholder_unwind_unwind_c;
+/* Remote libunwind over a captured snapshot: registers, a stack copy and the target's files. */
+#include "unwind.h"
+
+#include <errno.h>
+#include <libunwind.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture.h"
+#include "maps.h"
+#include "modules.h"
+
+/* libunwind exports the table search for remote address spaces under this name only. */
+extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as, unw_word_t ip,
+					      unw_dyn_info_t *di, unw_proc_info_t *pi,
+					      int need_unwind_info, void *arg);
+
+/* What we know about one mapping of the current maps, found on first use. */
+struct map_slot {
+	int state;			/* 0 not looked at, 1 module found, -errno none */
+	struct cp_module *mod;		/* borrowed from the module cache (or the vdso) */
+	uint64_t bias;
+	bool has_bias;
+};
+
+struct cp_unwinder {
+	int pid;
+	bool live_memory;
+	const struct cp_maps *maps;
+	struct map_slot *slots;		/* parallel to maps->v */
+	size_t nslots;
+	struct cp_modules *mods;
+	struct cp_module *vdso;		/* the target's vdso, copied once */
+	int vdso_state;			/* 0 not tried, 1 copied, -errno failed */
+	unw_addr_space_t as;
+
+	/* The last file-backed region read: most reads hit the same table or FDE area. */
+	uint64_t last_start, last_end;
+	const uint8_t *last_data;	/* bytes of last_start */
+};
+
+/* One unwind in progress: the accessors' arg. */
+struct unwind_ctx {
+	struct cp_unwinder *uw;
+	const struct cp_regs *regs;
+	const struct cp_stack *stack;
+};
+
+static struct map_slot *slot_of(struct cp_unwinder *uw, const struct cp_map *map)
+{
+	size_t i = (size_t)(map - uw->maps->v);
+
+	return i < uw->nslots ? &uw->slots[i] : NULL;
+}
+
+static bool is_vdso(const struct cp_map *map)
+{
+	return map->path && strcmp(map->path, "[vdso]") == 0;
+}
+
+static struct cp_module *vdso_module(struct cp_unwinder *uw, const struct cp_map *map)
+{
+	uint8_t *buf;
+	size_t len;
+	long n;
+
+	if (uw->vdso_state == 1)
+		return uw->vdso;
+	if (uw->vdso_state < 0)
+		return NULL;
+	len = map->end - map->start;
+	if (map->end <= map->start || len > CP_MODULE_IMAGE_MAX) {
+		uw->vdso_state = -EFBIG;
+		return NULL;
+	}
+	buf = malloc(len);
+	if (!buf) {
+		/* Not cached: a later unwind may have memory again. */
+		return NULL;
+	}
+	n = cp_capture_read_mem(uw->pid, map->start, buf, len);
+	if (n < 0 || (size_t)n != len) {
+		free(buf);
+		uw->vdso_state = n < 0 ? (int)n : -EIO;
+		return NULL;
+	}
+	uw->vdso = cp_module_new_image(buf, len);
+	if (!uw->vdso)
+		return NULL;
+	uw->vdso_state = 1;
+	return uw->vdso;
+}
+
+/* The module behind map (and its bias), or NULL: anonymous memory, unreadable file. */
+static struct map_slot *map_module(struct cp_unwinder *uw, const struct cp_map *map)
+{
+	struct map_slot *s = slot_of(uw, map);
+	struct cp_module *m = NULL;
+	int r;
+
+	if (!s)
+		return NULL;
+	if (s->state > 0)
+		return s;
+	if (s->state < 0)
+		return NULL;
+	if (is_vdso(map)) {
+		m = vdso_module(uw, map);
+		if (!m)
+			return NULL;	/* retried next time only if it was out of memory */
+	} else if (cp_map_is_file(map)) {
+		r = cp_modules_get(uw->mods, uw->pid, map, &m);
+		if (r < 0) {
+			if (r != -ENOMEM)
+				s->state = r;
+			return NULL;
+		}
+	} else {
+		s->state = -ENOENT;
+		return NULL;
+	}
+	if (m->err < 0 && !m->data) {
+		s->state = m->err;
+		return NULL;
+	}
+	s->mod = m;
+	s->has_bias = m->err == 0 && cp_module_bias(m, map, &s->bias) == 0;
+	s->state = 1;
+	return s;
+}
+
+/*
+ * Copy up to len bytes at addr from one source, without crossing a source's edge. Returns
+ * the number of bytes copied (> 0) or -errno.
+ */
+static long read_piece(struct unwind_ctx *c, uint64_t addr, uint8_t *buf, size_t len)
+{
+	struct cp_unwinder *uw = c->uw;
+	const struct cp_stack *st = c->stack;
+	const struct cp_map *map;
+	struct map_slot *s;
+	uint64_t n;
+
+	if (st && st->data && addr >= st->start && addr - st->start < st->len) {
+		n = st->len - (addr - st->start);
+		n = n < len ? n : len;
+		memcpy(buf, st->data + (addr - st->start), n);
+		return (long)n;
+	}
+	if (uw->last_data && addr >= uw->last_start && addr < uw->last_end) {
+		n = uw->last_end - addr;
+		n = n < len ? n : len;
+		memcpy(buf, uw->last_data + (addr - uw->last_start), n);
+		return (long)n;
+	}
+	map = uw->maps ? cp_maps_find(uw->maps, addr) : NULL;
+	/* Writable file mappings hold relocated or modified data the file does not have. */
+	if (map && !(map->perms[1] == 'w' && uw->live_memory)) {
+		s = map_module(uw, map);
+		if (s && s->mod->data) {
+			/* The vdso image starts at the mapping; files at the mapping's offset. */
+			uint64_t base = s->mod->mapped ? map->offset : 0;
+			uint64_t end;
+
+			if (base < s->mod->size) {
+				end = map->end - map->start;
+				if (end > s->mod->size - base)
+					end = s->mod->size - base;
+				end += map->start;
+				if (addr < end) {
+					uw->last_start = map->start;
+					uw->last_end = end;
+					uw->last_data = s->mod->data + base;
+					n = end - addr;
+					n = n < len ? n : len;
+					memcpy(buf, uw->last_data + (addr - map->start), n);
+					return (long)n;
+				}
+			}
+		}
+	}
+	if (uw->live_memory) {
+		long r = cp_capture_read_mem(uw->pid, addr, buf, len);
+
+		if (r > 0)
+			return r;
+		return r < 0 ? r : -EFAULT;
+	}
+	return -EFAULT;
+}
+
+static int read_mem(struct unwind_ctx *c, uint64_t addr, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		long n;
+
+		if (addr + len < addr)
+			return -EFAULT;
+		n = read_piece(c, addr, p, len);
+		if (n <= 0)
+			return n < 0 ? (int)n : -EFAULT;
+		p += n;
+		addr += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* libunwind accessors. They return 0 or a negative UNW_E* code. */
+
+static int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi,
+			  int need_unwind_info, void *arg)
+{
+	struct unwind_ctx *c = arg;
+	struct cp_unwinder *uw = c->uw;
+	const struct cp_map *map;
+	const struct cp_module *m;
+	struct map_slot *s;
+	unw_dyn_info_t di;
+
+	map = uw->maps ? cp_maps_find(uw->maps, ip) : NULL;
+	if (!map)
+		return -UNW_ENOINFO;
+	s = map_module(uw, map);
+	if (!s || !s->has_bias || !s->mod->has_eh_table)
+		return -UNW_ENOINFO;
+	m = s->mod;
+	memset(&di, 0, sizeof(di));
+	di.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+	di.start_ip = m->min_vaddr + s->bias;
+	di.end_ip = m->max_vaddr + s->bias;
+	if (ip < di.start_ip || ip >= di.end_ip)
+		return -UNW_ENOINFO;
+	di.u.rti.name_ptr = 0;
+	di.u.rti.segbase = m->eh_hdr_vaddr + s->bias;
+	di.u.rti.table_data = m->eh_table_vaddr + s->bias;
+	/* table_len counts unw_word_t units; one entry is two int32 = one word. */
+	di.u.rti.table_len = m->fde_count * 8 / sizeof(unw_word_t);
+	return _Ux86_64_dwarf_search_unwind_table(as, ip, &di, pi, need_unwind_info, arg);
+}
+
+static void put_unwind_info(unw_addr_space_t as, unw_proc_info_t *pi, void *arg)
+{
+	/* libunwind frees what dwarf_search_unwind_table allocated itself. */
+}
+
+static int get_dyn_info_list_addr(unw_addr_space_t as, unw_word_t *dilap, void *arg)
+{
+	return -UNW_ENOINFO;
+}
+
+static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *valp, int write,
+		      void *arg)
+{
+	unw_word_t v;
+
+	if (write)
+		return -UNW_EREADONLYREG;
+	if (read_mem(arg, addr, &v, sizeof(v)) < 0)
+		return -UNW_EINVAL;
+	*valp = v;
+	return 0;
+}
+
+static int access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *valp, int write,
+		      void *arg)
+{
+	const struct unwind_ctx *c = arg;
+
+	if (write)
+		return -UNW_EREADONLYREG;
+	/* libunwind's x86-64 numbering is the DWARF one that cp_regs uses. */
+	if (reg < 0 || reg >= CP_NREGS || !(c->regs->valid & (1u << reg)))
+		return -UNW_EBADREG;
+	*valp = c->regs->r[reg];
+	return 0;
+}
+
+static int access_fpreg(unw_addr_space_t as, unw_regnum_t reg, unw_fpreg_t *val, int write,
+			void *arg)
+{
+	return -UNW_EBADREG;
+}
+
+static int resume(unw_addr_space_t as, unw_cursor_t *cu, void *arg)
+{
+	return -UNW_EINVAL;
+}
+
+static int get_proc_name(unw_addr_space_t as, unw_word_t addr, char *buf, size_t len,
+			 unw_word_t *offp, void *arg)
+{
+	/* Names come from symbolize/, with DWARF; libunwind never needs them to step. */
+	return -UNW_ENOINFO;
+}
+
+static unw_accessors_t accessors = {
+	.find_proc_info = find_proc_info,
+	.put_unwind_info = put_unwind_info,
+	.get_dyn_info_list_addr = get_dyn_info_list_addr,
+	.access_mem = access_mem,
+	.access_reg = access_reg,
+	.access_fpreg = access_fpreg,
+	.resume = resume,
+	.get_proc_name = get_proc_name,
+};
+
+static int reset_slots(struct cp_unwinder *uw, const struct cp_maps *maps)
+{
+	size_t n = maps ? maps->n : 0;
+	struct map_slot *slots = NULL;
+
+	if (n) {
+		slots = calloc(n, sizeof(*slots));
+		if (!slots)
+			return -ENOMEM;
+	}
+	free(uw->slots);
+	uw->slots = slots;
+	uw->nslots = n;
+	uw->maps = maps;
+	uw->last_data = NULL;
+	uw->last_start = uw->last_end = 0;
+	return 0;
+}
+
+struct cp_unwinder *cp_unwind_new(int pid, const struct cp_maps *maps, bool live_memory)
+{
+	struct cp_unwinder *uw = calloc(1, sizeof(*uw));
+
+	if (!uw)
+		return NULL;
+	uw->pid = pid;
+	uw->live_memory = live_memory;
+	uw->mods = cp_modules_new();
+	if (!uw->mods)
+		goto fail;
+	if (reset_slots(uw, maps) < 0)
+		goto fail;
+	uw->as = unw_create_addr_space(&accessors, 0);
+	if (!uw->as)
+		goto fail;
+	/* Per-pc unwind rules stay valid as long as the same code is mapped at the same place. */
+	unw_set_caching_policy(uw->as, UNW_CACHE_GLOBAL);
+	return uw;
+fail:
+	cp_unwind_free(uw);
+	return NULL;
+}
+
+void cp_unwind_free(struct cp_unwinder *uw)
+{
+	if (!uw)
+		return;
+	if (uw->as)
+		unw_destroy_addr_space(uw->as);
+	cp_module_free(uw->vdso);
+	cp_modules_free(uw->mods);
+	free(uw->slots);
+	free(uw);
+}
+
+void cp_unwind_set_maps(struct cp_unwinder *uw, const struct cp_maps *maps)
+{
+	if (reset_slots(uw, maps) < 0) {
+		/* Without slots every lookup fails cleanly; better than a stale table. */
+		free(uw->slots);
+		uw->slots = NULL;
+		uw->nslots = 0;
+		uw->maps = maps;
+	}
+	/* Code may have been unmapped and other code mapped at the same addresses. */
+	unw_flush_cache(uw->as, 0, 0);
+}
+
+/* libunwind's error codes as -errno for stop_reason. */
+static int unw_to_errno(int r)
+{
+	switch (-r) {
+	case UNW_ENOINFO:
+		return -ENOENT;
+	case UNW_EBADREG:
+	case UNW_EREADONLYREG:
+		return -ENODATA;
+	case UNW_ENOMEM:
+		return -ENOMEM;
+	case UNW_EINVALIDIP:
+	case UNW_EBADFRAME:
+	case UNW_EINVAL:
+		return -EFAULT;
+	case UNW_ESTOPUNWIND:
+		return 0;
+	default:
+		return -EIO;
+	}
+}
+
+int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct cp_stack *stack,
+	      struct cp_unwind_result *out)
+{
+	struct unwind_ctx c = { .uw = uw, .regs = regs, .stack = stack };
+	unw_cursor_t cursor;
+	unw_word_t pc, sp, prev_sp = 0;
+	bool prev_signal = false;
+	int r;
+
+	if (!(regs->valid & (1u << CP_REG_RIP)) || !(regs->valid & (1u << CP_REG_RSP)))
+		return -EINVAL;
+	r = unw_init_remote(&cursor, uw->as, &c);
+	if (r < 0)
+		return unw_to_errno(r) ? unw_to_errno(r) : -EIO;
+
+	out->n = 0;
+	out->truncated = false;
+	out->stop_reason = 0;
+	for (;;) {
+		if (unw_get_reg(&cursor, UNW_REG_IP, &pc) < 0 ||
+		    unw_get_reg(&cursor, UNW_REG_SP, &sp) < 0) {
+			out->stop_reason = -ENODATA;
+			break;
+		}
+		if (pc == 0)
+			break;	/* outermost frame: the ABI's end of stack */
+		/*
+		 * Every call pushes, so a caller's sp is above its callee's. Only a signal frame
+		 * may jump anywhere (sigaltstack). Anything else is a loop or garbage.
+		 */
+		if (out->n > 0 && sp <= prev_sp && !prev_signal) {
+			out->stop_reason = -ELOOP;
+			break;
+		}
+		if (out->n == CP_UNWIND_MAX_FRAMES) {
+			out->truncated = true;
+			out->stop_reason = -E2BIG;
+			break;
+		}
+		out->pc[out->n] = pc;
+		/* The frame a signal interrupted resumes at its exact pc, not after a call. */
+		out->flags[out->n] = prev_signal ? CP_FRAME_SIGNAL : 0;
+		out->n++;
+		prev_sp = sp;
+		prev_signal = unw_is_signal_frame(&cursor) > 0;
+
+		r = unw_step(&cursor);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			out->stop_reason = unw_to_errno(r);
+			break;
+		}
+	}
+	return 0;
+}
