@@ -1,2 +1,294 @@
-/* cmd/dump.c: placeholder until its module lands. */
-extern int cp_placeholder_cmd_dump_c;
+/* cprof dump: every thread of a process, its stack and why it is blocked. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "dump.h"
+#include "symbolize.h"
+#include "util.h"
+
+/* --stuck longer than this is a typo, not a plan. */
+#define STUCK_MAX_SECONDS 3600
+
+static const char usage_text[] =
+	"usage: cprof dump -p PID [--format text|json] [--group] [--kernel] [--stuck SECONDS]\n"
+	"                  [-o FILE]\n"
+	"\n"
+	"Print every thread of a running process: its name, state, why it is blocked (mutex\n"
+	"held by which thread, socket read without a timeout, sleep...) and its stack,\n"
+	"symbolized from DWARF. Each thread is stopped only for the copy of its registers and\n"
+	"stack, one at a time, then let go.\n"
+	"\n"
+	"Options:\n"
+	"  -p, --pid PID          the process to dump\n"
+	"  -f, --format FORMAT    text (default) or json\n"
+	"  -g, --group            merge threads with the same stack and wait kind\n"
+	"  -k, --kernel           add each thread's kernel stack (root only)\n"
+	"  -s, --stuck SECONDS    look twice, SECONDS apart, and mark the threads that made\n"
+	"                         no progress (no CPU time, no context switch) in between\n"
+	"  -o, --output FILE      write to FILE instead of standard output ('-' = stdout)\n"
+	"  -v, --verbose          print timings (wall time, per-thread stop time) on stderr\n"
+	"  -h, --help             show this help\n"
+	"\n"
+	"Examples:\n"
+	"  cprof dump -p 4242                      what is every thread doing?\n"
+	"  cprof dump -p 4242 --group              one entry per distinct stack (leaks)\n"
+	"  cprof dump -p 4242 --stuck 5            which threads are hung?\n"
+	"  cprof dump -p 4242 --format json -o dump.json\n";
+
+enum dump_format {
+	FORMAT_TEXT,
+	FORMAT_JSON,
+};
+
+struct dump_options {
+	const char *pid_arg;
+	enum dump_format format;
+	bool group;
+	bool kernel;
+	int stuck_seconds;
+	const char *output;
+	bool verbose;
+};
+
+static const struct option long_options[] = {
+	{ "pid", required_argument, NULL, 'p' },
+	{ "format", required_argument, NULL, 'f' },
+	{ "group", no_argument, NULL, 'g' },
+	{ "kernel", no_argument, NULL, 'k' },
+	{ "stuck", required_argument, NULL, 's' },
+	{ "output", required_argument, NULL, 'o' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+/* 0, or the exit code for a bad command line (already reported). */
+static int parse_options(int argc, char **argv, struct dump_options *o)
+{
+	int c;
+	long v;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":p:f:gks:o:vh", long_options, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			o->pid_arg = optarg;
+			break;
+		case 'f':
+			if (!strcmp(optarg, "text")) {
+				o->format = FORMAT_TEXT;
+			} else if (!strcmp(optarg, "json")) {
+				o->format = FORMAT_JSON;
+			} else {
+				cp_error("dump", "invalid --format '%s': expected text or json", optarg);
+				return CP_EXIT_USAGE;
+			}
+			break;
+		case 'g':
+			o->group = true;
+			break;
+		case 'k':
+			o->kernel = true;
+			break;
+		case 's':
+			if (cp_parse_long(optarg, 1, STUCK_MAX_SECONDS, &v) < 0) {
+				cp_error("dump", "invalid --stuck '%s': expected whole seconds from 1 to %d",
+					 optarg, STUCK_MAX_SECONDS);
+				return CP_EXIT_USAGE;
+			}
+			o->stuck_seconds = (int)v;
+			break;
+		case 'o':
+			if (!*optarg) {
+				cp_error("dump", "invalid -o '': expected a file name or '-'");
+				return CP_EXIT_USAGE;
+			}
+			o->output = optarg;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return -1;
+		case ':':
+			cp_error("dump", "option '%s' needs a value", argv[optind - 1]);
+			cp_hint("run 'cprof dump --help'");
+			return CP_EXIT_USAGE;
+		default:
+			if (optopt)
+				cp_error("dump", "unknown option '-%c'", optopt);
+			else
+				cp_error("dump", "unknown option '%s'", argv[optind - 1]);
+			cp_hint("run 'cprof dump --help'");
+			return CP_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		cp_error("dump", "unexpected argument '%s'", argv[optind]);
+		cp_hint("run 'cprof dump --help'");
+		return CP_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static void install_handlers(struct sigaction *old_int, struct sigaction *old_term,
+			     struct sigaction *old_hup)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: a read of /proc or a sleep should end early when asked to stop. */
+	sigaction(SIGINT, &sa, old_int);
+	sigaction(SIGTERM, &sa, old_term);
+	sigaction(SIGHUP, &sa, old_hup);
+}
+
+static void report_take_error(int pid, int err, int tracer)
+{
+	char what[64];
+
+	snprintf(what, sizeof(what), "pid %d", pid);
+	switch (err) {
+	case -ESRCH:
+	case -ENOENT:
+		cp_error(what, "no such process (it exited before any thread was captured)");
+		break;
+	case -EINVAL:
+		cp_error(what, "is a kernel thread: it has no user stack to dump");
+		break;
+	case -EINTR:
+		cp_error("dump", "interrupted by %s; every thread was let go, nothing written",
+			 stop_signal ? strsignal(stop_signal) : "a signal");
+		break;
+	case -EPERM:
+	case -EACCES:
+	case -EBUSY:
+		cp_cmd_explain_attach_error("dump", pid, err, tracer);
+		break;
+	default:
+		cp_error(what, "cannot dump: %s", strerror(-err));
+		break;
+	}
+}
+
+static int write_dump(const struct cp_dump *dump, const struct dump_options *o,
+		      struct cp_output *out)
+{
+	bool color = false;
+	int err;
+
+	if (o->format == FORMAT_TEXT && out->f == stdout && !getenv("NO_COLOR"))
+		color = isatty(STDOUT_FILENO) == 1;
+	if (o->format == FORMAT_JSON)
+		err = cp_dump_write_json(dump, out->f);
+	else
+		err = cp_dump_write_text(dump, out->f, color);
+	return err;
+}
+
+int cmd_dump(int argc, char **argv)
+{
+	struct dump_options o = {
+		.pid_arg = NULL,
+		.format = FORMAT_TEXT,
+		.output = "-",
+	};
+	struct cp_dump dump = { 0 };
+	struct cp_output out = { 0 };
+	struct cp_symbolizer *sym = NULL;
+	struct sigaction old_int, old_term, old_hup;
+	struct cp_dump_opts dopts = { 0 };
+	bool opened = false, handlers = false;
+	uint64_t t0;
+	int pid = 0, tracer = 0, rc, err;
+
+	rc = parse_options(argc, argv, &o);
+	if (rc)
+		return rc < 0 ? CP_EXIT_OK : rc;
+	rc = cp_cmd_check_pid("dump", o.pid_arg, true, &pid);
+	if (rc)
+		return rc;
+
+	/* Open the output first: an unwritable path fails before any thread is touched. */
+	rc = CP_EXIT_FAILURE;
+	if (cp_output_open(&out, "dump", o.output) < 0)
+		goto done;
+	opened = true;
+	sym = cp_sym_new();
+	if (!sym) {
+		cp_error("dump", "out of memory");
+		goto done;
+	}
+	install_handlers(&old_int, &old_term, &old_hup);
+	handlers = true;
+
+	dopts.flags = (o.group ? CP_DUMP_GROUP : 0) | (o.kernel ? CP_DUMP_KERNEL : 0);
+	dopts.stuck_seconds = o.stuck_seconds;
+	dopts.cancel = &stop_signal;
+	if (o.stuck_seconds && cp_stderr_is_tty())
+		cp_note("watching pid %d for %d s...", pid, o.stuck_seconds);
+	t0 = cp_now_ns();
+	err = cp_dump_take(pid, &dopts, sym, &dump, &tracer);
+	if (err < 0) {
+		report_take_error(pid, err, tracer);
+		goto done;
+	}
+	if (o.verbose) {
+		uint64_t wall = cp_now_ns() - t0 - (uint64_t)o.stuck_seconds * 1000000000ull;
+
+		cp_note("dump of %zu threads (%zu captured) took %.1f ms; stop per thread: max %.1f us, "
+			"avg %.1f us",
+			dump.nthreads, dump.ncaptured, wall / 1e6, dump.max_stop_ns / 1e3,
+			dump.ncaptured ? dump.total_stop_ns / 1e3 / dump.ncaptured : 0.0);
+	}
+	if (stop_signal) {
+		report_take_error(pid, -EINTR, 0);
+		goto done;
+	}
+	if (o.kernel && dump.kernel_error)
+		cp_note("note: kernel stacks unavailable (/proc/%d/task/*/stack: %s)%s", pid,
+			strerror(-dump.kernel_error),
+			geteuid() != 0 ? "; reading them needs root" : "");
+	if (dump.process_exited)
+		cp_note("pid %d: process exited during the dump; showing the threads captured before",
+			pid);
+	if (write_dump(&dump, &o, &out) < 0) {
+		cp_error(strcmp(o.output, "-") ? o.output : "standard output", "write failed: %s",
+			 strerror(EIO));
+		goto done;
+	}
+	opened = false;
+	if (cp_output_commit(&out, "dump") < 0)
+		goto done;
+	if (strcmp(o.output, "-"))
+		cp_note("wrote %s", o.output);
+	rc = CP_EXIT_OK;
+done:
+	if (opened)
+		cp_output_abort(&out);
+	cp_dump_release(&dump);
+	cp_sym_free(sym);
+	if (handlers) {
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
+		sigaction(SIGHUP, &old_hup, NULL);
+	}
+	return rc;
+}

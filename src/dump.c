@@ -1,2 +1,815 @@
-/* src/dump.c: placeholder until its module lands. */
-extern int cp_placeholder_src_dump_c;
+/* Taking a thread dump: read each thread's state, capture it; then unwind, symbolize, classify. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "capture.h"
+#include "dump.h"
+#include "maps.h"
+#include "proc.h"
+#include "symbolize.h"
+#include "unwind.h"
+#include "util.h"
+
+/* Lines of /proc/PID/task/TID/stack we keep; the kernel itself stops at 64. */
+#define KSTACK_MAX_FRAMES 64
+#define KSTACK_FILE_MAX (16u << 10)
+
+/* Everything known about one thread between its capture and its place in the dump. */
+struct item {
+	int tid;
+	struct cp_task_stat st;
+	struct cp_task_syscall sc;
+	bool has_sc;
+	char wchan[128];
+	bool zombie;
+	bool captured;
+	int capture_error;
+	struct cp_thread_snap snap;
+	char **kframes;
+	size_t nkframes;
+	int stuck;		/* -1 null, 0, 1 */
+};
+
+/* One look at a thread's progress counters for --stuck. */
+struct progress {
+	int tid;
+	uint64_t cpu;
+	uint64_t ctxt;
+};
+
+struct take {
+	int pid;
+	const struct cp_dump_opts *opts;
+	struct cp_symbolizer *sym;
+	struct cp_dump *d;
+	struct item *items;
+	size_t nitems;
+	size_t alloc;
+	int *seen;		/* sorted tids listed so far */
+	size_t nseen;
+	struct progress *look1;
+	size_t nlook1;
+	struct progress *look2;
+	size_t nlook2;
+};
+
+static bool cancelled(const struct take *t)
+{
+	return t->opts->cancel && *t->opts->cancel;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int cmp_progress(const void *a, const void *b)
+{
+	return cmp_int(&((const struct progress *)a)->tid, &((const struct progress *)b)->tid);
+}
+
+static int cmp_item(const void *a, const void *b)
+{
+	return cmp_int(&((const struct item *)a)->tid, &((const struct item *)b)->tid);
+}
+
+static void free_strv(char **v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void item_release(struct item *it)
+{
+	if (it->captured)
+		cp_thread_snap_release(&it->snap);
+	it->captured = false;
+	free_strv(it->kframes, it->nkframes);
+	it->kframes = NULL;
+	it->nkframes = 0;
+}
+
+static void take_release(struct take *t)
+{
+	for (size_t i = 0; i < t->nitems; i++)
+		item_release(&t->items[i]);
+	free(t->items);
+	free(t->seen);
+	free(t->look1);
+	free(t->look2);
+	t->items = NULL;
+	t->seen = NULL;
+	t->look1 = NULL;
+	t->look2 = NULL;
+	t->nitems = t->nseen = t->nlook1 = t->nlook2 = 0;
+}
+
+static bool is_gone(int err)
+{
+	return err == -ESRCH || err == -ENOENT;
+}
+
+/*
+ * Parse /proc/PID/task/TID/stack: lines "[<0>] futex_wait_queue+0x63/0xa0". The addresses are
+ * zeroed for non-root readers anyway; keep the symbol part.
+ */
+static int read_kernel_stack(int pid, int tid, char ***out, size_t *n)
+{
+	char path[64];
+	char *text = NULL;
+	char **v = NULL;
+	size_t len, nv = 0;
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stack", pid, tid);
+	err = cp_read_file_alloc(path, KSTACK_FILE_MAX, &text, &len);
+	if (err < 0)
+		return err;
+	v = calloc(KSTACK_MAX_FRAMES, sizeof(*v));
+	if (!v) {
+		free(text);
+		return -ENOMEM;
+	}
+	for (char *line = text, *next; line && *line && nv < KSTACK_MAX_FRAMES; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		char *sym = line;
+
+		if (*sym == '[') {
+			char *close = strstr(sym, "] ");
+
+			if (close)
+				sym = close + 2;
+		}
+		if (!*sym)
+			continue;
+		v[nv] = strdup(sym);
+		if (!v[nv]) {
+			free_strv(v, nv);
+			free(text);
+			return -ENOMEM;
+		}
+		nv++;
+	}
+	free(text);
+	*out = v;
+	*n = nv;
+	return 0;
+}
+
+static bool seen_has(const struct take *t, int tid)
+{
+	return bsearch(&tid, t->seen, t->nseen, sizeof(int), cmp_int) != NULL;
+}
+
+static int seen_add(struct take *t, const int *tids, size_t n)
+{
+	int *v = realloc(t->seen, (t->nseen + n + 1) * sizeof(int));
+
+	if (!v)
+		return -ENOMEM;
+	memcpy(v + t->nseen, tids, n * sizeof(int));
+	t->seen = v;
+	t->nseen += n;
+	qsort(t->seen, t->nseen, sizeof(int), cmp_int);
+	return 0;
+}
+
+static struct item *item_push(struct take *t, int tid)
+{
+	if (t->nitems == t->alloc) {
+		size_t na = t->alloc ? t->alloc * 2 : 64;
+		struct item *v = realloc(t->items, na * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		t->items = v;
+		t->alloc = na;
+	}
+	struct item *it = &t->items[t->nitems++];
+
+	memset(it, 0, sizeof(*it));
+	it->tid = tid;
+	it->stuck = -1;
+	return it;
+}
+
+/*
+ * Read one thread's /proc state, then capture it. The state is read first because the
+ * capture itself changes it (a thread cprof stops reads 't', its wchan becomes ptrace_stop).
+ * A thread that vanished is dropped without error; only refusals to trace are fatal.
+ */
+static int collect(struct take *t, int tid, int *tracer)
+{
+	struct cp_capture_opts copts = {
+		.stack_max = t->opts->stack_max,
+		.flags = (t->opts->flags & CP_DUMP_STOP_ALL) ? CP_CAPTURE_STOP : 0,
+	};
+	struct item *it = item_push(t, tid);
+	int err;
+
+	if (!it)
+		return -ENOMEM;
+	err = cp_proc_read_stat(t->pid, tid, &it->st);
+	if (err < 0) {
+		t->nitems--;
+		return is_gone(err) ? 0 : err;
+	}
+	it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
+	if (cp_proc_read_wchan(t->pid, tid, it->wchan, sizeof(it->wchan)) < 0)
+		it->wchan[0] = '\0';
+	if (t->opts->flags & CP_DUMP_KERNEL) {
+		err = read_kernel_stack(t->pid, tid, &it->kframes, &it->nkframes);
+		if (err == -ENOMEM) {
+			t->nitems--;
+			return err;
+		}
+		if (err < 0 && !is_gone(err) && !t->d->kernel_error)
+			t->d->kernel_error = err;
+	}
+	if (it->st.state == 'Z' || it->st.state == 'X') {
+		it->zombie = true;
+		return 0;
+	}
+	err = cp_capture_thread(t->pid, tid, &copts, &it->snap);
+	if (err == 0) {
+		it->captured = true;
+		return 0;
+	}
+	if (is_gone(err)) {
+		item_release(it);
+		t->nitems--;
+		return 0;
+	}
+	if (err == -EBUSY || err == -EPERM || err == -EACCES || err == -ENOMEM) {
+		if (err == -EBUSY && tracer) {
+			struct cp_task_status ts;
+
+			if (cp_proc_read_status(t->pid, tid, &ts) == 0)
+				*tracer = ts.tracer_pid;
+		}
+		item_release(it);
+		t->nitems--;
+		return err;
+	}
+	/* Anything else: list the thread without a stack, and say why. */
+	it->capture_error = err;
+	return 0;
+}
+
+static int read_progress(int pid, int tid, struct progress *p)
+{
+	struct cp_task_stat st;
+	struct cp_task_status ts;
+	int err;
+
+	err = cp_proc_read_stat(pid, tid, &st);
+	if (err < 0)
+		return err;
+	err = cp_proc_read_status(pid, tid, &ts);
+	if (err < 0)
+		return err;
+	p->tid = tid;
+	p->cpu = st.utime + st.stime;
+	p->ctxt = ts.voluntary_ctxt_switches + ts.nonvoluntary_ctxt_switches;
+	return 0;
+}
+
+static int look(int pid, struct progress **out, size_t *nout)
+{
+	struct progress *v;
+	int *tids = NULL;
+	size_t n = 0, nv = 0;
+	int err;
+
+	err = cp_proc_list_tasks(pid, &tids, &n);
+	if (err < 0)
+		return err;
+	v = calloc(n + 1, sizeof(*v));
+	if (!v) {
+		free(tids);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (read_progress(pid, tids[i], &v[nv]) == 0)
+			nv++;
+	free(tids);
+	qsort(v, nv, sizeof(*v), cmp_progress);
+	*out = v;
+	*nout = nv;
+	return 0;
+}
+
+/* Sleep s seconds in short steps so that a cancel request is honoured quickly. */
+static int watch_sleep(const struct take *t, int s)
+{
+	uint64_t end = cp_now_ns() + (uint64_t)s * 1000000000ull;
+
+	while (cp_now_ns() < end) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+		if (cancelled(t))
+			return -EINTR;
+		nanosleep(&ts, NULL);
+	}
+	return cancelled(t) ? -EINTR : 0;
+}
+
+static void mark_stuck(struct take *t)
+{
+	for (size_t i = 0; i < t->nitems; i++) {
+		struct item *it = &t->items[i];
+		struct progress key = { .tid = it->tid };
+		const struct progress *a, *b;
+
+		a = bsearch(&key, t->look1, t->nlook1, sizeof(key), cmp_progress);
+		b = bsearch(&key, t->look2, t->nlook2, sizeof(key), cmp_progress);
+		/* A thread born during the watch made progress by being born. */
+		if (!a || !b)
+			it->stuck = 0;
+		else
+			it->stuck = a->cpu == b->cpu && a->ctxt == b->ctxt;
+	}
+}
+
+/* Intern a module path in the dump so frames can borrow it beyond the maps' lifetime. */
+static const char *intern(struct cp_dump *d, const char *s)
+{
+	char **v;
+
+	for (size_t i = d->nstrings; i-- > 0;)
+		if (!strcmp(d->strings[i], s))
+			return d->strings[i];
+	v = realloc(d->strings, (d->nstrings + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	d->strings = v;
+	v[d->nstrings] = strdup(s);
+	if (!v[d->nstrings])
+		return NULL;
+	return v[d->nstrings++];
+}
+
+/* Turn an unwound stack into source-level frames (inlined calls expanded). */
+static int symbolize_stack(struct take *t, const struct cp_maps *maps,
+			   const struct cp_unwind_result *ur, struct cp_dump_thread *th)
+{
+	size_t cap = ur->n * CP_SYM_MAX_INLINE, n = 0;
+	struct cp_frame *fr;
+
+	if (!ur->n)
+		return 0;
+	fr = calloc(cap, sizeof(*fr));
+	if (!fr)
+		return -ENOMEM;
+	for (size_t i = 0; i < ur->n; i++) {
+		uint64_t pc = ur->pc[i];
+		/* A caller's pc is a return address: look up the call instruction before it. */
+		uint64_t lookup = (i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL) || pc == 0) ? pc : pc - 1;
+		const struct cp_map *map = maps ? cp_maps_find(maps, lookup) : NULL;
+		struct cp_sym_result res;
+		const char *module = NULL;
+		struct cp_frame base = { .pc = pc };
+
+		if (map) {
+			module = intern(t->d, map->path[0] ? map->path : "[anon]");
+			if (!module) {
+				free(fr);
+				return -ENOMEM;
+			}
+			base.module = module;
+			base.offset = pc - map->start + map->offset;
+			base.has_offset = true;
+		}
+		memset(&res, 0, sizeof(res));
+		if (!map || !t->sym || cp_sym_resolve(t->sym, t->pid, map, lookup, &res) < 0)
+			res.n = 0;
+		if (res.n == 0) {
+			fr[n++] = base;
+			continue;
+		}
+		for (size_t k = 0; k < res.n && k < CP_SYM_MAX_INLINE; k++) {
+			struct cp_frame f = base;
+
+			f.function = res.frames[k].function ? res.frames[k].function
+							    : res.frames[k].system_name;
+			f.file = res.frames[k].file;
+			f.line = res.frames[k].line;
+			f.inlined = res.frames[k].inlined;
+			fr[n++] = f;
+		}
+	}
+	th->frames = fr;
+	th->nframes = n;
+	return 0;
+}
+
+static int classify(const struct take *t, const struct item *it, struct cp_dump_thread *th,
+		    const int *tids, size_t ntids)
+{
+	const char **fn = NULL;
+	struct cp_wait_input in;
+	int err;
+
+	if (it->zombie) {
+		th->wait.kind = CP_WAIT_ZOMBIE;
+		th->wait.detail = strdup(it->tid == t->pid ? "main thread exited; the process lives on"
+							   : "exited");
+		return th->wait.detail ? 0 : -ENOMEM;
+	}
+	if (th->nframes) {
+		fn = calloc(th->nframes, sizeof(*fn));
+		if (!fn)
+			return -ENOMEM;
+		for (size_t i = 0; i < th->nframes; i++)
+			fn[i] = th->frames[i].function ? th->frames[i].function : "";
+	}
+	memset(&in, 0, sizeof(in));
+	in.pid = t->pid;
+	in.tid = it->tid;
+	in.stat = &it->st;
+	in.sc = it->has_sc ? &it->sc : NULL;
+	in.wchan = it->wchan;
+	in.functions = fn;
+	in.nfunctions = fn ? th->nframes : 0;
+	in.tids = tids;
+	in.ntids = ntids;
+	err = cp_wait_classify(&in, &th->wait);
+	free(fn);
+	/* A thread the classifier could not read is still listed, as unknown. */
+	if (err == -ENOMEM)
+		return err;
+	return 0;
+}
+
+static int take_zombie_process(struct take *t, const struct cp_task_stat *pst)
+{
+	struct cp_dump *d = t->d;
+	struct cp_dump_thread *th = calloc(1, sizeof(*th));
+	char buf[96];
+
+	if (!th)
+		return -ENOMEM;
+	th->tid = t->pid;
+	snprintf(th->name, sizeof(th->name), "%s", pst->comm);
+	th->state = pst->state;
+	th->stuck = t->opts->stuck_seconds > 0 ? 0 : -1;
+	cp_wait_init(&th->wait);
+	th->wait.kind = CP_WAIT_ZOMBIE;
+	snprintf(buf, sizeof(buf), "exited, not yet reaped by its parent %d", pst->ppid);
+	th->wait.detail = strdup(buf);
+	if (!th->wait.detail) {
+		free(th);
+		return -ENOMEM;
+	}
+	d->threads = th;
+	d->nthreads = 1;
+	return 0;
+}
+
+/* Everything after the captures: nothing here stops a thread any more. */
+static int analyse(struct take *t)
+{
+	struct cp_dump *d = t->d;
+	struct cp_maps maps = { 0 };
+	bool have_maps = cp_maps_read(t->pid, &maps) == 0;
+	struct cp_unwinder *uw = NULL;
+	struct cp_unwind_result *ur = NULL;
+	int *tids = NULL;
+	int err = 0;
+
+	qsort(t->items, t->nitems, sizeof(*t->items), cmp_item);
+	d->threads = calloc(t->nitems + 1, sizeof(*d->threads));
+	tids = calloc(t->nitems + 1, sizeof(*tids));
+	ur = calloc(1, sizeof(*ur));
+	if (!d->threads || !tids || !ur) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (have_maps) {
+		uw = cp_unwind_new(t->pid, &maps, true);
+		if (!uw) {
+			err = -ENOMEM;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < t->nitems; i++)
+		tids[i] = t->items[i].tid;
+
+	for (size_t i = 0; i < t->nitems; i++) {
+		struct item *it = &t->items[i];
+		struct cp_dump_thread *th = &d->threads[d->nthreads++];
+
+		th->tid = it->tid;
+		snprintf(th->name, sizeof(th->name), "%s", it->st.comm);
+		th->state = it->st.state;
+		th->stuck = it->stuck;
+		cp_wait_init(&th->wait);
+		th->kernel_frames = it->kframes;
+		th->nkernel_frames = it->nkframes;
+		it->kframes = NULL;
+		it->nkframes = 0;
+		th->unwind_error = it->capture_error;
+		if (it->captured) {
+			th->stopped = it->snap.stopped;
+			th->stopped_ns = it->snap.stopped_ns;
+			if (it->snap.stopped_ns > d->max_stop_ns)
+				d->max_stop_ns = it->snap.stopped_ns;
+			d->total_stop_ns += it->snap.stopped_ns;
+			d->ncaptured++;
+			th->truncated = it->snap.stack.truncated;
+			memset(ur, 0, sizeof(*ur));
+			if (uw) {
+				int uerr = cp_unwind(uw, &it->snap.regs, &it->snap.stack, ur);
+
+				if (uerr < 0) {
+					th->unwind_error = uerr;
+					ur->n = 0;
+				} else {
+					th->unwind_error = ur->stop_reason < 0 ? ur->stop_reason : 0;
+					th->truncated = th->truncated || ur->truncated;
+				}
+			}
+			if (ur->n == 0 && (it->snap.regs.valid & (1u << CP_REG_RIP))) {
+				/* Without a walk the current pc is still worth showing. */
+				ur->pc[0] = it->snap.regs.r[CP_REG_RIP];
+				ur->flags[0] = 0;
+				ur->n = 1;
+			}
+			if (ur->n > CP_UNWIND_MAX_FRAMES)
+				ur->n = CP_UNWIND_MAX_FRAMES;
+			err = symbolize_stack(t, have_maps ? &maps : NULL, ur, th);
+			if (err < 0)
+				goto out;
+			/* The copy is no longer needed; free it early on dumps of many threads. */
+			cp_thread_snap_release(&it->snap);
+			it->captured = false;
+		}
+		if (cancelled(t)) {
+			err = -EINTR;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < t->nitems; i++) {
+		err = classify(t, &t->items[i], &d->threads[i], tids, t->nitems);
+		if (err < 0)
+			goto out;
+	}
+out:
+	cp_unwind_free(uw);
+	if (have_maps)
+		cp_maps_release(&maps);
+	free(ur);
+	free(tids);
+	return err;
+}
+
+static int list_and_collect(struct take *t, int *tracer)
+{
+	int *tids = NULL;
+	size_t n = 0;
+	int err;
+
+	err = cp_proc_list_tasks(t->pid, &tids, &n);
+	if (err < 0)
+		return err;
+	err = seen_add(t, tids, n);
+	for (size_t i = 0; !err && i < n; i++) {
+		if (cancelled(t))
+			err = -EINTR;
+		else
+			err = collect(t, tids[i], tracer);
+	}
+	free(tids);
+	return err;
+}
+
+/* Threads created while the others were being captured: capture them once. */
+static int rescan(struct take *t, int *tracer)
+{
+	int *tids = NULL, *fresh = NULL;
+	size_t n = 0, nfresh = 0;
+	int err;
+
+	err = cp_proc_list_tasks(t->pid, &tids, &n);
+	if (err < 0)
+		return is_gone(err) ? 0 : err;
+	fresh = calloc(n + 1, sizeof(*fresh));
+	if (!fresh) {
+		free(tids);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!seen_has(t, tids[i]))
+			fresh[nfresh++] = tids[i];
+	free(tids);
+	err = seen_add(t, fresh, nfresh);
+	for (size_t i = 0; !err && i < nfresh; i++) {
+		if (cancelled(t))
+			err = -EINTR;
+		else
+			err = collect(t, fresh[i], tracer);
+	}
+	free(fresh);
+	return err;
+}
+
+/* Gone, or a zombie: a leader in state Z with no other thread left. */
+static bool process_dead(int pid)
+{
+	struct cp_task_stat st;
+	int *tids = NULL;
+	size_t n = 0;
+	bool dead;
+	int err;
+
+	err = cp_proc_read_stat(pid, 0, &st);
+	if (err < 0)
+		return is_gone(err);
+	if (st.state != 'Z' && st.state != 'X')
+		return false;
+	err = cp_proc_list_tasks(pid, &tids, &n);
+	dead = err < 0 || n == 0 || (n == 1 && tids[0] == pid);
+	free(tids);
+	return dead;
+}
+
+static int read_identity(int pid, struct cp_dump *d)
+{
+	char exe[4096];
+	size_t argc = 0;
+	int err;
+
+	if (cp_proc_read_exe(pid, exe, sizeof(exe)) == 0) {
+		d->exe = strdup(exe);
+		if (!d->exe)
+			return -ENOMEM;
+	}
+	err = cp_proc_read_cmdline(pid, &d->cmdline, &argc);
+	if (err == -ENOMEM)
+		return err;
+	if (err < 0 || !d->cmdline) {
+		d->cmdline = calloc(1, sizeof(char *));
+		if (!d->cmdline)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer *sym,
+		 struct cp_dump *out, int *tracer)
+{
+	static const struct cp_dump_opts no_opts;
+	struct cp_dump d;
+	struct take t;
+	struct cp_task_stat pst;
+	struct cp_task_status pstatus;
+	int *tids = NULL;
+	size_t ntids = 0;
+	bool zombie;
+	int err;
+
+	if (!opts)
+		opts = &no_opts;
+	memset(&d, 0, sizeof(d));
+	memset(&t, 0, sizeof(t));
+	t.pid = pid;
+	t.opts = opts;
+	t.sym = sym;
+	t.d = &d;
+	d.pid = pid;
+	d.stuck_seconds = opts->stuck_seconds > 0 ? opts->stuck_seconds : 0;
+
+	err = cp_proc_read_stat(pid, 0, &pst);
+	if (err < 0)
+		return is_gone(err) ? -ESRCH : err;
+	if (cp_proc_is_kernel_thread(&pst))
+		return -EINVAL;
+
+	/* A zombie process has only its leader left, in state Z; a leader that called
+	 * pthread_exit also reads Z while its other threads live on. */
+	err = cp_proc_list_tasks(pid, &tids, &ntids);
+	zombie = (pst.state == 'Z' || pst.state == 'X') &&
+		 (err < 0 || ntids == 0 || (ntids == 1 && tids[0] == pid));
+	free(tids);
+	if (err < 0 && !zombie)
+		return is_gone(err) ? -ESRCH : err;
+
+	err = read_identity(pid, &d);
+	if (err < 0)
+		goto fail;
+	if (zombie) {
+		d.time_ns = cp_wall_ns();
+		err = take_zombie_process(&t, &pst);
+		if (err < 0)
+			goto fail;
+		goto done;
+	}
+
+	if (cp_proc_read_status(pid, 0, &pstatus) == 0 && pstatus.tracer_pid > 0) {
+		if (tracer)
+			*tracer = pstatus.tracer_pid;
+		err = -EBUSY;
+		goto fail;
+	}
+
+	if (d.stuck_seconds) {
+		err = look(pid, &t.look1, &t.nlook1);
+		if (err < 0)
+			goto fail_gone;
+		err = watch_sleep(&t, d.stuck_seconds);
+		if (err < 0)
+			goto fail;
+		/* The second look comes before any capture: stopping a thread switches it out. */
+		err = look(pid, &t.look2, &t.nlook2);
+		if (err < 0)
+			goto fail_gone;
+	}
+
+	d.time_ns = cp_wall_ns();
+	err = list_and_collect(&t, tracer);
+	if (!err)
+		err = rescan(&t, tracer);
+	if (err == -ESRCH || err == -ENOENT)
+		err = 0;
+	if (err < 0)
+		goto fail;
+
+	if (process_dead(pid)) {
+		bool any = false;
+
+		for (size_t i = 0; i < t.nitems; i++)
+			any = any || t.items[i].captured;
+		if (!any) {
+			err = -ESRCH;
+			goto fail;
+		}
+		d.process_exited = true;
+	}
+	if (t.nitems == 0) {
+		err = -ESRCH;
+		goto fail;
+	}
+	if (d.stuck_seconds)
+		mark_stuck(&t);
+
+	err = analyse(&t);
+	if (err < 0)
+		goto fail;
+	if (cp_fd_count(pid, &d.fds) == 0)
+		d.has_fds = true;
+	err = cp_dump_find_deadlocks(&d);
+	if (err == -ENOMEM)
+		goto fail;
+	if (opts->flags & CP_DUMP_GROUP) {
+		err = cp_dump_group(&d);
+		if (err < 0)
+			goto fail;
+	}
+done:
+	take_release(&t);
+	*out = d;
+	return 0;
+fail_gone:
+	if (is_gone(err))
+		err = -ESRCH;
+fail:
+	take_release(&t);
+	cp_dump_release(&d);
+	return err;
+}
+
+void cp_dump_release(struct cp_dump *d)
+{
+	if (!d)
+		return;
+	free(d->exe);
+	cp_proc_free_argv(d->cmdline);
+	for (size_t i = 0; i < d->nthreads; i++) {
+		struct cp_dump_thread *th = &d->threads[i];
+
+		cp_wait_release(&th->wait);
+		free(th->frames);
+		free_strv(th->kernel_frames, th->nkernel_frames);
+	}
+	free(d->threads);
+	for (size_t i = 0; i < d->ngroups; i++)
+		free(d->groups[i].tids);
+	free(d->groups);
+	for (size_t i = 0; i < d->ndeadlocks; i++) {
+		free(d->deadlocks[i].tids);
+		free(d->deadlocks[i].description);
+	}
+	free(d->deadlocks);
+	free_strv(d->strings, d->nstrings);
+	memset(d, 0, sizeof(*d));
+}

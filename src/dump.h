@@ -5,6 +5,7 @@
 #ifndef CP_DUMP_H
 #define CP_DUMP_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,6 +72,10 @@ struct cp_dump {
 	bool process_exited;	/* the target exited during the dump */
 	uint64_t max_stop_ns;	/* longest single-thread stop */
 	uint64_t total_stop_ns;
+	size_t ncaptured;	/* threads whose registers and stack were copied */
+	int kernel_error;	/* --kernel: 0, or why /proc/.../stack could not be read */
+	char **strings;		/* owned; module paths the frames point to */
+	size_t nstrings;
 };
 
 enum cp_dump_flags {
@@ -83,6 +88,11 @@ struct cp_dump_opts {
 	unsigned int flags;		/* enum cp_dump_flags */
 	int stuck_seconds;		/* 0 = off */
 	size_t stack_max;		/* 0 = default */
+	/*
+	 * Borrowed, may be NULL. Set (by a signal handler) to abandon the dump: cp_dump_take
+	 * then lets every thread go and returns -EINTR.
+	 */
+	volatile sig_atomic_t *cancel;
 };
 
 struct cp_symbolizer;
@@ -90,7 +100,10 @@ struct cp_symbolizer;
 /*
  * Take a dump of pid. sym is borrowed (its cache may be shared across dumps).
  * Returns 0 or -errno: -ESRCH no such process, -EPERM not allowed, -EBUSY already traced
- * (*tracer receives the tracer's pid), -EINVAL kernel thread.
+ * (*tracer receives the tracer's pid), -EINVAL kernel thread, -EINTR cancelled through
+ * opts->cancel. out is written only on success; on every path no thread is left stopped or
+ * traced. A process that exits during the dump still gives a dump (process_exited set) when
+ * at least one thread was captured.
  */
 int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer *sym,
 		 struct cp_dump *out, int *tracer);
@@ -98,8 +111,27 @@ void cp_dump_release(struct cp_dump *dump);
 
 /* Merge threads with identical stacks and wait kind (SPEC --group). */
 int cp_dump_group(struct cp_dump *dump);
+/*
+ * The same grouping without touching dump: *out (caller frees each tids, then the array) is
+ * sorted by count, largest first. 0 or -ENOMEM.
+ */
+int cp_dump_group_compute(const struct cp_dump *dump, struct cp_dump_group **out, size_t *nout);
+/* Same wait kind and the same pcs, frame by frame. */
+bool cp_dump_same_stack(const struct cp_dump_thread *a, const struct cp_dump_thread *b);
 /* Find deadlock cycles and locks held by vanished owners. */
 int cp_dump_find_deadlocks(struct cp_dump *dump);
+
+/* Helpers the writers share. */
+struct cp_dump_wait_count {
+	enum cp_wait_kind kind;
+	size_t count;
+};
+/* Threads per wait kind, most frequent first; out has room for CP_WAIT__COUNT. Returns n. */
+size_t cp_dump_count_by_wait(const struct cp_dump *dump, struct cp_dump_wait_count *out);
+/* "2026-11-27T15:00:00Z" */
+void cp_dump_format_time(uint64_t wall_ns, char *buf, size_t size);
+/* An unbounded wait on a socket, pipe or child: the classic cause of leaked threads. */
+bool cp_dump_wait_unbounded(const struct cp_wait *w);
 
 /* Writers. color: ANSI colours (text only). 0 or -errno. */
 int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color);

@@ -1,2 +1,193 @@
-/* src/dump_json.c: placeholder until its module lands. */
-extern int cp_placeholder_src_dump_json_c;
+/* The JSON thread dump (SPEC section 3): every field present, null where there is no value. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dump.h"
+#include "util.h"
+
+static void add_hex(struct cp_strbuf *sb, uint64_t v)
+{
+	cp_strbuf_addf(sb, "\"0x%" PRIx64 "\"", v);
+}
+
+static void add_int_or_null(struct cp_strbuf *sb, bool present, long long v)
+{
+	if (present)
+		cp_strbuf_addf(sb, "%lld", v);
+	else
+		cp_strbuf_adds(sb, "null");
+}
+
+static void add_frames(struct cp_strbuf *sb, const struct cp_frame *fr, size_t n)
+{
+	cp_strbuf_addc(sb, '[');
+	for (size_t i = 0; i < n; i++) {
+		const struct cp_frame *f = &fr[i];
+
+		cp_strbuf_adds(sb, i ? ",\n        { \"pc\": " : "\n        { \"pc\": ");
+		add_hex(sb, f->pc);
+		cp_strbuf_adds(sb, ", \"function\": ");
+		cp_strbuf_add_json_str(sb, f->function);
+		cp_strbuf_adds(sb, ", \"file\": ");
+		cp_strbuf_add_json_str(sb, f->file);
+		cp_strbuf_adds(sb, ", \"line\": ");
+		add_int_or_null(sb, f->line > 0, f->line);
+		cp_strbuf_adds(sb, ", \"module\": ");
+		cp_strbuf_add_json_str(sb, f->module);
+		cp_strbuf_adds(sb, ", \"offset\": ");
+		if (f->has_offset)
+			add_hex(sb, f->offset);
+		else
+			cp_strbuf_adds(sb, "null");
+		cp_strbuf_addf(sb, ", \"inlined\": %s }", f->inlined ? "true" : "false");
+	}
+	cp_strbuf_adds(sb, n ? " ]" : "]");
+}
+
+static void add_tids(struct cp_strbuf *sb, const int *tids, size_t n)
+{
+	cp_strbuf_addc(sb, '[');
+	for (size_t i = 0; i < n; i++)
+		cp_strbuf_addf(sb, "%s%d", i ? ", " : "", tids[i]);
+	cp_strbuf_addc(sb, ']');
+}
+
+static void add_wait(struct cp_strbuf *sb, const struct cp_wait *w)
+{
+	cp_strbuf_adds(sb, "{ \"kind\": ");
+	cp_strbuf_add_json_str(sb, cp_wait_kind_name(w->kind));
+	cp_strbuf_adds(sb, ", \"detail\": ");
+	cp_strbuf_add_json_str(sb, w->detail);
+	cp_strbuf_adds(sb, ", \"syscall\": ");
+	cp_strbuf_add_json_str(sb, w->syscall);
+	cp_strbuf_adds(sb, ", \"address\": ");
+	if (w->has_address)
+		add_hex(sb, w->address);
+	else
+		cp_strbuf_adds(sb, "null");
+	cp_strbuf_adds(sb, ", \"owner_tid\": ");
+	add_int_or_null(sb, w->owner_tid > 0, w->owner_tid);
+	cp_strbuf_adds(sb, ", \"fd\": ");
+	add_int_or_null(sb, w->fd >= 0, w->fd);
+	cp_strbuf_adds(sb, ", \"object\": ");
+	cp_strbuf_add_json_str(sb, w->object);
+	cp_strbuf_adds(sb, ", \"timeout\": ");
+	add_int_or_null(sb, w->timeout_ns >= 0, (long long)w->timeout_ns);
+	cp_strbuf_adds(sb, " }");
+}
+
+static void add_thread(struct cp_strbuf *sb, const struct cp_dump_thread *th)
+{
+	char state[2] = { th->state ? th->state : '?', '\0' };
+
+	cp_strbuf_addf(sb, "    { \"tid\": %d, \"name\": ", th->tid);
+	cp_strbuf_add_json_str(sb, th->name);
+	cp_strbuf_adds(sb, ", \"state\": ");
+	cp_strbuf_add_json_str(sb, state);
+	cp_strbuf_adds(sb, ",\n      \"wait\": ");
+	add_wait(sb, &th->wait);
+	cp_strbuf_adds(sb, ",\n      \"stuck\": ");
+	cp_strbuf_adds(sb, th->stuck < 0 ? "null" : th->stuck ? "true" : "false");
+	cp_strbuf_adds(sb, ",\n      \"frames\": ");
+	add_frames(sb, th->frames, th->nframes);
+	cp_strbuf_adds(sb, ",\n      \"kernel_frames\": [");
+	for (size_t i = 0; i < th->nkernel_frames; i++) {
+		cp_strbuf_adds(sb, i ? ", " : "");
+		cp_strbuf_add_json_str(sb, th->kernel_frames[i]);
+	}
+	cp_strbuf_adds(sb, "] }");
+}
+
+static void add_groups(struct cp_strbuf *sb, const struct cp_dump *dump)
+{
+	if (!dump->groups) {
+		cp_strbuf_adds(sb, "null");
+		return;
+	}
+	cp_strbuf_addc(sb, '[');
+	for (size_t i = 0; i < dump->ngroups; i++) {
+		const struct cp_dump_group *g = &dump->groups[i];
+		const struct cp_dump_thread *th =
+			g->first < dump->nthreads ? &dump->threads[g->first] : NULL;
+
+		cp_strbuf_addf(sb, "%s\n    { \"count\": %zu, \"tids\": ", i ? "," : "", g->count);
+		add_tids(sb, g->tids, g->count);
+		cp_strbuf_adds(sb, ", \"wait_kind\": ");
+		cp_strbuf_add_json_str(sb, th ? cp_wait_kind_name(th->wait.kind) : NULL);
+		cp_strbuf_adds(sb, ",\n      \"frames\": ");
+		if (th)
+			add_frames(sb, th->frames, th->nframes);
+		else
+			cp_strbuf_adds(sb, "[]");
+		cp_strbuf_adds(sb, " }");
+	}
+	cp_strbuf_adds(sb, dump->ngroups ? " ]" : "]");
+}
+
+static void add_deadlocks(struct cp_strbuf *sb, const struct cp_dump *dump)
+{
+	cp_strbuf_addc(sb, '[');
+	for (size_t i = 0; i < dump->ndeadlocks; i++) {
+		const struct cp_deadlock *dl = &dump->deadlocks[i];
+
+		cp_strbuf_adds(sb, i ? ",\n    { \"tids\": " : "\n    { \"tids\": ");
+		add_tids(sb, dl->tids, dl->ntids);
+		cp_strbuf_adds(sb, ", \"description\": ");
+		cp_strbuf_add_json_str(sb, dl->description);
+		cp_strbuf_adds(sb, " }");
+	}
+	cp_strbuf_adds(sb, dump->ndeadlocks ? " ]" : "]");
+}
+
+int cp_dump_write_json(const struct cp_dump *dump, FILE *f)
+{
+	struct cp_strbuf sb = CP_STRBUF_INIT;
+	struct cp_dump_wait_count counts[CP_WAIT__COUNT];
+	size_t nc = cp_dump_count_by_wait(dump, counts);
+	char when[64];
+	int err;
+
+	cp_dump_format_time(dump->time_ns, when, sizeof(when));
+	cp_strbuf_addf(&sb, "{ \"pid\": %d, \"exe\": ", dump->pid);
+	cp_strbuf_add_json_str(&sb, dump->exe);
+	cp_strbuf_adds(&sb, ", \"cmdline\": [");
+	for (size_t i = 0; dump->cmdline && dump->cmdline[i]; i++) {
+		cp_strbuf_adds(&sb, i ? ", " : "");
+		cp_strbuf_add_json_str(&sb, dump->cmdline[i]);
+	}
+	cp_strbuf_adds(&sb, "],\n  \"time\": ");
+	cp_strbuf_add_json_str(&sb, when);
+	cp_strbuf_adds(&sb, ",\n  \"threads\": [");
+	for (size_t i = 0; i < dump->nthreads; i++) {
+		cp_strbuf_adds(&sb, i ? ",\n" : "\n");
+		add_thread(&sb, &dump->threads[i]);
+	}
+	cp_strbuf_adds(&sb, dump->nthreads ? " ],\n  \"groups\": " : "],\n  \"groups\": ");
+	add_groups(&sb, dump);
+	cp_strbuf_adds(&sb, ",\n  \"deadlocks\": ");
+	add_deadlocks(&sb, dump);
+	cp_strbuf_adds(&sb, ",\n  \"fds\": ");
+	if (dump->has_fds)
+		cp_strbuf_addf(&sb,
+			       "{ \"total\": %d, \"socket\": %d, \"pipe\": %d, \"file\": %d, "
+			       "\"anon\": %d }",
+			       dump->fds.total, dump->fds.socket, dump->fds.pipe, dump->fds.file,
+			       dump->fds.anon);
+	else
+		cp_strbuf_adds(&sb, "null");
+	cp_strbuf_addf(&sb, ",\n  \"summary\": { \"threads\": %zu, \"by_wait\": {", dump->nthreads);
+	for (size_t i = 0; i < nc; i++) {
+		cp_strbuf_adds(&sb, i ? ", " : " ");
+		cp_strbuf_add_json_str(&sb, cp_wait_kind_name(counts[i].kind));
+		cp_strbuf_addf(&sb, ": %zu", counts[i].count);
+	}
+	cp_strbuf_adds(&sb, nc ? " } } }\n" : "} } }\n");
+	err = sb.err;
+	if (!err && fwrite(sb.buf, 1, sb.len, f) != sb.len)
+		err = -EIO;
+	cp_strbuf_release(&sb);
+	return err;
+}

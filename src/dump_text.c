@@ -1,2 +1,410 @@
-/* src/dump_text.c: placeholder until its module lands. */
-extern int cp_placeholder_src_dump_text_c;
+/* The text thread dump (SPEC section 3), modelled on Go's goroutine dump. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dump.h"
+#include "util.h"
+
+/* A leak indicator fires when one stack and wait kind holds this many threads... */
+#define LEAK_MIN_THREADS 10
+/* ...or at least this share of them (and a few threads at least, so that 1 of 2 is not one). */
+#define LEAK_MIN_PERCENT 50
+#define LEAK_MIN_SMALL 3
+/* Thread ids listed on one group or leak line before "and N more". */
+#define TIDS_SHOWN 16
+
+#define C_RESET "\033[0m"
+#define C_BOLD "\033[1m"
+#define C_DIM "\033[2m"
+#define C_RED "\033[31m"
+#define C_GREEN "\033[32m"
+#define C_YELLOW "\033[33m"
+#define C_BLUE "\033[34m"
+#define C_MAGENTA "\033[35m"
+#define C_CYAN "\033[36m"
+
+struct out {
+	struct cp_strbuf sb;
+	bool color;
+};
+
+static const char *col(const struct out *o, const char *code)
+{
+	return o->color ? code : "";
+}
+
+static const char *kind_color(enum cp_wait_kind k)
+{
+	switch (k) {
+	case CP_WAIT_RUNNING:
+		return C_GREEN;
+	case CP_WAIT_MUTEX:
+	case CP_WAIT_RWLOCK:
+	case CP_WAIT_DISK:
+		return C_RED;
+	case CP_WAIT_IO_READ:
+	case CP_WAIT_IO_WRITE:
+	case CP_WAIT_ACCEPT:
+	case CP_WAIT_CONNECT:
+	case CP_WAIT_POLL:
+		return C_CYAN;
+	case CP_WAIT_STOPPED:
+	case CP_WAIT_ZOMBIE:
+		return C_MAGENTA;
+	default:
+		return C_BLUE;
+	}
+}
+
+void cp_dump_format_time(uint64_t wall_ns, char *buf, size_t size)
+{
+	time_t secs = (time_t)(wall_ns / 1000000000ull);
+	struct tm tm;
+
+	if (!gmtime_r(&secs, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, size, "unknown");
+}
+
+static int cmp_count(const void *pa, const void *pb)
+{
+	const struct cp_dump_wait_count *a = pa, *b = pb;
+
+	if (a->count != b->count)
+		return a->count > b->count ? -1 : 1;
+	return (a->kind > b->kind) - (a->kind < b->kind);
+}
+
+size_t cp_dump_count_by_wait(const struct cp_dump *dump, struct cp_dump_wait_count *out)
+{
+	size_t counts[CP_WAIT__COUNT] = { 0 };
+	size_t n = 0;
+
+	for (size_t i = 0; i < dump->nthreads; i++) {
+		enum cp_wait_kind k = dump->threads[i].wait.kind;
+
+		counts[(unsigned int)k < CP_WAIT__COUNT ? k : CP_WAIT_UNKNOWN]++;
+	}
+	for (int k = 0; k < CP_WAIT__COUNT; k++) {
+		if (!counts[k])
+			continue;
+		out[n].kind = (enum cp_wait_kind)k;
+		out[n].count = counts[k];
+		n++;
+	}
+	qsort(out, n, sizeof(*out), cmp_count);
+	return n;
+}
+
+bool cp_dump_wait_unbounded(const struct cp_wait *w)
+{
+	if (w->timeout_ns != -1 || w->timeout_unknown)
+		return false;
+	switch (w->kind) {
+	case CP_WAIT_ACCEPT:
+	case CP_WAIT_CONNECT:
+	case CP_WAIT_WAIT_CHILD:
+		return true;
+	case CP_WAIT_IO_READ:
+	case CP_WAIT_IO_WRITE:
+		return w->object &&
+		       (!strncmp(w->object, "socket:", 7) || !strncmp(w->object, "pipe:", 5));
+	default:
+		return false;
+	}
+}
+
+static const struct cp_dump_thread *find_thread(const struct cp_dump *dump, int tid)
+{
+	size_t lo = 0, hi = dump->nthreads;
+
+	/* Threads are sorted by tid; fall back to a scan if someone built one unsorted. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (dump->threads[mid].tid == tid)
+			return &dump->threads[mid];
+		if (dump->threads[mid].tid < tid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = 0; i < dump->nthreads; i++)
+		if (dump->threads[i].tid == tid)
+			return &dump->threads[i];
+	return NULL;
+}
+
+static const char *basename_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash && slash[1] ? slash + 1 : path;
+}
+
+/* "[mutex: 0x.. held by thread 42 "name", no timeout]" */
+static void add_wait(struct out *o, const struct cp_dump *dump, const struct cp_dump_thread *th,
+		     bool with_detail)
+{
+	const struct cp_wait *w = &th->wait;
+	bool unbounded = cp_dump_wait_unbounded(w);
+
+	cp_strbuf_addf(&o->sb, "[%s%s%s", col(o, kind_color(w->kind)), cp_wait_kind_name(w->kind),
+		       col(o, C_RESET));
+	if (with_detail && w->detail && *w->detail) {
+		cp_strbuf_addf(&o->sb, ": %s", w->detail);
+		/* The owner's name helps more than its number; the detail ends with the tid. */
+		if (w->owner_tid > 0) {
+			char tail[32];
+			size_t dl = strlen(w->detail), tl;
+			const struct cp_dump_thread *owner = find_thread(dump, w->owner_tid);
+
+			tl = (size_t)snprintf(tail, sizeof(tail), "thread %d", w->owner_tid);
+			if (owner && dl >= tl && !strcmp(w->detail + dl - tl, tail))
+				cp_strbuf_addf(&o->sb, " \"%s\"", owner->name);
+		}
+	}
+	if (unbounded)
+		cp_strbuf_addf(&o->sb, "%s%sno timeout%s", (with_detail && w->detail && *w->detail)
+								   ? ", " : ": ",
+			       col(o, C_YELLOW), col(o, C_RESET));
+	cp_strbuf_addc(&o->sb, ']');
+}
+
+static void add_frames(struct out *o, const struct cp_dump_thread *th)
+{
+	for (size_t i = 0; i < th->nframes; i++) {
+		const struct cp_frame *f = &th->frames[i];
+
+		cp_strbuf_addf(&o->sb, "  #%zu ", i);
+		if (f->function)
+			cp_strbuf_addf(&o->sb, "%s%s%s  ", col(o, C_BOLD), f->function, col(o, C_RESET));
+		if (f->function && f->file && f->line > 0)
+			cp_strbuf_addf(&o->sb, "%s%s:%d%s", col(o, C_DIM), f->file, f->line,
+				       col(o, C_RESET));
+		else if (f->function && f->file)
+			cp_strbuf_addf(&o->sb, "%s%s%s", col(o, C_DIM), f->file, col(o, C_RESET));
+		else if (f->module && f->has_offset)
+			cp_strbuf_addf(&o->sb, "%s%s+0x%llx%s", col(o, C_DIM), basename_of(f->module),
+				       (unsigned long long)f->offset, col(o, C_RESET));
+		else
+			cp_strbuf_addf(&o->sb, "0x%llx", (unsigned long long)f->pc);
+		if (f->inlined)
+			cp_strbuf_adds(&o->sb, " (inlined)");
+		cp_strbuf_addc(&o->sb, '\n');
+	}
+	if (th->truncated)
+		cp_strbuf_adds(&o->sb, "  ... stack truncated (frame cap or stack copy limit)\n");
+	if (th->unwind_error && th->wait.kind != CP_WAIT_ZOMBIE) {
+		if (th->nframes)
+			cp_strbuf_addf(&o->sb, "  ... unwinding stopped early (error %d)\n",
+				       th->unwind_error);
+		else
+			cp_strbuf_addf(&o->sb, "  (no stack: %s)\n", strerror(-th->unwind_error));
+	}
+	if (th->nkernel_frames) {
+		cp_strbuf_adds(&o->sb, "  kernel:\n");
+		for (size_t i = 0; i < th->nkernel_frames; i++)
+			cp_strbuf_addf(&o->sb, "    %s\n", th->kernel_frames[i]);
+	}
+}
+
+static void add_tids(struct out *o, const struct cp_dump *dump, const int *tids, size_t n)
+{
+	for (size_t i = 0; i < n && i < TIDS_SHOWN; i++) {
+		const struct cp_dump_thread *th = find_thread(dump, tids[i]);
+
+		cp_strbuf_addf(&o->sb, "%s%d", i ? ", " : "", tids[i]);
+		if (th && th->name[0])
+			cp_strbuf_addf(&o->sb, " \"%s\"", th->name);
+	}
+	if (n > TIDS_SHOWN)
+		cp_strbuf_addf(&o->sb, " and %zu more", n - TIDS_SHOWN);
+}
+
+static void add_stuck(struct out *o, const struct cp_dump *dump, const struct cp_dump_thread *th)
+{
+	if (th->stuck == 1)
+		cp_strbuf_addf(&o->sb, " %s(stuck %ds)%s", col(o, C_YELLOW), dump->stuck_seconds,
+			       col(o, C_RESET));
+}
+
+static void add_thread(struct out *o, const struct cp_dump *dump, const struct cp_dump_thread *th)
+{
+	cp_strbuf_addf(&o->sb, "\n%sthread %d \"%s\"%s ", col(o, C_BOLD), th->tid, th->name,
+		       col(o, C_RESET));
+	add_wait(o, dump, th, true);
+	add_stuck(o, dump, th);
+	cp_strbuf_adds(&o->sb, ":\n");
+	add_frames(o, th);
+}
+
+static bool same_detail(const struct cp_dump *dump, const struct cp_dump_group *g)
+{
+	const char *d0 = dump->threads[g->first].wait.detail;
+
+	for (size_t i = 0; i < g->count; i++) {
+		const struct cp_dump_thread *th = find_thread(dump, g->tids[i]);
+		const char *di = th ? th->wait.detail : NULL;
+
+		if ((d0 == NULL) != (di == NULL) || (d0 && strcmp(d0, di)))
+			return false;
+	}
+	return true;
+}
+
+static void add_group(struct out *o, const struct cp_dump *dump, const struct cp_dump_group *g)
+{
+	const struct cp_dump_thread *th = &dump->threads[g->first];
+	size_t nstuck = 0;
+
+	for (size_t i = 0; i < g->count; i++) {
+		const struct cp_dump_thread *t = find_thread(dump, g->tids[i]);
+
+		nstuck += t && t->stuck == 1;
+	}
+	cp_strbuf_addf(&o->sb, "\n%s%zu thread%s%s ", col(o, C_BOLD), g->count,
+		       g->count == 1 ? "" : "s", col(o, C_RESET));
+	add_wait(o, dump, th, same_detail(dump, g));
+	if (nstuck == g->count)
+		add_stuck(o, dump, th);
+	else if (nstuck)
+		cp_strbuf_addf(&o->sb, " %s(%zu stuck %ds)%s", col(o, C_YELLOW), nstuck,
+			       dump->stuck_seconds, col(o, C_RESET));
+	cp_strbuf_adds(&o->sb, ": ");
+	add_tids(o, dump, g->tids, g->count);
+	cp_strbuf_addc(&o->sb, '\n');
+	add_frames(o, th);
+}
+
+/* The function a group of threads is stuck in: the first frame outside libc and friends. */
+static const char *telling_function(const struct cp_dump_thread *th)
+{
+	for (size_t i = 0; i < th->nframes; i++) {
+		const struct cp_frame *f = &th->frames[i];
+
+		if (f->function && f->file)
+			return f->function;
+	}
+	for (size_t i = 0; i < th->nframes; i++)
+		if (th->frames[i].function)
+			return th->frames[i].function;
+	return NULL;
+}
+
+static int add_leaks(struct out *o, const struct cp_dump *dump)
+{
+	struct cp_dump_group *g = NULL;
+	size_t ng = 0;
+	int err;
+
+	if (dump->nthreads < LEAK_MIN_SMALL)
+		return 0;
+	err = cp_dump_group_compute(dump, &g, &ng);
+	if (err < 0)
+		return err;
+	for (size_t i = 0; i < ng; i++) {
+		const struct cp_dump_thread *th = &dump->threads[g[i].first];
+		size_t pct = g[i].count * 100 / dump->nthreads;
+		const char *fn;
+
+		if (th->wait.kind == CP_WAIT_RUNNING)
+			continue;
+		if (g[i].count < LEAK_MIN_THREADS &&
+		    (g[i].count < LEAK_MIN_SMALL || pct < LEAK_MIN_PERCENT))
+			continue;
+		fn = telling_function(th);
+		cp_strbuf_addf(&o->sb, "  %sLEAK?%s %zu of %zu threads (%zu%%) share one stack, "
+				       "waiting in %s",
+			       col(o, C_YELLOW C_BOLD), col(o, C_RESET), g[i].count, dump->nthreads,
+			       pct, cp_wait_kind_name(th->wait.kind));
+		if (fn)
+			cp_strbuf_addf(&o->sb, " at %s", fn);
+		if (cp_dump_wait_unbounded(&th->wait))
+			cp_strbuf_adds(&o->sb, " with no timeout");
+		cp_strbuf_adds(&o->sb, ": ");
+		add_tids(o, dump, g[i].tids, g[i].count);
+		cp_strbuf_addc(&o->sb, '\n');
+	}
+	for (size_t i = 0; i < ng; i++)
+		free(g[i].tids);
+	free(g);
+	return 0;
+}
+
+static void add_header(struct out *o, const struct cp_dump *dump)
+{
+	struct cp_dump_wait_count counts[CP_WAIT__COUNT];
+	size_t nc = cp_dump_count_by_wait(dump, counts);
+	char when[64];
+
+	cp_dump_format_time(dump->time_ns, when, sizeof(when));
+	cp_strbuf_addf(&o->sb, "%sprocess %d (", col(o, C_BOLD), dump->pid);
+	if (dump->cmdline && dump->cmdline[0]) {
+		for (size_t i = 0; dump->cmdline[i]; i++)
+			cp_strbuf_addf(&o->sb, "%s%s", i ? " " : "", dump->cmdline[i]);
+	} else {
+		cp_strbuf_adds(&o->sb, dump->exe ? dump->exe : "?");
+	}
+	cp_strbuf_addf(&o->sb, ") at %s: %zu thread%s%s\n", when, dump->nthreads,
+		       dump->nthreads == 1 ? "" : "s", col(o, C_RESET));
+	cp_strbuf_adds(&o->sb, " ");
+	for (size_t i = 0; i < nc; i++)
+		cp_strbuf_addf(&o->sb, "%s %zu %s", i ? "," : "", counts[i].count,
+			       cp_wait_kind_name(counts[i].kind));
+	cp_strbuf_addc(&o->sb, '\n');
+	if (dump->has_fds)
+		cp_strbuf_addf(&o->sb, "  fds: %d (%d socket, %d pipe, %d file, %d anon, %d other)\n",
+			       dump->fds.total, dump->fds.socket, dump->fds.pipe, dump->fds.file,
+			       dump->fds.anon, dump->fds.other);
+	if (dump->stuck_seconds) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < dump->nthreads; i++)
+			n += dump->threads[i].stuck == 1;
+		cp_strbuf_addf(&o->sb, "  watched for %ds: %zu thread%s made no progress (no CPU time, "
+				       "no context switch), marked (stuck %ds)\n",
+			       dump->stuck_seconds, n, n == 1 ? "" : "s", dump->stuck_seconds);
+	}
+	if (dump->ndeadlocks)
+		cp_strbuf_addf(&o->sb, "  %s%zu deadlock%s%s: see DEADLOCK at the end\n",
+			       col(o, C_RED C_BOLD), dump->ndeadlocks, dump->ndeadlocks == 1 ? "" : "s",
+			       col(o, C_RESET));
+	if (dump->process_exited)
+		cp_strbuf_adds(&o->sb, "  the process exited during the dump: these are the threads "
+				       "captured before it did\n");
+}
+
+int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color)
+{
+	struct out o = { .sb = CP_STRBUF_INIT, .color = color };
+	int err;
+
+	add_header(&o, dump);
+	err = add_leaks(&o, dump);
+	if (err < 0)
+		goto out;
+	if (dump->groups) {
+		for (size_t i = 0; i < dump->ngroups; i++)
+			add_group(&o, dump, &dump->groups[i]);
+	} else {
+		for (size_t i = 0; i < dump->nthreads; i++)
+			add_thread(&o, dump, &dump->threads[i]);
+	}
+	if (dump->ndeadlocks)
+		cp_strbuf_addc(&o.sb, '\n');
+	for (size_t i = 0; i < dump->ndeadlocks; i++)
+		cp_strbuf_addf(&o.sb, "%sDEADLOCK:%s %s\n", col(&o, C_RED C_BOLD), col(&o, C_RESET),
+			       dump->deadlocks[i].description ? dump->deadlocks[i].description
+							      : "(no description)");
+	err = o.sb.err;
+	if (err < 0)
+		goto out;
+	if (o.sb.len && fwrite(o.sb.buf, 1, o.sb.len, f) != o.sb.len)
+		err = -EIO;
+out:
+	cp_strbuf_release(&o.sb);
+	return err;
+}
