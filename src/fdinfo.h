@@ -8,6 +8,7 @@
 #define CP_FDINFO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct cp_fd_desc {
@@ -30,6 +31,37 @@ int cp_fd_describe(int pid, int fd, bool for_write, struct cp_fd_desc *d);
 
 /* The socket with inode ino in pid's network namespace, as one readable line. 0 or -errno. */
 int cp_net_describe_socket(int pid, uint64_t ino, char *buf, size_t size);
+
+/* One entry of /proc/PID/net/{tcp,tcp6,udp,udp6,unix}, parsed (netinfo.c). */
+enum cp_net_proto {
+	CP_NET_TCP = 1,
+	CP_NET_UDP,
+	CP_NET_UNIX,
+};
+
+struct cp_net_sock {
+	enum cp_net_proto proto;
+	int family;		/* AF_INET, AF_INET6, AF_UNIX */
+	uint8_t local[16];	/* network byte order; IPv4 in the first 4 bytes */
+	uint8_t remote[16];
+	uint16_t local_port;	/* host order */
+	uint16_t remote_port;
+	int state;		/* TCP_* state (inet), SS_* state (unix) */
+	uint64_t inode;
+	int unix_type;		/* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
+	bool unix_listening;	/* __SO_ACCEPTCON in the flags */
+	char path[112];		/* unix path ("@name" for abstract), "" when unnamed */
+};
+
+/*
+ * Parse one data line of /proc/net/tcp, tcp6, udp or udp6 (proto CP_NET_TCP or CP_NET_UDP,
+ * ipv6 for the *6 files) or of /proc/net/unix. -EINVAL for the header line or garbage.
+ */
+int cp_net_parse_inet_line(const char *line, enum cp_net_proto proto, bool ipv6,
+			   struct cp_net_sock *out);
+int cp_net_parse_unix_line(const char *line, struct cp_net_sock *out);
+/* "TCP 127.0.0.1:40000 -> 127.0.0.1:8080 ESTABLISHED", "TCP listening on 0.0.0.0:8080". */
+int cp_net_format(const struct cp_net_sock *s, char *buf, size_t size);
 
 /* Counts of the process's fds by kind, for the dump header. */
 struct cp_fd_counts {

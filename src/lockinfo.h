@@ -14,7 +14,29 @@ struct cp_lock_info {
 	int owner_tid;		/* 0 = unknown or not held */
 	bool owner_alive;	/* owner_tid is a live thread of the process */
 	const char *type;	/* "normal", "recursive", "errorcheck", "robust", "pi", "rwlock" */
+	bool owner_died;	/* robust/PI: FUTEX_OWNER_DIED set, the last owner died holding it */
 };
+
+/* Bytes of the glibc x86-64 objects (struct __pthread_mutex_s, __pthread_rwlock_arch_t). */
+#define CP_LOCK_MUTEX_SIZE 40
+#define CP_LOCK_RWLOCK_SIZE 56
+
+/*
+ * Decode raw bytes of a glibc mutex (len >= CP_LOCK_MUTEX_SIZE) that lives at addr.
+ * -EINVAL when the bytes do not look like a live mutex (bad kind, destroyed, impossible lock
+ * word). The owner is checked against tids (sorted; may be NULL) for owner_alive.
+ * Unit-testable; cp_lock_mutex_owner reads the target and calls this.
+ */
+int cp_lock_decode_mutex(const void *raw, size_t len, uint64_t addr, const int *tids,
+			 size_t ntids, struct cp_lock_info *out);
+
+/*
+ * Decode raw bytes of a glibc rwlock (len >= CP_LOCK_RWLOCK_SIZE) at base, under the
+ * hypothesis that a waiter sleeps on the futex word at byte futex_off of it (0 __readers,
+ * 8 __wrphase_futex, 12 __writers_futex). -EINVAL when the bytes contradict the hypothesis.
+ */
+int cp_lock_decode_rwlock(const void *raw, size_t len, uint64_t base, unsigned int futex_off,
+			  const int *tids, size_t ntids, struct cp_lock_info *out);
 
 /*
  * Owner of the glibc pthread mutex whose futex word is at futex_addr in process pid.

@@ -1,2 +1,327 @@
-/* src/netinfo.c: placeholder until its module lands. */
-extern int cp_placeholder_src_netinfo_c;
+/* Sockets named from the target's own network namespace: /proc/PID/net/{tcp,udp,unix}[6]. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "fdinfo.h"
+
+/* Caps on what we accept from the target's /proc/net files. */
+#define NET_MAX_LINES 1000000
+#define NET_MAX_LINE_LEN 4096
+
+/* TCP states as numbered by the kernel (include/net/tcp_states.h). */
+static const char *const tcp_states[] = {
+	[1] = "ESTABLISHED", [2] = "SYN_SENT",	 [3] = "SYN_RECV",   [4] = "FIN_WAIT1",
+	[5] = "FIN_WAIT2",   [6] = "TIME_WAIT",	 [7] = "CLOSE",	     [8] = "CLOSE_WAIT",
+	[9] = "LAST_ACK",    [10] = "LISTEN",	 [11] = "CLOSING",   [12] = "NEW_SYN_RECV",
+};
+
+#define TCP_STATE_LISTEN 10
+#define TCP_STATE_CLOSE 7
+#define UNIX_ACCEPTCON 0x10000	/* __SO_ACCEPTCON in the Flags column */
+
+/* Split line into at most max whitespace-separated tokens (in place). */
+static size_t tokenize(char *line, char **tok, size_t max)
+{
+	size_t n = 0;
+	char *p = line;
+
+	while (n < max) {
+		while (*p && isspace((unsigned char)*p))
+			p++;
+		if (!*p)
+			break;
+		tok[n++] = p;
+		while (*p && !isspace((unsigned char)*p))
+			p++;
+		if (*p)
+			*p++ = '\0';
+	}
+	return n;
+}
+
+static int parse_hex_u32(const char *s, size_t len, uint32_t *out)
+{
+	uint32_t v = 0;
+	size_t i;
+
+	if (len == 0 || len > 8)
+		return -EINVAL;
+	for (i = 0; i < len; i++) {
+		int c = (unsigned char)s[i], d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else
+			return -EINVAL;
+		v = (v << 4) | (uint32_t)d;
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * "0100007F:1F90" or 32 hex digits ":" port. The kernel prints each 32-bit word of the
+ * address with %08X as the host reads it, i.e. the network-order bytes reinterpreted as a
+ * native integer; copying the parsed integer back into memory restores network order on
+ * the host the file came from (and cprof only reads its own host's /proc).
+ */
+static int parse_inet_addr(const char *s, bool ipv6, uint8_t *addr, uint16_t *port)
+{
+	size_t hexlen = ipv6 ? 32 : 8, i;
+	uint32_t word, p;
+
+	if (strlen(s) != hexlen + 5 || s[hexlen] != ':')
+		return -EINVAL;
+	memset(addr, 0, 16);
+	for (i = 0; i < hexlen / 8; i++) {
+		if (parse_hex_u32(s + 8 * i, 8, &word) < 0)
+			return -EINVAL;
+		memcpy(addr + 4 * i, &word, 4);
+	}
+	if (parse_hex_u32(s + hexlen + 1, 4, &p) < 0)
+		return -EINVAL;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+int cp_net_parse_inet_line(const char *line, enum cp_net_proto proto, bool ipv6,
+			   struct cp_net_sock *out)
+{
+	char copy[NET_MAX_LINE_LEN];
+	char *tok[12], *end;
+	struct cp_net_sock s = { .proto = proto, .family = ipv6 ? AF_INET6 : AF_INET };
+	uint32_t st;
+	unsigned long long ino;
+	size_t n;
+
+	if (!line || !out || (proto != CP_NET_TCP && proto != CP_NET_UDP))
+		return -EINVAL;
+	if (strlen(line) >= sizeof(copy))
+		return -EINVAL;
+	strcpy(copy, line);
+	/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode ... */
+	n = tokenize(copy, tok, sizeof(tok) / sizeof(tok[0]));
+	if (n < 10)
+		return -EINVAL;
+	if (tok[0][strlen(tok[0]) - 1] != ':' || !isdigit((unsigned char)tok[0][0]))
+		return -EINVAL;
+	if (parse_inet_addr(tok[1], ipv6, s.local, &s.local_port) < 0 ||
+	    parse_inet_addr(tok[2], ipv6, s.remote, &s.remote_port) < 0)
+		return -EINVAL;
+	if (strlen(tok[3]) != 2 || parse_hex_u32(tok[3], 2, &st) < 0)
+		return -EINVAL;
+	s.state = (int)st;
+	errno = 0;
+	ino = strtoull(tok[9], &end, 10);
+	if (errno || *end || end == tok[9])
+		return -EINVAL;
+	s.inode = ino;
+	*out = s;
+	return 0;
+}
+
+int cp_net_parse_unix_line(const char *line, struct cp_net_sock *out)
+{
+	char copy[NET_MAX_LINE_LEN];
+	char *tok[8], *end, *path;
+	struct cp_net_sock s = { .proto = CP_NET_UNIX, .family = AF_UNIX };
+	uint32_t flags, type, st;
+	unsigned long long ino;
+	size_t n, len;
+
+	if (!line || !out)
+		return -EINVAL;
+	len = strlen(line);
+	if (len >= sizeof(copy))
+		return -EINVAL;
+	strcpy(copy, line);
+	while (len && (copy[len - 1] == '\n' || copy[len - 1] == '\r'))
+		copy[--len] = '\0';
+	/* Num: RefCount Protocol Flags Type St Inode [Path]; the path is the rest of the line. */
+	n = tokenize(copy, tok, 7);
+	if (n < 7)
+		return -EINVAL;
+	if (tok[0][strlen(tok[0]) - 1] != ':')
+		return -EINVAL;
+	if (parse_hex_u32(tok[3], strlen(tok[3]), &flags) < 0 ||
+	    parse_hex_u32(tok[4], strlen(tok[4]), &type) < 0 ||
+	    parse_hex_u32(tok[5], strlen(tok[5]), &st) < 0)
+		return -EINVAL;
+	errno = 0;
+	ino = strtoull(tok[6], &end, 10);
+	if (errno || end == tok[6])
+		return -EINVAL;
+	/* tokenize cut the line after the inode; the path, if any, follows. */
+	path = tok[6] + strlen(tok[6]);
+	if (path < copy + len) {
+		path++;
+		while (*path == ' ')
+			path++;
+		snprintf(s.path, sizeof(s.path), "%s", path);
+	}
+	s.unix_type = (int)type;
+	s.state = (int)st;
+	s.unix_listening = (flags & UNIX_ACCEPTCON) != 0;
+	s.inode = ino;
+	*out = s;
+	return 0;
+}
+
+static void format_endpoint(const struct cp_net_sock *s, const uint8_t *addr, uint16_t port,
+			    char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (s->family == AF_INET6) {
+		if (!inet_ntop(AF_INET6, addr, a, sizeof(a)))
+			snprintf(a, sizeof(a), "?");
+		snprintf(buf, size, "[%s]:%u", a, port);
+	} else {
+		if (!inet_ntop(AF_INET, addr, a, sizeof(a)))
+			snprintf(a, sizeof(a), "?");
+		snprintf(buf, size, "%s:%u", a, port);
+	}
+}
+
+static const char *unix_type_name(int type)
+{
+	switch (type) {
+	case SOCK_STREAM:
+		return "stream";
+	case SOCK_DGRAM:
+		return "dgram";
+	case SOCK_SEQPACKET:
+		return "seqpacket";
+	default:
+		return "socket";
+	}
+}
+
+static const char *unix_state_name(int st)
+{
+	static const char *const names[] = { "FREE", "UNCONNECTED", "CONNECTING", "CONNECTED",
+					     "DISCONNECTING" };
+
+	if (st >= 0 && (size_t)st < sizeof(names) / sizeof(names[0]))
+		return names[st];
+	return "?";
+}
+
+int cp_net_format(const struct cp_net_sock *s, char *buf, size_t size)
+{
+	static const uint8_t zero[16];
+	char l[64], r[64], st[16];
+	const char *state;
+	int n;
+
+	if (!s || !buf || !size)
+		return -EINVAL;
+	if (s->proto == CP_NET_UNIX) {
+		const char *path = s->path[0] ? s->path : "(unnamed)";
+
+		if (s->unix_listening)
+			n = snprintf(buf, size, "UNIX %s listening on %s",
+				     unix_type_name(s->unix_type), path);
+		else
+			n = snprintf(buf, size, "UNIX %s %s %s", unix_type_name(s->unix_type), path,
+				     unix_state_name(s->state));
+		return n < 0 ? -EINVAL : 0;
+	}
+
+	format_endpoint(s, s->local, s->local_port, l, sizeof(l));
+	format_endpoint(s, s->remote, s->remote_port, r, sizeof(r));
+	if (s->proto == CP_NET_TCP) {
+		if (s->state == TCP_STATE_LISTEN)
+			return snprintf(buf, size, "TCP listening on %s", l) < 0 ? -EINVAL : 0;
+		if (s->state > 0 && (size_t)s->state < sizeof(tcp_states) / sizeof(tcp_states[0]))
+			state = tcp_states[s->state];
+		else {
+			snprintf(st, sizeof(st), "state %d", s->state);
+			state = st;
+		}
+		n = snprintf(buf, size, "TCP %s -> %s %s", l, r, state);
+		return n < 0 ? -EINVAL : 0;
+	}
+	/* UDP: unconnected sockets have no peer worth printing. */
+	if (s->remote_port == 0 && !memcmp(s->remote, zero, 16))
+		n = snprintf(buf, size, "UDP %s", l);
+	else
+		n = snprintf(buf, size, "UDP %s -> %s", l, r);
+	return n < 0 ? -EINVAL : 0;
+}
+
+/* Look for ino in one /proc/PID/net file. 1 found, 0 not there, -errno. */
+static int scan_file(int pid, const char *name, enum cp_net_proto proto, bool ipv6,
+		     uint64_t ino, char *buf, size_t size)
+{
+	char path[64];
+	char *line = NULL;
+	size_t cap = 0, lines = 0;
+	ssize_t len;
+	FILE *f;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/net/%s", pid, name);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while ((len = getline(&line, &cap, f)) >= 0 && lines++ < NET_MAX_LINES) {
+		struct cp_net_sock s;
+		int rc;
+
+		if (len >= NET_MAX_LINE_LEN)
+			continue;
+		if (proto == CP_NET_UNIX)
+			rc = cp_net_parse_unix_line(line, &s);
+		else
+			rc = cp_net_parse_inet_line(line, proto, ipv6, &s);
+		if (rc < 0 || s.inode != ino)
+			continue;
+		ret = cp_net_format(&s, buf, size) < 0 ? -EINVAL : 1;
+		break;
+	}
+	free(line);
+	fclose(f);
+	return ret;
+}
+
+int cp_net_describe_socket(int pid, uint64_t ino, char *buf, size_t size)
+{
+	static const struct {
+		const char *name;
+		enum cp_net_proto proto;
+		bool ipv6;
+	} files[] = {
+		{ "tcp", CP_NET_TCP, false }, { "tcp6", CP_NET_TCP, true },
+		{ "udp", CP_NET_UDP, false }, { "udp6", CP_NET_UDP, true },
+		{ "unix", CP_NET_UNIX, false },
+	};
+	int err = -ENOENT;
+	size_t i;
+
+	if (!buf || !size || pid <= 0 || ino == 0)
+		return -EINVAL;
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		int rc = scan_file(pid, files[i].name, files[i].proto, files[i].ipv6, ino, buf,
+				   size);
+
+		if (rc > 0)
+			return 0;
+		if (rc == -ESRCH)
+			return rc;
+		/* A missing file (no IPv6 in this kernel) is not an error of the others. */
+		if (rc < 0 && rc != -ENOENT && err == -ENOENT)
+			err = rc;
+	}
+	return err;
+}
