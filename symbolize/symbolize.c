@@ -1,2 +1,952 @@
-/* symbolize/symbolize.c: placeholder until its module lands. */
-extern int cp_placeholder_symbolize_symbolize_c;
+/* Symbolization with elfutils libdwfl: one Dwfl per module file, cached by build ID. */
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
+#include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "symbolize.h"
+
+/*
+ * Caps on what we accept from files that belong to someone else: a module with more program
+ * headers than this is not something a dynamic loader would map; the address cache stops
+ * growing after MAX_CACHED_ADDRS entries (later lookups are computed, not remembered); DIE
+ * trees nested deeper than MAX_SCOPE_DEPTH are cut (corrupt DWARF can nest without end).
+ */
+#define MAX_PHDRS 512
+#define MAX_BUILD_ID_BYTES 64
+#define MAX_CACHED_ADDRS (1u << 20)
+#define MAX_SCOPE_DEPTH 64
+#define MAX_VDSO_BYTES (1u << 20)
+
+/* An intrusive chained hash table: nodes embed struct hnode as their first member. */
+struct hnode {
+	struct hnode *next;
+	uint64_t hash;
+};
+
+struct htab {
+	struct hnode **b;
+	size_t cap;	/* power of two, or 0 before the first insert */
+	size_t n;
+};
+
+/* An interned string; demangled is computed once, on first use, for mangled names. */
+struct str_entry {
+	struct hnode node;
+	const char *demangled;	/* NULL: not mangled (or not demangled yet, see done) */
+	bool demangle_done;
+	char s[];
+};
+
+/* A PT_LOAD header: enough to turn a file offset into an ELF virtual address. */
+struct segment {
+	uint64_t vaddr;
+	uint64_t offset;
+	uint64_t filesz;
+};
+
+/* One ELF file, shared by every process that maps it. */
+struct module {
+	struct hnode node;
+	char *key;		/* "b:BUILDID" or "f:DEV:INO:SIZE:MTIME" */
+	const char *build_id;	/* interned hex, or NULL */
+	/* Where the file was found first: used (lazily) to look for its separate debug file. */
+	char *path;		/* path in the process's mount namespace */
+	char *root;		/* "/proc/PID/root" of that process */
+	char *debuglink;	/* .gnu_debuglink file name, or NULL */
+	GElf_Word debuglink_crc;
+	dev_t dev;
+	ino_t ino;
+	Dwfl *dwfl;		/* NULL when libdwfl refused the file */
+	Dwfl_Module *dmod;
+	struct segment *segs;
+	size_t nsegs;
+	struct htab addrs;	/* struct addr_entry by ELF address */
+	struct cp_symbolizer *sym;
+};
+
+/* Which module a (process, mapped file) pair is; mod NULL with err when unusable. */
+struct binding {
+	struct hnode node;
+	int pid;
+	uint64_t dev;
+	uint64_t ino;
+	char *path;
+	struct module *mod;
+	int err;
+};
+
+struct addr_entry {
+	struct hnode node;
+	uint64_t addr;
+	size_t n;
+	struct cp_sym_frame frames[];
+};
+
+struct cp_symbolizer {
+	struct htab modules;
+	struct htab bindings;
+	struct htab strings;
+	size_t naddrs;
+	uint64_t page_size;
+};
+
+static uint64_t hash_bytes(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	/* FNV-1a: keys are short and we only need a decent spread. */
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+#define HASH_INIT 0xcbf29ce484222325ull
+
+static uint64_t hash_u64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+static struct hnode *htab_chain(const struct htab *t, uint64_t hash)
+{
+	if (!t->cap)
+		return NULL;
+	return t->b[hash & (t->cap - 1)];
+}
+
+static int htab_insert(struct htab *t, struct hnode *node)
+{
+	if (t->n >= t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 64;
+		struct hnode **nb = calloc(ncap, sizeof(*nb));
+
+		if (!nb)
+			return -ENOMEM;
+		for (size_t i = 0; i < t->cap; i++) {
+			struct hnode *e = t->b[i], *next;
+
+			for (; e; e = next) {
+				next = e->next;
+				e->next = nb[e->hash & (ncap - 1)];
+				nb[e->hash & (ncap - 1)] = e;
+			}
+		}
+		free(t->b);
+		t->b = nb;
+		t->cap = ncap;
+	}
+	node->next = t->b[node->hash & (t->cap - 1)];
+	t->b[node->hash & (t->cap - 1)] = node;
+	t->n++;
+	return 0;
+}
+
+/* Free every node with fn (which must not touch the table), then the table. */
+static void htab_release(struct htab *t, void (*fn)(struct hnode *))
+{
+	for (size_t i = 0; i < t->cap; i++) {
+		struct hnode *e = t->b[i], *next;
+
+		for (; e; e = next) {
+			next = e->next;
+			fn(e);
+		}
+	}
+	free(t->b);
+	t->b = NULL;
+	t->cap = t->n = 0;
+}
+
+static void free_node(struct hnode *n)
+{
+	free(n);
+}
+
+static struct str_entry *intern_entry(struct cp_symbolizer *sym, const char *s)
+{
+	size_t len = strlen(s);
+	uint64_t h = hash_bytes(HASH_INIT, s, len);
+	struct str_entry *e;
+
+	for (struct hnode *n = htab_chain(&sym->strings, h); n; n = n->next) {
+		e = (struct str_entry *)n;
+		if (n->hash == h && !strcmp(e->s, s))
+			return e;
+	}
+	e = calloc(1, sizeof(*e) + len + 1);
+	if (!e)
+		return NULL;
+	e->node.hash = h;
+	memcpy(e->s, s, len + 1);
+	if (htab_insert(&sym->strings, &e->node)) {
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* The interned copy of s, or NULL for NULL or out of memory (the field is then unknown). */
+static const char *intern(struct cp_symbolizer *sym, const char *s)
+{
+	struct str_entry *e;
+
+	if (!s)
+		return NULL;
+	e = intern_entry(sym, s);
+	return e ? e->s : NULL;
+}
+
+/* Demangled form of a raw symbol name, interned; the raw name when it is not mangled. */
+static const char *intern_demangled(struct cp_symbolizer *sym, const char *raw)
+{
+	struct str_entry *e = intern_entry(sym, raw);
+
+	if (!e)
+		return NULL;
+	if (!e->demangle_done) {
+		char *d = cp_sym_demangle(raw);
+
+		if (d) {
+			e->demangled = intern(sym, d);
+			free(d);
+		}
+		/* Re-fetch: interning d may have grown the table, but entries never move. */
+		e->demangle_done = true;
+	}
+	return e->demangled ? e->demangled : e->s;
+}
+
+static void module_free_node(struct hnode *n)
+{
+	struct module *m = (struct module *)n;
+
+	htab_release(&m->addrs, free_node);
+	if (m->dwfl)
+		dwfl_end(m->dwfl);
+	free(m->segs);
+	free(m->key);
+	free(m->path);
+	free(m->root);
+	free(m->debuglink);
+	free(m);
+}
+
+static void binding_free_node(struct hnode *n)
+{
+	struct binding *b = (struct binding *)n;
+
+	free(b->path);
+	free(b);
+}
+
+struct cp_symbolizer *cp_sym_new(void)
+{
+	struct cp_symbolizer *sym = calloc(1, sizeof(*sym));
+	long ps;
+
+	if (!sym)
+		return NULL;
+	ps = sysconf(_SC_PAGESIZE);
+	sym->page_size = ps > 0 ? (uint64_t)ps : 4096;
+	elf_version(EV_CURRENT);
+	return sym;
+}
+
+void cp_sym_free(struct cp_symbolizer *sym)
+{
+	if (!sym)
+		return;
+	htab_release(&sym->bindings, binding_free_node);
+	htab_release(&sym->modules, module_free_node);
+	htab_release(&sym->strings, free_node);
+	free(sym);
+}
+
+/* ---- separate debug files ---- */
+
+/* Hex build ID of an ELF into buf (at least 2 * MAX_BUILD_ID_BYTES + 1); false when none. */
+static bool elf_build_id_hex(Elf *elf, char *buf)
+{
+	const void *id;
+	ssize_t len = dwelf_elf_gnu_build_id(elf, &id);
+
+	if (len <= 0 || len > MAX_BUILD_ID_BYTES)
+		return false;
+	for (ssize_t i = 0; i < len; i++)
+		sprintf(buf + 2 * i, "%02x", ((const unsigned char *)id)[i]);
+	return true;
+}
+
+static uint32_t file_crc32(int fd)
+{
+	unsigned char buf[65536];
+	uLong crc = crc32(0L, Z_NULL, 0);
+	off_t pos = 0;
+	ssize_t r;
+
+	while ((r = pread(fd, buf, sizeof(buf), pos)) > 0) {
+		crc = crc32(crc, buf, (uInt)r);
+		pos += r;
+	}
+	return (uint32_t)crc;
+}
+
+/*
+ * Open candidate as the debug file of m: it must be an ELF file other than m itself whose
+ * build ID matches m's (or, when either has none, whose CRC matches the debuglink's).
+ * Returns an fd or -1.
+ */
+static int open_debug_candidate(struct module *m, const char *candidate, bool by_build_id)
+{
+	struct stat st;
+	char hex[2 * MAX_BUILD_ID_BYTES + 1];
+	bool ok = false;
+	Elf *elf;
+	int fd = open(candidate, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_dev == m->dev && st.st_ino == m->ino))
+		goto fail;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf)
+		goto fail;
+	if (elf_kind(elf) == ELF_K_ELF) {
+		bool has_id = elf_build_id_hex(elf, hex);
+
+		if (m->build_id && has_id)
+			ok = !strcmp(hex, m->build_id);
+		else if (!by_build_id && m->debuglink)
+			ok = file_crc32(fd) == m->debuglink_crc;
+	}
+	elf_end(elf);
+	if (ok)
+		return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+static int try_debug_path(struct module *m, const char *candidate, bool by_build_id,
+			  char **debuginfo_file_name)
+{
+	int fd = open_debug_candidate(m, candidate, by_build_id);
+
+	if (fd >= 0)
+		*debuginfo_file_name = strdup(candidate);
+	return fd;
+}
+
+/*
+ * libdwfl's find_debuginfo callback. The standard one would look next to the file we opened
+ * (/proc/PID/root/... or /proc/PID/map_files/...) and under /usr/lib/debug + that path,
+ * which is wrong for both: we search relative to the file's real path inside the process's
+ * root, and in the host's /usr/lib/debug too. libdwfl has already checked the file's own
+ * .debug_* sections before calling this.
+ */
+static int find_debuginfo(Dwfl_Module *dmod, void **userdata, const char *modname,
+			  Dwarf_Addr base, const char *file_name, const char *debuglink_file,
+			  GElf_Word debuglink_crc, char **debuginfo_file_name)
+{
+	struct module *m = *userdata;
+	char p[PATH_MAX];
+	const char *roots[2];
+	size_t nroots = 0;
+	int fd;
+
+	/* A second call with another name is the dwz alternate file: the standard search
+	 * finds it by the build ID recorded in .gnu_debugaltlink. */
+	if (!m || (debuglink_file && (!m->debuglink || strcmp(debuglink_file, m->debuglink))))
+		return dwfl_standard_find_debuginfo(dmod, userdata, modname, base, file_name,
+						    debuglink_file, debuglink_crc,
+						    debuginfo_file_name);
+
+	roots[nroots++] = m->root;
+	if (strcmp(m->root, ""))
+		roots[nroots++] = "";
+
+	if (m->build_id) {
+		for (size_t i = 0; i < nroots; i++) {
+			if (snprintf(p, sizeof(p), "%s/usr/lib/debug/.build-id/%.2s/%s.debug",
+				     roots[i], m->build_id, m->build_id + 2) >= (int)sizeof(p))
+				continue;
+			fd = try_debug_path(m, p, true, debuginfo_file_name);
+			if (fd >= 0)
+				return fd;
+		}
+	}
+	if (m->debuglink && !strchr(m->debuglink, '/')) {
+		char *copy = strdup(m->path);
+		const char *dir;
+
+		if (!copy)
+			return -1;
+		dir = dirname(copy);
+		if (!strcmp(dir, "/"))
+			dir = "";
+		fd = -1;
+		/* Next to the file and in its .debug/ exist only inside its root. */
+		if (snprintf(p, sizeof(p), "%s%s/%s", m->root, dir, m->debuglink) < (int)sizeof(p))
+			fd = try_debug_path(m, p, false, debuginfo_file_name);
+		if (fd < 0 && snprintf(p, sizeof(p), "%s%s/.debug/%s", m->root, dir,
+				       m->debuglink) < (int)sizeof(p))
+			fd = try_debug_path(m, p, false, debuginfo_file_name);
+		for (size_t i = 0; fd < 0 && i < nroots; i++) {
+			if (snprintf(p, sizeof(p), "%s/usr/lib/debug%s/%s", roots[i], dir,
+				     m->debuglink) < (int)sizeof(p))
+				fd = try_debug_path(m, p, false, debuginfo_file_name);
+		}
+		free(copy);
+		if (fd >= 0)
+			return fd;
+	}
+	errno = ENOENT;
+	return -1;
+}
+
+static int find_elf_none(Dwfl_Module *dmod, void **userdata, const char *modname,
+			 Dwarf_Addr base, char **file_name, Elf **elfp)
+{
+	/* Modules are always reported with an open fd; nothing to find. */
+	return -1;
+}
+
+static const Dwfl_Callbacks dwfl_callbacks = {
+	.find_elf = find_elf_none,
+	.find_debuginfo = find_debuginfo,
+	.section_address = dwfl_offline_section_address,
+};
+
+/* ---- modules ---- */
+
+static struct module *module_lookup(struct cp_symbolizer *sym, const char *key)
+{
+	uint64_t h = hash_bytes(HASH_INIT, key, strlen(key));
+
+	for (struct hnode *n = htab_chain(&sym->modules, h); n; n = n->next) {
+		struct module *m = (struct module *)n;
+
+		if (n->hash == h && !strcmp(m->key, key))
+			return m;
+	}
+	return NULL;
+}
+
+static int read_segments(Elf *elf, struct module *m)
+{
+	size_t n;
+
+	if (elf_getphdrnum(elf, &n) || n > MAX_PHDRS)
+		return -ENOEXEC;
+	m->segs = calloc(n ? n : 1, sizeof(*m->segs));
+	if (!m->segs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
+			continue;
+		m->segs[m->nsegs++] = (struct segment){ ph.p_vaddr, ph.p_offset, ph.p_filesz };
+	}
+	return m->nsegs ? 0 : -ENOEXEC;
+}
+
+/*
+ * Hand fd to libdwfl. Failure is not an error for the module: it keeps its build ID and
+ * segments, and lookups return nothing.
+ */
+static void module_report(struct module *m, int fd, const char *open_path)
+{
+	void **userdata;
+
+	m->dwfl = dwfl_begin(&dwfl_callbacks);
+	if (!m->dwfl) {
+		close(fd);
+		return;
+	}
+	dwfl_report_begin(m->dwfl);
+	/* Base 0 with add_p_vaddr: libdwfl addresses are then the file's own ELF addresses. */
+	m->dmod = dwfl_report_elf(m->dwfl, m->path, open_path, fd, 0, true);
+	if (!m->dmod || dwfl_report_end(m->dwfl, NULL, NULL) != 0) {
+		if (!m->dmod)
+			close(fd);
+		dwfl_end(m->dwfl);
+		m->dwfl = NULL;
+		m->dmod = NULL;
+		return;
+	}
+	dwfl_module_info(m->dmod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
+	*userdata = m;
+}
+
+/*
+ * Open the file behind map and find (or create) its module. The fd is consumed. Returns 0
+ * and *out, or -errno (-ENOEXEC: not an ELF file we can use).
+ */
+static int module_open(struct cp_symbolizer *sym, int pid, const struct cp_map *map, int fd,
+		       const char *open_path, struct module **out)
+{
+	char hex[2 * MAX_BUILD_ID_BYTES + 1];
+	char key[2 * MAX_BUILD_ID_BYTES + 96];
+	struct module *m;
+	struct stat st;
+	GElf_Ehdr eh;
+	bool has_id;
+	const char *link;
+	GElf_Word crc = 0;
+	Elf *elf;
+	int err;
+
+	if (fstat(fd, &st)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -ENOEXEC;
+	}
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf) {
+		close(fd);
+		return -ENOEXEC;
+	}
+	if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh)) {
+		err = -ENOEXEC;
+		goto fail_elf;
+	}
+	has_id = elf_build_id_hex(elf, hex);
+	if (has_id)
+		snprintf(key, sizeof(key), "b:%s", hex);
+	else
+		snprintf(key, sizeof(key), "f:%llu:%llu:%lld:%lld.%09ld",
+			 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+			 (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	m = module_lookup(sym, key);
+	if (m) {
+		elf_end(elf);
+		close(fd);
+		*out = m;
+		return 0;
+	}
+
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		err = -ENOMEM;
+		goto fail_elf;
+	}
+	m->sym = sym;
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
+	m->key = strdup(key);
+	m->path = strdup(map->path);
+	if (asprintf(&m->root, "/proc/%d/root", pid) < 0)
+		m->root = NULL;
+	link = dwelf_elf_gnu_debuglink(elf, &crc);
+	if (link) {
+		m->debuglink = strndup(link, NAME_MAX);
+		m->debuglink_crc = crc;
+	}
+	if (!m->key || !m->path || !m->root || (link && !m->debuglink)) {
+		err = -ENOMEM;
+		goto fail_mod;
+	}
+	if (has_id) {
+		m->build_id = intern(sym, hex);
+		if (!m->build_id) {
+			err = -ENOMEM;
+			goto fail_mod;
+		}
+	}
+	err = read_segments(elf, m);
+	if (err)
+		goto fail_mod;
+	elf_end(elf);
+	elf = NULL;
+
+	m->node.hash = hash_bytes(HASH_INIT, key, strlen(key));
+	err = htab_insert(&sym->modules, &m->node);
+	if (err) {
+		close(fd);
+		module_free_node(&m->node);
+		return err;
+	}
+	module_report(m, fd, open_path);
+	*out = m;
+	return 0;
+
+fail_mod:
+	module_free_node(&m->node);
+fail_elf:
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return err;
+}
+
+static uint64_t map_dev(const struct cp_map *map)
+{
+	return ((uint64_t)map->dev_major << 32) | map->dev_minor;
+}
+
+/* The module of map in process pid; *out NULL (and 0 returned) when it cannot be used. */
+static int module_for_map(struct cp_symbolizer *sym, int pid, const struct cp_map *map,
+			  struct module **out, int *why)
+{
+	uint64_t h = hash_u64(((uint64_t)(unsigned)pid << 32) ^ map_dev(map) ^ hash_u64(map->inode));
+	char open_path[PATH_MAX];
+	struct binding *b;
+	struct module *m = NULL;
+	int fd, err;
+
+	h = hash_bytes(h, map->path, strlen(map->path));
+	for (struct hnode *n = htab_chain(&sym->bindings, h); n; n = n->next) {
+		b = (struct binding *)n;
+		if (n->hash == h && b->pid == pid && b->dev == map_dev(map) &&
+		    b->ino == map->inode && !strcmp(b->path, map->path)) {
+			*out = b->mod;
+			*why = b->err;
+			return 0;
+		}
+	}
+
+	err = cp_map_open_path(pid, map, open_path, sizeof(open_path));
+	if (!err) {
+		fd = open(open_path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			err = -errno;
+		else
+			err = module_open(sym, pid, map, fd, open_path, &m);
+	}
+	if (err == -ENOMEM)
+		return err;
+
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->node.hash = h;
+	b->pid = pid;
+	b->dev = map_dev(map);
+	b->ino = map->inode;
+	b->path = strdup(map->path);
+	b->mod = m;
+	b->err = err;
+	if (!b->path || htab_insert(&sym->bindings, &b->node)) {
+		binding_free_node(&b->node);
+		return -ENOMEM;
+	}
+	*out = m;
+	*why = err;
+	return 0;
+}
+
+/*
+ * Load bias for file offset off of map: runtime address = ELF vaddr + bias. The segment
+ * holding off decides (the kernel maps segments at page-aligned offsets).
+ */
+static bool module_bias(const struct cp_symbolizer *sym, const struct module *m,
+			const struct cp_map *map, uint64_t off, uint64_t *bias)
+{
+	for (size_t i = 0; i < m->nsegs; i++) {
+		const struct segment *s = &m->segs[i];
+		uint64_t aligned = s->offset & ~(sym->page_size - 1);
+
+		if (off >= aligned && off - s->offset < s->filesz + (s->offset - aligned)) {
+			*bias = map->start - map->offset - s->vaddr + s->offset;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- DWARF lookups ---- */
+
+static bool is_scope_with_code(int tag)
+{
+	return tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine ||
+	       tag == DW_TAG_lexical_block || tag == DW_TAG_entry_point;
+}
+
+/*
+ * Walk the DIE tree under parent down to pc: chain[depth..] receives the subprogram and
+ * inlined-subroutine DIEs that contain pc, outermost first. Only scopes with code (and
+ * namespaces, where some compilers put definitions) are entered; dwarf_siblingof skips the
+ * rest. Returns the new depth.
+ */
+static int find_scopes(Dwarf_Die *parent, Dwarf_Addr pc, Dwarf_Die *chain, int depth, int level)
+{
+	Dwarf_Die child;
+
+	if (level >= MAX_SCOPE_DEPTH || dwarf_child(parent, &child) != 0)
+		return depth;
+	do {
+		int tag = dwarf_tag(&child);
+
+		if (is_scope_with_code(tag)) {
+			if (dwarf_haspc(&child, pc) != 1)
+				continue;
+			if ((tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine) &&
+			    depth < MAX_SCOPE_DEPTH)
+				chain[depth++] = child;
+			return find_scopes(&child, pc, chain, depth, level + 1);
+		}
+		if (tag == DW_TAG_namespace || tag == DW_TAG_module) {
+			int d = find_scopes(&child, pc, chain, depth, level + 1);
+
+			if (d > depth)
+				return d;
+		}
+	} while (dwarf_siblingof(&child, &child) == 0);
+	return depth;
+}
+
+static void die_names(struct cp_symbolizer *sym, Dwarf_Die *die, struct cp_sym_frame *f)
+{
+	Dwarf_Attribute a;
+	const char *link = NULL, *name = NULL;
+	int line;
+
+	if (dwarf_attr_integrate(die, DW_AT_linkage_name, &a) ||
+	    dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &a))
+		link = dwarf_formstring(&a);
+	if (dwarf_attr_integrate(die, DW_AT_name, &a))
+		name = dwarf_formstring(&a);
+	if (link) {
+		f->system_name = intern(sym, link);
+		f->function = intern_demangled(sym, link);
+	} else if (name) {
+		f->system_name = intern(sym, name);
+		f->function = f->system_name;
+	}
+	if (dwarf_decl_line(die, &line) == 0 && line > 0)
+		f->start_line = line;
+}
+
+/* File name number idx of the CU's line program, or NULL. */
+static const char *cu_file(Dwarf_Die *cudie, Dwarf_Word idx)
+{
+	Dwarf_Files *files;
+	size_t nfiles;
+
+	if (dwarf_getsrcfiles(cudie, &files, &nfiles) != 0 || idx >= nfiles)
+		return NULL;
+	return dwarf_filesrc(files, idx, NULL, NULL);
+}
+
+static void call_site(struct cp_symbolizer *sym, Dwarf_Die *cudie, Dwarf_Die *inl,
+		      struct cp_sym_frame *f)
+{
+	Dwarf_Attribute a;
+	Dwarf_Word w;
+
+	if (dwarf_attr(inl, DW_AT_call_file, &a) && dwarf_formudata(&a, &w) == 0)
+		f->file = intern(sym, cu_file(cudie, w));
+	if (dwarf_attr(inl, DW_AT_call_line, &a) && dwarf_formudata(&a, &w) == 0 && w <= INT_MAX)
+		f->line = (int)w;
+}
+
+/* Frames for addr from DWARF; returns how many (0 when DWARF does not cover addr). */
+static size_t lookup_dwarf(struct cp_symbolizer *sym, struct module *m, uint64_t addr,
+			   struct cp_sym_frame *frames)
+{
+	Dwarf_Die chain[MAX_SCOPE_DEPTH];
+	Dwarf_Addr dbias = 0;
+	Dwarf_Die *cudie = dwfl_module_addrdie(m->dmod, addr, &dbias);
+	Dwarf_Addr pc;
+	Dwarf_Line *line;
+	const char *file = NULL;
+	int lineno = 0;
+	int depth, first;
+	size_t n = 0;
+
+	if (!cudie)
+		return 0;
+	pc = addr - dbias;
+	line = dwarf_getsrc_die(cudie, pc);
+	if (line) {
+		file = dwarf_linesrc(line, NULL, NULL);
+		if (dwarf_lineno(line, &lineno) != 0 || lineno < 0)
+			lineno = 0;
+	}
+	depth = find_scopes(cudie, pc, chain, 0, 0);
+	/* The real function is the innermost subprogram; outer ones are GNU nested functions. */
+	for (first = depth - 1; first >= 0; first--)
+		if (dwarf_tag(&chain[first]) == DW_TAG_subprogram)
+			break;
+	if (first < 0) {
+		/* Line info without a function (assembly): let the symbol table name it. */
+		if (!file)
+			return 0;
+		frames[0] = (struct cp_sym_frame){ .file = intern(sym, file), .line = lineno };
+		return 1;
+	}
+	for (int i = depth - 1; i >= first && n < CP_SYM_MAX_INLINE; i--, n++) {
+		struct cp_sym_frame *f = &frames[n];
+
+		*f = (struct cp_sym_frame){ 0 };
+		die_names(sym, &chain[i], f);
+		f->inlined = i > first;
+		if (n == 0) {
+			f->file = intern(sym, file);
+			f->line = lineno;
+		} else {
+			call_site(sym, cudie, &chain[i + 1], f);
+		}
+	}
+	return n;
+}
+
+/* Name from .symtab / .dynsym (or .gnu_debugdata) when DWARF had none. */
+static bool lookup_symtab(struct cp_symbolizer *sym, struct module *m, uint64_t addr,
+			  struct cp_sym_frame *f)
+{
+	GElf_Off off;
+	GElf_Sym s;
+	const char *name = dwfl_module_addrinfo(m->dmod, addr, &off, &s, NULL, NULL, NULL);
+
+	if (!name || !*name)
+		return false;
+	f->system_name = intern(sym, name);
+	f->function = intern_demangled(sym, name);
+	return f->function != NULL;
+}
+
+static const struct addr_entry *addr_lookup(struct module *m, uint64_t addr, uint64_t h)
+{
+	for (struct hnode *n = htab_chain(&m->addrs, h); n; n = n->next) {
+		const struct addr_entry *e = (const struct addr_entry *)n;
+
+		if (n->hash == h && e->addr == addr)
+			return e;
+	}
+	return NULL;
+}
+
+/* Symbolize ELF address addr of m into frames; returns the frame count. Cached. */
+static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint64_t addr,
+			       struct cp_sym_frame *frames)
+{
+	uint64_t h = hash_u64(addr);
+	const struct addr_entry *hit = addr_lookup(m, addr, h);
+	struct addr_entry *e;
+	size_t n = 0;
+
+	if (hit) {
+		memcpy(frames, hit->frames, hit->n * sizeof(*frames));
+		return hit->n;
+	}
+	if (m->dmod) {
+		n = lookup_dwarf(sym, m, addr, frames);
+		if (n == 0) {
+			frames[0] = (struct cp_sym_frame){ 0 };
+			if (lookup_symtab(sym, m, addr, &frames[0]))
+				n = 1;
+		} else if (!frames[n - 1].function) {
+			/* DWARF without a usable name: the symbol table may still have one. */
+			struct cp_sym_frame s = { 0 };
+
+			if (lookup_symtab(sym, m, addr, &s)) {
+				frames[n - 1].function = s.function;
+				frames[n - 1].system_name = s.system_name;
+			} else if (n == 1 && !frames[0].file) {
+				n = 0;
+			}
+		}
+	}
+	if (sym->naddrs >= MAX_CACHED_ADDRS)
+		return n;
+	e = malloc(sizeof(*e) + n * sizeof(e->frames[0]));
+	if (!e)
+		return n;
+	e->node.hash = h;
+	e->addr = addr;
+	e->n = n;
+	memcpy(e->frames, frames, n * sizeof(*frames));
+	if (htab_insert(&m->addrs, &e->node))
+		free(e);
+	else
+		sym->naddrs++;
+	return n;
+}
+
+static const char *module_name(const struct cp_map *map)
+{
+	return map->path && map->path[0] ? map->path : "[anon]";
+}
+
+int cp_sym_resolve(struct cp_symbolizer *sym, int pid, const struct cp_map *map, uint64_t pc,
+		   struct cp_sym_result *out)
+{
+	struct cp_sym_result r;
+	struct module *m = NULL;
+	uint64_t off, bias;
+	int err, why;
+
+	if (!sym || !map || !out || !map->path)
+		return -EINVAL;
+	memset(&r, 0, sizeof(r));
+	off = pc - map->start + map->offset;
+	r.module = module_name(map);
+	r.offset = off;
+	if (cp_map_is_file(map)) {
+		err = module_for_map(sym, pid, map, &m, &why);
+		if (err)
+			return err;
+	}
+	if (m) {
+		r.build_id = m->build_id;
+		if (module_bias(sym, m, map, off, &bias) ||
+		    module_bias(sym, m, map, map->offset, &bias))
+			r.n = module_symbolize(sym, m, pc - bias, r.frames);
+	}
+	*out = r;
+	return 0;
+}
+
+int cp_sym_module_info(struct cp_symbolizer *sym, int pid, const struct cp_map *map,
+		       const char **build_id, uint64_t *bias, bool *has_debug_info)
+{
+	struct module *m = NULL;
+	Dwarf_Addr dwbias;
+	uint64_t b;
+	int err, why = -ENOENT;
+
+	if (!sym || !map || !map->path)
+		return -EINVAL;
+	if (!cp_map_is_file(map))
+		return -ENOENT;
+	err = module_for_map(sym, pid, map, &m, &why);
+	if (err)
+		return err;
+	if (!m)
+		return why ? why : -ENOEXEC;
+	if (!module_bias(sym, m, map, map->offset, &b))
+		return -ENOEXEC;
+	if (build_id)
+		*build_id = m->build_id;
+	if (bias)
+		*bias = b;
+	if (has_debug_info)
+		*has_debug_info = m->dmod && dwfl_module_getdwarf(m->dmod, &dwbias) != NULL;
+	return 0;
+}
