@@ -375,6 +375,21 @@ void cp_unwind_set_maps(struct cp_unwinder *uw, const struct cp_maps *maps)
 	unw_flush_cache(uw->as, 0, 0);
 }
 
+/*
+ * Is pc the rt_sigreturn trampoline (glibc's and musl's __restore_rt, the vdso's)? Its caller
+ * is the frame the signal interrupted. We look at the code ourselves (as libunwind's own
+ * x86-64 check does) because which frame unw_is_signal_frame() flags depends on the version:
+ * 1.6 answers true for the frame after the trampoline, not for the trampoline.
+ */
+static bool is_sigreturn_trampoline(struct unwind_ctx *c, uint64_t pc)
+{
+	/* mov $15, %rax (rt_sigreturn); syscall */
+	static const uint8_t code[9] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05 };
+	uint8_t buf[sizeof(code)];
+
+	return read_mem(c, pc, buf, sizeof(buf)) == 0 && memcmp(buf, code, sizeof(code)) == 0;
+}
+
 /* libunwind's error codes as -errno for stop_reason. */
 static int unw_to_errno(int r)
 {
@@ -441,7 +456,7 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 		out->flags[out->n] = prev_signal ? CP_FRAME_SIGNAL : 0;
 		out->n++;
 		prev_sp = sp;
-		prev_signal = unw_is_signal_frame(&cursor) > 0;
+		prev_signal = is_sigreturn_trampoline(&c, pc);
 
 		r = unw_step(&cursor);
 		if (r == 0)
