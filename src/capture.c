@@ -1,2 +1,440 @@
-/* src/capture.c: placeholder until its module lands. */
-extern int cp_placeholder_src_capture_c;
+/* Capture of one thread: registers and a copy of its live stack, with the shortest stop. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "proc.h"
+#include "util.h"
+
+/*
+ * Why PTRACE_SEIZE + PTRACE_INTERRUPT and never PTRACE_ATTACH or SIGSTOP:
+ *
+ * PTRACE_ATTACH stops the tracee by queueing a real SIGSTOP. If cprof dies (SIGKILL, OOM)
+ * between the attach and the moment the tracee dequeues that SIGSTOP, the signal is still
+ * pending after the kernel detaches, and the whole target process goes into group-stop:
+ * a production service frozen by its profiler. Sending SIGSTOP ourselves has the same flaw
+ * and also stops every thread, not one.
+ *
+ * PTRACE_SEIZE attaches without any signal, and PTRACE_INTERRUPT asks for a stop with a
+ * job-control trap bit (JOBCTL_TRAP_STOP) instead of a signal. When the tracer exits for any
+ * reason, exit_ptrace() calls __ptrace_detach() -> __ptrace_unlink() on each tracee, which
+ * clears JOBCTL_TRAP_MASK (so a pending interrupt disappears), reinstates a group-stop only
+ * if one really is in effect for the process, and wakes a tracee sitting in TASK_TRACED
+ * (ptrace_signal_wake_up(child, true)). The tracee resumes exactly where it was, untraced,
+ * with no stray signal. (Read in kernel/ptrace.c, Linux 5.x/6.x.)
+ *
+ * So the only state cprof can leave behind is "traced and stopped for a little longer", and
+ * the kernel undoes even that if cprof is killed.
+ */
+
+static long seize_flags(void)
+{
+	/* No PTRACE_O_* options: we want no syscall, exec, clone or exit events, only the
+	 * interrupt stop (and whatever stop was already on its way). */
+	return 0;
+}
+
+static void regs_from_user(const struct user_regs_struct *u, struct cp_regs *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->r[CP_REG_RAX] = u->rax;
+	r->r[CP_REG_RDX] = u->rdx;
+	r->r[CP_REG_RCX] = u->rcx;
+	r->r[CP_REG_RBX] = u->rbx;
+	r->r[CP_REG_RSI] = u->rsi;
+	r->r[CP_REG_RDI] = u->rdi;
+	r->r[CP_REG_RBP] = u->rbp;
+	r->r[CP_REG_RSP] = u->rsp;
+	r->r[CP_REG_R8] = u->r8;
+	r->r[CP_REG_R9] = u->r9;
+	r->r[CP_REG_R10] = u->r10;
+	r->r[CP_REG_R11] = u->r11;
+	r->r[CP_REG_R12] = u->r12;
+	r->r[CP_REG_R13] = u->r13;
+	r->r[CP_REG_R14] = u->r14;
+	r->r[CP_REG_R15] = u->r15;
+	r->r[CP_REG_RIP] = u->rip;
+	r->valid = (1u << CP_NREGS) - 1;
+}
+
+long cp_capture_read_mem(int pid, uint64_t addr, void *buf, size_t len)
+{
+	const long page = 4096;
+	size_t done = 0;
+
+	if (pid <= 0 || (!buf && len))
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	if (len > (size_t)0x7fffffff)
+		len = 0x7fffffff;
+	if (addr + len < addr)
+		return -EFAULT;
+	/*
+	 * One call for the whole range first. The kernel stops at the first page it cannot
+	 * read and may report that as a failure of the whole call, so on EFAULT the range is
+	 * read again page by page to return the readable prefix.
+	 */
+	{
+		struct iovec local = { .iov_base = buf, .iov_len = len };
+		struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+		ssize_t r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+
+		if (r >= 0)
+			return (long)r;
+		if (errno != EFAULT)
+			return -errno;
+	}
+	while (done < len) {
+		uint64_t a = addr + done;
+		size_t chunk = (size_t)(page - (long)(a & (uint64_t)(page - 1)));
+		struct iovec local, remote;
+		ssize_t r;
+
+		if (chunk > len - done)
+			chunk = len - done;
+		local.iov_base = (char *)buf + done;
+		local.iov_len = chunk;
+		remote.iov_base = (void *)(uintptr_t)a;
+		remote.iov_len = chunk;
+		r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+		if (r <= 0) {
+			if (done > 0)
+				break;
+			return r < 0 ? -errno : -EFAULT;
+		}
+		done += (size_t)r;
+		if ((size_t)r < chunk)
+			break;
+	}
+	return (long)done;
+}
+
+/* Signals that would make cprof exit (and detach) while a thread is stopped; they are
+ * held for the stop window so that the thread runs again before cprof reacts. */
+static void block_exit_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static void restore_signals(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/* Does /proc say someone else traces tid? -EBUSY then, else err unchanged. */
+static int refine_seize_error(int pid, int tid, int err)
+{
+	struct cp_task_status ts;
+	struct cp_task_stat st;
+
+	if (err != -EPERM)
+		return err;
+	if (cp_proc_read_status(pid, tid, &ts) == 0 && ts.tracer_pid != 0)
+		return -EBUSY;
+	/* ptrace refuses zombies (an exited thread group leader) with EPERM too. */
+	err = cp_proc_read_stat(pid, tid, &st);
+	if (err == -ESRCH || (err == 0 && (st.state == 'Z' || st.state == 'X')))
+		return -ESRCH;
+	return -EPERM;
+}
+
+/*
+ * Wait for tid to stop after PTRACE_INTERRUPT. Returns 0 with *detach_sig set to the signal
+ * to hand back on detach (0 for the interrupt or a group-stop), or -ESRCH when it exited.
+ */
+static int wait_for_stop(int tid, int *detach_sig)
+{
+	int status;
+
+	for (;;) {
+		pid_t r = waitpid(tid, &status, __WALL);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			/* ECHILD: the thread is gone and was reaped by its own parent. */
+			return errno == ECHILD ? -ESRCH : -errno;
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			return -ESRCH;
+		if (!WIFSTOPPED(status))
+			continue;
+		if ((status >> 16) == PTRACE_EVENT_STOP) {
+			/*
+			 * Our interrupt (SIGTRAP), or a group-stop (SIGSTOP/SIGTSTP/...) that was
+			 * in effect or under way: either way a ptrace-stop with valid registers.
+			 * After detach the kernel keeps the thread in the group-stop if one is
+			 * in effect, so there is nothing to hand back.
+			 */
+			*detach_sig = 0;
+			return 0;
+		}
+		if ((status >> 16) == 0) {
+			/*
+			 * Signal-delivery-stop: a signal reached the thread before our interrupt.
+			 * The registers are valid here too. The signal is held by ptrace; handing
+			 * it back in PTRACE_DETACH's data delivers it as if we were never there.
+			 * Our pending interrupt is discarded by the detach.
+			 */
+			*detach_sig = WSTOPSIG(status);
+			return 0;
+		}
+		/* Other PTRACE_EVENT_* stops need options we never set; treat as stopped. */
+		*detach_sig = 0;
+		return 0;
+	}
+}
+
+/*
+ * A tracee that dies while traced reports its exit to us, not to its process, and stays a
+ * zombie thread in the target until we collect it. Killed tasks exit promptly; wait a
+ * little for that, never indefinitely.
+ */
+static void reap_exited(int tid)
+{
+	const struct timespec ms = { 0, 1000000 };
+	int status, i;
+
+	for (i = 0; i < 200; i++) {
+		pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || (r == tid && (WIFEXITED(status) || WIFSIGNALED(status))))
+			return;
+		nanosleep(&ms, NULL);
+	}
+}
+
+static const struct cp_map *stack_map(int pid, const struct cp_maps *given, struct cp_maps *own,
+				      uint64_t sp)
+{
+	const struct cp_map *m = NULL;
+
+	if (given)
+		m = cp_maps_find(given, sp);
+	if (!m && own->v)
+		m = cp_maps_find(own, sp);
+	return m;
+}
+
+/* Bytes to copy from sp: to the end of its mapping, at most max. */
+static size_t stack_span(const struct cp_map *m, uint64_t sp, size_t max, bool *truncated)
+{
+	uint64_t avail;
+
+	*truncated = false;
+	if (!m)
+		return 0;
+	avail = m->end - sp;
+	if (avail > max) {
+		*truncated = true;
+		return max;
+	}
+	return (size_t)avail;
+}
+
+/* Shrink the copy buffer to what was read, after the thread runs again. */
+static void stack_finish(struct cp_stack *stack, uint8_t *buf, long got)
+{
+	if (got <= 0) {
+		free(buf);
+		stack->data = NULL;
+		stack->len = 0;
+		return;
+	}
+	stack->len = (size_t)got;
+	stack->data = realloc(buf, (size_t)got);
+	if (!stack->data)
+		stack->data = buf;
+}
+
+/* A thread in uninterruptible sleep: its sp and pc from /proc, its stack copied live. */
+static int capture_unstopped(int pid, int tid, const struct cp_task_syscall *sc,
+			     const struct cp_map *m, size_t max, struct cp_thread_snap *out)
+{
+	struct cp_thread_snap snap;
+	uint8_t *buf = NULL;
+	size_t span;
+	long got = 0;
+
+	memset(&snap, 0, sizeof(snap));
+	snap.tid = tid;
+	snap.regs.r[CP_REG_RSP] = sc->sp;
+	snap.regs.r[CP_REG_RIP] = sc->pc;
+	snap.regs.valid = (1u << CP_REG_RSP) | (1u << CP_REG_RIP);
+	snap.stack.start = sc->sp;
+	span = stack_span(m, sc->sp, max, &snap.stack.truncated);
+	if (span) {
+		buf = malloc(span);
+		if (!buf)
+			return -ENOMEM;
+		got = cp_capture_read_mem(pid, sc->sp, buf, span);
+		if (got == -ESRCH) {
+			free(buf);
+			return -ESRCH;
+		}
+		if (got > 0 && (size_t)got < span)
+			snap.stack.truncated = true;
+	}
+	stack_finish(&snap.stack, buf, got);
+	*out = snap;
+	return 0;
+}
+
+int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
+		      struct cp_thread_snap *out)
+{
+	size_t max = (opts && opts->stack_max) ? opts->stack_max : CP_STACK_COPY_MAX;
+	const struct cp_maps *given = opts ? opts->maps : NULL;
+	unsigned int flags = opts ? opts->flags : 0;
+	struct cp_maps own = { 0 };
+	struct cp_thread_snap snap;
+	struct user_regs_struct uregs;
+	struct cp_task_stat st;
+	const struct cp_map *m;
+	uint8_t *buf = NULL;
+	uint64_t t0, t1;
+	sigset_t oldmask;
+	size_t span = 0;
+	long got = 0;
+	int ret, err, detach_sig = 0, saved;
+
+	if (pid <= 0 || tid <= 0 || !out)
+		return -EINVAL;
+	/* Also proves tid is a thread of pid: the task directory is per process. */
+	ret = cp_proc_read_stat(pid, tid, &st);
+	if (ret < 0)
+		return ret;
+	if (st.state == 'Z' || st.state == 'X')
+		return -ESRCH;
+	if (!given) {
+		ret = cp_maps_read(pid, &own);
+		if (ret < 0)
+			return ret;
+	}
+
+	/*
+	 * A thread in uninterruptible sleep does not take the interrupt until the kernel wakes
+	 * it, which may be never (a dead NFS server), and a stop request cannot be withdrawn
+	 * without the thread stopping first. So do not try: its sp and pc in /proc are exact
+	 * while it sleeps, and its stack does not change under us while it does.
+	 */
+	if (st.state == 'D') {
+		struct cp_task_syscall sc;
+
+		if (flags & CP_CAPTURE_STOP) {
+			ret = -EAGAIN;
+			goto out_maps;
+		}
+		ret = cp_proc_read_syscall(pid, tid, &sc);
+		if (ret == 0 && !sc.running && sc.sp) {
+			m = stack_map(pid, given, &own, sc.sp);
+			ret = capture_unstopped(pid, tid, &sc, m, max, out);
+			goto out_maps;
+		}
+		if (ret == -ESRCH)
+			goto out_maps;
+		/* Running again by now, or unreadable: stop it like any other thread. */
+	}
+
+	/* Allocated before the stop: nothing but ptrace and one copy happens while stopped. */
+	buf = malloc(max);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out_maps;
+	}
+
+	memset(&snap, 0, sizeof(snap));
+	snap.tid = tid;
+	block_exit_signals(&oldmask);
+	t0 = cp_now_ns();
+	if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)seize_flags()) != 0) {
+		ret = refine_seize_error(pid, tid, -errno);
+		restore_signals(&oldmask);
+		goto out_buf;
+	}
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) != 0) {
+		/* Fails only when the thread is already exiting: nothing to detach from, but
+		 * its exit is reported to us now, and must be collected. */
+		ret = -errno;
+		reap_exited(tid);
+		restore_signals(&oldmask);
+		goto out_buf;
+	}
+	ret = wait_for_stop(tid, &detach_sig);
+	if (ret < 0) {
+		/* Exited while we waited: the kernel has already unlinked it. */
+		restore_signals(&oldmask);
+		goto out_buf;
+	}
+
+	if (ptrace(PTRACE_GETREGS, tid, NULL, &uregs) != 0) {
+		ret = -errno;
+	} else {
+		regs_from_user(&uregs, &snap.regs);
+		snap.stack.start = uregs.rsp;
+		m = stack_map(pid, given, &own, uregs.rsp);
+		span = stack_span(m, uregs.rsp, max, &snap.stack.truncated);
+		if (span) {
+			got = cp_capture_read_mem(pid, uregs.rsp, buf, span);
+			if (got > 0 && (size_t)got < span)
+				snap.stack.truncated = true;
+		}
+		ret = 0;
+	}
+
+	/* Let it go at once, whatever happened above; keep the first error. */
+	saved = errno;
+	if (ptrace(PTRACE_DETACH, tid, NULL, (void *)(long)detach_sig) != 0) {
+		err = -errno;
+		/* ESRCH here: killed while stopped (SIGKILL needs no tracer's consent). */
+		reap_exited(tid);
+		if (ret == 0)
+			ret = err;
+	}
+	errno = saved;
+	t1 = cp_now_ns();
+	restore_signals(&oldmask);
+	if (ret < 0)
+		goto out_buf;
+
+	/* Registers without a readable stack are still worth unwinding (live memory). */
+	stack_finish(&snap.stack, buf, got);
+	buf = NULL;
+	snap.stopped = true;
+	snap.stopped_ns = t1 - t0;
+	*out = snap;
+	ret = 0;
+
+out_buf:
+	free(buf);
+out_maps:
+	cp_maps_release(&own);
+	return ret;
+}
+
+void cp_thread_snap_release(struct cp_thread_snap *snap)
+{
+	if (!snap)
+		return;
+	free(snap->stack.data);
+	snap->stack.data = NULL;
+	snap->stack.len = 0;
+}

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "maps.h"
 #include "snapshot.h"
 
 enum cp_capture_flags {
@@ -17,6 +18,9 @@ enum cp_capture_flags {
 struct cp_capture_opts {
 	size_t stack_max;		/* bytes of stack to copy, 0 = CP_STACK_COPY_MAX */
 	unsigned int flags;		/* enum cp_capture_flags */
+	/* Borrowed, may be NULL: the process's maps, to find the end of the stack mapping
+	 * without reading /proc/PID/maps for every thread. Re-read when sp is not in it. */
+	const struct cp_maps *maps;
 };
 
 struct cp_thread_snap {
@@ -29,7 +33,12 @@ struct cp_thread_snap {
 
 /*
  * Capture thread tid of process pid. Returns 0 or -errno: -ESRCH (thread gone), -EPERM
- * (ptrace refused), -EBUSY (already traced by someone else). out is written only on success.
+ * (ptrace refused), -EBUSY (already traced by someone else), -EAGAIN (CP_CAPTURE_STOP asked
+ * for a thread in uninterruptible sleep, which cannot stop until the kernel lets it go).
+ * out is written only on success.
+ * Without CP_CAPTURE_STOP a thread in state D is captured without stopping it: regs then
+ * hold only RSP and RIP (valid says so), from /proc/PID/task/TID/syscall, and stopped is
+ * false. Every other thread is stopped.
  * Blocks SIGINT/SIGTERM/SIGHUP for the short window in which the thread is stopped, so a
  * signal to cprof is handled only after the thread runs again.
  */
