@@ -149,7 +149,9 @@ static void add_wait(struct out *o, const struct cp_dump *dump, const struct cp_
 		     bool with_detail)
 {
 	const struct cp_wait *w = &th->wait;
-	bool unbounded = cp_dump_wait_unbounded(w);
+	/* The classifier may have said it already. */
+	bool unbounded = cp_dump_wait_unbounded(w) &&
+			 !(with_detail && w->detail && strstr(w->detail, "no timeout"));
 
 	cp_strbuf_addf(&o->sb, "[%s%s%s", col(o, kind_color(w->kind)), cp_wait_kind_name(w->kind),
 		       col(o, C_RESET));
@@ -279,13 +281,28 @@ static void add_group(struct out *o, const struct cp_dump *dump, const struct cp
 	add_frames(o, th);
 }
 
+static bool is_runtime_module(const char *module)
+{
+	static const char *const prefixes[] = { "libc.", "libc-", "ld-linux", "libpthread",
+						"libstdc++", "libgcc" };
+	const char *base;
+
+	if (!module)
+		return false;
+	base = basename_of(module);
+	for (size_t i = 0; i < CP_ARRAY_SIZE(prefixes); i++)
+		if (!strncmp(base, prefixes[i], strlen(prefixes[i])))
+			return true;
+	return false;
+}
+
 /* The function a group of threads is stuck in: the first frame outside libc and friends. */
 static const char *telling_function(const struct cp_dump_thread *th)
 {
 	for (size_t i = 0; i < th->nframes; i++) {
 		const struct cp_frame *f = &th->frames[i];
 
-		if (f->function && f->file)
+		if (f->function && !is_runtime_module(f->module))
 			return f->function;
 	}
 	for (size_t i = 0; i < th->nframes; i++)
