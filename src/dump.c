@@ -54,6 +54,8 @@ struct take {
 	size_t nlook1;
 	struct progress *look2;
 	size_t nlook2;
+	struct cp_maps maps;	/* read before the captures, to find stack ends */
+	bool have_maps;
 };
 
 static bool cancelled(const struct take *t)
@@ -105,6 +107,9 @@ static void take_release(struct take *t)
 	free(t->seen);
 	free(t->look1);
 	free(t->look2);
+	if (t->have_maps)
+		cp_maps_release(&t->maps);
+	t->have_maps = false;
 	t->items = NULL;
 	t->seen = NULL;
 	t->look1 = NULL;
@@ -213,6 +218,7 @@ static int collect(struct take *t, int tid, int *tracer)
 	struct cp_capture_opts copts = {
 		.stack_max = t->opts->stack_max,
 		.flags = (t->opts->flags & CP_DUMP_STOP_ALL) ? CP_CAPTURE_STOP : 0,
+		.maps = t->have_maps ? &t->maps : NULL,
 	};
 	struct item *it = item_push(t, tid);
 	int err;
@@ -736,6 +742,7 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 	}
 
 	d.time_ns = cp_wall_ns();
+	t.have_maps = cp_maps_read(pid, &t.maps) == 0;
 	err = list_and_collect(&t, tracer);
 	if (!err)
 		err = rescan(&t, tracer);
