@@ -1,3 +1,102 @@
 #!/bin/sh
-# Placeholder: the demo lands with the dump command.
-echo "demo not ready yet"
+# The cprof demo: start a workload with a hot function and blocked threads, dump it, explain.
+# Usage: sh scripts/demo.sh BUILD_DIR   (make demo calls it with the test build)
+set -u
+
+BUILD=${1:-build}
+CPROF="$BUILD/cprof"
+[ -x "$CPROF" ] || CPROF="$BUILD/cmd/cprof"
+DEMO="$BUILD/tests/targets/demo"
+
+if [ ! -x "$CPROF" ] || [ ! -x "$DEMO" ]; then
+	echo "demo: build first (missing $CPROF or $DEMO); try 'make build'" >&2
+	exit 1
+fi
+
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/cprof-demo.XXXXXX")
+PID=
+
+cleanup() {
+	# Only the workload this script started, by its PID.
+	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+		kill -9 "$PID" 2>/dev/null
+		wait "$PID" 2>/dev/null
+	fi
+	rm -rf "$OUT"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() {
+	printf '\n\033[1m== %s\033[0m\n' "$*"
+}
+
+say "starting the demo workload ($DEMO)"
+"$DEMO" >"$OUT/demo.out" 2>&1 &
+PID=$!
+i=0
+until grep -q READY "$OUT/demo.out" 2>/dev/null; do
+	i=$((i + 1))
+	if [ $i -gt 100 ] || ! kill -0 "$PID" 2>/dev/null; then
+		echo "demo: workload did not start:" >&2
+		cat "$OUT/demo.out" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+echo "workload pid $PID: $(cat "$OUT/demo.out" | grep READY)"
+
+say "cprof dump -p $PID   (every thread, its stack and why it waits)"
+"$CPROF" dump -p "$PID" || exit 1
+
+say "cprof dump -p $PID --format json -o demo-dump.json"
+"$CPROF" dump -p "$PID" --format json -o demo-dump.json || exit 1
+
+say "what to look at"
+# Pull the facts out of the JSON, so the pointers below are about this very run.
+python3 - "$PID" demo-dump.json <<'EOF' || true
+import json, sys
+
+pid, path = sys.argv[1], sys.argv[2]
+d = json.load(open(path))
+by_name = {t["name"]: t for t in d["threads"]}
+names = {t["tid"]: t["name"] for t in d["threads"]}
+
+
+def who(tid):
+    return '%s "%s"' % (tid, names.get(tid, "?"))
+
+
+t = by_name.get("w-mutex")
+if t and t["wait"]["owner_tid"]:
+    print('- thread w-mutex waits for the mutex %s held by thread %s'
+          % (t["wait"]["address"], who(t["wait"]["owner_tid"])))
+for dl in d["deadlocks"]:
+    print("- DEADLOCK between threads " + ", ".join(who(x) for x in dl["tids"]))
+conns = [t for t in d["threads"] if t["name"].startswith("conn-")]
+if conns:
+    print("- %d conn-N threads share one stack, blocked reading a socket with no timeout: "
+          "the leak indicator (LEAK?) flags them; 'cprof dump -p %s --group' folds them"
+          % (len(conns), pid))
+t = by_name.get("hot")
+if t:
+    chain = " <- ".join(f["function"] or "?" for f in t["frames"][:3])
+    print("- thread hot is %s in %s" % (t["wait"]["kind"], chain))
+for name in ("w-cond", "w-sleep", "w-pipe", "w-poll"):
+    t = by_name.get(name)
+    if t:
+        print("- thread %s: %s%s" % (name, t["wait"]["kind"],
+                                     (": " + t["wait"]["detail"]) if t["wait"]["detail"] else ""))
+print("- the whole dump as JSON: %s (%d threads)" % (path, d["summary"]["threads"]))
+EOF
+
+say "cprof dump -p $PID --group   (identical stacks merged)"
+"$CPROF" dump -p "$PID" --group | head -n 30
+
+# ---------------------------------------------------------------------------------------------
+# CPU PROFILE STEP (to be added by the "sampler" engineer): profile the same workload with
+#   "$CPROF" attach -p "$PID" --seconds 5 --format svg -o demo-flame.svg
+# and point at hot_outer -> hot_middle -> hot_inner in the flame graph.
+# ---------------------------------------------------------------------------------------------
+
+say "done: stopping the workload (pid $PID)"
