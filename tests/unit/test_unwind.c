@@ -9,11 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/uio.h>
-#include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -273,65 +270,13 @@ static void print_stack(const char *what, const struct cp_unwind_result *r)
 	}
 }
 
-/*
- * Copy a thread's registers and stack. Uses our own PTRACE_SEIZE/INTERRUPT so the test does
- * not depend on capture.c; the thread runs again before anything is unwound.
- */
-static int snap_thread(int tid, struct cp_regs *regs, struct cp_stack *st)
+/* Copy a thread's registers and stack; it runs again before anything is unwound. */
+static int snap_thread(int tid, struct cp_thread_snap *snap)
 {
-	struct user_regs_struct ur;
-	const struct cp_map *m;
-	int status, r = 0;
-	uint64_t len;
-	long n;
+	struct cp_capture_opts opts = { .flags = CP_CAPTURE_STOP, .maps = &maps };
 
-	if (ptrace(PTRACE_SEIZE, tid, 0, 0) != 0)
-		return -errno;
-	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0 || waitpid(tid, &status, __WALL) != tid ||
-	    ptrace(PTRACE_GETREGS, tid, 0, &ur) != 0) {
-		r = -errno ? -errno : -EIO;
-		ptrace(PTRACE_DETACH, tid, 0, 0);
-		return r;
-	}
-	memset(regs, 0, sizeof(*regs));
-	regs->r[CP_REG_RAX] = ur.rax;
-	regs->r[CP_REG_RDX] = ur.rdx;
-	regs->r[CP_REG_RCX] = ur.rcx;
-	regs->r[CP_REG_RBX] = ur.rbx;
-	regs->r[CP_REG_RSI] = ur.rsi;
-	regs->r[CP_REG_RDI] = ur.rdi;
-	regs->r[CP_REG_RBP] = ur.rbp;
-	regs->r[CP_REG_RSP] = ur.rsp;
-	regs->r[CP_REG_R8] = ur.r8;
-	regs->r[CP_REG_R9] = ur.r9;
-	regs->r[CP_REG_R10] = ur.r10;
-	regs->r[CP_REG_R11] = ur.r11;
-	regs->r[CP_REG_R12] = ur.r12;
-	regs->r[CP_REG_R13] = ur.r13;
-	regs->r[CP_REG_R14] = ur.r14;
-	regs->r[CP_REG_R15] = ur.r15;
-	regs->r[CP_REG_RIP] = ur.rip;
-	regs->valid = (1u << CP_NREGS) - 1;
-
-	m = cp_maps_find(&maps, ur.rsp);
-	len = m ? m->end - ur.rsp : 0;
-	if (len > CP_STACK_COPY_MAX)
-		len = CP_STACK_COPY_MAX;
-	st->start = ur.rsp;
-	st->data = malloc(len ? len : 1);
-	st->truncated = m && m->end - ur.rsp > len;
-	if (!st->data) {
-		r = -ENOMEM;
-	} else {
-		struct iovec local = { st->data, len }, remote = { (void *)(uintptr_t)ur.rsp, len };
-
-		n = process_vm_readv(fixture_pid, &local, 1, &remote, 1, 0);
-		st->len = n > 0 ? (size_t)n : 0;
-		if (n <= 0)
-			r = -EFAULT;
-	}
-	ptrace(PTRACE_DETACH, tid, 0, 0);
-	return r;
+	memset(snap, 0, sizeof(*snap));
+	return cp_capture_thread(fixture_pid, tid, &opts, snap);
 }
 
 struct fns {
@@ -478,17 +423,15 @@ static void test_partial_regs(struct cp_unwinder *uw, const struct cp_regs *regs
 static void test_signal_thread(struct cp_unwinder *uw, const struct fns *f)
 {
 	struct cp_unwind_result r;
-	struct cp_regs regs;
-	struct cp_stack st = { 0 };
+	struct cp_thread_snap snap;
 	size_t i, sig = SIZE_MAX;
 
 	wait_in_read(tid_signal);
-	if (snap_thread(tid_signal, &regs, &st) != 0) {
+	if (snap_thread(tid_signal, &snap) != 0) {
 		CHECK(!"capture the signal thread");
-		free(st.data);
 		return;
 	}
-	CHECK(cp_unwind(uw, &regs, &st, &r) == 0);
+	CHECK(cp_unwind(uw, &snap.regs, &snap.stack, &r) == 0);
 	print_stack("signal thread", &r);
 	CHECK(frame_in(&r, 0, &f->read_));
 	CHECK(frame_in(&r, 1, &f->handler));
@@ -504,31 +447,29 @@ static void test_signal_thread(struct cp_unwinder *uw, const struct fns *f)
 		;
 	CHECK(i < r.n);
 	CHECK(r.stop_reason == 0 && !r.truncated);
-	free(st.data);
+	cp_thread_snap_release(&snap);
 }
 
 /* 1000 recursive frames: the result stops at the cap and says so. */
 static void test_depth_cap(struct cp_unwinder *uw, const struct fns *f)
 {
 	struct cp_unwind_result r;
-	struct cp_regs regs;
-	struct cp_stack st = { 0 };
+	struct cp_thread_snap snap;
 	size_t in_recurse = 0;
 
 	wait_in_read(tid_recurse);
-	if (snap_thread(tid_recurse, &regs, &st) != 0) {
+	if (snap_thread(tid_recurse, &snap) != 0) {
 		CHECK(!"capture the recursing thread");
-		free(st.data);
 		return;
 	}
-	CHECK(cp_unwind(uw, &regs, &st, &r) == 0);
+	CHECK(cp_unwind(uw, &snap.regs, &snap.stack, &r) == 0);
 	CHECK(r.n == CP_UNWIND_MAX_FRAMES && r.truncated);
 	for (size_t i = 1; i < r.n; i++)
 		in_recurse += frame_in(&r, i, &f->recurse);
 	CHECK(in_recurse == r.n - 1);
 	printf("recursion: %zu frames, truncated=%d, %zu in deep_recurse\n", r.n, r.truncated,
 	       in_recurse);
-	free(st.data);
+	cp_thread_snap_release(&snap);
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -580,11 +521,12 @@ static void test_garbage(struct cp_unwinder *uw, const struct cp_unwind_result *
 int main(void)
 {
 	struct cp_unwind_result *full = calloc(1, sizeof(*full));
-	struct cp_regs regs;
-	struct cp_stack st = { 0 };
+	struct cp_thread_snap snap = { 0 };
 	struct cp_unwinder *uw;
 	struct fns f;
 	char fixture[PATH_MAX + 64];
+	struct cp_regs *regs;
+	struct cp_stack *st;
 	int r;
 
 	if (!full)
@@ -600,20 +542,22 @@ int main(void)
 	resolve_all(&f, fixture);
 
 	wait_in_read(tid_main);
-	r = snap_thread(tid_main, &regs, &st);
+	r = snap_thread(tid_main, &snap);
 	if (r == -EPERM) {
 		stop_fixture();
 		skip("ptrace not permitted (yama ptrace_scope or a seccomp sandbox)");
 	}
-	CHECK(r == 0);
+	CHECK(r == 0 && snap.stopped);
+	regs = &snap.regs;
+	st = &snap.stack;
 
 	/* Profiles: only the copy is trusted, so every frame here came from the copy and files. */
 	uw = cp_unwind_new(fixture_pid, &maps, false);
 	CHECK(uw != NULL);
 	if (uw && r == 0) {
-		test_main_thread(uw, &f, &regs, &st, full);
-		test_truncated_copy(uw, &regs, &st, full);
-		test_partial_regs(uw, &regs, &st, &f);
+		test_main_thread(uw, &f, regs, st, full);
+		test_truncated_copy(uw, regs, st, full);
+		test_partial_regs(uw, regs, st, &f);
 		test_signal_thread(uw, &f);
 		test_depth_cap(uw, &f);
 		test_garbage(uw, full);
@@ -621,7 +565,7 @@ int main(void)
 		cp_unwind_set_maps(uw, &maps);
 		struct cp_unwind_result again;
 
-		CHECK(cp_unwind(uw, &regs, &st, &again) == 0 && again.n == full->n);
+		CHECK(cp_unwind(uw, regs, st, &again) == 0 && again.n == full->n);
 	}
 	cp_unwind_free(uw);
 	cp_unwind_free(NULL);
@@ -630,16 +574,16 @@ int main(void)
 	uw = cp_unwind_new(fixture_pid, &maps, true);
 	CHECK(uw != NULL);
 	if (uw && r == 0) {
-		struct cp_stack cut = st;
+		struct cp_stack cut = *st;
 		struct cp_unwind_result lr;
 
 		cut.len = 16;
-		CHECK(cp_unwind(uw, &regs, &cut, &lr) == 0);
+		CHECK(cp_unwind(uw, regs, &cut, &lr) == 0);
 		CHECK(lr.n == full->n && memcmp(lr.pc, full->pc, lr.n * sizeof(lr.pc[0])) == 0);
 	}
 	cp_unwind_free(uw);
 
-	free(st.data);
+	cp_thread_snap_release(&snap);
 	free(full);
 	cp_maps_release(&maps);
 	stop_fixture();
