@@ -237,10 +237,24 @@ static enum cp_wait_kind futex_kind(const struct cp_wait_input *in, char *label,
 			 starts_with(name, "pthread_barrier_") || starts_with(name, "pthread_once") ||
 			 starts_with(name, "call_once"))
 			kind = CP_WAIT_FUTEX;
-		if (kind != CP_WAIT__COUNT) {
+		if (kind == CP_WAIT__COUNT)
+			continue;
+		/* Name the public entry point: the outermost of the run of frames of this kind
+		 * (__pthread_cond_wait_common -> pthread_cond_timedwait). */
+		snprintf(label, size, "%s", name);
+		for (i++; i < in->nfunctions && i < LOCK_FRAMES; i++) {
+			name = base_name(in->functions[i], buf, sizeof(buf));
+			if (!(kind == CP_WAIT_MUTEX ? starts_with(name, "pthread_mutex_") :
+			      kind == CP_WAIT_RWLOCK ? starts_with(name, "pthread_rwlock_") :
+			      kind == CP_WAIT_CONDVAR ? starts_with(name, "pthread_cond_") :
+			      starts_with(name, "sem_") || starts_with(name, "pthread_")))
+				break;
 			snprintf(label, size, "%s", name);
-			return kind;
 		}
+		/* glibc's internal semaphore slow path stands for the call the program made. */
+		if (starts_with(label, "new_sem_") || starts_with(label, "old_sem_"))
+			snprintf(label, size, "sem_wait");
+		return kind;
 	}
 	return CP_WAIT__COUNT;
 }
@@ -391,7 +405,7 @@ static int fd_detail(struct cp_wait *w, const char *sys, const char *desc)
 	format_timeout(tmo, sizeof(tmo), w, false);
 	if (w->fd < 0)
 		return set_detail(w, "%s on an unknown fd, %s", sys, tmo);
-	return set_detail(w, "%s fd %d %s %s", sys, w->fd,
+	return set_detail(w, "%s fd %d %s, %s", sys, w->fd,
 			  desc && *desc ? desc : (w->object ? w->object : "(unknown)"), tmo);
 }
 

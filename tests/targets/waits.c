@@ -70,14 +70,18 @@ static NOINLINE void block_running(void)
 		sink++; /* BLOCK:running */
 }
 
+/* The volatile store after the lock keeps the call from becoming a tail call, which would
+ * take block_mutex off the stack. */
 static NOINLINE void block_mutex(void)
 {
 	pthread_mutex_lock(&held_mutex); /* BLOCK:mutex */
+	sink++;
 }
 
 static NOINLINE void block_rwlock(void)
 {
 	pthread_rwlock_rdlock(&held_rwlock); /* BLOCK:rwlock */
+	sink++;
 }
 
 static NOINLINE void block_condvar(void)
