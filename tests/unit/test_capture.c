@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +39,8 @@ struct shared {
 	int tids[NTHREADS];
 	atomic_ulong spins;
 	atomic_int rt_signals;		/* SIGRTMIN handled by the sleeper thread */
+	atomic_int sent;		/* SIGRTMIN sent by the sender process */
+	atomic_int sending;
 	unsigned long probe;		/* a known value at a known address */
 };
 
@@ -292,27 +295,52 @@ static void test_read_mem(void)
 	munmap(p, 4096);
 }
 
-/* A signal that arrives while the thread is stopped by us must still be delivered. */
+/*
+ * A signal that arrives while the thread is stopped by us must still be delivered. A second
+ * process sends real-time signals (never merged) to the thread without pause while we
+ * capture it over and over, so that some land between our SEIZE and the stop and come to
+ * us as signal-delivery-stops.
+ */
 static void test_signals_kept(void)
 {
-	int tid = sh->tids[2], sent = 0, i, before = atomic_load(&sh->rt_signals);
+	int tid = sh->tids[2], i, status, captures = 0, before;
+	pid_t sender;
 
-	for (i = 0; i < 200; i++) {
-		struct cp_thread_snap s;
-		int ret;
-
-		/* Queue a real-time signal (never merged) just before and during captures. */
-		if (syscall(SYS_tgkill, child, tid, SIGRTMIN) == 0)
-			sent++;
-		ret = cp_capture_thread(child, tid, NULL, &s);
-		CHECK(ret == 0);
-		if (ret == 0)
-			cp_thread_snap_release(&s);
+	atomic_store(&sh->sent, 0);
+	atomic_store(&sh->rt_signals, 0);
+	before = 0;
+	atomic_store(&sh->sending, 1);
+	sender = fork();
+	if (sender == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* Keep a few signals queued at all times until told to stop. */
+		while (atomic_load(&sh->sending)) {
+			if (atomic_load(&sh->sent) - atomic_load(&sh->rt_signals) > 8) {
+				sched_yield();
+				continue;
+			}
+			if (syscall(SYS_tgkill, sh->tids[0], tid, SIGRTMIN) == 0)
+				atomic_fetch_add(&sh->sent, 1);
+		}
+		_exit(0);
 	}
-	for (i = 0; i < 500 && atomic_load(&sh->rt_signals) - before < sent; i++)
+	while (captures < 1000) {
+		struct cp_thread_snap s;
+		int ret = cp_capture_thread(child, tid, NULL, &s);
+
+		CHECK(ret == 0);
+		if (ret != 0)
+			break;
+		cp_thread_snap_release(&s);
+		captures++;
+	}
+	atomic_store(&sh->sending, 0);
+	waitpid(sender, &status, 0);
+	for (i = 0; i < 500 && atomic_load(&sh->rt_signals) - before < atomic_load(&sh->sent); i++)
 		sleep_ms(10);
-	printf("signals sent %d, handled %d\n", sent, atomic_load(&sh->rt_signals) - before);
-	CHECK(atomic_load(&sh->rt_signals) - before == sent);
+	printf("captures %d while signals were sent %d, handled %d\n", captures,
+	       atomic_load(&sh->sent), atomic_load(&sh->rt_signals) - before);
+	CHECK(atomic_load(&sh->rt_signals) - before == atomic_load(&sh->sent));
 	check_untouched(child, false, "after signal captures");
 }
 
@@ -387,6 +415,73 @@ static void test_busy(void)
 	check_untouched(child, false, "after busy");
 }
 
+/*
+ * A thread in uninterruptible sleep (a vfork parent waits in D until its child execs or
+ * exits): captured without stopping from its /proc sp and pc, or -EAGAIN when a stop is
+ * demanded, and never a hang either way.
+ */
+static void test_dstate(void)
+{
+	struct cp_capture_opts stop = { .flags = CP_CAPTURE_STOP };
+	struct cp_thread_snap s;
+	struct cp_task_stat st;
+	struct cp_maps maps;
+	int fds[2], i, ret, status;
+	pid_t p;
+
+	if (pipe(fds) != 0) {
+		CHECK(0);
+		return;
+	}
+	p = fork();
+	if (p == 0) {
+		char c;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(fds[1]);
+		if (vfork() == 0) {
+			/* Only a raw read and _exit here: the vfork child shares our memory. */
+			while (read(fds[0], &c, 1) > 0)
+				;
+			_exit(0);
+		}
+		_exit(0);
+	}
+	close(fds[0]);
+	for (i = 0; i < 500; i++) {
+		if (cp_proc_read_stat(p, p, &st) == 0 && st.state == 'D')
+			break;
+		sleep_ms(10);
+	}
+	if (st.state != 'D') {
+		printf("note: vfork parent not in D (state %c), D-state capture not tested\n",
+		       st.state);
+		goto out;
+	}
+	CHECK(cp_capture_thread(p, p, &stop, &s) == -EAGAIN);
+	memset(&s, 0, sizeof(s));
+	ret = cp_capture_thread(p, p, NULL, &s);
+	CHECK(ret == 0);
+	if (ret == 0) {
+		CHECK(!s.stopped && s.stopped_ns == 0);
+		CHECK(s.regs.valid == ((1u << CP_REG_RSP) | (1u << CP_REG_RIP)));
+		CHECK(s.stack.start == s.regs.r[CP_REG_RSP] && s.stack.len > 0);
+		if (cp_maps_read(p, &maps) == 0) {
+			const struct cp_map *m = cp_maps_find(&maps, s.regs.r[CP_REG_RIP]);
+
+			CHECK(m && m->perms[2] == 'x');
+			CHECK(cp_maps_find(&maps, s.regs.r[CP_REG_RSP]) != NULL);
+			cp_maps_release(&maps);
+		}
+		cp_thread_snap_release(&s);
+	}
+	check_untouched(p, false, "after D-state capture");
+out:
+	close(fds[1]);
+	waitpid(p, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
 	int i, status;
@@ -423,6 +518,7 @@ int main(void)
 	test_signals_kept();
 	test_group_stop();
 	test_busy();
+	test_dstate();
 
 	kill(child, SIGKILL);
 	waitpid(child, &status, 0);
