@@ -55,8 +55,8 @@ enum {
 /* The kernel never hands out TIDs above PID_MAX_LIMIT (4M on 64-bit). */
 #define TID_LIMIT (4 * 1024 * 1024)
 
-/* The futex word a rwlock waiter can sleep on, and PTHREAD_RWLOCK_FUTEX_USED. */
-#define RW_FUTEX_USED 0x80000000u
+/* PTHREAD_RWLOCK_FUTEX_USED: set in __wrphase_futex / __writers_futex once a waiter sleeps. */
+#define RW_FUTEX_USED 2u
 
 static uint32_t get_u32(const uint8_t *p, size_t off)
 {
