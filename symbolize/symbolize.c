@@ -17,6 +17,7 @@
 #include <zlib.h>
 
 #include "symbolize.h"
+#include "util.h"
 
 /*
  * Caps on what we accept from files that belong to someone else: a module with more program
@@ -609,9 +610,12 @@ static uint64_t map_dev(const struct cp_map *map)
 	return ((uint64_t)map->dev_major << 32) | map->dev_minor;
 }
 
-/* The module of map in process pid; *out NULL (and 0 returned) when it cannot be used. */
+/*
+ * The module of map in process pid; *out NULL (and 0 returned) when it cannot be used, with
+ * the reason in *why. *path: our copy of map->path, which lives as long as sym.
+ */
 static int module_for_map(struct cp_symbolizer *sym, int pid, const struct cp_map *map,
-			  struct module **out, int *why)
+			  struct module **out, int *why, const char **path)
 {
 	uint64_t h = hash_u64(((uint64_t)(unsigned)pid << 32) ^ map_dev(map) ^ hash_u64(map->inode));
 	char open_path[PATH_MAX];
@@ -626,6 +630,7 @@ static int module_for_map(struct cp_symbolizer *sym, int pid, const struct cp_ma
 		    b->ino == map->inode && !strcmp(b->path, map->path)) {
 			*out = b->mod;
 			*why = b->err;
+			*path = b->path;
 			return 0;
 		}
 	}
@@ -657,6 +662,7 @@ static int module_for_map(struct cp_symbolizer *sym, int pid, const struct cp_ma
 	}
 	*out = m;
 	*why = err;
+	*path = b->path;
 	return 0;
 }
 
@@ -731,15 +737,77 @@ static void die_names(struct cp_symbolizer *sym, Dwarf_Die *die, struct cp_sym_f
 		link = dwarf_formstring(&a);
 	if (dwarf_attr_integrate(die, DW_AT_name, &a))
 		name = dwarf_formstring(&a);
-	if (link) {
+	/* A linkage name that is not mangled is an asm label (glibc's __GI_ aliases): the
+	 * source name is what users know; the raw one stays in system_name. */
+	if (link && (!name || !strncmp(link, "_Z", 2) || !strncmp(link, "_R", 2))) {
 		f->system_name = intern(sym, link);
 		f->function = intern_demangled(sym, link);
+	} else if (link) {
+		f->system_name = intern(sym, link);
+		f->function = intern(sym, name);
 	} else if (name) {
 		f->system_name = intern(sym, name);
 		f->function = f->system_name;
 	}
 	if (dwarf_decl_line(die, &line) == 0 && line > 0)
 		f->start_line = line;
+}
+
+/*
+ * Lexically clean path in place: drop "." and empty components, fold "dir/..". Symlinks
+ * are not consulted: the path is a build machine's, not ours.
+ */
+static void clean_path(char *path)
+{
+	char *comp[PATH_MAX / 2];
+	size_t n = 0, len;
+	bool abs = path[0] == '/';
+	char *save = NULL, *out;
+
+	for (char *c = strtok_r(path, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(c, "."))
+			continue;
+		if (!strcmp(c, "..") && n > 0 && strcmp(comp[n - 1], ".."))
+			n--;
+		else if (!(abs && n == 0 && !strcmp(c, "..")) && n < CP_ARRAY_SIZE(comp))
+			comp[n++] = c;
+	}
+	/* Components only move left: copy them down over the original string. */
+	out = path;
+	if (abs)
+		*out++ = '/';
+	for (size_t i = 0; i < n; i++) {
+		len = strlen(comp[i]);
+		memmove(out, comp[i], len);
+		out += len;
+		if (i + 1 < n)
+			*out++ = '/';
+	}
+	if (out == path)
+		*out++ = '.';
+	*out = '\0';
+}
+
+/* name made absolute with the CU's compilation directory and cleaned, interned. */
+static const char *source_path(struct cp_symbolizer *sym, Dwarf_Die *cudie, const char *name)
+{
+	char buf[PATH_MAX];
+	Dwarf_Attribute a;
+	const char *dir = NULL;
+	int n;
+
+	if (!name)
+		return NULL;
+	if (name[0] != '/' && dwarf_attr(cudie, DW_AT_comp_dir, &a))
+		dir = dwarf_formstring(&a);
+	if (dir && *dir)
+		n = snprintf(buf, sizeof(buf), "%s/%s", dir, name);
+	else
+		n = snprintf(buf, sizeof(buf), "%s", name);
+	if (n < 0 || n >= (int)sizeof(buf))
+		return intern(sym, name);
+	clean_path(buf);
+	return intern(sym, buf);
 }
 
 /* File name number idx of the CU's line program, or NULL. */
@@ -760,7 +828,7 @@ static void call_site(struct cp_symbolizer *sym, Dwarf_Die *cudie, Dwarf_Die *in
 	Dwarf_Word w;
 
 	if (dwarf_attr(inl, DW_AT_call_file, &a) && dwarf_formudata(&a, &w) == 0)
-		f->file = intern(sym, cu_file(cudie, w));
+		f->file = source_path(sym, cudie, cu_file(cudie, w));
 	if (dwarf_attr(inl, DW_AT_call_line, &a) && dwarf_formudata(&a, &w) == 0 && w <= INT_MAX)
 		f->line = (int)w;
 }
@@ -797,7 +865,7 @@ static size_t lookup_dwarf(struct cp_symbolizer *sym, struct module *m, uint64_t
 		/* Line info without a function (assembly): let the symbol table name it. */
 		if (!file)
 			return 0;
-		frames[0] = (struct cp_sym_frame){ .file = intern(sym, file), .line = lineno };
+		frames[0] = (struct cp_sym_frame){ .file = source_path(sym, cudie, file), .line = lineno };
 		return 1;
 	}
 	for (int i = depth - 1; i >= first && n < CP_SYM_MAX_INLINE; i--, n++) {
@@ -807,7 +875,7 @@ static size_t lookup_dwarf(struct cp_symbolizer *sym, struct module *m, uint64_t
 		die_names(sym, &chain[i], f);
 		f->inlined = i > first;
 		if (n == 0) {
-			f->file = intern(sym, file);
+			f->file = source_path(sym, cudie, file);
 			f->line = lineno;
 		} else {
 			call_site(sym, cudie, &chain[i + 1], f);
@@ -889,10 +957,6 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 	return n;
 }
 
-static const char *module_name(const struct cp_map *map)
-{
-	return map->path && map->path[0] ? map->path : "[anon]";
-}
 
 int cp_sym_resolve(struct cp_symbolizer *sym, int pid, const struct cp_map *map, uint64_t pc,
 		   struct cp_sym_result *out)
@@ -906,12 +970,16 @@ int cp_sym_resolve(struct cp_symbolizer *sym, int pid, const struct cp_map *map,
 		return -EINVAL;
 	memset(&r, 0, sizeof(r));
 	off = pc - map->start + map->offset;
-	r.module = module_name(map);
 	r.offset = off;
+	/* The module name is ours, not the caller's: maps are re-read and freed often. */
 	if (cp_map_is_file(map)) {
-		err = module_for_map(sym, pid, map, &m, &why);
+		err = module_for_map(sym, pid, map, &m, &why, &r.module);
 		if (err)
 			return err;
+	} else {
+		r.module = intern(sym, map->path[0] ? map->path : "[anon]");
+		if (!r.module)
+			return -ENOMEM;
 	}
 	if (m) {
 		r.build_id = m->build_id;
@@ -928,6 +996,7 @@ int cp_sym_module_info(struct cp_symbolizer *sym, int pid, const struct cp_map *
 {
 	struct module *m = NULL;
 	Dwarf_Addr dwbias;
+	const char *path;
 	uint64_t b;
 	int err, why = -ENOENT;
 
@@ -935,7 +1004,7 @@ int cp_sym_module_info(struct cp_symbolizer *sym, int pid, const struct cp_map *
 		return -EINVAL;
 	if (!cp_map_is_file(map))
 		return -ENOENT;
-	err = module_for_map(sym, pid, map, &m, &why);
+	err = module_for_map(sym, pid, map, &m, &why, &path);
 	if (err)
 		return err;
 	if (!m)

@@ -32,7 +32,7 @@ struct cp_sym_result {
 	/* Innermost first: inlined callees, then the real function that contains pc. */
 	struct cp_sym_frame frames[CP_SYM_MAX_INLINE];
 	size_t n;			/* 0 when nothing was found: print module+offset */
-	const char *module;		/* path of the mapped file, or "[vdso]" etc. Borrowed. */
+	const char *module;		/* path of the mapped file, or "[vdso]" etc. Owned by the symbolizer. */
 	uint64_t offset;		/* file offset of pc within module */
 	const char *build_id;		/* hex, NULL when none */
 };
