@@ -1,2 +1,437 @@
-/* src/pprof_read.c: placeholder until its module lands. */
-extern int cp_placeholder_src_pprof_read_c;
+/* Read any pprof file (gzipped or not, ours or another producer's) into the profile model. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "profile.pb-c.h"
+#include "profile_internal.h"
+
+/*
+ * Inflate a gzip stream (one or more members, as `cat a.gz b.gz` makes) into a malloc'd
+ * buffer of at most CP_PROFILE_MAX_DECOMPRESSED bytes. 0, -EBADMSG (corrupt, truncated),
+ * -EFBIG (too large) or -ENOMEM.
+ */
+static int gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
+{
+	size_t alloc = len < (64u << 10) ? (256u << 10) : 4 * len, n = 0, left = len;
+	uint8_t *buf;
+	z_stream z;
+	int zr, err = 0;
+
+	if (alloc > CP_PROFILE_MAX_DECOMPRESSED)
+		alloc = CP_PROFILE_MAX_DECOMPRESSED;
+	buf = malloc(alloc);
+	if (!buf)
+		return -ENOMEM;
+	memset(&z, 0, sizeof(z));
+	/* windowBits 15 + 16: a gzip wrapper, whose CRC and length inflate checks. */
+	if (inflateInit2(&z, 15 + 16) != Z_OK) {
+		free(buf);
+		return -ENOMEM;
+	}
+	z.next_in = (Bytef *)in;
+	for (;;) {
+		uInt room;
+
+		if (z.avail_in == 0 && left) {
+			/* avail_in is 32 bits: feed huge inputs in pieces. */
+			z.avail_in = (uInt)(left > (1u << 30) ? (1u << 30) : left);
+			left -= z.avail_in;
+		}
+		if (n == alloc) {
+			uint8_t *nb;
+
+			if (alloc >= CP_PROFILE_MAX_DECOMPRESSED) {
+				err = -EFBIG;
+				break;
+			}
+			alloc = alloc > CP_PROFILE_MAX_DECOMPRESSED / 2 ? CP_PROFILE_MAX_DECOMPRESSED :
+									 alloc * 2;
+			nb = realloc(buf, alloc);
+			if (!nb) {
+				err = -ENOMEM;
+				break;
+			}
+			buf = nb;
+		}
+		z.next_out = buf + n;
+		room = (uInt)(alloc - n > (1u << 30) ? (1u << 30) : alloc - n);
+		z.avail_out = room;
+		zr = inflate(&z, Z_NO_FLUSH);
+		n += room - z.avail_out;
+		if (zr == Z_STREAM_END) {
+			if (z.avail_in == 0 && left == 0)
+				break;
+			/* Another member may follow (cat a.gz b.gz); anything else is corrupt. */
+			if (z.avail_in < 2 || z.next_in[0] != 0x1f || z.next_in[1] != 0x8b ||
+			    inflateReset(&z) != Z_OK) {
+				err = -EBADMSG;
+				break;
+			}
+			continue;
+		}
+		if (zr == Z_MEM_ERROR) {
+			err = -ENOMEM;
+			break;
+		}
+		if (zr != Z_OK && zr != Z_BUF_ERROR) {
+			err = -EBADMSG;
+			break;
+		}
+		/* Room to write and nothing left to read, yet the stream is not over: truncated. */
+		if (z.avail_in == 0 && left == 0 && z.avail_out > 0) {
+			err = -EBADMSG;
+			break;
+		}
+	}
+	inflateEnd(&z);
+	if (err < 0) {
+		free(buf);
+		return err;
+	}
+	*out = buf;
+	*outlen = n;
+	return 0;
+}
+
+/* A sorted (file id -> our id) table, to validate and translate the ids a file uses. */
+struct idmap {
+	uint64_t *file_id;
+	uint64_t *our_id;
+	size_t *order;
+	size_t n;
+};
+
+static int cmp_order(const void *a, const void *b, void *ctx)
+{
+	const struct idmap *m = ctx;
+	uint64_t x = m->file_id[*(const size_t *)a];
+	uint64_t y = m->file_id[*(const size_t *)b];
+
+	return x < y ? -1 : x > y;
+}
+
+static int idmap_init(struct idmap *m, size_t n)
+{
+	memset(m, 0, sizeof(*m));
+	m->file_id = calloc(n ? n : 1, sizeof(*m->file_id));
+	m->our_id = calloc(n ? n : 1, sizeof(*m->our_id));
+	m->order = calloc(n ? n : 1, sizeof(*m->order));
+	m->n = n;
+	return m->file_id && m->our_id && m->order ? 0 : -ENOMEM;
+}
+
+static void idmap_release(struct idmap *m)
+{
+	free(m->file_id);
+	free(m->our_id);
+	free(m->order);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Sort; ids must be non-zero and unique (pprof's rules). 0 or -EBADMSG. */
+static int idmap_seal(struct idmap *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->file_id[i] == 0)
+			return -EBADMSG;
+		m->order[i] = i;
+	}
+	qsort_r(m->order, m->n, sizeof(*m->order), cmp_order, m);
+	for (size_t i = 1; i < m->n; i++)
+		if (m->file_id[m->order[i]] == m->file_id[m->order[i - 1]])
+			return -EBADMSG;
+	return 0;
+}
+
+/* The position (in file order) of file id, or -1. */
+static int64_t idmap_find(const struct idmap *m, uint64_t id)
+{
+	size_t lo = 0, hi = m->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint64_t v = m->file_id[m->order[mid]];
+
+		if (v == id)
+			return (int64_t)m->order[mid];
+		if (v < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+struct reader {
+	const Perftools__Profiles__Profile *pb;
+	struct cp_profile *prof;
+	uint32_t *smap;			/* file string index -> ours */
+	struct idmap mappings, functions, locations;
+	uint64_t *stack;		/* scratch */
+	size_t stack_alloc;
+	struct cp_plabel *labels;	/* scratch */
+	size_t labels_alloc;
+	struct cp_pline *lines;		/* scratch */
+	size_t lines_alloc;
+};
+
+/* A string index from the file, checked and translated. */
+static int str_ref(const struct reader *r, int64_t idx, uint32_t *out)
+{
+	if (idx < 0 || (uint64_t)idx >= r->pb->n_string_table)
+		return -EBADMSG;
+	*out = r->smap[idx];
+	return 0;
+}
+
+static int read_strings(struct reader *r)
+{
+	const Perftools__Profiles__Profile *pb = r->pb;
+
+	/* pprof's rule, and what tells a profile from other protobuf data: table[0] is "". */
+	if (pb->n_string_table == 0 || !pb->string_table[0] || pb->string_table[0][0] != '\0')
+		return -EINVAL;
+	r->smap = calloc(pb->n_string_table, sizeof(*r->smap));
+	if (!r->smap)
+		return -ENOMEM;
+	for (size_t i = 0; i < pb->n_string_table; i++) {
+		int64_t idx = cp_strtab_intern(&r->prof->str, pb->string_table[i]);
+
+		if (idx < 0)
+			return (int)idx;
+		r->smap[i] = (uint32_t)idx;
+	}
+	return 0;
+}
+
+static int read_header(struct reader *r)
+{
+	const Perftools__Profiles__Profile *pb = r->pb;
+	struct cp_profile *prof = r->prof;
+	int err;
+
+	prof->types = calloc(pb->n_sample_type ? pb->n_sample_type : 1, sizeof(*prof->types));
+	prof->totals = calloc(pb->n_sample_type ? pb->n_sample_type : 1, sizeof(*prof->totals));
+	if (!prof->types || !prof->totals)
+		return -ENOMEM;
+	for (size_t i = 0; i < pb->n_sample_type; i++) {
+		if ((err = str_ref(r, pb->sample_type[i]->type, &prof->types[i].type)) < 0 ||
+		    (err = str_ref(r, pb->sample_type[i]->unit, &prof->types[i].unit)) < 0)
+			return err;
+	}
+	prof->ntypes = pb->n_sample_type;
+	if (pb->n_sample && !prof->ntypes)
+		return -EBADMSG;
+	if (pb->period_type) {
+		if ((err = str_ref(r, pb->period_type->type, &prof->period_type.type)) < 0 ||
+		    (err = str_ref(r, pb->period_type->unit, &prof->period_type.unit)) < 0)
+			return err;
+	}
+	prof->period = pb->period;
+	prof->time_nanos = pb->time_nanos;
+	prof->duration_nanos = pb->duration_nanos;
+	if ((err = str_ref(r, pb->default_sample_type, &prof->default_type)) < 0)
+		return err;
+	prof->comments = calloc(pb->n_comment ? pb->n_comment : 1, sizeof(*prof->comments));
+	if (!prof->comments)
+		return -ENOMEM;
+	prof->comments_alloc = pb->n_comment ? pb->n_comment : 1;
+	for (size_t i = 0; i < pb->n_comment; i++)
+		if ((err = str_ref(r, pb->comment[i], &prof->comments[i])) < 0)
+			return err;
+	prof->ncomments = pb->n_comment;
+	return 0;
+}
+
+static int read_mappings(struct reader *r)
+{
+	const Perftools__Profiles__Profile *pb = r->pb;
+	int err = idmap_init(&r->mappings, pb->n_mapping);
+
+	if (err < 0)
+		return err;
+	for (size_t i = 0; i < pb->n_mapping; i++) {
+		const Perftools__Profiles__Mapping *pm = pb->mapping[i];
+		struct cp_pmapping m = { 0 };
+
+		if ((err = str_ref(r, pm->filename, &m.file)) < 0 ||
+		    (err = str_ref(r, pm->build_id, &m.build_id)) < 0)
+			return err;
+		m.start = pm->memory_start;
+		m.limit = pm->memory_limit;
+		m.offset = pm->file_offset;
+		m.has_functions = pm->has_functions;
+		m.has_filenames = pm->has_filenames;
+		m.has_line_numbers = pm->has_line_numbers;
+		m.has_inline_frames = pm->has_inline_frames;
+		m.from_file = true;
+		err = cp_profile_append_mapping(r->prof, &m, &r->mappings.our_id[i]);
+		if (err < 0)
+			return err;
+		r->mappings.file_id[i] = pm->id;
+	}
+	return idmap_seal(&r->mappings);
+}
+
+static int read_functions(struct reader *r)
+{
+	const Perftools__Profiles__Profile *pb = r->pb;
+	int err = idmap_init(&r->functions, pb->n_function);
+
+	if (err < 0)
+		return err;
+	for (size_t i = 0; i < pb->n_function; i++) {
+		const Perftools__Profiles__Function *pf = pb->function[i];
+		struct cp_pfunction f = { 0 };
+
+		if ((err = str_ref(r, pf->name, &f.name)) < 0 ||
+		    (err = str_ref(r, pf->system_name, &f.system_name)) < 0 ||
+		    (err = str_ref(r, pf->filename, &f.filename)) < 0)
+			return err;
+		f.start_line = pf->start_line;
+		err = cp_profile_intern_function(r->prof, &f, &r->functions.our_id[i]);
+		if (err < 0)
+			return err;
+		r->functions.file_id[i] = pf->id;
+	}
+	return idmap_seal(&r->functions);
+}
+
+static int read_locations(struct reader *r)
+{
+	const Perftools__Profiles__Profile *pb = r->pb;
+	int err = idmap_init(&r->locations, pb->n_location);
+
+	if (err < 0)
+		return err;
+	for (size_t i = 0; i < pb->n_location; i++) {
+		const Perftools__Profiles__Location *pl = pb->location[i];
+		uint64_t mapping = 0;
+
+		if (pl->mapping_id) {
+			int64_t k = idmap_find(&r->mappings, pl->mapping_id);
+
+			if (k < 0)
+				return -EBADMSG;
+			mapping = r->mappings.our_id[k];
+		}
+		if (pl->n_line > CP_PROFILE_MAX_ENTRIES)
+			return -EBADMSG;
+		if (cp_grow((void **)&r->lines, &r->lines_alloc, pl->n_line ? pl->n_line : 1,
+			    sizeof(*r->lines)) < 0)
+			return -ENOMEM;
+		for (size_t j = 0; j < pl->n_line; j++) {
+			int64_t k = idmap_find(&r->functions, pl->line[j]->function_id);
+
+			/* pprof rejects lines without a function too. */
+			if (k < 0)
+				return -EBADMSG;
+			r->lines[j].function_id = r->functions.our_id[k];
+			r->lines[j].line = pl->line[j]->line;
+		}
+		err = cp_profile_append_location(r->prof, pl->address, mapping, r->lines, pl->n_line,
+						 pl->is_folded, &r->locations.our_id[i]);
+		if (err < 0)
+			return err;
+		r->locations.file_id[i] = pl->id;
+	}
+	return idmap_seal(&r->locations);
+}
+
+static int read_samples(struct reader *r)
+{
+	const Perftools__Profiles__Profile *pb = r->pb;
+	int err;
+
+	for (size_t i = 0; i < pb->n_sample; i++) {
+		const Perftools__Profiles__Sample *ps = pb->sample[i];
+
+		if (ps->n_value != r->prof->ntypes)
+			return -EBADMSG;
+		if (ps->n_location_id > CP_PROFILE_MAX_ENTRIES || ps->n_label > CP_PROFILE_MAX_ENTRIES)
+			return -EBADMSG;
+		if (cp_grow((void **)&r->stack, &r->stack_alloc,
+			    ps->n_location_id ? ps->n_location_id : 1, sizeof(*r->stack)) < 0 ||
+		    cp_grow((void **)&r->labels, &r->labels_alloc, ps->n_label ? ps->n_label : 1,
+			    sizeof(*r->labels)) < 0)
+			return -ENOMEM;
+		for (size_t j = 0; j < ps->n_location_id; j++) {
+			int64_t k = idmap_find(&r->locations, ps->location_id[j]);
+
+			if (k < 0)
+				return -EBADMSG;
+			r->stack[j] = r->locations.our_id[k];
+		}
+		for (size_t j = 0; j < ps->n_label; j++) {
+			const Perftools__Profiles__Label *pl = ps->label[j];
+			struct cp_plabel *l = &r->labels[j];
+
+			memset(l, 0, sizeof(*l));
+			if ((err = str_ref(r, pl->key, &l->key)) < 0 ||
+			    (err = str_ref(r, pl->str, &l->str)) < 0 ||
+			    (err = str_ref(r, pl->num_unit, &l->unit)) < 0)
+				return err;
+			l->num = pl->num;
+		}
+		err = cp_profile_add_sample_values(r->prof, r->stack, ps->n_location_id, r->labels,
+						   ps->n_label, ps->value);
+		if (err < 0)
+			return err == -EINVAL ? -EBADMSG : err;
+	}
+	return 0;
+}
+
+int cp_profile_read(const void *data, size_t len, struct cp_profile **out)
+{
+	const uint8_t *bytes = data;
+	uint8_t *plain = NULL;
+	Perftools__Profiles__Profile *pb = NULL;
+	struct reader r;
+	int err;
+
+	memset(&r, 0, sizeof(r));
+	if (!data || len == 0)
+		return -EINVAL;
+	if (len >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) {
+		err = gunzip(bytes, len, &plain, &len);
+		if (err < 0)
+			return err;
+		bytes = plain;
+	} else if (len > CP_PROFILE_MAX_DECOMPRESSED) {
+		return -EFBIG;
+	}
+	/* protobuf-c checks the wire format and that every length stays inside the buffer. */
+	pb = perftools__profiles__profile__unpack(NULL, len, bytes);
+	if (!pb) {
+		err = -EBADMSG;
+		goto out;
+	}
+	r.pb = pb;
+	r.prof = cp_profile_new_empty();
+	if (!r.prof) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if ((err = read_strings(&r)) < 0 || (err = read_header(&r)) < 0 ||
+	    (err = read_mappings(&r)) < 0 || (err = read_functions(&r)) < 0 ||
+	    (err = read_locations(&r)) < 0 || (err = read_samples(&r)) < 0)
+		goto out;
+	*out = r.prof;
+	r.prof = NULL;
+	err = 0;
+out:
+	cp_profile_free(r.prof);
+	free(r.smap);
+	idmap_release(&r.mappings);
+	idmap_release(&r.functions);
+	idmap_release(&r.locations);
+	free(r.stack);
+	free(r.labels);
+	free(r.lines);
+	if (pb)
+		perftools__profiles__profile__free_unpacked(pb, NULL);
+	free(plain);
+	return err;
+}

@@ -1,0 +1,211 @@
+/* Internals of the profile model, shared by its writers and its reader; not for other modules. */
+#ifndef CP_PROFILE_INTERNAL_H
+#define CP_PROFILE_INTERNAL_H
+
+#include "profile.h"
+
+/*
+ * Caps. Strings come from other processes' ELF files and from pprof files of any origin;
+ * a name longer than this is cut (and still deduplicated after the cut).
+ */
+#define CP_PROFILE_MAX_STRING (64u << 10)
+/* Decompressed size accepted by the reader: pprof files of real programs are far smaller. */
+#define CP_PROFILE_MAX_DECOMPRESSED (256u << 20)
+/* Entries of any one table: indexes are 32-bit. */
+#define CP_PROFILE_MAX_ENTRIES (UINT32_MAX / 2)
+
+/*
+ * An open-addressing hash table of indexes into an array kept elsewhere. Each slot keeps the
+ * 32-bit hash of its entry, so the table grows without asking its owner to rehash.
+ */
+struct cp_hslot {
+	uint32_t idx1;		/* index + 1; 0 = empty */
+	uint32_t hash;
+};
+
+struct cp_htab {
+	struct cp_hslot *slot;
+	size_t cap;		/* power of two, or 0 */
+	size_t n;
+};
+
+/* The index of the entry equal to key (eq says so), or -1. */
+int64_t cp_htab_find(const struct cp_htab *h, uint32_t hash,
+		     bool (*eq)(const void *ctx, uint32_t idx, const void *key), const void *ctx,
+		     const void *key);
+/* Insert idx (not yet present) under hash. 0 or -ENOMEM. */
+int cp_htab_insert(struct cp_htab *h, uint32_t hash, uint32_t idx);
+void cp_htab_release(struct cp_htab *h);
+
+uint32_t cp_hash_bytes(const void *data, size_t len, uint64_t seed);
+uint64_t cp_hash_mix(uint64_t h, uint64_t v);
+
+/* Grow *v (elements of size elem) so that it holds at least need. 0 or -ENOMEM. */
+int cp_grow(void **v, size_t *alloc, size_t need, size_t elem);
+
+/* A string table: v[0] is always "" and no string appears twice (pprof's rules). */
+struct cp_strtab {
+	char **v;
+	size_t n;
+	size_t alloc;
+	struct cp_htab h;
+};
+
+int cp_strtab_init(struct cp_strtab *t);
+void cp_strtab_release(struct cp_strtab *t);
+/* Index of s (added when new); NULL is "". >= 0 or -errno. */
+int64_t cp_strtab_intern(struct cp_strtab *t, const char *s);
+/* Index of s or -1. */
+int64_t cp_strtab_lookup(const struct cp_strtab *t, const char *s);
+
+struct cp_pvaluetype {
+	uint32_t type;		/* string indexes */
+	uint32_t unit;
+};
+
+struct cp_pmapping {
+	uint64_t start;
+	uint64_t limit;
+	uint64_t offset;
+	int pid;
+	uint32_t file;
+	uint32_t build_id;
+	bool has_functions;
+	bool has_filenames;
+	bool has_line_numbers;
+	bool has_inline_frames;
+	bool from_file;		/* read from a pprof file: flags are copied, not derived */
+};
+
+struct cp_pline {
+	uint64_t function_id;
+	int64_t line;
+};
+
+struct cp_plocation {
+	uint64_t address;
+	uint64_t mapping_id;	/* 0 = none */
+	int pid;
+	uint32_t line_off;	/* into prof->lines */
+	uint32_t nlines;
+	bool is_folded;
+};
+
+struct cp_pfunction {
+	uint32_t name;
+	uint32_t system_name;
+	uint32_t filename;
+	int64_t start_line;
+};
+
+struct cp_plabel {
+	uint32_t key;
+	uint32_t str;		/* 0 for numeric labels */
+	uint32_t unit;
+	int64_t num;
+};
+
+struct cp_psample {
+	uint32_t loc_off;	/* into prof->stack_ids */
+	uint32_t nlocs;
+	uint32_t label_off;	/* into prof->labels */
+	uint32_t nlabels;
+};
+
+struct cp_profile {
+	struct cp_strtab str;
+
+	struct cp_pvaluetype *types;
+	size_t ntypes;
+	int64_t *totals;		/* per type, over all samples */
+	struct cp_pvaluetype period_type;
+	int64_t period;
+	int64_t time_nanos;
+	int64_t duration_nanos;
+	uint32_t default_type;		/* string index; 0 = unset */
+	uint64_t lost_samples;
+	uint32_t *comments;		/* string indexes */
+	size_t ncomments, comments_alloc;
+
+	struct cp_pmapping *mappings;	/* id = index + 1 */
+	size_t nmappings, mappings_alloc;
+	struct cp_htab mapping_h;
+	uint64_t kernel_mapping;
+
+	struct cp_plocation *locations;	/* id = index + 1 */
+	size_t nlocations, locations_alloc;
+	struct cp_htab location_h;
+	struct cp_pline *lines;
+	size_t nlines, lines_alloc;
+	struct cp_pspecial {
+		uint64_t function_id;
+		uint64_t location_id;
+	} *special;			/* "[truncated]", "[unknown]" */
+	size_t nspecial, special_alloc;
+
+	struct cp_pfunction *functions;	/* id = index + 1 */
+	size_t nfunctions, functions_alloc;
+	struct cp_htab function_h;
+
+	struct cp_psample *samples;
+	size_t nsamples, samples_alloc;
+	struct cp_htab sample_h;
+	uint64_t *stack_ids;		/* location ids of all samples, innermost first */
+	size_t nstack_ids, stack_ids_alloc;
+	struct cp_plabel *labels;
+	size_t nlabels, labels_alloc;
+	int64_t *values;		/* ntypes per sample */
+	size_t values_alloc;
+
+	/* Frequently used strings, interned once. */
+	uint32_t s_thread, s_tid, s_pid;
+};
+
+/* A profile with no sample types, for the reader. NULL on ENOMEM. */
+struct cp_profile *cp_profile_new_empty(void);
+/* Append a mapping without deduplication (reader). 0 or -errno; *id the new id. */
+int cp_profile_append_mapping(struct cp_profile *prof, const struct cp_pmapping *m, uint64_t *id);
+/* The id of the function (deduplicated). 0 or -errno. */
+int cp_profile_intern_function(struct cp_profile *prof, const struct cp_pfunction *f,
+			       uint64_t *id);
+/* Append a location without the (pid, address) index (reader). 0 or -errno. */
+int cp_profile_append_location(struct cp_profile *prof, uint64_t address, uint64_t mapping_id,
+			       const struct cp_pline *lines, size_t nlines, bool is_folded,
+			       uint64_t *id);
+/* Add a sample with ntypes values; merged with an identical stack and label set. */
+int cp_profile_add_sample_values(struct cp_profile *prof, const uint64_t *loc_ids, size_t n,
+				 const struct cp_plabel *labels, size_t nlabels,
+				 const int64_t *values);
+
+/* The sample type the table reports: default_sample_type when it names one, else the last. */
+size_t cp_profile_default_index(const struct cp_profile *prof);
+/* The sample type that counts samples (samples/count), else the default. */
+size_t cp_profile_count_index(const struct cp_profile *prof);
+
+/*
+ * Display names of frames for the text writers: every location expanded into its frames
+ * (inlined innermost first), each frame a name id in names. Names are sanitized for the
+ * line-oriented formats (no control characters, no ';').
+ */
+struct cp_profile_frames {
+	struct cp_strtab names;
+	uint32_t *frame;	/* name ids of all locations' frames */
+	uint32_t *loc_off;	/* per location: first frame in frame[] */
+	uint32_t *loc_n;	/* per location: number of frames (>= 1) */
+};
+
+int cp_profile_frames_build(const struct cp_profile *prof, struct cp_profile_frames *fr);
+void cp_profile_frames_release(struct cp_profile_frames *fr);
+/*
+ * The frames of sample i, innermost first, into *buf (grown as needed). Returns the count
+ * (>= 1: a sample without locations is one "[unknown]" frame) or -errno.
+ */
+int64_t cp_profile_sample_frames(const struct cp_profile *prof, const struct cp_profile_frames *fr,
+				 size_t i, uint32_t **buf, size_t *alloc);
+
+int cp_profile_write_pprof(const struct cp_profile *prof, FILE *f);
+int cp_profile_write_folded(const struct cp_profile *prof, FILE *f);
+int cp_profile_write_svg(const struct cp_profile *prof, FILE *f);
+int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top);
+
+#endif
