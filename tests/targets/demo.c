@@ -13,7 +13,8 @@
  *   ticker       increments a counter every 100 ms; with --ticks prints "tick N" (progress probe)
  * Options: --threads N adds N idle threads (condvar waiters) for big-process tests;
  *          --no-deadlock leaves dl-1/dl-2 out; --conns N sets the pool size (default 12);
- *          --ticks prints the ticker's counter.
+ *          --ticks prints the ticker's counter; --exit-after MS exits (every thread at once)
+ *          MS milliseconds after READY, for "target exits during the dump" tests.
  * Prints "READY pid=PID" when every thread is in place.
  */
 #define _GNU_SOURCE
@@ -242,7 +243,7 @@ static void start(void *(*fn)(void *), void *arg)
 
 int main(int argc, char **argv)
 {
-	int extra = 0, conns = 12, deadlock = 1, nthreads;
+	int extra = 0, conns = 12, deadlock = 1, exit_after_ms = -1, nthreads;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -253,8 +254,10 @@ int main(int argc, char **argv)
 			deadlock = 0;
 		else if (!strcmp(argv[i], "--ticks"))
 			print_ticks = 1;
+		else if (!strcmp(argv[i], "--exit-after") && i + 1 < argc)
+			exit_after_ms = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: demo [--threads N] [--conns N] [--no-deadlock] [--ticks]\n");
+			fprintf(stderr, "usage: demo [--threads N] [--conns N] [--no-deadlock] [--ticks] [--exit-after MS]\n");
 			return 2;
 		}
 	}
@@ -287,6 +290,10 @@ int main(int argc, char **argv)
 	usleep(200 * 1000);
 	printf("READY pid=%d threads=%d\n", (int)getpid(), nthreads);
 	fflush(stdout);
+	if (exit_after_ms >= 0) {
+		usleep((useconds_t)exit_after_ms * 1000);
+		exit(0);
+	}
 	for (;;)
 		pause();
 	return 0;
