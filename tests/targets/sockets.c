@@ -253,12 +253,12 @@ int main(void)
 	if (child < 0)
 		die("fork");
 	if (child == 0) {
-		/* Holds the write end of p_child and nothing else of interest. */
+		/* Holds the write end of p_child and nothing else. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 		prctl(PR_SET_NAME, "pipe-writer", 0, 0, 0);
-		close(p_child[0]);
-		close(p_self[1]);
-		close(p_ep[1]);
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != p_child[1])
+				close(fd);
 		for (;;)
 			pause();
 	}

@@ -1,0 +1,305 @@
+/* Unit tests for fdinfo/netinfo: /proc/net line parsing and formatting, and the sockets fixture. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "fdinfo.h"
+
+#include "diag_fixture.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                        \
+	do {                                                                    \
+		if (!(cond)) {                                                  \
+			failures++;                                             \
+			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+			printf(__VA_ARGS__);                                    \
+			printf("\n");                                           \
+		}                                                               \
+	} while (0)
+
+/* Parse line as proto and compare the formatted result; returns the parsed inode. */
+static unsigned long long inet(const char *line, enum cp_net_proto proto, bool v6,
+			       const char *want)
+{
+	struct cp_net_sock s;
+	char buf[256] = "";
+	int rc = cp_net_parse_inet_line(line, proto, v6, &s);
+
+	CHECK(rc == 0, "parse %s: %d", line, rc);
+	if (rc < 0)
+		return 0;
+	CHECK(cp_net_format(&s, buf, sizeof(buf)) == 0, "format");
+	CHECK(!strcmp(buf, want), "got \"%s\" want \"%s\"", buf, want);
+	return s.inode;
+}
+
+static void unix_line(const char *line, const char *want, unsigned long long ino)
+{
+	struct cp_net_sock s;
+	char buf[256] = "";
+	int rc = cp_net_parse_unix_line(line, &s);
+
+	CHECK(rc == 0, "parse unix %s: %d", line, rc);
+	if (rc < 0)
+		return;
+	CHECK(s.inode == ino, "unix inode %llu", (unsigned long long)s.inode);
+	cp_net_format(&s, buf, sizeof(buf));
+	CHECK(!strcmp(buf, want), "got \"%s\" want \"%s\"", buf, want);
+}
+
+static void test_parsers(void)
+{
+	struct cp_net_sock s;
+	unsigned long long ino;
+
+	/* IPv4: each address is the network-order word printed as a native integer. */
+	ino = inet("   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000"
+		   "     0        0 12345 1 0000000000000000 100 0 0 10 0\n",
+		   CP_NET_TCP, false, "TCP listening on 127.0.0.1:8080");
+	CHECK(ino == 12345, "inode %llu", ino);
+	inet("   1: 0100007F:9C40 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000"
+	     "        0 23456 1 0000000000000000 20 4 30 10 -1",
+	     CP_NET_TCP, false, "TCP 127.0.0.1:40000 -> 127.0.0.1:8080 ESTABLISHED");
+	inet("  12: 0A01A8C0:0016 6401A8C0:D431 08 00000000:00000001 00:00000000 00000000     0"
+	     "        0 777 1 0000000000000000 20 4 30 10 -1",
+	     CP_NET_TCP, false, "TCP 192.168.1.10:22 -> 192.168.1.100:54321 CLOSE_WAIT");
+	/* IPv6: four words, each byte-swapped the same way. */
+	inet("   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000"
+	     " 0A 00000000:00000000 00:00000000 00000000     0        0 3333 1 0000000000000000"
+	     " 100 0 0 10 0",
+	     CP_NET_TCP, true, "TCP listening on [::1]:8080");
+	inet("   3: 0000000000000000FFFF00000100007F:9C40 0000000000000000FFFF00000100007F:1F90"
+	     " 01 00000000:00000000 00:00000000 00000000  1000        0 4444 1 0000000000000000"
+	     " 20 4 30 10 -1",
+	     CP_NET_TCP, true,
+	     "TCP [::ffff:127.0.0.1]:40000 -> [::ffff:127.0.0.1]:8080 ESTABLISHED");
+	inet("   4: B80D0120000000000000000001000000:0050 00000000000000000000000000000000:0000"
+	     " 0A 00000000:00000000 00:00000000 00000000     0        0 5555 1 0000000000000000"
+	     " 100 0 0 10 0",
+	     CP_NET_TCP, true, "TCP listening on [2001:db8::1]:80");
+	/* UDP: unconnected shows only the local end; connected shows both. */
+	inet("  123: 00000000:14E9 00000000:0000 07 00000000:00000000 00:00000000 00000000   104"
+	     "        0 3456 2 0000000000000000 0",
+	     CP_NET_UDP, false, "UDP 0.0.0.0:5353");
+	inet("  124: 0100007F:A000 0100007F:0035 01 00000000:00000000 00:00000000 00000000     0"
+	     "        0 3457 2 0000000000000000 0",
+	     CP_NET_UDP, false, "UDP 127.0.0.1:40960 -> 127.0.0.1:53");
+
+	/* Headers and garbage are refused. */
+	CHECK(cp_net_parse_inet_line("  sl  local_address rem_address   st tx_queue rx_queue tr "
+				     "tm->when retrnsmt   uid  timeout inode",
+				     CP_NET_TCP, false, &s) == -EINVAL, "tcp header");
+	CHECK(cp_net_parse_inet_line("   0: 0100007F:1F90 00000000:0000 0A", CP_NET_TCP, false,
+				     &s) == -EINVAL, "short line");
+	CHECK(cp_net_parse_inet_line("   0: 0100007G:1F90 00000000:0000 0A 00000000:00000000 "
+				     "00:00000000 00000000 0 0 1 1",
+				     CP_NET_TCP, false, &s) == -EINVAL, "bad hex");
+	/* An IPv4 line handed to the IPv6 parser (wrong width) is refused. */
+	CHECK(cp_net_parse_inet_line("   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 "
+				     "00:00000000 00000000 0 0 1 1",
+				     CP_NET_TCP, true, &s) == -EINVAL, "v4 as v6");
+
+	/* Unix. */
+	CHECK(cp_net_parse_unix_line("Num       RefCount Protocol Flags    Type St Inode Path\n",
+				     &s) == -EINVAL, "unix header");
+	unix_line("0000000000000000: 00000002 00000000 00010000 0001 01 31337 "
+		  "/run/dbus/system_bus_socket\n",
+		  "UNIX stream listening on /run/dbus/system_bus_socket", 31337);
+	unix_line("0000000000000000: 00000003 00000000 00000000 0001 03 31338\n",
+		  "UNIX stream (unnamed) CONNECTED", 31338);
+	unix_line("0000000000000000: 00000002 00000000 00000000 0002 01 31339 @abstract name\n",
+		  "UNIX dgram @abstract name UNCONNECTED", 31339);
+}
+
+static int count_fds(int pid)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Describe the fixture's fd labelled label; returns 0 and fills d. */
+static int describe(const struct fixture *f, const char *label, bool for_write,
+		    struct cp_fd_desc *d)
+{
+	long fd = fixture_long(f, "FD", label);
+	int rc;
+
+	cp_fd_desc_init(d);
+	CHECK(fd >= 0, "fixture printed FD %s", label);
+	if (fd < 0)
+		return -1;
+	rc = cp_fd_describe(f->pid, (int)fd, for_write, d);
+	CHECK(rc == 0, "describe %s (fd %ld): %d", label, fd, rc);
+	if (rc == 0)
+		printf("  %-14s %s | %s\n", label, d->object, d->detail);
+	return rc;
+}
+
+static bool has(const struct cp_fd_desc *d, const char *s)
+{
+	return d->detail && strstr(d->detail, s);
+}
+
+static int test_fixture(void)
+{
+	struct fixture f;
+	struct cp_fd_desc d;
+	struct cp_fd_counts c;
+	char want[256];
+	long port, child;
+
+	if (fixture_start(&f, "sockets", NULL) < 0) {
+		fixture_stop(&f);
+		return -1;
+	}
+	{
+		const char *v = NULL;
+
+		for (int i = 0; i < f.nlines; i++)
+			if (!strncmp(f.lines[i], "PORT ", 5))
+				v = f.lines[i] + 5;
+		port = v ? strtol(v, NULL, 10) : -1;
+		for (int i = 0; i < f.nlines; i++)
+			if (!strncmp(f.lines[i], "CHILD ", 6))
+				v = f.lines[i] + 6;
+		child = v ? strtol(v, NULL, 10) : -1;
+	}
+	CHECK(port > 0 && child > 0, "PORT and CHILD printed");
+
+	if (describe(&f, "listen", false, &d) == 0) {
+		snprintf(want, sizeof(want), "TCP listening on 127.0.0.1:%ld", port);
+		CHECK(d.is_socket && !strcmp(d.detail, want), "listen: %s", d.detail);
+		CHECK(d.object && !strncmp(d.object, "socket:[", 8), "object %s", d.object);
+	}
+	cp_fd_desc_release(&d);
+
+	if (describe(&f, "recv-timeo", false, &d) == 0) {
+		snprintf(want, sizeof(want), "-> 127.0.0.1:%ld ESTABLISHED", port);
+		CHECK(has(&d, "TCP 127.0.0.1:") && has(&d, want), "recv-timeo: %s", d.detail);
+		CHECK(d.timeout_ns == 7000000000LL && !d.timeout_unknown, "SO_RCVTIMEO %lld",
+		      (long long)d.timeout_ns);
+	}
+	cp_fd_desc_release(&d);
+	/* The same socket's send side has no timeout. */
+	if (describe(&f, "recv-timeo", true, &d) == 0)
+		CHECK(d.timeout_ns == -1 && !d.timeout_unknown, "SO_SNDTIMEO %lld",
+		      (long long)d.timeout_ns);
+	cp_fd_desc_release(&d);
+
+	if (describe(&f, "recv-notimeo", false, &d) == 0)
+		CHECK(d.timeout_ns == -1 && !d.timeout_unknown && has(&d, "ESTABLISHED"),
+		      "no timeout: %lld %s", (long long)d.timeout_ns, d.detail);
+	cp_fd_desc_release(&d);
+
+	if (fixture_value(&f, "FD", "recv6")) {
+		if (describe(&f, "recv6", false, &d) == 0)
+			CHECK(has(&d, "TCP [::1]:") && has(&d, "ESTABLISHED"), "v6: %s", d.detail);
+		cp_fd_desc_release(&d);
+	}
+
+	if (describe(&f, "pipe-self-r", false, &d) == 0) {
+		snprintf(want, sizeof(want), "write end held only by this process, fd %ld",
+			 fixture_long(&f, "FD", "pipe-self-w"));
+		CHECK(d.is_pipe && has(&d, want), "pipe-self: %s", d.detail);
+		CHECK(d.object && !strncmp(d.object, "pipe:[", 6), "object %s", d.object);
+		CHECK(d.timeout_ns == -1, "pipes have no timeout");
+	}
+	cp_fd_desc_release(&d);
+
+	if (describe(&f, "pipe-self-w", true, &d) == 0) {
+		snprintf(want, sizeof(want), "read end held only by this process, fd %ld",
+			 fixture_long(&f, "FD", "pipe-self-r"));
+		CHECK(has(&d, want), "pipe-self-w: %s", d.detail);
+	}
+	cp_fd_desc_release(&d);
+
+	if (describe(&f, "pipe-child-r", false, &d) == 0) {
+		snprintf(want, sizeof(want), "write end held by process %ld (pipe-writer), fd",
+			 child);
+		CHECK(has(&d, want), "pipe-child: %s", d.detail);
+		CHECK(!has(&d, "this process"), "the reader itself is not a writer: %s", d.detail);
+	}
+	cp_fd_desc_release(&d);
+
+	if (describe(&f, "epoll", false, &d) == 0) {
+		snprintf(want, sizeof(want), "fd %ld (pipe:[", fixture_long(&f, "FD", "epoll-pipe-r"));
+		CHECK(has(&d, "epoll watching") && has(&d, want), "epoll: %s", d.detail);
+		snprintf(want, sizeof(want), "fd %ld (socket:[",
+			 fixture_long(&f, "FD", "recv-notimeo-peer"));
+		CHECK(has(&d, want), "epoll: %s", d.detail);
+	}
+	cp_fd_desc_release(&d);
+
+	if (describe(&f, "eventfd", false, &d) == 0)
+		CHECK(!strcmp(d.detail, "eventfd, count 3"), "eventfd: %s", d.detail);
+	cp_fd_desc_release(&d);
+	if (describe(&f, "timerfd", false, &d) == 0)
+		CHECK(has(&d, "timerfd (CLOCK_MONOTONIC), next expiry in 9"), "timerfd: %s",
+		      d.detail);
+	cp_fd_desc_release(&d);
+	if (describe(&f, "signalfd", false, &d) == 0)
+		CHECK(!strcmp(d.detail, "signalfd for SIGUSR1"), "signalfd: %s", d.detail);
+	cp_fd_desc_release(&d);
+	if (describe(&f, "file", false, &d) == 0) {
+		size_t ol = d.object ? strlen(d.object) : 0;
+
+		CHECK(ol > 8 && !strcmp(d.object + ol - 8, "/sockets"), "file object %s", d.object);
+		CHECK(has(&d, "/sockets, offset 100"), "file: %s", d.detail);
+	}
+	cp_fd_desc_release(&d);
+
+	/* A closed fd, and a socket inode that is nowhere. */
+	cp_fd_desc_init(&d);
+	CHECK(cp_fd_describe(f.pid, 999, false, &d) == -EBADF, "closed fd");
+	CHECK(d.object == NULL && d.detail == NULL, "nothing filled on failure");
+	cp_fd_desc_release(&d);
+	{
+		char buf[128];
+
+		CHECK(cp_net_describe_socket(f.pid, 4000000000ULL, buf, sizeof(buf)) == -ENOENT,
+		      "unknown inode");
+	}
+
+	CHECK(cp_fd_count(f.pid, &c) == 0, "count");
+	CHECK(c.total == count_fds(f.pid), "total %d vs %d", c.total, count_fds(f.pid));
+	CHECK(c.socket >= 5 && c.pipe >= 4 && c.anon == 4 && c.file >= 2,
+	      "counts socket %d pipe %d anon %d file %d other %d", c.socket, c.pipe, c.anon, c.file,
+	      c.other);
+	CHECK(c.socket + c.pipe + c.anon + c.file + c.other == c.total, "kinds add up");
+
+	fixture_stop(&f);
+	cp_fd_desc_init(&d);
+	CHECK(cp_fd_describe(f.pid > 0 ? f.pid : 999999, 0, false, &d) < 0, "dead process");
+	CHECK(cp_fd_count(999999999, &c) < 0, "no such process");
+	return 0;
+}
+
+int main(void)
+{
+	test_parsers();
+	if (test_fixture() < 0)
+		failures++;
+	if (failures) {
+		printf("%d checks failed\n", failures);
+		return 1;
+	}
+	printf("fdinfo: all checks passed\n");
+	return 0;
+}
