@@ -35,13 +35,6 @@
  * the kernel undoes even that if cprof is killed.
  */
 
-static long seize_flags(void)
-{
-	/* No PTRACE_O_* options: we want no syscall, exec, clone or exit events, only the
-	 * interrupt stop (and whatever stop was already on its way). */
-	return 0;
-}
-
 static void regs_from_user(const struct user_regs_struct *u, struct cp_regs *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -222,6 +215,10 @@ static void reap_exited(int tid)
 	}
 }
 
+/*
+ * The mapping that holds sp. The caller's maps may predate the thread (its stack mapped
+ * since); then read them again. That costs a little stop time, but only in that rare case.
+ */
 static const struct cp_map *stack_map(int pid, const struct cp_maps *given, struct cp_maps *own,
 				      uint64_t sp)
 {
@@ -230,6 +227,8 @@ static const struct cp_map *stack_map(int pid, const struct cp_maps *given, stru
 	if (given)
 		m = cp_maps_find(given, sp);
 	if (!m && own->v)
+		m = cp_maps_find(own, sp);
+	if (!m && given && !own->v && cp_maps_read(pid, own) == 0)
 		m = cp_maps_find(own, sp);
 	return m;
 }
@@ -365,7 +364,9 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 	snap.tid = tid;
 	block_exit_signals(&oldmask);
 	t0 = cp_now_ns();
-	if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)seize_flags()) != 0) {
+	/* No PTRACE_O_* options: no syscall, exec, clone or exit events, only the interrupt
+	 * stop (and whatever stop was already on its way). */
+	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) {
 		ret = refine_seize_error(pid, tid, -errno);
 		restore_signals(&oldmask);
 		goto out_buf;

@@ -255,6 +255,19 @@ static void test_truncated(void)
 	check_untouched(child, false, "after truncated capture");
 }
 
+/* Maps handed in that do not hold the stack (made before the thread existed): read again. */
+static void test_stale_maps(void)
+{
+	struct cp_maps empty = { 0 };
+	struct cp_capture_opts opts = { .maps = &empty };
+	struct cp_thread_snap s;
+
+	CHECK(cp_capture_thread(child, sh->tids[3], &opts, &s) == 0);
+	CHECK(s.stack.len > 0 && s.stack.data != NULL && !s.stack.truncated);
+	cp_thread_snap_release(&s);
+	check_untouched(child, false, "after stale-maps capture");
+}
+
 static void test_gone(void)
 {
 	struct cp_thread_snap s;
@@ -375,6 +388,40 @@ static void test_group_stop(void)
 		sleep_ms(10);
 	}
 	CHECK(st.state != 'T');
+	test_keeps_running();
+}
+
+/*
+ * cprof killed with SIGKILL in the middle of captures, at whatever point: the kernel must
+ * let the thread go, running, untraced, without a stray SIGSTOP (see capture.c).
+ */
+static void test_killed_tracer(void)
+{
+	int round, status;
+
+	for (round = 0; round < 30; round++) {
+		pid_t capturer = fork();
+
+		if (capturer == 0) {
+			for (;;) {
+				int i;
+
+				for (i = 0; i < NTHREADS; i++) {
+					struct cp_thread_snap s;
+
+					if (cp_capture_thread(child, sh->tids[i], NULL, &s) == 0)
+						cp_thread_snap_release(&s);
+				}
+			}
+		}
+		sleep_ms(1 + round % 7);
+		kill(capturer, SIGKILL);
+		waitpid(capturer, &status, 0);
+		check_untouched(child, false, "after the capturer was killed");
+	}
+	/* A stray SIGSTOP would show as state T above or as no progress here. */
+	sleep_ms(50);
+	check_untouched(child, false, "a while after the capturer was killed");
 	test_keeps_running();
 }
 
@@ -513,11 +560,13 @@ int main(void)
 	test_threads();
 	test_keeps_running();
 	test_truncated();
+	test_stale_maps();
 	test_gone();
 	test_read_mem();
 	test_signals_kept();
 	test_group_stop();
 	test_busy();
+	test_killed_tracer();
 	test_dstate();
 
 	kill(child, SIGKILL);
