@@ -555,7 +555,7 @@ static int classify_sleep(const struct cp_wait_input *in, struct call *c, struct
 	format_duration(d, sizeof(d), w->timeout_ns);
 	if (c->remaining)
 		return set_detail(w, "%s %s remaining", sys, d);
-	return set_detail(w, "%s for %s%s", sys, d, c->restarted ? " (restarted)" : "");
+	return set_detail(w, "%s for %s", sys, d);
 }
 
 static int classify_poll(const struct cp_wait_input *in, struct call *c, struct cp_wait *w)
@@ -873,6 +873,9 @@ static int classify(const struct cp_wait_input *in, struct cp_wait *w)
 		ret = classify_call(in, &c, w);
 	else
 		ret = classify_wchan(in, w);
+	/* A relative timeout of a restarted call is the original one, not what is left. */
+	if (ret == 0 && c.restarted)
+		ret = set_detail(w, "%s (restarted)", w->detail ? w->detail : "");
 	if (ret < 0 || state != 'D')
 		return ret;
 
