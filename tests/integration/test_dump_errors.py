@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""cprof dump on bad input: every failure is one line "cprof: WHAT: WHY" (plus an optional
+"cprof: hint: ..." line), the right exit status, and never a file left behind."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cplib  # noqa: E402
+from cplib import Target, check, run, CPROF  # noqa: E402
+
+
+def one_error(p, rc, *needles):
+    """Exit status rc, nothing on stdout, one error line (+ hints) containing the needles."""
+    check(p.returncode == rc, "exit %d, expected %d" % (p.returncode, rc), p.stderr)
+    check(p.stdout == "", "stdout not empty on error", p.stdout[:500])
+    lines = p.stderr.splitlines()
+    check(lines, "no error message")
+    check(re.fullmatch(r"cprof: [^:]+: .+", lines[0]), "not 'cprof: WHAT: WHY'", lines[0])
+    check(all(x.startswith("cprof: hint: ") for x in lines[1:]),
+          "more than one error line", p.stderr)
+    for n in needles:
+        check(n in lines[0], "%r not in error line" % n, lines[0])
+    return lines[0]
+
+
+def free_pid():
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid_max = int(f.read())
+    for pid in range(pid_max - 1, 1, -1):
+        if not os.path.exists("/proc/%d" % pid):
+            return pid
+    raise cplib.Failure("no free pid")
+
+
+def test_no_such_pid():
+    pid = free_pid()
+    one_error(run(["dump", "-p", pid]), 1, "pid %d" % pid, "no such process")
+
+
+def test_not_a_number():
+    for bad in ("abc", "12x", "-5", "0", "", "99999999999999"):
+        one_error(run(["dump", "-p", bad]), 2, "PID")
+
+
+def test_missing_pid():
+    one_error(run(["dump"]), 2, "-p")
+
+
+def test_kernel_thread():
+    with open("/proc/2/stat") as f:
+        if "kthreadd" not in f.read():
+            cplib.skip("pid 2 is not kthreadd here (a PID namespace?)")
+    one_error(run(["dump", "-p", "2"]), 1, "kernel thread")
+
+
+def test_own_pid():
+    # exec keeps the shell's pid, so $$ is cprof's own pid by the time it runs.
+    p = subprocess.run(["sh", "-c", 'exec "$0" dump -p $$', CPROF], capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    one_error(p, 1, "cprof itself")
+
+
+def test_zombie():
+    with Target("dump_procs", "zombie") as t:
+        child = int(re.search(r"child=(\d+)", t.lines[-1]).group(1))
+        p = run(["dump", "-p", child, "--format", "json"], check_rc=0)
+        d = json.loads(p.stdout)
+        check(len(d["threads"]) == 1, "zombie: one thread", d["threads"])
+        th = d["threads"][0]
+        check(th["tid"] == child and th["wait"]["kind"] == "zombie", "zombie thread", th)
+        check(th["state"] in ("Z", "X"), "zombie state", th)
+        check(d["summary"]["by_wait"] == {"zombie": 1}, "zombie summary", d["summary"])
+        p = run(["dump", "-p", child], check_rc=0)
+        check(re.search(r'^thread %d "[^"]*" \[zombie' % child, p.stdout, re.M), "text zombie",
+              p.stdout)
+
+
+def test_already_traced():
+    with Target("dump_procs", "traced") as t:
+        m = re.search(r"child=(\d+) tracer=(\d+)", t.lines[-1])
+        child, tracer = int(m.group(1)), int(m.group(2))
+        check(cplib.tracer_pid(child) == tracer, "fixture did not trace its child")
+        line = one_error(run(["dump", "-p", child]), 1, "traced", str(tracer))
+        check("pid %d" % child in line, "error names the target", line)
+        # cprof must leave the other tracer's hold alone.
+        check(cplib.tracer_pid(child) == tracer, "tracer changed after cprof")
+        check(cplib.thread_states(child)[child] not in "tT", "target left stopped")
+
+
+def test_unknown_option():
+    one_error(run(["dump", "-p", os.getpid(), "--bogus"]), 2, "unknown option", "--bogus")
+    one_error(run(["dump", "-p", os.getpid(), "-Z"]), 2, "unknown option")
+
+
+def test_extra_argument():
+    one_error(run(["dump", "-p", os.getpid(), "extra"]), 2, "extra")
+
+
+def test_bad_format():
+    one_error(run(["dump", "-p", os.getpid(), "--format", "xml"]), 2, "xml")
+    one_error(run(["dump", "-p", os.getpid(), "--format"]), 2)
+
+
+def test_bad_stuck():
+    for bad in ("abc", "0", "-1", "1.5", "100000"):
+        one_error(run(["dump", "-p", os.getpid(), "--stuck", bad]), 2, "--stuck")
+
+
+def test_unwritable_output():
+    with Target("cppfix") as t, tempfile.TemporaryDirectory() as tmp:
+        missing = os.path.join(tmp, "no-such-dir", "out.json")
+        one_error(run(["dump", "-p", t.pid, "-o", missing]), 1, missing, "cannot write")
+        check(os.listdir(tmp) == [], "file left behind", os.listdir(tmp))
+        # A directory in place of the file: the temporary file must not survive either.
+        os.mkdir(os.path.join(tmp, "adir"))
+        one_error(run(["dump", "-p", t.pid, "-o", os.path.join(tmp, "adir")]), 1, "adir")
+        check(os.listdir(tmp) == ["adir"] and os.listdir(os.path.join(tmp, "adir")) == [],
+              "file left behind", os.listdir(tmp))
+        # A file under a regular file.
+        notdir = os.path.join(tmp, "plain")
+        open(notdir, "w").close()
+        one_error(run(["dump", "-p", t.pid, "-o", os.path.join(notdir, "x")]), 1, "cannot write")
+        check(sorted(os.listdir(tmp)) == ["adir", "plain"], "file left behind", os.listdir(tmp))
+        # Writes that fail at the end (a full device) are reported too.
+        if os.path.exists("/dev/full"):
+            one_error(run(["dump", "-p", t.pid, "-o", "/dev/full"]), 1, "/dev/full")
+        # The target was never disturbed by the failed runs.
+        cplib.assert_target_unharmed(t.pid)
+
+
+def test_help():
+    p = run(["dump", "--help"], check_rc=0)
+    check("usage: cprof dump" in p.stdout and "Examples:" in p.stdout, "help text", p.stdout)
+
+
+if __name__ == "__main__":
+    cplib.main(globals())
