@@ -1,2 +1,904 @@
-/* src/sampler.c: placeholder until its module lands. */
-extern int cp_placeholder_src_sampler_c;
+/* CPU sampling with perf_event_open: per-thread, per-CPU inherited cpu-clock events and rings. */
+#include <errno.h>
+#include <limits.h>
+#include <linux/perf_event.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "proc.h"
+#include "sampler.h"
+#include "util.h"
+
+/* x86-64 perf register numbers (arch/x86/include/uapi/asm/perf_regs.h). */
+enum {
+	PREG_AX = 0, PREG_BX, PREG_CX, PREG_DX, PREG_SI, PREG_DI, PREG_BP, PREG_SP, PREG_IP,
+	PREG_FLAGS, PREG_CS, PREG_SS, PREG_DS, PREG_ES, PREG_FS, PREG_GS,
+	PREG_R8, PREG_R9, PREG_R10, PREG_R11, PREG_R12, PREG_R13, PREG_R14, PREG_R15,
+};
+
+/*
+ * The registers we ask for, in the order the kernel writes them (ascending perf number), and
+ * their DWARF numbers. FLAGS and the segment registers are not needed to unwind.
+ */
+static const struct {
+	int perf;
+	int dwarf;
+} reg_table[] = {
+	{ PREG_AX, CP_REG_RAX }, { PREG_BX, CP_REG_RBX }, { PREG_CX, CP_REG_RCX },
+	{ PREG_DX, CP_REG_RDX }, { PREG_SI, CP_REG_RSI }, { PREG_DI, CP_REG_RDI },
+	{ PREG_BP, CP_REG_RBP }, { PREG_SP, CP_REG_RSP }, { PREG_IP, CP_REG_RIP },
+	{ PREG_R8, CP_REG_R8 },	 { PREG_R9, CP_REG_R9 },   { PREG_R10, CP_REG_R10 },
+	{ PREG_R11, CP_REG_R11 }, { PREG_R12, CP_REG_R12 }, { PREG_R13, CP_REG_R13 },
+	{ PREG_R14, CP_REG_R14 }, { PREG_R15, CP_REG_R15 },
+};
+
+#define MAX_CPUS 1024
+/* A record is at most 64 KiB (its size is a u16). */
+#define MAX_RECORD 65536
+/* Task list re-scans after opening, until no thread is new (a thread-spawning storm). */
+#define MAX_RESCANS 16
+
+struct ring {
+	int cpu;
+	int fd;			/* the event whose buffer this is */
+	uint8_t *base;		/* mmap: one metadata page, then data */
+	size_t mmap_len;
+	uint8_t *data;
+	uint64_t size;		/* power of two */
+	uint64_t tail;		/* cursor while reading */
+	uint64_t head;		/* snapshot of data_head */
+	uint8_t *scratch;	/* a record that wraps around the end, made contiguous */
+};
+
+struct event {
+	int fd;
+	int tid;
+	int cpu;
+	bool ring_owner;
+};
+
+/* Open-addressing set of thread ids (never removes). */
+struct tidset {
+	int *v;
+	size_t cap;		/* power of two, 0 when empty */
+	size_t n;
+};
+
+struct cp_sampler {
+	int *pids;
+	size_t npids;
+	bool follow_children;
+	struct perf_event_attr attr;
+	size_t stack_size;
+	int *cpus;
+	size_t ncpus;
+	struct ring *rings;	/* one per entry of cpus, index matches */
+	struct event *events;
+	size_t nevents;
+	size_t events_cap;
+	struct tidset opened;	/* threads we opened events for ourselves */
+	struct tidset inherited;	/* threads that got events from their creator */
+	size_t ring_bytes;
+	struct cp_sampler_stats stats;
+};
+
+static int perf_open(struct perf_event_attr *attr, int tid, int cpu)
+{
+	long fd = syscall(SYS_perf_event_open, attr, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+
+	return fd < 0 ? -errno : (int)fd;
+}
+
+static size_t hash_tid(int tid, size_t cap)
+{
+	return ((uint32_t)tid * 2654435761u) & (cap - 1);
+}
+
+static bool tidset_has(const struct tidset *set, int tid)
+{
+	if (!set->cap)
+		return false;
+	for (size_t i = hash_tid(tid, set->cap);; i = (i + 1) & (set->cap - 1)) {
+		if (set->v[i] == tid)
+			return true;
+		if (set->v[i] == 0)
+			return false;
+	}
+}
+
+static int tidset_add(struct tidset *set, int tid)
+{
+	if (tidset_has(set, tid))
+		return 0;
+	if ((set->n + 1) * 2 > set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 64;
+		int *v = calloc(cap, sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		for (size_t i = 0; i < set->cap; i++) {
+			if (!set->v[i])
+				continue;
+			size_t j = hash_tid(set->v[i], cap);
+
+			while (v[j])
+				j = (j + 1) & (cap - 1);
+			v[j] = set->v[i];
+		}
+		free(set->v);
+		set->v = v;
+		set->cap = cap;
+	}
+	size_t i = hash_tid(tid, set->cap);
+
+	while (set->v[i])
+		i = (i + 1) & (set->cap - 1);
+	set->v[i] = tid;
+	set->n++;
+	return 0;
+}
+
+int cp_sampler_parse_cpulist(const char *text, uint8_t *bitmap, size_t ncpus)
+{
+	const char *p = text;
+
+	memset(bitmap, 0, (ncpus + 7) / 8);
+	while (*p && *p != '\n') {
+		char *end;
+		unsigned long a, b;
+
+		errno = 0;
+		a = strtoul(p, &end, 10);
+		if (end == p || errno)
+			return -EINVAL;
+		b = a;
+		p = end;
+		if (*p == '-') {
+			p++;
+			b = strtoul(p, &end, 10);
+			if (end == p || errno || b < a)
+				return -EINVAL;
+			p = end;
+		}
+		for (unsigned long c = a; c <= b && c < ncpus; c++)
+			bitmap[c / 8] |= (uint8_t)(1u << (c % 8));
+		if (*p == ',')
+			p++;
+		else if (*p && *p != '\n')
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* The CPUs any target may run on: the union of their Cpus_allowed_list. */
+static int find_cpus(struct cp_sampler *s)
+{
+	uint8_t all[MAX_CPUS / 8], one[MAX_CPUS / 8];
+	long online = sysconf(_SC_NPROCESSORS_CONF);
+	bool any = false;
+
+	memset(all, 0, sizeof(all));
+	for (size_t i = 0; i < s->npids; i++) {
+		char path[64], buf[8192];
+		char *line;
+
+		snprintf(path, sizeof(path), "/proc/%d/status", s->pids[i]);
+		if (cp_read_file(path, buf, sizeof(buf), NULL) < 0)
+			continue;
+		line = strstr(buf, "\nCpus_allowed_list:");
+		if (!line)
+			continue;
+		line += strlen("\nCpus_allowed_list:");
+		while (*line == ' ' || *line == '\t')
+			line++;
+		if (cp_sampler_parse_cpulist(line, one, MAX_CPUS) < 0)
+			continue;
+		for (size_t b = 0; b < sizeof(all); b++)
+			all[b] |= one[b];
+		any = true;
+	}
+	if (!any) {
+		/* Unreadable status (it just exited, or hidepid): every configured CPU. */
+		for (long c = 0; c < online && c < MAX_CPUS; c++)
+			all[c / 8] |= (uint8_t)(1u << (c % 8));
+	}
+	s->cpus = calloc(MAX_CPUS, sizeof(*s->cpus));
+	if (!s->cpus)
+		return -ENOMEM;
+	for (int c = 0; c < MAX_CPUS; c++)
+		if (all[c / 8] & (1u << (c % 8)))
+			s->cpus[s->ncpus++] = c;
+	if (!s->ncpus)
+		return -ESRCH;
+	s->rings = calloc(s->ncpus, sizeof(*s->rings));
+	if (!s->rings)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->ncpus; i++) {
+		s->rings[i].cpu = s->cpus[i];
+		s->rings[i].fd = -1;
+	}
+	return 0;
+}
+
+static void setup_attr(struct cp_sampler *s, const struct cp_sampler_opts *o, bool kernel)
+{
+	struct perf_event_attr *a = &s->attr;
+
+	memset(a, 0, sizeof(*a));
+	a->size = sizeof(*a);
+	a->type = PERF_TYPE_SOFTWARE;
+	a->config = PERF_COUNT_SW_CPU_CLOCK;
+	a->freq = 1;
+	a->sample_freq = (uint64_t)o->hz;
+	a->sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_PERIOD;
+	a->inherit = 1;
+	a->disabled = o->enable_on_exec;
+	a->enable_on_exec = o->enable_on_exec;
+	a->mmap = 0;
+	a->mmap2 = 1;
+	a->mmap_data = 0;
+	a->comm = 1;
+	a->comm_exec = 1;
+	a->task = 1;
+	a->sample_id_all = 1;
+	a->exclude_hv = 1;
+	a->exclude_kernel = !kernel;
+	a->exclude_callchain_kernel = !kernel;
+	/* Wake the reader when a quarter of the ring is used, not per sample. */
+	a->watermark = 1;
+	if (o->dwarf) {
+		uint64_t mask = 0;
+
+		for (size_t i = 0; i < CP_ARRAY_SIZE(reg_table); i++)
+			mask |= 1ull << reg_table[i].perf;
+		a->sample_type |= PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
+		a->sample_regs_user = mask;
+		a->sample_stack_user = (uint32_t)s->stack_size;
+		if (kernel) {
+			/* Kernel frames from the kernel; user frames from our own unwinding. */
+			a->sample_type |= PERF_SAMPLE_CALLCHAIN;
+			a->exclude_callchain_user = 1;
+		}
+	} else {
+		a->sample_type |= PERF_SAMPLE_CALLCHAIN;
+	}
+}
+
+/* Bytes of ring per CPU: about half a second of samples at full rate, a power of two. */
+static size_t ring_bytes_for(const struct cp_sampler_opts *o, size_t stack_size)
+{
+	size_t per_sample = o->dwarf ? stack_size + 256 : 1100;
+	size_t want = per_sample * (size_t)o->hz / 2;
+	size_t bytes = 64u << 10;
+
+	while (bytes < want && bytes < (16u << 20))
+		bytes <<= 1;
+	return bytes;
+}
+
+static int ring_map(struct cp_sampler *s, struct ring *r, int fd)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t bytes = s->ring_bytes;
+
+	/*
+	 * Without CAP_IPC_LOCK the kernel limits locked ring memory (perf_event_mlock_kb plus
+	 * RLIMIT_MEMLOCK): halve until it fits rather than fail.
+	 */
+	for (;;) {
+		size_t len = (size_t)page + bytes;
+		void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+		if (p != MAP_FAILED) {
+			r->base = p;
+			r->mmap_len = len;
+			r->data = (uint8_t *)p + page;
+			r->size = bytes;
+			r->fd = fd;
+			s->stats.ring_bytes = bytes;
+			return 0;
+		}
+		if ((errno != EPERM && errno != ENOMEM) || bytes <= (size_t)page * 2)
+			return -errno;
+		bytes /= 2;
+	}
+}
+
+static int push_event(struct cp_sampler *s, int fd, int tid, int cpu, bool owner)
+{
+	if (s->nevents == s->events_cap) {
+		size_t cap = s->events_cap ? s->events_cap * 2 : 64;
+		struct event *v = realloc(s->events, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->events = v;
+		s->events_cap = cap;
+	}
+	s->events[s->nevents++] = (struct event){ .fd = fd, .tid = tid, .cpu = cpu,
+						  .ring_owner = owner };
+	s->stats.events = s->nevents;
+	return 0;
+}
+
+/*
+ * Open one event per CPU for thread tid. -ESRCH when the thread is gone (not an error for the
+ * caller unless nothing at all could be opened).
+ */
+static int open_thread(struct cp_sampler *s, int tid)
+{
+	int err;
+
+	for (size_t i = 0; i < s->ncpus; i++) {
+		struct ring *r = &s->rings[i];
+		int fd = perf_open(&s->attr, tid, r->cpu);
+
+		if (fd < 0)
+			return fd;
+		if (r->fd < 0) {
+			err = ring_map(s, r, fd);
+			if (err < 0) {
+				close(fd);
+				return err;
+			}
+			err = push_event(s, fd, tid, r->cpu, true);
+		} else {
+			if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r->fd) < 0) {
+				err = -errno;
+				close(fd);
+				return err;
+			}
+			err = push_event(s, fd, tid, r->cpu, false);
+		}
+		if (err < 0) {
+			close(fd);
+			return err;
+		}
+	}
+	return tidset_add(&s->opened, tid);
+}
+
+static uint64_t ring_u64(const struct ring *r, uint64_t pos)
+{
+	uint64_t v;
+
+	/* Records are 8-byte aligned and the size is a power of two: a u64 never wraps. */
+	memcpy(&v, r->data + (pos & (r->size - 1)), sizeof(v));
+	return v;
+}
+
+/* The record at r->tail, contiguous (copied to scratch when it wraps), or NULL if malformed. */
+static const struct perf_event_header *ring_record(struct ring *r)
+{
+	uint64_t off = r->tail & (r->size - 1);
+	struct perf_event_header h;
+
+	memcpy(&h, r->data + off, sizeof(h));
+	if (h.size < sizeof(h) || r->tail + h.size > r->head)
+		return NULL;
+	if (off + h.size <= r->size)
+		return (const struct perf_event_header *)(r->data + off);
+	if (!r->scratch) {
+		r->scratch = malloc(MAX_RECORD);
+		if (!r->scratch)
+			return NULL;
+	}
+	size_t first = r->size - off;
+
+	memcpy(r->scratch, r->data + off, first);
+	memcpy(r->scratch + first, r->data, h.size - first);
+	return (const struct perf_event_header *)r->scratch;
+}
+
+/*
+ * The time of the record at r->tail: samples carry it after ip and pid/tid; every other
+ * record ends with the sample_id trailer {pid, tid, time}.
+ */
+static uint64_t ring_peek_time(const struct ring *r)
+{
+	struct perf_event_header h;
+
+	memcpy(&h, r->data + (r->tail & (r->size - 1)), sizeof(h));
+	if (h.size < sizeof(h) + 16)
+		return 0;
+	if (h.type == PERF_RECORD_SAMPLE)
+		return ring_u64(r, r->tail + sizeof(h) + 16);
+	return ring_u64(r, r->tail + h.size - 8);
+}
+
+static void ring_snapshot(struct ring *r)
+{
+	struct perf_event_mmap_page *meta = (struct perf_event_mmap_page *)r->base;
+
+	r->head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
+	r->tail = meta->data_tail;
+}
+
+static void ring_consume(struct ring *r, uint64_t bytes)
+{
+	struct perf_event_mmap_page *meta = (struct perf_event_mmap_page *)r->base;
+
+	r->tail += bytes;
+	__atomic_store_n(&meta->data_tail, r->tail, __ATOMIC_RELEASE);
+}
+
+/* Mark threads that inherited events (FORK records not yet read) without consuming them. */
+static int peek_forks(struct cp_sampler *s)
+{
+	for (size_t i = 0; i < s->ncpus; i++) {
+		struct ring *r = &s->rings[i];
+		uint64_t saved;
+
+		if (!r->base)
+			continue;
+		ring_snapshot(r);
+		saved = r->tail;
+		while (r->tail < r->head) {
+			const struct perf_event_header *h = ring_record(r);
+
+			if (!h)
+				break;
+			if (h->type == PERF_RECORD_FORK && h->size >= sizeof(*h) + 16) {
+				uint32_t v[4];
+
+				memcpy(v, h + 1, sizeof(v));
+				if (tidset_add(&s->inherited, (int)v[2]) < 0)
+					return -ENOMEM;
+			}
+			r->tail += h->size;
+		}
+		r->tail = saved;
+	}
+	return 0;
+}
+
+/* Open events for every thread of pid not yet covered. *added counts new threads. */
+static int open_process(struct cp_sampler *s, int pid, size_t *added)
+{
+	int *tids = NULL;
+	size_t n = 0;
+	int err, opened = 0;
+
+	err = cp_proc_list_tasks(pid, &tids, &n);
+	if (err < 0)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		if (tidset_has(&s->opened, tids[i]) || tidset_has(&s->inherited, tids[i]))
+			continue;
+		err = open_thread(s, tids[i]);
+		if (err == -ESRCH)
+			continue;	/* exited meanwhile */
+		if (err < 0)
+			break;
+		opened++;
+		err = 0;
+	}
+	free(tids);
+	*added += (size_t)opened;
+	return err;
+}
+
+static void raise_fd_limit(size_t need)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need + 64)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need + 64 ? need + 64 :
+										   rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static int open_all(struct cp_sampler *s)
+{
+	size_t total = 0;
+	int err = 0;
+
+	for (int round = 0; round < MAX_RESCANS; round++) {
+		size_t added = 0;
+		bool any_alive = false;
+
+		if (round > 0) {
+			err = peek_forks(s);
+			if (err < 0)
+				return err;
+		}
+		for (size_t i = 0; i < s->npids; i++) {
+			size_t nthreads = s->opened.n + 64;
+
+			raise_fd_limit(nthreads * s->ncpus * 2);
+			err = open_process(s, s->pids[i], &added);
+			if (err == -ESRCH || err == -ENOENT)
+				continue;
+			if (err < 0)
+				return err;
+			any_alive = true;
+		}
+		if (!any_alive)
+			return -ESRCH;
+		total += added;
+		if (!added && round > 0)
+			break;
+	}
+	return total ? 0 : -ESRCH;
+}
+
+void cp_sampler_free(struct cp_sampler *s)
+{
+	if (!s)
+		return;
+	/* Close events before unmapping rings: nothing is left attached to the targets. */
+	for (size_t i = 0; i < s->nevents; i++)
+		if (s->events[i].fd >= 0 && !s->events[i].ring_owner)
+			close(s->events[i].fd);
+	for (size_t i = 0; i < s->ncpus && s->rings; i++) {
+		if (s->rings[i].base)
+			munmap(s->rings[i].base, s->rings[i].mmap_len);
+		if (s->rings[i].fd >= 0)
+			close(s->rings[i].fd);
+		free(s->rings[i].scratch);
+	}
+	free(s->rings);
+	free(s->events);
+	free(s->cpus);
+	free(s->pids);
+	free(s->opened.v);
+	free(s->inherited.v);
+	free(s);
+}
+
+static void close_events(struct cp_sampler *s)
+{
+	for (size_t i = 0; i < s->nevents; i++)
+		if (!s->events[i].ring_owner && s->events[i].fd >= 0)
+			close(s->events[i].fd);
+	for (size_t i = 0; i < s->ncpus; i++) {
+		struct ring *r = &s->rings[i];
+
+		if (r->base)
+			munmap(r->base, r->mmap_len);
+		if (r->fd >= 0)
+			close(r->fd);
+		r->base = NULL;
+		r->fd = -1;
+	}
+	s->nevents = 0;
+	free(s->opened.v);
+	memset(&s->opened, 0, sizeof(s->opened));
+	free(s->inherited.v);
+	memset(&s->inherited, 0, sizeof(s->inherited));
+}
+
+int cp_sampler_open(const struct cp_sampler_opts *opts, struct cp_sampler **out)
+{
+	struct cp_sampler *s;
+	int err;
+
+	if (!opts->npids || opts->hz <= 0 || opts->hz > CP_SAMPLER_HZ_MAX)
+		return -EINVAL;
+	if (opts->enable_on_exec && opts->npids != 1)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->pids = malloc(opts->npids * sizeof(*s->pids));
+	if (!s->pids) {
+		free(s);
+		return -ENOMEM;
+	}
+	memcpy(s->pids, opts->pids, opts->npids * sizeof(*s->pids));
+	s->npids = opts->npids;
+	s->follow_children = opts->follow_children;
+	s->stack_size = opts->stack_size ? opts->stack_size : CP_SAMPLER_STACK_DEFAULT;
+	if (s->stack_size < CP_SAMPLER_STACK_MIN)
+		s->stack_size = CP_SAMPLER_STACK_MIN;
+	if (s->stack_size > CP_SAMPLER_STACK_MAX)
+		s->stack_size = CP_SAMPLER_STACK_MAX;
+	s->stack_size &= ~(size_t)7;
+	s->ring_bytes = ring_bytes_for(opts, s->stack_size);
+
+	err = find_cpus(s);
+	if (err < 0)
+		goto fail;
+	setup_attr(s, opts, opts->kernel);
+	err = open_all(s);
+	if ((err == -EACCES || err == -EPERM) && opts->kernel) {
+		/* perf_event_paranoid >= 2 without CAP_PERFMON: user space only. */
+		close_events(s);
+		s->stats.kernel_refused = true;
+		setup_attr(s, opts, false);
+		err = open_all(s);
+	}
+	if (err < 0)
+		goto fail;
+	s->stats.rings = s->ncpus;
+	*out = s;
+	return 0;
+fail:
+	cp_sampler_free(s);
+	return err;
+}
+
+void cp_sampler_disable(struct cp_sampler *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nevents; i++)
+		if (s->events[i].fd >= 0)
+			ioctl(s->events[i].fd, PERF_EVENT_IOC_DISABLE, 0);
+}
+
+void cp_sampler_get_stats(const struct cp_sampler *s, struct cp_sampler_stats *out)
+{
+	*out = s->stats;
+}
+
+static bool followed(const struct cp_sampler *s, int pid)
+{
+	if (s->follow_children)
+		return true;
+	for (size_t i = 0; i < s->npids; i++)
+		if (s->pids[i] == pid)
+			return true;
+	return false;
+}
+
+/* A FORK record for a thread we opened events for ourselves: drop our extra events. */
+static void drop_duplicate(struct cp_sampler *s, int tid)
+{
+	for (size_t i = 0; i < s->nevents; i++) {
+		struct event *e = &s->events[i];
+
+		if (e->tid != tid || e->fd < 0)
+			continue;
+		if (e->ring_owner) {
+			/* Its fd holds the ring: keep it, but stop it counting. */
+			ioctl(e->fd, PERF_EVENT_IOC_DISABLE, 0);
+		} else {
+			close(e->fd);
+			e->fd = -1;
+		}
+	}
+}
+
+static void parse_sample(struct cp_sampler *s, const struct ring *r,
+			 const struct perf_event_header *h, const struct cp_sampler_events *ev,
+			 void *ctx)
+{
+	const uint8_t *p = (const uint8_t *)(h + 1);
+	const uint8_t *end = (const uint8_t *)h + h->size;
+	uint64_t type = s->attr.sample_type;
+	struct cp_sample smp;
+	uint32_t pt[2];
+
+	memset(&smp, 0, sizeof(smp));
+	smp.cpu = r->cpu;
+#define NEED(n)                                    \
+	do {                                       \
+		if ((size_t)(end - p) < (size_t)(n)) \
+			return;                    \
+	} while (0)
+	NEED(8 + 8 + 8 + 8);
+	memcpy(&smp.ip, p, 8);
+	p += 8;
+	memcpy(pt, p, 8);
+	smp.pid = (int)pt[0];
+	smp.tid = (int)pt[1];
+	p += 8;
+	memcpy(&smp.time, p, 8);
+	p += 8;
+	p += 8;		/* period */
+	if (type & PERF_SAMPLE_CALLCHAIN) {
+		uint64_t nr;
+
+		NEED(8);
+		memcpy(&nr, p, 8);
+		p += 8;
+		if (nr > (uint64_t)(end - p) / 8)
+			return;
+		smp.callchain = (const uint64_t *)p;	/* 8-aligned within the record */
+		smp.ncallchain = nr;
+		p += nr * 8;
+	}
+	if (type & PERF_SAMPLE_REGS_USER) {
+		uint64_t abi, v;
+
+		NEED(8);
+		memcpy(&abi, p, 8);
+		p += 8;
+		if (abi != PERF_SAMPLE_REGS_ABI_NONE) {
+			NEED(8 * CP_ARRAY_SIZE(reg_table));
+			for (size_t i = 0; i < CP_ARRAY_SIZE(reg_table); i++) {
+				memcpy(&v, p, 8);
+				p += 8;
+				smp.regs.r[reg_table[i].dwarf] = v;
+				smp.regs.valid |= 1u << reg_table[i].dwarf;
+			}
+			smp.user_regs = abi == PERF_SAMPLE_REGS_ABI_64;
+		}
+	}
+	if (type & PERF_SAMPLE_STACK_USER) {
+		uint64_t size, dyn;
+
+		NEED(8);
+		memcpy(&size, p, 8);
+		p += 8;
+		if (size) {
+			if (size > (uint64_t)(end - p) || (uint64_t)(end - p) - size < 8)
+				return;
+			memcpy(&dyn, p + size, 8);
+			if (dyn > size)
+				dyn = size;
+			smp.stack.data = (uint8_t *)p;
+			smp.stack.len = dyn;
+			smp.stack.start = smp.regs.r[CP_REG_RSP];
+			/* A full copy: the live stack probably went on beyond it. */
+			smp.stack.truncated = dyn == s->stack_size;
+			p += size + 8;
+		}
+	}
+#undef NEED
+	if (!smp.stack.data)
+		smp.user_regs = false;
+	s->stats.samples++;
+	if (!followed(s, smp.pid)) {
+		s->stats.dropped++;
+		return;
+	}
+	if (ev->sample)
+		ev->sample(ctx, &smp);
+}
+
+static void handle_record(struct cp_sampler *s, const struct ring *r,
+			  const struct perf_event_header *h, const struct cp_sampler_events *ev,
+			  void *ctx)
+{
+	const uint8_t *body = (const uint8_t *)(h + 1);
+	size_t blen = h->size - sizeof(*h);
+	uint32_t v[4];
+
+	switch (h->type) {
+	case PERF_RECORD_SAMPLE:
+		parse_sample(s, r, h, ev, ctx);
+		break;
+	case PERF_RECORD_MMAP2: {
+		struct cp_sampler_mmap m;
+		uint64_t q[3];
+		uint32_t d[2], pf[2];
+		const char *name = (const char *)body + 64;
+		size_t maxname;
+
+		/* pid tid | addr len pgoff | maj min ino ino_gen | prot flags | filename */
+		if (blen < 64 + 16 + 1)
+			break;
+		memcpy(v, body, 8);
+		memcpy(q, body + 8, 24);
+		memcpy(d, body + 32, 8);
+		memset(&m, 0, sizeof(m));
+		m.pid = (int)v[0];
+		m.tid = (int)v[1];
+		m.start = q[0];
+		m.len = q[1];
+		m.pgoff = q[2];
+		m.dev_major = d[0];
+		m.dev_minor = d[1];
+		memcpy(&m.inode, body + 40, 8);
+		memcpy(pf, body + 56, 8);
+		m.prot = pf[0];
+		m.flags = pf[1];
+		maxname = blen - 64 - 16;	/* minus the sample_id trailer */
+		if (!memchr(name, '\0', maxname))
+			break;
+		m.path = name;
+		if (ev->mmap && followed(s, m.pid))
+			ev->mmap(ctx, &m);
+		break;
+	}
+	case PERF_RECORD_COMM: {
+		const char *name = (const char *)body + 8;
+
+		if (blen < 8 + 16 + 1 || !memchr(name, '\0', blen - 8 - 16))
+			break;
+		memcpy(v, body, 8);
+		if (ev->comm && followed(s, (int)v[0]))
+			ev->comm(ctx, (int)v[0], (int)v[1], name,
+				 (h->misc & PERF_RECORD_MISC_COMM_EXEC) != 0);
+		break;
+	}
+	case PERF_RECORD_FORK:
+		if (blen < 16)
+			break;
+		memcpy(v, body, 16);	/* pid ppid tid ptid */
+		if (tidset_has(&s->opened, (int)v[2]) && !tidset_has(&s->inherited, (int)v[2]))
+			drop_duplicate(s, (int)v[2]);
+		tidset_add(&s->inherited, (int)v[2]);
+		if (ev->fork && followed(s, (int)v[0]))
+			ev->fork(ctx, (int)v[0], (int)v[2], (int)v[1], (int)v[3]);
+		break;
+	case PERF_RECORD_EXIT:
+		if (blen < 16)
+			break;
+		memcpy(v, body, 16);
+		if (ev->exit && followed(s, (int)v[0]))
+			ev->exit(ctx, (int)v[0], (int)v[2]);
+		break;
+	case PERF_RECORD_LOST: {
+		uint64_t lost;
+
+		if (blen < 16)
+			break;
+		memcpy(&lost, body + 8, 8);
+		s->stats.lost += lost;
+		if (ev->lost)
+			ev->lost(ctx, lost);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+int cp_sampler_poll(struct cp_sampler *s, int timeout_ms, const struct cp_sampler_events *ev,
+		    void *ctx)
+{
+	struct pollfd pfd[MAX_CPUS];
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->ncpus; i++) {
+		if (s->rings[i].fd < 0)
+			continue;
+		pfd[n].fd = s->rings[i].fd;
+		pfd[n].events = POLLIN;
+		pfd[n].revents = 0;
+		n++;
+	}
+	if (timeout_ms != 0 && n) {
+		if (poll(pfd, n, timeout_ms) < 0 && errno != EINTR)
+			return -errno;
+	}
+	for (size_t i = 0; i < s->ncpus; i++)
+		if (s->rings[i].base)
+			ring_snapshot(&s->rings[i]);
+	/*
+	 * Merge the rings by time: a sample on one CPU may use a mapping whose MMAP2 record sits
+	 * in another CPU's ring. Each ring is already in time order.
+	 */
+	for (;;) {
+		struct ring *best = NULL;
+		uint64_t best_t = 0;
+
+		for (size_t i = 0; i < s->ncpus; i++) {
+			struct ring *r = &s->rings[i];
+			uint64_t t;
+
+			if (!r->base || r->tail >= r->head)
+				continue;
+			t = ring_peek_time(r);
+			if (!best || t < best_t) {
+				best = r;
+				best_t = t;
+			}
+		}
+		if (!best)
+			break;
+		const struct perf_event_header *h = ring_record(best);
+
+		if (!h) {
+			/* Malformed or unreadable: skip what is left of this ring. */
+			ring_consume(best, best->head - best->tail);
+			continue;
+		}
+		uint16_t size = h->size;
+
+		handle_record(s, best, h, ev, ctx);
+		ring_consume(best, size);
+	}
+	return 0;
+}

@@ -1,8 +1,18 @@
 /*
  * CPU sampling with perf_event_open: cpu-clock on every thread of the targets, following new
  * threads (and, for record, child processes), with user registers and a copy of the user stack
- * per sample (DWARF mode) or the kernel's frame-pointer callchain (fp mode). Samples are
- * handed to a callback as they are read from the ring buffers.
+ * per sample (DWARF mode) or the kernel's frame-pointer callchain (fp mode). Records are
+ * handed to callbacks as they are read from the ring buffers, in time order across CPUs.
+ *
+ * How events are laid out (the choice the kernel leaves us): one cpu-clock event per thread
+ * per allowed CPU, with inherit=1 so that threads (and processes) the thread creates later are
+ * followed by the kernel itself. The kernel refuses to mmap an inherited event opened with
+ * cpu = -1, hence one event per CPU; every event of a CPU writes into that CPU's ring
+ * (PERF_EVENT_IOC_SET_OUTPUT), so the number of rings is the number of CPUs, not of threads.
+ * Threads created between the listing of /proc/PID/task and the opening of their creator's
+ * events are caught by re-scanning the task list until it is stable; a thread found by the
+ * re-scan that also inherited an event (its FORK record says so) has its extra events closed
+ * when the record is read, so its samples are not counted twice.
  */
 #ifndef CP_SAMPLER_H
 #define CP_SAMPLER_H
@@ -13,44 +23,96 @@
 
 #include "snapshot.h"
 
+/*
+ * Bytes of user stack copied per sample in DWARF mode. 32 KiB holds the frames of all but
+ * deeply recursive code (a frame is typically 50-500 bytes) while keeping a sample at 99 Hz
+ * around 3 MiB/s per busy CPU; the kernel's limit is just under 64 KiB (a record is at most
+ * 65535 bytes).
+ */
 #define CP_SAMPLER_STACK_DEFAULT (32u << 10)
+#define CP_SAMPLER_STACK_MIN 512u
+#define CP_SAMPLER_STACK_MAX 65000u
+#define CP_SAMPLER_HZ_MAX 10000
 
 struct cp_sampler;
 
 struct cp_sampler_opts {
-	const int *pids;	/* borrowed */
+	const int *pids;	/* borrowed; processes to sample */
 	size_t npids;
 	int hz;
 	bool dwarf;		/* sample regs + user stack; else fp callchains */
-	size_t stack_size;	/* bytes of user stack per sample (dwarf mode) */
-	bool kernel;		/* include kernel callchains */
-	bool follow_children;	/* record: inherited events follow forks */
+	size_t stack_size;	/* bytes of user stack per sample (dwarf mode); 0 = default */
+	bool kernel;		/* include kernel callchains (falls back to user-only if refused) */
+	bool follow_children;	/* keep samples of processes the targets fork (record) */
+	bool enable_on_exec;	/* start counting when the (single) target execs (record) */
 };
 
 struct cp_sample {
 	int pid;
 	int tid;
+	int cpu;
 	uint64_t time;
-	struct cp_regs regs;		/* dwarf mode */
+	uint64_t ip;
+	bool user_regs;			/* regs/stack valid (dwarf mode, sample has a user context) */
+	struct cp_regs regs;		/* dwarf mode, DWARF numbering */
 	struct cp_stack stack;		/* dwarf mode; data borrowed for the callback */
 	const uint64_t *callchain;	/* kernel's callchain, with PERF_CONTEXT_* markers */
 	size_t ncallchain;
 };
 
+struct cp_sampler_mmap {
+	int pid;
+	int tid;
+	uint64_t start;
+	uint64_t len;
+	uint64_t pgoff;
+	uint64_t inode;
+	unsigned int dev_major;
+	unsigned int dev_minor;
+	unsigned int prot;	/* PROT_* */
+	unsigned int flags;	/* MAP_* */
+	const char *path;	/* borrowed for the callback */
+};
+
+/* Callbacks may be NULL. Pointers passed to them are valid only during the call. */
 struct cp_sampler_events {
 	void (*sample)(void *ctx, const struct cp_sample *s);
-	void (*mmap)(void *ctx, int pid, uint64_t start, uint64_t len, uint64_t pgoff,
-		     const char *path);
-	void (*comm)(void *ctx, int pid, int tid, const char *name);
-	void (*fork)(void *ctx, int pid, int tid, int ppid);
+	void (*mmap)(void *ctx, const struct cp_sampler_mmap *m);
+	void (*comm)(void *ctx, int pid, int tid, const char *name, bool exec);
+	void (*fork)(void *ctx, int pid, int tid, int ppid, int ptid);
 	void (*exit)(void *ctx, int pid, int tid);
 	void (*lost)(void *ctx, uint64_t count);
 };
 
+struct cp_sampler_stats {
+	uint64_t samples;	/* sample records read */
+	uint64_t lost;		/* samples the kernel dropped (ring full) */
+	uint64_t dropped;	/* samples of processes that are not followed */
+	size_t events;		/* perf events open */
+	size_t rings;		/* ring buffers (one per CPU) */
+	size_t ring_bytes;	/* data bytes per ring */
+	bool kernel_refused;	/* kernel sampling was refused; user-only */
+};
+
+/*
+ * Open the events. Returns 0 or -errno: -ESRCH (every target gone), -EACCES/-EPERM (perf
+ * events refused even user-only: perf_event_paranoid or a security policy), -ENOENT /
+ * -EOPNOTSUPP (no cpu-clock event), -EMFILE (too many threads x CPUs for the fd limit).
+ * *out is written only on success.
+ */
 int cp_sampler_open(const struct cp_sampler_opts *opts, struct cp_sampler **out);
-/* Read whatever is in the rings, waiting up to timeout_ms for more. 0 or -errno. */
+/*
+ * Read whatever is in the rings, waiting up to timeout_ms (0 = don't wait, < 0 = forever) for
+ * data. Returns 0 or -errno; a signal interrupting the wait is not an error.
+ */
 int cp_sampler_poll(struct cp_sampler *s, int timeout_ms, const struct cp_sampler_events *ev,
 		    void *ctx);
+/* Stop counting (the rings keep what they hold; poll with timeout 0 to drain). */
+void cp_sampler_disable(struct cp_sampler *s);
+void cp_sampler_get_stats(const struct cp_sampler *s, struct cp_sampler_stats *out);
 void cp_sampler_free(struct cp_sampler *s);
+
+/* Parse a CPU list ("0-3,8,10-11") into a bitmap of ncpus bits. 0 or -EINVAL. */
+int cp_sampler_parse_cpulist(const char *text, uint8_t *bitmap, size_t ncpus);
 
 #endif

@@ -1,2 +1,904 @@
-/* src/session.c: placeholder until its module lands. */
-extern int cp_placeholder_src_session_c;
+/* A profiling session: sampler -> unwind -> symbolize -> profile model, as samples arrive. */
+#include <errno.h>
+#include <inttypes.h>
+#include <linux/perf_event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "maps.h"
+#include "proc.h"
+#include "profile.h"
+#include "sampler.h"
+#include "session.h"
+#include "symbolize.h"
+#include "unwind.h"
+#include "util.h"
+
+/* Frames per sample: the kernel's callchain (perf_event_max_stack, 127 by default) + ours. */
+#define MAX_KERNEL_FRAMES 256
+#define MAX_FRAMES (MAX_KERNEL_FRAMES + CP_UNWIND_MAX_FRAMES + 1)
+#define PROC_BUCKETS 256
+/* Processes and threads remembered; beyond that samples still count, names are generic. */
+#define MAX_PROCS 100000
+
+/* A process seen in the records: its module map, kept current, and its unwinder. */
+struct proc {
+	int pid;
+	struct cp_maps maps;
+	uint64_t *map_ids;	/* profile mapping id per maps entry, 0 = not added yet */
+	struct cp_unwinder *uw;
+	bool maps_loaded;	/* /proc/PID/maps read (or inherited from the parent) */
+	bool reread;		/* /proc/PID/maps re-read once for an address not in the map */
+	bool gone;		/* /proc/PID no longer reaches its files: use our own root */
+	bool sampled;
+	struct proc *next;
+};
+
+struct thread {
+	int tid;		/* 0 = free slot */
+	int pid;
+	bool sampled;
+	char name[CP_COMM_LEN];
+};
+
+struct ksym {
+	uint64_t addr;
+	char *name;
+};
+
+struct cp_session {
+	struct cp_session_opts opts;
+	int *pids;
+	struct cp_sampler *sampler;
+	struct cp_profile *prof;
+	struct cp_symbolizer *sym;
+	struct proc *procs[PROC_BUCKETS];
+	size_t nprocs;
+	struct thread *threads;	/* open addressing by tid */
+	size_t threads_cap;
+	size_t nthreads;
+	bool main_added;	/* the profile's mapping 1 (the main executable) exists */
+	bool main_pending_exec;	/* record: take the first exec mapping after exec as main */
+	struct ksym *ksyms;
+	size_t nksyms;
+	bool ksyms_loaded;
+	uint64_t kernel_mapping;
+	bool stopped;
+	uint64_t start_wall;
+	uint64_t start_mono;
+	uint64_t end_mono;
+	struct cp_session_stats stats;
+	struct cp_unwind_result ur;	/* scratch: large, kept off the stack */
+	uint64_t locs[MAX_FRAMES];
+};
+
+/* --- processes and their maps --- */
+
+static struct proc *proc_find(struct cp_session *s, int pid)
+{
+	for (struct proc *p = s->procs[(unsigned)pid % PROC_BUCKETS]; p; p = p->next)
+		if (p->pid == pid)
+			return p;
+	return NULL;
+}
+
+/* Whether the process's own files are still reachable through /proc/PID. */
+static bool proc_alive(int pid)
+{
+	char path[64], buf[8];
+
+	snprintf(path, sizeof(path), "/proc/%d/root", pid);
+	return readlink(path, buf, sizeof(buf)) > 0;
+}
+
+/* The pid through which to open a process's files: its own, or ours once it is gone. */
+static int file_pid(struct proc *p)
+{
+	if (!p->gone && !proc_alive(p->pid))
+		p->gone = true;
+	return p->gone ? (int)getpid() : p->pid;
+}
+
+static void proc_maps_changed(struct proc *p)
+{
+	if (p->uw)
+		cp_unwind_set_maps(p->uw, &p->maps);
+}
+
+static int proc_set_maps(struct proc *p, struct cp_maps *maps)
+{
+	uint64_t *ids = calloc(maps->n ? maps->n : 1, sizeof(*ids));
+
+	if (!ids) {
+		cp_maps_release(maps);
+		return -ENOMEM;
+	}
+	cp_maps_release(&p->maps);
+	free(p->map_ids);
+	p->maps = *maps;
+	p->maps.pid = p->pid;
+	p->map_ids = ids;
+	proc_maps_changed(p);
+	return 0;
+}
+
+static int proc_load_maps(struct proc *p)
+{
+	struct cp_maps maps;
+	int err;
+
+	memset(&maps, 0, sizeof(maps));
+	err = cp_maps_read(p->pid, &maps);
+	if (err < 0)
+		return err;
+	p->maps_loaded = true;
+	return proc_set_maps(p, &maps);
+}
+
+static int proc_copy_maps(struct proc *dst, const struct proc *src)
+{
+	struct cp_maps maps;
+
+	memset(&maps, 0, sizeof(maps));
+	maps.v = calloc(src->maps.n ? src->maps.n : 1, sizeof(*maps.v));
+	if (!maps.v)
+		return -ENOMEM;
+	for (size_t i = 0; i < src->maps.n; i++) {
+		maps.v[i] = src->maps.v[i];
+		maps.v[i].path = strdup(src->maps.v[i].path ? src->maps.v[i].path : "");
+		if (!maps.v[i].path) {
+			maps.n = i;
+			cp_maps_release(&maps);
+			return -ENOMEM;
+		}
+	}
+	maps.n = src->maps.n;
+	dst->maps_loaded = true;
+	return proc_set_maps(dst, &maps);
+}
+
+static struct proc *proc_get(struct cp_session *s, int pid, bool load)
+{
+	struct proc *p = proc_find(s, pid);
+
+	if (p || pid <= 0 || s->nprocs >= MAX_PROCS)
+		return p;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->pid = pid;
+	p->maps.pid = pid;
+	p->next = s->procs[(unsigned)pid % PROC_BUCKETS];
+	s->procs[(unsigned)pid % PROC_BUCKETS] = p;
+	s->nprocs++;
+	if (load)
+		proc_load_maps(p);
+	return p;
+}
+
+static void proc_free(struct proc *p)
+{
+	cp_unwind_free(p->uw);
+	cp_maps_release(&p->maps);
+	free(p->map_ids);
+	free(p);
+}
+
+/*
+ * Apply an mmap to the map: entries it overlaps are cut (or removed), and it is inserted in
+ * address order, as the kernel itself replaces the covered part of older mappings.
+ */
+static int proc_apply_mmap(struct proc *p, const struct cp_map *m)
+{
+	size_t cap = p->maps.n + 3;
+	struct cp_map *v = calloc(cap, sizeof(*v));
+	uint64_t *ids = calloc(cap, sizeof(*ids));
+	size_t n = 0;
+	bool inserted = false;
+
+	if (!v || !ids)
+		goto nomem;
+	for (size_t i = 0; i < p->maps.n; i++) {
+		struct cp_map *o = &p->maps.v[i];
+
+		if (!inserted && o->start >= m->start) {
+			v[n] = *m;
+			v[n].path = strdup(m->path);
+			if (!v[n].path)
+				goto nomem;
+			n++;
+			inserted = true;
+		}
+		if (o->end <= m->start || o->start >= m->end) {
+			v[n] = *o;
+			ids[n++] = p->map_ids[i];
+			o->path = NULL;
+			continue;
+		}
+		/* Overlap: keep the parts outside [m->start, m->end). */
+		if (o->start < m->start) {
+			v[n] = *o;
+			v[n].end = m->start;
+			v[n].path = strdup(o->path);
+			if (!v[n].path)
+				goto nomem;
+			n++;
+			if (!inserted) {
+				v[n] = *m;
+				v[n].path = strdup(m->path);
+				if (!v[n].path)
+					goto nomem;
+				n++;
+				inserted = true;
+			}
+		}
+		if (o->end > m->end) {
+			v[n] = *o;
+			v[n].offset += m->end - o->start;
+			v[n].start = m->end;
+			v[n].path = strdup(o->path);
+			if (!v[n].path)
+				goto nomem;
+			n++;
+		}
+	}
+	if (!inserted) {
+		v[n] = *m;
+		v[n].path = strdup(m->path);
+		if (!v[n].path)
+			goto nomem;
+		n++;
+	}
+	/* Entries moved into v had their paths handed over (set to NULL above). */
+	cp_maps_release(&p->maps);
+	free(p->map_ids);
+	p->maps.v = v;
+	p->maps.n = n;
+	p->map_ids = ids;
+	proc_maps_changed(p);
+	return 0;
+nomem:
+	/* Give back the moved paths so that neither array leaks nor double-frees. */
+	for (size_t i = 0, j = 0; i < p->maps.n && v; i++) {
+		if (p->maps.v[i].path)
+			continue;
+		while (j < n && !(v[j].start == p->maps.v[i].start && v[j].end == p->maps.v[i].end))
+			j++;
+		if (j < n) {
+			p->maps.v[i].path = v[j].path;
+			v[j].path = NULL;
+		}
+	}
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].path);
+	free(v);
+	free(ids);
+	return -ENOMEM;
+}
+
+/* --- threads --- */
+
+static size_t tid_slot(int tid, size_t cap)
+{
+	return ((uint32_t)tid * 2654435761u) & (cap - 1);
+}
+
+static struct thread *thread_get(struct cp_session *s, int pid, int tid)
+{
+	size_t i;
+
+	if (s->threads_cap && (s->nthreads + 1) * 2 > s->threads_cap &&
+	    s->nthreads >= CP_MAX_THREADS)
+		return NULL;
+	if ((s->nthreads + 1) * 2 > s->threads_cap) {
+		size_t cap = s->threads_cap ? s->threads_cap * 2 : 256;
+		struct thread *v = calloc(cap, sizeof(*v));
+
+		if (!v)
+			return NULL;
+		for (size_t k = 0; k < s->threads_cap; k++) {
+			if (!s->threads[k].tid)
+				continue;
+			for (i = tid_slot(s->threads[k].tid, cap); v[i].tid; i = (i + 1) & (cap - 1))
+				;
+			v[i] = s->threads[k];
+		}
+		free(s->threads);
+		s->threads = v;
+		s->threads_cap = cap;
+	}
+	for (i = tid_slot(tid, s->threads_cap); s->threads[i].tid; i = (i + 1) & (s->threads_cap - 1))
+		if (s->threads[i].tid == tid)
+			return &s->threads[i];
+	s->threads[i].tid = tid;
+	s->threads[i].pid = pid;
+	s->nthreads++;
+	return &s->threads[i];
+}
+
+static void thread_read_name(struct thread *t)
+{
+	char path[64];
+	size_t len = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", t->pid, t->tid);
+	if (cp_read_file(path, t->name, sizeof(t->name), &len) == 0) {
+		while (len > 0 && t->name[len - 1] == '\n')
+			t->name[--len] = '\0';
+	}
+	if (!t->name[0])
+		snprintf(t->name, sizeof(t->name), "%d", t->tid);
+}
+
+/* --- kernel symbols --- */
+
+static int ksym_cmp(const void *a, const void *b)
+{
+	const struct ksym *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+static void ksyms_load(struct cp_session *s)
+{
+	char *text = NULL, *line, *save = NULL;
+	size_t cap = 0;
+
+	s->ksyms_loaded = true;
+	if (cp_read_file_alloc("/proc/kallsyms", 64u << 20, &text, NULL) < 0)
+		return;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long addr;
+		char type, name[256];
+
+		if (sscanf(line, "%llx %c %255s", &addr, &type, name) != 3 || !addr)
+			continue;
+		if (type != 't' && type != 'T' && type != 'w' && type != 'W')
+			continue;
+		if (s->nksyms == cap) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			struct ksym *v = realloc(s->ksyms, ncap * sizeof(*v));
+
+			if (!v)
+				break;
+			s->ksyms = v;
+			cap = ncap;
+		}
+		s->ksyms[s->nksyms].addr = addr;
+		s->ksyms[s->nksyms].name = strdup(name);
+		if (!s->ksyms[s->nksyms].name)
+			break;
+		s->nksyms++;
+	}
+	free(text);
+	qsort(s->ksyms, s->nksyms, sizeof(*s->ksyms), ksym_cmp);
+}
+
+static const char *ksym_find(struct cp_session *s, uint64_t addr)
+{
+	size_t lo = 0, hi;
+
+	if (!s->ksyms_loaded)
+		ksyms_load(s);
+	hi = s->nksyms;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->ksyms[mid].addr <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? s->ksyms[lo - 1].name : NULL;
+}
+
+/* --- locations --- */
+
+static int add_main_mapping(struct cp_session *s, struct proc *p, const struct cp_map *map,
+			    size_t idx);
+
+static uint64_t mapping_id(struct cp_session *s, struct proc *p, size_t idx)
+{
+	const struct cp_map *map = &p->maps.v[idx];
+	const char *build_id = NULL;
+	uint64_t bias = 0, id = 0;
+	bool has_debug = false, is_file = cp_map_is_file(map);
+
+	if (p->map_ids[idx])
+		return p->map_ids[idx];
+	if (!s->main_added && add_main_mapping(s, p, NULL, 0) == 0 && p->map_ids[idx])
+		return p->map_ids[idx];
+	if (is_file && cp_sym_module_info(s->sym, file_pid(p), map, &build_id, &bias,
+					  &has_debug) < 0) {
+		build_id = NULL;
+		has_debug = false;
+	}
+	if (cp_profile_add_mapping(s->prof, p->pid, map, build_id, is_file, is_file && has_debug,
+				   &id) < 0)
+		return 0;
+	s->main_added = true;
+	p->map_ids[idx] = id;
+	return id;
+}
+
+/*
+ * Make the main executable of p the profile's mapping 1: map if given, else the first
+ * executable mapping of the file /proc/PID/exe names (or, when unreadable, of any file).
+ */
+static int add_main_mapping(struct cp_session *s, struct proc *p, const struct cp_map *map,
+			    size_t idx)
+{
+	char exe[4096];
+	size_t best = SIZE_MAX;
+
+	if (s->main_added)
+		return 0;
+	if (!map) {
+		int n = cp_proc_read_exe(p->pid, exe, sizeof(exe));
+		char *del;
+
+		if (n < 0)
+			exe[0] = '\0';
+		del = strstr(exe, " (deleted)");
+		if (del && !del[strlen(" (deleted)")])
+			*del = '\0';
+		for (size_t i = 0; i < p->maps.n && best == SIZE_MAX; i++)
+			if (p->maps.v[i].perms[2] == 'x' && exe[0] && p->maps.v[i].path &&
+			    !strcmp(p->maps.v[i].path, exe))
+				best = i;
+		for (size_t i = 0; i < p->maps.n && best == SIZE_MAX; i++)
+			if (p->maps.v[i].perms[2] == 'x' && cp_map_is_file(&p->maps.v[i]))
+				best = i;
+		if (best == SIZE_MAX)
+			return -ENOENT;
+		idx = best;
+	}
+	/* mapping_id() with main_added set adds it without recursing here. */
+	s->main_added = true;
+	if (!mapping_id(s, p, idx)) {
+		s->main_added = false;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static uint64_t user_location(struct cp_session *s, struct proc *p, uint64_t addr)
+{
+	struct cp_profile_line lines[CP_SYM_MAX_INLINE];
+	struct cp_sym_result res;
+	const struct cp_map *map;
+	uint64_t id = cp_profile_find_location(s->prof, p->pid, addr);
+	uint64_t mid = 0;
+	size_t nlines = 0;
+
+	if (id)
+		return id;
+	map = cp_maps_find(&p->maps, addr);
+	if (!map && !p->reread && !p->gone) {
+		/* A mapping whose MMAP2 record we missed (it predates the events, or raced). */
+		p->reread = true;
+		if (proc_load_maps(p) == 0)
+			map = cp_maps_find(&p->maps, addr);
+	}
+	if (map) {
+		mid = mapping_id(s, p, (size_t)(map - p->maps.v));
+		memset(&res, 0, sizeof(res));
+		if (cp_sym_resolve(s->sym, file_pid(p), map, addr, &res) == 0) {
+			for (size_t i = 0; i < res.n && i < CP_SYM_MAX_INLINE; i++) {
+				const struct cp_sym_frame *f = &res.frames[i];
+
+				if (!f->function && !f->file)
+					continue;
+				lines[nlines].function = f->function;
+				lines[nlines].system_name = f->system_name;
+				lines[nlines].file = f->file;
+				lines[nlines].line = f->line;
+				lines[nlines].start_line = f->start_line;
+				nlines++;
+			}
+		}
+	}
+	if (cp_profile_add_location(s->prof, p->pid, addr, mid, lines, nlines, &id) < 0)
+		return 0;
+	s->stats.locations++;
+	return id;
+}
+
+static uint64_t kernel_location(struct cp_session *s, uint64_t addr)
+{
+	struct cp_profile_line line;
+	uint64_t id = cp_profile_find_location(s->prof, 0, addr);
+	const char *name;
+
+	if (id)
+		return id;
+	if (!s->kernel_mapping) {
+		if (!s->main_added)
+			return 0;	/* mapping 1 must be the executable: added first */
+		if (cp_profile_kernel_mapping(s->prof, &s->kernel_mapping) < 0)
+			return 0;
+	}
+	name = ksym_find(s, addr);
+	memset(&line, 0, sizeof(line));
+	line.function = name;
+	if (cp_profile_add_location(s->prof, 0, addr, s->kernel_mapping, &line, name ? 1 : 0,
+				    &id) < 0)
+		return 0;
+	s->stats.locations++;
+	return id;
+}
+
+/* --- samples --- */
+
+/*
+ * Kernel frames of a callchain (and, in fp mode, user frames too) into s->locs[*n...].
+ * After each context marker, the first address is where the context was interrupted
+ * (exact); the others are return addresses, shown at the call instruction (- 1).
+ */
+static void callchain_frames(struct cp_session *s, struct proc *p, const struct cp_sample *smp,
+			     bool want_user, size_t *n)
+{
+	uint64_t ctx = 0;
+	bool first = true;
+
+	for (size_t i = 0; i < smp->ncallchain && *n < MAX_FRAMES - 1; i++) {
+		uint64_t a = smp->callchain[i], id;
+
+		if (a >= (uint64_t)PERF_CONTEXT_MAX) {
+			ctx = a;
+			first = true;
+			continue;
+		}
+		if (ctx == (uint64_t)PERF_CONTEXT_KERNEL) {
+			id = kernel_location(s, first ? a : a - 1);
+		} else if (ctx == (uint64_t)PERF_CONTEXT_USER && want_user && p) {
+			id = user_location(s, p, first ? a : a - 1);
+		} else {
+			continue;
+		}
+		first = false;
+		if (id)
+			s->locs[(*n)++] = id;
+	}
+}
+
+static uint64_t special(struct cp_session *s, const char *name)
+{
+	uint64_t id = 0;
+
+	if (cp_profile_special_location(s->prof, name, &id) < 0)
+		return 0;
+	return id;
+}
+
+static void on_sample(void *ctx, const struct cp_sample *smp)
+{
+	struct cp_session *s = ctx;
+	struct proc *p = proc_get(s, smp->pid, true);
+	struct thread *t = thread_get(s, smp->pid, smp->tid);
+	const char *end_marker = NULL;
+	size_t n = 0;
+
+	if (p && !s->main_added && !s->main_pending_exec)
+		add_main_mapping(s, p, NULL, 0);
+	if (p && !p->sampled) {
+		p->sampled = true;
+		s->stats.processes++;
+	}
+	if (t) {
+		t->pid = smp->pid;
+		if (!t->name[0])
+			thread_read_name(t);
+		if (!t->sampled) {
+			t->sampled = true;
+			s->stats.threads++;
+		}
+	}
+	if (smp->callchain)
+		callchain_frames(s, p, smp, !s->opts.dwarf, &n);
+	if (s->opts.dwarf && p && smp->user_regs) {
+		struct cp_unwind_result *ur = &s->ur;
+		int err;
+
+		if (!p->uw)
+			p->uw = cp_unwind_new(p->gone ? (int)getpid() : p->pid, &p->maps, false);
+		err = p->uw ? cp_unwind(p->uw, &smp->regs, &smp->stack, ur) : -ENOMEM;
+		if (err < 0) {
+			/* Nothing unwound: at least where it was. */
+			ur->n = 1;
+			ur->pc[0] = smp->regs.r[CP_REG_RIP];
+			ur->flags[0] = 0;
+			ur->truncated = false;
+			ur->stop_reason = err;
+		}
+		for (size_t i = 0; i < ur->n && n < MAX_FRAMES - 1; i++) {
+			bool exact = i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL);
+			uint64_t id = user_location(s, p, exact ? ur->pc[i] : ur->pc[i] - 1);
+
+			if (id)
+				s->locs[n++] = id;
+		}
+		if (ur->truncated || (ur->stop_reason && smp->stack.truncated))
+			end_marker = "[truncated]";
+		else if (ur->stop_reason)
+			end_marker = "[unknown]";
+	} else if (s->opts.dwarf && !smp->user_regs && n == 0) {
+		end_marker = "[unknown]";
+	} else if (!s->opts.dwarf && smp->ncallchain >= 127 && n > 0) {
+		end_marker = "[truncated]";
+	}
+	if (n == 0 && !end_marker)
+		end_marker = "[unknown]";
+	if (end_marker) {
+		uint64_t id = special(s, end_marker);
+
+		if (id && n < MAX_FRAMES)
+			s->locs[n++] = id;
+		if (!strcmp(end_marker, "[unknown]"))
+			s->stats.unknown++;
+		else
+			s->stats.truncated++;
+	}
+	if (cp_profile_add_sample(s->prof, s->locs, n, smp->pid, smp->tid,
+				  t && t->name[0] ? t->name : NULL, 1) == 0)
+		s->stats.samples++;
+}
+
+static void on_mmap(void *ctx, const struct cp_sampler_mmap *m)
+{
+	struct cp_session *s = ctx;
+	struct proc *p = proc_get(s, m->pid, false);
+	struct cp_map map;
+	char path[4096];
+	size_t len;
+
+	if (!p)
+		return;
+	if (!p->maps_loaded && !p->gone)
+		proc_load_maps(p);	/* the rest of the map, then this mapping on top */
+	memset(&map, 0, sizeof(map));
+	map.start = m->start;
+	map.end = m->start + m->len;
+	map.offset = m->pgoff;
+	map.inode = m->inode;
+	map.dev_major = m->dev_major;
+	map.dev_minor = m->dev_minor;
+	map.perms[0] = m->prot & PROT_READ ? 'r' : '-';
+	map.perms[1] = m->prot & PROT_WRITE ? 'w' : '-';
+	map.perms[2] = m->prot & PROT_EXEC ? 'x' : '-';
+	map.perms[3] = m->flags & MAP_SHARED ? 's' : 'p';
+	snprintf(path, sizeof(path), "%s", m->path);
+	len = strlen(path);
+	if (len > 10 && !strcmp(path + len - 10, " (deleted)")) {
+		path[len - 10] = '\0';
+		map.deleted = true;
+	}
+	/* perf names anonymous executable memory (JIT code) "//anon"; /proc/PID/maps "". */
+	if (!strcmp(path, "//anon") || !strcmp(path, "//anon (deleted)"))
+		path[0] = '\0';
+	map.path = path;
+	if (map.end <= map.start || proc_apply_mmap(p, &map) < 0)
+		return;
+	if (s->main_pending_exec && s->pids[0] == m->pid && (m->prot & PROT_EXEC) &&
+	    cp_map_is_file(&map)) {
+		const struct cp_map *in = cp_maps_find(&p->maps, map.start);
+
+		s->main_pending_exec = false;
+		if (in)
+			add_main_mapping(s, p, in, (size_t)(in - p->maps.v));
+	}
+}
+
+static void on_comm(void *ctx, int pid, int tid, const char *name, bool exec)
+{
+	struct cp_session *s = ctx;
+	struct thread *t = thread_get(s, pid, tid);
+
+	if (t) {
+		t->pid = pid;
+		snprintf(t->name, sizeof(t->name), "%s", name);
+	}
+	if (exec) {
+		struct proc *p = proc_get(s, pid, false);
+		struct cp_maps empty;
+
+		/* A new program: the old address space is gone, MMAP2 records rebuild it. */
+		memset(&empty, 0, sizeof(empty));
+		if (p) {
+			proc_set_maps(p, &empty);
+			p->maps_loaded = true;
+			p->reread = false;
+		}
+		if (!s->main_added && s->opts.enable_on_exec && pid == s->pids[0])
+			s->main_pending_exec = true;
+	}
+}
+
+static void on_fork(void *ctx, int pid, int tid, int ppid, int ptid)
+{
+	struct cp_session *s = ctx;
+	struct thread *parent = NULL;
+	struct thread *t;
+
+	for (size_t i = 0; s->threads_cap && i < 1; i++) {
+		size_t k;
+
+		for (k = tid_slot(ptid, s->threads_cap); s->threads[k].tid;
+		     k = (k + 1) & (s->threads_cap - 1))
+			if (s->threads[k].tid == ptid) {
+				parent = &s->threads[k];
+				break;
+			}
+	}
+	if (pid != ppid && pid == tid) {
+		/* A new process: a copy of its parent's address space until it execs. */
+		struct proc *pp = proc_find(s, ppid);
+		struct proc *p = proc_get(s, pid, false);
+
+		if (p && pp && pp->maps_loaded && !p->maps_loaded)
+			proc_copy_maps(p, pp);
+	}
+	t = thread_get(s, pid, tid);
+	if (t) {
+		t->pid = pid;
+		/* The kernel copies the creator's name; a later COMM record renames it. */
+		if (parent && parent->name[0] && !t->name[0])
+			snprintf(t->name, sizeof(t->name), "%s", parent->name);
+	}
+}
+
+static void on_lost(void *ctx, uint64_t count)
+{
+	struct cp_session *s = ctx;
+
+	s->stats.lost += count;
+}
+
+static const struct cp_sampler_events session_events = {
+	.sample = on_sample,
+	.mmap = on_mmap,
+	.comm = on_comm,
+	.fork = on_fork,
+	.lost = on_lost,
+};
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int cp_session_poll(struct cp_session *s, int timeout_ms)
+{
+	uint64_t t0 = thread_cpu_ns();
+	int err;
+
+	if (s->stopped)
+		return 0;
+	/* Blocking in poll() costs no CPU time, so this measures only our own work. */
+	err = cp_sampler_poll(s->sampler, timeout_ms, &session_events, s);
+	s->stats.cpu_ns += thread_cpu_ns() - t0;
+	return err;
+}
+
+void cp_session_stop(struct cp_session *s)
+{
+	uint64_t t0;
+
+	if (s->stopped)
+		return;
+	s->end_mono = cp_now_ns();
+	cp_sampler_disable(s->sampler);
+	t0 = thread_cpu_ns();
+	cp_sampler_poll(s->sampler, 0, &session_events, s);
+	s->stats.cpu_ns += thread_cpu_ns() - t0;
+	s->stopped = true;
+}
+
+void cp_session_get_stats(const struct cp_session *s, struct cp_session_stats *out)
+{
+	struct cp_sampler_stats ss;
+
+	*out = s->stats;
+	cp_sampler_get_stats(s->sampler, &ss);
+	out->kernel_refused = ss.kernel_refused;
+	if (ss.lost > out->lost)
+		out->lost = ss.lost;
+}
+
+struct cp_profile *cp_session_profile(struct cp_session *s)
+{
+	struct cp_profile_meta meta;
+	uint64_t end = s->stopped ? s->end_mono : cp_now_ns();
+
+	memset(&meta, 0, sizeof(meta));
+	meta.time_nanos = s->start_wall;
+	meta.duration_nanos = end - s->start_mono;
+	meta.period = 1000000000 / s->opts.hz;
+	meta.lost_samples = s->stats.lost;
+	cp_profile_set_meta(s->prof, &meta);
+	return s->prof;
+}
+
+int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
+{
+	struct cp_sampler_opts so;
+	struct cp_session *s;
+	int err = -ENOMEM;
+
+	if (!opts->npids || opts->hz <= 0)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->opts = *opts;
+	s->pids = malloc(opts->npids * sizeof(*s->pids));
+	s->prof = cp_profile_new();
+	s->sym = cp_sym_new();
+	if (!s->pids || !s->prof || !s->sym)
+		goto fail;
+	memcpy(s->pids, opts->pids, opts->npids * sizeof(*s->pids));
+	s->opts.pids = s->pids;
+
+	if (!opts->enable_on_exec) {
+		/*
+		 * The maps as they are now; MMAP2 records keep them current from here on. The
+		 * first target's executable becomes mapping 1 before anything else is added.
+		 */
+		for (size_t i = 0; i < opts->npids; i++)
+			proc_get(s, opts->pids[i], true);
+		struct proc *p0 = proc_find(s, opts->pids[0]);
+
+		if (p0)
+			add_main_mapping(s, p0, NULL, 0);
+	}
+
+	memset(&so, 0, sizeof(so));
+	so.pids = s->pids;
+	so.npids = opts->npids;
+	so.hz = opts->hz;
+	so.dwarf = opts->dwarf;
+	so.stack_size = opts->stack_size;
+	so.kernel = opts->kernel;
+	so.follow_children = opts->follow_children;
+	so.enable_on_exec = opts->enable_on_exec;
+	s->start_wall = cp_wall_ns();
+	s->start_mono = cp_now_ns();
+	err = cp_sampler_open(&so, &s->sampler);
+	if (err < 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	cp_session_free(s);
+	return err;
+}
+
+void cp_session_free(struct cp_session *s)
+{
+	if (!s)
+		return;
+	cp_sampler_free(s->sampler);
+	for (size_t b = 0; b < PROC_BUCKETS; b++) {
+		struct proc *p = s->procs[b], *next;
+
+		for (; p; p = next) {
+			next = p->next;
+			proc_free(p);
+		}
+	}
+	free(s->threads);
+	for (size_t i = 0; i < s->nksyms; i++)
+		free(s->ksyms[i].name);
+	free(s->ksyms);
+	cp_sym_free(s->sym);
+	cp_profile_free(s->prof);
+	free(s->pids);
+	free(s);
+}

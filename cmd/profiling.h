@@ -1,0 +1,62 @@
+/*
+ * What `cprof attach` and `cprof record` share: their common options, the sampling loop's
+ * progress line, and writing the profile (implemented in cmd/attach.c).
+ */
+#ifndef CP_CMD_PROFILING_H
+#define CP_CMD_PROFILING_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "profile.h"
+#include "session.h"
+
+#define CP_PROF_SECONDS_MAX 86400.0
+
+struct cp_prof_options {
+	double seconds;			/* 0 = until the command exits (record only) */
+	int hz;
+	bool dwarf;
+	size_t stack_size;
+	bool kernel;
+	enum cp_profile_format format;
+	const char *output;		/* NULL = default name */
+	bool verbose;
+};
+
+/* Long options shared by attach and record, and their short letters. */
+#define CP_PROF_SHORT_OPTS "s:F:u:f:o:vh"
+#define CP_PROF_LONG_OPTS                                         \
+	{ "seconds", required_argument, NULL, 's' },              \
+	{ "freq", required_argument, NULL, 'F' },                 \
+	{ "frequency", required_argument, NULL, 'F' },            \
+	{ "unwind", required_argument, NULL, 'u' },               \
+	{ "format", required_argument, NULL, 'f' },               \
+	{ "output", required_argument, NULL, 'o' },               \
+	{ "stack-size", required_argument, NULL, 'S' },           \
+	{ "no-kernel", no_argument, NULL, 'K' },                  \
+	{ "verbose", no_argument, NULL, 'v' },                    \
+	{ "help", no_argument, NULL, 'h' }
+
+/*
+ * Apply option c (one of the shared ones) with value arg. Returns 0, CP_EXIT_USAGE after
+ * reporting a bad value, or -1 when c is not a shared option.
+ */
+int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof_options *o);
+
+/* Report a failure to start sampling pid (perf_event_open refused, ...). */
+void cp_prof_explain_open_error(const char *cmd, int pid, int err, const struct cp_prof_options *o);
+
+/* The progress line on a terminal: "sampling pid 4242: 7 s left, 1234 samples". */
+void cp_prof_progress(const char *what, double left, const struct cp_session *s);
+void cp_prof_progress_clear(void);
+
+/*
+ * Write the session's profile to o->output (or the default name for pid) atomically, then
+ * the one-line summary. 0 or -errno (reported).
+ */
+int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_options *o, int pid,
+		  const volatile sig_atomic_t *abort_flag);
+
+#endif

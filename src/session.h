@@ -1,0 +1,56 @@
+/*
+ * A CPU-profiling session: perf samples from the sampler, unwound (DWARF) or taken from the
+ * kernel's callchains (fp), symbolized once per distinct (pid, address), and aggregated into a
+ * profile model as they arrive. Keeps each process's module map current from MMAP2 records
+ * (dlopen during profiling), thread names from COMM records, and new processes from FORK.
+ */
+#ifndef CP_SESSION_H
+#define CP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "profile.h"
+
+struct cp_session;
+
+struct cp_session_opts {
+	const int *pids;	/* borrowed; pids[0]'s executable is the profile's mapping 1 */
+	size_t npids;
+	int hz;
+	bool dwarf;		/* --unwind dwarf (default) or fp */
+	size_t stack_size;	/* bytes of user stack per sample; 0 = CP_SAMPLER_STACK_DEFAULT */
+	bool kernel;		/* try kernel frames (falls back to user-only when refused) */
+	bool follow_children;	/* record: processes the target forks are profiled too */
+	bool enable_on_exec;	/* record: pids[0] has not exec'd yet; count from its exec */
+};
+
+struct cp_session_stats {
+	uint64_t samples;	/* samples added to the profile */
+	uint64_t lost;		/* samples the kernel dropped */
+	uint64_t unknown;	/* stacks that end in [unknown] (unwinding failed) */
+	uint64_t truncated;	/* stacks that end in [truncated] (depth or stack copy cap) */
+	size_t threads;		/* distinct threads with samples */
+	size_t processes;	/* distinct processes with samples */
+	size_t locations;	/* distinct (pid, address) symbolized */
+	bool kernel_refused;	/* kernel sampling was refused: user frames only */
+	uint64_t cpu_ns;	/* cprof's own CPU time spent reading and processing samples */
+};
+
+/*
+ * Open the perf events and start sampling. 0 or -errno as cp_sampler_open (-ESRCH, -EACCES,
+ * -EPERM, -ENOENT, -EMFILE, -ENOMEM). *out is written only on success.
+ */
+int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out);
+/* Read and aggregate whatever samples are ready, waiting up to timeout_ms. 0 or -errno. */
+int cp_session_poll(struct cp_session *s, int timeout_ms);
+/* Stop sampling and aggregate what the rings still hold. Idempotent. */
+void cp_session_stop(struct cp_session *s);
+void cp_session_get_stats(const struct cp_session *s, struct cp_session_stats *out);
+/* The profile (owned by the session), with its metadata (time, duration, period, lost) set. */
+struct cp_profile *cp_session_profile(struct cp_session *s);
+void cp_session_free(struct cp_session *s);
+
+#endif
