@@ -195,7 +195,7 @@ static long guess_syscall(const struct cp_wait_input *in)
 	char buf[NAME_MAX_LEN];
 	size_t i, j;
 
-	for (i = 0; i < in->nfunctions && i < WRAPPER_FRAMES; i++) {
+	for (i = 0; in->functions && i < in->nfunctions && i < WRAPPER_FRAMES; i++) {
 		const char *name = base_name(in->functions[i], buf, sizeof(buf));
 
 		if (!*name)
@@ -220,6 +220,8 @@ static enum cp_wait_kind futex_kind(const struct cp_wait_input *in, char *label,
 	size_t i;
 
 	*label = 0;
+	if (!in->functions)
+		return CP_WAIT__COUNT;
 	for (i = 0; i < in->nfunctions && i < LOCK_FRAMES; i++) {
 		const char *name = base_name(in->functions[i], buf, sizeof(buf));
 		enum cp_wait_kind kind = CP_WAIT__COUNT;
@@ -514,6 +516,7 @@ static int classify_futex(const struct cp_wait_input *in, struct call *c, struct
 			w->owner_in_process = li.owner_alive;
 			snprintf(owner, sizeof(owner), "held by %sthread %d%s",
 				 kind == CP_WAIT_RWLOCK ? "writer " : "", li.owner_tid,
+				 li.owner_tid == in->tid ? " (itself)" :
 				 li.owner_alive ? "" : ", which has exited");
 		} else if (ret == 0) {
 			snprintf(owner, sizeof(owner), "%s",
@@ -774,21 +777,29 @@ static const struct {
 	{ "sys_pause", CP_WAIT_SIGNAL },
 };
 
-/* No syscall state and no wrapper on the stack: the kernel's wchan is all that is left. */
+/* No syscall to go by: the kernel's wchan (and the stack, for futexes) is all that is left. */
 static int classify_wchan(const struct cp_wait_input *in, struct cp_wait *w)
 {
+	const char *where = in->sc ? "in the kernel outside a syscall" : "in the kernel";
+	char label[NAME_MAX_LEN];
+	enum cp_wait_kind kind;
 	size_t i;
 
 	w->timeout_unknown = true;
 	if (!in->wchan || !*in->wchan || !strcmp(in->wchan, "0"))
-		return set_detail(w, "no syscall or kernel wait state readable");
+		return set_detail(w, "sleeping %s; no syscall or wait channel readable", where);
 	for (i = 0; i < sizeof(wchan_kinds) / sizeof(wchan_kinds[0]); i++) {
 		if (strstr(in->wchan, wchan_kinds[i].part)) {
 			w->kind = wchan_kinds[i].kind;
 			break;
 		}
 	}
-	return set_detail(w, "sleeping in the kernel at %s", in->wchan);
+	if (w->kind == CP_WAIT_FUTEX) {
+		kind = futex_kind(in, label, sizeof(label));
+		if (kind != CP_WAIT__COUNT)
+			w->kind = kind;
+	}
+	return set_detail(w, "sleeping %s at %s", where, in->wchan);
 }
 
 /* The innermost symbolized function, for the running detail; NULL when none. */
@@ -796,7 +807,7 @@ static const char *innermost_function(const struct cp_wait_input *in)
 {
 	size_t i;
 
-	for (i = 0; i < in->nfunctions; i++)
+	for (i = 0; in->functions && i < in->nfunctions; i++)
 		if (in->functions[i] && *in->functions[i])
 			return in->functions[i];
 	return NULL;
@@ -865,9 +876,12 @@ static int classify(const struct cp_wait_input *in, struct cp_wait *w)
 				c.restarted = true;
 			}
 		}
-	} else {
+	} else if (!sc) {
+		/* /proc/PID/task/TID/syscall unreadable: the libc wrapper on the stack tells. */
 		c.nr = guess_syscall(in);
 	}
+	/* Otherwise the thread sleeps in the kernel outside any syscall (a page fault, say):
+	 * a wrapper on its stack would be a guess against what /proc says. */
 
 	if (c.nr >= 0)
 		ret = classify_call(in, &c, w);

@@ -59,6 +59,7 @@ struct fake {
 	const char *wchan;
 	const char *const *functions;
 	size_t nfunctions;
+	int tid;		/* 0: this process's main thread */
 };
 
 static void fake_init(struct fake *f, char state, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
@@ -83,7 +84,7 @@ static int classify_fake(const struct fake *f, struct cp_wait *w)
 {
 	struct cp_wait_input in = {
 		.pid = getpid(),
-		.tid = getpid(),
+		.tid = f->tid ? f->tid : getpid(),
 		.stat = &f->st,
 		.sc = f->has_sc ? &f->sc : NULL,
 		.wchan = f->wchan,
@@ -240,6 +241,7 @@ static void test_futex_kinds(void)
 	fake_init(&f, 'S', SYS_futex, maddr, FUTEX_WAIT_PRIVATE, 2, 0);
 	f.functions = mutex_stack;
 	f.nfunctions = 5;
+	f.tid = getpid() + 1;	/* another thread waits for the mutex we hold */
 	EXPECT(&f, CP_WAIT_MUTEX, "futex", &w);
 	CHECK(w.has_address && w.address == maddr);
 	CHECK(w.timeout_ns == -1 && !w.timeout_unknown);
@@ -256,6 +258,12 @@ static void test_futex_kinds(void)
 
 	f.functions = cxx_stack;
 	EXPECT(&f, CP_WAIT_MUTEX, "futex", &w);
+	cp_wait_release(&w);
+
+	/* Re-locking a mutex one holds: the classic self-deadlock says so. */
+	f.tid = getpid();
+	EXPECT(&f, CP_WAIT_MUTEX, "futex", &w);
+	CHECK_MSG(contains(w.detail, "(itself)"), "%s", w.detail);
 	cp_wait_release(&w);
 	pthread_mutex_unlock(&m);
 
@@ -536,6 +544,16 @@ static void test_fds(void)
 	CHECK(w.fd == -1 && !w.object && w.timeout_unknown);
 	cp_wait_release(&w);
 
+	/* /proc says the thread is not in a syscall: the read wrapper on the stack is not
+	 * believed over it. */
+	fake_init(&f, 'S', -1, 0, 0, 0, 0);
+	f.functions = read_stack;
+	f.nfunctions = 2;
+	f.wchan = "";
+	EXPECT(&f, CP_WAIT_UNKNOWN, NULL, &w);
+	CHECK(contains(w.detail, "outside a syscall"));
+	cp_wait_release(&w);
+
 	/* Children. */
 	fake_init(&f, 'S', SYS_wait4, 4321, 0, 0, 0);
 	EXPECT(&f, CP_WAIT_WAIT_CHILD, "wait4", &w);
@@ -554,6 +572,53 @@ static void test_fds(void)
 	close(p[1]);
 	close(s[0]);
 	close(s[1]);
+}
+
+/* Garbage from /proc and target memory never crashes or leaks (ASan watches). */
+static void test_garbage(void)
+{
+	static const char *const names[] = {
+		NULL, "", "___pthread_mutex_lock", "__GI___libc_read", "pthread_cond_wait",
+		"____________", "__GI_", "x@@GLIBC_2.2.5", "__futex_abstimed_wait_common",
+		"pthread_rwlock_wrlock",
+	};
+	static const char states[] = "RSDTtZXIWP?";
+	const char *stack[8];
+	unsigned int seed = 12345;
+	struct cp_wait w;
+	struct fake f;
+	int i, j;
+
+	for (i = 0; i < 20000; i++) {
+		char state = states[rand_r(&seed) % (sizeof(states) - 1)];
+		long nr = (long)(rand_r(&seed) % 470) - 2;
+
+		fake_init(&f, state, nr, 0, 0, 0, 0);
+		for (j = 0; j < 6; j++) {
+			/* Small values, pointers into our stack, and wild words. */
+			unsigned int r = rand_r(&seed) % 4;
+
+			if (r == 0)
+				f.sc.args[j] = rand_r(&seed) % 64;
+			else if (r == 1)
+				f.sc.args[j] = (uintptr_t)&f + rand_r(&seed) % 64;
+			else if (r == 2)
+				f.sc.args[j] = (uint64_t)-(rand_r(&seed) % 3);
+			else
+				f.sc.args[j] = ((uint64_t)rand_r(&seed) << 33) ^ rand_r(&seed);
+		}
+		f.sc.running = rand_r(&seed) % 10 == 0;
+		f.nfunctions = rand_r(&seed) % 9;
+		for (j = 0; j < (int)f.nfunctions; j++)
+			stack[j] = names[rand_r(&seed) % (sizeof(names) / sizeof(names[0]))];
+		f.functions = rand_r(&seed) % 20 ? stack : NULL;
+		f.wchan = rand_r(&seed) % 2 ? "futex_wait_queue" : "";
+		if (classify_fake(&f, &w) != 0 || !w.detail || w.kind >= CP_WAIT__COUNT) {
+			printf("FAIL garbage %d: state %c nr %ld\n", i, state, nr);
+			failures++;
+		}
+		cp_wait_release(&w);
+	}
 }
 
 /* ---- the waits fixture, classified from its real /proc data ---- */
@@ -854,6 +919,7 @@ int main(void)
 	test_futex_kinds();
 	test_timeouts();
 	test_fds();
+	test_garbage();
 	test_fixture();
 	if (failures) {
 		printf("%d failures\n", failures);
