@@ -1,4 +1,5 @@
 /* Unit tests for unwind/: real stacks of the deep_stack fixture, cut copies, garbage, speed. */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -518,6 +520,115 @@ static void test_garbage(struct cp_unwinder *uw, const struct cp_unwind_result *
 	CHECK(bad == 0);
 }
 
+/* ELF file offset of the PT_GNU_EH_FRAME segment (.eh_frame_hdr, .eh_frame follows). */
+static size_t eh_frame_hdr_offset(const uint8_t *img, size_t len)
+{
+	Elf64_Ehdr eh;
+
+	if (len < sizeof(eh))
+		return 0;
+	memcpy(&eh, img, sizeof(eh));
+	for (unsigned int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		uint64_t off = eh.e_phoff + (uint64_t)i * sizeof(ph);
+
+		if (off + sizeof(ph) > len)
+			break;
+		memcpy(&ph, img + off, sizeof(ph));
+		if (ph.p_type == PT_GNU_EH_FRAME)
+			return (size_t)ph.p_offset;
+	}
+	return 0;
+}
+
+/*
+ * The fixture's own mappings, but backed by a damaged copy of its file: flipped bytes in
+ * its unwind tables and headers, or the file cut short. Unwinding may stop early; it may not
+ * crash, hang or lose the first frame. The undamaged copy must give the full stack.
+ */
+static void test_corrupt_files(const char *fixture, const struct cp_regs *regs,
+			       const struct cp_stack *st, const struct cp_unwind_result *full)
+{
+	static uint8_t orig[1 << 20], img[1 << 20];
+	char tmp[] = "/tmp/cprof-test-unwind-XXXXXX";
+	struct cp_maps fake = maps;
+	size_t len, eh_off, bad = 0, shorter = 0;
+	ssize_t n;
+	int fd, in;
+
+	in = open(fixture, O_RDONLY | O_CLOEXEC);
+	n = in >= 0 ? read(in, orig, sizeof(orig)) : -1;
+	if (in >= 0)
+		close(in);
+	fd = mkstemp(tmp);
+	fake.v = calloc(maps.n, sizeof(*fake.v));
+	CHECK(n > 0 && fd >= 0 && fake.v);
+	if (n <= 0 || fd < 0 || !fake.v)
+		goto out;
+	len = (size_t)n;
+	eh_off = eh_frame_hdr_offset(orig, len);
+	CHECK(eh_off > 0 && eh_off < len);
+	for (int iter = 0; iter < 400 && eh_off; iter++) {
+		struct cp_unwind_result r;
+		struct cp_unwinder *uw;
+		struct stat sb;
+		size_t cur = len;
+
+		memcpy(img, orig, len);
+		if (iter % 10 == 1) {
+			cur = rnd() % len;
+		} else if (iter > 0) {
+			int flips = 1 + (int)(rnd() % 8);
+
+			for (int k = 0; k < flips; k++) {
+				uint64_t v = rnd();
+				/* Mostly the tables (header, then FDEs and CIEs), sometimes the headers. */
+				size_t at = (v % 8 == 0) ? (v >> 8) % 512 : eh_off + (v >> 8) % 0x400;
+
+				if (at < len)
+					img[at] = (uint8_t)(v >> 40);
+			}
+		}
+		if (ftruncate(fd, 0) != 0 || pwrite(fd, img, cur, 0) != (ssize_t)cur ||
+		    fstat(fd, &sb) != 0) {
+			CHECK(!"write the damaged copy");
+			break;
+		}
+		for (size_t i = 0; i < maps.n; i++) {
+			fake.v[i] = maps.v[i];
+			if (maps.v[i].path && strcmp(maps.v[i].path, module_map("/deep_stack")->path) == 0) {
+				fake.v[i].path = tmp;
+				fake.v[i].inode = sb.st_ino;
+				fake.v[i].dev_major = major(sb.st_dev);
+				fake.v[i].dev_minor = minor(sb.st_dev);
+			}
+		}
+		uw = cp_unwind_new(fixture_pid, &fake, false);
+		if (!uw) {
+			CHECK(!"unwinder");
+			break;
+		}
+		if (cp_unwind(uw, regs, st, &r) != 0 || r.n < 1 || r.pc[0] != full->pc[0] ||
+		    r.n > CP_UNWIND_MAX_FRAMES)
+			bad++;
+		if (iter == 0)
+			CHECK(r.n == full->n && memcmp(r.pc, full->pc, r.n * sizeof(r.pc[0])) == 0);
+		else if (r.n < full->n)
+			shorter++;
+		cp_unwind_free(uw);
+	}
+	CHECK(bad == 0);
+	/* Some damage must have mattered, or the copy was not what got read. */
+	CHECK(shorter > 0);
+	printf("damaged files: %d unwinds, %zu ended early\n", 400, shorter);
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	free(fake.v);
+}
+
 int main(void)
 {
 	struct cp_unwind_result *full = calloc(1, sizeof(*full));
@@ -561,6 +672,7 @@ int main(void)
 		test_signal_thread(uw, &f);
 		test_depth_cap(uw, &f);
 		test_garbage(uw, full);
+		test_corrupt_files(fixture, regs, st, full);
 		/* New maps, same files: the module cache survives, the results do not change. */
 		cp_unwind_set_maps(uw, &maps);
 		struct cp_unwind_result again;
