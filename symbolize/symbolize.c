@@ -29,7 +29,7 @@
 #define MAX_BUILD_ID_BYTES 64
 #define MAX_CACHED_ADDRS (1u << 20)
 #define MAX_SCOPE_DEPTH 64
-#define MAX_VDSO_BYTES (1u << 20)
+#define MAX_SYMBOLS (8u << 20)
 
 /* An intrusive chained hash table: nodes embed struct hnode as their first member. */
 struct hnode {
@@ -58,6 +58,14 @@ struct segment {
 	uint64_t filesz;
 };
 
+/* A function symbol, from .symtab / .dynsym / .gnu_debugdata, sorted by address. */
+struct symbol {
+	uint64_t addr;
+	uint64_t size;
+	const char *name;	/* in libdwfl's string table: lives as long as the Dwfl */
+	int rank;		/* lower is the better name among aliases */
+};
+
 /* One ELF file, shared by every process that maps it. */
 struct module {
 	struct hnode node;
@@ -74,6 +82,10 @@ struct module {
 	Dwfl_Module *dmod;
 	struct segment *segs;
 	size_t nsegs;
+	/* libdwfl's symbol lookup scans the whole table each time: we sort it once. */
+	struct symbol *syms;
+	size_t nsyms;
+	bool syms_loaded;
 	struct htab addrs;	/* struct addr_entry by ELF address */
 	struct cp_symbolizer *sym;
 };
@@ -245,6 +257,7 @@ static void module_free_node(struct hnode *n)
 	if (m->dwfl)
 		dwfl_end(m->dwfl);
 	free(m->segs);
+	free(m->syms);
 	free(m->key);
 	free(m->path);
 	free(m->root);
@@ -884,18 +897,108 @@ static size_t lookup_dwarf(struct cp_symbolizer *sym, struct module *m, uint64_t
 	return n;
 }
 
+/* Among aliases, global beats weak beats local, and "read" beats "__read". */
+static int symbol_rank(const GElf_Sym *s, const char *name)
+{
+	int bind = GELF_ST_BIND(s->st_info);
+	int r = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 100 : 200;
+
+	while (*name == '_' && r % 100 < 99) {
+		r++;
+		name++;
+	}
+	return r;
+}
+
+static int symbol_cmp(const void *a, const void *b)
+{
+	const struct symbol *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+/* Collect the function symbols of m, sorted by address, one per address. Once. */
+static void load_symbols(struct module *m)
+{
+	int n;
+	size_t k = 0, out = 0;
+
+	m->syms_loaded = true;
+	n = dwfl_module_getsymtab(m->dmod);
+	if (n <= 1 || (unsigned)n > MAX_SYMBOLS)
+		return;
+	m->syms = malloc((size_t)n * sizeof(*m->syms));
+	if (!m->syms)
+		return;
+	for (int i = 1; i < n; i++) {
+		GElf_Sym s;
+		GElf_Addr addr;
+		GElf_Word shndx;
+		const char *name = dwfl_module_getsym_info(m->dmod, i, &s, &addr, &shndx, NULL,
+							   NULL);
+		int type;
+
+		if (!name || !*name || shndx == SHN_UNDEF)
+			continue;
+		type = GELF_ST_TYPE(s.st_info);
+		if (type != STT_FUNC && type != STT_GNU_IFUNC)
+			continue;
+		m->syms[k++] = (struct symbol){ addr, s.st_size, name, symbol_rank(&s, name) };
+	}
+	qsort(m->syms, k, sizeof(*m->syms), symbol_cmp);
+	/* Keep the best-ranked alias at each address, with the largest size seen there. */
+	for (size_t i = 0; i < k; i++) {
+		if (out && m->syms[out - 1].addr == m->syms[i].addr) {
+			if (m->syms[i].size > m->syms[out - 1].size)
+				m->syms[out - 1].size = m->syms[i].size;
+			continue;
+		}
+		m->syms[out++] = m->syms[i];
+	}
+	m->nsyms = out;
+}
+
+/* The function symbol containing addr (or the nearest sizeless one below it), or NULL. */
+static const struct symbol *symbol_find(struct module *m, uint64_t addr)
+{
+	size_t lo = 0, hi;
+
+	if (!m->syms_loaded)
+		load_symbols(m);
+	hi = m->nsyms;
+	/* First symbol above addr. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->syms[mid].addr <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	/* Nested symbols are rare; a few steps back find the one that contains addr. */
+	for (size_t j = lo, steps = 0; j > 0 && steps < 8; j--, steps++) {
+		const struct symbol *s = &m->syms[j - 1];
+
+		if (addr - s->addr < s->size)
+			return s;
+	}
+	return m->syms[lo - 1].size == 0 ? &m->syms[lo - 1] : NULL;
+}
+
 /* Name from .symtab / .dynsym (or .gnu_debugdata) when DWARF had none. */
 static bool lookup_symtab(struct cp_symbolizer *sym, struct module *m, uint64_t addr,
 			  struct cp_sym_frame *f)
 {
-	GElf_Off off;
-	GElf_Sym s;
-	const char *name = dwfl_module_addrinfo(m->dmod, addr, &off, &s, NULL, NULL, NULL);
+	const struct symbol *s = symbol_find(m, addr);
 
-	if (!name || !*name)
+	if (!s)
 		return false;
-	f->system_name = intern(sym, name);
-	f->function = intern_demangled(sym, name);
+	f->system_name = intern(sym, s->name);
+	f->function = intern_demangled(sym, s->name);
 	return f->function != NULL;
 }
 
