@@ -3,7 +3,9 @@
 object, timeout and lock owner, its blocking frame at the marker line, and a target that
 is neither stopped nor traced afterwards."""
 import os
+import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cplib  # noqa: E402
@@ -160,6 +162,27 @@ def test_second_dump_after_restart():
         check_thread(threads[name], name)
     check(threads["w-nanosleep"]["wait"]["timeout"] == 500 * SEC, "restarted nanosleep timeout",
           threads["w-nanosleep"]["wait"])
+
+
+def test_stopped_process():
+    """A process stopped by SIGSTOP (read before cprof touches it) is 'stopped' throughout."""
+    target, _ = start()
+    os.kill(target.pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and set(cplib.thread_states(target.pid).values()) != {"T"}:
+            time.sleep(0.05)
+        dump = cplib.dump_json(target.pid)
+    finally:
+        os.kill(target.pid, signal.SIGCONT)
+    kinds = {t["name"]: t["wait"]["kind"] for t in dump["threads"]}
+    check(set(kinds.values()) == {"stopped"}, "kinds of a stopped process", kinds)
+    time.sleep(0.2)
+    cplib.assert_target_unharmed(target.pid)
+    # Woken again, the threads go back to their waits.
+    dump = cplib.dump_json(target.pid)
+    check(waits_of(dump)["w-poll"]["wait"]["kind"] == "poll", "poll after SIGCONT",
+          waits_of(dump)["w-poll"]["wait"])
 
 
 def test_text_dump():
