@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""cprof dump on the leak fixture: 300 threads blocked in the same recv with no timeout are
+each reported as an unbounded socket read, and --group folds them into one entry."""
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cplib  # noqa: E402
+from cplib import check  # noqa: E402
+
+N = 300
+
+
+def test_leaked_threads():
+    with cplib.Target("leak", N, timeout=120) as t:
+        port = int(next(l.split()[1] for l in t.lines if l.startswith("PORT ")))
+        t0 = time.monotonic()
+        d = cplib.dump_json(t.pid, timeout=300)
+        secs = time.monotonic() - t0
+        print("dump of %d threads took %.2fs" % (len(d["threads"]), secs))
+
+        handlers = [x for x in d["threads"] if x["name"] == "conn-handler"]
+        check(len(handlers) == N, "%d handlers expected, got %d" % (N, len(handlers)))
+        fds = set()
+        for h in handlers:
+            w = h["wait"]
+            check(w["kind"] == "io-read" and w["syscall"] == "recvfrom", "handler in recv", w)
+            check(w["timeout"] is None, "unbounded", w)
+            check(re.search(r"TCP 127\.0\.0\.1:%d -> 127\.0\.0\.1:\d+ ESTABLISHED" % port,
+                            w["detail"] or ""), "server side of a loopback connection", w)
+            fds.add(w["fd"])
+        check(len(fds) == N, "each handler on its own fd (%d distinct)" % len(fds))
+        check(d["fds"]["socket"] >= 2 * N + 1, "sockets counted", d["fds"])
+        check(d["deadlocks"] == [], "no deadlock", d["deadlocks"])
+
+        text = cplib.run(["dump", "-p", t.pid], check_rc=0, timeout=300).stdout
+        flagged = [l for l in text.splitlines()
+                   if l.startswith("thread ") and '"conn-handler"' in l and "no timeout" in l]
+        check(len(flagged) == N, "text flags all %d unbounded reads (got %d)" % (N, len(flagged)))
+
+        g = cplib.dump_json(t.pid, "--group", timeout=300)
+        groups = [x for x in (g["groups"] or []) if x["count"] == N]
+        check(len(groups) == 1 and groups[0]["wait_kind"] == "io-read",
+              "one group of %d io-read threads" % N, [(x["count"], x["wait_kind"]) for x in g["groups"] or []])
+        cplib.assert_target_unharmed(t.pid)
+
+
+if __name__ == "__main__":
+    cplib.main(globals())
