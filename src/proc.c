@@ -270,7 +270,8 @@ int cp_proc_parse_status(const char *text, struct cp_task_status *out)
 
 int cp_proc_read_stat(int pid, int tid, struct cp_task_stat *out)
 {
-	char buf[1024];
+	/* 52 fields of up to 20 digits and a 64-byte comm: 2 KiB holds the longest line. */
+	char buf[2048];
 	int ret;
 
 	ret = read_task_file(pid, tid, "stat", buf, sizeof(buf));
@@ -292,7 +293,9 @@ int cp_proc_read_syscall(int pid, int tid, struct cp_task_syscall *out)
 
 int cp_proc_read_status(int pid, int tid, struct cp_task_status *out)
 {
-	char buf[8192];
+	/* The context switch counts come last, after cpu and node masks that grow with the
+	 * machine: room for big NUMA boxes. */
+	char buf[16384];
 	int ret;
 
 	ret = read_task_file(pid, tid, "status", buf, sizeof(buf));

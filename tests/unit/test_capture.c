@@ -233,6 +233,43 @@ static void test_threads(void)
 	cp_thread_snap_release(NULL);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Not a pass/fail criterion (machines differ): the numbers for people to read. */
+static void report_stop_times(void)
+{
+	static const char *const names[NTHREADS] = { "main/pause", "spin", "sleep", "read" };
+	enum { N = 200 };
+	uint64_t t[N];
+	int i, k;
+
+	for (i = 0; i < NTHREADS; i++) {
+		int got = 0;
+
+		for (k = 0; k < N; k++) {
+			struct cp_thread_snap s;
+
+			if (cp_capture_thread(child, sh->tids[i], NULL, &s) != 0)
+				continue;
+			t[got++] = s.stopped_ns;
+			cp_thread_snap_release(&s);
+		}
+		CHECK(got == N);
+		if (got == 0)
+			continue;
+		qsort(t, (size_t)got, sizeof(t[0]), cmp_u64);
+		printf("stop time %-10s over %d captures: median %.1f us, p90 %.1f us, max %.1f us\n",
+		       names[i], got, t[got / 2] / 1000.0, t[got * 9 / 10] / 1000.0,
+		       t[got - 1] / 1000.0);
+	}
+	check_untouched(child, false, "after timing captures");
+}
+
 static void test_keeps_running(void)
 {
 	unsigned long before = atomic_load(&sh->spins);
@@ -559,6 +596,7 @@ int main(void)
 
 	test_threads();
 	test_keeps_running();
+	report_stop_times();
 	test_truncated();
 	test_stale_maps();
 	test_gone();
