@@ -30,6 +30,15 @@
 #define MAX_CACHED_ADDRS (1u << 20)
 #define MAX_SCOPE_DEPTH 64
 #define MAX_SYMBOLS (8u << 20)
+#define MAX_VDSO_BYTES (1u << 20)
+/*
+ * A session that follows many processes (a build under `cprof record`) meets many (process,
+ * file) pairs and files: past these counts the bindings, and then the modules, are dropped
+ * and rebuilt on demand. Result strings live in the symbolizer's string pool, not in the
+ * modules, so earlier results stay valid.
+ */
+#define MAX_BINDINGS 65536
+#define MAX_MODULES 1024
 
 /* An intrusive chained hash table: nodes embed struct hnode as their first member. */
 struct hnode {
@@ -96,7 +105,7 @@ struct binding {
 	int pid;
 	uint64_t dev;
 	uint64_t ino;
-	char *path;
+	const char *path;	/* interned */
 	struct module *mod;
 	int err;
 };
@@ -267,10 +276,7 @@ static void module_free_node(struct hnode *n)
 
 static void binding_free_node(struct hnode *n)
 {
-	struct binding *b = (struct binding *)n;
-
-	free(b->path);
-	free(b);
+	free(n);
 }
 
 struct cp_symbolizer *cp_sym_new(void)
@@ -627,6 +633,64 @@ static uint64_t map_dev(const struct cp_map *map)
  * The module of map in process pid; *out NULL (and 0 returned) when it cannot be used, with
  * the reason in *why. *path: our copy of map->path, which lives as long as sym.
  */
+/*
+ * The vDSO is not a file: copy its image out of the process into a memfd, which libdwfl can
+ * read like one. Returns an fd or -errno.
+ */
+static int vdso_fd(int pid, const struct cp_map *map)
+{
+	char path[64];
+	size_t size = map->end - map->start;
+	void *buf;
+	ssize_t r;
+	int mem, fd;
+
+	if (map->end <= map->start || size > MAX_VDSO_BYTES)
+		return -EFBIG;
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	mem = open(path, O_RDONLY | O_CLOEXEC);
+	if (mem < 0)
+		return -errno;
+	buf = malloc(size);
+	if (!buf) {
+		close(mem);
+		return -ENOMEM;
+	}
+	r = pread(mem, buf, size, (off_t)map->start);
+	close(mem);
+	if (r != (ssize_t)size) {
+		free(buf);
+		return r < 0 ? -errno : -EIO;
+	}
+	fd = memfd_create("cprof-vdso", MFD_CLOEXEC);
+	if (fd < 0) {
+		fd = -errno;
+	} else if (write(fd, buf, size) != (ssize_t)size) {
+		close(fd);
+		fd = -EIO;
+	}
+	free(buf);
+	return fd;
+}
+
+static bool is_vdso(const struct cp_map *map)
+{
+	return !strcmp(map->path, "[vdso]");
+}
+
+static void flush_cache(struct cp_symbolizer *sym, bool modules)
+{
+	htab_release(&sym->bindings, binding_free_node);
+	if (modules) {
+		htab_release(&sym->modules, module_free_node);
+		sym->naddrs = 0;
+	}
+}
+
+/*
+ * The module of map (a file or the vDSO) in process pid; *out NULL (and 0 returned) when it
+ * cannot be used, with the reason in *why. *path: map->path interned, lives as long as sym.
+ */
 static int module_for_map(struct cp_symbolizer *sym, int pid, const struct cp_map *map,
 			  struct module **out, int *why, const char **path)
 {
@@ -634,7 +698,7 @@ static int module_for_map(struct cp_symbolizer *sym, int pid, const struct cp_ma
 	char open_path[PATH_MAX];
 	struct binding *b;
 	struct module *m = NULL;
-	int fd, err;
+	int fd = -1, err;
 
 	h = hash_bytes(h, map->path, strlen(map->path));
 	for (struct hnode *n = htab_chain(&sym->bindings, h); n; n = n->next) {
@@ -648,14 +712,20 @@ static int module_for_map(struct cp_symbolizer *sym, int pid, const struct cp_ma
 		}
 	}
 
-	err = cp_map_open_path(pid, map, open_path, sizeof(open_path));
-	if (!err) {
-		fd = open(open_path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			err = -errno;
-		else
-			err = module_open(sym, pid, map, fd, open_path, &m);
+	if (sym->bindings.n >= MAX_BINDINGS || sym->modules.n >= MAX_MODULES)
+		flush_cache(sym, sym->modules.n >= MAX_MODULES);
+	if (is_vdso(map)) {
+		snprintf(open_path, sizeof(open_path), "[vdso]");
+		err = fd = vdso_fd(pid, map);
+	} else {
+		err = cp_map_open_path(pid, map, open_path, sizeof(open_path));
+		if (!err) {
+			fd = open(open_path, O_RDONLY | O_CLOEXEC);
+			err = fd < 0 ? -errno : 0;
+		}
 	}
+	if (err >= 0)
+		err = module_open(sym, pid, map, fd, open_path, &m);
 	if (err == -ENOMEM)
 		return err;
 
@@ -666,7 +736,7 @@ static int module_for_map(struct cp_symbolizer *sym, int pid, const struct cp_ma
 	b->pid = pid;
 	b->dev = map_dev(map);
 	b->ino = map->inode;
-	b->path = strdup(map->path);
+	b->path = intern(sym, map->path);
 	b->mod = m;
 	b->err = err;
 	if (!b->path || htab_insert(&sym->bindings, &b->node)) {
@@ -690,7 +760,7 @@ static bool module_bias(const struct cp_symbolizer *sym, const struct module *m,
 		const struct segment *s = &m->segs[i];
 		uint64_t aligned = s->offset & ~(sym->page_size - 1);
 
-		if (off >= aligned && off - s->offset < s->filesz + (s->offset - aligned)) {
+		if (off >= aligned && off - aligned < s->filesz + (s->offset - aligned)) {
 			*bias = map->start - map->offset - s->vaddr + s->offset;
 			return true;
 		}
@@ -1075,7 +1145,7 @@ int cp_sym_resolve(struct cp_symbolizer *sym, int pid, const struct cp_map *map,
 	off = pc - map->start + map->offset;
 	r.offset = off;
 	/* The module name is ours, not the caller's: maps are re-read and freed often. */
-	if (cp_map_is_file(map)) {
+	if (cp_map_is_file(map) || is_vdso(map)) {
 		err = module_for_map(sym, pid, map, &m, &why, &r.module);
 		if (err)
 			return err;

@@ -835,6 +835,69 @@ static void test_api(void)
 	cp_sym_free(sym);
 }
 
+/* The vDSO is symbolized from the process's memory: our own clock_gettime. */
+static void test_vdso(void)
+{
+	struct cp_symbolizer *sym = cp_sym_new();
+	struct cp_sym_result r;
+	struct cp_maps maps;
+	const struct cp_map *vdso = NULL;
+	uint64_t want = 0;
+
+	if (cp_maps_read(getpid(), &maps)) {
+		CHECK(0, "read own maps");
+		cp_sym_free(sym);
+		return;
+	}
+	for (size_t i = 0; i < maps.n; i++)
+		if (!strcmp(maps.v[i].path, "[vdso]"))
+			vdso = &maps.v[i];
+	if (vdso) {
+		/* Find __vdso_clock_gettime in its .dynsym ourselves, to know the answer. */
+		Elf *elf = elf_memory((char *)(uintptr_t)vdso->start, vdso->end - vdso->start);
+		Elf_Scn *scn = NULL;
+		uint64_t bias = vdso->start;
+		GElf_Phdr ph;
+
+		for (int i = 0; elf && gelf_getphdr(elf, i, &ph); i++)
+			if (ph.p_type == PT_LOAD) {
+				bias = vdso->start - ph.p_vaddr;
+				break;
+			}
+		while (elf && (scn = elf_nextscn(elf, scn))) {
+			GElf_Shdr sh;
+			Elf_Data *d;
+
+			if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM ||
+			    !(d = elf_getdata(scn, NULL)) || !sh.sh_entsize)
+				continue;
+			for (size_t k = 0; k < sh.sh_size / sh.sh_entsize; k++) {
+				GElf_Sym es;
+				const char *n;
+
+				if (!gelf_getsym(d, (int)k, &es))
+					continue;
+				n = elf_strptr(elf, sh.sh_link, es.st_name);
+				if (n && !strcmp(n, "__vdso_clock_gettime"))
+					want = es.st_value + bias;
+			}
+		}
+		elf_end(elf);
+	}
+	if (!vdso || !want) {
+		printf("no vdso or no __vdso_clock_gettime in it: vdso check not run\n");
+	} else {
+		CHECK(cp_sym_resolve(sym, getpid(), vdso, want + 1, &r) == 0, "resolve vdso");
+		printf("vdso:\n");
+		print_result(&r);
+		CHECK(r.n >= 1 && strstr(str(r.frames[r.n - 1].function), "clock_gettime"),
+		      "vdso clock_gettime named");
+		CHECK(streq(r.module, "[vdso]"), "module [vdso]");
+	}
+	cp_maps_release(&maps);
+	cp_sym_free(sym);
+}
+
 /* Microseconds per lookup: cold (first time) and warm (cached), on libc's text. */
 static void test_timing(void)
 {
@@ -911,6 +974,7 @@ int main(void)
 	test_libc();
 	test_debuglink_dirs();
 	test_deleted();
+	test_vdso();
 	test_corrupt();
 	test_timing();
 
