@@ -418,7 +418,7 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 	struct unwind_ctx c = { .uw = uw, .regs = regs, .stack = stack };
 	unw_cursor_t cursor;
 	unw_word_t pc, sp, prev_sp = 0;
-	bool prev_signal = false;
+	bool prev_signal = false, sigtramp;
 	int r;
 
 	if (!(regs->valid & (1u << CP_REG_RIP)) || !(regs->valid & (1u << CP_REG_RSP)))
@@ -452,11 +452,16 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 			break;
 		}
 		out->pc[out->n] = pc;
-		/* The frame a signal interrupted resumes at its exact pc, not after a call. */
-		out->flags[out->n] = prev_signal ? CP_FRAME_SIGNAL : 0;
+		/*
+		 * The frame a signal interrupted resumes at its exact pc, not after a call; so
+		 * does the trampoline, where the kernel pointed the handler's return.
+		 */
+		sigtramp = is_sigreturn_trampoline(&c, pc);
+		out->flags[out->n] = (prev_signal || sigtramp ? CP_FRAME_SIGNAL : 0) |
+				     (sigtramp ? CP_FRAME_SIGTRAMP : 0);
 		out->n++;
 		prev_sp = sp;
-		prev_signal = is_sigreturn_trampoline(&c, pc);
+		prev_signal = sigtramp;
 
 		r = unw_step(&cursor);
 		if (r == 0)

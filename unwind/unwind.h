@@ -19,6 +19,9 @@ struct cp_unwinder;
 
 enum cp_frame_flags {
 	CP_FRAME_SIGNAL = 1u << 0,	/* this frame was interrupted by a signal: pc is exact */
+	/* The signal trampoline (__restore_rt) itself; also has CP_FRAME_SIGNAL: its pc was
+	 * set by the kernel, not pushed by a call, so it is exact too. */
+	CP_FRAME_SIGTRAMP = 1u << 1,
 };
 
 struct cp_unwind_result {

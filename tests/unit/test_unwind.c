@@ -241,10 +241,11 @@ static void resolve(struct fn *f, const char *file, uint64_t bias)
 {
 	uint64_t v, s;
 
-	f->found = elf_symbol(file, f->name, &v, &s) && s > 0;
+	f->found = elf_symbol(file, f->name, &v, &s);
 	if (f->found) {
+		/* Assembler entry points such as __restore_rt have no size: their first byte. */
 		f->start = v + bias;
-		f->end = v + bias + s;
+		f->end = v + bias + (s ? s : 1);
 	}
 }
 
@@ -283,6 +284,7 @@ static int snap_thread(int tid, struct cp_thread_snap *snap)
 
 struct fns {
 	struct fn read_, d, c, b, a, main_, start_call_main, handler, sig_raise, recurse;
+	struct fn restore_rt;
 	bool have_libc_locals;
 };
 
@@ -302,6 +304,7 @@ static void resolve_all(struct fns *f, const char *fixture)
 	f->handler.name = "deep_handler";
 	f->sig_raise.name = "deep_sig_raise";
 	f->recurse.name = "deep_recurse";
+	f->restore_rt.name = "__restore_rt";
 	CHECK(exe != NULL && libc != NULL);
 	if (!exe || !libc)
 		return;
@@ -317,6 +320,7 @@ static void resolve_all(struct fns *f, const char *fixture)
 	resolve(&f->read_, libc->path, libc->start);
 	if (libc_symbol_file(libc, dbg, sizeof(dbg))) {
 		resolve(&f->start_call_main, dbg, libc->start);
+		resolve(&f->restore_rt, dbg, libc->start);
 		if (!f->read_.found)
 			resolve(&f->read_, dbg, libc->start);
 	}
@@ -437,14 +441,20 @@ static void test_signal_thread(struct cp_unwinder *uw, const struct fns *f)
 	print_stack("signal thread", &r);
 	CHECK(frame_in(&r, 0, &f->read_));
 	CHECK(frame_in(&r, 1, &f->handler));
-	for (i = 2; i < r.n; i++) {
-		if (r.flags[i] & CP_FRAME_SIGNAL) {
+	for (i = 0; i < r.n; i++) {
+		if (r.flags[i] & CP_FRAME_SIGTRAMP) {
 			sig = i;
 			break;
 		}
 	}
 	/* Frame 2 is the trampoline (__restore_rt); the frame after it was interrupted. */
-	CHECK(sig == 3);
+	CHECK(sig == 2);
+	CHECK(r.n > 3 && r.flags[2] == (CP_FRAME_SIGNAL | CP_FRAME_SIGTRAMP));
+	CHECK(r.n > 3 && r.flags[3] == CP_FRAME_SIGNAL);
+	if (f->restore_rt.found)
+		CHECK(frame_in(&r, 2, &f->restore_rt));
+	for (i = 0; i < r.n; i++)
+		CHECK(i == 2 || i == 3 || r.flags[i] == 0);
 	for (i = sig; i < r.n && !frame_in(&r, i, &f->sig_raise); i++)
 		;
 	CHECK(i < r.n);
