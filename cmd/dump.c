@@ -146,8 +146,7 @@ static int parse_options(int argc, char **argv, struct dump_options *o)
 	return 0;
 }
 
-static void install_handlers(struct sigaction *old_int, struct sigaction *old_term,
-			     struct sigaction *old_hup)
+static void install_handlers(void)
 {
 	struct sigaction sa;
 
@@ -155,9 +154,9 @@ static void install_handlers(struct sigaction *old_int, struct sigaction *old_te
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	/* No SA_RESTART: a read of /proc or a sleep should end early when asked to stop. */
-	sigaction(SIGINT, &sa, old_int);
-	sigaction(SIGTERM, &sa, old_term);
-	sigaction(SIGHUP, &sa, old_hup);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 }
 
 static void report_take_error(int pid, int err, int tracer)
@@ -213,18 +212,19 @@ int cmd_dump(int argc, char **argv)
 	struct cp_dump dump = { 0 };
 	struct cp_output out = { 0 };
 	struct cp_symbolizer *sym = NULL;
-	struct sigaction old_int, old_term, old_hup;
 	struct cp_dump_opts dopts = { 0 };
-	bool opened = false, handlers = false;
+	bool opened = false;
 	uint64_t t0;
 	int pid = 0, tracer = 0, rc, err;
 
 	rc = parse_options(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? CP_EXIT_OK : rc;
+	/* Before anything that needs undoing (the temporary output file, stopped threads). */
+	install_handlers();
 	rc = cp_cmd_check_pid("dump", o.pid_arg, true, &pid);
 	if (rc)
-		return rc;
+		goto done;
 
 	/* Open the output first: an unwritable path fails before any thread is touched. */
 	rc = CP_EXIT_FAILURE;
@@ -236,9 +236,6 @@ int cmd_dump(int argc, char **argv)
 		cp_error("dump", "out of memory");
 		goto done;
 	}
-	install_handlers(&old_int, &old_term, &old_hup);
-	handlers = true;
-
 	dopts.flags = (o.group ? CP_DUMP_GROUP : 0) | (o.kernel ? CP_DUMP_KERNEL : 0);
 	dopts.stuck_seconds = o.stuck_seconds;
 	dopts.cancel = &stop_signal;
@@ -285,10 +282,9 @@ done:
 		cp_output_abort(&out);
 	cp_dump_release(&dump);
 	cp_sym_free(sym);
-	if (handlers) {
-		sigaction(SIGINT, &old_int, NULL);
-		sigaction(SIGTERM, &old_term, NULL);
-		sigaction(SIGHUP, &old_hup, NULL);
-	}
+	/*
+	 * The handlers stay until cprof exits: a signal that lands between a complete output and
+	 * the exit must not turn a success into death by signal.
+	 */
 	return rc;
 }
