@@ -2,10 +2,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "capture.h"
 #include "lockinfo.h"
+#include "util.h"
 
 /*
  * glibc 2.25+ x86-64 layouts (bits/struct_mutex.h, bits/struct_rwlock.h). They have been
@@ -198,10 +201,39 @@ int cp_lock_decode_rwlock(const void *raw, size_t len, uint64_t base, unsigned i
 	return 0;
 }
 
+/*
+ * An owner missing from the thread list is either a thread that started after the list was
+ * taken, a thread of another process (process-shared locks), or gone. Ask /proc which.
+ */
+static void place_owner(int pid, struct cp_lock_info *li)
+{
+	char path[64], buf[2048];
+	const char *tg;
+	long tgid;
+
+	if (li->owner_tid <= 0 || li->owner_alive)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d", pid, li->owner_tid);
+	if (access(path, F_OK) == 0) {
+		li->owner_alive = true;
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/status", li->owner_tid);
+	if (cp_read_file(path, buf, sizeof(buf), NULL) < 0)
+		return;
+	tg = strstr(buf, "\nTgid:");
+	if (!tg)
+		return;
+	tgid = strtol(tg + 6, NULL, 10);
+	if (tgid > 0 && tgid != pid)
+		li->owner_pid = (int)tgid;
+}
+
 int cp_lock_mutex_owner(int pid, uint64_t futex_addr, const int *tids, size_t ntids,
 			struct cp_lock_info *out)
 {
 	uint8_t raw[CP_LOCK_MUTEX_SIZE];
+	struct cp_lock_info info;
 	long n;
 
 	if (!out || !futex_addr || (futex_addr & 3))
@@ -212,7 +244,12 @@ int cp_lock_mutex_owner(int pid, uint64_t futex_addr, const int *tids, size_t nt
 		return (int)n;
 	if ((size_t)n < sizeof(raw))
 		return -EFAULT;
-	return cp_lock_decode_mutex(raw, sizeof(raw), futex_addr, tids, ntids, out);
+	n = cp_lock_decode_mutex(raw, sizeof(raw), futex_addr, tids, ntids, &info);
+	if (n < 0)
+		return (int)n;
+	place_owner(pid, &info);
+	*out = info;
+	return 0;
 }
 
 int cp_lock_rwlock_writer(int pid, uint64_t futex_addr, const int *tids, size_t ntids,
@@ -260,6 +297,7 @@ int cp_lock_rwlock_writer(int pid, uint64_t futex_addr, const int *tids, size_t 
 	}
 	if (!found)
 		return err;
+	place_owner(pid, &best);
 	*out = best;
 	return 0;
 }

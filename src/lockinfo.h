@@ -15,6 +15,12 @@ struct cp_lock_info {
 	bool owner_alive;	/* owner_tid is a live thread of the process */
 	const char *type;	/* "normal", "recursive", "errorcheck", "robust", "pi", "rwlock" */
 	bool owner_died;	/* robust/PI: FUTEX_OWNER_DIED set, the last owner died holding it */
+	/*
+	 * When owner_tid is not one of tids: the process it is a live thread of (a process-
+	 * shared lock held elsewhere), or 0 when no such thread exists (it exited holding the
+	 * lock). Set only by cp_lock_mutex_owner / cp_lock_rwlock_writer.
+	 */
+	int owner_pid;
 };
 
 /* Bytes of the glibc x86-64 objects (struct __pthread_mutex_s, __pthread_rwlock_arch_t). */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -134,6 +135,9 @@ static void test_mutex_kinds_in_process(void)
 		rc = cp_lock_mutex_owner(getpid(), (uintptr_t)&m, tids, 1, &li);
 		CHECK(rc == 0 && li.owner_tid == h.tid, "kind %zu via memory: rc %d owner %d", i,
 		      rc, li.owner_tid);
+		/* A thread the caller's list missed (it started later) is found in /proc. */
+		rc = cp_lock_mutex_owner(getpid(), (uintptr_t)&m, NULL, 0, &li);
+		CHECK(rc == 0 && li.owner_alive && li.owner_pid == 0, "kind %zu unlisted live", i);
 
 		/* An owner not in the thread list is reported, but not as alive. */
 		rc = cp_lock_decode_mutex(&m, sizeof(m), (uintptr_t)&m, NULL, 0, &li);
@@ -265,6 +269,51 @@ static void test_rwlock_in_process(void)
 	let_go(&h, th);
 }
 
+/* A process-shared mutex held by another process: its owner is placed in that process. */
+static void test_pshared_owner(void)
+{
+	pthread_mutex_t *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+				  -1, 0);
+	pthread_mutexattr_t a;
+	struct cp_lock_info li = { 0 };
+	int tids[1] = { (int)getpid() };
+	int p[2], rc;
+	char c;
+	pid_t child;
+
+	if (m == MAP_FAILED || pipe(p) < 0) {
+		failures++;
+		printf("FAIL: mmap/pipe\n");
+		return;
+	}
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	pthread_mutex_init(m, &a);
+	child = fork();
+	if (child == 0) {
+		pthread_mutex_lock(m);
+		if (write(p[1], "x", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	CHECK(read(p[0], &c, 1) == 1, "child locked");
+	rc = cp_lock_mutex_owner(getpid(), (uintptr_t)m, tids, 1, &li);
+	CHECK(rc == 0 && li.owner_tid == child && !li.owner_alive && li.owner_pid == child,
+	      "pshared: rc %d owner %d alive %d pid %d", rc, li.owner_tid, li.owner_alive,
+	      li.owner_pid);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	/* Its owner is gone now: no process to place it in. */
+	memset(&li, 0, sizeof(li));
+	rc = cp_lock_mutex_owner(getpid(), (uintptr_t)m, tids, 1, &li);
+	CHECK(rc == 0 && li.owner_tid == child && !li.owner_alive && li.owner_pid == 0,
+	      "dead owner: rc %d owner %d pid %d", rc, li.owner_tid, li.owner_pid);
+	close(p[0]);
+	close(p[1]);
+	munmap(m, 4096);
+}
+
 static long futex_of(int pid, long tid)
 {
 	struct cp_task_syscall sc;
@@ -288,6 +337,7 @@ static void check_owner(const struct fixture *f, const int *tids, size_t n, cons
 	CHECK(rc == 0, "%s: rc %d", mutex, rc);
 	CHECK(li.owner_tid == want, "%s: owner %d want %ld (%s)", mutex, li.owner_tid, want, owner);
 	CHECK(li.owner_alive == alive, "%s: owner_alive %d", mutex, li.owner_alive);
+	CHECK(li.owner_pid == 0, "%s: owner_pid %d", mutex, li.owner_pid);
 	if (type)
 		CHECK(li.type && !strcmp(li.type, type), "%s: type %s want %s", mutex,
 		      li.type ? li.type : "(null)", type);
@@ -349,6 +399,7 @@ int main(void)
 	test_mutex_kinds_in_process();
 	test_mutex_synthetic();
 	test_rwlock_in_process();
+	test_pshared_owner();
 	if (test_fixture() < 0)
 		failures++;
 	if (failures) {
