@@ -7,6 +7,7 @@
 #include <libelf.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/auxv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -530,6 +531,80 @@ static void test_garbage(struct cp_unwinder *uw, const struct cp_unwind_result *
 	CHECK(bad == 0);
 }
 
+/*
+ * A sample taken on the first instruction of a vdso function called from deep_d: the vdso
+ * has no file, so its CFI comes from the copy of the target's vdso. Made from the main
+ * thread's stack as if deep_d had called the vdso instead of read(): the result must be the
+ * main stack with frame 0 replaced.
+ */
+static void test_vdso(struct cp_unwinder *uw, const struct cp_regs *regs,
+		      const struct cp_stack *st, const struct cp_unwind_result *full)
+{
+	const struct cp_map *vdso = NULL;
+	unsigned long self_vdso = getauxval(AT_SYSINFO_EHDR);
+	struct cp_unwind_result r;
+	struct cp_regs vr = *regs;
+	uint64_t fn = 0, ra_slot = 0;
+	Elf_Scn *scn = NULL;
+	Elf *e;
+
+	for (size_t i = 0; i < maps.n; i++)
+		if (maps.v[i].path && strcmp(maps.v[i].path, "[vdso]") == 0)
+			vdso = &maps.v[i];
+	if (!vdso || !self_vdso || full->n < 3) {
+		printf("note: no vdso, vdso unwinding not tested\n");
+		return;
+	}
+	/* The fixture runs on our kernel: its vdso is the same image as ours. */
+	e = elf_memory((char *)self_vdso, vdso->end - vdso->start);
+	while (e && !fn && (scn = elf_nextscn(e, scn)) != NULL) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM || !sh.sh_entsize)
+			continue;
+		d = elf_getdata(scn, NULL);
+		for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+			const char *n;
+
+			if (!gelf_getsym(d, (int)i, &sym))
+				continue;
+			n = elf_strptr(e, sh.sh_link, sym.st_name);
+			if (n && strcmp(n, "__vdso_clock_gettime") == 0)
+				fn = sym.st_value;
+		}
+	}
+	if (e)
+		elf_end(e);
+	CHECK(fn != 0);
+	if (!fn)
+		return;
+
+	/* Where read() keeps its return address into deep_d: the stack at the call. */
+	for (size_t off = 0; off + 8 <= st->len && !ra_slot; off += 8) {
+		uint64_t v;
+
+		memcpy(&v, st->data + off, 8);
+		if (v == full->pc[1])
+			ra_slot = st->start + off;
+	}
+	CHECK(ra_slot != 0);
+	if (!ra_slot)
+		return;
+	/*
+	 * Just after the function's first instruction, push %rbp: the return address is at
+	 * rsp + 8. Only the vdso's own CFI says so; the fallbacks libunwind has without CFI
+	 * (return address at rsp, or the rbp chain) give other stacks.
+	 */
+	vr.r[CP_REG_RSP] = ra_slot - 8;
+	vr.r[CP_REG_RIP] = vdso->start + fn + 1;
+	CHECK(cp_unwind(uw, &vr, st, &r) == 0);
+	print_stack("in the vdso", &r);
+	CHECK(r.n == full->n && r.pc[0] == vr.r[CP_REG_RIP]);
+	CHECK(r.n > 1 && memcmp(&r.pc[1], &full->pc[1], (r.n - 1) * sizeof(r.pc[0])) == 0);
+}
+
 /* ELF file offset of the PT_GNU_EH_FRAME segment (.eh_frame_hdr, .eh_frame follows). */
 static size_t eh_frame_hdr_offset(const uint8_t *img, size_t len)
 {
@@ -683,6 +758,7 @@ int main(void)
 		test_depth_cap(uw, &f);
 		test_garbage(uw, full);
 		test_corrupt_files(fixture, regs, st, full);
+		test_vdso(uw, regs, st, full);
 		/* New maps, same files: the module cache survives, the results do not change. */
 		cp_unwind_set_maps(uw, &maps);
 		struct cp_unwind_result again;
