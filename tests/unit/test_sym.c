@@ -275,9 +275,30 @@ static void check_symfix(struct cp_symbolizer *sym, const struct fixture *f, con
 	      "%s: outer probe is sym_outer at line %d", what, out->line);
 }
 
-/* Module facts of the fixture's executable: bias is where its first PT_LOAD (vaddr 0) went. */
+/* Lowest PT_LOAD virtual address of the ELF file at path (0 for PIE). */
+static uint64_t first_load_vaddr(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	uint64_t v = UINT64_MAX;
+	GElf_Phdr ph;
+	Elf *elf;
+
+	if (fd < 0)
+		return 0;
+	elf_version(EV_CURRENT);
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	for (int i = 0; elf && gelf_getphdr(elf, i, &ph); i++)
+		if (ph.p_type == PT_LOAD && ph.p_vaddr < v)
+			v = ph.p_vaddr;
+	elf_end(elf);
+	close(fd);
+	return v == UINT64_MAX ? 0 : v;
+}
+
+/* Module facts of the fixture's executable: bias is where its first PT_LOAD went, minus its
+ * vaddr (0 for a non-PIE executable). */
 static void check_module_info(struct cp_symbolizer *sym, const struct fixture *f,
-			      const char *what, bool expect_debug)
+			      const char *path, const char *what, bool expect_debug)
 {
 	const struct probe *out = probe(f, "outer");
 	struct cp_maps maps;
@@ -295,6 +316,7 @@ static void check_module_info(struct cp_symbolizer *sym, const struct fixture *f
 			lowest = maps.v[i].start;
 	err = m ? cp_sym_module_info(sym, f->pid, m, &bid, &bias, &has_debug) : -ENOENT;
 	CHECK(err == 0, "%s: module info: %s", what, strerror(-err));
+	lowest -= first_load_vaddr(path);
 	CHECK(bias == lowest, "%s: bias 0x%" PRIx64 " want 0x%" PRIx64, what, bias, lowest);
 	CHECK(has_debug == expect_debug, "%s: has debug info %d", what, has_debug);
 	cp_maps_release(&maps);
@@ -309,7 +331,7 @@ static void run_symfix(const char *path, const char *what, bool build_id, bool d
 	CHECK(err == 0, "%s: start %s", what, path);
 	if (!err) {
 		check_symfix(sym, &f, what, build_id);
-		check_module_info(sym, &f, what, debug);
+		check_module_info(sym, &f, path, what, debug);
 	}
 	fixture_stop(&f);
 	cp_sym_free(sym);
@@ -342,6 +364,8 @@ static void test_basic(void)
 
 	snprintf(p, sizeof(p), "%s/symfix", targets);
 	run_symfix(p, "symfix (own DWARF)", true, true);
+	snprintf(p, sizeof(p), "%s/symfix-nopie", targets);
+	run_symfix(p, "symfix-nopie (ET_EXEC)", true, true);
 	/* The debug file next to it, found by .gnu_debuglink and checked by build ID... */
 	snprintf(p, sizeof(p), "%s/symfix-stripped", targets);
 	run_symfix(p, "symfix-stripped (debuglink, build ID)", true, true);
@@ -705,7 +729,15 @@ static void test_corrupt(void)
 	const struct probe *out;
 	struct cp_symbolizer *sym;
 	unsigned seed = 12345;
+	/* CPROF_SYM_FUZZ=N runs N rounds of each kind (and seeds them differently) for a soak. */
+	const char *fuzz = getenv("CPROF_SYM_FUZZ");
+	int rounds = fuzz ? atoi(fuzz) : 0;
 	int fd;
+
+	if (rounds > 0)
+		seed = (unsigned)rounds;
+	else
+		rounds = 250;
 
 	snprintf(src, sizeof(src), "%s/symfix", targets);
 	snprintf(copy, sizeof(copy), "%s/corrupt-symfix", tmpdir);
@@ -769,7 +801,7 @@ static void test_corrupt(void)
 	cp_sym_free(sym);
 
 	/* Random bytes flipped in .debug_info (and some in .debug_abbrev and .debug_line). */
-	for (int iter = 0; iter < 300; iter++) {
+	for (int iter = 0; iter < rounds; iter++) {
 		int nflips = 1 + (int)(rand_r(&seed) % 16);
 
 		CHECK(copy_file(src, copy, 0644) == 0, "copy");
@@ -790,7 +822,7 @@ static void test_corrupt(void)
 		cp_sym_free(resolve_against(&f, &real, copy, rs, MAX_PROBES));
 	}
 	/* Random bytes anywhere in the file, headers included. */
-	for (int iter = 0; iter < 200; iter++) {
+	for (int iter = 0; iter < rounds; iter++) {
 		CHECK(copy_file(src, copy, 0644) == 0, "copy");
 		fd = open(copy, O_WRONLY);
 		if (fd < 0)
