@@ -278,6 +278,7 @@ static void *waitpid_main(void *arg)
 	pid_t parent = getpid();
 	pid_t child;
 
+	(void)arg;
 	name_self("w-waitpid");
 	child = fork();
 	if (child == 0) {
