@@ -390,6 +390,17 @@ static bool is_sigreturn_trampoline(struct unwind_ctx *c, uint64_t pc)
 	return read_mem(c, pc, buf, sizeof(buf)) == 0 && memcmp(buf, code, sizeof(code)) == 0;
 }
 
+/* Is pc in an executable mapping? Without maps we cannot tell and trust libunwind. */
+static bool pc_executable(const struct cp_unwinder *uw, uint64_t pc)
+{
+	const struct cp_map *map;
+
+	if (!uw->maps || uw->maps->n == 0)
+		return true;
+	map = cp_maps_find(uw->maps, pc);
+	return map && map->perms[2] == 'x';
+}
+
 /* libunwind's error codes as -errno for stop_reason. */
 static int unw_to_errno(int r)
 {
@@ -444,6 +455,14 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 		 */
 		if (out->n > 0 && sp <= prev_sp && !prev_signal) {
 			out->stop_reason = -ELOOP;
+			break;
+		}
+		/*
+		 * A return address outside executable memory is garbage from a guess (libunwind's
+		 * frame-pointer fallback over code without CFI): end the stack, do not show it.
+		 */
+		if (out->n > 0 && !pc_executable(uw, pc)) {
+			out->stop_reason = -EFAULT;
 			break;
 		}
 		if (out->n == CP_UNWIND_MAX_FRAMES) {

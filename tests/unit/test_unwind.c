@@ -527,6 +527,13 @@ static void test_garbage(struct cp_unwinder *uw, const struct cp_unwind_result *
 		if (cp_unwind(uw, &regs, &st, &r) != 0 || r.n < 1 || r.n > CP_UNWIND_MAX_FRAMES ||
 		    (r.truncated && r.n != CP_UNWIND_MAX_FRAMES) || r.pc[0] != regs.r[CP_REG_RIP])
 			bad++;
+		/* Callers are never invented outside code. */
+		for (size_t i = 1; i < r.n; i++) {
+			const struct cp_map *m = cp_maps_find(&maps, r.pc[i]);
+
+			if (!m || m->perms[2] != 'x')
+				bad++;
+		}
 	}
 	CHECK(bad == 0);
 }
