@@ -94,6 +94,8 @@ def test_every_wait_kind():
           "mutex detail", w["w-mutex"]["detail"])
     check(w["w-rwlock"]["owner_tid"] == pid, "rwlock writer %r, expected %d" %
           (w["w-rwlock"]["owner_tid"], pid), w["w-rwlock"])
+    check(int(w["w-rwlock"]["address"], 16) == int(keys["rwlock"], 16),
+          "rwlock address is the object's", w["w-rwlock"], keys["rwlock"])
     check(w["w-condvar"]["address"] is not None and w["w-condvar"]["timeout"] is None,
           "condvar", w["w-condvar"])
     check(int(w["w-futex"]["address"], 16) == int(keys["sem"], 16), "sem address", w["w-futex"])
@@ -103,6 +105,7 @@ def test_every_wait_kind():
     check(w["w-poll"]["timeout"] == 600 * SEC, "poll timeout", w["w-poll"])
     check(w["w-epoll"]["timeout"] is None, "epoll timeout", w["w-epoll"])
     check(w["w-epoll"]["fd"] == int(keys["epoll"]), "epoll fd", w["w-epoll"])
+    check(w["w-epoll"]["object"] == "anon_inode:[eventpoll]", "epoll object", w["w-epoll"])
     # select's timeout is rewritten by the kernel when the call restarts: what is left.
     check(0 < w["w-select"]["timeout"] <= 450 * SEC, "select timeout", w["w-select"])
     check(w["w-nanosleep"]["timeout"] == 500 * SEC, "nanosleep timeout", w["w-nanosleep"])
