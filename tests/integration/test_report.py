@@ -353,6 +353,113 @@ def test_svg():
               "frame %r has no parent" % ((s0, n0, d0),))
 
 
+# A minimal DOM for the flame graph's script, enough to run it under node: the elements of
+# the SVG with attributes, text, listeners and getElementsByTagName.
+SVG_HARNESS = r"""
+const fs = require('fs');
+const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+function El(tag, attrs, text) {
+  this.tagName = tag; this.attrs = attrs || {}; this.textContent = text || '';
+  this.children = []; this.style = {}; this.listeners = {};
+}
+El.prototype.getAttribute = function (k) { return k in this.attrs ? String(this.attrs[k]) : null; };
+El.prototype.setAttribute = function (k, v) { this.attrs[k] = String(v); };
+El.prototype.addEventListener = function (t, f) { (this.listeners[t] = this.listeners[t] || []).push(f); };
+El.prototype.getElementsByTagName = function (t) {
+  const out = [];
+  (function walk(e) { e.children.forEach(function (c) { if (c.tagName === t) out.push(c); walk(c); }); })(this);
+  return out;
+};
+El.prototype.fire = function (t) { (this.listeners[t] || []).forEach(function (f) { f({ preventDefault() {}, key: '' }); }); };
+function build(n) { const e = new El(n.tag, n.attrs, n.text); e.children = n.children.map(build); return e; }
+const root = build(spec.root);
+const byId = {};
+(function walk(e) { if (e.attrs.id) byId[e.attrs.id] = e; e.children.forEach(walk); })(root);
+let onload = null, promptAnswer = '';
+global.document = root;
+root.getElementById = function (id) { return byId[id] || null; };
+root.addEventListener = function () {};
+global.window = { addEventListener(t, f) { if (t === 'load') onload = f; },
+                  prompt() { return promptAnswer; }, alert(m) { throw new Error(m); } };
+(0, eval)(spec.script);  // global scope, as in a browser
+onload();
+const fgFrames = root.getElementsByTagName('g').filter(g => g.attrs['class'] === 'f');
+function find(name) {
+  return fgFrames.find(g => g.getElementsByTagName('title')[0].textContent.startsWith(name + ' ('));
+}
+function state(g) {
+  const r = g.getElementsByTagName('rect')[0];
+  return { x: +r.attrs.x, w: +r.attrs.width, hidden: g.style.display === 'none',
+           opacity: g.attrs.opacity || '1', label: g.getElementsByTagName('text')[0].textContent };
+}
+const out = {};
+find('helper').fire('mouseover');
+out.hover = byId.details.textContent;
+find('compute').fire('click');
+out.zoom = {};
+['all', 'main', 'compute', 'helper', '__memcpy_avx_unaligned', '[truncated]'].forEach(n => out.zoom[n] = state(find(n)));
+out.reset_visible = byId.reset.attrs.visibility;
+byId.reset.fire('click');
+out.unzoom = {};
+['all', 'compute', '[truncated]'].forEach(n => out.unzoom[n] = state(find(n)));
+out.reset_hidden = byId.reset.attrs.visibility;
+promptAnswer = 'helper|memcpy';
+byId.search.fire('click');
+out.matched = byId.matched.textContent;
+out.helper_fill = find('helper').getElementsByTagName('rect')[0].attrs.fill;
+byId.search.fire('click');
+out.cleared = byId.matched.textContent;
+out.helper_fill_after = find('helper').getElementsByTagName('rect')[0].attrs.fill;
+console.log(JSON.stringify(out));
+"""
+
+
+def svg_to_spec(root):
+    ns = "{http://www.w3.org/2000/svg}"
+
+    def conv(el):
+        return {"tag": el.tag.replace(ns, ""), "attrs": dict(el.attrib), "text": el.text or "",
+                "children": [conv(c) for c in el]}
+    script = next(root.iter(ns + "script")).text
+    return {"root": conv(root), "script": script}
+
+
+def test_svg_script_runs():
+    """The flame graph's script, run under node with a minimal DOM: hover, zoom, reset, search."""
+    import json
+    if not shutil.which("node"):
+        cplib.skip("node is not installed: cannot run the SVG's script")
+    d = ours()
+    root = ET.fromstring((d / "ours.svg").read_text())
+    spec = WORK / "svg.json"
+    spec.write_text(json.dumps(svg_to_spec(root)))
+    harness = WORK / "harness.js"
+    harness.write_text(SVG_HARNESS)
+    p = subprocess.run(["node", str(harness), str(spec)], capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0, "the SVG script failed under node", p.stderr[-3000:])
+    r = json.loads(p.stdout)
+    check(r["hover"] == "helper (1340 samples, 94.70%)", "hover details", r["hover"])
+    z = r["zoom"]
+    # Zoomed into compute: it and its callees span the full width (1180 px from x=10).
+    for n in ("compute", "helper"):
+        check(abs(z[n]["x"] - 10) < 0.01 and abs(z[n]["w"] - 1180) < 0.01 and not z[n]["hidden"],
+              "%s not full width after zoom" % n, z[n])
+    check(z["compute"]["label"] == "compute", "label after zoom", z["compute"])
+    check(abs(z["__memcpy_avx_unaligned"]["w"] - 1180 * 300 / 1340) < 0.05,
+          "callee width after zoom", z["__memcpy_avx_unaligned"])
+    check(z["[truncated]"]["hidden"], "unrelated frame still shown after zoom", z["[truncated]"])
+    check(not z["all"]["hidden"] and z["all"]["opacity"] == "0.5" and
+          not z["main"]["hidden"], "ancestors not shown dimmed", z["all"], z["main"])
+    check(r["reset_visible"] == "visible" and r["reset_hidden"] == "hidden", "reset button", r)
+    u = r["unzoom"]
+    check(abs(u["compute"]["w"] - 1180 * 1340 / 1415) < 0.05 and not u["[truncated]"]["hidden"],
+          "reset zoom did not restore widths", u)
+    check(r["matched"] == "Matched: 94.70%", "search matched % (nested matches once)", r["matched"])
+    check(r["helper_fill"] == "rgb(230,0,230)", "match not highlighted", r["helper_fill"])
+    check(r["cleared"].strip() == "" and r["helper_fill_after"] != "rgb(230,0,230)",
+          "search not cleared", r)
+
+
 def one_line_error(args, pattern, rc=1):
     p = cplib.run(args)
     check(p.returncode == rc, "cprof %s exited %d, expected %d" % (args, p.returncode, rc), p.stderr)
