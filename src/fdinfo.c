@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,25 +219,21 @@ struct pipe_holder {
 };
 
 /*
- * Every (pid, fd) whose link is the same pipe and whose access mode can do the other end's
- * job. Bounded by PIPE_SCAN_MAX_*; *incomplete says when a bound cut the search short.
+ * Call visit for every fd of every process but cprof, with its link. Bounded by
+ * PIPE_SCAN_MAX_*; returns true when a bound (or an unreadable /proc) cut the walk short.
  */
-static size_t find_pipe_holders(const char *link, bool want_write, int self_fd, int target,
-				struct pipe_holder *out, size_t max, size_t *total,
-				bool *incomplete)
+static bool scan_all_fds(void (*visit)(void *ctx, int pid, int fd, const char *link),
+			 void *ctx)
 {
 	DIR *proc = opendir("/proc");
 	struct dirent *pe;
-	size_t n = 0, procs = 0, fds = 0;
+	size_t procs = 0, fds = 0;
+	bool cut = false;
 	int me = getpid();
 
-	*total = 0;
-	*incomplete = false;
-	if (!proc) {
-		*incomplete = true;
-		return 0;
-	}
-	while ((pe = readdir(proc))) {
+	if (!proc)
+		return true;
+	while (!cut && (pe = readdir(proc))) {
 		char path[96];
 		struct dirent *fe;
 		DIR *fdd;
@@ -248,7 +245,7 @@ static size_t find_pipe_holders(const char *link, bool want_write, int self_fd, 
 		if (pid <= 0 || pid == me)
 			continue;
 		if (++procs > PIPE_SCAN_MAX_PROCS) {
-			*incomplete = true;
+			cut = true;
 			break;
 		}
 		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
@@ -256,44 +253,184 @@ static size_t find_pipe_holders(const char *link, bool want_write, int self_fd, 
 		if (!fdd)
 			continue;
 		while ((fe = readdir(fdd))) {
-			char lp[128], l[LINK_MAX], *fdinfo = NULL;
-			long flags, acc;
+			char lp[128], l[LINK_MAX];
 			int fd;
 
 			if (!isdigit((unsigned char)fe->d_name[0]))
 				continue;
 			if (++fds > PIPE_SCAN_MAX_FDS) {
-				*incomplete = true;
+				cut = true;
 				break;
 			}
 			fd = atoi(fe->d_name);
-			if (pid == target && fd == self_fd)
-				continue;
 			snprintf(lp, sizeof(lp), "/proc/%d/fd/%d", pid, fd);
-			if (read_link(lp, l, sizeof(l)) < 0 || strcmp(l, link))
-				continue;
-			if (read_fdinfo(pid, fd, &fdinfo) < 0)
-				continue;
-			flags = fdinfo_flags(fdinfo);
-			free(fdinfo);
-			if (flags < 0)
-				continue;
-			acc = flags & O_ACCMODE;
-			if (acc != O_RDWR && (acc == O_WRONLY) != want_write)
-				continue;
-			if (n < max) {
-				out[n].pid = pid;
-				out[n].fd = fd;
-				n++;
-			}
-			(*total)++;
+			if (read_link(lp, l, sizeof(l)) == 0)
+				visit(ctx, pid, fd, l);
 		}
 		closedir(fdd);
-		if (*incomplete)
-			break;
 	}
 	closedir(proc);
-	return n;
+	return cut;
+}
+
+/* Whether pid's fd is still link and open for the end we look for. */
+static bool holds_end(int pid, int fd, const char *link, bool want_write)
+{
+	char lp[64], l[LINK_MAX], *fdinfo = NULL;
+	long flags, acc;
+
+	snprintf(lp, sizeof(lp), "/proc/%d/fd/%d", pid, fd);
+	if (read_link(lp, l, sizeof(l)) < 0 || strcmp(l, link))
+		return false;
+	if (read_fdinfo(pid, fd, &fdinfo) < 0)
+		return false;
+	flags = fdinfo_flags(fdinfo);
+	free(fdinfo);
+	if (flags < 0)
+		return false;
+	acc = flags & O_ACCMODE;
+	return acc == O_RDWR || (acc == O_WRONLY) == want_write;
+}
+
+struct holder_search {
+	const char *link;
+	bool want_write;
+	int self_fd, target;
+	struct pipe_holder *out;
+	size_t max, n, total;
+};
+
+static void add_holder(struct holder_search *hs, int pid, int fd)
+{
+	if (pid == hs->target && fd == hs->self_fd)
+		return;
+	if (!holds_end(pid, fd, hs->link, hs->want_write))
+		return;
+	if (hs->n < hs->max) {
+		hs->out[hs->n].pid = pid;
+		hs->out[hs->n].fd = fd;
+		hs->n++;
+	}
+	hs->total++;
+}
+
+static void visit_match(void *ctx, int pid, int fd, const char *link)
+{
+	struct holder_search *hs = ctx;
+
+	if (!strcmp(link, hs->link))
+		add_holder(hs, pid, fd);
+}
+
+/*
+ * Every anonymous pipe fd of the system, sorted by inode. A dump asks about many threads in a
+ * row, and on a process with hundreds of threads blocked on pipes a walk of all of /proc per
+ * thread would dominate the dump; one walk serves every question asked within
+ * PIPE_INDEX_TTL_NS. Matches are re-checked against /proc when used, so a stale entry costs
+ * nothing but a readlink; only a holder that appeared since the walk can be missed.
+ */
+#define PIPE_INDEX_TTL_NS (3ull * 1000000000)
+
+struct pipe_ent {
+	uint64_t ino;
+	int pid;
+	int fd;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	uint64_t built_ns;
+	struct pipe_ent *v;
+	size_t n, alloc;
+	bool cut, oom;
+} pipe_index = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void visit_index(void *ctx, int pid, int fd, const char *link)
+{
+	uint64_t ino;
+
+	(void)ctx;
+	if (!link_inode(link, "pipe:", &ino))
+		return;
+	if (pipe_index.n == pipe_index.alloc) {
+		size_t na = pipe_index.alloc ? pipe_index.alloc * 2 : 256;
+		struct pipe_ent *nv = realloc(pipe_index.v, na * sizeof(*nv));
+
+		if (!nv) {
+			pipe_index.oom = true;
+			return;
+		}
+		pipe_index.v = nv;
+		pipe_index.alloc = na;
+	}
+	pipe_index.v[pipe_index.n++] = (struct pipe_ent){ .ino = ino, .pid = pid, .fd = fd };
+}
+
+static int cmp_pipe_ent(const void *a, const void *b)
+{
+	const struct pipe_ent *x = a, *y = b;
+
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	if (x->pid != y->pid)
+		return (x->pid > y->pid) - (x->pid < y->pid);
+	return (x->fd > y->fd) - (x->fd < y->fd);
+}
+
+/* Look ino up in the index (rebuilt when old). false when the index could not be built. */
+static bool index_lookup(uint64_t ino, struct holder_search *hs, bool *cut)
+{
+	uint64_t now = cp_now_ns();
+	size_t lo, hi;
+
+	pthread_mutex_lock(&pipe_index.lock);
+	if (!pipe_index.built_ns || now - pipe_index.built_ns > PIPE_INDEX_TTL_NS) {
+		pipe_index.n = 0;
+		pipe_index.oom = false;
+		pipe_index.cut = scan_all_fds(visit_index, NULL);
+		if (pipe_index.oom) {
+			pipe_index.built_ns = 0;
+			pthread_mutex_unlock(&pipe_index.lock);
+			return false;
+		}
+		qsort(pipe_index.v, pipe_index.n, sizeof(*pipe_index.v), cmp_pipe_ent);
+		pipe_index.built_ns = cp_now_ns();
+	}
+	/* First entry with this inode. */
+	lo = 0;
+	hi = pipe_index.n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (pipe_index.v[mid].ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < pipe_index.n && pipe_index.v[lo].ino == ino; lo++)
+		add_holder(hs, pipe_index.v[lo].pid, pipe_index.v[lo].fd);
+	*cut = pipe_index.cut;
+	pthread_mutex_unlock(&pipe_index.lock);
+	return true;
+}
+
+/*
+ * Every (pid, fd) whose link is the same pipe and whose access mode can do the other end's
+ * job; *incomplete says when a bound cut the search short.
+ */
+static size_t find_pipe_holders(const char *link, bool want_write, int self_fd, int target,
+				struct pipe_holder *out, size_t max, size_t *total,
+				bool *incomplete)
+{
+	struct holder_search hs = { .link = link, .want_write = want_write, .self_fd = self_fd,
+				    .target = target, .out = out, .max = max };
+	uint64_t ino;
+
+	/* Named pipes (FIFOs) are rare: look for their path directly. */
+	if (!link_inode(link, "pipe:", &ino) || !index_lookup(ino, &hs, incomplete))
+		*incomplete = scan_all_fds(visit_match, &hs);
+	*total = hs.total;
+	return hs.n;
 }
 
 static void describe_pipe(int pid, int fd, const char *link, const char *fdinfo,

@@ -1,7 +1,8 @@
 /*
  * Fixture: threads blocked on fds whose other ends are known: TCP recv with SO_RCVTIMEO=7s and
  * without, reads on pipes whose writer is this process or a child, accept, epoll_wait, and an
- * IPv6 recv where the kernel has IPv6. Prints "PORT", "CHILD", "FD <label> <n>" and "TID"
+ * IPv6 recv where the kernel has IPv6; idle fds of other kinds (eventfd, timerfd, signalfd, a
+ * file at offset 100, a named pipe). Prints "PORT", "CHILD", "FD <label> <n>" and "TID"
  * lines, then READY once every thread sleeps in its call.
  */
 #define _GNU_SOURCE
@@ -19,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -222,7 +224,7 @@ static int thread_in(const struct job *j)
 int main(void)
 {
 	int port, port6 = 0, l4, l6, ca, sa, cb, sb, c6 = -1, s6 = -1;
-	int p_self[2], p_child[2], p_ep[2], ep, efd, tfd, sfd, file;
+	int p_self[2], p_child[2], p_ep[2], ep, efd, tfd, sfd, file, fifo_r, fifo_w;
 	struct itimerspec its = { .it_value = { .tv_sec = 1000 } };
 	struct timeval tv = { .tv_sec = 7 };
 	struct epoll_event ev = { .events = EPOLLIN };
@@ -278,6 +280,20 @@ int main(void)
 	if (efd < 0 || tfd < 0 || sfd < 0 || file < 0)
 		die("fds");
 	lseek(file, 100, SEEK_SET);
+	{
+		/* A named pipe, both ends held here; the name is removed at once. */
+		char fifo[64];
+
+		snprintf(fifo, sizeof(fifo), "/tmp/cprof-fifo-%d", (int)getpid());
+		unlink(fifo);
+		if (mkfifo(fifo, 0600) < 0)
+			die("mkfifo");
+		fifo_r = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		fifo_w = open(fifo, O_WRONLY | O_CLOEXEC);
+		unlink(fifo);
+		if (fifo_r < 0 || fifo_w < 0)
+			die("fifo");
+	}
 
 	printf("PORT %d\n", port);
 	printf("PORT6 %d\n", c6 >= 0 ? port6 : 0);
@@ -296,6 +312,8 @@ int main(void)
 	print_fd("timerfd", tfd);
 	print_fd("signalfd", sfd);
 	print_fd("file", file);
+	print_fd("fifo-r", fifo_r);
+	print_fd("fifo-w", fifo_w);
 	if (c6 >= 0)
 		print_fd("recv6", c6);
 	fflush(stdout);

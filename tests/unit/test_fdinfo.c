@@ -265,6 +265,15 @@ static int test_fixture(void)
 	}
 	cp_fd_desc_release(&d);
 
+	/* A named pipe goes through the path search instead of the pipe index. */
+	if (describe(&f, "fifo-r", false, &d) == 0) {
+		snprintf(want, sizeof(want), "write end held only by this process, fd %ld",
+			 fixture_long(&f, "FD", "fifo-w"));
+		CHECK(d.is_pipe && has(&d, "/tmp/cprof-fifo-") && has(&d, want), "fifo: %s",
+		      d.detail);
+	}
+	cp_fd_desc_release(&d);
+
 	/* A closed fd, and a socket inode that is nowhere. */
 	cp_fd_desc_init(&d);
 	CHECK(cp_fd_describe(f.pid, 999, false, &d) == -EBADF, "closed fd");
