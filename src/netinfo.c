@@ -3,12 +3,15 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "fdinfo.h"
+#include "util.h"
 
 /* Caps on what we accept from the target's /proc/net files. */
 #define NET_MAX_LINES 1000000
@@ -260,9 +263,12 @@ int cp_net_format(const struct cp_net_sock *s, char *buf, size_t size)
 	return n < 0 ? -EINVAL : 0;
 }
 
-/* Look for ino in one /proc/PID/net file. 1 found, 0 not there, -errno. */
-static int scan_file(int pid, const char *name, enum cp_net_proto proto, bool ipv6,
-		     uint64_t ino, char *buf, size_t size)
+/*
+ * Parse every entry of one /proc/PID/net file, calling visit until it returns true.
+ * 1 when visit stopped the walk, 0 at the end, -errno when the file cannot be read.
+ */
+static int walk_file(int pid, const char *name, enum cp_net_proto proto, bool ipv6,
+		     bool (*visit)(void *ctx, const struct cp_net_sock *s), void *ctx)
 {
 	char path[64];
 	char *line = NULL;
@@ -285,43 +291,169 @@ static int scan_file(int pid, const char *name, enum cp_net_proto proto, bool ip
 			rc = cp_net_parse_unix_line(line, &s);
 		else
 			rc = cp_net_parse_inet_line(line, proto, ipv6, &s);
-		if (rc < 0 || s.inode != ino)
+		if (rc < 0 || s.inode == 0)
 			continue;
-		ret = cp_net_format(&s, buf, size) < 0 ? -EINVAL : 1;
-		break;
+		if (visit(ctx, &s)) {
+			ret = 1;
+			break;
+		}
 	}
 	free(line);
 	fclose(f);
 	return ret;
 }
 
+static const struct {
+	const char *name;
+	enum cp_net_proto proto;
+	bool ipv6;
+} net_files[] = {
+	{ "tcp", CP_NET_TCP, false }, { "tcp6", CP_NET_TCP, true },
+	{ "udp", CP_NET_UDP, false }, { "udp6", CP_NET_UDP, true },
+	{ "unix", CP_NET_UNIX, false },
+};
+
+/* Walk all files; 1 stopped, 0 done, -errno when no file could be read at all. */
+static int walk_all(int pid, bool (*visit)(void *ctx, const struct cp_net_sock *s), void *ctx)
+{
+	int err = -ENOENT, ok = 0;
+	size_t i;
+
+	for (i = 0; i < sizeof(net_files) / sizeof(net_files[0]); i++) {
+		int rc = walk_file(pid, net_files[i].name, net_files[i].proto, net_files[i].ipv6,
+				   visit, ctx);
+
+		if (rc > 0)
+			return 1;
+		/* A missing file (no IPv6 in this kernel) is not an error of the others. */
+		if (rc == 0)
+			ok = 1;
+		else if (rc != -ENOENT)
+			err = rc;
+	}
+	return ok ? 0 : err;
+}
+
+struct find_ctx {
+	uint64_t ino;
+	struct cp_net_sock found;
+};
+
+static bool visit_find(void *ctx, const struct cp_net_sock *s)
+{
+	struct find_ctx *fc = ctx;
+
+	if (s->inode != fc->ino)
+		return false;
+	fc->found = *s;
+	return true;
+}
+
+/*
+ * The target's sockets by inode. A dump describes many sockets of one process in a row (a
+ * thread leak means hundreds of threads each on its own connection), and re-reading
+ * /proc/net/tcp for each would cost threads x connections; one read serves the questions of
+ * NET_INDEX_TTL_NS. A miss rebuilds once (the socket may be newer than the index).
+ */
+#define NET_INDEX_TTL_NS (3ull * 1000000000)
+#define NET_INDEX_MAX 262144
+
+static struct {
+	pthread_mutex_t lock;
+	int pid;
+	uint64_t built_ns;
+	struct cp_net_sock *v;
+	size_t n, alloc;
+	bool full;
+} net_index = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static bool visit_index(void *ctx, const struct cp_net_sock *s)
+{
+	(void)ctx;
+	if (net_index.n == net_index.alloc) {
+		size_t na = net_index.alloc ? net_index.alloc * 2 : 256;
+		struct cp_net_sock *nv;
+
+		if (na > NET_INDEX_MAX) {
+			net_index.full = true;
+			return true;
+		}
+		nv = realloc(net_index.v, na * sizeof(*nv));
+		if (!nv) {
+			net_index.full = true;
+			return true;
+		}
+		net_index.v = nv;
+		net_index.alloc = na;
+	}
+	net_index.v[net_index.n++] = *s;
+	return false;
+}
+
+static int cmp_sock_ino(const void *a, const void *b)
+{
+	const struct cp_net_sock *x = a, *y = b;
+
+	return (x->inode > y->inode) - (x->inode < y->inode);
+}
+
+/* 1 found (*out set), 0 not there, -errno; -EOVERFLOW when too many sockets to index. */
+static int index_find(int pid, uint64_t ino, struct cp_net_sock *out)
+{
+	struct cp_net_sock key = { .inode = ino };
+	const struct cp_net_sock *hit;
+	bool fresh = false;
+	int ret = 0;
+
+	pthread_mutex_lock(&net_index.lock);
+	for (;;) {
+		if (net_index.pid != pid || !net_index.built_ns ||
+		    cp_now_ns() - net_index.built_ns > NET_INDEX_TTL_NS) {
+			int rc;
+
+			net_index.n = 0;
+			net_index.full = false;
+			net_index.built_ns = 0;
+			rc = walk_all(pid, visit_index, NULL);
+			if (rc < 0 || net_index.full) {
+				ret = rc < 0 ? rc : -EOVERFLOW;
+				break;
+			}
+			qsort(net_index.v, net_index.n, sizeof(*net_index.v), cmp_sock_ino);
+			net_index.pid = pid;
+			net_index.built_ns = cp_now_ns();
+			fresh = true;
+		}
+		hit = net_index.n ? bsearch(&key, net_index.v, net_index.n, sizeof(key),
+					    cmp_sock_ino) : NULL;
+		if (hit) {
+			*out = *hit;
+			ret = 1;
+			break;
+		}
+		if (fresh)
+			break;
+		net_index.built_ns = 0;
+	}
+	pthread_mutex_unlock(&net_index.lock);
+	return ret;
+}
+
 int cp_net_describe_socket(int pid, uint64_t ino, char *buf, size_t size)
 {
-	static const struct {
-		const char *name;
-		enum cp_net_proto proto;
-		bool ipv6;
-	} files[] = {
-		{ "tcp", CP_NET_TCP, false }, { "tcp6", CP_NET_TCP, true },
-		{ "udp", CP_NET_UDP, false }, { "udp6", CP_NET_UDP, true },
-		{ "unix", CP_NET_UNIX, false },
-	};
-	int err = -ENOENT;
-	size_t i;
+	struct find_ctx fc = { .ino = ino };
+	char path[32];
+	int rc;
 
 	if (!buf || !size || pid <= 0 || ino == 0)
 		return -EINVAL;
-	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		int rc = scan_file(pid, files[i].name, files[i].proto, files[i].ipv6, ino, buf,
-				   size);
-
-		if (rc > 0)
-			return 0;
-		if (rc == -ESRCH)
-			return rc;
-		/* A missing file (no IPv6 in this kernel) is not an error of the others. */
-		if (rc < 0 && rc != -ENOENT && err == -ENOENT)
-			err = rc;
-	}
-	return err;
+	rc = index_find(pid, ino, &fc.found);
+	if (rc == -EOVERFLOW)
+		rc = walk_all(pid, visit_find, &fc);
+	if (rc > 0)
+		return cp_net_format(&fc.found, buf, size);
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	if (access(path, F_OK) < 0)
+		return -ESRCH;
+	return rc < 0 ? rc : -ENOENT;
 }
