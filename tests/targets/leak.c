@@ -1,5 +1,6 @@
+/* Fixture: a thread leak, hundreds of threads blocked in the same recv with no timeout. */
 /*
- * Fixture: a thread leak. N threads (argv[1], default 300), all named "conn-handler", each
+ * N threads (argv[1], default 300), all named "conn-handler", each
  * blocked in the same recv on its own loopback TCP connection with no timeout — the classic
  * shape of a server whose peers went silent. Prints READY once all of them sleep in recv.
  */

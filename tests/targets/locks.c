@@ -1,6 +1,7 @@
+/* Fixture: threads blocked on glibc locks in known configurations (deadlocks, owners). */
 /*
- * Fixture: threads blocked on glibc locks in known configurations, selected by argv (none =
- * all): abba, cycle3, self, leaked, live, robust, recursive, errorcheck, pi, rwlock.
+ * Modes selected by argv (none = all): abba, cycle3, self, leaked, live, robust, recursive,
+ * errorcheck, pi, rwlock.
  * Prints "MUTEX <label> <address>" and "TID <name> <tid>" lines, then READY once every
  * waiter is asleep in the futex call.
  */

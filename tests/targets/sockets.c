@@ -1,5 +1,6 @@
+/* Fixture: threads blocked on sockets, pipes and epoll whose other ends are known. */
 /*
- * Fixture: threads blocked on fds whose other ends are known: TCP recv with SO_RCVTIMEO=7s and
+ * Threads: TCP recv with SO_RCVTIMEO=7s and
  * without, reads on pipes whose writer is this process or a child, accept, epoll_wait, and an
  * IPv6 recv where the kernel has IPv6; idle fds of other kinds (eventfd, timerfd, signalfd, a
  * file at offset 100, a named pipe). Prints "PORT", "CHILD", "FD <label> <n>" and "TID"
