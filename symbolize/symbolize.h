@@ -3,7 +3,8 @@
  * frames from DWARF (the ELF's own, separate debug files by build ID or .gnu_debuglink),
  * falling back to .symtab / .dynsym, then module+offset. Modules are cached by build ID
  * (or by device, inode and size when there is none), so a second process of the same binary
- * is nearly free.
+ * is nearly free. Results are cached per (module, address). A symbolizer is not thread-safe:
+ * one thread uses it at a time.
  */
 #ifndef CP_SYMBOLIZE_H
 #define CP_SYMBOLIZE_H
@@ -43,7 +44,9 @@ void cp_sym_free(struct cp_symbolizer *sym);
 /*
  * Symbolize pc of process pid, which lies in map (from that process's maps).
  * pc is the address to look up: callers pass return address - 1 for caller frames.
- * Returns 0 (out filled, maybe with n == 0) or -errno. Never crashes on corrupt ELF/DWARF.
+ * Returns 0 (out filled, maybe with n == 0) or -errno (-EINVAL, -ENOMEM only: a file that
+ * cannot be opened or parsed is a success with n == 0). Never crashes on corrupt ELF/DWARF.
+ * Handles file mappings and [vdso] (read from the process's memory).
  */
 int cp_sym_resolve(struct cp_symbolizer *sym, int pid, const struct cp_map *map, uint64_t pc,
 		   struct cp_sym_result *out);
