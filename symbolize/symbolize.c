@@ -778,11 +778,13 @@ static bool is_scope_with_code(int tag)
 
 /*
  * Walk the DIE tree under parent down to pc: chain[depth..] receives the subprogram and
- * inlined-subroutine DIEs that contain pc, outermost first. Only scopes with code (and
- * namespaces, where some compilers put definitions) are entered; dwarf_siblingof skips the
- * rest. Returns the new depth.
+ * inlined-subroutine DIEs that contain pc, outermost first. Only scopes with code are
+ * entered, and namespaces when enter_ns (GCC and Clang put out-of-line definitions at the CU
+ * level, so namespaces, std's above all, are big and only worth a second look);
+ * dwarf_siblingof skips the rest. Returns the new depth.
  */
-static int find_scopes(Dwarf_Die *parent, Dwarf_Addr pc, Dwarf_Die *chain, int depth, int level)
+static int find_scopes(Dwarf_Die *parent, Dwarf_Addr pc, Dwarf_Die *chain, int depth, int level,
+		       bool enter_ns)
 {
 	Dwarf_Die child;
 
@@ -797,10 +799,10 @@ static int find_scopes(Dwarf_Die *parent, Dwarf_Addr pc, Dwarf_Die *chain, int d
 			if ((tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine) &&
 			    depth < MAX_SCOPE_DEPTH)
 				chain[depth++] = child;
-			return find_scopes(&child, pc, chain, depth, level + 1);
+			return find_scopes(&child, pc, chain, depth, level + 1, enter_ns);
 		}
-		if (tag == DW_TAG_namespace || tag == DW_TAG_module) {
-			int d = find_scopes(&child, pc, chain, depth, level + 1);
+		if (enter_ns && (tag == DW_TAG_namespace || tag == DW_TAG_module)) {
+			int d = find_scopes(&child, pc, chain, depth, level + 1, enter_ns);
 
 			if (d > depth)
 				return d;
@@ -939,7 +941,9 @@ static size_t lookup_dwarf(struct cp_symbolizer *sym, struct module *m, uint64_t
 		if (dwarf_lineno(line, &lineno) != 0 || lineno < 0)
 			lineno = 0;
 	}
-	depth = find_scopes(cudie, pc, chain, 0, 0);
+	depth = find_scopes(cudie, pc, chain, 0, 0, false);
+	if (depth == 0)
+		depth = find_scopes(cudie, pc, chain, 0, 0, true);
 	/* The real function is the innermost subprogram; outer ones are GNU nested functions. */
 	for (first = depth - 1; first >= 0; first--)
 		if (dwarf_tag(&chain[first]) == DW_TAG_subprogram)
