@@ -204,10 +204,10 @@ static void describe_socket(int pid, int fd, uint64_t ino, bool for_write,
 			snprintf(line, sizeof(line), "socket:[%" PRIu64 "]", ino);
 	}
 	cp_strbuf_adds(sb, line);
+	/* The wait's detail says "timeout unknown" from the flag; not repeated here. */
 	if (sock < 0 || socket_timeout(sock, for_write, &d->timeout_ns) < 0) {
 		d->timeout_ns = -1;
 		d->timeout_unknown = true;
-		cp_strbuf_adds(sb, ", timeout unknown");
 	}
 	if (sock >= 0)
 		close(sock);
