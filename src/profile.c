@@ -236,6 +236,7 @@ struct cp_profile *cp_profile_new(void)
 	prof->types[1] = (struct cp_pvaluetype){ s_cpu, s_ns };
 	prof->period_type = (struct cp_pvaluetype){ s_cpu, s_ns };
 	prof->default_type = s_cpu;
+	prof->cpu_from_count = true;
 	/* 99 Hz until told otherwise, so that cpu values are never zero by accident. */
 	prof->period = 1000000000 / 99;
 	return prof;
@@ -292,7 +293,7 @@ void cp_profile_set_meta(struct cp_profile *prof, const struct cp_profile_meta *
 		 * Sessions learn the final period late (set_meta at the end): keep cpu = count *
 		 * period true for the samples already added.
 		 */
-		if (prof->ntypes == 2) {
+		if (prof->cpu_from_count) {
 			prof->totals[1] = 0;
 			for (size_t i = 0; i < prof->nsamples; i++) {
 				int64_t *v = &prof->values[i * 2];
@@ -702,7 +703,7 @@ int cp_profile_add_sample(struct cp_profile *prof, const uint64_t *loc_ids, size
 	int err;
 
 	/* This entry point fills samples/count and cpu/nanoseconds: the types of cp_profile_new. */
-	if (prof->ntypes != 2)
+	if (!prof->cpu_from_count)
 		return -EINVAL;
 	err = intern(prof, thread_name ? thread_name : "", &name);
 	if (err < 0)

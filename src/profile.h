@@ -34,23 +34,32 @@ struct cp_profile_meta {
 
 /*
  * Sample types: a new profile has two, samples/count and cpu/nanoseconds (SPEC section 4);
- * cp_profile_add_sample's count fills both (cpu = count * period).
+ * cp_profile_add_sample's count fills both (cpu = count * period). NULL when out of memory.
+ * Every string handed to this module is copied (and cut at 64 KiB); no pointer is kept.
  */
 struct cp_profile *cp_profile_new(void);
+/* NULL is a no-op. */
 void cp_profile_free(struct cp_profile *prof);
+/*
+ * Time, duration, period, lost samples and comment. May be called at any time, also after the
+ * samples: a new period rescales the cpu values of the samples already added. The lost-sample
+ * count becomes a comment ("lost samples: N ...") in pprof and in the text table.
+ */
 void cp_profile_set_meta(struct cp_profile *prof, const struct cp_profile_meta *meta);
 
 /*
  * Mapping for map of process pid, deduplicated by (pid, start, path). The first mapping added
  * must be the main executable (pprof's mapping 1). build_id: hex or NULL. *id receives a
- * non-zero id. 0 or -errno.
+ * non-zero id. 0 or -errno. has_functions / has_lines say what symbolization can do for the
+ * file; the pprof writer sets has_functions, has_filenames, has_line_numbers and
+ * has_inline_frames only where the mapping's locations really got them.
  */
 int cp_profile_add_mapping(struct cp_profile *prof, int pid, const struct cp_map *map,
 			   const char *build_id, bool has_functions, bool has_lines, uint64_t *id);
 /* A mapping for kernel frames ("[kernel]"). */
 int cp_profile_kernel_mapping(struct cp_profile *prof, uint64_t *id);
 
-/* The location id for (pid, address), or 0 when not yet added. */
+/* The location id for (pid, address), or 0 when not yet added. A hash lookup. */
 uint64_t cp_profile_find_location(const struct cp_profile *prof, int pid, uint64_t address);
 /*
  * Add the location of address (the address pprof shows: return address - 1 for caller frames)
@@ -63,7 +72,11 @@ int cp_profile_add_location(struct cp_profile *prof, int pid, uint64_t address,
 /* A pseudo location named name ("[truncated]", "[unknown]"), one per name. */
 int cp_profile_special_location(struct cp_profile *prof, const char *name, uint64_t *id);
 
-/* Add count samples of the stack loc_ids (innermost first). Merged with identical stacks. */
+/*
+ * Add count samples of the stack loc_ids (innermost first; n may be 0) with labels thread,
+ * tid and pid. Merged with the sample of identical stack and labels, so memory grows with
+ * distinct stacks. -EINVAL for an unknown location id.
+ */
 int cp_profile_add_sample(struct cp_profile *prof, const uint64_t *loc_ids, size_t n, int pid,
 			  int tid, const char *thread_name, uint64_t count);
 
@@ -76,13 +89,21 @@ enum cp_profile_format {
 	CP_PROFILE_TEXT,
 };
 
-/* Write prof to f in format. top: rows for the text table (0 = all). 0 or -errno. */
+/*
+ * Write prof to f in format. top: rows for the text table (0 = all). 0 or -errno.
+ * PPROF: gzipped profile.proto. FOLDED: "root;...;leaf count" per distinct stack, sorted,
+ * in samples. SVG: a self-contained interactive flame graph (samples). TEXT: the top table
+ * of the default sample type (cpu), like `go tool pprof -top`.
+ */
 int cp_profile_write(const struct cp_profile *prof, enum cp_profile_format format, FILE *f,
 		     size_t top);
 
 /*
- * Read a pprof file (gzipped or not, any producer). Returns 0 or -errno: -EINVAL (not a
- * profile), -EBADMSG (corrupt or truncated).
+ * Read a pprof file (gzipped or not, any producer). Returns 0 or -errno: -EINVAL (empty, or
+ * no pprof string table: not a profile), -EBADMSG (corrupt or truncated: bad gzip or wire
+ * format, ids that are zero, duplicated or missing, string indexes out of range, values not
+ * matching the sample types), -EFBIG (over 256 MiB uncompressed), -ENOMEM. *out is written
+ * only on success; the profile can then be written in any format.
  */
 int cp_profile_read(const void *data, size_t len, struct cp_profile **out);
 

@@ -124,6 +124,7 @@ struct cp_profile {
 	int64_t duration_nanos;
 	uint32_t default_type;		/* string index; 0 = unset */
 	uint64_t lost_samples;
+	bool cpu_from_count;		/* cp_profile_new's types: cpu = count * period */
 	uint32_t *comments;		/* string indexes */
 	size_t ncomments, comments_alloc;
 

@@ -12,6 +12,7 @@
 
 #include "maps.h"
 #include "profile.h"
+#include "profile.pb-c.h"
 
 static int failures;
 
@@ -427,6 +428,148 @@ static void test_svg(const struct built *b)
 	free(svg);
 }
 
+/*
+ * A profile as another producer could write it, built with protobuf-c: ids not in order and
+ * not dense, a location without mapping or lines, labels of other kinds. mutate() breaks one
+ * rule of pprof's at a time.
+ */
+enum mutation {
+	M_NONE,
+	M_DUP_MAPPING_ID,
+	M_ZERO_LOCATION_ID,
+	M_MISSING_MAPPING,
+	M_MISSING_FUNCTION,
+	M_MISSING_LOCATION,
+	M_VALUE_COUNT,
+	M_STRING_RANGE,
+	M_STRING_NEGATIVE,
+	M_FIRST_STRING,
+	M_LABEL_STRING,
+	M_COUNT,
+};
+
+static int read_foreign(enum mutation mut, char **folded)
+{
+	char *strings[] = { (char *)"", (char *)"samples", (char *)"count", (char *)"cpu",
+			    (char *)"nanoseconds", (char *)"/usr/bin/server", (char *)"main.main",
+			    (char *)"main.work", (char *)"main.go", (char *)"span" };
+	Perftools__Profiles__ValueType vt[2] = { PERFTOOLS__PROFILES__VALUE_TYPE__INIT,
+						 PERFTOOLS__PROFILES__VALUE_TYPE__INIT };
+	Perftools__Profiles__ValueType *vtp[2] = { &vt[0], &vt[1] };
+	Perftools__Profiles__Mapping m[2] = { PERFTOOLS__PROFILES__MAPPING__INIT,
+					      PERFTOOLS__PROFILES__MAPPING__INIT };
+	Perftools__Profiles__Mapping *mp[2] = { &m[0], &m[1] };
+	Perftools__Profiles__Function fn[2] = { PERFTOOLS__PROFILES__FUNCTION__INIT,
+						PERFTOOLS__PROFILES__FUNCTION__INIT };
+	Perftools__Profiles__Function *fp[2] = { &fn[0], &fn[1] };
+	Perftools__Profiles__Line ln[2] = { PERFTOOLS__PROFILES__LINE__INIT,
+					    PERFTOOLS__PROFILES__LINE__INIT };
+	Perftools__Profiles__Line *lnp0[1] = { &ln[0] }, *lnp1[1] = { &ln[1] };
+	Perftools__Profiles__Location loc[3] = { PERFTOOLS__PROFILES__LOCATION__INIT,
+						 PERFTOOLS__PROFILES__LOCATION__INIT,
+						 PERFTOOLS__PROFILES__LOCATION__INIT };
+	Perftools__Profiles__Location *locp[3] = { &loc[0], &loc[1], &loc[2] };
+	Perftools__Profiles__Label lb = PERFTOOLS__PROFILES__LABEL__INIT;
+	Perftools__Profiles__Label *lbp[1] = { &lb };
+	Perftools__Profiles__Sample smp[2] = { PERFTOOLS__PROFILES__SAMPLE__INIT,
+					       PERFTOOLS__PROFILES__SAMPLE__INIT };
+	Perftools__Profiles__Sample *smpp[2] = { &smp[0], &smp[1] };
+	uint64_t stack0[2] = { 40, 30 }, stack1[1] = { 20 };
+	int64_t val0[2] = { 7, 70000000 }, val1[2] = { 3, 30000000 };
+	Perftools__Profiles__Profile p = PERFTOOLS__PROFILES__PROFILE__INIT;
+	struct cp_profile *prof = NULL;
+	uint8_t *buf;
+	size_t len;
+	int err;
+
+	vt[0].type = 1, vt[0].unit = 2, vt[1].type = 3, vt[1].unit = 4;
+	m[0].id = 9, m[0].memory_start = 0x400000, m[0].memory_limit = 0x500000, m[0].filename = 5;
+	m[0].has_functions = 1;
+	m[1].id = 4, m[1].memory_start = 0x7f0000000000, m[1].memory_limit = 0x7f0000100000;
+	fn[0].id = 1000, fn[0].name = 6, fn[0].system_name = 6, fn[0].filename = 8;
+	fn[1].id = 77, fn[1].name = 7, fn[1].system_name = 7, fn[1].filename = 8;
+	ln[0].function_id = 1000, ln[0].line = 10;
+	ln[1].function_id = 77, ln[1].line = 20;
+	loc[0].id = 30, loc[0].mapping_id = 9, loc[0].address = 0x401000, loc[0].n_line = 1;
+	loc[0].line = lnp0;
+	loc[1].id = 40, loc[1].mapping_id = 9, loc[1].address = 0x402000, loc[1].n_line = 1;
+	loc[1].line = lnp1;
+	/* No mapping, no lines: named by its address. */
+	loc[2].id = 20, loc[2].address = 0x1234;
+	lb.key = 9, lb.str = 6;
+	smp[0].n_location_id = 2, smp[0].location_id = stack0, smp[0].n_value = 2;
+	smp[0].value = val0, smp[0].n_label = 1, smp[0].label = lbp;
+	smp[1].n_location_id = 1, smp[1].location_id = stack1, smp[1].n_value = 2;
+	smp[1].value = val1;
+	p.n_sample_type = 2, p.sample_type = vtp;
+	p.n_mapping = 2, p.mapping = mp;
+	p.n_function = 2, p.function = fp;
+	p.n_location = 3, p.location = locp;
+	p.n_sample = 2, p.sample = smpp;
+	p.n_string_table = sizeof(strings) / sizeof(strings[0]), p.string_table = strings;
+
+	switch (mut) {
+	case M_NONE:
+	case M_COUNT:
+		break;
+	case M_DUP_MAPPING_ID:
+		m[1].id = 9;
+		break;
+	case M_ZERO_LOCATION_ID:
+		loc[1].id = 0;
+		break;
+	case M_MISSING_MAPPING:
+		loc[0].mapping_id = 5;
+		break;
+	case M_MISSING_FUNCTION:
+		ln[1].function_id = 78;
+		break;
+	case M_MISSING_LOCATION:
+		stack0[1] = 31;
+		break;
+	case M_VALUE_COUNT:
+		smp[1].n_value = 1;
+		break;
+	case M_STRING_RANGE:
+		fn[1].filename = 10;
+		break;
+	case M_STRING_NEGATIVE:
+		m[0].build_id = -1;
+		break;
+	case M_FIRST_STRING:
+		strings[0] = (char *)"x";
+		break;
+	case M_LABEL_STRING:
+		lb.str = 1000;
+		break;
+	}
+	len = perftools__profiles__profile__get_packed_size(&p);
+	buf = malloc(len);
+	perftools__profiles__profile__pack(&p, buf);
+	err = cp_profile_read(buf, len, &prof);
+	free(buf);
+	if (err == 0 && folded)
+		*folded = render(prof, CP_PROFILE_FOLDED, 0, NULL);
+	cp_profile_free(prof);
+	return err;
+}
+
+static void test_foreign(void)
+{
+	char *folded = NULL;
+	int err = read_foreign(M_NONE, &folded);
+
+	CHECK(err == 0, "foreign profile: %d", err);
+	CHECK(folded && !strcmp(folded, "0x1234 3\nmain.main;main.work 7\n"), "foreign folded:\n%s",
+	      folded);
+	free(folded);
+	for (int m = M_DUP_MAPPING_ID; m < M_COUNT; m++) {
+		err = read_foreign((enum mutation)m, NULL);
+		CHECK(err == (m == M_FIRST_STRING ? -EINVAL : -EBADMSG), "mutation %d read as %d",
+		      m, err);
+	}
+}
+
 /* The hand-built profile in every format, for the integration test. */
 static int write_files(const struct built *b, const char *dir)
 {
@@ -479,6 +622,7 @@ int main(int argc, char **argv)
 	test_round_trip(&b);
 	test_svg(&b);
 	test_corrupt(&b);
+	test_foreign();
 	test_bounded_memory();
 	cp_profile_free(b.prof);
 	if (failures) {
