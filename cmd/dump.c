@@ -250,9 +250,10 @@ int cmd_dump(int argc, char **argv)
 	if (o.verbose) {
 		uint64_t wall = cp_now_ns() - t0 - (uint64_t)o.stuck_seconds * 1000000000ull;
 
-		cp_note("dump of %zu threads (%zu captured) took %.1f ms; stop per thread: max %.1f us, "
-			"avg %.1f us",
-			dump.nthreads, dump.ncaptured, wall / 1e6, dump.max_stop_ns / 1e3,
+		cp_note("dump of %zu threads (%zu captured) took %.1f ms (captures %.1f ms); stop per "
+			"thread: max %.1f us, avg %.1f us",
+			dump.nthreads, dump.ncaptured, wall / 1e6, dump.capture_ns / 1e6,
+			dump.max_stop_ns / 1e3,
 			dump.ncaptured ? dump.total_stop_ns / 1e3 / dump.ncaptured : 0.0);
 	}
 	if (stop_signal) {

@@ -682,6 +682,7 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 	int *tids = NULL;
 	size_t ntids = 0;
 	bool zombie;
+	uint64_t t0;
 	int err;
 
 	if (!opts)
@@ -742,10 +743,12 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 	}
 
 	d.time_ns = cp_wall_ns();
+	t0 = cp_now_ns();
 	t.have_maps = cp_maps_read(pid, &t.maps) == 0;
 	err = list_and_collect(&t, tracer);
 	if (!err)
 		err = rescan(&t, tracer);
+	d.capture_ns = cp_now_ns() - t0;
 	if (err == -ESRCH || err == -ENOENT)
 		err = 0;
 	if (err < 0)

@@ -73,6 +73,7 @@ struct cp_dump {
 	uint64_t max_stop_ns;	/* longest single-thread stop */
 	uint64_t total_stop_ns;
 	size_t ncaptured;	/* threads whose registers and stack were copied */
+	uint64_t capture_ns;	/* wall time of the capture phase (first to last capture) */
 	int kernel_error;	/* --kernel: 0, or why /proc/.../stack could not be read */
 	char **strings;		/* owned; module paths the frames point to */
 	size_t nstrings;

@@ -198,13 +198,21 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 		cp_strbuf_addc(&o->sb, '\n');
 	}
 	if (th->truncated)
-		cp_strbuf_adds(&o->sb, "  ... stack truncated (frame cap or stack copy limit)\n");
+		cp_strbuf_addf(&o->sb, "  ... stack truncated after %zu frames (frame cap or stack copy "
+				       "limit)\n", th->nframes);
 	if (th->unwind_error && th->wait.kind != CP_WAIT_ZOMBIE) {
-		if (th->nframes)
-			cp_strbuf_addf(&o->sb, "  ... unwinding stopped early (error %d)\n",
-				       th->unwind_error);
+		/* Errno values read well; libunwind's own codes are only numbers. */
+		int e = -th->unwind_error;
+		char why[96];
+
+		if (e > 0 && e < 200)
+			snprintf(why, sizeof(why), "%s", strerror(e));
 		else
-			cp_strbuf_addf(&o->sb, "  (no stack: %s)\n", strerror(-th->unwind_error));
+			snprintf(why, sizeof(why), "error %d", th->unwind_error);
+		if (!th->nframes)
+			cp_strbuf_addf(&o->sb, "  (no stack: %s)\n", why);
+		else if (!th->truncated)
+			cp_strbuf_addf(&o->sb, "  ... unwinding stopped early (%s)\n", why);
 	}
 	if (th->nkernel_frames) {
 		cp_strbuf_adds(&o->sb, "  kernel:\n");
