@@ -853,6 +853,7 @@ static int classify(const struct cp_wait_input *in, struct cp_wait *w)
 	const struct cp_task_syscall *sc = in->sc;
 	char state = in->stat ? in->stat->state : 0;
 	struct call c = { .nr = -1 };
+	const char *wchan;
 	int ret;
 
 	if (state && strchr("RTtZX", state))
@@ -895,9 +896,11 @@ static int classify(const struct cp_wait_input *in, struct cp_wait *w)
 
 	/* Uninterruptible: the kind is disk, the rest (syscall, fd, object) still applies. */
 	w->kind = CP_WAIT_DISK;
+	wchan = in->wchan && *in->wchan && !(w->detail && strstr(w->detail, in->wchan)) ?
+			in->wchan : NULL;
 	return set_detail(w, "uninterruptible sleep%s%s%s%s%s", w->detail ? ": " : "",
-			  w->detail ? w->detail : "", in->wchan && *in->wchan ? " (at " : "",
-			  in->wchan && *in->wchan ? in->wchan : "", in->wchan && *in->wchan ? ")" : "");
+			  w->detail ? w->detail : "", wchan ? " (at " : "", wchan ? wchan : "",
+			  wchan ? ")" : "");
 }
 
 int cp_wait_classify(const struct cp_wait_input *in, struct cp_wait *out)

@@ -50,7 +50,7 @@ static int epoll_fd;
 static atomic_int arrived;
 static volatile int sink;
 
-#define NTHREADS 19	/* the names in main() and w-waitpid */
+#define NTHREADS 20	/* the names in main() and w-waitpid */
 
 static void die(const char *what)
 {
@@ -223,6 +223,25 @@ static NOINLINE void block_sigtimedwait(void)
 		sigtimedwait(&set, NULL, &ts); /* BLOCK:sigtimedwait */
 }
 
+/*
+ * A vfork parent waits for its child to exec or exit in an uninterruptible (killable) sleep:
+ * the one "disk" wait a process can produce without a device. The child shares our memory
+ * and stack, so it only makes system calls; it dies with the thread that made it.
+ */
+static NOINLINE void block_vfork(void)
+{
+	pid_t parent = getpid();
+
+	if (vfork() == 0) { /* BLOCK:disk */
+		syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (syscall(SYS_getppid) != parent)
+			syscall(SYS_exit, 0);
+		for (;;)
+			syscall(SYS_pause);
+	}
+	sink++;
+}
+
 static NOINLINE void block_main(void)
 {
 	for (;;)
@@ -270,6 +289,8 @@ static void *thread_main(void *arg)
 		block_sigwaitinfo();
 	else if (!strcmp(name, "w-sigtimedwait"))
 		block_sigtimedwait();
+	else if (!strcmp(name, "w-vfork"))
+		block_vfork();
 	return NULL;
 }
 
@@ -390,9 +411,12 @@ static void wait_blocked(void)
 		DIR *dir;
 
 		if (atomic_load(&arrived) == NTHREADS && (dir = opendir("/proc/self/task"))) {
-			while ((de = readdir(dir)))
-				if (atoi(de->d_name) != getpid() && task_state(atoi(de->d_name)) == 'S')
+			while ((de = readdir(dir))) {
+				char st = task_state(atoi(de->d_name));
+
+				if (atoi(de->d_name) != getpid() && (st == 'S' || st == 'D'))
 					sleeping++;
+			}
 			closedir(dir);
 			if (sleeping >= NTHREADS - 1)
 				return;
@@ -406,7 +430,7 @@ int main(void)
 	static const char *const names[] = {
 		"w-running", "w-mutex", "w-rwlock", "w-condvar", "w-futex", "w-nanosleep",
 		"w-clocksleep", "w-poll", "w-epoll", "w-select", "w-read", "w-recv", "w-tcp-read",
-		"w-write", "w-accept", "w-connect", "w-sigwait", "w-sigtimedwait",
+		"w-write", "w-accept", "w-connect", "w-sigwait", "w-sigtimedwait", "w-vfork",
 	};
 	sigset_t set;
 	pthread_t th;

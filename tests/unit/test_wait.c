@@ -183,6 +183,13 @@ static void test_states(void)
 	EXPECT(&f, CP_WAIT_DISK, "fsync", &w);
 	CHECK(contains(w.detail, "uninterruptible") && contains(w.detail, "jbd2_log_wait_commit"));
 	cp_wait_release(&w);
+	/* The wait channel is said once. */
+	fake_init(&f, 'D', SYS_vfork, 0, 0, 0, 0);
+	f.wchan = "kernel_clone";
+	EXPECT(&f, CP_WAIT_DISK, "vfork", &w);
+	CHECK_MSG(str_eq(w.detail, "uninterruptible sleep: blocked in vfork at kernel_clone"), "%s",
+		  w.detail);
+	cp_wait_release(&w);
 
 	/* Nothing readable at all. */
 	fake_init(&f, 'S', -2, 0, 0, 0, 0);
@@ -771,6 +778,7 @@ static const struct expectation expectations[] = {
 	{ "w-sigtimedwait", CP_WAIT_SIGNAL, "rt_sigtimedwait",
 	  { "__GI___sigtimedwait", "block_sigtimedwait" } },
 	{ "waits", CP_WAIT_SIGNAL, "pause", { "__libc_pause", "block_main", "main" } },
+	{ "w-vfork", CP_WAIT_DISK, "vfork", { "__vfork", "block_vfork" } },
 };
 
 static void check_fixture_thread(const struct fixture *fx, const struct expectation *e,
