@@ -81,7 +81,7 @@ struct module {
 	char *key;		/* "b:BUILDID" or "f:DEV:INO:SIZE:MTIME" */
 	const char *build_id;	/* interned hex, or NULL */
 	/* Where the file was found first: used (lazily) to look for its separate debug file. */
-	char *path;		/* path in the process's mount namespace */
+	char *path;		/* path inside the process's root */
 	char *root;		/* "/proc/PID/root" of that process */
 	char *debuglink;	/* .gnu_debuglink file name, or NULL */
 	GElf_Word debuglink_crc;
@@ -520,6 +520,24 @@ static void module_report(struct module *m, int fd, const char *open_path)
 }
 
 /*
+ * The kernel prints map paths relative to the reader's root: for a process chrooted below
+ * ours they start with its root directory, which we strip to get the path its debug links
+ * are relative to. In another mount namespace (a container) the path is already its own.
+ */
+static char *path_in_root(const char *root, const char *path)
+{
+	char link[PATH_MAX];
+	ssize_t n = readlink(root, link, sizeof(link) - 1);
+
+	if (n > 1 && (size_t)n < sizeof(link) - 1) {
+		link[n] = '\0';
+		if (!strncmp(path, link, (size_t)n) && path[n] == '/')
+			return strdup(path + n);
+	}
+	return strdup(path);
+}
+
+/*
  * Open the file behind map and find (or create) its module. The fd is consumed. Returns 0
  * and *out, or -errno (-ENOEXEC: not an ELF file we can use).
  */
@@ -579,9 +597,10 @@ static int module_open(struct cp_symbolizer *sym, int pid, const struct cp_map *
 	m->dev = st.st_dev;
 	m->ino = st.st_ino;
 	m->key = strdup(key);
-	m->path = strdup(map->path);
 	if (asprintf(&m->root, "/proc/%d/root", pid) < 0)
 		m->root = NULL;
+	else
+		m->path = path_in_root(m->root, map->path);
 	link = dwelf_elf_gnu_debuglink(elf, &crc);
 	if (link) {
 		m->debuglink = strndup(link, NAME_MAX);

@@ -99,8 +99,11 @@ static const struct probe *probe(const struct fixture *f, const char *tag)
 	return NULL;
 }
 
-/* Start path with pipes on stdin and stdout; read its probe lines until READY. */
-static int fixture_start(const char *path, struct fixture *f)
+/*
+ * Start path (inside root when root is not NULL, as a container would) with pipes on stdin
+ * and stdout; read its probe lines until READY.
+ */
+static int fixture_start_in(const char *root, const char *path, struct fixture *f)
 {
 	int in[2], out[2];
 	char buf[8192];
@@ -120,6 +123,8 @@ static int fixture_start(const char *path, struct fixture *f)
 		close(in[1]);
 		close(out[0]);
 		close(out[1]);
+		if (root && (chroot(root) || chdir("/")))
+			_exit(126);
 		execl(path, path, (char *)NULL);
 		_exit(127);
 	}
@@ -161,6 +166,11 @@ static int fixture_start(const char *path, struct fixture *f)
 		}
 	}
 	return 0;
+}
+
+static int fixture_start(const char *path, struct fixture *f)
+{
+	return fixture_start_in(NULL, path, f);
 }
 
 static void fixture_stop(struct fixture *f)
@@ -571,6 +581,78 @@ static void test_libc(void)
 	}
 	fixture_stop(&f);
 	cp_sym_free(sym);
+}
+
+/*
+ * A process in its own root (a chroot standing in for a container): its files are read
+ * through /proc/PID/root, its debug file is found under that root's /usr/lib/debug + the
+ * binary's directory, and its libc's debug file by build ID on the host.
+ */
+static void test_chroot(void)
+{
+	static const char *const dirs[] = { "/lib64", "/lib", "/lib/x86_64-linux-gnu", "/usr",
+					    "/usr/lib", "/usr/lib/debug", "/usr/lib/debug/bin",
+					    "/bin" };
+	static const char *const libs[] = { "/lib64/ld-linux-x86-64.so.2",
+					    "/lib/x86_64-linux-gnu/libc.so.6" };
+	char root[512], a[PATH_MAX], b[PATH_MAX];
+	struct cp_symbolizer *sym;
+	struct cp_sym_result r;
+	struct fixture f;
+	uint64_t pc;
+	bool ok = true;
+
+	snprintf(root, sizeof(root), "%s/root", tmpdir);
+	mkdir(root, 0755);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(a, sizeof(a), "%s%s", root, dirs[i]);
+		mkdir(a, 0755);
+	}
+	for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
+		snprintf(a, sizeof(a), "%s%s", root, libs[i]);
+		ok = ok && copy_file(libs[i], a, 0755) == 0;
+	}
+	snprintf(a, sizeof(a), "%s/symfix-stripped", targets);
+	snprintf(b, sizeof(b), "%s/bin/symfix-stripped", root);
+	ok = ok && copy_file(a, b, 0755) == 0;
+	snprintf(a, sizeof(a), "%s/symfix-stripped.debug", targets);
+	snprintf(b, sizeof(b), "%s/usr/lib/debug/bin/symfix-stripped.debug", root);
+	ok = ok && copy_file(a, b, 0644) == 0;
+	if (!ok) {
+		printf("chroot check not run: cannot copy the loader and libc\n");
+		return;
+	}
+	sym = cp_sym_new();
+	if (fixture_start_in(root, "/bin/symfix-stripped", &f) == 0) {
+		check_symfix(sym, &f, "chroot, debug file in ROOT/usr/lib/debug/bin", true);
+		pc = blocked_pc(f.pid, 0 /* read */, -2);
+		if (pc && resolve(sym, f.pid, pc, &r, NULL) == 0) {
+			printf("chroot libc read:\n");
+			print_result(&r);
+			/* The kernel shows our view of the path, under the chroot's directory. */
+			CHECK(ends_with(r.module, "/root/lib/x86_64-linux-gnu/libc.so.6"), "module %s",
+			      r.module);
+			CHECK(any_function_contains(&r, "read") && any_frame_has_line(&r),
+			      "libc in a chroot symbolized");
+		}
+	} else {
+		CHECK(0, "start symfix-stripped in a chroot");
+	}
+	fixture_stop(&f);
+	cp_sym_free(sym);
+	/* Tidy up what we made; a failed unlink only leaves files in our temporary dir. */
+	for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
+		snprintf(a, sizeof(a), "%s%s", root, libs[i]);
+		unlink(a);
+	}
+	unlink(b);
+	snprintf(a, sizeof(a), "%s/bin/symfix-stripped", root);
+	unlink(a);
+	for (size_t i = sizeof(dirs) / sizeof(dirs[0]); i > 0; i--) {
+		snprintf(a, sizeof(a), "%s%s", root, dirs[i - 1]);
+		rmdir(a);
+	}
+	rmdir(root);
 }
 
 static void test_cxx(void)
@@ -1020,6 +1102,7 @@ int main(void)
 	test_libc();
 	test_debuglink_dirs();
 	test_deleted();
+	test_chroot();
 	test_vdso();
 	test_corrupt();
 	test_timing();
