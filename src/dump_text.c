@@ -116,6 +116,31 @@ bool cp_dump_wait_unbounded(const struct cp_wait *w)
 	}
 }
 
+/*
+ * A thread name in quotes. Names are chosen by the target and may hold any byte but NUL:
+ * escape what would break the one-line-per-thread format or the terminal.
+ */
+static void add_name(struct out *o, const char *name)
+{
+	cp_strbuf_addc(&o->sb, '"');
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			cp_strbuf_addf(&o->sb, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			cp_strbuf_addf(&o->sb, "\\x%02x", *p);
+		else
+			cp_strbuf_addc(&o->sb, (char)*p);
+	}
+	cp_strbuf_addc(&o->sb, '"');
+}
+
+/* Free text from elsewhere (wait details, kernel frames) on one line: no control bytes. */
+static void add_text(struct out *o, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		cp_strbuf_addc(&o->sb, (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p);
+}
+
 static const struct cp_dump_thread *find_thread(const struct cp_dump *dump, int tid)
 {
 	size_t lo = 0, hi = dump->nthreads;
@@ -156,7 +181,8 @@ static void add_wait(struct out *o, const struct cp_dump *dump, const struct cp_
 	cp_strbuf_addf(&o->sb, "[%s%s%s", col(o, kind_color(w->kind)), cp_wait_kind_name(w->kind),
 		       col(o, C_RESET));
 	if (with_detail && w->detail && *w->detail) {
-		cp_strbuf_addf(&o->sb, ": %s", w->detail);
+		cp_strbuf_adds(&o->sb, ": ");
+		add_text(o, w->detail);
 		/* The owner's name helps more than its number; the detail ends with the tid. */
 		if (w->owner_tid > 0) {
 			char tail[32];
@@ -164,8 +190,10 @@ static void add_wait(struct out *o, const struct cp_dump *dump, const struct cp_
 			const struct cp_dump_thread *owner = find_thread(dump, w->owner_tid);
 
 			tl = (size_t)snprintf(tail, sizeof(tail), "thread %d", w->owner_tid);
-			if (owner && dl >= tl && !strcmp(w->detail + dl - tl, tail))
-				cp_strbuf_addf(&o->sb, " \"%s\"", owner->name);
+			if (owner && dl >= tl && !strcmp(w->detail + dl - tl, tail)) {
+				cp_strbuf_addc(&o->sb, ' ');
+				add_name(o, owner->name);
+			}
 		}
 	}
 	if (unbounded)
@@ -216,8 +244,11 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 	}
 	if (th->nkernel_frames) {
 		cp_strbuf_adds(&o->sb, "  kernel:\n");
-		for (size_t i = 0; i < th->nkernel_frames; i++)
-			cp_strbuf_addf(&o->sb, "    %s\n", th->kernel_frames[i]);
+		for (size_t i = 0; i < th->nkernel_frames; i++) {
+			cp_strbuf_adds(&o->sb, "    ");
+			add_text(o, th->kernel_frames[i]);
+			cp_strbuf_addc(&o->sb, '\n');
+		}
 	}
 }
 
@@ -227,8 +258,10 @@ static void add_tids(struct out *o, const struct cp_dump *dump, const int *tids,
 		const struct cp_dump_thread *th = find_thread(dump, tids[i]);
 
 		cp_strbuf_addf(&o->sb, "%s%d", i ? ", " : "", tids[i]);
-		if (th && th->name[0])
-			cp_strbuf_addf(&o->sb, " \"%s\"", th->name);
+		if (th && th->name[0]) {
+			cp_strbuf_addc(&o->sb, ' ');
+			add_name(o, th->name);
+		}
 	}
 	if (n > TIDS_SHOWN)
 		cp_strbuf_addf(&o->sb, " and %zu more", n - TIDS_SHOWN);
@@ -243,8 +276,9 @@ static void add_stuck(struct out *o, const struct cp_dump *dump, const struct cp
 
 static void add_thread(struct out *o, const struct cp_dump *dump, const struct cp_dump_thread *th)
 {
-	cp_strbuf_addf(&o->sb, "\n%sthread %d \"%s\"%s ", col(o, C_BOLD), th->tid, th->name,
-		       col(o, C_RESET));
+	cp_strbuf_addf(&o->sb, "\n%sthread %d ", col(o, C_BOLD), th->tid);
+	add_name(o, th->name);
+	cp_strbuf_addf(&o->sb, "%s ", col(o, C_RESET));
 	add_wait(o, dump, th, true);
 	add_stuck(o, dump, th);
 	cp_strbuf_adds(&o->sb, ":\n");
