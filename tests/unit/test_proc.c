@@ -189,6 +189,17 @@ static void test_live(void)
 
 	/* The helper is blocked in futex (the barrier); /proc/PID/syscall needs ptrace
 	 * access, which a process has to itself. */
+	{
+		int r, tries;
+
+		/* It may still be on its way into the second barrier: wait until it sleeps. */
+		for (tries = 0; tries < 5000; tries++) {
+			r = cp_proc_read_syscall(pid, helper_tid, &sc);
+			if (r != 0 || sc.in_syscall)
+				break;
+			usleep(1000);
+		}
+	}
 	if (cp_proc_read_syscall(pid, helper_tid, &sc) == 0) {
 		CHECK(sc.in_syscall && strcmp(cp_syscall_name(sc.nr), "futex") == 0);
 		CHECK(sc.sp != 0 && sc.pc != 0);
