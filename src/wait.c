@@ -90,7 +90,8 @@ static char *vformat(const char *fmt, va_list ap)
 }
 
 /* Replace w->detail; -ENOMEM leaves the old detail in place. */
-static int set_detail(struct cp_wait *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int set_detail(struct cp_wait *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static int set_detail(struct cp_wait *w, const char *fmt, ...)
 {
 	va_list ap;
@@ -236,7 +237,8 @@ static enum cp_wait_kind futex_kind(const struct cp_wait_input *in, char *label,
 			 starts_with(name, "old_sem_") || starts_with(name, "pthread_join") ||
 			 starts_with(name, "pthread_timedjoin") ||
 			 starts_with(name, "pthread_clockjoin") ||
-			 starts_with(name, "pthread_barrier_") || starts_with(name, "pthread_once") ||
+			 starts_with(name, "pthread_barrier_") ||
+			 starts_with(name, "pthread_once") ||
 			 starts_with(name, "call_once"))
 			kind = CP_WAIT_FUTEX;
 		if (kind == CP_WAIT__COUNT)
@@ -337,8 +339,8 @@ static void timeout_from_ptr(const struct cp_wait_input *in, struct call *c, str
 		return;
 	}
 	if (absolute) {
-		if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME &&
-		    clock != CLOCK_TAI) {
+		if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC &&
+		    clock != CLOCK_BOOTTIME && clock != CLOCK_TAI) {
 			w->timeout_unknown = true;
 			return;
 		}
@@ -346,7 +348,8 @@ static void timeout_from_ptr(const struct cp_wait_input *in, struct call *c, str
 			w->timeout_unknown = true;
 			return;
 		}
-		now_ns = (int64_t)now.tv_sec * NS_PER_SEC + now.tv_nsec + timens_offset(in->pid, clock);
+		now_ns = (int64_t)now.tv_sec * NS_PER_SEC + now.tv_nsec +
+			 timens_offset(in->pid, clock);
 		ns = ns > now_ns ? ns - now_ns : 0;
 		c->remaining = true;
 	}
@@ -498,7 +501,8 @@ static int classify_futex(const struct cp_wait_input *in, struct call *c, struct
 	format_timeout(tmo, sizeof(tmo), w, c->remaining);
 
 	if (!w->has_address)
-		return set_detail(w, "%s%s%s, %s", kind == CP_WAIT_FUTEX ? "futex" : kind_names[kind],
+		return set_detail(w, "%s%s%s, %s",
+				  kind == CP_WAIT_FUTEX ? "futex" : kind_names[kind],
 				  *label ? " in " : "", label, tmo);
 
 	if (kind == CP_WAIT_MUTEX || kind == CP_WAIT_RWLOCK) {
@@ -580,7 +584,8 @@ static int classify_poll(const struct cp_wait_input *in, struct call *c, struct 
 		else
 			timeout_from_ptr(in, c, w, c->args[2], false, false, 0);
 		format_timeout(tmo, sizeof(tmo), w, false);
-		return set_detail(w, "%s on %llu fds, %s", sys, (unsigned long long)c->args[1], tmo);
+		return set_detail(w, "%s on %llu fds, %s", sys, (unsigned long long)c->args[1],
+				  tmo);
 	case SYS_select:
 	case SYS_pselect6:
 		timeout_from_ptr(in, c, w, c->args[4], c->nr == SYS_select, false, 0);
@@ -602,9 +607,10 @@ static int classify_poll(const struct cp_wait_input *in, struct call *c, struct 
 		}
 		if (ret == 0) {
 			format_timeout(tmo, sizeof(tmo), w, false);
+			const char *what = desc && *desc ? desc : w->object;
+
 			ret = set_detail(w, "%s on fd %d %s, %s", sys, w->fd,
-					 desc && *desc ? desc : (w->object ? w->object : "(unknown)"),
-					 tmo);
+					 what ? what : "(unknown)", tmo);
 		}
 		free(desc);
 		return ret;

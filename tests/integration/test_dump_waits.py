@@ -66,7 +66,8 @@ def check_thread(t, name):
     check(set(w) >= WAIT_FIELDS, "%s: wait lacks fields %s" % (name, WAIT_FIELDS - set(w)))
     check(w["kind"] == kind, "%s: kind %r, expected %r" % (name, w["kind"], kind), w)
     if syscall:
-        check(w["syscall"] == syscall, "%s: syscall %r, expected %r" % (name, w["syscall"], syscall), w)
+        check(w["syscall"] == syscall,
+              "%s: syscall %r, expected %r" % (name, w["syscall"], syscall), w)
     check(isinstance(w["detail"], str) and w["detail"], "%s: no detail" % name, w)
     if function is None:
         return
@@ -74,7 +75,8 @@ def check_thread(t, name):
     check(frames, "%s: %s not in the stack" % (name, function),
           [f["function"] for f in t["frames"]])
     f = frames[0]
-    check(f["file"] and f["file"].endswith("waits.c"), "%s: %s file %r" % (name, function, f["file"]))
+    check(f["file"] and f["file"].endswith("waits.c"),
+          "%s: %s file %r" % (name, function, f["file"]))
     if marker:
         want = cplib.line_of(FIXTURE, marker)
         check(f["line"] == want, "%s: %s at line %r, expected %d (%s)" %
@@ -87,7 +89,8 @@ def test_every_wait_kind():
     dump = cplib.dump_json(pid)
     cplib.assert_target_unharmed(pid)
     threads = waits_of(dump)
-    check(set(threads) == set(EXPECTED), "threads %s, expected %s" % (sorted(threads), sorted(EXPECTED)))
+    check(set(threads) == set(EXPECTED),
+          "threads %s, expected %s" % (sorted(threads), sorted(EXPECTED)))
     for name in EXPECTED:
         check_thread(threads[name], name)
     w = {name: t["wait"] for name, t in threads.items()}
@@ -95,7 +98,8 @@ def test_every_wait_kind():
     # Locks: the main thread holds the mutex and the rwlock's write side.
     mutex = int(keys["mutex"], 16)
     check(int(w["w-mutex"]["address"], 16) == mutex, "mutex address", w["w-mutex"], hex(mutex))
-    check(w["w-mutex"]["owner_tid"] == pid, "mutex owner %r, expected %d" % (w["w-mutex"]["owner_tid"], pid))
+    check(w["w-mutex"]["owner_tid"] == pid,
+          "mutex owner %r, expected %d" % (w["w-mutex"]["owner_tid"], pid))
     check(w["w-mutex"]["detail"] == "%s held by thread %d" % (w["w-mutex"]["address"], pid),
           "mutex detail", w["w-mutex"]["detail"])
     check(w["w-rwlock"]["owner_tid"] == pid, "rwlock writer %r, expected %d" %
@@ -117,7 +121,8 @@ def test_every_wait_kind():
     check(w["w-nanosleep"]["timeout"] == 500 * SEC, "nanosleep timeout", w["w-nanosleep"])
     check(0 < w["w-clocksleep"]["timeout"] <= 600 * SEC, "clock_nanosleep remaining",
           w["w-clocksleep"])
-    check("remaining" in w["w-clocksleep"]["detail"], "absolute sleep says remaining", w["w-clocksleep"])
+    check("remaining" in w["w-clocksleep"]["detail"], "absolute sleep says remaining",
+          w["w-clocksleep"])
     check(w["w-sigtimedwait"]["timeout"] == 800 * SEC, "sigtimedwait timeout", w["w-sigtimedwait"])
     check(w["w-sigwait"]["timeout"] is None and "SIGUSR1" in w["w-sigwait"]["detail"],
           "sigwaitinfo", w["w-sigwait"])
@@ -130,7 +135,8 @@ def test_every_wait_kind():
     def fd_wait(name, fd, prefix):
         x = w[name]
         check(x["fd"] == fd, "%s fd %r, expected %d" % (name, x["fd"], fd), x)
-        check(x["object"] and x["object"].startswith(prefix), "%s object %r" % (name, x["object"]), x)
+        check(x["object"] and x["object"].startswith(prefix),
+              "%s object %r" % (name, x["object"]), x)
         return x
 
     x = fd_wait("w-read", int(keys["idle_pipe_read"]), "pipe:[")
@@ -181,7 +187,8 @@ def test_stopped_process():
     os.kill(target.pid, signal.SIGSTOP)
     try:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and set(cplib.thread_states(target.pid).values()) != {"T", "D"}:
+        while (time.monotonic() < deadline and
+               set(cplib.thread_states(target.pid).values()) != {"T", "D"}):
             time.sleep(0.05)
         dump = cplib.dump_json(target.pid)
     finally:

@@ -107,12 +107,13 @@ static NOINLINE void block_nanosleep(void)
 
 static NOINLINE void block_clock_nanosleep(void)
 {
+	const int flags = TIMER_ABSTIME;
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += 600;
 	for (;;)
-		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL); /* BLOCK:clock_nanosleep */
+		clock_nanosleep(CLOCK_MONOTONIC, flags, &ts, NULL); /* BLOCK:clock_nanosleep */
 }
 
 static NOINLINE void block_poll(void)

@@ -1,4 +1,4 @@
-/* Unit tests for src/wait.c: kind names, classification rules, timeout decoding, the waits fixture. */
+/* Unit tests for src/wait.c: kind names, rules, timeout decoding, and the waits fixture. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -106,8 +106,8 @@ static void expect(const struct fake *f, enum cp_wait_kind kind, const char *sys
 
 	if (ret != 0 || w->kind != kind || (syscall && !str_eq(w->syscall, syscall)) ||
 	    (!syscall && w->syscall) || !w->detail) {
-		printf("FAIL line %d: ret %d kind %s syscall %s detail %s (want %s %s)\n", line, ret,
-		       cp_wait_kind_name(w->kind), w->syscall ? w->syscall : "null",
+		printf("FAIL line %d: ret %d kind %s syscall %s detail %s (want %s %s)\n", line,
+		       ret, cp_wait_kind_name(w->kind), w->syscall ? w->syscall : "null",
 		       w->detail ? w->detail : "null", cp_wait_kind_name(kind),
 		       syscall ? syscall : "null");
 		failures++;
@@ -445,7 +445,8 @@ static void test_timeouts(void)
 	EXPECT(&f, CP_WAIT_SLEEP, "clock_nanosleep", &w);
 	CHECK(w.timeout_ns == 5500000000LL);
 	cp_wait_release(&w);
-	fake_init(&f, 'S', SYS_clock_nanosleep, CLOCK_MONOTONIC, TIMER_ABSTIME, (uintptr_t)&mono, 0);
+	fake_init(&f, 'S', SYS_clock_nanosleep, CLOCK_MONOTONIC, TIMER_ABSTIME, (uintptr_t)&mono,
+		  0);
 	EXPECT(&f, CP_WAIT_SLEEP, "clock_nanosleep", &w);
 	CHECK(w.timeout_ns > 500 * SEC && w.timeout_ns <= 600 * SEC);
 	CHECK(contains(w.detail, "remaining"));
