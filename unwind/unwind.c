@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "capture.h"
+#include "cfi.h"
 #include "maps.h"
 #include "modules.h"
 
@@ -15,12 +16,28 @@ extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as, unw_word_t ip
 					      unw_dyn_info_t *di, unw_proc_info_t *pi,
 					      int need_unwind_info, void *arg);
 
+/*
+ * Rewritten CFI (cfi.h) is served at SYNTH_BASE + (id << 32) + offset: addresses that are not
+ * canonical on x86-64, so no target memory can ever be mistaken for them.
+ */
+#define SYNTH_BASE (1ull << 63)
+#define SYNTH_MAX 4096			/* rewritten tables per unwinder */
+
 /* What we know about one mapping of the current maps, found on first use. */
 struct map_slot {
 	int state;			/* 0 not looked at, 1 module found, -errno none */
 	struct cp_module *mod;		/* borrowed from the module cache (or the vdso) */
 	uint64_t bias;
 	bool has_bias;
+	int cfi_state;			/* 0 not looked at, 1 cfi set, -errno none */
+	const struct cp_cfi_index *cfi;	/* borrowed from the unwinder's list */
+};
+
+/* A rewritten table, or the fact that a module has none, for one load bias. */
+struct synth {
+	const struct cp_module *mod;
+	uint64_t bias;
+	struct cp_cfi_index *x;		/* owned; NULL: nothing to add for this module */
 };
 
 struct cp_unwinder {
@@ -30,6 +47,8 @@ struct cp_unwinder {
 	struct map_slot *slots;		/* parallel to maps->v */
 	size_t nslots;
 	struct cp_modules *mods;
+	struct synth *synth;		/* index = id of the rewritten table */
+	size_t nsynth, synth_alloc;
 	struct cp_module *vdso;		/* the target's vdso, copied once */
 	int vdso_state;			/* 0 not tried, 1 copied, -errno failed */
 	unw_addr_space_t as;
@@ -141,6 +160,17 @@ static long read_piece(struct unwind_ctx *c, uint64_t addr, uint8_t *buf, size_t
 	struct map_slot *s;
 	uint64_t n;
 
+	if (addr >= SYNTH_BASE) {
+		uint64_t id = (addr - SYNTH_BASE) >> 32, off = addr & 0xffffffffu;
+		const struct cp_cfi_index *x = id < uw->nsynth ? uw->synth[id].x : NULL;
+
+		if (!x || off >= x->len)
+			return -EFAULT;
+		n = x->len - off;
+		n = n < len ? n : len;
+		memcpy(buf, x->buf + off, n);
+		return (long)n;
+	}
 	if (st && st->data && addr >= st->start && addr - st->start < st->len) {
 		n = st->len - (addr - st->start);
 		n = n < len ? n : len;
@@ -210,34 +240,99 @@ static int read_mem(struct unwind_ctx *c, uint64_t addr, void *buf, size_t len)
 
 /* libunwind accessors. They return 0 or a negative UNW_E* code. */
 
+/*
+ * The rewritten .debug_frame / header-less .eh_frame table of the module behind slot s,
+ * built on first need and kept per (file, bias) for the life of the unwinder.
+ */
+static const struct cp_cfi_index *slot_cfi(struct cp_unwinder *uw, struct map_slot *s)
+{
+	struct cp_cfi_index *x = NULL;
+	struct synth *sy;
+	int r;
+
+	if (s->cfi_state)
+		return s->cfi;
+	for (size_t i = 0; i < uw->nsynth; i++) {
+		sy = &uw->synth[i];
+		if (sy->mod == s->mod && sy->bias == s->bias) {
+			s->cfi = sy->x;
+			s->cfi_state = sy->x ? 1 : -ENOENT;
+			return s->cfi;
+		}
+	}
+	if (uw->nsynth >= SYNTH_MAX) {
+		s->cfi_state = -ENOSPC;
+		return NULL;
+	}
+	if (uw->nsynth == uw->synth_alloc) {
+		size_t alloc = uw->synth_alloc ? uw->synth_alloc * 2 : 16;
+		struct synth *v = realloc(uw->synth, alloc * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		uw->synth = v;
+		uw->synth_alloc = alloc;
+	}
+	r = cp_cfi_index_build(s->mod, s->bias, &x);
+	if (r == -ENOMEM)
+		return NULL;	/* not remembered: memory may come back */
+	if (r < 0)
+		x = NULL;
+	else
+		x->id = (uint32_t)uw->nsynth;
+	uw->synth[uw->nsynth++] = (struct synth){ .mod = s->mod, .bias = s->bias, .x = x };
+	s->cfi = x;
+	s->cfi_state = x ? 1 : -ENOENT;
+	return x;
+}
+
 static int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi,
 			  int need_unwind_info, void *arg)
 {
 	struct unwind_ctx *c = arg;
 	struct cp_unwinder *uw = c->uw;
+	const struct cp_cfi_index *x;
 	const struct cp_map *map;
 	const struct cp_module *m;
 	struct map_slot *s;
 	unw_dyn_info_t di;
+	int r = -UNW_ENOINFO;
 
 	map = uw->maps ? cp_maps_find(uw->maps, ip) : NULL;
 	if (!map)
 		return -UNW_ENOINFO;
 	s = map_module(uw, map);
-	if (!s || !s->has_bias || !s->mod->has_eh_table)
+	if (!s || !s->has_bias)
 		return -UNW_ENOINFO;
 	m = s->mod;
 	memset(&di, 0, sizeof(di));
-	di.format = UNW_INFO_FORMAT_REMOTE_TABLE;
 	di.start_ip = m->min_vaddr + s->bias;
 	di.end_ip = m->max_vaddr + s->bias;
+	/* libunwind asserts the ip is inside the table's range. */
 	if (ip < di.start_ip || ip >= di.end_ip)
 		return -UNW_ENOINFO;
-	di.u.rti.name_ptr = 0;
-	di.u.rti.segbase = m->eh_hdr_vaddr + s->bias;
-	di.u.rti.table_data = m->eh_table_vaddr + s->bias;
-	/* table_len counts unw_word_t units; one entry is two int32 = one word. */
-	di.u.rti.table_len = m->fde_count * 8 / sizeof(unw_word_t);
+	if (m->has_eh_table) {
+		di.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+		di.u.rti.segbase = m->eh_hdr_vaddr + s->bias;
+		di.u.rti.table_data = m->eh_table_vaddr + s->bias;
+		/* table_len counts unw_word_t units; one entry is two int32 = one word. */
+		di.u.rti.table_len = m->fde_count * 8 / sizeof(unw_word_t);
+		r = _Ux86_64_dwarf_search_unwind_table(as, ip, &di, pi, need_unwind_info, arg);
+		if (r != -UNW_ENOINFO)
+			return r;
+	}
+	/* Code the .eh_frame_hdr does not cover: .debug_frame, or .eh_frame alone. */
+	x = slot_cfi(uw, s);
+	if (!x)
+		return r;
+	di.format = UNW_INFO_FORMAT_IP_OFFSET;
+	/* Start offsets are relative to start_ip (x->ip_base + bias), FDEs to segbase. */
+	di.start_ip = x->ip_base + s->bias;
+	di.u.rti.segbase = SYNTH_BASE + ((uint64_t)x->id << 32);
+	di.u.rti.table_data = di.u.rti.segbase;
+	di.u.rti.table_len = x->count * 8 / sizeof(unw_word_t);
+	if (ip < di.start_ip)
+		return -UNW_ENOINFO;
 	return _Ux86_64_dwarf_search_unwind_table(as, ip, &di, pi, need_unwind_info, arg);
 }
 
@@ -356,6 +451,9 @@ void cp_unwind_free(struct cp_unwinder *uw)
 		return;
 	if (uw->as)
 		unw_destroy_addr_space(uw->as);
+	for (size_t i = 0; i < uw->nsynth; i++)
+		cp_cfi_index_free(uw->synth[i].x);
+	free(uw->synth);
 	cp_module_free(uw->vdso);
 	cp_modules_free(uw->mods);
 	free(uw->slots);

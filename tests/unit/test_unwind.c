@@ -39,6 +39,8 @@ struct fn {
 	bool found;
 };
 
+static const char *fixture_name = "deep_stack";	/* file in the targets directory */
+static char fixture_suffix[64] = "/deep_stack";
 static pid_t fixture_pid;
 static int tid_main, tid_signal, tid_recurse;
 static struct cp_maps maps;
@@ -67,7 +69,7 @@ static void fixture_path(char *buf, size_t size)
 	char *slash;
 
 	if (dir && *dir) {
-		snprintf(buf, size, "%s/deep_stack", dir);
+		snprintf(buf, size, "%s/%s", dir, fixture_name);
 		return;
 	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -77,7 +79,7 @@ static void fixture_path(char *buf, size_t size)
 	slash = strrchr(self, '/');
 	if (slash)
 		*slash = '\0';
-	snprintf(buf, size, "%s/../targets/deep_stack", self);
+	snprintf(buf, size, "%s/../targets/%s", self, fixture_name);
 }
 
 /* Start the fixture and read its READY line with the thread ids. */
@@ -89,7 +91,7 @@ static void start_fixture(void)
 
 	fixture_path(path, sizeof(path));
 	if (access(path, X_OK) != 0)
-		skip("deep_stack fixture not built");
+		skip("fixture not built");
 	if (pipe(p) != 0)
 		exit(1);
 	fixture_pid = fork();
@@ -291,7 +293,7 @@ struct fns {
 
 static void resolve_all(struct fns *f, const char *fixture)
 {
-	const struct cp_map *exe = module_map("/deep_stack"), *libc = module_map("/libc.so.6");
+	const struct cp_map *exe = module_map(fixture_suffix), *libc = module_map("/libc.so.6");
 	char dbg[PATH_MAX];
 
 	memset(f, 0, sizeof(*f));
@@ -612,15 +614,18 @@ static void test_vdso(struct cp_unwinder *uw, const struct cp_regs *regs,
 	CHECK(r.n > 1 && memcmp(&r.pc[1], &full->pc[1], (r.n - 1) * sizeof(r.pc[0])) == 0);
 }
 
-/* ELF file offset of the PT_GNU_EH_FRAME segment (.eh_frame_hdr, .eh_frame follows). */
-static size_t eh_frame_hdr_offset(const uint8_t *img, size_t len)
+/*
+ * File offset of the bytes to damage: the named section (".debug_frame"), or, for NULL, the
+ * PT_GNU_EH_FRAME segment (.eh_frame_hdr, with .eh_frame after it). 0 when not found.
+ */
+static size_t cfi_offset(const uint8_t *img, size_t len, const char *section)
 {
 	Elf64_Ehdr eh;
 
 	if (len < sizeof(eh))
 		return 0;
 	memcpy(&eh, img, sizeof(eh));
-	for (unsigned int i = 0; i < eh.e_phnum; i++) {
+	for (unsigned int i = 0; !section && i < eh.e_phnum; i++) {
 		Elf64_Phdr ph;
 		uint64_t off = eh.e_phoff + (uint64_t)i * sizeof(ph);
 
@@ -630,16 +635,31 @@ static size_t eh_frame_hdr_offset(const uint8_t *img, size_t len)
 		if (ph.p_type == PT_GNU_EH_FRAME)
 			return (size_t)ph.p_offset;
 	}
+	for (unsigned int i = 0; section && i < eh.e_shnum; i++) {
+		Elf64_Shdr sh, str;
+		uint64_t off = eh.e_shoff + (uint64_t)i * sizeof(sh);
+		uint64_t soff = eh.e_shoff + (uint64_t)eh.e_shstrndx * sizeof(sh);
+
+		if (off + sizeof(sh) > len || soff + sizeof(sh) > len)
+			break;
+		memcpy(&sh, img + off, sizeof(sh));
+		memcpy(&str, img + soff, sizeof(str));
+		if (str.sh_offset + sh.sh_name + strlen(section) + 1 <= len &&
+		    strcmp((const char *)img + str.sh_offset + sh.sh_name, section) == 0)
+			return (size_t)sh.sh_offset;
+	}
 	return 0;
 }
 
 /*
  * The fixture's own mappings, but backed by a damaged copy of its file: flipped bytes in
- * its unwind tables and headers, or the file cut short. Unwinding may stop early; it may not
+ * its unwind tables (section, or the .eh_frame_hdr segment) and headers, or the file cut
+ * short. Unwinding may stop early; it may not
  * crash, hang or lose the first frame. The undamaged copy must give the full stack.
  */
-static void test_corrupt_files(const char *fixture, const struct cp_regs *regs,
-			       const struct cp_stack *st, const struct cp_unwind_result *full)
+static void test_corrupt_files(const char *fixture, const char *section,
+			       const struct cp_regs *regs, const struct cp_stack *st,
+			       const struct cp_unwind_result *full)
 {
 	static uint8_t orig[1 << 20], img[1 << 20];
 	char tmp[] = "/tmp/cprof-test-unwind-XXXXXX";
@@ -658,7 +678,7 @@ static void test_corrupt_files(const char *fixture, const struct cp_regs *regs,
 	if (n <= 0 || fd < 0 || !fake.v)
 		goto out;
 	len = (size_t)n;
-	eh_off = eh_frame_hdr_offset(orig, len);
+	eh_off = cfi_offset(orig, len, section);
 	CHECK(eh_off > 0 && eh_off < len);
 	for (int iter = 0; iter < 400 && eh_off; iter++) {
 		struct cp_unwind_result r;
@@ -688,7 +708,7 @@ static void test_corrupt_files(const char *fixture, const struct cp_regs *regs,
 		}
 		for (size_t i = 0; i < maps.n; i++) {
 			fake.v[i] = maps.v[i];
-			if (maps.v[i].path && strcmp(maps.v[i].path, module_map("/deep_stack")->path) == 0) {
+			if (maps.v[i].path && strcmp(maps.v[i].path, module_map(fixture_suffix)->path) == 0) {
 				fake.v[i].path = tmp;
 				fake.v[i].inode = sb.st_ino;
 				fake.v[i].dev_major = major(sb.st_dev);
@@ -719,6 +739,63 @@ out:
 		unlink(tmp);
 	}
 	free(fake.v);
+}
+
+/*
+ * The same program built without unwind tables (-fno-asynchronous-unwind-tables): its own
+ * functions have CFI only in .debug_frame, which libunwind's remote API cannot search alone.
+ */
+static void test_debug_frame(void)
+{
+	struct cp_unwind_result *r = calloc(1, sizeof(*r));
+	struct cp_thread_snap snap = { 0 };
+	char fixture[PATH_MAX + 64];
+	struct cp_unwinder *uw;
+	struct fns f;
+
+	fixture_name = "deep_stack_nocfi";
+	snprintf(fixture_suffix, sizeof(fixture_suffix), "/%s", fixture_name);
+	fixture_path(fixture, sizeof(fixture));
+	/* Built with deep_stack: missing is a failure, not a reason to skip. */
+	CHECK(r && access(fixture, X_OK) == 0);
+	if (!r || access(fixture, X_OK) != 0) {
+		free(r);
+		return;
+	}
+	start_fixture();
+	if (cp_maps_read(fixture_pid, &maps) != 0) {
+		CHECK(!"read the maps of deep_stack_nocfi");
+		stop_fixture();
+		free(r);
+		return;
+	}
+	resolve_all(&f, fixture);
+	wait_in_read(tid_main);
+	uw = cp_unwind_new(fixture_pid, &maps, false);
+	CHECK(uw != NULL);
+	if (uw && snap_thread(tid_main, &snap) == 0) {
+		CHECK(cp_unwind(uw, &snap.regs, &snap.stack, r) == 0);
+		print_stack("main thread, .debug_frame only", r);
+		CHECK(frame_in(r, 0, &f.read_));
+		CHECK(frame_in(r, 1, &f.d));
+		CHECK(frame_in(r, 2, &f.c));
+		CHECK(frame_in(r, 3, &f.b));
+		CHECK(frame_in(r, 4, &f.a));
+		CHECK(frame_in(r, 5, &f.main_));
+		if (f.have_libc_locals)
+			CHECK(frame_in(r, 6, &f.start_call_main));
+		CHECK(r->n >= 8 && r->n <= 10 && r->stop_reason == 0);
+		test_signal_thread(uw, &f);
+		test_depth_cap(uw, &f);
+		test_corrupt_files(fixture, ".debug_frame", &snap.regs, &snap.stack, r);
+	} else {
+		CHECK(!"capture the main thread of deep_stack_nocfi");
+	}
+	cp_thread_snap_release(&snap);
+	cp_unwind_free(uw);
+	cp_maps_release(&maps);
+	stop_fixture();
+	free(r);
 }
 
 int main(void)
@@ -764,7 +841,7 @@ int main(void)
 		test_signal_thread(uw, &f);
 		test_depth_cap(uw, &f);
 		test_garbage(uw, full);
-		test_corrupt_files(fixture, regs, st, full);
+		test_corrupt_files(fixture, NULL, regs, st, full);
 		test_vdso(uw, regs, st, full);
 		/* New maps, same files: the module cache survives, the results do not change. */
 		cp_unwind_set_maps(uw, &maps);
@@ -792,6 +869,8 @@ int main(void)
 	free(full);
 	cp_maps_release(&maps);
 	stop_fixture();
+
+	test_debug_frame();
 	if (failures) {
 		printf("%d check(s) failed\n", failures);
 		return 1;
