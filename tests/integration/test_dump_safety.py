@@ -163,6 +163,21 @@ def test_sigterm_during_dump():
         kill_during_dumps(signal.SIGTERM, INTERRUPTS, tmp)
 
 
+def test_threads_come_and_go():
+    """A thread per request: threads vanish between listing and capture, others appear."""
+    with Target("demo", "--churn", "--ticks") as t:
+        for i in range(8):
+            d = cplib.dump_json(t.pid)
+            names = [th["name"] for th in d["threads"]]
+            check("churner" in names and "w-mutex" in names, "threads missing", names)
+            check(len(set(th["tid"] for th in d["threads"])) == len(d["threads"]),
+                  "a thread listed twice")
+            check(d["summary"]["threads"] == len(d["threads"]), "summary count")
+            assert_unharmed_soon(t.pid, "dump %d of a churning process" % i)
+            ticker_alive(t, "dump %d" % i)
+        assert_progress(t, "dumps of a churning process")
+
+
 def test_target_exits_during_dump():
     """Whatever the moment the target exits: exit 0 with what was captured, or 1 with
     'no such process' when nothing was; never a crash or a broken output."""

@@ -14,7 +14,8 @@
  * Options: --threads N adds N idle threads (condvar waiters) for big-process tests;
  *          --no-deadlock leaves dl-1/dl-2 out; --conns N sets the pool size (default 12);
  *          --ticks prints the ticker's counter; --exit-after MS exits (every thread at once)
- *          MS milliseconds after READY, for "target exits during the dump" tests.
+ *          MS milliseconds after READY, for "target exits during the dump" tests;
+ *          --churn adds "churner", which starts a short-lived "ephemeral" thread every 0.5 ms.
  * Prints "READY pid=PID" when every thread is in place.
  */
 #define _GNU_SOURCE
@@ -226,6 +227,35 @@ static void *ticker_main(void *arg)
 	return NULL;
 }
 
+static void *ephemeral_main(void *arg)
+{
+	struct timespec ts = { 0, 2 * 1000 * 1000 };
+
+	name_self("ephemeral");
+	nanosleep(&ts, NULL);
+	return NULL;
+}
+
+/* Threads appearing and vanishing all the time, as in a server with a thread per request. */
+static void *churn_main(void *arg)
+{
+	struct timespec ts = { 0, 500 * 1000 };
+	pthread_attr_t attr;
+
+	name_self("churner");
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 << 10);
+	pthread_barrier_wait(&ready);
+	for (;;) {
+		pthread_t t;
+
+		pthread_create(&t, &attr, ephemeral_main, NULL);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
 static void start(void *(*fn)(void *), void *arg)
 {
 	pthread_t t;
@@ -243,7 +273,7 @@ static void start(void *(*fn)(void *), void *arg)
 
 int main(int argc, char **argv)
 {
-	int extra = 0, conns = 12, deadlock = 1, exit_after_ms = -1, nthreads;
+	int extra = 0, conns = 12, deadlock = 1, exit_after_ms = -1, churn = 0, nthreads;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -254,10 +284,13 @@ int main(int argc, char **argv)
 			deadlock = 0;
 		else if (!strcmp(argv[i], "--ticks"))
 			print_ticks = 1;
+		else if (!strcmp(argv[i], "--churn"))
+			churn = 1;
 		else if (!strcmp(argv[i], "--exit-after") && i + 1 < argc)
 			exit_after_ms = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: demo [--threads N] [--conns N] [--no-deadlock] [--ticks] [--exit-after MS]\n");
+			fprintf(stderr, "usage: demo [--threads N] [--conns N] [--no-deadlock] [--ticks] [--exit-after MS]\n"
+					"            [--churn]\n");
 			return 2;
 		}
 	}
@@ -266,7 +299,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* hot, holder, mutex, cond, sleep, pipe, poll, ticker + main */
-	nthreads = 8 + (deadlock ? 2 : 0) + conns + extra + 1;
+	nthreads = 8 + (deadlock ? 2 : 0) + conns + extra + churn + 1;
 	pthread_barrier_init(&ready, NULL, (unsigned int)nthreads);
 	pthread_barrier_init(&dl_both_hold, NULL, 2);
 	start(holder_main, NULL);
@@ -285,6 +318,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < extra; i++)
 		start(idle_main, NULL);
 	start(ticker_main, NULL);
+	if (churn)
+		start(churn_main, NULL);
 	pthread_barrier_wait(&ready);
 	/* Give the blocked threads a moment to reach their waits after the barrier. */
 	usleep(200 * 1000);
