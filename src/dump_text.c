@@ -369,7 +369,9 @@ static int add_leaks(struct out *o, const struct cp_dump *dump)
 		size_t pct = g[i].count * 100 / dump->nthreads;
 		const char *fn;
 
-		if (th->wait.kind == CP_WAIT_RUNNING)
+		/* Busy, stopped or dead threads are not a leak of waiting threads. */
+		if (th->wait.kind == CP_WAIT_RUNNING || th->wait.kind == CP_WAIT_STOPPED ||
+		    th->wait.kind == CP_WAIT_ZOMBIE)
 			continue;
 		if (g[i].count < LEAK_MIN_THREADS &&
 		    (g[i].count < LEAK_MIN_SMALL || pct < LEAK_MIN_PERCENT))

@@ -91,6 +91,19 @@ def test_already_traced():
         check(cplib.thread_states(child)[child] not in "tT", "target left stopped")
 
 
+def test_permission_denied():
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"):
+        cplib.skip("needs root and setpriv to run cprof as another user")
+    with Target("cppfix") as t:
+        # cprof as "nobody" against a root process: ptrace refuses, the message says why.
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            CPROF, "dump", "-p", str(t.pid)], capture_output=True, text=True,
+                           timeout=120, stdin=subprocess.DEVNULL)
+        line = one_error(p, 1, "pid %d" % t.pid, "permission denied")
+        check("CAP_SYS_PTRACE" in line or "ptrace_scope" in line, "control not named", line)
+        cplib.assert_target_unharmed(t.pid)
+
+
 def test_unknown_option():
     one_error(run(["dump", "-p", os.getpid(), "--bogus"]), 2, "unknown option", "--bogus")
     one_error(run(["dump", "-p", os.getpid(), "-Z"]), 2, "unknown option")
