@@ -133,7 +133,7 @@ static const char *read_error(int err, size_t len)
 	case -EINVAL:
 		return "no pprof string table (is it a profile?)";
 	case -EFBIG:
-		return "larger than 256 MiB uncompressed";
+		return "too large to read (over 256 MiB uncompressed or 1 GiB decoded)";
 	default:
 		return strerror(-err);
 	}

@@ -1,5 +1,6 @@
 /* Read any pprof file (gzipped or not, ours or another producer's) into the profile model. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -93,6 +94,53 @@ static int gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
 	*out = buf;
 	*outlen = n;
 	return 0;
+}
+
+/*
+ * protobuf-c allocates a struct per message: a 2-byte empty sample becomes ~80 bytes, so a
+ * hostile file could ask for 40 times its size. Decoding draws on a budget instead, and a
+ * file that exceeds it is refused like one that is too large.
+ */
+#define DECODE_BUDGET_FACTOR 16
+#define DECODE_BUDGET_BASE (64u << 20)
+#define DECODE_BUDGET_MAX ((size_t)1 << 30)
+#define HDR _Alignof(max_align_t)
+
+struct budget {
+	size_t used;
+	size_t max;
+	bool exceeded;
+};
+
+static void *budget_alloc(void *data, size_t size)
+{
+	struct budget *b = data;
+	unsigned char *p;
+
+	if (size > b->max - b->used || size > SIZE_MAX - HDR) {
+		b->exceeded = true;
+		return NULL;
+	}
+	p = malloc(size + HDR);
+	if (!p)
+		return NULL;
+	memcpy(p, &size, sizeof(size));
+	b->used += size;
+	return p + HDR;
+}
+
+static void budget_free(void *data, void *ptr)
+{
+	struct budget *b = data;
+	unsigned char *p = ptr;
+	size_t size;
+
+	if (!p)
+		return;
+	p -= HDR;
+	memcpy(&size, p, sizeof(size));
+	b->used -= size;
+	free(p);
 }
 
 /* A sorted (file id -> our id) table, to validate and translate the ids a file uses. */
@@ -388,6 +436,8 @@ int cp_profile_read(const void *data, size_t len, struct cp_profile **out)
 	const uint8_t *bytes = data;
 	uint8_t *plain = NULL;
 	Perftools__Profiles__Profile *pb = NULL;
+	struct budget budget = { 0, DECODE_BUDGET_MAX, false };
+	ProtobufCAllocator alloc = { budget_alloc, budget_free, &budget };
 	struct reader r;
 	int err;
 
@@ -402,10 +452,12 @@ int cp_profile_read(const void *data, size_t len, struct cp_profile **out)
 	} else if (len > CP_PROFILE_MAX_DECOMPRESSED) {
 		return -EFBIG;
 	}
+	if (len < (DECODE_BUDGET_MAX - DECODE_BUDGET_BASE) / DECODE_BUDGET_FACTOR)
+		budget.max = DECODE_BUDGET_BASE + DECODE_BUDGET_FACTOR * len;
 	/* protobuf-c checks the wire format and that every length stays inside the buffer. */
-	pb = perftools__profiles__profile__unpack(NULL, len, bytes);
+	pb = perftools__profiles__profile__unpack(&alloc, len, bytes);
 	if (!pb) {
-		err = -EBADMSG;
+		err = budget.exceeded ? -EFBIG : -EBADMSG;
 		goto out;
 	}
 	r.pb = pb;
@@ -431,7 +483,7 @@ out:
 	free(r.labels);
 	free(r.lines);
 	if (pb)
-		perftools__profiles__profile__free_unpacked(pb, NULL);
+		perftools__profiles__profile__free_unpacked(pb, &alloc);
 	free(plain);
 	return err;
 }

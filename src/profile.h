@@ -102,7 +102,8 @@ int cp_profile_write(const struct cp_profile *prof, enum cp_profile_format forma
  * Read a pprof file (gzipped or not, any producer). Returns 0 or -errno: -EINVAL (empty, or
  * no pprof string table: not a profile), -EBADMSG (corrupt or truncated: bad gzip or wire
  * format, ids that are zero, duplicated or missing, string indexes out of range, values not
- * matching the sample types), -EFBIG (over 256 MiB uncompressed), -ENOMEM. *out is written
+ * matching the sample types), -EFBIG (over 256 MiB uncompressed, or more decoded messages
+ * than a budget proportional to the size allows), -ENOMEM. *out is written
  * only on success; the profile can then be written in any format.
  */
 int cp_profile_read(const void *data, size_t len, struct cp_profile **out);

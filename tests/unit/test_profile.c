@@ -554,6 +554,26 @@ static int read_foreign(enum mutation mut, char **folded)
 	return err;
 }
 
+/* Millions of empty samples: tiny on disk, huge once decoded. Refused, not decoded. */
+static void test_decode_budget(void)
+{
+	size_t n = 4u << 20, len = 2 * n + 4;
+	unsigned char *buf = malloc(len);
+	struct cp_profile *prof = NULL;
+	int err;
+
+	/* string_table = [""], then n times field 2 (sample) of length 0. */
+	buf[0] = 0x32, buf[1] = 0x00, buf[2] = 0x32, buf[3] = 0x00;
+	for (size_t i = 0; i < n; i++)
+		buf[4 + 2 * i] = 0x12, buf[5 + 2 * i] = 0x00;
+	err = cp_profile_read(buf, len, &prof);
+	CHECK(err == -EFBIG && !prof, "decode budget: %d", err);
+	/* The same shape at a sane size is decoded (and refused for its empty samples' values). */
+	err = cp_profile_read(buf, 4 + 2 * 1000, &prof);
+	CHECK(err == -EBADMSG, "small version: %d", err);
+	free(buf);
+}
+
 static void test_foreign(void)
 {
 	char *folded = NULL;
@@ -623,6 +643,7 @@ int main(int argc, char **argv)
 	test_svg(&b);
 	test_corrupt(&b);
 	test_foreign();
+	test_decode_budget();
 	test_bounded_memory();
 	cp_profile_free(b.prof);
 	if (failures) {
