@@ -49,7 +49,8 @@ struct cp_dump_group {
 };
 
 struct cp_deadlock {
-	int *tids;		/* owned; the cycle in order */
+	/* owned; the cycle in order (leaked_owner: the waiters, then the exited owner) */
+	int *tids;
 	size_t ntids;
 	char *description;	/* owned; one sentence */
 	bool leaked_owner;	/* a lock whose owner thread no longer exists */
