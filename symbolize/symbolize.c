@@ -30,6 +30,7 @@
 #define MAX_CACHED_ADDRS (1u << 20)
 #define MAX_SCOPE_DEPTH 64
 #define MAX_SYMBOLS (8u << 20)
+#define MAX_CU_RANGES (4u << 20)
 #define MAX_VDSO_BYTES (1u << 20)
 /*
  * A session that follows many processes (a build under `cprof record`) meets many (process,
@@ -75,6 +76,13 @@ struct symbol {
 	int rank;		/* lower is the better name among aliases */
 };
 
+/* An address range of a compile unit, for DWARF without (complete) .debug_aranges. */
+struct cu_range {
+	Dwarf_Addr lo;		/* DWARF addresses: ELF address - dwbias */
+	Dwarf_Addr hi;
+	Dwarf_Die cudie;
+};
+
 /* One ELF file, shared by every process that maps it. */
 struct module {
 	struct hnode node;
@@ -95,6 +103,11 @@ struct module {
 	struct symbol *syms;
 	size_t nsyms;
 	bool syms_loaded;
+	/* libdw finds CUs by .debug_aranges only, which Clang and rustc do not write. */
+	struct cu_range *cus;
+	size_t ncus;
+	bool cus_loaded;
+	Dwarf_Addr dwbias;
 	struct htab addrs;	/* struct addr_entry by ELF address */
 	struct cp_symbolizer *sym;
 };
@@ -248,11 +261,11 @@ static const char *intern_demangled(struct cp_symbolizer *sym, const char *raw)
 	if (!e->demangle_done) {
 		char *d = cp_sym_demangle(raw);
 
+		/* e stays valid while d is interned: the table grows, entries never move. */
 		if (d) {
 			e->demangled = intern(sym, d);
 			free(d);
 		}
-		/* Re-fetch: interning d may have grown the table, but entries never move. */
 		e->demangle_done = true;
 	}
 	return e->demangled ? e->demangled : e->s;
@@ -267,6 +280,7 @@ static void module_free_node(struct hnode *n)
 		dwfl_end(m->dwfl);
 	free(m->segs);
 	free(m->syms);
+	free(m->cus);
 	free(m->key);
 	free(m->path);
 	free(m->root);
@@ -937,6 +951,82 @@ static void call_site(struct cp_symbolizer *sym, Dwarf_Die *cudie, Dwarf_Die *in
 		f->line = (int)w;
 }
 
+static int cu_range_cmp(const void *a, const void *b)
+{
+	const struct cu_range *x = a, *y = b;
+
+	return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+/* Index every compile unit of m by its address ranges. Once per module. */
+static void load_cu_ranges(struct module *m)
+{
+	Dwarf *dw;
+	Dwarf_CU *cu = NULL;
+	Dwarf_Die cudie;
+	uint8_t type;
+	size_t cap = 0;
+
+	m->cus_loaded = true;
+	dw = dwfl_module_getdwarf(m->dmod, &m->dwbias);
+	if (!dw)
+		return;
+	while (dwarf_get_units(dw, cu, &cu, NULL, &type, &cudie, NULL) == 0) {
+		Dwarf_Addr base, lo, hi;
+		ptrdiff_t off = 0;
+
+		if (type != DW_UT_compile || dwarf_tag(&cudie) != DW_TAG_compile_unit)
+			continue;
+		while ((off = dwarf_ranges(&cudie, off, &base, &lo, &hi)) > 0) {
+			if (lo >= hi)
+				continue;
+			if (m->ncus == cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+				struct cu_range *n;
+
+				if (ncap > MAX_CU_RANGES)
+					goto done;
+				n = realloc(m->cus, ncap * sizeof(*n));
+				if (!n)
+					goto done;
+				m->cus = n;
+				cap = ncap;
+			}
+			m->cus[m->ncus++] = (struct cu_range){ lo, hi, cudie };
+		}
+	}
+done:
+	qsort(m->cus, m->ncus, sizeof(*m->cus), cu_range_cmp);
+}
+
+/* The CU whose ranges hold ELF address addr, from our own index; NULL when none. */
+static Dwarf_Die *cu_find(struct module *m, uint64_t addr, Dwarf_Addr *dbias)
+{
+	Dwarf_Addr pc;
+	size_t lo = 0, hi;
+
+	if (!m->cus_loaded)
+		load_cu_ranges(m);
+	pc = addr - m->dwbias;
+	hi = m->ncus;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->cus[mid].lo <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Ranges of different CUs rarely overlap; a few steps back settle it. */
+	for (size_t j = lo, steps = 0; j > 0 && steps < 8; j--, steps++) {
+		if (pc < m->cus[j - 1].hi) {
+			*dbias = m->dwbias;
+			return &m->cus[j - 1].cudie;
+		}
+	}
+	return NULL;
+}
+
 /* Frames for addr from DWARF; returns how many (0 when DWARF does not cover addr). */
 static size_t lookup_dwarf(struct cp_symbolizer *sym, struct module *m, uint64_t addr,
 			   struct cp_sym_frame *frames)
@@ -944,6 +1034,7 @@ static size_t lookup_dwarf(struct cp_symbolizer *sym, struct module *m, uint64_t
 	Dwarf_Die chain[MAX_SCOPE_DEPTH];
 	Dwarf_Addr dbias = 0;
 	Dwarf_Die *cudie = dwfl_module_addrdie(m->dmod, addr, &dbias);
+	Dwarf_Die cu_copy;
 	Dwarf_Addr pc;
 	Dwarf_Line *line;
 	const char *file = NULL;
@@ -951,8 +1042,14 @@ static size_t lookup_dwarf(struct cp_symbolizer *sym, struct module *m, uint64_t
 	int depth, first;
 	size_t n = 0;
 
-	if (!cudie)
-		return 0;
+	if (!cudie) {
+		cudie = cu_find(m, addr, &dbias);
+		if (!cudie)
+			return 0;
+	}
+	/* libdw may hand out a DIE inside its own lookup state: keep a copy. */
+	cu_copy = *cudie;
+	cudie = &cu_copy;
 	pc = addr - dbias;
 	line = dwarf_getsrc_die(cudie, pc);
 	if (line) {

@@ -383,6 +383,8 @@ static void test_basic(void)
 
 	snprintf(p, sizeof(p), "%s/symfix", targets);
 	run_symfix(p, "symfix (own DWARF)", true, true);
+	snprintf(p, sizeof(p), "%s/symfix-noaranges", targets);
+	run_symfix(p, "symfix-noaranges (CUs found without .debug_aranges)", true, true);
 	snprintf(p, sizeof(p), "%s/symfix-nopie", targets);
 	run_symfix(p, "symfix-nopie (ET_EXEC)", true, true);
 	/* The debug file next to it, found by .gnu_debuglink and checked by build ID... */
