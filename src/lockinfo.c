@@ -106,7 +106,7 @@ int cp_lock_decode_mutex(const void *raw, size_t len, uint64_t addr, const int *
 		return -EINVAL;
 
 	if (kind & KIND_PRIO_INHERIT) {
-		/* PI (robust or not): the kernel protocol keeps the owner's TID in the futex word. */
+		/* PI (robust or not): the kernel keeps the owner's TID in the futex word. */
 		info.type = "pi";
 		tid = (int)(lock & FUTEX_TID_BITS);
 		info.owner_died = (lock & FUTEX_OWNER_DIED_BIT) != 0;
@@ -115,7 +115,7 @@ int cp_lock_decode_mutex(const void *raw, size_t len, uint64_t addr, const int *
 		tid = (int)(lock & FUTEX_TID_BITS);
 		info.owner_died = (lock & FUTEX_OWNER_DIED_BIT) != 0;
 	} else if (kind & KIND_PRIO_PROTECT) {
-		/* The word holds the priority ceiling and a small lock state; __owner has the TID. */
+		/* The word holds the priority ceiling and a lock state; __owner has the TID. */
 		info.type = "pp";
 		tid = owner_field;
 	} else {

@@ -109,9 +109,9 @@ static void test_cycles(void)
 	      "abba tids");
 	if (dl)
 		CHECK(!strcmp(dl->description,
-			      "thread 4243 \"worker-1\" waits for mutex 0x55d1c0c04040 held by thread "
-			      "4244 \"worker-2\", which waits for mutex 0x55d1c0c04080 held by "
-			      "thread 4243 \"worker-1\""),
+			      "thread 4243 \"worker-1\" waits for mutex 0x55d1c0c04040 held by "
+			      "thread 4244 \"worker-2\", which waits for mutex 0x55d1c0c04080 "
+			      "held by thread 4243 \"worker-1\""),
 		      "abba description: %s", dl->description);
 
 	dl = find_with(&f.dump, 10);
@@ -174,8 +174,8 @@ static void test_leaked(void)
 		      dl->tids[1] == 101 && dl->tids[2] == dead,
 	      "leaked tids");
 	snprintf(want, sizeof(want),
-		 "thread 100 \"leak-wait\" and thread 101 \"leak-wait2\" wait for mutex 0xabc0 held "
-		 "by thread %d, which has exited", dead);
+		 "thread 100 \"leak-wait\" and thread 101 \"leak-wait2\" wait for mutex 0xabc0 "
+		 "held by thread %d, which has exited", dead);
 	if (dl)
 		CHECK(!strcmp(dl->description, want), "leaked description: %s", dl->description);
 	CHECK(!find_with(&f.dump, 102), "owner alive in the process: not leaked");

@@ -191,10 +191,11 @@ static int timeout_unknown_in_child(const struct fixture *f)
 			_exit(77);
 		cp_fd_desc_init(&d);
 		ok = cp_fd_describe(f->pid, (int)fd, false, &d) == 0 && d.timeout_unknown &&
-		     d.timeout_ns == -1 && d.is_socket && d.detail && strstr(d.detail, "TCP 127.0.0.1:");
+		     d.timeout_ns == -1 && d.is_socket && d.detail &&
+		     strstr(d.detail, "TCP 127.0.0.1:");
 		if (!ok)
-			printf("  without pidfd_getfd: %s, unknown %d\n", d.detail ? d.detail : "(null)",
-			       d.timeout_unknown);
+			printf("  without pidfd_getfd: %s, unknown %d\n",
+			       d.detail ? d.detail : "(null)", d.timeout_unknown);
 		fflush(stdout);
 		cp_fd_desc_release(&d);
 		_exit(ok ? 0 : 1);
@@ -286,7 +287,8 @@ static int test_fixture(void)
 	cp_fd_desc_release(&d);
 
 	if (describe(&f, "epoll", false, &d) == 0) {
-		snprintf(want, sizeof(want), "fd %ld (pipe:[", fixture_long(&f, "FD", "epoll-pipe-r"));
+		snprintf(want, sizeof(want), "fd %ld (pipe:[",
+			 fixture_long(&f, "FD", "epoll-pipe-r"));
 		CHECK(has(&d, "epoll watching") && has(&d, want), "epoll: %s", d.detail);
 		snprintf(want, sizeof(want), "fd %ld (socket:[",
 			 fixture_long(&f, "FD", "recv-notimeo-peer"));
@@ -318,7 +320,7 @@ static int test_fixture(void)
 		if (rc == 77)
 			printf("note: seccomp unavailable, timeout-unknown case not checked\n");
 		else
-			CHECK(rc == 0, "socket timeout flagged unknown when pidfd_getfd is refused");
+			CHECK(rc == 0, "timeout flagged unknown when pidfd_getfd is refused");
 	}
 
 	/* A named pipe goes through the path search instead of the pipe index. */

@@ -384,7 +384,8 @@ static int test_fixture(void)
 		CHECK(futex != 0, "%s sleeps in futex", who);
 		rc = cp_lock_rwlock_writer(f.pid, (uint64_t)futex, tids, n, &li);
 		CHECK(rc == 0, "%s: rc %d", who, rc);
-		CHECK(li.address == fixture_addr(&f, "rw-lock"), "%s: base %#llx want %#llx (futex %#lx)",
+		CHECK(li.address == fixture_addr(&f, "rw-lock"),
+		      "%s: base %#llx want %#llx (futex %#lx)",
 		      who, (unsigned long long)li.address, fixture_addr(&f, "rw-lock"), futex);
 		CHECK(li.owner_tid == fixture_long(&f, "TID", "rw-writer") && li.owner_alive,
 		      "%s: writer %d", who, li.owner_tid);
