@@ -742,29 +742,34 @@ out:
 }
 
 /*
- * The same program built without unwind tables (-fno-asynchronous-unwind-tables): its own
- * functions have CFI only in .debug_frame, which libunwind's remote API cannot search alone.
+ * The same program built so that libunwind's remote API cannot find its CFI alone: without
+ * unwind tables (-fno-asynchronous-unwind-tables: CFI only in .debug_frame), or linked
+ * without .eh_frame_hdr (.eh_frame, but no search table). section is where its CFI is.
  */
-static void test_debug_frame(void)
+static void test_variant(const char *name, const char *section)
 {
+	char what[128];
 	struct cp_unwind_result *r = calloc(1, sizeof(*r));
 	struct cp_thread_snap snap = { 0 };
 	char fixture[PATH_MAX + 64];
 	struct cp_unwinder *uw;
 	struct fns f;
 
-	fixture_name = "deep_stack_nocfi";
+	fixture_name = name;
+	snprintf(what, sizeof(what), "main thread, CFI in %s only", section);
 	snprintf(fixture_suffix, sizeof(fixture_suffix), "/%s", fixture_name);
 	fixture_path(fixture, sizeof(fixture));
 	/* Built with deep_stack: missing is a failure, not a reason to skip. */
 	CHECK(r && access(fixture, X_OK) == 0);
+	if (access(fixture, X_OK) != 0)
+		printf("missing fixture %s\n", fixture);
 	if (!r || access(fixture, X_OK) != 0) {
 		free(r);
 		return;
 	}
 	start_fixture();
 	if (cp_maps_read(fixture_pid, &maps) != 0) {
-		CHECK(!"read the maps of deep_stack_nocfi");
+		CHECK(!"read the maps of the fixture");
 		stop_fixture();
 		free(r);
 		return;
@@ -775,7 +780,7 @@ static void test_debug_frame(void)
 	CHECK(uw != NULL);
 	if (uw && snap_thread(tid_main, &snap) == 0) {
 		CHECK(cp_unwind(uw, &snap.regs, &snap.stack, r) == 0);
-		print_stack("main thread, .debug_frame only", r);
+		print_stack(what, r);
 		CHECK(frame_in(r, 0, &f.read_));
 		CHECK(frame_in(r, 1, &f.d));
 		CHECK(frame_in(r, 2, &f.c));
@@ -787,9 +792,9 @@ static void test_debug_frame(void)
 		CHECK(r->n >= 8 && r->n <= 10 && r->stop_reason == 0);
 		test_signal_thread(uw, &f);
 		test_depth_cap(uw, &f);
-		test_corrupt_files(fixture, ".debug_frame", &snap.regs, &snap.stack, r);
+		test_corrupt_files(fixture, section, &snap.regs, &snap.stack, r);
 	} else {
-		CHECK(!"capture the main thread of deep_stack_nocfi");
+		CHECK(!"capture the fixture's main thread");
 	}
 	cp_thread_snap_release(&snap);
 	cp_unwind_free(uw);
@@ -870,7 +875,8 @@ int main(void)
 	cp_maps_release(&maps);
 	stop_fixture();
 
-	test_debug_frame();
+	test_variant("deep_stack_nocfi", ".debug_frame");
+	test_variant("deep_stack_nohdr", ".eh_frame");
 	if (failures) {
 		printf("%d check(s) failed\n", failures);
 		return 1;
