@@ -31,7 +31,8 @@ static uint8_t *mapping_seen(const struct cp_profile *prof)
 			const struct cp_pline *pl = &prof->lines[l->line_off + j];
 			const struct cp_pfunction *f = &prof->functions[pl->function_id - 1];
 
-			if (f->name)
+			/* Made-up names (module+offset) have no system_name. */
+			if (f->name && f->system_name)
 				*bits |= SEEN_FUNC;
 			if (f->filename)
 				*bits |= SEEN_FILE;

@@ -519,6 +519,9 @@ int cp_profile_append_location(struct cp_profile *prof, uint64_t address, uint64
 	return 0;
 }
 
+static void fallback_name(const struct cp_profile *prof, const struct cp_plocation *l, char *buf,
+			  size_t size);
+
 /* Cap on inlined frames per location: DWARF of another process is untrusted input. */
 #define MAX_LINES_PER_LOCATION 256
 
@@ -539,11 +542,26 @@ int cp_profile_add_location(struct cp_profile *prof, int pid, uint64_t address,
 	}
 	if (nlines > MAX_LINES_PER_LOCATION)
 		nlines = MAX_LINES_PER_LOCATION;	/* keeps the innermost frames */
+	if (mapping_id > prof->nmappings)
+		return -EINVAL;
 	for (size_t i = 0; i < nlines; i++) {
 		struct cp_pfunction f = { 0 };
-		const char *sys = lines[i].system_name ? lines[i].system_name : lines[i].function;
+		const char *name = lines[i].function ? lines[i].function : lines[i].system_name;
+		const char *sys = lines[i].system_name ? lines[i].system_name : name;
+		char unnamed[64];
 
-		if ((err = intern(prof, lines[i].function, &f.name)) < 0 ||
+		if (!name || !*name) {
+			/*
+			 * A file and line without a function: name it module+offset, as readers do,
+			 * with an empty system_name that tells the pprof writer the name is made up.
+			 */
+			struct cp_plocation l = { .address = address, .mapping_id = mapping_id };
+
+			fallback_name(prof, &l, unnamed, sizeof(unnamed));
+			name = unnamed;
+			sys = "";
+		}
+		if ((err = intern(prof, name, &f.name)) < 0 ||
 		    (err = intern(prof, sys, &f.system_name)) < 0 ||
 		    (err = intern(prof, lines[i].file, &f.filename)) < 0)
 			return err;

@@ -45,6 +45,9 @@ struct built {
 
 static char self_path[4096];
 
+static char *render(const struct cp_profile *prof, enum cp_profile_format format, size_t top,
+		    size_t *len);
+
 /*
  * main -> compute (with helper inlined into it) -> memcpy in the library; a stack cut short
  * in the library; a kernel frame; an empty stack. Many samples, few distinct stacks.
@@ -99,6 +102,23 @@ static void build(struct built *b)
 	err = cp_profile_add_location(b->prof, 100, LIB_START + 0x4567, b->lib_id, NULL, 0,
 				      &b->loc_unsym);
 	CHECK(err == 0, "unsymbolized location %d", err);
+	{
+		/* A line without a function is named after module+offset. */
+		struct cp_profile_line anon = { NULL, NULL, "src/anon.c", 7, 0 };
+		uint64_t anon_id;
+		char *folded;
+		struct cp_profile *p2 = cp_profile_new();
+		uint64_t m2;
+
+		CHECK(cp_profile_add_mapping(p2, 100, &lib_map, NULL, true, true, &m2) == 0, "m2");
+		err = cp_profile_add_location(p2, 100, LIB_START + 0x10, m2, &anon, 1, &anon_id);
+		CHECK(err == 0, "anonymous line %d", err);
+		CHECK(cp_profile_add_sample(p2, &anon_id, 1, 100, 100, "t", 2) == 0, "anon sample");
+		folded = render(p2, CP_PROFILE_FOLDED, 0, NULL);
+		CHECK(!strcmp(folded, "libc.so.6+0x26010 2\n"), "anonymous line: %s", folded);
+		free(folded);
+		cp_profile_free(p2);
+	}
 	err = cp_profile_kernel_mapping(b->prof, &id);
 	CHECK(err == 0 && id == 3, "kernel mapping %d id %lu", err, (unsigned long)id);
 	err = cp_profile_add_location(b->prof, 0, 0xffffffff81000123ull, id, &kernel_line, 1,
