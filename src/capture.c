@@ -150,6 +150,12 @@ static int refine_seize_error(int pid, int tid, int err)
 /*
  * Wait for tid to stop after PTRACE_INTERRUPT. Returns 0 with *detach_sig set to the signal
  * to hand back on detach (0 for the interrupt or a group-stop), or -ESRCH when it exited.
+ * This blocks: a seized thread cannot be let go before it stops. It stops within a
+ * scheduling latency unless it entered uninterruptible sleep between our look at its state
+ * and the interrupt; then it stops when the kernel wakes it. If cprof is killed meanwhile,
+ * the kernel unlinks the thread cleanly (see the top of this file).
+ * Any thread of the tracer's process can collect these stops: cprof must never call
+ * waitpid(-1) or waitpid(tid) for a thread it captures from another thread.
  */
 static int wait_for_stop(int tid, int *detach_sig)
 {
