@@ -13,7 +13,9 @@ struct cp_lock_info {
 	uint64_t address;	/* the lock object (mutex or rwlock) */
 	int owner_tid;		/* 0 = unknown or not held */
 	bool owner_alive;	/* owner_tid is a live thread of the process */
-	const char *type;	/* "normal", "recursive", "errorcheck", "robust", "pi", "rwlock" */
+	/* "normal", "recursive", "errorcheck", "adaptive", "robust", "pi", "pp" (priority
+	 * protect) or "rwlock"; static */
+	const char *type;
 	bool owner_died;	/* robust/PI: FUTEX_OWNER_DIED set, the last owner died holding it */
 	/*
 	 * When owner_tid is not one of tids: the process it is a live thread of (a process-
