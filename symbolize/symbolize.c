@@ -996,7 +996,8 @@ static void load_cu_ranges(struct module *m)
 		}
 	}
 done:
-	qsort(m->cus, m->ncus, sizeof(*m->cus), cu_range_cmp);
+	if (m->ncus)
+		qsort(m->cus, m->ncus, sizeof(*m->cus), cu_range_cmp);
 }
 
 /* The CU whose ranges hold ELF address addr, from our own index; NULL when none. */
@@ -1137,7 +1138,8 @@ static void load_symbols(struct module *m)
 			continue;
 		m->syms[k++] = (struct symbol){ addr, s.st_size, name, symbol_rank(&s, name) };
 	}
-	qsort(m->syms, k, sizeof(*m->syms), symbol_cmp);
+	if (k)
+		qsort(m->syms, k, sizeof(*m->syms), symbol_cmp);
 	/* Keep the best-ranked alias at each address, with the largest size seen there. */
 	for (size_t i = 0; i < k; i++) {
 		if (out && m->syms[out - 1].addr == m->syms[i].addr) {
