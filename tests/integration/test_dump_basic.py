@@ -4,6 +4,7 @@ section 3, --group, --kernel, -o and --stuck, on the demo and cppfix fixtures.""
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 
@@ -185,6 +186,28 @@ def test_kernel_stacks():
               th["kernel_frames"])
         p = run(["dump", "-p", t.pid, "--kernel"], check_rc=0)
         check(re.search(r"^  kernel:\n    \S+", p.stdout, re.M), "text kernel section")
+
+
+def test_kernel_stacks_unreadable():
+    """Without root, --kernel still dumps: empty kernel_frames and one note on stderr."""
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"):
+        cplib.skip("needs root and setpriv to run as another user")
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    proc = subprocess.Popen(nobody + [str(cplib.TARGETS / "cppfix")], stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    cplib._started.append(proc)
+    line = proc.stdout.readline().decode()
+    check("READY" in line, "fixture as nobody did not start", line)
+    p = subprocess.run(nobody + [cplib.CPROF, "dump", "-p", str(proc.pid), "--kernel",
+                                 "--format", "json"], capture_output=True, text=True, timeout=120)
+    if p.returncode != 0 and "permission denied" in p.stderr:
+        cplib.skip("ptrace between processes of one user is not allowed here")
+    check(p.returncode == 0, "exit %d" % p.returncode, p.stderr)
+    d = json.loads(p.stdout)
+    check(all(th["kernel_frames"] == [] for th in d["threads"]), "kernel frames as nobody?")
+    check(all(th["frames"] for th in d["threads"]), "user stacks missing")
+    notes = [x for x in p.stderr.splitlines() if "kernel stacks" in x]
+    check(len(notes) == 1 and notes[0].startswith("cprof: "), "one note expected", p.stderr)
 
 
 def test_output_file():
