@@ -3,13 +3,14 @@
  * Threads: TCP recv with SO_RCVTIMEO=7s and
  * without, reads on pipes whose writer is this process or a child, accept, epoll_wait, and an
  * IPv6 recv where the kernel has IPv6; idle fds of other kinds (eventfd, timerfd, signalfd, a
- * file at offset 100, a named pipe). Prints "PORT", "CHILD", "FD <label> <n>" and "TID"
+ * file at offset 100, a named pipe, UDP and unix sockets). Prints "PORT", "CHILD", "FD <label> <n>" and "TID"
  * lines, then READY once every thread sleeps in its call.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -226,6 +228,7 @@ int main(void)
 {
 	int port, port6 = 0, l4, l6, ca, sa, cb, sb, c6 = -1, s6 = -1;
 	int p_self[2], p_child[2], p_ep[2], ep, efd, tfd, sfd, file, fifo_r, fifo_w;
+	int udp, udp_port, unix_pair, unix_listen;
 	struct itimerspec its = { .it_value = { .tv_sec = 1000 } };
 	struct timeval tv = { .tv_sec = 7 };
 	struct epoll_event ev = { .events = EPOLLIN };
@@ -296,7 +299,35 @@ int main(void)
 			die("fifo");
 	}
 
+	{
+		/* Idle sockets of the other families /proc/net lists: UDP and unix. */
+		struct sockaddr_in sin = { .sin_family = AF_INET };
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		socklen_t len = sizeof(sin);
+		int sp[2];
+
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (udp < 0 || bind(udp, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+		    getsockname(udp, (struct sockaddr *)&sin, &len) < 0)
+			die("udp");
+		udp_port = ntohs(sin.sin_port);
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+			die("socketpair");
+		unix_pair = sp[0];
+		/* Abstract name: "@cprof-test-PID" in /proc/net/unix. */
+		snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1, "cprof-test-%d", (int)getpid());
+		unix_listen = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (unix_listen < 0 ||
+		    bind(unix_listen, (struct sockaddr *)&sun,
+			 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+				     strlen(sun.sun_path + 1))) < 0 ||
+		    listen(unix_listen, 4) < 0)
+			die("unix listen");
+	}
+
 	printf("PORT %d\n", port);
+	printf("UDPPORT %d\n", udp_port);
 	printf("PORT6 %d\n", c6 >= 0 ? port6 : 0);
 	printf("CHILD %d\n", (int)child);
 	print_fd("listen", l4);
@@ -315,6 +346,9 @@ int main(void)
 	print_fd("file", file);
 	print_fd("fifo-r", fifo_r);
 	print_fd("fifo-w", fifo_w);
+	print_fd("udp", udp);
+	print_fd("unix-pair", unix_pair);
+	print_fd("unix-listen", unix_listen);
 	if (c6 >= 0)
 		print_fd("recv6", c6);
 	fflush(stdout);

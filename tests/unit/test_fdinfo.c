@@ -323,6 +323,26 @@ static int test_fixture(void)
 			CHECK(rc == 0, "timeout flagged unknown when pidfd_getfd is refused");
 	}
 
+	/* The other families of /proc/net. */
+	if (describe(&f, "udp", false, &d) == 0) {
+		const char *v = NULL;
+
+		for (int i = 0; i < f.nlines; i++)
+			if (!strncmp(f.lines[i], "UDPPORT ", 8))
+				v = f.lines[i] + 8;
+		snprintf(want, sizeof(want), "UDP 127.0.0.1:%ld", v ? strtol(v, NULL, 10) : -1L);
+		CHECK(!strcmp(d.detail, want), "udp: %s want %s", d.detail, want);
+	}
+	cp_fd_desc_release(&d);
+	if (describe(&f, "unix-pair", false, &d) == 0)
+		CHECK(!strcmp(d.detail, "UNIX stream (unnamed) CONNECTED"), "unix pair: %s", d.detail);
+	cp_fd_desc_release(&d);
+	if (describe(&f, "unix-listen", false, &d) == 0) {
+		snprintf(want, sizeof(want), "UNIX stream listening on @cprof-test-%d", (int)f.pid);
+		CHECK(!strcmp(d.detail, want), "unix listen: %s want %s", d.detail, want);
+	}
+	cp_fd_desc_release(&d);
+
 	/* A named pipe goes through the path search instead of the pipe index. */
 	if (describe(&f, "fifo-r", false, &d) == 0) {
 		snprintf(want, sizeof(want), "write end held only by this process, fd %ld",
