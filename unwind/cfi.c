@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 /* DWARF pointer encodings (LSB DW_EH_PE_*). */
 #define PE_ABSPTR 0x00
@@ -476,13 +477,45 @@ static void add_section(struct builder *b, const struct rd *sec, bool is_eh)
 	}
 }
 
-/* The section called name, from the image's section headers; false when absent or odd. */
-static bool find_section(const struct cp_module *m, const char *name, struct rd *out)
+/* Inflate an SHF_COMPRESSED section (zlib, the only kind toolchains emit) into *owned. */
+static bool inflate_section(const uint8_t *p, uint64_t size, struct rd *out, uint8_t **owned)
+{
+	Elf64_Chdr ch;
+	uLongf dlen;
+	uint8_t *buf;
+
+	if (size < sizeof(ch))
+		return false;
+	memcpy(&ch, p, sizeof(ch));
+	if (ch.ch_type != ELFCOMPRESS_ZLIB || ch.ch_size == 0 || ch.ch_size > CP_CFI_MAX_BYTES)
+		return false;
+	buf = malloc(ch.ch_size);
+	if (!buf)
+		return false;
+	dlen = (uLongf)ch.ch_size;
+	if (uncompress(buf, &dlen, p + sizeof(ch), (uLong)(size - sizeof(ch))) != Z_OK ||
+	    dlen != ch.ch_size) {
+		free(buf);
+		return false;
+	}
+	out->p = buf;
+	out->end = dlen;
+	*owned = buf;
+	return true;
+}
+
+/*
+ * The section called name, from the image's section headers; false when absent or odd.
+ * A compressed section is inflated into *owned (caller frees), else *owned stays NULL.
+ */
+static bool find_section(const struct cp_module *m, const char *name, struct rd *out,
+			 uint8_t **owned)
 {
 	Elf64_Ehdr eh;
 	Elf64_Shdr sh, strtab;
 	size_t nlen = strlen(name) + 1;
 
+	*owned = NULL;
 	if (m->size < sizeof(eh))
 		return false;
 	memcpy(&eh, m->data, sizeof(eh));
@@ -498,14 +531,15 @@ static bool find_section(const struct cp_module *m, const char *name, struct rd 
 		    nlen > strtab.sh_size - sh.sh_name ||
 		    memcmp(m->data + strtab.sh_offset + sh.sh_name, name, nlen) != 0)
 			continue;
-		/* Compressed sections (SHF_COMPRESSED) would need inflating first. */
-		if ((sh.sh_flags & SHF_COMPRESSED) || sh.sh_offset > m->size ||
-		    sh.sh_size > m->size - sh.sh_offset)
+		if (sh.sh_offset > m->size || sh.sh_size > m->size - sh.sh_offset)
 			return false;
 		memset(out, 0, sizeof(*out));
+		out->vaddr = sh.sh_addr;
+		/* Go and some distributions compress their DWARF, .debug_frame included. */
+		if (sh.sh_flags & SHF_COMPRESSED)
+			return inflate_section(m->data + sh.sh_offset, sh.sh_size, out, owned);
 		out->p = m->data + sh.sh_offset;
 		out->end = sh.sh_size;
-		out->vaddr = sh.sh_addr;
 		return true;
 	}
 	return false;
@@ -533,15 +567,19 @@ int cp_cfi_index_build(const struct cp_module *m, uint64_t bias, struct cp_cfi_i
 	struct builder b = { .m = m, .bias = bias, .ip_base = m->min_vaddr };
 	struct cp_cfi_index *x = NULL;
 	size_t table, total;
+	uint8_t *owned = NULL;
 	struct rd sec;
 	int r = 0;
 
 	if (!m->data || m->nload == 0)
 		return -ENOENT;
-	if (find_section(m, ".debug_frame", &sec))
+	if (find_section(m, ".debug_frame", &sec, &owned))
 		add_section(&b, &sec, false);
-	if (!m->has_eh_table && find_section(m, ".eh_frame", &sec))
+	free(owned);
+	owned = NULL;
+	if (!m->has_eh_table && find_section(m, ".eh_frame", &sec, &owned))
 		add_section(&b, &sec, true);
+	free(owned);
 	/* Past a cap or an allocation failure the entries made so far are still good. */
 	if (b.n == 0) {
 		r = b.o.err ? -ENOMEM : -ENOENT;

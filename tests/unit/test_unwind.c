@@ -877,6 +877,8 @@ int main(void)
 
 	test_variant("deep_stack_nocfi", ".debug_frame");
 	test_variant("deep_stack_nohdr", ".eh_frame");
+	/* Compressed: the damage lands in the zlib stream, and inflating must fail cleanly. */
+	test_variant("deep_stack_gz", ".debug_frame");
 	if (failures) {
 		printf("%d check(s) failed\n", failures);
 		return 1;
