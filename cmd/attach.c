@@ -253,7 +253,7 @@ void cp_prof_progress_clear(void)
 }
 
 int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_options *o, int pid,
-		  const volatile sig_atomic_t *abort_flag)
+		  const volatile sig_atomic_t *stops)
 {
 	struct cp_session_stats st;
 	struct cp_output out;
@@ -281,7 +281,7 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 		cp_output_abort(&out);
 		goto done;
 	}
-	if (abort_flag && *abort_flag) {
+	if (stops && *stops >= 2) {
 		/* Asked twice to stop: leave no file rather than make the user wait. */
 		cp_output_abort(&out);
 		err = -EINTR;

@@ -54,9 +54,10 @@ void cp_prof_progress_clear(void);
 
 /*
  * Write the session's profile to o->output (or the default name for pid) atomically, then
- * the one-line summary. 0 or -errno (reported).
+ * the one-line summary. When *stop_count (may be NULL) reaches 2 while writing, the file is
+ * abandoned (-EINTR). 0 or -errno (reported).
  */
 int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_options *o, int pid,
-		  const volatile sig_atomic_t *abort_flag);
+		  const volatile sig_atomic_t *stop_count);
 
 #endif

@@ -241,7 +241,8 @@ static void setup_attr(struct cp_sampler *s, const struct cp_sampler_opts *o, bo
 	a->inherit = 1;
 	a->disabled = o->enable_on_exec;
 	a->enable_on_exec = o->enable_on_exec;
-	a->mmap = 0;
+	/* mmap selects executable mappings; mmap2 only makes them MMAP2 records (with inodes). */
+	a->mmap = 1;
 	a->mmap2 = 1;
 	a->mmap_data = 0;
 	a->comm = 1;

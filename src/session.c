@@ -1,5 +1,7 @@
 /* A profiling session: sampler -> unwind -> symbolize -> profile model, as samples arrive. */
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <linux/perf_event.h>
 #include <stdio.h>
@@ -34,6 +36,7 @@ struct proc {
 	bool maps_loaded;	/* /proc/PID/maps read (or inherited from the parent) */
 	bool reread;		/* /proc/PID/maps re-read once for an address not in the map */
 	bool gone;		/* /proc/PID no longer reaches its files: use our own root */
+	bool uw_self;		/* uw opens files through our own root */
 	bool sampled;
 	struct proc *next;
 };
@@ -278,6 +281,78 @@ nomem:
 	free(v);
 	free(ids);
 	return -ENOMEM;
+}
+
+/* Whether [start, end) overlaps any known mapping of p. */
+static bool maps_overlap(const struct proc *p, uint64_t start, uint64_t end)
+{
+	for (size_t i = 0; i < p->maps.n; i++)
+		if (p->maps.v[i].start < end && start < p->maps.v[i].end)
+			return true;
+	return false;
+}
+
+/*
+ * MMAP2 records come only for executable mappings (mmap_data=0), but unwinding also reads
+ * the file's read-only segment (.eh_frame_hdr, .eh_frame) and .data. Add the other PT_LOAD
+ * segments of the file where they must be, from its program headers and the executable
+ * mapping's place, unless something is already known there. Works after the process exits.
+ */
+static void add_elf_segments(struct proc *p, const struct cp_map *exec_map)
+{
+	char path[4096];
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[64];
+	const Elf64_Phdr *text = NULL;
+	uint64_t bias;
+	size_t nph;
+	int fd;
+
+	if (cp_map_open_path(file_pid(p), exec_map, path, sizeof(path)) < 0)
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return;
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
+	    eh.e_phnum > CP_ARRAY_SIZE(ph)) {
+		close(fd);
+		return;
+	}
+	nph = eh.e_phnum;
+	if (pread(fd, ph, nph * sizeof(ph[0]), (off_t)eh.e_phoff) != (ssize_t)(nph * sizeof(ph[0]))) {
+		close(fd);
+		return;
+	}
+	close(fd);
+	for (size_t i = 0; i < nph && !text; i++)
+		if (ph[i].p_type == PT_LOAD && (ph[i].p_offset & ~4095ull) == exec_map->offset)
+			text = &ph[i];
+	if (!text)
+		return;
+	bias = exec_map->start - exec_map->offset - (text->p_vaddr - text->p_offset);
+	for (size_t i = 0; i < nph; i++) {
+		struct cp_map m;
+		uint64_t start, end;
+
+		if (ph[i].p_type != PT_LOAD || &ph[i] == text || !ph[i].p_filesz)
+			continue;
+		start = (ph[i].p_vaddr + bias) & ~4095ull;
+		end = (ph[i].p_vaddr + bias + ph[i].p_filesz + 4095) & ~4095ull;
+		if (end <= start || maps_overlap(p, start, end))
+			continue;
+		m = *exec_map;
+		m.start = start;
+		m.end = end;
+		m.offset = ph[i].p_offset & ~4095ull;
+		m.perms[0] = ph[i].p_flags & PF_R ? 'r' : '-';
+		m.perms[1] = ph[i].p_flags & PF_W ? 'w' : '-';
+		m.perms[2] = ph[i].p_flags & PF_X ? 'x' : '-';
+		m.perms[3] = 'p';
+		if (proc_apply_mmap(p, &m) < 0)
+			return;
+	}
 }
 
 /* --- threads --- */
@@ -566,6 +641,34 @@ static void callchain_frames(struct cp_session *s, struct proc *p, const struct 
 	}
 }
 
+/*
+ * Unwind with the process's unwinder. It opens module files through /proc/PID; once the
+ * process is gone (samples are read a little after they are taken), through our own root.
+ */
+static int unwind_sample(struct proc *p, const struct cp_sample *smp, struct cp_unwind_result *ur)
+{
+	int err;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (!p->uw) {
+			p->uw_self = p->gone;
+			p->uw = cp_unwind_new(p->gone ? (int)getpid() : p->pid, &p->maps, false);
+			if (!p->uw)
+				return -ENOMEM;
+		}
+		err = cp_unwind(p->uw, &smp->regs, &smp->stack, ur);
+		if ((err == 0 && ur->stop_reason == 0) || p->uw_self)
+			return err;
+		file_pid(p);	/* updates p->gone */
+		if (!p->gone)
+			return err;
+		/* It exited since the unwinder was made: retry through our own root. */
+		cp_unwind_free(p->uw);
+		p->uw = NULL;
+	}
+	return err;
+}
+
 static uint64_t special(struct cp_session *s, const char *name)
 {
 	uint64_t id = 0;
@@ -604,9 +707,7 @@ static void on_sample(void *ctx, const struct cp_sample *smp)
 		struct cp_unwind_result *ur = &s->ur;
 		int err;
 
-		if (!p->uw)
-			p->uw = cp_unwind_new(p->gone ? (int)getpid() : p->pid, &p->maps, false);
-		err = p->uw ? cp_unwind(p->uw, &smp->regs, &smp->stack, ur) : -ENOMEM;
+		err = unwind_sample(p, smp, ur);
 		if (err < 0) {
 			/* Nothing unwound: at least where it was. */
 			ur->n = 1;
@@ -615,7 +716,7 @@ static void on_sample(void *ctx, const struct cp_sample *smp)
 			ur->truncated = false;
 			ur->stop_reason = err;
 		}
-		for (size_t i = 0; i < ur->n && n < MAX_FRAMES - 1; i++) {
+			for (size_t i = 0; i < ur->n && n < MAX_FRAMES - 1; i++) {
 			bool exact = i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL);
 			uint64_t id = user_location(s, p, exact ? ur->pc[i] : ur->pc[i] - 1);
 
@@ -683,6 +784,8 @@ static void on_mmap(void *ctx, const struct cp_sampler_mmap *m)
 	map.path = path;
 	if (map.end <= map.start || proc_apply_mmap(p, &map) < 0)
 		return;
+	if ((m->prot & PROT_EXEC) && cp_map_is_file(&map))
+		add_elf_segments(p, &map);
 	if (s->main_pending_exec && s->pids[0] == m->pid && (m->prot & PROT_EXEC) &&
 	    cp_map_is_file(&map)) {
 		const struct cp_map *in = cp_maps_find(&p->maps, map.start);

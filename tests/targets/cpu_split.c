@@ -14,7 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define UNIT 200000u
+/*
+ * About 5 ms of work per unit: phases several sampling periods long (at 999 Hz), so samples
+ * cannot alias with the loop (a loop as long as the period would skew the split), and short
+ * enough that a profile of a few seconds holds hundreds of loops.
+ */
+#define UNIT 4000000u
 
 static volatile uint64_t sink;
 static volatile sig_atomic_t want_late, want_exit;
@@ -23,8 +28,7 @@ __attribute__((noinline, noclone)) void spin_leaf(unsigned int n)
 {
 	uint64_t x = sink;
 
-	for (unsigned int i = 0; i < n; i++)
-		x = x * 6364136223846793005ull + 1442695040888963407ull; /* LEAF_LINE */
+	for (unsigned int i = 0; i < n; i++) x = x * 6364136223846793005ull + 1; /* LEAF_LINE */
 	sink = x;
 }
 
