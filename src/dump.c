@@ -13,6 +13,14 @@
 #include "unwind.h"
 #include "util.h"
 
+/*
+ * All stack copies are held until the last thread is captured: bound their sum, so that a
+ * process with thousands of threads gets shorter copies (the unwinder reads what a copy lacks
+ * from the live process) instead of cprof running out of memory.
+ */
+#define STACK_COPY_BUDGET (512u << 20)
+#define STACK_COPY_MIN (16u << 10)
+
 /* Lines of /proc/PID/task/TID/stack we keep; the kernel itself stops at 64. */
 #define KSTACK_MAX_FRAMES 64
 #define KSTACK_FILE_MAX (16u << 10)
@@ -56,6 +64,7 @@ struct take {
 	size_t nlook2;
 	struct cp_maps maps;	/* read before the captures, to find stack ends */
 	bool have_maps;
+	size_t stack_max;	/* per-thread copy limit for this dump */
 };
 
 static bool cancelled(const struct take *t)
@@ -216,7 +225,7 @@ static struct item *item_push(struct take *t, int tid)
 static int collect(struct take *t, int tid, int *tracer)
 {
 	struct cp_capture_opts copts = {
-		.stack_max = t->opts->stack_max,
+		.stack_max = t->stack_max,
 		.flags = (t->opts->flags & CP_DUMP_STOP_ALL) ? CP_CAPTURE_STOP : 0,
 		.maps = t->have_maps ? &t->maps : NULL,
 	};
@@ -588,6 +597,14 @@ static int list_and_collect(struct take *t, int *tracer)
 	err = cp_proc_list_tasks(t->pid, &tids, &n);
 	if (err < 0)
 		return err;
+	t->stack_max = t->opts->stack_max;
+	if (!t->stack_max) {
+		t->stack_max = CP_STACK_COPY_MAX;
+		if (n && STACK_COPY_BUDGET / n < t->stack_max)
+			t->stack_max = STACK_COPY_BUDGET / n;
+		if (t->stack_max < STACK_COPY_MIN)
+			t->stack_max = STACK_COPY_MIN;
+	}
 	err = seen_add(t, tids, n);
 	for (size_t i = 0; !err && i < n; i++) {
 		if (cancelled(t))
