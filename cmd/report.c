@@ -64,7 +64,7 @@ static int parse_options(int argc, char **argv, struct report_options *o)
 		switch (c) {
 		case 'n':
 			if (cp_parse_long(optarg, 1, TOP_MAX, &v) < 0) {
-				cp_error("report", "invalid --top '%s': expected a number of rows from 1",
+				cp_error("report", "invalid --top '%s': expected a number from 1",
 					 optarg);
 				return CP_EXIT_USAGE;
 			}
@@ -79,7 +79,7 @@ static int parse_options(int argc, char **argv, struct report_options *o)
 			} else if (!strcmp(optarg, "svg")) {
 				o->format = CP_PROFILE_SVG;
 			} else {
-				cp_error("report", "invalid --format '%s': expected text, folded or svg",
+				cp_error("report", "invalid --format '%s': expected text, folded, svg",
 					 optarg);
 				return CP_EXIT_USAGE;
 			}
@@ -106,7 +106,8 @@ static int parse_options(int argc, char **argv, struct report_options *o)
 		return CP_EXIT_USAGE;
 	}
 	if (optind + 1 < argc) {
-		cp_error("report", "unexpected argument '%s': one FILE at a time", argv[optind + 1]);
+		cp_error("report", "unexpected argument '%s': one FILE at a time",
+			 argv[optind + 1]);
 		return CP_EXIT_USAGE;
 	}
 	o->file = argv[optind];

@@ -309,8 +309,10 @@ static void write_svg(const struct cp_profile *prof, const struct cp_strtab *nam
 {
 	int height = HEADER_H + (int)(maxdepth + 1) * FRAME_H + FOOTER_H;
 	double scale = total ? (double)(SVG_WIDTH - 2 * SVG_PAD) / (double)total : 0;
-	const char *type = prof->ntypes ? prof->str.v[prof->types[cp_profile_count_index(prof)].type]
-					: "samples";
+	const char *type = "samples";
+
+	if (prof->ntypes)
+		type = prof->str.v[prof->types[cp_profile_count_index(prof)].type];
 
 	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
 		   "<svg version=\"1.1\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
@@ -378,6 +380,7 @@ int cp_profile_write_svg(const struct cp_profile *prof, FILE *f)
 	struct drawn *d = NULL, *todo = NULL;
 	uint32_t maxdepth = 0;
 	int64_t total;
+	double scale;
 	int err;
 
 	memset(&t, 0, sizeof(t));
@@ -413,6 +416,7 @@ int cp_profile_write_svg(const struct cp_profile *prof, FILE *f)
 		}
 	}
 	total = t.v[0].value;
+	scale = total ? (double)(SVG_WIDTH - 2 * SVG_PAD) / (double)total : 0;
 
 	/* Children of each node adjacent and by name; first[i] is where node i's start. */
 	order = calloc(t.n, sizeof(*order));
@@ -442,14 +446,15 @@ int cp_profile_write_svg(const struct cp_profile *prof, FILE *f)
 		int64_t x = cur.start;
 		size_t kids = 0;
 
-		if (total && (double)node->value * (SVG_WIDTH - 2 * SVG_PAD) / (double)total < MIN_WIDTH)
+		if (total && (double)node->value * scale < MIN_WIDTH)
 			continue;
 		d[nd++] = cur;
 		if (node->depth > maxdepth)
 			maxdepth = node->depth;
 		if (!first[cur.node])
 			continue;
-		for (size_t i = first[cur.node]; i < t.n && t.v[order[i]].parent == cur.node + 1; i++)
+		while (first[cur.node] + kids < t.n &&
+		       t.v[order[first[cur.node] + kids]].parent == cur.node + 1)
 			kids++;
 		/* Pushed in reverse so that they are drawn left to right. */
 		for (size_t i = first[cur.node]; i < first[cur.node] + kids; i++) {

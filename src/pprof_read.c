@@ -47,8 +47,10 @@ static int gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
 				err = -EFBIG;
 				break;
 			}
-			alloc = alloc > CP_PROFILE_MAX_DECOMPRESSED / 2 ? CP_PROFILE_MAX_DECOMPRESSED :
-									 alloc * 2;
+			if (alloc > CP_PROFILE_MAX_DECOMPRESSED / 2)
+				alloc = CP_PROFILE_MAX_DECOMPRESSED;
+			else
+				alloc *= 2;
 			nb = realloc(buf, alloc);
 			if (!nb) {
 				err = -ENOMEM;
@@ -379,8 +381,9 @@ static int read_locations(struct reader *r)
 			r->lines[j].function_id = r->functions.our_id[k];
 			r->lines[j].line = pl->line[j]->line;
 		}
-		err = cp_profile_append_location(r->prof, pl->address, mapping, r->lines, pl->n_line,
-						 pl->is_folded, &r->locations.our_id[i]);
+		err = cp_profile_append_location(r->prof, pl->address, mapping, r->lines,
+						 pl->n_line, pl->is_folded,
+						 &r->locations.our_id[i]);
 		if (err < 0)
 			return err;
 		r->locations.file_id[i] = pl->id;
@@ -398,7 +401,8 @@ static int read_samples(struct reader *r)
 
 		if (ps->n_value != r->prof->ntypes)
 			return -EBADMSG;
-		if (ps->n_location_id > CP_PROFILE_MAX_ENTRIES || ps->n_label > CP_PROFILE_MAX_ENTRIES)
+		if (ps->n_location_id > CP_PROFILE_MAX_ENTRIES ||
+		    ps->n_label > CP_PROFILE_MAX_ENTRIES)
 			return -EBADMSG;
 		if (cp_grow((void **)&r->stack, &r->stack_alloc,
 			    ps->n_location_id ? ps->n_location_id : 1, sizeof(*r->stack)) < 0 ||

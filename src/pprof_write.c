@@ -123,8 +123,8 @@ static int pb_build(const struct cp_profile *prof, struct pb *b)
 	b->fp = alloc_n(prof->nfunctions, sizeof(*b->fp));
 	b->comments = alloc_n(prof->ncomments, sizeof(*b->comments));
 	b->seen = mapping_seen(prof);
-	if (!b->seen || !b->vt || !b->vtp || !b->s || !b->sp || !b->lb || !b->lbp || !b->m || !b->mp ||
-	    !b->l || !b->lp || !b->ln || !b->lnp || !b->f || !b->fp || !b->comments)
+	if (!b->seen || !b->vt || !b->vtp || !b->s || !b->sp || !b->lb || !b->lbp || !b->m ||
+	    !b->mp || !b->l || !b->lp || !b->ln || !b->lnp || !b->f || !b->fp || !b->comments)
 		return -ENOMEM;
 
 	perftools__profiles__profile__init(p);
@@ -257,7 +257,9 @@ static int write_gzip(const uint8_t *buf, size_t len, FILE *f)
 				err = -EIO;
 				goto out;
 			}
-			if (fwrite(out, 1, sizeof(out) - z.avail_out, f) != sizeof(out) - z.avail_out) {
+			size_t n = sizeof(out) - z.avail_out;
+
+			if (fwrite(out, 1, n, f) != n) {
 				err = -EIO;
 				goto out;
 			}

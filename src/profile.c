@@ -299,7 +299,8 @@ void cp_profile_set_meta(struct cp_profile *prof, const struct cp_profile_meta *
 				int64_t *v = &prof->values[i * 2];
 
 				v[1] = (int64_t)((uint64_t)v[0] * (uint64_t)prof->period);
-				prof->totals[1] = (int64_t)((uint64_t)prof->totals[1] + (uint64_t)v[1]);
+				prof->totals[1] =
+					(int64_t)((uint64_t)prof->totals[1] + (uint64_t)v[1]);
 			}
 		}
 	}
@@ -407,7 +408,7 @@ int cp_profile_kernel_mapping(struct cp_profile *prof, uint64_t *id)
 	err = intern(prof, "[kernel]", &m.file);
 	if (err < 0)
 		return err;
-	/* The kernel half of the x86-64 address space; pprof skips "[...]" files when symbolizing. */
+	/* The kernel half of x86-64 addresses; pprof does not try to symbolize "[...]" files. */
 	m.start = 0xffff800000000000ull;
 	m.limit = UINT64_MAX;
 	m.pid = -1;
@@ -552,8 +553,8 @@ int cp_profile_add_location(struct cp_profile *prof, int pid, uint64_t address,
 
 		if (!name || !*name) {
 			/*
-			 * A file and line without a function: name it module+offset, as readers do,
-			 * with an empty system_name that tells the pprof writer the name is made up.
+			 * A file and line without a function: name it module+offset, as readers
+			 * do, with an empty system_name that tells the pprof writer it is made up.
 			 */
 			struct cp_plocation l = { .address = address, .mapping_id = mapping_id };
 
@@ -837,8 +838,9 @@ int cp_profile_frames_build(const struct cp_profile *prof, struct cp_profile_fra
 
 			if (l->nlines) {
 				const struct cp_pline *pl = &prof->lines[l->line_off + j];
-				const struct cp_pfunction *f = &prof->functions[pl->function_id - 1];
+				const struct cp_pfunction *f;
 
+				f = &prof->functions[pl->function_id - 1];
 				name = prof->str.v[f->name];
 				if (!*name)
 					name = prof->str.v[f->system_name];

@@ -114,7 +114,8 @@ static void write_header(const struct cp_profile *prof, FILE *f, size_t vi, int6
 		struct tm tm;
 		char when[64];
 
-		if (localtime_r(&t, &tm) && strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm))
+		if (localtime_r(&t, &tm) &&
+		    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm))
 			fprintf(f, "Time: %s\n", when);
 	}
 	if (prof->duration_nanos > 0) {
@@ -269,7 +270,8 @@ int cp_profile_write_folded(const struct cp_profile *prof, FILE *f)
 			err = (int)idx;
 			goto out;
 		}
-		if (cp_grow((void **)&counts, &counts_alloc, (size_t)idx + 1, sizeof(*counts)) < 0) {
+		if (cp_grow((void **)&counts, &counts_alloc, (size_t)idx + 1,
+			    sizeof(*counts)) < 0) {
 			err = -ENOMEM;
 			goto out;
 		}
