@@ -79,8 +79,8 @@ static int parse_options(int argc, char **argv, struct report_options *o)
 			} else if (!strcmp(optarg, "svg")) {
 				o->format = CP_PROFILE_SVG;
 			} else {
-				cp_error("report", "invalid --format '%s': expected text, folded, svg",
-					 optarg);
+				cp_error("report", "invalid --format '%s': expected %s", optarg,
+					 "text, folded or svg");
 				return CP_EXIT_USAGE;
 			}
 			break;
