@@ -356,7 +356,8 @@ static int open_debug_candidate(struct module *m, const char *candidate, bool by
 	char hex[2 * MAX_BUILD_ID_BYTES + 1];
 	bool ok = false;
 	Elf *elf;
-	int fd = open(candidate, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO planted under a container's root must not hang us in open(). */
+	int fd = open(candidate, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0)
 		return -1;
@@ -753,7 +754,8 @@ static int module_for_map(struct cp_symbolizer *sym, int pid, const struct cp_ma
 	} else {
 		err = cp_map_open_path(pid, map, open_path, sizeof(open_path));
 		if (!err) {
-			fd = open(open_path, O_RDONLY | O_CLOEXEC);
+			/* The path may have been swapped since maps was read: see above. */
+			fd = open(open_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 			err = fd < 0 ? -errno : 0;
 		}
 	}
