@@ -65,6 +65,7 @@ struct take {
 	struct cp_maps maps;	/* read before the captures, to find stack ends */
 	bool have_maps;
 	size_t stack_max;	/* per-thread copy limit for this dump */
+	size_t ncaptured;
 };
 
 static bool cancelled(const struct take *t)
@@ -258,11 +259,31 @@ static int collect(struct take *t, int tid, int *tracer)
 	err = cp_capture_thread(t->pid, tid, &copts, &it->snap);
 	if (err == 0) {
 		it->captured = true;
+		t->ncaptured++;
 		return 0;
 	}
 	if (is_gone(err)) {
 		item_release(it);
 		t->nitems--;
+		return 0;
+	}
+	if (err == -EBUSY || err == -EPERM || err == -EACCES) {
+		struct cp_task_stat now;
+		int serr = cp_proc_read_stat(t->pid, tid, &now);
+
+		/* The kernel refuses to trace a thread that is exiting: that is a vanished one. */
+		if (is_gone(serr) || (serr == 0 && (now.state == 'Z' || now.state == 'X'))) {
+			item_release(it);
+			t->nitems--;
+			return 0;
+		}
+	}
+	/*
+	 * A refusal is the answer for the whole process when it comes first; once other threads
+	 * were captured, it only concerns this one thread (say, one traced by strace -p TID).
+	 */
+	if ((err == -EBUSY || err == -EPERM || err == -EACCES) && t->ncaptured) {
+		it->capture_error = err;
 		return 0;
 	}
 	if (err == -EBUSY || err == -EPERM || err == -EACCES || err == -ENOMEM) {

@@ -237,7 +237,9 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 			snprintf(why, sizeof(why), "%s", strerror(e));
 		else
 			snprintf(why, sizeof(why), "error %d", th->unwind_error);
-		if (!th->nframes)
+		if (!th->nframes && th->unwind_error == -EBUSY)
+			cp_strbuf_adds(&o->sb, "  (no stack: the thread is traced by another process)\n");
+		else if (!th->nframes)
 			cp_strbuf_addf(&o->sb, "  (no stack: %s)\n", why);
 		else if (!th->truncated)
 			cp_strbuf_addf(&o->sb, "  ... unwinding stopped early (%s)\n", why);

@@ -104,6 +104,41 @@ def test_permission_denied():
         cplib.assert_target_unharmed(t.pid)
 
 
+SEIZE_HELPER = r"""
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.ptrace(0x4206, int(sys.argv[1]), None, None) != 0:  # PTRACE_SEIZE
+    print("ERR %d" % ctypes.get_errno(), flush=True)
+    sys.exit(1)
+print("READY", flush=True)
+time.sleep(600)
+"""
+
+
+def test_one_thread_traced():
+    """One thread held by another tracer (strace -p TID): the others are still dumped."""
+    with Target("cppfix") as t:
+        tids = sorted(int(x) for x in os.listdir("/proc/%d/task" % t.pid))
+        victim = tids[2]
+        helper = subprocess.Popen([sys.executable, "-c", SEIZE_HELPER, str(victim)],
+                                  stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        cplib._started.append(helper)
+        line = helper.stdout.readline()
+        if "READY" not in line:
+            cplib.skip("cannot PTRACE_SEIZE a thread here: %s" % line.strip())
+        p = run(["dump", "-p", t.pid, "--format", "json"], check_rc=0)
+        d = json.loads(p.stdout)
+        by_tid = {th["tid"]: th for th in d["threads"]}
+        check(set(by_tid) == set(tids), "threads", sorted(by_tid))
+        check(by_tid[victim]["frames"] == [], "traced thread has a stack?", by_tid[victim])
+        check(all(by_tid[x]["frames"] for x in tids if x != victim), "others lost their stacks")
+        p = run(["dump", "-p", t.pid], check_rc=0)
+        check("traced by another process" in p.stdout, "text does not say why", p.stdout[:3000])
+        helper.kill()
+        helper.wait()
+        cplib.assert_target_unharmed(t.pid)
+
+
 def test_unknown_option():
     one_error(run(["dump", "-p", os.getpid(), "--bogus"]), 2, "unknown option", "--bogus")
     one_error(run(["dump", "-p", os.getpid(), "-Z"]), 2, "unknown option")
