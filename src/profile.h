@@ -63,8 +63,10 @@ int cp_profile_kernel_mapping(struct cp_profile *prof, uint64_t *id);
 uint64_t cp_profile_find_location(const struct cp_profile *prof, int pid, uint64_t address);
 /*
  * Add the location of address (the address pprof shows: return address - 1 for caller frames)
- * in process pid. mapping_id 0 = none. lines innermost (inlined) first; nlines may be 0.
- * 0 or -errno; *id receives the new id.
+ * in process pid. mapping_id 0 = none. lines innermost (inlined) first; nlines may be 0
+ * (unsymbolized: readers show module+offset); a line without function is named that way too.
+ * 0 or -errno; *id receives the new id, or the existing one when (pid, address) was added
+ * before (the first lines stay).
  */
 int cp_profile_add_location(struct cp_profile *prof, int pid, uint64_t address,
 			    uint64_t mapping_id, const struct cp_profile_line *lines, size_t nlines,
@@ -75,11 +77,13 @@ int cp_profile_special_location(struct cp_profile *prof, const char *name, uint6
 /*
  * Add count samples of the stack loc_ids (innermost first; n may be 0) with labels thread,
  * tid and pid. Merged with the sample of identical stack and labels, so memory grows with
- * distinct stacks. -EINVAL for an unknown location id.
+ * distinct stacks. -EINVAL for an unknown location id, or on a profile from cp_profile_read
+ * (whose sample types are the file's).
  */
 int cp_profile_add_sample(struct cp_profile *prof, const uint64_t *loc_ids, size_t n, int pid,
 			  int tid, const char *thread_name, uint64_t count);
 
+/* Samples added so far (the samples/count total; for other profiles, the default type's). */
 uint64_t cp_profile_sample_total(const struct cp_profile *prof);
 
 enum cp_profile_format {
@@ -103,8 +107,8 @@ int cp_profile_write(const struct cp_profile *prof, enum cp_profile_format forma
  * no pprof string table: not a profile), -EBADMSG (corrupt or truncated: bad gzip or wire
  * format, ids that are zero, duplicated or missing, string indexes out of range, values not
  * matching the sample types), -EFBIG (over 256 MiB uncompressed, or more decoded messages
- * than a budget proportional to the size allows), -ENOMEM. *out is written
- * only on success; the profile can then be written in any format.
+ * than a budget proportional to the size allows), -ENOMEM. *out is written only on success;
+ * the profile can then be written in any format.
  */
 int cp_profile_read(const void *data, size_t len, struct cp_profile **out);
 
