@@ -93,10 +93,17 @@ EOF
 say "cprof dump -p $PID --group   (identical stacks merged)"
 "$CPROF" dump -p "$PID" --group | head -n 30
 
-# ---------------------------------------------------------------------------------------------
-# CPU PROFILE STEP (to be added by the "sampler" engineer): profile the same workload with
-#   "$CPROF" attach -p "$PID" --seconds 5 --format svg -o demo-flame.svg
-# and point at hot_outer -> hot_middle -> hot_inner in the flame graph.
-# ---------------------------------------------------------------------------------------------
+say "cprof attach -p $PID --seconds 5 -o demo-cpu.pb.gz   (a CPU profile, every thread)"
+"$CPROF" attach -p "$PID" --seconds 5 -o demo-cpu.pb.gz || exit 1
+
+say "cprof report demo-cpu.pb.gz --top 12   (where the CPU goes)"
+"$CPROF" report demo-cpu.pb.gz --top 12 || true
+
+say "cprof attach -p $PID --seconds 3 --format svg -o demo-flame.svg   (a flame graph)"
+"$CPROF" attach -p "$PID" --seconds 3 --format svg -o demo-flame.svg || exit 1
+echo "- thread hot burns CPU in hot_outer -> hot_middle -> hot_inner: the widest tower of"
+echo "  demo-flame.svg (open it in a browser; click a frame to zoom)"
+echo "- the same profile in pprof: go tool pprof -http=: demo-cpu.pb.gz"
+echo "  (or 'go tool pprof -top demo-cpu.pb.gz', '-traces' for stacks with thread labels)"
 
 say "done: stopping the workload (pid $PID)"
