@@ -77,6 +77,8 @@ static const char *fmt_pct(char *buf, size_t size, int64_t part, int64_t whole)
 /* ---- top table ---- */
 
 struct node {
+	bool called_inlined;	/* reached through an inlined call */
+	bool called_outlined;	/* reached through a real call */
 	int64_t flat;
 	int64_t cum;
 	uint32_t name;
@@ -134,6 +136,32 @@ static void write_header(const struct cp_profile *prof, FILE *f, size_t vi, int6
 		fprintf(f, "Comment: %s\n", prof->str.v[prof->comments[i]]);
 }
 
+/*
+ * How each frame of sample i was called: inlined into its caller (every line of a location
+ * but the last) or through a real call. pprof labels a row "(inline)" when all its calls
+ * were inlined, "(partial-inline)" when some were.
+ */
+static void mark_inlined(const struct cp_profile *prof, const struct cp_profile_frames *fr,
+			 size_t i, const uint32_t *stack, int64_t n, struct node *nodes)
+{
+	const struct cp_psample *s = &prof->samples[i];
+	int64_t k = 0;
+
+	for (uint32_t j = 0; j < s->nlocs; j++) {
+		uint32_t nf = fr->loc_n[prof->stack_ids[s->loc_off + j] - 1];
+
+		for (uint32_t m = 0; m < nf && k < n; m++, k++) {
+			/* The outermost frame has no caller in this stack. */
+			if (k == n - 1)
+				break;
+			if (m + 1 < nf)
+				nodes[stack[k]].called_inlined = true;
+			else
+				nodes[stack[k]].called_outlined = true;
+		}
+	}
+}
+
 int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
 {
 	struct cp_profile_frames fr;
@@ -163,6 +191,7 @@ int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
 		}
 		total += v;
 		nodes[stack[0]].flat += v;
+		mark_inlined(prof, &fr, i, stack, n, nodes);
 		/* cum counts a sample once per function, however often it recurses. */
 		for (int64_t j = 0; j < n; j++) {
 			struct node *nd = &nodes[stack[j]];
@@ -200,9 +229,11 @@ int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
 		sum += nd->flat;
 		fmt_value(a, sizeof(a), nd->flat, unit);
 		fmt_value(b, sizeof(b), nd->cum, unit);
-		fprintf(f, "%10s %s %s %10s %s  %s\n", a, fmt_pct(p1, sizeof(p1), nd->flat, total),
+		fprintf(f, "%10s %s %s %10s %s  %s%s\n", a, fmt_pct(p1, sizeof(p1), nd->flat, total),
 			fmt_pct(p2, sizeof(p2), sum, total), b,
-			fmt_pct(p3, sizeof(p3), nd->cum, total), fr.names.v[nd->name]);
+			fmt_pct(p3, sizeof(p3), nd->cum, total), fr.names.v[nd->name],
+			!nd->called_inlined ? "" :
+			nd->called_outlined ? " (partial-inline)" : " (inline)");
 	}
 	err = ferror(f) ? -EIO : 0;
 out:

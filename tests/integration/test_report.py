@@ -270,7 +270,8 @@ def test_report_on_ours():
     out = p.stdout
     check("      flat  flat%   sum%        cum   cum%" in out, "table header", out)
     check("Showing nodes accounting for 14.29s, 100% of 14.29s total" in out, "summary", out)
-    check(re.search(r"^\s+10\.51s 73\.50% 73\.50%\s+13\.54s 94\.70%  helper$", out, re.M),
+    check(re.search(r"^\s+10\.51s 73\.50% 73\.50%\s+13\.54s 94\.70%  helper \(inline\)$", out,
+                    re.M),
           "helper row", out)
     check(out == (d / "ours.txt").read_text(), "report differs from the writer's own table")
     check(p.stderr == "", "stderr not empty", p.stderr)
