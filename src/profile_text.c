@@ -230,7 +230,8 @@ int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
 		fmt_value(a, sizeof(a), nd->flat, unit);
 		fmt_value(b, sizeof(b), nd->cum, unit);
 		fprintf(f, "%10s %s %s %10s %s  %s%s\n", a,
-			fmt_pct(p1, sizeof(p1), nd->flat, total), fmt_pct(p2, sizeof(p2), sum, total), b,
+			fmt_pct(p1, sizeof(p1), nd->flat, total),
+			fmt_pct(p2, sizeof(p2), sum, total), b,
 			fmt_pct(p3, sizeof(p3), nd->cum, total), fr.names.v[nd->name],
 			!nd->called_inlined ? "" :
 			nd->called_outlined ? " (partial-inline)" : " (inline)");
