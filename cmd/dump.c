@@ -94,7 +94,8 @@ static int parse_options(int argc, char **argv, struct dump_options *o)
 			} else if (!strcmp(optarg, "json")) {
 				o->format = FORMAT_JSON;
 			} else {
-				cp_error("dump", "invalid --format '%s': expected text or json", optarg);
+				cp_error("dump", "invalid --format '%s': expected text or json",
+					 optarg);
 				return CP_EXIT_USAGE;
 			}
 			break;
@@ -106,7 +107,8 @@ static int parse_options(int argc, char **argv, struct dump_options *o)
 			break;
 		case 's':
 			if (cp_parse_long(optarg, 1, STUCK_MAX_SECONDS, &v) < 0) {
-				cp_error("dump", "invalid --stuck '%s': expected whole seconds from 1 to %d",
+				cp_error("dump",
+					 "invalid --stuck '%s': expected whole seconds, 1 to %d",
 					 optarg, STUCK_MAX_SECONDS);
 				return CP_EXIT_USAGE;
 			}
@@ -250,8 +252,8 @@ int cmd_dump(int argc, char **argv)
 	if (o.verbose) {
 		uint64_t wall = cp_now_ns() - t0 - (uint64_t)o.stuck_seconds * 1000000000ull;
 
-		cp_note("dump of %zu threads (%zu captured) took %.1f ms (captures %.1f ms); stop per "
-			"thread: max %.1f us, avg %.1f us",
+		cp_note("dump of %zu threads (%zu captured) took %.1f ms (captures %.1f ms); "
+			"stop per thread: max %.1f us, avg %.1f us",
 			dump.nthreads, dump.ncaptured, wall / 1e6, dump.capture_ns / 1e6,
 			dump.max_stop_ns / 1e3,
 			dump.ncaptured ? dump.total_stop_ns / 1e3 / dump.ncaptured : 0.0);
@@ -265,7 +267,8 @@ int cmd_dump(int argc, char **argv)
 			strerror(-dump.kernel_error),
 			geteuid() != 0 ? "; reading them needs root" : "");
 	if (dump.process_exited)
-		cp_note("pid %d: process exited during the dump; showing the threads captured before",
+		cp_note("pid %d: process exited during the dump; showing the threads captured "
+			"before",
 			pid);
 	if (write_dump(&dump, &o, &out) < 0) {
 		cp_error(strcmp(o.output, "-") ? o.output : "standard output", "write failed: %s",

@@ -410,7 +410,8 @@ static int symbolize_stack(struct take *t, const struct cp_maps *maps,
 	for (size_t i = 0; i < ur->n; i++) {
 		uint64_t pc = ur->pc[i];
 		/* A caller's pc is a return address: look up the call instruction before it. */
-		uint64_t lookup = (i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL) || pc == 0) ? pc : pc - 1;
+		bool exact = i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL) || pc == 0;
+		uint64_t lookup = exact ? pc : pc - 1;
 		const struct cp_map *map = maps ? cp_maps_find(maps, lookup) : NULL;
 		struct cp_sym_result res;
 		const char *module = NULL;
@@ -458,8 +459,9 @@ static int classify(const struct take *t, const struct item *it, struct cp_dump_
 
 	if (it->zombie) {
 		th->wait.kind = CP_WAIT_ZOMBIE;
-		th->wait.detail = strdup(it->tid == t->pid ? "main thread exited; the process lives on"
-							   : "exited");
+		th->wait.detail = strdup(it->tid == t->pid
+						 ? "main thread exited; the process lives on"
+						 : "exited");
 		return th->wait.detail ? 0 : -ENOMEM;
 	}
 	if (th->nframes) {
@@ -571,7 +573,8 @@ static int analyse(struct take *t)
 					th->unwind_error = uerr;
 					ur->n = 0;
 				} else {
-					th->unwind_error = ur->stop_reason < 0 ? ur->stop_reason : 0;
+					th->unwind_error = ur->stop_reason < 0 ? ur->stop_reason
+									       : 0;
 					th->truncated = th->truncated || ur->truncated;
 				}
 			}

@@ -210,15 +210,17 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 
 		cp_strbuf_addf(&o->sb, "  #%zu ", i);
 		if (f->function)
-			cp_strbuf_addf(&o->sb, "%s%s%s  ", col(o, C_BOLD), f->function, col(o, C_RESET));
+			cp_strbuf_addf(&o->sb, "%s%s%s  ", col(o, C_BOLD), f->function,
+				       col(o, C_RESET));
 		if (f->function && f->file && f->line > 0)
 			cp_strbuf_addf(&o->sb, "%s%s:%d%s", col(o, C_DIM), f->file, f->line,
 				       col(o, C_RESET));
 		else if (f->function && f->file)
 			cp_strbuf_addf(&o->sb, "%s%s%s", col(o, C_DIM), f->file, col(o, C_RESET));
 		else if (f->module && f->has_offset)
-			cp_strbuf_addf(&o->sb, "%s%s+0x%llx%s", col(o, C_DIM), basename_of(f->module),
-				       (unsigned long long)f->offset, col(o, C_RESET));
+			cp_strbuf_addf(&o->sb, "%s%s+0x%llx%s", col(o, C_DIM),
+				       basename_of(f->module), (unsigned long long)f->offset,
+				       col(o, C_RESET));
 		else
 			cp_strbuf_addf(&o->sb, "0x%llx", (unsigned long long)f->pc);
 		if (f->inlined)
@@ -226,8 +228,10 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 		cp_strbuf_addc(&o->sb, '\n');
 	}
 	if (th->truncated)
-		cp_strbuf_addf(&o->sb, "  ... stack truncated after %zu frames (frame cap or stack copy "
-				       "limit)\n", th->nframes);
+		cp_strbuf_addf(&o->sb,
+			       "  ... stack truncated after %zu frames (frame cap or stack copy "
+			       "limit)\n",
+			       th->nframes);
 	if (th->unwind_error && th->wait.kind != CP_WAIT_ZOMBIE) {
 		/* Errno values read well; libunwind's own codes are only numbers. */
 		int e = -th->unwind_error;
@@ -238,7 +242,8 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 		else
 			snprintf(why, sizeof(why), "error %d", th->unwind_error);
 		if (!th->nframes && th->unwind_error == -EBUSY)
-			cp_strbuf_adds(&o->sb, "  (no stack: the thread is traced by another process)\n");
+			cp_strbuf_adds(&o->sb,
+				       "  (no stack: the thread is traced by another process)\n");
 		else if (!th->nframes)
 			cp_strbuf_addf(&o->sb, "  (no stack: %s)\n", why);
 		else if (!th->truncated)
@@ -419,7 +424,8 @@ static void add_header(struct out *o, const struct cp_dump *dump)
 			       cp_wait_kind_name(counts[i].kind));
 	cp_strbuf_addc(&o->sb, '\n');
 	if (dump->has_fds)
-		cp_strbuf_addf(&o->sb, "  fds: %d (%d socket, %d pipe, %d file, %d anon, %d other)\n",
+		cp_strbuf_addf(&o->sb,
+			       "  fds: %d (%d socket, %d pipe, %d file, %d anon, %d other)\n",
 			       dump->fds.total, dump->fds.socket, dump->fds.pipe, dump->fds.file,
 			       dump->fds.anon, dump->fds.other);
 	if (dump->stuck_seconds) {
@@ -427,17 +433,18 @@ static void add_header(struct out *o, const struct cp_dump *dump)
 
 		for (size_t i = 0; i < dump->nthreads; i++)
 			n += dump->threads[i].stuck == 1;
-		cp_strbuf_addf(&o->sb, "  watched for %ds: %zu thread%s made no progress (no CPU time, "
-				       "no context switch), marked (stuck %ds)\n",
+		cp_strbuf_addf(&o->sb,
+			       "  watched for %ds: %zu thread%s made no progress (no CPU time, no "
+			       "context switch), marked (stuck %ds)\n",
 			       dump->stuck_seconds, n, n == 1 ? "" : "s", dump->stuck_seconds);
 	}
 	if (dump->ndeadlocks)
 		cp_strbuf_addf(&o->sb, "  %s%zu deadlock%s%s: see DEADLOCK at the end\n",
-			       col(o, C_RED C_BOLD), dump->ndeadlocks, dump->ndeadlocks == 1 ? "" : "s",
-			       col(o, C_RESET));
+			       col(o, C_RED C_BOLD), dump->ndeadlocks,
+			       dump->ndeadlocks == 1 ? "" : "s", col(o, C_RESET));
 	if (dump->process_exited)
-		cp_strbuf_adds(&o->sb, "  the process exited during the dump: these are the threads "
-				       "captured before it did\n");
+		cp_strbuf_adds(&o->sb, "  the process exited during the dump: these are the "
+				       "threads captured before it did\n");
 }
 
 int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color)

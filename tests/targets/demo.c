@@ -289,8 +289,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--exit-after") && i + 1 < argc)
 			exit_after_ms = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: demo [--threads N] [--conns N] [--no-deadlock] [--ticks] [--exit-after MS]\n"
-					"            [--churn]\n");
+			fprintf(stderr, "usage: demo [--threads N] [--conns N] [--no-deadlock] "
+					"[--ticks]\n"
+					"            [--exit-after MS] [--churn]\n");
 			return 2;
 		}
 	}

@@ -48,8 +48,10 @@ static void build(struct cp_dump *d)
 						   .has_offset = true };
 		th->frames[1] = (struct cp_frame){ .pc = 0x401000 + (i == 2 ? 0x100 : 0),
 						   .function = i == 2 ? NULL : "serve",
-						   .file = i == 2 ? NULL : "app.c", .line = i == 2 ? 0 : 42,
-						   .module = app, .offset = 0x1000, .has_offset = true };
+						   .file = i == 2 ? NULL : "app.c",
+						   .line = i == 2 ? 0 : 42,
+						   .module = app, .offset = 0x1000,
+						   .has_offset = true };
 	}
 	snprintf(d->threads[0].name, CP_COMM_LEN, "quote\"d");
 	snprintf(d->threads[1].name, CP_COMM_LEN, "new\nline");
@@ -150,7 +152,8 @@ static void test_text(void)
 		       strlen("process 100 (/srv/app --flag) at 2026-11-27T15:00:00Z: 3 threads\n"
 			      "  2 io-read, 1 mutex\n")),
 	      "header");
-	CHECK(strstr(s, "\nthread 101 \"new\\x0aline\" [io-read: read fd 5 UNIX stream, no timeout]:\n"),
+	CHECK(strstr(s, "\nthread 101 \"new\\x0aline\" "
+			"[io-read: read fd 5 UNIX stream, no timeout]:\n"),
 	      "escaped name, no timeout");
 	CHECK(strstr(s, "\nthread 102 \"locker\" [mutex: 0x5000 held by thread 100 \"quote\\\"d\"] "
 			"(stuck 3s):\n"),
