@@ -176,7 +176,10 @@ static void report_take_error(int pid, int err, int tracer)
 		break;
 	case -EINTR:
 		cp_error("dump", "interrupted by %s; every thread was let go, nothing written",
-			 stop_signal ? strsignal(stop_signal) : "a signal");
+			 stop_signal == SIGINT	  ? "SIGINT"
+			 : stop_signal == SIGTERM ? "SIGTERM"
+			 : stop_signal == SIGHUP  ? "SIGHUP"
+						  : "a signal");
 		break;
 	case -EPERM:
 	case -EACCES:
