@@ -413,8 +413,11 @@ static void add_header(struct out *o, const struct cp_dump *dump)
 	if (dump->cmdline && dump->cmdline[0]) {
 		for (size_t i = 0; dump->cmdline[i]; i++)
 			cp_strbuf_addf(&o->sb, "%s%s", i ? " " : "", dump->cmdline[i]);
+	} else if (dump->exe) {
+		cp_strbuf_adds(&o->sb, dump->exe);
 	} else {
-		cp_strbuf_adds(&o->sb, dump->exe ? dump->exe : "?");
+		/* A zombie has neither: its name is what is left, bracketed like ps does. */
+		cp_strbuf_addf(&o->sb, "[%s]", dump->nthreads ? dump->threads[0].name : "?");
 	}
 	cp_strbuf_addf(&o->sb, ") at %s: %zu thread%s%s\n", when, dump->nthreads,
 		       dump->nthreads == 1 ? "" : "s", col(o, C_RESET));
