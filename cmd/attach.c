@@ -252,6 +252,29 @@ void cp_prof_progress_clear(void)
 	}
 }
 
+int cp_prof_check_output(const char *cmd, const struct cp_prof_options *o, int pid)
+{
+	struct cp_output out;
+	char *def = NULL;
+	int err;
+
+	if (o->output && !strcmp(o->output, "-"))
+		return 0;
+	if (!o->output) {
+		def = cp_default_output_name(pid, format_ext(o->format));
+		if (!def) {
+			cp_error(cmd, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	/* Create (and remove) the temporary file now: a bad path fails before any sampling. */
+	err = cp_output_open(&out, cmd, o->output ? o->output : def);
+	if (err == 0)
+		cp_output_abort(&out);
+	free(def);
+	return err;
+}
+
 int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_options *o, int pid,
 		  const volatile sig_atomic_t *stops)
 {
@@ -296,9 +319,10 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 		st.threads == 1 ? "" : "s", st.processes, st.processes == 1 ? "" : "es",
 		strcmp(path, "-") ? path : "to standard output");
 	if (o->verbose) {
-		cp_note("stats: %zu locations, %llu stacks ended [unknown], %llu [truncated]; "
-			"cprof CPU %.1f ms, %.1f us per sample",
-			st.locations, (unsigned long long)st.unknown, (unsigned long long)st.truncated,
+		cp_note("stats: %zu events, %zu rings of %zu KiB; %zu locations, %llu stacks ended "
+			"[unknown], %llu [truncated]; cprof CPU %.1f ms, %.1f us per sample",
+			st.events, st.rings, st.ring_bytes >> 10, st.locations,
+			(unsigned long long)st.unknown, (unsigned long long)st.truncated,
 			st.cpu_ns / 1e6, st.samples ? st.cpu_ns / 1e3 / st.samples : 0.0);
 	}
 done:
@@ -425,6 +449,9 @@ int cmd_attach(int argc, char **argv)
 		snprintf(what, sizeof(what), "pid %d", pids[0]);
 	else
 		snprintf(what, sizeof(what), "%zu processes", npids);
+
+	if (cp_prof_check_output("attach", &o, pids[0]) < 0)
+		return CP_EXIT_FAILURE;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;

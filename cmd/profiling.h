@@ -52,6 +52,9 @@ void cp_prof_explain_open_error(const char *cmd, int pid, int err, const struct 
 void cp_prof_progress(const char *what, double left, const struct cp_session *s);
 void cp_prof_progress_clear(void);
 
+/* Check early that the output can be created (reported). 0 or -errno. */
+int cp_prof_check_output(const char *cmd, const struct cp_prof_options *o, int pid);
+
 /*
  * Write the session's profile to o->output (or the default name for pid) atomically, then
  * the one-line summary. When *stop_count (may be NULL) reaches 2 while writing, the file is

@@ -147,6 +147,9 @@ int cmd_record(int argc, char **argv)
 		return CP_EXIT_USAGE;
 	}
 	cmd = argv + optind;
+	/* The default name needs the command's pid; an explicit path can be checked now. */
+	if (o.output && cp_prof_check_output("record", &o, 0) < 0)
+		return CP_EXIT_FAILURE;
 
 	if (pipe2(gopipe, O_CLOEXEC) < 0 || pipe2(errpipe, O_CLOEXEC) < 0) {
 		cp_error("record", "cannot create a pipe: %s", strerror(errno));

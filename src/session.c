@@ -911,6 +911,9 @@ void cp_session_get_stats(const struct cp_session *s, struct cp_session_stats *o
 	*out = s->stats;
 	cp_sampler_get_stats(s->sampler, &ss);
 	out->kernel_refused = ss.kernel_refused;
+	out->events = ss.events;
+	out->rings = ss.rings;
+	out->ring_bytes = ss.ring_bytes;
 	if (ss.lost > out->lost)
 		out->lost = ss.lost;
 }

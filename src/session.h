@@ -36,6 +36,9 @@ struct cp_session_stats {
 	size_t processes;	/* distinct processes with samples */
 	size_t locations;	/* distinct (pid, address) symbolized */
 	bool kernel_refused;	/* kernel sampling was refused: user frames only */
+	size_t events;		/* perf events open (threads x CPUs) */
+	size_t rings;		/* ring buffers (one per CPU) */
+	size_t ring_bytes;	/* bytes per ring */
 	uint64_t cpu_ns;	/* cprof's own CPU time spent reading and processing samples */
 };
 
