@@ -364,7 +364,11 @@ int cp_profile_add_mapping(struct cp_profile *prof, int pid, const struct cp_map
 
 	if (!map)
 		return -EINVAL;
-	err = intern(prof, map->path, &m.file);
+	/*
+	 * Anonymous memory (JIT code, stubs) gets a bracketed name: pprof complains about a
+	 * mapping without file name but knows not to look for files named "[...]".
+	 */
+	err = intern(prof, map->path && *map->path ? map->path : "[anon]", &m.file);
 	if (err < 0)
 		return err;
 	key = (struct mapkey){ pid, map->start, m.file };

@@ -198,6 +198,16 @@ def test_go_pprof_reads_ours():
     check(re.search(r"main src/app.c:40", lines), "-lines lacks main src/app.c:40", lines)
 
 
+def test_go_pprof_reads_anonymous_code():
+    """Frames in anonymous memory (JIT code) must not make pprof warn about missing files."""
+    d = ours()
+    top = pprof_ok("-top", d / "anon.pb.gz")
+    check("main" in top, "-top of the anonymous-code profile", top)
+    raw = pprof_ok("-raw", d / "anon.pb.gz")
+    check(re.search(r"^2: 0x7f0000000000/0x7f0000010000/0x0 \[anon\]", raw, re.M),
+          "anonymous mapping not named [anon]", raw)
+
+
 def test_protobuf_validity():
     d = ours()
     p = decode_profile(d / "ours.pb.gz")

@@ -610,6 +610,38 @@ static void test_foreign(void)
 	}
 }
 
+/* A profile with code in anonymous memory (JIT), which pprof must read without warnings. */
+static int write_anon(const char *dir)
+{
+	struct cp_map main_map = { MAIN_START, MAIN_END, MAIN_OFF, 1, 8, 1, "r-xp", self_path,
+				   false };
+	struct cp_map anon_map = { 0x7f0000000000ull, 0x7f0000010000ull, 0, 0, 0, 0, "rwxp",
+				   (char *)"", false };
+	struct cp_profile_line main_line = { "main", NULL, "src/app.c", 40, 30 };
+	struct cp_profile *prof = cp_profile_new();
+	uint64_t mid, aid, stack[2];
+	char path[4096];
+	FILE *f;
+	int err = 0;
+
+	err |= cp_profile_add_mapping(prof, 7, &main_map, NULL, true, true, &mid);
+	err |= cp_profile_add_mapping(prof, 7, &anon_map, NULL, false, false, &aid);
+	err |= cp_profile_add_location(prof, 7, MAIN_START + 0x10, mid, &main_line, 1, &stack[1]);
+	err |= cp_profile_add_location(prof, 7, 0x7f0000000123ull, aid, NULL, 0, &stack[0]);
+	err |= cp_profile_add_sample(prof, stack, 2, 7, 7, "jit", 9);
+	snprintf(path, sizeof(path), "%s/anon.pb.gz", dir);
+	f = fopen(path, "w");
+	if (!f || err) {
+		cp_profile_free(prof);
+		return 1;
+	}
+	err = cp_profile_write(prof, CP_PROFILE_PPROF, f, 0);
+	if (fclose(f) != 0 || err)
+		err = 1;
+	cp_profile_free(prof);
+	return err ? 1 : 0;
+}
+
 /* The hand-built profile in every format, for the integration test. */
 static int write_files(const struct built *b, const char *dir)
 {
@@ -653,7 +685,7 @@ int main(int argc, char **argv)
 	self_path[n] = '\0';
 	build(&b);
 	if (argc == 3 && !strcmp(argv[1], "--write")) {
-		int rc = write_files(&b, argv[2]);
+		int rc = write_files(&b, argv[2]) || write_anon(argv[2]);
 
 		cp_profile_free(b.prof);
 		return rc || failures ? 1 : 0;
