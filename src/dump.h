@@ -20,7 +20,7 @@ struct cp_frame {
 	const char *function;	/* borrowed from the symbolizer; NULL = null */
 	const char *file;
 	int line;		/* 0 = null */
-	const char *module;	/* path of the mapped file; NULL = null */
+	const char *module;	/* path of the mapped file (in cp_dump.strings); NULL = null */
 	uint64_t offset;	/* file offset of pc in module */
 	bool has_offset;
 	bool inlined;
@@ -35,7 +35,7 @@ struct cp_dump_thread {
 	struct cp_frame *frames;	/* owned array */
 	size_t nframes;
 	bool truncated;		/* depth cap or stack copy cap reached */
-	int unwind_error;	/* 0, or why the stack ends early */
+	int unwind_error;	/* 0, or why the stack ends early (no frames: capture failed) */
 	char **kernel_frames;	/* owned; with --kernel */
 	size_t nkernel_frames;
 	bool stopped;		/* cprof stopped it to capture it */
@@ -100,7 +100,8 @@ struct cp_dump_opts {
 struct cp_symbolizer;
 
 /*
- * Take a dump of pid. sym is borrowed (its cache may be shared across dumps).
+ * Take a dump of pid. sym is borrowed (its cache may be shared across dumps) and must outlive
+ * the dump: frames point to its strings. Threads are sorted by tid.
  * Returns 0 or -errno: -ESRCH no such process, -EPERM not allowed, -EBUSY already traced
  * (*tracer receives the tracer's pid), -EINVAL kernel thread, -EINTR cancelled through
  * opts->cancel. out is written only on success; on every path no thread is left stopped or
