@@ -53,7 +53,11 @@ static void mapping_flags(const struct cp_pmapping *m, uint8_t seen,
 		pm->has_inline_frames = m->has_inline_frames;
 		return;
 	}
-	if (!(seen & SEEN_USED))
+	/*
+	 * Unused mappings, and files that are gone (pprof would only warn that it cannot open
+	 * them), keep what symbolization was asked to do.
+	 */
+	if (!(seen & SEEN_USED) || m->deleted)
 		seen = SEEN_FUNC | SEEN_FILE | SEEN_LINE;
 	pm->has_functions = m->has_functions && (seen & SEEN_FUNC);
 	pm->has_filenames = m->has_filenames && (seen & SEEN_FILE);

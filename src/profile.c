@@ -390,6 +390,7 @@ int cp_profile_add_mapping(struct cp_profile *prof, int pid, const struct cp_map
 	m.has_filenames = has_lines;
 	m.has_line_numbers = has_lines;
 	m.has_inline_frames = has_lines;
+	m.deleted = map->deleted;
 	err = cp_profile_append_mapping(prof, &m, id);
 	if (err < 0)
 		return err;

@@ -75,6 +75,7 @@ struct cp_pmapping {
 	bool has_line_numbers;
 	bool has_inline_frames;
 	bool from_file;		/* read from a pprof file: flags are copied, not derived */
+	bool deleted;		/* the file was deleted or replaced: no reader can open it */
 };
 
 struct cp_pline {

@@ -199,13 +199,16 @@ def test_go_pprof_reads_ours():
 
 
 def test_go_pprof_reads_anonymous_code():
-    """Frames in anonymous memory (JIT code) must not make pprof warn about missing files."""
+    """Frames in anonymous memory (JIT code) or in a deleted binary must not make pprof warn
+    about missing files."""
     d = ours()
     top = pprof_ok("-top", d / "anon.pb.gz")
     check("main" in top, "-top of the anonymous-code profile", top)
     raw = pprof_ok("-raw", d / "anon.pb.gz")
     check(re.search(r"^2: 0x7f0000000000/0x7f0000010000/0x0 \[anon\]", raw, re.M),
           "anonymous mapping not named [anon]", raw)
+    check(re.search(r"^3: 0x7f1000000000/0x7f1000010000/0x2000 /nonexistent/\S+/deleted-app\s+\[FN\]$",
+                    raw, re.M), "deleted binary's mapping", raw)
 
 
 def test_protobuf_validity():

@@ -610,16 +610,21 @@ static void test_foreign(void)
 	}
 }
 
-/* A profile with code in anonymous memory (JIT), which pprof must read without warnings. */
+/*
+ * A profile with code in anonymous memory (JIT) and in a deleted binary, which pprof must read
+ * without warnings.
+ */
 static int write_anon(const char *dir)
 {
 	struct cp_map main_map = { MAIN_START, MAIN_END, MAIN_OFF, 1, 8, 1, "r-xp", self_path,
 				   false };
 	struct cp_map anon_map = { 0x7f0000000000ull, 0x7f0000010000ull, 0, 0, 0, 0, "rwxp",
 				   (char *)"", false };
+	struct cp_map gone_map = { 0x7f1000000000ull, 0x7f1000010000ull, 0x2000, 9, 8, 1, "r-xp",
+				   (char *)"/nonexistent/cprof-test/deleted-app", true };
 	struct cp_profile_line main_line = { "main", NULL, "src/app.c", 40, 30 };
 	struct cp_profile *prof = cp_profile_new();
-	uint64_t mid, aid, stack[2];
+	uint64_t mid, aid, gid, stack[2];
 	char path[4096];
 	FILE *f;
 	int err = 0;
@@ -629,6 +634,9 @@ static int write_anon(const char *dir)
 	err |= cp_profile_add_location(prof, 7, MAIN_START + 0x10, mid, &main_line, 1, &stack[1]);
 	err |= cp_profile_add_location(prof, 7, 0x7f0000000123ull, aid, NULL, 0, &stack[0]);
 	err |= cp_profile_add_sample(prof, stack, 2, 7, 7, "jit", 9);
+	err |= cp_profile_add_mapping(prof, 7, &gone_map, NULL, true, false, &gid);
+	err |= cp_profile_add_location(prof, 7, 0x7f1000000456ull, gid, NULL, 0, &stack[0]);
+	err |= cp_profile_add_sample(prof, stack, 2, 7, 7, "jit", 4);
 	snprintf(path, sizeof(path), "%s/anon.pb.gz", dir);
 	f = fopen(path, "w");
 	if (!f || err) {
