@@ -209,7 +209,8 @@ static void test_aggregation(const struct built *b)
 	CHECK(strstr(text, "Type: cpu\n"), "%s", text);
 	CHECK(strstr(text, "Showing nodes accounting for 14.29s, 100% of 14.29s total"),
 	      "%s", text);
-	CHECK(strstr(text, "    10.51s 73.50% 73.50%     13.54s 94.70%  helper (inline)\n"), "%s", text);
+	CHECK(strstr(text, "    10.51s 73.50% 73.50%     13.54s 94.70%  helper (inline)\n"),
+	      "%s", text);
 	CHECK(strstr(text, "     3.03s 21.20% 94.70%      3.03s 21.20%  __memcpy_avx_unaligned\n"),
 	      "%s", text);
 	CHECK(strstr(text, "         0     0%   100%     13.74s 96.11%  main\n"), "%s", text);
