@@ -483,8 +483,12 @@ static bool is_sigreturn_trampoline(struct unwind_ctx *c, uint64_t pc)
 {
 	/* mov $15, %rax (rt_sigreturn); syscall */
 	static const uint8_t code[9] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05 };
+	const struct cp_map *map = c->uw->maps ? cp_maps_find(c->uw->maps, pc) : NULL;
 	uint8_t buf[sizeof(code)];
 
+	/* Trampolines live in libc or the vdso: JIT code is not worth a read of live memory. */
+	if (map && !cp_map_is_file(map) && !is_vdso(map))
+		return false;
 	return read_mem(c, pc, buf, sizeof(buf)) == 0 && memcmp(buf, code, sizeof(code)) == 0;
 }
 

@@ -33,6 +33,7 @@ struct cp_unwind_result {
 };
 
 /*
+ * An unwinder belongs to one process and is used by one thread at a time.
  * Create an unwinder for process pid. maps is borrowed and must outlive the unwinder (or be
  * replaced with cp_unwind_set_maps). Returns NULL on allocation failure.
  * live_memory: when the copy does not cover an address, read it from the live process
