@@ -276,7 +276,7 @@ int cmd_dump(int argc, char **argv)
 		cp_note("watching pid %d for %d s...", pid, o.stuck_seconds);
 	repeat = bench_repeat();
 	for (int i = 0; i < repeat; i++) {
-		/* Bench runs take the dump again with the warm symbolizer; the last one is written. */
+		/* Bench runs take it again with the warm symbolizer; the last one is written. */
 		cp_dump_release(&dump);
 		t0 = cp_now_ns();
 		err = cp_dump_take(pid, &dopts, sym, &dump, &tracer);
