@@ -854,6 +854,25 @@ static void on_fork(void *ctx, int pid, int tid, int ppid, int ptid)
 	}
 }
 
+static void on_exit_record(void *ctx, int pid, int tid)
+{
+	struct cp_session *s = ctx;
+	struct proc *p;
+
+	if (pid != tid)
+		return;
+	/*
+	 * The process (its leader) exited: drop its unwinder's module cache, the big part of
+	 * its state, so that a long record of many short processes stays bounded. The map stays
+	 * for samples still in the rings; an unwinder is made again if one needs it.
+	 */
+	p = proc_find(s, pid);
+	if (p && p->uw) {
+		cp_unwind_free(p->uw);
+		p->uw = NULL;
+	}
+}
+
 static void on_lost(void *ctx, uint64_t count)
 {
 	struct cp_session *s = ctx;
@@ -866,6 +885,7 @@ static const struct cp_sampler_events session_events = {
 	.mmap = on_mmap,
 	.comm = on_comm,
 	.fork = on_fork,
+	.exit = on_exit_record,
 	.lost = on_lost,
 };
 
