@@ -87,6 +87,10 @@ static struct cp_module *vdso_module(struct cp_unwinder *uw, const struct cp_map
 		return uw->vdso;
 	if (uw->vdso_state < 0)
 		return NULL;
+	/*
+	 * The vdso is code the kernel maps, the same for the life of the process: reading it
+	 * once is fine even for profiles, which otherwise trust only the sample's copy.
+	 */
 	len = map->end - map->start;
 	if (map->end <= map->start || len > CP_MODULE_IMAGE_MAX) {
 		uw->vdso_state = -EFBIG;
@@ -160,7 +164,7 @@ static long read_piece(struct unwind_ctx *c, uint64_t addr, uint8_t *buf, size_t
 	struct map_slot *s;
 	uint64_t n;
 
-	if (addr >= SYNTH_BASE) {
+	if (addr >= SYNTH_BASE && addr - SYNTH_BASE < ((uint64_t)SYNTH_MAX << 32)) {
 		uint64_t id = (addr - SYNTH_BASE) >> 32, off = addr & 0xffffffffu;
 		const struct cp_cfi_index *x = id < uw->nsynth ? uw->synth[id].x : NULL;
 
