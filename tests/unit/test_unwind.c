@@ -83,13 +83,12 @@ static void fixture_path(char *buf, size_t size)
 }
 
 /* Start the fixture and read its READY line with the thread ids. */
-static void start_fixture(void)
+static void start_fixture_at(const char *path)
 {
-	char path[PATH_MAX + 64], line[256];
+	char line[256];
 	int p[2];
 	FILE *f;
 
-	fixture_path(path, sizeof(path));
 	if (access(path, X_OK) != 0)
 		skip("fixture not built");
 	if (pipe(p) != 0)
@@ -114,6 +113,14 @@ static void start_fixture(void)
 		exit(1);
 	}
 	fclose(f);
+}
+
+static void start_fixture(void)
+{
+	char path[PATH_MAX + 64];
+
+	fixture_path(path, sizeof(path));
+	start_fixture_at(path);
 }
 
 /* Wait (without a deadline the machine's speed could break) until tid sits in read(2). */
@@ -807,6 +814,72 @@ static void test_variant(const char *name, const char *section)
 	free(r);
 }
 
+/*
+ * A binary deleted after it started (an upgrade in place): its path is gone, and the module
+ * must be read through /proc/PID/map_files.
+ */
+static void test_deleted_binary(void)
+{
+	static uint8_t img[1 << 20];
+	char src[PATH_MAX + 64], tmp[] = "/tmp/cprof-test-deleted-XXXXXX";
+	struct cp_unwind_result *r = calloc(1, sizeof(*r));
+	struct cp_thread_snap snap = { 0 };
+	struct cp_unwinder *uw = NULL;
+	const struct cp_map *exe;
+	ssize_t n = -1;
+	struct fns f;
+	int in, out;
+
+	fixture_name = "deep_stack";
+	fixture_path(src, sizeof(src));
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in >= 0) {
+		n = read(in, img, sizeof(img));
+		close(in);
+	}
+	out = mkstemp(tmp);
+	CHECK(r && n > 0 && out >= 0);
+	if (!r || n <= 0 || out < 0 || write(out, img, (size_t)n) != n || fchmod(out, 0700) != 0) {
+		if (out >= 0) {
+			close(out);
+			unlink(tmp);
+		}
+		free(r);
+		return;
+	}
+	close(out);
+	start_fixture_at(tmp);
+	unlink(tmp);
+	snprintf(fixture_suffix, sizeof(fixture_suffix), "%s", strrchr(tmp, '/'));
+	if (cp_maps_read(fixture_pid, &maps) != 0) {
+		CHECK(!"read the maps of the deleted fixture");
+		stop_fixture();
+		free(r);
+		return;
+	}
+	exe = module_map(fixture_suffix);
+	CHECK(exe && exe->deleted);
+	/* Same bytes as the built fixture: its symbols apply. */
+	resolve_all(&f, src);
+	wait_in_read(tid_main);
+	uw = cp_unwind_new(fixture_pid, &maps, false);
+	CHECK(uw != NULL);
+	if (uw && snap_thread(tid_main, &snap) == 0) {
+		CHECK(cp_unwind(uw, &snap.regs, &snap.stack, r) == 0);
+		print_stack("deleted binary", r);
+		CHECK(frame_in(r, 1, &f.d) && frame_in(r, 2, &f.c) && frame_in(r, 3, &f.b));
+		CHECK(frame_in(r, 4, &f.a) && frame_in(r, 5, &f.main_));
+		CHECK(r->n >= 8 && r->n <= 10 && r->stop_reason == 0);
+	} else {
+		CHECK(!"capture the deleted fixture's main thread");
+	}
+	cp_thread_snap_release(&snap);
+	cp_unwind_free(uw);
+	cp_maps_release(&maps);
+	stop_fixture();
+	free(r);
+}
+
 int main(void)
 {
 	struct cp_unwind_result *full = calloc(1, sizeof(*full));
@@ -883,6 +956,7 @@ int main(void)
 	test_variant("deep_stack_nohdr", ".eh_frame");
 	/* Compressed: the damage lands in the zlib stream, and inflating must fail cleanly. */
 	test_variant("deep_stack_gz", ".debug_frame");
+	test_deleted_binary();
 	if (failures) {
 		printf("%d check(s) failed\n", failures);
 		return 1;
