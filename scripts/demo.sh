@@ -93,6 +93,9 @@ EOF
 say "cprof dump -p $PID --group   (identical stacks merged)"
 "$CPROF" dump -p "$PID" --group | head -n 30
 
+say "cprof dump -p $PID --stuck 2   (which threads made no progress in 2 s?)"
+"$CPROF" dump -p "$PID" --stuck 2 | grep -E '^  watched|^thread .*stuck' | head -n 12
+
 say "cprof attach -p $PID --seconds 5 -o demo-cpu.pb.gz   (a CPU profile, every thread)"
 "$CPROF" attach -p "$PID" --seconds 5 -o demo-cpu.pb.gz || exit 1
 
