@@ -79,31 +79,6 @@ static int cmp_children(const void *a, const void *b, void *ctx)
 	return strcmp(names->v[x->name], names->v[y->name]);
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0. XML parsers reject invalid UTF-8. */
-static size_t utf8_len(const unsigned char *s)
-{
-	size_t n;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	/* Overlong forms, surrogates and code points past U+10FFFF. */
-	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
-	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-		return 0;
-	return n;
-}
-
 /* Write at most max characters of s, escaped for XML text and attributes. */
 static void xml_escape(FILE *f, const char *s, size_t max)
 {
@@ -136,7 +111,7 @@ static void xml_escape(FILE *f, const char *s, size_t max)
 		default:
 			break;
 		}
-		n = utf8_len(p);
+		n = cp_utf8_len(p);
 		if (n == 0 || *p < 0x20) {
 			fputc('?', f);
 			p++;

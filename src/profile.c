@@ -143,6 +143,67 @@ void cp_strtab_release(struct cp_strtab *t)
 	memset(t, 0, sizeof(*t));
 }
 
+size_t cp_utf8_len(const unsigned char *s)
+{
+	size_t n;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	/* A NUL fails this check, so a truncated sequence never reads past the string. */
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+/* A copy of s[0..len) with each byte that is not part of valid UTF-8 replaced by U+FFFD. */
+static char *utf8_fix(const char *s, size_t len)
+{
+	char *out = malloc(3 * len + 1), *o = out;
+	size_t i = 0;
+
+	if (!out)
+		return NULL;
+	while (i < len) {
+		size_t n = cp_utf8_len((const unsigned char *)s + i);
+
+		if (n == 0 || i + n > len) {
+			memcpy(o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+			continue;
+		}
+		memcpy(o, s + i, n);
+		o += n;
+		i += n;
+	}
+	*o = '\0';
+	return out;
+}
+
+static bool utf8_valid(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t n = cp_utf8_len((const unsigned char *)s + i);
+
+		if (n == 0 || i + n > len)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
 static size_t capped_len(const char *s)
 {
 	size_t len = strnlen(s, CP_PROFILE_MAX_STRING);
@@ -165,11 +226,19 @@ int64_t cp_strtab_lookup(const struct cp_strtab *t, const char *s)
 int64_t cp_strtab_intern(struct cp_strtab *t, const char *s)
 {
 	struct strkey k = { s ? s : "", 0 };
+	char *fixed = NULL, *copy;
 	uint32_t hash;
 	int64_t idx;
-	char *copy;
 
 	k.len = capped_len(k.s);
+	if (!utf8_valid(k.s, k.len)) {
+		fixed = utf8_fix(k.s, k.len);
+		if (!fixed)
+			return -ENOMEM;
+		idx = cp_strtab_intern(t, fixed);
+		free(fixed);
+		return idx;
+	}
 	hash = cp_hash_bytes(k.s, k.len, 0);
 	idx = cp_htab_find(&t->h, hash, str_eq, t, &k);
 	if (idx >= 0)

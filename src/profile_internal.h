@@ -51,9 +51,16 @@ struct cp_strtab {
 	struct cp_htab h;
 };
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 (bad byte, overlong, surrogate). */
+size_t cp_utf8_len(const unsigned char *s);
+
 int cp_strtab_init(struct cp_strtab *t);
 void cp_strtab_release(struct cp_strtab *t);
-/* Index of s (added when new); NULL is "". >= 0 or -errno. */
+/*
+ * Index of s (added when new); NULL is "". Strings are made valid UTF-8 (a bad byte becomes
+ * U+FFFD), as protobuf requires of strings: thread names and symbols can hold any bytes.
+ * >= 0 or -errno.
+ */
 int64_t cp_strtab_intern(struct cp_strtab *t, const char *s);
 /* Index of s or -1. */
 int64_t cp_strtab_lookup(const struct cp_strtab *t, const char *s);

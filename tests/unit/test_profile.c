@@ -13,6 +13,7 @@
 #include "maps.h"
 #include "profile.h"
 #include "profile.pb-c.h"
+#include "profile_internal.h"
 
 static int failures;
 
@@ -449,6 +450,36 @@ static void test_svg(const struct built *b)
 	free(svg);
 }
 
+/* The string table: "" first, no duplicates, valid UTF-8 whatever comes in, capped. */
+static void test_strings(void)
+{
+	struct cp_strtab t;
+	char *big = malloc(70001);
+	int64_t a, b, c, d, e;
+
+	CHECK(cp_strtab_init(&t) == 0 && t.n == 1 && !strcmp(t.v[0], ""), "init");
+	a = cp_strtab_intern(&t, "h\xc3\xa9llo");
+	b = cp_strtab_intern(&t, "h\xc3\xa9llo");
+	CHECK(a == 1 && b == 1 && t.n == 2, "dedupe: %ld %ld", (long)a, (long)b);
+	CHECK(cp_strtab_intern(&t, NULL) == 0 && cp_strtab_intern(&t, "") == 0, "empty is 0");
+	c = cp_strtab_intern(&t, "a\xff" "b");
+	CHECK(c > 0 && !strcmp(t.v[c], "a\xef\xbf\xbd" "b"), "bad byte: %s", t.v[c]);
+	d = cp_strtab_intern(&t, "x\xe2\x82");
+	CHECK(d > 0 && !strcmp(t.v[d], "x\xef\xbf\xbd\xef\xbf\xbd"), "cut sequence: %s", t.v[d]);
+	CHECK(cp_strtab_intern(&t, "\xed\xa0\x80") > 0, "surrogate");
+	CHECK(!strcmp(t.v[t.n - 1], "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"), "surrogate: %s",
+	      t.v[t.n - 1]);
+	/* 70000 bytes of 2-byte characters: cut at 64 KiB, on a character boundary. */
+	for (int i = 0; i < 70000; i += 2)
+		big[i] = (char)0xc3, big[i + 1] = (char)0xa9;
+	big[70000] = '\0';
+	e = cp_strtab_intern(&t, big);
+	CHECK(e > 0 && strlen(t.v[e]) == 65536, "cap: %zu", strlen(t.v[e]));
+	CHECK(cp_strtab_intern(&t, big) == e, "capped string not deduplicated");
+	cp_strtab_release(&t);
+	free(big);
+}
+
 /*
  * A profile as another producer could write it, built with protobuf-c: ids not in order and
  * not dense, a location without mapping or lines, labels of other kinds. mutate() breaks one
@@ -704,6 +735,7 @@ int main(int argc, char **argv)
 	test_svg(&b);
 	test_corrupt(&b);
 	test_foreign();
+	test_strings();
 	test_decode_budget();
 	test_bounded_memory();
 	cp_profile_free(b.prof);
