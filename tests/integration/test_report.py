@@ -26,7 +26,7 @@ TEST_PROFILE = BUILD / "tests" / "unit" / "test_profile"
 WORK = pathlib.Path(tempfile.mkdtemp(prefix="cprof-report-"))
 GO_ENV = dict(os.environ, HOME=os.environ.get("HOME", "/tmp"), GOCACHE="/tmp/cprof-gocache",
               GOPATH="/tmp/cprof-gopath", GOPROXY="off", GOFLAGS="", GO111MODULE="auto",
-              CGO_ENABLED="0")
+              CGO_ENABLED="0", GOTOOLCHAIN="local")
 
 _ours = None
 _go = None
