@@ -272,14 +272,21 @@ static void setup_attr(struct cp_sampler *s, const struct cp_sampler_opts *o, bo
 	}
 }
 
-/* Bytes of ring per CPU: about half a second of samples at full rate, a power of two. */
-static size_t ring_bytes_for(const struct cp_sampler_opts *o, size_t stack_size)
+/*
+ * Bytes of ring per CPU: about two seconds of samples at full rate, so that a reader that is
+ * kept off the CPU for a while (a loaded machine) loses nothing; a power of two, at most
+ * 32 MiB per ring and 128 MiB over all CPUs (locked memory).
+ */
+static size_t ring_bytes_for(const struct cp_sampler_opts *o, size_t stack_size, size_t ncpus)
 {
 	size_t per_sample = o->dwarf ? stack_size + 256 : 1100;
-	size_t want = per_sample * (size_t)o->hz / 2;
+	size_t want = per_sample * (size_t)o->hz * 2;
+	size_t cap = (128u << 20) / (ncpus ? ncpus : 1);
 	size_t bytes = 64u << 10;
 
-	while (bytes < want && bytes < (16u << 20))
+	if (cap > (32u << 20))
+		cap = 32u << 20;
+	while (bytes < want && bytes * 2 <= cap)
 		bytes <<= 1;
 	return bytes;
 }
@@ -603,11 +610,10 @@ int cp_sampler_open(const struct cp_sampler_opts *opts, struct cp_sampler **out)
 	if (s->stack_size > CP_SAMPLER_STACK_MAX)
 		s->stack_size = CP_SAMPLER_STACK_MAX;
 	s->stack_size &= ~(size_t)7;
-	s->ring_bytes = ring_bytes_for(opts, s->stack_size);
-
 	err = find_cpus(s);
 	if (err < 0)
 		goto fail;
+	s->ring_bytes = ring_bytes_for(opts, s->stack_size, s->ncpus);
 	setup_attr(s, opts, opts->kernel);
 	err = open_all(s);
 	if ((err == -EACCES || err == -EPERM) && opts->kernel) {

@@ -952,6 +952,26 @@ struct cp_profile *cp_session_profile(struct cp_session *s)
 	return s->prof;
 }
 
+/*
+ * Load the debug information of the code the process has mapped before sampling starts:
+ * the first lookups in a module (libc with its separate DWARF) cost far more than a ring's
+ * worth of samples, and the rings would overflow while we read DWARF.
+ */
+static void prewarm(struct cp_session *s, struct proc *p)
+{
+	struct cp_sym_result res;
+	size_t done = 0;
+
+	for (size_t i = 0; p && i < p->maps.n && done < 64; i++) {
+		const struct cp_map *m = &p->maps.v[i];
+
+		if (m->perms[2] != 'x' || !cp_map_is_file(m))
+			continue;
+		cp_sym_resolve(s->sym, p->pid, m, m->start, &res);
+		done++;
+	}
+}
+
 int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 {
 	struct cp_sampler_opts so;
@@ -983,6 +1003,8 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 
 		if (p0)
 			add_main_mapping(s, p0, NULL, 0);
+		for (size_t i = 0; i < opts->npids; i++)
+			prewarm(s, proc_find(s, opts->pids[i]));
 	}
 
 	memset(&so, 0, sizeof(so));
