@@ -408,6 +408,7 @@ int cmd_attach(int argc, char **argv)
 	char what[64];
 	uint64_t start, deadline, next_check;
 	int c, rc, err;
+	bool busy = false;
 
 	opterr = 0;
 	optind = 1;
@@ -497,7 +498,9 @@ int cmd_attach(int argc, char **argv)
 			cp_prof_progress(what, (double)(deadline - now) / 1e9, sess);
 			next_check = now + 250000000ull;
 		}
-		err = cp_session_poll(sess, 100);
+		/* No waiting while records are left over from the last call. */
+		err = cp_session_poll(sess, busy ? 0 : 100);
+		busy = err == 1;
 		if (err < 0) {
 			cp_prof_progress_clear();
 			cp_error("attach", "reading samples failed: %s", strerror(-err));

@@ -111,7 +111,7 @@ int cmd_record(int argc, char **argv)
 	char **cmd;
 	pid_t pid;
 	int c, rc, err, status = 0, exec_err = 0;
-	bool reaped = false, started = false;
+	bool reaped = false, started = false, busy = false;
 	uint64_t start, deadline = 0;
 	char what[64];
 	ssize_t n;
@@ -254,7 +254,9 @@ int cmd_record(int argc, char **argv)
 			cp_prof_progress(what, deadline ? (double)(deadline - now) / 1e9 : -1, sess);
 			last = now;
 		}
-		err = cp_session_poll(sess, 100);
+		/* No waiting while records are left over from the last call. */
+		err = cp_session_poll(sess, busy ? 0 : 100);
+		busy = err == 1;
 		if (err < 0) {
 			cp_prof_progress_clear();
 			cp_error("record", "reading samples failed: %s", strerror(-err));

@@ -44,6 +44,8 @@ static const struct {
 #define MAX_RECORD 65536
 /* Task list re-scans after opening, until no thread is new (a thread-spawning storm). */
 #define MAX_RESCANS 16
+/* Processing time per cp_sampler_poll call before it returns with records left. */
+#define POLL_BUDGET_NS 250000000ull
 
 struct ring {
 	int cpu;
@@ -857,6 +859,7 @@ int cp_sampler_poll(struct cp_sampler *s, int timeout_ms, const struct cp_sample
 {
 	struct pollfd pfd[MAX_CPUS];
 	size_t n = 0;
+	uint64_t t0;
 
 	for (size_t i = 0; i < s->ncpus; i++) {
 		if (s->rings[i].fd < 0)
@@ -870,6 +873,7 @@ int cp_sampler_poll(struct cp_sampler *s, int timeout_ms, const struct cp_sample
 		if (poll(pfd, n, timeout_ms) < 0 && errno != EINTR)
 			return -errno;
 	}
+	t0 = cp_now_ns();
 	for (size_t i = 0; i < s->ncpus; i++)
 		if (s->rings[i].base)
 			ring_snapshot(&s->rings[i]);
@@ -877,9 +881,13 @@ int cp_sampler_poll(struct cp_sampler *s, int timeout_ms, const struct cp_sample
 	 * Merge the rings by time: a sample on one CPU may use a mapping whose MMAP2 record sits
 	 * in another CPU's ring. Each ring is already in time order.
 	 */
-	for (;;) {
+	for (size_t nrec = 0;; nrec++) {
 		struct ring *best = NULL;
 		uint64_t best_t = 0;
+
+		/* Give the caller back control now and then (deadline, Ctrl-C); the rest waits. */
+		if ((nrec & 63) == 63 && cp_now_ns() - t0 > POLL_BUDGET_NS)
+			return 1;
 
 		for (size_t i = 0; i < s->ncpus; i++) {
 			struct ring *r = &s->rings[i];

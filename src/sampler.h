@@ -103,7 +103,9 @@ struct cp_sampler_stats {
 int cp_sampler_open(const struct cp_sampler_opts *opts, struct cp_sampler **out);
 /*
  * Read whatever is in the rings, waiting up to timeout_ms (0 = don't wait, < 0 = forever) for
- * data. Returns 0 or -errno; a signal interrupting the wait is not an error.
+ * data. Returns 0 when the rings are drained, 1 when it stopped after its time budget (a
+ * quarter second of processing) with records left, or -errno; a signal interrupting the wait
+ * is not an error.
  */
 int cp_sampler_poll(struct cp_sampler *s, int timeout_ms, const struct cp_sampler_events *ev,
 		    void *ctx);

@@ -919,7 +919,8 @@ void cp_session_stop(struct cp_session *s)
 	s->end_mono = cp_now_ns();
 	cp_sampler_disable(s->sampler);
 	t0 = thread_cpu_ns();
-	cp_sampler_poll(s->sampler, 0, &session_events, s);
+	while (cp_sampler_poll(s->sampler, 0, &session_events, s) == 1)
+		;
 	s->stats.cpu_ns += thread_cpu_ns() - t0;
 	s->stopped = true;
 }

@@ -47,7 +47,10 @@ struct cp_session_stats {
  * -EPERM, -ENOENT, -EMFILE, -ENOMEM). *out is written only on success.
  */
 int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out);
-/* Read and aggregate whatever samples are ready, waiting up to timeout_ms. 0 or -errno. */
+/*
+ * Read and aggregate the samples that are ready, waiting up to timeout_ms: 0, 1 when some
+ * were left for the next call (to keep the caller responsive), or -errno.
+ */
 int cp_session_poll(struct cp_session *s, int timeout_ms);
 /* Stop sampling and aggregate what the rings still hold. Idempotent. */
 void cp_session_stop(struct cp_session *s);

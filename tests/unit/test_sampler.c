@@ -175,12 +175,13 @@ static int sample_child(bool dwarf)
 		CHECK(0, "cannot start the child");
 	close(gofd);
 	for (uint64_t end = cp_now_ns() + 60000000000ull; cp_now_ns() < end;) {
-		CHECK(cp_sampler_poll(s, 100, &ev, &x) == 0, "poll");
+		CHECK(cp_sampler_poll(s, 100, &ev, &x) >= 0, "poll");
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			break;
 	}
 	cp_sampler_disable(s);
-	cp_sampler_poll(s, 0, &ev, &x);
+	while (cp_sampler_poll(s, 0, &ev, &x) == 1)
+		;
 	cp_sampler_get_stats(s, &st);
 	cp_sampler_free(s);
 
@@ -226,7 +227,7 @@ static int session_child(void)
 		return 0;
 	}
 	while (waitpid(pid, &status, WNOHANG) != pid)
-		CHECK(cp_session_poll(sess, 100) == 0, "session poll");
+		CHECK(cp_session_poll(sess, 100) >= 0, "session poll");
 	cp_session_stop(sess);
 	cp_session_stop(sess);	/* idempotent */
 	cp_session_get_stats(sess, &st);
