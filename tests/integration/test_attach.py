@@ -67,6 +67,24 @@ def test_fp_mode():
         check(total(tr, lambda f, l: "spin_leaf" in f) > 0, "no spin_leaf in fp profile", tr[:3])
 
 
+def test_deep_stack_truncated():
+    # 100 frames of ~256 bytes (25 KiB): far more than a 4 KiB copy, within the default 32 KiB.
+    with Target("cpu_split", "--deep", 100) as t:
+        out, r = attach(t.pid, "--stack-size", 4096, "-F", 499, seconds=2)
+        tr = traces(out)
+        leaf = total(tr, lambda f, l: f[0] == "spin_leaf")
+        cut = total(tr, lambda f, l: f[0] == "spin_leaf" and f[-1] == "[truncated]")
+        check(leaf > 0 and cut >= 0.9 * leaf, "%d of %d deep stacks end in [truncated]" %
+              (cut, leaf), [f for c, f, l in tr][:2])
+        out, r = attach(t.pid, "-F", 499, seconds=2)
+        tr = traces(out)
+        leaf = total(tr, lambda f, l: f[0] == "spin_leaf")
+        full = total(tr, lambda f, l: f[0] == "spin_leaf" and "main" in f and
+                     f.count("recurse") >= 100)
+        check(leaf > 0 and full >= 0.9 * leaf, "%d of %d deep stacks complete with 32 KiB" %
+              (full, leaf), [f for c, f, l in tr][:2])
+
+
 def test_formats():
     with Target("cpu_split") as t:
         d = profiles.tmpdir()

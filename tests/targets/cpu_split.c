@@ -2,7 +2,9 @@
  * cpu_split: burns CPU 3:1 between work_a and work_b, both through the common leaf
  * spin_leaf, so a profile must split 75/25 and every leaf sample must reach main through the
  * right caller. SIGUSR1 starts a thread named "late"; SIGUSR2 makes the process exit(0).
- * Usage: cpu_split [--threads N] [--seconds S]   (N extra "worker-K" threads; S = run time)
+ * Usage: cpu_split [--threads N] [--seconds S] [--deep D]
+ *   N extra "worker-K" threads; S = run time; D = the main thread works D frames deep (in
+ *   recurse(), about 256 bytes of stack each), for stacks longer than a sample's copy.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -86,6 +88,19 @@ static void loop(double until)
 	}
 }
 
+/* D frames of recursion, each with stack the compiler cannot drop, then the work loop. */
+__attribute__((noinline, noclone)) void recurse(int depth, double until)
+{
+	volatile char pad[240];
+
+	pad[0] = (char)depth;
+	if (depth > 0)
+		recurse(depth - 1, until);
+	else
+		loop(until);
+	pad[1] = pad[0];
+}
+
 static void *worker_main(void *arg)
 {
 	loop(*(double *)arg);
@@ -102,7 +117,7 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-	int threads = 0;
+	int threads = 0, deep = 0;
 	double seconds = 0, until;
 
 	for (int i = 1; i < argc; i++) {
@@ -110,6 +125,8 @@ int main(int argc, char **argv)
 			threads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
 			seconds = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--deep") && i + 1 < argc)
+			deep = atoi(argv[++i]);
 	}
 	signal(SIGUSR1, on_signal);
 	signal(SIGUSR2, on_signal);
@@ -125,6 +142,9 @@ int main(int argc, char **argv)
 	}
 	printf("READY %d\n", (int)getpid());
 	fflush(stdout);
-	loop(until);
+	if (deep > 0)
+		recurse(deep, until);
+	else
+		loop(until);
 	return 0;
 }
