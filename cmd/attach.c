@@ -507,7 +507,10 @@ int cmd_attach(int argc, char **argv)
 			goto done;
 		}
 	}
-	cp_session_stop(sess);
+	/* Read what the rings still hold, unless asked a second time to stop. */
+	cp_session_disable(sess);
+	while (stop_count < 2 && cp_session_poll(sess, 0) == 1)
+		;
 	cp_prof_progress_clear();
 	cp_session_get_stats(sess, &st);
 	if (stop_count >= 2) {

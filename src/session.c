@@ -70,7 +70,8 @@ struct cp_session {
 	size_t nksyms;
 	bool ksyms_loaded;
 	uint64_t kernel_mapping;
-	bool stopped;
+	bool disabled;		/* events stopped counting; end_mono set */
+	bool stopped;		/* and the rings drained */
 	uint64_t start_wall;
 	uint64_t start_mono;
 	uint64_t end_mono;
@@ -910,14 +911,22 @@ int cp_session_poll(struct cp_session *s, int timeout_ms)
 	return err;
 }
 
+void cp_session_disable(struct cp_session *s)
+{
+	if (s->disabled)
+		return;
+	s->end_mono = cp_now_ns();
+	cp_sampler_disable(s->sampler);
+	s->disabled = true;
+}
+
 void cp_session_stop(struct cp_session *s)
 {
 	uint64_t t0;
 
 	if (s->stopped)
 		return;
-	s->end_mono = cp_now_ns();
-	cp_sampler_disable(s->sampler);
+	cp_session_disable(s);
 	t0 = thread_cpu_ns();
 	while (cp_sampler_poll(s->sampler, 0, &session_events, s) == 1)
 		;
@@ -942,7 +951,7 @@ void cp_session_get_stats(const struct cp_session *s, struct cp_session_stats *o
 struct cp_profile *cp_session_profile(struct cp_session *s)
 {
 	struct cp_profile_meta meta;
-	uint64_t end = s->stopped ? s->end_mono : cp_now_ns();
+	uint64_t end = s->disabled ? s->end_mono : cp_now_ns();
 
 	memset(&meta, 0, sizeof(meta));
 	meta.time_nanos = s->start_wall;

@@ -52,6 +52,11 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out);
  * were left for the next call (to keep the caller responsive), or -errno.
  */
 int cp_session_poll(struct cp_session *s, int timeout_ms);
+/*
+ * Stop sampling; what the rings hold can still be read with cp_session_poll(s, 0) until it
+ * returns 0. Idempotent.
+ */
+void cp_session_disable(struct cp_session *s);
 /* Stop sampling and aggregate what the rings still hold. Idempotent. */
 void cp_session_stop(struct cp_session *s);
 void cp_session_get_stats(const struct cp_session *s, struct cp_session_stats *out);
