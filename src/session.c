@@ -1013,8 +1013,6 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 
 		if (p0)
 			add_main_mapping(s, p0, NULL, 0);
-		for (size_t i = 0; i < opts->npids; i++)
-			prewarm(s, proc_find(s, opts->pids[i]));
 	}
 
 	memset(&so, 0, sizeof(so));
@@ -1031,6 +1029,10 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	err = cp_sampler_open(&so, &s->sampler);
 	if (err < 0)
 		goto fail;
+	/* Sampling has started (a target that exits now is still profiled); the rings hold
+	 * seconds of samples, time enough to read the debug information. */
+	for (size_t i = 0; i < opts->npids && !opts->enable_on_exec; i++)
+		prewarm(s, proc_find(s, opts->pids[i]));
 	*out = s;
 	return 0;
 fail:

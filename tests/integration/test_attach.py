@@ -140,7 +140,7 @@ def test_sigint_ends_early():
 
 
 def test_target_exits_mid_profile():
-    with Target("cpu_split", "--seconds", 2) as t:
+    with Target("cpu_split", "--seconds", 4) as t:
         d = profiles.tmpdir()
         out = os.path.join(d, "p.pb.gz")
         t0 = time.monotonic()
