@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <sys/auxv.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,8 @@ static void start_fixture_at(const char *path)
 	if (fixture_pid < 0)
 		exit(1);
 	if (fixture_pid == 0) {
+		/* Should this test crash, the fixture must not live on blocked forever. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(p[1], 1);
 		close(p[0]);
 		close(p[1]);
