@@ -1,9 +1,13 @@
 /* Capture of one thread: registers and a copy of its live stack, with the shortest stop. */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
@@ -270,6 +274,244 @@ static void stack_finish(struct cp_stack *stack, uint8_t *buf, long got)
 		stack->data = buf;
 }
 
+/*
+ * Live capture of a thread that is off CPU. While a thread sleeps in the kernel, all its user
+ * registers sit in its kernel entry frame; /proc/PID/task/TID/syscall shows two of them, sp
+ * and pc (and the argument registers, which unwinding never needs), and its stack cannot
+ * change except by other threads' writes (which do not touch return addresses and saved
+ * registers). So: read the thread's context switch count, its sp and pc, copy the stack, read
+ * both again. A thread that ran in between was switched out again (the count moved) or is
+ * running now (the syscall line says so); if neither, the copy is exactly what a stop would
+ * have given, minus the other registers. The count comes from status, which also names a
+ * tracer: a thread someone else traces is left to the stop path, which reports it.
+ */
+#define LIVE_TRIES 3
+
+struct live_files {
+	int sc_fd;		/* .../syscall */
+	int status_fd;		/* .../status */
+};
+
+static int open_task_file(int pid, int tid, const char *name)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", pid, tid, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	return fd;
+}
+
+/* The whole file from its start; proc's seq files regenerate on a read at offset 0. */
+static int pread_text(int fd, char *buf, size_t size)
+{
+	ssize_t n;
+
+	do
+		n = pread(fd, buf, size - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == ESRCH || errno == ENOENT ? -ESRCH : -errno;
+	if (n == 0)
+		return -ESRCH;	/* the task is being torn down */
+	buf[n] = '\0';
+	return 0;
+}
+
+/* Context switches so far; -EBUSY when another process traces the thread. */
+static int read_count(const struct live_files *lf, uint64_t *count)
+{
+	struct cp_task_status st;
+	char buf[16384];
+	int ret = pread_text(lf->status_fd, buf, sizeof(buf));
+
+	if (ret < 0)
+		return ret;
+	if (cp_proc_parse_status(buf, &st) < 0)
+		return -EINVAL;
+	if (st.tracer_pid != 0)
+		return -EBUSY;
+	*count = st.voluntary_ctxt_switches + st.nonvoluntary_ctxt_switches;
+	return 0;
+}
+
+static int read_sc(const struct live_files *lf, char *text, size_t size,
+		   struct cp_task_syscall *sc)
+{
+	int ret = pread_text(lf->sc_fd, text, size);
+
+	if (ret < 0)
+		return ret;
+	return cp_proc_parse_syscall(text, sc) < 0 ? -EINVAL : 0;
+}
+
+static void live_close(struct live_files *lf)
+{
+	if (lf->sc_fd >= 0)
+		close(lf->sc_fd);
+	if (lf->status_fd >= 0)
+		close(lf->status_fd);
+	lf->sc_fd = lf->status_fd = -1;
+}
+
+static int live_open(int pid, int tid, struct live_files *lf)
+{
+	lf->sc_fd = open_task_file(pid, tid, "syscall");
+	if (lf->sc_fd < 0)
+		return lf->sc_fd;
+	lf->status_fd = open_task_file(pid, tid, "status");
+	if (lf->status_fd < 0) {
+		int err = lf->status_fd;
+
+		close(lf->sc_fd);
+		lf->sc_fd = -1;
+		return err;
+	}
+	return 0;
+}
+
+bool cp_capture_syscall_may_eintr(long nr)
+{
+	switch (nr) {
+	case SYS_read:
+	case SYS_write:
+	case SYS_readv:
+	case SYS_writev:
+	case SYS_recvfrom:
+	case SYS_sendto:
+	case SYS_recvmsg:
+	case SYS_sendmsg:
+	case SYS_recvmmsg:
+	case SYS_sendmmsg:
+	case SYS_accept:
+	case SYS_accept4:
+	case SYS_connect:
+	case SYS_epoll_wait:
+	case SYS_epoll_pwait:
+	case 441:		/* epoll_pwait2 */
+	case SYS_rt_sigtimedwait:
+	case SYS_io_getevents:
+	case 333:		/* io_pgetevents */
+	case 426:		/* io_uring_enter */
+	case SYS_semop:
+	case SYS_semtimedop:
+	case SYS_msgrcv:
+	case SYS_msgsnd:
+	case SYS_mq_timedreceive:
+	case SYS_mq_timedsend:
+	case SYS_ioctl:		/* device-specific: some fail with EINTR */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * Try to capture tid live. Returns 0 with *out filled (live, maybe verified), -EAGAIN when
+ * the thread has to be stopped instead (running, or it kept running during every copy and a
+ * stop is harmless), or -errno. *sc_first receives the first syscall line read, which tells
+ * the caller what the thread was doing before anyone touched it.
+ */
+static int capture_live(int pid, int tid, const struct cp_maps *given, struct cp_maps *own,
+			size_t max, bool is_d, struct cp_task_syscall *sc_first, bool *have_first,
+			struct cp_thread_snap *out)
+{
+	struct live_files lf = { .sc_fd = -1, .status_fd = -1 };
+	char text1[256], text2[256];
+	struct cp_task_syscall sc, sc2;
+	uint8_t *buf = NULL;
+	size_t buf_size = 0;
+	bool truncated = false, verified = false, keep = false;
+	long got = 0;
+	int ret, tries;
+
+	*have_first = false;
+	ret = live_open(pid, tid, &lf);
+	if (ret < 0)
+		return ret;
+	for (tries = 0; tries < LIVE_TRIES; tries++) {
+		const struct cp_map *m;
+		uint64_t c1, c2;
+		size_t span;
+
+		ret = read_count(&lf, &c1);
+		if (ret == 0)
+			ret = read_sc(&lf, text1, sizeof(text1), &sc);
+		if (ret < 0)
+			goto out;
+		if (!*have_first) {
+			*sc_first = sc;
+			*have_first = true;
+		}
+		if (sc.running || !sc.sp || !sc.pc) {
+			ret = -EAGAIN;
+			goto out;
+		}
+		m = stack_map(pid, given, own, sc.sp);
+		span = stack_span(m, sc.sp, max, &truncated);
+		if (span > buf_size) {
+			uint8_t *nb = realloc(buf, span);
+
+			if (!nb) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+			buf_size = span;
+		}
+		got = span ? cp_capture_read_mem(pid, sc.sp, buf, span) : 0;
+		if (got == -ESRCH) {
+			ret = -ESRCH;
+			goto out;
+		}
+		if (got > 0 && (size_t)got < span)
+			truncated = true;
+		ret = read_sc(&lf, text2, sizeof(text2), &sc2);
+		if (ret == 0)
+			ret = read_count(&lf, &c2);
+		if (ret < 0)
+			goto out;
+		keep = true;
+		if (c1 == c2 && !strcmp(text1, text2)) {
+			verified = true;
+			break;
+		}
+	}
+	/*
+	 * It ran during every copy. Stopping it is harmless unless it sits in a call a stop
+	 * would fail with EINTR, or in uninterruptible sleep (no stop until the kernel lets it
+	 * go): keep the last copy for those.
+	 */
+	if (!verified && !is_d && !(sc.in_syscall && cp_capture_syscall_may_eintr(sc.nr))) {
+		ret = -EAGAIN;
+		goto out;
+	}
+	if (!keep) {
+		ret = -EAGAIN;
+		goto out;
+	}
+	memset(out, 0, sizeof(*out));
+	out->tid = tid;
+	out->regs.r[CP_REG_RSP] = sc.sp;
+	out->regs.r[CP_REG_RIP] = sc.pc;
+	out->regs.valid = (1u << CP_REG_RSP) | (1u << CP_REG_RIP);
+	out->stack.start = sc.sp;
+	out->stack.truncated = truncated;
+	stack_finish(&out->stack, buf, got);
+	buf = NULL;
+	out->sc = *sc_first;
+	out->has_syscall = true;
+	out->live = true;
+	out->verified = verified;
+	ret = 0;
+out:
+	free(buf);
+	live_close(&lf);
+	return ret;
+}
+
 /* A thread in uninterruptible sleep: its sp and pc from /proc, its stack copied live. */
 static int capture_unstopped(int pid, int tid, const struct cp_task_syscall *sc,
 			     const struct cp_map *m, size_t max, struct cp_thread_snap *out)
@@ -312,6 +554,8 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 	struct cp_maps own = { 0 };
 	struct cp_thread_snap snap;
 	struct user_regs_struct uregs;
+	struct cp_task_syscall sc_first;
+	bool have_first = false;
 	struct cp_task_stat st;
 	const struct cp_map *m;
 	uint8_t *buf = NULL;
@@ -324,9 +568,13 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 	if (pid <= 0 || tid <= 0 || !out)
 		return -EINVAL;
 	/* Also proves tid is a thread of pid: the task directory is per process. */
-	ret = cp_proc_read_stat(pid, tid, &st);
-	if (ret < 0)
-		return ret;
+	if (opts && opts->stat && opts->stat->tid == tid) {
+		st = *opts->stat;
+	} else {
+		ret = cp_proc_read_stat(pid, tid, &st);
+		if (ret < 0)
+			return ret;
+	}
 	if (st.state == 'Z' || st.state == 'X')
 		return -ESRCH;
 	if (!given) {
@@ -341,22 +589,34 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 	 * without the thread stopping first. So do not try: its sp and pc in /proc are exact
 	 * while it sleeps, and its stack does not change under us while it does.
 	 */
-	if (st.state == 'D') {
+	if (st.state == 'D' && (flags & CP_CAPTURE_STOP)) {
+		ret = -EAGAIN;
+		goto out_maps;
+	}
+	if (st.state == 'D' && !(flags & CP_CAPTURE_LIVE)) {
 		struct cp_task_syscall sc;
 
-		if (flags & CP_CAPTURE_STOP) {
-			ret = -EAGAIN;
-			goto out_maps;
-		}
 		ret = cp_proc_read_syscall(pid, tid, &sc);
 		if (ret == 0 && !sc.running && sc.sp) {
 			m = stack_map(pid, given, &own, sc.sp);
 			ret = capture_unstopped(pid, tid, &sc, m, max, out);
+			if (ret == 0) {
+				out->sc = sc;
+				out->has_syscall = true;
+			}
 			goto out_maps;
 		}
 		if (ret == -ESRCH)
 			goto out_maps;
 		/* Running again by now, or unreadable: stop it like any other thread. */
+	}
+	/* Group-stopped or traced threads: the stop path knows how to leave them as they were. */
+	if ((flags & CP_CAPTURE_LIVE) && !(flags & CP_CAPTURE_STOP) && st.state != 'T' &&
+	    st.state != 't') {
+		ret = capture_live(pid, tid, given, &own, max, st.state == 'D', &sc_first,
+				   &have_first, out);
+		if (ret != -EAGAIN)
+			goto out_maps;
 	}
 
 	/* Allocated before the stop: nothing but ptrace and one copy happens while stopped. */
@@ -427,6 +687,11 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 	buf = NULL;
 	snap.stopped = true;
 	snap.stopped_ns = t1 - t0;
+	snap.verified = true;
+	if (have_first) {
+		snap.sc = sc_first;
+		snap.has_syscall = true;
+	}
 	*out = snap;
 	ret = 0;
 

@@ -9,10 +9,16 @@
 #include <stdint.h>
 
 #include "maps.h"
+#include "proc.h"
 #include "snapshot.h"
 
 enum cp_capture_flags {
 	CP_CAPTURE_STOP = 1u << 0,	/* always stop the thread (PTRACE_SEIZE + INTERRUPT) */
+	/*
+	 * Capture a thread that is off CPU without stopping it (see cp_capture_thread); stop
+	 * only threads that are running. Ignored with CP_CAPTURE_STOP.
+	 */
+	CP_CAPTURE_LIVE = 1u << 1,
 };
 
 struct cp_capture_opts {
@@ -21,6 +27,8 @@ struct cp_capture_opts {
 	/* Borrowed, may be NULL: the process's maps, to find the end of the stack mapping
 	 * without reading /proc/PID/maps for every thread. Re-read when sp is not in it. */
 	const struct cp_maps *maps;
+	/* Borrowed, may be NULL: the thread's stat, just read by the caller (saves a read). */
+	const struct cp_task_stat *stat;
 };
 
 struct cp_thread_snap {
@@ -29,6 +37,16 @@ struct cp_thread_snap {
 	struct cp_stack stack;		/* data owned by the snapshot */
 	bool stopped;			/* the thread had to be stopped to capture it */
 	uint64_t stopped_ns;		/* how long it was stopped (0 if never) */
+	/*
+	 * /proc/PID/task/TID/syscall as read before the capture (before any stop, which would
+	 * change it); has_syscall is false when it was not read or unreadable.
+	 */
+	struct cp_task_syscall sc;
+	bool has_syscall;
+	/* Captured live: regs hold only RSP and RIP. verified: the thread provably did not
+	 * run while its stack was copied (a D-state copy that kept changing is not). */
+	bool live;
+	bool verified;
 };
 
 /*
@@ -38,13 +56,25 @@ struct cp_thread_snap {
  * out is written only on success.
  * Without CP_CAPTURE_STOP a thread in state D is captured without stopping it: regs then
  * hold only RSP and RIP (valid says so), from /proc/PID/task/TID/syscall, and stopped is
- * false. Every other thread is stopped.
+ * false. Every other thread is stopped, unless CP_CAPTURE_LIVE is given: then any thread
+ * that is off CPU (blocked in a system call, or preempted) is captured the same way, its
+ * stack copied while it sleeps and the copy kept only if the thread provably did not run
+ * meanwhile (its schedule count and /proc syscall line unchanged); it is stopped only when
+ * it is running, or keeps waking up during the copy and is not in a call that a stop would
+ * fail with EINTR (cp_capture_syscall_may_eintr).
  * Blocks SIGINT/SIGTERM/SIGHUP for the short window in which the thread is stopped, so a
  * signal to cprof is handled only after the thread runs again.
  */
 int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 		      struct cp_thread_snap *out);
 void cp_thread_snap_release(struct cp_thread_snap *snap);
+
+/*
+ * Would a ptrace stop make system call nr fail with EINTR in the target instead of restarting
+ * it transparently? (epoll_wait, rt_sigtimedwait, and socket calls under SO_RCVTIMEO or
+ * SO_SNDTIMEO; read/write and friends count, as the fd may be such a socket.)
+ */
+bool cp_capture_syscall_may_eintr(long nr);
 
 /* Read target memory with process_vm_readv; returns bytes read (may be short) or -errno. */
 long cp_capture_read_mem(int pid, uint64_t addr, void *buf, size_t len);

@@ -227,7 +227,7 @@ static int collect(struct take *t, int tid, int *tracer)
 {
 	struct cp_capture_opts copts = {
 		.stack_max = t->stack_max,
-		.flags = (t->opts->flags & CP_DUMP_STOP_ALL) ? CP_CAPTURE_STOP : 0,
+		.flags = (t->opts->flags & CP_DUMP_STOP_ALL) ? CP_CAPTURE_STOP : CP_CAPTURE_LIVE,
 		.maps = t->have_maps ? &t->maps : NULL,
 	};
 	struct item *it = item_push(t, tid);
@@ -240,7 +240,6 @@ static int collect(struct take *t, int tid, int *tracer)
 		t->nitems--;
 		return is_gone(err) ? 0 : err;
 	}
-	it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
 	if (cp_proc_read_wchan(t->pid, tid, it->wchan, sizeof(it->wchan)) < 0)
 		it->wchan[0] = '\0';
 	if (t->opts->flags & CP_DUMP_KERNEL) {
@@ -254,14 +253,28 @@ static int collect(struct take *t, int tid, int *tracer)
 	}
 	if (it->st.state == 'Z' || it->st.state == 'X') {
 		it->zombie = true;
+		it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
 		return 0;
 	}
+	copts.stat = &it->st;
+	/* A stop changes what /proc says: read it first (a live capture reads it itself). */
+	if (copts.flags & CP_CAPTURE_STOP)
+		it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
 	err = cp_capture_thread(t->pid, tid, &copts, &it->snap);
 	if (err == 0) {
 		it->captured = true;
 		t->ncaptured++;
+		/* The capture read the syscall line before touching the thread: reuse it. */
+		if (it->snap.has_syscall) {
+			it->sc = it->snap.sc;
+			it->has_sc = true;
+		} else if (!it->has_sc) {
+			it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
+		}
 		return 0;
 	}
+	if (!it->has_sc)
+		it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
 	if (is_gone(err)) {
 		item_release(it);
 		t->nitems--;
@@ -514,7 +527,49 @@ static int take_zombie_process(struct take *t, const struct cp_task_stat *pst)
 	return 0;
 }
 
-/* Everything after the captures: nothing here stops a thread any more. */
+/*
+ * A live capture has only sp and pc. Most stacks unwind from those alone (CFA from rsp, callee-
+ * saved registers restored from the stack), but a frame whose CFA is rbp-based, with no inner
+ * frame having saved rbp, needs the real register.
+ */
+static bool needs_registers(const struct item *it, int uerr, const struct cp_unwind_result *ur)
+{
+	if (!it->snap.live)
+		return false;
+	return uerr == -ENODATA || (uerr == 0 && ur->stop_reason == -ENODATA);
+}
+
+/*
+ * Then stop the thread once to get all its registers, unless it sits in a call a stop would
+ * fail with EINTR (or in uninterruptible sleep): there the partial stack stands. Returns true
+ * when it->snap was replaced by a stopped capture.
+ */
+static bool refill_registers(struct take *t, struct item *it, const struct cp_maps *maps)
+{
+	struct cp_capture_opts copts = {
+		.stack_max = t->stack_max,
+		.flags = CP_CAPTURE_STOP,
+		.maps = maps,
+	};
+	struct cp_task_syscall now;
+	struct cp_thread_snap snap;
+
+	if (it->st.state == 'D')
+		return false;
+	if (it->has_sc && it->sc.in_syscall && cp_capture_syscall_may_eintr(it->sc.nr))
+		return false;
+	/* Where it is now, a moment before the stop. */
+	if (cp_proc_read_syscall(t->pid, it->tid, &now) < 0 ||
+	    (now.in_syscall && cp_capture_syscall_may_eintr(now.nr)))
+		return false;
+	if (cp_capture_thread(t->pid, it->tid, &copts, &snap) < 0)
+		return false;
+	cp_thread_snap_release(&it->snap);
+	it->snap = snap;
+	return true;
+}
+
+/* Everything after the captures; only a register refill may still stop a thread here. */
 static int analyse(struct take *t)
 {
 	struct cp_dump *d = t->d;
@@ -569,6 +624,16 @@ static int analyse(struct take *t)
 			if (uw) {
 				int uerr = cp_unwind(uw, &it->snap.regs, &it->snap.stack, ur);
 
+				if (needs_registers(it, uerr, ur) && refill_registers(t, it, &maps)) {
+					th->stopped = it->snap.stopped;
+					th->stopped_ns = it->snap.stopped_ns;
+					if (it->snap.stopped_ns > d->max_stop_ns)
+						d->max_stop_ns = it->snap.stopped_ns;
+					d->total_stop_ns += it->snap.stopped_ns;
+					th->truncated = it->snap.stack.truncated;
+					memset(ur, 0, sizeof(*ur));
+					uerr = cp_unwind(uw, &it->snap.regs, &it->snap.stack, ur);
+				}
 				if (uerr < 0) {
 					th->unwind_error = uerr;
 					ur->n = 0;
