@@ -78,7 +78,8 @@ static int parse_seconds(const char *cmd, const char *arg, double *out)
 	errno = 0;
 	v = strtod(arg, &end);
 	if (end == arg || *end || errno || !(v > 0) || v > CP_PROF_SECONDS_MAX) {
-		cp_error(cmd, "invalid --seconds '%s': expected a positive number of seconds up to %.0f",
+		cp_error(cmd, "invalid --seconds '%s': expected a positive number of seconds "
+			      "up to %.0f",
 			 arg, CP_PROF_SECONDS_MAX);
 		return CP_EXIT_USAGE;
 	}
@@ -109,10 +110,11 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
 		if (max > CP_SAMPLER_HZ_MAX)
 			max = CP_SAMPLER_HZ_MAX;
 		if (cp_parse_long(arg, 1, max, &v) < 0) {
-			cp_error(cmd, "invalid -F '%s': expected samples per second from 1 to %d", arg,
-				 max);
+			cp_error(cmd, "invalid -F '%s': expected samples per second from 1 to %d",
+				 arg, max);
 			if (cp_parse_long(arg, 1, 1000000000, &v) == 0 && v > max)
-				cp_hint("the kernel allows at most %d (kernel.perf_event_max_sample_rate)",
+				cp_hint("the kernel allows at most %d "
+					"(kernel.perf_event_max_sample_rate)",
 					max);
 			return CP_EXIT_USAGE;
 		}
@@ -139,7 +141,8 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
 		} else if (!strcmp(arg, "text")) {
 			o->format = CP_PROFILE_TEXT;
 		} else {
-			cp_error(cmd, "invalid --format '%s': expected pprof, folded, svg or text", arg);
+			cp_error(cmd, "invalid --format '%s': expected pprof, folded, svg or text",
+				 arg);
 			return CP_EXIT_USAGE;
 		}
 		return 0;
@@ -152,8 +155,8 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
 		return 0;
 	case 'S':
 		if (cp_parse_long(arg, CP_SAMPLER_STACK_MIN, CP_SAMPLER_STACK_MAX, &v) < 0) {
-			cp_error(cmd, "invalid --stack-size '%s': expected bytes from %u to %u", arg,
-				 CP_SAMPLER_STACK_MIN, CP_SAMPLER_STACK_MAX);
+			cp_error(cmd, "invalid --stack-size '%s': expected bytes from %u to %u",
+				 arg, CP_SAMPLER_STACK_MIN, CP_SAMPLER_STACK_MAX);
 			return CP_EXIT_USAGE;
 		}
 		o->stack_size = (size_t)v;
@@ -181,22 +184,22 @@ void cp_prof_explain_open_error(const char *cmd, int pid, int err, const struct 
 	case -EACCES:
 	case -EPERM:
 		if (geteuid() != 0 && paranoid > 2) {
-			cp_error(what, "perf events not allowed: kernel.perf_event_paranoid=%d forbids "
-				       "them to unprivileged users",
+			cp_error(what, "perf events not allowed: kernel.perf_event_paranoid=%d "
+				       "forbids them to unprivileged users",
 				 paranoid);
-			cp_hint("sudo sysctl kernel.perf_event_paranoid=2 (user-space profiling of your "
-				"own processes), or run as root or with CAP_PERFMON");
+			cp_hint("sudo sysctl kernel.perf_event_paranoid=2 (user-space profiling "
+				"of your own processes), or run as root or with CAP_PERFMON");
 		} else if (geteuid() != 0) {
-			cp_error(what, "perf events not allowed on this process (%s): it belongs to "
-				       "another user, or kernel.perf_event_paranoid=%d",
+			cp_error(what, "perf events not allowed on this process (%s): it belongs "
+				       "to another user, or kernel.perf_event_paranoid=%d",
 				 strerror(-err), paranoid);
-			cp_hint("run as root or with CAP_PERFMON, or lower kernel.perf_event_paranoid "
-				"with sysctl");
+			cp_hint("run as root or with CAP_PERFMON, or lower "
+				"kernel.perf_event_paranoid with sysctl");
 		} else {
 			cp_error(what, "perf events refused (%s) although running as root",
 				 strerror(-err));
-			cp_hint("check seccomp, LSM policy (SELinux, AppArmor) and container limits on "
-				"perf_event_open");
+			cp_hint("check seccomp, LSM policy (SELinux, AppArmor) and container "
+				"limits on perf_event_open");
 		}
 		break;
 	case -ESRCH:
@@ -524,7 +527,8 @@ int cmd_attach(int argc, char **argv)
 			(cp_now_ns() - start) / 1e9);
 	for (size_t i = 0; i < npids; i++)
 		if (exited[i])
-			cp_note("pid %d exited during profiling; the profile covers its life until then",
+			cp_note("pid %d exited during profiling; the profile covers its life "
+				"until then",
 				pids[i]);
 	if (nexited == npids && st.samples == 0) {
 		cp_error(what, "exited before any sample was captured; nothing written");

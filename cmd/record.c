@@ -251,7 +251,9 @@ int cmd_record(int argc, char **argv)
 		if (stop_count || (deadline && now >= deadline))
 			break;
 		if (now - last >= 250000000ull) {
-			cp_prof_progress(what, deadline ? (double)(deadline - now) / 1e9 : -1, sess);
+			double left = deadline ? (double)(deadline - now) / 1e9 : -1;
+
+			cp_prof_progress(what, left, sess);
 			last = now;
 		}
 		/* No waiting while records are left over from the last call. */
@@ -266,8 +268,8 @@ int cmd_record(int argc, char **argv)
 	cp_session_stop(sess);
 	cp_prof_progress_clear();
 	if (!reaped && cp_stderr_is_tty())
-		cp_note("stopped profiling after %.1f s; %s keeps running", (cp_now_ns() - start) / 1e9,
-			cmd[0]);
+		cp_note("stopped profiling after %.1f s; %s keeps running",
+			(cp_now_ns() - start) / 1e9, cmd[0]);
 	err = cp_prof_write("record", sess, &o, pid, NULL);
 	/* The profile is written: nothing of ours is left attached to the command. */
 	cp_session_free(sess);
@@ -279,14 +281,14 @@ int cmd_record(int argc, char **argv)
 			reaped = true;
 		} else if (w < 0 && errno == EINTR) {
 			if (stop_count >= 2)
-				break;	/* asked twice: leave it running, like a shell would */
+				break;	/* asked twice: leave it running, as a shell would */
 		} else {
 			break;
 		}
 	}
 	if (!reaped) {
-		cp_error("record", "interrupted by %s; %s (pid %d) left running", strsignal(stop_sig),
-			 cmd[0], (int)pid);
+		cp_error("record", "interrupted by %s; %s (pid %d) left running",
+			 strsignal(stop_sig), cmd[0], (int)pid);
 		rc = 128 + stop_sig;
 	} else if (err < 0 && status_code(status) == 0) {
 		rc = CP_EXIT_FAILURE;	/* the profile was asked for and is not there */

@@ -42,7 +42,7 @@ struct cp_sampler_opts {
 	int hz;
 	bool dwarf;		/* sample regs + user stack; else fp callchains */
 	size_t stack_size;	/* bytes of user stack per sample (dwarf mode); 0 = default */
-	bool kernel;		/* include kernel callchains (falls back to user-only if refused) */
+	bool kernel;		/* kernel callchains (user-only when refused) */
 	bool follow_children;	/* keep samples of processes the targets fork (record) */
 	bool enable_on_exec;	/* start counting when the (single) target execs (record) */
 };
@@ -53,7 +53,7 @@ struct cp_sample {
 	int cpu;
 	uint64_t time;
 	uint64_t ip;
-	bool user_regs;			/* regs/stack valid (dwarf mode, sample has a user context) */
+	bool user_regs;			/* regs and stack valid (dwarf mode, user context) */
 	struct cp_regs regs;		/* dwarf mode, DWARF numbering */
 	struct cp_stack stack;		/* dwarf mode; data borrowed for the callback */
 	const uint64_t *callchain;	/* kernel's callchain, with PERF_CONTEXT_* markers */

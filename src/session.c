@@ -322,7 +322,8 @@ static void add_elf_segments(struct proc *p, const struct cp_map *exec_map)
 		return;
 	}
 	nph = eh.e_phnum;
-	if (pread(fd, ph, nph * sizeof(ph[0]), (off_t)eh.e_phoff) != (ssize_t)(nph * sizeof(ph[0]))) {
+	if (pread(fd, ph, nph * sizeof(ph[0]), (off_t)eh.e_phoff) !=
+	    (ssize_t)(nph * sizeof(ph[0]))) {
 		close(fd);
 		return;
 	}
@@ -379,15 +380,17 @@ static struct thread *thread_get(struct cp_session *s, int pid, int tid)
 		for (size_t k = 0; k < s->threads_cap; k++) {
 			if (!s->threads[k].tid)
 				continue;
-			for (i = tid_slot(s->threads[k].tid, cap); v[i].tid; i = (i + 1) & (cap - 1))
-				;
+			i = tid_slot(s->threads[k].tid, cap);
+			while (v[i].tid)
+				i = (i + 1) & (cap - 1);
 			v[i] = s->threads[k];
 		}
 		free(s->threads);
 		s->threads = v;
 		s->threads_cap = cap;
 	}
-	for (i = tid_slot(tid, s->threads_cap); s->threads[i].tid; i = (i + 1) & (s->threads_cap - 1))
+	for (i = tid_slot(tid, s->threads_cap); s->threads[i].tid;
+	     i = (i + 1) & (s->threads_cap - 1))
 		if (s->threads[i].tid == tid)
 			return &s->threads[i];
 	s->threads[i].tid = tid;
