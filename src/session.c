@@ -364,6 +364,17 @@ static size_t tid_slot(int tid, size_t cap)
 	return ((uint32_t)tid * 2654435761u) & (cap - 1);
 }
 
+static struct thread *thread_find(struct cp_session *s, int tid)
+{
+	if (!s->threads_cap)
+		return NULL;
+	for (size_t i = tid_slot(tid, s->threads_cap); s->threads[i].tid;
+	     i = (i + 1) & (s->threads_cap - 1))
+		if (s->threads[i].tid == tid)
+			return &s->threads[i];
+	return NULL;
+}
+
 static struct thread *thread_get(struct cp_session *s, int pid, int tid)
 {
 	size_t i;
@@ -828,19 +839,9 @@ static void on_comm(void *ctx, int pid, int tid, const char *name, bool exec)
 static void on_fork(void *ctx, int pid, int tid, int ppid, int ptid)
 {
 	struct cp_session *s = ctx;
-	struct thread *parent = NULL;
+	struct thread *parent = thread_find(s, ptid);
 	struct thread *t;
 
-	for (size_t i = 0; s->threads_cap && i < 1; i++) {
-		size_t k;
-
-		for (k = tid_slot(ptid, s->threads_cap); s->threads[k].tid;
-		     k = (k + 1) & (s->threads_cap - 1))
-			if (s->threads[k].tid == ptid) {
-				parent = &s->threads[k];
-				break;
-			}
-	}
 	if (pid != ppid && pid == tid) {
 		/* A new process: a copy of its parent's address space until it execs. */
 		struct proc *pp = proc_find(s, ppid);
