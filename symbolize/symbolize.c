@@ -17,6 +17,7 @@
 #include <zlib.h>
 
 #include "symbolize.h"
+#include "debug_cache.h"
 #include "util.h"
 
 /*
@@ -393,6 +394,35 @@ static int try_debug_path(struct module *m, const char *candidate, bool by_build
 }
 
 /*
+ * A debug file found by its build ID whose DWARF is compressed: serve a decompressed copy from
+ * the on-disk cache instead (made now, once per build ID), so that libdw maps it rather than
+ * inflating every section again in every cprof process. Takes fd; returns the fd to use.
+ */
+static int prefer_cached_copy(struct module *m, int fd, char **debuginfo_file_name)
+{
+	char p[PATH_MAX];
+	char *name = NULL;
+	int c;
+
+	if (!m->build_id || cp_debug_cache_path(m->build_id, p, sizeof(p)) < 0)
+		return fd;
+	c = cp_debug_cache_store(fd, m->build_id);
+	if (c < 0)
+		return fd;
+	close(c);
+	c = try_debug_path(m, p, true, &name);
+	if (c < 0 || !name) {
+		if (c >= 0)
+			close(c);
+		return fd;
+	}
+	close(fd);
+	free(*debuginfo_file_name);
+	*debuginfo_file_name = name;
+	return c;
+}
+
+/*
  * libdwfl's find_debuginfo callback. The standard one would look next to the file we opened
  * (/proc/PID/root/... or /proc/PID/map_files/...) and under /usr/lib/debug + that path,
  * which is wrong for both: we search relative to the file's real path inside the process's
@@ -421,13 +451,19 @@ static int find_debuginfo(Dwfl_Module *dmod, void **userdata, const char *modnam
 		roots[nroots++] = "";
 
 	if (m->build_id) {
+		/* A decompressed copy made by an earlier run (debug_cache.h). */
+		if (cp_debug_cache_path(m->build_id, p, sizeof(p)) == 0) {
+			fd = try_debug_path(m, p, true, debuginfo_file_name);
+			if (fd >= 0)
+				return fd;
+		}
 		for (size_t i = 0; i < nroots; i++) {
 			if (snprintf(p, sizeof(p), "%s/usr/lib/debug/.build-id/%.2s/%s.debug",
 				     roots[i], m->build_id, m->build_id + 2) >= (int)sizeof(p))
 				continue;
 			fd = try_debug_path(m, p, true, debuginfo_file_name);
 			if (fd >= 0)
-				return fd;
+				return prefer_cached_copy(m, fd, debuginfo_file_name);
 		}
 	}
 	if (m->debuglink && !strchr(m->debuglink, '/')) {
