@@ -31,7 +31,7 @@ static const char usage_text[] =
 	"  -h, --help             show this help\n"
 	"\n"
 	"Columns of the table: flat is the time in the function itself, cum includes its\n"
-	"callees; sum%% is the running total of flat%%. Inlined functions are rows of their own.\n"
+	"callees; sum% is the running total of flat%. Inlined functions are rows of their own.\n"
 	"\n"
 	"Examples:\n"
 	"  cprof report cprof-4242-20261127-150000.pb.gz --top 20\n"

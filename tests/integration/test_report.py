@@ -514,6 +514,9 @@ def test_bad_inputs():
     one_line_error(["report", pb, "--format", "folded", "--top", "3"], r"^cprof: report: --top", rc=2)
     p = cplib.run(["report", "--help"], check_rc=0)
     check("Examples:" in p.stdout and "--top" in p.stdout, "help text", p.stdout)
+    # The help is printed as is, not as a printf format: no doubled percent signs.
+    check("sum% is the running total of flat%." in p.stdout and "%%" not in p.stdout,
+          "help text names the sum% and flat% columns", p.stdout)
 
 
 if __name__ == "__main__":
