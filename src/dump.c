@@ -1,9 +1,13 @@
 /* Taking a thread dump: read each thread's state, capture it; then unwind, symbolize, classify. */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "capture.h"
 #include "dump.h"
@@ -39,6 +43,10 @@ struct item {
 	char **kframes;
 	size_t nkframes;
 	int stuck;		/* -1 null, 0, 1 */
+	/* Left by capture_one() for settle(): */
+	bool drop;		/* vanished: not listed */
+	int err;		/* a refusal or -ENOMEM, which may fail the whole dump */
+	int kernel_error;	/* why its kernel stack could not be read */
 };
 
 /* One look at a thread's progress counters for --stuck. */
@@ -199,86 +207,70 @@ static int seen_add(struct take *t, const int *tids, size_t n)
 	return 0;
 }
 
-static struct item *item_push(struct take *t, int tid)
-{
-	if (t->nitems == t->alloc) {
-		size_t na = t->alloc ? t->alloc * 2 : 64;
-		struct item *v = realloc(t->items, na * sizeof(*v));
-
-		if (!v)
-			return NULL;
-		t->items = v;
-		t->alloc = na;
-	}
-	struct item *it = &t->items[t->nitems++];
-
-	memset(it, 0, sizeof(*it));
-	it->tid = tid;
-	it->stuck = -1;
-	return it;
-}
-
 /*
- * Read one thread's /proc state, then capture it. The state is read first because the
- * capture itself changes it (a thread cprof stops reads 't', its wchan becomes ptrace_stop).
- * A thread that vanished is dropped without error; only refusals to trace are fatal.
+ * Read one thread's /proc state and capture it, into it (whose tid is set). Touches nothing
+ * but it, so that several threads of cprof can capture different threads at once; what the
+ * outcome means for the dump is decided afterwards, in tid order, by settle(). In a live
+ * capture the thread is never stopped, so its state may be read around it; a stop changes
+ * what /proc says (a stopped thread reads 't', its wchan becomes ptrace_stop), so with
+ * CP_DUMP_STOP_ALL the state is read first.
  */
-static int collect(struct take *t, int tid, int *tracer)
+static void capture_one(struct take *t, struct item *it)
 {
+	bool stop_all = t->opts->flags & CP_DUMP_STOP_ALL;
 	struct cp_capture_opts copts = {
 		.stack_max = t->stack_max,
-		.flags = (t->opts->flags & CP_DUMP_STOP_ALL) ? CP_CAPTURE_STOP : CP_CAPTURE_LIVE,
+		.flags = stop_all ? CP_CAPTURE_STOP : CP_CAPTURE_LIVE,
 		.maps = t->have_maps ? &t->maps : NULL,
+		.stat = &it->st,
 	};
-	struct item *it = item_push(t, tid);
-	int err;
+	int tid = it->tid, err;
 
-	if (!it)
-		return -ENOMEM;
 	err = cp_proc_read_stat(t->pid, tid, &it->st);
 	if (err < 0) {
-		t->nitems--;
-		return is_gone(err) ? 0 : err;
+		it->drop = is_gone(err);
+		it->err = it->drop ? 0 : err;
+		return;
 	}
-	if (cp_proc_read_wchan(t->pid, tid, it->wchan, sizeof(it->wchan)) < 0)
-		it->wchan[0] = '\0';
 	if (t->opts->flags & CP_DUMP_KERNEL) {
 		err = read_kernel_stack(t->pid, tid, &it->kframes, &it->nkframes);
 		if (err == -ENOMEM) {
-			t->nitems--;
-			return err;
+			it->err = err;
+			return;
 		}
-		if (err < 0 && !is_gone(err) && !t->d->kernel_error)
-			t->d->kernel_error = err;
+		if (err < 0 && !is_gone(err))
+			it->kernel_error = err;
 	}
 	if (it->st.state == 'Z' || it->st.state == 'X') {
 		it->zombie = true;
 		it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
-		return 0;
+		return;
 	}
-	copts.stat = &it->st;
-	/* A stop changes what /proc says: read it first (a live capture reads it itself). */
-	if (copts.flags & CP_CAPTURE_STOP)
+	if (stop_all) {
 		it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
+		if (cp_proc_read_wchan(t->pid, tid, it->wchan, sizeof(it->wchan)) < 0)
+			it->wchan[0] = '\0';
+	}
 	err = cp_capture_thread(t->pid, tid, &copts, &it->snap);
 	if (err == 0) {
 		it->captured = true;
-		t->ncaptured++;
 		/* The capture read the syscall line before touching the thread: reuse it. */
 		if (it->snap.has_syscall) {
 			it->sc = it->snap.sc;
 			it->has_sc = true;
-		} else if (!it->has_sc) {
-			it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
 		}
-		return 0;
 	}
 	if (!it->has_sc)
 		it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
+	/* Most waits are told by their syscall alone: read wchan only where it counts. */
+	if (!stop_all && cp_wait_needs_wchan(it->st.state, it->has_sc ? &it->sc : NULL) &&
+	    cp_proc_read_wchan(t->pid, tid, it->wchan, sizeof(it->wchan)) < 0)
+		it->wchan[0] = '\0';
+	if (err == 0)
+		return;
 	if (is_gone(err)) {
-		item_release(it);
-		t->nitems--;
-		return 0;
+		it->drop = true;
+		return;
 	}
 	if (err == -EBUSY || err == -EPERM || err == -EACCES) {
 		struct cp_task_stat now;
@@ -286,33 +278,156 @@ static int collect(struct take *t, int tid, int *tracer)
 
 		/* The kernel refuses to trace a thread that is exiting: that is a vanished one. */
 		if (is_gone(serr) || (serr == 0 && (now.state == 'Z' || now.state == 'X'))) {
-			item_release(it);
-			t->nitems--;
-			return 0;
+			it->drop = true;
+			return;
 		}
-	}
-	/*
-	 * A refusal is the answer for the whole process when it comes first; once other threads
-	 * were captured, it only concerns this one thread (say, one traced by strace -p TID).
-	 */
-	if ((err == -EBUSY || err == -EPERM || err == -EACCES) && t->ncaptured) {
-		it->capture_error = err;
-		return 0;
 	}
 	if (err == -EBUSY || err == -EPERM || err == -EACCES || err == -ENOMEM) {
-		if (err == -EBUSY && tracer) {
-			struct cp_task_status ts;
-
-			if (cp_proc_read_status(t->pid, tid, &ts) == 0)
-				*tracer = ts.tracer_pid;
-		}
-		item_release(it);
-		t->nitems--;
-		return err;
+		it->err = err;
+		return;
 	}
 	/* Anything else: list the thread without a stack, and say why. */
 	it->capture_error = err;
-	return 0;
+}
+
+/*
+ * Decide, in tid order, what the captures of items [from, nitems) mean, and drop the threads
+ * that vanished. A refusal is the answer for the whole process when it comes first; once
+ * other threads were captured, it only concerns this one thread (say, one traced by
+ * strace -p TID).
+ */
+static int settle(struct take *t, size_t from, int *tracer)
+{
+	size_t out = from;
+	int ret = 0;
+
+	for (size_t i = from; i < t->nitems; i++) {
+		struct item *it = &t->items[i];
+		int err = it->err;
+
+		if (it->drop || ret < 0) {
+			item_release(it);
+			continue;
+		}
+		if (err == -EBUSY || err == -EPERM || err == -EACCES) {
+			if (t->ncaptured) {
+				it->capture_error = err;
+				err = 0;
+			}
+		}
+		if (err < 0) {
+			if (err == -EBUSY && tracer) {
+				struct cp_task_status ts;
+
+				if (cp_proc_read_status(t->pid, it->tid, &ts) == 0)
+					*tracer = ts.tracer_pid;
+			}
+			item_release(it);
+			ret = err;
+			continue;
+		}
+		if (it->captured)
+			t->ncaptured++;
+		if (it->kernel_error && !t->d->kernel_error)
+			t->d->kernel_error = it->kernel_error;
+		if (out != i)
+			t->items[out] = *it;
+		out++;
+	}
+	t->nitems = out;
+	return ret;
+}
+
+/*
+ * Captures are mostly waiting: on /proc, on process_vm_readv, on a stopped thread's stop.
+ * On a process with many threads, several threads of cprof share them out (each thread is
+ * captured by exactly one of them, which alone waits for its ptrace stops).
+ */
+#define CAPTURE_THREADS_MAX 8
+#define CAPTURE_THREADS_PER 64	/* target threads per capturing thread, at least */
+
+struct capture_work {
+	struct take *t;
+	struct item *items;
+	size_t n;
+	atomic_size_t next;
+};
+
+static void *capture_worker(void *arg)
+{
+	struct capture_work *w = arg;
+
+	for (;;) {
+		size_t i = atomic_fetch_add(&w->next, 1);
+
+		if (i >= w->n || cancelled(w->t))
+			break;
+		capture_one(w->t, &w->items[i]);
+	}
+	return NULL;
+}
+
+static size_t capture_threads(size_t n)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t k = n / CAPTURE_THREADS_PER;
+
+	if (cpus < 1)
+		cpus = 1;
+	if (k > (size_t)cpus * 2)
+		k = (size_t)cpus * 2;
+	if (k > CAPTURE_THREADS_MAX)
+		k = CAPTURE_THREADS_MAX;
+	return k ? k : 1;
+}
+
+/* Capture tids (not seen before) as new items; then settle them. */
+static int collect(struct take *t, const int *tids, size_t n, int *tracer)
+{
+	struct capture_work w = { .t = t };
+	pthread_t th[CAPTURE_THREADS_MAX];
+	size_t from = t->nitems, k, started = 0;
+	sigset_t all, old;
+
+	if (!n)
+		return 0;
+	if (t->alloc - t->nitems < n) {
+		size_t na = t->nitems + n;
+		struct item *v = realloc(t->items, na * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		t->items = v;
+		t->alloc = na;
+	}
+	w.items = &t->items[from];
+	w.n = n;
+	atomic_init(&w.next, 0);
+	memset(w.items, 0, n * sizeof(*w.items));
+	for (size_t i = 0; i < n; i++) {
+		w.items[i].tid = tids[i];
+		w.items[i].stuck = -1;
+	}
+	t->nitems += n;
+	k = capture_threads(n);
+	/* Helpers take no signals: the main thread's handlers see them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (started = 0; started + 1 < k; started++)
+		if (pthread_create(&th[started], NULL, capture_worker, &w) != 0)
+			break;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	capture_worker(&w);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	/* Items not reached after a cancel: nothing was read for them. */
+	for (size_t i = atomic_load(&w.next); i < n; i++)
+		w.items[i].drop = true;
+	if (cancelled(t)) {
+		settle(t, from, NULL);
+		return -EINTR;
+	}
+	return settle(t, from, tracer);
 }
 
 static int read_progress(int pid, int tid, struct progress *p)
@@ -464,7 +579,7 @@ static int symbolize_stack(struct take *t, const struct cp_maps *maps,
 }
 
 static int classify(const struct take *t, const struct item *it, struct cp_dump_thread *th,
-		    const int *tids, size_t ntids)
+		    const int *tids, size_t ntids, struct cp_wait_cache *cache)
 {
 	const char **fn = NULL;
 	struct cp_wait_input in;
@@ -494,6 +609,7 @@ static int classify(const struct take *t, const struct item *it, struct cp_dump_
 	in.nfunctions = fn ? th->nframes : 0;
 	in.tids = tids;
 	in.ntids = ntids;
+	in.cache = cache;
 	err = cp_wait_classify(&in, &th->wait);
 	free(fn);
 	/* A thread the classifier could not read is still listed, as unknown. */
@@ -577,6 +693,7 @@ static int analyse(struct take *t)
 	bool have_maps = cp_maps_read(t->pid, &maps) == 0;
 	struct cp_unwinder *uw = NULL;
 	struct cp_unwind_result *ur = NULL;
+	struct cp_wait_cache *wcache = NULL;
 	int *tids = NULL;
 	int err = 0;
 
@@ -663,12 +780,14 @@ static int analyse(struct take *t)
 			goto out;
 		}
 	}
+	wcache = cp_wait_cache_new();
 	for (size_t i = 0; i < t->nitems; i++) {
-		err = classify(t, &t->items[i], &d->threads[i], tids, t->nitems);
+		err = classify(t, &t->items[i], &d->threads[i], tids, t->nitems, wcache);
 		if (err < 0)
 			goto out;
 	}
 out:
+	cp_wait_cache_free(wcache);
 	cp_unwind_free(uw);
 	if (have_maps)
 		cp_maps_release(&maps);
@@ -695,12 +814,8 @@ static int list_and_collect(struct take *t, int *tracer)
 			t->stack_max = STACK_COPY_MIN;
 	}
 	err = seen_add(t, tids, n);
-	for (size_t i = 0; !err && i < n; i++) {
-		if (cancelled(t))
-			err = -EINTR;
-		else
-			err = collect(t, tids[i], tracer);
-	}
+	if (!err)
+		err = cancelled(t) ? -EINTR : collect(t, tids, n, tracer);
 	free(tids);
 	return err;
 }
@@ -725,12 +840,8 @@ static int rescan(struct take *t, int *tracer)
 			fresh[nfresh++] = tids[i];
 	free(tids);
 	err = seen_add(t, fresh, nfresh);
-	for (size_t i = 0; !err && i < nfresh; i++) {
-		if (cancelled(t))
-			err = -EINTR;
-		else
-			err = collect(t, fresh[i], tracer);
-	}
+	if (!err)
+		err = cancelled(t) ? -EINTR : collect(t, fresh, nfresh, tracer);
 	free(fresh);
 	return err;
 }

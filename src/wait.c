@@ -366,6 +366,105 @@ static void timeout_from_ms(struct cp_wait *w, uint64_t arg)
 }
 
 /*
+ * What one dump learnt about the process's fds. Hundreds of threads blocked on the same
+ * socket or pipe are common (worker pools); describing the fd once instead of once per thread
+ * saves a walk of /proc/PID/net, a pidfd_getfd and fdinfo reads each time. Only successful
+ * descriptions are kept; the cache lives as long as the dump.
+ */
+#define WAIT_CACHE_MAX 4096
+
+struct fd_memo {
+	int pid;
+	int fd;
+	bool for_write;
+	struct cp_fd_desc d;
+};
+
+struct cp_wait_cache {
+	struct fd_memo *v;
+	size_t n, alloc;
+};
+
+struct cp_wait_cache *cp_wait_cache_new(void)
+{
+	return calloc(1, sizeof(struct cp_wait_cache));
+}
+
+void cp_wait_cache_free(struct cp_wait_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		cp_fd_desc_release(&c->v[i].d);
+	free(c->v);
+	free(c);
+}
+
+static const struct fd_memo *memo_find(const struct cp_wait_cache *c, int pid, int fd,
+				       bool for_write)
+{
+	for (size_t i = 0; c && i < c->n; i++)
+		if (c->v[i].fd == fd && c->v[i].pid == pid && c->v[i].for_write == for_write)
+			return &c->v[i];
+	return NULL;
+}
+
+/* Keep a copy of d; silently not when full or out of memory (a cache, not a record). */
+static void memo_add(struct cp_wait_cache *c, int pid, int fd, bool for_write,
+		     const struct cp_fd_desc *d)
+{
+	struct fd_memo *m;
+
+	if (!c || c->n >= WAIT_CACHE_MAX || !d->object)
+		return;
+	if (c->n == c->alloc) {
+		size_t na = c->alloc ? c->alloc * 2 : 16;
+		struct fd_memo *v = realloc(c->v, na * sizeof(*v));
+
+		if (!v)
+			return;
+		c->v = v;
+		c->alloc = na;
+	}
+	m = &c->v[c->n];
+	m->pid = pid;
+	m->fd = fd;
+	m->for_write = for_write;
+	m->d = *d;
+	m->d.object = strdup(d->object);
+	m->d.detail = d->detail ? strdup(d->detail) : NULL;
+	if (!m->d.object || (d->detail && !m->d.detail)) {
+		cp_fd_desc_release(&m->d);
+		return;
+	}
+	c->n++;
+}
+
+/* A copy of the description of (pid, fd), from the cache or from /proc. */
+static int fd_describe_cached(const struct cp_wait_input *in, int fd, bool for_write,
+			      struct cp_fd_desc *d)
+{
+	const struct fd_memo *m = memo_find(in->cache, in->pid, fd, for_write);
+	int ret;
+
+	if (m) {
+		cp_fd_desc_init(d);
+		*d = m->d;
+		d->object = strdup(m->d.object);
+		d->detail = m->d.detail ? strdup(m->d.detail) : NULL;
+		if (!d->object || (m->d.detail && !d->detail)) {
+			cp_fd_desc_release(d);
+			return -ENOMEM;
+		}
+		return 0;
+	}
+	ret = cp_fd_describe(in->pid, fd, for_write, d);
+	if (ret == 0)
+		memo_add(in->cache, in->pid, fd, for_write, d);
+	return ret;
+}
+
+/*
  * Fill fd, object and (for sockets) the timeout of an fd wait; *desc receives a readable
  * description (owned) or NULL.
  */
@@ -378,7 +477,7 @@ static int describe_fd(const struct cp_wait_input *in, int fd, bool for_write, s
 	*desc = NULL;
 	w->fd = fd;
 	cp_fd_desc_init(&d);
-	if (cp_fd_describe(in->pid, fd, for_write, &d) == 0 && d.object) {
+	if (fd_describe_cached(in, fd, for_write, &d) == 0 && d.object) {
 		w->object = d.object;
 		d.object = NULL;
 		*desc = d.detail;
@@ -696,6 +795,59 @@ static int classify_signal(const struct cp_wait_input *in, struct call *c, struc
 	if (*sigs)
 		return set_detail(w, "%s for %s, %s", sys, sigs, tmo);
 	return set_detail(w, "%s, %s", sys, tmo);
+}
+
+bool cp_wait_needs_wchan(char state, const struct cp_task_syscall *sc)
+{
+	if (state && strchr("RTtZX", state))
+		return false;
+	if (sc && sc->running && state != 'D')
+		return false;
+	if (state == 'D' || !sc || !sc->in_syscall)
+		return true;
+	/* The calls classify_call() names without looking at wchan. */
+	switch (sc->nr) {
+	case SYS_futex:
+#ifdef SYS_futex_waitv
+	case SYS_futex_waitv:
+#endif
+	case SYS_nanosleep:
+	case SYS_clock_nanosleep:
+	case SYS_poll:
+	case SYS_ppoll:
+	case SYS_select:
+	case SYS_pselect6:
+	case SYS_epoll_wait:
+	case SYS_epoll_pwait:
+	case SYS_epoll_pwait2:
+	case SYS_read:
+	case SYS_readv:
+	case SYS_pread64:
+	case SYS_preadv:
+	case SYS_preadv2:
+	case SYS_recvfrom:
+	case SYS_recvmsg:
+	case SYS_recvmmsg:
+	case SYS_write:
+	case SYS_writev:
+	case SYS_pwrite64:
+	case SYS_pwritev:
+	case SYS_pwritev2:
+	case SYS_sendto:
+	case SYS_sendmsg:
+	case SYS_sendmmsg:
+	case SYS_accept:
+	case SYS_accept4:
+	case SYS_connect:
+	case SYS_wait4:
+	case SYS_waitid:
+	case SYS_pause:
+	case SYS_rt_sigsuspend:
+	case SYS_rt_sigtimedwait:
+		return false;
+	default:
+		return true;
+	}
 }
 
 /* Classify by the syscall c->nr (with or without its arguments). */

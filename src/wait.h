@@ -51,6 +51,8 @@ struct cp_wait {
 	bool timeout_unknown;	/* could not tell (e.g. socket timeout unreadable) */
 };
 
+struct cp_wait_cache;
+
 /* Everything the classifier looks at for one thread. Borrowed. */
 struct cp_wait_input {
 	int pid;
@@ -62,10 +64,22 @@ struct cp_wait_input {
 	size_t nfunctions;
 	const int *tids;			/* all threads of the process, sorted */
 	size_t ntids;
+	/* May be NULL: what earlier threads of the same dump taught about shared fds. */
+	struct cp_wait_cache *cache;
 };
+
+/* A memo of fd descriptions for the threads of one dump (one user at a time). */
+struct cp_wait_cache *cp_wait_cache_new(void);
+void cp_wait_cache_free(struct cp_wait_cache *c);
 
 void cp_wait_init(struct cp_wait *w);
 void cp_wait_release(struct cp_wait *w);
+
+/*
+ * Whether classifying a thread in this state and syscall may look at its wchan; when not,
+ * a dump need not read /proc/.../wchan for it (one file read less per thread).
+ */
+bool cp_wait_needs_wchan(char state, const struct cp_task_syscall *sc);
 
 /* Classify one thread. 0 or -errno (out always left in a releasable state). */
 int cp_wait_classify(const struct cp_wait_input *in, struct cp_wait *out);
