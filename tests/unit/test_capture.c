@@ -16,20 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "capture.h"
 #include "maps.h"
 #include "proc.h"
 #include "util.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
-			failures++;                                                        \
-		}                                                                          \
-	} while (0)
 
 #define NTHREADS 4	/* main (pause), spin, sleep, read on a pipe */
 
@@ -131,8 +122,7 @@ static void check_untouched(int pid, bool allow_stopped, const char *when)
 	size_t n = 0, i;
 
 	if (cp_proc_list_tasks(pid, &tids, &n) != 0) {
-		printf("FAIL %s: cannot list tasks\n", when);
-		failures++;
+		FAIL("%s: cannot list tasks", when);
 		return;
 	}
 	for (i = 0; i < n; i++) {
@@ -140,14 +130,12 @@ static void check_untouched(int pid, bool allow_stopped, const char *when)
 		struct cp_task_stat st;
 
 		if (cp_proc_read_status(pid, tids[i], &ts) == 0 && ts.tracer_pid != 0) {
-			printf("FAIL %s: task %d traced by %d\n", when, tids[i], ts.tracer_pid);
-			failures++;
+			FAIL("%s: task %d traced by %d", when, tids[i], ts.tracer_pid);
 		}
 		/* 't' (tracing stop) is never acceptable; 'T' only in the group-stop test. */
 		if (cp_proc_read_stat(pid, tids[i], &st) == 0 &&
 		    (st.state == 't' || (st.state == 'T' && !allow_stopped))) {
-			printf("FAIL %s: task %d in state %c\n", when, tids[i], st.state);
-			failures++;
+			FAIL("%s: task %d in state %c", when, tids[i], st.state);
 		}
 	}
 	free(tids);
@@ -198,9 +186,8 @@ static void test_threads(void)
 			memset(&s, 0, sizeof(s));
 			ret = cp_capture_thread(child, tid, &opts, &s);
 			if (ret == -EPERM && round == 0 && i == 0) {
-				printf("skip: ptrace refused (need CAP_SYS_PTRACE or ptrace_scope 0)\n");
 				kill(child, SIGKILL);
-				exit(77);
+				skip("ptrace refused (need CAP_SYS_PTRACE or ptrace_scope 0)");
 			}
 			CHECK(ret == 0);
 			if (ret != 0) {
@@ -631,10 +618,5 @@ int main(void)
 
 	kill(child, SIGKILL);
 	waitpid(child, &status, 0);
-	if (failures) {
-		printf("%d failures\n", failures);
-		return 1;
-	}
-	printf("ok\n");
-	return 0;
+	return check_done("capture");
 }

@@ -7,19 +7,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "dump.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                        \
-	do {                                                                    \
-		if (!(cond)) {                                                  \
-			failures++;                                             \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			printf(__VA_ARGS__);                                    \
-			printf("\n");                                           \
-		}                                                               \
-	} while (0)
 
 #define MAXT 16
 
@@ -234,10 +223,5 @@ int main(void)
 	test_cycles();
 	test_leaked();
 	test_edges();
-	if (failures) {
-		printf("%d checks failed\n", failures);
-		return 1;
-	}
-	printf("deadlock: all checks passed\n");
-	return 0;
+	return check_done("deadlock");
 }

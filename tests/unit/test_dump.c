@@ -3,19 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "dump.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			failures++;                                                                \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                     \
-			printf(__VA_ARGS__);                                                       \
-			printf("\n");                                                              \
-		}                                                                                  \
-	} while (0)
 
 static const char libc[] = "/usr/lib/x86_64-linux-gnu/libc.so.6";
 static const char app[] = "/srv/app";
@@ -197,10 +186,5 @@ int main(void)
 	test_json();
 	test_text();
 	test_unbounded();
-	if (failures) {
-		printf("%d checks failed\n", failures);
-		return 1;
-	}
-	printf("all dump checks passed\n");
-	return 0;
+	return check_done("dump");
 }

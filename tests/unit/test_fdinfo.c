@@ -11,21 +11,10 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "check.h"
 #include "fdinfo.h"
 
 #include "diag_fixture.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                        \
-	do {                                                                    \
-		if (!(cond)) {                                                  \
-			failures++;                                             \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			printf(__VA_ARGS__);                                    \
-			printf("\n");                                           \
-		}                                                               \
-	} while (0)
 
 /* Parse line as proto and compare the formatted result; returns the parsed inode. */
 static unsigned long long inet(const char *line, enum cp_net_proto proto, bool v6,
@@ -382,11 +371,6 @@ int main(void)
 {
 	test_parsers();
 	if (test_fixture() < 0)
-		failures++;
-	if (failures) {
-		printf("%d checks failed\n", failures);
-		return 1;
-	}
-	printf("fdinfo: all checks passed\n");
-	return 0;
+		FAIL("the sockets fixture did not start");
+	return check_done("fdinfo");
 }

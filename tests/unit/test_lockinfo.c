@@ -10,22 +10,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "lockinfo.h"
 #include "proc.h"
 
 #include "diag_fixture.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                        \
-	do {                                                                    \
-		if (!(cond)) {                                                  \
-			failures++;                                             \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			printf(__VA_ARGS__);                                    \
-			printf("\n");                                           \
-		}                                                               \
-	} while (0)
 
 /* A helper thread that takes a lock, reports its tid, and holds the lock until told. */
 struct holder {
@@ -282,8 +271,7 @@ static void test_pshared_owner(void)
 	pid_t child;
 
 	if (m == MAP_FAILED || pipe(p) < 0) {
-		failures++;
-		printf("FAIL: mmap/pipe\n");
+		FAIL("mmap/pipe");
 		return;
 	}
 	pthread_mutexattr_init(&a);
@@ -402,11 +390,6 @@ int main(void)
 	test_rwlock_in_process();
 	test_pshared_owner();
 	if (test_fixture() < 0)
-		failures++;
-	if (failures) {
-		printf("%d checks failed\n", failures);
-		return 1;
-	}
-	printf("lockinfo: all checks passed\n");
-	return 0;
+		FAIL("the locks fixture did not start");
+	return check_done("lockinfo");
 }

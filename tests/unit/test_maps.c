@@ -9,18 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "maps.h"
 #include "util.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
-			failures++;                                                        \
-		}                                                                          \
-	} while (0)
 
 static const char sample[] =
 	"55d1c0a00000-55d1c0a02000 r--p 00000000 fd:01 1311234                    /usr/bin/app\n"
@@ -223,10 +214,5 @@ int main(void)
 	test_parse_bad();
 	test_cap();
 	test_live();
-	if (failures) {
-		printf("%d failures\n", failures);
-		return 1;
-	}
-	printf("ok\n");
-	return 0;
+	return check_done("maps");
 }

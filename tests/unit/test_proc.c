@@ -7,17 +7,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "proc.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
-			failures++;                                                        \
-		}                                                                          \
-	} while (0)
 
 static void test_parse_stat(void)
 {
@@ -252,10 +243,5 @@ int main(void)
 	test_parse_status();
 	test_syscall_names();
 	test_live();
-	if (failures) {
-		printf("%d failures\n", failures);
-		return 1;
-	}
-	printf("ok\n");
-	return 0;
+	return check_done("proc");
 }

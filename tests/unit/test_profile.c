@@ -10,22 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "maps.h"
 #include "profile.h"
 #include "profile.pb-c.h"
 #include "profile_internal.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			failures++;                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                      \
-			fputc('\n', stderr);                                               \
-		}                                                                          \
-	} while (0)
 
 #define PERIOD 10101010 /* 99 Hz */
 
@@ -739,10 +728,5 @@ int main(int argc, char **argv)
 	test_decode_budget();
 	test_bounded_memory();
 	cp_profile_free(b.prof);
-	if (failures) {
-		printf("%d checks failed\n", failures);
-		return 1;
-	}
-	printf("all profile checks passed\n");
-	return 0;
+	return check_done("profile");
 }

@@ -21,20 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "maps.h"
 #include "symbolize.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);             \
-			printf(__VA_ARGS__);                                               \
-			printf("\n");                                                      \
-			failures++;                                                        \
-		}                                                                          \
-	} while (0)
 
 #define MAX_PROBES 8
 
@@ -1122,10 +1111,5 @@ int main(void)
 		rmdir(d);
 		rmdir(tmpdir);
 	}
-	if (failures) {
-		printf("%d checks failed\n", failures);
-		return 1;
-	}
-	printf("all sym checks passed\n");
-	return 0;
+	return check_done("sym");
 }

@@ -7,17 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "util.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
-			failures++;                                                        \
-		}                                                                          \
-	} while (0)
 
 static void check_json(const char *in, const char *want)
 {
@@ -27,8 +18,7 @@ static void check_json(const char *in, const char *want)
 	cp_strbuf_add_json_str(&sb, in);
 	got = cp_strbuf_detach(&sb);
 	if (!got || strcmp(got, want) != 0) {
-		printf("FAIL json: got %s want %s\n", got ? got : "(null)", want);
-		failures++;
+		FAIL("json: got %s want %s", got ? got : "(null)", want);
 	}
 	free(got);
 }
@@ -177,10 +167,5 @@ int main(void)
 	test_parse_long();
 	test_files();
 	test_misc();
-	if (failures) {
-		printf("%d failures\n", failures);
-		return 1;
-	}
-	printf("ok\n");
-	return 0;
+	return check_done("util");
 }

@@ -16,28 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
+#include "diag_fixture.h"
 #include "proc.h"
 #include "wait.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
-			failures++;                                                        \
-		}                                                                          \
-	} while (0)
-
-#define CHECK_MSG(cond, ...)                                                               \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);             \
-			printf(__VA_ARGS__);                                               \
-			printf("\n");                                                      \
-			failures++;                                                        \
-		}                                                                          \
-	} while (0)
 
 #define SEC 1000000000LL
 
@@ -106,11 +88,10 @@ static void expect(const struct fake *f, enum cp_wait_kind kind, const char *sys
 
 	if (ret != 0 || w->kind != kind || (syscall && !str_eq(w->syscall, syscall)) ||
 	    (!syscall && w->syscall) || !w->detail) {
-		printf("FAIL line %d: ret %d kind %s syscall %s detail %s (want %s %s)\n", line,
-		       ret, cp_wait_kind_name(w->kind), w->syscall ? w->syscall : "null",
-		       w->detail ? w->detail : "null", cp_wait_kind_name(kind),
-		       syscall ? syscall : "null");
-		failures++;
+		FAIL("line %d: ret %d kind %s syscall %s detail %s (want %s %s)", line, ret,
+		     cp_wait_kind_name(w->kind), w->syscall ? w->syscall : "null",
+		     w->detail ? w->detail : "null", cp_wait_kind_name(kind),
+		     syscall ? syscall : "null");
 	}
 }
 
@@ -128,8 +109,8 @@ static void test_names(void)
 
 	CHECK(sizeof(want) / sizeof(want[0]) == CP_WAIT__COUNT);
 	for (k = 0; k < CP_WAIT__COUNT; k++)
-		CHECK_MSG(str_eq(cp_wait_kind_name(k), want[k]), "kind %d is %s", k,
-			  cp_wait_kind_name(k));
+		CHECK(str_eq(cp_wait_kind_name(k), want[k]), "kind %d is %s", k,
+		      cp_wait_kind_name(k));
 	CHECK(str_eq(cp_wait_kind_name(CP_WAIT__COUNT), "unknown"));
 	CHECK(str_eq(cp_wait_kind_name((enum cp_wait_kind)-1), "unknown"));
 
@@ -187,8 +168,8 @@ static void test_states(void)
 	fake_init(&f, 'D', SYS_vfork, 0, 0, 0, 0);
 	f.wchan = "kernel_clone";
 	EXPECT(&f, CP_WAIT_DISK, "vfork", &w);
-	CHECK_MSG(str_eq(w.detail, "uninterruptible sleep: blocked in vfork at kernel_clone"), "%s",
-		  w.detail);
+	CHECK(str_eq(w.detail, "uninterruptible sleep: blocked in vfork at kernel_clone"), "%s",
+	      w.detail);
 	cp_wait_release(&w);
 
 	/* Nothing readable at all. */
@@ -253,13 +234,13 @@ static void test_futex_kinds(void)
 	CHECK(w.has_address && w.address == maddr);
 	CHECK(w.timeout_ns == -1 && !w.timeout_unknown);
 	/* The owner comes from lockinfo: this thread holds the mutex. */
-	CHECK_MSG(w.owner_tid == getpid() && w.owner_in_process, "owner %d", w.owner_tid);
+	CHECK(w.owner_tid == getpid() && w.owner_in_process, "owner %d", w.owner_tid);
 	{
 		char want[96];
 
 		snprintf(want, sizeof(want), "0x%llx held by thread %d", (unsigned long long)maddr,
 			 getpid());
-		CHECK_MSG(str_eq(w.detail, want), "detail %s", w.detail);
+		CHECK(str_eq(w.detail, want), "detail %s", w.detail);
 	}
 	cp_wait_release(&w);
 
@@ -270,7 +251,7 @@ static void test_futex_kinds(void)
 	/* Re-locking a mutex one holds: the classic self-deadlock says so. */
 	f.tid = getpid();
 	EXPECT(&f, CP_WAIT_MUTEX, "futex", &w);
-	CHECK_MSG(contains(w.detail, "(itself)"), "%s", w.detail);
+	CHECK(contains(w.detail, "(itself)"), "%s", w.detail);
 	cp_wait_release(&w);
 	pthread_mutex_unlock(&m);
 
@@ -349,21 +330,21 @@ static void test_timeouts(void)
 	/* futex: FUTEX_WAIT is relative; BITSET absolute on CLOCK_MONOTONIC unless REALTIME. */
 	fake_init(&f, 'S', SYS_futex, 0x1000, FUTEX_WAIT_PRIVATE, 0, (uintptr_t)&rel);
 	EXPECT(&f, CP_WAIT_FUTEX, "futex", &w);
-	CHECK_MSG(w.timeout_ns == 5500000000LL, "%lld", (long long)w.timeout_ns);
+	CHECK(w.timeout_ns == 5500000000LL, "%lld", (long long)w.timeout_ns);
 	CHECK(contains(w.detail, "timeout 5.500s"));
 	cp_wait_release(&w);
 
 	fake_init(&f, 'S', SYS_futex, 0x1000, FUTEX_WAIT_BITSET_PRIVATE, 0, (uintptr_t)&mono);
 	EXPECT(&f, CP_WAIT_FUTEX, "futex", &w);
-	CHECK_MSG(w.timeout_ns > 500 * SEC && w.timeout_ns <= 600 * SEC, "%lld",
-		  (long long)w.timeout_ns);
+	CHECK(w.timeout_ns > 500 * SEC && w.timeout_ns <= 600 * SEC, "%lld",
+	      (long long)w.timeout_ns);
 	CHECK(contains(w.detail, "remaining"));
 	cp_wait_release(&w);
 
 	fake_init(&f, 'S', SYS_futex, 0x1000, FUTEX_WAIT_BITSET | FUTEX_CLOCK_REALTIME, 0,
 		  (uintptr_t)&real);
 	EXPECT(&f, CP_WAIT_FUTEX, "futex", &w);
-	CHECK_MSG(w.timeout_ns > 0 && w.timeout_ns <= 30 * SEC, "%lld", (long long)w.timeout_ns);
+	CHECK(w.timeout_ns > 0 && w.timeout_ns <= 30 * SEC, "%lld", (long long)w.timeout_ns);
 	cp_wait_release(&w);
 
 	/* A deadline already past is 0 left, not negative. */
@@ -375,7 +356,7 @@ static void test_timeouts(void)
 	/* LOCK_PI: absolute CLOCK_REALTIME, always. */
 	fake_init(&f, 'S', SYS_futex, 0x1000, FUTEX_LOCK_PI, 0, (uintptr_t)&real);
 	EXPECT(&f, CP_WAIT_MUTEX, "futex", &w);
-	CHECK_MSG(w.timeout_ns > 0 && w.timeout_ns <= 30 * SEC, "%lld", (long long)w.timeout_ns);
+	CHECK(w.timeout_ns > 0 && w.timeout_ns <= 30 * SEC, "%lld", (long long)w.timeout_ns);
 	cp_wait_release(&w);
 
 	/* Garbage in target memory, unreadable pointers: unknown, never a wrong number. */
@@ -392,7 +373,7 @@ static void test_timeouts(void)
 	fake_init(&f, 'S', SYS_poll, 0x1000, 3, 600000, 0);
 	EXPECT(&f, CP_WAIT_POLL, "poll", &w);
 	CHECK(w.timeout_ns == 600 * SEC);
-	CHECK_MSG(str_eq(w.detail, "poll on 3 fds, timeout 600.000s"), "%s", w.detail);
+	CHECK(str_eq(w.detail, "poll on 3 fds, timeout 600.000s"), "%s", w.detail);
 	cp_wait_release(&w);
 	fake_init(&f, 'S', SYS_poll, 0x1000, 3, 0xffffffffu, 0);
 	EXPECT(&f, CP_WAIT_POLL, "poll", &w);
@@ -423,7 +404,7 @@ static void test_timeouts(void)
 	fake_init(&f, 'S', SYS_select, 4, 0, 0, 0);
 	f.sc.args[4] = (uintptr_t)&tv;
 	EXPECT(&f, CP_WAIT_POLL, "select", &w);
-	CHECK_MSG(w.timeout_ns == 1500000000LL, "%lld", (long long)w.timeout_ns);
+	CHECK(w.timeout_ns == 1500000000LL, "%lld", (long long)w.timeout_ns);
 	cp_wait_release(&w);
 	fake_init(&f, 'S', SYS_pselect6, 4, 0, 0, 0);
 	f.sc.args[4] = (uintptr_t)&rel;
@@ -439,7 +420,7 @@ static void test_timeouts(void)
 	fake_init(&f, 'S', SYS_nanosleep, (uintptr_t)&rel, 0, 0, 0);
 	EXPECT(&f, CP_WAIT_SLEEP, "nanosleep", &w);
 	CHECK(w.timeout_ns == 5500000000LL);
-	CHECK_MSG(str_eq(w.detail, "nanosleep for 5.500s"), "%s", w.detail);
+	CHECK(str_eq(w.detail, "nanosleep for 5.500s"), "%s", w.detail);
 	cp_wait_release(&w);
 	fake_init(&f, 'S', SYS_clock_nanosleep, CLOCK_REALTIME, 0, (uintptr_t)&rel, 0);
 	EXPECT(&f, CP_WAIT_SLEEP, "clock_nanosleep", &w);
@@ -496,8 +477,7 @@ static void test_fds(void)
 	struct fake f;
 
 	if (pipe(p) || socketpair(AF_UNIX, SOCK_STREAM, 0, s)) {
-		printf("FAIL pipe/socketpair: %s\n", strerror(errno));
-		failures++;
+		FAIL("pipe/socketpair: %s", strerror(errno));
 		return;
 	}
 	setsockopt(s[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -507,8 +487,9 @@ static void test_fds(void)
 	CHECK(w.fd == p[0] && w.timeout_ns == -1 && !w.timeout_unknown);
 	CHECK(w.object && !strncmp(w.object, "pipe:[", 6));
 	snprintf(want, sizeof(want), "read fd %d pipe:[", p[0]);
-	CHECK_MSG(w.detail && !strncmp(w.detail, want, strlen(want)) &&
-			  contains(w.detail, "no timeout"), "%s", w.detail);
+	CHECK(w.detail && !strncmp(w.detail, want, strlen(want)) &&
+		  contains(w.detail, "no timeout"),
+	      "%s", w.detail);
 	cp_wait_release(&w);
 
 	fake_init(&f, 'S', SYS_write, p[1], 0x1000, 1, 0);
@@ -520,13 +501,13 @@ static void test_fds(void)
 	fake_init(&f, 'S', SYS_recvfrom, s[0], 0x1000, 1, 0);
 	EXPECT(&f, CP_WAIT_IO_READ, "recvfrom", &w);
 	CHECK(w.fd == s[0] && w.object && !strncmp(w.object, "socket:[", 8));
-	CHECK_MSG(w.timeout_ns == 7 * SEC && !w.timeout_unknown, "timeout %lld unknown %d",
-		  (long long)w.timeout_ns, w.timeout_unknown);
+	CHECK(w.timeout_ns == 7 * SEC && !w.timeout_unknown, "timeout %lld unknown %d",
+	      (long long)w.timeout_ns, w.timeout_unknown);
 	cp_wait_release(&w);
 	fake_init(&f, 'S', SYS_sendto, s[1], 0x1000, 1, 0);
 	EXPECT(&f, CP_WAIT_IO_WRITE, "sendto", &w);
-	CHECK_MSG(w.timeout_ns == -1 && !w.timeout_unknown, "timeout %lld unknown %d",
-		  (long long)w.timeout_ns, w.timeout_unknown);
+	CHECK(w.timeout_ns == -1 && !w.timeout_unknown, "timeout %lld unknown %d",
+	      (long long)w.timeout_ns, w.timeout_unknown);
 	cp_wait_release(&w);
 
 	fake_init(&f, 'S', SYS_accept4, s[0], 0, 0, 0);
@@ -622,8 +603,7 @@ static void test_garbage(void)
 		f.functions = rand_r(&seed) % 20 ? stack : NULL;
 		f.wchan = rand_r(&seed) % 2 ? "futex_wait_queue" : "";
 		if (classify_fake(&f, &w) != 0 || !w.detail || w.kind >= CP_WAIT__COUNT) {
-			printf("FAIL garbage %d: state %c nr %ld\n", i, state, nr);
-			failures++;
+			FAIL("garbage %d: state %c nr %ld", i, state, nr);
 		}
 		cp_wait_release(&w);
 	}
@@ -631,107 +611,15 @@ static void test_garbage(void)
 
 /* ---- the waits fixture, classified from its real /proc data ---- */
 
-struct fixture {
-	pid_t pid;
-	int out;
-	char keys[32][64];
-	int nkeys;
-};
-
-static const char *fixture_path(char *buf, size_t size)
-{
-	const char *dir = getenv("CPROF_TARGETS");
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (dir && *dir) {
-		snprintf(buf, size, "%s/waits", dir);
-		return buf;
-	}
-	/* BUILD/tests/unit/test_wait -> BUILD/tests/targets/waits */
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return NULL;
-	exe[n] = 0;
-	*strrchr(exe, '/') = 0;
-	snprintf(buf, size, "%s/../targets/waits", exe);
-	return buf;
-}
-
-static int fixture_start(struct fixture *fx)
-{
-	char path[PATH_MAX + 32], buf[4096], line[256];
-	size_t len = 0;
-	int pfd[2], i;
-
-	memset(fx, 0, sizeof(*fx));
-	if (!fixture_path(path, sizeof(path)) || access(path, X_OK)) {
-		printf("FAIL fixture %s not found\n", path);
-		return -1;
-	}
-	if (pipe(pfd))
-		return -1;
-	fx->pid = fork();
-	if (fx->pid < 0)
-		return -1;
-	if (fx->pid == 0) {
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		close(pfd[1]);
-		execl(path, path, (char *)NULL);
-		_exit(127);
-	}
-	close(pfd[1]);
-	fx->out = pfd[0];
-	/* Up to 30 s for READY; the fixture says READY itself once its threads sleep. */
-	for (i = 0; i < 300; i++) {
-		struct pollfd p = { .fd = fx->out, .events = POLLIN };
-		ssize_t n;
-		char *nl;
-
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		n = read(fx->out, buf + len, sizeof(buf) - 1 - len);
-		if (n <= 0)
-			break;
-		len += n;
-		buf[len] = 0;
-		while ((nl = strchr(buf, '\n'))) {
-			size_t l = nl - buf;
-
-			snprintf(line, sizeof(line), "%.*s", (int)l, buf);
-			memmove(buf, nl + 1, len - l);
-			len -= l + 1;
-			if (!strcmp(line, "READY"))
-				return 0;
-			if (strchr(line, '=') && fx->nkeys < 32)
-				snprintf(fx->keys[fx->nkeys++], 64, "%.63s", line);
-		}
-	}
-	printf("FAIL fixture did not print READY\n");
-	return -1;
-}
-
-static void fixture_stop(struct fixture *fx)
-{
-	if (fx->pid > 0) {
-		kill(fx->pid, SIGKILL);
-		waitpid(fx->pid, NULL, 0);
-	}
-	if (fx->out > 0)
-		close(fx->out);
-}
-
 static unsigned long long fixture_key(const struct fixture *fx, const char *key)
 {
 	size_t n = strlen(key);
 	int i;
 
-	for (i = 0; i < fx->nkeys; i++)
-		if (!strncmp(fx->keys[i], key, n) && fx->keys[i][n] == '=')
-			return strtoull(fx->keys[i] + n + 1, NULL, 0);
-	printf("FAIL fixture printed no %s\n", key);
-	failures++;
+	for (i = 0; i < fx->nlines; i++)
+		if (!strncmp(fx->lines[i], key, n) && fx->lines[i][n] == '=')
+			return strtoull(fx->lines[i] + n + 1, NULL, 0);
+	FAIL("fixture printed no %s", key);
 	return 0;
 }
 
@@ -789,25 +677,25 @@ static void check_fixture_thread(const struct fixture *fx, const struct expectat
 
 	if (!strcmp(n, "w-mutex")) {
 		CHECK(w->address == fixture_key(fx, "mutex"));
-		CHECK_MSG(w->owner_tid == fx->pid && w->owner_in_process, "mutex owner %d",
-			  w->owner_tid);
+		CHECK(w->owner_tid == fx->pid && w->owner_in_process, "mutex owner %d",
+		      w->owner_tid);
 	} else if (!strcmp(n, "w-rwlock")) {
-		CHECK_MSG(w->owner_tid == fx->pid, "rwlock writer %d", w->owner_tid);
-		CHECK_MSG(w->address == fixture_key(fx, "rwlock"), "rwlock address %llx",
-			  (unsigned long long)w->address);
+		CHECK(w->owner_tid == fx->pid, "rwlock writer %d", w->owner_tid);
+		CHECK(w->address == fixture_key(fx, "rwlock"), "rwlock address %llx",
+		      (unsigned long long)w->address);
 	} else if (!strcmp(n, "w-condvar")) {
 		CHECK(w->has_address && w->timeout_ns == -1 && !w->timeout_unknown);
 	} else if (!strcmp(n, "w-futex")) {
 		CHECK(w->address == fixture_key(fx, "sem") && w->timeout_ns == -1);
-		CHECK_MSG(contains(w->detail, "in sem_wait"), "%s", w->detail);
+		CHECK(contains(w->detail, "in sem_wait"), "%s", w->detail);
 	} else if (!strcmp(n, "w-nanosleep")) {
 		CHECK(w->timeout_ns == 500 * SEC);
 	} else if (!strcmp(n, "w-clocksleep")) {
-		CHECK_MSG(w->timeout_ns > 300 * SEC && w->timeout_ns <= 600 * SEC, "%lld",
-			  (long long)w->timeout_ns);
+		CHECK(w->timeout_ns > 300 * SEC && w->timeout_ns <= 600 * SEC, "%lld",
+		      (long long)w->timeout_ns);
 	} else if (!strcmp(n, "w-poll")) {
 		CHECK(w->timeout_ns == 600 * SEC);
-		CHECK_MSG(str_eq(w->detail, "poll on 2 fds, timeout 600.000s"), "%s", w->detail);
+		CHECK(str_eq(w->detail, "poll on 2 fds, timeout 600.000s"), "%s", w->detail);
 	} else if (!strcmp(n, "w-epoll")) {
 		CHECK(w->timeout_ns == -1 && !w->timeout_unknown);
 		CHECK((unsigned long long)w->fd == fixture_key(fx, "epoll"));
@@ -820,14 +708,13 @@ static void check_fixture_thread(const struct fixture *fx, const struct expectat
 	} else if (!strcmp(n, "w-recv")) {
 		CHECK((unsigned long long)w->fd == fixture_key(fx, "pair_read"));
 		CHECK(w->object && !strncmp(w->object, "socket:[", 8));
-		CHECK_MSG(w->timeout_ns == 700 * SEC, "recv timeout %lld",
-			  (long long)w->timeout_ns);
+		CHECK(w->timeout_ns == 700 * SEC, "recv timeout %lld", (long long)w->timeout_ns);
 	} else if (!strcmp(n, "w-tcp-read")) {
 		CHECK((unsigned long long)w->fd == fixture_key(fx, "tcp_read"));
 		CHECK(w->object && !strncmp(w->object, "socket:[", 8));
-		CHECK_MSG(w->timeout_ns == -1 && !w->timeout_unknown, "tcp timeout %lld unknown %d",
-			  (long long)w->timeout_ns, w->timeout_unknown);
-		CHECK_MSG(contains(w->detail, "127.0.0.1"), "%s", w->detail);
+		CHECK(w->timeout_ns == -1 && !w->timeout_unknown, "tcp timeout %lld unknown %d",
+		      (long long)w->timeout_ns, w->timeout_unknown);
+		CHECK(contains(w->detail, "127.0.0.1"), "%s", w->detail);
 	} else if (!strcmp(n, "w-write")) {
 		CHECK((unsigned long long)w->fd == fixture_key(fx, "full_pipe_write"));
 		CHECK(w->object && !strncmp(w->object, "pipe:[", 6));
@@ -839,7 +726,7 @@ static void check_fixture_thread(const struct fixture *fx, const struct expectat
 		char want[32];
 
 		snprintf(want, sizeof(want), "child %llu", fixture_key(fx, "child"));
-		CHECK_MSG(contains(w->detail, want), "%s", w->detail);
+		CHECK(contains(w->detail, want), "%s", w->detail);
 	} else if (!strcmp(n, "w-sigwait")) {
 		CHECK(w->timeout_ns == -1 && contains(w->detail, "SIGUSR1"));
 	} else if (!strcmp(n, "w-sigtimedwait")) {
@@ -853,8 +740,8 @@ static void test_fixture(void)
 	int *tids = NULL;
 	size_t ntids = 0, i, j, seen = 0;
 
-	if (fixture_start(&fx) < 0) {
-		failures++;
+	if (fixture_start(&fx, "waits", NULL) < 0) {
+		FAIL("the waits fixture did not start");
 		fixture_stop(&fx);
 		return;
 	}
@@ -867,8 +754,7 @@ static void test_fixture(void)
 		usleep(50000);
 	}
 	if (cp_proc_list_tasks(fx.pid, &tids, &ntids) < 0) {
-		printf("FAIL cannot list the fixture's threads\n");
-		failures++;
+		FAIL("cannot list the fixture's threads");
 		fixture_stop(&fx);
 		return;
 	}
@@ -887,8 +773,7 @@ static void test_fixture(void)
 			if (!strcmp(st.comm, expectations[j].name))
 				e = &expectations[j];
 		if (!e) {
-			printf("FAIL unexpected fixture thread %s\n", st.comm);
-			failures++;
+			FAIL("unexpected fixture thread %s", st.comm);
 			continue;
 		}
 		while (nf < 4 && e->functions[nf])
@@ -905,17 +790,17 @@ static void test_fixture(void)
 		in.tids = tids;
 		in.ntids = ntids;
 		CHECK(cp_wait_classify(&in, &w) == 0);
-		CHECK_MSG(w.kind == e->kind && (!e->syscall || str_eq(w.syscall, e->syscall)) &&
-				  w.detail,
-			  "%s: kind %s syscall %s detail %s", e->name, cp_wait_kind_name(w.kind),
-			  w.syscall ? w.syscall : "null", w.detail ? w.detail : "null");
+		CHECK(w.kind == e->kind && (!e->syscall || str_eq(w.syscall, e->syscall)) &&
+			  w.detail,
+		      "%s: kind %s syscall %s detail %s", e->name, cp_wait_kind_name(w.kind),
+		      w.syscall ? w.syscall : "null", w.detail ? w.detail : "null");
 		check_fixture_thread(&fx, e, &w);
 		printf("  %-15s %-10s %-16s %s\n", e->name, cp_wait_kind_name(w.kind),
 		       w.syscall ? w.syscall : "-", w.detail ? w.detail : "-");
 		cp_wait_release(&w);
 		seen++;
 	}
-	CHECK_MSG(seen == sizeof(expectations) / sizeof(expectations[0]), "saw %zu threads", seen);
+	CHECK(seen == sizeof(expectations) / sizeof(expectations[0]), "saw %zu threads", seen);
 	free(tids);
 	fixture_stop(&fx);
 }
@@ -930,10 +815,5 @@ int main(void)
 	test_fds();
 	test_garbage();
 	test_fixture();
-	if (failures) {
-		printf("%d failures\n", failures);
-		return 1;
-	}
-	printf("all wait tests passed\n");
-	return 0;
+	return check_done("wait");
 }

@@ -1,0 +1,81 @@
+/* The unit tests' checks: count and print failures, skip with a reason, and end with a verdict. */
+#ifndef CP_TEST_CHECK_H
+#define CP_TEST_CHECK_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Failed checks so far; check_done() turns it into the exit status. */
+static int failures;
+
+/*
+ * The message of a failed check, printf-style. A failed check often prints the very pointer it
+ * found NULL, which glibc shows as "(null)": GCC's warning about a null %s is not wanted here
+ * (and only here, not in the rest of a test).
+ */
+static inline __attribute__((format(printf, 1, 2))) void check_printf(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+}
+
+#define CHECK_PRINTF(...)                                                                          \
+	_Pragma("GCC diagnostic push");                                                            \
+	_Pragma("GCC diagnostic ignored \"-Wformat-overflow\"");                                   \
+	check_printf(__VA_ARGS__);                                                                 \
+	_Pragma("GCC diagnostic pop");
+
+/*
+ * CHECK(cond) or CHECK(cond, fmt, ...): when cond is false, count a failure and print
+ * "FAIL file:line: cond", followed by ": " and the message when there is one. The test goes
+ * on, so one run shows every failed check.
+ */
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			failures++;                                                                \
+			printf("FAIL %s:%d: %s", __FILE__, __LINE__, #cond);                       \
+			__VA_OPT__(printf(": "); CHECK_PRINTF(__VA_ARGS__))                        \
+			printf("\n");                                                              \
+		}                                                                                  \
+	} while (0)
+
+/* A failure found without a single condition to show: "FAIL file:line: message". */
+#define FAIL(...)                                                                                  \
+	do {                                                                                       \
+		failures++;                                                                        \
+		printf("FAIL %s:%d: ", __FILE__, __LINE__);                                        \
+		CHECK_PRINTF(__VA_ARGS__)                                                          \
+		printf("\n");                                                                      \
+	} while (0)
+
+/* Exit 77: the runner shows the last line printed, so the reason comes last. */
+static inline __attribute__((noreturn, format(printf, 1, 2))) void skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("skip: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	exit(77);
+}
+
+/* main()'s exit status: 1 after saying how many checks failed, else 0. */
+static inline int check_done(const char *what)
+{
+	if (failures) {
+		printf("%s: %d checks failed\n", what, failures);
+		return 1;
+	}
+	printf("%s: all checks passed\n", what);
+	return 0;
+}
+
+#endif
