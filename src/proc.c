@@ -52,41 +52,53 @@ static int read_task_file(int pid, int tid, const char *name, char *buf, size_t 
 	return gone_errno(ret);
 }
 
-/* Unsigned decimal field at *p; advances *p past it and the following blanks. */
+static const char *skip_blanks(const char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	return s;
+}
+
+/*
+ * A number parsed by strtoull/strtol from s up to end is a whole field: something was read,
+ * it did not overflow, and a blank or the end of the line or text follows.
+ */
+static bool whole_field(const char *s, const char *end)
+{
+	if (end == s || errno == ERANGE)
+		return false;
+	return *end == ' ' || *end == '\t' || *end == '\n' || *end == '\0';
+}
+
+/* Unsigned field at *p in base; advances *p past the blanks before it and the number. */
 static int next_u64(const char **p, uint64_t *out, int base)
 {
-	const char *s = *p;
+	const char *s = skip_blanks(*p);
 	unsigned long long v;
 	char *end;
 
-	while (*s == ' ' || *s == '\t')
-		s++;
+	/* strtoull would take a sign, and wrap a negative number around. */
 	if (*s == '-' || *s == '+' || *s == '\0' || *s == '\n')
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, base);
-	if (end == s || errno == ERANGE)
-		return -EINVAL;
-	if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\0')
+	if (!whole_field(s, end))
 		return -EINVAL;
 	*out = v;
 	*p = end;
 	return 0;
 }
 
+/* Signed decimal field at *p, as next_u64. */
 static int next_long(const char **p, long *out)
 {
-	const char *s = *p;
+	const char *s = skip_blanks(*p);
 	long v;
 	char *end;
 
-	while (*s == ' ' || *s == '\t')
-		s++;
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (end == s || errno == ERANGE)
-		return -EINVAL;
-	if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\0')
+	if (!whole_field(s, end))
 		return -EINVAL;
 	*out = v;
 	*p = end;

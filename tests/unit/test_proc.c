@@ -113,6 +113,18 @@ static void test_parse_status(void)
 	CHECK(st.tracer_pid == 0 && st.voluntary_ctxt_switches == 0);
 	CHECK(cp_proc_parse_status("Name:\tx\n", &st) == -EINVAL);
 	CHECK(cp_proc_parse_status("TracerPid:\tabc\n", &st) == -EINVAL);
+	/* Fields must be whole numbers in range, unsigned ones without a sign. */
+	CHECK(cp_proc_parse_status("TracerPid:\t12x\n", &st) == -EINVAL);
+	CHECK(cp_proc_parse_status("TracerPid:\t99999999999999999999999\n", &st) == -EINVAL);
+	CHECK(cp_proc_parse_status("TracerPid:\t0\nvoluntary_ctxt_switches:\t-1\n", &st) ==
+	      -EINVAL);
+	CHECK(cp_proc_parse_status("TracerPid:\t0\nvoluntary_ctxt_switches:\t+1\n", &st) ==
+	      -EINVAL);
+	CHECK(cp_proc_parse_status("TracerPid:\t0\nvoluntary_ctxt_switches:\t"
+				   "99999999999999999999999\n",
+				   &st) == -EINVAL);
+	CHECK(cp_proc_parse_status("TracerPid:\t 7\nvoluntary_ctxt_switches: \t 5 \n", &st) == 0 &&
+	      st.tracer_pid == 7 && st.voluntary_ctxt_switches == 5);
 }
 
 static void test_syscall_names(void)
