@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,10 +117,24 @@ long cp_capture_read_mem(int pid, uint64_t addr, void *buf, size_t len)
 	return (long)done;
 }
 
-/* Signals that would make cprof exit (and detach) while a thread is stopped; they are
- * held for the stop window so that the thread runs again before cprof reacts. */
-static void block_exit_signals(sigset_t *old)
+/*
+ * The window in which a thread is stopped. Signals that would make cprof exit (and detach)
+ * are held for it, so that the thread runs again before cprof reacts. And cprof runs it at a
+ * real-time priority where allowed: on a loaded machine, a tracer that waits for the stop
+ * and is then not scheduled for a few milliseconds keeps the target's thread stopped all that
+ * time. Nothing in the window spins (waitpid sleeps), so the boost cannot starve anyone; it is
+ * dropped right after the detach.
+ */
+struct stop_window {
+	sigset_t oldmask;
+	int policy;
+	struct sched_param param;
+	bool boosted;
+};
+
+static void enter_stop_window(struct stop_window *w)
 {
+	struct sched_param rt = { .sched_priority = 1 };
 	sigset_t set;
 
 	sigemptyset(&set);
@@ -126,12 +142,19 @@ static void block_exit_signals(sigset_t *old)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
-	pthread_sigmask(SIG_BLOCK, &set, old);
+	pthread_sigmask(SIG_BLOCK, &set, &w->oldmask);
+	w->boosted = false;
+	/* Per thread: pthread_* act on the calling thread only. */
+	if (pthread_getschedparam(pthread_self(), &w->policy, &w->param) == 0 &&
+	    w->policy == SCHED_OTHER && pthread_setschedparam(pthread_self(), SCHED_FIFO, &rt) == 0)
+		w->boosted = true;
 }
 
-static void restore_signals(const sigset_t *old)
+static void leave_stop_window(struct stop_window *w)
 {
-	pthread_sigmask(SIG_SETMASK, old, NULL);
+	if (w->boosted)
+		pthread_setschedparam(pthread_self(), w->policy, &w->param);
+	pthread_sigmask(SIG_SETMASK, &w->oldmask, NULL);
 }
 
 /* Does /proc say someone else traces tid? -EBUSY then, else err unchanged. */
@@ -560,7 +583,7 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 	const struct cp_map *m;
 	uint8_t *buf = NULL;
 	uint64_t t0, t1;
-	sigset_t oldmask;
+	struct stop_window win;
 	size_t span = 0;
 	long got = 0;
 	int ret, err, detach_sig = 0, saved;
@@ -628,13 +651,13 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 
 	memset(&snap, 0, sizeof(snap));
 	snap.tid = tid;
-	block_exit_signals(&oldmask);
+	enter_stop_window(&win);
 	t0 = cp_now_ns();
 	/* No PTRACE_O_* options: no syscall, exec, clone or exit events, only the interrupt
 	 * stop (and whatever stop was already on its way). */
 	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) {
 		ret = refine_seize_error(pid, tid, -errno);
-		restore_signals(&oldmask);
+		leave_stop_window(&win);
 		goto out_buf;
 	}
 	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) != 0) {
@@ -642,13 +665,13 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 		 * its exit is reported to us now, and must be collected. */
 		ret = -errno;
 		reap_exited(tid);
-		restore_signals(&oldmask);
+		leave_stop_window(&win);
 		goto out_buf;
 	}
 	ret = wait_for_stop(tid, &detach_sig);
 	if (ret < 0) {
 		/* Exited while we waited: the kernel has already unlinked it. */
-		restore_signals(&oldmask);
+		leave_stop_window(&win);
 		goto out_buf;
 	}
 
@@ -678,7 +701,7 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 	}
 	errno = saved;
 	t1 = cp_now_ns();
-	restore_signals(&oldmask);
+	leave_stop_window(&win);
 	if (ret < 0)
 		goto out_buf;
 
