@@ -17,24 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char child_state(pid_t pid)
-{
-	char path[64], buf[512];
-	FILE *f;
-	char *p;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return '?';
-	if (!fgets(buf, sizeof(buf), f)) {
-		fclose(f);
-		return '?';
-	}
-	fclose(f);
-	p = strrchr(buf, ')');
-	return p && p[1] && p[2] ? p[2] : '?';
-}
+#include "fixture.h"
 
 int main(int argc, char **argv)
 {
@@ -60,7 +43,7 @@ int main(int argc, char **argv)
 			pause();
 	}
 	if (!strcmp(argv[1], "zombie")) {
-		while (child_state(child) != 'Z')
+		while (task_state(child, child) != 'Z')
 			usleep(10 * 1000);
 		printf("READY child=%d\n", (int)child);
 	} else {

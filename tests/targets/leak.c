@@ -17,16 +17,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fixture.h"
+
 #define MAX_HANDLERS 2000
 
 static int tids[MAX_HANDLERS];
 static int fds[MAX_HANDLERS];
-
-static void die(const char *what)
-{
-	fprintf(stderr, "leak: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
 
 static __attribute__((noinline)) void handle_request(int fd)
 {
@@ -45,22 +41,6 @@ static void *handler(void *arg)
 	__atomic_store_n(&tids[i], (int)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	handle_request(fds[i]);
 	return NULL;
-}
-
-static int in_recv(int tid)
-{
-	char path[64], buf[64] = "";
-	FILE *f;
-	long nr;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
-	return sscanf(buf, "%ld", &nr) == 1 && nr == SYS_recvfrom;
 }
 
 int main(int argc, char **argv)
@@ -103,7 +83,7 @@ int main(int argc, char **argv)
 		for (i = 0; i < n; i++) {
 			int tid = __atomic_load_n(&tids[i], __ATOMIC_ACQUIRE);
 
-			ok += tid && in_recv(tid);
+			ok += tid && task_syscall(tid) == SYS_recvfrom;
 		}
 		if (ok == n)
 			break;

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
+
 #define MAX_WAITERS 64
 
 struct role {
@@ -298,20 +300,9 @@ static void wait_blocked(void)
 
 		pthread_mutex_lock(&tid_lock);
 		n = nwaiters;
-		for (int i = 0; i < n; i++) {
-			char path[64], buf[64] = "";
-			FILE *f;
-
-			snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", waiter_tids[i]);
-			f = fopen(path, "r");
-			if (f) {
-				if (!fgets(buf, sizeof(buf), f))
-					buf[0] = '\0';
-				fclose(f);
-			}
-			if (!strncmp(buf, "202 ", 4))
+		for (int i = 0; i < n; i++)
+			if (task_syscall(waiter_tids[i]) == SYS_futex)
 				blocked++;
-		}
 		pthread_mutex_unlock(&tid_lock);
 		if (blocked == n)
 			return;

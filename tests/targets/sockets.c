@@ -3,8 +3,8 @@
  * Threads: TCP recv with SO_RCVTIMEO=7s and
  * without, reads on pipes whose writer is this process or a child, accept, epoll_wait, and an
  * IPv6 recv where the kernel has IPv6; idle fds of other kinds (eventfd, timerfd, signalfd, a
- * file at offset 100, a named pipe, UDP and unix sockets). Prints "PORT", "CHILD", "FD <label> <n>" and "TID"
- * lines, then READY once every thread sleeps in its call.
+ * file at offset 100, a named pipe, UDP and unix sockets). Prints "PORT", "CHILD", "FD <label> <n>"
+ * and "TID" lines, then READY once every thread sleeps in its call.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
+
 #define MAX_THREADS 16
 
 struct job {
@@ -42,12 +44,6 @@ struct job {
 static struct job jobs[MAX_THREADS];
 static int njobs;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void die(const char *what)
-{
-	fprintf(stderr, "sockets: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
 
 static __attribute__((noinline)) void do_recv(int fd)
 {
@@ -133,28 +129,35 @@ static void print_fd(const char *label, int fd)
 	printf("FD %s %d\n", label, fd);
 }
 
+/* The loopback address of family at port into ss; returns its length. */
+static socklen_t loopback(int family, int port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sin->sin_port = htons(port);
+		return sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = in6addr_loopback;
+		sin6->sin6_port = htons(port);
+		return sizeof(*sin6);
+	}
+}
+
 static int listener(int family, int *port)
 {
 	struct sockaddr_storage ss;
-	socklen_t len;
+	socklen_t len = loopback(family, 0, &ss);
 	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -1;
-	memset(&ss, 0, sizeof(ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		len = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_addr = in6addr_loopback;
-		len = sizeof(*sin6);
-	}
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0) {
 		close(fd);
 		return -1;
@@ -170,27 +173,11 @@ static int listener(int family, int *port)
 static int connect_pair(int lfd, int family, int port, int *client, int *server)
 {
 	struct sockaddr_storage ss;
-	socklen_t len;
+	socklen_t len = loopback(family, port, &ss);
 	int c = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (c < 0)
 		return -1;
-	memset(&ss, 0, sizeof(ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sin->sin_port = htons(port);
-		len = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_addr = in6addr_loopback;
-		sin6->sin6_port = htons(port);
-		len = sizeof(*sin6);
-	}
 	if (connect(c, (struct sockaddr *)&ss, len) < 0) {
 		close(c);
 		return -1;
@@ -206,21 +193,11 @@ static int connect_pair(int lfd, int family, int port, int *client, int *server)
 
 static int thread_in(const struct job *j)
 {
-	char path[64], buf[64] = "";
-	FILE *f;
 	long nr;
 
 	if (!j->tid)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", j->tid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
-	if (sscanf(buf, "%ld", &nr) != 1)
-		return 0;
+	nr = task_syscall(j->tid);
 	return nr == j->nr[0] || nr == j->nr[1];
 }
 

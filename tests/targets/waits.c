@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
+
 /*
  * Every blocking call sits on a line with a BLOCK:<name> marker that the tests look up, in a
  * noinline function of its own so that it shows up as a frame. The main thread holds the mutex
@@ -51,12 +53,6 @@ static atomic_int arrived;
 static volatile int sink;
 
 #define NTHREADS 20	/* the names in main() and w-waitpid */
-
-static void die(const char *what)
-{
-	fprintf(stderr, "waits: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
 
 static void name_self(const char *name)
 {
@@ -383,24 +379,6 @@ static void setup(void)
 		die("epoll");
 }
 
-/* The thread's state letter from /proc/self/task/TID/stat, or 0. */
-static char task_state(int tid)
-{
-	char path[64], text[512], *p;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	n = fread(text, 1, sizeof(text) - 1, f);
-	fclose(f);
-	text[n] = 0;
-	p = strrchr(text, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 /* Wait until every worker (but the spinner) sleeps in the kernel, for at most ten seconds. */
 static void wait_blocked(void)
 {
@@ -413,7 +391,7 @@ static void wait_blocked(void)
 
 		if (atomic_load(&arrived) == NTHREADS && (dir = opendir("/proc/self/task"))) {
 			while ((de = readdir(dir))) {
-				char st = task_state(atoi(de->d_name));
+				char st = task_state(getpid(), atoi(de->d_name));
 
 				if (atoi(de->d_name) != getpid() && (st == 'S' || st == 'D'))
 					sleeping++;
