@@ -60,12 +60,33 @@ bool cp_stderr_is_tty(void)
 	return isatty(STDERR_FILENO) == 1;
 }
 
+/*
+ * The thread group (process) id of task id, from the Tgid line of /proc/ID/status; 0 when it
+ * cannot be read. /proc/TID exists for every thread although readdir hides it, and its stat
+ * names the thread, not the process, so only status tells a thread id from a process id.
+ */
+static int task_tgid(long id)
+{
+	char path[64], buf[1024];
+	const char *p;
+	long tgid;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", id);
+	if (cp_read_file(path, buf, sizeof(buf), NULL) < 0)
+		return 0;
+	p = strstr(buf, "\nTgid:");
+	if (!p)
+		return 0;
+	tgid = strtol(p + strlen("\nTgid:"), NULL, 10);
+	return tgid > 0 && tgid <= 0x7fffffff ? (int)tgid : 0;
+}
+
 int cp_cmd_check_pid(const char *cmd, const char *arg, bool allow_zombie, int *pid)
 {
 	struct cp_task_stat st;
 	char what[64];
 	long v;
-	int err;
+	int err, tgid;
 
 	if (!arg) {
 		cp_error(cmd, "missing -p PID");
@@ -90,9 +111,14 @@ int cp_cmd_check_pid(const char *cmd, const char *arg, bool allow_zombie, int *p
 		cp_error(what, "cannot read /proc/%ld/stat: %s", v, strerror(-err));
 		return CP_EXIT_FAILURE;
 	}
-	if (st.tid != (int)v) {
-		/* /proc/TID exists for threads too; we want processes. */
-		cp_error(what, "is a thread of process %d, not a process", st.tid);
+	tgid = task_tgid(v);
+	if (tgid > 0 && tgid != (int)v) {
+		/*
+		 * A thread id (as top -H or a log shows it): a dump would be headed with the
+		 * thread's id as the process, and perf events on one thread miss the others.
+		 */
+		cp_error(what, "is a thread of process %d, not a process", tgid);
+		cp_hint("use -p %d", tgid);
 		return CP_EXIT_FAILURE;
 	}
 	if (cp_proc_is_kernel_thread(&st)) {

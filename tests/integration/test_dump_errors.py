@@ -64,6 +64,16 @@ def test_own_pid():
     one_error(p, 1, "cprof itself")
 
 
+def test_thread_id_is_not_a_process():
+    # /proc/TID exists for every thread: a thread id must not pass for a process.
+    with Target("cpu_split", "--threads", "1") as t:
+        tids = [int(x) for x in os.listdir("/proc/%d/task" % t.pid) if int(x) != t.pid]
+        check(tids, "cpu_split has no second thread")
+        for cmd in (["dump", "-p", tids[0]], ["attach", "-p", tids[0], "--seconds", "1"]):
+            one_error(run(cmd), 1, "pid %d" % tids[0], "thread of process %d" % t.pid)
+        cplib.assert_target_unharmed(t.pid)
+
+
 def test_zombie():
     with Target("dump_procs", "zombie") as t:
         child = int(re.search(r"child=(\d+)", t.lines[-1]).group(1))
