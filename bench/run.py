@@ -78,14 +78,20 @@ class Target:
 
 
 def timed(argv, env=None, stdout=subprocess.DEVNULL):
-    """Run argv; return (wall seconds, own+children CPU seconds, maxrss KiB, stdout, stderr)."""
+    """Run argv; return (wall seconds, exit status, stdout, stderr)."""
     t0 = time.monotonic()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                          stdin=subprocess.DEVNULL, text=True)
     out, err = p.communicate()
     wall = time.monotonic() - t0
-    # communicate() reaped it; the children's rusage is cumulative, so take a difference.
     return wall, p.returncode, out, err
+
+
+def timed_cpu(argv, env=None):
+    """timed() plus the command's CPU seconds (user + system, its children included)."""
+    before = cpu_of_children()
+    wall, rc, out, err = timed(argv, env=env)
+    return wall, cpu_of_children() - before, rc, out, err
 
 
 def cpu_of_children():
@@ -123,28 +129,40 @@ def bench_dump(cprof, targets, runs, sizes, report):
         t = Target([targets["mixed"], str(n)])
         try:
             t.stats()
-            results = {}
+            # A warm-up dump of each tool (page cache, cprof's debug-file cache), not counted.
             for name, argv in tools:
-                walls, gaps, eintrs, stops, maxstops, stopped = [], [], [], [], [], []
-                for _ in range(runs):
-                    wall, rc, _, err = timed(argv(t.pid), env=env)
+                timed(argv(t.pid), env=env)
+            t.stats()
+            results = {name: dict(wall=[], cpu=[], gap=[], eintr=[], stop=[], maxstop=[],
+                                  stopped=[]) for name, _ in tools + [("(no tool)", None)]}
+            # Round robin: a change in the machine's load hits every tool alike.
+            for _ in range(runs):
+                # The heartbeat's lateness with nobody looking: the machine's own noise.
+                time.sleep(0.5)
+                s = t.stats()
+                results["(no tool)"]["gap"].append(s.get("max_gap_us", 0) / 1e6)
+                results["(no tool)"]["eintr"].append(s.get("eintr", 0))
+                for name, argv in tools:
+                    wall, cpu, rc, _, err = timed_cpu(argv(t.pid), env=env)
                     s = t.stats()
                     if rc != 0:
                         print("  %s failed (exit %d): %s" % (name, rc, err.strip()[:200]))
                         continue
-                    walls.append(wall)
-                    gaps.append(s.get("max_gap_us", 0) / 1e6)
-                    eintrs.append(s.get("eintr", 0))
+                    r = results[name]
+                    r["wall"].append(wall)
+                    r["cpu"].append(cpu)
+                    r["gap"].append(s.get("max_gap_us", 0) / 1e6)
+                    r["eintr"].append(s.get("eintr", 0))
                     m = re.search(r"max_stop_us=(\d+).*avg_stop_us=(\d+).*stopped=(\d+)", err)
                     if m:
-                        maxstops.append(int(m.group(1)) / 1e6)
-                        stops.append(int(m.group(2)) / 1e6)
-                        stopped.append(int(m.group(3)))
-                results[name] = dict(wall=walls, gap=gaps, eintr=eintrs, stop=stops,
-                                     maxstop=maxstops, stopped=stopped)
-                print("  N=%-5d %-15s wall %s s, max stall %s ms, EINTR/run %s" %
-                      (n, name, fmt_range(walls), fmt_range(gaps, 1e3, "%.2f"),
-                       med(eintrs) if eintrs else "n/a"), flush=True)
+                        r["maxstop"].append(int(m.group(1)) / 1e6)
+                        r["stop"].append(int(m.group(2)) / 1e6)
+                        r["stopped"].append(int(m.group(3)))
+            for name, r in results.items():
+                print("  N=%-5d %-15s wall %s s, CPU %s s, max stall %s ms, EINTR/run %s" %
+                      (n + 3, name, fmt_range(r["wall"]), fmt_range(r["cpu"]),
+                       fmt_range(r["gap"], 1e3, "%.2f"),
+                       med(r["eintr"]) if r["eintr"] else "n/a"), flush=True)
             rows.append((n, results))
         finally:
             t.stop()
@@ -152,23 +170,33 @@ def bench_dump(cprof, targets, runs, sizes, report):
              "Target: `bench/targets/mixed.c` with N blocked threads (mutex, condvar, sleep, "
              "pipe read, recv with SO_RCVTIMEO, epoll_wait, poll, accept, rwlock, semaphore) "
              "plus a busy thread, a heartbeat thread (wakes every 1 ms and records its largest "
-             "lateness) and the main thread. Built -O2 -g -fomit-frame-pointer.", "",
-             "Commands: `cprof dump -p PID --format json -o /dev/null`, "
-             "`eu-stack -p PID -i -s`, `eu-stack -p PID`, "
-             "`gdb -batch -nx -ex 'thread apply all bt' -p PID`.", "",
-             "| threads | tool | wall s, median (min–max) | vs cprof | target's longest stall ms"
-             " | EINTR per run (median) |",
-             "|---|---|---|---|---|---|"]
+             "lateness) and the main thread (blocked in a read of stdin). Built -O2 -g "
+             "-fomit-frame-pointer. The tools take turns within each run (round robin), after "
+             "one warm-up dump each; `(no tool)` is the heartbeat's lateness over 0.5 s with "
+             "nobody looking, the machine's own noise.", "",
+             "Commands: `cprof dump -p PID --format json -o /dev/null` (fully symbolized: "
+             "function, file:line, inlined frames), "
+             "`eu-stack -p PID -i -s` (the same information), `eu-stack -p PID` (function "
+             "names only), `gdb -batch -nx -ex 'thread apply all bt' -p PID`.", "",
+             "| threads | tool | wall s, median (min–max) | vs cprof | CPU s (user+sys) | "
+             "heartbeat's longest stall ms | EINTR per run (median) |",
+             "|---|---|---|---|---|---|---|"]
     for n, results in rows:
         base = med(results.get("cprof dump", {}).get("wall", []))
         for name, r in results.items():
+            if name == "(no tool)":
+                lines.append("| %d | %s | – | – | – | %s | %s |" % (
+                    n + 3, name, fmt_range(r["gap"], 1e3, "%.2f"), med(r["eintr"])))
+                continue
             ratio = med(r["wall"]) / base if base and r["wall"] else float("nan")
-            lines.append("| %d | %s | %s | %.1fx | %s | %s |" % (
-                n + 3, name, fmt_range(r["wall"]), ratio, fmt_range(r["gap"], 1e3, "%.2f"),
+            lines.append("| %d | %s | %s | %.1fx | %s | %s | %s |" % (
+                n + 3, name, fmt_range(r["wall"]), ratio, fmt_range(r["cpu"]),
+                fmt_range(r["gap"], 1e3, "%.2f"),
                 med(r["eintr"]) if r["eintr"] else "n/a"))
     lines.append("")
-    lines.append("cprof's own accounting (per dump, median): threads stopped, longest single "
-                 "stop, average stop:")
+    lines.append("cprof's own accounting (per dump, median): threads it had to stop (the "
+                 "others were captured live, without stopping), the longest single stop, the "
+                 "average stop of the stopped ones:")
     lines.append("")
     lines.append("| threads | threads stopped | longest stop ms | average stop µs |")
     lines.append("|---|---|---|---|")
@@ -180,11 +208,18 @@ def bench_dump(cprof, targets, runs, sizes, report):
                                                         med(r["stop"]) * 1e6))
     lines.append("")
     for n, results in rows:
-        c = med(results.get("cprof dump", {}).get("wall", []))
+        c = results.get("cprof dump", {})
         for ref in ("eu-stack -i -s", "eu-stack", "gdb bt"):
             w = med(results.get(ref, {}).get("wall", []))
-            if c and w == w:
-                report.append("dump N=%d: %s / cprof = %.1fx" % (n + 3, ref, w / c))
+            if c.get("wall") and w == w:
+                report.append("dump %d threads: %s / cprof wall = %.1fx (CPU %.1fx)" % (
+                    n + 3, ref, w / med(c["wall"]),
+                    med(results[ref]["cpu"]) / max(med(c["cpu"]), 1e-6)))
+        if c.get("eintr"):
+            report.append("dump %d threads: EINTRs in the target per cprof dump: max %d; "
+                          "threads stopped per dump: median %s, longest stop %.3f ms" % (
+                              n + 3, max(c["eintr"]), med(c["stopped"]) if c["stopped"]
+                              else "n/a", max(c["maxstop"]) * 1e3 if c["maxstop"] else 0))
     return lines
 
 
@@ -192,7 +227,7 @@ def bench_dump(cprof, targets, runs, sizes, report):
 # sampling cost
 
 
-def run_workload(argv, workload_marker="work_seconds="):
+def run_workload(argv):
     """Run a profiler wrapping the workload; returns (work s, workload cpu s, profiler cpu s)."""
     before = cpu_of_children()
     wall, rc, out, err = timed(argv)
@@ -211,10 +246,10 @@ def bench_sampling(cprof, targets, runs, rates, report):
         configs += [("cprof record -F %d" % hz, ("cprof", hz)),
                     ("perf record -g -F %d" % hz, ("perf-fp", hz)),
                     ("perf record --call-graph dwarf -F %d" % hz, ("perf-dwarf", hz))]
-    results = {}
-    for name, how in configs:
-        work, prof_cpu, sizes = [], [], []
-        for i in range(runs):
+    results = {name: dict(work=[], wcpu=[], cpu=[], size=[]) for name, _ in configs}
+    # Round robin over the configurations, so that the machine's load drifts alike for all.
+    for i in range(runs):
+        for name, how in configs:
             out = TMP / ("prof-%d" % i)
             if how is None:
                 argv = [fw, "1"]
@@ -228,7 +263,7 @@ def bench_sampling(cprof, targets, runs, rates, report):
                 argv = ["perf", "record", "-q", "--call-graph", "dwarf", "-F", str(how[1]),
                         "-o", str(out) + ".data", "--", fw, "1"]
             try:
-                w, _, pc = run_workload(argv)
+                w, wcpu, pc = run_workload(argv)
             except RuntimeError as e:
                 print("  %s: %s" % (name, e))
                 continue
@@ -243,37 +278,45 @@ def bench_sampling(cprof, targets, runs, rates, report):
                     pc += cpu_of_children() - before
                 if path.exists():
                     path.unlink()
-            work.append(w)
-            prof_cpu.append(pc)
-            sizes.append(size)
-        results[name] = dict(work=work, cpu=prof_cpu, size=sizes)
-        print("  %-40s run %s s, profiler CPU %s s, output %s MB" % (
-            name, fmt_range(work), fmt_range(prof_cpu), fmt_range(sizes, 1e-6, "%.2f")),
-            flush=True)
+            r = results[name]
+            r["work"].append(w)
+            r["wcpu"].append(wcpu)
+            r["cpu"].append(pc)
+            r["size"].append(size)
+    for name, r in results.items():
+        print("  %-40s run %s s, its CPU %s s, profiler CPU %s s, output %s MB" % (
+            name, fmt_range(r["work"]), fmt_range(r["wcpu"]), fmt_range(r["cpu"]),
+            fmt_range(r["size"], 1e-6, "%.3f")), flush=True)
     base = med(results["alone"]["work"])
+    base_cpu = med(results["alone"]["wcpu"])
     lines = ["## Sampling cost", "",
              "Target: `bench/targets/fixed_work.c` (one thread; qsort through libc plus "
              "noinline hashing; -O2 -g -fomit-frame-pointer), a fixed amount of work; it "
-             "reports its own run time. Profiler CPU is the CPU of the whole command minus "
-             "the workload's own; for perf it includes `perf report --stdio` of the file.", "",
-             "| configuration | run s, median (min–max) | overhead | profiler CPU s |"
-             " output MB |", "|---|---|---|---|---|"]
+             "reports its own run time and CPU time (the kernel's work for each sample, the "
+             "interrupt and the stack copy, is charged to the sampled thread, so its CPU time "
+             "is the overhead measure that a noisy machine disturbs least). Configurations "
+             "take turns within each run. Profiler CPU is the CPU of the whole command minus "
+             "the workload's own; for perf it includes `perf report --stdio` of the file, "
+             "since cprof's output is already symbolized stacks.", "",
+             "| configuration | run s, median (min–max) | run time overhead | workload CPU s |"
+             " CPU overhead | profiler CPU s | output MB |", "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         ov = (med(r["work"]) / base - 1) * 100 if r["work"] else float("nan")
-        lines.append("| %s | %s | %+.1f%% | %s | %s |" % (
-            name, fmt_range(r["work"]), ov, fmt_range(r["cpu"]),
-            fmt_range(r["size"], 1e-6, "%.2f")))
+        ovc = (med(r["wcpu"]) / base_cpu - 1) * 100 if r["wcpu"] else float("nan")
+        lines.append("| %s | %s | %+.1f%% | %s | %+.1f%% | %s | %s |" % (
+            name, fmt_range(r["work"]), ov, fmt_range(r["wcpu"]), ovc, fmt_range(r["cpu"]),
+            fmt_range(r["size"], 1e-6, "%.3f")))
     lines.append("")
     for hz in rates:
         c = results.get("cprof record -F %d" % hz)
         d = results.get("perf record --call-graph dwarf -F %d" % hz)
         g = results.get("perf record -g -F %d" % hz)
         if c and c["work"]:
-            report.append("sampling %d Hz: cprof overhead %+.1f%%" % (
-                hz, (med(c["work"]) / base - 1) * 100))
-        if c and g and c["work"] and g["work"]:
-            report.append("sampling %d Hz: perf -g overhead %+.1f%%" % (
-                hz, (med(g["work"]) / base - 1) * 100))
+            report.append("sampling %d Hz: cprof overhead %+.1f%% run time, %+.1f%% CPU" % (
+                hz, (med(c["work"]) / base - 1) * 100, (med(c["wcpu"]) / base_cpu - 1) * 100))
+        if g and g["work"]:
+            report.append("sampling %d Hz: perf -g overhead %+.1f%% run time, %+.1f%% CPU" % (
+                hz, (med(g["work"]) / base - 1) * 100, (med(g["wcpu"]) / base_cpu - 1) * 100))
         if c and d and c["cpu"] and d["cpu"] and med(c["cpu"]) > 0:
             report.append("sampling %d Hz: perf dwarf (record+report) CPU / cprof CPU = %.1fx"
                           % (hz, med(d["cpu"]) / med(c["cpu"])))
@@ -289,29 +332,48 @@ def bench_sampling(cprof, targets, runs, rates, report):
 
 def bench_symbols(cprof, targets, runs, report):
     t = Target([targets["bigdeps"]])
-    env = dict(os.environ, CPROF_STATS="1", CPROF_BENCH_REPEAT="3")
-    firsts, repeats = [], []
+    firsts, warm_disk, repeats = [], [], []
+
+    def dumps(cache_dir, repeat):
+        env = dict(os.environ, CPROF_STATS="1", CPROF_BENCH_REPEAT=str(repeat),
+                   CPROF_CACHE_DIR=cache_dir)
+        _, rc, _, err = timed([cprof, "dump", "-p", str(t.pid), "--format", "json",
+                               "-o", "/dev/null"], env=env)
+        return [int(x) / 1e6 for x in re.findall(r"dump_us=(\d+)", err)] if rc == 0 else []
+
     try:
-        for _ in range(runs):
-            _, rc, _, err = timed([cprof, "dump", "-p", str(t.pid), "--format", "json",
-                                   "-o", "/dev/null"], env=env)
-            times = [int(x) / 1e6 for x in re.findall(r"dump_us=(\d+)", err)]
-            if rc == 0 and len(times) >= 2:
+        for i in range(runs):
+            # An empty cache directory: the first dump inflates compressed debug files
+            # (libc6-dbg's) and stores them; later dumps in the same process hit the
+            # in-memory caches; a new process then finds the decompressed copies on disk.
+            cache = str(TMP / ("symcache-%d" % i))
+            times = dumps(cache, 3)
+            if len(times) >= 2:
                 firsts.append(times[0])
                 repeats.append(med(times[1:]))
+            times = dumps(cache, 1)
+            if times:
+                warm_disk.append(times[0])
+            shutil.rmtree(cache, ignore_errors=True)
     finally:
         t.stop()
-    print("  first dump %s s, repeated %s s" % (fmt_range(firsts), fmt_range(repeats)))
+    print("  first dump %s s, new process with the disk cache %s s, repeated %s s" % (
+        fmt_range(firsts), fmt_range(warm_disk), fmt_range(repeats)))
     lines = ["## Symbolization caches", "",
              "Target: `bench/targets/bigdeps.cpp` (libstdc++ with iostreams and threads, "
-             "libcrypto, libz loaded), 16 blocked threads. One cprof process dumps it three "
-             "times in a row (`CPROF_BENCH_REPEAT=3`): the first dump opens and indexes every "
-             "module; later dumps hit the per-build-ID caches.", "",
+             "libcrypto, libssl, libz loaded), 16 blocked threads. Three caches: the "
+             "per-build-ID module and per-address caches inside one cprof process "
+             "(`CPROF_BENCH_REPEAT=3` dumps three times in one process), and the on-disk cache "
+             "of debug files whose DWARF is compressed (Debian's libc6-dbg), decompressed once "
+             "per build ID (`CPROF_CACHE_DIR`, emptied before each run).", "",
              "| dump | wall s, median (min–max) |", "|---|---|",
-             "| first (cold caches) | %s |" % fmt_range(firsts),
-             "| repeated (warm caches) | %s |" % fmt_range(repeats), ""]
+             "| first, cold caches (empty disk cache) | %s |" % fmt_range(firsts),
+             "| first of a new process, disk cache warm | %s |" % fmt_range(warm_disk),
+             "| repeated in one process (warm caches) | %s |" % fmt_range(repeats), ""]
     if firsts and repeats and med(repeats) > 0:
-        report.append("symbols: first / repeated dump = %.1fx" % (med(firsts) / med(repeats)))
+        report.append("symbols: first (cold) / repeated dump = %.1fx; cold / new process with "
+                      "disk cache = %.1fx" % (med(firsts) / med(repeats),
+                                              med(firsts) / max(med(warm_disk), 1e-9)))
     return lines
 
 
@@ -420,7 +482,7 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     if "dump" in only:
         print("dump:")
-        sizes = [10, 100] if args.quick else [10, 100, 1000]
+        sizes = [13, 100] if args.quick else [13, 100, 1000]
         sections += bench_dump(cprof, targets, args.runs, sizes, report)
     if "sampling" in only:
         print("sampling:")
