@@ -450,6 +450,26 @@ static void add_header(struct out *o, const struct cp_dump *dump)
 				       "threads captured before it did\n");
 }
 
+/*
+ * One DEADLOCK sentence. A cycle reads "A waits for X held by B, which waits for Y held by
+ * A": each ", which waits" link starts a line of its own, aligned under the first, so that a
+ * long cycle stays readable within 100 columns.
+ */
+static void add_deadlock(struct out *o, const char *desc)
+{
+	static const char link[] = ", which waits ";
+	const char *p = desc ? desc : "(no description)", *next;
+
+	cp_strbuf_addf(&o->sb, "%sDEADLOCK:%s ", col(o, C_RED C_BOLD), col(o, C_RESET));
+	while ((next = strstr(p, link)) != NULL) {
+		cp_strbuf_add(&o->sb, p, (size_t)(next - p));
+		cp_strbuf_adds(&o->sb, ",\n          ");
+		p = next + 2;	/* "which waits ..." */
+	}
+	cp_strbuf_adds(&o->sb, p);
+	cp_strbuf_addc(&o->sb, '\n');
+}
+
 int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color)
 {
 	struct out o = { .sb = CP_STRBUF_INIT, .color = color };
@@ -469,9 +489,7 @@ int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color)
 	if (dump->ndeadlocks)
 		cp_strbuf_addc(&o.sb, '\n');
 	for (size_t i = 0; i < dump->ndeadlocks; i++)
-		cp_strbuf_addf(&o.sb, "%sDEADLOCK:%s %s\n", col(&o, C_RED C_BOLD), col(&o, C_RESET),
-			       dump->deadlocks[i].description ? dump->deadlocks[i].description
-							      : "(no description)");
+		add_deadlock(&o, dump->deadlocks[i].description);
 	err = o.sb.err;
 	if (err < 0)
 		goto out;

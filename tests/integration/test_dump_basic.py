@@ -143,6 +143,10 @@ def test_text_format():
               not re.search(r'^thread \d+ "w-poll" .*no timeout', out, re.M),
               "w-poll has a timeout and must not be flagged")
         check(re.search(r"^DEADLOCK: .*dl-[12].*dl-[12]", out, re.M), "DEADLOCK line")
+        # SPEC section 3: each link of the cycle on its own line, aligned under the first.
+        check(re.search(r'^DEADLOCK: thread \d+ "dl-[12]" waits for mutex 0x[0-9a-f]+ held by '
+                        r'thread \d+ "dl-[12]",\n {10}which waits for mutex 0x[0-9a-f]+ held by '
+                        r'thread \d+ "dl-[12]"$', out, re.M), "DEADLOCK layout", out[-600:])
         check(re.search(r"LEAK\?.*12 of \d+ threads.*serve_connection", out), "leak line")
         check(re.search(r"^  #\d+ .* \(inlined\)$", out, re.M), "no (inlined) frame")
 
