@@ -87,6 +87,23 @@ class Target:
         raise Failure("fixture %d did not print %r in %ss (exit %s): %s" %
                       (self.pid, text, timeout, self.proc.poll(), self.lines[-5:]))
 
+    def tagged(self, tag, base=10):
+        """{key: number} of the lines "TAG key number" the fixture printed."""
+        out = {}
+        for line in self.lines:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == tag:
+                out[parts[1]] = int(parts[2], base)
+        return out
+
+    def number(self, tag):
+        """The number of the line "TAG number" the fixture printed."""
+        for line in self.lines:
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == tag:
+                return int(parts[1])
+        raise Failure("fixture %d printed no %s line: %s" % (self.pid, tag, self.lines[-5:]))
+
     def alive(self):
         return self.proc.poll() is None
 
@@ -139,9 +156,11 @@ def line_of(path, marker):
     raise Failure("marker %r not in %s" % (marker, path))
 
 
-def proc_status(pid):
+def proc_status(pid, tid=None):
+    """{field: value} of /proc/PID/status, or of thread tid's status."""
+    path = "/proc/%d/status" % pid if tid is None else "/proc/%d/task/%d/status" % (pid, tid)
     fields = {}
-    with open("/proc/%d/status" % pid) as f:
+    with open(path) as f:
         for line in f:
             k, _, v = line.partition(":")
             fields[k] = v.strip()
@@ -171,20 +190,11 @@ def assert_target_unharmed(pid):
     check(tracer_pid(pid) == 0, "target %d still traced by %d" % (pid, tracer_pid(pid)))
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
-            st = proc_status_task(pid, int(tid))
+            st = proc_status(pid, int(tid))
         except OSError:
             continue
         check(int(st["TracerPid"]) == 0, "thread %s traced by %s" % (tid, st["TracerPid"]))
         check(st["State"][0] not in "tT", "thread %s left %s" % (tid, st["State"]))
-
-
-def proc_status_task(pid, tid):
-    fields = {}
-    with open("/proc/%d/task/%d/status" % (pid, tid)) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            fields[k] = v.strip()
-    return fields
 
 
 def go_pprof(*args, timeout=120):

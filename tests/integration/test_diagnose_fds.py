@@ -12,13 +12,9 @@ from cplib import check  # noqa: E402
 
 
 def fixture_info(t):
-    info = {"FD": {}, "TID": {}}
-    for line in t.lines:
-        parts = line.split()
-        if len(parts) == 3 and parts[0] in ("FD", "TID"):
-            info[parts[0]][parts[1]] = int(parts[2])
-        elif len(parts) == 2 and parts[0] in ("PORT", "PORT6", "CHILD"):
-            info[parts[0]] = int(parts[1])
+    info = {"FD": t.tagged("FD"), "TID": t.tagged("TID")}
+    for tag in ("PORT", "PORT6", "CHILD"):
+        info[tag] = t.number(tag)
     return info
 
 

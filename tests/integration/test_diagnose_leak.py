@@ -15,7 +15,7 @@ N = 300
 
 def test_leaked_threads():
     with cplib.Target("leak", N, timeout=120) as t:
-        port = int(next(l.split()[1] for l in t.lines if l.startswith("PORT ")))
+        port = t.number("PORT")
         t0 = time.monotonic()
         d = cplib.dump_json(t.pid, timeout=300)
         secs = time.monotonic() - t0

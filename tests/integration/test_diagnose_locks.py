@@ -11,14 +11,7 @@ from cplib import check  # noqa: E402
 
 def fixture_info(t):
     """{'TID': {name: tid}, 'MUTEX': {label: addr}} from the fixture's output."""
-    info = {"TID": {}, "MUTEX": {}}
-    for line in t.lines:
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "TID":
-            info["TID"][parts[1]] = int(parts[2])
-        elif len(parts) == 3 and parts[0] == "MUTEX":
-            info["MUTEX"][parts[1]] = int(parts[2], 16)
-    return info
+    return {"TID": t.tagged("TID"), "MUTEX": t.tagged("MUTEX", 16)}
 
 
 def addr(wait):
