@@ -434,6 +434,41 @@ def bench_long(cprof, targets, seconds, report):
     return lines
 
 
+DESIGN_NOTES = """## Where the time goes, and what cprof does about it
+
+Measured with `perf record --call-graph dwarf` on cprof itself and `strace -c`, dumping the
+1003-thread target:
+
+- **Stopping threads** (eu-stack and gdb stop every thread, each stop waits for the thread to
+  be scheduled): cprof captures a thread that is off CPU *live*. While a thread sleeps in the
+  kernel its user sp and pc are in `/proc/PID/task/TID/syscall`; cprof reads the thread's
+  context-switch count (`status`), its sp and pc, copies the stack from sp with
+  `process_vm_readv`, then reads both again. Unchanged means the thread never ran meanwhile
+  and the copy is what a stop would have given. Unwinding needs only sp and pc through
+  code whose CFA is rsp-based (all of Debian's libc wrappers and -O2 code); if a frame needs
+  another register the thread is stopped once, after the captures, unless it sits in a call
+  a stop would fail with EINTR (epoll_wait, socket calls under SO_RCVTIMEO, sigtimedwait...,
+  see `cp_capture_syscall_may_eintr`), where the partial stack stands. Only running threads
+  are stopped, for the copy alone, with cprof at SCHED_FIFO during that window so that a
+  loaded machine does not keep the thread stopped while cprof waits for a CPU.
+- **Compressed debug info**: Debian's libc6-dbg has compressed DWARF, and libdw inflated all of
+  it (10 MB) in every process: three quarters of a small dump's CPU. cprof keeps one
+  decompressed copy per build ID under `~/.cache/cprof` (`CPROF_CACHE_DIR`), written
+  atomically and checked by build ID like any debug file.
+- **Per-thread /proc work**: the capture reads the syscall line once for both capture and
+  classification, wchan only for the waits that need it, and threads are captured by a few
+  helper threads on processes with many threads (each thread owned by one helper, which alone
+  collects its ptrace stops).
+- **Per-thread fd descriptions**: hundreds of threads blocked on the same socket or pipe are
+  described once per dump (a memo in the wait classifier), not once each (a walk of
+  `/proc/PID/net/*`, a `pidfd_getfd`, fdinfo reads).
+- Still visible in profiles: libunwind's global cache takes a lock with `sigprocmask` twice per
+  frame step (about a fifth of a large dump's CPU, and of `cprof record`'s unwinding);
+  without the cache, re-parsing CFI costs more. `cprof record`'s fixed cost includes parsing
+  `/proc/kallsyms` for kernel frames.
+""".splitlines()
+
+
 def machine():
     model = "?"
     try:
@@ -504,7 +539,7 @@ def main():
            "- references: %s" % "; ".join(tool_versions()),
            "- runs per figure: %d (median, min–max)" % args.runs, "",
            "## Summary (ratios measured in this run)", ""]
-    doc += ["- " + r for r in report] + [""] + sections
+    doc += ["- " + r for r in report] + [""] + sections + DESIGN_NOTES
     pathlib.Path(args.out).write_text("\n".join(doc) + "\n")
     print("wrote %s" % args.out)
     shutil.rmtree(TMP, ignore_errors=True)
