@@ -1,10 +1,13 @@
-/* The unit tests' checks: count and print failures, skip with a reason, and end with a verdict. */
+/* The unit tests' checks (count and print failures, skip, end with a verdict); fixtures' home. */
 #ifndef CP_TEST_CHECK_H
 #define CP_TEST_CHECK_H
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 /* Failed checks so far; check_done() turns it into the exit status. */
 static int failures;
@@ -76,6 +79,31 @@ static inline int check_done(const char *what)
 	}
 	printf("%s: all checks passed\n", what);
 	return 0;
+}
+
+/* The fixture programs' directory: CPROF_TARGETS, else tests/targets of this test's build. */
+static inline void check_targets_dir(char *buf, size_t size)
+{
+	static const char rel[] = "/../targets";
+	const char *env = getenv("CPROF_TARGETS");
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(buf, size, "%s", env);
+		return;
+	}
+	/* BUILD/tests/unit/test_x -> BUILD/tests/targets */
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[n < 0 ? 0 : n] = '\0';
+	if (strrchr(self, '/'))
+		*strrchr(self, '/') = '\0';
+	/* Built piecewise: a formatted copy of a PATH_MAX path trips -Wformat-truncation. */
+	buf[0] = '\0';
+	if (strlen(self) + sizeof(rel) <= size) {
+		strcat(buf, self);
+		strcat(buf, rel);
+	}
 }
 
 #endif

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
+
 #define FIX_MAX_LINES 512
 
 struct fixture {
@@ -23,28 +25,17 @@ struct fixture {
 	int nlines;
 };
 
-/* CPROF_TARGETS, else tests/targets next to this test's own build directory. */
+/* The fixture called name in check_targets_dir(). */
 static inline void fixture_path(const char *name, char *buf, size_t size)
 {
-	const char *dir = getenv("CPROF_TARGETS");
-	char self[PATH_MAX];
-	ssize_t n;
+	char dir[PATH_MAX];
 
-	if (dir && *dir) {
-		snprintf(buf, size, "%s/%s", dir, name);
-		return;
-	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n < 0)
-		n = 0;
-	self[n] = '\0';
-	if (strrchr(self, '/'))
-		*strrchr(self, '/') = '\0';
+	check_targets_dir(dir, sizeof(dir));
 	/* Built piecewise: a formatted copy of a PATH_MAX path trips -Wformat-truncation. */
 	buf[0] = '\0';
-	if (strlen(self) + strlen(name) + 13 < size) {
-		strcat(buf, self);
-		strcat(buf, "/../targets/");
+	if (strlen(dir) + 1 + strlen(name) < size) {
+		strcat(buf, dir);
+		strcat(buf, "/");
 		strcat(buf, name);
 	}
 }

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -60,24 +59,6 @@ static double cpu_us(void)
 
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static void find_targets(void)
-{
-	const char *env = getenv("CPROF_TARGETS");
-	char self[PATH_MAX];
-	ssize_t n;
-
-	if (env && *env) {
-		snprintf(targets, sizeof(targets), "%s", env);
-		return;
-	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n < 0)
-		n = 0;
-	self[n] = '\0';
-	/* BUILD/tests/unit/test_sym -> BUILD/tests/targets */
-	snprintf(targets, sizeof(targets), "%s/../targets", dirname(self));
 }
 
 static const struct probe *probe(const struct fixture *f, const char *tag)
@@ -1081,7 +1062,7 @@ int main(void)
 {
 	char tmpl[] = "/tmp/cprof-test-sym-XXXXXX";
 
-	find_targets();
+	check_targets_dir(targets, sizeof(targets));
 	if (!mkdtemp(tmpl)) {
 		printf("FAIL: mkdtemp: %s\n", strerror(errno));
 		return 1;
