@@ -208,21 +208,27 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 	for (size_t i = 0; i < th->nframes; i++) {
 		const struct cp_frame *f = &th->frames[i];
 
+		/* Names and paths come from the target's files: no control bytes through. */
 		cp_strbuf_addf(&o->sb, "  #%zu ", i);
-		if (f->function)
-			cp_strbuf_addf(&o->sb, "%s%s%s  ", col(o, C_BOLD), f->function,
+		if (f->function) {
+			cp_strbuf_adds(&o->sb, col(o, C_BOLD));
+			add_text(o, f->function);
+			cp_strbuf_addf(&o->sb, "%s  ", col(o, C_RESET));
+		}
+		if (f->function && f->file) {
+			cp_strbuf_adds(&o->sb, col(o, C_DIM));
+			add_text(o, f->file);
+			if (f->line > 0)
+				cp_strbuf_addf(&o->sb, ":%d", f->line);
+			cp_strbuf_adds(&o->sb, col(o, C_RESET));
+		} else if (f->module && f->has_offset) {
+			cp_strbuf_adds(&o->sb, col(o, C_DIM));
+			add_text(o, basename_of(f->module));
+			cp_strbuf_addf(&o->sb, "+0x%llx%s", (unsigned long long)f->offset,
 				       col(o, C_RESET));
-		if (f->function && f->file && f->line > 0)
-			cp_strbuf_addf(&o->sb, "%s%s:%d%s", col(o, C_DIM), f->file, f->line,
-				       col(o, C_RESET));
-		else if (f->function && f->file)
-			cp_strbuf_addf(&o->sb, "%s%s%s", col(o, C_DIM), f->file, col(o, C_RESET));
-		else if (f->module && f->has_offset)
-			cp_strbuf_addf(&o->sb, "%s%s+0x%llx%s", col(o, C_DIM),
-				       basename_of(f->module), (unsigned long long)f->offset,
-				       col(o, C_RESET));
-		else
+		} else {
 			cp_strbuf_addf(&o->sb, "0x%llx", (unsigned long long)f->pc);
+		}
 		if (f->inlined)
 			cp_strbuf_adds(&o->sb, " (inlined)");
 		cp_strbuf_addc(&o->sb, '\n');
@@ -388,8 +394,10 @@ static int add_leaks(struct out *o, const struct cp_dump *dump)
 				       "waiting in %s",
 			       col(o, C_YELLOW C_BOLD), col(o, C_RESET), g[i].count, dump->nthreads,
 			       pct, cp_wait_kind_name(th->wait.kind));
-		if (fn)
-			cp_strbuf_addf(&o->sb, " at %s", fn);
+		if (fn) {
+			cp_strbuf_adds(&o->sb, " at ");
+			add_text(o, fn);
+		}
 		if (cp_dump_wait_unbounded(&th->wait))
 			cp_strbuf_adds(&o->sb, " with no timeout");
 		cp_strbuf_adds(&o->sb, ": ");
@@ -410,14 +418,19 @@ static void add_header(struct out *o, const struct cp_dump *dump)
 
 	cp_dump_format_time(dump->time_ns, when, sizeof(when));
 	cp_strbuf_addf(&o->sb, "%sprocess %d (", col(o, C_BOLD), dump->pid);
+	/* The target chose its argv: keep the header one line and the terminal unharmed. */
 	if (dump->cmdline && dump->cmdline[0]) {
-		for (size_t i = 0; dump->cmdline[i]; i++)
-			cp_strbuf_addf(&o->sb, "%s%s", i ? " " : "", dump->cmdline[i]);
+		for (size_t i = 0; dump->cmdline[i]; i++) {
+			cp_strbuf_adds(&o->sb, i ? " " : "");
+			add_text(o, dump->cmdline[i]);
+		}
 	} else if (dump->exe) {
-		cp_strbuf_adds(&o->sb, dump->exe);
+		add_text(o, dump->exe);
 	} else {
 		/* A zombie has neither: its name is what is left, bracketed like ps does. */
-		cp_strbuf_addf(&o->sb, "[%s]", dump->nthreads ? dump->threads[0].name : "?");
+		cp_strbuf_addc(&o->sb, '[');
+		add_text(o, dump->nthreads ? dump->threads[0].name : "?");
+		cp_strbuf_addc(&o->sb, ']');
 	}
 	cp_strbuf_addf(&o->sb, ") at %s: %zu thread%s%s\n", when, dump->nthreads,
 		       dump->nthreads == 1 ? "" : "s", col(o, C_RESET));

@@ -228,6 +228,24 @@ def test_output_file():
         check(open(txt).read().startswith("process %d " % t.pid), "text file header")
 
 
+def test_hostile_names():
+    """The target picks its argv and thread name: control bytes must not break the one-line
+    header and thread lines, nor reach the terminal (an escape sequence)."""
+    code = ('import ctypes, time\n'
+            'ctypes.CDLL(None).prctl(15, ctypes.c_char_p(b"n\\x1b[31m\\ny"), 0, 0, 0)\n'
+            'print("READY", flush=True)\n'
+            'time.sleep(600)\n')
+    with Target("python", "-c", code, "arg\x1b]0;title\x07\nnext", path=sys.executable) as t:
+        out = run(["dump", "-p", t.pid], check_rc=0).stdout
+        check("\x1b" not in out and "\x07" not in out, "control bytes in the text dump",
+              repr(out[:400]))
+        lines = out.splitlines()
+        check(lines[0].startswith("process %d (" % t.pid) and "next) at " in lines[0] and
+              lines[0].endswith(": 1 thread"), "header not one line", lines[:3])
+        check(re.search(r'^thread %d "n\\x1b\[31m\\x0ay" \[' % t.pid, out, re.M),
+              "thread name not escaped", repr(out[:600]))
+
+
 def test_stuck():
     with Target("demo") as t:
         p = run(["dump", "-p", t.pid, "--format", "json", "--stuck", "2"], check_rc=0, timeout=180)
