@@ -797,6 +797,74 @@ static int classify_signal(const struct cp_wait_input *in, struct call *c, struc
 	return set_detail(w, "%s, %s", sys, tmo);
 }
 
+/* The system calls with a rule of their own in classify_call(); the others are told by wchan. */
+enum call_rule {
+	RULE_NONE,
+	RULE_FUTEX,
+	RULE_SLEEP,
+	RULE_POLL,
+	RULE_READ,
+	RULE_WRITE,
+	RULE_ACCEPT,
+	RULE_CONNECT,
+	RULE_WAIT_CHILD,
+	RULE_SIGNAL,
+};
+
+static enum call_rule call_rule(long nr)
+{
+	switch (nr) {
+	case SYS_futex:
+#ifdef SYS_futex_waitv
+	case SYS_futex_waitv:
+#endif
+		return RULE_FUTEX;
+	case SYS_nanosleep:
+	case SYS_clock_nanosleep:
+		return RULE_SLEEP;
+	case SYS_poll:
+	case SYS_ppoll:
+	case SYS_select:
+	case SYS_pselect6:
+	case SYS_epoll_wait:
+	case SYS_epoll_pwait:
+	case SYS_epoll_pwait2:
+		return RULE_POLL;
+	case SYS_read:
+	case SYS_readv:
+	case SYS_pread64:
+	case SYS_preadv:
+	case SYS_preadv2:
+	case SYS_recvfrom:
+	case SYS_recvmsg:
+	case SYS_recvmmsg:
+		return RULE_READ;
+	case SYS_write:
+	case SYS_writev:
+	case SYS_pwrite64:
+	case SYS_pwritev:
+	case SYS_pwritev2:
+	case SYS_sendto:
+	case SYS_sendmsg:
+	case SYS_sendmmsg:
+		return RULE_WRITE;
+	case SYS_accept:
+	case SYS_accept4:
+		return RULE_ACCEPT;
+	case SYS_connect:
+		return RULE_CONNECT;
+	case SYS_wait4:
+	case SYS_waitid:
+		return RULE_WAIT_CHILD;
+	case SYS_pause:
+	case SYS_rt_sigsuspend:
+	case SYS_rt_sigtimedwait:
+		return RULE_SIGNAL;
+	default:
+		return RULE_NONE;
+	}
+}
+
 bool cp_wait_needs_wchan(char state, const struct cp_task_syscall *sc)
 {
 	if (state && strchr("RTtZX", state))
@@ -805,111 +873,42 @@ bool cp_wait_needs_wchan(char state, const struct cp_task_syscall *sc)
 		return false;
 	if (state == 'D' || !sc || !sc->in_syscall)
 		return true;
-	/* The calls classify_call() names without looking at wchan. */
-	switch (sc->nr) {
-	case SYS_futex:
-#ifdef SYS_futex_waitv
-	case SYS_futex_waitv:
-#endif
-	case SYS_nanosleep:
-	case SYS_clock_nanosleep:
-	case SYS_poll:
-	case SYS_ppoll:
-	case SYS_select:
-	case SYS_pselect6:
-	case SYS_epoll_wait:
-	case SYS_epoll_pwait:
-	case SYS_epoll_pwait2:
-	case SYS_read:
-	case SYS_readv:
-	case SYS_pread64:
-	case SYS_preadv:
-	case SYS_preadv2:
-	case SYS_recvfrom:
-	case SYS_recvmsg:
-	case SYS_recvmmsg:
-	case SYS_write:
-	case SYS_writev:
-	case SYS_pwrite64:
-	case SYS_pwritev:
-	case SYS_pwritev2:
-	case SYS_sendto:
-	case SYS_sendmsg:
-	case SYS_sendmmsg:
-	case SYS_accept:
-	case SYS_accept4:
-	case SYS_connect:
-	case SYS_wait4:
-	case SYS_waitid:
-	case SYS_pause:
-	case SYS_rt_sigsuspend:
-	case SYS_rt_sigtimedwait:
-		return false;
-	default:
-		return true;
-	}
+	/* The calls with a rule are named without looking at wchan. */
+	return call_rule(sc->nr) == RULE_NONE;
 }
 
 /* Classify by the syscall c->nr (with or without its arguments). */
 static int classify_call(const struct cp_wait_input *in, struct call *c, struct cp_wait *w)
 {
 	w->syscall = cp_syscall_name(c->nr);
-	switch (c->nr) {
-	case SYS_futex:
-#ifdef SYS_futex_waitv
-	case SYS_futex_waitv:
-#endif
+	switch (call_rule(c->nr)) {
+	case RULE_FUTEX:
 		return classify_futex(in, c, w);
-	case SYS_nanosleep:
-	case SYS_clock_nanosleep:
+	case RULE_SLEEP:
 		return classify_sleep(in, c, w);
-	case SYS_poll:
-	case SYS_ppoll:
-	case SYS_select:
-	case SYS_pselect6:
-	case SYS_epoll_wait:
-	case SYS_epoll_pwait:
-	case SYS_epoll_pwait2:
+	case RULE_POLL:
 		return classify_poll(in, c, w);
-	case SYS_read:
-	case SYS_readv:
-	case SYS_pread64:
-	case SYS_preadv:
-	case SYS_preadv2:
-	case SYS_recvfrom:
-	case SYS_recvmsg:
-	case SYS_recvmmsg:
+	case RULE_READ:
 		return classify_fd(in, c, w, CP_WAIT_IO_READ, false);
-	case SYS_write:
-	case SYS_writev:
-	case SYS_pwrite64:
-	case SYS_pwritev:
-	case SYS_pwritev2:
-	case SYS_sendto:
-	case SYS_sendmsg:
-	case SYS_sendmmsg:
+	case RULE_WRITE:
 		return classify_fd(in, c, w, CP_WAIT_IO_WRITE, true);
-	case SYS_accept:
-	case SYS_accept4:
+	case RULE_ACCEPT:
 		/* accept honours SO_RCVTIMEO, connect SO_SNDTIMEO. */
 		return classify_fd(in, c, w, CP_WAIT_ACCEPT, false);
-	case SYS_connect:
+	case RULE_CONNECT:
 		return classify_fd(in, c, w, CP_WAIT_CONNECT, true);
-	case SYS_wait4:
-	case SYS_waitid:
+	case RULE_WAIT_CHILD:
 		return classify_wait_child(c, w);
-	case SYS_pause:
-	case SYS_rt_sigsuspend:
-	case SYS_rt_sigtimedwait:
+	case RULE_SIGNAL:
 		return classify_signal(in, c, w);
-	default:
-		w->kind = CP_WAIT_SYSCALL;
-		if (w->syscall)
-			return set_detail(w, "blocked in %s%s%s", w->syscall,
-					  in->wchan && *in->wchan ? " at " : "",
-					  in->wchan ? in->wchan : "");
-		return set_detail(w, "blocked in syscall %ld", c->nr);
+	case RULE_NONE:
+		break;
 	}
+	w->kind = CP_WAIT_SYSCALL;
+	if (w->syscall)
+		return set_detail(w, "blocked in %s%s%s", w->syscall,
+				  in->wchan && *in->wchan ? " at " : "", in->wchan ? in->wchan : "");
+	return set_detail(w, "blocked in syscall %ld", c->nr);
 }
 
 /* Kernel functions a thread sleeps in (wchan) that tell the wait kind without a syscall. */

@@ -609,6 +609,50 @@ static void test_garbage(void)
 	}
 }
 
+/*
+ * A dump skips reading wchan where cp_wait_needs_wchan() says the classifier will not look at
+ * it: for every syscall number, that must be exactly the calls classified without it.
+ */
+static void test_needs_wchan(void)
+{
+	struct cp_task_syscall running = { .running = true, .nr = -1 };
+	struct cp_wait w1, w2;
+	struct fake f;
+	long nr;
+	int rules = 0;
+
+	CHECK(!cp_wait_needs_wchan('R', NULL) && !cp_wait_needs_wchan('Z', NULL));
+	CHECK(!cp_wait_needs_wchan('S', &running) && cp_wait_needs_wchan('D', &running));
+	CHECK(cp_wait_needs_wchan('S', NULL));
+	for (nr = 0; nr < 512; nr++) {
+		bool needs;
+
+		fake_init(&f, 'S', nr, 0, 0, 0, 0);
+		needs = cp_wait_needs_wchan('S', &f.sc);
+		CHECK(classify_fake(&f, &w1) == 0, "syscall %ld", nr);
+		f.wchan = "some_kernel_wait";
+		CHECK(classify_fake(&f, &w2) == 0, "syscall %ld", nr);
+		if (needs) {
+			/* Named calls say where they sleep; numbers unknown to cprof do not. */
+			CHECK(w2.kind == CP_WAIT_SYSCALL &&
+				      (!w2.syscall || contains(w2.detail, "some_kernel_wait")),
+			      "syscall %ld: %s %s", nr, cp_wait_kind_name(w2.kind), w2.detail);
+		} else {
+			rules++;
+			CHECK(w1.kind != CP_WAIT_SYSCALL && w1.kind == w2.kind &&
+				      str_eq(w1.detail, w2.detail),
+			      "syscall %ld: %s \"%s\" with wchan %s \"%s\"", nr,
+			      cp_wait_kind_name(w1.kind), w1.detail, cp_wait_kind_name(w2.kind),
+			      w2.detail);
+			/* Uninterruptible, the wchan is part of the detail again. */
+			CHECK(cp_wait_needs_wchan('D', &f.sc), "syscall %ld in D", nr);
+		}
+		cp_wait_release(&w1);
+		cp_wait_release(&w2);
+	}
+	CHECK(rules >= 30, "%d syscalls classified without wchan", rules);
+}
+
 /* ---- the waits fixture, classified from its real /proc data ---- */
 
 static unsigned long long fixture_key(const struct fixture *fx, const char *key)
@@ -814,6 +858,7 @@ int main(void)
 	test_timeouts();
 	test_fds();
 	test_garbage();
+	test_needs_wchan();
 	test_fixture();
 	return check_done("wait");
 }
