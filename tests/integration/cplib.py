@@ -130,6 +130,23 @@ def run(args, timeout=120, check_rc=None, stdin=None, env=None):
     return p
 
 
+def error_line(p, rc, pattern=None, hints=True):
+    """cprof (the CompletedProcess p) failed as it should: exit status rc, nothing on stdout,
+    and on stderr one 'cprof: WHAT: WHY' line, matching the regular expression pattern when
+    given, then only 'cprof: hint: ' lines (none at all when hints is False). Returns the line."""
+    what = "cprof " + " ".join(map(str, p.args[1:]))
+    check(p.returncode == rc, "%s exited %d, expected %d" % (what, p.returncode, rc), p.stderr)
+    check(p.stdout == "", "%s: output on stdout despite the error" % what, p.stdout[:500])
+    lines = p.stderr.splitlines()
+    check(lines, "%s: no error message" % what)
+    check(re.fullmatch(r"cprof: [^:]+: .+", lines[0]), "not 'cprof: WHAT: WHY'", lines[0])
+    if pattern is not None:
+        check(re.match(pattern, lines[0]), "%s: error not matching %r" % (what, pattern), lines[0])
+    check(all(x.startswith("cprof: hint: ") for x in lines[1:]) and (hints or len(lines) == 1),
+          "%s: more than one error line" % what, p.stderr)
+    return lines[0]
+
+
 def dump_json(pid, *extra, timeout=120):
     p = run(["dump", "-p", pid, "--format", "json"] + list(extra), timeout=timeout, check_rc=0)
     try:

@@ -15,16 +15,10 @@ from cplib import Target, check, run, CPROF  # noqa: E402
 
 def one_error(p, rc, *needles):
     """Exit status rc, nothing on stdout, one error line (+ hints) containing the needles."""
-    check(p.returncode == rc, "exit %d, expected %d" % (p.returncode, rc), p.stderr)
-    check(p.stdout == "", "stdout not empty on error", p.stdout[:500])
-    lines = p.stderr.splitlines()
-    check(lines, "no error message")
-    check(re.fullmatch(r"cprof: [^:]+: .+", lines[0]), "not 'cprof: WHAT: WHY'", lines[0])
-    check(all(x.startswith("cprof: hint: ") for x in lines[1:]),
-          "more than one error line", p.stderr)
+    line = cplib.error_line(p, rc)
     for n in needles:
-        check(n in lines[0], "%r not in error line" % n, lines[0])
-    return lines[0]
+        check(n in line, "%r not in error line" % n, line)
+    return line
 
 
 def free_pid():

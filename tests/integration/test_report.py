@@ -475,13 +475,8 @@ def test_svg_script_runs():
 
 
 def one_line_error(args, pattern, rc=1):
-    p = cplib.run(args)
-    check(p.returncode == rc, "cprof %s exited %d, expected %d" % (args, p.returncode, rc), p.stderr)
-    lines = p.stderr.strip().splitlines()
-    check(len(lines) >= 1 and re.match(pattern, lines[0]), "cprof %s: stderr %r" % (args, p.stderr))
-    if rc == 1:
-        check(len(lines) == 1, "more than one line for %s" % args, p.stderr)
-    check(p.stdout == "", "output despite the error", p.stdout[:200])
+    """A run error is one line; a usage error (2) may add hints."""
+    cplib.error_line(cplib.run(args), rc, pattern, hints=rc != 1)
 
 
 def test_bad_inputs():
