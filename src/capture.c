@@ -343,11 +343,38 @@ static int pread_text(int fd, char *buf, size_t size)
 	return 0;
 }
 
-/* Context switches so far; -EBUSY when another process traces the thread. */
-static int read_count(const struct live_files *lf, uint64_t *count)
+/* What the live capture takes from status. */
+struct live_status {
+	uint64_t count;			/* voluntary + nonvoluntary context switches */
+	char state;
+	char comm[CP_COMM_LEN];
+};
+
+/* "Name:" is escaped by the kernel: a newline reads "\n", a backslash "\\". */
+static void unescape_name(const char *p, char *out, size_t size)
+{
+	size_t n = 0;
+
+	while (*p && *p != '\n' && n + 1 < size) {
+		if (p[0] == '\\' && p[1] == 'n') {
+			out[n++] = '\n';
+			p += 2;
+		} else if (p[0] == '\\' && p[1] == '\\') {
+			out[n++] = '\\';
+			p += 2;
+		} else {
+			out[n++] = *p++;
+		}
+	}
+	out[n] = '\0';
+}
+
+/* Parse status; -EBUSY when another process traces the thread. */
+static int read_count(const struct live_files *lf, struct live_status *ls)
 {
 	struct cp_task_status st;
 	char buf[16384];
+	const char *p;
 	int ret = pread_text(lf->status_fd, buf, sizeof(buf));
 
 	if (ret < 0)
@@ -356,7 +383,14 @@ static int read_count(const struct live_files *lf, uint64_t *count)
 		return -EINVAL;
 	if (st.tracer_pid != 0)
 		return -EBUSY;
-	*count = st.voluntary_ctxt_switches + st.nonvoluntary_ctxt_switches;
+	ls->count = st.voluntary_ctxt_switches + st.nonvoluntary_ctxt_switches;
+	ls->state = '?';
+	p = strstr(buf, "\nState:\t");
+	if (p)
+		ls->state = p[8];
+	ls->comm[0] = '\0';
+	if (!strncmp(buf, "Name:\t", 6))
+		unescape_name(buf + 6, ls->comm, sizeof(ls->comm));
 	return 0;
 }
 
@@ -438,9 +472,10 @@ bool cp_capture_syscall_may_eintr(long nr)
  * the caller what the thread was doing before anyone touched it.
  */
 static int capture_live(int pid, int tid, const struct cp_maps *given, struct cp_maps *own,
-			size_t max, bool is_d, struct cp_task_syscall *sc_first, bool *have_first,
-			struct cp_thread_snap *out)
+			size_t max, struct cp_task_syscall *sc_first, bool *have_first,
+			struct live_status *first, struct cp_thread_snap *out)
 {
+	bool is_d = false;
 	struct live_files lf = { .sc_fd = -1, .status_fd = -1 };
 	char text1[256], text2[256];
 	struct cp_task_syscall sc, sc2;
@@ -456,18 +491,29 @@ static int capture_live(int pid, int tid, const struct cp_maps *given, struct cp
 		return ret;
 	for (tries = 0; tries < LIVE_TRIES; tries++) {
 		const struct cp_map *m;
-		uint64_t c1, c2;
+		struct live_status s1, s2;
 		size_t span;
 
-		ret = read_count(&lf, &c1);
+		ret = read_count(&lf, &s1);
 		if (ret == 0)
 			ret = read_sc(&lf, text1, sizeof(text1), &sc);
 		if (ret < 0)
 			goto out;
 		if (!*have_first) {
 			*sc_first = sc;
+			*first = s1;
 			*have_first = true;
 		}
+		/* Zombies have no stack; stopped and traced ones are the stop path's to handle. */
+		if (s1.state == 'Z' || s1.state == 'X') {
+			ret = -ESRCH;
+			goto out;
+		}
+		if (s1.state == 'T' || s1.state == 't') {
+			ret = -EAGAIN;
+			goto out;
+		}
+		is_d = s1.state == 'D';
 		if (sc.running || !sc.sp || !sc.pc) {
 			ret = -EAGAIN;
 			goto out;
@@ -493,11 +539,11 @@ static int capture_live(int pid, int tid, const struct cp_maps *given, struct cp
 			truncated = true;
 		ret = read_sc(&lf, text2, sizeof(text2), &sc2);
 		if (ret == 0)
-			ret = read_count(&lf, &c2);
+			ret = read_count(&lf, &s2);
 		if (ret < 0)
 			goto out;
 		keep = true;
-		if (c1 == c2 && !strcmp(text1, text2)) {
+		if (s1.count == s2.count && !strcmp(text1, text2)) {
 			verified = true;
 			break;
 		}
@@ -528,6 +574,9 @@ static int capture_live(int pid, int tid, const struct cp_maps *given, struct cp
 	out->has_syscall = true;
 	out->live = true;
 	out->verified = verified;
+	out->has_state = true;
+	out->state = first->state;
+	memcpy(out->comm, first->comm, sizeof(out->comm));
 	ret = 0;
 out:
 	free(buf);
@@ -577,7 +626,9 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 	struct cp_maps own = { 0 };
 	struct cp_thread_snap snap;
 	struct user_regs_struct uregs;
+	bool live = (flags & CP_CAPTURE_LIVE) && !(flags & CP_CAPTURE_STOP);
 	struct cp_task_syscall sc_first;
+	struct live_status first = { 0 };
 	bool have_first = false;
 	struct cp_task_stat st;
 	const struct cp_map *m;
@@ -590,10 +641,14 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 
 	if (pid <= 0 || tid <= 0 || !out)
 		return -EINVAL;
-	/* Also proves tid is a thread of pid: the task directory is per process. */
+	/*
+	 * Also proves tid is a thread of pid: the task directory is per process. A live capture
+	 * without the caller's stat learns the state from status, its first read.
+	 */
+	memset(&st, 0, sizeof(st));
 	if (opts && opts->stat && opts->stat->tid == tid) {
 		st = *opts->stat;
-	} else {
+	} else if (!live) {
 		ret = cp_proc_read_stat(pid, tid, &st);
 		if (ret < 0)
 			return ret;
@@ -634,10 +689,9 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 		/* Running again by now, or unreadable: stop it like any other thread. */
 	}
 	/* Group-stopped or traced threads: the stop path knows how to leave them as they were. */
-	if ((flags & CP_CAPTURE_LIVE) && !(flags & CP_CAPTURE_STOP) && st.state != 'T' &&
-	    st.state != 't') {
-		ret = capture_live(pid, tid, given, &own, max, st.state == 'D', &sc_first,
-				   &have_first, out);
+	if (live && st.state != 'T' && st.state != 't') {
+		ret = capture_live(pid, tid, given, &own, max, &sc_first, &have_first, &first,
+				   out);
 		if (ret != -EAGAIN)
 			goto out_maps;
 	}
@@ -714,6 +768,9 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 	if (have_first) {
 		snap.sc = sc_first;
 		snap.has_syscall = true;
+		snap.has_state = true;
+		snap.state = first.state;
+		memcpy(snap.comm, first.comm, sizeof(snap.comm));
 	}
 	*out = snap;
 	ret = 0;

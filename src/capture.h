@@ -27,7 +27,11 @@ struct cp_capture_opts {
 	/* Borrowed, may be NULL: the process's maps, to find the end of the stack mapping
 	 * without reading /proc/PID/maps for every thread. Re-read when sp is not in it. */
 	const struct cp_maps *maps;
-	/* Borrowed, may be NULL: the thread's stat, just read by the caller (saves a read). */
+	/*
+	 * Borrowed, may be NULL: the thread's stat, just read by the caller (saves a read). A
+	 * live capture without it takes the state and name from the status file it reads anyway
+	 * (snap.state, snap.comm).
+	 */
 	const struct cp_task_stat *stat;
 };
 
@@ -47,6 +51,10 @@ struct cp_thread_snap {
 	 * run while its stack was copied (a D-state copy that kept changing is not). */
 	bool live;
 	bool verified;
+	/* State letter and name as the capture saw them first (has_state), before any stop. */
+	bool has_state;
+	char state;
+	char comm[CP_COMM_LEN];
 };
 
 /*

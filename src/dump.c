@@ -43,6 +43,13 @@ struct item {
 	char **kframes;
 	size_t nkframes;
 	int stuck;		/* -1 null, 0, 1 */
+	/* The walk of its stack, done (in parallel) before symbolization: */
+	uint64_t *upc;		/* owned; pcs innermost first */
+	uint8_t *uflags;	/* owned; enum cp_frame_flags */
+	size_t un;
+	int uerr;		/* 0, or why the walk ended early */
+	bool utrunc;		/* depth cap reached */
+	bool unwound;
 	/* Left by capture_one() for settle(): */
 	bool drop;		/* vanished: not listed */
 	int err;		/* a refusal or -ENOMEM, which may fail the whole dump */
@@ -112,6 +119,12 @@ static void item_release(struct item *it)
 	if (it->captured)
 		cp_thread_snap_release(&it->snap);
 	it->captured = false;
+	free(it->upc);
+	free(it->uflags);
+	it->upc = NULL;
+	it->uflags = NULL;
+	it->un = 0;
+	it->unwound = false;
 	free_strv(it->kframes, it->nkframes);
 	it->kframes = NULL;
 	it->nkframes = 0;
@@ -222,15 +235,19 @@ static void capture_one(struct take *t, struct item *it)
 		.stack_max = t->stack_max,
 		.flags = stop_all ? CP_CAPTURE_STOP : CP_CAPTURE_LIVE,
 		.maps = t->have_maps ? &t->maps : NULL,
-		.stat = &it->st,
 	};
+	bool have_st = false;
 	int tid = it->tid, err;
 
-	err = cp_proc_read_stat(t->pid, tid, &it->st);
-	if (err < 0) {
-		it->drop = is_gone(err);
-		it->err = it->drop ? 0 : err;
-		return;
+	/* A live capture reads the state and name itself (status): one file less per thread. */
+	if (stop_all) {
+		err = cp_proc_read_stat(t->pid, tid, &it->st);
+		if (err < 0) {
+			it->drop = is_gone(err);
+			it->err = it->drop ? 0 : err;
+			return;
+		}
+		have_st = true;
 	}
 	if (t->opts->flags & CP_DUMP_KERNEL) {
 		err = read_kernel_stack(t->pid, tid, &it->kframes, &it->nkframes);
@@ -241,7 +258,7 @@ static void capture_one(struct take *t, struct item *it)
 		if (err < 0 && !is_gone(err))
 			it->kernel_error = err;
 	}
-	if (it->st.state == 'Z' || it->st.state == 'X') {
+	if (have_st && (it->st.state == 'Z' || it->st.state == 'X')) {
 		it->zombie = true;
 		it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
 		return;
@@ -251,6 +268,7 @@ static void capture_one(struct take *t, struct item *it)
 		if (cp_proc_read_wchan(t->pid, tid, it->wchan, sizeof(it->wchan)) < 0)
 			it->wchan[0] = '\0';
 	}
+	copts.stat = have_st ? &it->st : NULL;
 	err = cp_capture_thread(t->pid, tid, &copts, &it->snap);
 	if (err == 0) {
 		it->captured = true;
@@ -258,6 +276,28 @@ static void capture_one(struct take *t, struct item *it)
 		if (it->snap.has_syscall) {
 			it->sc = it->snap.sc;
 			it->has_sc = true;
+		}
+		if (!have_st && it->snap.has_state) {
+			it->st.tid = tid;
+			it->st.state = it->snap.state;
+			snprintf(it->st.comm, sizeof(it->st.comm), "%s", it->snap.comm);
+			have_st = true;
+		}
+	}
+	if (!have_st) {
+		int serr = cp_proc_read_stat(t->pid, tid, &it->st);
+
+		if (serr < 0) {
+			item_release(it);
+			it->drop = is_gone(serr);
+			it->err = it->drop ? 0 : serr;
+			return;
+		}
+		if (it->st.state == 'Z' || it->st.state == 'X') {
+			item_release(it);
+			it->zombie = true;
+			it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
+			return;
 		}
 	}
 	if (!it->has_sc)
@@ -685,13 +725,123 @@ static bool refill_registers(struct take *t, struct item *it, const struct cp_ma
 	return true;
 }
 
+/*
+ * Walk one captured stack (stopping the thread once if the live registers are not enough)
+ * and keep the pcs in the item; the copy of the stack is freed right after. 0 or -ENOMEM.
+ */
+static int unwind_item(struct take *t, struct item *it, struct cp_unwinder *uw,
+		       struct cp_unwind_result *ur, const struct cp_maps *maps)
+{
+	int uerr = 0;
+
+	memset(ur, 0, sizeof(*ur));
+	if (uw) {
+		uerr = cp_unwind(uw, &it->snap.regs, &it->snap.stack, ur);
+		if (needs_registers(it, uerr, ur) && refill_registers(t, it, maps)) {
+			memset(ur, 0, sizeof(*ur));
+			uerr = cp_unwind(uw, &it->snap.regs, &it->snap.stack, ur);
+		}
+		if (uerr < 0) {
+			it->uerr = uerr;
+			ur->n = 0;
+		} else {
+			it->uerr = ur->stop_reason < 0 ? ur->stop_reason : 0;
+			it->utrunc = ur->truncated;
+		}
+	}
+	if (ur->n == 0 && (it->snap.regs.valid & (1u << CP_REG_RIP))) {
+		/* Without a walk the current pc is still worth showing. */
+		ur->pc[0] = it->snap.regs.r[CP_REG_RIP];
+		ur->flags[0] = 0;
+		ur->n = 1;
+	}
+	if (ur->n > CP_UNWIND_MAX_FRAMES)
+		ur->n = CP_UNWIND_MAX_FRAMES;
+	if (ur->n) {
+		it->upc = malloc(ur->n * sizeof(*it->upc));
+		it->uflags = malloc(ur->n);
+		if (!it->upc || !it->uflags)
+			return -ENOMEM;
+		memcpy(it->upc, ur->pc, ur->n * sizeof(*it->upc));
+		memcpy(it->uflags, ur->flags, ur->n);
+	}
+	it->un = ur->n;
+	it->unwound = true;
+	/* The copy is no longer needed; free it early on dumps of many threads. */
+	free(it->snap.stack.data);
+	it->snap.stack.data = NULL;
+	it->snap.stack.len = 0;
+	return 0;
+}
+
+/*
+ * Unwinding is per thread and independent: on a process with many threads a few helpers
+ * share it out, each with its own unwinder (libunwind address space and module views; the
+ * files are mapped, not copied). Symbolization, which caches across threads, stays serial.
+ */
+struct unwind_work {
+	struct take *t;
+	const struct cp_maps *maps;	/* NULL when the maps could not be read */
+	atomic_size_t next;
+	atomic_int err;
+};
+
+static void *unwind_worker(void *arg)
+{
+	struct unwind_work *w = arg;
+	struct take *t = w->t;
+	struct cp_unwinder *uw = NULL;
+	struct cp_unwind_result *ur = malloc(sizeof(*ur));
+
+	if (!ur || (w->maps && !(uw = cp_unwind_new(t->pid, w->maps, true)))) {
+		atomic_store(&w->err, -ENOMEM);
+		free(ur);
+		return NULL;
+	}
+	for (;;) {
+		size_t i = atomic_fetch_add(&w->next, 1);
+		struct item *it;
+
+		if (i >= t->nitems || cancelled(t) || atomic_load(&w->err))
+			break;
+		it = &t->items[i];
+		if (it->captured && unwind_item(t, it, uw, ur, w->maps) < 0)
+			atomic_store(&w->err, -ENOMEM);
+	}
+	cp_unwind_free(uw);
+	free(ur);
+	return NULL;
+}
+
+static int unwind_all(struct take *t, const struct cp_maps *maps)
+{
+	struct unwind_work w = { .t = t, .maps = maps };
+	pthread_t th[CAPTURE_THREADS_MAX];
+	size_t k = capture_threads(t->ncaptured), started;
+	sigset_t all, old;
+
+	atomic_init(&w.next, 0);
+	atomic_init(&w.err, 0);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (started = 0; started + 1 < k; started++)
+		if (pthread_create(&th[started], NULL, unwind_worker, &w) != 0)
+			break;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	unwind_worker(&w);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	if (atomic_load(&w.err))
+		return atomic_load(&w.err);
+	return cancelled(t) ? -EINTR : 0;
+}
+
 /* Everything after the captures; only a register refill may still stop a thread here. */
 static int analyse(struct take *t)
 {
 	struct cp_dump *d = t->d;
 	struct cp_maps maps = { 0 };
 	bool have_maps = cp_maps_read(t->pid, &maps) == 0;
-	struct cp_unwinder *uw = NULL;
 	struct cp_unwind_result *ur = NULL;
 	struct cp_wait_cache *wcache = NULL;
 	int *tids = NULL;
@@ -705,15 +855,11 @@ static int analyse(struct take *t)
 		err = -ENOMEM;
 		goto out;
 	}
-	if (have_maps) {
-		uw = cp_unwind_new(t->pid, &maps, true);
-		if (!uw) {
-			err = -ENOMEM;
-			goto out;
-		}
-	}
 	for (size_t i = 0; i < t->nitems; i++)
 		tids[i] = t->items[i].tid;
+	err = unwind_all(t, have_maps ? &maps : NULL);
+	if (err < 0)
+		goto out;
 
 	for (size_t i = 0; i < t->nitems; i++) {
 		struct item *it = &t->items[i];
@@ -729,51 +875,25 @@ static int analyse(struct take *t)
 		it->kframes = NULL;
 		it->nkframes = 0;
 		th->unwind_error = it->capture_error;
-		if (it->captured) {
+		if (it->captured && it->unwound) {
 			th->stopped = it->snap.stopped;
 			th->stopped_ns = it->snap.stopped_ns;
 			if (it->snap.stopped_ns > d->max_stop_ns)
 				d->max_stop_ns = it->snap.stopped_ns;
 			d->total_stop_ns += it->snap.stopped_ns;
 			d->ncaptured++;
-			th->truncated = it->snap.stack.truncated;
+			th->truncated = it->snap.stack.truncated || it->utrunc;
+			th->unwind_error = it->uerr;
 			memset(ur, 0, sizeof(*ur));
-			if (uw) {
-				int uerr = cp_unwind(uw, &it->snap.regs, &it->snap.stack, ur);
-
-				if (needs_registers(it, uerr, ur) && refill_registers(t, it, &maps)) {
-					th->stopped = it->snap.stopped;
-					th->stopped_ns = it->snap.stopped_ns;
-					if (it->snap.stopped_ns > d->max_stop_ns)
-						d->max_stop_ns = it->snap.stopped_ns;
-					d->total_stop_ns += it->snap.stopped_ns;
-					th->truncated = it->snap.stack.truncated;
-					memset(ur, 0, sizeof(*ur));
-					uerr = cp_unwind(uw, &it->snap.regs, &it->snap.stack, ur);
-				}
-				if (uerr < 0) {
-					th->unwind_error = uerr;
-					ur->n = 0;
-				} else {
-					th->unwind_error = ur->stop_reason < 0 ? ur->stop_reason
-									       : 0;
-					th->truncated = th->truncated || ur->truncated;
-				}
+			ur->n = it->un;
+			if (it->un) {
+				memcpy(ur->pc, it->upc, it->un * sizeof(*it->upc));
+				memcpy(ur->flags, it->uflags, it->un);
 			}
-			if (ur->n == 0 && (it->snap.regs.valid & (1u << CP_REG_RIP))) {
-				/* Without a walk the current pc is still worth showing. */
-				ur->pc[0] = it->snap.regs.r[CP_REG_RIP];
-				ur->flags[0] = 0;
-				ur->n = 1;
-			}
-			if (ur->n > CP_UNWIND_MAX_FRAMES)
-				ur->n = CP_UNWIND_MAX_FRAMES;
 			err = symbolize_stack(t, have_maps ? &maps : NULL, ur, th);
 			if (err < 0)
 				goto out;
-			/* The copy is no longer needed; free it early on dumps of many threads. */
-			cp_thread_snap_release(&it->snap);
-			it->captured = false;
+			item_release(it);
 		}
 		if (cancelled(t)) {
 			err = -EINTR;
@@ -788,7 +908,6 @@ static int analyse(struct take *t)
 	}
 out:
 	cp_wait_cache_free(wcache);
-	cp_unwind_free(uw);
 	if (have_maps)
 		cp_maps_release(&maps);
 	free(ur);
