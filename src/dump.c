@@ -726,17 +726,122 @@ static bool refill_registers(struct take *t, struct item *it, const struct cp_ma
 }
 
 /*
+ * Stack shapes. In a thread pool hundreds of threads block at the same place through the same
+ * calls: the same pcs, with return addresses at the same offsets from the stack pointer. Once
+ * one such stack has been walked from sp and pc alone (so every step was relative to sp), a
+ * thread blocked at the same pc whose stack holds those same return addresses at those same
+ * offsets has that same walk: checking a few words replaces the unwinder (whose global
+ * cache costs two sigprocmask calls per step). Per unwinding helper, bounded.
+ */
+#define SHAPES_MAX 64
+
+struct shape {
+	size_t n;
+	uint64_t *pc;		/* pc[0] is where the thread is; pc[i] its return addresses */
+	uint64_t *off;		/* off[i]: frame i's sp minus the innermost sp */
+};
+
+struct shapes {
+	struct shape v[SHAPES_MAX];
+	size_t n;
+};
+
+static void shapes_release(struct shapes *sh)
+{
+	for (size_t i = 0; i < sh->n; i++) {
+		free(sh->v[i].pc);
+		free(sh->v[i].off);
+	}
+	sh->n = 0;
+}
+
+static bool word_at(const struct cp_stack *st, uint64_t off, uint64_t *v)
+{
+	if (!st->data || off > st->len || st->len - off < sizeof(*v))
+		return false;
+	memcpy(v, st->data + off, sizeof(*v));
+	return true;
+}
+
+/* Remember a clean walk made from sp and pc alone. */
+static void shape_learn(struct shapes *sh, const struct cp_thread_snap *snap,
+			const struct cp_unwind_result *ur)
+{
+	uint64_t sp0 = snap->regs.r[CP_REG_RSP], v;
+	struct shape *s;
+
+	if (sh->n >= SHAPES_MAX || !snap->live || ur->n < 2 || ur->truncated || ur->stop_reason)
+		return;
+	if (snap->stack.start != sp0 || ur->sp[0] != sp0)
+		return;
+	for (size_t i = 1; i < ur->n; i++) {
+		/* Plain calls only: the return address sits just below the caller's sp. */
+		if (ur->flags[i] || ur->sp[i] <= ur->sp[i - 1] ||
+		    !word_at(&snap->stack, ur->sp[i] - sp0 - 8, &v) || v != ur->pc[i])
+			return;
+	}
+	s = &sh->v[sh->n];
+	s->pc = malloc(ur->n * sizeof(*s->pc));
+	s->off = malloc(ur->n * sizeof(*s->off));
+	if (!s->pc || !s->off) {
+		free(s->pc);
+		free(s->off);
+		return;
+	}
+	for (size_t i = 0; i < ur->n; i++) {
+		s->pc[i] = ur->pc[i];
+		s->off[i] = ur->sp[i] - sp0;
+	}
+	s->n = ur->n;
+	sh->n++;
+}
+
+/* The walk of snap if it has a known shape; false when it must be unwound. */
+static bool shape_match(const struct shapes *sh, const struct cp_thread_snap *snap,
+			struct cp_unwind_result *ur)
+{
+	uint64_t sp0 = snap->regs.r[CP_REG_RSP], pc0 = snap->regs.r[CP_REG_RIP], v;
+
+	if (snap->stack.start != sp0 || !(snap->regs.valid & (1u << CP_REG_RIP)))
+		return false;
+	for (size_t k = 0; k < sh->n; k++) {
+		const struct shape *s = &sh->v[k];
+		size_t i;
+
+		if (s->pc[0] != pc0)
+			continue;
+		for (i = 1; i < s->n; i++)
+			if (!word_at(&snap->stack, s->off[i] - 8, &v) || v != s->pc[i])
+				break;
+		if (i < s->n)
+			continue;
+		memset(ur, 0, sizeof(*ur));
+		for (i = 0; i < s->n; i++) {
+			ur->pc[i] = s->pc[i];
+			ur->sp[i] = sp0 + s->off[i];
+		}
+		ur->n = s->n;
+		return true;
+	}
+	return false;
+}
+
+/*
  * Walk one captured stack (stopping the thread once if the live registers are not enough)
  * and keep the pcs in the item; the copy of the stack is freed right after. 0 or -ENOMEM.
  */
 static int unwind_item(struct take *t, struct item *it, struct cp_unwinder *uw,
-		       struct cp_unwind_result *ur, const struct cp_maps *maps)
+		       struct cp_unwind_result *ur, const struct cp_maps *maps, struct shapes *sh)
 {
 	int uerr = 0;
 
 	memset(ur, 0, sizeof(*ur));
-	if (uw) {
+	if (uw && shape_match(sh, &it->snap, ur)) {
+		it->uerr = 0;
+	} else if (uw) {
 		uerr = cp_unwind(uw, &it->snap.regs, &it->snap.stack, ur);
+		if (uerr == 0)
+			shape_learn(sh, &it->snap, ur);
 		if (needs_registers(it, uerr, ur) && refill_registers(t, it, maps)) {
 			memset(ur, 0, sizeof(*ur));
 			uerr = cp_unwind(uw, &it->snap.regs, &it->snap.stack, ur);
@@ -792,10 +897,12 @@ static void *unwind_worker(void *arg)
 	struct take *t = w->t;
 	struct cp_unwinder *uw = NULL;
 	struct cp_unwind_result *ur = malloc(sizeof(*ur));
+	struct shapes *sh = calloc(1, sizeof(*sh));
 
-	if (!ur || (w->maps && !(uw = cp_unwind_new(t->pid, w->maps, true)))) {
+	if (!ur || !sh || (w->maps && !(uw = cp_unwind_new(t->pid, w->maps, true)))) {
 		atomic_store(&w->err, -ENOMEM);
 		free(ur);
+		free(sh);
 		return NULL;
 	}
 	for (;;) {
@@ -805,9 +912,11 @@ static void *unwind_worker(void *arg)
 		if (i >= t->nitems || cancelled(t) || atomic_load(&w->err))
 			break;
 		it = &t->items[i];
-		if (it->captured && unwind_item(t, it, uw, ur, w->maps) < 0)
+		if (it->captured && unwind_item(t, it, uw, ur, w->maps, sh) < 0)
 			atomic_store(&w->err, -ENOMEM);
 	}
+	shapes_release(sh);
+	free(sh);
 	cp_unwind_free(uw);
 	free(ur);
 	return NULL;

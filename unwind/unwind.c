@@ -577,6 +577,7 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 			break;
 		}
 		out->pc[out->n] = pc;
+		out->sp[out->n] = sp;
 		/*
 		 * The frame a signal interrupted resumes at its exact pc, not after a call; so
 		 * does the trampoline, where the kernel pointed the handler's return.

@@ -27,6 +27,9 @@ enum cp_frame_flags {
 struct cp_unwind_result {
 	uint64_t pc[CP_UNWIND_MAX_FRAMES];	/* innermost first; raw return addresses */
 	uint8_t flags[CP_UNWIND_MAX_FRAMES];	/* enum cp_frame_flags */
+	/* Stack pointer of each frame (a caller's is its callee's CFA): lets a caller tell
+	 * where return addresses were found, relative to the innermost sp. */
+	uint64_t sp[CP_UNWIND_MAX_FRAMES];
 	size_t n;
 	bool truncated;		/* stopped at the depth cap */
 	int stop_reason;	/* 0 = reached the outermost frame; else -errno-ish reason */
