@@ -84,6 +84,13 @@ struct cu_range {
 	Dwarf_Die cudie;
 };
 
+/* One entry of .debug_aranges: the unit is looked up only when an address falls in it. */
+struct arange {
+	Dwarf_Addr lo;		/* DWARF addresses */
+	Dwarf_Addr hi;
+	Dwarf_Off cu;		/* offset of the unit header in .debug_info */
+};
+
 /* One ELF file, shared by every process that maps it. */
 struct module {
 	struct hnode node;
@@ -108,6 +115,10 @@ struct module {
 	struct cu_range *cus;
 	size_t ncus;
 	bool cus_loaded;
+	/* Our reading of .debug_aranges (libdw's parses every unit's abbreviations first). */
+	struct arange *aranges;
+	size_t naranges;
+	bool aranges_loaded;
 	Dwarf_Addr dwbias;
 	struct htab addrs;	/* struct addr_entry by ELF address */
 	struct cp_symbolizer *sym;
@@ -282,6 +293,7 @@ static void module_free_node(struct hnode *n)
 	free(m->segs);
 	free(m->syms);
 	free(m->cus);
+	free(m->aranges);
 	free(m->key);
 	free(m->path);
 	free(m->root);
@@ -1066,14 +1078,183 @@ static Dwarf_Die *cu_find(struct module *m, uint64_t addr, Dwarf_Addr *dbias)
 	return NULL;
 }
 
+static int arange_cmp(const void *a, const void *b)
+{
+	const struct arange *x = a, *y = b;
+
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return (x->hi > y->hi) - (x->hi < y->hi);
+}
+
+static uint64_t read_uint(const uint8_t *p, size_t size, bool swap)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < size; i++)
+		v |= (uint64_t)p[swap ? size - 1 - i : i] << (8 * i);
+	return v;
+}
+
+/*
+ * Parse .debug_aranges (DWARF 2-5, 32- and 64-bit) into a sorted table of address ranges and
+ * unit offsets. libdw's dwarf_getaranges reads every unit's DIE (and so its abbreviations)
+ * on the way, which costs tens of milliseconds for libc's 2000 units; a dump needs a handful.
+ * Hostile input: every length is checked against the section; garbage ends the parse.
+ */
+static void load_aranges(struct module *m)
+{
+	Dwarf *dw;
+	Elf *elf;
+	Elf_Scn *scn = NULL;
+	Elf_Data *data = NULL;
+	size_t shstrndx, cap = 0;
+	GElf_Ehdr eh;
+	bool swap;
+	const uint8_t *p, *end;
+
+	m->aranges_loaded = true;
+	dw = dwfl_module_getdwarf(m->dmod, &m->dwbias);
+	if (!dw || !(elf = dwarf_getelf(dw)) || !gelf_getehdr(elf, &eh) ||
+	    elf_getshdrstrndx(elf, &shstrndx) < 0)
+		return;
+	swap = eh.e_ident[EI_DATA] != ELFDATA2LSB;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		const char *name;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS)
+			continue;
+		name = elf_strptr(elf, shstrndx, sh.sh_name);
+		if (name && !strcmp(name, ".debug_aranges")) {
+			/* Compressed sections were inflated by libdw when it opened the file. */
+			if (sh.sh_flags & SHF_COMPRESSED)
+				return;
+			data = elf_getdata(scn, NULL);
+			break;
+		}
+	}
+	if (!data || !data->d_buf)
+		return;
+	p = data->d_buf;
+	end = p + data->d_size;
+	while (end - p >= 4) {
+		uint64_t len = read_uint(p, 4, swap), cu;
+		const uint8_t *set, *set_end;
+		size_t offsize = 4, asize, tuple;
+		unsigned int version;
+
+		p += 4;
+		if (len == 0xffffffff) {
+			if (end - p < 8)
+				break;
+			len = read_uint(p, 8, swap);
+			p += 8;
+			offsize = 8;
+		}
+		if (len > (uint64_t)(end - p) || len < 2 + offsize + 2)
+			break;
+		set = p;
+		set_end = p + len;
+		p = set_end;
+		version = (unsigned int)read_uint(set, 2, swap);
+		cu = read_uint(set + 2, offsize, swap);
+		asize = set[2 + offsize];
+		if (version < 2 || version > 5 || set[3 + offsize] != 0 || (asize != 4 && asize != 8))
+			continue;
+		tuple = 2 * asize;
+		/* Tuples start at a multiple of their size from the start of the set's header. */
+		{
+			size_t hdr = (size_t)(set - (const uint8_t *)data->d_buf) -
+				     (offsize == 8 ? 12 : 4);
+			size_t at = (size_t)(set + 4 + offsize - (const uint8_t *)data->d_buf);
+
+			at = hdr + ((at - hdr + tuple - 1) / tuple) * tuple;
+			set = (const uint8_t *)data->d_buf + at;
+		}
+		for (; set_end - set >= (ptrdiff_t)tuple; set += tuple) {
+			uint64_t lo = read_uint(set, asize, swap);
+			uint64_t n = read_uint(set + asize, asize, swap);
+
+			if (lo == 0 && n == 0)
+				break;
+			if (n == 0 || lo + n < lo)
+				continue;
+			if (m->naranges == cap) {
+				size_t ncap = cap ? cap * 2 : 256;
+				struct arange *v;
+
+				if (ncap > MAX_CU_RANGES)
+					goto done;
+				v = realloc(m->aranges, ncap * sizeof(*v));
+				if (!v)
+					goto done;
+				m->aranges = v;
+				cap = ncap;
+			}
+			m->aranges[m->naranges++] = (struct arange){ lo, lo + n, cu };
+		}
+	}
+done:
+	if (m->naranges)
+		qsort(m->aranges, m->naranges, sizeof(*m->aranges), arange_cmp);
+}
+
+/* The compile unit DIE for ELF address addr, through our .debug_aranges table; NULL when the
+ * table does not say (the caller falls back to libdw's own lookup). */
+static Dwarf_Die *arange_find(struct module *m, uint64_t addr, Dwarf_Addr *dbias, Dwarf_Die *out)
+{
+	Dwarf *dw;
+	Dwarf_Addr pc;
+	Dwarf_Off next;
+	size_t lo = 0, hi, hsize;
+	uint8_t unit_type = 0;
+	Dwarf_Half version;
+
+	if (!m->aranges_loaded)
+		load_aranges(m);
+	if (!m->naranges)
+		return NULL;
+	dw = dwfl_module_getdwarf(m->dmod, dbias);
+	if (!dw)
+		return NULL;
+	pc = addr - *dbias;
+	hi = m->naranges;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->aranges[mid].lo <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t j = lo, steps = 0; j > 0 && steps < 8; j--, steps++) {
+		const struct arange *a = &m->aranges[j - 1];
+
+		if (pc >= a->hi)
+			continue;
+		/* Only plain compile units: skeletons and partial units go through libdw. */
+		if (dwarf_next_unit(dw, a->cu, &next, &hsize, &version, NULL, NULL, NULL, NULL,
+				    NULL) != 0 || version < 2 || version > 5)
+			return NULL;
+		if (!dwarf_offdie(dw, a->cu + hsize, out) || dwarf_tag(out) != DW_TAG_compile_unit)
+			return NULL;
+		if (version >= 5 && (dwarf_cu_info(out->cu, NULL, &unit_type, NULL, NULL, NULL,
+						   NULL, NULL) != 0 || unit_type != DW_UT_compile))
+			return NULL;
+		return out;
+	}
+	return NULL;
+}
+
 /* Frames for addr from DWARF; returns how many (0 when DWARF does not cover addr). */
 static size_t lookup_dwarf(struct cp_symbolizer *sym, struct module *m, uint64_t addr,
 			   struct cp_sym_frame *frames)
 {
 	Dwarf_Die chain[MAX_SCOPE_DEPTH];
 	Dwarf_Addr dbias = 0;
-	Dwarf_Die *cudie = dwfl_module_addrdie(m->dmod, addr, &dbias);
 	Dwarf_Die cu_copy;
+	Dwarf_Die *cudie = arange_find(m, addr, &dbias, &cu_copy);
 	Dwarf_Addr pc;
 	Dwarf_Line *line;
 	const char *file = NULL;
@@ -1081,6 +1262,8 @@ static size_t lookup_dwarf(struct cp_symbolizer *sym, struct module *m, uint64_t
 	int depth, first;
 	size_t n = 0;
 
+	if (!cudie)
+		cudie = dwfl_module_addrdie(m->dmod, addr, &dbias);
 	if (!cudie) {
 		cudie = cu_find(m, addr, &dbias);
 		if (!cudie)
