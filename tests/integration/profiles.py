@@ -52,6 +52,24 @@ def wait_sampling(p, timeout=30):
     raise cplib.Failure("cprof %d did not open perf events within %ss" % (p.pid, timeout))
 
 
+def target_cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        s = f.read()
+    fields = s[s.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_target_cpu(pid, seconds, min_wall=0.0, timeout=60):
+    """Wait until pid has used `seconds` more CPU time and at least min_wall seconds passed."""
+    t0 = time.monotonic()
+    start = target_cpu_seconds(pid)
+    while time.monotonic() - t0 < timeout:
+        if (target_cpu_seconds(pid) - start >= seconds and
+                time.monotonic() - t0 >= min_wall):
+            return
+        time.sleep(0.1)
+
+
 def finish(p, timeout=120):
     out, err = p.communicate(timeout=timeout)
     return p.returncode, out, err

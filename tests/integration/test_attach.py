@@ -128,7 +128,9 @@ def test_sigint_ends_early():
         out = os.path.join(d, "p.pb.gz")
         p = profiles.start(["attach", "-p", t.pid, "--seconds", 120, "-o", out])
         profiles.wait_sampling(p)
-        time.sleep(1)
+        # Events open before cprof has finished setting up; on a loaded machine the target
+        # may also get little CPU. Let it burn a few CPU-seconds under sampling first.
+        profiles.wait_target_cpu(t.pid, seconds=3.0, min_wall=3.0)
         t0 = time.monotonic()
         os.kill(p.pid, signal.SIGINT)
         rc, so, se = profiles.finish(p, timeout=60)
