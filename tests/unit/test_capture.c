@@ -575,6 +575,68 @@ out:
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/*
+ * Live capture: a thread blocked in a system call is captured without being stopped, from
+ * its /proc sp and pc, with a copy that equals its stack; a thread that runs is stopped (or
+ * caught between two time slices); and no thread is left stopped or traced.
+ */
+static void test_live(void)
+{
+	struct cp_capture_opts opts = { .flags = CP_CAPTURE_LIVE };
+	static const char *const names[NTHREADS] = { "test_capture", "spin", "sleeper",
+						     "reader" };
+	struct cp_maps maps;
+	int i;
+
+	CHECK(cp_maps_read(child, &maps) == 0);
+	for (i = 0; i < NTHREADS; i++) {
+		struct cp_thread_snap s;
+		const struct cp_map *m;
+		int ret;
+
+		memset(&s, 0, sizeof(s));
+		ret = cp_capture_thread(child, sh->tids[i], &opts, &s);
+		CHECK(ret == 0, "live capture of %s: %s", names[i], strerror(-ret));
+		if (ret != 0)
+			continue;
+		CHECK(s.has_state && s.has_syscall, "%s", names[i]);
+		CHECK(!strncmp(s.comm, names[i], 15), "%s named %s", names[i], s.comm);
+		if (i == 1) {
+			/* Running: stopped, unless caught off CPU between two time slices. */
+			CHECK(s.stopped || (s.live && s.verified));
+		} else if (i == 0 || i == 3) {
+			/* pause() and read() on an empty pipe: asleep in a syscall all along. */
+			CHECK(s.live && s.verified && !s.stopped && s.stopped_ns == 0, "%s", names[i]);
+			CHECK(s.regs.valid == ((1u << CP_REG_RSP) | (1u << CP_REG_RIP)));
+			CHECK(s.sc.in_syscall && s.sc.sp == s.regs.r[CP_REG_RSP] &&
+			      s.sc.pc == s.regs.r[CP_REG_RIP]);
+			CHECK(s.state == 'S', "%s in state %c", names[i], s.state);
+			m = cp_maps_find(&maps, s.regs.r[CP_REG_RSP]);
+			CHECK(m && s.stack.start == s.regs.r[CP_REG_RSP] &&
+			      s.stack.len == m->end - s.stack.start && !s.stack.truncated);
+			m = cp_maps_find(&maps, s.regs.r[CP_REG_RIP]);
+			CHECK(m && m->perms[2] == 'x');
+			/* The frames just above sp are the sleeping thread's, unchanged. */
+			if (s.stack.len > 64) {
+				size_t cmp = s.stack.len < 1024 ? s.stack.len : 1024;
+				uint8_t *now = malloc(cmp);
+				long n = now ? cp_capture_read_mem(child, s.stack.start, now, cmp) : -1;
+
+				CHECK(n == (long)cmp && !memcmp(now, s.stack.data, cmp));
+				free(now);
+			}
+		}
+		cp_thread_snap_release(&s);
+		check_untouched(child, false, "after live capture");
+	}
+	cp_maps_release(&maps);
+	CHECK(cp_capture_syscall_may_eintr(SYS_epoll_wait));
+	CHECK(cp_capture_syscall_may_eintr(SYS_recvfrom));
+	CHECK(cp_capture_syscall_may_eintr(SYS_rt_sigtimedwait));
+	CHECK(!cp_capture_syscall_may_eintr(SYS_futex));
+	CHECK(!cp_capture_syscall_may_eintr(SYS_nanosleep));
+}
+
 int main(void)
 {
 	int i, status;
@@ -604,6 +666,7 @@ int main(void)
 	sleep_ms(50);
 
 	test_threads();
+	test_live();
 	test_keeps_running();
 	report_stop_times();
 	test_truncated();
