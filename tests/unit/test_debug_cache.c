@@ -11,19 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "debug_cache.h"
 #include "maps.h"
 #include "symbolize.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
-			failures++;                                                        \
-		}                                                                          \
-	} while (0)
 
 /* Compressed and total .debug_* bytes of an ELF file. */
 static void debug_sections(int fd, size_t *ncompressed, size_t *ndebug)
@@ -197,10 +188,5 @@ int main(void)
 	elf_version(EV_CURRENT);
 	test_paths();
 	test_store();
-	if (failures) {
-		printf("%d failures\n", failures);
-		return 1;
-	}
-	printf("ok\n");
-	return 0;
+	return check_done("debug_cache");
 }
