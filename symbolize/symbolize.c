@@ -1160,7 +1160,8 @@ static void load_aranges(struct module *m)
 		version = (unsigned int)read_uint(set, 2, swap);
 		cu = read_uint(set + 2, offsize, swap);
 		asize = set[2 + offsize];
-		if (version < 2 || version > 5 || set[3 + offsize] != 0 || (asize != 4 && asize != 8))
+		if (version < 2 || version > 5 || set[3 + offsize] != 0 ||
+		    (asize != 4 && asize != 8))
 			continue;
 		tuple = 2 * asize;
 		/* Tuples start at a multiple of their size from the start of the set's header. */

@@ -606,7 +606,8 @@ static void test_live(void)
 			CHECK(s.stopped || (s.live && s.verified));
 		} else if (i == 0 || i == 3) {
 			/* pause() and read() on an empty pipe: asleep in a syscall all along. */
-			CHECK(s.live && s.verified && !s.stopped && s.stopped_ns == 0, "%s", names[i]);
+			CHECK(s.live && s.verified && !s.stopped && s.stopped_ns == 0, "%s",
+			      names[i]);
 			CHECK(s.regs.valid == ((1u << CP_REG_RSP) | (1u << CP_REG_RIP)));
 			CHECK(s.sc.in_syscall && s.sc.sp == s.regs.r[CP_REG_RSP] &&
 			      s.sc.pc == s.regs.r[CP_REG_RIP]);
@@ -620,7 +621,8 @@ static void test_live(void)
 			if (s.stack.len > 64) {
 				size_t cmp = s.stack.len < 1024 ? s.stack.len : 1024;
 				uint8_t *now = malloc(cmp);
-				long n = now ? cp_capture_read_mem(child, s.stack.start, now, cmp) : -1;
+				long n = now ? cp_capture_read_mem(child, s.stack.start, now, cmp)
+					     : -1;
 
 				CHECK(n == (long)cmp && !memcmp(now, s.stack.data, cmp));
 				free(now);

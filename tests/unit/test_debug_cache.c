@@ -65,7 +65,8 @@ static int libc_debug_file(char *path, size_t size, char *build_id, size_t idsiz
 		if (cp_sym_module_info(sym, getpid(), &maps.v[i], &bid, &bias, &has_debug) == 0 &&
 		    bid && strlen(bid) > 2) {
 			snprintf(build_id, idsize, "%s", bid);
-			snprintf(path, size, "/usr/lib/debug/.build-id/%.2s/%s.debug", bid, bid + 2);
+			snprintf(path, size, "/usr/lib/debug/.build-id/%.2s/%s.debug", bid,
+				 bid + 2);
 			ret = access(path, R_OK) == 0 ? 0 : -ENOENT;
 		}
 		break;
