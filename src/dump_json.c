@@ -21,7 +21,24 @@ static void add_int_or_null(struct cp_strbuf *sb, bool present, long long v)
 		cp_strbuf_adds(sb, "null");
 }
 
-static void add_frames(struct cp_strbuf *sb, const struct cp_frame *fr, size_t n)
+/*
+ * A stack cut short ends in a pseudo-frame, as in profiles (SPEC section 4): "[truncated]" at
+ * the depth or stack-copy cap, "[unknown]" when unwinding failed part-way. Its pc, module
+ * and offset are null: no real address stands behind it.
+ */
+static const char *stack_end_marker(const struct cp_dump_thread *th)
+{
+	if (!th || !th->nframes)
+		return NULL;
+	if (th->truncated)
+		return "[truncated]";
+	if (th->unwind_error && th->wait.kind != CP_WAIT_ZOMBIE)
+		return "[unknown]";
+	return NULL;
+}
+
+static void add_frames(struct cp_strbuf *sb, const struct cp_frame *fr, size_t n,
+		       const char *end_marker)
 {
 	cp_strbuf_addc(sb, '[');
 	for (size_t i = 0; i < n; i++) {
@@ -43,6 +60,12 @@ static void add_frames(struct cp_strbuf *sb, const struct cp_frame *fr, size_t n
 		else
 			cp_strbuf_adds(sb, "null");
 		cp_strbuf_addf(sb, ", \"inlined\": %s }", f->inlined ? "true" : "false");
+	}
+	if (end_marker && n) {
+		cp_strbuf_adds(sb, ",\n        { \"pc\": null, \"function\": ");
+		cp_strbuf_add_json_str(sb, end_marker);
+		cp_strbuf_adds(sb, ", \"file\": null, \"line\": null, \"module\": null, "
+				   "\"offset\": null, \"inlined\": false }");
 	}
 	cp_strbuf_adds(sb, n ? " ]" : "]");
 }
@@ -92,7 +115,7 @@ static void add_thread(struct cp_strbuf *sb, const struct cp_dump_thread *th)
 	cp_strbuf_adds(sb, ",\n      \"stuck\": ");
 	cp_strbuf_adds(sb, th->stuck < 0 ? "null" : th->stuck ? "true" : "false");
 	cp_strbuf_adds(sb, ",\n      \"frames\": ");
-	add_frames(sb, th->frames, th->nframes);
+	add_frames(sb, th->frames, th->nframes, stack_end_marker(th));
 	cp_strbuf_adds(sb, ",\n      \"kernel_frames\": [");
 	for (size_t i = 0; i < th->nkernel_frames; i++) {
 		cp_strbuf_adds(sb, i ? ", " : "");
@@ -119,7 +142,7 @@ static void add_groups(struct cp_strbuf *sb, const struct cp_dump *dump)
 		cp_strbuf_add_json_str(sb, th ? cp_wait_kind_name(th->wait.kind) : NULL);
 		cp_strbuf_adds(sb, ",\n      \"frames\": ");
 		if (th)
-			add_frames(sb, th->frames, th->nframes);
+			add_frames(sb, th->frames, th->nframes, stack_end_marker(th));
 		else
 			cp_strbuf_adds(sb, "[]");
 		cp_strbuf_adds(sb, " }");

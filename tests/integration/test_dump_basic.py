@@ -86,6 +86,9 @@ def test_json_fields_exact():
             for f in th["frames"]:
                 check(set(f) == {"pc", "function", "file", "line", "module", "offset",
                                  "inlined"}, "frame fields", f)
+                if f["function"] in ("[truncated]", "[unknown]"):
+                    check(f is th["frames"][-1] and f["pc"] is None, "end marker", f)
+                    continue
                 check(re.fullmatch(r"0x[0-9a-f]+", f["pc"]), "pc format", f)
                 check(f["module"] is not None and f["offset"] is not None,
                       "module/offset missing", f)
@@ -260,6 +263,23 @@ def test_stuck():
               "text stuck mark", p.stdout[:3000])
         check(not re.search(r'^thread \d+ "hot" .*stuck', p.stdout, re.M), "hot marked stuck")
         check(re.search(r"watched for 1s", p.stdout), "watch duration not said")
+
+
+
+def test_truncated_stack_marked_in_json():
+    """A stack deeper than the frame cap ends in a "[truncated]" pseudo-frame, in JSON too."""
+    with Target("deep_stack") as t:
+        rec = int(re.search(r"recurse=(\d+)", "\n".join(t.lines)).group(1))
+        d = dump_json(t.pid)
+        th = [x for x in d["threads"] if x["tid"] == rec][0]
+        last = th["frames"][-1]
+        check(last["function"] == "[truncated]" and last["pc"] is None, "no [truncated] end",
+              last)
+        check(sum(1 for f in th["frames"] if f["function"] == "deep_recurse") > 100,
+              "recursion frames missing")
+        main = [x for x in d["threads"] if x["tid"] == t.pid][0]
+        check(all(f["function"] != "[truncated]" for f in main["frames"]),
+              "a complete stack marked truncated", main["frames"][-3:])
 
 
 if __name__ == "__main__":
