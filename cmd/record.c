@@ -20,8 +20,10 @@ static const char usage_text[] =
 	"\n"
 	"Run COMMAND and CPU-profile it, its threads and the processes it starts, until it\n"
 	"exits (or --seconds pass: then the profile is written and cprof waits for COMMAND).\n"
-	"COMMAND's standard input, output and error are its own. cprof exits with COMMAND's\n"
-	"exit status (128+N if it died of signal N), so it can wrap commands in CI scripts.\n"
+	"COMMAND's standard input, output and error are its own, except with '-o -': then\n"
+	"the profile alone goes to standard output and COMMAND's output to standard error.\n"
+	"cprof exits with COMMAND's exit status (128+N if it died of signal N), so it can\n"
+	"wrap commands in CI scripts.\n"
 	"\n"
 	"Options:\n"
 	"  -s, --seconds N         stop profiling after N seconds (default: when COMMAND exits)\n"
@@ -75,7 +77,7 @@ static int status_code(int status)
  * The child: wait for the go byte (events are set up by then), exec. On failure the errno
  * goes back through errfd (close-on-exec, so a successful exec closes it with nothing).
  */
-static void child_main(int gofd, int errfd, char **cmd)
+static void child_main(int gofd, int errfd, char **cmd, bool out_to_err)
 {
 	char go;
 	int e;
@@ -83,6 +85,9 @@ static void child_main(int gofd, int errfd, char **cmd)
 	if (read(gofd, &go, 1) != 1)
 		_exit(127);
 	close(gofd);
+	/* With '-o -' our stdout carries the profile: the command's output must not mix in. */
+	if (out_to_err && dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+		_exit(126);
 	execvp(cmd[0], cmd);
 	e = errno;
 	if (write(errfd, &e, sizeof(e)) < 0)
@@ -172,7 +177,7 @@ int cmd_record(int argc, char **argv)
 	if (pid == 0) {
 		close(gopipe[1]);
 		close(errpipe[0]);
-		child_main(gopipe[0], errpipe[1], cmd);
+		child_main(gopipe[0], errpipe[1], cmd, o.output && !strcmp(o.output, "-"));
 	}
 	close(gopipe[0]);
 	close(errpipe[1]);

@@ -111,6 +111,29 @@ def test_stdio_untouched():
     check("err" in r.stderr, "command stderr lost", r.stderr)
 
 
+def test_output_to_stdout_keeps_command_output_apart():
+    """With -o - the profile alone is on stdout; the command's stdout goes to stderr."""
+    d = profiles.tmpdir()
+    r = subprocess.run([cplib.CPROF, "record", "-o", "-", "--", "sh", "-c",
+                        "echo from-the-command; exec \"$0\" --seconds 1",
+                        target("cpu_split")],
+                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    err = r.stderr.decode(errors="replace")
+    check(r.returncode == 0, "record -o - exited %d" % r.returncode, err)
+    check(b"from-the-command" not in r.stdout, "command output mixed into the profile")
+    check("from-the-command" in err, "command output lost", err)
+    check(r.stdout[:2] == b"\x1f\x8b", "stdout is not gzip: %r" % r.stdout[:16])
+    path = os.path.join(d, "stdout.pb.gz")
+    with open(path, "wb") as f:
+        f.write(r.stdout)
+    top = pprof("-top", path)
+    check("spin_leaf" in top, "no spin_leaf in the profile read from stdout", top)
+    help_text = subprocess.run([cplib.CPROF, "record", "--help"], capture_output=True,
+                               text=True).stdout
+    check("'-o -'" in help_text and "standard error" in help_text,
+          "--help does not say where the command's output goes with -o -")
+
+
 def test_threads_followed():
     out, r = record("-F", 499, "--", target("cpu_split"), "--threads", 2, "--seconds", 2)
     names = set(l.get("thread") for c, f, l in traces(out))
