@@ -344,6 +344,12 @@ static int parse_pids(const char *arg, int *pids, size_t *npids)
 		cp_hint("run 'cprof attach --help'");
 		return CP_EXIT_USAGE;
 	}
+	/* strtok_r would skip empty items silently: "1,,2" or ",1" is a typo, not a list. */
+	if (!*arg || arg[0] == ',' || arg[strlen(arg) - 1] == ',' || strstr(arg, ",,")) {
+		cp_error("attach", "invalid PID list '%s': empty item (usage: -p PID[,PID...])",
+			 arg);
+		return CP_EXIT_USAGE;
+	}
 	copy = strdup(arg);
 	if (!copy) {
 		cp_error("attach", "out of memory");

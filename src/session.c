@@ -625,12 +625,32 @@ static uint64_t kernel_location(struct cp_session *s, uint64_t addr)
 /* --- samples --- */
 
 /*
+ * In fp mode the kernel follows frame pointers blindly: through code built without them
+ * it reads return addresses from junk ([heap], stack or unmapped addresses). A user frame
+ * is believed only inside executable code from a file, or the vDSO.
+ */
+static bool user_frame_plausible(struct proc *p, uint64_t addr)
+{
+	const struct cp_map *map = cp_maps_find(&p->maps, addr);
+
+	if (!map && !p->reread && !p->gone) {
+		p->reread = true;
+		if (proc_load_maps(p) == 0)
+			map = cp_maps_find(&p->maps, addr);
+	}
+	if (!map || map->perms[2] != 'x')
+		return false;
+	return cp_map_is_file(map) || !strcmp(map->path, "[vdso]");
+}
+
+/*
  * Kernel frames of a callchain (and, in fp mode, user frames too) into s->locs[*n...].
  * After each context marker, the first address is where the context was interrupted
  * (exact); the others are return addresses, shown at the call instruction (- 1).
+ * *cut is set when the user frames were ended at an implausible one.
  */
 static void callchain_frames(struct cp_session *s, struct proc *p, const struct cp_sample *smp,
-			     bool want_user, size_t *n)
+			     bool want_user, size_t *n, bool *cut)
 {
 	uint64_t ctx = 0;
 	bool first = true;
@@ -645,8 +665,14 @@ static void callchain_frames(struct cp_session *s, struct proc *p, const struct 
 		}
 		if (ctx == (uint64_t)PERF_CONTEXT_KERNEL) {
 			id = kernel_location(s, first ? a : a - 1);
-		} else if (ctx == (uint64_t)PERF_CONTEXT_USER && want_user && p) {
-			id = user_location(s, p, first ? a : a - 1);
+		} else if (ctx == (uint64_t)PERF_CONTEXT_USER && want_user && p && !*cut) {
+			uint64_t pc = first ? a : a - 1;
+
+			if (!user_frame_plausible(p, pc)) {
+				*cut = true;	/* everything above it is as untrustworthy */
+				continue;
+			}
+			id = user_location(s, p, pc);
 		} else {
 			continue;
 		}
@@ -700,6 +726,7 @@ static void on_sample(void *ctx, const struct cp_sample *smp)
 	struct thread *t = thread_get(s, smp->pid, smp->tid);
 	const char *end_marker = NULL;
 	size_t n = 0;
+	bool cut = false;
 
 	if (p && !s->main_added && !s->main_pending_exec)
 		add_main_mapping(s, p, NULL, 0);
@@ -717,7 +744,7 @@ static void on_sample(void *ctx, const struct cp_sample *smp)
 		}
 	}
 	if (smp->callchain)
-		callchain_frames(s, p, smp, !s->opts.dwarf, &n);
+		callchain_frames(s, p, smp, !s->opts.dwarf, &n, &cut);
 	if (s->opts.dwarf && p && smp->user_regs) {
 		struct cp_unwind_result *ur = &s->ur;
 		int err;
@@ -731,7 +758,7 @@ static void on_sample(void *ctx, const struct cp_sample *smp)
 			ur->truncated = false;
 			ur->stop_reason = err;
 		}
-			for (size_t i = 0; i < ur->n && n < MAX_FRAMES - 1; i++) {
+		for (size_t i = 0; i < ur->n && n < MAX_FRAMES - 1; i++) {
 			bool exact = i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL);
 			uint64_t id = user_location(s, p, exact ? ur->pc[i] : ur->pc[i] - 1);
 
@@ -743,6 +770,8 @@ static void on_sample(void *ctx, const struct cp_sample *smp)
 		else if (ur->stop_reason)
 			end_marker = "[unknown]";
 	} else if (s->opts.dwarf && !smp->user_regs && n == 0) {
+		end_marker = "[unknown]";
+	} else if (!s->opts.dwarf && cut) {
 		end_marker = "[unknown]";
 	} else if (!s->opts.dwarf && smp->ncallchain >= 127 && n > 0) {
 		end_marker = "[truncated]";

@@ -3,6 +3,7 @@
 import glob
 import gzip
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,6 +66,40 @@ def test_fp_mode():
         out, r = attach(t.pid, "--unwind", "fp", "-F", 499, seconds=2)
         tr = traces(out)
         check(total(tr, lambda f, l: "spin_leaf" in f) > 0, "no spin_leaf in fp profile", tr[:3])
+
+
+def raw_locations(path):
+    """{location id: (address, mapping file or None, rest)} from `go tool pprof -raw`."""
+    raw = pprof("-raw", path)
+    maps, locs = {}, {}
+    for l in raw.split("\nMappings\n", 1)[1].splitlines():
+        m = re.match(r"^(\d+): 0x[0-9a-f]+/0x[0-9a-f]+/0x[0-9a-f]+ (\S*)", l)
+        if m:
+            maps[m.group(1)] = m.group(2)
+    body = raw.split("\nLocations\n", 1)[1].split("\nMappings\n", 1)[0]
+    for l in body.splitlines():
+        m = re.match(r"^\s*(\d+): 0x([0-9a-f]+)\s*(?:M=(\d+))?\s*(.*)$", l)
+        if m:
+            locs[m.group(1)] = (int(m.group(2), 16), maps.get(m.group(3)), m.group(4))
+    return locs
+
+
+def test_fp_mode_drops_junk_frames():
+    """Frame-pointer chains through code without frame pointers read junk: no frame may be
+    outside executable file mappings ([heap], stack, unmapped)."""
+    with Target("cpu_split") as t:
+        out, r = attach(t.pid, "--unwind", "fp", "-F", 499, seconds=2)
+        locs = raw_locations(out)
+        check(locs, "no locations in the fp profile")
+        bad = []
+        for lid, (addr, mfile, rest) in locs.items():
+            if "[unknown]" in rest or "[truncated]" in rest or mfile == "[kernel]":
+                continue
+            if not mfile or not (mfile.startswith("/") or mfile == "[vdso]"):
+                bad.append((lid, hex(addr), mfile, rest))
+        check(not bad, "fp frames outside executable file mappings: %s" % bad[:5])
+        tr = traces(out)
+        check(not any("[heap]" in fr for c, f, l in tr for fr in f), "[heap] frame in -traces")
 
 
 def test_deep_stack_truncated():
@@ -242,6 +277,13 @@ def test_bad_input():
         bad(["attach", "-p", t.pid, "--unwind", "lbr"], 2, "invalid --unwind")
         bad(["attach", "-p", t.pid, "--format", "json"], 2, "invalid --format")
         bad(["attach", "-p", t.pid, "--bogus"], 2, "unknown option")
+        # Empty items in the list are a typo, not ignored (one line, usage exit).
+        for pl in ("%d,,%d" % (t.pid, t.pid), ",%d" % t.pid, "%d," % t.pid, ","):
+            r = cplib.run(["attach", "-p", pl, "--seconds", "1", "-o", "/dev/null"],
+                          timeout=60)
+            lines = [l for l in r.stderr.splitlines() if l.strip()]
+            check(r.returncode == 2 and len(lines) == 1 and "invalid PID list" in lines[0],
+                  "-p %s: rc %d %r" % (pl, r.returncode, lines))
         bad(["attach", "-p", t.pid, "-o", "/nonexistent-dir/x.pb.gz", "--seconds", "1"], 1,
             "/nonexistent-dir/x.pb.gz")
     # A zombie: a child of ours that exited and was not reaped yet.
