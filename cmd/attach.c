@@ -392,6 +392,34 @@ static bool target_exited(int pid)
 	return st.state == 'Z' || st.state == 'X';
 }
 
+/*
+ * An empty profile is valid but puzzling: say why. A stopped target (kill -STOP, a debugger)
+ * runs no code, so cpu-clock events never fire.
+ */
+static void explain_no_samples(const int *pids, size_t npids, const bool *exited,
+			       bool interrupted)
+{
+	bool said = false;
+
+	for (size_t i = 0; i < npids; i++) {
+		struct cp_task_stat st;
+
+		if (exited[i] || cp_proc_read_stat(pids[i], 0, &st) < 0)
+			continue;
+		if (st.state == 'T' || st.state == 't') {
+			cp_note("pid %d is stopped (state %c): it used no CPU while sampled",
+				pids[i], st.state);
+			said = true;
+		}
+	}
+	if (said)
+		return;
+	if (interrupted)
+		cp_note("no samples: stopped before the target used any CPU under sampling");
+	else
+		cp_note("no samples: the target used no CPU");
+}
+
 int cmd_attach(int argc, char **argv)
 {
 	static const struct option long_options[] = {
@@ -487,7 +515,8 @@ int cmd_attach(int argc, char **argv)
 		cp_note("note: kernel frames not permitted (kernel.perf_event_paranoid); sampling "
 			"user space only");
 
-	start = cp_now_ns();
+	/* The events have counted since they were opened, before the setup that followed. */
+	start = cp_session_start_ns(sess);
 	deadline = start + (uint64_t)(o.seconds * 1e9);
 	next_check = 0;
 	while (!stop_count) {
@@ -540,6 +569,8 @@ int cmd_attach(int argc, char **argv)
 		cp_error(what, "exited before any sample was captured; nothing written");
 		goto done;
 	}
+	if (st.samples == 0)
+		explain_no_samples(pids, npids, exited, stop_count != 0);
 	if (cp_prof_write("attach", sess, &o, pids[0], &stop_count) < 0) {
 		if (stop_count >= 2)
 			rc = 128 + stop_sig;

@@ -242,7 +242,9 @@ int cmd_record(int argc, char **argv)
 
 	started = true;
 	snprintf(what, sizeof(what), "%s (pid %d)", cmd[0], (int)pid);
-	start = cp_now_ns();
+	/* The events count from the exec: so do the countdown and the profile's duration. */
+	cp_session_mark_start(sess);
+	start = cp_session_start_ns(sess);
 	if (o.seconds > 0)
 		deadline = start + (uint64_t)(o.seconds * 1e9);
 	for (uint64_t last = 0;;) {

@@ -981,6 +981,17 @@ void cp_session_get_stats(const struct cp_session *s, struct cp_session_stats *o
 		out->lost = ss.lost;
 }
 
+uint64_t cp_session_start_ns(const struct cp_session *s)
+{
+	return s->start_mono;
+}
+
+void cp_session_mark_start(struct cp_session *s)
+{
+	s->start_wall = cp_wall_ns();
+	s->start_mono = cp_now_ns();
+}
+
 struct cp_profile *cp_session_profile(struct cp_session *s)
 {
 	struct cp_profile_meta meta;

@@ -60,6 +60,13 @@ void cp_session_disable(struct cp_session *s);
 /* Stop sampling and aggregate what the rings still hold. Idempotent. */
 void cp_session_stop(struct cp_session *s);
 void cp_session_get_stats(const struct cp_session *s, struct cp_session_stats *out);
+/*
+ * CLOCK_MONOTONIC ns when the events started counting: the profile's duration runs from
+ * here, so a --seconds countdown must too (setup after that is already sampled time).
+ */
+uint64_t cp_session_start_ns(const struct cp_session *s);
+/* The events start counting now (record: the command has exec'd). */
+void cp_session_mark_start(struct cp_session *s);
 /* The profile (owned by the session), with its metadata (time, duration, period, lost) set. */
 struct cp_profile *cp_session_profile(struct cp_session *s);
 void cp_session_free(struct cp_session *s);

@@ -176,6 +176,59 @@ def test_sigint_ends_early():
         profiles.alive_and_running(t.pid)
 
 
+def test_seconds_is_the_profile_duration():
+    """The --seconds countdown starts when the events start counting (setup is sampled
+    time), so the profile lasts N seconds, not N plus setup; generous slack for ASan."""
+    with Target("cpu_split") as t:
+        out, r = attach(t.pid, seconds=2)
+        raw = pprof("-raw", out)
+        dur = float([l for l in raw.splitlines() if l.startswith("Duration:")][0].split()[1])
+        check(1.9 <= dur < 3.5, "profile duration %.2f s for --seconds 2" % dur)
+
+
+def test_stopped_or_idle_target_says_why_empty():
+    """A stopped target (state T) or one that used no CPU gives a valid empty profile,
+    exit 0, and one note saying why."""
+    with Target("cpu_split") as t:
+        os.kill(t.pid, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 10
+            while (cplib.proc_status(t.pid)["State"][0] != "T" and
+                   time.monotonic() < deadline):
+                time.sleep(0.05)
+            out, r = attach(t.pid, seconds=1)
+        finally:
+            os.kill(t.pid, signal.SIGCONT)
+        check("cprof: pid %d is stopped (state T): it used no CPU while sampled" % t.pid
+              in r.stderr, "no note for a stopped target", r.stderr)
+        pprof("-top", out)
+    idle = subprocess.Popen(["sleep", "600"])
+    try:
+        out, r = attach(idle.pid, seconds=1)
+    finally:
+        idle.kill()
+        idle.wait()
+    check("no samples: the target used no CPU" in r.stderr, "no note for an idle target",
+          r.stderr)
+    pprof("-top", out)
+
+
+def test_sigint_during_setup():
+    """SIGINT as soon as the events are open (setup may still be running): exit 0 with a
+    valid profile holding the samples so far, or a note that there are none."""
+    with Target("cpu_split") as t:
+        d = profiles.tmpdir()
+        out = os.path.join(d, "p.pb.gz")
+        p = profiles.start(["attach", "-p", t.pid, "--seconds", 120, "-o", out])
+        profiles.wait_sampling(p)
+        os.kill(p.pid, signal.SIGINT)
+        rc, so, se = profiles.finish(p, timeout=60)
+        check(rc == 0, "attach after an early SIGINT exited %d" % rc, se)
+        tr = traces(out)
+        check(total(tr) > 0 or "no samples" in se, "empty profile without a note", se)
+        profiles.alive_and_running(t.pid)
+
+
 def test_target_exits_mid_profile():
     with Target("cpu_split", "--seconds", 4) as t:
         d = profiles.tmpdir()
