@@ -466,6 +466,29 @@ bool cp_capture_syscall_may_eintr(long nr)
 }
 
 /*
+ * The registers /proc/PID/task/TID/syscall shows: sp and pc, and for a thread in a system
+ * call its argument registers as they were at entry, which the kernel leaves untouched for
+ * user space (only rax, rcx and r11 change across a syscall). Unwinding seldom needs them,
+ * but __vfork keeps its return address in rdi while its parent sleeps.
+ */
+static void regs_from_syscall(const struct cp_task_syscall *sc, struct cp_regs *r)
+{
+	static const enum cp_reg args[6] = { CP_REG_RDI, CP_REG_RSI, CP_REG_RDX,
+					     CP_REG_R10, CP_REG_R8,  CP_REG_R9 };
+
+	memset(r, 0, sizeof(*r));
+	r->r[CP_REG_RSP] = sc->sp;
+	r->r[CP_REG_RIP] = sc->pc;
+	r->valid = (1u << CP_REG_RSP) | (1u << CP_REG_RIP);
+	if (!sc->in_syscall)
+		return;
+	for (int i = 0; i < 6; i++) {
+		r->r[args[i]] = sc->args[i];
+		r->valid |= 1u << args[i];
+	}
+}
+
+/*
  * Try to capture tid live. Returns 0 with *out filled (live, maybe verified), -EAGAIN when
  * the thread has to be stopped instead (running, or it kept running during every copy and a
  * stop is harmless), or -errno. *sc_first receives the first syscall line read, which tells
@@ -563,9 +586,7 @@ static int capture_live(int pid, int tid, const struct cp_maps *given, struct cp
 	}
 	memset(out, 0, sizeof(*out));
 	out->tid = tid;
-	out->regs.r[CP_REG_RSP] = sc.sp;
-	out->regs.r[CP_REG_RIP] = sc.pc;
-	out->regs.valid = (1u << CP_REG_RSP) | (1u << CP_REG_RIP);
+	regs_from_syscall(&sc, &out->regs);
 	out->stack.start = sc.sp;
 	out->stack.truncated = truncated;
 	stack_finish(&out->stack, buf, got);
@@ -595,9 +616,7 @@ static int capture_unstopped(int pid, int tid, const struct cp_task_syscall *sc,
 
 	memset(&snap, 0, sizeof(snap));
 	snap.tid = tid;
-	snap.regs.r[CP_REG_RSP] = sc->sp;
-	snap.regs.r[CP_REG_RIP] = sc->pc;
-	snap.regs.valid = (1u << CP_REG_RSP) | (1u << CP_REG_RIP);
+	regs_from_syscall(sc, &snap.regs);
 	snap.stack.start = sc->sp;
 	span = stack_span(m, sc->sp, max, &snap.stack.truncated);
 	if (span) {

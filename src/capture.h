@@ -47,8 +47,9 @@ struct cp_thread_snap {
 	 */
 	struct cp_task_syscall sc;
 	bool has_syscall;
-	/* Captured live: regs hold only RSP and RIP. verified: the thread provably did not
-	 * run while its stack was copied (a D-state copy that kept changing is not). */
+	/* Captured live: regs hold only what /proc shows (see above). verified: the thread
+	 * provably did not run while its stack was copied (a D-state copy that kept changing
+	 * is not). */
 	bool live;
 	bool verified;
 	/* State letter and name as the capture saw them first (has_state), before any stop. */
@@ -63,8 +64,8 @@ struct cp_thread_snap {
  * for a thread in uninterruptible sleep, which cannot stop until the kernel lets it go).
  * out is written only on success.
  * Without CP_CAPTURE_STOP a thread in state D is captured without stopping it: regs then
- * hold only RSP and RIP (valid says so), from /proc/PID/task/TID/syscall, and stopped is
- * false. Every other thread is stopped, unless CP_CAPTURE_LIVE is given: then any thread
+ * hold only RSP and RIP, and in a system call its argument registers (RDI RSI RDX R10 R8 R9),
+ * from /proc/PID/task/TID/syscall (valid says which), and stopped is false. Every other thread is stopped, unless CP_CAPTURE_LIVE is given: then any thread
  * that is off CPU (blocked in a system call, or preempted) is captured the same way, its
  * stack copied while it sleeps and the copy kept only if the thread provably did not run
  * meanwhile (its schedule count and /proc syscall line unchanged); it is stopped only when

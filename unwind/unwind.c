@@ -535,7 +535,7 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 	struct unwind_ctx c = { .uw = uw, .regs = regs, .stack = stack };
 	unw_cursor_t cursor;
 	unw_word_t pc, sp, prev_sp = 0;
-	bool prev_signal = false, sigtramp;
+	bool prev_signal = false, same_sp = false, backwards, sigtramp;
 	int r;
 
 	if (!(regs->valid & (1u << CP_REG_RIP)) || !(regs->valid & (1u << CP_REG_RSP)))
@@ -557,9 +557,13 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 			break;	/* outermost frame: the ABI's end of stack */
 		/*
 		 * Every call pushes, so a caller's sp is above its callee's. Only a signal frame
-		 * may jump anywhere (sigaltstack). Anything else is a loop or garbage.
+		 * may jump anywhere (sigaltstack). Anything else is a loop or garbage. Equal is
+		 * allowed once, for a new pc: a function that popped its return address into a
+		 * register (__vfork keeps it in rdi) has its caller's sp already.
 		 */
-		if (out->n > 0 && sp <= prev_sp && !prev_signal) {
+		backwards = sp < prev_sp ||
+			    (sp == prev_sp && (same_sp || pc == out->pc[out->n - 1]));
+		if (out->n > 0 && !prev_signal && backwards) {
 			out->stop_reason = -ELOOP;
 			break;
 		}
@@ -586,6 +590,7 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 		out->flags[out->n] = (prev_signal || sigtramp ? CP_FRAME_SIGNAL : 0) |
 				     (sigtramp ? CP_FRAME_SIGTRAMP : 0);
 		out->n++;
+		same_sp = out->n > 1 && sp == prev_sp;
 		prev_sp = sp;
 		prev_signal = sigtramp;
 

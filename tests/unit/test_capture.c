@@ -557,7 +557,11 @@ static void test_dstate(void)
 	CHECK(ret == 0);
 	if (ret == 0) {
 		CHECK(!s.stopped && s.stopped_ns == 0);
-		CHECK(s.regs.valid == ((1u << CP_REG_RSP) | (1u << CP_REG_RIP)));
+		CHECK((s.regs.valid & ((1u << CP_REG_RSP) | (1u << CP_REG_RIP))) ==
+		      ((1u << CP_REG_RSP) | (1u << CP_REG_RIP)));
+		/* Nothing /proc does not show: no callee-saved register, no rax. */
+		CHECK(!(s.regs.valid & ((1u << CP_REG_RBX) | (1u << CP_REG_RBP) |
+					(1u << CP_REG_RAX) | (1u << CP_REG_R12))));
 		CHECK(s.stack.start == s.regs.r[CP_REG_RSP] && s.stack.len > 0);
 		if (cp_maps_read(p, &maps) == 0) {
 			const struct cp_map *m = cp_maps_find(&maps, s.regs.r[CP_REG_RIP]);
@@ -608,9 +612,13 @@ static void test_live(void)
 			/* pause() and read() on an empty pipe: asleep in a syscall all along. */
 			CHECK(s.live && s.verified && !s.stopped && s.stopped_ns == 0, "%s",
 			      names[i]);
-			CHECK(s.regs.valid == ((1u << CP_REG_RSP) | (1u << CP_REG_RIP)));
+			/* sp, pc and the six argument registers of the syscall, nothing else. */
+			CHECK(s.regs.valid == ((1u << CP_REG_RSP) | (1u << CP_REG_RIP) |
+					       (1u << CP_REG_RDI) | (1u << CP_REG_RSI) |
+					       (1u << CP_REG_RDX) | (1u << CP_REG_R10) |
+					       (1u << CP_REG_R8) | (1u << CP_REG_R9)));
 			CHECK(s.sc.in_syscall && s.sc.sp == s.regs.r[CP_REG_RSP] &&
-			      s.sc.pc == s.regs.r[CP_REG_RIP]);
+			      s.sc.pc == s.regs.r[CP_REG_RIP] && s.sc.args[0] == s.regs.r[CP_REG_RDI]);
 			CHECK(s.state == 'S', "%s in state %c", names[i], s.state);
 			m = cp_maps_find(&maps, s.regs.r[CP_REG_RSP]);
 			CHECK(m && s.stack.start == s.regs.r[CP_REG_RSP] &&
