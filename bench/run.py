@@ -143,6 +143,10 @@ def bench_dump(cprof, targets, runs, sizes, report):
                 results["(no tool)"]["gap"].append(s.get("max_gap_us", 0) / 1e6)
                 results["(no tool)"]["eintr"].append(s.get("eintr", 0))
                 for name, argv in tools:
+                    # Let the target settle: eu-stack and gdb leave hundreds of threads
+                    # restarting their calls (their EINTRs), which the next tool would meet.
+                    time.sleep(0.5)
+                    t.stats()
                     wall, cpu, rc, _, err = timed_cpu(argv(t.pid), env=env)
                     s = t.stats()
                     if rc != 0:
@@ -172,8 +176,9 @@ def bench_dump(cprof, targets, runs, sizes, report):
              "plus a busy thread, a heartbeat thread (wakes every 1 ms and records its largest "
              "lateness) and the main thread (blocked in a read of stdin). Built -O2 -g "
              "-fomit-frame-pointer. The tools take turns within each run (round robin), after "
-             "one warm-up dump each; `(no tool)` is the heartbeat's lateness over 0.5 s with "
-             "nobody looking, the machine's own noise.", "",
+             "one warm-up dump each, and half a second for the target to settle before each "
+             "dump; `(no tool)` is the heartbeat's lateness over 0.5 s with nobody looking, "
+             "the machine's own noise.", "",
              "Commands: `cprof dump -p PID --format json -o /dev/null` (fully symbolized: "
              "function, file:line, inlined frames), "
              "`eu-stack -p PID -i -s` (the same information), `eu-stack -p PID` (function "
