@@ -97,6 +97,18 @@ static int max_sample_rate(void)
 	return atoi(buf) > 0 ? atoi(buf) : CP_SAMPLER_HZ_MAX;
 }
 
+int cp_prof_option_error(const char *cmd, int c, char **argv)
+{
+	if (c == ':')
+		cp_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+	else if (optopt)
+		cp_error(cmd, "unknown option '-%c'", optopt);
+	else
+		cp_error(cmd, "unknown option '%s'", argv[optind - 1]);
+	cp_hint("run 'cprof %s --help'", cmd);
+	return CP_EXIT_USAGE;
+}
+
 int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof_options *o)
 {
 	long v;
@@ -458,22 +470,13 @@ int cmd_attach(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return CP_EXIT_OK;
 		}
-		if (c == ':') {
-			cp_error("attach", "option '%s' needs a value", argv[optind - 1]);
-			cp_hint("run 'cprof attach --help'");
-			return CP_EXIT_USAGE;
-		}
+		if (c == ':')
+			return cp_prof_option_error("attach", c, argv);
 		rc = cp_prof_parse_option("attach", c, optarg, &o);
 		if (rc > 0)
 			return rc;
-		if (rc < 0) {
-			if (optopt)
-				cp_error("attach", "unknown option '-%c'", optopt);
-			else
-				cp_error("attach", "unknown option '%s'", argv[optind - 1]);
-			cp_hint("run 'cprof attach --help'");
-			return CP_EXIT_USAGE;
-		}
+		if (rc < 0)
+			return cp_prof_option_error("attach", c, argv);
 	}
 	if (optind < argc) {
 		cp_error("attach", "unexpected argument '%s'", argv[optind]);

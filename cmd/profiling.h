@@ -44,6 +44,11 @@ struct cp_prof_options {
  * reporting a bad value, or -1 when c is not a shared option.
  */
 int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof_options *o);
+/*
+ * Report a getopt_long result that is not an option of cmd: a missing value (c == ':') or an
+ * unknown option. argv and optind as getopt_long left them. Returns CP_EXIT_USAGE.
+ */
+int cp_prof_option_error(const char *cmd, int c, char **argv);
 
 /* Report a failure to start sampling pid (perf_event_open refused, ...). */
 void cp_prof_explain_open_error(const char *cmd, int pid, int err, const struct cp_prof_options *o);

@@ -129,22 +129,13 @@ int cmd_record(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return CP_EXIT_OK;
 		}
-		if (c == ':') {
-			cp_error("record", "option '%s' needs a value", argv[optind - 1]);
-			cp_hint("run 'cprof record --help'");
-			return CP_EXIT_USAGE;
-		}
+		if (c == ':')
+			return cp_prof_option_error("record", c, argv);
 		rc = cp_prof_parse_option("record", c, optarg, &o);
 		if (rc > 0)
 			return rc;
-		if (rc < 0) {
-			if (optopt)
-				cp_error("record", "unknown option '-%c'", optopt);
-			else
-				cp_error("record", "unknown option '%s'", argv[optind - 1]);
-			cp_hint("run 'cprof record --help'");
-			return CP_EXIT_USAGE;
-		}
+		if (rc < 0)
+			return cp_prof_option_error("record", c, argv);
 	}
 	if (optind >= argc) {
 		cp_error("record", "missing COMMAND to run");
