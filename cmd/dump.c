@@ -10,6 +10,7 @@
 
 #include "common.h"
 #include "dump.h"
+#include "proc.h"
 #include "symbolize.h"
 #include "util.h"
 
@@ -207,6 +208,25 @@ static int bench_repeat(void)
 	return (int)n;
 }
 
+/*
+ * Heap a dump of pid will touch, roughly: measured 2.5 MiB for 16 threads and 14 MiB for
+ * 1003 (symbolizer tables, a stack copy and the results per thread, the output).
+ */
+static size_t heap_estimate(int pid)
+{
+	char path[64], text[4096];
+	const char *p;
+	long threads = 1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (cp_read_file(path, text, sizeof(text), NULL) == 0 &&
+	    (p = strstr(text, "\nThreads:\t")) != NULL)
+		threads = strtol(p + 10, NULL, 10);
+	if (threads < 1 || threads > CP_MAX_THREADS)
+		threads = 1;
+	return (2u << 20) + (size_t)threads * (12u << 10);
+}
+
 static void print_stats(const struct cp_dump *d, uint64_t wall_ns)
 {
 	size_t stopped = 0;
@@ -214,11 +234,16 @@ static void print_stats(const struct cp_dump *d, uint64_t wall_ns)
 	for (size_t i = 0; i < d->nthreads; i++)
 		stopped += d->threads[i].stopped;
 	cp_note("stats: dump_us=%llu threads=%zu captured=%zu max_stop_us=%llu avg_stop_us=%llu "
-		"stopped=%zu capture_us=%llu",
+		"stopped=%zu capture_us=%llu unwind_us=%llu symbolize_us=%llu classify_us=%llu "
+		"heap_kb=%zu",
 		(unsigned long long)(wall_ns / 1000), d->nthreads, d->ncaptured,
 		(unsigned long long)(d->max_stop_ns / 1000),
 		(unsigned long long)(stopped ? d->total_stop_ns / stopped / 1000 : 0), stopped,
-		(unsigned long long)(d->capture_ns / 1000));
+		(unsigned long long)(d->capture_ns / 1000),
+		(unsigned long long)(d->unwind_ns / 1000),
+		(unsigned long long)(d->symbolize_ns / 1000),
+		(unsigned long long)(d->classify_ns / 1000),
+		(mallinfo2().arena + mallinfo2().hblkhd) >> 10);
 }
 
 static int write_dump(const struct cp_dump *dump, const struct dump_options *o,
@@ -276,6 +301,7 @@ int cmd_dump(int argc, char **argv)
 	 * arena, grown in large steps, is cheaper for this short-lived process.
 	 */
 	mallopt(M_ARENA_MAX, 1);
+	cp_heap_prefault(heap_estimate(pid));
 	dopts.flags = (o.group ? CP_DUMP_GROUP : 0) | (o.kernel ? CP_DUMP_KERNEL : 0);
 	dopts.stuck_seconds = o.stuck_seconds;
 	dopts.cancel = &stop_signal;

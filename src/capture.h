@@ -79,6 +79,18 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 void cp_thread_snap_release(struct cp_thread_snap *snap);
 
 /*
+ * Capture up to CP_CAPTURE_MANY_MAX threads of pid live, as CP_CAPTURE_LIVE does, in one
+ * sweep (cheaper than one by one: one process_vm_readv for all the stacks). For each i,
+ * ret[i] is 0 with out[i] filled (verified), -EAGAIN when the thread needs cp_capture_thread
+ * (running, woke up during the copy, traced, no stack found), or -errno (-ESRCH: gone). No
+ * thread is ever stopped. Returns 0, or -errno for the whole sweep (-EINVAL; the maps of
+ * pid unreadable when opts gives none: -ESRCH when it is gone).
+ */
+#define CP_CAPTURE_MANY_MAX 64
+int cp_capture_live_many(int pid, const int *tids, size_t n, const struct cp_capture_opts *opts,
+			 struct cp_thread_snap *out, int *ret);
+
+/*
  * Would a ptrace stop make system call nr fail with EINTR in the target instead of restarting
  * it transparently? (epoll_wait, rt_sigtimedwait, and socket calls under SO_RCVTIMEO or
  * SO_SNDTIMEO; read/write and friends count, as the fd may be such a socket.)

@@ -228,7 +228,7 @@ static int seen_add(struct take *t, const int *tids, size_t n)
  * what /proc says (a stopped thread reads 't', its wchan becomes ptrace_stop), so with
  * CP_DUMP_STOP_ALL the state is read first.
  */
-static void capture_one(struct take *t, struct item *it)
+static void capture_one(struct take *t, struct item *it, int pre)
 {
 	bool stop_all = t->opts->flags & CP_DUMP_STOP_ALL;
 	struct cp_capture_opts copts = {
@@ -269,7 +269,8 @@ static void capture_one(struct take *t, struct item *it)
 			it->wchan[0] = '\0';
 	}
 	copts.stat = have_st ? &it->st : NULL;
-	err = cp_capture_thread(t->pid, tid, &copts, &it->snap);
+	/* pre: what capture_many() already did for it (0: captured; -EAGAIN: not tried). */
+	err = pre == -EAGAIN ? cp_capture_thread(t->pid, tid, &copts, &it->snap) : pre;
 	if (err == 0) {
 		it->captured = true;
 		/* The capture read the syscall line before touching the thread: reuse it. */
@@ -385,6 +386,7 @@ static int settle(struct take *t, size_t from, int *tracer)
  */
 #define CAPTURE_THREADS_MAX 8
 #define CAPTURE_THREADS_PER 64	/* target threads per capturing thread, at least */
+#define CAPTURE_BATCH 32	/* threads taken in one sweep (at most CP_CAPTURE_MANY_MAX) */
 
 struct capture_work {
 	struct take *t;
@@ -393,16 +395,60 @@ struct capture_work {
 	atomic_size_t next;
 };
 
+/*
+ * Items [0, n) in one sweep of cp_capture_live_many (pre[i] 0 or -errno), or all -EAGAIN
+ * when each must be captured on its own (CP_DUMP_STOP_ALL: states read before any stop).
+ */
+static void capture_many(struct take *t, struct item *items, size_t n, int *pre)
+{
+	struct cp_capture_opts copts = {
+		.stack_max = t->stack_max,
+		.flags = CP_CAPTURE_LIVE,
+		.maps = t->have_maps ? &t->maps : NULL,
+	};
+	struct cp_thread_snap snaps[CP_CAPTURE_MANY_MAX];
+	int tids[CP_CAPTURE_MANY_MAX];
+
+	for (size_t i = 0; i < n; i++) {
+		pre[i] = -EAGAIN;
+		tids[i] = items[i].tid;
+	}
+	if (t->opts->flags & CP_DUMP_STOP_ALL)
+		return;
+	if (cp_capture_live_many(t->pid, tids, n, &copts, snaps, pre) < 0) {
+		for (size_t i = 0; i < n; i++)
+			pre[i] = -EAGAIN;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (pre[i] == 0)
+			items[i].snap = snaps[i];
+}
+
 static void *capture_worker(void *arg)
 {
 	struct capture_work *w = arg;
+	int pre[CAPTURE_BATCH];
 
 	for (;;) {
-		size_t i = atomic_fetch_add(&w->next, 1);
+		size_t i = atomic_fetch_add(&w->next, CAPTURE_BATCH), n;
 
 		if (i >= w->n || cancelled(w->t))
 			break;
-		capture_one(w->t, &w->items[i]);
+		n = w->n - i < CAPTURE_BATCH ? w->n - i : CAPTURE_BATCH;
+		capture_many(w->t, &w->items[i], n, pre);
+		for (size_t j = 0; j < n; j++) {
+			if (cancelled(w->t)) {
+				/* Swept but not looked at: nothing of them is kept. */
+				for (size_t k = j; k < n; k++) {
+					if (pre[k] == 0)
+						cp_thread_snap_release(&w->items[i + k].snap);
+					w->items[i + k].drop = true;
+				}
+				break;
+			}
+			capture_one(w->t, &w->items[i + j], pre[j]);
+		}
 	}
 	return NULL;
 }
@@ -954,6 +1000,7 @@ static int analyse(struct take *t)
 	struct cp_unwind_result *ur = NULL;
 	struct cp_wait_cache *wcache = NULL;
 	int *tids = NULL;
+	uint64_t t0, t1;
 	int err = 0;
 
 	qsort(t->items, t->nitems, sizeof(*t->items), cmp_item);
@@ -966,9 +1013,12 @@ static int analyse(struct take *t)
 	}
 	for (size_t i = 0; i < t->nitems; i++)
 		tids[i] = t->items[i].tid;
+	t0 = cp_now_ns();
 	err = unwind_all(t, have_maps ? &maps : NULL);
 	if (err < 0)
 		goto out;
+	t1 = cp_now_ns();
+	d->unwind_ns = t1 - t0;
 
 	for (size_t i = 0; i < t->nitems; i++) {
 		struct item *it = &t->items[i];
@@ -1009,12 +1059,15 @@ static int analyse(struct take *t)
 			goto out;
 		}
 	}
+	t0 = cp_now_ns();
+	d->symbolize_ns = t0 - t1;
 	wcache = cp_wait_cache_new();
 	for (size_t i = 0; i < t->nitems; i++) {
 		err = classify(t, &t->items[i], &d->threads[i], tids, t->nitems, wcache);
 		if (err < 0)
 			goto out;
 	}
+	d->classify_ns = cp_now_ns() - t0;
 out:
 	cp_wait_cache_free(wcache);
 	if (have_maps)

@@ -75,6 +75,9 @@ struct cp_dump {
 	uint64_t total_stop_ns;
 	size_t ncaptured;	/* threads whose registers and stack were copied */
 	uint64_t capture_ns;	/* wall time of the capture phase (first to last capture) */
+	uint64_t unwind_ns;	/* wall time of the unwinding, symbolizing, classifying */
+	uint64_t symbolize_ns;
+	uint64_t classify_ns;
 	int kernel_error;	/* --kernel: 0, or why /proc/.../stack could not be read */
 	char **strings;		/* owned; module paths the frames point to */
 	size_t nstrings;

@@ -2,9 +2,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -388,4 +391,43 @@ int cp_write_all(int fd, const void *buf, size_t len)
 char *cp_strdup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23	/* Linux 5.14 */
+#endif
+
+/*
+ * A first touch of a heap page is a page fault, and a fault is dear in some virtual machines:
+ * 28 us a page measured under a paravirtualised guest (PVM), against 2 us a page when the
+ * kernel fills the same range in one madvise(MADV_POPULATE_WRITE). A dump of 1000 threads
+ * touches about 3000 fresh pages: 80 ms of faults for 150 ms of work. So a short-lived
+ * command that knows roughly how much heap it will use asks for it up front: one malloc from
+ * the brk heap, populated, then freed back into the heap, which keeps it (no trim) and serves
+ * every later malloc, big buffers included, from it. Best effort: on older kernels the
+ * madvise fails and the pages fault in as before. Skipped under AddressSanitizer, whose
+ * allocator is not glibc's.
+ */
+void cp_heap_prefault(size_t bytes)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	(void)bytes;
+#else
+	const uintptr_t page = 4096;
+	uintptr_t a, b;
+	void *p;
+
+	if (bytes > (256u << 20))
+		bytes = 256u << 20;
+	mallopt(M_TRIM_THRESHOLD, (int)(bytes + (64u << 20)));
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	p = malloc(bytes);
+	if (!p)
+		return;
+	a = ((uintptr_t)p + page - 1) & ~(page - 1);
+	b = ((uintptr_t)p + bytes) & ~(page - 1);
+	if (b > a)
+		(void)madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+	free(p);
+#endif
 }

@@ -61,4 +61,7 @@ int cp_write_all(int fd, const void *buf, size_t len);
 /* strdup that returns NULL for NULL. */
 char *cp_strdup_or_null(const char *s);
 
+/* Populate about `bytes` of heap now, in one system call, for the mallocs to come. */
+void cp_heap_prefault(size_t bytes);
+
 #endif

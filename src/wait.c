@@ -328,7 +328,7 @@ static void timeout_from_ptr(const struct cp_wait_input *in, struct call *c, str
 			     uint64_t addr, bool usec, bool absolute, clockid_t clock)
 {
 	struct timespec now;
-	int64_t ns, now_ns;
+	int64_t ns = 0, now_ns;
 
 	w->timeout_ns = -1;
 	w->timeout_unknown = false;

@@ -296,6 +296,65 @@ static void test_stale_maps(void)
 	check_untouched(child, false, "after stale-maps capture");
 }
 
+/* Until tid of the child sleeps (at most a second). */
+static void wait_sleeping(int tid)
+{
+	struct cp_task_stat st;
+
+	for (int i = 0; i < 1000; i++) {
+		if (cp_proc_read_stat(child, tid, &st) == 0 && st.state == 'S')
+			return;
+		sleep_ms(1);
+	}
+}
+
+/*
+ * The sweep over many threads: the reader (blocked in read) and the main thread (pause) are
+ * captured live and exactly (their stacks as the kernel sees them, sp and pc as /proc says);
+ * the spinner is left to cp_capture_thread; a thread that is not the process's is gone.
+ * Nothing is ever stopped.
+ */
+static void test_live_many(void)
+{
+	struct cp_capture_opts opts = { .flags = CP_CAPTURE_LIVE };
+	int tids[4] = { sh->tids[0], sh->tids[1], sh->tids[3], 999999999 };
+	struct cp_thread_snap snaps[4];
+	int ret[4];
+
+	CHECK(cp_capture_live_many(child, tids, CP_CAPTURE_MANY_MAX + 1, &opts, snaps, ret) ==
+	      -EINVAL);
+	for (int round = 0; round < 20; round++) {
+		struct cp_task_syscall sc;
+
+		/* A thread stopped by an earlier test runs a moment to restart its call. */
+		wait_sleeping(tids[0]);
+		wait_sleeping(tids[2]);
+		CHECK(cp_capture_live_many(child, tids, 4, &opts, snaps, ret) == 0);
+		CHECK(ret[1] == -EAGAIN, "spinner: %d", ret[1]);
+		CHECK(ret[3] == -ESRCH, "foreign tid: %d", ret[3]);
+		for (int i = 0; i < 3; i += 2) {
+			uint8_t now[512];
+			long n;
+
+			CHECK(ret[i] == 0, "tid %d: %d", tids[i], ret[i]);
+			if (ret[i] != 0)
+				continue;
+			CHECK(snaps[i].tid == tids[i] && snaps[i].live && snaps[i].verified);
+			CHECK(!snaps[i].stopped && snaps[i].has_syscall && snaps[i].has_state);
+			CHECK(snaps[i].state == 'S');
+			CHECK(cp_proc_read_syscall(child, tids[i], &sc) == 0);
+			CHECK(snaps[i].regs.r[CP_REG_RSP] == sc.sp && snaps[i].regs.r[CP_REG_RIP] == sc.pc);
+			CHECK(snaps[i].stack.start == sc.sp && snaps[i].stack.len > 64);
+			n = cp_capture_read_mem(child, sc.sp, now, sizeof(now));
+			CHECK(n > 64 && memcmp(now, snaps[i].stack.data,
+					       (size_t)n < snaps[i].stack.len ? (size_t)n
+									 : snaps[i].stack.len) == 0);
+			cp_thread_snap_release(&snaps[i]);
+		}
+	}
+	check_untouched(child, false, "after live sweeps");
+}
+
 static void test_gone(void)
 {
 	struct cp_thread_snap s;
@@ -681,6 +740,7 @@ int main(void)
 	report_stop_times();
 	test_truncated();
 	test_stale_maps();
+	test_live_many();
 	test_gone();
 	test_read_mem();
 	test_signals_kept();
