@@ -134,7 +134,8 @@ def bench_dump(cprof, targets, runs, sizes, report):
                 timed(argv(t.pid), env=env)
             t.stats()
             results = {name: dict(wall=[], cpu=[], gap=[], eintr=[], stop=[], maxstop=[],
-                                  stopped=[]) for name, _ in tools + [("(no tool)", None)]}
+                                  stopped=[], sampled=[])
+                       for name, _ in tools + [("(no tool)", None)]}
             # Round robin: a change in the machine's load hits every tool alike.
             for _ in range(runs):
                 # The heartbeat's lateness with nobody looking: the machine's own noise.
@@ -157,11 +158,13 @@ def bench_dump(cprof, targets, runs, sizes, report):
                     r["cpu"].append(cpu)
                     r["gap"].append(s.get("max_gap_us", 0) / 1e6)
                     r["eintr"].append(s.get("eintr", 0))
-                    m = re.search(r"max_stop_us=(\d+).*avg_stop_us=(\d+).*stopped=(\d+)", err)
+                    m = re.search(r"max_stop_us=(\d+).*avg_stop_us=(\d+).*stopped=(\d+)"
+                                  r" sampled=(\d+)", err)
                     if m:
                         r["maxstop"].append(int(m.group(1)) / 1e6)
                         r["stop"].append(int(m.group(2)) / 1e6)
                         r["stopped"].append(int(m.group(3)))
+                        r["sampled"].append(int(m.group(4)))
             for name, r in results.items():
                 print("  N=%-5d %-15s wall %s s, CPU %s s, max stall %s ms, EINTR/run %s" %
                       (n + 3, name, fmt_range(r["wall"]), fmt_range(r["cpu"]),
@@ -199,18 +202,20 @@ def bench_dump(cprof, targets, runs, sizes, report):
                 fmt_range(r["gap"], 1e3, "%.2f"),
                 med(r["eintr"]) if r["eintr"] else "n/a"))
     lines.append("")
-    lines.append("cprof's own accounting (per dump, median): threads it had to stop (the "
-                 "others were captured live, without stopping), the longest single stop, the "
-                 "average stop of the stopped ones:")
+    lines.append("cprof's own accounting (per dump, median): threads taken from one perf "
+                 "sample while they ran (never stopped), threads it had to stop with ptrace "
+                 "(the others were captured live, off CPU, without stopping), the longest "
+                 "single stop, the average stop of the stopped ones:")
     lines.append("")
-    lines.append("| threads | threads stopped | longest stop ms | average stop µs |")
-    lines.append("|---|---|---|---|")
+    lines.append("| threads | sampled while running | stopped | longest stop ms | "
+                 "average stop µs |")
+    lines.append("|---|---|---|---|---|")
     for n, results in rows:
         r = results.get("cprof dump", {})
         if r.get("maxstop"):
-            lines.append("| %d | %s | %s | %.1f |" % (n + 3, med(r["stopped"]),
-                                                        fmt_range(r["maxstop"], 1e3, "%.3f"),
-                                                        med(r["stop"]) * 1e6))
+            lines.append("| %d | %s | %s | %s | %.1f |" % (
+                n + 3, med(r["sampled"]), med(r["stopped"]),
+                fmt_range(r["maxstop"], 1e3, "%.3f"), med(r["stop"]) * 1e6))
     lines.append("")
     for n, results in rows:
         c = results.get("cprof dump", {})
@@ -222,9 +227,11 @@ def bench_dump(cprof, targets, runs, sizes, report):
                     med(results[ref]["cpu"]) / max(med(c["cpu"]), 1e-6)))
         if c.get("eintr"):
             report.append("dump %d threads: EINTRs in the target per cprof dump: max %d; "
-                          "threads stopped per dump: median %s, longest stop %.3f ms" % (
-                              n + 3, max(c["eintr"]), med(c["stopped"]) if c["stopped"]
-                              else "n/a", max(c["maxstop"]) * 1e3 if c["maxstop"] else 0))
+                          "threads stopped per dump: max %s, longest stop %.3f ms; "
+                          "running threads sampled per dump: median %s" % (
+                              n + 3, max(c["eintr"]), max(c["stopped"]) if c["stopped"]
+                              else "n/a", max(c["maxstop"]) * 1e3 if c["maxstop"] else 0,
+                              med(c["sampled"]) if c["sampled"] else "n/a"))
     return lines
 
 

@@ -229,16 +229,18 @@ static size_t heap_estimate(int pid)
 
 static void print_stats(const struct cp_dump *d, uint64_t wall_ns)
 {
-	size_t stopped = 0;
+	size_t stopped = 0, sampled = 0;
 
-	for (size_t i = 0; i < d->nthreads; i++)
+	for (size_t i = 0; i < d->nthreads; i++) {
 		stopped += d->threads[i].stopped;
+		sampled += d->threads[i].sampled;
+	}
 	cp_note("stats: dump_us=%llu threads=%zu captured=%zu max_stop_us=%llu avg_stop_us=%llu "
-		"stopped=%zu capture_us=%llu unwind_us=%llu symbolize_us=%llu classify_us=%llu "
+		"stopped=%zu sampled=%zu capture_us=%llu unwind_us=%llu symbolize_us=%llu classify_us=%llu "
 		"heap_kb=%zu",
 		(unsigned long long)(wall_ns / 1000), d->nthreads, d->ncaptured,
 		(unsigned long long)(d->max_stop_ns / 1000),
-		(unsigned long long)(stopped ? d->total_stop_ns / stopped / 1000 : 0), stopped,
+		(unsigned long long)(stopped ? d->total_stop_ns / stopped / 1000 : 0), stopped, sampled,
 		(unsigned long long)(d->capture_ns / 1000),
 		(unsigned long long)(d->unwind_ns / 1000),
 		(unsigned long long)(d->symbolize_ns / 1000),

@@ -309,6 +309,8 @@ static void stack_finish(struct cp_stack *stack, uint8_t *buf, long got)
  * tracer: a thread someone else traces is left to the stop path, which reports it.
  */
 #define LIVE_TRIES 3
+/* How long a running thread gets to run 10 us of CPU for its sample (cp_capture_by_sample). */
+#define SAMPLE_WAIT_MS 20
 
 struct live_files {
 	int sc_fd;		/* .../syscall */
@@ -859,6 +861,28 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 				   out);
 		if (ret != -EAGAIN)
 			goto out_maps;
+	}
+
+	/* On a CPU: one perf sample takes what a stop would, and the thread keeps running. */
+	if (live && have_first && (sc_first.running || first.state == 'R')) {
+		ret = cp_capture_by_sample(tid, max, SAMPLE_WAIT_MS, out);
+		if (ret == 0) {
+			/* The kernel copies on past the end of the stack where that is readable. */
+			m = stack_map(pid, given, &own, out->stack.start);
+			if (m && out->stack.len > m->end - out->stack.start) {
+				out->stack.len = m->end - out->stack.start;
+				out->stack.truncated = false;
+			}
+			out->sc = sc_first;
+			out->has_syscall = true;
+			out->has_state = true;
+			out->state = first.state;
+			memcpy(out->comm, first.comm, sizeof(out->comm));
+			goto out_maps;
+		}
+		if (ret == -ENOMEM || ret == -ESRCH)
+			goto out_maps;
+		/* No perf here, or it went to sleep meanwhile: the stop finds it either way. */
 	}
 
 	/* Allocated before the stop: nothing but ptrace and one copy happens while stopped. */

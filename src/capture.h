@@ -40,6 +40,7 @@ struct cp_thread_snap {
 	struct cp_regs regs;
 	struct cp_stack stack;		/* data owned by the snapshot */
 	bool stopped;			/* the thread had to be stopped to capture it */
+	bool sampled;			/* taken from a perf sample while it ran */
 	uint64_t stopped_ns;		/* how long it was stopped (0 if never) */
 	/*
 	 * /proc/PID/task/TID/syscall as read before the capture (before any stop, which would
@@ -96,6 +97,15 @@ int cp_capture_live_many(int pid, const int *tids, size_t n, const struct cp_cap
  * SO_SNDTIMEO; read/write and friends count, as the fd may be such a socket.)
  */
 bool cp_capture_syscall_may_eintr(long nr);
+
+/*
+ * Capture thread tid while it runs, from one perf sample (a task-clock event on that thread):
+ * all user registers and up to min(stack_max, 60 KiB) of stack from sp, taken in the timer
+ * interrupt; the thread is never stopped. 0 with out filled (stopped false, verified true),
+ * -EAGAIN when no sample came within timeout_ms (the thread blocked, or is stopped),
+ * -EOPNOTSUPP when perf events are not available, -ESRCH, -ENOMEM.
+ */
+int cp_capture_by_sample(int tid, size_t stack_max, int timeout_ms, struct cp_thread_snap *out);
 
 /* Read target memory with process_vm_readv; returns bytes read (may be short) or -errno. */
 long cp_capture_read_mem(int pid, uint64_t addr, void *buf, size_t len);

@@ -1036,6 +1036,7 @@ static int analyse(struct take *t)
 		th->unwind_error = it->capture_error;
 		if (it->captured && it->unwound) {
 			th->stopped = it->snap.stopped;
+			th->sampled = it->snap.sampled;
 			th->stopped_ns = it->snap.stopped_ns;
 			if (it->snap.stopped_ns > d->max_stop_ns)
 				d->max_stop_ns = it->snap.stopped_ns;

@@ -40,6 +40,7 @@ struct cp_dump_thread {
 	size_t nkernel_frames;
 	bool stopped;		/* cprof stopped it to capture it */
 	uint64_t stopped_ns;	/* for how long */
+	bool sampled;		/* captured from a perf sample while it ran (never stopped) */
 };
 
 struct cp_dump_group {

@@ -355,6 +355,50 @@ static void test_live_many(void)
 	check_untouched(child, false, "after live sweeps");
 }
 
+/*
+ * A running thread captured from one perf sample: every register, its stack from sp, taken
+ * while it keeps running (its counter moves on, it is never stopped or traced); a sleeping
+ * thread gives no sample and -EAGAIN.
+ */
+static void test_by_sample(void)
+{
+	struct cp_maps maps;
+	int ok = 0;
+
+	CHECK(cp_maps_read(child, &maps) == 0);
+	for (int i = 0; i < 50; i++) {
+		struct cp_thread_snap s;
+		const struct cp_map *pm, *sm;
+		int ret = cp_capture_by_sample(sh->tids[1], 0, 1000, &s);
+
+		CHECK(ret == 0 || ret == -EAGAIN, "%s", strerror(-ret));
+		if (ret != 0)
+			continue;
+		ok++;
+		pm = cp_maps_find(&maps, s.regs.r[CP_REG_RIP]);
+		sm = cp_maps_find(&maps, s.regs.r[CP_REG_RSP]);
+		CHECK(s.tid == sh->tids[1] && !s.stopped && s.verified && !s.live);
+		CHECK(s.regs.valid == (1u << CP_NREGS) - 1);
+		CHECK(pm && pm->perms[2] == 'x' && sm && sm->perms[1] == 'w');
+		CHECK(s.stack.start == s.regs.r[CP_REG_RSP] && s.stack.len > 0 &&
+		      s.stack.data != NULL);
+		CHECK(s.stack.len <= (60u << 10));
+		cp_thread_snap_release(&s);
+	}
+	/* The spinner spins: most tries must give a sample. */
+	CHECK(ok >= 40, "%d of 50 samples", ok);
+	{
+		struct cp_thread_snap s;
+
+		wait_sleeping(sh->tids[3]);
+		CHECK(cp_capture_by_sample(sh->tids[3], 0, 50, &s) == -EAGAIN);
+		CHECK(cp_capture_by_sample(999999999, 0, 50, &s) == -ESRCH);
+	}
+	cp_maps_release(&maps);
+	test_keeps_running();
+	check_untouched(child, false, "after samples");
+}
+
 static void test_gone(void)
 {
 	struct cp_thread_snap s;
@@ -665,8 +709,11 @@ static void test_live(void)
 		CHECK(s.has_state && s.has_syscall, "%s", names[i]);
 		CHECK(!strncmp(s.comm, names[i], 15), "%s named %s", names[i], s.comm);
 		if (i == 1) {
-			/* Running: stopped, unless caught off CPU between two time slices. */
-			CHECK(s.stopped || (s.live && s.verified));
+			/* Running: one perf sample, unless caught off CPU between two slices. */
+			CHECK(!s.stopped && s.verified);
+			CHECK(s.live || s.regs.valid == (1u << CP_NREGS) - 1);
+			m = cp_maps_find(&maps, s.stack.start);
+			CHECK(m && s.stack.len > 0 && s.stack.len <= m->end - s.stack.start);
 		} else if (i == 0 || i == 3) {
 			/* pause() and read() on an empty pipe: asleep in a syscall all along. */
 			CHECK(s.live && s.verified && !s.stopped && s.stopped_ns == 0, "%s",
@@ -741,6 +788,7 @@ int main(void)
 	test_truncated();
 	test_stale_maps();
 	test_live_many();
+	test_by_sample();
 	test_gone();
 	test_read_mem();
 	test_signals_kept();

@@ -1,0 +1,146 @@
+/* Capture of a running thread without stopping it: one perf sample of its registers and stack. */
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "perf_regs.h"
+#include "util.h"
+
+/*
+ * A thread that is on a CPU has its registers in the CPU, not in /proc, so the live capture
+ * cannot take it, and a ptrace stop holds it for as long as cprof needs to be scheduled
+ * twice (0.1 to several ms on a loaded machine). A perf event on that one thread, a task
+ * clock that fires after 10 us of its CPU time, takes the same snapshot from the timer
+ * interrupt: the user registers and a copy of the stack from sp. The thread loses the few
+ * microseconds of the copy and never leaves the CPU. If the thread blocks before the timer
+ * fires, no sample comes: the caller then finds it off CPU and captures it live.
+ */
+
+#define SAMPLE_PERIOD_NS 10000		/* the kernel's floor for timer events */
+/* A record's size is a u16: the stack, the registers and headers must fit in 64 KiB. */
+#define SAMPLE_STACK_MAX (60u << 10)
+#define RING_DATA_PAGES 32		/* 128 KiB: one record with room to spare */
+
+static int open_event(int tid, size_t stack, bool kernel)
+{
+	struct perf_event_attr a;
+
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.type = PERF_TYPE_SOFTWARE;
+	a.config = PERF_COUNT_SW_TASK_CLOCK;
+	a.sample_period = SAMPLE_PERIOD_NS;
+	a.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
+	a.sample_regs_user = cp_perf_regs_mask();
+	a.sample_stack_user = (uint32_t)stack;
+	a.wakeup_events = 1;
+	a.exclude_hv = 1;
+	/* In a system call the user registers are those of its entry: as good. */
+	a.exclude_kernel = !kernel;
+	return (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+/* Parse the first sample of tid in the ring into out. 0, or -EAGAIN when there is none. */
+static int take_sample(const uint8_t *base, size_t page, int tid, size_t stack,
+		       struct cp_thread_snap *out)
+{
+	const struct perf_event_mmap_page *meta = (const void *)base;
+	const uint8_t *data = base + page;
+	uint64_t size = (uint64_t)RING_DATA_PAGES * page;
+	uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
+	uint64_t tail = 0;
+
+	/* One wakeup per sample and a ring far larger than a record: nothing wraps. */
+	while (tail + sizeof(struct perf_event_header) <= head && head <= size) {
+		const struct perf_event_header *h = (const void *)(data + tail);
+		const uint8_t *p = (const uint8_t *)(h + 1), *end = data + tail + h->size;
+		uint32_t pid_tid[2];
+		uint64_t abi, len, dyn;
+
+		if (h->size < sizeof(*h) || tail + h->size > head)
+			break;
+		tail += h->size;
+		if (h->type != PERF_RECORD_SAMPLE)
+			continue;
+		if ((size_t)(end - p) < 16 + 8 * CP_PERF_NREGS + 8)
+			continue;
+		memcpy(pid_tid, p, 8);
+		memcpy(&abi, p + 8, 8);
+		p += 16;
+		if ((int)pid_tid[1] != tid || abi != PERF_SAMPLE_REGS_ABI_64)
+			continue;
+		memset(out, 0, sizeof(*out));
+		for (size_t i = 0; i < CP_PERF_NREGS; i++, p += 8)
+			memcpy(&out->regs.r[cp_perf_regs[i].dwarf], p, 8);
+		out->regs.valid = (1u << CP_NREGS) - 1;
+		memcpy(&len, p, 8);
+		p += 8;
+		if (len > (uint64_t)(end - p) || (uint64_t)(end - p) - len < 8)
+			continue;
+		memcpy(&dyn, p + len, 8);
+		if (dyn > len)
+			dyn = len;
+		out->tid = tid;
+		out->stack.start = out->regs.r[CP_REG_RSP];
+		out->stack.truncated = dyn == stack;
+		if (dyn) {
+			out->stack.data = malloc(dyn);
+			if (!out->stack.data)
+				return -ENOMEM;
+			memcpy(out->stack.data, p, dyn);
+			out->stack.len = dyn;
+		}
+		out->verified = true;
+		out->sampled = true;
+		return 0;
+	}
+	return -EAGAIN;
+}
+
+int cp_capture_by_sample(int tid, size_t stack_max, int timeout_ms, struct cp_thread_snap *out)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t stack = stack_max && stack_max < SAMPLE_STACK_MAX ? stack_max : SAMPLE_STACK_MAX;
+	size_t len = (1 + RING_DATA_PAGES) * page;
+	struct cp_thread_snap snap;
+	struct pollfd pfd;
+	uint8_t *base;
+	int fd, ret;
+
+	if (tid <= 0 || !out)
+		return -EINVAL;
+	stack &= ~(size_t)7;
+	fd = open_event(tid, stack, true);
+	if (fd < 0 && (errno == EACCES || errno == EPERM))
+		fd = open_event(tid, stack, false);
+	if (fd < 0)
+		return errno == ESRCH ? -ESRCH : -EOPNOTSUPP;
+	/* Populated now: a first touch of each page is a fault, dear on some virtual machines. */
+	base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (base == MAP_FAILED) {
+		close(fd);
+		return -EOPNOTSUPP;
+	}
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	do
+		ret = poll(&pfd, 1, timeout_ms);
+	while (ret < 0 && errno == EINTR);
+	ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+	ret = ret > 0 ? take_sample(base, page, tid, stack, &snap) : -EAGAIN;
+	if (ret == 0)
+		*out = snap;
+	/* POLLHUP alone: the thread exited. */
+	if (ret == -EAGAIN && (pfd.revents & POLLHUP) && !(pfd.revents & POLLIN))
+		ret = -ESRCH;
+	munmap(base, len);
+	close(fd);
+	return ret;
+}
