@@ -17,7 +17,7 @@
 /* The copy is written to disk: refuse absurd sizes a hostile header could ask for. */
 #define CACHE_MAX_INFLATED (1ull << 30)
 
-static int mkdir_p(char *path)
+int cp_debug_cache_mkdir(char *path)
 {
 	for (char *p = path + 1; *p; p++) {
 		if (*p != '/')
@@ -181,7 +181,7 @@ int cp_debug_cache_store(int fd, const char *build_id)
 	/* The directory part of path. */
 	snprintf(tmp, sizeof(tmp), "%s", path);
 	*strrchr(tmp, '/') = '\0';
-	err = mkdir_p(tmp);
+	err = cp_debug_cache_mkdir(tmp);
 	if (err < 0) {
 		elf_end(in);
 		return err;

@@ -15,6 +15,9 @@
  */
 int cp_debug_cache_dir(char *buf, size_t size);
 
+/* mkdir -p path, mode 0700 (path is modified while it works, then restored). 0 or -errno. */
+int cp_debug_cache_mkdir(char *path);
+
 /*
  * Path of the cached copy for build_id (hex) in buf: 0, or -ENOENT when caching is off,
  * -ENAMETOOLONG.

@@ -18,6 +18,7 @@
 
 #include "symbolize.h"
 #include "debug_cache.h"
+#include "sym_cache.h"
 #include "util.h"
 
 /*
@@ -121,6 +122,9 @@ struct module {
 	bool aranges_loaded;
 	Dwarf_Addr dwbias;
 	struct htab addrs;	/* struct addr_entry by ELF address */
+	/* The on-disk results of earlier processes (sym_cache.h), read at the first miss. */
+	bool disk_loaded;
+	int disk_fd;		/* open for appending new results, or -1 */
 	struct cp_symbolizer *sym;
 };
 
@@ -288,6 +292,8 @@ static void module_free_node(struct hnode *n)
 	struct module *m = (struct module *)n;
 
 	htab_release(&m->addrs, free_node);
+	if (m->disk_fd >= 0)
+		close(m->disk_fd);
 	if (m->dwfl)
 		dwfl_end(m->dwfl);
 	free(m->segs);
@@ -652,6 +658,8 @@ static int module_open(struct cp_symbolizer *sym, int pid, const struct cp_map *
 	}
 
 	m = calloc(1, sizeof(*m));
+	if (m)
+		m->disk_fd = -1;
 	if (!m) {
 		err = -ENOMEM;
 		goto fail_elf;
@@ -1427,15 +1435,78 @@ static const struct addr_entry *addr_lookup(struct module *m, uint64_t addr, uin
 	return NULL;
 }
 
+/* Remember frames[0..n) for addr of m (in memory). */
+static void addr_remember(struct cp_symbolizer *sym, struct module *m, uint64_t addr, uint64_t h,
+			  const struct cp_sym_frame *frames, size_t n)
+{
+	struct addr_entry *e;
+
+	if (sym->naddrs >= MAX_CACHED_ADDRS)
+		return;
+	e = malloc(sizeof(*e) + n * sizeof(e->frames[0]));
+	if (!e)
+		return;
+	e->node.hash = h;
+	e->addr = addr;
+	e->n = n;
+	memcpy(e->frames, frames, n * sizeof(*frames));
+	if (htab_insert(&m->addrs, &e->node))
+		free(e);
+	else
+		sym->naddrs++;
+}
+
+/*
+ * The results earlier cprof processes found for m's build (sym_cache.h), into the memory
+ * cache: a dump that meets only known addresses never loads the module's DWARF.
+ */
+static void disk_load(struct cp_symbolizer *sym, struct module *m)
+{
+	struct cp_sym_frame frames[CP_SYM_MAX_INLINE];
+	char *text = NULL, *cursor;
+	uint64_t addr;
+	size_t len, n;
+	int r;
+
+	m->disk_loaded = true;
+	if (!m->build_id || cp_sym_cache_read(m->build_id, &text, &len) < 0)
+		return;
+	cursor = text;
+	while ((r = cp_sym_cache_next(&cursor, &addr, frames, &n)) >= 0) {
+		uint64_t h = hash_u64(addr);
+		bool ok = true;
+
+		if (r == 0 || addr_lookup(m, addr, h))
+			continue;
+		for (size_t i = 0; i < n && ok; i++) {
+			struct cp_sym_frame *f = &frames[i];
+			const char *fn = f->function, *sys = f->system_name, *file = f->file;
+
+			/* Names as stored are already demangled: interned as they are. */
+			f->function = fn ? intern(sym, fn) : NULL;
+			f->system_name = sys ? intern(sym, sys) : NULL;
+			f->file = file ? intern(sym, file) : NULL;
+			ok = (f->function || !fn) && (f->system_name || !sys) && (f->file || !file);
+		}
+		if (ok)
+			addr_remember(sym, m, addr, h, frames, n);
+	}
+	free(text);
+}
+
 /* Symbolize ELF address addr of m into frames; returns the frame count. Cached. */
 static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint64_t addr,
 			       struct cp_sym_frame *frames)
 {
 	uint64_t h = hash_u64(addr);
 	const struct addr_entry *hit = addr_lookup(m, addr, h);
-	struct addr_entry *e;
+	bool from_dwarf = false;
 	size_t n = 0;
 
+	if (!hit && !m->disk_loaded) {
+		disk_load(sym, m);
+		hit = addr_lookup(m, addr, h);
+	}
 	if (hit) {
 		memcpy(frames, hit->frames, hit->n * sizeof(*frames));
 		return hit->n;
@@ -1457,20 +1528,16 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 				n = 0;
 			}
 		}
+		for (size_t i = 0; i < n; i++)
+			from_dwarf = from_dwarf || frames[i].file;
 	}
-	if (sym->naddrs >= MAX_CACHED_ADDRS)
-		return n;
-	e = malloc(sizeof(*e) + n * sizeof(e->frames[0]));
-	if (!e)
-		return n;
-	e->node.hash = h;
-	e->addr = addr;
-	e->n = n;
-	memcpy(e->frames, frames, n * sizeof(*frames));
-	if (htab_insert(&m->addrs, &e->node))
-		free(e);
-	else
-		sym->naddrs++;
+	/*
+	 * Only what DWARF said goes to disk: a symbol-table answer would hide debug information
+	 * installed later (libc6-dbg).
+	 */
+	if (from_dwarf && m->build_id)
+		(void)cp_sym_cache_append(&m->disk_fd, m->build_id, addr, frames, n);
+	addr_remember(sym, m, addr, h, frames, n);
 	return n;
 }
 

@@ -366,6 +366,15 @@ static void test_basic(void)
 }
 
 /* Debug file in .debug/ beside the binary; and a wrong file of the right name is refused. */
+/* Empty the on-disk results (symbolize/sym_cache.h) of earlier symbolizers. */
+static void forget_results(void)
+{
+	char cmd[4200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/cache/sym1'", tmpdir);
+	CHECK(system(cmd) == 0, "%s", cmd);
+}
+
 static void test_debuglink_dirs(void)
 {
 	char bin[PATH_MAX], dbg[PATH_MAX], src[PATH_MAX];
@@ -388,6 +397,21 @@ static void test_debuglink_dirs(void)
 	 * symbol table names the function and no line is made up. */
 	snprintf(src, sizeof(src), "%s/symfix-nobid-stripped.debug", targets);
 	CHECK(copy_file(src, dbg, 0644) == 0, "copy %s", src);
+	/*
+	 * First, a new symbolizer still knows the build from the on-disk results of the run
+	 * above (the build ID names the code, whatever debug file is around now).
+	 */
+	sym = cp_sym_new();
+	if (fixture_start(bin, &f) == 0 && (inl = probe(&f, "inlined"))) {
+		CHECK(resolve(sym, f.pid, inl->ra - 1, &r, NULL) == 0, "resolve");
+		CHECK(r.n == 2 && streq(r.frames[0].function, "sym_inlined") && r.frames[0].inlined &&
+			      r.frames[0].file && strstr(r.frames[0].file, "symfix.c") &&
+			      streq(r.frames[1].function, "sym_outer"),
+		      "results of an earlier process, from the disk");
+	}
+	fixture_stop(&f);
+	cp_sym_free(sym);
+	forget_results();
 	sym = cp_sym_new();
 	if (fixture_start(bin, &f) == 0 && (inl = probe(&f, "inlined"))) {
 		CHECK(resolve(sym, f.pid, inl->ra - 1, &r, NULL) == 0, "resolve");
@@ -404,6 +428,7 @@ static void test_debuglink_dirs(void)
 	 * hang in open(), and .symtab still names the functions. */
 	snprintf(dbg, sizeof(dbg), "%s/symfix-stripped.debug", tmpdir);
 	CHECK(mkfifo(dbg, 0644) == 0, "mkfifo %s", dbg);
+	forget_results();
 	sym = cp_sym_new();
 	if (fixture_start(bin, &f) == 0 && (inl = probe(&f, "outer"))) {
 		CHECK(resolve(sym, f.pid, inl->ra - 1, &r, NULL) == 0, "resolve");
@@ -1060,7 +1085,7 @@ static void test_timing(void)
 
 int main(void)
 {
-	char tmpl[] = "/tmp/cprof-test-sym-XXXXXX";
+	char tmpl[] = "/tmp/cprof-test-sym-XXXXXX", cache[4200];
 
 	check_targets_dir(targets, sizeof(targets));
 	if (!mkdtemp(tmpl)) {
@@ -1068,6 +1093,9 @@ int main(void)
 		return 1;
 	}
 	snprintf(tmpdir, sizeof(tmpdir), "%s", tmpl);
+	/* The caches on disk of this run only, not the user's. */
+	snprintf(cache, sizeof(cache), "%s/cache", tmpdir);
+	setenv("CPROF_CACHE_DIR", cache, 1);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -1083,6 +1111,12 @@ int main(void)
 	test_corrupt();
 	test_timing();
 
+	{
+		char cmd[4200];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s/cache'", tmpdir);
+		CHECK(system(cmd) == 0, "%s", cmd);
+	}
 	rmdir(tmpdir);
 	/* .debug may be left behind by a failed check */
 	{

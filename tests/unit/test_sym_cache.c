@@ -1,0 +1,135 @@
+/* Tests of the on-disk cache of symbolization results: round trip, damage, refusals. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "sym_cache.h"
+
+#define BUILD_ID "0123456789abcdef0123456789abcdef01234567"
+
+static char dir[] = "/tmp/cprof-test-symcache-XXXXXX";
+
+static size_t read_all(struct cp_sym_frame *frames, uint64_t *addrs, size_t max, char **text)
+{
+	char *cursor;
+	size_t len, count = 0, n;
+	uint64_t addr;
+	int r;
+
+	*text = NULL;
+	if (cp_sym_cache_read(BUILD_ID, text, &len) < 0)
+		return 0;
+	cursor = *text;
+	while ((r = cp_sym_cache_next(&cursor, &addr, &frames[count * 2], &n)) >= 0) {
+		if (r == 0)
+			continue;
+		CHECK(n <= 2);
+		if (count < max)
+			addrs[count++] = addr;
+	}
+	return count;
+}
+
+static void test_round_trip(void)
+{
+	struct cp_sym_frame in[2] = {
+		{ .function = "inner", .system_name = "_Z5innerv", .file = "a/b.c", .line = 12,
+		  .start_line = 10, .inlined = true },
+		{ .function = "std::vector<int>::push_back(int)", .system_name = NULL,
+		  .file = NULL, .line = 0, .start_line = 0, .inlined = false },
+	};
+	struct cp_sym_frame out[16];
+	uint64_t addrs[8];
+	char *text;
+	int fd = -1;
+	size_t n;
+
+	CHECK(cp_sym_cache_append(&fd, BUILD_ID, 0x1234, in, 2) == 0);
+	CHECK(cp_sym_cache_append(&fd, BUILD_ID, 0xfff0, in + 1, 1) == 0);
+	CHECK(fd >= 0);
+	/* A string with a control character cannot be read back: not written. */
+	in[0].file = "bad\tname";
+	CHECK(cp_sym_cache_append(&fd, BUILD_ID, 0x99, in, 2) == -EINVAL);
+	in[0].file = "a/b.c";
+	close(fd);
+	fd = -1;
+	CHECK(cp_sym_cache_append(&fd, "not-hex!", 0x99, in, 2) == -EINVAL && fd == -1);
+
+	n = read_all(out, addrs, 8, &text);
+	CHECK(n == 2, "%zu records", n);
+	CHECK(addrs[0] == 0x1234 && addrs[1] == 0xfff0);
+	CHECK(!strcmp(out[0].function, "inner") && !strcmp(out[0].system_name, "_Z5innerv"));
+	CHECK(!strcmp(out[0].file, "a/b.c") && out[0].line == 12 && out[0].start_line == 10);
+	CHECK(out[0].inlined && !out[1].inlined);
+	CHECK(!strcmp(out[1].function, "std::vector<int>::push_back(int)"));
+	CHECK(out[1].system_name == NULL && out[1].file == NULL && out[1].line == 0);
+	CHECK(!strcmp(out[2].function, "std::vector<int>::push_back(int)"));
+	free(text);
+}
+
+/* Damaged lines (torn, wrong counts, bad numbers, garbage) are skipped; good ones kept. */
+static void test_damage(void)
+{
+	static const char *const junk[] = {
+		"zz 1\tf\x1f\x1f\x1f" "1\x1f" "1\x1f" "0\n",		/* bad address */
+		"10 2\tf\x1f\x1f\x1f" "1\x1f" "1\x1f" "0\n",		/* one frame, two said */
+		"11 1\tf\x1f\x1f\x1f" "x\x1f" "1\x1f" "0\n",		/* bad line */
+		"12 1\tf\x1f\x1f\x1f" "1\x1f" "1\x1f" "7\n",		/* bad inlined */
+		"13 1\tf\x1f\x1f" "1\x1f" "1\x1f" "0\n",		/* a field short */
+		"14 99\tf\n",						/* too many frames */
+		"\n", "no tab at all\n", "\x01\x02\x03\n",
+		"15 1\tgood\x1f\x1f" "f.c\x1f" "3\x1f" "1\x1f" "0\n",	/* the good one */
+		"16 1\ttorn\x1f\x1f",					/* no newline: torn */
+	};
+	struct cp_sym_frame out[64];
+	uint64_t addrs[16];
+	char path[4200], *text;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/sym1/%s", dir, BUILD_ID);
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
+		fputs(junk[i], f);
+	fclose(f);
+	n = read_all(out, addrs, 16, &text);
+	CHECK(n == 1, "%zu records", n);
+	CHECK(n >= 1 && addrs[0] == 0x15 && !strcmp(out[0].function, "good") &&
+	      !strcmp(out[0].file, "f.c") && out[0].line == 3);
+	free(text);
+}
+
+int main(void)
+{
+	char cmd[256];
+
+	if (!mkdtemp(dir)) {
+		printf("mkdtemp failed\n");
+		return 1;
+	}
+	setenv("CPROF_CACHE_DIR", dir, 1);
+	test_round_trip();
+	test_damage();
+	/* Caching off: nothing read, nothing written. */
+	setenv("CPROF_CACHE_DIR", "", 1);
+	{
+		struct cp_sym_frame f = { .function = "x", .file = "y.c", .line = 1 };
+		char *text = NULL;
+		size_t len;
+		int fd = -1;
+
+		CHECK(cp_sym_cache_read(BUILD_ID, &text, &len) == -ENOENT);
+		CHECK(cp_sym_cache_append(&fd, BUILD_ID, 1, &f, 1) == -ENOENT && fd == -1);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("could not remove %s\n", dir);
+	return check_done("sym_cache");
+}
