@@ -103,7 +103,8 @@ def test_fp_mode_drops_junk_frames():
 
 
 def test_deep_stack_truncated():
-    # 100 frames of ~256 bytes (25 KiB): far more than a 4 KiB copy, within the default 32 KiB.
+    # 100 frames of ~256 bytes (25 KiB): far more than a 4 KiB copy or the default 8 KiB,
+    # complete with 32 KiB; 20 frames (5 KiB) are complete with the default.
     with Target("cpu_split", "--deep", 100) as t:
         out, r = attach(t.pid, "--stack-size", 4096, "-F", 499, seconds=2)
         tr = traces(out)
@@ -111,13 +112,21 @@ def test_deep_stack_truncated():
         cut = total(tr, lambda f, l: f[0] == "spin_leaf" and f[-1] == "[truncated]")
         check(leaf > 0 and cut >= 0.9 * leaf, "%d of %d deep stacks end in [truncated]" %
               (cut, leaf), [f for c, f, l in tr][:2])
-        out, r = attach(t.pid, "-F", 499, seconds=2)
+        out, r = attach(t.pid, "--stack-size", 32768, "-F", 499, seconds=2)
         tr = traces(out)
         leaf = total(tr, lambda f, l: f[0] == "spin_leaf")
         full = total(tr, lambda f, l: f[0] == "spin_leaf" and "main" in f and
                      f.count("recurse") >= 100)
         check(leaf > 0 and full >= 0.9 * leaf, "%d of %d deep stacks complete with 32 KiB" %
               (full, leaf), [f for c, f, l in tr][:2])
+    with Target("cpu_split", "--deep", 20) as t:
+        out, r = attach(t.pid, "-F", 499, seconds=2)
+        tr = traces(out)
+        leaf = total(tr, lambda f, l: f[0] == "spin_leaf")
+        full = total(tr, lambda f, l: f[0] == "spin_leaf" and "main" in f and
+                     f.count("recurse") >= 20)
+        check(leaf > 0 and full >= 0.9 * leaf, "%d of %d 20-deep stacks complete with the "
+              "default 8 KiB" % (full, leaf), [f for c, f, l in tr][:2])
 
 
 def test_formats():
