@@ -275,20 +275,24 @@ static void setup_attr(struct cp_sampler *s, const struct cp_sampler_opts *o, bo
 }
 
 /*
- * Bytes of ring per CPU: about two seconds of samples at full rate, so that a reader that is
- * kept off the CPU for a while (a loaded machine) loses nothing; a power of two, at most
- * 32 MiB per ring and 128 MiB over all CPUs (locked memory).
+ * Bytes of ring per CPU: about a second of samples at full rate (a CPU takes at most hz
+ * samples a second, however many threads share it), so that a reader kept off the CPU for a
+ * while (a loaded machine, the first DWARF lookups) loses nothing; a power of two, at most
+ * 32 MiB per ring and 128 MiB over all CPUs (locked memory). Every page is allocated and
+ * cleared by the kernel up front: two seconds' worth at 999 Hz, 64 MiB, was a few percent
+ * of a short record's CPU for nothing.
  */
 static size_t ring_bytes_for(const struct cp_sampler_opts *o, size_t stack_size, size_t ncpus)
 {
 	size_t per_sample = o->dwarf ? stack_size + 256 : 1100;
-	size_t want = per_sample * (size_t)o->hz * 2;
+	size_t want = per_sample * (size_t)o->hz;
 	size_t cap = (128u << 20) / (ncpus ? ncpus : 1);
 	size_t bytes = 64u << 10;
 
 	if (cap > (32u << 20))
 		cap = 32u << 20;
-	while (bytes < want && bytes * 2 <= cap)
+	/* The nearest power of two: 1 MiB at 99 Hz, 8 MiB at 999 Hz with 8 KiB stacks. */
+	while (bytes + bytes / 2 < want && bytes * 2 <= cap)
 		bytes <<= 1;
 	return bytes;
 }
