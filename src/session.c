@@ -50,7 +50,7 @@ struct thread {
 
 struct ksym {
 	uint64_t addr;
-	char *name;
+	uint32_t name_off;	/* into cp_session.knames */
 };
 
 struct cp_session {
@@ -66,8 +66,11 @@ struct cp_session {
 	size_t nthreads;
 	bool main_added;	/* the profile's mapping 1 (the main executable) exists */
 	bool main_pending_exec;	/* record: take the first exec mapping after exec as main */
-	struct ksym *ksyms;
+	struct ksym *ksyms;	/* text symbols by address */
 	size_t nksyms;
+	char *knames;		/* their names, NUL-terminated, one after another */
+	size_t knames_len;
+	size_t knames_cap;
 	bool ksyms_loaded;
 	uint64_t kernel_mapping;
 	bool disabled;		/* events stopped counting; end_mono set */
@@ -433,39 +436,122 @@ static int ksym_cmp(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
+static bool is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/*
+ * One line of /proc/kallsyms, "ADDR TYPE NAME[\t[MODULE]]": the text symbols (t, T, w, W)
+ * with a non-zero address go into the table, their names into one arena. -ENOMEM or 0.
+ */
+static int ksyms_add_line(struct cp_session *s, const char *line, const char *end, size_t *cap)
+{
+	const char *p = line, *name;
+	uint64_t addr = 0;
+	size_t len;
+	char type;
+
+	for (; p < end && is_hex(*p); p++)
+		addr = addr << 4 | (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
+	if (p == line || p + 3 > end || p[0] != ' ' || p[2] != ' ' || !addr)
+		return 0;
+	type = p[1];
+	if (type != 't' && type != 'T' && type != 'w' && type != 'W')
+		return 0;
+	name = p + 3;
+	for (len = 0; name + len < end && name[len] != '\t' && name[len] != ' '; len++)
+		;
+	if (!len || s->knames_len + len + 1 > UINT32_MAX)
+		return 0;
+	if (len > 255)
+		len = 255;
+	if (s->nksyms == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16384;
+		struct ksym *v = realloc(s->ksyms, ncap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->ksyms = v;
+		*cap = ncap;
+	}
+	if (s->knames_len + len + 1 > s->knames_cap) {
+		size_t ncap = s->knames_cap ? s->knames_cap * 2 : 1u << 20;
+		char *v = realloc(s->knames, ncap);
+
+		if (!v)
+			return -ENOMEM;
+		s->knames = v;
+		s->knames_cap = ncap;
+	}
+	memcpy(s->knames + s->knames_len, name, len);
+	s->knames[s->knames_len + len] = '\0';
+	s->ksyms[s->nksyms].addr = addr;
+	s->ksyms[s->nksyms].name_off = (uint32_t)s->knames_len;
+	s->knames_len += len + 1;
+	s->nksyms++;
+	return 0;
+}
+
+/*
+ * Read /proc/kallsyms once, the first time a kernel frame needs a name: about 120k lines
+ * (5 MB) that the kernel formats on every read, so never at start. Parsed by hand in 256 KiB
+ * chunks (sscanf, strtok and a strdup per symbol were a quarter of a short record's CPU).
+ */
 static void ksyms_load(struct cp_session *s)
 {
-	char *text = NULL, *line, *save = NULL;
-	size_t cap = 0;
+	size_t bufsize = 256u << 10, have = 0, cap = 0;
+	char *buf;
+	bool sorted = true;
+	int fd;
 
 	s->ksyms_loaded = true;
-	if (cp_read_file_alloc("/proc/kallsyms", 64u << 20, &text, NULL) < 0)
+	fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return;
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		unsigned long long addr;
-		char type, name[256];
-
-		if (sscanf(line, "%llx %c %255s", &addr, &type, name) != 3 || !addr)
-			continue;
-		if (type != 't' && type != 'T' && type != 'w' && type != 'W')
-			continue;
-		if (s->nksyms == cap) {
-			size_t ncap = cap ? cap * 2 : 4096;
-			struct ksym *v = realloc(s->ksyms, ncap * sizeof(*v));
-
-			if (!v)
-				break;
-			s->ksyms = v;
-			cap = ncap;
-		}
-		s->ksyms[s->nksyms].addr = addr;
-		s->ksyms[s->nksyms].name = strdup(name);
-		if (!s->ksyms[s->nksyms].name)
-			break;
-		s->nksyms++;
+	buf = malloc(bufsize);
+	if (!buf) {
+		close(fd);
+		return;
 	}
-	free(text);
-	qsort(s->ksyms, s->nksyms, sizeof(*s->ksyms), ksym_cmp);
+	for (;;) {
+		ssize_t n = read(fd, buf + have, bufsize - have);
+		char *p = buf, *end, *nl;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		end = buf + have + n;
+		while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
+			if (ksyms_add_line(s, p, nl, &cap) < 0)
+				goto out;
+			p = nl + 1;
+		}
+		have = (size_t)(end - p);
+		if (have == bufsize)
+			have = 0;	/* a line longer than the buffer: not kallsyms */
+		memmove(buf, p, have);
+	}
+out:
+	free(buf);
+	close(fd);
+	/* Shrink to what is used: the table lives as long as the session. */
+	if (s->nksyms) {
+		struct ksym *v = realloc(s->ksyms, s->nksyms * sizeof(*v));
+		char *names = realloc(s->knames, s->knames_len);
+
+		if (v)
+			s->ksyms = v;
+		if (names) {
+			s->knames = names;
+			s->knames_cap = s->knames_len;
+		}
+	}
+	for (size_t i = 1; i < s->nksyms && sorted; i++)
+		sorted = s->ksyms[i - 1].addr <= s->ksyms[i].addr;
+	if (!sorted)
+		qsort(s->ksyms, s->nksyms, sizeof(*s->ksyms), ksym_cmp);
 }
 
 static const char *ksym_find(struct cp_session *s, uint64_t addr)
@@ -483,7 +569,7 @@ static const char *ksym_find(struct cp_session *s, uint64_t addr)
 		else
 			hi = mid;
 	}
-	return lo ? s->ksyms[lo - 1].name : NULL;
+	return lo ? s->knames + s->ksyms[lo - 1].name_off : NULL;
 }
 
 /* --- locations --- */
@@ -1098,9 +1184,8 @@ void cp_session_free(struct cp_session *s)
 		}
 	}
 	free(s->threads);
-	for (size_t i = 0; i < s->nksyms; i++)
-		free(s->ksyms[i].name);
 	free(s->ksyms);
+	free(s->knames);
 	cp_sym_free(s->sym);
 	cp_profile_free(s->prof);
 	free(s->pids);
