@@ -377,24 +377,41 @@ static int cmp_pipe_ent(const void *a, const void *b)
 	return (x->fd > y->fd) - (x->fd < y->fd);
 }
 
+/* Rebuild the index when it is old; the lock is held. false when it could not be built. */
+static bool index_refresh_locked(void)
+{
+	uint64_t now = cp_now_ns();
+
+	if (pipe_index.built_ns && now - pipe_index.built_ns <= PIPE_INDEX_TTL_NS)
+		return true;
+	pipe_index.n = 0;
+	pipe_index.oom = false;
+	pipe_index.cut = scan_all_fds(visit_index, NULL);
+	if (pipe_index.oom) {
+		pipe_index.built_ns = 0;
+		return false;
+	}
+	qsort(pipe_index.v, pipe_index.n, sizeof(*pipe_index.v), cmp_pipe_ent);
+	pipe_index.built_ns = cp_now_ns();
+	return true;
+}
+
+void cp_fd_pipe_index_warm(void)
+{
+	pthread_mutex_lock(&pipe_index.lock);
+	(void)index_refresh_locked();
+	pthread_mutex_unlock(&pipe_index.lock);
+}
+
 /* Look ino up in the index (rebuilt when old). false when the index could not be built. */
 static bool index_lookup(uint64_t ino, struct holder_search *hs, bool *cut)
 {
-	uint64_t now = cp_now_ns();
 	size_t lo, hi;
 
 	pthread_mutex_lock(&pipe_index.lock);
-	if (!pipe_index.built_ns || now - pipe_index.built_ns > PIPE_INDEX_TTL_NS) {
-		pipe_index.n = 0;
-		pipe_index.oom = false;
-		pipe_index.cut = scan_all_fds(visit_index, NULL);
-		if (pipe_index.oom) {
-			pipe_index.built_ns = 0;
-			pthread_mutex_unlock(&pipe_index.lock);
-			return false;
-		}
-		qsort(pipe_index.v, pipe_index.n, sizeof(*pipe_index.v), cmp_pipe_ent);
-		pipe_index.built_ns = cp_now_ns();
+	if (!index_refresh_locked()) {
+		pthread_mutex_unlock(&pipe_index.lock);
+		return false;
 	}
 	/* First entry with this inode. */
 	lo = 0;
