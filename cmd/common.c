@@ -177,6 +177,15 @@ void cp_cmd_explain_attach_error(const char *cmd, int pid, int err, int tracer)
 	cp_error(what, "cannot %s: %s", cmd, strerror(-err));
 }
 
+/*
+ * Output files are written in large pieces: a dump of a thousand threads is a few MB, and
+ * stdio's default (the file's block size, 4 KiB) would make that hundreds of system calls.
+ */
+static void large_buffer(FILE *f)
+{
+	setvbuf(f, NULL, _IOFBF, 256u << 10);
+}
+
 int cp_output_open(struct cp_output *out, const char *cmd, const char *path)
 {
 	int fd;
@@ -203,6 +212,7 @@ int cp_output_open(struct cp_output *out, const char *cmd, const char *path)
 			out->path = NULL;
 			return err;
 		}
+		large_buffer(out->f);
 		return 0;
 	}
 	if (asprintf(&out->tmp_path, "%s.tmp.%d", path, (int)getpid()) < 0) {
@@ -232,6 +242,7 @@ int cp_output_open(struct cp_output *out, const char *cmd, const char *path)
 		memset(out, 0, sizeof(*out));
 		return err;
 	}
+	large_buffer(out->f);
 	return 0;
 }
 

@@ -165,13 +165,28 @@ static void add_deadlocks(struct cp_strbuf *sb, const struct cp_dump *dump)
 	cp_strbuf_adds(sb, dump->ndeadlocks ? " ]" : "]");
 }
 
+#define FLUSH_AT (64u << 10)
+
+/* Write sb out and empty it. 0 or -errno (its allocation failure, or -EIO). */
+static int flush(struct cp_strbuf *sb, FILE *f)
+{
+	if (sb->err)
+		return sb->err;
+	if (sb->len && fwrite(sb->buf, 1, sb->len, f) != sb->len)
+		return -EIO;
+	sb->len = 0;
+	if (sb->buf)
+		sb->buf[0] = '\0';
+	return 0;
+}
+
 int cp_dump_write_json(const struct cp_dump *dump, FILE *f)
 {
 	struct cp_strbuf sb = CP_STRBUF_INIT;
 	struct cp_dump_wait_count counts[CP_WAIT__COUNT];
 	size_t nc = cp_dump_count_by_wait(dump, counts);
 	char when[64];
-	int err;
+	int err = 0;
 
 	cp_dump_format_time(dump->time_ns, when, sizeof(when));
 	cp_strbuf_addf(&sb, "{ \"pid\": %d, \"exe\": ", dump->pid);
@@ -184,9 +199,12 @@ int cp_dump_write_json(const struct cp_dump *dump, FILE *f)
 	cp_strbuf_adds(&sb, "],\n  \"time\": ");
 	cp_strbuf_add_json_str(&sb, when);
 	cp_strbuf_adds(&sb, ",\n  \"threads\": [");
-	for (size_t i = 0; i < dump->nthreads; i++) {
+	for (size_t i = 0; i < dump->nthreads && !err; i++) {
 		cp_strbuf_adds(&sb, i ? ",\n" : "\n");
 		add_thread(&sb, &dump->threads[i]);
+		/* Out in pieces: one buffer reused, not a copy of the whole file in memory. */
+		if (sb.len >= FLUSH_AT)
+			err = flush(&sb, f);
 	}
 	cp_strbuf_adds(&sb, dump->nthreads ? " ],\n  \"groups\": " : "],\n  \"groups\": ");
 	add_groups(&sb, dump);
@@ -208,9 +226,8 @@ int cp_dump_write_json(const struct cp_dump *dump, FILE *f)
 		cp_strbuf_addf(&sb, ": %zu", counts[i].count);
 	}
 	cp_strbuf_adds(&sb, nc ? " } } }\n" : "} } }\n");
-	err = sb.err;
-	if (!err && fwrite(sb.buf, 1, sb.len, f) != sb.len)
-		err = -EIO;
+	if (!err)
+		err = flush(&sb, f);
 	cp_strbuf_release(&sb);
 	return err;
 }

@@ -260,6 +260,14 @@ void cp_strbuf_add_json_str(struct cp_strbuf *sb, const char *s)
 		unsigned char c = *p;
 		size_t n;
 
+		/* Printable ASCII needs no escape: a run of it goes in at once. */
+		for (n = 0; p[n] >= 0x20 && p[n] < 0x7f && p[n] != '"' && p[n] != '\\'; n++)
+			;
+		if (n) {
+			cp_strbuf_add(sb, p, n);
+			p += n;
+			continue;
+		}
 		switch (c) {
 		case '"':
 			cp_strbuf_adds(sb, "\\\"");
