@@ -83,6 +83,8 @@ struct take {
 	size_t stack_max;	/* per-thread copy limit for this dump */
 	size_t ncaptured;
 	pthread_t prefetch;	/* cp_fd_pipe_index_warm() beside the captures */
+	struct cp_frame *scratch;	/* symbolize_stack()'s work array */
+	size_t scratch_cap;
 	bool prefetching;
 };
 
@@ -135,6 +137,9 @@ static void item_release(struct item *it)
 
 static void take_release(struct take *t)
 {
+	free(t->scratch);
+	t->scratch = NULL;
+	t->scratch_cap = 0;
 	if (t->prefetching)
 		pthread_join(t->prefetch, NULL);
 	t->prefetching = false;
@@ -394,6 +399,19 @@ static int settle(struct take *t, size_t from, int *tracer)
 #define CAPTURE_THREADS_PER 64	/* target threads per capturing thread, at least */
 #define CAPTURE_BATCH 32	/* threads taken in one sweep (at most CP_CAPTURE_MANY_MAX) */
 
+struct shapes;
+/* What one thread of cprof needs to unwind: its own unwinder, result and stack shapes. */
+struct walker {
+	struct cp_unwinder *uw;		/* NULL when the maps could not be read */
+	struct cp_unwind_result *ur;
+	struct shapes *sh;
+	const struct cp_maps *maps;
+};
+
+static int walker_init(struct walker *wk, int pid, const struct cp_maps *maps);
+static void walker_release(struct walker *wk);
+static int walk_item(struct take *t, struct item *it, struct walker *wk);
+
 struct capture_work {
 	struct take *t;
 	struct item *items;
@@ -435,6 +453,8 @@ static void *capture_worker(void *arg)
 {
 	struct capture_work *w = arg;
 	int pre[CAPTURE_BATCH];
+	struct walker wk;
+	bool walking = walker_init(&wk, w->t->pid, w->t->have_maps ? &w->t->maps : NULL) == 0;
 
 	for (;;) {
 		size_t i = atomic_fetch_add(&w->next, CAPTURE_BATCH), n;
@@ -455,7 +475,18 @@ static void *capture_worker(void *arg)
 			}
 			capture_one(w->t, &w->items[i + j], pre[j]);
 		}
+		/*
+		 * The batch's stacks are unwound now, on the copies, and freed: the next batch
+		 * reuses their memory, where copies of every thread kept until the end would
+		 * touch a fresh page for each (dear on some virtual machines). Failures are left
+		 * to analyse(), which unwinds whatever is not done yet.
+		 */
+		for (size_t j = 0; j < n && walking && !cancelled(w->t); j++)
+			if (!w->items[i + j].drop && walk_item(w->t, &w->items[i + j], &wk) < 0)
+				break;
 	}
+	if (walking)
+		walker_release(&wk);
 	return NULL;
 }
 
@@ -624,9 +655,20 @@ static int symbolize_stack(struct take *t, const struct cp_maps *maps,
 
 	if (!ur->n)
 		return 0;
-	fr = calloc(cap, sizeof(*fr));
-	if (!fr)
-		return -ENOMEM;
+	/*
+	 * Built in a scratch array sized for the worst case (every frame inlined 16 deep), then
+	 * copied at its true size: a worst-case array per thread would be megabytes of fresh
+	 * pages on a dump of a thousand threads.
+	 */
+	if (cap > t->scratch_cap) {
+		struct cp_frame *v = realloc(t->scratch, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		t->scratch = v;
+		t->scratch_cap = cap;
+	}
+	fr = t->scratch;
 	for (size_t i = 0; i < ur->n; i++) {
 		uint64_t pc = ur->pc[i];
 		/* A caller's pc is a return address: look up the call instruction before it. */
@@ -639,10 +681,8 @@ static int symbolize_stack(struct take *t, const struct cp_maps *maps,
 
 		if (map) {
 			module = intern(t->d, map->path[0] ? map->path : "[anon]");
-			if (!module) {
-				free(fr);
+			if (!module)
 				return -ENOMEM;
-			}
 			base.module = module;
 			base.offset = pc - map->start + map->offset;
 			base.has_offset = true;
@@ -665,7 +705,10 @@ static int symbolize_stack(struct take *t, const struct cp_maps *maps,
 			fr[n++] = f;
 		}
 	}
-	th->frames = fr;
+	th->frames = malloc(n * sizeof(*fr));
+	if (!th->frames)
+		return -ENOMEM;
+	memcpy(th->frames, fr, n * sizeof(*fr));
 	th->nframes = n;
 	return 0;
 }
@@ -943,34 +986,56 @@ struct unwind_work {
 	atomic_int err;
 };
 
+static int walker_init(struct walker *wk, int pid, const struct cp_maps *maps)
+{
+	memset(wk, 0, sizeof(*wk));
+	wk->maps = maps;
+	wk->ur = malloc(sizeof(*wk->ur));
+	wk->sh = calloc(1, sizeof(*wk->sh));
+	if (!wk->ur || !wk->sh || (maps && !(wk->uw = cp_unwind_new(pid, maps, true)))) {
+		free(wk->ur);
+		free(wk->sh);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void walker_release(struct walker *wk)
+{
+	shapes_release(wk->sh);
+	free(wk->sh);
+	cp_unwind_free(wk->uw);
+	free(wk->ur);
+	memset(wk, 0, sizeof(*wk));
+}
+
+/* Unwind it unless that is done already. 0 or -ENOMEM. */
+static int walk_item(struct take *t, struct item *it, struct walker *wk)
+{
+	if (!it->captured || it->unwound)
+		return 0;
+	return unwind_item(t, it, wk->uw, wk->ur, wk->maps, wk->sh);
+}
+
 static void *unwind_worker(void *arg)
 {
 	struct unwind_work *w = arg;
 	struct take *t = w->t;
-	struct cp_unwinder *uw = NULL;
-	struct cp_unwind_result *ur = malloc(sizeof(*ur));
-	struct shapes *sh = calloc(1, sizeof(*sh));
+	struct walker wk;
 
-	if (!ur || !sh || (w->maps && !(uw = cp_unwind_new(t->pid, w->maps, true)))) {
+	if (walker_init(&wk, t->pid, w->maps) < 0) {
 		atomic_store(&w->err, -ENOMEM);
-		free(ur);
-		free(sh);
 		return NULL;
 	}
 	for (;;) {
 		size_t i = atomic_fetch_add(&w->next, 1);
-		struct item *it;
 
 		if (i >= t->nitems || cancelled(t) || atomic_load(&w->err))
 			break;
-		it = &t->items[i];
-		if (it->captured && unwind_item(t, it, uw, ur, w->maps, sh) < 0)
+		if (walk_item(t, &t->items[i], &wk) < 0)
 			atomic_store(&w->err, -ENOMEM);
 	}
-	shapes_release(sh);
-	free(sh);
-	cp_unwind_free(uw);
-	free(ur);
+	walker_release(&wk);
 	return NULL;
 }
 
