@@ -883,6 +883,27 @@ static void test_deleted_binary(void)
 	free(r);
 }
 
+/*
+ * cprof's sigprocmask (unwind.c) answers libunwind's calls without a system call; every
+ * other caller must still get a real mask change. Unwinding leaves this thread's mask alone.
+ */
+static void test_sigprocmask(struct cp_unwinder *uw, const struct cp_regs *regs,
+			     const struct cp_stack *st, struct cp_unwind_result *r)
+{
+	sigset_t set, old, now;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	CHECK(sigprocmask(SIG_BLOCK, &set, &old) == 0);
+	CHECK(pthread_sigmask(SIG_SETMASK, NULL, &now) == 0 && sigismember(&now, SIGUSR2));
+	CHECK(cp_unwind(uw, regs, st, r) == 0 && r->n > 1);
+	CHECK(pthread_sigmask(SIG_SETMASK, NULL, &now) == 0 && sigismember(&now, SIGUSR2) &&
+	      !sigismember(&now, SIGUSR1));
+	CHECK(sigprocmask(SIG_SETMASK, &old, NULL) == 0);
+	CHECK(pthread_sigmask(SIG_SETMASK, NULL, &now) == 0 && !sigismember(&now, SIGUSR2));
+	CHECK(sigprocmask(99, &set, NULL) == -1 && errno == EINVAL);
+}
+
 int main(void)
 {
 	struct cp_unwind_result *full = calloc(1, sizeof(*full));
@@ -928,6 +949,7 @@ int main(void)
 		test_garbage(uw, full);
 		test_corrupt_files(fixture, NULL, regs, st, full);
 		test_vdso(uw, regs, st, full);
+		test_sigprocmask(uw, regs, st, full);
 		/* New maps, same files: the module cache survives, the results do not change. */
 		cp_unwind_set_maps(uw, &maps);
 		struct cp_unwind_result again;
