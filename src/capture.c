@@ -391,13 +391,18 @@ struct live_files {
 	int status_fd;		/* .../status */
 };
 
-static int open_task_file(int pid, int tid, const char *name)
+static int open_task_file_at(int taskfd, int pid, int tid, const char *name)
 {
 	char path[64];
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", pid, tid, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (taskfd >= 0) {
+		snprintf(path, sizeof(path), "%d/%s", tid, name);
+		fd = openat(taskfd, path, O_RDONLY | O_CLOEXEC);
+	} else {
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", pid, tid, name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return errno == ENOENT ? -ESRCH : -errno;
 	return fd;
@@ -489,12 +494,16 @@ static void live_close(struct live_files *lf)
 	lf->sc_fd = lf->status_fd = -1;
 }
 
-static int live_open(int pid, int tid, struct live_files *lf)
+/*
+ * Open tid's syscall and status files, relative to taskfd (/proc/PID/task, -1 for none: a
+ * path from the start, two lookups more).
+ */
+static int live_openat(int taskfd, int pid, int tid, struct live_files *lf)
 {
-	lf->sc_fd = open_task_file(pid, tid, "syscall");
+	lf->sc_fd = open_task_file_at(taskfd, pid, tid, "syscall");
 	if (lf->sc_fd < 0)
 		return lf->sc_fd;
-	lf->status_fd = open_task_file(pid, tid, "status");
+	lf->status_fd = open_task_file_at(taskfd, pid, tid, "status");
 	if (lf->status_fd < 0) {
 		int err = lf->status_fd;
 
@@ -503,6 +512,11 @@ static int live_open(int pid, int tid, struct live_files *lf)
 		return err;
 	}
 	return 0;
+}
+
+static int live_open(int pid, int tid, struct live_files *lf)
+{
+	return live_openat(-1, pid, tid, lf);
 }
 
 bool cp_capture_syscall_may_eintr(long nr)
@@ -703,12 +717,12 @@ struct many_slot {
 };
 
 /* Open and take the first look at one thread; 0 when its stack is to be copied. */
-static int many_first_look(int pid, int tid, const struct cp_maps *given, struct cp_maps *own,
-			   size_t max, struct many_slot *s)
+static int many_first_look(int taskfd, int pid, int tid, const struct cp_maps *given,
+			   struct cp_maps *own, size_t max, struct many_slot *s)
 {
 	char text[256];
 	const struct cp_map *m;
-	int ret = live_open(pid, tid, &s->lf);
+	int ret = live_openat(taskfd, pid, tid, &s->lf);
 
 	if (ret < 0)
 		return ret;
@@ -774,6 +788,8 @@ int cp_capture_live_many(int pid, const int *tids, size_t n, const struct cp_cap
 	const struct cp_maps *given = opts ? opts->maps : NULL;
 	struct many_slot slot[CP_CAPTURE_MANY_MAX];
 	struct cp_maps own = { 0 };
+	char path[64];
+	int taskfd;
 
 	if (pid <= 0 || !tids || !out || !ret || n > CP_CAPTURE_MANY_MAX)
 		return -EINVAL;
@@ -784,10 +800,14 @@ int cp_capture_live_many(int pid, const int *tids, size_t n, const struct cp_cap
 			return err;
 	}
 	memset(slot, 0, n * sizeof(*slot));
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	taskfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	for (size_t i = 0; i < n; i++) {
 		slot[i].lf.sc_fd = slot[i].lf.status_fd = -1;
-		ret[i] = many_first_look(pid, tids[i], given, &own, max, &slot[i]);
+		ret[i] = many_first_look(taskfd, pid, tids[i], given, &own, max, &slot[i]);
 	}
+	if (taskfd >= 0)
+		close(taskfd);
 	many_copy(pid, slot, ret, n);
 	for (size_t i = 0; i < n; i++) {
 		struct many_slot *s = &slot[i];
