@@ -68,42 +68,41 @@ static void regs_from_user(const struct user_regs_struct *u, struct cp_regs *r)
  * A process_vm_readv call costs about 20 us on a paravirtualised guest whatever its size (it
  * pins the other process's pages); a pread of /proc/PID/mem, 5 to 9 us. A dump reads target
  * memory a few hundred times (lock words, timeouts, unwinding), so the first read of a pid
- * opens its mem file and later ones reuse it: a few fds, shared by all threads (pread has no
- * file position), kept for the life of cprof.
+ * opens its mem file and later ones reuse it, from any thread (pread has no file position).
+ * A cached fd is never closed while cprof runs: another thread may be reading through it, and
+ * a closed number can come back as another file. So the cache only fills its free slots (a
+ * pid that is gone keeps its slot, marked dead), and beyond them a read opens and closes.
  */
 #define MEM_FDS 4
 
 static struct {
 	pthread_mutex_t lock;
-	int pid[MEM_FDS];
+	int pid[MEM_FDS];	/* 0 free, -1 gone */
 	int fd[MEM_FDS];
-	unsigned int next;
 } mem_fds = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static int mem_fd_get(int pid)
+/* An fd on pid's mem file; *owned when the caller must close it. -1 when none. */
+static int mem_fd_get(int pid, bool *owned)
 {
-	int fd = -1;
+	char path[64];
+	int fd = -1, slot = -1;
 
+	*owned = false;
 	pthread_mutex_lock(&mem_fds.lock);
-	for (int i = 0; i < MEM_FDS; i++)
-		if (mem_fds.pid[i] == pid && mem_fds.fd[i] > 0)
+	for (int i = 0; i < MEM_FDS && fd < 0; i++) {
+		if (mem_fds.pid[i] == pid)
 			fd = mem_fds.fd[i];
+		else if (mem_fds.pid[i] == 0 && slot < 0)
+			slot = i;
+	}
 	if (fd < 0) {
-		char path[64];
-		unsigned int slot = mem_fds.next++ % MEM_FDS;
-
 		snprintf(path, sizeof(path), "/proc/%d/mem", pid);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd == 0) {
-			/* 0 marks a free slot: keep the file on another number. */
-			fd = fcntl(0, F_DUPFD_CLOEXEC, 1);
-			close(0);
-		}
-		if (fd > 0) {
-			if (mem_fds.fd[slot] > 0)
-				close(mem_fds.fd[slot]);
+		if (fd >= 0 && slot >= 0) {
 			mem_fds.pid[slot] = pid;
 			mem_fds.fd[slot] = fd;
+		} else if (fd >= 0) {
+			*owned = true;
 		}
 	}
 	pthread_mutex_unlock(&mem_fds.lock);
@@ -111,16 +110,12 @@ static int mem_fd_get(int pid)
 }
 
 /* The process behind pid's cached fd is gone (its pid may come back as another). */
-static void mem_fd_drop(int pid)
+static void mem_fd_gone(int pid)
 {
 	pthread_mutex_lock(&mem_fds.lock);
-	for (int i = 0; i < MEM_FDS; i++) {
-		if (mem_fds.pid[i] == pid && mem_fds.fd[i] > 0) {
-			close(mem_fds.fd[i]);
-			mem_fds.fd[i] = 0;
-			mem_fds.pid[i] = 0;
-		}
-	}
+	for (int i = 0; i < MEM_FDS; i++)
+		if (mem_fds.pid[i] == pid)
+			mem_fds.pid[i] = -1;
 	pthread_mutex_unlock(&mem_fds.lock);
 }
 
@@ -128,6 +123,7 @@ long cp_capture_read_mem(int pid, uint64_t addr, void *buf, size_t len)
 {
 	const long page = 4096;
 	size_t done = 0;
+	bool owned;
 	int fd;
 
 	if (pid <= 0 || (!buf && len))
@@ -143,13 +139,15 @@ long cp_capture_read_mem(int pid, uint64_t addr, void *buf, size_t len)
 	 * gone; EIO: the first page is not readable) is left to process_vm_readv, which tells
 	 * the two apart; addresses past the sign bit are off-limits to pread offsets.
 	 */
-	if (addr <= (uint64_t)INT64_MAX - len && (fd = mem_fd_get(pid)) > 0) {
+	if (addr <= (uint64_t)INT64_MAX - len && (fd = mem_fd_get(pid, &owned)) >= 0) {
 		ssize_t r = pread(fd, buf, len, (off_t)addr);
 
+		if (owned)
+			close(fd);
 		if (r > 0)
 			return (long)r;
-		if (r == 0)
-			mem_fd_drop(pid);
+		if (r == 0 && !owned)
+			mem_fd_gone(pid);
 	}
 	/*
 	 * One call for the whole range first. The kernel stops at the first page it cannot

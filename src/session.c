@@ -15,6 +15,7 @@
 #include "proc.h"
 #include "profile.h"
 #include "sampler.h"
+#include "ksym_cache.h"
 #include "session.h"
 #include "symbolize.h"
 #include "unwind.h"
@@ -48,11 +49,6 @@ struct thread {
 	char name[CP_COMM_LEN];
 };
 
-struct ksym {
-	uint64_t addr;
-	uint32_t name_off;	/* into cp_session.knames */
-};
-
 struct cp_session {
 	struct cp_session_opts opts;
 	int *pids;
@@ -66,12 +62,13 @@ struct cp_session {
 	size_t nthreads;
 	bool main_added;	/* the profile's mapping 1 (the main executable) exists */
 	bool main_pending_exec;	/* record: take the first exec mapping after exec as main */
-	struct ksym *ksyms;	/* text symbols by address */
+	struct cp_ksym *ksyms;	/* text symbols by address */
 	size_t nksyms;
 	char *knames;		/* their names, NUL-terminated, one after another */
 	size_t knames_len;
 	size_t knames_cap;
 	bool ksyms_loaded;
+	struct cp_ksym_map kmap;	/* the table mapped from the cache, or empty */
 	uint64_t kernel_mapping;
 	bool disabled;		/* events stopped counting; end_mono set */
 	bool stopped;		/* and the rings drained */
@@ -431,7 +428,7 @@ static void thread_read_name(struct thread *t)
 
 static int ksym_cmp(const void *a, const void *b)
 {
-	const struct ksym *x = a, *y = b;
+	const struct cp_ksym *x = a, *y = b;
 
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
@@ -468,7 +465,7 @@ static int ksyms_add_line(struct cp_session *s, const char *line, const char *en
 		len = 255;
 	if (s->nksyms == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 16384;
-		struct ksym *v = realloc(s->ksyms, ncap * sizeof(*v));
+		struct cp_ksym *v = realloc(s->ksyms, ncap * sizeof(*v));
 
 		if (!v)
 			return -ENOMEM;
@@ -488,6 +485,7 @@ static int ksyms_add_line(struct cp_session *s, const char *line, const char *en
 	s->knames[s->knames_len + len] = '\0';
 	s->ksyms[s->nksyms].addr = addr;
 	s->ksyms[s->nksyms].name_off = (uint32_t)s->knames_len;
+	s->ksyms[s->nksyms].reserved = 0;
 	s->knames_len += len + 1;
 	s->nksyms++;
 	return 0;
@@ -506,6 +504,8 @@ static void ksyms_load(struct cp_session *s)
 	int fd;
 
 	s->ksyms_loaded = true;
+	if (cp_ksym_cache_map(&s->kmap) == 0)
+		return;
 	fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
@@ -538,7 +538,7 @@ out:
 	close(fd);
 	/* Shrink to what is used: the table lives as long as the session. */
 	if (s->nksyms) {
-		struct ksym *v = realloc(s->ksyms, s->nksyms * sizeof(*v));
+		struct cp_ksym *v = realloc(s->ksyms, s->nksyms * sizeof(*v));
 		char *names = realloc(s->knames, s->knames_len);
 
 		if (v)
@@ -552,24 +552,42 @@ out:
 		sorted = s->ksyms[i - 1].addr <= s->ksyms[i].addr;
 	if (!sorted)
 		qsort(s->ksyms, s->nksyms, sizeof(*s->ksyms), ksym_cmp);
+	/* For the next sessions of this boot (only real addresses: none are kept for non-root). */
+	if (s->nksyms)
+		(void)cp_ksym_cache_write(s->ksyms, s->nksyms, s->knames, s->knames_len);
 }
 
 static const char *ksym_find(struct cp_session *s, uint64_t addr)
 {
-	size_t lo = 0, hi;
+	const struct cp_ksym *syms;
+	const char *names;
+	size_t lo = 0, hi, names_len;
 
 	if (!s->ksyms_loaded)
 		ksyms_load(s);
-	hi = s->nksyms;
+	if (s->kmap.base) {
+		/* The table from the cache: used in place, so every name offset is checked. */
+		syms = s->kmap.syms;
+		names = s->kmap.names;
+		names_len = s->kmap.names_len;
+		hi = s->kmap.n;
+	} else {
+		syms = s->ksyms;
+		names = s->knames;
+		names_len = s->knames_len;
+		hi = s->nksyms;
+	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (s->ksyms[mid].addr <= addr)
+		if (syms[mid].addr <= addr)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo ? s->knames + s->ksyms[lo - 1].name_off : NULL;
+	if (!lo || syms[lo - 1].name_off >= names_len)
+		return NULL;
+	return names + syms[lo - 1].name_off;
 }
 
 /* --- locations --- */
@@ -1185,6 +1203,7 @@ void cp_session_free(struct cp_session *s)
 	}
 	free(s->threads);
 	free(s->ksyms);
+	cp_ksym_cache_unmap(&s->kmap);
 	free(s->knames);
 	cp_sym_free(s->sym);
 	cp_profile_free(s->prof);
