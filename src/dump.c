@@ -11,7 +11,6 @@
 
 #include "capture.h"
 #include "dump.h"
-#include "fdinfo.h"
 #include "maps.h"
 #include "proc.h"
 #include "symbolize.h"
@@ -82,10 +81,8 @@ struct take {
 	bool have_maps;
 	size_t stack_max;	/* per-thread copy limit for this dump */
 	size_t ncaptured;
-	pthread_t prefetch;	/* cp_fd_pipe_index_warm() beside the captures */
 	struct cp_frame *scratch;	/* symbolize_stack()'s work array */
 	size_t scratch_cap;
-	bool prefetching;
 };
 
 static bool cancelled(const struct take *t)
@@ -140,9 +137,6 @@ static void take_release(struct take *t)
 	free(t->scratch);
 	t->scratch = NULL;
 	t->scratch_cap = 0;
-	if (t->prefetching)
-		pthread_join(t->prefetch, NULL);
-	t->prefetching = false;
 	for (size_t i = 0; i < t->nitems; i++)
 		item_release(&t->items[i]);
 	free(t->items);
@@ -1179,28 +1173,6 @@ static int list_and_collect(struct take *t, int *tracer)
 	return err;
 }
 
-static void *prefetch_main(void *arg)
-{
-	(void)arg;
-	cp_fd_pipe_index_warm();
-	return NULL;
-}
-
-/*
- * A thread blocked on a pipe makes classify() look for the pipe's other end among every
- * process's fds, a walk of all of /proc/PID/fd (a fifth of a small dump's time). When the
- * target has pipes open, that walk starts now, on a thread of its own, beside the captures.
- */
-static void start_prefetch(struct take *t)
-{
-	sigset_t all, old;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	t->prefetching = pthread_create(&t->prefetch, NULL, prefetch_main, NULL) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
 /* Threads created while the others were being captured: capture them once. */
 static int rescan(struct take *t, int *tracer)
 {
@@ -1346,8 +1318,6 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 	t0 = cp_now_ns();
 	if (cp_fd_count(pid, &d.fds) == 0)
 		d.has_fds = true;
-	if (d.has_fds && d.fds.pipe > 0)
-		start_prefetch(&t);
 	t.have_maps = cp_maps_read(pid, &t.maps) == 0;
 	err = list_and_collect(&t, tracer);
 	if (!err)

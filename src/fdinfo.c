@@ -396,13 +396,6 @@ static bool index_refresh_locked(void)
 	return true;
 }
 
-void cp_fd_pipe_index_warm(void)
-{
-	pthread_mutex_lock(&pipe_index.lock);
-	(void)index_refresh_locked();
-	pthread_mutex_unlock(&pipe_index.lock);
-}
-
 /* Look ino up in the index (rebuilt when old). false when the index could not be built. */
 static bool index_lookup(uint64_t ino, struct holder_search *hs, bool *cut)
 {

@@ -74,10 +74,4 @@ struct cp_fd_counts {
 };
 int cp_fd_count(int pid, struct cp_fd_counts *out);
 
-/*
- * Walk every process's fds now for the index of pipe ends that cp_fd_describe uses (kept
- * for a few seconds): a dump starts it beside its captures when the target has pipes open.
- */
-void cp_fd_pipe_index_warm(void);
-
 #endif
