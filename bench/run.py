@@ -473,12 +473,17 @@ plus its work (open of a `/proc` file 4 µs, `pread` of `status` 6 µs, a single
   40 µs a thread, most of it the kernel formatting `status` and walking `/proc` paths.
   One capturing thread per two CPUs: with four on this 2-CPU box they only contended in the
   kernel (96 ms of CPU instead of 63 for the same dump).
+- **Kernel symbols**: `/proc/kallsyms` is formatted by the kernel on every read (40-80 ms);
+  the parsed table is kept per boot in the cache directory and mapped by later profiles.
 - **Symbolization**: Debian's libc6-dbg has compressed DWARF, which libdw inflated (10 MB) in
   every process; cprof keeps one decompressed copy per build ID under `~/.cache/cprof`. And
   what DWARF said about each address is kept there too (`sym1/BUILDID`), so a later dump that
   meets known addresses never loads the DWARF at all.
-- **Pipes**: who holds the other end of a pipe means reading every process's fds; that walk
-  runs on its own thread beside the captures when the target has pipes open.
+- **The target's other threads**: a dump works for tens of milliseconds without sleeping; on
+  two CPUs, one of them taken by the target's busy thread, the heartbeat thread woke 2-3 ms
+  late. cprof asks for a 100 µs time slice (`sched_runtime`, Linux 6.12+), so that a waking
+  thread preempts it: 0.7 ms, as with eu-stack (an earlier version that walked every
+  process's fds on a second thread, to name who holds the other end of pipes, made it 3 ms).
 - **libunwind**: its global cache lock masks all signals around every step, two
   `sigprocmask` calls a step (33 a profile sample). cprof answers libunwind's calls without a
   system call (its own signal handlers never unwind): `cprof record`'s CPU at 999 Hz halved.
