@@ -437,12 +437,16 @@ def bench_long(cprof, targets, seconds, report):
         for t, r in samples[:: max(1, len(samples) // 10)]:
             lines.append("| %.0f | %.1f |" % (t, r / 1024))
         early = [r for t, r in samples if t >= min(30, seconds / 4)]
-        grow = (samples[-1][1] / early[0]) if early else float("nan")
+        # The samples after the profiling time are cprof writing the profile (encoding it).
+        during = [r for t, r in samples if t < seconds - step]
+        grow = (during[-1] / early[0]) if early and during else float("nan")
         lines.append("")
-        lines.append("Profile written: %.1f KiB. RSS at the end / RSS after warm-up: %.2f." %
-                     (size / 1024, grow))
-        report.append("long run %d s: RSS end/warm-up = %.2f, max %.1f MiB, profile %.0f KiB"
-                      % (seconds, grow, max(r for _, r in samples) / 1024, size / 1024))
+        lines.append("Profile written: %.1f KiB. RSS at the end of profiling / RSS after warm-up: "
+                     "%.2f; peak while writing the profile %.1f MiB." %
+                     (size / 1024, grow, max(r for _, r in samples) / 1024))
+        report.append("long run %d s: RSS end of profiling/warm-up = %.2f, max %.1f MiB (writing), "
+                      "profile %.0f KiB" % (seconds, grow, max(r for _, r in samples) / 1024,
+                                            size / 1024))
     lines.append("")
     return lines
 

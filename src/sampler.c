@@ -12,32 +12,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "perf_regs.h"
 #include "proc.h"
 #include "sampler.h"
 #include "util.h"
-
-/* x86-64 perf register numbers (arch/x86/include/uapi/asm/perf_regs.h). */
-enum {
-	PREG_AX = 0, PREG_BX, PREG_CX, PREG_DX, PREG_SI, PREG_DI, PREG_BP, PREG_SP, PREG_IP,
-	PREG_FLAGS, PREG_CS, PREG_SS, PREG_DS, PREG_ES, PREG_FS, PREG_GS,
-	PREG_R8, PREG_R9, PREG_R10, PREG_R11, PREG_R12, PREG_R13, PREG_R14, PREG_R15,
-};
-
-/*
- * The registers we ask for, in the order the kernel writes them (ascending perf number), and
- * their DWARF numbers. FLAGS and the segment registers are not needed to unwind.
- */
-static const struct {
-	int perf;
-	int dwarf;
-} reg_table[] = {
-	{ PREG_AX, CP_REG_RAX }, { PREG_BX, CP_REG_RBX }, { PREG_CX, CP_REG_RCX },
-	{ PREG_DX, CP_REG_RDX }, { PREG_SI, CP_REG_RSI }, { PREG_DI, CP_REG_RDI },
-	{ PREG_BP, CP_REG_RBP }, { PREG_SP, CP_REG_RSP }, { PREG_IP, CP_REG_RIP },
-	{ PREG_R8, CP_REG_R8 },	 { PREG_R9, CP_REG_R9 },   { PREG_R10, CP_REG_R10 },
-	{ PREG_R11, CP_REG_R11 }, { PREG_R12, CP_REG_R12 }, { PREG_R13, CP_REG_R13 },
-	{ PREG_R14, CP_REG_R14 }, { PREG_R15, CP_REG_R15 },
-};
 
 #define MAX_CPUS 1024
 /* A record is at most 64 KiB (its size is a u16). */
@@ -257,12 +235,8 @@ static void setup_attr(struct cp_sampler *s, const struct cp_sampler_opts *o, bo
 	/* Wake the reader when a quarter of the ring is used, not per sample. */
 	a->watermark = 1;
 	if (o->dwarf) {
-		uint64_t mask = 0;
-
-		for (size_t i = 0; i < CP_ARRAY_SIZE(reg_table); i++)
-			mask |= 1ull << reg_table[i].perf;
 		a->sample_type |= PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
-		a->sample_regs_user = mask;
+		a->sample_regs_user = cp_perf_regs_mask();
 		a->sample_stack_user = (uint32_t)s->stack_size;
 		if (kernel) {
 			/* Kernel frames from the kernel; user frames from our own unwinding. */
@@ -727,12 +701,12 @@ static void parse_sample(struct cp_sampler *s, const struct ring *r,
 		memcpy(&abi, p, 8);
 		p += 8;
 		if (abi != PERF_SAMPLE_REGS_ABI_NONE) {
-			NEED(8 * CP_ARRAY_SIZE(reg_table));
-			for (size_t i = 0; i < CP_ARRAY_SIZE(reg_table); i++) {
+			NEED(8 * CP_PERF_NREGS);
+			for (size_t i = 0; i < CP_PERF_NREGS; i++) {
 				memcpy(&v, p, 8);
 				p += 8;
-				smp.regs.r[reg_table[i].dwarf] = v;
-				smp.regs.valid |= 1u << reg_table[i].dwarf;
+				smp.regs.r[cp_perf_regs[i].dwarf] = v;
+				smp.regs.valid |= 1u << cp_perf_regs[i].dwarf;
 			}
 			smp.user_regs = abi == PERF_SAMPLE_REGS_ABI_64;
 		}
