@@ -1514,6 +1514,14 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 	if (m->dmod) {
 		n = lookup_dwarf(sym, m, addr, frames);
 		if (n == 0) {
+			Dwarf_Addr b;
+
+			/*
+			 * No unit of the DWARF covers addr (assembly such as glibc's memmove):
+			 * the symbol table's answer is final for this build, worth keeping.
+			 * Without DWARF it is not: debug information may be installed later.
+			 */
+			from_dwarf = dwfl_module_getdwarf(m->dmod, &b) != NULL;
 			frames[0] = (struct cp_sym_frame){ 0 };
 			if (lookup_symtab(sym, m, addr, &frames[0]))
 				n = 1;
@@ -1532,10 +1540,11 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 			from_dwarf = from_dwarf || frames[i].file;
 	}
 	/*
-	 * Only what DWARF said goes to disk: a symbol-table answer would hide debug information
-	 * installed later (libc6-dbg).
+	 * Only what DWARF said (or, for addresses it does not cover, what it left to the symbol
+	 * table) goes to disk: a symbol-table answer for a module without DWARF would hide debug
+	 * information installed later (libc6-dbg).
 	 */
-	if (from_dwarf && m->build_id)
+	if (from_dwarf && n && m->build_id)
 		(void)cp_sym_cache_append(&m->disk_fd, m->build_id, addr, frames, n);
 	addr_remember(sym, m, addr, h, frames, n);
 	return n;
