@@ -504,13 +504,35 @@ static size_t capture_threads(size_t n)
 	return k ? k : 1;
 }
 
+/*
+ * Run fn(arg) on k threads: k - 1 helpers, which take no signals (the main thread's handlers
+ * see them), and the calling thread; return when all are done. Fewer helpers when a thread
+ * cannot be created: the work is shared out by fn itself, so it still all gets done.
+ */
+static void run_shared(void *(*fn)(void *), void *arg, size_t k)
+{
+	pthread_t th[CAPTURE_THREADS_MAX];
+	size_t started;
+	sigset_t all, old;
+
+	if (k > CAPTURE_THREADS_MAX)
+		k = CAPTURE_THREADS_MAX;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (started = 0; started + 1 < k; started++)
+		if (pthread_create(&th[started], NULL, fn, arg) != 0)
+			break;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	fn(arg);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+}
+
 /* Capture tids (not seen before) as new items; then settle them. */
 static int collect(struct take *t, const int *tids, size_t n, int *tracer)
 {
 	struct capture_work w = { .t = t };
-	pthread_t th[CAPTURE_THREADS_MAX];
-	size_t from = t->nitems, k, started = 0;
-	sigset_t all, old;
+	size_t from = t->nitems;
 
 	if (!n)
 		return 0;
@@ -532,17 +554,7 @@ static int collect(struct take *t, const int *tids, size_t n, int *tracer)
 		w.items[i].stuck = -1;
 	}
 	t->nitems += n;
-	k = capture_threads(n);
-	/* Helpers take no signals: the main thread's handlers see them. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (started = 0; started + 1 < k; started++)
-		if (pthread_create(&th[started], NULL, capture_worker, &w) != 0)
-			break;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	capture_worker(&w);
-	for (size_t i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
+	run_shared(capture_worker, &w, capture_threads(n));
 	/* Items not reached after a cancel: nothing was read for them. */
 	for (size_t i = atomic_load(&w.next); i < n; i++)
 		w.items[i].drop = true;
@@ -1039,24 +1051,19 @@ static void *unwind_worker(void *arg)
 	return NULL;
 }
 
+/* Unwind what the capturing threads left (a walker that could not be set up, -ENOMEM). */
 static int unwind_all(struct take *t, const struct cp_maps *maps)
 {
 	struct unwind_work w = { .t = t, .maps = maps };
-	pthread_t th[CAPTURE_THREADS_MAX];
-	size_t k = capture_threads(t->ncaptured), started;
-	sigset_t all, old;
+	size_t pending = 0;
 
+	for (size_t i = 0; i < t->nitems; i++)
+		pending += t->items[i].captured && !t->items[i].unwound;
+	if (!pending)
+		return 0;
 	atomic_init(&w.next, 0);
 	atomic_init(&w.err, 0);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (started = 0; started + 1 < k; started++)
-		if (pthread_create(&th[started], NULL, unwind_worker, &w) != 0)
-			break;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	unwind_worker(&w);
-	for (size_t i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
+	run_shared(unwind_worker, &w, capture_threads(pending));
 	if (atomic_load(&w.err))
 		return atomic_load(&w.err);
 	return cancelled(t) ? -EINTR : 0;
