@@ -1180,13 +1180,25 @@ static int list_and_collect(struct take *t, int *tracer)
 	return err;
 }
 
-/* Threads created while the others were being captured: capture them once. */
+/*
+ * Threads created while the others were being captured: capture them once. Listing the
+ * threads again costs as much as a tenth of a dump of a thousand (the kernel looks every
+ * entry up), so the process's thread count decides first: when it equals the threads just
+ * captured, nothing was created, unless one of them exited meanwhile just as another
+ * started, and a thread created a moment later would be missed all the same.
+ */
 static int rescan(struct take *t, int *tracer)
 {
 	int *tids = NULL, *fresh = NULL;
 	size_t n = 0, nfresh = 0;
+	struct cp_task_stat st;
 	int err;
 
+	err = cp_proc_read_stat(t->pid, 0, &st);
+	if (err < 0)
+		return is_gone(err) ? 0 : err;
+	if (st.num_threads == (long)t->nitems)
+		return 0;
 	err = cp_proc_list_tasks(t->pid, &tids, &n);
 	if (err < 0)
 		return is_gone(err) ? 0 : err;

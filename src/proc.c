@@ -175,6 +175,10 @@ int cp_proc_parse_stat(const char *text, struct cp_task_stat *out)
 			if (next_u64(&p, &st.stime, 10) < 0)
 				return -EINVAL;
 			break;
+		case 20:
+			if (next_long(&p, &st.num_threads) < 0)
+				return -EINVAL;
+			break;
 		case 22:
 			if (next_u64(&p, &st.starttime, 10) < 0)
 				return -EINVAL;

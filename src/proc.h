@@ -21,6 +21,7 @@ struct cp_task_stat {
 	uint64_t stime;
 	uint64_t starttime;
 	int processor;
+	long num_threads;	/* of the whole process (the same in every thread's stat) */
 };
 
 /* From /proc/PID/task/TID/syscall. */

@@ -380,9 +380,23 @@ struct fd_memo {
 	struct cp_fd_desc d;
 };
 
+/*
+ * What a lock word said, for the other threads of the dump that wait on the same lock: a
+ * hundred threads on one mutex cost one read of the target's memory, not a hundred, and
+ * all of them are told the same owner.
+ */
+struct lock_memo {
+	uint64_t futex;
+	int kind;
+	int ret;
+	struct cp_lock_info li;
+};
+
 struct cp_wait_cache {
 	struct fd_memo *v;
 	size_t n, alloc;
+	struct lock_memo *locks;
+	size_t nlocks, locks_alloc;
 };
 
 struct cp_wait_cache *cp_wait_cache_new(void)
@@ -397,7 +411,45 @@ void cp_wait_cache_free(struct cp_wait_cache *c)
 	for (size_t i = 0; i < c->n; i++)
 		cp_fd_desc_release(&c->v[i].d);
 	free(c->v);
+	free(c->locks);
 	free(c);
+}
+
+/* The owner of the lock whose futex word is at addr, asked once a dump (when cache is set). */
+static int lock_owner(const struct cp_wait_input *in, int kind, uint64_t addr,
+		      struct cp_lock_info *li)
+{
+	struct cp_wait_cache *c = in->cache;
+	struct lock_memo *m;
+	int ret;
+
+	for (size_t i = 0; c && i < c->nlocks; i++) {
+		if (c->locks[i].futex == addr && c->locks[i].kind == kind) {
+			*li = c->locks[i].li;
+			return c->locks[i].ret;
+		}
+	}
+	if (kind == CP_WAIT_MUTEX)
+		ret = cp_lock_mutex_owner(in->pid, addr, in->tids, in->ntids, li);
+	else
+		ret = cp_lock_rwlock_writer(in->pid, addr, in->tids, in->ntids, li);
+	if (!c || c->nlocks >= WAIT_CACHE_MAX)
+		return ret;
+	if (c->nlocks == c->locks_alloc) {
+		size_t na = c->locks_alloc ? c->locks_alloc * 2 : 16;
+		struct lock_memo *v = realloc(c->locks, na * sizeof(*v));
+
+		if (!v)
+			return ret;
+		c->locks = v;
+		c->locks_alloc = na;
+	}
+	m = &c->locks[c->nlocks++];
+	m->futex = addr;
+	m->kind = kind;
+	m->ret = ret;
+	m->li = *li;
+	return ret;
 }
 
 static const struct fd_memo *memo_find(const struct cp_wait_cache *c, int pid, int fd,
@@ -608,10 +660,7 @@ static int classify_futex(const struct cp_wait_input *in, struct call *c, struct
 		int ret;
 
 		memset(&li, 0, sizeof(li));
-		if (kind == CP_WAIT_MUTEX)
-			ret = cp_lock_mutex_owner(in->pid, addr, in->tids, in->ntids, &li);
-		else
-			ret = cp_lock_rwlock_writer(in->pid, addr, in->tids, in->ntids, &li);
+		ret = lock_owner(in, kind, addr, &li);
 		if (ret == 0 && li.address)
 			w->address = li.address;
 		if (ret == 0 && li.owner_tid > 0) {

@@ -68,7 +68,7 @@ struct cp_wait_input {
 	struct cp_wait_cache *cache;
 };
 
-/* A memo of fd descriptions for the threads of one dump (one user at a time). */
+/* A memo of fd descriptions and lock owners for the threads of one dump (one user at a time). */
 struct cp_wait_cache *cp_wait_cache_new(void);
 void cp_wait_cache_free(struct cp_wait_cache *c);
 

@@ -37,6 +37,7 @@ static void test_parse_stat(void)
 	CHECK(st.utime == 17 && st.stime == 5);
 	CHECK(st.starttime == 98765);
 	CHECK(st.processor == 3);
+	CHECK(st.num_threads == 3);
 	CHECK(!cp_proc_is_kernel_thread(&st));
 
 	CHECK(cp_proc_parse_stat(kthread, &st) == 0);
