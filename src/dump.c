@@ -1194,7 +1194,8 @@ static int rescan(struct take *t, int *tracer)
 	struct cp_task_stat st;
 	int err;
 
-	err = cp_proc_read_stat(t->pid, 0, &st);
+	/* The leader's own stat: the process's sums over every thread are not needed. */
+	err = cp_proc_read_stat(t->pid, t->pid, &st);
 	if (err < 0)
 		return is_gone(err) ? 0 : err;
 	if (st.num_threads == (long)t->nitems)

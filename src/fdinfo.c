@@ -219,24 +219,68 @@ struct pipe_holder {
 };
 
 /*
+ * Visit the fds of one process: pid's fd directory read with getdents64 straight into a
+ * buffer, each link read relative to it. procfs fills the buffer as far as the directory
+ * goes, so a short read is the end: a process without fds (every kernel thread) costs an
+ * open, one getdents64 and a close. false when a bound was reached.
+ */
+static bool scan_fds_of(int procfd, int pid, char *buf, size_t size, size_t *fds,
+			void (*visit)(void *ctx, int pid, int fd, const char *link), void *ctx)
+{
+	char path[32];
+	bool more = true;
+	int dfd;
+
+	snprintf(path, sizeof(path), "%d/fd", pid);
+	dfd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return true;
+	while (more) {
+		ssize_t n = getdents64(dfd, buf, size);
+
+		if (n <= 0)
+			break;
+		more = (size_t)n > size / 2;
+		for (ssize_t off = 0; off < n;) {
+			const struct dirent64 *de = (const struct dirent64 *)(buf + off);
+			char l[LINK_MAX];
+			ssize_t len;
+
+			off += de->d_reclen;
+			if (!isdigit((unsigned char)de->d_name[0]))
+				continue;
+			if (++*fds > PIPE_SCAN_MAX_FDS) {
+				close(dfd);
+				return false;
+			}
+			len = readlinkat(dfd, de->d_name, l, sizeof(l) - 1);
+			if (len < 0)
+				continue;
+			l[len] = '\0';
+			visit(ctx, pid, atoi(de->d_name), l);
+		}
+	}
+	close(dfd);
+	return true;
+}
+
+/*
  * Call visit for every fd of every process but cprof, with its link. Bounded by
  * PIPE_SCAN_MAX_*; returns true when a bound (or an unreadable /proc) cut the walk short.
  */
 static bool scan_all_fds(void (*visit)(void *ctx, int pid, int fd, const char *link),
 			 void *ctx)
 {
+	const size_t size = 32768;
+	int procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char *buf = malloc(size);
 	DIR *proc = opendir("/proc");
 	struct dirent *pe;
 	size_t procs = 0, fds = 0;
-	bool cut = false;
+	bool cut = !proc || !buf || procfd < 0;
 	int me = getpid();
 
-	if (!proc)
-		return true;
 	while (!cut && (pe = readdir(proc))) {
-		char path[96];
-		struct dirent *fe;
-		DIR *fdd;
 		int pid;
 
 		if (!isdigit((unsigned char)pe->d_name[0]))
@@ -244,32 +288,16 @@ static bool scan_all_fds(void (*visit)(void *ctx, int pid, int fd, const char *l
 		pid = atoi(pe->d_name);
 		if (pid <= 0 || pid == me)
 			continue;
-		if (++procs > PIPE_SCAN_MAX_PROCS) {
+		if (++procs > PIPE_SCAN_MAX_PROCS)
 			cut = true;
-			break;
-		}
-		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-		fdd = opendir(path);
-		if (!fdd)
-			continue;
-		while ((fe = readdir(fdd))) {
-			char lp[128], l[LINK_MAX];
-			int fd;
-
-			if (!isdigit((unsigned char)fe->d_name[0]))
-				continue;
-			if (++fds > PIPE_SCAN_MAX_FDS) {
-				cut = true;
-				break;
-			}
-			fd = atoi(fe->d_name);
-			snprintf(lp, sizeof(lp), "/proc/%d/fd/%d", pid, fd);
-			if (read_link(lp, l, sizeof(l)) == 0)
-				visit(ctx, pid, fd, l);
-		}
-		closedir(fdd);
+		else if (!scan_fds_of(procfd, pid, buf, size, &fds, visit, ctx))
+			cut = true;
 	}
-	closedir(proc);
+	if (proc)
+		closedir(proc);
+	if (procfd >= 0)
+		close(procfd);
+	free(buf);
 	return cut;
 }
 
