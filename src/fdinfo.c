@@ -195,8 +195,17 @@ static void describe_socket(int pid, int fd, uint64_t ino, bool for_write,
 	int rc, sock;
 
 	d->is_socket = true;
-	rc = cp_net_describe_socket(pid, ino, line, sizeof(line));
 	sock = dup_target_socket(pid, fd, ino);
+	rc = -ENOENT;
+	if (sock >= 0) {
+		struct cp_net_sock ns;
+
+		if (cp_net_from_socket(sock, &ns) == 0)
+			rc = cp_net_format(&ns, line, sizeof(line));
+	}
+	/* Without a copy of the fd (an older kernel, no permission): /proc/PID/net. */
+	if (rc < 0)
+		rc = cp_net_describe_socket(pid, ino, line, sizeof(line));
 	if (rc < 0) {
 		if (sock >= 0)
 			describe_socket_fd(sock, line, sizeof(line));

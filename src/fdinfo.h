@@ -60,6 +60,13 @@ struct cp_net_sock {
 int cp_net_parse_inet_line(const char *line, enum cp_net_proto proto, bool ipv6,
 			   struct cp_net_sock *out);
 int cp_net_parse_unix_line(const char *line, struct cp_net_sock *out);
+/*
+ * The same description from the socket itself (a copy of the target's fd): its family, type,
+ * names and TCP state, without walking the system's socket tables as /proc/net does (all of
+ * TCP's established hash for one line). inode is left 0. -errno for a socket /proc/net does
+ * not list either (netlink, raw, SCTP...).
+ */
+int cp_net_from_socket(int sock, struct cp_net_sock *out);
 /* "TCP 127.0.0.1:40000 -> 127.0.0.1:8080 ESTABLISHED", "TCP listening on 0.0.0.0:8080". */
 int cp_net_format(const struct cp_net_sock *s, char *buf, size_t size);
 

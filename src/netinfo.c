@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "fdinfo.h"
@@ -27,6 +30,9 @@ static const char *const tcp_states[] = {
 #define TCP_STATE_LISTEN 10
 #define TCP_STATE_CLOSE 7
 #define UNIX_ACCEPTCON 0x10000	/* __SO_ACCEPTCON in the Flags column */
+/* The socket states (SS_*) of /proc/net/unix's St column. */
+#define UNIX_SS_UNCONNECTED 1
+#define UNIX_SS_CONNECTED 3
 
 /* Split line into at most max whitespace-separated tokens (in place). */
 static size_t tokenize(char *line, char **tok, size_t max)
@@ -437,6 +443,91 @@ static int index_find(int pid, uint64_t ino, struct cp_net_sock *out)
 	}
 	pthread_mutex_unlock(&net_index.lock);
 	return ret;
+}
+
+/* The address of sa (from getsockname or getpeername) into addr and port, as /proc shows them. */
+static void inet_endpoint(const struct sockaddr_storage *sa, uint8_t *addr, uint16_t *port)
+{
+	if (sa->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		memcpy(addr, &in->sin_addr, 4);
+		*port = ntohs(in->sin_port);
+	} else if (sa->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		memcpy(addr, &in6->sin6_addr, 16);
+		*port = ntohs(in6->sin6_port);
+	}
+}
+
+static int sockopt_int(int sock, int level, int name, int *v)
+{
+	socklen_t len = sizeof(*v);
+
+	return getsockopt(sock, level, name, v, &len) < 0 ? -errno : 0;
+}
+
+int cp_net_from_socket(int sock, struct cp_net_sock *out)
+{
+	struct cp_net_sock s = { 0 };
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int domain, type, protocol, v;
+
+	if (sockopt_int(sock, SOL_SOCKET, SO_DOMAIN, &domain) < 0 ||
+	    sockopt_int(sock, SOL_SOCKET, SO_TYPE, &type) < 0 ||
+	    sockopt_int(sock, SOL_SOCKET, SO_PROTOCOL, &protocol) < 0)
+		return -ENOTSOCK;
+	s.family = domain;
+	if (domain == AF_UNIX) {
+		const struct sockaddr_un *un = (const struct sockaddr_un *)&sa;
+		size_t off = offsetof(struct sockaddr_un, sun_path), n, i;
+
+		s.proto = CP_NET_UNIX;
+		s.unix_type = type;
+		s.unix_listening = sockopt_int(sock, SOL_SOCKET, SO_ACCEPTCONN, &v) == 0 && v;
+		len = sizeof(sa);
+		memset(&sa, 0, sizeof(sa));
+		if (getsockname(sock, (struct sockaddr *)&sa, &len) < 0)
+			return -errno;
+		/* /proc/net/unix writes an abstract name's NUL bytes as '@'. */
+		n = len > off ? len - off : 0;
+		if (n && un->sun_path[0] && !un->sun_path[n - 1])
+			n--;		/* a path name's terminating NUL */
+		for (i = 0; i < n && i + 1 < sizeof(s.path); i++)
+			s.path[i] = un->sun_path[i] ? un->sun_path[i] : '@';
+		s.path[i] = '\0';
+		len = sizeof(sa);
+		s.state = getpeername(sock, (struct sockaddr *)&sa, &len) == 0 ? UNIX_SS_CONNECTED
+									      : UNIX_SS_UNCONNECTED;
+		*out = s;
+		return 0;
+	}
+	if (domain != AF_INET && domain != AF_INET6)
+		return -EAFNOSUPPORT;
+	if (type == SOCK_STREAM && protocol == IPPROTO_TCP) {
+		struct tcp_info ti;
+
+		s.proto = CP_NET_TCP;
+		len = sizeof(ti);
+		if (getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+			return -errno;
+		s.state = ti.tcpi_state;
+	} else if (type == SOCK_DGRAM && protocol == IPPROTO_UDP) {
+		s.proto = CP_NET_UDP;
+	} else {
+		return -EPROTONOSUPPORT;
+	}
+	len = sizeof(sa);
+	if (getsockname(sock, (struct sockaddr *)&sa, &len) < 0)
+		return -errno;
+	inet_endpoint(&sa, s.local, &s.local_port);
+	len = sizeof(sa);
+	if (getpeername(sock, (struct sockaddr *)&sa, &len) == 0)
+		inet_endpoint(&sa, s.remote, &s.remote_port);
+	*out = s;
+	return 0;
 }
 
 int cp_net_describe_socket(int pid, uint64_t ino, char *buf, size_t size)

@@ -9,6 +9,11 @@
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include "check.h"
@@ -367,9 +372,89 @@ static int test_fixture(void)
 	return 0;
 }
 
+
+/* The socket's own description must read exactly as /proc/net's line for the same socket. */
+static void same_as_proc(int fd, const char *what)
+{
+	struct cp_net_sock ns;
+	char mine[256] = "", proc[256] = "";
+	struct stat st;
+
+	CHECK(fstat(fd, &st) == 0);
+	CHECK(cp_net_from_socket(fd, &ns) == 0);
+	CHECK(cp_net_format(&ns, mine, sizeof(mine)) == 0);
+	CHECK(cp_net_describe_socket(getpid(), (uint64_t)st.st_ino, proc, sizeof(proc)) == 0);
+	if (strcmp(mine, proc))
+		fprintf(stderr, "%s: socket says \"%s\", /proc says \"%s\"\n", what, mine, proc);
+	CHECK(strcmp(mine, proc) == 0);
+}
+
+static void test_from_socket(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	socklen_t len = sizeof(a);
+	int lis, cli, srv, udp, udpc, lis6, pair[2], ux, abs, nl;
+	struct cp_net_sock ns;
+
+	lis = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(bind(lis, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(lis, 4) == 0);
+	CHECK(getsockname(lis, (struct sockaddr *)&a, &len) == 0);
+	cli = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(cli, (struct sockaddr *)&a, sizeof(a)) == 0);
+	srv = accept(lis, NULL, NULL);
+	CHECK(srv >= 0);
+	same_as_proc(lis, "tcp listen");
+	same_as_proc(cli, "tcp client");
+	same_as_proc(srv, "tcp server");
+
+	udp = socket(AF_INET, SOCK_DGRAM, 0);
+	a.sin_port = 0;
+	CHECK(bind(udp, (struct sockaddr *)&a, sizeof(a)) == 0);
+	same_as_proc(udp, "udp");
+	udpc = socket(AF_INET, SOCK_DGRAM, 0);
+	len = sizeof(a);
+	CHECK(getsockname(udp, (struct sockaddr *)&a, &len) == 0);
+	CHECK(connect(udpc, (struct sockaddr *)&a, sizeof(a)) == 0);
+	same_as_proc(udpc, "udp connected");
+
+	lis6 = socket(AF_INET6, SOCK_STREAM, 0);
+	if (lis6 >= 0 && bind(lis6, (struct sockaddr *)&a6, sizeof(a6)) == 0 &&
+	    listen(lis6, 1) == 0)
+		same_as_proc(lis6, "tcp6 listen");
+
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
+	same_as_proc(pair[0], "unix pair");
+	ux = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(un.sun_path, sizeof(un.sun_path), "/tmp/cprof-test-%d.sock", (int)getpid());
+	unlink(un.sun_path);
+	CHECK(bind(ux, (struct sockaddr *)&un, sizeof(un)) == 0 && listen(ux, 1) == 0);
+	same_as_proc(ux, "unix listen");
+	unlink(un.sun_path);
+	abs = socket(AF_UNIX, SOCK_DGRAM, 0);
+	memset(un.sun_path, 0, sizeof(un.sun_path));
+	memcpy(un.sun_path, "\0cprof-abs\0x", 13);
+	CHECK(bind(abs, (struct sockaddr *)&un, offsetof(struct sockaddr_un, sun_path) + 13) == 0);
+	same_as_proc(abs, "unix abstract");
+
+	/* Families /proc/net does not list are refused, for the caller's own fallback. */
+	nl = socket(AF_NETLINK, SOCK_RAW, 0);
+	if (nl >= 0)
+		CHECK(cp_net_from_socket(nl, &ns) < 0);
+	{
+		int fds[] = { lis, cli, srv, udp, udpc, lis6, pair[0], pair[1], ux, abs, nl };
+
+		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
+}
+
 int main(void)
 {
 	test_parsers();
+	test_from_socket();
 	if (test_fixture() < 0)
 		FAIL("the sockets fixture did not start");
 	return check_done("fdinfo");
