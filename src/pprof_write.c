@@ -66,12 +66,15 @@ static void mapping_flags(const struct cp_pmapping *m, uint8_t seen,
 	pm->has_inline_frames = m->has_inline_frames && (seen & SEEN_LINE);
 }
 
-/* All the message structs of one profile, allocated in arrays and freed together. */
+/*
+ * The message structs of everything but the samples, allocated in arrays and freed together.
+ * Samples are packed one at a time (pack_samples): they are the bulk of a profile, and a
+ * struct each, with its own array of location ids, would cost more than the profile model.
+ */
 struct pb {
 	Perftools__Profiles__Profile p;
 	Perftools__Profiles__ValueType period_type;
 	Perftools__Profiles__ValueType *vt, **vtp;
-	Perftools__Profiles__Sample *s, **sp;
 	Perftools__Profiles__Label *lb, **lbp;
 	Perftools__Profiles__Mapping *m, **mp;
 	Perftools__Profiles__Location *l, **lp;
@@ -85,8 +88,6 @@ static void pb_release(struct pb *b)
 {
 	free(b->vt);
 	free(b->vtp);
-	free(b->s);
-	free(b->sp);
 	free(b->lb);
 	free(b->lbp);
 	free(b->m);
@@ -113,8 +114,6 @@ static int pb_build(const struct cp_profile *prof, struct pb *b)
 
 	b->vt = alloc_n(prof->ntypes, sizeof(*b->vt));
 	b->vtp = alloc_n(prof->ntypes, sizeof(*b->vtp));
-	b->s = alloc_n(prof->nsamples, sizeof(*b->s));
-	b->sp = alloc_n(prof->nsamples, sizeof(*b->sp));
 	b->lb = alloc_n(prof->nlabels, sizeof(*b->lb));
 	b->lbp = alloc_n(prof->nlabels, sizeof(*b->lbp));
 	b->m = alloc_n(prof->nmappings, sizeof(*b->m));
@@ -127,8 +126,8 @@ static int pb_build(const struct cp_profile *prof, struct pb *b)
 	b->fp = alloc_n(prof->nfunctions, sizeof(*b->fp));
 	b->comments = alloc_n(prof->ncomments, sizeof(*b->comments));
 	b->seen = mapping_seen(prof);
-	if (!b->seen || !b->vt || !b->vtp || !b->s || !b->sp || !b->lb || !b->lbp || !b->m ||
-	    !b->mp || !b->l || !b->lp || !b->ln || !b->lnp || !b->f || !b->fp || !b->comments)
+	if (!b->seen || !b->vt || !b->vtp || !b->lb || !b->lbp || !b->m || !b->mp || !b->l ||
+	    !b->lp || !b->ln || !b->lnp || !b->f || !b->fp || !b->comments)
 		return -ENOMEM;
 
 	perftools__profiles__profile__init(p);
@@ -141,6 +140,7 @@ static int pb_build(const struct cp_profile *prof, struct pb *b)
 	p->n_sample_type = prof->ntypes;
 	p->sample_type = b->vtp;
 
+	/* The labels of all label sets: a sample points at its set's run of them. */
 	for (size_t i = 0; i < prof->nlabels; i++) {
 		perftools__profiles__label__init(&b->lb[i]);
 		b->lb[i].key = prof->labels[i].key;
@@ -149,21 +149,6 @@ static int pb_build(const struct cp_profile *prof, struct pb *b)
 		b->lb[i].num_unit = prof->labels[i].unit;
 		b->lbp[i] = &b->lb[i];
 	}
-	for (size_t i = 0; i < prof->nsamples; i++) {
-		const struct cp_psample *s = &prof->samples[i];
-
-		perftools__profiles__sample__init(&b->s[i]);
-		/* protobuf-c only reads through these pointers while packing. */
-		b->s[i].n_location_id = s->nlocs;
-		b->s[i].location_id = s->nlocs ? &prof->stack_ids[s->loc_off] : NULL;
-		b->s[i].n_value = prof->ntypes;
-		b->s[i].value = &prof->values[i * prof->ntypes];
-		b->s[i].n_label = s->nlabels;
-		b->s[i].label = s->nlabels ? &b->lbp[s->label_off] : NULL;
-		b->sp[i] = &b->s[i];
-	}
-	p->n_sample = prof->nsamples;
-	p->sample = b->sp;
 
 	for (size_t i = 0; i < prof->nmappings; i++) {
 		const struct cp_pmapping *m = &prof->mappings[i];
@@ -234,71 +219,173 @@ static int pb_build(const struct cp_profile *prof, struct pb *b)
 	return 0;
 }
 
-/* gzip (deflate with a gzip header, as pprof and `gzip -d` expect) buf to f. */
-static int write_gzip(const uint8_t *buf, size_t len, FILE *f)
-{
-	unsigned char out[64 << 10];
+/*
+ * A ProtobufCBuffer that gzips (deflate with a gzip header, as pprof and `gzip -d` expect)
+ * what protobuf-c appends, through a small input buffer, to f: the encoded profile is never
+ * whole in memory. The first error is kept, and later appends are ignored.
+ */
+struct gz_out {
+	ProtobufCBuffer base;		/* first: protobuf-c hands back &base */
 	z_stream z;
-	int zr, err = 0;
+	FILE *f;
+	int err;
+	size_t nin;
+	unsigned char in[64 << 10];
+	unsigned char out[64 << 10];
+};
 
-	memset(&z, 0, sizeof(z));
-	/* windowBits 15 + 16 selects the gzip wrapper. */
-	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-	    Z_OK)
-		return -ENOMEM;
-	z.next_in = (Bytef *)buf;
+static int gz_deflate(struct gz_out *g, int flush)
+{
+	int zr;
+
+	g->z.next_in = g->in;
+	g->z.avail_in = (uInt)g->nin;
 	do {
-		/* avail_in is 32 bits: feed huge buffers in pieces. */
-		size_t chunk = len > (1u << 30) ? (1u << 30) : len;
-		int flush = chunk == len ? Z_FINISH : Z_NO_FLUSH;
+		size_t n;
 
-		z.avail_in = (uInt)chunk;
-		do {
-			z.next_out = out;
-			z.avail_out = sizeof(out);
-			zr = deflate(&z, flush);
-			if (zr == Z_STREAM_ERROR) {
-				err = -EIO;
-				goto out;
-			}
-			size_t n = sizeof(out) - z.avail_out;
+		g->z.next_out = g->out;
+		g->z.avail_out = sizeof(g->out);
+		zr = deflate(&g->z, flush);
+		if (zr == Z_STREAM_ERROR)
+			return -EIO;
+		n = sizeof(g->out) - g->z.avail_out;
+		if (fwrite(g->out, 1, n, g->f) != n)
+			return -EIO;
+	} while (flush == Z_FINISH ? zr != Z_STREAM_END : g->z.avail_out == 0);
+	g->nin = 0;
+	return 0;
+}
 
-			if (fwrite(out, 1, n, f) != n) {
-				err = -EIO;
-				goto out;
-			}
-		} while (z.avail_out == 0);
+static void gz_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data)
+{
+	struct gz_out *g = (struct gz_out *)buf;
+
+	while (len > 0 && !g->err) {
+		size_t chunk = sizeof(g->in) - g->nin;
+
+		if (chunk > len)
+			chunk = len;
+		memcpy(g->in + g->nin, data, chunk);
+		g->nin += chunk;
+		data += chunk;
 		len -= chunk;
-	} while (len > 0 || zr != Z_STREAM_END);
-out:
-	deflateEnd(&z);
-	return err;
+		if (g->nin == sizeof(g->in))
+			g->err = gz_deflate(g, Z_NO_FLUSH);
+	}
+}
+
+static int gz_open(struct gz_out *g, FILE *f)
+{
+	memset(&g->z, 0, sizeof(g->z));
+	g->base.append = gz_append;
+	g->f = f;
+	g->err = 0;
+	g->nin = 0;
+	/* windowBits 15 + 16 selects the gzip wrapper. */
+	if (deflateInit2(&g->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+			 Z_DEFAULT_STRATEGY) != Z_OK)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Flush and end the stream (also after an error: deflateEnd frees zlib's state). */
+static int gz_close(struct gz_out *g)
+{
+	if (!g->err)
+		g->err = gz_deflate(g, Z_FINISH);
+	deflateEnd(&g->z);
+	return g->err;
+}
+
+/* A varint, as protobuf encodes lengths. */
+static void append_varint(ProtobufCBuffer *buf, uint64_t v)
+{
+	uint8_t b[10];
+	size_t n = 0;
+
+	do {
+		b[n++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	buf->append(buf, n, b);
+}
+
+/*
+ * Profile.sample (field 2), one message at a time, exactly as protobuf-c would have packed them
+ * in place: tag, length, message. The stack comes from the trie into one reused array.
+ */
+static int pack_samples(const struct cp_profile *prof, const struct pb *b, ProtobufCBuffer *buf)
+{
+	uint64_t *locs = NULL;
+	size_t locs_alloc = 0;
+
+	for (size_t i = 0; i < prof->nsamples; i++) {
+		Perftools__Profiles__Sample s;
+		int64_t n = cp_profile_sample_locations(prof, i, &locs, &locs_alloc);
+		size_t nlabels;
+		const struct cp_plabel *lab = cp_profile_sample_labels(prof, i, &nlabels);
+
+		if (n < 0) {
+			free(locs);
+			return (int)n;
+		}
+		perftools__profiles__sample__init(&s);
+		/* protobuf-c only reads through these pointers while packing. */
+		s.n_location_id = (size_t)n;
+		s.location_id = n ? locs : NULL;
+		s.n_value = prof->ntypes;
+		s.value = &prof->values[i * prof->ntypes];
+		s.n_label = nlabels;
+		s.label = nlabels ? &b->lbp[lab - prof->labels] : NULL;
+		append_varint(buf, (2 << 3) | 2);	/* field 2, length-delimited */
+		append_varint(buf, perftools__profiles__sample__get_packed_size(&s));
+		perftools__profiles__sample__pack_to_buffer(&s, buf);
+	}
+	free(locs);
+	return 0;
 }
 
 int cp_profile_write_pprof(const struct cp_profile *prof, FILE *f)
 {
+	Perftools__Profiles__Profile head;
+	struct gz_out *g = NULL;
 	struct pb b;
-	uint8_t *buf = NULL;
-	size_t len;
 	int err;
 
 	memset(&b, 0, sizeof(b));
 	err = pb_build(prof, &b);
 	if (err < 0)
 		goto out;
-	len = perftools__profiles__profile__get_packed_size(&b.p);
-	buf = malloc(len ? len : 1);
-	if (!buf) {
+	g = malloc(sizeof(*g));
+	if (!g) {
 		err = -ENOMEM;
 		goto out;
 	}
-	if (perftools__profiles__profile__pack(&b.p, buf) != len) {
-		err = -EIO;
+	err = gz_open(g, f);
+	if (err < 0) {
+		free(g);
+		g = NULL;
 		goto out;
 	}
-	err = write_gzip(buf, len, f);
+	/*
+	 * protobuf-c packs fields in the order of their numbers: sample_type (1), then sample (2),
+	 * then the rest. So the head with only the sample types, the samples, and the profile
+	 * without both, one after the other, are the bytes of the whole profile packed at once.
+	 */
+	perftools__profiles__profile__init(&head);
+	head.n_sample_type = b.p.n_sample_type;
+	head.sample_type = b.p.sample_type;
+	b.p.n_sample_type = 0;
+	b.p.sample_type = NULL;
+	perftools__profiles__profile__pack_to_buffer(&head, &g->base);
+	err = pack_samples(prof, &b, &g->base);
+	if (err < 0)
+		g->err = g->err ? g->err : err;
+	if (!g->err)
+		perftools__profiles__profile__pack_to_buffer(&b.p, &g->base);
+	err = gz_close(g);
 out:
-	free(buf);
+	free(g);
 	pb_release(&b);
 	return err;
 }

@@ -113,6 +113,62 @@ void cp_htab_release(struct cp_htab *h)
 	memset(h, 0, sizeof(*h));
 }
 
+static int64_t itab_find(const struct cp_itab *t, uint32_t hash,
+			 bool (*eq)(const void *ctx, uint32_t idx, const void *key), const void *ctx,
+			 const void *key)
+{
+	size_t mask, i;
+
+	if (!t->cap)
+		return -1;
+	mask = t->cap - 1;
+	for (i = hash & mask; t->slot[i]; i = (i + 1) & mask)
+		if (eq(ctx, t->slot[i] - 1, key))
+			return t->slot[i] - 1;
+	return -1;
+}
+
+static void itab_place(uint32_t *slot, size_t cap, uint32_t hash, uint32_t idx1)
+{
+	size_t mask = cap - 1, i;
+
+	for (i = hash & mask; slot[i]; i = (i + 1) & mask)
+		;
+	slot[i] = idx1;
+}
+
+/* Insert idx (not yet present) under hash; hash_of gives the hash of any entry. 0 or -ENOMEM. */
+static int itab_insert(struct cp_itab *t, uint32_t hash, uint32_t idx,
+		       uint32_t (*hash_of)(const void *ctx, uint32_t idx), const void *ctx)
+{
+	/* Load factor at most 3/4: the slots are small, and a probe compares one entry. */
+	if ((t->n + 1) * 4 > t->cap * 3) {
+		size_t ncap = t->cap ? t->cap * 2 : 256;
+		uint32_t *ns;
+
+		if (ncap > SIZE_MAX / sizeof(*ns))
+			return -ENOMEM;
+		ns = calloc(ncap, sizeof(*ns));
+		if (!ns)
+			return -ENOMEM;
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->slot[i])
+				itab_place(ns, ncap, hash_of(ctx, t->slot[i] - 1), t->slot[i]);
+		free(t->slot);
+		t->slot = ns;
+		t->cap = ncap;
+	}
+	itab_place(t->slot, t->cap, hash, idx + 1);
+	t->n++;
+	return 0;
+}
+
+static void itab_release(struct cp_itab *t)
+{
+	free(t->slot);
+	memset(t, 0, sizeof(*t));
+}
+
 /* ---- string table ---- */
 
 struct strkey {
@@ -278,10 +334,14 @@ struct cp_profile *cp_profile_new_empty(void)
 	if (!prof)
 		return NULL;
 	if (cp_strtab_init(&prof->str) < 0 || intern(prof, "thread", &prof->s_thread) < 0 ||
-	    intern(prof, "tid", &prof->s_tid) < 0 || intern(prof, "pid", &prof->s_pid) < 0) {
+	    intern(prof, "tid", &prof->s_tid) < 0 || intern(prof, "pid", &prof->s_pid) < 0 ||
+	    cp_grow((void **)&prof->nodes, &prof->nodes_alloc, 1, sizeof(*prof->nodes)) < 0) {
 		cp_profile_free(prof);
 		return NULL;
 	}
+	/* The root of the stack trie: the empty stack. */
+	prof->nodes[0] = (struct cp_pnode){ 0, 0 };
+	prof->nnodes = 1;
 	return prof;
 }
 
@@ -327,11 +387,16 @@ void cp_profile_free(struct cp_profile *prof)
 	free(prof->functions);
 	cp_htab_release(&prof->function_h);
 	free(prof->special);
-	free(prof->samples);
-	cp_htab_release(&prof->sample_h);
-	free(prof->stack_ids);
+	free(prof->nodes);
+	itab_release(&prof->node_h);
 	free(prof->labels);
+	free(prof->labelsets);
+	cp_htab_release(&prof->labelset_h);
+	free(prof->sample_keys);
+	itab_release(&prof->sample_h);
 	free(prof->values);
+	free(prof->samples);
+	free(prof->stack_ids);
 	free(prof);
 }
 
@@ -693,20 +758,66 @@ int cp_profile_special_location(struct cp_profile *prof, const char *name, uint6
 
 /* ---- samples ---- */
 
-struct samplekey {
-	const uint64_t *locs;
-	size_t n;
+static uint32_t node_hash(uint32_t parent, uint32_t loc)
+{
+	return (uint32_t)cp_hash_mix(((uint64_t)parent << 32) | loc, 4);
+}
+
+static uint32_t node_hash_of(const void *ctx, uint32_t idx)
+{
+	const struct cp_pnode *n = &((const struct cp_profile *)ctx)->nodes[idx];
+
+	return node_hash(n->parent, n->loc);
+}
+
+static bool node_eq(const void *ctx, uint32_t idx, const void *key)
+{
+	const struct cp_pnode *a = &((const struct cp_profile *)ctx)->nodes[idx];
+	const struct cp_pnode *b = key;
+
+	return a->parent == b->parent && a->loc == b->loc;
+}
+
+/*
+ * The trie node of the stack loc_ids (innermost first, ids already checked), added as needed.
+ * On failure the nodes added so far stay: they are prefixes no sample names, never written.
+ */
+static int stack_node(struct cp_profile *prof, const uint64_t *loc_ids, size_t n, uint32_t *out)
+{
+	uint32_t node = 0;
+
+	for (size_t i = n; i-- > 0;) {
+		struct cp_pnode key = { node, (uint32_t)loc_ids[i] };
+		uint32_t hash = node_hash(key.parent, key.loc);
+		int64_t idx = itab_find(&prof->node_h, hash, node_eq, prof, &key);
+
+		if (idx < 0) {
+			if (prof->nnodes >= CP_PROFILE_MAX_ENTRIES)
+				return -E2BIG;
+			if (cp_grow((void **)&prof->nodes, &prof->nodes_alloc, prof->nnodes + 1,
+				    sizeof(*prof->nodes)) < 0 ||
+			    itab_insert(&prof->node_h, hash, (uint32_t)prof->nnodes, node_hash_of,
+					prof) < 0)
+				return -ENOMEM;
+			prof->nodes[prof->nnodes] = key;
+			idx = (int64_t)prof->nnodes++;
+		}
+		node = (uint32_t)idx;
+	}
+	*out = node;
+	return 0;
+}
+
+struct labelkey {
 	const struct cp_plabel *labels;
-	size_t nlabels;
+	size_t n;
 };
 
-static uint32_t sample_hash(const struct samplekey *k)
+static uint32_t labelset_hash(const struct labelkey *k)
 {
-	uint64_t h = cp_hash_mix(4, k->n);
+	uint64_t h = cp_hash_mix(5, k->n);
 
-	for (size_t i = 0; i < k->n; i++)
-		h = cp_hash_mix(h, k->locs[i]);
-	for (size_t i = 0; i < k->nlabels; i++) {
+	for (size_t i = 0; i < k->n; i++) {
 		const struct cp_plabel *l = &k->labels[i];
 
 		h = cp_hash_mix(h, ((uint64_t)l->key << 32) | l->str);
@@ -715,18 +826,16 @@ static uint32_t sample_hash(const struct samplekey *k)
 	return (uint32_t)h;
 }
 
-static bool sample_eq(const void *ctx, uint32_t idx, const void *key)
+static bool labelset_eq(const void *ctx, uint32_t idx, const void *key)
 {
 	const struct cp_profile *prof = ctx;
-	const struct cp_psample *s = &prof->samples[idx];
-	const struct samplekey *k = key;
+	const struct cp_plabelset *ls = &prof->labelsets[idx];
+	const struct labelkey *k = key;
 
-	if (s->nlocs != k->n || s->nlabels != k->nlabels)
+	if (ls->n != k->n)
 		return false;
-	if (k->n && memcmp(&prof->stack_ids[s->loc_off], k->locs, k->n * sizeof(*k->locs)))
-		return false;
-	for (size_t i = 0; i < k->nlabels; i++) {
-		const struct cp_plabel *a = &prof->labels[s->label_off + i], *b = &k->labels[i];
+	for (size_t i = 0; i < k->n; i++) {
+		const struct cp_plabel *a = &prof->labels[ls->off + i], *b = &k->labels[i];
 
 		if (a->key != b->key || a->str != b->str || a->num != b->num || a->unit != b->unit)
 			return false;
@@ -734,45 +843,84 @@ static bool sample_eq(const void *ctx, uint32_t idx, const void *key)
 	return true;
 }
 
+/* The id of the label set labels[0..n), interned. 0 or -errno. */
+static int intern_labelset(struct cp_profile *prof, const struct cp_plabel *labels, size_t n,
+			   uint32_t *out)
+{
+	struct labelkey key = { labels, n };
+	uint32_t hash = labelset_hash(&key);
+	int64_t idx = cp_htab_find(&prof->labelset_h, hash, labelset_eq, prof, &key);
+
+	if (idx >= 0) {
+		*out = (uint32_t)idx;
+		return 0;
+	}
+	if (prof->nlabelsets >= CP_PROFILE_MAX_ENTRIES ||
+	    n > CP_PROFILE_MAX_ENTRIES - prof->nlabels)
+		return -E2BIG;
+	if (cp_grow((void **)&prof->labelsets, &prof->labelsets_alloc, prof->nlabelsets + 1,
+		    sizeof(*prof->labelsets)) < 0 ||
+	    cp_grow((void **)&prof->labels, &prof->labels_alloc, prof->nlabels + n,
+		    sizeof(*prof->labels)) < 0 ||
+	    cp_htab_insert(&prof->labelset_h, hash, (uint32_t)prof->nlabelsets) < 0)
+		return -ENOMEM;
+	if (n)
+		memcpy(&prof->labels[prof->nlabels], labels, n * sizeof(*labels));
+	prof->labelsets[prof->nlabelsets] = (struct cp_plabelset){ (uint32_t)prof->nlabels,
+								   (uint32_t)n };
+	prof->nlabels += n;
+	*out = (uint32_t)prof->nlabelsets++;
+	return 0;
+}
+
+static uint32_t sample_hash(uint32_t node, uint32_t labelset)
+{
+	return (uint32_t)cp_hash_mix(((uint64_t)labelset << 32) | node, 6);
+}
+
+static uint32_t sample_hash_of(const void *ctx, uint32_t idx)
+{
+	const struct cp_psample_key *k = &((const struct cp_profile *)ctx)->sample_keys[idx];
+
+	return sample_hash(k->node, k->labelset);
+}
+
+static bool sample_eq(const void *ctx, uint32_t idx, const void *key)
+{
+	const struct cp_psample_key *a = &((const struct cp_profile *)ctx)->sample_keys[idx];
+	const struct cp_psample_key *b = key;
+
+	return a->node == b->node && a->labelset == b->labelset;
+}
+
 int cp_profile_add_sample_values(struct cp_profile *prof, const uint64_t *loc_ids, size_t n,
 				 const struct cp_plabel *labels, size_t nlabels,
 				 const int64_t *values)
 {
-	struct samplekey key = { loc_ids, n, labels, nlabels };
-	uint32_t hash = sample_hash(&key);
-	int64_t idx = cp_htab_find(&prof->sample_h, hash, sample_eq, prof, &key);
-	struct cp_psample *s;
+	struct cp_psample_key key;
+	uint32_t hash;
+	int64_t idx;
+	int err;
 
 	for (size_t i = 0; i < n; i++)
 		if (loc_ids[i] == 0 || loc_ids[i] > prof->nlocations)
 			return -EINVAL;
+	if ((err = stack_node(prof, loc_ids, n, &key.node)) < 0 ||
+	    (err = intern_labelset(prof, labels, nlabels, &key.labelset)) < 0)
+		return err;
+	hash = sample_hash(key.node, key.labelset);
+	idx = itab_find(&prof->sample_h, hash, sample_eq, prof, &key);
 	if (idx < 0) {
-		if (prof->nsamples >= CP_PROFILE_MAX_ENTRIES ||
-		    n > CP_PROFILE_MAX_ENTRIES - prof->nstack_ids ||
-		    nlabels > CP_PROFILE_MAX_ENTRIES - prof->nlabels)
+		if (prof->nsamples >= CP_PROFILE_MAX_ENTRIES)
 			return -E2BIG;
-		if (cp_grow((void **)&prof->samples, &prof->samples_alloc, prof->nsamples + 1,
-			    sizeof(*prof->samples)) < 0 ||
-		    cp_grow((void **)&prof->stack_ids, &prof->stack_ids_alloc, prof->nstack_ids + n,
-			    sizeof(*prof->stack_ids)) < 0 ||
-		    cp_grow((void **)&prof->labels, &prof->labels_alloc, prof->nlabels + nlabels,
-			    sizeof(*prof->labels)) < 0 ||
+		if (cp_grow((void **)&prof->sample_keys, &prof->sample_keys_alloc,
+			    prof->nsamples + 1, sizeof(*prof->sample_keys)) < 0 ||
 		    cp_grow((void **)&prof->values, &prof->values_alloc,
-			    (prof->nsamples + 1) * prof->ntypes, sizeof(*prof->values)) < 0)
+			    (prof->nsamples + 1) * prof->ntypes, sizeof(*prof->values)) < 0 ||
+		    itab_insert(&prof->sample_h, hash, (uint32_t)prof->nsamples, sample_hash_of,
+				prof) < 0)
 			return -ENOMEM;
-		if (cp_htab_insert(&prof->sample_h, hash, (uint32_t)prof->nsamples) < 0)
-			return -ENOMEM;
-		s = &prof->samples[prof->nsamples];
-		s->loc_off = (uint32_t)prof->nstack_ids;
-		s->nlocs = (uint32_t)n;
-		s->label_off = (uint32_t)prof->nlabels;
-		s->nlabels = (uint32_t)nlabels;
-		if (n)
-			memcpy(&prof->stack_ids[prof->nstack_ids], loc_ids, n * sizeof(*loc_ids));
-		if (nlabels)
-			memcpy(&prof->labels[prof->nlabels], labels, nlabels * sizeof(*labels));
-		prof->nstack_ids += n;
-		prof->nlabels += nlabels;
+		prof->sample_keys[prof->nsamples] = key;
 		memset(&prof->values[prof->nsamples * prof->ntypes], 0,
 		       prof->ntypes * sizeof(*prof->values));
 		idx = (int64_t)prof->nsamples++;
@@ -785,6 +933,31 @@ int cp_profile_add_sample_values(struct cp_profile *prof, const uint64_t *loc_id
 		prof->totals[t] = (int64_t)((uint64_t)prof->totals[t] + (uint64_t)values[t]);
 	}
 	return 0;
+}
+
+int64_t cp_profile_sample_locations(const struct cp_profile *prof, size_t i, uint64_t **buf,
+				    size_t *alloc)
+{
+	uint32_t node = prof->sample_keys[i].node;
+	size_t n = 0;
+
+	for (uint32_t k = node; k; k = prof->nodes[k].parent)
+		n++;
+	if (cp_grow((void **)buf, alloc, n ? n : 1, sizeof(**buf)) < 0)
+		return -ENOMEM;
+	n = 0;
+	for (uint32_t k = node; k; k = prof->nodes[k].parent)
+		(*buf)[n++] = prof->nodes[k].loc;
+	return (int64_t)n;
+}
+
+const struct cp_plabel *cp_profile_sample_labels(const struct cp_profile *prof, size_t i,
+						 size_t *n)
+{
+	const struct cp_plabelset *ls = &prof->labelsets[prof->sample_keys[i].labelset];
+
+	*n = ls->n;
+	return ls->n ? &prof->labels[ls->off] : NULL;
 }
 
 int cp_profile_add_sample(struct cp_profile *prof, const uint64_t *loc_ids, size_t n, int pid,
@@ -949,23 +1122,46 @@ void cp_profile_frames_release(struct cp_profile_frames *fr)
 	memset(fr, 0, sizeof(*fr));
 }
 
+/*
+ * Fill the transitional view of sample i (struct cp_psample), whose locations
+ * cp_profile_sample_frames just put in prof->stack_ids. It lives in the profile, which the
+ * writers hold const, as a cache would.
+ */
+static int fill_view(struct cp_profile *prof, size_t i, size_t nlocs)
+{
+	if (prof->nsamples > prof->samples_alloc) {
+		free(prof->samples);
+		prof->samples_alloc = 0;
+		prof->samples = calloc(prof->nsamples, sizeof(*prof->samples));
+		if (!prof->samples)
+			return -ENOMEM;
+		prof->samples_alloc = prof->nsamples;
+	}
+	prof->samples[i] = (struct cp_psample){ 0, (uint32_t)nlocs };
+	return 0;
+}
+
 int64_t cp_profile_sample_frames(const struct cp_profile *prof, const struct cp_profile_frames *fr,
 				 size_t i, uint32_t **buf, size_t *alloc)
 {
-	const struct cp_psample *s = &prof->samples[i];
+	struct cp_profile *mut = (struct cp_profile *)prof;
+	int64_t nlocs = cp_profile_sample_locations(prof, i, &mut->stack_ids,
+						    &mut->stack_ids_alloc);
 	size_t n = 0;
 
-	for (uint32_t j = 0; j < s->nlocs; j++)
-		n += fr->loc_n[prof->stack_ids[s->loc_off + j] - 1];
+	if (nlocs < 0 || fill_view(mut, i, (size_t)nlocs) < 0)
+		return -ENOMEM;
+	for (int64_t j = 0; j < nlocs; j++)
+		n += fr->loc_n[prof->stack_ids[j] - 1];
 	if (cp_grow((void **)buf, alloc, n ? n : 1, sizeof(**buf)) < 0)
 		return -ENOMEM;
-	if (!s->nlocs) {
+	if (!nlocs) {
 		(*buf)[0] = (uint32_t)cp_strtab_lookup(&fr->names, "[unknown]");
 		return 1;
 	}
 	n = 0;
-	for (uint32_t j = 0; j < s->nlocs; j++) {
-		uint64_t loc = prof->stack_ids[s->loc_off + j] - 1;
+	for (int64_t j = 0; j < nlocs; j++) {
+		uint64_t loc = prof->stack_ids[j] - 1;
 
 		memcpy(*buf + n, fr->frame + fr->loc_off[loc], fr->loc_n[loc] * sizeof(**buf));
 		n += fr->loc_n[loc];

@@ -113,11 +113,50 @@ struct cp_plabel {
 	int64_t num;
 };
 
+/*
+ * A node of the stack trie: the stack from the outermost frame down to location loc, its
+ * prefix (the caller's stack) being node parent. Stacks share their prefixes, so a new distinct
+ * stack costs only the frames where it parts from the stacks seen before. Node 0 is the root,
+ * the empty stack; a stack is named by its innermost node, and its locations, innermost first,
+ * are the path from that node up to the root.
+ */
+struct cp_pnode {
+	uint32_t parent;
+	uint32_t loc;		/* location id */
+};
+
+/* A label set (labels[off .. off + n)), interned: the samples of one thread share one. */
+struct cp_plabelset {
+	uint32_t off;
+	uint32_t n;
+};
+
+/* What makes a sample distinct: its stack (trie node) and its label set. */
+struct cp_psample_key {
+	uint32_t node;
+	uint32_t labelset;
+};
+
+/*
+ * An open-addressing table of 32-bit indexes (index + 1; 0 = empty) into an array kept
+ * elsewhere, 4 bytes a slot: the hash is recomputed from the entry when the table grows. For
+ * the tables that grow with distinct stacks, where cp_htab's 8-byte slots would cost as much
+ * as the entries.
+ */
+struct cp_itab {
+	uint32_t *slot;
+	size_t cap;		/* power of two, or 0 */
+	size_t n;
+};
+
+/*
+ * The view of sample i that src/profile_text.c's mark_inlined() reads: filled by
+ * cp_profile_sample_frames for the sample it was last asked for. Transitional, until that
+ * caller asks cp_profile_sample_locations instead.
+ */
 struct cp_psample {
 	uint32_t loc_off;	/* into prof->stack_ids */
 	uint32_t nlocs;
-	uint32_t label_off;	/* into prof->labels */
-	uint32_t nlabels;
 };
 
 struct cp_profile {
@@ -156,15 +195,24 @@ struct cp_profile {
 	size_t nfunctions, functions_alloc;
 	struct cp_htab function_h;
 
-	struct cp_psample *samples;
-	size_t nsamples, samples_alloc;
-	struct cp_htab sample_h;
-	uint64_t *stack_ids;		/* location ids of all samples, innermost first */
-	size_t nstack_ids, stack_ids_alloc;
-	struct cp_plabel *labels;
+	struct cp_pnode *nodes;		/* the stack trie; node 0 is the root */
+	size_t nnodes, nodes_alloc;
+	struct cp_itab node_h;		/* by (parent, loc) */
+	struct cp_plabel *labels;	/* of all label sets */
 	size_t nlabels, labels_alloc;
+	struct cp_plabelset *labelsets;
+	size_t nlabelsets, labelsets_alloc;
+	struct cp_htab labelset_h;
+	struct cp_psample_key *sample_keys;	/* sample i: its stack and labels */
+	size_t nsamples, sample_keys_alloc;
+	struct cp_itab sample_h;
 	int64_t *values;		/* ntypes per sample */
 	size_t values_alloc;
+	/* Transitional view for profile_text.c (see struct cp_psample); NULL until asked. */
+	struct cp_psample *samples;
+	size_t samples_alloc;
+	uint64_t *stack_ids;
+	size_t stack_ids_alloc;
 
 	/* Frequently used strings, interned once. */
 	uint32_t s_thread, s_tid, s_pid;
@@ -185,6 +233,16 @@ int cp_profile_append_location(struct cp_profile *prof, uint64_t address, uint64
 int cp_profile_add_sample_values(struct cp_profile *prof, const uint64_t *loc_ids, size_t n,
 				 const struct cp_plabel *labels, size_t nlabels,
 				 const int64_t *values);
+
+/*
+ * The location ids of sample i, innermost first, into *buf (grown as needed): the count
+ * (0 for an empty stack) or -ENOMEM.
+ */
+int64_t cp_profile_sample_locations(const struct cp_profile *prof, size_t i, uint64_t **buf,
+				    size_t *alloc);
+/* The labels of sample i; *n receives their count. */
+const struct cp_plabel *cp_profile_sample_labels(const struct cp_profile *prof, size_t i,
+						 size_t *n);
 
 /* The sample type the table reports: default_sample_type when it names one, else the last. */
 size_t cp_profile_default_index(const struct cp_profile *prof);
