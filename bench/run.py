@@ -251,56 +251,79 @@ def run_workload(argv):
     return work, wcpu, max(0.0, (after - before) - wcpu)
 
 
+def sampling_argv(cprof, fw, how, out):
+    if how is None:
+        return [fw, "1"]
+    if how[0] == "cprof":
+        return [cprof, "record", "-F", str(how[1]), "-o", str(out) + ".pb.gz", "--", fw, "1"]
+    if how[0] == "perf-fp":
+        return ["perf", "record", "-q", "-g", "-F", str(how[1]), "-o", str(out) + ".data", "--",
+                fw, "1"]
+    return ["perf", "record", "-q", "--call-graph", "dwarf", "-F", str(how[1]), "-o",
+            str(out) + ".data", "--", fw, "1"]
+
+
+def quartiles(xs):
+    """(lower, upper) quartile: the middle half of the paired ratios."""
+    if len(xs) < 4:
+        return min(xs), max(xs)
+    q = statistics.quantiles(xs, n=4)
+    return q[0], q[2]
+
+
 def bench_sampling(cprof, targets, runs, rates, report):
+    """
+    Every profiled run is paired with a run of the workload alone right before or after it
+    (the order alternates), and the overhead is the median of the pairs' ratios: the load of
+    a shared machine drifts over minutes, and a pair sees the same load. Medians of unpaired
+    runs could not resolve 1% here; the workload alone varied by 20% over a bench.
+    """
     fw = targets["fixed_work"]
     configs = [("alone", None)]
     for hz in rates:
         configs += [("cprof record -F %d" % hz, ("cprof", hz)),
                     ("perf record -g -F %d" % hz, ("perf-fp", hz)),
                     ("perf record --call-graph dwarf -F %d" % hz, ("perf-dwarf", hz))]
-    results = {name: dict(work=[], wcpu=[], cpu=[], size=[]) for name, _ in configs}
+    results = {name: dict(work=[], wcpu=[], cpu=[], size=[], rwork=[], rcpu=[])
+               for name, _ in configs}
     # Round robin over the configurations, so that the machine's load drifts alike for all.
     for i in range(runs):
-        for name, how in configs:
+        profiled = configs[1:] if i % 2 == 0 else configs[:0:-1]
+        for name, how in profiled:
             out = TMP / ("prof-%d" % i)
-            if how is None:
-                argv = [fw, "1"]
-            elif how[0] == "cprof":
-                argv = [cprof, "record", "-F", str(how[1]), "-o", str(out) + ".pb.gz", "--",
-                        fw, "1"]
-            elif how[0] == "perf-fp":
-                argv = ["perf", "record", "-q", "-g", "-F", str(how[1]), "-o",
-                        str(out) + ".data", "--", fw, "1"]
-            else:
-                argv = ["perf", "record", "-q", "--call-graph", "dwarf", "-F", str(how[1]),
-                        "-o", str(out) + ".data", "--", fw, "1"]
+            pair = {}
             try:
-                w, wcpu, pc = run_workload(argv)
+                for which in (("alone", "prof") if i % 2 == 0 else ("prof", "alone")):
+                    pair[which] = run_workload(sampling_argv(cprof, fw,
+                                                             how if which == "prof" else None,
+                                                             out))
             except RuntimeError as e:
                 print("  %s: %s" % (name, e))
                 continue
+            (aw, awcpu, _), (w, wcpu, pc) = pair["alone"], pair["prof"]
+            results["alone"]["work"].append(aw)
+            results["alone"]["wcpu"].append(awcpu)
             size = 0
-            if how is not None:
-                path = pathlib.Path(str(out) + (".pb.gz" if how[0] == "cprof" else ".data"))
-                size = path.stat().st_size if path.exists() else 0
-                if how[0] != "cprof" and path.exists():
-                    # perf's cost includes turning perf.data into stacks.
-                    before = cpu_of_children()
-                    timed(["perf", "report", "-i", str(path), "--stdio", "--no-children"])
-                    pc += cpu_of_children() - before
-                if path.exists():
-                    path.unlink()
+            path = pathlib.Path(str(out) + (".pb.gz" if how[0] == "cprof" else ".data"))
+            size = path.stat().st_size if path.exists() else 0
+            if how[0] != "cprof" and path.exists():
+                # perf's cost includes turning perf.data into stacks.
+                before = cpu_of_children()
+                timed(["perf", "report", "-i", str(path), "--stdio", "--no-children"])
+                pc += cpu_of_children() - before
+            if path.exists():
+                path.unlink()
             r = results[name]
             r["work"].append(w)
             r["wcpu"].append(wcpu)
             r["cpu"].append(pc)
             r["size"].append(size)
+            r["rwork"].append(w / aw)
+            r["rcpu"].append(wcpu / awcpu)
     for name, r in results.items():
         print("  %-40s run %s s, its CPU %s s, profiler CPU %s s, output %s MB" % (
             name, fmt_range(r["work"]), fmt_range(r["wcpu"]), fmt_range(r["cpu"]),
             fmt_range(r["size"], 1e-6, "%.3f")), flush=True)
-    base = med(results["alone"]["work"])
-    base_cpu = med(results["alone"]["wcpu"])
     lines = ["## Sampling cost", "",
              "Target: `bench/targets/fixed_work.c` (one thread; qsort through libc plus "
              "noinline hashing; -O2 -g -fomit-frame-pointer), a fixed amount of work; it "
@@ -310,25 +333,35 @@ def bench_sampling(cprof, targets, runs, rates, report):
              "take turns within each run. Profiler CPU is the CPU of the whole command minus "
              "the workload's own; for perf it includes `perf report --stdio` of the file, "
              "since cprof's output is already symbolized stacks.", "",
+             "Each profiled run is paired with a run of the workload alone just before or "
+             "after it; an overhead is the median of the pairs' ratios (in brackets the "
+             "middle half of them).", "",
              "| configuration | run s, median (min–max) | run time overhead | workload CPU s |"
              " CPU overhead | profiler CPU s | output MB |", "|---|---|---|---|---|---|---|"]
+
+    def overhead(ratios):
+        if not ratios:
+            return "n/a"
+        lo, hi = quartiles(ratios)
+        return "%+.1f%% [%+.1f, %+.1f]" % ((med(ratios) - 1) * 100, (lo - 1) * 100,
+                                            (hi - 1) * 100)
+
     for name, r in results.items():
-        ov = (med(r["work"]) / base - 1) * 100 if r["work"] else float("nan")
-        ovc = (med(r["wcpu"]) / base_cpu - 1) * 100 if r["wcpu"] else float("nan")
-        lines.append("| %s | %s | %+.1f%% | %s | %+.1f%% | %s | %s |" % (
-            name, fmt_range(r["work"]), ov, fmt_range(r["wcpu"]), ovc, fmt_range(r["cpu"]),
-            fmt_range(r["size"], 1e-6, "%.3f")))
+        lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            name, fmt_range(r["work"]), overhead(r["rwork"]) if name != "alone" else "",
+            fmt_range(r["wcpu"]), overhead(r["rcpu"]) if name != "alone" else "",
+            fmt_range(r["cpu"]) if name != "alone" else "",
+            fmt_range(r["size"], 1e-6, "%.3f") if name != "alone" else ""))
     lines.append("")
     for hz in rates:
         c = results.get("cprof record -F %d" % hz)
         d = results.get("perf record --call-graph dwarf -F %d" % hz)
         g = results.get("perf record -g -F %d" % hz)
-        if c and c["work"]:
-            report.append("sampling %d Hz: cprof overhead %+.1f%% run time, %+.1f%% CPU" % (
-                hz, (med(c["work"]) / base - 1) * 100, (med(c["wcpu"]) / base_cpu - 1) * 100))
-        if g and g["work"]:
-            report.append("sampling %d Hz: perf -g overhead %+.1f%% run time, %+.1f%% CPU" % (
-                hz, (med(g["work"]) / base - 1) * 100, (med(g["wcpu"]) / base_cpu - 1) * 100))
+        for who, r in (("cprof", c), ("perf -g", g), ("perf dwarf", d)):
+            if r and r["rwork"]:
+                report.append("sampling %d Hz: %s overhead (paired medians) %+.1f%% run time, "
+                              "%+.1f%% CPU" % (hz, who, (med(r["rwork"]) - 1) * 100,
+                                               (med(r["rcpu"]) - 1) * 100))
         if c and d and c["cpu"] and d["cpu"] and med(c["cpu"]) > 0:
             report.append("sampling %d Hz: perf dwarf (record+report) CPU / cprof CPU = %.1fx"
                           % (hz, med(d["cpu"]) / med(c["cpu"])))
