@@ -63,6 +63,24 @@ struct progress {
 	uint64_t ctxt;
 };
 
+/*
+ * The frames each pc of this dump symbolized to. Threads of one process share most of their
+ * pcs (a hundred workers blocked at the same call), so a pc is looked up once a dump:
+ * open addressing on (pc, exact), frames kept in one pool.
+ */
+struct pc_memo_slot {
+	uint64_t key;		/* pc << 1 | exact, + 1; 0 = empty */
+	uint32_t off;		/* into pool */
+	uint32_t n;
+};
+
+struct pc_memo {
+	struct pc_memo_slot *slot;
+	size_t cap, used;
+	struct cp_frame *pool;
+	size_t npool, pool_cap;
+};
+
 struct take {
 	int pid;
 	const struct cp_dump_opts *opts;
@@ -83,6 +101,7 @@ struct take {
 	size_t ncaptured;
 	struct cp_frame *scratch;	/* symbolize_stack()'s work array */
 	size_t scratch_cap;
+	struct pc_memo memo;		/* symbolize_stack()'s answers by pc */
 };
 
 static bool cancelled(const struct take *t)
@@ -137,6 +156,9 @@ static void take_release(struct take *t)
 	free(t->scratch);
 	t->scratch = NULL;
 	t->scratch_cap = 0;
+	free(t->memo.slot);
+	free(t->memo.pool);
+	memset(&t->memo, 0, sizeof(t->memo));
 	for (size_t i = 0; i < t->nitems; i++)
 		item_release(&t->items[i]);
 	free(t->items);
@@ -659,6 +681,120 @@ static const char *intern(struct cp_dump *d, const char *s)
 }
 
 /* Turn an unwound stack into source-level frames (inlined calls expanded). */
+static uint64_t memo_key(uint64_t pc, bool exact)
+{
+	return ((pc << 1) | exact) + 1;
+}
+
+/* Fibonacci hashing: the high half of the product mixes every bit of the key. */
+static size_t memo_hash(uint64_t key)
+{
+	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 32);
+}
+
+static const struct pc_memo_slot *memo_find(const struct pc_memo *m, uint64_t pc, bool exact)
+{
+	uint64_t key = memo_key(pc, exact);
+	size_t mask, i;
+
+	if (!m->cap)
+		return NULL;
+	mask = m->cap - 1;
+	for (i = memo_hash(key) & mask; m->slot[i].key; i = (i + 1) & mask)
+		if (m->slot[i].key == key)
+			return &m->slot[i];
+	return NULL;
+}
+
+static void memo_place(struct pc_memo_slot *slot, size_t cap, const struct pc_memo_slot *s)
+{
+	size_t mask = cap - 1, i;
+
+	for (i = memo_hash(s->key) & mask; slot[i].key; i = (i + 1) & mask)
+		;
+	slot[i] = *s;
+}
+
+/* Remember pc's k frames; silently not when out of memory (a memo, not a record). */
+static void memo_add(struct pc_memo *m, uint64_t pc, bool exact, const struct cp_frame *f,
+		     size_t k)
+{
+	struct pc_memo_slot s = { .key = memo_key(pc, exact), .n = (uint32_t)k };
+
+	if ((m->used + 1) * 2 > m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 1024;
+		struct pc_memo_slot *ns = calloc(ncap, sizeof(*ns));
+
+		if (!ns)
+			return;
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->slot[i].key)
+				memo_place(ns, ncap, &m->slot[i]);
+		free(m->slot);
+		m->slot = ns;
+		m->cap = ncap;
+	}
+	if (m->npool + k > m->pool_cap) {
+		size_t ncap = m->pool_cap ? m->pool_cap * 2 : 1024;
+		struct cp_frame *np;
+
+		while (ncap < m->npool + k)
+			ncap *= 2;
+		np = realloc(m->pool, ncap * sizeof(*np));
+		if (!np)
+			return;
+		m->pool = np;
+		m->pool_cap = ncap;
+	}
+	if (m->npool > UINT32_MAX - k)
+		return;
+	s.off = (uint32_t)m->npool;
+	memcpy(&m->pool[m->npool], f, k * sizeof(*f));
+	m->npool += k;
+	memo_place(m->slot, m->cap, &s);
+	m->used++;
+}
+
+/*
+ * The frames of one pc into out (room for CP_SYM_MAX_INLINE): the function, file and line
+ * and the functions inlined there, or module+offset. How many, at least 1; 0 on ENOMEM.
+ */
+static size_t symbolize_pc(struct take *t, const struct cp_maps *maps, uint64_t pc, bool exact,
+			   struct cp_frame *out)
+{
+	uint64_t lookup = exact ? pc : pc - 1;
+	const struct cp_map *map = maps ? cp_maps_find(maps, lookup) : NULL;
+	struct cp_sym_result res;
+	struct cp_frame base = { .pc = pc };
+	size_t k;
+
+	if (map) {
+		base.module = intern(t->d, map->path[0] ? map->path : "[anon]");
+		if (!base.module)
+			return 0;
+		base.offset = pc - map->start + map->offset;
+		base.has_offset = true;
+	}
+	/* cp_sym_resolve fills res whole when it succeeds; only n counts otherwise. */
+	if (!map || !t->sym || cp_sym_resolve(t->sym, t->pid, map, lookup, &res) < 0)
+		res.n = 0;
+	if (res.n == 0) {
+		out[0] = base;
+		return 1;
+	}
+	for (k = 0; k < res.n && k < CP_SYM_MAX_INLINE; k++) {
+		struct cp_frame f = base;
+
+		f.function = res.frames[k].function ? res.frames[k].function
+						    : res.frames[k].system_name;
+		f.file = res.frames[k].file;
+		f.line = res.frames[k].line;
+		f.inlined = res.frames[k].inlined;
+		out[k] = f;
+	}
+	return k;
+}
+
 static int symbolize_stack(struct take *t, const struct cp_maps *maps,
 			   const struct cp_unwind_result *ur, struct cp_dump_thread *th)
 {
@@ -685,37 +821,19 @@ static int symbolize_stack(struct take *t, const struct cp_maps *maps,
 		uint64_t pc = ur->pc[i];
 		/* A caller's pc is a return address: look up the call instruction before it. */
 		bool exact = i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL) || pc == 0;
-		uint64_t lookup = exact ? pc : pc - 1;
-		const struct cp_map *map = maps ? cp_maps_find(maps, lookup) : NULL;
-		struct cp_sym_result res;
-		const char *module = NULL;
-		struct cp_frame base = { .pc = pc };
+		const struct pc_memo_slot *hit = memo_find(&t->memo, pc, exact);
+		size_t k;
 
-		if (map) {
-			module = intern(t->d, map->path[0] ? map->path : "[anon]");
-			if (!module)
+		if (!hit) {
+			k = symbolize_pc(t, maps, pc, exact, &fr[n]);
+			if (!k)
 				return -ENOMEM;
-			base.module = module;
-			base.offset = pc - map->start + map->offset;
-			base.has_offset = true;
+			memo_add(&t->memo, pc, exact, &fr[n], k);
+		} else {
+			k = hit->n;
+			memcpy(&fr[n], &t->memo.pool[hit->off], k * sizeof(*fr));
 		}
-		/* cp_sym_resolve fills res whole when it succeeds; only n counts otherwise. */
-		if (!map || !t->sym || cp_sym_resolve(t->sym, t->pid, map, lookup, &res) < 0)
-			res.n = 0;
-		if (res.n == 0) {
-			fr[n++] = base;
-			continue;
-		}
-		for (size_t k = 0; k < res.n && k < CP_SYM_MAX_INLINE; k++) {
-			struct cp_frame f = base;
-
-			f.function = res.frames[k].function ? res.frames[k].function
-							    : res.frames[k].system_name;
-			f.file = res.frames[k].file;
-			f.line = res.frames[k].line;
-			f.inlined = res.frames[k].inlined;
-			fr[n++] = f;
-		}
+		n += k;
 	}
 	th->frames = malloc(n * sizeof(*fr));
 	if (!th->frames)
