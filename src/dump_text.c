@@ -137,8 +137,20 @@ static void add_name(struct out *o, const char *name)
 /* Free text from elsewhere (wait details, kernel frames) on one line: no control bytes. */
 static void add_text(struct out *o, const char *s)
 {
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		cp_strbuf_addc(&o->sb, (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p);
+	const unsigned char *p = (const unsigned char *)s;
+
+	/* Runs of printable bytes go in whole; each control byte becomes '?'. */
+	while (*p) {
+		const unsigned char *run = p;
+
+		while (*p >= 0x20 && *p != 0x7f)
+			p++;
+		cp_strbuf_add(&o->sb, run, (size_t)(p - run));
+		if (*p) {
+			cp_strbuf_addc(&o->sb, '?');
+			p++;
+		}
+	}
 }
 
 static const struct cp_dump_thread *find_thread(const struct cp_dump *dump, int tid)

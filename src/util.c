@@ -175,26 +175,39 @@ void cp_strbuf_adds(struct cp_strbuf *sb, const char *s)
 
 void cp_strbuf_addc(struct cp_strbuf *sb, char c)
 {
+	if (sb->len + 1 < sb->alloc && !sb->err) {
+		sb->buf[sb->len++] = c;
+		sb->buf[sb->len] = '\0';
+		return;
+	}
 	cp_strbuf_add(sb, &c, 1);
 }
 
 void cp_strbuf_vaddf(struct cp_strbuf *sb, const char *fmt, va_list ap)
 {
+	size_t room;
 	va_list cp;
 	int n;
 
-	if (sb->err)
+	/* Formatted once into the room there is; a second time only when it did not fit. */
+	if (!strbuf_grow(sb, 64))
 		return;
+	room = sb->alloc - sb->len;
 	va_copy(cp, ap);
-	n = vsnprintf(NULL, 0, fmt, cp);
+	n = vsnprintf(sb->buf + sb->len, room, fmt, cp);
 	va_end(cp);
 	if (n < 0) {
+		sb->buf[sb->len] = '\0';
 		sb->err = -EINVAL;
 		return;
 	}
-	if (!strbuf_grow(sb, (size_t)n))
-		return;
-	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+	if ((size_t)n >= room) {
+		if (!strbuf_grow(sb, (size_t)n)) {
+			sb->buf[sb->len] = '\0';
+			return;
+		}
+		vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+	}
 	sb->len += (size_t)n;
 }
 

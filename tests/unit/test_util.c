@@ -72,6 +72,19 @@ static void test_strbuf(void)
 	cp_strbuf_release(&sb);
 	cp_strbuf_release(NULL);
 
+	/* A formatted piece longer than the room left is formatted again after growing. */
+	{
+		char big[5000];
+
+		memset(big, 'z', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		cp_strbuf_adds(&sb, "ab");
+		cp_strbuf_addf(&sb, "<%s>%d", big, 7);
+		CHECK(sb.err == 0 && sb.len == 2 + 1 + 4999 + 2);
+		CHECK(sb.buf[2] == '<' && sb.buf[3] == 'z' && !strcmp(sb.buf + sb.len - 2, ">7"));
+		cp_strbuf_release(&sb);
+	}
+
 	/* After an error, appends are ignored and detach reports it with NULL. */
 	cp_strbuf_adds(&sb, "keep");
 	sb.err = -ENOMEM;
