@@ -247,17 +247,21 @@ int cp_proc_parse_syscall(const char *text, struct cp_task_syscall *out)
 /* The value after "Key:" on the line that starts with key, or NULL. */
 static const char *status_value(const char *text, const char *key)
 {
+	char pat[64];
 	size_t klen = strlen(key);
-	const char *line = text;
+	const char *hit;
 
-	while (line && *line) {
-		if (strncmp(line, key, klen) == 0 && line[klen] == ':')
-			return line + klen + 1;
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
-	return NULL;
+	if (strncmp(text, key, klen) == 0 && text[klen] == ':')
+		return text + klen + 1;
+	/* "\nKey:" found by strstr: a dump reads two status files a thread. */
+	if (klen + 3 > sizeof(pat))
+		return NULL;
+	pat[0] = '\n';
+	memcpy(pat + 1, key, klen);
+	pat[klen + 1] = ':';
+	pat[klen + 2] = '\0';
+	hit = strstr(text, pat);
+	return hit ? hit + klen + 2 : NULL;
 }
 
 int cp_proc_parse_status(const char *text, struct cp_task_status *out)
