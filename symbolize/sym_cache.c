@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,13 +16,17 @@
 /*
  * The layout, one record a line:
  *   ADDR_HEX SP N (TAB function US system_name US file US line US start_line US inlined){N} LF
- * (US = 0x1f; an empty string is NULL). "sym1" names the layout: a new one gets a new name.
+ * (US = 0x1f; an empty string is NULL); N = 0 (no TAB) when DWARF and the symbol table know
+ * nothing at ADDR. And "=dwarf" LF: the build has DWARF. Readers skip lines they do not
+ * know. "sym1" names the layout: an incompatible one gets a new name.
  */
 #define CACHE_SUBDIR "sym1"
 #define FIELD_SEP '\x1f'
 /* A file is read whole: bound it, and stop appending to it beyond that. */
 #define CACHE_FILE_MAX (16u << 20)
 #define STRING_MAX 4096
+/* A fact line: not an address ("=" is no hex digit), so older readers skip it. */
+#define HAS_DWARF_LINE "=dwarf"
 
 static int cache_file_path(const char *build_id, char *buf, size_t size, bool create_dir)
 {
@@ -43,14 +48,68 @@ static int cache_file_path(const char *build_id, char *buf, size_t size, bool cr
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/*
+ * Read the file into memory populated in one go: a first touch of each fresh page, one at a
+ * time in read(), costs tens of microseconds on a virtual machine, and libc's file is a few
+ * hundred KiB. Sized by fstat (appenders in other processes may add to it meanwhile: what is
+ * cut off is a torn last line, skipped).
+ */
 int cp_sym_cache_read(const char *build_id, char **text, size_t *len)
 {
 	char path[4200];
-	int err = cache_file_path(build_id, path, sizeof(path), false);
+	struct stat st;
+	size_t off = 0, size;
+	char *buf;
+	int err = cache_file_path(build_id, path, sizeof(path), false), fd;
 
 	if (err < 0)
 		return err;
-	return cp_read_file_alloc(path, CACHE_FILE_MAX, text, len);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	if (st.st_size > (off_t)CACHE_FILE_MAX) {
+		close(fd);
+		return -EFBIG;
+	}
+	size = (size_t)st.st_size;
+	buf = malloc(size + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if (size >= 4 * 4096) {
+		uintptr_t a = ((uintptr_t)buf + 4095) & ~(uintptr_t)4095;
+		uintptr_t b = ((uintptr_t)buf + size) & ~(uintptr_t)4095;
+
+		/* Failure (an old kernel) only means the pages fault in one by one. */
+		if (b > a)
+			(void)madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+	}
+	while (off < size) {
+		ssize_t r = read(fd, buf + off, size - off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = -errno;
+			close(fd);
+			free(buf);
+			return err;
+		}
+		if (r == 0)
+			break;
+		off += (size_t)r;
+	}
+	close(fd);
+	buf[off] = '\0';
+	*text = buf;
+	if (len)
+		*len = off;
+	return 0;
 }
 
 /* The next field of a frame, ended by FIELD_SEP or the end of the frame; NULL if missing. */
@@ -99,26 +158,72 @@ static bool parse_frame(char *p, struct cp_sym_frame *f)
 	return true;
 }
 
-int cp_sym_cache_next(char **cursor, uint64_t *addr, struct cp_sym_frame *frames, size_t *n)
+/*
+ * The head of an address line, "ADDR_HEX SP N", then a TAB and the frames, or the end of the
+ * line when N is 0. *frames: the text after the TAB, or NULL.
+ */
+static bool parse_head(char *line, uint64_t *addr, size_t *count, char **frames)
 {
-	char *line = *cursor, *end, *p, *tab;
-	unsigned long long a, count;
-	size_t k = 0;
+	uint64_t a = 0;
+	size_t digits = 0, n = 0;
+	char *p = line;
+
+	for (; digits < 17; p++, digits++) {
+		unsigned d;
+
+		if (*p >= '0' && *p <= '9')
+			d = (unsigned)(*p - '0');
+		else if (*p >= 'a' && *p <= 'f')
+			d = (unsigned)(*p - 'a' + 10);
+		else
+			break;
+		a = a << 4 | d;
+	}
+	if (digits == 0 || digits > 16 || *p++ != ' ')
+		return false;
+	if (*p < '0' || *p > '9')
+		return false;
+	for (digits = 0; *p >= '0' && *p <= '9' && digits < 3; p++, digits++)
+		n = n * 10 + (size_t)(*p - '0');
+	if (n > CP_SYM_MAX_INLINE || (n == 0 && *p) || (n > 0 && *p != '\t'))
+		return false;
+	*addr = a;
+	*count = n;
+	*frames = n ? p + 1 : NULL;
+	return true;
+}
+
+int cp_sym_cache_scan(char **cursor, uint64_t *addr, char **record)
+{
+	char *line = *cursor, *end, *frames;
+	size_t count;
 
 	if (!line || !*line)
-		return -1;
+		return CP_SYM_CACHE_END;
 	end = strchr(line, '\n');
-	if (!end)
-		return (*cursor = line + strlen(line)), 0;	/* a torn last line */
+	if (!end) {
+		*cursor = line + strlen(line);	/* a torn last line */
+		return CP_SYM_CACHE_SKIP;
+	}
 	*end = '\0';
 	*cursor = end + 1;
-	tab = strchr(line, '\t');
-	if (!tab)
+	if (!strcmp(line, HAS_DWARF_LINE))
+		return CP_SYM_CACHE_HAS_DWARF;
+	if (!parse_head(line, addr, &count, &frames))
+		return CP_SYM_CACHE_SKIP;
+	*record = line;
+	return CP_SYM_CACHE_ADDR;
+}
+
+int cp_sym_cache_parse(char *record, uint64_t *addr, struct cp_sym_frame *frames, size_t *n)
+{
+	uint64_t a;
+	size_t count, k = 0;
+	char *p;
+
+	if (!record || !parse_head(record, &a, &count, &p))
 		return 0;
-	*tab = '\0';
-	if (sscanf(line, "%llx %llu", &a, &count) != 2 || count == 0 || count > CP_SYM_MAX_INLINE)
-		return 0;
-	for (p = tab + 1; p && k < count; k++) {
+	for (; p && k < count; k++) {
 		char *next = strchr(p, '\t');
 
 		if (next)
@@ -135,6 +240,17 @@ int cp_sym_cache_next(char **cursor, uint64_t *addr, struct cp_sym_frame *frames
 	return 1;
 }
 
+int cp_sym_cache_next(char **cursor, uint64_t *addr, struct cp_sym_frame *frames, size_t *n)
+{
+	char *record = NULL;
+	uint64_t a;
+	int kind = cp_sym_cache_scan(cursor, &a, &record);
+
+	if (kind != CP_SYM_CACHE_ADDR)
+		return kind;
+	return cp_sym_cache_parse(record, addr, frames, n) ? CP_SYM_CACHE_ADDR : CP_SYM_CACHE_SKIP;
+}
+
 /* A string the reader gets back unchanged. */
 static bool storable(const char *s)
 {
@@ -148,20 +264,13 @@ static bool storable(const char *s)
 	return true;
 }
 
-int cp_sym_cache_append(int *fd, const char *build_id, uint64_t addr,
-			const struct cp_sym_frame *frames, size_t n)
+/* Open build_id's file for appending into *fd, once; -EFBIG when it is full. */
+static int open_for_append(int *fd, const char *build_id)
 {
-	struct cp_strbuf sb;
 	char path[4200];
 	struct stat st;
 	int err;
 
-	if (!fd || !frames || n == 0 || n > CP_SYM_MAX_INLINE)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++)
-		if (!storable(frames[i].function) || !storable(frames[i].system_name) ||
-		    !storable(frames[i].file))
-			return -EINVAL;
 	if (*fd < 0) {
 		err = cache_file_path(build_id, path, sizeof(path), true);
 		if (err < 0)
@@ -172,6 +281,24 @@ int cp_sym_cache_append(int *fd, const char *build_id, uint64_t addr,
 	}
 	if (fstat(*fd, &st) == 0 && st.st_size > (off_t)CACHE_FILE_MAX - 65536)
 		return -EFBIG;
+	return 0;
+}
+
+int cp_sym_cache_append(int *fd, const char *build_id, uint64_t addr,
+			const struct cp_sym_frame *frames, size_t n)
+{
+	struct cp_strbuf sb;
+	int err;
+
+	if (!fd || (!frames && n) || n > CP_SYM_MAX_INLINE)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!storable(frames[i].function) || !storable(frames[i].system_name) ||
+		    !storable(frames[i].file))
+			return -EINVAL;
+	err = open_for_append(fd, build_id);
+	if (err < 0)
+		return err;
 	cp_strbuf_init(&sb);
 	cp_strbuf_addf(&sb, "%" PRIx64 " %zu", addr, n);
 	for (size_t i = 0; i < n; i++)
@@ -184,4 +311,16 @@ int cp_sym_cache_append(int *fd, const char *build_id, uint64_t addr,
 	err = sb.err ? sb.err : cp_write_all(*fd, sb.buf, sb.len);
 	cp_strbuf_release(&sb);
 	return err;
+}
+
+int cp_sym_cache_append_has_dwarf(int *fd, const char *build_id)
+{
+	int err;
+
+	if (!fd)
+		return -EINVAL;
+	err = open_for_append(fd, build_id);
+	if (err < 0)
+		return err;
+	return cp_write_all(*fd, HAS_DWARF_LINE "\n", strlen(HAS_DWARF_LINE "\n"));
 }

@@ -122,10 +122,23 @@ struct module {
 	bool aranges_loaded;
 	Dwarf_Addr dwbias;
 	struct htab addrs;	/* struct addr_entry by ELF address */
-	/* The on-disk results of earlier processes (sym_cache.h), read at the first miss. */
+	/*
+	 * The on-disk results of earlier processes (sym_cache.h), read at the first need and
+	 * indexed by address; a record is parsed when its address is first looked up.
+	 */
 	bool disk_loaded;
+	bool disk_has_dwarf;	/* the file says (or we wrote) that the build has DWARF */
+	char *disk_text;
+	struct disk_ref *disk_refs;	/* by address, then by place in the file */
+	size_t ndisk_refs;
 	int disk_fd;		/* open for appending new results, or -1 */
 	struct cp_symbolizer *sym;
+};
+
+/* An address line of the disk cache, not parsed yet; record NULL once it has been. */
+struct disk_ref {
+	uint64_t addr;
+	char *record;
 };
 
 /* Which module a (process, mapped file) pair is; mod NULL with err when unusable. */
@@ -294,6 +307,8 @@ static void module_free_node(struct hnode *n)
 	htab_release(&m->addrs, free_node);
 	if (m->disk_fd >= 0)
 		close(m->disk_fd);
+	free(m->disk_refs);
+	free(m->disk_text);
 	if (m->dwfl)
 		dwfl_end(m->dwfl);
 	free(m->segs);
@@ -1456,27 +1471,80 @@ static void addr_remember(struct cp_symbolizer *sym, struct module *m, uint64_t 
 		sym->naddrs++;
 }
 
-/*
- * The results earlier cprof processes found for m's build (sym_cache.h), into the memory
- * cache: a dump that meets only known addresses never loads the module's DWARF.
- */
-static void disk_load(struct cp_symbolizer *sym, struct module *m)
+static int disk_ref_cmp(const void *a, const void *b)
 {
-	struct cp_sym_frame frames[CP_SYM_MAX_INLINE];
-	char *text = NULL, *cursor;
+	const struct disk_ref *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return (x->record > y->record) - (x->record < y->record);
+}
+
+/*
+ * Index the results earlier cprof processes found for m's build (sym_cache.h): only the
+ * addresses; a record is parsed, its strings interned, when its address is met. libc's file
+ * has thousands of records, of which a profile meets tens.
+ */
+static void disk_load(struct module *m)
+{
+	struct disk_ref *refs = NULL;
+	size_t len, n = 0, cap = 0;
+	char *cursor, *record;
 	uint64_t addr;
-	size_t len, n;
-	int r;
+	int kind;
 
 	m->disk_loaded = true;
-	if (!m->build_id || cp_sym_cache_read(m->build_id, &text, &len) < 0)
+	if (!m->build_id || cp_sym_cache_read(m->build_id, &m->disk_text, &len) < 0)
 		return;
-	cursor = text;
-	while ((r = cp_sym_cache_next(&cursor, &addr, frames, &n)) >= 0) {
-		uint64_t h = hash_u64(addr);
+	cursor = m->disk_text;
+	while ((kind = cp_sym_cache_scan(&cursor, &addr, &record)) != CP_SYM_CACHE_END) {
+		if (kind == CP_SYM_CACHE_HAS_DWARF)
+			m->disk_has_dwarf = true;
+		if (kind != CP_SYM_CACHE_ADDR)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			struct disk_ref *v = realloc(refs, ncap * sizeof(*v));
+
+			if (!v)
+				break;	/* what is indexed so far still counts */
+			refs = v;
+			cap = ncap;
+		}
+		refs[n++] = (struct disk_ref){ addr, record };
+	}
+	/* Stable by place: the first good record of an address wins, as it was written first. */
+	if (n)
+		qsort(refs, n, sizeof(*refs), disk_ref_cmp);
+	m->disk_refs = refs;
+	m->ndisk_refs = n;
+}
+
+/*
+ * What the disk cache says about addr of m: true with frames[0..*n) (n may be 0: nothing is
+ * there), false when it does not say. Each record is parsed at most once.
+ */
+static bool disk_find(struct cp_symbolizer *sym, struct module *m, uint64_t addr,
+		      struct cp_sym_frame *frames, size_t *nframes)
+{
+	size_t lo = 0, hi = m->ndisk_refs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->disk_refs[mid].addr < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < m->ndisk_refs && m->disk_refs[lo].addr == addr; lo++) {
+		char *record = m->disk_refs[lo].record;
+		uint64_t a;
+		size_t n;
 		bool ok = true;
 
-		if (r == 0 || addr_lookup(m, addr, h))
+		m->disk_refs[lo].record = NULL;
+		if (!record || !cp_sym_cache_parse(record, &a, frames, &n) || a != addr)
 			continue;
 		for (size_t i = 0; i < n && ok; i++) {
 			struct cp_sym_frame *f = &frames[i];
@@ -1488,10 +1556,34 @@ static void disk_load(struct cp_symbolizer *sym, struct module *m)
 			f->file = file ? intern(sym, file) : NULL;
 			ok = (f->function || !fn) && (f->system_name || !sys) && (f->file || !file);
 		}
-		if (ok)
-			addr_remember(sym, m, addr, h, frames, n);
+		if (ok) {
+			*nframes = n;
+			return true;
+		}
 	}
-	free(text);
+	return false;
+}
+
+/*
+ * Whether m has DWARF. The disk cache may say so: then the debug file is not opened, which
+ * for a separate one (libc's) is most of what a module costs a short profile.
+ */
+static bool module_has_dwarf(struct module *m)
+{
+	Dwarf_Addr b;
+
+	if (!m->dmod)
+		return false;
+	if (!m->disk_loaded)
+		disk_load(m);
+	if (m->disk_has_dwarf)
+		return true;
+	if (!dwfl_module_getdwarf(m->dmod, &b))
+		return false;
+	/* Only a yes is kept: debug information installed later must still count. */
+	if (m->build_id && cp_sym_cache_append_has_dwarf(&m->disk_fd, m->build_id) == 0)
+		m->disk_has_dwarf = true;
+	return true;
 }
 
 /* Symbolize ELF address addr of m into frames; returns the frame count. Cached. */
@@ -1503,13 +1595,15 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 	bool from_dwarf = false;
 	size_t n = 0;
 
-	if (!hit && !m->disk_loaded) {
-		disk_load(sym, m);
-		hit = addr_lookup(m, addr, h);
-	}
 	if (hit) {
 		memcpy(frames, hit->frames, hit->n * sizeof(*frames));
 		return hit->n;
+	}
+	if (!m->disk_loaded)
+		disk_load(m);
+	if (disk_find(sym, m, addr, frames, &n)) {
+		addr_remember(sym, m, addr, h, frames, n);
+		return n;
 	}
 	if (m->dmod) {
 		n = lookup_dwarf(sym, m, addr, frames);
@@ -1517,9 +1611,10 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 			Dwarf_Addr b;
 
 			/*
-			 * No unit of the DWARF covers addr (assembly such as glibc's memmove):
-			 * the symbol table's answer is final for this build, worth keeping.
-			 * Without DWARF it is not: debug information may be installed later.
+			 * No unit of the DWARF covers addr (assembly such as glibc's memmove, or a
+			 * PLT stub): the symbol table's answer, or that there is none, is final
+			 * for this build, worth keeping: finding that out read every unit of the
+			 * DWARF. Without DWARF it is not: debug information may be installed later.
 			 */
 			from_dwarf = dwfl_module_getdwarf(m->dmod, &b) != NULL;
 			frames[0] = (struct cp_sym_frame){ 0 };
@@ -1544,8 +1639,12 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 	 * table) goes to disk: a symbol-table answer for a module without DWARF would hide debug
 	 * information installed later (libc6-dbg).
 	 */
-	if (from_dwarf && n && m->build_id)
+	if (from_dwarf && m->build_id) {
 		(void)cp_sym_cache_append(&m->disk_fd, m->build_id, addr, frames, n);
+		if (!m->disk_has_dwarf && cp_sym_cache_append_has_dwarf(&m->disk_fd,
+									 m->build_id) == 0)
+			m->disk_has_dwarf = true;
+	}
 	addr_remember(sym, m, addr, h, frames, n);
 	return n;
 }
@@ -1588,7 +1687,6 @@ int cp_sym_module_info(struct cp_symbolizer *sym, int pid, const struct cp_map *
 		       const char **build_id, uint64_t *bias, bool *has_debug_info)
 {
 	struct module *m = NULL;
-	Dwarf_Addr dwbias;
 	const char *path;
 	uint64_t b;
 	int err, why = -ENOENT;
@@ -1609,6 +1707,6 @@ int cp_sym_module_info(struct cp_symbolizer *sym, int pid, const struct cp_map *
 	if (bias)
 		*bias = b;
 	if (has_debug_info)
-		*has_debug_info = m->dmod && dwfl_module_getdwarf(m->dmod, &dwbias) != NULL;
+		*has_debug_info = module_has_dwarf(m);
 	return 0;
 }

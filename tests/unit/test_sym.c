@@ -23,6 +23,7 @@
 #include "check.h"
 #include "maps.h"
 #include "symbolize.h"
+#include "util.h"
 
 #define MAX_PROBES 8
 
@@ -441,6 +442,126 @@ static void test_debuglink_dirs(void)
 	fixture_stop(&f);
 	cp_sym_free(sym);
 	unlink(dbg);
+	unlink(bin);
+}
+
+/* The text of the on-disk results for build_id, or NULL (malloc'd). */
+static char *results_file(const char *build_id)
+{
+	char path[4200], *text = NULL;
+	size_t len = 0;
+
+	snprintf(path, sizeof(path), "%s/cache/sym1/%s", tmpdir, build_id);
+	if (cp_read_file_alloc(path, 16u << 20, &text, &len) < 0)
+		return NULL;
+	return text;
+}
+
+/* An address in the mapping of m's file at offset 0, the ELF header: no function there. */
+static uint64_t elf_header_pc(const struct cp_maps *maps, const struct cp_map *m)
+{
+	for (size_t i = 0; m && i < maps->n; i++)
+		if (maps->v[i].inode == m->inode && maps->v[i].offset == 0)
+			return maps->v[i].start + 0x20;
+	return 0;
+}
+
+/*
+ * What the disk results keep besides answers: that the build has DWARF, so that a later
+ * process can flag the mapping without opening the debug file (it is gone here, and the flag
+ * still holds), and that DWARF and the symbol table know nothing at an address (the ELF
+ * header's), so that a later process meeting it does not read every unit of the DWARF again.
+ */
+static void test_disk_facts(void)
+{
+	char bin[PATH_MAX], dbg[PATH_MAX], src[PATH_MAX], line[64];
+	struct cp_symbolizer *sym;
+	struct cp_sym_result r;
+	struct cp_maps maps;
+	const struct cp_map *m;
+	const struct probe *out;
+	struct fixture f;
+	const char *bid = NULL;
+	char *text;
+	uint64_t bias, header_pc = 0;
+	bool has_debug;
+
+	snprintf(bin, sizeof(bin), "%s/symfix-stripped", tmpdir);
+	snprintf(src, sizeof(src), "%s/symfix-stripped", targets);
+	CHECK(copy_file(src, bin, 0755) == 0, "copy %s", src);
+	snprintf(dbg, sizeof(dbg), "%s/symfix-stripped.debug", tmpdir);
+	snprintf(src, sizeof(src), "%s/symfix-stripped.debug", targets);
+	CHECK(copy_file(src, dbg, 0644) == 0, "copy %s", src);
+	forget_results();
+
+	sym = cp_sym_new();
+	if (fixture_start(bin, &f) == 0 && (out = probe(&f, "outer")) &&
+	    cp_maps_read(f.pid, &maps) == 0) {
+		m = cp_maps_find(&maps, out->ra);
+		has_debug = false;
+		CHECK(m && cp_sym_module_info(sym, f.pid, m, &bid, &bias, &has_debug) == 0 &&
+			      has_debug && bid,
+		      "debug file found");
+		header_pc = elf_header_pc(&maps, m);
+		cp_maps_release(&maps);
+		CHECK(header_pc && resolve(sym, f.pid, header_pc, &r, NULL) == 0 && r.n == 0,
+		      "nothing at the ELF header");
+		text = bid ? results_file(bid) : NULL;
+		snprintf(line, sizeof(line), "\n%" PRIx64 " 0\n", header_pc - bias);
+		CHECK(text && (strstr(text, line) || !strncmp(text, line + 1, strlen(line + 1))),
+		      "an empty answer is kept: %s", text ? text : "(no file)");
+		CHECK(text && (strstr(text, "\n=dwarf\n") || !strncmp(text, "=dwarf\n", 7)),
+		      "that the build has DWARF is kept");
+		free(text);
+		CHECK(resolve(sym, f.pid, out->ra - 1, &r, NULL) == 0 && r.n == 1 && r.frames[0].file,
+		      "sym_outer from DWARF");
+	}
+	fixture_stop(&f);
+	cp_sym_free(sym);
+
+	/* The debug file gone: the disk says there is DWARF, and what it said. */
+	unlink(dbg);
+	sym = cp_sym_new();
+	if (fixture_start(bin, &f) == 0 && (out = probe(&f, "outer")) &&
+	    cp_maps_read(f.pid, &maps) == 0) {
+		m = cp_maps_find(&maps, out->ra);
+		has_debug = false;
+		CHECK(m && cp_sym_module_info(sym, f.pid, m, NULL, NULL, &has_debug) == 0 &&
+			      has_debug,
+		      "has DWARF, from the disk");
+		header_pc = elf_header_pc(&maps, m);
+		cp_maps_release(&maps);
+		CHECK(resolve(sym, f.pid, header_pc, &r, NULL) == 0 && r.n == 0,
+		      "still nothing at the ELF header");
+		CHECK(resolve(sym, f.pid, out->ra - 1, &r, NULL) == 0 && r.n == 1 &&
+			      streq(r.frames[0].function, "sym_outer") && r.frames[0].file &&
+			      r.frames[0].line == out->line,
+		      "sym_outer with its line, from the disk");
+	}
+	fixture_stop(&f);
+	cp_sym_free(sym);
+
+	/* Without the disk results, and without the debug file: no DWARF, symbols only. */
+	forget_results();
+	sym = cp_sym_new();
+	if (fixture_start(bin, &f) == 0 && (out = probe(&f, "outer")) &&
+	    cp_maps_read(f.pid, &maps) == 0) {
+		m = cp_maps_find(&maps, out->ra);
+		has_debug = true;
+		CHECK(m && cp_sym_module_info(sym, f.pid, m, &bid, NULL, &has_debug) == 0 &&
+			      !has_debug,
+		      "no DWARF without the debug file");
+		cp_maps_release(&maps);
+		CHECK(resolve(sym, f.pid, out->ra - 1, &r, NULL) == 0 && r.n == 1 &&
+			      streq(r.frames[0].function, "sym_outer") && !r.frames[0].file,
+		      "sym_outer from the symbol table");
+		/* No DWARF: nothing is kept, debug information installed later must count. */
+		text = bid ? results_file(bid) : NULL;
+		CHECK(!text, "nothing kept without DWARF: %s", text);
+		free(text);
+	}
+	fixture_stop(&f);
+	cp_sym_free(sym);
 	unlink(bin);
 }
 
@@ -1105,6 +1226,7 @@ int main(void)
 	test_cxx();
 	test_libc();
 	test_debuglink_dirs();
+	test_disk_facts();
 	test_deleted();
 	test_chroot();
 	test_vdso();

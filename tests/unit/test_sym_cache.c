@@ -25,7 +25,7 @@ static size_t read_all(struct cp_sym_frame *frames, uint64_t *addrs, size_t max,
 		return 0;
 	cursor = *text;
 	while ((r = cp_sym_cache_next(&cursor, &addr, &frames[count * 2], &n)) >= 0) {
-		if (r == 0)
+		if (r != CP_SYM_CACHE_ADDR)
 			continue;
 		CHECK(n <= 2);
 		if (count < max)
@@ -106,6 +106,82 @@ static void test_damage(void)
 	free(text);
 }
 
+/*
+ * Empty answers ("nothing at this address", N = 0) and the fact that the build has DWARF; the
+ * index pass (scan) sees kinds and addresses, the parse of a record comes later.
+ */
+static void test_empty_and_facts(void)
+{
+	struct cp_sym_frame f = { .function = "f", .file = "f.c", .line = 7 }, out[16];
+	char path[4200], *text = NULL, *cursor, *record, *records[4];
+	uint64_t addr, addrs[4];
+	size_t len, n, naddr = 0;
+	int fd = -1, kind, dwarf = 0;
+
+	snprintf(path, sizeof(path), "%s/sym1/%s", dir, BUILD_ID);
+	unlink(path);
+	CHECK(cp_sym_cache_append(&fd, BUILD_ID, 0x26290, NULL, 0) == 0);
+	CHECK(cp_sym_cache_append_has_dwarf(&fd, BUILD_ID) == 0);
+	CHECK(cp_sym_cache_append(&fd, BUILD_ID, 0x40, &f, 1) == 0);
+	CHECK(cp_sym_cache_append(&fd, BUILD_ID, 0x41, NULL, 1) == -EINVAL);
+	close(fd);
+	CHECK(cp_sym_cache_read(BUILD_ID, &text, &len) == 0);
+	if (!text)
+		return;
+	CHECK(!strcmp(text, "26290 0\n=dwarf\n40 1\tf\x1f\x1f" "f.c\x1f" "7\x1f" "0\x1f" "0\n"),
+	      "%s", text);
+	cursor = text;
+	while ((kind = cp_sym_cache_scan(&cursor, &addr, &record)) != CP_SYM_CACHE_END) {
+		if (kind == CP_SYM_CACHE_HAS_DWARF)
+			dwarf++;
+		if (kind == CP_SYM_CACHE_ADDR && naddr < 4) {
+			addrs[naddr] = addr;
+			records[naddr++] = record;
+		}
+	}
+	CHECK(dwarf == 1 && naddr == 2 && addrs[0] == 0x26290 && addrs[1] == 0x40);
+	/* Parsed in any order, after the whole text was scanned. */
+	if (naddr == 2) {
+		CHECK(cp_sym_cache_parse(records[1], &addr, out, &n) == 1 && addr == 0x40 && n == 1 &&
+		      !strcmp(out[0].function, "f") && !strcmp(out[0].file, "f.c") && out[0].line == 7);
+		CHECK(cp_sym_cache_parse(records[0], &addr, out, &n) == 1 && addr == 0x26290 &&
+		      n == 0);
+	}
+	CHECK(cp_sym_cache_parse(NULL, &addr, out, &n) == 0);
+	free(text);
+
+	/* Near misses of the new lines are skipped, like any damage. */
+	{
+		static const char *const junk[] = {
+			"50 0\tf\x1f\x1f\x1f" "1\x1f" "1\x1f" "0\n",	/* none said, one given */
+			"51 1\n",					/* one said, none given */
+			"=dwarf2\n", "=dwarf \n", " =dwarf\n", "52\n", "53 \n", "54 x\n",
+			"12345678901234567 0\n",			/* over 64 bits */
+			"55 0\n",					/* the good one */
+		};
+		FILE *out_file = fopen(path, "w");
+
+		CHECK(out_file != NULL);
+		if (!out_file)
+			return;
+		for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
+			fputs(junk[i], out_file);
+		fclose(out_file);
+		CHECK(cp_sym_cache_read(BUILD_ID, &text, &len) == 0);
+		cursor = text;
+		naddr = 0;
+		dwarf = 0;
+		while ((kind = cp_sym_cache_next(&cursor, &addr, out, &n)) != CP_SYM_CACHE_END) {
+			if (kind == CP_SYM_CACHE_ADDR)
+				addrs[naddr++ % 4] = addr;
+			dwarf += kind == CP_SYM_CACHE_HAS_DWARF;
+		}
+		CHECK(naddr == 1 && addrs[0] == 0x55 && n == 0 && dwarf == 0, "%zu records",
+		      naddr);
+		free(text);
+	}
+}
+
 int main(void)
 {
 	char cmd[256];
@@ -117,6 +193,7 @@ int main(void)
 	setenv("CPROF_CACHE_DIR", dir, 1);
 	test_round_trip();
 	test_damage();
+	test_empty_and_facts();
 	/* Caching off: nothing read, nothing written. */
 	setenv("CPROF_CACHE_DIR", "", 1);
 	{
@@ -127,6 +204,7 @@ int main(void)
 
 		CHECK(cp_sym_cache_read(BUILD_ID, &text, &len) == -ENOENT);
 		CHECK(cp_sym_cache_append(&fd, BUILD_ID, 1, &f, 1) == -ENOENT && fd == -1);
+		CHECK(cp_sym_cache_append_has_dwarf(&fd, BUILD_ID) == -ENOENT && fd == -1);
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
