@@ -263,6 +263,11 @@ static bool scan_fds_of(int procfd, int pid, char *buf, size_t size, size_t *fds
 				return false;
 			}
 			len = readlinkat(dfd, de->d_name, l, sizeof(l) - 1);
+			if (len < 0 && (errno == EACCES || errno == EPERM)) {
+				/* One fd refused is all of them refused (ptrace access). */
+				more = false;
+				break;
+			}
 			if (len < 0)
 				continue;
 			l[len] = '\0';
