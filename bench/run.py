@@ -439,9 +439,64 @@ def rss_kib(pid):
 
 
 def bench_long(cprof, targets, seconds, report):
+    import gzip
+
+    def varint(b, i):
+        v = shift = 0
+        while True:
+            c = b[i]
+            i += 1
+            v |= (c & 0x7f) << shift
+            shift += 7
+            if c < 0x80:
+                return v, i
+
+    def fields(b):
+        """(field number, wire type, value or bytes) of one protobuf message."""
+        i = 0
+        while i < len(b):
+            key, i = varint(b, i)
+            wt = key & 7
+            if wt == 0:
+                v, i = varint(b, i)
+            elif wt == 1:
+                v, i = b[i:i + 8], i + 8
+            elif wt == 2:
+                n, i = varint(b, i)
+                v, i = b[i:i + n], i + n
+            elif wt == 5:
+                v, i = b[i:i + 4], i + 4
+            else:
+                raise ValueError("wire type %d" % wt)
+            yield key >> 3, wt, v
+
+    def varints(b):
+        i, out = 0, []
+        while i < len(b):
+            v, i = varint(b, i)
+            out.append(v)
+        return out
+
+    def profile_samples(path):
+        """The (stack, count) of each sample of a pprof file: samples/count is its first value."""
+        out = []
+        for num, wt, v in fields(gzip.decompress(path.read_bytes())):
+            if num != 2:
+                continue
+            stack, values = [], []
+            for snum, swt, sv in fields(v):
+                if snum == 1:
+                    stack += varints(sv) if swt == 2 else [sv]
+                elif snum == 2:
+                    values += varints(sv) if swt == 2 else [sv]
+            out.append((tuple(stack), values[0] if values else 0))
+        return out
+
     work = subprocess.Popen([targets["fixed_work"], "8", "forever"], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)
     out = TMP / "long.pb.gz"
+    if out.exists():
+        out.unlink()
     samples = []
     try:
         work.stdout.readline()
@@ -469,17 +524,38 @@ def bench_long(cprof, targets, seconds, report):
         lines.append("|---|---|")
         for t, r in samples[:: max(1, len(samples) // 10)]:
             lines.append("| %.0f | %.1f |" % (t, r / 1024))
-        early = [r for t, r in samples if t >= min(30, seconds / 4)]
+        early = [(t, r) for t, r in samples if t >= min(30, seconds / 4)]
         # The samples after the profiling time are cprof writing the profile (encoding it).
         during = [r for t, r in samples if t < seconds - step]
-        grow = (during[-1] / early[0]) if early and during else float("nan")
+        grow = (during[-1] / early[0][1]) if early and during else float("nan")
         lines.append("")
         lines.append("Profile written: %.1f KiB. RSS at the end of profiling / RSS after warm-up: "
                      "%.2f; peak while writing the profile %.1f MiB." %
                      (size / 1024, grow, max(r for _, r in samples) / 1024))
-        report.append("long run %d s: RSS end of profiling/warm-up = %.2f, max %.1f MiB (writing), "
-                      "profile %.0f KiB" % (seconds, grow, max(r for _, r in samples) / 1024,
-                                            size / 1024))
+        summary = ("long run %d s: RSS end of profiling/warm-up = %.2f, max %.1f MiB (writing), "
+                   "profile %.0f KiB" % (seconds, grow, max(r for _, r in samples) / 1024,
+                                         size / 1024))
+        # What grows is the number of distinct samples (stack x thread): how many there were
+        # at the end, and how many were new after the warm-up. The file holds no times, but
+        # the workload is steady: with a fraction f of the samples taken by the warm-up, a
+        # sample seen c times was already there with probability 1 - (1 - f)^c.
+        if size and early and during:
+            smp = profile_samples(out)
+            total = sum(c for _, c in smp)
+            f = min(1.0, early[0][0] / seconds)
+            before = sum(1 - (1 - f) ** c for _, c in smp)
+            new = len(smp) - before
+            per = (during[-1] - early[0][1]) * 1024 / new if new >= 1 else float("nan")
+            lines.append("")
+            lines.append("At the end: %d samples in %d distinct samples (stack × thread), %d "
+                         "distinct stacks; about %.0f of the distinct samples were new after "
+                         "the warm-up (%.0f s), and RSS grew %.0f KiB meanwhile: %.0f bytes "
+                         "per new distinct sample." %
+                         (total, len(smp), len({s for s, _ in smp}), new, early[0][0],
+                          during[-1] - early[0][1], per))
+            summary += ("; %d distinct samples, %.0f B of RSS per new distinct sample" %
+                        (len(smp), per))
+        report.append(summary)
     lines.append("")
     return lines
 
