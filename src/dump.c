@@ -848,6 +848,7 @@ static int classify(const struct take *t, const struct item *it, struct cp_dump_
 {
 	const char **fn = NULL;
 	struct cp_wait_input in;
+	char wchan[sizeof(it->wchan)];
 	int err;
 
 	if (it->zombie) {
@@ -876,6 +877,14 @@ static int classify(const struct take *t, const struct item *it, struct cp_dump_
 	in.ntids = ntids;
 	in.cache = cache;
 	err = cp_wait_classify(&in, &th->wait);
+	if (err == 0 && th->wait.kind == CP_WAIT_SYSCALL && !it->wchan[0] &&
+	    (it->st.state == 'S' || it->st.state == 'D') &&
+	    cp_proc_read_wchan(t->pid, it->tid, wchan, sizeof(wchan)) == 0 && wchan[0]) {
+		/* Skipped at capture as not needed (a restarted call whose stack says nothing). */
+		cp_wait_release(&th->wait);
+		in.wchan = wchan;
+		err = cp_wait_classify(&in, &th->wait);
+	}
 	free(fn);
 	/* A thread the classifier could not read is still listed, as unknown. */
 	if (err == -ENOMEM)

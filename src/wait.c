@@ -922,8 +922,12 @@ bool cp_wait_needs_wchan(char state, const struct cp_task_syscall *sc)
 		return false;
 	if (state == 'D' || !sc || !sc->in_syscall)
 		return true;
-	/* The calls with a rule are named without looking at wchan. */
-	return call_rule(sc->nr) == RULE_NONE;
+	/*
+	 * The calls with a rule are named without looking at wchan, and so is a call the kernel
+	 * restarted after a stop (an earlier debugger): the stack names it. A caller that gets
+	 * CP_WAIT_SYSCALL back may still read wchan and ask again.
+	 */
+	return call_rule(sc->nr) == RULE_NONE && sc->nr != SYS_restart_syscall;
 }
 
 /* Classify by the syscall c->nr (with or without its arguments). */
