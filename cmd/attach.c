@@ -456,7 +456,7 @@ int cmd_attach(int argc, char **argv)
 	size_t npids = 0, nexited = 0;
 	bool exited[MAX_PIDS] = { false };
 	char what[64];
-	uint64_t start, deadline, next_check;
+	uint64_t start, deadline, next_check, wait;
 	int c, rc, err;
 	bool busy = false;
 
@@ -540,8 +540,16 @@ int cmd_attach(int argc, char **argv)
 			cp_prof_progress(what, (double)(deadline - now) / 1e9, sess);
 			next_check = now + 250000000ull;
 		}
-		/* No waiting while records are left over from the last call. */
-		err = cp_session_poll(sess, busy ? 0 : 100);
+		/*
+		 * No waiting while records are left over from the last call; else until the
+		 * next look at the targets (every wakeup costs CPU: the rings wake us when
+		 * half full, and a signal interrupts the wait).
+		 */
+		now = cp_now_ns();
+		wait = next_check > now ? (next_check - now + 999999) / 1000000 : 0;
+		if (deadline > now && (deadline - now + 999999) / 1000000 < wait)
+			wait = (deadline - now + 999999) / 1000000;
+		err = cp_session_poll(sess, busy ? 0 : (int)wait);
 		busy = err == 1;
 		if (err < 0) {
 			cp_prof_progress_clear();

@@ -66,6 +66,7 @@ struct cp_sampler {
 	struct tidset opened;	/* threads we opened events for ourselves */
 	struct tidset inherited;	/* threads that got events from their creator */
 	size_t ring_bytes;
+	int wake_fd;		/* also ends a poll's wait when readable, or -1 */
 	struct cp_sampler_stats stats;
 };
 
@@ -249,23 +250,24 @@ static void setup_attr(struct cp_sampler *s, const struct cp_sampler_opts *o, bo
 }
 
 /*
- * Bytes of ring per CPU: about a second of samples at full rate (a CPU takes at most hz
+ * Bytes of ring per CPU: about half a second of samples at full rate (a CPU takes at most hz
  * samples a second, however many threads share it), so that a reader kept off the CPU for a
  * while (a loaded machine, the first DWARF lookups) loses nothing; a power of two, at most
  * 32 MiB per ring and 128 MiB over all CPUs (locked memory). Every page is allocated and
- * cleared by the kernel up front: two seconds' worth at 999 Hz, 64 MiB, was a few percent
- * of a short record's CPU for nothing.
+ * cleared by the kernel up front, and on a virtual machine a page the guest has not used for
+ * a while costs tens of microseconds: a second's worth, 1 MiB per CPU at 99 Hz, was 3-5 ms
+ * of each ring's mmap (512 KiB: 0.1-0.4 ms), a tenth of a short record's CPU.
  */
 static size_t ring_bytes_for(const struct cp_sampler_opts *o, size_t stack_size, size_t ncpus)
 {
 	size_t per_sample = o->dwarf ? stack_size + 256 : 1100;
-	size_t want = per_sample * (size_t)o->hz;
+	size_t want = per_sample * (size_t)o->hz / 2;
 	size_t cap = (128u << 20) / (ncpus ? ncpus : 1);
 	size_t bytes = 64u << 10;
 
 	if (cap > (32u << 20))
 		cap = 32u << 20;
-	/* The nearest power of two: 1 MiB at 99 Hz, 8 MiB at 999 Hz with 8 KiB stacks. */
+	/* The nearest power of two: 512 KiB at 99 Hz, 4 MiB at 999 Hz with 8 KiB stacks. */
 	while (bytes + bytes / 2 < want && bytes * 2 <= cap)
 		bytes <<= 1;
 	return bytes;
@@ -583,6 +585,7 @@ int cp_sampler_open(const struct cp_sampler_opts *opts, struct cp_sampler **out)
 	}
 	memcpy(s->pids, opts->pids, opts->npids * sizeof(*s->pids));
 	s->npids = opts->npids;
+	s->wake_fd = -1;
 	s->follow_children = opts->follow_children;
 	s->stack_size = opts->stack_size ? opts->stack_size : CP_SAMPLER_STACK_DEFAULT;
 	if (s->stack_size < CP_SAMPLER_STACK_MIN)
@@ -611,6 +614,12 @@ int cp_sampler_open(const struct cp_sampler_opts *opts, struct cp_sampler **out)
 fail:
 	cp_sampler_free(s);
 	return err;
+}
+
+void cp_sampler_set_wake_fd(struct cp_sampler *s, int fd)
+{
+	if (s)
+		s->wake_fd = fd;
 }
 
 void cp_sampler_disable(struct cp_sampler *s)
@@ -835,7 +844,7 @@ static void handle_record(struct cp_sampler *s, const struct ring *r,
 int cp_sampler_poll(struct cp_sampler *s, int timeout_ms, const struct cp_sampler_events *ev,
 		    void *ctx)
 {
-	struct pollfd pfd[MAX_CPUS];
+	struct pollfd pfd[MAX_CPUS + 1];
 	size_t n = 0;
 	uint64_t t0;
 
@@ -843,6 +852,12 @@ int cp_sampler_poll(struct cp_sampler *s, int timeout_ms, const struct cp_sample
 		if (s->rings[i].fd < 0)
 			continue;
 		pfd[n].fd = s->rings[i].fd;
+		pfd[n].events = POLLIN;
+		pfd[n].revents = 0;
+		n++;
+	}
+	if (n && s->wake_fd >= 0) {
+		pfd[n].fd = s->wake_fd;
 		pfd[n].events = POLLIN;
 		pfd[n].revents = 0;
 		n++;

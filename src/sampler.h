@@ -113,6 +113,11 @@ int cp_sampler_open(const struct cp_sampler_opts *opts, struct cp_sampler **out)
  */
 int cp_sampler_poll(struct cp_sampler *s, int timeout_ms, const struct cp_sampler_events *ev,
 		    void *ctx);
+/*
+ * Also end cp_sampler_poll()'s wait when fd becomes readable (a pidfd: the command exited),
+ * so the caller can wait long between reads. fd is borrowed; -1 removes it.
+ */
+void cp_sampler_set_wake_fd(struct cp_sampler *s, int fd);
 /* Stop counting (the rings keep what they hold; poll with timeout 0 to drain). */
 void cp_sampler_disable(struct cp_sampler *s);
 void cp_sampler_get_stats(const struct cp_sampler *s, struct cp_sampler_stats *out);

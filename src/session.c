@@ -1048,6 +1048,11 @@ int cp_session_poll(struct cp_session *s, int timeout_ms)
 	return err;
 }
 
+void cp_session_wake_on(struct cp_session *s, int fd)
+{
+	cp_sampler_set_wake_fd(s->sampler, fd);
+}
+
 void cp_session_disable(struct cp_session *s)
 {
 	if (s->disabled)
