@@ -1,11 +1,13 @@
 /* The memory map of a process, parsed from /proc/PID/maps. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "maps.h"
 #include "util.h"
@@ -120,78 +122,153 @@ static void free_entries(struct cp_map *v, size_t n)
 	free(v);
 }
 
+/* Entries parsed so far, line by line (from one string, or from a file read in pieces). */
+struct maps_builder {
+	struct cp_map *v;
+	size_t n, alloc;
+	bool sorted, truncated;
+};
+
+/* Add one line (without its newline). 0, 1 when full (the rest is ignored), or -errno. */
+static int builder_add(struct maps_builder *b, const char *line, size_t len)
+{
+	int ret;
+
+	if (len == 0)
+		return 0;
+	if (b->n >= CP_MAPS_MAX_ENTRIES) {
+		b->truncated = true;
+		return 1;
+	}
+	if (b->n == b->alloc) {
+		size_t na = b->alloc ? b->alloc * 2 : 64;
+		struct cp_map *nv = realloc(b->v, na * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		b->v = nv;
+		b->alloc = na;
+	}
+	ret = parse_line(line, len, &b->v[b->n]);
+	if (ret < 0)
+		return ret;
+	if (b->n > 0 && b->v[b->n].start < b->v[b->n - 1].start)
+		b->sorted = false;
+	b->n++;
+	return 0;
+}
+
+/* Add every complete line of text[0, len); how many bytes were used, or -errno. */
+static long builder_add_lines(struct maps_builder *b, const char *text, size_t len, bool last)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		const char *nl = memchr(text + off, '\n', len - off);
+		size_t llen;
+		int ret;
+
+		if (!nl && !last)
+			break;
+		llen = nl ? (size_t)(nl - (text + off)) : len - off;
+		ret = builder_add(b, text + off, llen);
+		if (ret < 0)
+			return ret;
+		if (ret > 0)
+			return (long)len;
+		off += llen + (nl ? 1 : 0);
+	}
+	return (long)off;
+}
+
+static void builder_finish(struct maps_builder *b, struct cp_maps *out)
+{
+	/* The kernel prints in address order; sort only text that came from elsewhere. */
+	if (!b->sorted)
+		qsort(b->v, b->n, sizeof(*b->v), cmp_map);
+	out->pid = 0;
+	out->v = b->v;
+	out->n = b->n;
+	out->truncated = b->truncated;
+}
+
 int cp_maps_parse(const char *text, struct cp_maps *out)
 {
-	struct cp_map *v = NULL, *nv;
-	size_t n = 0, alloc = 0;
-	const char *line = text;
-	bool sorted = true, truncated = false;
-	int ret;
+	struct maps_builder b = { .sorted = true };
+	long used;
 
 	if (!text || !out)
 		return -EINVAL;
-	while (*line) {
-		const char *nl = strchr(line, '\n');
-		size_t len = nl ? (size_t)(nl - line) : strlen(line);
-
-		if (len == 0)
-			goto next;
-		if (n >= CP_MAPS_MAX_ENTRIES) {
-			truncated = true;
-			break;
-		}
-		if (n == alloc) {
-			alloc = alloc ? alloc * 2 : 64;
-			nv = realloc(v, alloc * sizeof(*v));
-			if (!nv) {
-				ret = -ENOMEM;
-				goto fail;
-			}
-			v = nv;
-		}
-		ret = parse_line(line, len, &v[n]);
-		if (ret < 0)
-			goto fail;
-		if (n > 0 && v[n].start < v[n - 1].start)
-			sorted = false;
-		n++;
-next:
-		if (!nl)
-			break;
-		line = nl + 1;
+	used = builder_add_lines(&b, text, strlen(text), true);
+	if (used < 0) {
+		free_entries(b.v, b.n);
+		return (int)used;
 	}
-	/* The kernel prints in address order; sort only text that came from elsewhere. */
-	if (!sorted)
-		qsort(v, n, sizeof(*v), cmp_map);
-	out->pid = 0;
-	out->v = v;
-	out->n = n;
-	out->truncated = truncated;
+	builder_finish(&b, out);
 	return 0;
-
-fail:
-	free_entries(v, n);
-	return ret;
 }
 
+/*
+ * Read in pieces through one buffer and parsed as it comes: the maps of a process with a
+ * thousand threads are 180 KB of text, which read whole (doubling as it grows) was half a
+ * megabyte of fresh pages.
+ */
 int cp_maps_read(int pid, struct cp_maps *out)
 {
-	char path[64];
-	char *text;
-	int ret;
+	const size_t size = 64u << 10;
+	struct maps_builder b = { .sorted = true };
+	size_t have = 0, total = 0;
+	char path[64], *buf;
+	int fd, ret = 0;
 
-	if (pid <= 0)
+	if (pid <= 0 || !out)
 		return -EINVAL;
 	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	ret = cp_read_file_alloc(path, CP_MAPS_MAX_BYTES, &text, NULL);
-	if (ret == -ENOENT)
-		return -ESRCH;
-	if (ret < 0)
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	buf = malloc(size);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + have, size - have);
+		long used;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			ret = -errno;
+			break;
+		}
+		total += (size_t)r;
+		if (total > CP_MAPS_MAX_BYTES) {
+			ret = -EFBIG;
+			break;
+		}
+		have += (size_t)r;
+		used = builder_add_lines(&b, buf, have, r == 0);
+		if (used < 0) {
+			ret = (int)used;
+			break;
+		}
+		if (r == 0 || b.truncated)
+			break;
+		if ((size_t)used == 0 && have == size) {
+			ret = -EINVAL;	/* a line longer than the buffer: not a maps file */
+			break;
+		}
+		memmove(buf, buf + used, have - (size_t)used);
+		have -= (size_t)used;
+	}
+	free(buf);
+	close(fd);
+	if (ret < 0) {
+		free_entries(b.v, b.n);
 		return ret;
-	ret = cp_maps_parse(text, out);
-	free(text);
-	if (ret < 0)
-		return ret;
+	}
+	builder_finish(&b, out);
 	out->pid = pid;
 	return 0;
 }

@@ -208,8 +208,50 @@ static void test_live(void)
 	rmdir(dir);
 }
 
+
+/*
+ * cp_maps_read parses the file as it reads it, in 64 KiB pieces: with enough mappings for
+ * many pieces, it must see exactly what parsing the whole text sees.
+ */
+static void test_read_in_pieces(void)
+{
+	const size_t nmaps = 3000;
+	struct cp_maps whole = { 0 }, pieces = { 0 };
+	char path[64], *text = NULL;
+	size_t len = 0;
+	char *area;
+
+	/* Alternate protections so that neighbouring pages stay separate mappings. */
+	area = mmap(NULL, nmaps * 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(area != MAP_FAILED);
+	for (size_t i = 0; i < nmaps; i += 2)
+		CHECK(mprotect(area + i * 4096, 4096, PROT_READ | PROT_WRITE) == 0);
+	snprintf(path, sizeof(path), "/proc/%d/maps", getpid());
+	CHECK(cp_read_file_alloc(path, CP_MAPS_MAX_BYTES, &text, &len) == 0);
+	CHECK(len > 2 * (64u << 10));	/* three pieces at least */
+	CHECK(cp_maps_parse(text, &whole) == 0);
+	CHECK(cp_maps_read(getpid(), &pieces) == 0);
+	/* Other mappings may come and go between the two reads (the allocator's); ours stay. */
+	CHECK(whole.n > nmaps && pieces.n > nmaps);
+	for (size_t i = 0; i < nmaps; i++) {
+		uint64_t addr = (uint64_t)(uintptr_t)(area + i * 4096);
+		const struct cp_map *a = cp_maps_find(&whole, addr), *b = cp_maps_find(&pieces, addr);
+
+		CHECK(a && b && a->start == addr && b->start == addr && a->end == b->end &&
+		      a->offset == b->offset && a->inode == b->inode && !strcmp(a->perms, b->perms) &&
+		      !strcmp(a->perms, i % 2 ? "r--p" : "rw-p") && !strcmp(a->path, b->path));
+	}
+	/* And the last mapping of the file (the vsyscall page or the stack) is there too. */
+	CHECK(whole.v[whole.n - 1].start == pieces.v[pieces.n - 1].start);
+	cp_maps_release(&whole);
+	cp_maps_release(&pieces);
+	free(text);
+	munmap(area, nmaps * 4096);
+}
+
 int main(void)
 {
+	test_read_in_pieces();
 	test_parse();
 	test_parse_bad();
 	test_cap();
