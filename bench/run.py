@@ -492,12 +492,26 @@ def bench_long(cprof, targets, seconds, report):
             out.append((tuple(stack), values[0] if values else 0))
         return out
 
+    def rss_split(pid):
+        """(anonymous, file-backed) RSS in KiB: the model is anonymous memory; mapped module
+        and debug files (touched as symbolization reaches new addresses) are file-backed."""
+        got = {}
+        try:
+            with open("/proc/%d/status" % pid) as st:
+                for line in st:
+                    if line.startswith(("RssAnon:", "RssFile:")):
+                        got[line.split(":")[0]] = int(line.split()[1])
+        except OSError:
+            pass
+        return got.get("RssAnon"), got.get("RssFile")
+
     work = subprocess.Popen([targets["fixed_work"], "8", "forever"], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)
     out = TMP / "long.pb.gz"
     if out.exists():
         out.unlink()
     samples = []
+    split = []
     try:
         work.stdout.readline()
         prof = subprocess.Popen([cprof, "attach", "-p", str(work.pid), "--seconds",
@@ -509,6 +523,7 @@ def bench_long(cprof, targets, seconds, report):
             r = rss_kib(prof.pid)
             if r is not None:
                 samples.append((time.monotonic() - t0, r))
+                split.append(rss_split(prof.pid))
             time.sleep(step)
         prof.wait()
     finally:
@@ -528,6 +543,9 @@ def bench_long(cprof, targets, seconds, report):
         # The samples after the profiling time are cprof writing the profile (encoding it).
         during = [r for t, r in samples if t < seconds - step]
         grow = (during[-1] / early[0][1]) if early and during else float("nan")
+        iw = next((i for i, (t, _) in enumerate(samples) if t >= early[0][0]), None) \
+            if early else None
+        ie = len(during) - 1
         lines.append("")
         lines.append("Profile written: %.1f KiB. RSS at the end of profiling / RSS after warm-up: "
                      "%.2f; peak while writing the profile %.1f MiB." %
@@ -553,6 +571,11 @@ def bench_long(cprof, targets, seconds, report):
                          "per new distinct sample." %
                          (total, len(smp), len({s for s, _ in smp}), new, early[0][0],
                           during[-1] - early[0][1], per))
+            if iw is not None and ie >= iw and None not in split[iw] + split[ie]:
+                lines.append("Of that growth, anonymous memory (the profile model and the "
+                             "other heaps): %+.0f KiB; file-backed pages (module and debug "
+                             "files mapped by the symbolizer): %+.0f KiB." %
+                             (split[ie][0] - split[iw][0], split[ie][1] - split[iw][1]))
             summary += ("; %d distinct samples, %.0f B of RSS per new distinct sample" %
                         (len(smp), per))
         report.append(summary)
