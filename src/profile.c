@@ -395,8 +395,6 @@ void cp_profile_free(struct cp_profile *prof)
 	free(prof->sample_keys);
 	itab_release(&prof->sample_h);
 	free(prof->values);
-	free(prof->samples);
-	free(prof->stack_ids);
 	free(prof);
 }
 
@@ -1122,46 +1120,24 @@ void cp_profile_frames_release(struct cp_profile_frames *fr)
 	memset(fr, 0, sizeof(*fr));
 }
 
-/*
- * Fill the transitional view of sample i (struct cp_psample), whose locations
- * cp_profile_sample_frames just put in prof->stack_ids. It lives in the profile, which the
- * writers hold const, as a cache would.
- */
-static int fill_view(struct cp_profile *prof, size_t i, size_t nlocs)
-{
-	if (prof->nsamples > prof->samples_alloc) {
-		free(prof->samples);
-		prof->samples_alloc = 0;
-		prof->samples = calloc(prof->nsamples, sizeof(*prof->samples));
-		if (!prof->samples)
-			return -ENOMEM;
-		prof->samples_alloc = prof->nsamples;
-	}
-	prof->samples[i] = (struct cp_psample){ 0, (uint32_t)nlocs };
-	return 0;
-}
-
 int64_t cp_profile_sample_frames(const struct cp_profile *prof, const struct cp_profile_frames *fr,
 				 size_t i, uint32_t **buf, size_t *alloc)
 {
-	struct cp_profile *mut = (struct cp_profile *)prof;
-	int64_t nlocs = cp_profile_sample_locations(prof, i, &mut->stack_ids,
-						    &mut->stack_ids_alloc);
+	uint32_t leaf = prof->sample_keys[i].node;
 	size_t n = 0;
 
-	if (nlocs < 0 || fill_view(mut, i, (size_t)nlocs) < 0)
-		return -ENOMEM;
-	for (int64_t j = 0; j < nlocs; j++)
-		n += fr->loc_n[prof->stack_ids[j] - 1];
+	/* The path from the leaf up to the root is the stack, innermost first. */
+	for (uint32_t k = leaf; k; k = prof->nodes[k].parent)
+		n += fr->loc_n[prof->nodes[k].loc - 1];
 	if (cp_grow((void **)buf, alloc, n ? n : 1, sizeof(**buf)) < 0)
 		return -ENOMEM;
-	if (!nlocs) {
+	if (!leaf) {
 		(*buf)[0] = (uint32_t)cp_strtab_lookup(&fr->names, "[unknown]");
 		return 1;
 	}
 	n = 0;
-	for (int64_t j = 0; j < nlocs; j++) {
-		uint64_t loc = prof->stack_ids[j] - 1;
+	for (uint32_t k = leaf; k; k = prof->nodes[k].parent) {
+		uint32_t loc = prof->nodes[k].loc - 1;
 
 		memcpy(*buf + n, fr->frame + fr->loc_off[loc], fr->loc_n[loc] * sizeof(**buf));
 		n += fr->loc_n[loc];

@@ -149,16 +149,6 @@ struct cp_itab {
 	size_t n;
 };
 
-/*
- * The view of sample i that src/profile_text.c's mark_inlined() reads: filled by
- * cp_profile_sample_frames for the sample it was last asked for. Transitional, until that
- * caller asks cp_profile_sample_locations instead.
- */
-struct cp_psample {
-	uint32_t loc_off;	/* into prof->stack_ids */
-	uint32_t nlocs;
-};
-
 struct cp_profile {
 	struct cp_strtab str;
 
@@ -208,11 +198,6 @@ struct cp_profile {
 	struct cp_itab sample_h;
 	int64_t *values;		/* ntypes per sample */
 	size_t values_alloc;
-	/* Transitional view for profile_text.c (see struct cp_psample); NULL until asked. */
-	struct cp_psample *samples;
-	size_t samples_alloc;
-	uint64_t *stack_ids;
-	size_t stack_ids_alloc;
 
 	/* Frequently used strings, interned once. */
 	uint32_t s_thread, s_tid, s_pid;

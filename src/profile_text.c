@@ -141,14 +141,17 @@ static void write_header(const struct cp_profile *prof, FILE *f, size_t vi, int6
  * but the last) or through a real call. pprof labels a row "(inline)" when all its calls
  * were inlined, "(partial-inline)" when some were.
  */
-static void mark_inlined(const struct cp_profile *prof, const struct cp_profile_frames *fr,
-			 size_t i, const uint32_t *stack, int64_t n, struct node *nodes)
+static int mark_inlined(const struct cp_profile *prof, const struct cp_profile_frames *fr,
+			size_t i, const uint32_t *stack, int64_t n, struct node *nodes, uint64_t **locs,
+			size_t *locs_alloc)
 {
-	const struct cp_psample *s = &prof->samples[i];
+	int64_t nlocs = cp_profile_sample_locations(prof, i, locs, locs_alloc);
 	int64_t k = 0;
 
-	for (uint32_t j = 0; j < s->nlocs; j++) {
-		uint32_t nf = fr->loc_n[prof->stack_ids[s->loc_off + j] - 1];
+	if (nlocs < 0)
+		return (int)nlocs;
+	for (int64_t j = 0; j < nlocs; j++) {
+		uint32_t nf = fr->loc_n[(*locs)[j] - 1];
 
 		for (uint32_t m = 0; m < nf && k < n; m++, k++) {
 			/* The outermost frame has no caller in this stack. */
@@ -160,6 +163,7 @@ static void mark_inlined(const struct cp_profile *prof, const struct cp_profile_
 				nodes[stack[k]].called_outlined = true;
 		}
 	}
+	return 0;
 }
 
 int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
@@ -167,7 +171,9 @@ int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
 	struct cp_profile_frames fr;
 	struct node *nodes = NULL;
 	uint32_t *stack = NULL;
+	uint64_t *locs = NULL;
 	size_t stack_alloc = 0, nnodes = 0, vi = cp_profile_default_index(prof), shown;
+	size_t locs_alloc = 0;
 	int64_t total = 0, shown_flat = 0, sum = 0;
 	const char *unit;
 	char a[64], b[64], p1[32], p2[32], p3[32];
@@ -191,7 +197,9 @@ int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
 		}
 		total += v;
 		nodes[stack[0]].flat += v;
-		mark_inlined(prof, &fr, i, stack, n, nodes);
+		err = mark_inlined(prof, &fr, i, stack, n, nodes, &locs, &locs_alloc);
+		if (err < 0)
+			goto out;
 		/* cum counts a sample once per function, however often it recurses. */
 		for (int64_t j = 0; j < n; j++) {
 			struct node *nd = &nodes[stack[j]];
@@ -239,6 +247,7 @@ int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
 	err = ferror(f) ? -EIO : 0;
 out:
 	free(stack);
+	free(locs);
 	free(nodes);
 	cp_profile_frames_release(&fr);
 	return err;
