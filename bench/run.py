@@ -576,6 +576,11 @@ def bench_long(cprof, targets, seconds, report):
                              "other heaps): %+.0f KiB; file-backed pages (module and debug "
                              "files mapped by the symbolizer): %+.0f KiB." %
                              (split[ie][0] - split[iw][0], split[ie][1] - split[iw][1]))
+                # File-backed pages are the page cache of debug files, mapped when a new pc
+                # first needs them and reclaimable; the heap is what a leak would grow.
+                summary += ("; anonymous RSS end/warm-up = %.2f (%.1f -> %.1f MiB)" %
+                            (split[ie][0] / split[iw][0], split[iw][0] / 1024,
+                             split[ie][0] / 1024))
             summary += ("; %d distinct samples, %.0f B of RSS per new distinct sample" %
                         (len(smp), per))
         report.append(summary)
