@@ -42,6 +42,8 @@
  */
 #define MAX_BINDINGS 65536
 #define MAX_MODULES 1024
+/* The disk results kept in memory (as read, indexed) over all modules; beyond, not read. */
+#define MAX_DISK_BYTES (64u << 20)
 
 /* An intrusive chained hash table: nodes embed struct hnode as their first member. */
 struct hnode {
@@ -129,6 +131,7 @@ struct module {
 	bool disk_loaded;
 	bool disk_has_dwarf;	/* the file says (or we wrote) that the build has DWARF */
 	char *disk_text;
+	size_t disk_len;
 	struct disk_ref *disk_refs;	/* by address, then by place in the file */
 	size_t ndisk_refs;
 	int disk_fd;		/* open for appending new results, or -1 */
@@ -164,6 +167,7 @@ struct cp_symbolizer {
 	struct htab bindings;
 	struct htab strings;
 	size_t naddrs;
+	size_t disk_bytes;	/* disk_len over all modules */
 	uint64_t page_size;
 };
 
@@ -309,6 +313,8 @@ static void module_free_node(struct hnode *n)
 		close(m->disk_fd);
 	free(m->disk_refs);
 	free(m->disk_text);
+	if (m->sym)
+		m->sym->disk_bytes -= m->disk_len;
 	if (m->dwfl)
 		dwfl_end(m->dwfl);
 	free(m->segs);
@@ -1496,6 +1502,13 @@ static void disk_load(struct module *m)
 	m->disk_loaded = true;
 	if (!m->build_id || cp_sym_cache_read(m->build_id, &m->disk_text, &len) < 0)
 		return;
+	if (m->sym->disk_bytes + len > MAX_DISK_BYTES) {
+		free(m->disk_text);
+		m->disk_text = NULL;
+		return;
+	}
+	m->disk_len = len;
+	m->sym->disk_bytes += len;
 	cursor = m->disk_text;
 	while ((kind = cp_sym_cache_scan(&cursor, &addr, &record)) != CP_SYM_CACHE_END) {
 		if (kind == CP_SYM_CACHE_HAS_DWARF)
