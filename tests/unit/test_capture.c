@@ -1,4 +1,5 @@
 /* Unit tests for src/capture.c: stop one thread, copy regs and stack, and leave no trace. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -297,6 +298,21 @@ static void test_stale_maps(void)
 }
 
 /* Until tid of the child sleeps (at most a second). */
+/* Open files of this process. */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1;	/* the directory's own fd */
+}
+
 static void wait_sleeping(int tid)
 {
 	struct cp_task_stat st;
@@ -325,6 +341,13 @@ static void test_live_many(void)
 	      -EINVAL);
 	for (int round = 0; round < 20; round++) {
 		struct cp_task_syscall sc;
+		/* The sweep closes its files in runs (close_range): a file of ours in the middle
+		 * of its numbers must stay open, and none of the sweep's may stay. */
+		int keep = open("/dev/null", O_RDONLY | O_CLOEXEC), hole = dup(keep);
+		int fds_before;
+
+		close(hole);	/* a free number among the ones the sweep will take */
+		fds_before = count_fds();
 
 		/* A thread stopped by an earlier test runs a moment to restart its call. */
 		wait_sleeping(tids[0]);
@@ -351,6 +374,9 @@ static void test_live_many(void)
 									 : snaps[i].stack.len) == 0);
 			cp_thread_snap_release(&snaps[i]);
 		}
+		CHECK(fcntl(keep, F_GETFD) >= 0, "a file not the sweep's was closed");
+		CHECK(count_fds() == fds_before, "fds %d -> %d", fds_before, count_fds());
+		close(keep);
 	}
 	check_untouched(child, false, "after live sweeps");
 }
