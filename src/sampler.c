@@ -158,36 +158,24 @@ int cp_sampler_parse_cpulist(const char *text, uint8_t *bitmap, size_t ncpus)
 	return 0;
 }
 
-/* The CPUs any target may run on: the union of their Cpus_allowed_list. */
+/*
+ * Every online CPU. Not only those a target may run on now: its affinity changes under it
+ * (a command started through taskset inherits cprof's own CPUs at fork, then moves; a
+ * program pins its threads; a cpuset is edited), and a CPU without a ring sees none of its
+ * samples. perf record opens a ring on every CPU too.
+ */
 static int find_cpus(struct cp_sampler *s)
 {
-	uint8_t all[MAX_CPUS / 8], one[MAX_CPUS / 8];
-	long online = sysconf(_SC_NPROCESSORS_CONF);
-	bool any = false;
+	uint8_t all[MAX_CPUS / 8];
+	char buf[4096];
 
 	memset(all, 0, sizeof(all));
-	for (size_t i = 0; i < s->npids; i++) {
-		char path[64], buf[8192];
-		char *line;
+	if (cp_read_file("/sys/devices/system/cpu/online", buf, sizeof(buf), NULL) < 0 ||
+	    cp_sampler_parse_cpulist(buf, all, MAX_CPUS) < 0) {
+		long conf = sysconf(_SC_NPROCESSORS_CONF);
 
-		snprintf(path, sizeof(path), "/proc/%d/status", s->pids[i]);
-		if (cp_read_file(path, buf, sizeof(buf), NULL) < 0)
-			continue;
-		line = strstr(buf, "\nCpus_allowed_list:");
-		if (!line)
-			continue;
-		line += strlen("\nCpus_allowed_list:");
-		while (*line == ' ' || *line == '\t')
-			line++;
-		if (cp_sampler_parse_cpulist(line, one, MAX_CPUS) < 0)
-			continue;
-		for (size_t b = 0; b < sizeof(all); b++)
-			all[b] |= one[b];
-		any = true;
-	}
-	if (!any) {
-		/* Unreadable status (it just exited, or hidepid): every configured CPU. */
-		for (long c = 0; c < online && c < MAX_CPUS; c++)
+		memset(all, 0, sizeof(all));
+		for (long c = 0; c < conf && c < MAX_CPUS; c++)
 			all[c / 8] |= (uint8_t)(1u << (c % 8));
 	}
 	s->cpus = calloc(MAX_CPUS, sizeof(*s->cpus));

@@ -134,6 +134,22 @@ def test_output_to_stdout_keeps_command_output_apart():
           "--help does not say where the command's output goes with -o -")
 
 
+def test_command_that_moves_to_another_cpu():
+    """cprof runs on one CPU, its command moves itself to another (taskset): sampled there."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        cplib.skip("needs two CPUs")
+    d = profiles.tmpdir()
+    out = os.path.join(d, "p.pb.gz")
+    r = subprocess.run([cplib.CPROF, "record", "-F", "499", "-o", out, "--", "taskset", "-c",
+                        str(cpus[-1]), target("cpu_split"), "--seconds", "1"],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                       preexec_fn=lambda: os.sched_setaffinity(0, {cpus[0]}))
+    check(r.returncode == 0, "record exited %d" % r.returncode, r.stderr)
+    leaf = total(traces(out), lambda f, l: f[0] == "spin_leaf")
+    check(leaf >= 100, "%d samples in spin_leaf from a 1 s spin at 499 Hz" % leaf, r.stderr)
+
+
 def test_threads_followed():
     out, r = record("-F", 499, "--", target("cpu_split"), "--threads", 2, "--seconds", 2)
     names = set(l.get("thread") for c, f, l in traces(out))
