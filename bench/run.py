@@ -251,20 +251,38 @@ def run_workload(argv):
     return work, wcpu, max(0.0, (after - before) - wcpu)
 
 
-def sampling_argv(cprof, fw, how, out):
+def run_pinned(argv, cpu):
+    """run_workload() with the command (the profiler) pinned to cpu."""
+    before = cpu_of_children()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, text=True,
+                         preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    out, err = p.communicate()
+    after = cpu_of_children()
+    m = re.search(r"work_seconds=([\d.]+) cpu_seconds=([\d.]+)", out + err)
+    if p.returncode != 0 or not m:
+        raise RuntimeError("%s failed (exit %s): %s" % (" ".join(argv), p.returncode,
+                                                       err[-300:]))
+    work, wcpu = float(m.group(1)), float(m.group(2))
+    return work, wcpu, max(0.0, (after - before) - wcpu)
+
+
+def sampling_argv(cprof, fw, how, out, cpu):
+    """The workload, pinned to cpu, alone (how None) or under a profiler."""
+    work = ["taskset", "-c", str(cpu), fw, "1"]
     if how is None:
-        return [fw, "1"]
+        return work
     if how[0] == "cprof":
-        return [cprof, "record", "-F", str(how[1]), "-o", str(out) + ".pb.gz", "--", fw, "1"]
+        return [cprof, "record", "-F", str(how[1]), "-o", str(out) + ".pb.gz", "--"] + work
     if how[0] == "perf-fp":
-        return ["perf", "record", "-q", "-g", "-F", str(how[1]), "-o", str(out) + ".data", "--",
-                fw, "1"]
+        return ["perf", "record", "-q", "-g", "-F", str(how[1]), "-o", str(out) + ".data",
+                "--"] + work
     return ["perf", "record", "-q", "--call-graph", "dwarf", "-F", str(how[1]), "-o",
-            str(out) + ".data", "--", fw, "1"]
+            str(out) + ".data", "--"] + work
 
 
 def quartiles(xs):
-    """(lower, upper) quartile: the middle half of the paired ratios."""
+    """(lower, upper) quartile: the middle half of the pairs' ratios."""
     if len(xs) < 4:
         return min(xs), max(xs)
     q = statistics.quantiles(xs, n=4)
@@ -273,10 +291,11 @@ def quartiles(xs):
 
 def bench_sampling(cprof, targets, runs, rates, report):
     """
-    Every profiled run is paired with a run of the workload alone right before or after it
-    (the order alternates), and the overhead is the median of the pairs' ratios: the load of
-    a shared machine drifts over minutes, and a pair sees the same load. Medians of unpaired
-    runs could not resolve 1% here; the workload alone varied by 20% over a bench.
+    The workload runs pinned to the last CPU and the profiler to the first: on this VM the
+    first CPU takes the interrupts and its speed swings by 30% from second to second, while
+    the last one's stays within 1-2%. Every profiled run is paired with a run of the
+    workload alone right before or after it (the order alternates), and the overhead is the
+    median of the pairs' ratios; medians of unpaired runs, unpinned, could not resolve 1%.
     """
     fw = targets["fixed_work"]
     configs = [("alone", None)]
@@ -286,7 +305,8 @@ def bench_sampling(cprof, targets, runs, rates, report):
                     ("perf record --call-graph dwarf -F %d" % hz, ("perf-dwarf", hz))]
     results = {name: dict(work=[], wcpu=[], cpu=[], size=[], rwork=[], rcpu=[])
                for name, _ in configs}
-    # Round robin over the configurations, so that the machine's load drifts alike for all.
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu_prof, cpu_work = cpus[0], cpus[-1]
     for i in range(runs):
         profiled = configs[1:] if i % 2 == 0 else configs[:0:-1]
         for name, how in profiled:
@@ -294,16 +314,15 @@ def bench_sampling(cprof, targets, runs, rates, report):
             pair = {}
             try:
                 for which in (("alone", "prof") if i % 2 == 0 else ("prof", "alone")):
-                    pair[which] = run_workload(sampling_argv(cprof, fw,
-                                                             how if which == "prof" else None,
-                                                             out))
+                    pair[which] = run_pinned(
+                        sampling_argv(cprof, fw, how if which == "prof" else None, out,
+                                      cpu_work), cpu_prof)
             except RuntimeError as e:
                 print("  %s: %s" % (name, e))
                 continue
             (aw, awcpu, _), (w, wcpu, pc) = pair["alone"], pair["prof"]
             results["alone"]["work"].append(aw)
             results["alone"]["wcpu"].append(awcpu)
-            size = 0
             path = pathlib.Path(str(out) + (".pb.gz" if how[0] == "cprof" else ".data"))
             size = path.stat().st_size if path.exists() else 0
             if how[0] != "cprof" and path.exists():
@@ -333,9 +352,11 @@ def bench_sampling(cprof, targets, runs, rates, report):
              "take turns within each run. Profiler CPU is the CPU of the whole command minus "
              "the workload's own; for perf it includes `perf report --stdio` of the file, "
              "since cprof's output is already symbolized stacks.", "",
-             "Each profiled run is paired with a run of the workload alone just before or "
-             "after it; an overhead is the median of the pairs' ratios (in brackets the "
-             "middle half of them).", "",
+             "The workload is pinned to the last CPU, the profiler to the first (which "
+             "takes this VM's interrupts, and whose speed swings by 30%; the last one's "
+             "stays within 1-2%). Each profiled run is paired with a run of the workload "
+             "alone just before or after it; an overhead is the median of the pairs' "
+             "ratios (in brackets the middle half of them).", "",
              "| configuration | run s, median (min–max) | run time overhead | workload CPU s |"
              " CPU overhead | profiler CPU s | output MB |", "|---|---|---|---|---|---|---|"]
 
@@ -359,7 +380,8 @@ def bench_sampling(cprof, targets, runs, rates, report):
         g = results.get("perf record -g -F %d" % hz)
         for who, r in (("cprof", c), ("perf -g", g), ("perf dwarf", d)):
             if r and r["rwork"]:
-                report.append("sampling %d Hz: %s overhead (paired medians) %+.1f%% run time, "
+                report.append("sampling %d Hz: %s overhead (paired runs, medians) %+.1f%% run "
+                              "time, "
                               "%+.1f%% CPU" % (hz, who, (med(r["rwork"]) - 1) * 100,
                                                (med(r["rcpu"]) - 1) * 100))
         if c and d and c["cpu"] and d["cpu"] and med(c["cpu"]) > 0:
