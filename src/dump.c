@@ -734,18 +734,8 @@ static void memo_add(struct pc_memo *m, uint64_t pc, bool exact, const struct cp
 		m->slot = ns;
 		m->cap = ncap;
 	}
-	if (m->npool + k > m->pool_cap) {
-		size_t ncap = m->pool_cap ? m->pool_cap * 2 : 1024;
-		struct cp_frame *np;
-
-		while (ncap < m->npool + k)
-			ncap *= 2;
-		np = realloc(m->pool, ncap * sizeof(*np));
-		if (!np)
-			return;
-		m->pool = np;
-		m->pool_cap = ncap;
-	}
+	if (cp_grow((void **)&m->pool, &m->pool_cap, m->npool + k, sizeof(*m->pool)) < 0)
+		return;
 	if (m->npool > UINT32_MAX - k)
 		return;
 	s.off = (uint32_t)m->npool;

@@ -140,15 +140,8 @@ static int builder_add(struct maps_builder *b, const char *line, size_t len)
 		b->truncated = true;
 		return 1;
 	}
-	if (b->n == b->alloc) {
-		size_t na = b->alloc ? b->alloc * 2 : 64;
-		struct cp_map *nv = realloc(b->v, na * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		b->v = nv;
-		b->alloc = na;
-	}
+	if (cp_grow((void **)&b->v, &b->alloc, b->n + 1, sizeof(*b->v)) < 0)
+		return -ENOMEM;
 	ret = parse_line(line, len, &b->v[b->n]);
 	if (ret < 0)
 		return ret;

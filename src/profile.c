@@ -9,26 +9,6 @@
 
 /* ---- small building blocks ---- */
 
-int cp_grow(void **v, size_t *alloc, size_t need, size_t elem)
-{
-	size_t n = *alloc ? *alloc : 16;
-	void *nv;
-
-	if (need <= *alloc)
-		return 0;
-	while (n < need) {
-		if (n > SIZE_MAX / 2 / elem)
-			return -ENOMEM;
-		n *= 2;
-	}
-	nv = realloc(*v, n * elem);
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	*alloc = n;
-	return 0;
-}
-
 uint64_t cp_hash_mix(uint64_t h, uint64_t v)
 {
 	/* A multiply-xorshift round (splitmix64's finalizer) per word: cheap and well mixed. */

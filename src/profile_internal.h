@@ -3,6 +3,7 @@
 #define CP_PROFILE_INTERNAL_H
 
 #include "profile.h"
+#include "util.h"
 
 /*
  * Caps. Strings come from other processes' ELF files and from pprof files of any origin;
@@ -39,9 +40,6 @@ void cp_htab_release(struct cp_htab *h);
 
 uint32_t cp_hash_bytes(const void *data, size_t len, uint64_t seed);
 uint64_t cp_hash_mix(uint64_t h, uint64_t v);
-
-/* Grow *v (elements of size elem) so that it holds at least need. 0 or -ENOMEM. */
-int cp_grow(void **v, size_t *alloc, size_t need, size_t elem);
 
 /* A string table: v[0] is always "" and no string appears twice (pprof's rules). */
 struct cp_strtab {

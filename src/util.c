@@ -158,6 +158,26 @@ static bool strbuf_grow(struct cp_strbuf *sb, size_t extra)
 	return true;
 }
 
+int cp_grow(void **v, size_t *alloc, size_t need, size_t elem)
+{
+	size_t n = *alloc ? *alloc : 16;
+	void *nv;
+
+	if (need <= *alloc)
+		return 0;
+	while (n < need) {
+		if (n > SIZE_MAX / 2 / elem)
+			return -ENOMEM;
+		n *= 2;
+	}
+	nv = realloc(*v, n * elem);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*alloc = n;
+	return 0;
+}
+
 void cp_strbuf_add(struct cp_strbuf *sb, const void *data, size_t len)
 {
 	if (!strbuf_grow(sb, len))

@@ -24,6 +24,12 @@ int cp_read_file(const char *path, char *buf, size_t size, size_t *len);
 int cp_read_file_alloc(const char *path, size_t max, char **out, size_t *len);
 
 /*
+ * Grow *v (an array of elements of size elem, *alloc of them) by doubling so that it holds
+ * at least need. 0 or -ENOMEM, *v untouched then.
+ */
+int cp_grow(void **v, size_t *alloc, size_t need, size_t elem);
+
+/*
  * A growable string. Invariant: buf is NULL or NUL-terminated at len. On allocation failure
  * err becomes -ENOMEM, later appends are ignored, and the caller checks err once at the end.
  */

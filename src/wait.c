@@ -18,6 +18,7 @@
 #include "fdinfo.h"
 #include "lockinfo.h"
 #include "proc.h"
+#include "util.h"
 #include "wait.h"
 
 /* How many of the innermost frames may name the syscall wrapper or the lock function. */
@@ -435,15 +436,8 @@ static int lock_owner(const struct cp_wait_input *in, int kind, uint64_t addr,
 		ret = cp_lock_rwlock_writer(in->pid, addr, in->tids, in->ntids, li);
 	if (!c || c->nlocks >= WAIT_CACHE_MAX)
 		return ret;
-	if (c->nlocks == c->locks_alloc) {
-		size_t na = c->locks_alloc ? c->locks_alloc * 2 : 16;
-		struct lock_memo *v = realloc(c->locks, na * sizeof(*v));
-
-		if (!v)
-			return ret;
-		c->locks = v;
-		c->locks_alloc = na;
-	}
+	if (cp_grow((void **)&c->locks, &c->locks_alloc, c->nlocks + 1, sizeof(*c->locks)) < 0)
+		return ret;
 	m = &c->locks[c->nlocks++];
 	m->futex = addr;
 	m->kind = kind;
