@@ -286,12 +286,11 @@ static bool scan_all_fds(void (*visit)(void *ctx, int pid, int fd, const char *l
 			 void *ctx)
 {
 	const size_t size = 32768;
-	int procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	char *buf = malloc(size);
 	DIR *proc = opendir("/proc");
 	struct dirent *pe;
 	size_t procs = 0, fds = 0;
-	bool cut = !proc || !buf || procfd < 0;
+	bool cut = !proc || !buf;
 	int me = getpid();
 
 	while (!cut && (pe = readdir(proc))) {
@@ -304,13 +303,11 @@ static bool scan_all_fds(void (*visit)(void *ctx, int pid, int fd, const char *l
 			continue;
 		if (++procs > PIPE_SCAN_MAX_PROCS)
 			cut = true;
-		else if (!scan_fds_of(procfd, pid, buf, size, &fds, visit, ctx))
-			cut = true;
+		else if (!scan_fds_of(dirfd(proc), pid, buf, size, &fds, visit, ctx))
+			cut = true;	/* N/fd is opened relative to the listing's own fd */
 	}
 	if (proc)
 		closedir(proc);
-	if (procfd >= 0)
-		close(procfd);
 	free(buf);
 	return cut;
 }
