@@ -178,12 +178,19 @@ void cp_cmd_explain_attach_error(const char *cmd, int pid, int err, int tracer)
 }
 
 /*
- * Output files are written in large pieces: a dump of a thousand threads is a few MB, and
- * stdio's default (the file's block size, 4 KiB) would make that hundreds of system calls.
+ * Output files get a 64 KiB buffer: the SVG and text writers print many small pieces, and
+ * stdio's default (the file's block size, 4 KiB) made that a system call per 4 KiB. The
+ * buffer must be passed in: setvbuf ignores the size when it is to allocate one itself.
  */
-static void large_buffer(FILE *f)
+#define OUTPUT_BUFFER (64u << 10)
+
+static void large_buffer(struct cp_output *out)
 {
-	setvbuf(f, NULL, _IOFBF, 256u << 10);
+	out->buf = malloc(OUTPUT_BUFFER);
+	if (out->buf && setvbuf(out->f, out->buf, _IOFBF, OUTPUT_BUFFER) != 0) {
+		free(out->buf);
+		out->buf = NULL;
+	}
 }
 
 int cp_output_open(struct cp_output *out, const char *cmd, const char *path)
@@ -212,7 +219,7 @@ int cp_output_open(struct cp_output *out, const char *cmd, const char *path)
 			out->path = NULL;
 			return err;
 		}
-		large_buffer(out->f);
+		large_buffer(out);
 		return 0;
 	}
 	if (asprintf(&out->tmp_path, "%s.tmp.%d", path, (int)getpid()) < 0) {
@@ -242,7 +249,7 @@ int cp_output_open(struct cp_output *out, const char *cmd, const char *path)
 		memset(out, 0, sizeof(*out));
 		return err;
 	}
-	large_buffer(out->f);
+	large_buffer(out);
 	return 0;
 }
 
@@ -258,6 +265,8 @@ int cp_output_commit(struct cp_output *out, const char *cmd)
 		if (out->f != stdout && fclose(out->f) != 0 && !err)
 			err = -errno;
 		out->f = NULL;
+		free(out->buf);
+		out->buf = NULL;
 		if (err)
 			cp_error(strcmp(out->path, "-") ? out->path : "standard output",
 				 "write failed: %s", strerror(-err));
@@ -270,6 +279,8 @@ int cp_output_commit(struct cp_output *out, const char *cmd)
 	if (fclose(out->f) != 0 && !err)
 		err = -errno;
 	out->f = NULL;
+	free(out->buf);
+	out->buf = NULL;
 	if (!err && rename(out->tmp_path, out->path) < 0)
 		err = -errno;
 	if (err) {
@@ -287,6 +298,7 @@ void cp_output_abort(struct cp_output *out)
 {
 	if (out->f && out->f != stdout)
 		fclose(out->f);
+	free(out->buf);
 	if (out->tmp_path)
 		unlink(out->tmp_path);
 	free(out->tmp_path);

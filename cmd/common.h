@@ -40,6 +40,7 @@ struct cp_output {
 	FILE *f;
 	char *path;		/* final path, or "-" */
 	char *tmp_path;		/* NULL for stdout */
+	char *buf;		/* f's buffer (NULL: stdio's own); freed after f is closed */
 };
 
 /* 0 or -errno (error already reported). */

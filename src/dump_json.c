@@ -1,6 +1,5 @@
 /* The JSON thread dump (SPEC section 3): every field present, null where there is no value. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,13 +9,15 @@
 
 static void add_hex(struct cp_strbuf *sb, uint64_t v)
 {
-	cp_strbuf_addf(sb, "\"0x%" PRIx64 "\"", v);
+	cp_strbuf_addc(sb, '"');
+	cp_strbuf_add_hex(sb, v);
+	cp_strbuf_addc(sb, '"');
 }
 
 static void add_int_or_null(struct cp_strbuf *sb, bool present, long long v)
 {
 	if (present)
-		cp_strbuf_addf(sb, "%lld", v);
+		cp_strbuf_add_int(sb, v);
 	else
 		cp_strbuf_adds(sb, "null");
 }
@@ -59,7 +60,7 @@ static void add_frames(struct cp_strbuf *sb, const struct cp_frame *fr, size_t n
 			add_hex(sb, f->offset);
 		else
 			cp_strbuf_adds(sb, "null");
-		cp_strbuf_addf(sb, ", \"inlined\": %s }", f->inlined ? "true" : "false");
+		cp_strbuf_adds(sb, f->inlined ? ", \"inlined\": true }" : ", \"inlined\": false }");
 	}
 	if (end_marker && n) {
 		cp_strbuf_adds(sb, ",\n        { \"pc\": null, \"function\": ");
@@ -106,7 +107,9 @@ static void add_thread(struct cp_strbuf *sb, const struct cp_dump_thread *th)
 {
 	char state[2] = { th->state ? th->state : '?', '\0' };
 
-	cp_strbuf_addf(sb, "    { \"tid\": %d, \"name\": ", th->tid);
+	cp_strbuf_adds(sb, "    { \"tid\": ");
+	cp_strbuf_add_int(sb, th->tid);
+	cp_strbuf_adds(sb, ", \"name\": ");
 	cp_strbuf_add_json_str(sb, th->name);
 	cp_strbuf_adds(sb, ", \"state\": ");
 	cp_strbuf_add_json_str(sb, state);
@@ -165,21 +168,6 @@ static void add_deadlocks(struct cp_strbuf *sb, const struct cp_dump *dump)
 	cp_strbuf_adds(sb, dump->ndeadlocks ? " ]" : "]");
 }
 
-#define FLUSH_AT (64u << 10)
-
-/* Write sb out and empty it. 0 or -errno (its allocation failure, or -EIO). */
-static int flush(struct cp_strbuf *sb, FILE *f)
-{
-	if (sb->err)
-		return sb->err;
-	if (sb->len && fwrite(sb->buf, 1, sb->len, f) != sb->len)
-		return -EIO;
-	sb->len = 0;
-	if (sb->buf)
-		sb->buf[0] = '\0';
-	return 0;
-}
-
 int cp_dump_write_json(const struct cp_dump *dump, FILE *f)
 {
 	struct cp_strbuf sb = CP_STRBUF_INIT;
@@ -202,9 +190,8 @@ int cp_dump_write_json(const struct cp_dump *dump, FILE *f)
 	for (size_t i = 0; i < dump->nthreads && !err; i++) {
 		cp_strbuf_adds(&sb, i ? ",\n" : "\n");
 		add_thread(&sb, &dump->threads[i]);
-		/* Out in pieces: one buffer reused, not a copy of the whole file in memory. */
-		if (sb.len >= FLUSH_AT)
-			err = flush(&sb, f);
+		if (sb.len >= CP_STRBUF_FLUSH_AT)
+			err = cp_strbuf_flush(&sb, f);
 	}
 	cp_strbuf_adds(&sb, dump->nthreads ? " ],\n  \"groups\": " : "],\n  \"groups\": ");
 	add_groups(&sb, dump);
@@ -227,7 +214,7 @@ int cp_dump_write_json(const struct cp_dump *dump, FILE *f)
 	}
 	cp_strbuf_adds(&sb, nc ? " } } }\n" : "} } }\n");
 	if (!err)
-		err = flush(&sb, f);
+		err = cp_strbuf_flush(&sb, f);
 	cp_strbuf_release(&sb);
 	return err;
 }

@@ -221,25 +221,31 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 		const struct cp_frame *f = &th->frames[i];
 
 		/* Names and paths come from the target's files: no control bytes through. */
-		cp_strbuf_addf(&o->sb, "  #%zu ", i);
+		cp_strbuf_adds(&o->sb, "  #");
+		cp_strbuf_add_int(&o->sb, (long long)i);
+		cp_strbuf_addc(&o->sb, ' ');
 		if (f->function) {
 			cp_strbuf_adds(&o->sb, col(o, C_BOLD));
 			add_text(o, f->function);
-			cp_strbuf_addf(&o->sb, "%s  ", col(o, C_RESET));
+			cp_strbuf_adds(&o->sb, col(o, C_RESET));
+			cp_strbuf_adds(&o->sb, "  ");
 		}
 		if (f->function && f->file) {
 			cp_strbuf_adds(&o->sb, col(o, C_DIM));
 			add_text(o, f->file);
-			if (f->line > 0)
-				cp_strbuf_addf(&o->sb, ":%d", f->line);
+			if (f->line > 0) {
+				cp_strbuf_addc(&o->sb, ':');
+				cp_strbuf_add_int(&o->sb, f->line);
+			}
 			cp_strbuf_adds(&o->sb, col(o, C_RESET));
 		} else if (f->module && f->has_offset) {
 			cp_strbuf_adds(&o->sb, col(o, C_DIM));
 			add_text(o, basename_of(f->module));
-			cp_strbuf_addf(&o->sb, "+0x%llx%s", (unsigned long long)f->offset,
-				       col(o, C_RESET));
+			cp_strbuf_addc(&o->sb, '+');
+			cp_strbuf_add_hex(&o->sb, f->offset);
+			cp_strbuf_adds(&o->sb, col(o, C_RESET));
 		} else {
-			cp_strbuf_addf(&o->sb, "0x%llx", (unsigned long long)f->pc);
+			cp_strbuf_add_hex(&o->sb, f->pc);
 		}
 		if (f->inlined)
 			cp_strbuf_adds(&o->sb, " (inlined)");
@@ -498,29 +504,25 @@ static void add_deadlock(struct out *o, const char *desc)
 int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color)
 {
 	struct out o = { .sb = CP_STRBUF_INIT, .color = color };
+	size_t n = dump->groups ? dump->ngroups : dump->nthreads;
 	int err;
 
 	add_header(&o, dump);
 	err = add_leaks(&o, dump);
-	if (err < 0)
-		goto out;
-	if (dump->groups) {
-		for (size_t i = 0; i < dump->ngroups; i++)
+	for (size_t i = 0; i < n && err == 0; i++) {
+		if (dump->groups)
 			add_group(&o, dump, &dump->groups[i]);
-	} else {
-		for (size_t i = 0; i < dump->nthreads; i++)
+		else
 			add_thread(&o, dump, &dump->threads[i]);
+		if (o.sb.len >= CP_STRBUF_FLUSH_AT)
+			err = cp_strbuf_flush(&o.sb, f);
 	}
-	if (dump->ndeadlocks)
+	if (err == 0 && dump->ndeadlocks)
 		cp_strbuf_addc(&o.sb, '\n');
-	for (size_t i = 0; i < dump->ndeadlocks; i++)
+	for (size_t i = 0; i < dump->ndeadlocks && err == 0; i++)
 		add_deadlock(&o, dump->deadlocks[i].description);
-	err = o.sb.err;
-	if (err < 0)
-		goto out;
-	if (o.sb.len && fwrite(o.sb.buf, 1, o.sb.len, f) != o.sb.len)
-		err = -EIO;
-out:
+	if (err == 0)
+		err = cp_strbuf_flush(&o.sb, f);
 	cp_strbuf_release(&o.sb);
 	return err;
 }

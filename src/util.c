@@ -125,6 +125,49 @@ void cp_strbuf_release(struct cp_strbuf *sb)
 	cp_strbuf_init(sb);
 }
 
+/* Digits are written from the end of a small array: printf's machinery costs more than this. */
+void cp_strbuf_add_int(struct cp_strbuf *sb, long long v)
+{
+	char d[24];
+	size_t i = sizeof(d);
+	/* Through unsigned: -LLONG_MIN overflows. */
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		d[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		d[--i] = '-';
+	cp_strbuf_add(sb, d + i, sizeof(d) - i);
+}
+
+void cp_strbuf_add_hex(struct cp_strbuf *sb, uint64_t v)
+{
+	char d[18];
+	size_t i = sizeof(d);
+
+	do {
+		d[--i] = "0123456789abcdef"[v & 0xf];
+		v >>= 4;
+	} while (v);
+	d[--i] = 'x';
+	d[--i] = '0';
+	cp_strbuf_add(sb, d + i, sizeof(d) - i);
+}
+
+int cp_strbuf_flush(struct cp_strbuf *sb, FILE *f)
+{
+	if (sb->err)
+		return sb->err;
+	if (sb->len && fwrite(sb->buf, 1, sb->len, f) != sb->len)
+		return -EIO;
+	sb->len = 0;
+	if (sb->buf)
+		sb->buf[0] = '\0';
+	return 0;
+}
+
 /* Make room for extra more bytes plus the NUL; false (and err set) when that fails. */
 static bool strbuf_grow(struct cp_strbuf *sb, size_t extra)
 {

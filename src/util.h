@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -49,10 +50,20 @@ void cp_strbuf_adds(struct cp_strbuf *sb, const char *s);
 void cp_strbuf_addc(struct cp_strbuf *sb, char c);
 void cp_strbuf_addf(struct cp_strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cp_strbuf_vaddf(struct cp_strbuf *sb, const char *fmt, va_list ap);
+/* Append v in decimal, and in hexadecimal after "0x": the hot paths of the dump writers. */
+void cp_strbuf_add_int(struct cp_strbuf *sb, long long v);
+void cp_strbuf_add_hex(struct cp_strbuf *sb, uint64_t v);
 /* Append s as a JSON string literal (with quotes); NULL appends null. */
 void cp_strbuf_add_json_str(struct cp_strbuf *sb, const char *s);
 /* Hand the buffer to the caller (never NULL on success: "" when empty); sb is reset. */
 char *cp_strbuf_detach(struct cp_strbuf *sb);
+/*
+ * Write sb's text to f and empty it, keeping the buffer. Writers flush whenever len reaches
+ * CP_STRBUF_FLUSH_AT: one small buffer reused, not the whole output in memory (every fresh
+ * page costs 8-16 us on a paravirtualised guest). 0 or -errno (sb's -ENOMEM, or -EIO).
+ */
+#define CP_STRBUF_FLUSH_AT (16u << 10)
+int cp_strbuf_flush(struct cp_strbuf *sb, FILE *f);
 
 /* Monotonic and wall clocks in nanoseconds. */
 uint64_t cp_now_ns(void);
