@@ -81,6 +81,25 @@ struct pc_memo {
 	size_t npool, pool_cap;
 };
 
+/*
+ * Whole stacks met before in this dump, by their unwound (pc, exact) keys: threads parked at
+ * one place (a pool's hundred workers) share one frames array instead of a copy each. At
+ * 1003 threads in 13 distinct stacks that is 350 KB of fresh pages not touched.
+ */
+struct stack_memo_slot {
+	uint64_t hash;
+	uint32_t owner;		/* index + 1 into the dump's threads; 0 = empty */
+	uint32_t off;		/* into keys */
+	uint32_t n;
+};
+
+struct stack_memo {
+	struct stack_memo_slot *slot;
+	size_t cap, used;
+	uint64_t *keys;
+	size_t nkeys, keys_cap;
+};
+
 struct take {
 	int pid;
 	const struct cp_dump_opts *opts;
@@ -102,6 +121,7 @@ struct take {
 	struct cp_frame *scratch;	/* symbolize_stack()'s work array */
 	size_t scratch_cap;
 	struct pc_memo memo;		/* symbolize_stack()'s answers by pc */
+	struct stack_memo stacks;	/* analyse()'s stacks by their pcs */
 };
 
 static bool cancelled(const struct take *t)
@@ -159,6 +179,9 @@ static void take_release(struct take *t)
 	free(t->memo.slot);
 	free(t->memo.pool);
 	memset(&t->memo, 0, sizeof(t->memo));
+	free(t->stacks.slot);
+	free(t->stacks.keys);
+	memset(&t->stacks, 0, sizeof(t->stacks));
 	for (size_t i = 0; i < t->nitems; i++)
 		item_release(&t->items[i]);
 	free(t->items);
@@ -785,6 +808,87 @@ static size_t symbolize_pc(struct take *t, const struct cp_maps *maps, uint64_t 
 	return k;
 }
 
+/* A caller's pc is a return address: it is looked up at the call instruction before it. */
+static bool frame_exact(const struct cp_unwind_result *ur, size_t i)
+{
+	return i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL) || ur->pc[i] == 0;
+}
+
+static uint64_t stack_hash(const struct cp_unwind_result *ur)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (size_t i = 0; i < ur->n; i++)
+		h = (h ^ memo_key(ur->pc[i], frame_exact(ur, i))) * 1099511628211ull;
+	return h | 1;
+}
+
+static bool stack_same(const struct stack_memo *m, const struct stack_memo_slot *s,
+		       const struct cp_unwind_result *ur)
+{
+	if (s->n != ur->n)
+		return false;
+	for (size_t i = 0; i < ur->n; i++)
+		if (m->keys[s->off + i] != memo_key(ur->pc[i], frame_exact(ur, i)))
+			return false;
+	return true;
+}
+
+/* The index of an earlier thread of this dump with the stack ur, or -1. */
+static long stack_find(const struct stack_memo *m, const struct cp_unwind_result *ur,
+		       uint64_t hash)
+{
+	size_t mask, i;
+
+	if (!m->cap)
+		return -1;
+	mask = m->cap - 1;
+	for (i = memo_hash(hash) & mask; m->slot[i].owner; i = (i + 1) & mask)
+		if (m->slot[i].hash == hash && stack_same(m, &m->slot[i], ur))
+			return (long)m->slot[i].owner - 1;
+	return -1;
+}
+
+static void stack_place(struct stack_memo_slot *slot, size_t cap, const struct stack_memo_slot *s)
+{
+	size_t mask = cap - 1, i;
+
+	for (i = memo_hash(s->hash) & mask; slot[i].owner; i = (i + 1) & mask)
+		;
+	slot[i] = *s;
+}
+
+/* Remember that thread owner has the stack ur; silently not when out of memory. */
+static void stack_add(struct stack_memo *m, const struct cp_unwind_result *ur, uint64_t hash,
+		      size_t owner)
+{
+	struct stack_memo_slot s = { .hash = hash, .owner = (uint32_t)owner + 1,
+				     .n = (uint32_t)ur->n };
+
+	if (owner >= UINT32_MAX || m->nkeys > UINT32_MAX - ur->n)
+		return;
+	if ((m->used + 1) * 2 > m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 64;
+		struct stack_memo_slot *ns = calloc(ncap, sizeof(*ns));
+
+		if (!ns)
+			return;
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->slot[i].owner)
+				stack_place(ns, ncap, &m->slot[i]);
+		free(m->slot);
+		m->slot = ns;
+		m->cap = ncap;
+	}
+	if (cp_grow((void **)&m->keys, &m->keys_cap, m->nkeys + ur->n, sizeof(*m->keys)) < 0)
+		return;
+	s.off = (uint32_t)m->nkeys;
+	for (size_t i = 0; i < ur->n; i++)
+		m->keys[m->nkeys++] = memo_key(ur->pc[i], frame_exact(ur, i));
+	stack_place(m->slot, m->cap, &s);
+	m->used++;
+}
+
 static int symbolize_stack(struct take *t, const struct cp_maps *maps,
 			   const struct cp_unwind_result *ur, struct cp_dump_thread *th)
 {
@@ -809,8 +913,7 @@ static int symbolize_stack(struct take *t, const struct cp_maps *maps,
 	fr = t->scratch;
 	for (size_t i = 0; i < ur->n; i++) {
 		uint64_t pc = ur->pc[i];
-		/* A caller's pc is a return address: look up the call instruction before it. */
-		bool exact = i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL) || pc == 0;
+		bool exact = frame_exact(ur, i);
 		const struct pc_memo_slot *hit = memo_find(&t->memo, pc, exact);
 		size_t k;
 
@@ -831,6 +934,32 @@ static int symbolize_stack(struct take *t, const struct cp_maps *maps,
 	memcpy(th->frames, fr, n * sizeof(*fr));
 	th->nframes = n;
 	return 0;
+}
+
+/* th's frames: borrowed from an earlier thread with the same stack, or symbolized. */
+static int symbolize_or_share(struct take *t, const struct cp_maps *maps,
+			      const struct cp_unwind_result *ur, struct cp_dump_thread *th)
+{
+	uint64_t hash;
+	long owner;
+	int err;
+
+	if (!ur->n)
+		return 0;
+	hash = stack_hash(ur);
+	owner = stack_find(&t->stacks, ur, hash);
+	if (owner >= 0) {
+		const struct cp_dump_thread *o = &t->d->threads[owner];
+
+		th->frames = o->frames;
+		th->nframes = o->nframes;
+		th->frames_shared = true;
+		return 0;
+	}
+	err = symbolize_stack(t, maps, ur, th);
+	if (err == 0)
+		stack_add(&t->stacks, ur, hash, (size_t)(th - t->d->threads));
+	return err;
 }
 
 static int classify(const struct take *t, const struct item *it, struct cp_dump_thread *th,
@@ -1202,8 +1331,12 @@ static int unwind_all(struct take *t, const struct cp_maps *maps)
 static int analyse(struct take *t)
 {
 	struct cp_dump *d = t->d;
-	struct cp_maps maps = { 0 };
-	bool have_maps = cp_maps_read(t->pid, &maps) == 0;
+	/*
+	 * The maps read before the captures: the stacks were unwound against them already, and
+	 * symbolizing against the same view keeps the two consistent (a second read cost 1.3
+	 * ms at 1003 threads: two mappings a thread).
+	 */
+	const struct cp_maps *maps = t->have_maps ? &t->maps : NULL;
 	struct cp_unwind_result *ur = NULL;
 	struct cp_wait_cache *wcache = NULL;
 	int *tids = NULL;
@@ -1221,7 +1354,7 @@ static int analyse(struct take *t)
 	for (size_t i = 0; i < t->nitems; i++)
 		tids[i] = t->items[i].tid;
 	t0 = cp_now_ns();
-	err = unwind_all(t, have_maps ? &maps : NULL);
+	err = unwind_all(t, maps);
 	if (err < 0)
 		goto out;
 	t1 = cp_now_ns();
@@ -1257,7 +1390,7 @@ static int analyse(struct take *t)
 				memcpy(ur->pc, it->upc, it->un * sizeof(*it->upc));
 				memcpy(ur->flags, it->uflags, it->un);
 			}
-			err = symbolize_stack(t, have_maps ? &maps : NULL, ur, th);
+			err = symbolize_or_share(t, maps, ur, th);
 			if (err < 0)
 				goto out;
 			item_release(it);
@@ -1278,8 +1411,6 @@ static int analyse(struct take *t)
 	d->classify_ns = cp_now_ns() - t0;
 out:
 	cp_wait_cache_free(wcache);
-	if (have_maps)
-		cp_maps_release(&maps);
 	free(ur);
 	free(tids);
 	return err;
@@ -1529,7 +1660,8 @@ void cp_dump_release(struct cp_dump *d)
 		struct cp_dump_thread *th = &d->threads[i];
 
 		cp_wait_release(&th->wait);
-		free(th->frames);
+		if (!th->frames_shared)
+			free(th->frames);
 		free_strv(th->kernel_frames, th->nkernel_frames);
 	}
 	free(d->threads);

@@ -32,8 +32,9 @@ struct cp_dump_thread {
 	char state;
 	struct cp_wait wait;
 	int stuck;		/* -1 = null, 0 = false, 1 = true */
-	struct cp_frame *frames;	/* owned array */
+	struct cp_frame *frames;	/* owned array, unless frames_shared */
 	size_t nframes;
+	bool frames_shared;	/* frames borrowed from an earlier thread with the same stack */
 	bool truncated;		/* depth cap or stack copy cap reached */
 	int unwind_error;	/* 0, or why the stack ends early (no frames: capture failed) */
 	char **kernel_frames;	/* owned; with --kernel */
