@@ -159,6 +159,14 @@ def test_group():
         d = dump_json(t.pid, "--group")
         cashiers = sorted(th["tid"] for th in d["threads"] if th["name"].startswith("cashier-"))
         check(len(cashiers) == 5, "5 cashiers", cashiers)
+        # Threads with one stack share one frames array inside cprof: each must still show
+        # its own full stack, the same for all five, and no other thread's.
+        stacks = [th["frames"] for th in d["threads"] if th["name"].startswith("cashier-")]
+        check(all(s == stacks[0] for s in stacks), "the 5 cashiers' frames differ", stacks)
+        check(any(f["function"] and "Counter<int>::serve" in f["function"] for f in stacks[0]),
+              "cashier frames", stacks[0])
+        others = [th["frames"] for th in d["threads"] if not th["name"].startswith("cashier-")]
+        check(all(s != stacks[0] for s in others), "a non-cashier shows a cashier's stack")
         check(isinstance(d["groups"], list), "groups must be a list with --group")
         check(sum(g["count"] for g in d["groups"]) == len(d["threads"]), "group counts sum")
         big = d["groups"][0]

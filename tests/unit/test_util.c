@@ -43,6 +43,69 @@ static void test_json(void)
 	check_json("\xff" "ok", "\"\\ufffdok\"");
 }
 
+/* The printf-free integer formatting against printf itself, at the edges. */
+static void test_strbuf_numbers(void)
+{
+	static const long long ints[] = { 0, 1, -1, 9, 10, -10, 12345, INT_MAX, INT_MIN,
+					  LLONG_MAX, LLONG_MIN };
+	static const unsigned long long hexes[] = { 0, 1, 0xf, 0x10, 0x7f1048876e90ull,
+						    0xffffffffffffffffull };
+	char want[64];
+
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		struct cp_strbuf sb = CP_STRBUF_INIT;
+
+		cp_strbuf_add_int(&sb, ints[i]);
+		snprintf(want, sizeof(want), "%lld", ints[i]);
+		CHECK(sb.buf && strcmp(sb.buf, want) == 0, "int %s: got %s", want,
+		      sb.buf ? sb.buf : "(null)");
+		cp_strbuf_release(&sb);
+	}
+	for (size_t i = 0; i < sizeof(hexes) / sizeof(hexes[0]); i++) {
+		struct cp_strbuf sb = CP_STRBUF_INIT;
+
+		cp_strbuf_add_hex(&sb, hexes[i]);
+		snprintf(want, sizeof(want), "0x%llx", hexes[i]);
+		CHECK(sb.buf && strcmp(sb.buf, want) == 0, "hex %s: got %s", want,
+		      sb.buf ? sb.buf : "(null)");
+		cp_strbuf_release(&sb);
+	}
+}
+
+/* Flushing in pieces writes the same bytes as one write of the whole, and keeps the buffer. */
+static void test_strbuf_flush(void)
+{
+	struct cp_strbuf sb = CP_STRBUF_INIT;
+	char *text = NULL;
+	size_t size = 0, total = 0;
+	FILE *f = open_memstream(&text, &size);
+
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	CHECK(cp_strbuf_flush(&sb, f) == 0);	/* empty, never allocated */
+	for (int i = 0; i < 20000; i++) {
+		cp_strbuf_add_int(&sb, i);
+		cp_strbuf_addc(&sb, '\n');
+		if (sb.len >= CP_STRBUF_FLUSH_AT) {
+			total += sb.len;
+			CHECK(cp_strbuf_flush(&sb, f) == 0);
+			CHECK(sb.len == 0 && sb.buf && sb.buf[0] == '\0');
+		}
+	}
+	total += sb.len;
+	CHECK(cp_strbuf_flush(&sb, f) == 0);
+	CHECK(sb.alloc <= 2 * CP_STRBUF_FLUSH_AT, "buffer grew to %zu", sb.alloc);
+	fclose(f);
+	CHECK(size == total && size > 3 * CP_STRBUF_FLUSH_AT);
+	CHECK(text && !strncmp(text, "0\n1\n2\n", 6) && !strcmp(text + size - 6, "19999\n"));
+	free(text);
+	/* An allocation failure recorded in sb is reported, nothing written. */
+	sb.err = -ENOMEM;
+	CHECK(cp_strbuf_flush(&sb, stdout) == -ENOMEM);
+	cp_strbuf_release(&sb);
+}
+
 static void test_strbuf(void)
 {
 	struct cp_strbuf sb = CP_STRBUF_INIT;
@@ -177,6 +240,8 @@ int main(void)
 {
 	test_json();
 	test_strbuf();
+	test_strbuf_numbers();
+	test_strbuf_flush();
 	test_parse_long();
 	test_files();
 	test_misc();
