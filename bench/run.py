@@ -12,7 +12,8 @@ Prints a table with ratios and writes docs/PERFORMANCE.md. Sections:
              record + report), output size; then what one sample costs the sampled thread,
              measured inside it (bench/targets/gaps.c) at 9999 and 999 Hz, for all three.
   symbols    first vs repeated dumps of a process linked against large libraries.
-  long       cprof's RSS over a long profile of a busy 8-thread process.
+  long       cprof's RSS over a long profile of a busy 8-thread process: one with a fixed set
+             of stacks (flat, or cprof leaks), one whose distinct stacks never stop coming.
 Machines are noisy: every figure is a median of --runs runs with min-max, and every claim is a
 ratio against a reference measured in the same run.
 """
@@ -562,7 +563,10 @@ def rss_kib(pid):
     return None
 
 
-def bench_long(cprof, targets, seconds, report):
+def bench_long(cprof, targets, seconds, report, nosort=False):
+    """One long profile of fixed_work on 8 threads: with qsort, whose recursive merge sort
+    makes new distinct stacks without end, or (nosort) a small fixed set of stacks, where
+    anything that grows is cprof's own."""
     import gzip
 
     def varint(b, i):
@@ -629,8 +633,9 @@ def bench_long(cprof, targets, seconds, report):
             pass
         return got.get("RssAnon"), got.get("RssFile")
 
-    work = subprocess.Popen([targets["fixed_work"], "8", "forever"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+    argv = [targets["fixed_work"], "8", "forever"] + (["nosort"] if nosort else [])
+    label = "fixed_work 8 forever" + (" nosort" if nosort else "")
+    work = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     out = TMP / "long.pb.gz"
     if out.exists():
         out.unlink()
@@ -655,9 +660,11 @@ def bench_long(cprof, targets, seconds, report):
             os.kill(work.pid, signal.SIGKILL)
         work.wait()
     size = out.stat().st_size if out.exists() else 0
-    lines = ["## Long runs", "",
-             "`cprof attach -p PID --seconds %d` on `fixed_work 8 forever` (8 busy threads); "
-             "cprof's VmRSS sampled every few seconds." % seconds, ""]
+    what = ("a fixed set of stacks: fill and hash only, anything that grows is cprof's own"
+            if nosort else "qsort's recursive merge sort: new distinct stacks without end")
+    lines = ["## Long run: %s" % label, "",
+             "`cprof attach -p PID --seconds %d` on `%s` (8 busy threads; %s); cprof's VmRSS "
+             "sampled every few seconds." % (seconds, label, what), ""]
     if samples:
         lines.append("| time s | cprof RSS MiB |")
         lines.append("|---|---|")
@@ -674,9 +681,10 @@ def bench_long(cprof, targets, seconds, report):
         lines.append("Profile written: %.1f KiB. RSS at the end of profiling / RSS after warm-up: "
                      "%.2f; peak while writing the profile %.1f MiB." %
                      (size / 1024, grow, max(r for _, r in samples) / 1024))
-        summary = ("long run %d s: RSS end of profiling/warm-up = %.2f, max %.1f MiB (writing), "
-                   "profile %.0f KiB" % (seconds, grow, max(r for _, r in samples) / 1024,
-                                         size / 1024))
+        summary = ("long run %d s (%s): RSS end of profiling/warm-up = %.2f, max %.1f MiB "
+                   "(writing), profile %.0f KiB" % (seconds, label, grow,
+                                                   max(r for _, r in samples) / 1024,
+                                                   size / 1024))
         # What grows is the number of distinct samples (stack x thread): how many there were
         # at the end, and how many were new after the warm-up. The file holds no times, but
         # the workload is steady: with a fraction f of the samples taken by the warm-up, a
@@ -832,7 +840,9 @@ def main():
         sections += bench_symbols(cprof, targets, args.runs, report)
     if "long" in only:
         print("long run:")
-        sections += bench_long(cprof, targets, 60 if args.quick else args.long_seconds, report)
+        for nosort in (True, False):
+            sections += bench_long(cprof, targets, 60 if args.quick else args.long_seconds,
+                                   report, nosort)
 
     print("\nratios:")
     for r in report:

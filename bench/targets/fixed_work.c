@@ -2,6 +2,10 @@
  * Benchmark target: a fixed amount of CPU work (sorting through libc's qsort, hashing in
  * noinline functions) on T threads, reporting its own wall and CPU time, so the cost of a
  * profiler watching it is the difference in run time. With "forever" it loops until killed.
+ * With "nosort" after that it only fills and hashes: a small, fixed set of stacks, where
+ * qsort's recursive merge sort makes new distinct stacks without end.
+ *
+ *   fixed_work [THREADS [ROUNDS|forever [nosort]]]
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -12,7 +16,7 @@
 #include <time.h>
 
 static long rounds = 2000;
-static int forever;
+static int forever, nosort;
 
 static double now(void)
 {
@@ -49,7 +53,8 @@ __attribute__((noinline)) static void fill(unsigned *v, size_t n, unsigned seed)
 __attribute__((noinline)) static unsigned one_round(unsigned *v, size_t n, unsigned seed)
 {
 	fill(v, n, seed);
-	qsort(v, n, sizeof(*v), cmp_u32);
+	if (!nosort)
+		qsort(v, n, sizeof(*v), cmp_u32);
 	return hash_block(v, n);
 }
 
@@ -79,6 +84,8 @@ int main(int argc, char **argv)
 		forever = 1;
 	else if (argc > 2)
 		rounds = atol(argv[2]);
+	if (argc > 3 && !strcmp(argv[3], "nosort"))
+		nosort = 1;
 	if (threads < 1 || threads > 64)
 		return 2;
 	printf("READY\n");
