@@ -299,8 +299,9 @@ static int intern(struct cp_profile *prof, const char *s, uint32_t *out)
 {
 	int64_t idx = cp_strtab_intern(&prof->str, s);
 
+	/* An -errno: kept negative through the narrowing (the compiler checks that too). */
 	if (idx < 0)
-		return (int)idx;
+		return idx >= -4095 ? (int)idx : -ENOMEM;
 	*out = (uint32_t)idx;
 	return 0;
 }
