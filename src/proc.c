@@ -554,3 +554,65 @@ bool cp_proc_is_kernel_thread(const struct cp_task_stat *st)
 	 * the initial pid namespace, which is why PF_KTHREAD is checked first. */
 	return st->tid == 2 || st->ppid == 2;
 }
+
+int cp_parse_cpulist(const char *text, uint8_t *bitmap, size_t ncpus)
+{
+	const char *p = text;
+
+	memset(bitmap, 0, (ncpus + 7) / 8);
+	while (*p && *p != '\n') {
+		char *end;
+		unsigned long a, b;
+
+		errno = 0;
+		a = strtoul(p, &end, 10);
+		if (end == p || errno)
+			return -EINVAL;
+		b = a;
+		p = end;
+		if (*p == '-') {
+			p++;
+			b = strtoul(p, &end, 10);
+			if (end == p || errno || b < a)
+				return -EINVAL;
+			p = end;
+		}
+		for (unsigned long c = a; c <= b && c < ncpus; c++)
+			bitmap[c / 8] |= (uint8_t)(1u << (c % 8));
+		if (*p == ',')
+			p++;
+		else if (*p && *p != '\n')
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int cp_online_cpus(int **cpus, size_t *n)
+{
+	uint8_t all[CP_MAX_CPUS / 8];
+	char buf[4096];
+	int *v;
+	size_t k = 0;
+
+	if (cp_read_file("/sys/devices/system/cpu/online", buf, sizeof(buf), NULL) < 0 ||
+	    cp_parse_cpulist(buf, all, CP_MAX_CPUS) < 0) {
+		long conf = sysconf(_SC_NPROCESSORS_CONF);
+
+		memset(all, 0, sizeof(all));
+		for (long c = 0; c < conf && c < CP_MAX_CPUS; c++)
+			all[c / 8] |= (uint8_t)(1u << (c % 8));
+	}
+	v = calloc(CP_MAX_CPUS, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (int c = 0; c < CP_MAX_CPUS; c++)
+		if (all[c / 8] & (1u << (c % 8)))
+			v[k++] = c;
+	if (!k) {
+		free(v);
+		return -ESRCH;
+	}
+	*cpus = v;
+	*n = k;
+	return 0;
+}

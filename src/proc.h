@@ -69,6 +69,15 @@ int cp_proc_read_fd_link(int pid, int fd, char *buf, size_t size);
 /* True when pid exists and is a kernel thread (PF_KTHREAD, or parent kthreadd). */
 bool cp_proc_is_kernel_thread(const struct cp_task_stat *st);
 
+/* Parse a CPU list ("0-3,8,10-11") into a bitmap of ncpus bits. 0 or -EINVAL. */
+int cp_parse_cpulist(const char *text, uint8_t *bitmap, size_t ncpus);
+/*
+ * The online CPUs (/sys/devices/system/cpu/online; all configured ones if unreadable), as
+ * a sorted malloc'd array of CPU numbers below CP_MAX_CPUS. 0 or -errno.
+ */
+#define CP_MAX_CPUS 1024
+int cp_online_cpus(int **cpus, size_t *n);
+
 /* The name of x86-64 syscall nr ("futex"), or NULL when unknown. */
 const char *cp_syscall_name(long nr);
 

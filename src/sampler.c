@@ -17,7 +17,7 @@
 #include "sampler.h"
 #include "util.h"
 
-#define MAX_CPUS 1024
+#define MAX_CPUS CP_MAX_CPUS
 /* A record is at most 64 KiB (its size is a u16). */
 #define MAX_RECORD 65536
 /* Task list re-scans after opening, until no thread is new (a thread-spawning storm). */
@@ -126,38 +126,6 @@ static int tidset_add(struct tidset *set, int tid)
 	return 0;
 }
 
-int cp_sampler_parse_cpulist(const char *text, uint8_t *bitmap, size_t ncpus)
-{
-	const char *p = text;
-
-	memset(bitmap, 0, (ncpus + 7) / 8);
-	while (*p && *p != '\n') {
-		char *end;
-		unsigned long a, b;
-
-		errno = 0;
-		a = strtoul(p, &end, 10);
-		if (end == p || errno)
-			return -EINVAL;
-		b = a;
-		p = end;
-		if (*p == '-') {
-			p++;
-			b = strtoul(p, &end, 10);
-			if (end == p || errno || b < a)
-				return -EINVAL;
-			p = end;
-		}
-		for (unsigned long c = a; c <= b && c < ncpus; c++)
-			bitmap[c / 8] |= (uint8_t)(1u << (c % 8));
-		if (*p == ',')
-			p++;
-		else if (*p && *p != '\n')
-			return -EINVAL;
-	}
-	return 0;
-}
-
 /*
  * Every online CPU. Not only those a target may run on now: its affinity changes under it
  * (a command started through taskset inherits cprof's own CPUs at fork, then moves; a
@@ -166,26 +134,14 @@ int cp_sampler_parse_cpulist(const char *text, uint8_t *bitmap, size_t ncpus)
  */
 static int find_cpus(struct cp_sampler *s)
 {
-	uint8_t all[MAX_CPUS / 8];
-	char buf[4096];
+	int *cpus = NULL;
+	size_t n = 0;
+	int err = cp_online_cpus(&cpus, &n);
 
-	memset(all, 0, sizeof(all));
-	if (cp_read_file("/sys/devices/system/cpu/online", buf, sizeof(buf), NULL) < 0 ||
-	    cp_sampler_parse_cpulist(buf, all, MAX_CPUS) < 0) {
-		long conf = sysconf(_SC_NPROCESSORS_CONF);
-
-		memset(all, 0, sizeof(all));
-		for (long c = 0; c < conf && c < MAX_CPUS; c++)
-			all[c / 8] |= (uint8_t)(1u << (c % 8));
-	}
-	s->cpus = calloc(MAX_CPUS, sizeof(*s->cpus));
-	if (!s->cpus)
-		return -ENOMEM;
-	for (int c = 0; c < MAX_CPUS; c++)
-		if (all[c / 8] & (1u << (c % 8)))
-			s->cpus[s->ncpus++] = c;
-	if (!s->ncpus)
-		return -ESRCH;
+	if (err < 0)
+		return err;
+	s->cpus = cpus;
+	s->ncpus = n;
 	s->rings = calloc(s->ncpus, sizeof(*s->rings));
 	if (!s->rings)
 		return -ENOMEM;

@@ -123,7 +123,4 @@ void cp_sampler_disable(struct cp_sampler *s);
 void cp_sampler_get_stats(const struct cp_sampler *s, struct cp_sampler_stats *out);
 void cp_sampler_free(struct cp_sampler *s);
 
-/* Parse a CPU list ("0-3,8,10-11") into a bitmap of ncpus bits. 0 or -EINVAL. */
-int cp_sampler_parse_cpulist(const char *text, uint8_t *bitmap, size_t ncpus);
-
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "profile.h"
+#include "proc.h"
 #include "sampler.h"
 #include "session.h"
 #include "util.h"
@@ -33,15 +34,15 @@ static void test_cpulist(void)
 {
 	uint8_t bm[4];
 
-	CHECK(cp_sampler_parse_cpulist("0-3,8,10-11\n", bm, 32) == 0, "valid list");
+	CHECK(cp_parse_cpulist("0-3,8,10-11\n", bm, 32) == 0, "valid list");
 	CHECK(bm[0] == 0x0f && bm[1] == 0x0d && bm[2] == 0 && bm[3] == 0, "bits %02x %02x", bm[0],
 	      bm[1]);
-	CHECK(cp_sampler_parse_cpulist("5", bm, 32) == 0 && bm[0] == 0x20, "single cpu");
-	CHECK(cp_sampler_parse_cpulist("0-40", bm, 32) == 0 && bm[3] == 0xff, "clipped at ncpus");
-	CHECK(cp_sampler_parse_cpulist("3-1", bm, 32) == -EINVAL, "reversed range");
-	CHECK(cp_sampler_parse_cpulist("a", bm, 32) == -EINVAL, "not a number");
-	CHECK(cp_sampler_parse_cpulist("1,,2", bm, 32) == -EINVAL, "empty item");
-	CHECK(cp_sampler_parse_cpulist("1-", bm, 32) == -EINVAL, "open range");
+	CHECK(cp_parse_cpulist("5", bm, 32) == 0 && bm[0] == 0x20, "single cpu");
+	CHECK(cp_parse_cpulist("0-40", bm, 32) == 0 && bm[3] == 0xff, "clipped at ncpus");
+	CHECK(cp_parse_cpulist("3-1", bm, 32) == -EINVAL, "reversed range");
+	CHECK(cp_parse_cpulist("a", bm, 32) == -EINVAL, "not a number");
+	CHECK(cp_parse_cpulist("1,,2", bm, 32) == -EINVAL, "empty item");
+	CHECK(cp_parse_cpulist("1-", bm, 32) == -EINVAL, "open range");
 }
 
 static volatile uint64_t sink;
