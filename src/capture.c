@@ -704,6 +704,11 @@ out:
  * (its count moved) or is still on its way (its state is R now). Count and state unchanged
  * mean it never ran, so its syscall line, which the kernel takes from the registers it saved
  * on entry, is unchanged too. Anything else is left to cp_capture_thread (-EAGAIN).
+ * With the CPUs' context-switch records (opts->switches), a thread that none of them names
+ * since the mark taken before the first looks did not run, and needs no second look: a
+ * thread is switched in, and the record written, before it runs an instruction of its own,
+ * so a copy that saw the thread's writes is read before a ring head that shows the record
+ * (x86's stores are seen in order). Threads the records name still get the second look.
  */
 struct many_slot {
 	struct live_files lf;
@@ -824,7 +829,11 @@ int cp_capture_live_many(int pid, const int *tids, size_t n, const struct cp_cap
 {
 	size_t max = (opts && opts->stack_max) ? opts->stack_max : CP_STACK_COPY_MAX;
 	const struct cp_maps *given = opts ? opts->maps : NULL;
+	const struct cp_switch_watch *sw = opts ? opts->switches : NULL;
 	struct many_slot slot[CP_CAPTURE_MANY_MAX];
+	bool ran[CP_CAPTURE_MANY_MAX];
+	uint64_t heads[CP_MAX_CPUS];
+	bool known = false;
 	struct cp_maps own = { 0 };
 	char path[64];
 	int taskfd;
@@ -837,6 +846,10 @@ int cp_capture_live_many(int pid, const int *tids, size_t n, const struct cp_cap
 		if (err < 0)
 			return err;
 	}
+	if (sw && sw->n > CP_MAX_CPUS)
+		sw = NULL;
+	if (sw)
+		cp_switch_watch_mark(sw, heads);
 	memset(slot, 0, n * sizeof(*slot));
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	taskfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -847,6 +860,8 @@ int cp_capture_live_many(int pid, const int *tids, size_t n, const struct cp_cap
 	if (taskfd >= 0)
 		close(taskfd);
 	many_copy(pid, slot, ret, n);
+	if (sw)
+		known = cp_switch_watch_ran(sw, heads, tids, n, ran) == 0;
 	for (size_t i = 0; i < n; i++) {
 		struct many_slot *s = &slot[i];
 		struct live_status s2;
@@ -855,7 +870,7 @@ int cp_capture_live_many(int pid, const int *tids, size_t n, const struct cp_cap
 			ret[i] = -ESRCH;
 		else if (ret[i] == 0 && s->got <= 0)
 			ret[i] = -EAGAIN;
-		if (ret[i] == 0) {
+		if (ret[i] == 0 && !(known && !ran[i])) {
 			ret[i] = read_count(&s->lf, &s2);
 			if (ret[i] == -EBUSY)
 				ret[i] = -EAGAIN;

@@ -11,6 +11,7 @@
 #include "maps.h"
 #include "proc.h"
 #include "snapshot.h"
+#include "switch_watch.h"
 
 enum cp_capture_flags {
 	CP_CAPTURE_STOP = 1u << 0,	/* always stop the thread (PTRACE_SEIZE + INTERRUPT) */
@@ -33,6 +34,12 @@ struct cp_capture_opts {
 	 * (snap.state, snap.comm).
 	 */
 	const struct cp_task_stat *stat;
+	/*
+	 * Borrowed, may be NULL: context-switch records of every CPU. cp_capture_live_many then
+	 * takes a thread that no record names since before its first look as not having run,
+	 * without reading its status a second time.
+	 */
+	const struct cp_switch_watch *switches;
 };
 
 struct cp_thread_snap {

@@ -80,6 +80,7 @@ struct cp_dump {
 	uint64_t unwind_ns;	/* wall time of the unwinding, symbolizing, classifying */
 	uint64_t symbolize_ns;
 	uint64_t classify_ns;
+	bool switch_records;	/* captures trusted the CPUs' context-switch records */
 	int kernel_error;	/* --kernel: 0, or why /proc/.../stack could not be read */
 	char **strings;		/* owned; module paths the frames point to */
 	size_t nstrings;
