@@ -66,17 +66,18 @@ struct progress {
 /*
  * The frames each pc of this dump symbolized to. Threads of one process share most of their
  * pcs (a hundred workers blocked at the same call), so a pc is looked up once a dump:
- * open addressing on (pc, exact), frames kept in one pool.
+ * entries by (pc, exact) in a cp_htab, frames kept in one pool.
  */
-struct pc_memo_slot {
-	uint64_t key;		/* pc << 1 | exact, + 1; 0 = empty */
+struct pc_memo_entry {
+	uint64_t key;		/* memo_key(pc, exact) */
 	uint32_t off;		/* into pool */
 	uint32_t n;
 };
 
 struct pc_memo {
-	struct pc_memo_slot *slot;
-	size_t cap, used;
+	struct cp_htab h;
+	struct pc_memo_entry *e;
+	size_t ne, e_alloc;
 	struct cp_frame *pool;
 	size_t npool, pool_cap;
 };
@@ -86,16 +87,16 @@ struct pc_memo {
  * one place (a pool's hundred workers) share one frames array instead of a copy each. At
  * 1003 threads in 13 distinct stacks that is 350 KB of fresh pages not touched.
  */
-struct stack_memo_slot {
-	uint64_t hash;
-	uint32_t owner;		/* index + 1 into the dump's threads; 0 = empty */
+struct stack_memo_entry {
+	uint32_t owner;		/* index into the dump's threads */
 	uint32_t off;		/* into keys */
 	uint32_t n;
 };
 
 struct stack_memo {
-	struct stack_memo_slot *slot;
-	size_t cap, used;
+	struct cp_htab h;
+	struct stack_memo_entry *e;
+	size_t ne, e_alloc;
 	uint64_t *keys;
 	size_t nkeys, keys_cap;
 };
@@ -178,10 +179,12 @@ static void take_release(struct take *t)
 	free(t->scratch);
 	t->scratch = NULL;
 	t->scratch_cap = 0;
-	free(t->memo.slot);
+	cp_htab_release(&t->memo.h);
+	free(t->memo.e);
 	free(t->memo.pool);
 	memset(&t->memo, 0, sizeof(t->memo));
-	free(t->stacks.slot);
+	cp_htab_release(&t->stacks.h);
+	free(t->stacks.e);
 	free(t->stacks.keys);
 	memset(&t->stacks, 0, sizeof(t->stacks));
 	for (size_t i = 0; i < t->nitems; i++)
@@ -709,69 +712,41 @@ static const char *intern(struct cp_dump *d, const char *s)
 	return v[d->nstrings++];
 }
 
-/* Turn an unwound stack into source-level frames (inlined calls expanded). */
+/* A pc and how it is looked up (exactly, or at the call before it): never 0. */
 static uint64_t memo_key(uint64_t pc, bool exact)
 {
 	return ((pc << 1) | exact) + 1;
 }
 
-/* Fibonacci hashing: the high half of the product mixes every bit of the key. */
-static size_t memo_hash(uint64_t key)
+static bool pc_memo_eq(const void *ctx, uint32_t idx, const void *key)
 {
-	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 32);
+	return ((const struct pc_memo *)ctx)->e[idx].key == *(const uint64_t *)key;
 }
 
-static const struct pc_memo_slot *memo_find(const struct pc_memo *m, uint64_t pc, bool exact)
+static const struct pc_memo_entry *memo_find(const struct pc_memo *m, uint64_t pc, bool exact)
 {
 	uint64_t key = memo_key(pc, exact);
-	size_t mask, i;
+	int64_t i = cp_htab_find(&m->h, (uint32_t)cp_hash_mix(0, key), pc_memo_eq, m, &key);
 
-	if (!m->cap)
-		return NULL;
-	mask = m->cap - 1;
-	for (i = memo_hash(key) & mask; m->slot[i].key; i = (i + 1) & mask)
-		if (m->slot[i].key == key)
-			return &m->slot[i];
-	return NULL;
-}
-
-static void memo_place(struct pc_memo_slot *slot, size_t cap, const struct pc_memo_slot *s)
-{
-	size_t mask = cap - 1, i;
-
-	for (i = memo_hash(s->key) & mask; slot[i].key; i = (i + 1) & mask)
-		;
-	slot[i] = *s;
+	return i < 0 ? NULL : &m->e[i];
 }
 
 /* Remember pc's k frames; silently not when out of memory (a memo, not a record). */
 static void memo_add(struct pc_memo *m, uint64_t pc, bool exact, const struct cp_frame *f,
 		     size_t k)
 {
-	struct pc_memo_slot s = { .key = memo_key(pc, exact), .n = (uint32_t)k };
+	uint64_t key = memo_key(pc, exact);
 
-	if ((m->used + 1) * 2 > m->cap) {
-		size_t ncap = m->cap ? m->cap * 2 : 1024;
-		struct pc_memo_slot *ns = calloc(ncap, sizeof(*ns));
-
-		if (!ns)
-			return;
-		for (size_t i = 0; i < m->cap; i++)
-			if (m->slot[i].key)
-				memo_place(ns, ncap, &m->slot[i]);
-		free(m->slot);
-		m->slot = ns;
-		m->cap = ncap;
-	}
-	if (cp_grow((void **)&m->pool, &m->pool_cap, m->npool + k, sizeof(*m->pool)) < 0)
+	if (m->ne >= UINT32_MAX || m->npool > UINT32_MAX - k ||
+	    cp_grow((void **)&m->e, &m->e_alloc, m->ne + 1, sizeof(*m->e)) < 0 ||
+	    cp_grow((void **)&m->pool, &m->pool_cap, m->npool + k, sizeof(*m->pool)) < 0)
 		return;
-	if (m->npool > UINT32_MAX - k)
+	m->e[m->ne] = (struct pc_memo_entry){ key, (uint32_t)m->npool, (uint32_t)k };
+	if (cp_htab_insert(&m->h, (uint32_t)cp_hash_mix(0, key), (uint32_t)m->ne) < 0)
 		return;
-	s.off = (uint32_t)m->npool;
 	memcpy(&m->pool[m->npool], f, k * sizeof(*f));
 	m->npool += k;
-	memo_place(m->slot, m->cap, &s);
-	m->used++;
+	m->ne++;
 }
 
 /*
@@ -820,81 +795,56 @@ static bool frame_exact(const struct cp_unwind_result *ur, size_t i)
 	return i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL) || ur->pc[i] == 0;
 }
 
-static uint64_t stack_hash(const struct cp_unwind_result *ur)
+static uint32_t stack_hash(const struct cp_unwind_result *ur)
 {
-	uint64_t h = 14695981039346656037ull;
+	uint64_t h = ur->n;
 
 	for (size_t i = 0; i < ur->n; i++)
-		h = (h ^ memo_key(ur->pc[i], frame_exact(ur, i))) * 1099511628211ull;
-	return h | 1;
+		h = cp_hash_mix(h, memo_key(ur->pc[i], frame_exact(ur, i)));
+	return (uint32_t)h;
 }
 
-static bool stack_same(const struct stack_memo *m, const struct stack_memo_slot *s,
-		       const struct cp_unwind_result *ur)
+static bool stack_memo_eq(const void *ctx, uint32_t idx, const void *key)
 {
-	if (s->n != ur->n)
+	const struct stack_memo *m = ctx;
+	const struct stack_memo_entry *e = &m->e[idx];
+	const struct cp_unwind_result *ur = key;
+
+	if (e->n != ur->n)
 		return false;
 	for (size_t i = 0; i < ur->n; i++)
-		if (m->keys[s->off + i] != memo_key(ur->pc[i], frame_exact(ur, i)))
+		if (m->keys[e->off + i] != memo_key(ur->pc[i], frame_exact(ur, i)))
 			return false;
 	return true;
 }
 
 /* The index of an earlier thread of this dump with the stack ur, or -1. */
 static long stack_find(const struct stack_memo *m, const struct cp_unwind_result *ur,
-		       uint64_t hash)
+		       uint32_t hash)
 {
-	size_t mask, i;
+	int64_t i = cp_htab_find(&m->h, hash, stack_memo_eq, m, ur);
 
-	if (!m->cap)
-		return -1;
-	mask = m->cap - 1;
-	for (i = memo_hash(hash) & mask; m->slot[i].owner; i = (i + 1) & mask)
-		if (m->slot[i].hash == hash && stack_same(m, &m->slot[i], ur))
-			return (long)m->slot[i].owner - 1;
-	return -1;
-}
-
-static void stack_place(struct stack_memo_slot *slot, size_t cap, const struct stack_memo_slot *s)
-{
-	size_t mask = cap - 1, i;
-
-	for (i = memo_hash(s->hash) & mask; slot[i].owner; i = (i + 1) & mask)
-		;
-	slot[i] = *s;
+	return i < 0 ? -1 : (long)m->e[i].owner;
 }
 
 /* Remember that thread owner has the stack ur; silently not when out of memory. */
-static void stack_add(struct stack_memo *m, const struct cp_unwind_result *ur, uint64_t hash,
+static void stack_add(struct stack_memo *m, const struct cp_unwind_result *ur, uint32_t hash,
 		      size_t owner)
 {
-	struct stack_memo_slot s = { .hash = hash, .owner = (uint32_t)owner + 1,
-				     .n = (uint32_t)ur->n };
-
-	if (owner >= UINT32_MAX || m->nkeys > UINT32_MAX - ur->n)
+	if (owner >= UINT32_MAX || m->ne >= UINT32_MAX || m->nkeys > UINT32_MAX - ur->n ||
+	    cp_grow((void **)&m->e, &m->e_alloc, m->ne + 1, sizeof(*m->e)) < 0 ||
+	    cp_grow((void **)&m->keys, &m->keys_cap, m->nkeys + ur->n, sizeof(*m->keys)) < 0)
 		return;
-	if ((m->used + 1) * 2 > m->cap) {
-		size_t ncap = m->cap ? m->cap * 2 : 64;
-		struct stack_memo_slot *ns = calloc(ncap, sizeof(*ns));
-
-		if (!ns)
-			return;
-		for (size_t i = 0; i < m->cap; i++)
-			if (m->slot[i].owner)
-				stack_place(ns, ncap, &m->slot[i]);
-		free(m->slot);
-		m->slot = ns;
-		m->cap = ncap;
-	}
-	if (cp_grow((void **)&m->keys, &m->keys_cap, m->nkeys + ur->n, sizeof(*m->keys)) < 0)
+	m->e[m->ne] = (struct stack_memo_entry){ (uint32_t)owner, (uint32_t)m->nkeys,
+						 (uint32_t)ur->n };
+	if (cp_htab_insert(&m->h, hash, (uint32_t)m->ne) < 0)
 		return;
-	s.off = (uint32_t)m->nkeys;
 	for (size_t i = 0; i < ur->n; i++)
 		m->keys[m->nkeys++] = memo_key(ur->pc[i], frame_exact(ur, i));
-	stack_place(m->slot, m->cap, &s);
-	m->used++;
+	m->ne++;
 }
 
+/* Turn an unwound stack into source-level frames (inlined calls expanded). */
 static int symbolize_stack(struct take *t, const struct cp_maps *maps,
 			   const struct cp_unwind_result *ur, struct cp_dump_thread *th)
 {
@@ -920,7 +870,7 @@ static int symbolize_stack(struct take *t, const struct cp_maps *maps,
 	for (size_t i = 0; i < ur->n; i++) {
 		uint64_t pc = ur->pc[i];
 		bool exact = frame_exact(ur, i);
-		const struct pc_memo_slot *hit = memo_find(&t->memo, pc, exact);
+		const struct pc_memo_entry *hit = memo_find(&t->memo, pc, exact);
 		size_t k;
 
 		if (!hit) {
@@ -946,7 +896,7 @@ static int symbolize_stack(struct take *t, const struct cp_maps *maps,
 static int symbolize_or_share(struct take *t, const struct cp_maps *maps,
 			      const struct cp_unwind_result *ur, struct cp_dump_thread *th)
 {
-	uint64_t hash;
+	uint32_t hash;
 	long owner;
 	int err;
 

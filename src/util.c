@@ -515,3 +515,89 @@ void cp_heap_prefault(size_t bytes)
 	free(p);
 #endif
 }
+
+/* ---- hashing ---- */
+
+uint64_t cp_hash_mix(uint64_t h, uint64_t v)
+{
+	/* A multiply-xorshift round (splitmix64's finalizer) per word: cheap and well mixed. */
+	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	return h;
+}
+
+uint32_t cp_hash_bytes(const void *data, size_t len, uint64_t seed)
+{
+	const unsigned char *p = data;
+	uint64_t h = 0xcbf29ce484222325ull ^ seed;
+
+	/* FNV-1a, finished with a mix so that the low bits (the slot) depend on every byte. */
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return (uint32_t)cp_hash_mix(h, len);
+}
+
+int64_t cp_htab_find(const struct cp_htab *h, uint32_t hash,
+		     bool (*eq)(const void *ctx, uint32_t idx, const void *key), const void *ctx,
+		     const void *key)
+{
+	size_t mask, i;
+
+	if (!h->cap)
+		return -1;
+	mask = h->cap - 1;
+	for (i = hash & mask;; i = (i + 1) & mask) {
+		const struct cp_hslot *s = &h->slot[i];
+
+		if (!s->idx1)
+			return -1;
+		if (s->hash == hash && eq(ctx, s->idx1 - 1, key))
+			return s->idx1 - 1;
+	}
+}
+
+static void htab_place(struct cp_hslot *slot, size_t cap, uint32_t hash, uint32_t idx1)
+{
+	size_t mask = cap - 1, i;
+
+	for (i = hash & mask; slot[i].idx1; i = (i + 1) & mask)
+		;
+	slot[i].idx1 = idx1;
+	slot[i].hash = hash;
+}
+
+int cp_htab_insert(struct cp_htab *h, uint32_t hash, uint32_t idx)
+{
+	/* Load factor at most 1/2 keeps probe runs short. */
+	if ((h->n + 1) * 2 > h->cap) {
+		size_t ncap = h->cap ? h->cap * 2 : 64;
+		struct cp_hslot *ns;
+
+		if (ncap > SIZE_MAX / sizeof(*ns))
+			return -ENOMEM;
+		ns = calloc(ncap, sizeof(*ns));
+		if (!ns)
+			return -ENOMEM;
+		for (size_t i = 0; i < h->cap; i++)
+			if (h->slot[i].idx1)
+				htab_place(ns, ncap, h->slot[i].hash, h->slot[i].idx1);
+		free(h->slot);
+		h->slot = ns;
+		h->cap = ncap;
+	}
+	htab_place(h->slot, h->cap, hash, idx + 1);
+	h->n++;
+	return 0;
+}
+
+void cp_htab_release(struct cp_htab *h)
+{
+	free(h->slot);
+	memset(h, 0, sizeof(*h));
+}

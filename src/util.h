@@ -65,6 +65,32 @@ char *cp_strbuf_detach(struct cp_strbuf *sb);
 #define CP_STRBUF_FLUSH_AT (16u << 10)
 int cp_strbuf_flush(struct cp_strbuf *sb, FILE *f);
 
+/*
+ * An open-addressing hash table of indexes into an array kept elsewhere. Each slot keeps the
+ * 32-bit hash of its entry, so the table grows without asking its owner to rehash.
+ */
+struct cp_hslot {
+	uint32_t idx1;		/* index + 1; 0 = empty */
+	uint32_t hash;
+};
+
+struct cp_htab {
+	struct cp_hslot *slot;
+	size_t cap;		/* power of two, or 0 */
+	size_t n;
+};
+
+/* The index of the entry equal to key (eq says so), or -1. */
+int64_t cp_htab_find(const struct cp_htab *h, uint32_t hash,
+		     bool (*eq)(const void *ctx, uint32_t idx, const void *key), const void *ctx,
+		     const void *key);
+/* Insert idx (not yet present) under hash. 0 or -ENOMEM. */
+int cp_htab_insert(struct cp_htab *h, uint32_t hash, uint32_t idx);
+void cp_htab_release(struct cp_htab *h);
+
+uint32_t cp_hash_bytes(const void *data, size_t len, uint64_t seed);
+uint64_t cp_hash_mix(uint64_t h, uint64_t v);
+
 /* Monotonic and wall clocks in nanoseconds. */
 uint64_t cp_now_ns(void);
 uint64_t cp_wall_ns(void);
