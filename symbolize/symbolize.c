@@ -185,16 +185,6 @@ static uint64_t hash_bytes(uint64_t h, const void *data, size_t len)
 
 #define HASH_INIT 0xcbf29ce484222325ull
 
-static uint64_t hash_u64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
-
 static struct hnode *htab_chain(const struct htab *t, uint64_t hash)
 {
 	if (!t->cap)
@@ -805,7 +795,7 @@ static void flush_cache(struct cp_symbolizer *sym, bool modules)
 static int module_for_map(struct cp_symbolizer *sym, int pid, const struct cp_map *map,
 			  struct module **out, int *why, const char **path)
 {
-	uint64_t h = hash_u64(((uint64_t)(unsigned)pid << 32) ^ map_dev(map) ^ hash_u64(map->inode));
+	uint64_t h = cp_hash_mix(cp_hash_mix((uint64_t)(unsigned)pid, map_dev(map)), map->inode);
 	char open_path[PATH_MAX];
 	struct binding *b;
 	struct module *m = NULL;
@@ -1603,7 +1593,7 @@ static bool module_has_dwarf(struct module *m)
 static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint64_t addr,
 			       struct cp_sym_frame *frames)
 {
-	uint64_t h = hash_u64(addr);
+	uint64_t h = cp_hash_mix(0, addr);
 	const struct addr_entry *hit = addr_lookup(m, addr, h);
 	bool from_dwarf = false;
 	size_t n = 0;
