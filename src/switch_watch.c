@@ -107,6 +107,14 @@ static uint64_t ring_head(const struct cp_switch_ring *r)
 	return __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
 }
 
+bool cp_switch_watch_room(const struct cp_switch_watch *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (ring_head(&w->ring[i]) > w->data_size - w->data_size / 4)
+			return false;
+	return true;
+}
+
 void cp_switch_watch_mark(const struct cp_switch_watch *w, uint64_t *heads)
 {
 	for (size_t i = 0; i < w->n; i++)

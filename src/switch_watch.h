@@ -35,6 +35,9 @@ struct cp_switch_watch {
 int cp_switch_watch_open(struct cp_switch_watch *w);
 void cp_switch_watch_close(struct cp_switch_watch *w);
 
+/* Whether every ring still has a quarter of its room: enough for a sweep. */
+bool cp_switch_watch_room(const struct cp_switch_watch *w);
+
 /* Where every ring is now, into heads (w->n entries). */
 void cp_switch_watch_mark(const struct cp_switch_watch *w, uint64_t *heads);
 
