@@ -677,14 +677,20 @@ def bench_long(cprof, targets, seconds, report, nosort=False):
         iw = next((i for i, (t, _) in enumerate(samples) if t >= early[0][0]), None) \
             if early else None
         ie = len(during) - 1
+        # The second half alone: symbolizing the rare pcs met late is over by then, and
+        # what still grows grows with the samples.
+        half = [r for t, r in samples if t >= seconds / 2 and t < seconds - step]
+        grow2 = (half[-1] / half[0]) if len(half) >= 2 else float("nan")
         lines.append("")
         lines.append("Profile written: %.1f KiB. RSS at the end of profiling / RSS after warm-up: "
-                     "%.2f; peak while writing the profile %.1f MiB." %
-                     (size / 1024, grow, max(r for _, r in samples) / 1024))
-        summary = ("long run %d s (%s): RSS end of profiling/warm-up = %.2f, max %.1f MiB "
-                   "(writing), profile %.0f KiB" % (seconds, label, grow,
-                                                   max(r for _, r in samples) / 1024,
-                                                   size / 1024))
+                     "%.2f; over the second half alone: %.2f (%.1f -> %.1f MiB); peak while "
+                     "writing the profile %.1f MiB." %
+                     (size / 1024, grow, grow2, half[0] / 1024 if half else 0,
+                      half[-1] / 1024 if half else 0, max(r for _, r in samples) / 1024))
+        summary = ("long run %d s (%s): RSS end of profiling/warm-up = %.2f, second half "
+                   "%.2f, max %.1f MiB (writing), profile %.0f KiB" % (
+                       seconds, label, grow, grow2, max(r for _, r in samples) / 1024,
+                       size / 1024))
         # What grows is the number of distinct samples (stack x thread): how many there were
         # at the end, and how many were new after the warm-up. The file holds no times, but
         # the workload is steady: with a fraction f of the samples taken by the warm-up, a
