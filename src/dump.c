@@ -35,7 +35,7 @@ struct item {
 	struct cp_task_stat st;
 	struct cp_task_syscall sc;
 	bool has_sc;
-	char wchan[128];
+	char *wchan;		/* owned; NULL: not read, or empty */
 	bool zombie;
 	bool captured;
 	int capture_error;
@@ -187,8 +187,10 @@ static void take_release(struct take *t)
 	free(t->stacks.e);
 	free(t->stacks.keys);
 	memset(&t->stacks, 0, sizeof(t->stacks));
-	for (size_t i = 0; i < t->nitems; i++)
+	for (size_t i = 0; i < t->nitems; i++) {
 		item_release(&t->items[i]);
+		free(t->items[i].wchan);
+	}
 	free(t->items);
 	free(t->seen);
 	free(t->look1);
@@ -278,6 +280,21 @@ static int seen_add(struct take *t, const int *tids, size_t n)
 	return 0;
 }
 
+/* A kernel symbol name: 128 bytes (KSYM_NAME_LEN) before Linux 6.1. */
+#define WCHAN_MAX 512
+
+/*
+ * Where tid sleeps in the kernel, into *out (malloc'd) unless read already; left NULL when
+ * unknown or empty. A pointer, not an array in every item: most threads never need it.
+ */
+static void read_wchan(int pid, int tid, char **out)
+{
+	char buf[WCHAN_MAX];
+
+	if (!*out && cp_proc_read_wchan(pid, tid, buf, sizeof(buf)) == 0 && buf[0])
+		*out = strdup(buf);
+}
+
 /*
  * Read one thread's /proc state and capture it, into it (whose tid is set). Touches nothing
  * but it, so that several threads of cprof can capture different threads at once; what the
@@ -323,8 +340,7 @@ static void capture_one(struct take *t, struct item *it, int pre)
 	}
 	if (stop_all) {
 		it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
-		if (cp_proc_read_wchan(t->pid, tid, it->wchan, sizeof(it->wchan)) < 0)
-			it->wchan[0] = '\0';
+		read_wchan(t->pid, tid, &it->wchan);
 	}
 	copts.stat = have_st ? &it->st : NULL;
 	/* pre: what capture_many() already did for it (0: captured; -EAGAIN: not tried). */
@@ -362,9 +378,9 @@ static void capture_one(struct take *t, struct item *it, int pre)
 	if (!it->has_sc)
 		it->has_sc = cp_proc_read_syscall(t->pid, tid, &it->sc) == 0;
 	/* Most waits are told by their syscall alone: read wchan only where it counts. */
-	if (!stop_all && cp_wait_needs_wchan(it->st.state, it->has_sc ? &it->sc : NULL) &&
-	    cp_proc_read_wchan(t->pid, tid, it->wchan, sizeof(it->wchan)) < 0)
-		it->wchan[0] = '\0';
+	if (!stop_all && !it->wchan &&
+	    cp_wait_needs_wchan(it->st.state, it->has_sc ? &it->sc : NULL))
+		read_wchan(t->pid, tid, &it->wchan);
 	if (err == 0)
 		return;
 	if (is_gone(err)) {
@@ -923,7 +939,7 @@ static int classify(const struct take *t, const struct item *it, struct cp_dump_
 {
 	const char **fn = NULL;
 	struct cp_wait_input in;
-	char wchan[sizeof(it->wchan)];
+	char wchan[WCHAN_MAX];
 	int err;
 
 	if (it->zombie) {
@@ -945,14 +961,14 @@ static int classify(const struct take *t, const struct item *it, struct cp_dump_
 	in.tid = it->tid;
 	in.stat = &it->st;
 	in.sc = it->has_sc ? &it->sc : NULL;
-	in.wchan = it->wchan;
+	in.wchan = it->wchan ? it->wchan : "";
 	in.functions = fn;
 	in.nfunctions = fn ? th->nframes : 0;
 	in.tids = tids;
 	in.ntids = ntids;
 	in.cache = cache;
 	err = cp_wait_classify(&in, &th->wait);
-	if (err == 0 && th->wait.kind == CP_WAIT_SYSCALL && !it->wchan[0] &&
+	if (err == 0 && th->wait.kind == CP_WAIT_SYSCALL && !it->wchan &&
 	    (it->st.state == 'S' || it->st.state == 'D') &&
 	    cp_proc_read_wchan(t->pid, it->tid, wchan, sizeof(wchan)) == 0 && wchan[0]) {
 		/* Skipped at capture as not needed (a restarted call whose stack says nothing). */
