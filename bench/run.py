@@ -358,7 +358,10 @@ def bench_sampling(cprof, targets, runs, rates, report):
              "takes this VM's interrupts, and whose speed swings by 30%; the last one's "
              "stays within 1-2%). Each profiled run is paired with a run of the workload "
              "alone just before or after it; an overhead is the median of the pairs' "
-             "ratios (in brackets the middle half of them).", "",
+             "ratios (in brackets the middle half of them). On this VM even that swings by "
+             "tens of percent from one run of the bench to the next (see the min–max of "
+             "`alone`): these run times show the order of magnitude, and the cost per sample "
+             "measured inside the target (next section) is what resolves 1%.", "",
              "| configuration | run s, median (min–max) | run time overhead | workload CPU s |"
              " CPU overhead | profiler CPU s | output MB |", "|---|---|---|---|---|---|---|"]
 
