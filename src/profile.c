@@ -430,6 +430,29 @@ int cp_profile_add_mapping(struct cp_profile *prof, int pid, const struct cp_map
 	return 0;
 }
 
+static uint64_t swapped_id(uint64_t v, uint64_t a, uint64_t b)
+{
+	return v == a ? b : v == b ? a : v;
+}
+
+int cp_profile_set_main_mapping(struct cp_profile *prof, uint64_t id)
+{
+	struct cp_pmapping first;
+
+	if (!id || id > prof->nmappings)
+		return -EINVAL;
+	if (id == 1)
+		return 0;
+	first = prof->mappings[0];
+	prof->mappings[0] = prof->mappings[id - 1];
+	prof->mappings[id - 1] = first;
+	for (size_t i = 0; i < prof->nlocations; i++)
+		prof->locations[i].mapping_id = swapped_id(prof->locations[i].mapping_id, 1, id);
+	prof->kernel_mapping = swapped_id(prof->kernel_mapping, 1, id);
+	cp_htab_swap(&prof->mapping_h, 0, (uint32_t)(id - 1));
+	return 0;
+}
+
 int cp_profile_kernel_mapping(struct cp_profile *prof, uint64_t *id)
 {
 	struct cp_pmapping m = { 0 };

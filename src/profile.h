@@ -58,6 +58,12 @@ int cp_profile_add_mapping(struct cp_profile *prof, int pid, const struct cp_map
 			   const char *build_id, bool has_functions, bool has_lines, uint64_t *id);
 /* A mapping for kernel frames ("[kernel]"). */
 int cp_profile_kernel_mapping(struct cp_profile *prof, uint64_t *id);
+/*
+ * Make mapping id the first (pprof's main binary) when it was not added first: it trades
+ * places and ids with mapping 1, and every location follows. Ids a caller keeps are stale
+ * after this: call it when the profile is complete. 0 or -EINVAL.
+ */
+int cp_profile_set_main_mapping(struct cp_profile *prof, uint64_t id);
 
 /* The location id for (pid, address), or 0 when not yet added. A hash lookup. */
 uint64_t cp_profile_find_location(const struct cp_profile *prof, int pid, uint64_t address);

@@ -62,6 +62,9 @@ struct cp_session {
 	size_t nthreads;
 	bool main_added;	/* the profile's mapping 1 (the main executable) exists */
 	bool main_pending_exec;	/* record: take the first exec mapping after exec as main */
+	/* record: the program the command exec'd last, when mapping 1 is an earlier one (a
+	 * wrapper: env, taskset, nice); made the main mapping when the profile is taken. */
+	uint64_t exec_main;
 	struct cp_ksym *ksyms;	/* text symbols by address */
 	size_t nksyms;
 	char *knames;		/* their names, NUL-terminated, one after another */
@@ -939,8 +942,10 @@ static void on_mmap(void *ctx, const struct cp_sampler_mmap *m)
 		const struct cp_map *in = cp_maps_find(&p->maps, map.start);
 
 		s->main_pending_exec = false;
-		if (in)
+		if (in && !s->main_added)
 			add_main_mapping(s, p, in, (size_t)(in - p->maps.v));
+		else if (in)
+			s->exec_main = mapping_id(s, p, (size_t)(in - p->maps.v));
 	}
 }
 
@@ -964,7 +969,7 @@ static void on_comm(void *ctx, int pid, int tid, const char *name, bool exec)
 			p->maps_loaded = true;
 			p->reread = false;
 		}
-		if (!s->main_added && s->opts.enable_on_exec && pid == s->pids[0])
+		if (s->opts.enable_on_exec && pid == s->pids[0])
 			s->main_pending_exec = true;
 	}
 }
@@ -1112,6 +1117,9 @@ struct cp_profile *cp_session_profile(struct cp_session *s)
 	meta.period = 1000000000 / s->opts.hz;
 	meta.lost_samples = s->stats.lost;
 	cp_profile_set_meta(s->prof, &meta);
+	if (s->exec_main > 1)
+		cp_profile_set_main_mapping(s->prof, s->exec_main);
+	s->exec_main = 0;
 	return s->prof;
 }
 

@@ -73,7 +73,10 @@ void cp_session_get_stats(const struct cp_session *s, struct cp_session_stats *o
 uint64_t cp_session_start_ns(const struct cp_session *s);
 /* The events start counting now (record: the command has exec'd). */
 void cp_session_mark_start(struct cp_session *s);
-/* The profile (owned by the session), with its metadata (time, duration, period, lost) set. */
+/*
+ * The profile (owned by the session), with its metadata (time, duration, period, lost) set
+ * and its main mapping settled: call it once the sampling is over.
+ */
 struct cp_profile *cp_session_profile(struct cp_session *s);
 void cp_session_free(struct cp_session *s);
 

@@ -596,6 +596,16 @@ int cp_htab_insert(struct cp_htab *h, uint32_t hash, uint32_t idx)
 	return 0;
 }
 
+void cp_htab_swap(struct cp_htab *h, uint32_t a, uint32_t b)
+{
+	for (size_t i = 0; i < h->cap; i++) {
+		if (h->slot[i].idx1 == a + 1)
+			h->slot[i].idx1 = b + 1;
+		else if (h->slot[i].idx1 == b + 1)
+			h->slot[i].idx1 = a + 1;
+	}
+}
+
 void cp_htab_release(struct cp_htab *h)
 {
 	free(h->slot);

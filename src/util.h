@@ -86,6 +86,8 @@ int64_t cp_htab_find(const struct cp_htab *h, uint32_t hash,
 		     const void *key);
 /* Insert idx (not yet present) under hash. 0 or -ENOMEM. */
 int cp_htab_insert(struct cp_htab *h, uint32_t hash, uint32_t idx);
+/* Entries a and b traded places in the array the table indexes. */
+void cp_htab_swap(struct cp_htab *h, uint32_t a, uint32_t b);
 void cp_htab_release(struct cp_htab *h);
 
 uint32_t cp_hash_bytes(const void *data, size_t len, uint64_t seed);

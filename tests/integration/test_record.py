@@ -40,6 +40,19 @@ def test_stacks_and_exit_status_zero():
     check(m1.startswith("1: ") and "/cpu_split " in m1, "mapping 1 is not the command: " + m1)
 
 
+def test_main_binary_through_a_wrapper():
+    """record -- env CMD: the profile's main binary (mapping 1, pprof's "File:") is the program
+    the wrapper exec'd, not the wrapper."""
+    out, r = record("-F", 499, "--", "env", target("cpu_split"), "--seconds", 1)
+    raw = pprof("-raw", out)
+    m1 = raw[raw.index("Mappings"):].splitlines()[1]
+    check(m1.startswith("1: ") and "/cpu_split " in m1, "mapping 1 is not the command: " + m1)
+    tr = traces(out)
+    check(total(tr, lambda f, l: f[0] == "spin_leaf") > 0, "no samples in spin_leaf", tr[:4])
+    rep = cplib.run(["report", out], check_rc=0).stdout
+    check("File: cpu_split" in rep, "report's File: line", rep[:300])
+
+
 def test_exit_status_passed_through():
     out, r = record("--", "sh", "-c", "exit 3", rc=3)
     check(os.path.exists(out), "no profile for a command that exited 3", r.stderr)
