@@ -747,19 +747,22 @@ calls and pages it writes.
   are in `/proc/PID/task/TID/syscall`; in sweeps of 32 threads cprof reads every thread's
   `status` (state, context switches) and `syscall` line, copies all their stacks with one
   `process_vm_readv` (a vector per thread), then reads every `status` again. Unchanged means
-  the thread never ran meanwhile and the copy is what a stop would have given. A thread on a
+  the thread never ran meanwhile and the copy is what a stop would have given. In a dump of
+  256+ threads a CPU, the CPUs' context-switch records (a perf dummy event per CPU) replace
+  that second look, and the first look reads the cheaper `stat`. A thread on a
   CPU is captured from one perf sample (a task-clock event on that thread, 10 µs of its CPU
   time): the kernel copies its registers and stack in the timer interrupt and the thread never
   leaves the CPU. ptrace (SEIZE + INTERRUPT, never SIGSTOP) remains the fallback.
-- **Per-thread cost**: seven system calls a thread (two opens relative to `/proc/PID/task`,
-  three reads, two closes) and no fresh page: the sweep that captured a batch unwinds it at
+- **Per-thread cost**: seven system calls a thread, six with the switch records (two opens
+  relative to `/proc/PID/task`, three reads or two, two closes) and no fresh page: the sweep that captured a batch unwinds it at
   once and frees the copies for the next batch; symbolized frames are kept at their true size,
   and threads with the same stack share one array of them (1003 threads, 13 stacks);
   the heap a dump needs (measured: 250 KiB at 16 threads, 1.8 MiB at 1003) is populated in
   one `madvise` at the start, and no more than that: a page populated and never touched
   costs too. The capture is about 32 µs a thread: two opens (5 µs each), `status` read
   twice (6 µs each), `syscall` once (4 µs), the closes; no other `/proc` file gives the
-  state, the name and the context switches in one read.
+  state, the name and the context switches in one read. With the switch records, about
+  24 µs: `stat` once (4 µs) and no second look.
   One capturing thread per two CPUs: with four on this 2-CPU box they only contended in the
   kernel (96 ms of CPU instead of 63 for the same dump).
 - **After the captures**: what threads share is looked up once a dump: each pc's symbols (a
