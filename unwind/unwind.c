@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "capture.h"
+#include "mem.h"
 #include "cfi.h"
 #include "maps.h"
 #include "modules.h"
@@ -101,7 +101,7 @@ static struct cp_module *vdso_module(struct cp_unwinder *uw, const struct cp_map
 		/* Not cached: a later unwind may have memory again. */
 		return NULL;
 	}
-	n = cp_capture_read_mem(uw->pid, map->start, buf, len);
+	n = cp_mem_read(uw->pid, map->start, buf, len);
 	if (n < 0 || (size_t)n != len) {
 		free(buf);
 		uw->vdso_state = n < 0 ? (int)n : -EIO;
@@ -214,7 +214,7 @@ static long read_piece(struct unwind_ctx *c, uint64_t addr, uint8_t *buf, size_t
 		}
 	}
 	if (uw->live_memory) {
-		long r = cp_capture_read_mem(uw->pid, addr, buf, len);
+		long r = cp_mem_read(uw->pid, addr, buf, len);
 
 		if (r > 0)
 			return r;

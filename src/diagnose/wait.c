@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "capture.h"
+#include "mem.h"
 #include "fdinfo.h"
 #include "lockinfo.h"
 #include "proc.h"
@@ -305,7 +305,7 @@ static int64_t timens_offset(int pid, clockid_t clock)
 static int read_time(int pid, uint64_t addr, bool usec, int64_t *ns)
 {
 	int64_t t[2];
-	long n = cp_capture_read_mem(pid, addr, t, sizeof(t));
+	long n = cp_mem_read(pid, addr, t, sizeof(t));
 	int64_t unit = usec ? 1000 : 1;
 
 	if (n < 0)
@@ -620,7 +620,7 @@ static int classify_futex(const struct cp_wait_input *in, struct call *c, struct
 		uint64_t first[2];
 
 		w->has_address = false;
-		if (cp_capture_read_mem(in->pid, c->args[0], first, sizeof(first)) ==
+		if (cp_mem_read(in->pid, c->args[0], first, sizeof(first)) ==
 		    (long)sizeof(first)) {
 			w->address = first[1];
 			w->has_address = true;
@@ -799,7 +799,7 @@ static void format_sigset(int pid, uint64_t addr, char *buf, size_t size)
 	int sig, shown = 0;
 
 	buf[0] = 0;
-	if (!addr || cp_capture_read_mem(pid, addr, &set, sizeof(set)) != (long)sizeof(set))
+	if (!addr || cp_mem_read(pid, addr, &set, sizeof(set)) != (long)sizeof(set))
 		return;
 	for (sig = 1; sig <= 64 && len + 24 < size; sig++) {
 		const char *abbrev;

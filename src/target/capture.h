@@ -114,7 +114,4 @@ bool cp_capture_syscall_may_eintr(long nr);
  */
 int cp_capture_by_sample(int tid, size_t stack_max, int timeout_ms, struct cp_thread_snap *out);
 
-/* Read target memory with process_vm_readv; returns bytes read (may be short) or -errno. */
-long cp_capture_read_mem(int pid, uint64_t addr, void *buf, size_t len);
-
 #endif

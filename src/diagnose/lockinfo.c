@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "capture.h"
+#include "mem.h"
 #include "lockinfo.h"
 #include "util.h"
 
@@ -239,7 +239,7 @@ int cp_lock_mutex_owner(int pid, uint64_t futex_addr, const int *tids, size_t nt
 	if (!out || !futex_addr || (futex_addr & 3))
 		return -EINVAL;
 	/* pthread_mutex_lock sleeps on __lock, the first word: the futex is the mutex. */
-	n = cp_capture_read_mem(pid, futex_addr, raw, sizeof(raw));
+	n = cp_mem_read(pid, futex_addr, raw, sizeof(raw));
 	if (n < 0)
 		return (int)n;
 	if ((size_t)n < sizeof(raw))
@@ -280,7 +280,7 @@ int cp_lock_rwlock_writer(int pid, uint64_t futex_addr, const int *tids, size_t 
 			base = futex_addr - offs[i];
 			if (((base & 7) == 0) != (pass == 0))
 				continue;
-			n = cp_capture_read_mem(pid, base, raw, sizeof(raw));
+			n = cp_mem_read(pid, base, raw, sizeof(raw));
 			if (n < 0) {
 				err = (int)n;
 				continue;
