@@ -1,4 +1,4 @@
-# Entry points for people and CI: make demo, make test, make bench.
+# Entry points for people and CI: make demo, make test, make bench, make bench-compare.
 # Each installs what is missing (Debian packages, as root), configures meson and builds.
 
 BUILD ?= build
@@ -9,7 +9,7 @@ PACKAGES = meson ninja-build pkg-config gcc g++ libunwind-dev libdw-dev libelf-d
 	python3 binutils procps iproute2
 BENCH_PACKAGES = linux-perf hyperfine time
 
-.PHONY: all deps build release demo test bench clean
+.PHONY: all deps build release demo test bench bench-compare clean
 
 all: build
 
@@ -41,6 +41,14 @@ test: build
 bench: release
 	@sh scripts/install-deps.sh $(BENCH_PACKAGES)
 	python3 bench/run.py --build $(RELEASE_BUILD)
+
+# Two cprof binaries on this machine, runs alternating: an older one (OLD) against this
+# release build. make bench-compare OLD=/path/to/old/cprof [RUNS=5]
+RUNS ?= 5
+bench-compare:
+	@test -n "$(OLD)" || { echo "usage: make bench-compare OLD=/path/to/old/cprof [RUNS=N]"; exit 2; }
+	$(MAKE) release
+	python3 bench/compare.py --old "$(OLD)" --new $(RELEASE_BUILD)/cprof --runs $(RUNS)
 
 clean:
 	rm -rf $(BUILD) $(RELEASE_BUILD) tests/out
