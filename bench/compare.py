@@ -29,6 +29,7 @@ import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
+sys.dont_write_bytecode = True  # no __pycache__ in bench/ from importing run.py
 
 
 def load_bench_run():
