@@ -61,5 +61,7 @@ int cmd_dump(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
 
 #endif

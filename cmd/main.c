@@ -16,6 +16,8 @@ static const struct subcommand subcommands[] = {
 	{ "attach", cmd_attach, "CPU-profile a running process" },
 	{ "record", cmd_record, "run a command under the CPU profiler" },
 	{ "report", cmd_report, "print a pprof file as a top table or folded stacks" },
+	{ "serve", cmd_serve, "pprof endpoints and Prometheus metrics over HTTP" },
+	{ "watch", cmd_watch, "dump a process's threads when a threshold is crossed" },
 };
 
 static void usage(FILE *f)
@@ -32,6 +34,8 @@ static void usage(FILE *f)
 		   "  cprof attach -p PID[,PID...] [--seconds N] [-F HZ] [--unwind dwarf|fp] [--format F] [-o FILE]\n"
 		   "  cprof record [--seconds N] [-F HZ] [--unwind dwarf|fp] [--format F] [-o FILE] -- CMD [ARGS...]\n"
 		   "  cprof report FILE [--top N] [--format text|folded]\n"
+		   "  cprof serve [-p PID[,PID...]] [--listen ADDR:PORT] [--auth-file FILE] [--tls-cert F --tls-key F]\n"
+		   "  cprof watch -p PID [--threads N] [--fds N] [--blocked N] [--rss SIZE] [--interval S] [-o DIR]\n"
 		   "\n"
 		   "Run 'cprof COMMAND --help' for a command's options. See cprof(1).\n");
 }
@@ -56,6 +60,6 @@ int main(int argc, char **argv)
 			return subcommands[i].fn(argc - 1, argv + 1);
 	}
 	cp_error(name, "unknown command");
-	cp_hint("commands are dump, attach, record and report; see 'cprof --help'");
+	cp_hint("commands are dump, attach, record, report, serve and watch; see 'cprof --help'");
 	return CP_EXIT_USAGE;
 }

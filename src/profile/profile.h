@@ -89,6 +89,18 @@ int cp_profile_special_location(struct cp_profile *prof, const char *name, uint6
 int cp_profile_add_sample(struct cp_profile *prof, const uint64_t *loc_ids, size_t n, int pid,
 			  int tid, const char *thread_name, uint64_t count);
 
+/*
+ * A profile of one sample type, type/unit (Go's "goroutine"/"count"), period 1: a snapshot of
+ * things counted by stack, not time. Fed by cp_profile_add_count. NULL when out of memory.
+ */
+struct cp_profile *cp_profile_new_count(const char *type, const char *unit);
+/*
+ * Add count to the stack loc_ids of a profile from cp_profile_new_count, labelled with thread,
+ * tid and pid (tid 0: pid only). 0 or -errno (-EINVAL on another kind of profile).
+ */
+int cp_profile_add_count(struct cp_profile *prof, const uint64_t *loc_ids, size_t n, int pid,
+			 int tid, const char *thread_name, uint64_t count);
+
 /* Samples added so far (the samples/count total; for other profiles, the default type's). */
 uint64_t cp_profile_sample_total(const struct cp_profile *prof);
 

@@ -1,0 +1,328 @@
+/* Process and thread metrics from /proc, and their Prometheus text exposition. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dump.h"
+#include "lockinfo.h"
+#include "metrics.h"
+#include "proc.h"
+
+static const char *const state_names[CP_STATE__COUNT] = {
+	[CP_STATE_RUNNING] = "running",	    [CP_STATE_SLEEPING] = "sleeping",
+	[CP_STATE_DISK_SLEEP] = "disk-sleep", [CP_STATE_STOPPED] = "stopped",
+	[CP_STATE_TRACING_STOP] = "tracing-stop", [CP_STATE_ZOMBIE] = "zombie",
+	[CP_STATE_DEAD] = "dead",	    [CP_STATE_IDLE] = "idle",
+	[CP_STATE_OTHER] = "other",
+};
+
+const char *cp_metrics_state_name(enum cp_metrics_state s)
+{
+	return s < CP_STATE__COUNT ? state_names[s] : "other";
+}
+
+enum cp_metrics_state cp_metrics_state_of(char state)
+{
+	switch (state) {
+	case 'R': return CP_STATE_RUNNING;
+	case 'S': return CP_STATE_SLEEPING;
+	case 'D': return CP_STATE_DISK_SLEEP;
+	case 'T': return CP_STATE_STOPPED;
+	case 't': return CP_STATE_TRACING_STOP;
+	case 'Z': return CP_STATE_ZOMBIE;
+	case 'X': return CP_STATE_DEAD;
+	case 'I': return CP_STATE_IDLE;
+	default: return CP_STATE_OTHER;
+	}
+}
+
+static long count_fds(int pid)
+{
+	char path[64];
+	struct dirent *de;
+	long n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* The soft limit on open files from /proc/PID/limits; -1 when unlimited or unreadable. */
+static long max_fds(int pid)
+{
+	char path[64], buf[4096], *line;
+	long v;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", pid);
+	if (cp_read_file(path, buf, sizeof(buf), NULL) < 0)
+		return -1;
+	line = strstr(buf, "Max open files");
+	if (!line || sscanf(line + strlen("Max open files"), "%ld", &v) != 1)
+		return -1;
+	return v;
+}
+
+static int read_statm(int pid, uint64_t *vm, uint64_t *rss)
+{
+	char path[64], buf[256];
+	unsigned long long size, resident;
+	long page = sysconf(_SC_PAGESIZE);
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/%d/statm", pid);
+	err = cp_read_file(path, buf, sizeof(buf), NULL);
+	if (err < 0)
+		return err == -ENOENT ? -ESRCH : err;
+	if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+		return -EINVAL;
+	*vm = size * (uint64_t)page;
+	*rss = resident * (uint64_t)page;
+	return 0;
+}
+
+static double boot_time(void)
+{
+	char buf[16384], *p;
+	double v;
+
+	if (cp_read_file("/proc/stat", buf, sizeof(buf), NULL) < 0)
+		return 0;
+	p = strstr(buf, "\nbtime ");
+	if (!p || sscanf(p + 7, "%lf", &v) != 1)
+		return 0;
+	return v;
+}
+
+/*
+ * A futex wait whose word belongs to a glibc mutex with a live owner becomes a mutex wait with
+ * that owner: the stack is what tells a mutex from a condvar in a dump; here the lock's bytes
+ * in /proc/PID/mem must look like a mutex instead.
+ */
+static void futex_owner(int pid, const int *tids, size_t n, struct cp_wait *w)
+{
+	struct cp_lock_info li;
+
+	if (w->kind != CP_WAIT_FUTEX || !w->has_address)
+		return;
+	if (cp_lock_mutex_owner(pid, w->address, tids, n, &li) < 0 || li.owner_tid <= 0)
+		return;
+	w->kind = CP_WAIT_MUTEX;
+	w->owner_tid = li.owner_tid;
+	w->owner_in_process = li.owner_alive;
+}
+
+static bool is_blocked(const struct cp_wait *w, char state)
+{
+	if (state == 'D')
+		return true;
+	switch (w->kind) {
+	case CP_WAIT_MUTEX:
+	case CP_WAIT_RWLOCK:
+		return true;
+	case CP_WAIT_FUTEX:
+		return w->timeout_ns == -1 && !w->timeout_unknown;
+	default:
+		return cp_dump_wait_unbounded(w);
+	}
+}
+
+/*
+ * Count each thread's state and, with waits, classify its wait from /proc (syscall, wchan) and
+ * count the kinds; deadlocks through the dump's finder. One stat read per thread.
+ */
+static int scan_threads(int pid, const int *tids, size_t n, bool waits, struct cp_metrics *m)
+{
+	struct cp_dump d = { .pid = pid };
+	struct cp_wait_cache *cache = cp_wait_cache_new();
+	int err = 0;
+
+	d.threads = calloc(n ? n : 1, sizeof(*d.threads));
+	if (!cache || !d.threads) {
+		cp_wait_cache_free(cache);
+		free(d.threads);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct cp_dump_thread *t = &d.threads[d.nthreads];
+		struct cp_task_stat st;
+		struct cp_task_syscall sc;
+		struct cp_wait_input in = { .pid = pid, .tid = tids[i], .stat = &st, .tids = tids,
+					    .ntids = n, .cache = cache };
+		char wchan[128] = "";
+
+		if (cp_proc_read_stat(pid, tids[i], &st) < 0)
+			continue;
+		m->by_state[cp_metrics_state_of(st.state)]++;
+		if (!waits)
+			continue;
+		if (!strchr("RTtZX", st.state)) {
+			if (cp_proc_read_syscall(pid, tids[i], &sc) == 0)
+				in.sc = &sc;
+			if (cp_wait_needs_wchan(st.state, in.sc))
+				cp_proc_read_wchan(pid, tids[i], wchan, sizeof(wchan));
+		}
+		in.wchan = wchan;
+		if (cp_wait_classify(&in, &t->wait) < 0)
+			continue;
+		futex_owner(pid, tids, n, &t->wait);
+		t->tid = tids[i];
+		t->state = st.state;
+		snprintf(t->name, sizeof(t->name), "%s", st.comm);
+		m->by_wait[t->wait.kind < CP_WAIT__COUNT ? t->wait.kind : CP_WAIT_UNKNOWN]++;
+		m->unbounded_io += cp_dump_wait_unbounded(&t->wait);
+		m->blocked += is_blocked(&t->wait, st.state);
+		d.nthreads++;
+	}
+	cp_wait_cache_free(cache);
+	err = waits ? cp_dump_find_deadlocks(&d) : 0;
+	for (size_t i = 0; err == 0 && i < d.ndeadlocks; i++)
+		m->deadlocked += d.deadlocks[i].ntids;
+	cp_dump_release(&d);
+	return err;
+}
+
+int cp_metrics_collect(int pid, unsigned int flags, struct cp_metrics *out)
+{
+	struct cp_metrics m = { .pid = pid, .open_fds = -1, .max_fds = -1 };
+	struct cp_task_stat st;
+	long tick = sysconf(_SC_CLK_TCK);
+	int *tids = NULL, err;
+	size_t n = 0;
+
+	err = cp_proc_read_stat(pid, 0, &st);
+	if (err < 0)
+		return err == -ENOENT ? -ESRCH : err;
+	err = read_statm(pid, &m.vm_bytes, &m.rss_bytes);
+	if (err < 0)
+		return err;
+	m.cpu_seconds = (double)(st.utime + st.stime) / (double)tick;
+	m.start_time = boot_time() + (double)st.starttime / (double)tick;
+	m.threads = st.num_threads;
+	m.max_fds = max_fds(pid);
+	if (flags & CP_METRICS_FDS)
+		m.open_fds = count_fds(pid);
+	if (!(flags & (CP_METRICS_STATES | CP_METRICS_WAITS))) {
+		*out = m;
+		return 0;
+	}
+	err = cp_proc_list_tasks(pid, &tids, &n);
+	if (err < 0)
+		return err == -ENOENT ? -ESRCH : err;
+	err = scan_threads(pid, tids, n, flags & CP_METRICS_WAITS, &m);
+	m.waits = err == 0 && (flags & CP_METRICS_WAITS);
+	free(tids);
+	if (err < 0)
+		return err;
+	*out = m;
+	return 0;
+}
+
+enum family_type { GAUGE, COUNTER };
+
+struct family {
+	const char *name;
+	enum family_type type;
+	const char *help;
+};
+
+static void header(struct cp_strbuf *sb, const struct family *f)
+{
+	cp_strbuf_addf(sb, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
+		       f->type == COUNTER ? "counter" : "gauge");
+}
+
+/* One family of the per-process values: value(m) for each process that has it. */
+static void process_family(struct cp_strbuf *sb, const struct family *f, const struct cp_metrics *m,
+			   size_t n, int which)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct cp_metrics *p = &m[i];
+		char v[64];
+
+		switch (which) {
+		case 0: snprintf(v, sizeof(v), "%.2f", p->cpu_seconds); break;
+		case 1: snprintf(v, sizeof(v), "%llu", (unsigned long long)p->rss_bytes); break;
+		case 2: snprintf(v, sizeof(v), "%llu", (unsigned long long)p->vm_bytes); break;
+		case 3:
+			if (p->open_fds < 0)
+				continue;
+			snprintf(v, sizeof(v), "%ld", p->open_fds);
+			break;
+		case 4:
+			if (p->max_fds < 0)
+				continue;
+			snprintf(v, sizeof(v), "%ld", p->max_fds);
+			break;
+		case 5: snprintf(v, sizeof(v), "%.2f", p->start_time); break;
+		case 6: snprintf(v, sizeof(v), "%ld", p->threads); break;
+		case 7:
+			if (!p->waits)
+				continue;
+			snprintf(v, sizeof(v), "%zu", p->unbounded_io);
+			break;
+		default:
+			if (!p->waits)
+				continue;
+			snprintf(v, sizeof(v), "%zu", p->deadlocked);
+			break;
+		}
+		if (!any)
+			header(sb, f);
+		any = true;
+		cp_strbuf_addf(sb, "%s{pid=\"%d\"} %s\n", f->name, p->pid, v);
+	}
+}
+
+void cp_metrics_write(struct cp_strbuf *sb, const struct cp_metrics *m, size_t n)
+{
+	static const struct family proc[] = {
+		{ "process_cpu_seconds_total", COUNTER, "Total user and system CPU time spent in seconds." },
+		{ "process_resident_memory_bytes", GAUGE, "Resident memory size in bytes." },
+		{ "process_virtual_memory_bytes", GAUGE, "Virtual memory size in bytes." },
+		{ "process_open_fds", GAUGE, "Number of open file descriptors." },
+		{ "process_max_fds", GAUGE, "Maximum number of open file descriptors." },
+		{ "process_start_time_seconds", GAUGE, "Start time of the process since unix epoch in seconds." },
+		{ "process_threads", GAUGE, "Number of OS threads in the process." },
+		{ "cprof_unbounded_io_waits", GAUGE, "Threads waiting on a socket, pipe or child without a timeout (from /proc, no stack)." },
+		{ "cprof_deadlocked_threads", GAUGE, "Threads in a lock cycle or waiting on a lock whose owner exited (from /proc and lock memory, no stack)." },
+	};
+	static const struct family threads = { "cprof_threads", GAUGE,
+					       "Threads of the process by scheduler state." };
+	static const struct family waiting = { "cprof_threads_waiting", GAUGE,
+					       "Threads by wait kind, classified from /proc without stacks." };
+	bool any = false;
+
+	for (size_t i = 0; i < 7; i++)
+		process_family(sb, &proc[i], m, n, (int)i);
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0)
+			header(sb, &threads);
+		for (int s = 0; s < CP_STATE__COUNT; s++)
+			cp_strbuf_addf(sb, "cprof_threads{pid=\"%d\",state=\"%s\"} %zu\n", m[i].pid,
+				       state_names[s], m[i].by_state[s]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!m[i].waits)
+			continue;
+		if (!any)
+			header(sb, &waiting);
+		any = true;
+		for (int k = 0; k < CP_WAIT__COUNT; k++)
+			cp_strbuf_addf(sb, "cprof_threads_waiting{pid=\"%d\",wait=\"%s\"} %zu\n",
+				       m[i].pid, cp_wait_kind_name((enum cp_wait_kind)k),
+				       m[i].by_wait[k]);
+	}
+	process_family(sb, &proc[7], m, n, 7);
+	process_family(sb, &proc[8], m, n, 8);
+}
