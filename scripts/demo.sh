@@ -16,8 +16,14 @@ fi
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/cprof-demo.XXXXXX")
 PID=
 
+SERVE_PID=
+
 cleanup() {
-	# Only the workload this script started, by its PID.
+	# Only the processes this script started, by their PIDs.
+	if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
+		kill "$SERVE_PID" 2>/dev/null
+		wait "$SERVE_PID" 2>/dev/null
+	fi
 	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
 		kill -9 "$PID" 2>/dev/null
 		wait "$PID" 2>/dev/null
@@ -108,5 +114,32 @@ echo "- thread hot burns CPU in hot_outer -> hot_middle -> hot_inner: the widest
 echo "  demo-flame.svg (open it in a browser; click a frame to zoom)"
 echo "- the same profile in pprof: go tool pprof -http=: demo-cpu.pb.gz"
 echo "  (or 'go tool pprof -top demo-cpu.pb.gz', '-traces' for stacks with thread labels)"
+
+say "cprof serve -p $PID   (Go's pprof endpoints and /metrics over HTTP, loopback only)"
+SERVE_SECONDS=${CPROF_DEMO_SERVE_SECONDS:-60}
+"$CPROF" serve -p "$PID" --listen 127.0.0.1:0 2>"$OUT/serve.err" &
+SERVE_PID=$!
+i=0
+until grep -q 'listening on' "$OUT/serve.err" 2>/dev/null; do
+	i=$((i + 1))
+	if [ $i -gt 100 ] || ! kill -0 "$SERVE_PID" 2>/dev/null; then
+		echo "demo: serve did not start:" >&2
+		cat "$OUT/serve.err" >&2
+		SERVE_PID=
+		exit 1
+	fi
+	sleep 0.1
+done
+URL=$(sed -n 's/^cprof: listening on \(http:[^ ]*\)$/\1/p' "$OUT/serve.err" | head -n 1)
+curl -s "${URL%/debug/pprof/}/metrics" 2>/dev/null | grep -E '^(process_threads|cprof_threads_waiting.*} [1-9])' | head -n 8
+echo "- serving pid $PID for $SERVE_SECONDS s; paste in another terminal:"
+echo
+echo "    go tool pprof -http=: '${URL}profile?seconds=10'"
+echo "    curl '${URL}goroutine?debug=2'"
+echo
+sleep "$SERVE_SECONDS"
+kill "$SERVE_PID" 2>/dev/null
+wait "$SERVE_PID" 2>/dev/null
+SERVE_PID=
 
 say "done: stopping the workload (pid $PID)"
