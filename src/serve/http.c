@@ -119,11 +119,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct conn k = { srv, c };
 	struct cp_serve_request rq = { srv, url, param, gone, &k };
 	enum MHD_Result ret;
-	static int first;
 
 	/* The first call only sees the headers; answer on the second (MHD's protocol). */
 	if (!*con_cls) {
-		*con_cls = &first;
+		*con_cls = srv;
 		if (strcmp(method, MHD_HTTP_METHOD_GET)) {
 			cp_serve_reply_text(&rp, 405, "method %.16s not allowed: only GET", method);
 			return reply(c, &rp, false);
