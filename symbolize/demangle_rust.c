@@ -190,7 +190,12 @@ static bool disambiguator(struct v0 *d, uint64_t *v)
 	return true;
 }
 
-/* undisambiguated-identifier: ["u"] decimal ["_"] bytes. Non-punycode names are printable ASCII. */
+static bool is_ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* undisambiguated-identifier: ["u"] decimal ["_"] bytes, which are letters, digits and '_'. */
 static bool ident_raw(struct v0 *d, struct ident *id)
 {
 	bool puny = eat(d, 'u');
@@ -205,7 +210,7 @@ static bool ident_raw(struct v0 *d, struct ident *id)
 	s = d->in + d->pos;
 	d->pos += n;
 	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+		if (!is_ident_char(s[i]))
 			return false;
 	memset(id, 0, sizeof(*id));
 	if (!puny) {
@@ -681,7 +686,8 @@ static bool const_hex(struct v0 *d, const char **digits, size_t *n, uint64_t *v,
 			*fits = false;
 		*v = (*v << 4) | x;
 	}
-	return true;
+	/* Zero is "0_"; other values have no leading zeros. */
+	return *n > 0 && (*n == 1 || **digits != '0');
 }
 
 static bool const_char(struct v0 *d, uint64_t v)
@@ -692,8 +698,14 @@ static bool const_char(struct v0 *d, uint64_t v)
 
 	if (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
 		return false;
-	if (v == '\'' || v == '\\')
-		return emits(d, v == '\'' ? "'\\''" : "'\\\\'");
+	switch (v) {
+	case '\'': return emits(d, "'\\''");
+	case '\\': return emits(d, "'\\\\'");
+	case '\t': return emits(d, "'\\t'");
+	case '\r': return emits(d, "'\\r'");
+	case '\n': return emits(d, "'\\n'");
+	default: break;
+	}
 	if (v >= 0x20 && v < 0x7f) {
 		char s[3] = { '\'', (char)v, '\'' };
 
@@ -749,8 +761,6 @@ static bool konst_inner(struct v0 *d)
 		return false;
 	if (fits)
 		return emit_u64(d, v);
-	while (n > 1 && *digits == '0')
-		digits++, n--;
 	return emits(d, "0x") && emit(d, digits, n);
 }
 

@@ -102,6 +102,25 @@ static const struct {
 	{ "_RNvCs1234_7mycrate3foo", "mycrate::foo" },
 };
 
+/* Corners of the grammar that the binaries above do not reach. */
+static const struct {
+	const char *in, *out;
+} grammar[] = {
+	{ "_RNCNvC1a4main0", "a::main::{closure#0}" },
+	{ "_RNCNvC1a4mains0_3foo", "a::main::{closure:foo#2}" },
+	{ "_RNSNvC1a1f5reify", "a::f::{shim:reify#0}" },
+	{ "_RNQC1as_1x", "a::{Q:x#1}" },		/* a special namespace not yet named */
+	{ "_RYpNvC1a1T", "<_ as a::T>" },
+	{ "_RINvC1a1fKj0_Kin1_Kaf_Knnffffffffffffffffff_E",
+	  "a::f::<0, -1, 15, -0xffffffffffffffffff>" },
+	{ "_RINvC1a1fKc9_Kc22_Kc1f980_Kb1_E", "a::f::<'\\t', '\"', '\\u{1f980}', true>" },
+	{ "_RINvC1a1fFG_KCRL0_hEuE", "a::f::<for<'a> extern \"C\" fn(&'a u8)>" },
+	{ "_RINvC1a1fFK13system_unwindEzE", "a::f::<extern \"system-unwind\" fn() -> !>" },
+	{ "_RINvC1a1fDG_NvC1a1TEL_E", "a::f::<dyn for<'a> a::T>" },
+	{ "_RINvC1a1fQL_ThEAhj4_E", "a::f::<&mut (u8,), [u8; 4]>" },
+	{ "_RNvC1a1f$LT$", "a::f" },			/* a '$' vendor suffix */
+};
+
 /* Names that are not well-formed v0: each must give NULL. */
 static const char *const malformed[] = {
 	"_R", "_RN", "_RNv", "_RNvC", "_RNvC3fo", "_RNvC3foo", "_RNvC3foo3ba", "_RNvC10foo",
@@ -124,6 +143,11 @@ static const char *const malformed[] = {
 	"_RNvC2\xc3\xa4" "1b",		/* non-ASCII bytes outside punycode */
 	"_RNvCu0_1b",			/* an empty punycode identifier */
 	"_ZN3foo3barE",			/* not v0 at all */
+	"_RNvC2a.1c",			/* '.' inside an identifier */
+	"_RINvC1a1fKj_E",		/* an integer without digits */
+	"_RINvC1a1fKj01_E",		/* a leading zero */
+	"_RINvC1a1fKc110000_E",		/* past the last code point */
+	"_RINvC1a1fKbn0_E",		/* a negative bool */
 };
 
 static void test_real(void)
@@ -139,6 +163,17 @@ static void test_real(void)
 		      p ? p : "NULL");
 		free(d);
 		free(p);
+	}
+}
+
+static void test_grammar(void)
+{
+	for (size_t i = 0; i < sizeof(grammar) / sizeof(grammar[0]); i++) {
+		char *d = cp_sym_demangle_rust_v0(grammar[i].in);
+
+		CHECK(d && !strcmp(d, grammar[i].out), "%s: got %s, want %s", grammar[i].in,
+		      d ? d : "NULL", grammar[i].out);
+		free(d);
 	}
 }
 
@@ -299,6 +334,7 @@ static void test_mutations(void)
 int main(void)
 {
 	test_real();
+	test_grammar();
 	test_malformed();
 	test_truncated();
 	test_limits();
