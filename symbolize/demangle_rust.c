@@ -67,7 +67,7 @@ static bool emit(struct v0 *d, const char *s, size_t n)
 	if (d->olen + n + 1 > MAX_OUT)
 		return false;
 	if (d->olen + n + 1 > d->ocap) {
-		size_t cap = d->ocap ? d->ocap : 64;
+		size_t cap = d->ocap ? d->ocap : 2 * d->len + 16;	/* most names fit at once */
 		char *p;
 
 		while (cap < d->olen + n + 1)
