@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "maps.h"
+#include "mem.h"
 #include "proc.h"
 #include "snapshot.h"
 #include "switch_watch.h"
@@ -40,6 +41,11 @@ struct cp_capture_opts {
 	 * without reading its status a second time.
 	 */
 	const struct cp_switch_watch *switches;
+	/*
+	 * Borrowed, may be NULL: the target's memory, open for the dump (a faster read than
+	 * process_vm_readv by pid, which is used without it).
+	 */
+	const struct cp_mem *mem;
 };
 
 struct cp_thread_snap {

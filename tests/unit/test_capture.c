@@ -208,7 +208,7 @@ static void test_threads(void)
 			 */
 			if (i == 0 || i == 3) {
 				uint8_t *now = malloc(s.stack.len);
-				long n = cp_mem_read(child, s.stack.start, now, s.stack.len);
+				long n = cp_mem_read_pid(child, s.stack.start, now, s.stack.len);
 				size_t cmp = s.stack.len < 1024 ? s.stack.len : 1024;
 
 				CHECK(n == (long)s.stack.len);
@@ -369,7 +369,7 @@ static void live_many_sweeps(const struct cp_switch_watch *sw)
 			CHECK(cp_proc_read_syscall(child, tids[i], &sc) == 0);
 			CHECK(snaps[i].regs.r[CP_REG_RSP] == sc.sp && snaps[i].regs.r[CP_REG_RIP] == sc.pc);
 			CHECK(snaps[i].stack.start == sc.sp && snaps[i].stack.len > 64);
-			n = cp_mem_read(child, sc.sp, now, sizeof(now));
+			n = cp_mem_read_pid(child, sc.sp, now, sizeof(now));
 			CHECK(n > 64 && memcmp(now, snaps[i].stack.data,
 					       (size_t)n < snaps[i].stack.len ? (size_t)n
 									 : snaps[i].stack.len) == 0);
@@ -472,18 +472,18 @@ static void test_read_mem(void)
 	long n;
 	uint8_t *p, buf[8192];
 
-	n = cp_mem_read(child, (uint64_t)(uintptr_t)&sh->probe, &v, sizeof(v));
+	n = cp_mem_read_pid(child, (uint64_t)(uintptr_t)&sh->probe, &v, sizeof(v));
 	CHECK(n == (long)sizeof(v) && v == 0x1122334455667788ul);
-	CHECK(cp_mem_read(child, 16, &v, sizeof(v)) == -EFAULT);
-	CHECK(cp_mem_read(999999999, 0x1000, &v, sizeof(v)) == -ESRCH);
-	CHECK(cp_mem_read(child, 0x1000, &v, 0) == 0);
+	CHECK(cp_mem_read_pid(child, 16, &v, sizeof(v)) == -EFAULT);
+	CHECK(cp_mem_read_pid(999999999, 0x1000, &v, sizeof(v)) == -ESRCH);
+	CHECK(cp_mem_read_pid(child, 0x1000, &v, 0) == 0);
 
 	/* The readable prefix of a range that runs off the end of a mapping. */
 	p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(p != MAP_FAILED);
 	memset(p, 0xab, 8192);
 	munmap(p + 4096, 4096);
-	n = cp_mem_read(getpid(), (uint64_t)(uintptr_t)p + 100, buf, sizeof(buf));
+	n = cp_mem_read_pid(getpid(), (uint64_t)(uintptr_t)p + 100, buf, sizeof(buf));
 	CHECK(n == 4096 - 100 && buf[0] == 0xab && buf[n - 1] == 0xab);
 	munmap(p, 4096);
 }
@@ -784,7 +784,7 @@ static void test_live(void)
 			if (s.stack.len > 64) {
 				size_t cmp = s.stack.len < 1024 ? s.stack.len : 1024;
 				uint8_t *now = malloc(cmp);
-				long n = now ? cp_mem_read(child, s.stack.start, now, cmp)
+				long n = now ? cp_mem_read_pid(child, s.stack.start, now, cmp)
 					     : -1;
 
 				CHECK(n == (long)cmp && !memcmp(now, s.stack.data, cmp));
