@@ -184,10 +184,9 @@ static void setup_attr(struct cp_sampler *s, const struct cp_sampler_opts *o, bo
  * Bytes of ring per CPU: about half a second of samples at full rate (a CPU takes at most hz
  * samples a second, however many threads share it), so that a reader kept off the CPU for a
  * while (a loaded machine, the first DWARF lookups) loses nothing; a power of two, at most
- * 32 MiB per ring and 128 MiB over all CPUs (locked memory). Every page is allocated and
- * cleared by the kernel up front, and on a virtual machine a page the guest has not used for
- * a while costs tens of microseconds: a second's worth, 1 MiB per CPU at 99 Hz, was 3-5 ms
- * of each ring's mmap (512 KiB: 0.1-0.4 ms), a tenth of a short record's CPU.
+ * 32 MiB per ring and 128 MiB over all CPUs (locked memory). No more than that: every page
+ * is allocated and cleared by the kernel up front, which costs the mmap time in proportion
+ * (dear on virtual machines).
  */
 static size_t ring_bytes_for(const struct cp_sampler_opts *o, size_t stack_size, size_t ncpus)
 {

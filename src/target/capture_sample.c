@@ -16,7 +16,7 @@
 /*
  * A thread that is on a CPU has its registers in the CPU, not in /proc, so the live capture
  * cannot take it, and a ptrace stop holds it for as long as cprof needs to be scheduled
- * twice (0.1 to several ms on a loaded machine). A perf event on that one thread, a task
+ * twice (long on a loaded machine). A perf event on that one thread, a task
  * clock that fires after 10 us of its CPU time, takes the same snapshot from the timer
  * interrupt: the user registers and a copy of the stack from sp. The thread loses the few
  * microseconds of the copy and never leaves the CPU. If the thread blocks before the timer

@@ -3,8 +3,8 @@
  * every CPU (a perf dummy event per CPU with context_switch set).
  *
  * The live capture copies a blocked thread's stack and must then know that the thread did
- * not run meanwhile. Asking the thread costs a second read of its status file, 6 us of a
- * dump's 40 or so per thread. A thread that ran was switched in on some CPU, and the switch
+ * not run meanwhile. Asking the thread costs a second read of its status file for every
+ * thread. A thread that ran was switched in on some CPU, and the switch
  * is recorded before the thread runs a single instruction of its own: a thread named by no
  * record since a mark taken before its first look did not run since.
  *

@@ -1,4 +1,4 @@
-/* Unit tests for src/capture.c: stop one thread, copy regs and stack, and leave no trace. */
+/* Unit tests for src/target/capture*.c: capture one thread, and leave no trace. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -174,17 +174,23 @@ static void test_threads(void)
 {
 	struct cp_capture_opts opts = { 0 };
 	struct cp_maps maps;
+	struct cp_mem mem;
 	int i, round;
 
 	CHECK(cp_maps_read(child, &maps) == 0);
+	CHECK(cp_mem_open(&mem, child) == 0);
 	for (round = 0; round < 3; round++) {
 		for (i = 0; i < NTHREADS; i++) {
 			struct cp_thread_snap s;
 			int tid = sh->tids[i];
 			int ret;
 
-			/* Second round hands in the maps, third reads them itself again. */
+			/*
+			 * Second round hands in the maps and the open memory, third reads the
+			 * maps itself again and the memory by pid.
+			 */
 			opts.maps = round == 1 ? &maps : NULL;
+			opts.mem = round == 1 ? &mem : NULL;
 			memset(&s, 0, sizeof(s));
 			ret = cp_capture_thread(child, tid, &opts, &s);
 			if (ret == -EPERM && round == 0 && i == 0) {
@@ -223,6 +229,7 @@ static void test_threads(void)
 		}
 	}
 	cp_maps_release(&maps);
+	cp_mem_close(&mem);
 	cp_thread_snap_release(NULL);
 }
 
@@ -485,6 +492,26 @@ static void test_read_mem(void)
 	munmap(p + 4096, 4096);
 	n = cp_mem_read_pid(getpid(), (uint64_t)(uintptr_t)p + 100, buf, sizeof(buf));
 	CHECK(n == 4096 - 100 && buf[0] == 0xab && buf[n - 1] == 0xab);
+
+	/* The same through an open context: its mem file, and the same answers. */
+	{
+		struct cp_mem self, kid;
+
+		CHECK(cp_mem_open(&self, getpid()) == 0 && self.fd >= 0);
+		CHECK(cp_mem_open(&kid, child) == 0 && kid.fd >= 0);
+		n = cp_mem_read(&self, (uint64_t)(uintptr_t)p + 100, buf, sizeof(buf));
+		CHECK(n == 4096 - 100 && buf[0] == 0xab && buf[n - 1] == 0xab);
+		v = 0;
+		n = cp_mem_read(&kid, (uint64_t)(uintptr_t)&sh->probe, &v, sizeof(v));
+		CHECK(n == (long)sizeof(v) && v == 0x1122334455667788ul);
+		CHECK(cp_mem_read(&kid, 16, &v, sizeof(v)) == -EFAULT);
+		CHECK(cp_mem_read(&kid, 0x1000, &v, 0) == 0);
+		cp_mem_close(&kid);
+		CHECK(kid.fd == -1 && kid.pid == child, "closed: reads by pid");
+		cp_mem_close(&self);
+		cp_mem_close(NULL);
+		CHECK(cp_mem_open(&kid, 0) == -EINVAL && kid.fd == -1);
+	}
 	munmap(p, 4096);
 }
 
