@@ -757,8 +757,8 @@ int cp_sampler_poll(struct cp_sampler *s, int timeout_ms, const struct cp_sample
 			if (!r->next) {
 				int got = cp_perf_ring_read_event(&r->pr, &r->next);
 
+				/* Malformed or unreadable: skip what is left of this ring. */
 				if (got < 0) {
-					/* Malformed or unreadable: skip what is left of this ring. */
 					cp_perf_ring_read_done(&r->pr);
 					r->next = NULL;
 				}

@@ -21,7 +21,7 @@
  * both again. A thread that ran in between was switched out again (the count moved) or is
  * running now (the syscall line says so); if neither, the copy is exactly what a stop would
  * have given, minus the other registers. The count comes from status, which also names a
- * tracer: a thread someone else traces is left to the stop path, which reports it.
+ * tracer: a thread someone else traces is left to the stop backend, which reports it.
  */
 #define LIVE_TRIES 3
 
@@ -222,7 +222,7 @@ static int live_capture(struct cp_capture_req *req, struct cp_thread_snap *out)
 			req->first = s1;
 			req->have_first = true;
 		}
-		/* Zombies have no stack; stopped and traced ones are the stop path's to handle. */
+		/* Zombies have no stack; stopped and traced ones are the stop backend's. */
 		if (s1.state == 'Z' || s1.state == 'X') {
 			ret = -ESRCH;
 			goto out;

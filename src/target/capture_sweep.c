@@ -12,7 +12,7 @@
 #include "proc.h"
 
 /*
- * The live capture of many threads at once: the steps of capture_live, each over the whole
+ * The live capture of many threads at once: the steps of the live backend, each over the whole
  * batch. First every thread's status (count, state, tracer) and syscall line (sp, pc); then
  * one process_vm_readv with a vector per thread for all their stacks; then every status
  * again: one call for the whole batch costs far less than one per thread, whatever their
@@ -55,7 +55,7 @@ static int many_first_look(int taskfd, int pid, int tid, bool stat_only,
 	if (ret == 0)
 		ret = cp_live_read_syscall(&s->lf, text, sizeof(text), &s->sc);
 	if (ret == -EBUSY)
-		return -EAGAIN;		/* traced by someone: the stop path reports it */
+		return -EAGAIN;		/* traced by someone: the stop backend reports it */
 	if (ret < 0)
 		return ret;
 	if (s->s1.state == 'Z' || s->s1.state == 'X')
@@ -199,7 +199,8 @@ int cp_capture_live_many(int pid, const int *tids, size_t n, const struct cp_cap
 			ret[i] = cp_live_read_status(&s->lf, &s2);
 			if (ret[i] == -EBUSY)
 				ret[i] = -EAGAIN;
-			else if (ret[i] == 0 && (s2.count != s->s1.count || s2.state != s->s1.state))
+			else if (ret[i] == 0 &&
+				 (s2.count != s->s1.count || s2.state != s->s1.state))
 				ret[i] = -EAGAIN;
 		}
 		if (ret[i] != 0) {

@@ -19,8 +19,8 @@ int cp_perf_ring_map(struct cp_perf_ring *r, int fd, size_t data_bytes, bool pop
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t len = page + data_bytes;
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | (populate ? MAP_POPULATE : 0),
-		       fd, 0);
+	int flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, fd, 0);
 
 	if (p == MAP_FAILED)
 		return -errno;
