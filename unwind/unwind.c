@@ -42,6 +42,7 @@ struct synth {
 
 struct cp_unwinder {
 	int pid;
+	struct cp_mem mem;		/* the target's memory; its file is the caller's */
 	bool live_memory;
 	const struct cp_maps *maps;
 	struct map_slot *slots;		/* parallel to maps->v */
@@ -101,7 +102,7 @@ static struct cp_module *vdso_module(struct cp_unwinder *uw, const struct cp_map
 		/* Not cached: a later unwind may have memory again. */
 		return NULL;
 	}
-	n = cp_mem_read(uw->pid, map->start, buf, len);
+	n = cp_mem_read(&uw->mem, map->start, buf, len);
 	if (n < 0 || (size_t)n != len) {
 		free(buf);
 		uw->vdso_state = n < 0 ? (int)n : -EIO;
@@ -214,7 +215,7 @@ static long read_piece(struct unwind_ctx *c, uint64_t addr, uint8_t *buf, size_t
 		}
 	}
 	if (uw->live_memory) {
-		long r = cp_mem_read(uw->pid, addr, buf, len);
+		long r = cp_mem_read(&uw->mem, addr, buf, len);
 
 		if (r > 0)
 			return r;
@@ -432,6 +433,7 @@ struct cp_unwinder *cp_unwind_new(int pid, const struct cp_maps *maps, bool live
 	if (!uw)
 		return NULL;
 	uw->pid = pid;
+	uw->mem = CP_MEM_BY_PID(pid);
 	uw->live_memory = live_memory;
 	uw->mods = cp_modules_new();
 	if (!uw->mods)
@@ -462,6 +464,11 @@ void cp_unwind_free(struct cp_unwinder *uw)
 	cp_modules_free(uw->mods);
 	free(uw->slots);
 	free(uw);
+}
+
+void cp_unwind_set_mem(struct cp_unwinder *uw, const struct cp_mem *mem)
+{
+	uw->mem = *mem;
 }
 
 void cp_unwind_set_maps(struct cp_unwinder *uw, const struct cp_maps *maps)

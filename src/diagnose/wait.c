@@ -301,11 +301,18 @@ static int64_t timens_offset(int pid, clockid_t clock)
 	return off;
 }
 
-/* Read a struct timespec (or timeval when usec) from the target into ns. 0 or -errno. */
-static int read_time(int pid, uint64_t addr, bool usec, int64_t *ns)
+/* The target's memory: the dump's open context, or reads by pid. */
+static struct cp_mem input_mem(const struct cp_wait_input *in)
 {
+	return in->mem ? *in->mem : CP_MEM_BY_PID(in->pid);
+}
+
+/* Read a struct timespec (or timeval when usec) from the target into ns. 0 or -errno. */
+static int read_time(const struct cp_wait_input *in, uint64_t addr, bool usec, int64_t *ns)
+{
+	struct cp_mem mem = input_mem(in);
 	int64_t t[2];
-	long n = cp_mem_read(pid, addr, t, sizeof(t));
+	long n = cp_mem_read(&mem, addr, t, sizeof(t));
 	int64_t unit = usec ? 1000 : 1;
 
 	if (n < 0)
@@ -335,7 +342,7 @@ static void timeout_from_ptr(const struct cp_wait_input *in, struct call *c, str
 	w->timeout_unknown = false;
 	if (!addr)
 		return;
-	if (read_time(in->pid, addr, usec, &ns) < 0) {
+	if (read_time(in, addr, usec, &ns) < 0) {
 		w->timeout_unknown = true;
 		return;
 	}
@@ -421,6 +428,7 @@ static int lock_owner(const struct cp_wait_input *in, int kind, uint64_t addr,
 		      struct cp_lock_info *li)
 {
 	struct cp_wait_cache *c = in->cache;
+	struct cp_mem mem = input_mem(in);
 	struct lock_memo *m;
 	int ret;
 
@@ -431,9 +439,9 @@ static int lock_owner(const struct cp_wait_input *in, int kind, uint64_t addr,
 		}
 	}
 	if (kind == CP_WAIT_MUTEX)
-		ret = cp_lock_mutex_owner(in->pid, addr, in->tids, in->ntids, li);
+		ret = cp_lock_mutex_owner(&mem, addr, in->tids, in->ntids, li);
 	else
-		ret = cp_lock_rwlock_writer(in->pid, addr, in->tids, in->ntids, li);
+		ret = cp_lock_rwlock_writer(&mem, addr, in->tids, in->ntids, li);
 	if (!c || c->nlocks >= WAIT_CACHE_MAX)
 		return ret;
 	if (cp_grow((void **)&c->locks, &c->locks_alloc, c->nlocks + 1, sizeof(*c->locks)) < 0)
@@ -617,10 +625,11 @@ static int classify_futex(const struct cp_wait_input *in, struct call *c, struct
 #ifdef SYS_futex_waitv
 	else if (c->nr == SYS_futex_waitv && c->args) {
 		/* struct futex_waitv { u64 val; u64 uaddr; u32 flags; u32 reserved; }[nr] */
+		struct cp_mem mem = input_mem(in);
 		uint64_t first[2];
 
 		w->has_address = false;
-		if (cp_mem_read(in->pid, c->args[0], first, sizeof(first)) ==
+		if (cp_mem_read(&mem, c->args[0], first, sizeof(first)) ==
 		    (long)sizeof(first)) {
 			w->address = first[1];
 			w->has_address = true;
@@ -792,14 +801,16 @@ static int classify_wait_child(struct call *c, struct cp_wait *w)
 }
 
 /* "SIGUSR1 SIGTERM" from a sigset in the target; "" when unreadable. */
-static void format_sigset(int pid, uint64_t addr, char *buf, size_t size)
+static void format_sigset(const struct cp_wait_input *in, uint64_t addr, char *buf,
+			  size_t size)
 {
+	struct cp_mem mem = input_mem(in);
 	uint64_t set;
 	size_t len = 0;
 	int sig, shown = 0;
 
 	buf[0] = 0;
-	if (!addr || cp_mem_read(pid, addr, &set, sizeof(set)) != (long)sizeof(set))
+	if (!addr || cp_mem_read(&mem, addr, &set, sizeof(set)) != (long)sizeof(set))
 		return;
 	for (sig = 1; sig <= 64 && len + 24 < size; sig++) {
 		const char *abbrev;
@@ -834,7 +845,7 @@ static int classify_signal(const struct cp_wait_input *in, struct call *c, struc
 	}
 	timeout_from_ptr(in, c, w, c->args[2], false, false, 0);
 	format_timeout(tmo, sizeof(tmo), w, false);
-	format_sigset(in->pid, c->args[0], sigs, sizeof(sigs));
+	format_sigset(in, c->args[0], sigs, sizeof(sigs));
 	if (*sigs)
 		return set_detail(w, "%s for %s, %s", sys, sigs, tmo);
 	return set_detail(w, "%s, %s", sys, tmo);

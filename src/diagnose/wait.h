@@ -52,6 +52,7 @@ struct cp_wait {
 };
 
 struct cp_wait_cache;
+struct cp_mem;
 
 /* Everything the classifier looks at for one thread. Borrowed. */
 struct cp_wait_input {
@@ -66,6 +67,8 @@ struct cp_wait_input {
 	size_t ntids;
 	/* May be NULL: what earlier threads of the same dump taught about shared fds. */
 	struct cp_wait_cache *cache;
+	/* May be NULL: the process's memory, open for the dump; else it is read by pid. */
+	const struct cp_mem *mem;
 };
 
 /* A memo of fd descriptions and lock owners for the threads of one dump (one user at a time). */

@@ -125,6 +125,7 @@ struct take {
 	struct stack_memo stacks;	/* analyse()'s stacks by their pcs */
 	struct cp_switch_watch switches;	/* the CPUs' context switches, for big dumps */
 	bool have_switches;
+	struct cp_mem mem;		/* the target's memory, open while the dump lasts */
 };
 
 static bool cancelled(const struct take *t)
@@ -201,6 +202,7 @@ static void take_release(struct take *t)
 	if (t->have_switches)
 		cp_switch_watch_close(&t->switches);
 	t->have_switches = false;
+	cp_mem_close(&t->mem);
 	t->items = NULL;
 	t->seen = NULL;
 	t->look1 = NULL;
@@ -310,6 +312,7 @@ static void capture_one(struct take *t, struct item *it, int pre)
 		.stack_max = t->stack_max,
 		.flags = stop_all ? CP_CAPTURE_STOP : CP_CAPTURE_LIVE,
 		.maps = t->have_maps ? &t->maps : NULL,
+		.mem = &t->mem,
 	};
 	bool have_st = false;
 	int tid = it->tid, err;
@@ -471,7 +474,7 @@ struct walker {
 	const struct cp_maps *maps;
 };
 
-static int walker_init(struct walker *wk, int pid, const struct cp_maps *maps);
+static int walker_init(struct walker *wk, const struct cp_mem *mem, const struct cp_maps *maps);
 static void walker_release(struct walker *wk);
 static int walk_item(struct take *t, struct item *it, struct walker *wk);
 
@@ -493,6 +496,7 @@ static void capture_many(struct take *t, struct item *items, size_t n, int *pre)
 		.flags = CP_CAPTURE_LIVE,
 		.maps = t->have_maps ? &t->maps : NULL,
 		.switches = t->have_switches ? &t->switches : NULL,
+		.mem = &t->mem,
 	};
 	struct cp_thread_snap snaps[CP_CAPTURE_MANY_MAX];
 	int tids[CP_CAPTURE_MANY_MAX];
@@ -518,7 +522,7 @@ static void *capture_worker(void *arg)
 	struct capture_work *w = arg;
 	int pre[CAPTURE_BATCH];
 	struct walker wk;
-	bool walking = walker_init(&wk, w->t->pid, w->t->have_maps ? &w->t->maps : NULL) == 0;
+	bool walking = walker_init(&wk, &w->t->mem, w->t->have_maps ? &w->t->maps : NULL) == 0;
 
 	for (;;) {
 		size_t i = atomic_fetch_add(&w->next, CAPTURE_BATCH), n;
@@ -958,6 +962,7 @@ static int classify(const struct take *t, const struct item *it, struct cp_dump_
 	}
 	memset(&in, 0, sizeof(in));
 	in.pid = t->pid;
+	in.mem = &t->mem;
 	in.tid = it->tid;
 	in.stat = &it->st;
 	in.sc = it->has_sc ? &it->sc : NULL;
@@ -1031,6 +1036,7 @@ static bool refill_registers(struct take *t, struct item *it, const struct cp_ma
 		.stack_max = t->stack_max,
 		.flags = CP_CAPTURE_STOP,
 		.maps = maps,
+		.mem = &t->mem,
 	};
 	struct cp_task_syscall now;
 	struct cp_thread_snap snap;
@@ -1228,17 +1234,19 @@ struct unwind_work {
 	atomic_int err;
 };
 
-static int walker_init(struct walker *wk, int pid, const struct cp_maps *maps)
+static int walker_init(struct walker *wk, const struct cp_mem *mem, const struct cp_maps *maps)
 {
 	memset(wk, 0, sizeof(*wk));
 	wk->maps = maps;
 	wk->ur = malloc(sizeof(*wk->ur));
 	wk->sh = calloc(1, sizeof(*wk->sh));
-	if (!wk->ur || !wk->sh || (maps && !(wk->uw = cp_unwind_new(pid, maps, true)))) {
+	if (!wk->ur || !wk->sh || (maps && !(wk->uw = cp_unwind_new(mem->pid, maps, true)))) {
 		free(wk->ur);
 		free(wk->sh);
 		return -ENOMEM;
 	}
+	if (wk->uw)
+		cp_unwind_set_mem(wk->uw, mem);
 	return 0;
 }
 
@@ -1265,7 +1273,7 @@ static void *unwind_worker(void *arg)
 	struct take *t = w->t;
 	struct walker wk;
 
-	if (walker_init(&wk, t->pid, w->maps) < 0) {
+	if (walker_init(&wk, &t->mem, w->maps) < 0) {
 		atomic_store(&w->err, -ENOMEM);
 		return NULL;
 	}
@@ -1534,6 +1542,7 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 	memset(&d, 0, sizeof(d));
 	memset(&t, 0, sizeof(t));
 	t.pid = pid;
+	t.mem = CP_MEM_BY_PID(pid);
 	t.opts = opts;
 	t.sym = sym;
 	t.d = &d;
@@ -1593,6 +1602,7 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 	if (cp_fd_count(pid, &d.fds) == 0)
 		d.has_fds = true;
 	t.have_maps = cp_maps_read(pid, &t.maps) == 0;
+	cp_mem_open(&t.mem, pid);
 	err = list_and_collect(&t, tracer);
 	if (!err)
 		err = rescan(&t, tracer);
