@@ -68,7 +68,10 @@ struct cp_wait_input {
 	struct cp_wait_cache *cache;
 };
 
-/* A memo of fd descriptions and lock owners for the threads of one dump (one user at a time). */
+/*
+ * A memo of fd descriptions, lock owners and pipe holders for the threads of one dump (one
+ * user at a time). NULL when out of memory.
+ */
 struct cp_wait_cache *cp_wait_cache_new(void);
 void cp_wait_cache_free(struct cp_wait_cache *c);
 
