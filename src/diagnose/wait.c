@@ -212,7 +212,7 @@ static int classify_signal(const struct cp_wait_input *in, struct call *c, struc
 	}
 	wait_timeout_from_ptr(in, c, w, c->args[2], false, false, 0);
 	wait_format_timeout(tmo, sizeof(tmo), w, false);
-	wait_format_sigset(in->pid, c->args[0], sigs, sizeof(sigs));
+	wait_format_sigset(in, c->args[0], sigs, sizeof(sigs));
 	if (*sigs)
 		return wait_set_detail(w, "%s for %s, %s", sys, sigs, tmo);
 	return wait_set_detail(w, "%s, %s", sys, tmo);

@@ -53,6 +53,11 @@ static inline bool starts_with(const char *s, const char *prefix)
 const char *wait_base_name(const char *fn, char *buf, size_t size);
 
 /* wait_detail.c */
+/*
+ * Read len bytes at addr of the thread's process into buf: the one place the classifier
+ * reads target memory. 0, or -errno (-EFAULT when only part was readable).
+ */
+int wait_read_target(const struct cp_wait_input *in, uint64_t addr, void *buf, size_t len);
 /* Replace w->detail; -ENOMEM leaves the old detail in place. */
 int wait_set_detail(struct cp_wait *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "1.500s". */
@@ -68,7 +73,7 @@ void wait_timeout_from_ptr(const struct cp_wait_input *in, struct call *c, struc
 /* Milliseconds in an int argument (poll, epoll_wait); negative means unbounded. */
 void wait_timeout_from_ms(struct cp_wait *w, uint64_t arg);
 /* "SIGUSR1 SIGTERM" from a sigset in the target; "" when unreadable. */
-void wait_format_sigset(int pid, uint64_t addr, char *buf, size_t size);
+void wait_format_sigset(const struct cp_wait_input *in, uint64_t addr, char *buf, size_t size);
 
 /* wait_lock.c */
 /*

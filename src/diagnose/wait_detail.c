@@ -58,6 +58,15 @@ void wait_format_timeout(char *buf, size_t size, const struct cp_wait *w, bool r
 	}
 }
 
+int wait_read_target(const struct cp_wait_input *in, uint64_t addr, void *buf, size_t len)
+{
+	long n = cp_mem_read(in->pid, addr, buf, len);
+
+	if (n < 0)
+		return (int)n;
+	return n == (long)len ? 0 : -EFAULT;
+}
+
 /* Target clocks differ from ours inside another time namespace (monotonic, boottime only). */
 static int64_t timens_offset(int pid, clockid_t clock)
 {
@@ -96,16 +105,14 @@ static int64_t timens_offset(int pid, clockid_t clock)
 }
 
 /* Read a struct timespec (or timeval when usec) from the target into ns. 0 or -errno. */
-static int read_time(int pid, uint64_t addr, bool usec, int64_t *ns)
+static int read_time(const struct cp_wait_input *in, uint64_t addr, bool usec, int64_t *ns)
 {
 	int64_t t[2];
-	long n = cp_mem_read(pid, addr, t, sizeof(t));
+	int err = wait_read_target(in, addr, t, sizeof(t));
 	int64_t unit = usec ? 1000 : 1;
 
-	if (n < 0)
-		return (int)n;
-	if (n != (long)sizeof(t))
-		return -EFAULT;
+	if (err < 0)
+		return err;
 	if (t[0] < 0 || t[1] < 0 || t[1] >= NS_PER_SEC / unit)
 		return -EINVAL;
 	if (t[0] >= INT64_MAX / NS_PER_SEC)
@@ -125,7 +132,7 @@ void wait_timeout_from_ptr(const struct cp_wait_input *in, struct call *c, struc
 	w->timeout_unknown = false;
 	if (!addr)
 		return;
-	if (read_time(in->pid, addr, usec, &ns) < 0) {
+	if (read_time(in, addr, usec, &ns) < 0) {
 		w->timeout_unknown = true;
 		return;
 	}
@@ -155,14 +162,14 @@ void wait_timeout_from_ms(struct cp_wait *w, uint64_t arg)
 	w->timeout_ns = ms < 0 ? -1 : (int64_t)ms * 1000000;
 }
 
-void wait_format_sigset(int pid, uint64_t addr, char *buf, size_t size)
+void wait_format_sigset(const struct cp_wait_input *in, uint64_t addr, char *buf, size_t size)
 {
 	uint64_t set;
 	size_t len = 0;
 	int sig, shown = 0;
 
 	buf[0] = 0;
-	if (!addr || cp_mem_read(pid, addr, &set, sizeof(set)) != (long)sizeof(set))
+	if (!addr || wait_read_target(in, addr, &set, sizeof(set)) < 0)
 		return;
 	for (sig = 1; sig <= 64 && len + 24 < size; sig++) {
 		const char *abbrev;

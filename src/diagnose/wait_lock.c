@@ -7,7 +7,6 @@
 #include <sys/syscall.h>
 
 #include "lockinfo.h"
-#include "mem.h"
 #include "util.h"
 #include "wait_classify.h"
 
@@ -146,8 +145,7 @@ static void futex_wait_args(const struct cp_wait_input *in, struct call *c, stru
 		uint64_t first[2];
 
 		w->has_address = false;
-		if (cp_mem_read(in->pid, c->args[0], first, sizeof(first)) ==
-		    (long)sizeof(first)) {
+		if (wait_read_target(in, c->args[0], first, sizeof(first)) == 0) {
 			w->address = first[1];
 			w->has_address = true;
 		}

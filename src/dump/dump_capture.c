@@ -381,7 +381,7 @@ size_t dump_helper_count(size_t n)
  * see them), and the calling thread; return when all are done. Fewer helpers when a thread
  * cannot be created: the work is shared out by fn itself, so it still all gets done.
  */
-void dump_run_shared(void *(*fn)(void *), void *arg, size_t k)
+void dump_parallel(void *(*fn)(void *), void *arg, size_t k)
 {
 	pthread_t th[CAPTURE_THREADS_MAX];
 	size_t started;
@@ -426,7 +426,7 @@ static int capture_tids(struct dump_run *run, const int *tids, size_t n, int *tr
 		w.work[i].stuck = -1;
 	}
 	run->nwork += n;
-	dump_run_shared(capture_worker, &w, dump_helper_count(n));
+	dump_parallel(capture_worker, &w, dump_helper_count(n));
 	/* Threads not reached after a cancel: nothing was read for them. */
 	for (size_t i = atomic_load(&w.next); i < n; i++)
 		w.work[i].drop = true;

@@ -108,14 +108,12 @@ bool dump_is_gone(int err);
 void dump_free_strv(char **v, size_t n);
 /* Free what tw holds of its capture and walk (not its wchan). */
 void thread_work_release(struct thread_work *tw);
-/*
- * How many threads of cprof share out n target threads' captures or walks, and running
- * fn(arg) on k of them (the caller's among them); fn shares the work out itself.
- */
-size_t dump_helper_count(size_t n);
-void dump_run_shared(void *(*fn)(void *), void *arg, size_t k);
 
 /* dump_capture.c */
+/* How many threads of cprof share out n target threads' captures or walks. */
+size_t dump_helper_count(size_t n);
+/* Run fn(arg) on k threads, the caller's among them; fn shares the work out itself. */
+void dump_parallel(void *(*fn)(void *), void *arg, size_t k);
 /* List the threads and capture each (unwinding as it goes). 0 or -errno (see cp_dump_take). */
 int dump_capture_all(struct dump_run *run, int *tracer);
 /* Capture the threads created meanwhile, once. 0 or -errno. */

@@ -187,7 +187,7 @@ int dump_unwind_pending(struct dump_run *run)
 		return 0;
 	atomic_init(&w.next, 0);
 	atomic_init(&w.err, 0);
-	dump_run_shared(unwind_worker, &w, dump_helper_count(pending));
+	dump_parallel(unwind_worker, &w, dump_helper_count(pending));
 	if (atomic_load(&w.err))
 		return atomic_load(&w.err);
 	return dump_cancelled(run) ? -EINTR : 0;
