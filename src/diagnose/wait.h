@@ -60,11 +60,11 @@ struct cp_wait_input {
 	const struct cp_task_stat *stat;
 	const struct cp_task_syscall *sc;	/* NULL when unreadable */
 	const char *wchan;			/* may be "" */
-	const char *const *functions;		/* symbolized function names, innermost first */
+	const char *const *functions;		/* symbolized names, innermost first */
 	size_t nfunctions;
 	const int *tids;			/* all threads of the process, sorted */
 	size_t ntids;
-	/* May be NULL: what earlier threads of the same dump taught about shared fds. */
+	/* May be NULL: what earlier threads of the same dump taught about fds, locks, pipes. */
 	struct cp_wait_cache *cache;
 };
 
