@@ -99,14 +99,6 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-static volatile sig_atomic_t report;
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	report = 1;
-}
-
 int main(void)
 {
 	static const struct job jobs[] = {
@@ -116,8 +108,8 @@ int main(void)
 	};
 	struct timeval tmo = { 3600, 0 };
 	struct epoll_event ev = { .events = EPOLLIN };
-	struct sigaction sa = { .sa_handler = on_usr1 };
 	pthread_t th;
+	sigset_t usr1;
 	size_t n = sizeof(jobs) / sizeof(jobs[0]);
 
 	if (pipe(pipe_fds) < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, sock_pair) < 0)
@@ -128,7 +120,10 @@ int main(void)
 	ev.data.fd = pipe_fds[0];
 	if (epoll_fd < 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, sock_pair[1], &ev) < 0)
 		die("epoll");
-	sigaction(SIGUSR1, &sa, NULL);
+	/* SIGUSR1 stays blocked everywhere: only the main thread's sigwaitinfo() takes it. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 	pthread_mutex_lock(&held);
 	for (size_t i = 0; i < n; i++)
 		if (pthread_create(&th, NULL, thread_main, (void *)&jobs[i]) != 0)
@@ -156,11 +151,11 @@ int main(void)
 	printf("READY\n");
 	fflush(stdout);
 	for (;;) {
-		pause();
-		if (report) {
-			report = 0;
-			printf("COUNT eintr=%ld\n", atomic_load(&eintr_count));
-			fflush(stdout);
+		if (sigwaitinfo(&usr1, NULL) < 0) {
+			counted(-1);
+			continue;
 		}
+		printf("COUNT eintr=%ld\n", atomic_load(&eintr_count));
+		fflush(stdout);
 	}
 }
