@@ -1,9 +1,10 @@
-/* Demangling of C++ (Itanium ABI, through libstdc++) and Rust legacy symbol names. */
+/* Demangling of C++ (Itanium ABI, through libstdc++) and Rust symbol names (legacy and v0). */
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "demangle_rust.h"
 #include "symbolize.h"
 #include "util.h"
 
@@ -178,12 +179,15 @@ char *cp_sym_demangle(const char *s)
 	char *out;
 	int status = 0;
 
-	if (!s || strncmp(s, "_Z", 2) != 0 || strnlen(s, MAX_MANGLED_LEN + 1) > MAX_MANGLED_LEN)
+	if (!s || strnlen(s, MAX_MANGLED_LEN + 1) > MAX_MANGLED_LEN)
+		return NULL;
+	if (strncmp(s, "_R", 2) == 0)
+		return cp_sym_demangle_rust_v0(s);
+	if (strncmp(s, "_Z", 2) != 0)
 		return NULL;
 	out = rust_legacy_demangle(s);
 	if (out)
 		return out;
-	/* Rust v0 names (_R...) are returned as they are: callers show the raw name. */
 	out = __cxa_demangle(s, NULL, NULL, &status);
 	if (status != 0) {
 		free(out);

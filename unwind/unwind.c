@@ -8,6 +8,7 @@
 
 #include "mem.h"
 #include "cfi.h"
+#include "frame_base.h"
 #include "maps.h"
 #include "modules.h"
 
@@ -42,6 +43,7 @@ struct synth {
 
 struct cp_unwinder {
 	int pid;
+	struct cp_mem mem;		/* the target's memory; its file is the caller's */
 	bool live_memory;
 	const struct cp_maps *maps;
 	struct map_slot *slots;		/* parallel to maps->v */
@@ -101,7 +103,7 @@ static struct cp_module *vdso_module(struct cp_unwinder *uw, const struct cp_map
 		/* Not cached: a later unwind may have memory again. */
 		return NULL;
 	}
-	n = cp_mem_read(uw->pid, map->start, buf, len);
+	n = cp_mem_read(&uw->mem, map->start, buf, len);
 	if (n < 0 || (size_t)n != len) {
 		free(buf);
 		uw->vdso_state = n < 0 ? (int)n : -EIO;
@@ -214,7 +216,7 @@ static long read_piece(struct unwind_ctx *c, uint64_t addr, uint8_t *buf, size_t
 		}
 	}
 	if (uw->live_memory) {
-		long r = cp_mem_read(uw->pid, addr, buf, len);
+		long r = cp_mem_read(&uw->mem, addr, buf, len);
 
 		if (r > 0)
 			return r;
@@ -432,6 +434,7 @@ struct cp_unwinder *cp_unwind_new(int pid, const struct cp_maps *maps, bool live
 	if (!uw)
 		return NULL;
 	uw->pid = pid;
+	uw->mem = CP_MEM_BY_PID(pid);
 	uw->live_memory = live_memory;
 	uw->mods = cp_modules_new();
 	if (!uw->mods)
@@ -462,6 +465,11 @@ void cp_unwind_free(struct cp_unwinder *uw)
 	cp_modules_free(uw->mods);
 	free(uw->slots);
 	free(uw);
+}
+
+void cp_unwind_set_mem(struct cp_unwinder *uw, const struct cp_mem *mem)
+{
+	uw->mem = *mem;
 }
 
 void cp_unwind_set_maps(struct cp_unwinder *uw, const struct cp_maps *maps)
@@ -507,6 +515,51 @@ static bool pc_executable(const struct cp_unwinder *uw, uint64_t pc)
 	return map && map->perms[2] == 'x';
 }
 
+/* Frame-base recovery's view of the target: code is executable and file-backed (or vdso). */
+static bool probe_is_code(void *arg, uint64_t addr)
+{
+	const struct unwind_ctx *c = arg;
+	const struct cp_map *map = c->uw->maps ? cp_maps_find(c->uw->maps, addr) : NULL;
+
+	return map && map->perms[2] == 'x' && (cp_map_is_file(map) || is_vdso(map));
+}
+
+static int probe_read_code(void *arg, uint64_t addr, void *buf, size_t len)
+{
+	return read_mem(arg, addr, buf, len);
+}
+
+/*
+ * The frame at pc/sp could not be stepped because its CFA is rbp-based and the capture has
+ * no rbp (a live capture). Find rbp from the stack copy, validated by the call that made the
+ * frame (cp_frame_base_find), and restart libunwind there: *regs_out gets pc, sp and the
+ * recovered rbp. 0, or -ENODATA when nothing could be proven.
+ */
+static int recover_frame_base(struct unwind_ctx *c, uint64_t pc, uint64_t sp,
+			      struct cp_regs *regs_out)
+{
+	struct cp_frame_base_probe probe = {
+		.sp = sp, .stack = c->stack, .is_code = probe_is_code,
+		.read_code = probe_read_code, .arg = c,
+	};
+	unw_proc_info_t pi;
+	uint64_t base;
+
+	memset(&pi, 0, sizeof(pi));
+	/* pc is a return address: the call it follows belongs to the function before it. */
+	if (find_proc_info(c->uw->as, pc - 1, &pi, 0, c) < 0 || !pi.start_ip)
+		return -ENODATA;
+	probe.func_start = pi.start_ip;
+	if (cp_frame_base_find(&probe, &base) <= 0)
+		return -ENODATA;
+	memset(regs_out, 0, sizeof(*regs_out));
+	regs_out->r[CP_REG_RIP] = pc;
+	regs_out->r[CP_REG_RSP] = sp;
+	regs_out->r[CP_REG_RBP] = base;
+	regs_out->valid = 1u << CP_REG_RIP | 1u << CP_REG_RSP | 1u << CP_REG_RBP;
+	return 0;
+}
+
 /* libunwind's error codes as -errno for stop_reason. */
 static int unw_to_errno(int r)
 {
@@ -533,6 +586,8 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 	      struct cp_unwind_result *out)
 {
 	struct unwind_ctx c = { .uw = uw, .regs = regs, .stack = stack };
+	struct cp_regs fp_regs;
+	bool recovered = false;
 	unw_cursor_t cursor;
 	unw_word_t pc, sp, prev_sp = 0;
 	bool prev_signal = false, same_sp = false, backwards, sigtramp;
@@ -595,6 +650,18 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 		prev_signal = sigtramp;
 
 		r = unw_step(&cursor);
+		/*
+		 * A live capture has no rbp: a caller whose CFA is rbp-based (frame-pointer code)
+		 * cannot be stepped. Recover its rbp once, with proof, and go on from there.
+		 */
+		if (r == -UNW_EBADREG && !recovered && !(c.regs->valid & (1u << CP_REG_RBP)) &&
+		    out->n > 1 && recover_frame_base(&c, pc, sp, &fp_regs) == 0) {
+			recovered = true;
+			c.regs = &fp_regs;
+			r = unw_init_remote(&cursor, uw->as, &c);
+			if (r == 0)
+				r = unw_step(&cursor);
+		}
 		if (r == 0)
 			break;
 		if (r < 0) {

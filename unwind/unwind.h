@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "maps.h"
+#include "mem.h"
 #include "snapshot.h"
 
 #define CP_UNWIND_MAX_FRAMES 256
@@ -44,6 +45,12 @@ struct cp_unwind_result {
  */
 struct cp_unwinder *cp_unwind_new(int pid, const struct cp_maps *maps, bool live_memory);
 void cp_unwind_free(struct cp_unwinder *uw);
+/*
+ * Read the target's memory through mem, opened by the caller for the process of the unwinder
+ * (without it, reads go by pid). The file stays the caller's and must stay open while the
+ * unwinder is used.
+ */
+void cp_unwind_set_mem(struct cp_unwinder *uw, const struct cp_mem *mem);
 /* Point the unwinder at a newer map (after dlopen/mmap); cached modules are kept by file. */
 void cp_unwind_set_maps(struct cp_unwinder *uw, const struct cp_maps *maps);
 

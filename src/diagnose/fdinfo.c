@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -362,11 +361,9 @@ static void visit_match(void *ctx, int pid, int fd, const char *link)
 }
 
 /*
- * Every anonymous pipe fd of the system, sorted by inode. A dump asks about many threads in a
- * row, and on a process with hundreds of threads blocked on pipes a walk of all of /proc per
- * thread would dominate the dump; one walk serves every question asked within
- * PIPE_INDEX_TTL_NS. Matches are re-checked against /proc when used, so a stale entry costs
- * nothing but a readlink; only a holder that appeared since the walk can be missed.
+ * One walk of /proc serves every question asked within PIPE_INDEX_TTL_NS. Matches are
+ * re-checked against /proc when used, so a stale entry costs nothing but a readlink; only a
+ * holder that appeared since the walk can be missed.
  */
 #define PIPE_INDEX_TTL_NS (3ull * 1000000000)
 
@@ -376,33 +373,45 @@ struct pipe_ent {
 	int fd;
 };
 
-static struct {
-	pthread_mutex_t lock;
-	uint64_t built_ns;
+struct cp_pipe_index {
+	uint64_t built_ns;	/* 0: not built */
 	struct pipe_ent *v;
 	size_t n, alloc;
 	bool cut, oom;
-} pipe_index = { .lock = PTHREAD_MUTEX_INITIALIZER };
+};
+
+struct cp_pipe_index *cp_pipe_index_new(void)
+{
+	return calloc(1, sizeof(struct cp_pipe_index));
+}
+
+void cp_pipe_index_free(struct cp_pipe_index *ix)
+{
+	if (!ix)
+		return;
+	free(ix->v);
+	free(ix);
+}
 
 static void visit_index(void *ctx, int pid, int fd, const char *link)
 {
+	struct cp_pipe_index *pipe_index = ctx;
 	uint64_t ino;
 
-	(void)ctx;
 	if (!link_inode(link, "pipe:", &ino))
 		return;
-	if (pipe_index.n == pipe_index.alloc) {
-		size_t na = pipe_index.alloc ? pipe_index.alloc * 2 : 256;
-		struct pipe_ent *nv = realloc(pipe_index.v, na * sizeof(*nv));
+	if (pipe_index->n == pipe_index->alloc) {
+		size_t na = pipe_index->alloc ? pipe_index->alloc * 2 : 256;
+		struct pipe_ent *nv = realloc(pipe_index->v, na * sizeof(*nv));
 
 		if (!nv) {
-			pipe_index.oom = true;
+			pipe_index->oom = true;
 			return;
 		}
-		pipe_index.v = nv;
-		pipe_index.alloc = na;
+		pipe_index->v = nv;
+		pipe_index->alloc = na;
 	}
-	pipe_index.v[pipe_index.n++] = (struct pipe_ent){ .ino = ino, .pid = pid, .fd = fd };
+	pipe_index->v[pipe_index->n++] = (struct pipe_ent){ .ino = ino, .pid = pid, .fd = fd };
 }
 
 static int cmp_pipe_ent(const void *a, const void *b)
@@ -416,74 +425,72 @@ static int cmp_pipe_ent(const void *a, const void *b)
 	return (x->fd > y->fd) - (x->fd < y->fd);
 }
 
-/* Rebuild the index when it is old; the lock is held. false when it could not be built. */
-static bool index_refresh_locked(void)
+/* Rebuild the index when it is old. false when it could not be built. */
+static bool index_refresh(struct cp_pipe_index *pipe_index)
 {
 	uint64_t now = cp_now_ns();
 
-	if (pipe_index.built_ns && now - pipe_index.built_ns <= PIPE_INDEX_TTL_NS)
+	if (pipe_index->built_ns && now - pipe_index->built_ns <= PIPE_INDEX_TTL_NS)
 		return true;
-	pipe_index.n = 0;
-	pipe_index.oom = false;
-	pipe_index.cut = scan_all_fds(visit_index, NULL);
-	if (pipe_index.oom) {
-		pipe_index.built_ns = 0;
+	pipe_index->n = 0;
+	pipe_index->oom = false;
+	pipe_index->cut = scan_all_fds(visit_index, pipe_index);
+	if (pipe_index->oom) {
+		pipe_index->built_ns = 0;
 		return false;
 	}
-	qsort(pipe_index.v, pipe_index.n, sizeof(*pipe_index.v), cmp_pipe_ent);
-	pipe_index.built_ns = cp_now_ns();
+	qsort(pipe_index->v, pipe_index->n, sizeof(*pipe_index->v), cmp_pipe_ent);
+	pipe_index->built_ns = cp_now_ns();
 	return true;
 }
 
 /* Look ino up in the index (rebuilt when old). false when the index could not be built. */
-static bool index_lookup(uint64_t ino, struct holder_search *hs, bool *cut)
+static bool index_lookup(struct cp_pipe_index *pipe_index, uint64_t ino,
+			 struct holder_search *hs, bool *cut)
 {
 	size_t lo, hi;
 
-	pthread_mutex_lock(&pipe_index.lock);
-	if (!index_refresh_locked()) {
-		pthread_mutex_unlock(&pipe_index.lock);
+	if (!index_refresh(pipe_index))
 		return false;
-	}
 	/* First entry with this inode. */
 	lo = 0;
-	hi = pipe_index.n;
+	hi = pipe_index->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (pipe_index.v[mid].ino < ino)
+		if (pipe_index->v[mid].ino < ino)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	for (; lo < pipe_index.n && pipe_index.v[lo].ino == ino; lo++)
-		add_holder(hs, pipe_index.v[lo].pid, pipe_index.v[lo].fd);
-	*cut = pipe_index.cut;
-	pthread_mutex_unlock(&pipe_index.lock);
+	for (; lo < pipe_index->n && pipe_index->v[lo].ino == ino; lo++)
+		add_holder(hs, pipe_index->v[lo].pid, pipe_index->v[lo].fd);
+	*cut = pipe_index->cut;
 	return true;
 }
 
 /*
  * Every (pid, fd) whose link is the same pipe and whose access mode can do the other end's
- * job; *incomplete says when a bound cut the search short.
+ * job, through pipes when set; *incomplete says when a bound cut the search short.
  */
-static size_t find_pipe_holders(const char *link, bool want_write, int self_fd, int target,
-				struct pipe_holder *out, size_t max, size_t *total,
-				bool *incomplete)
+static size_t find_pipe_holders(struct cp_pipe_index *pipes, const char *link, bool want_write,
+				int self_fd, int target, struct pipe_holder *out, size_t max,
+				size_t *total, bool *incomplete)
 {
 	struct holder_search hs = { .link = link, .want_write = want_write, .self_fd = self_fd,
 				    .target = target, .out = out, .max = max };
 	uint64_t ino;
 
 	/* Named pipes (FIFOs) are rare: look for their path directly. */
-	if (!link_inode(link, "pipe:", &ino) || !index_lookup(ino, &hs, incomplete))
+	if (!pipes || !link_inode(link, "pipe:", &ino) ||
+	    !index_lookup(pipes, ino, &hs, incomplete))
 		*incomplete = scan_all_fds(visit_match, &hs);
 	*total = hs.total;
 	return hs.n;
 }
 
 static void describe_pipe(int pid, int fd, const char *link, const char *fdinfo,
-			  struct cp_fd_desc *d, struct cp_strbuf *sb)
+			  struct cp_pipe_index *pipes, struct cp_fd_desc *d, struct cp_strbuf *sb)
 {
 	struct pipe_holder h[PIPE_HOLDERS_SHOWN];
 	long flags = fdinfo_flags(fdinfo);
@@ -498,7 +505,7 @@ static void describe_pipe(int pid, int fd, const char *link, const char *fdinfo,
 	/* A read end waits for writers; a write end waits for readers. */
 	want_write = (flags & O_ACCMODE) == O_RDONLY;
 	other = want_write ? "write end" : "read end";
-	n = find_pipe_holders(link, want_write, fd, pid, h, PIPE_HOLDERS_SHOWN, &total,
+	n = find_pipe_holders(pipes, link, want_write, fd, pid, h, PIPE_HOLDERS_SHOWN, &total,
 			      &incomplete);
 	if (total == 0) {
 		cp_strbuf_addf(sb, ", %s %s", other,
@@ -646,7 +653,8 @@ static void describe_path(int pid, int fd, const char *link, const char *fdinfo,
 		cp_strbuf_addf(sb, ", offset %lld", strtoll(pos, NULL, 10));
 }
 
-int cp_fd_describe(int pid, int fd, bool for_write, struct cp_fd_desc *d)
+int cp_fd_describe(int pid, int fd, bool for_write, struct cp_pipe_index *pipes,
+		   struct cp_fd_desc *d)
 {
 	struct cp_strbuf sb = CP_STRBUF_INIT;
 	char lp[64], link[LINK_MAX], *fdinfo = NULL, *detail;
@@ -674,7 +682,7 @@ int cp_fd_describe(int pid, int fd, bool for_write, struct cp_fd_desc *d)
 	if (link_inode(link, "socket:", &ino)) {
 		describe_socket(pid, fd, ino, for_write, d, &sb);
 	} else if (link_inode(link, "pipe:", &ino)) {
-		describe_pipe(pid, fd, link, fdinfo, d, &sb);
+		describe_pipe(pid, fd, link, fdinfo, pipes, d, &sb);
 	} else if (!strcmp(link, "anon_inode:[eventpoll]")) {
 		describe_epoll(pid, fdinfo, &sb);
 	} else if (!strcmp(link, "anon_inode:[eventfd]")) {
@@ -685,7 +693,7 @@ int cp_fd_describe(int pid, int fd, bool for_write, struct cp_fd_desc *d)
 		describe_signalfd(fdinfo, &sb);
 	} else if (link[0] == '/' && stat(lp, &st) == 0 && S_ISFIFO(st.st_mode)) {
 		/* A named pipe: the same search, by path. */
-		describe_pipe(pid, fd, link, fdinfo, d, &sb);
+		describe_pipe(pid, fd, link, fdinfo, pipes, d, &sb);
 	} else if (link[0] == '/') {
 		describe_path(pid, fd, link, fdinfo, &sb);
 	} else {

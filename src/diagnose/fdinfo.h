@@ -24,10 +24,24 @@ void cp_fd_desc_init(struct cp_fd_desc *d);
 void cp_fd_desc_release(struct cp_fd_desc *d);
 
 /*
- * Describe fd of process pid. for_write selects SO_SNDTIMEO instead of SO_RCVTIMEO.
- * 0 or -errno; d is always left releasable.
+ * Every anonymous pipe fd of the system by inode, to name who holds a pipe's other end. A
+ * dump asks about many threads in a row, and on a process with hundreds of threads blocked on
+ * pipes a walk of all of /proc per thread would dominate the dump: the index is built by one
+ * walk on first use and rebuilt when a few seconds old. One user at a time.
  */
-int cp_fd_describe(int pid, int fd, bool for_write, struct cp_fd_desc *d);
+struct cp_pipe_index;
+
+/* An empty index (built on first use); NULL when out of memory. */
+struct cp_pipe_index *cp_pipe_index_new(void);
+void cp_pipe_index_free(struct cp_pipe_index *ix);
+
+/*
+ * Describe fd of process pid. for_write selects SO_SNDTIMEO instead of SO_RCVTIMEO. pipes
+ * (borrowed, may be NULL) answers who holds a pipe's other end; without it each pipe asked
+ * about costs a walk of /proc. 0 or -errno; d is always left releasable.
+ */
+int cp_fd_describe(int pid, int fd, bool for_write, struct cp_pipe_index *pipes,
+		   struct cp_fd_desc *d);
 
 /* The socket with inode ino in pid's network namespace, as one readable line. 0 or -errno. */
 int cp_net_describe_socket(int pid, uint64_t ino, char *buf, size_t size);

@@ -229,8 +229,8 @@ static void place_owner(int pid, struct cp_lock_info *li)
 		li->owner_pid = (int)tgid;
 }
 
-int cp_lock_mutex_owner(int pid, uint64_t futex_addr, const int *tids, size_t ntids,
-			struct cp_lock_info *out)
+int cp_lock_mutex_owner(const struct cp_mem *mem, uint64_t futex_addr, const int *tids,
+			size_t ntids, struct cp_lock_info *out)
 {
 	uint8_t raw[CP_LOCK_MUTEX_SIZE];
 	struct cp_lock_info info;
@@ -239,7 +239,7 @@ int cp_lock_mutex_owner(int pid, uint64_t futex_addr, const int *tids, size_t nt
 	if (!out || !futex_addr || (futex_addr & 3))
 		return -EINVAL;
 	/* pthread_mutex_lock sleeps on __lock, the first word: the futex is the mutex. */
-	n = cp_mem_read(pid, futex_addr, raw, sizeof(raw));
+	n = cp_mem_read(mem, futex_addr, raw, sizeof(raw));
 	if (n < 0)
 		return (int)n;
 	if ((size_t)n < sizeof(raw))
@@ -247,13 +247,13 @@ int cp_lock_mutex_owner(int pid, uint64_t futex_addr, const int *tids, size_t nt
 	n = cp_lock_decode_mutex(raw, sizeof(raw), futex_addr, tids, ntids, &info);
 	if (n < 0)
 		return (int)n;
-	place_owner(pid, &info);
+	place_owner(mem->pid, &info);
 	*out = info;
 	return 0;
 }
 
-int cp_lock_rwlock_writer(int pid, uint64_t futex_addr, const int *tids, size_t ntids,
-			  struct cp_lock_info *out)
+int cp_lock_rwlock_writer(const struct cp_mem *mem, uint64_t futex_addr, const int *tids,
+			  size_t ntids, struct cp_lock_info *out)
 {
 	static const unsigned int offs[] = { RW_OFF_WRPHASE_FUTEX, RW_OFF_WRITERS_FUTEX,
 					     RW_OFF_READERS };
@@ -280,7 +280,7 @@ int cp_lock_rwlock_writer(int pid, uint64_t futex_addr, const int *tids, size_t 
 			base = futex_addr - offs[i];
 			if (((base & 7) == 0) != (pass == 0))
 				continue;
-			n = cp_mem_read(pid, base, raw, sizeof(raw));
+			n = cp_mem_read(mem, base, raw, sizeof(raw));
 			if (n < 0) {
 				err = (int)n;
 				continue;
@@ -297,7 +297,7 @@ int cp_lock_rwlock_writer(int pid, uint64_t futex_addr, const int *tids, size_t 
 	}
 	if (!found)
 		return err;
-	place_owner(pid, &best);
+	place_owner(mem->pid, &best);
 	*out = best;
 	return 0;
 }

@@ -46,18 +46,21 @@ int cp_lock_decode_mutex(const void *raw, size_t len, uint64_t addr, const int *
 int cp_lock_decode_rwlock(const void *raw, size_t len, uint64_t base, unsigned int futex_off,
 			  const int *tids, size_t ntids, struct cp_lock_info *out);
 
+struct cp_mem;
+
 /*
- * Owner of the glibc pthread mutex whose futex word is at futex_addr in process pid.
- * tids: the process's threads (sorted) to validate the owner against. 0 or -errno.
+ * Owner of the glibc pthread mutex whose futex word is at futex_addr in the process mem
+ * reads (borrowed). tids: the process's threads (sorted) to validate the owner against.
+ * 0 or -errno.
  */
-int cp_lock_mutex_owner(int pid, uint64_t futex_addr, const int *tids, size_t ntids,
-			struct cp_lock_info *out);
+int cp_lock_mutex_owner(const struct cp_mem *mem, uint64_t futex_addr, const int *tids,
+			size_t ntids, struct cp_lock_info *out);
 
 /*
  * The writer holding the glibc rwlock that futex_addr belongs to (a rwlock has several futex
  * words; this finds the object). 0 or -errno.
  */
-int cp_lock_rwlock_writer(int pid, uint64_t futex_addr, const int *tids, size_t ntids,
-			  struct cp_lock_info *out);
+int cp_lock_rwlock_writer(const struct cp_mem *mem, uint64_t futex_addr, const int *tids,
+			  size_t ntids, struct cp_lock_info *out);
 
 #endif

@@ -52,6 +52,7 @@ struct cp_wait {
 };
 
 struct cp_wait_cache;
+struct cp_mem;
 
 /* Everything the classifier looks at for one thread. Borrowed. */
 struct cp_wait_input {
@@ -60,15 +61,20 @@ struct cp_wait_input {
 	const struct cp_task_stat *stat;
 	const struct cp_task_syscall *sc;	/* NULL when unreadable */
 	const char *wchan;			/* may be "" */
-	const char *const *functions;		/* symbolized function names, innermost first */
+	const char *const *functions;		/* symbolized names, innermost first */
 	size_t nfunctions;
 	const int *tids;			/* all threads of the process, sorted */
 	size_t ntids;
-	/* May be NULL: what earlier threads of the same dump taught about shared fds. */
+	/* May be NULL: what earlier threads of the same dump taught about fds, locks, pipes. */
 	struct cp_wait_cache *cache;
+	/* May be NULL: the process's memory, open for the dump; else it is read by pid. */
+	const struct cp_mem *mem;
 };
 
-/* A memo of fd descriptions and lock owners for the threads of one dump (one user at a time). */
+/*
+ * A memo of fd descriptions, lock owners and pipe holders for the threads of one dump (one
+ * user at a time). NULL when out of memory.
+ */
 struct cp_wait_cache *cp_wait_cache_new(void);
 void cp_wait_cache_free(struct cp_wait_cache *c);
 

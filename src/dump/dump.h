@@ -11,8 +11,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "proc.h"
+#include "deadlock.h"
 #include "fdinfo.h"
+#include "proc.h"
 #include "wait.h"
 
 struct cp_frame {
@@ -50,14 +51,6 @@ struct cp_dump_group {
 	size_t first;		/* index of a representative thread */
 };
 
-struct cp_deadlock {
-	/* owned; the cycle in order (leaked_owner: the waiters, then the exited owner) */
-	int *tids;
-	size_t ntids;
-	char *description;	/* owned; one sentence */
-	bool leaked_owner;	/* a lock whose owner thread no longer exists */
-};
-
 struct cp_dump {
 	int pid;
 	char *exe;
@@ -67,7 +60,7 @@ struct cp_dump {
 	size_t nthreads;
 	struct cp_dump_group *groups;	/* NULL unless grouped */
 	size_t ngroups;
-	struct cp_deadlock *deadlocks;
+	struct cp_deadlock *deadlocks;	/* owned */
 	size_t ndeadlocks;
 	struct cp_fd_counts fds;
 	bool has_fds;
@@ -127,7 +120,10 @@ int cp_dump_group(struct cp_dump *dump);
 int cp_dump_group_compute(const struct cp_dump *dump, struct cp_dump_group **out, size_t *nout);
 /* Same wait kind and the same pcs, frame by frame. */
 bool cp_dump_same_stack(const struct cp_dump_thread *a, const struct cp_dump_thread *b);
-/* Find deadlock cycles and locks held by vanished owners. */
+/*
+ * Find deadlock cycles and locks held by vanished owners among the threads' lock waits
+ * (cp_deadlock_find); earlier findings are replaced. 0, -EINVAL (dump NULL) or -ENOMEM.
+ */
 int cp_dump_find_deadlocks(struct cp_dump *dump);
 
 /* Helpers the writers share. */

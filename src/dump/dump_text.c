@@ -438,10 +438,15 @@ static void add_header(struct out *o, const struct cp_dump *dump)
 	cp_strbuf_addf(&o->sb, "%sprocess %d (", col(o, C_BOLD), dump->pid);
 	/* The target chose its argv: keep the header one line and the terminal unharmed. */
 	if (dump->cmdline && dump->cmdline[0]) {
+		size_t start = o->sb.len;
+
 		for (size_t i = 0; dump->cmdline[i]; i++) {
 			cp_strbuf_adds(&o->sb, i ? " " : "");
 			add_text(o, dump->cmdline[i]);
 		}
+		/* Programs that rewrite their argv (PostgreSQL, redis) pad it with spaces. */
+		while (o->sb.len > start + 1 && o->sb.buf[o->sb.len - 1] == ' ')
+			o->sb.buf[--o->sb.len] = '\0';
 	} else if (dump->exe) {
 		add_text(o, dump->exe);
 	} else {

@@ -13,13 +13,12 @@
 #include <unistd.h>
 
 #include "perf_regs.h"
+#include "perf_ring.h"
 #include "proc.h"
 #include "sampler.h"
 #include "util.h"
 
 #define MAX_CPUS CP_MAX_CPUS
-/* A record is at most 64 KiB (its size is a u16). */
-#define MAX_RECORD 65536
 /* Task list re-scans after opening, until no thread is new (a thread-spawning storm). */
 #define MAX_RESCANS 16
 /* Processing time per cp_sampler_poll call before it returns with records left. */
@@ -28,13 +27,10 @@
 struct ring {
 	int cpu;
 	int fd;			/* the event whose buffer this is */
-	uint8_t *base;		/* mmap: one metadata page, then data */
-	size_t mmap_len;
-	uint8_t *data;
-	uint64_t size;		/* power of two */
-	uint64_t tail;		/* cursor while reading */
-	uint64_t head;		/* snapshot of data_head */
-	uint8_t *scratch;	/* a record that wraps around the end, made contiguous */
+	struct cp_perf_ring pr;
+	/* While cp_sampler_poll merges the rings: the ring's next record, read, not consumed. */
+	const struct perf_event_header *next;
+	uint64_t next_time;
 };
 
 struct event {
@@ -44,11 +40,11 @@ struct event {
 	bool ring_owner;
 };
 
-/* Open-addressing set of thread ids (never removes). */
+/* A set of thread ids (never removes): the ids in v, found through the shared table. */
 struct tidset {
 	int *v;
-	size_t cap;		/* power of two, 0 when empty */
-	size_t n;
+	size_t n, alloc;
+	struct cp_htab index;	/* indexes of v */
 };
 
 struct cp_sampler {
@@ -77,53 +73,44 @@ static int perf_open(struct perf_event_attr *attr, int tid, int cpu)
 	return fd < 0 ? -errno : (int)fd;
 }
 
-static size_t hash_tid(int tid, size_t cap)
+static uint32_t hash_tid(int tid)
 {
-	return ((uint32_t)tid * 2654435761u) & (cap - 1);
+	return (uint32_t)tid * 2654435761u;
+}
+
+static bool tid_eq(const void *ctx, uint32_t idx, const void *key)
+{
+	const struct tidset *set = ctx;
+
+	return set->v[idx] == *(const int *)key;
 }
 
 static bool tidset_has(const struct tidset *set, int tid)
 {
-	if (!set->cap)
-		return false;
-	for (size_t i = hash_tid(tid, set->cap);; i = (i + 1) & (set->cap - 1)) {
-		if (set->v[i] == tid)
-			return true;
-		if (set->v[i] == 0)
-			return false;
-	}
+	return cp_htab_find(&set->index, hash_tid(tid), tid_eq, set, &tid) >= 0;
 }
 
 static int tidset_add(struct tidset *set, int tid)
 {
+	int err;
+
 	if (tidset_has(set, tid))
 		return 0;
-	if ((set->n + 1) * 2 > set->cap) {
-		size_t cap = set->cap ? set->cap * 2 : 64;
-		int *v = calloc(cap, sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		for (size_t i = 0; i < set->cap; i++) {
-			if (!set->v[i])
-				continue;
-			size_t j = hash_tid(set->v[i], cap);
-
-			while (v[j])
-				j = (j + 1) & (cap - 1);
-			v[j] = set->v[i];
-		}
-		free(set->v);
-		set->v = v;
-		set->cap = cap;
-	}
-	size_t i = hash_tid(tid, set->cap);
-
-	while (set->v[i])
-		i = (i + 1) & (set->cap - 1);
-	set->v[i] = tid;
-	set->n++;
+	err = cp_grow((void **)&set->v, &set->alloc, set->n + 1, sizeof(*set->v));
+	if (err < 0)
+		return err;
+	err = cp_htab_insert(&set->index, hash_tid(tid), (uint32_t)set->n);
+	if (err < 0)
+		return err;
+	set->v[set->n++] = tid;
 	return 0;
+}
+
+static void tidset_release(struct tidset *set)
+{
+	free(set->v);
+	cp_htab_release(&set->index);
+	memset(set, 0, sizeof(*set));
 }
 
 /*
@@ -197,10 +184,9 @@ static void setup_attr(struct cp_sampler *s, const struct cp_sampler_opts *o, bo
  * Bytes of ring per CPU: about half a second of samples at full rate (a CPU takes at most hz
  * samples a second, however many threads share it), so that a reader kept off the CPU for a
  * while (a loaded machine, the first DWARF lookups) loses nothing; a power of two, at most
- * 32 MiB per ring and 128 MiB over all CPUs (locked memory). Every page is allocated and
- * cleared by the kernel up front, and on a virtual machine a page the guest has not used for
- * a while costs tens of microseconds: a second's worth, 1 MiB per CPU at 99 Hz, was 3-5 ms
- * of each ring's mmap (512 KiB: 0.1-0.4 ms), a tenth of a short record's CPU.
+ * 32 MiB per ring and 128 MiB over all CPUs (locked memory). No more than that: every page
+ * is allocated and cleared by the kernel up front, which costs the mmap time in proportion
+ * (dear on virtual machines).
  */
 static size_t ring_bytes_for(const struct cp_sampler_opts *o, size_t stack_size, size_t ncpus)
 {
@@ -227,20 +213,15 @@ static int ring_map(struct cp_sampler *s, struct ring *r, int fd)
 	 * RLIMIT_MEMLOCK): halve until it fits rather than fail.
 	 */
 	for (;;) {
-		size_t len = (size_t)page + bytes;
-		void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		int err = cp_perf_ring_map(&r->pr, fd, bytes, false);
 
-		if (p != MAP_FAILED) {
-			r->base = p;
-			r->mmap_len = len;
-			r->data = (uint8_t *)p + page;
-			r->size = bytes;
+		if (err == 0) {
 			r->fd = fd;
 			s->stats.ring_bytes = bytes;
 			return 0;
 		}
-		if ((errno != EPERM && errno != ENOMEM) || bytes <= (size_t)page * 2)
-			return -errno;
+		if ((err != -EPERM && err != -ENOMEM) || bytes <= (size_t)page * 2)
+			return err;
 		bytes /= 2;
 	}
 }
@@ -299,86 +280,35 @@ static int open_thread(struct cp_sampler *s, int tid)
 	return tidset_add(&s->opened, tid);
 }
 
-static uint64_t ring_u64(const struct ring *r, uint64_t pos)
-{
-	uint64_t v;
-
-	/* Records are 8-byte aligned and the size is a power of two: a u64 never wraps. */
-	memcpy(&v, r->data + (pos & (r->size - 1)), sizeof(v));
-	return v;
-}
-
-/* The record at r->tail, contiguous (copied to scratch when it wraps), or NULL if malformed. */
-static const struct perf_event_header *ring_record(struct ring *r)
-{
-	uint64_t off = r->tail & (r->size - 1);
-	struct perf_event_header h;
-
-	memcpy(&h, r->data + off, sizeof(h));
-	if (h.size < sizeof(h) || r->tail + h.size > r->head)
-		return NULL;
-	if (off + h.size <= r->size)
-		return (const struct perf_event_header *)(r->data + off);
-	if (!r->scratch) {
-		r->scratch = malloc(MAX_RECORD);
-		if (!r->scratch)
-			return NULL;
-	}
-	size_t first = r->size - off;
-
-	memcpy(r->scratch, r->data + off, first);
-	memcpy(r->scratch + first, r->data, h.size - first);
-	return (const struct perf_event_header *)r->scratch;
-}
-
 /*
- * The time of the record at r->tail: samples carry it after ip and pid/tid; every other
- * record ends with the sample_id trailer {pid, tid, time}.
+ * The time of a record: samples carry it after ip and pid/tid; every other record ends with
+ * the sample_id trailer {pid, tid, time}.
  */
-static uint64_t ring_peek_time(const struct ring *r)
+static uint64_t record_time(const struct perf_event_header *h)
 {
-	struct perf_event_header h;
+	uint64_t t;
 
-	memcpy(&h, r->data + (r->tail & (r->size - 1)), sizeof(h));
-	if (h.size < sizeof(h) + 16)
+	if (h->size < sizeof(*h) + 16)
 		return 0;
-	if (h.type == PERF_RECORD_SAMPLE)
-		return ring_u64(r, r->tail + sizeof(h) + 16);
-	return ring_u64(r, r->tail + h.size - 8);
-}
-
-static void ring_snapshot(struct ring *r)
-{
-	struct perf_event_mmap_page *meta = (struct perf_event_mmap_page *)r->base;
-
-	r->head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
-	r->tail = meta->data_tail;
-}
-
-static void ring_consume(struct ring *r, uint64_t bytes)
-{
-	struct perf_event_mmap_page *meta = (struct perf_event_mmap_page *)r->base;
-
-	r->tail += bytes;
-	__atomic_store_n(&meta->data_tail, r->tail, __ATOMIC_RELEASE);
+	if (h->type == PERF_RECORD_SAMPLE)
+		memcpy(&t, (const uint8_t *)h + sizeof(*h) + 16, sizeof(t));
+	else
+		memcpy(&t, (const uint8_t *)h + h->size - 8, sizeof(t));
+	return t;
 }
 
 /* Mark threads that inherited events (FORK records not yet read) without consuming them. */
 static int peek_forks(struct cp_sampler *s)
 {
 	for (size_t i = 0; i < s->ncpus; i++) {
-		struct ring *r = &s->rings[i];
-		uint64_t saved;
+		struct cp_perf_ring *r = &s->rings[i].pr;
+		const struct perf_event_header *h;
 
 		if (!r->base)
 			continue;
-		ring_snapshot(r);
-		saved = r->tail;
-		while (r->tail < r->head) {
-			const struct perf_event_header *h = ring_record(r);
-
-			if (!h)
-				break;
+		/* A pass that consumes nothing: cp_sampler_poll reads these records again. */
+		cp_perf_ring_read_init(r);
+		while (cp_perf_ring_read_event(r, &h) > 0) {
 			if (h->type == PERF_RECORD_FORK && h->size >= sizeof(*h) + 16) {
 				uint32_t v[4];
 
@@ -386,9 +316,7 @@ static int peek_forks(struct cp_sampler *s)
 				if (tidset_add(&s->inherited, (int)v[2]) < 0)
 					return -ENOMEM;
 			}
-			r->tail += h->size;
 		}
-		r->tail = saved;
 	}
 	return 0;
 }
@@ -473,18 +401,16 @@ void cp_sampler_free(struct cp_sampler *s)
 		if (s->events[i].fd >= 0 && !s->events[i].ring_owner)
 			close(s->events[i].fd);
 	for (size_t i = 0; i < s->ncpus && s->rings; i++) {
-		if (s->rings[i].base)
-			munmap(s->rings[i].base, s->rings[i].mmap_len);
+		cp_perf_ring_release(&s->rings[i].pr);
 		if (s->rings[i].fd >= 0)
 			close(s->rings[i].fd);
-		free(s->rings[i].scratch);
 	}
 	free(s->rings);
 	free(s->events);
 	free(s->cpus);
 	free(s->pids);
-	free(s->opened.v);
-	free(s->inherited.v);
+	tidset_release(&s->opened);
+	tidset_release(&s->inherited);
 	free(s);
 }
 
@@ -496,18 +422,14 @@ static void close_events(struct cp_sampler *s)
 	for (size_t i = 0; i < s->ncpus; i++) {
 		struct ring *r = &s->rings[i];
 
-		if (r->base)
-			munmap(r->base, r->mmap_len);
+		cp_perf_ring_release(&r->pr);
 		if (r->fd >= 0)
 			close(r->fd);
-		r->base = NULL;
 		r->fd = -1;
 	}
 	s->nevents = 0;
-	free(s->opened.v);
-	memset(&s->opened, 0, sizeof(s->opened));
-	free(s->inherited.v);
-	memset(&s->inherited, 0, sizeof(s->inherited));
+	tidset_release(&s->opened);
+	tidset_release(&s->inherited);
 }
 
 int cp_sampler_open(const struct cp_sampler_opts *opts, struct cp_sampler **out)
@@ -811,16 +733,17 @@ int cp_sampler_poll(struct cp_sampler *s, int timeout_ms, const struct cp_sample
 			return -errno;
 	}
 	t0 = cp_now_ns();
-	for (size_t i = 0; i < s->ncpus; i++)
-		if (s->rings[i].base)
-			ring_snapshot(&s->rings[i]);
+	for (size_t i = 0; i < s->ncpus; i++) {
+		s->rings[i].next = NULL;
+		if (s->rings[i].pr.base)
+			cp_perf_ring_read_init(&s->rings[i].pr);
+	}
 	/*
 	 * Merge the rings by time: a sample on one CPU may use a mapping whose MMAP2 record sits
 	 * in another CPU's ring. Each ring is already in time order.
 	 */
 	for (size_t nrec = 0;; nrec++) {
 		struct ring *best = NULL;
-		uint64_t best_t = 0;
 
 		/* Give the caller back control now and then (deadline, Ctrl-C); the rest waits. */
 		if ((nrec & 63) == 63 && cp_now_ns() - t0 > POLL_BUDGET_NS)
@@ -828,29 +751,29 @@ int cp_sampler_poll(struct cp_sampler *s, int timeout_ms, const struct cp_sample
 
 		for (size_t i = 0; i < s->ncpus; i++) {
 			struct ring *r = &s->rings[i];
-			uint64_t t;
 
-			if (!r->base || r->tail >= r->head)
+			if (!r->pr.base)
 				continue;
-			t = ring_peek_time(r);
-			if (!best || t < best_t) {
-				best = r;
-				best_t = t;
+			if (!r->next) {
+				int got = cp_perf_ring_read_event(&r->pr, &r->next);
+
+				/* Malformed or unreadable: skip what is left of this ring. */
+				if (got < 0) {
+					cp_perf_ring_read_done(&r->pr);
+					r->next = NULL;
+				}
+				if (got <= 0)
+					continue;
+				r->next_time = record_time(r->next);
 			}
+			if (!best || r->next_time < best->next_time)
+				best = r;
 		}
 		if (!best)
 			break;
-		const struct perf_event_header *h = ring_record(best);
-
-		if (!h) {
-			/* Malformed or unreadable: skip what is left of this ring. */
-			ring_consume(best, best->head - best->tail);
-			continue;
-		}
-		uint16_t size = h->size;
-
-		handle_record(s, best, h, ev, ctx);
-		ring_consume(best, size);
+		handle_record(s, best, best->next, ev, ctx);
+		best->next = NULL;
+		cp_perf_ring_consume(&best->pr);
 	}
 	return 0;
 }

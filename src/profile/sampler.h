@@ -29,9 +29,8 @@
  * [truncated] and need --stack-size. The copy runs in the sampled thread's interrupt and goes
  * on past the top of the stack until it meets a page that is not present: on a shallow thread
  * stack a 16 or 32 KiB copy reaches one (glibc puts its thread stacks just below other
- * mappings), and the failed access costs the target a fault per sample. Measured on a
- * paravirtualised guest at 10 kHz: 8-12 KiB cost what registers alone cost (~44 us per
- * sample there), 16 KiB +8 us and 32 KiB +10 us.
+ * mappings), and the failed access costs the target a fault per sample; up to 12 KiB cost
+ * what registers alone cost.
  */
 #define CP_SAMPLER_STACK_DEFAULT (8u << 10)
 #define CP_SAMPLER_STACK_MIN 512u

@@ -6,8 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "deadlock.h"
 #include "dump.h"
 #include "lockinfo.h"
+#include "mem.h"
 #include "metrics.h"
 #include "proc.h"
 
@@ -105,15 +107,15 @@ static double boot_time(void)
 /*
  * A futex wait whose word belongs to a glibc mutex with a live owner becomes a mutex wait with
  * that owner: the stack is what tells a mutex from a condvar in a dump; here the lock's bytes
- * in /proc/PID/mem must look like a mutex instead.
+ * in the target's memory must look like a mutex instead.
  */
-static void futex_owner(int pid, const int *tids, size_t n, struct cp_wait *w)
+static void futex_owner(const struct cp_mem *mem, const int *tids, size_t n, struct cp_wait *w)
 {
 	struct cp_lock_info li;
 
 	if (w->kind != CP_WAIT_FUTEX || !w->has_address)
 		return;
-	if (cp_lock_mutex_owner(pid, w->address, tids, n, &li) < 0 || li.owner_tid <= 0)
+	if (cp_lock_mutex_owner(mem, w->address, tids, n, &li) < 0 || li.owner_tid <= 0)
 		return;
 	w->kind = CP_WAIT_MUTEX;
 	w->owner_tid = li.owner_tid;
@@ -135,28 +137,54 @@ static bool is_blocked(const struct cp_wait *w, char state)
 	}
 }
 
+/* The threads in lock cycles or waiting on an exited owner, from the lock waits found. */
+static int count_deadlocked(int pid, const struct cp_lock_wait *waits, size_t nwaits,
+			    const int *tids, size_t n, size_t *out)
+{
+	struct cp_wait_graph g = { .pid = pid, .waits = waits, .nwaits = nwaits, .tids = tids,
+				   .ntids = n };
+	struct cp_deadlock *v = NULL;
+	size_t nv = 0;
+	int err;
+
+	*out = 0;
+	if (nwaits == 0)
+		return 0;
+	err = cp_deadlock_find(&g, &v, &nv);
+	if (err < 0)
+		return err;
+	for (size_t i = 0; i < nv; i++)
+		*out += v[i].ntids;
+	cp_deadlock_free(v, nv);
+	return 0;
+}
+
 /*
  * Count each thread's state and, with waits, classify its wait from /proc (syscall, wchan) and
- * count the kinds; deadlocks through the dump's finder. One stat read per thread.
+ * count the kinds; deadlocks from the lock waits whose owner the lock's memory names. One stat
+ * read per thread.
  */
 static int scan_threads(int pid, const int *tids, size_t n, bool waits, struct cp_metrics *m)
 {
-	struct cp_dump d = { .pid = pid };
-	struct cp_wait_cache *cache = cp_wait_cache_new();
+	struct cp_wait_cache *cache = waits ? cp_wait_cache_new() : NULL;
+	struct cp_lock_wait *locks = waits ? calloc(n ? n : 1, sizeof(*locks)) : NULL;
+	char (*names)[CP_COMM_LEN] = waits ? calloc(n ? n : 1, sizeof(*names)) : NULL;
+	struct cp_mem mem = CP_MEM_BY_PID(pid);
+	size_t nlocks = 0;
 	int err = 0;
 
-	d.threads = calloc(n ? n : 1, sizeof(*d.threads));
-	if (!cache || !d.threads) {
-		cp_wait_cache_free(cache);
-		free(d.threads);
-		return -ENOMEM;
+	if (waits && (!cache || !locks || !names)) {
+		err = -ENOMEM;
+		goto done;
 	}
+	if (waits)
+		cp_mem_open(&mem, pid);
 	for (size_t i = 0; i < n; i++) {
-		struct cp_dump_thread *t = &d.threads[d.nthreads];
 		struct cp_task_stat st;
 		struct cp_task_syscall sc;
 		struct cp_wait_input in = { .pid = pid, .tid = tids[i], .stat = &st, .tids = tids,
-					    .ntids = n, .cache = cache };
+					    .ntids = n, .cache = cache, .mem = &mem };
+		struct cp_wait w;
 		char wchan[128] = "";
 
 		if (cp_proc_read_stat(pid, tids[i], &st) < 0)
@@ -171,22 +199,30 @@ static int scan_threads(int pid, const int *tids, size_t n, bool waits, struct c
 				cp_proc_read_wchan(pid, tids[i], wchan, sizeof(wchan));
 		}
 		in.wchan = wchan;
-		if (cp_wait_classify(&in, &t->wait) < 0)
+		if (cp_wait_classify(&in, &w) < 0)
 			continue;
-		futex_owner(pid, tids, n, &t->wait);
-		t->tid = tids[i];
-		t->state = st.state;
-		snprintf(t->name, sizeof(t->name), "%s", st.comm);
-		m->by_wait[t->wait.kind < CP_WAIT__COUNT ? t->wait.kind : CP_WAIT_UNKNOWN]++;
-		m->unbounded_io += cp_dump_wait_unbounded(&t->wait);
-		m->blocked += is_blocked(&t->wait, st.state);
-		d.nthreads++;
+		futex_owner(&mem, tids, n, &w);
+		m->by_wait[w.kind < CP_WAIT__COUNT ? w.kind : CP_WAIT_UNKNOWN]++;
+		m->unbounded_io += cp_dump_wait_unbounded(&w);
+		m->blocked += is_blocked(&w, st.state);
+		if ((w.kind == CP_WAIT_MUTEX || w.kind == CP_WAIT_RWLOCK) && w.owner_tid > 0) {
+			size_t k = nlocks++;
+
+			snprintf(names[k], sizeof(names[k]), "%s", st.comm);
+			locks[k] = (struct cp_lock_wait){
+				.waiter_tid = tids[i], .waiter_name = names[k],
+				.owner_tid = w.owner_tid, .address = w.address,
+				.has_address = w.has_address, .rwlock = w.kind == CP_WAIT_RWLOCK };
+		}
+		cp_wait_release(&w);
 	}
+	if (waits)
+		err = count_deadlocked(pid, locks, nlocks, tids, n, &m->deadlocked);
+done:
+	cp_mem_close(&mem);
 	cp_wait_cache_free(cache);
-	err = waits ? cp_dump_find_deadlocks(&d) : 0;
-	for (size_t i = 0; err == 0 && i < d.ndeadlocks; i++)
-		m->deadlocked += d.deadlocks[i].ntids;
-	cp_dump_release(&d);
+	free(locks);
+	free(names);
 	return err;
 }
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "maps.h"
+#include "mem.h"
 #include "proc.h"
 #include "snapshot.h"
 #include "switch_watch.h"
@@ -40,6 +41,11 @@ struct cp_capture_opts {
 	 * without reading its status a second time.
 	 */
 	const struct cp_switch_watch *switches;
+	/*
+	 * Borrowed, may be NULL: the target's memory, open for the dump (a faster read than
+	 * process_vm_readv by pid, which is used without it).
+	 */
+	const struct cp_mem *mem;
 };
 
 struct cp_thread_snap {
@@ -70,17 +76,20 @@ struct cp_thread_snap {
  * Capture thread tid of process pid. Returns 0 or -errno: -ESRCH (thread gone), -EPERM
  * (ptrace refused), -EBUSY (already traced by someone else), -EAGAIN (CP_CAPTURE_STOP asked
  * for a thread in uninterruptible sleep, which cannot stop until the kernel lets it go).
- * out is written only on success.
- * Without CP_CAPTURE_STOP a thread in state D is captured without stopping it: regs then
- * hold only RSP and RIP, and in a system call its argument registers (RDI RSI RDX R10 R8 R9),
- * from /proc/PID/task/TID/syscall (valid says which), and stopped is false. Every other thread is stopped, unless CP_CAPTURE_LIVE is given: then any thread
- * that is off CPU (blocked in a system call, or preempted) is captured the same way, its
- * stack copied while it sleeps and the copy kept only if the thread provably did not run
- * meanwhile (its schedule count and /proc syscall line unchanged); it is stopped only when
- * it is running, or keeps waking up during the copy and is not in a call that a stop would
- * fail with EINTR (cp_capture_syscall_may_eintr).
- * Blocks SIGINT/SIGTERM/SIGHUP for the short window in which the thread is stopped, so a
- * signal to cprof is handled only after the thread runs again.
+ * out is written only on success. The thread is taken by the first of these that applies:
+ * - blocked: without CP_CAPTURE_LIVE or CP_CAPTURE_STOP, a thread in state D is captured
+ *   without stopping it: regs then hold only RSP and RIP, and in a system call its argument
+ *   registers (RDI RSI RDX R10 R8 R9), from /proc/PID/task/TID/syscall (valid says which).
+ * - live: with CP_CAPTURE_LIVE, a thread that is off CPU (blocked in a system call, or
+ *   preempted) is captured the same way, its stack copied while it sleeps and the copy kept
+ *   only if the thread provably did not run meanwhile (its schedule count and /proc syscall
+ *   line unchanged), or if it keeps waking up during the copy and sits in a call that a stop
+ *   would fail with EINTR (cp_capture_syscall_may_eintr), or in state D.
+ * - sample: with CP_CAPTURE_LIVE, a thread on a CPU, from one perf sample
+ *   (cp_capture_by_sample): all registers, and it never stops.
+ * - stop: every other thread is stopped (PTRACE_SEIZE + PTRACE_INTERRUPT) and let go at once.
+ *   SIGINT/SIGTERM/SIGHUP/SIGQUIT are blocked for the short window in which it is stopped, so
+ *   a signal to cprof is handled only after the thread runs again.
  */
 int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 		      struct cp_thread_snap *out);

@@ -5,18 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "capture.h"
+#include "capture_impl.h"
 #include "perf_regs.h"
+#include "perf_ring.h"
 #include "util.h"
 
 /*
  * A thread that is on a CPU has its registers in the CPU, not in /proc, so the live capture
  * cannot take it, and a ptrace stop holds it for as long as cprof needs to be scheduled
- * twice (0.1 to several ms on a loaded machine). A perf event on that one thread, a task
+ * twice (long on a loaded machine). A perf event on that one thread, a task
  * clock that fires after 10 us of its CPU time, takes the same snapshot from the timer
  * interrupt: the user registers and a copy of the stack from sp. The thread loses the few
  * microseconds of the copy and never leaves the CPU. If the thread blocks before the timer
@@ -24,6 +24,8 @@
  */
 
 #define SAMPLE_PERIOD_NS 10000		/* the kernel's floor for timer events */
+/* How long a running thread gets to run 10 us of CPU for its sample. */
+#define SAMPLE_WAIT_MS 20
 /* A record's size is a u16: the stack, the registers and headers must fit in 64 KiB. */
 #define SAMPLE_STACK_MAX (60u << 10)
 /* Room in the ring besides the stack: the record's headers, tid and registers (~200 bytes). */
@@ -48,12 +50,10 @@ static int open_event(int tid, size_t stack, bool kernel)
 	return (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
-/* Parse the first sample of tid in the ring into out. 0, or -EAGAIN when there is none. */
 /*
  * Data pages for one record with a stack of stack bytes: a power of two (the kernel's rule).
  * Only the first sample is read; any later one that finds no room is dropped. Sized to the
- * stack, not to the largest stack: the kernel allocates and frees every page of the ring,
- * and 8 pages instead of 32 took 0.1 ms instead of 0.2-0.3 ms on a paravirtualised guest.
+ * stack, not to the largest stack: the kernel allocates and frees every page of the ring.
  */
 static size_t ring_data_pages(size_t stack, size_t page)
 {
@@ -64,25 +64,17 @@ static size_t ring_data_pages(size_t stack, size_t page)
 	return n;
 }
 
-static int take_sample(const uint8_t *base, size_t page, size_t data_pages, int tid,
-		       size_t stack, struct cp_thread_snap *out)
+/* Parse the first sample of tid in the ring into out. 0, or -EAGAIN when there is none. */
+static int take_sample(struct cp_perf_ring *r, int tid, size_t stack, struct cp_thread_snap *out)
 {
-	const struct perf_event_mmap_page *meta = (const void *)base;
-	const uint8_t *data = base + page;
-	uint64_t size = (uint64_t)data_pages * page;
-	uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
-	uint64_t tail = 0;
+	const struct perf_event_header *h;
 
-	/* One wakeup per sample and a ring far larger than a record: nothing wraps. */
-	while (tail + sizeof(struct perf_event_header) <= head && head <= size) {
-		const struct perf_event_header *h = (const void *)(data + tail);
-		const uint8_t *p = (const uint8_t *)(h + 1), *end = data + tail + h->size;
+	cp_perf_ring_read_init(r);
+	while (cp_perf_ring_read_event(r, &h) > 0) {
+		const uint8_t *p = (const uint8_t *)(h + 1), *end = (const uint8_t *)h + h->size;
 		uint32_t pid_tid[2];
 		uint64_t abi, len, dyn;
 
-		if (h->size < sizeof(*h) || tail + h->size > head)
-			break;
-		tail += h->size;
 		if (h->type != PERF_RECORD_SAMPLE)
 			continue;
 		if ((size_t)(end - p) < 16 + 8 * CP_PERF_NREGS + 8)
@@ -124,25 +116,21 @@ int cp_capture_by_sample(int tid, size_t stack_max, int timeout_ms, struct cp_th
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t stack = stack_max && stack_max < SAMPLE_STACK_MAX ? stack_max : SAMPLE_STACK_MAX;
-	size_t data_pages, len;
 	struct cp_thread_snap snap;
+	struct cp_perf_ring ring;
 	struct pollfd pfd;
-	uint8_t *base;
 	int fd, ret;
 
 	if (tid <= 0 || !out)
 		return -EINVAL;
 	stack &= ~(size_t)7;
-	data_pages = ring_data_pages(stack, page);
-	len = (1 + data_pages) * page;
 	fd = open_event(tid, stack, true);
 	if (fd < 0 && (errno == EACCES || errno == EPERM))
 		fd = open_event(tid, stack, false);
 	if (fd < 0)
 		return errno == ESRCH ? -ESRCH : -EOPNOTSUPP;
-	/* Populated now: a first touch of each page is a fault, dear on some virtual machines. */
-	base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-	if (base == MAP_FAILED) {
+	/* Populated now: a first touch of each page would be a fault, each on its own. */
+	if (cp_perf_ring_map(&ring, fd, ring_data_pages(stack, page) * page, true) < 0) {
 		close(fd);
 		return -EOPNOTSUPP;
 	}
@@ -152,13 +140,47 @@ int cp_capture_by_sample(int tid, size_t stack_max, int timeout_ms, struct cp_th
 		ret = poll(&pfd, 1, timeout_ms);
 	while (ret < 0 && errno == EINTR);
 	ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
-	ret = ret > 0 ? take_sample(base, page, data_pages, tid, stack, &snap) : -EAGAIN;
+	ret = ret > 0 ? take_sample(&ring, tid, stack, &snap) : -EAGAIN;
 	if (ret == 0)
 		*out = snap;
 	/* POLLHUP alone: the thread exited. */
 	if (ret == -EAGAIN && (pfd.revents & POLLHUP) && !(pfd.revents & POLLIN))
 		ret = -ESRCH;
-	munmap(base, len);
+	cp_perf_ring_release(&ring);
 	close(fd);
 	return ret;
 }
+
+/* On a CPU: one perf sample takes what a stop would, and the thread keeps running. */
+static bool sample_applies(const struct cp_capture_req *req)
+{
+	return req->live && req->have_first && (req->sc_first.running || req->first.state == 'R');
+}
+
+static int sample_capture(struct cp_capture_req *req, struct cp_thread_snap *out)
+{
+	const struct cp_map *m;
+	int ret = cp_capture_by_sample(req->tid, req->max, SAMPLE_WAIT_MS, out);
+
+	/* No perf here, or it went to sleep meanwhile: the stop finds it either way. */
+	if (ret < 0)
+		return ret == -ENOMEM || ret == -ESRCH ? ret : -EAGAIN;
+	/* The kernel copies on past the end of the stack where that is readable. */
+	m = cp_capture_stack_map(req->pid, req->given, req->own, out->stack.start);
+	if (m && out->stack.len > m->end - out->stack.start) {
+		out->stack.len = m->end - out->stack.start;
+		out->stack.truncated = false;
+	}
+	out->sc = req->sc_first;
+	out->has_syscall = true;
+	out->has_state = true;
+	out->state = req->first.state;
+	memcpy(out->comm, req->first.comm, sizeof(out->comm));
+	return 0;
+}
+
+const struct cp_capture_backend cp_capture_backend_sample = {
+	.name = "sample",
+	.applies = sample_applies,
+	.capture = sample_capture,
+};

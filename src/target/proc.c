@@ -468,6 +468,12 @@ int cp_proc_read_cmdline(int pid, char ***argv, size_t *argc)
 		free(buf);
 		return gone_errno(ret);
 	}
+	/*
+	 * A program that rewrote its argv (PostgreSQL, redis) leaves the rest of the area
+	 * NUL-filled: those are not empty arguments.
+	 */
+	while (len > 1 && buf[len - 1] == '\0' && buf[len - 2] == '\0')
+		len--;
 	/* Arguments are NUL-separated, the last one NUL-terminated unless the process
 	 * rewrote its argv area; cp_read_file's terminator covers that case. */
 	for (i = 0; i < len; i++)

@@ -3,7 +3,6 @@
 #include <linux/perf_event.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -13,9 +12,8 @@
 /*
  * 8 pages of records per CPU, never emptied while the dump lasts: every record here is a
  * 24-byte PERF_RECORD_SWITCH_CPU_WIDE, so a ring holds 1365 (a switch writes two, out and
- * in). A 1003-thread dump on 2 CPUs wrote at most 400 on one CPU. A ring that fills only
- * makes the capture ask the threads again. The kernel allocates and frees the whole ring,
- * so it is no larger than that.
+ * in). A ring that fills only makes the capture ask the threads again. The kernel allocates
+ * and frees the whole ring, so it is no larger than a big dump needs.
  */
 #define DATA_PAGES 8
 
@@ -50,8 +48,7 @@ void cp_switch_watch_close(struct cp_switch_watch *w)
 		return;
 
 	for (size_t i = 0; i < w->n; i++) {
-		if (w->ring[i].base)
-			munmap(w->ring[i].base, w->page + w->data_size);
+		cp_perf_ring_release(&w->ring[i].pr);
 		if (w->ring[i].fd >= 0)
 			close(w->ring[i].fd);
 	}
@@ -68,8 +65,7 @@ int cp_switch_watch_open(struct cp_switch_watch *w)
 	memset(w, 0, sizeof(*w));
 	if (err < 0)
 		return err;
-	w->page = (size_t)sysconf(_SC_PAGESIZE);
-	w->data_size = DATA_PAGES * w->page;
+	w->data_size = DATA_PAGES * (size_t)sysconf(_SC_PAGESIZE);
 	w->ring = calloc(ncpus, sizeof(*w->ring));
 	if (!w->ring) {
 		free(cpus);
@@ -79,20 +75,13 @@ int cp_switch_watch_open(struct cp_switch_watch *w)
 	for (size_t i = 0; i < ncpus; i++)
 		w->ring[i].fd = -1;
 	for (size_t i = 0; i < ncpus && !err; i++) {
-		void *base;
-
 		w->ring[i].fd = open_cpu(cpus[i]);
 		if (w->ring[i].fd < 0) {
 			err = -errno;
 			break;
 		}
 		/* Writable: the kernel then keeps what is unread (data_tail, left at 0). */
-		base = mmap(NULL, w->page + w->data_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			    w->ring[i].fd, 0);
-		if (base == MAP_FAILED)
-			err = -errno;
-		else
-			w->ring[i].base = base;
+		err = cp_perf_ring_map(&w->ring[i].pr, w->ring[i].fd, w->data_size, false);
 	}
 	free(cpus);
 	if (err < 0)
@@ -100,17 +89,10 @@ int cp_switch_watch_open(struct cp_switch_watch *w)
 	return err;
 }
 
-static uint64_t ring_head(const struct cp_switch_ring *r)
-{
-	const struct perf_event_mmap_page *meta = (const void *)r->base;
-
-	return __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
-}
-
 bool cp_switch_watch_room(const struct cp_switch_watch *w)
 {
 	for (size_t i = 0; i < w->n; i++)
-		if (ring_head(&w->ring[i]) > w->data_size - w->data_size / 4)
+		if (cp_perf_ring_head(&w->ring[i].pr) > w->data_size - w->data_size / 4)
 			return false;
 	return true;
 }
@@ -118,7 +100,7 @@ bool cp_switch_watch_room(const struct cp_switch_watch *w)
 void cp_switch_watch_mark(const struct cp_switch_watch *w, uint64_t *heads)
 {
 	for (size_t i = 0; i < w->n; i++)
-		heads[i] = ring_head(&w->ring[i]);
+		heads[i] = cp_perf_ring_head(&w->ring[i].pr);
 }
 
 struct tid_index {
@@ -153,28 +135,33 @@ static void note(const struct tid_index *idx, size_t n, uint32_t tid, bool *ran)
 static int scan(const struct cp_switch_watch *w, const struct cp_switch_ring *r, uint64_t from,
 		const struct tid_index *idx, size_t n, bool *ran)
 {
-	uint64_t head = ring_head(r), at = from;
-	const uint8_t *data = r->base + w->page;
+	const struct perf_event_header *h;
+	struct cp_perf_ring pass;
+	int got;
 
-	if (head > w->data_size || from > head ||
-	    w->data_size - head < 2 * sizeof(struct switch_record))
-		return -EOVERFLOW;
-	while (at + sizeof(struct perf_event_header) <= head) {
-		const struct perf_event_header *h = (const void *)(data + at);
+	cp_perf_ring_view(&pass, &r->pr);
+	cp_perf_ring_read_init_at(&pass, from);
+	if (pass.head > w->data_size || from > pass.head ||
+	    w->data_size - pass.head < 2 * sizeof(struct switch_record)) {
+		got = -EOVERFLOW;
+		goto out;
+	}
+	while ((got = cp_perf_ring_read_event(&pass, &h)) > 0) {
 		struct switch_record rec;
 
-		if (h->size < sizeof(*h) || at + h->size > head)
-			return -EOVERFLOW;
-		if (h->type == PERF_RECORD_LOST)
-			return -EOVERFLOW;
+		if (h->type == PERF_RECORD_LOST) {
+			got = -EOVERFLOW;
+			break;
+		}
 		if (h->type == PERF_RECORD_SWITCH_CPU_WIDE && h->size >= sizeof(rec)) {
 			memcpy(&rec, h, sizeof(rec));
 			note(idx, n, rec.next_prev_tid, ran);
 			note(idx, n, rec.tid, ran);
 		}
-		at += h->size;
 	}
-	return 0;
+out:
+	cp_perf_ring_release(&pass);
+	return got < 0 ? -EOVERFLOW : 0;
 }
 
 int cp_switch_watch_ran(const struct cp_switch_watch *w, const uint64_t *heads,

@@ -3,14 +3,18 @@
  * every CPU (a perf dummy event per CPU with context_switch set).
  *
  * The live capture copies a blocked thread's stack and must then know that the thread did
- * not run meanwhile. Asking the thread costs a second read of its status file, 6 us of a
- * dump's 40 or so per thread. A thread that ran was switched in on some CPU, and the switch
+ * not run meanwhile. Asking the thread costs a second read of its status file for every
+ * thread. A thread that ran was switched in on some CPU, and the switch
  * is recorded before the thread runs a single instruction of its own: a thread named by no
  * record since a mark taken before its first look did not run since.
  *
- * Opening costs an event and a ring per CPU (about 0.2 ms each on a paravirtualised guest),
- * and needs what CPU-wide events need (CAP_PERFMON, or perf_event_paranoid <= 0): worth it
- * for a dump of hundreds of threads on few CPUs; without it the capture asks each thread.
+ * Opening costs an event and a ring per CPU, and needs what CPU-wide events need
+ * (CAP_PERFMON, or perf_event_paranoid <= 0): worth it for a dump of hundreds of threads on
+ * few CPUs; without it the capture asks each thread.
+ *
+ * The rings are read through perf_ring.h but never consumed while the dump lasts: every
+ * batch of the sweep looks back to its own mark (cp_perf_ring_read_init_at), and a full ring
+ * stops the kernel's writes instead of losing what a mark still needs.
  */
 #ifndef CP_SWITCH_WATCH_H
 #define CP_SWITCH_WATCH_H
@@ -19,15 +23,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "perf_ring.h"
+
 struct cp_switch_ring {
 	int fd;
-	uint8_t *base;		/* the mapped ring: a metadata page, then the records */
+	struct cp_perf_ring pr;	/* read from marks through views, never consumed */
 };
 
 struct cp_switch_watch {
 	struct cp_switch_ring *ring;	/* one per online CPU */
 	size_t n;
-	size_t page;
 	size_t data_size;		/* bytes of records a ring holds */
 };
 

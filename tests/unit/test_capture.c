@@ -1,4 +1,4 @@
-/* Unit tests for src/capture.c: stop one thread, copy regs and stack, and leave no trace. */
+/* Unit tests for src/target/capture*.c: capture one thread, and leave no trace. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -174,17 +174,23 @@ static void test_threads(void)
 {
 	struct cp_capture_opts opts = { 0 };
 	struct cp_maps maps;
+	struct cp_mem mem;
 	int i, round;
 
 	CHECK(cp_maps_read(child, &maps) == 0);
+	CHECK(cp_mem_open(&mem, child) == 0);
 	for (round = 0; round < 3; round++) {
 		for (i = 0; i < NTHREADS; i++) {
 			struct cp_thread_snap s;
 			int tid = sh->tids[i];
 			int ret;
 
-			/* Second round hands in the maps, third reads them itself again. */
+			/*
+			 * Second round hands in the maps and the open memory, third reads the
+			 * maps itself again and the memory by pid.
+			 */
 			opts.maps = round == 1 ? &maps : NULL;
+			opts.mem = round == 1 ? &mem : NULL;
 			memset(&s, 0, sizeof(s));
 			ret = cp_capture_thread(child, tid, &opts, &s);
 			if (ret == -EPERM && round == 0 && i == 0) {
@@ -208,7 +214,7 @@ static void test_threads(void)
 			 */
 			if (i == 0 || i == 3) {
 				uint8_t *now = malloc(s.stack.len);
-				long n = cp_mem_read(child, s.stack.start, now, s.stack.len);
+				long n = cp_mem_read_pid(child, s.stack.start, now, s.stack.len);
 				size_t cmp = s.stack.len < 1024 ? s.stack.len : 1024;
 
 				CHECK(n == (long)s.stack.len);
@@ -223,6 +229,7 @@ static void test_threads(void)
 		}
 	}
 	cp_maps_release(&maps);
+	cp_mem_close(&mem);
 	cp_thread_snap_release(NULL);
 }
 
@@ -369,7 +376,7 @@ static void live_many_sweeps(const struct cp_switch_watch *sw)
 			CHECK(cp_proc_read_syscall(child, tids[i], &sc) == 0);
 			CHECK(snaps[i].regs.r[CP_REG_RSP] == sc.sp && snaps[i].regs.r[CP_REG_RIP] == sc.pc);
 			CHECK(snaps[i].stack.start == sc.sp && snaps[i].stack.len > 64);
-			n = cp_mem_read(child, sc.sp, now, sizeof(now));
+			n = cp_mem_read_pid(child, sc.sp, now, sizeof(now));
 			CHECK(n > 64 && memcmp(now, snaps[i].stack.data,
 					       (size_t)n < snaps[i].stack.len ? (size_t)n
 									 : snaps[i].stack.len) == 0);
@@ -472,19 +479,39 @@ static void test_read_mem(void)
 	long n;
 	uint8_t *p, buf[8192];
 
-	n = cp_mem_read(child, (uint64_t)(uintptr_t)&sh->probe, &v, sizeof(v));
+	n = cp_mem_read_pid(child, (uint64_t)(uintptr_t)&sh->probe, &v, sizeof(v));
 	CHECK(n == (long)sizeof(v) && v == 0x1122334455667788ul);
-	CHECK(cp_mem_read(child, 16, &v, sizeof(v)) == -EFAULT);
-	CHECK(cp_mem_read(999999999, 0x1000, &v, sizeof(v)) == -ESRCH);
-	CHECK(cp_mem_read(child, 0x1000, &v, 0) == 0);
+	CHECK(cp_mem_read_pid(child, 16, &v, sizeof(v)) == -EFAULT);
+	CHECK(cp_mem_read_pid(999999999, 0x1000, &v, sizeof(v)) == -ESRCH);
+	CHECK(cp_mem_read_pid(child, 0x1000, &v, 0) == 0);
 
 	/* The readable prefix of a range that runs off the end of a mapping. */
 	p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(p != MAP_FAILED);
 	memset(p, 0xab, 8192);
 	munmap(p + 4096, 4096);
-	n = cp_mem_read(getpid(), (uint64_t)(uintptr_t)p + 100, buf, sizeof(buf));
+	n = cp_mem_read_pid(getpid(), (uint64_t)(uintptr_t)p + 100, buf, sizeof(buf));
 	CHECK(n == 4096 - 100 && buf[0] == 0xab && buf[n - 1] == 0xab);
+
+	/* The same through an open context: its mem file, and the same answers. */
+	{
+		struct cp_mem self, kid;
+
+		CHECK(cp_mem_open(&self, getpid()) == 0 && self.fd >= 0);
+		CHECK(cp_mem_open(&kid, child) == 0 && kid.fd >= 0);
+		n = cp_mem_read(&self, (uint64_t)(uintptr_t)p + 100, buf, sizeof(buf));
+		CHECK(n == 4096 - 100 && buf[0] == 0xab && buf[n - 1] == 0xab);
+		v = 0;
+		n = cp_mem_read(&kid, (uint64_t)(uintptr_t)&sh->probe, &v, sizeof(v));
+		CHECK(n == (long)sizeof(v) && v == 0x1122334455667788ul);
+		CHECK(cp_mem_read(&kid, 16, &v, sizeof(v)) == -EFAULT);
+		CHECK(cp_mem_read(&kid, 0x1000, &v, 0) == 0);
+		cp_mem_close(&kid);
+		CHECK(kid.fd == -1 && kid.pid == child, "closed: reads by pid");
+		cp_mem_close(&self);
+		cp_mem_close(NULL);
+		CHECK(cp_mem_open(&kid, 0) == -EINVAL && kid.fd == -1);
+	}
 	munmap(p, 4096);
 }
 
@@ -784,7 +811,7 @@ static void test_live(void)
 			if (s.stack.len > 64) {
 				size_t cmp = s.stack.len < 1024 ? s.stack.len : 1024;
 				uint8_t *now = malloc(cmp);
-				long n = now ? cp_mem_read(child, s.stack.start, now, cmp)
+				long n = now ? cp_mem_read_pid(child, s.stack.start, now, cmp)
 					     : -1;
 
 				CHECK(n == (long)cmp && !memcmp(now, s.stack.data, cmp));

@@ -1,4 +1,5 @@
-/* Unit tests for the dump model's grouping and writers, on dumps built by hand. */
+/* Unit tests for the dump model's grouping, deadlocks and writers, on dumps built by hand. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,8 +181,54 @@ static void test_unbounded(void)
 	CHECK(!cp_dump_wait_unbounded(&w), "poll is not flagged");
 }
 
+/* A thread waiting (kind) for a lock at addr held by owner. */
+static void set_wait(struct cp_dump_thread *th, int tid, const char *name, enum cp_wait_kind kind,
+		     uint64_t addr, int owner)
+{
+	th->tid = tid;
+	snprintf(th->name, sizeof(th->name), "%s", name);
+	th->stuck = -1;
+	cp_wait_init(&th->wait);
+	th->wait.kind = kind;
+	th->wait.address = addr;
+	th->wait.has_address = true;
+	th->wait.owner_tid = owner;
+}
+
+/* The dump's lock waits become the wait-for graph: only mutexes and rwlocks are edges. */
+static void test_deadlocks(void)
+{
+	struct cp_dump d;
+
+	memset(&d, 0, sizeof(d));
+	d.pid = 1;
+	d.nthreads = 4;
+	d.threads = calloc(4, sizeof(*d.threads));
+	/* Listed out of tid order on purpose. */
+	set_wait(&d.threads[0], 20, "b", CP_WAIT_MUTEX, 0x2000, 10);
+	set_wait(&d.threads[1], 10, "a", CP_WAIT_RWLOCK, 0x1000, 20);
+	/* A condvar's owner field is no edge: 30 and 40 are no cycle. */
+	set_wait(&d.threads[2], 30, "c", CP_WAIT_CONDVAR, 0x3000, 40);
+	set_wait(&d.threads[3], 40, "d", CP_WAIT_MUTEX, 0x4000, 30);
+	CHECK(cp_dump_find_deadlocks(&d) == 0 && d.ndeadlocks == 1, "one cycle, got %zu",
+	      d.ndeadlocks);
+	if (d.ndeadlocks) {
+		CHECK(d.deadlocks[0].ntids == 2 && d.deadlocks[0].tids[0] == 10 &&
+			      d.deadlocks[0].tids[1] == 20,
+		      "cycle tids");
+		CHECK(!strcmp(d.deadlocks[0].description,
+			      "thread 10 \"a\" waits for rwlock 0x1000 held by thread 20 \"b\", "
+			      "which waits for mutex 0x2000 held by thread 10 \"a\""),
+		      "description: %s", d.deadlocks[0].description);
+	}
+	CHECK(cp_dump_find_deadlocks(&d) == 0 && d.ndeadlocks == 1, "replaced, not doubled");
+	CHECK(cp_dump_find_deadlocks(NULL) == -EINVAL, "NULL");
+	cp_dump_release(&d);
+}
+
 int main(void)
 {
+	test_deadlocks();
 	test_group();
 	test_json();
 	test_text();

@@ -133,9 +133,9 @@ static int count_fds(int pid)
 	return n;
 }
 
-/* Describe the fixture's fd labelled label; returns 0 and fills d. */
+/* Describe the fixture's fd labelled label (through pipes, may be NULL); 0 and fills d. */
 static int describe(const struct fixture *f, const char *label, bool for_write,
-		    struct cp_fd_desc *d)
+		    struct cp_pipe_index *pipes, struct cp_fd_desc *d)
 {
 	long fd = fixture_long(f, "FD", label);
 	int rc;
@@ -144,7 +144,7 @@ static int describe(const struct fixture *f, const char *label, bool for_write,
 	CHECK(fd >= 0, "fixture printed FD %s", label);
 	if (fd < 0)
 		return -1;
-	rc = cp_fd_describe(f->pid, (int)fd, for_write, d);
+	rc = cp_fd_describe(f->pid, (int)fd, for_write, pipes, d);
 	CHECK(rc == 0, "describe %s (fd %ld): %d", label, fd, rc);
 	if (rc == 0)
 		printf("  %-14s %s | %s\n", label, d->object, d->detail);
@@ -184,7 +184,7 @@ static int timeout_unknown_in_child(const struct fixture *f)
 		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) < 0)
 			_exit(77);
 		cp_fd_desc_init(&d);
-		ok = cp_fd_describe(f->pid, (int)fd, false, &d) == 0 && d.timeout_unknown &&
+		ok = cp_fd_describe(f->pid, (int)fd, false, NULL, &d) == 0 && d.timeout_unknown &&
 		     d.timeout_ns == -1 && d.is_socket && d.detail &&
 		     strstr(d.detail, "TCP 127.0.0.1:");
 		if (!ok)
@@ -206,8 +206,12 @@ static int test_fixture(void)
 	struct cp_fd_counts c;
 	char want[256];
 	long port, child;
+	/* One index for the whole test, as for a dump; pipe-self-w walks /proc without it. */
+	struct cp_pipe_index *pipes = cp_pipe_index_new();
 
+	CHECK(pipes != NULL, "pipe index");
 	if (fixture_start(&f, "sockets", NULL) < 0) {
+		cp_pipe_index_free(pipes);
 		fixture_stop(&f);
 		return -1;
 	}
@@ -225,14 +229,14 @@ static int test_fixture(void)
 	}
 	CHECK(port > 0 && child > 0, "PORT and CHILD printed");
 
-	if (describe(&f, "listen", false, &d) == 0) {
+	if (describe(&f, "listen", false, pipes, &d) == 0) {
 		snprintf(want, sizeof(want), "TCP listening on 127.0.0.1:%ld", port);
 		CHECK(d.is_socket && !strcmp(d.detail, want), "listen: %s", d.detail);
 		CHECK(d.object && !strncmp(d.object, "socket:[", 8), "object %s", d.object);
 	}
 	cp_fd_desc_release(&d);
 
-	if (describe(&f, "recv-timeo", false, &d) == 0) {
+	if (describe(&f, "recv-timeo", false, pipes, &d) == 0) {
 		snprintf(want, sizeof(want), "-> 127.0.0.1:%ld ESTABLISHED", port);
 		CHECK(has(&d, "TCP 127.0.0.1:") && has(&d, want), "recv-timeo: %s", d.detail);
 		CHECK(d.timeout_ns == 7000000000LL && !d.timeout_unknown, "SO_RCVTIMEO %lld",
@@ -240,23 +244,23 @@ static int test_fixture(void)
 	}
 	cp_fd_desc_release(&d);
 	/* The same socket's send side has no timeout. */
-	if (describe(&f, "recv-timeo", true, &d) == 0)
+	if (describe(&f, "recv-timeo", true, pipes, &d) == 0)
 		CHECK(d.timeout_ns == -1 && !d.timeout_unknown, "SO_SNDTIMEO %lld",
 		      (long long)d.timeout_ns);
 	cp_fd_desc_release(&d);
 
-	if (describe(&f, "recv-notimeo", false, &d) == 0)
+	if (describe(&f, "recv-notimeo", false, pipes, &d) == 0)
 		CHECK(d.timeout_ns == -1 && !d.timeout_unknown && has(&d, "ESTABLISHED"),
 		      "no timeout: %lld %s", (long long)d.timeout_ns, d.detail);
 	cp_fd_desc_release(&d);
 
 	if (fixture_value(&f, "FD", "recv6")) {
-		if (describe(&f, "recv6", false, &d) == 0)
+		if (describe(&f, "recv6", false, pipes, &d) == 0)
 			CHECK(has(&d, "TCP [::1]:") && has(&d, "ESTABLISHED"), "v6: %s", d.detail);
 		cp_fd_desc_release(&d);
 	}
 
-	if (describe(&f, "pipe-self-r", false, &d) == 0) {
+	if (describe(&f, "pipe-self-r", false, pipes, &d) == 0) {
 		snprintf(want, sizeof(want), "write end held only by this process, fd %ld",
 			 fixture_long(&f, "FD", "pipe-self-w"));
 		CHECK(d.is_pipe && has(&d, want), "pipe-self: %s", d.detail);
@@ -265,14 +269,14 @@ static int test_fixture(void)
 	}
 	cp_fd_desc_release(&d);
 
-	if (describe(&f, "pipe-self-w", true, &d) == 0) {
+	if (describe(&f, "pipe-self-w", true, NULL, &d) == 0) {
 		snprintf(want, sizeof(want), "read end held only by this process, fd %ld",
 			 fixture_long(&f, "FD", "pipe-self-r"));
 		CHECK(has(&d, want), "pipe-self-w: %s", d.detail);
 	}
 	cp_fd_desc_release(&d);
 
-	if (describe(&f, "pipe-child-r", false, &d) == 0) {
+	if (describe(&f, "pipe-child-r", false, pipes, &d) == 0) {
 		snprintf(want, sizeof(want), "write end held by process %ld (pipe-writer), fd",
 			 child);
 		CHECK(has(&d, want), "pipe-child: %s", d.detail);
@@ -280,7 +284,7 @@ static int test_fixture(void)
 	}
 	cp_fd_desc_release(&d);
 
-	if (describe(&f, "epoll", false, &d) == 0) {
+	if (describe(&f, "epoll", false, pipes, &d) == 0) {
 		snprintf(want, sizeof(want), "fd %ld (pipe:[",
 			 fixture_long(&f, "FD", "epoll-pipe-r"));
 		CHECK(has(&d, "epoll watching") && has(&d, want), "epoll: %s", d.detail);
@@ -290,17 +294,17 @@ static int test_fixture(void)
 	}
 	cp_fd_desc_release(&d);
 
-	if (describe(&f, "eventfd", false, &d) == 0)
+	if (describe(&f, "eventfd", false, pipes, &d) == 0)
 		CHECK(!strcmp(d.detail, "eventfd, count 3"), "eventfd: %s", d.detail);
 	cp_fd_desc_release(&d);
-	if (describe(&f, "timerfd", false, &d) == 0)
+	if (describe(&f, "timerfd", false, pipes, &d) == 0)
 		CHECK(has(&d, "timerfd (CLOCK_MONOTONIC), next expiry in 9"), "timerfd: %s",
 		      d.detail);
 	cp_fd_desc_release(&d);
-	if (describe(&f, "signalfd", false, &d) == 0)
+	if (describe(&f, "signalfd", false, pipes, &d) == 0)
 		CHECK(!strcmp(d.detail, "signalfd for SIGUSR1"), "signalfd: %s", d.detail);
 	cp_fd_desc_release(&d);
-	if (describe(&f, "file", false, &d) == 0) {
+	if (describe(&f, "file", false, pipes, &d) == 0) {
 		size_t ol = d.object ? strlen(d.object) : 0;
 
 		CHECK(ol > 8 && !strcmp(d.object + ol - 8, "/sockets"), "file object %s", d.object);
@@ -318,7 +322,7 @@ static int test_fixture(void)
 	}
 
 	/* The other families of /proc/net. */
-	if (describe(&f, "udp", false, &d) == 0) {
+	if (describe(&f, "udp", false, pipes, &d) == 0) {
 		const char *v = NULL;
 
 		for (int i = 0; i < f.nlines; i++)
@@ -328,17 +332,17 @@ static int test_fixture(void)
 		CHECK(!strcmp(d.detail, want), "udp: %s want %s", d.detail, want);
 	}
 	cp_fd_desc_release(&d);
-	if (describe(&f, "unix-pair", false, &d) == 0)
+	if (describe(&f, "unix-pair", false, pipes, &d) == 0)
 		CHECK(!strcmp(d.detail, "UNIX stream (unnamed) CONNECTED"), "unix pair: %s", d.detail);
 	cp_fd_desc_release(&d);
-	if (describe(&f, "unix-listen", false, &d) == 0) {
+	if (describe(&f, "unix-listen", false, pipes, &d) == 0) {
 		snprintf(want, sizeof(want), "UNIX stream listening on @cprof-test-%d", (int)f.pid);
 		CHECK(!strcmp(d.detail, want), "unix listen: %s want %s", d.detail, want);
 	}
 	cp_fd_desc_release(&d);
 
 	/* A named pipe goes through the path search instead of the pipe index. */
-	if (describe(&f, "fifo-r", false, &d) == 0) {
+	if (describe(&f, "fifo-r", false, pipes, &d) == 0) {
 		snprintf(want, sizeof(want), "write end held only by this process, fd %ld",
 			 fixture_long(&f, "FD", "fifo-w"));
 		CHECK(d.is_pipe && has(&d, "/tmp/cprof-fifo-") && has(&d, want), "fifo: %s",
@@ -348,7 +352,7 @@ static int test_fixture(void)
 
 	/* A closed fd, and a socket inode that is nowhere. */
 	cp_fd_desc_init(&d);
-	CHECK(cp_fd_describe(f.pid, 999, false, &d) == -EBADF, "closed fd");
+	CHECK(cp_fd_describe(f.pid, 999, false, pipes, &d) == -EBADF, "closed fd");
 	CHECK(d.object == NULL && d.detail == NULL, "nothing filled on failure");
 	cp_fd_desc_release(&d);
 	{
@@ -367,8 +371,9 @@ static int test_fixture(void)
 
 	fixture_stop(&f);
 	cp_fd_desc_init(&d);
-	CHECK(cp_fd_describe(f.pid > 0 ? f.pid : 999999, 0, false, &d) < 0, "dead process");
+	CHECK(cp_fd_describe(f.pid > 0 ? f.pid : 999999, 0, false, NULL, &d) < 0, "dead process");
 	CHECK(cp_fd_count(999999999, &c) < 0, "no such process");
+	cp_pipe_index_free(pipes);
 	return 0;
 }
 

@@ -1,4 +1,4 @@
-/* Deadlocks in a finished dump: cycles in the wait-for graph, and locks held by dead threads. */
+/* Deadlocks in a wait-for graph: cycles of lock waits, and locks held by exited threads. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dump.h"
+#include "deadlock.h"
 #include "util.h"
 
 /* A cycle longer than this is described by its first members only (its tids are complete). */
@@ -24,6 +24,13 @@ static int cmp_tid_index(const void *a, const void *b)
 	return (x->tid > y->tid) - (x->tid < y->tid);
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
 static long lookup(const struct tid_index *ix, size_t n, int tid)
 {
 	struct tid_index key = { .tid = tid };
@@ -32,22 +39,22 @@ static long lookup(const struct tid_index *ix, size_t n, int tid)
 	return hit ? (long)hit->idx : -1;
 }
 
-static bool is_lock_wait(const struct cp_wait *w)
+static bool listed(const struct cp_wait_graph *g, int tid)
 {
-	return (w->kind == CP_WAIT_MUTEX || w->kind == CP_WAIT_RWLOCK) && w->owner_tid > 0;
+	return bsearch(&tid, g->tids, g->ntids, sizeof(int), cmp_int) != NULL;
 }
 
-static const char *lock_word(const struct cp_wait *w)
+static const char *lock_word(const struct cp_lock_wait *w)
 {
-	return w->kind == CP_WAIT_RWLOCK ? "rwlock" : "mutex";
+	return w->rwlock ? "rwlock" : "mutex";
 }
 
-static void add_thread(struct cp_strbuf *sb, const struct cp_dump_thread *t)
+static void add_thread(struct cp_strbuf *sb, const struct cp_lock_wait *w)
 {
-	cp_strbuf_addf(sb, "thread %d \"%s\"", t->tid, t->name);
+	cp_strbuf_addf(sb, "thread %d \"%s\"", w->waiter_tid, w->waiter_name ? w->waiter_name : "");
 }
 
-static void add_lock(struct cp_strbuf *sb, const struct cp_wait *w)
+static void add_lock(struct cp_strbuf *sb, const struct cp_lock_wait *w)
 {
 	if (w->has_address)
 		cp_strbuf_addf(sb, "%s 0x%" PRIx64, lock_word(w), w->address);
@@ -55,7 +62,7 @@ static void add_lock(struct cp_strbuf *sb, const struct cp_wait *w)
 		cp_strbuf_addf(sb, "a %s", lock_word(w));
 }
 
-/* Append one finding to the dump's list (which owns the arrays from then on). */
+/* Append one finding to the list (which owns the arrays from then on). */
 static int push(struct cp_deadlock **v, size_t *n, size_t *alloc, int *tids, size_t ntids,
 		char *description, bool leaked)
 {
@@ -74,10 +81,12 @@ static int push(struct cp_deadlock **v, size_t *n, size_t *alloc, int *tids, siz
 	return 0;
 }
 
-static void free_list(struct cp_deadlock *v, size_t n)
+void cp_deadlock_free(struct cp_deadlock *v, size_t n)
 {
 	size_t i;
 
+	if (!v)
+		return;
 	for (i = 0; i < n; i++) {
 		free(v[i].tids);
 		free(v[i].description);
@@ -86,7 +95,7 @@ static void free_list(struct cp_deadlock *v, size_t n)
 }
 
 /* The cycle through start, following edge[], rotated to begin at its lowest tid. */
-static int report_cycle(const struct cp_dump *dump, const long *edge, size_t start,
+static int report_cycle(const struct cp_wait_graph *g, const long *edge, size_t start,
 			struct cp_deadlock **v, size_t *n, size_t *alloc)
 {
 	struct cp_strbuf sb = CP_STRBUF_INIT;
@@ -111,25 +120,24 @@ static int report_cycle(const struct cp_dump *dump, const long *edge, size_t sta
 	j = start;
 	for (i = 0; i < len; i++) {
 		members[i] = j;
-		if (dump->threads[j].tid < dump->threads[members[low]].tid)
+		if (g->waits[j].waiter_tid < g->waits[members[low]].waiter_tid)
 			low = i;
 		j = (size_t)edge[j];
 	}
 	for (i = 0; i < len; i++)
-		tids[i] = dump->threads[members[(low + i) % len]].tid;
+		tids[i] = g->waits[members[(low + i) % len]].waiter_tid;
 
 	if (len == 1) {
-		const struct cp_dump_thread *t = &dump->threads[members[0]];
+		const struct cp_lock_wait *t = &g->waits[members[0]];
 
 		add_thread(&sb, t);
 		cp_strbuf_adds(&sb, " waits for ");
-		add_lock(&sb, &t->wait);
+		add_lock(&sb, t);
 		cp_strbuf_adds(&sb, " that it already holds itself");
 	} else {
 		for (i = 0; i < len && i < DESCRIBE_MAX_MEMBERS; i++) {
-			const struct cp_dump_thread *t = &dump->threads[members[(low + i) % len]];
-			const struct cp_dump_thread *o =
-				&dump->threads[members[(low + i + 1) % len]];
+			const struct cp_lock_wait *t = &g->waits[members[(low + i) % len]];
+			const struct cp_lock_wait *o = &g->waits[members[(low + i + 1) % len]];
 
 			if (i == 0) {
 				add_thread(&sb, t);
@@ -137,7 +145,7 @@ static int report_cycle(const struct cp_dump *dump, const long *edge, size_t sta
 			} else {
 				cp_strbuf_adds(&sb, ", which waits for ");
 			}
-			add_lock(&sb, &t->wait);
+			add_lock(&sb, t);
 			cp_strbuf_adds(&sb, " held by ");
 			add_thread(&sb, o);
 		}
@@ -198,7 +206,7 @@ static int cmp_leak(const void *a, const void *b)
 }
 
 /* One finding per lock: every thread waiting on it, then the dead owner, in tids. */
-static int report_leaks(const struct cp_dump *dump, struct leak *lk, size_t nlk,
+static int report_leaks(const struct cp_wait_graph *g, struct leak *lk, size_t nlk,
 			struct cp_deadlock **v, size_t *n, size_t *alloc)
 {
 	size_t i = 0;
@@ -219,15 +227,15 @@ static int report_leaks(const struct cp_dump *dump, struct leak *lk, size_t nlk,
 		for (k = 0; k < m && k < DESCRIBE_MAX_MEMBERS; k++) {
 			if (k)
 				cp_strbuf_adds(&sb, k + 1 == m ? " and " : ", ");
-			add_thread(&sb, &dump->threads[lk[i + k].idx]);
+			add_thread(&sb, &g->waits[lk[i + k].idx]);
 		}
 		if (m > DESCRIBE_MAX_MEMBERS)
 			cp_strbuf_addf(&sb, " and %zu more threads", m - DESCRIBE_MAX_MEMBERS);
 		for (k = 0; k < m; k++)
-			tids[k] = dump->threads[lk[i + k].idx].tid;
+			tids[k] = g->waits[lk[i + k].idx].waiter_tid;
 		tids[m] = lk[i].owner;
 		cp_strbuf_adds(&sb, m == 1 ? " waits for " : " wait for ");
-		add_lock(&sb, &dump->threads[lk[i].idx].wait);
+		add_lock(&sb, &g->waits[lk[i].idx]);
 		cp_strbuf_addf(&sb, " held by thread %d, which has exited", lk[i].owner);
 		if (sb.err) {
 			cp_strbuf_release(&sb);
@@ -245,10 +253,10 @@ static int report_leaks(const struct cp_dump *dump, struct leak *lk, size_t nlk,
 	return 0;
 }
 
-int cp_dump_find_deadlocks(struct cp_dump *dump)
+int cp_deadlock_find(const struct cp_wait_graph *g, struct cp_deadlock **out, size_t *nout)
 {
 	struct cp_deadlock *v = NULL;
-	size_t nv = 0, av = 0, nt, i, nlk = 0;
+	size_t nv = 0, av = 0, nw = g->nwaits, i, nlk = 0;
 	struct tid_index *ix = NULL;
 	struct leak *lk = NULL;
 	long *edge = NULL;
@@ -256,41 +264,36 @@ int cp_dump_find_deadlocks(struct cp_dump *dump)
 	int err = -ENOMEM;
 	bool check_leaks;
 
-	if (!dump)
-		return -EINVAL;
-	nt = dump->nthreads;
-	if (nt == 0 || !dump->threads)
+	if (nw == 0 || !g->waits)
 		goto done;
 
-	ix = calloc(nt, sizeof(*ix));
-	edge = calloc(nt, sizeof(*edge));
-	walk = calloc(nt, sizeof(*walk));
-	lk = calloc(nt, sizeof(*lk));
+	ix = calloc(nw, sizeof(*ix));
+	edge = calloc(nw, sizeof(*edge));
+	walk = calloc(nw, sizeof(*walk));
+	lk = calloc(nw, sizeof(*lk));
 	if (!ix || !edge || !walk || !lk)
 		goto out;
-	for (i = 0; i < nt; i++) {
-		ix[i].tid = dump->threads[i].tid;
+	for (i = 0; i < nw; i++) {
+		ix[i].tid = g->waits[i].waiter_tid;
 		ix[i].idx = i;
 	}
-	qsort(ix, nt, sizeof(*ix), cmp_tid_index);
+	qsort(ix, nw, sizeof(*ix), cmp_tid_index);
 
 	/* When the whole process went away, every owner looks dead: say nothing then. */
 	{
 		char path[32];
 
-		snprintf(path, sizeof(path), "/proc/%d", dump->pid);
-		check_leaks = !dump->process_exited && access(path, F_OK) == 0;
+		snprintf(path, sizeof(path), "/proc/%d", g->pid);
+		check_leaks = !g->process_exited && access(path, F_OK) == 0;
 	}
 
 	/* Each thread waits for at most one lock, so the graph is a functional graph. */
-	for (i = 0; i < nt; i++) {
-		const struct cp_wait *w = &dump->threads[i].wait;
+	for (i = 0; i < nw; i++) {
+		const struct cp_lock_wait *w = &g->waits[i];
 
-		edge[i] = -1;
-		if (!is_lock_wait(w))
-			continue;
-		edge[i] = lookup(ix, nt, w->owner_tid);
-		if (edge[i] < 0 && check_leaks && owner_exited(dump->pid, w->owner_tid)) {
+		edge[i] = lookup(ix, nw, w->owner_tid);
+		if (edge[i] < 0 && check_leaks && !listed(g, w->owner_tid) &&
+		    owner_exited(g->pid, w->owner_tid)) {
 			lk[nlk].address = w->has_address ? w->address : 0;
 			lk[nlk].owner = w->owner_tid;
 			lk[nlk].idx = i;
@@ -299,7 +302,7 @@ int cp_dump_find_deadlocks(struct cp_dump *dump)
 	}
 
 	/* Walk from each unvisited thread; meeting a thread of the same walk closes a cycle. */
-	for (i = 0; i < nt; i++) {
+	for (i = 0; i < nw; i++) {
 		long j = (long)i;
 
 		if (walk[i])
@@ -308,23 +311,21 @@ int cp_dump_find_deadlocks(struct cp_dump *dump)
 			walk[j] = i + 1;
 			j = edge[j];
 		}
-		if (j >= 0 && walk[j] == i + 1 && report_cycle(dump, edge, (size_t)j, &v, &nv,
-							       &av) < 0)
+		if (j >= 0 && walk[j] == i + 1 &&
+		    report_cycle(g, edge, (size_t)j, &v, &nv, &av) < 0)
 			goto out;
 	}
-	if (nlk && report_leaks(dump, lk, nlk, &v, &nv, &av) < 0)
+	if (nlk && report_leaks(g, lk, nlk, &v, &nv, &av) < 0)
 		goto out;
 
 done:
-	/* Findings from an earlier call are replaced, not duplicated. */
-	free_list(dump->deadlocks, dump->ndeadlocks);
-	dump->deadlocks = v;
-	dump->ndeadlocks = nv;
+	*out = v;
+	*nout = nv;
 	v = NULL;
 	nv = 0;
 	err = 0;
 out:
-	free_list(v, nv);
+	cp_deadlock_free(v, nv);
 	free(ix);
 	free(edge);
 	free(walk);

@@ -1,0 +1,103 @@
+/* Recovering a frame-pointer function's rbp from the stack copy, validated by its call site. */
+#include <errno.h>
+#include <string.h>
+
+#include "frame_base.h"
+
+/* The 8-byte word at addr in the copy; false when the copy does not hold all of it. */
+static bool stack_word(const struct cp_stack *st, uint64_t addr, uint64_t *out)
+{
+	if (!st->data || addr < st->start || addr - st->start > st->len ||
+	    st->len - (addr - st->start) < sizeof(*out))
+		return false;
+	memcpy(out, st->data + (addr - st->start), sizeof(*out));
+	return true;
+}
+
+enum call_kind { NOT_A_CALL, DIRECT_CALL, INDIRECT_CALL };
+
+/*
+ * Does a call instruction end right before ret? For a direct call (e8 rel32), *target is the
+ * called address. Indirect calls are the forms of ff /2 that compilers emit: through a
+ * register (with or without REX), through memory addressed by a register with or without an
+ * 8- or 32-bit displacement, and rip-relative (-fno-plt, function pointers in data).
+ */
+static enum call_kind call_before(const struct cp_frame_base_probe *p, uint64_t ret,
+				  uint64_t *target)
+{
+	uint8_t b[7];
+	int32_t rel;
+
+	if (ret < sizeof(b) || !p->is_code(p->arg, ret - 1) ||
+	    p->read_code(p->arg, ret - sizeof(b), b, sizeof(b)) < 0)
+		return NOT_A_CALL;
+	/* b[6] is the last byte of the instruction, b[2] the first of a 5-byte one. */
+	if (b[2] == 0xe8) {
+		memcpy(&rel, b + 3, sizeof(rel));
+		*target = ret + (uint64_t)(int64_t)rel;
+		return DIRECT_CALL;
+	}
+	/* ff d0+r (call *%reg), optionally 41 ff d0+r for r8-r15. */
+	if (b[5] == 0xff && (b[6] & 0xf8) == 0xd0)
+		return INDIRECT_CALL;
+	/* ff 10+r (call *(%reg)), not 14 (SIB) nor 15 (rip-relative). */
+	if (b[5] == 0xff && (b[6] & 0xf8) == 0x10 && b[6] != 0x14 && b[6] != 0x15)
+		return INDIRECT_CALL;
+	/* ff 50+r disp8 (call *d8(%reg)); ff 54 SIB disp8. */
+	if (b[4] == 0xff && (b[5] & 0xf8) == 0x50 && b[5] != 0x54)
+		return INDIRECT_CALL;
+	if (b[3] == 0xff && b[4] == 0x54)
+		return INDIRECT_CALL;
+	/* ff 15 rel32 (call *rel32(%rip)); ff 90+r disp32. */
+	if (b[1] == 0xff && (b[2] == 0x15 || ((b[2] & 0xf8) == 0x90 && b[2] != 0x94)))
+		return INDIRECT_CALL;
+	if (b[0] == 0xff && b[1] == 0x94)
+		return INDIRECT_CALL;
+	return NOT_A_CALL;
+}
+
+/* Does the saved frame pointer at link lead to a return address after a call, or end? */
+static bool next_link_plausible(const struct cp_frame_base_probe *p, uint64_t link)
+{
+	uint64_t ret, target;
+
+	if (link == 0)
+		return true;
+	/* Past the copy: nothing to check it against, so no proof. */
+	if (!stack_word(p->stack, link + 8, &ret))
+		return false;
+	return call_before(p, ret, &target) != NOT_A_CALL;
+}
+
+int cp_frame_base_find(const struct cp_frame_base_probe *p, uint64_t *base)
+{
+	const struct cp_stack *st = p->stack;
+	uint64_t a, end, saved, ret, target;
+
+	if (!st || !st->data || p->sp < st->start || p->sp - st->start >= st->len)
+		return -ENOENT;
+	end = st->start + st->len;
+	if (end - p->sp > CP_FRAME_BASE_SCAN_MAX)
+		end = p->sp + CP_FRAME_BASE_SCAN_MAX;
+	for (a = (p->sp + 7) & ~7ull; a + 16 <= end; a += 8) {
+		enum call_kind kind;
+
+		if (!stack_word(st, a, &saved) || !stack_word(st, a + 8, &ret))
+			break;
+		/* A saved frame pointer lies above its own slot, inside the stack, aligned. */
+		if (saved != 0 && (saved <= a + 8 || (saved & 7)))
+			continue;
+		if (!p->is_code(p->arg, ret))
+			continue;
+		kind = call_before(p, ret, &target);
+		if (kind == DIRECT_CALL && target == p->func_start) {
+			*base = a;
+			return CP_FRAME_BASE_DIRECT_CALL;
+		}
+		if (kind == INDIRECT_CALL && next_link_plausible(p, saved)) {
+			*base = a;
+			return CP_FRAME_BASE_CHAIN;
+		}
+	}
+	return -ENOENT;
+}

@@ -1,0 +1,48 @@
+/*
+ * Recovering the frame pointer (rbp) of a frame-pointer function when the capture did not
+ * record it: a thread captured live, from /proc/TID/syscall, has sp and pc only.
+ */
+#ifndef CP_FRAME_BASE_H
+#define CP_FRAME_BASE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "snapshot.h"
+
+/* What the search may look at: the stack copy, code bytes, and which addresses are code. */
+struct cp_frame_base_probe {
+	uint64_t sp;			/* the frame's sp: its callee's CFA */
+	uint64_t func_start;		/* first byte of the frame's function (its FDE's start) */
+	const struct cp_stack *stack;	/* borrowed: the only memory scanned for the chain */
+	/* Is addr inside executable, file-backed code? */
+	bool (*is_code)(void *arg, uint64_t addr);
+	/* Read len bytes of code at addr: 0 or -errno. */
+	int (*read_code)(void *arg, uint64_t addr, void *buf, size_t len);
+	void *arg;
+};
+
+/* How a recovered frame base was validated. */
+enum cp_frame_base_proof {
+	/* The return address above it follows a direct call of the frame's own function. */
+	CP_FRAME_BASE_DIRECT_CALL = 1,
+	/*
+	 * It follows an indirect call, and the saved frame pointer it holds leads to a second
+	 * return address that follows a call too (or ends the chain with 0).
+	 */
+	CP_FRAME_BASE_CHAIN = 2,
+};
+
+/*
+ * Find the frame base of a function that keeps rbp as its frame pointer (push %rbp; mov
+ * %rsp,%rbp): the lowest 8-byte slot A at or above sp in the stack copy where [A+8] is a
+ * return address that a call instruction put there and [A] is a saved frame pointer above A
+ * (or 0). Never guesses: a slot passes only with a proof (enum cp_frame_base_proof), which
+ * is returned (> 0) with *base set; -ENOENT when no slot passes.
+ */
+int cp_frame_base_find(const struct cp_frame_base_probe *p, uint64_t *base);
+
+/* How many bytes above sp are searched. */
+#define CP_FRAME_BASE_SCAN_MAX (16u << 10)
+
+#endif
