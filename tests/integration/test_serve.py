@@ -373,7 +373,9 @@ def test_many_connections_and_disconnect():
                 socks.append(c)
             except OSError:
                 pass
+        time.sleep(1)
         check(s.alive(), "serve died under 200 connections")
+        check(len(socks) >= 64, "connections refused before the limit: %d" % len(socks))
         for c in socks:
             c.close()
         deadline = time.monotonic() + 30
