@@ -19,6 +19,7 @@
 #define CONNECTION_LIMIT 64
 #define CONNECTION_MEMORY (32u << 10)
 #define CONNECTION_TIMEOUT_S 15
+#define SYMBOL_BODY_MAX (1u << 20)
 
 struct conn {
 	struct cp_serve *srv;
@@ -109,6 +110,26 @@ static bool authorized(struct cp_serve *srv, struct MHD_Connection *c)
 	return ok;
 }
 
+/*
+ * The one request other than GET: go tool pprof POSTs the addresses of mappings whose
+ * functions a profile does not name to .../symbol, and gives up on the whole profile when that
+ * fails. cprof named every function it could, so the answer names none (pprof then shows
+ * module+offset); the body is read, capped, and never parsed.
+ */
+static bool symbol_post(const char *url, const char *method)
+{
+	return !strcmp(method, MHD_HTTP_METHOD_POST) && !strcmp(url, "/debug/pprof/symbol");
+}
+
+/* Free what on_request kept for the connection's request. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	if (*con_cls && *con_cls != cls)
+		free(*con_cls);
+	*con_cls = NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size,
@@ -122,6 +143,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 	/* The first call only sees the headers; answer on the second (MHD's protocol). */
 	if (!*con_cls) {
+		if (symbol_post(url, method)) {
+			*con_cls = calloc(1, sizeof(size_t));
+			return *con_cls ? MHD_YES : MHD_NO;
+		}
 		*con_cls = srv;
 		if (strcmp(method, MHD_HTTP_METHOD_GET)) {
 			cp_serve_reply_text(&rp, 405, "method %.16s not allowed: only GET", method);
@@ -130,6 +155,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
+		/* Only a symbol POST gets here: its body is counted and dropped. */
+		size_t *got = *con_cls;
+
+		if (*con_cls == srv || (*got += *upload_data_size) > SYMBOL_BODY_MAX)
+			return MHD_NO;
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
@@ -212,6 +242,7 @@ static int start_daemon(struct cp_serve *srv, const struct cp_serve_opts *opts,
 			     MHD_OPTION_CONNECTION_TIMEOUT,
 			     opts->timeout_s ? opts->timeout_s : CONNECTION_TIMEOUT_S,
 			     MHD_OPTION_EXTERNAL_LOGGER, quiet, NULL,
+			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 			     MHD_OPTION_ARRAY, tls,
 			     MHD_OPTION_END);
 	if (!d)

@@ -128,6 +128,28 @@ def test_profile_go_tool_pprof():
         check(s.stop() == 0, "serve did not exit 0 on SIGTERM")
 
 
+def test_profile_of_a_stripped_binary():
+    """pprof POSTs to /symbol for mappings without function names and gives up on an error."""
+    src = WORK / "spin.c"
+    src.write_text("static volatile long x;\n"
+                   "__attribute__((noinline)) static void spin(void) { for (;;) x++; }\n"
+                   "int main(void) { spin(); }\n")
+    exe = WORK / "spin-stripped"
+    p = subprocess.run(["gcc", "-O1", "-Wl,--build-id=none", "-s", str(src), "-o", str(exe)],
+                       capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0, "gcc", p.stderr)
+    t = subprocess.Popen([str(exe)], stdin=subprocess.DEVNULL)
+    cplib._started.append(t)
+    s = Serve("-p", t.pid)
+    p = go_pprof("-top", s.url("/debug/pprof/profile?seconds=2"))
+    check(p.returncode == 0 and "Type: cpu" in p.stdout, "go tool pprof on a stripped binary",
+          p.stdout[-1000:], p.stderr[-1000:])
+    check("405" not in p.stderr and "symbol" not in p.stderr, "symbol lookup failed",
+          p.stderr[-1000:])
+    status, _, body = s.request("/debug/pprof/symbol", method="POST")
+    check(status == 200 and body == b"num_symbols: 1\n", "POST symbol", status, body)
+
+
 def test_goroutine_endpoints():
     with cplib.Target("leak", 20) as t:
         s = Serve("-p", t.pid)
@@ -312,8 +334,10 @@ def test_host_and_method():
         check("host not allowed" in text, "reason", text)
         status, _, _ = s.request("/metrics", host="localhost:%d" % (s.port + 1))
         check(status == 200, "localhost with another port (ssh -L)", status)
-        status, hdrs, body = s.request("/debug/pprof/symbol", method="POST")
+        status, hdrs, body = s.request("/debug/pprof/cmdline", method="POST")
         check(status == 405 and hdrs.get("allow") == "GET", "POST refused", status, hdrs)
+        status, hdrs, body = s.request("/debug/pprof/symbol", method="DELETE")
+        check(status == 405, "DELETE refused", status)
 
 
 def test_bad_parameters():
