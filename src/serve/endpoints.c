@@ -246,7 +246,10 @@ static void ep_cmdline(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 static void ep_symbol(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 		      const struct endpoint *e)
 {
-	/* Go's protocol: GET tells that symbols are served; cprof's profiles come symbolized. */
+	/*
+	 * Go's protocol: GET tells that symbols are served; a POST of addresses (go tool pprof,
+	 * for mappings without names) gets no symbol lines: cprof named what it could.
+	 */
 	cp_serve_reply_text(rp, 200, "num_symbols: 1");
 }
 
@@ -293,7 +296,7 @@ static const struct endpoint endpoints[] = {
 	  "pprof of threads by stack", NULL },
 	{ "/debug/pprof/cmdline", ep_cmdline, "", "the target's command line", NULL },
 	{ "/debug/pprof/symbol", ep_symbol, "",
-	  "symbol lookup (GET only; profiles come symbolized)", NULL },
+	  "symbol lookup (profiles come symbolized; a POST names nothing more)", NULL },
 	{ "/debug/pprof/heap", NULL, "", "live heap allocations",
 	  "heap profiles are not implemented yet for native targets" },
 	{ "/debug/pprof/allocs", NULL, "", "past allocations",
