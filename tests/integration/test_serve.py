@@ -410,6 +410,25 @@ def test_many_connections_and_disconnect():
             except OSError:
                 time.sleep(0.5)
         check(status == 200, "serve does not answer after the connection storm", status)
+        # 200 full requests at once: those over the connection limit are refused, not queued
+        # forever; the others are answered; serve stays up.
+        answers = []
+
+        def one():
+            try:
+                answers.append(s.request("/metrics", timeout=30)[0])
+            except OSError:
+                answers.append(None)
+
+        threads = [threading.Thread(target=one) for _ in range(200)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        check(len(answers) == 200 and answers.count(200) >= 64 and
+              all(a in (200, None) for a in answers),
+              "200 concurrent requests: %d answered" % answers.count(200))
+        check(s.alive(), "serve died under 200 concurrent requests")
         # A client that leaves in the middle of a profile: the sampler ends soon.
         c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
         c.sendall(b"GET /debug/pprof/profile?seconds=60 HTTP/1.1\r\nHost: localhost\r\n\r\n")
