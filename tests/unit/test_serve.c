@@ -15,6 +15,7 @@
 #include "check.h"
 #include "metrics.h"
 #include "proc.h"
+#include "profile.h"
 #include "serve_internal.h"
 #include "watch.h"
 
@@ -274,6 +275,46 @@ static void test_watch(void)
 	CHECK(cp_watch_parse_size("99999999999T", &sz) == -ERANGE);
 }
 
+/* The goroutine/count profile that goroutine?debug=0 sends. */
+static void test_count_profile(void)
+{
+	struct cp_profile *prof = cp_profile_new_count("goroutine", "count"), *back = NULL;
+	struct cp_profile *cpu = cp_profile_new();
+	struct cp_profile_line line = { .function = "handle_request", .file = "leak.c", .line = 25 };
+	uint64_t loc = 0;
+	char *buf = NULL, *text = NULL;
+	size_t len = 0, tlen = 0;
+	FILE *f;
+
+	CHECK(prof && cpu);
+	if (!prof || !cpu)
+		return;
+	CHECK(cp_profile_add_location(prof, 42, 0x1000, 0, &line, 1, &loc) == 0 && loc);
+	CHECK(cp_profile_add_count(prof, &loc, 1, 42, 0, NULL, 3) == 0);
+	CHECK(cp_profile_add_count(prof, &loc, 1, 42, 0, NULL, 2) == 0, "merged");
+	CHECK(cp_profile_add_count(prof, &loc, 1, 42, 43, "one", 1) == 0);
+	CHECK(cp_profile_sample_total(prof) == 6, "%llu",
+	      (unsigned long long)cp_profile_sample_total(prof));
+	CHECK(cp_profile_add_sample(prof, &loc, 1, 42, 43, "x", 1) == -EINVAL, "not a CPU profile");
+	CHECK(cp_profile_add_count(cpu, NULL, 0, 42, 0, NULL, 1) == -EINVAL, "not a count profile");
+	f = open_memstream(&buf, &len);
+	CHECK(f && cp_profile_write(prof, CP_PROFILE_PPROF, f, 0) == 0);
+	if (f)
+		fclose(f);
+	CHECK(buf && cp_profile_read(buf, len, &back) == 0, "pprof reads back");
+	f = open_memstream(&text, &tlen);
+	CHECK(f && back && cp_profile_write(back, CP_PROFILE_TEXT, f, 0) == 0);
+	if (f)
+		fclose(f);
+	CHECK(text && strstr(text, "Type: goroutine") && strstr(text, "handle_request"), "%s",
+	      text);
+	free(buf);
+	free(text);
+	cp_profile_free(back);
+	cp_profile_free(cpu);
+	cp_profile_free(prof);
+}
+
 int main(void)
 {
 	test_params();
@@ -284,5 +325,6 @@ int main(void)
 	test_metrics_format();
 	test_metrics_self();
 	test_watch();
+	test_count_profile();
 	return check_done("test_serve");
 }
