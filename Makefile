@@ -5,7 +5,7 @@ BUILD ?= build
 RELEASE_BUILD ?= build-release
 PACKAGES = meson ninja-build pkg-config gcc g++ libunwind-dev libdw-dev libelf-dev \
 	zlib1g-dev liblzma-dev libbz2-dev libprotobuf-c-dev protobuf-c-compiler libc6-dbg golang-go \
-	libmicrohttpd-dev prometheus openssl curl \
+	libmicrohttpd-dev prometheus openssl curl chromium \
 	elfutils gdb rustc \
 	python3 binutils procps iproute2 postgresql redis-server
 BENCH_PACKAGES = linux-perf hyperfine time
