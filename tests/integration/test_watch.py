@@ -65,6 +65,28 @@ def test_threads_crossing_once():
     check("exited" in stderr, "watch says the target exited", stderr)
 
 
+def test_blocked_threads():
+    out = WORK / "blocked"
+    out.mkdir()
+    t = subprocess.Popen([str(cplib.TARGETS / "thread_leak"), "50", "20", "stdin"],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cplib._started.append(t)
+    w = start_watch("-p", t.pid, "--blocked", "5", "--fds", "1000", "--interval", "0.2", "-o",
+                    out)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(os.listdir(out)) < 2:
+        time.sleep(0.2)
+    time.sleep(1)
+    t.stdin.close()
+    t.wait(timeout=10)
+    stdout, stderr = w.communicate(timeout=20)
+    check(w.returncode == 0, "watch exit status %d" % w.returncode, stderr)
+    files = sorted(os.listdir(out))
+    check(len(files) == 2 and all(re.search(r"-blocked\.(json|txt)$", f) for f in files),
+          "one dump for blocked threads (unbounded pipe reads), none for fds", files, stderr)
+    check(re.search(r"blocked \d+ > 5", stderr), "the note names the count", stderr)
+
+
 def test_rearm_and_sigint():
     out = WORK / "rss"
     out.mkdir()
