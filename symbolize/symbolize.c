@@ -435,10 +435,8 @@ static int prefer_cached_copy(struct module *m, int fd, char **debuginfo_file_na
 
 	if (!m->build_id || cp_debug_cache_path(m->build_id, p, sizeof(p)) < 0)
 		return fd;
-	c = cp_debug_cache_store(fd, m->build_id);
-	if (c < 0)
+	if (cp_debug_cache_store(fd, m->build_id) < 0)
 		return fd;
-	close(c);
 	c = try_debug_path(m, p, true, &name);
 	if (c < 0 || !name) {
 		if (c >= 0)

@@ -90,6 +90,27 @@ int cp_htab_insert(struct cp_htab *h, uint32_t hash, uint32_t idx);
 void cp_htab_swap(struct cp_htab *h, uint32_t a, uint32_t b);
 void cp_htab_release(struct cp_htab *h);
 
+/*
+ * An open-addressing table of 32-bit indexes (index + 1; 0 = empty) into an array kept
+ * elsewhere, 4 bytes a slot: the hash is recomputed from the entry when the table grows. For
+ * tables that grow with their entries (the profile's distinct stacks and samples), where
+ * cp_htab's 8-byte slots at half load would cost as much as the entries.
+ */
+struct cp_itab {
+	uint32_t *slot;
+	size_t cap;		/* power of two, or 0 */
+	size_t n;
+};
+
+/* The index of the entry equal to key (eq says so), or -1. */
+int64_t cp_itab_find(const struct cp_itab *t, uint32_t hash,
+		     bool (*eq)(const void *ctx, uint32_t idx, const void *key), const void *ctx,
+		     const void *key);
+/* Insert idx (not yet present) under hash; hash_of gives the hash of any entry. 0 or -ENOMEM. */
+int cp_itab_insert(struct cp_itab *t, uint32_t hash, uint32_t idx,
+		   uint32_t (*hash_of)(const void *ctx, uint32_t idx), const void *ctx);
+void cp_itab_release(struct cp_itab *t);
+
 uint32_t cp_hash_bytes(const void *data, size_t len, uint64_t seed);
 uint64_t cp_hash_mix(uint64_t h, uint64_t v);
 
