@@ -38,9 +38,9 @@ static int cache_file_path(const char *build_id, char *buf, size_t size, bool cr
 
 /*
  * Read the file into memory populated in one go: a first touch of each fresh page, one at a
- * time in read(), costs tens of microseconds on a virtual machine, and libc's file is a few
- * hundred KiB. Sized by fstat (appenders in other processes may add to it meanwhile: what is
- * cut off is a torn last line, skipped).
+ * time in read(), is dear on a virtual machine, and libc's file is a few hundred KiB. Sized
+ * by fstat (appenders in other processes may add to it meanwhile: what is cut off is a torn
+ * last line, skipped).
  */
 int cp_sym_cache_read(const char *build_id, char **text, size_t *len)
 {

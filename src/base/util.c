@@ -482,13 +482,12 @@ char *cp_strdup_or_null(const char *s)
 #endif
 
 /*
- * A first touch of a heap page is a page fault, and a fault is dear in some virtual machines:
- * 28 us a page measured under a paravirtualised guest (PVM), against 2 us a page when the
- * kernel fills the same range in one madvise(MADV_POPULATE_WRITE). A dump of 1000 threads
- * touches about 3000 fresh pages: 80 ms of faults for 150 ms of work. So a short-lived
- * command that knows roughly how much heap it will use asks for it up front: one malloc from
- * the brk heap, populated, then freed back into the heap, which keeps it (no trim) and serves
- * every later malloc, big buffers included, from it. Best effort: on older kernels the
+ * A first touch of a heap page is a page fault, dear in some virtual machines, and far dearer
+ * one page at a time than the kernel filling the range in one madvise(MADV_POPULATE_WRITE)
+ * (docs/PERFORMANCE.md has the figures). So a short-lived command that knows roughly how much
+ * heap it will use asks for it up front: one malloc from the brk heap, populated, then freed
+ * back into the heap, which keeps it (no trim) and serves every later malloc, big buffers
+ * included, from it. Best effort: on older kernels the
  * madvise fails and the pages fault in as before. Skipped under AddressSanitizer, whose
  * allocator is not glibc's.
  */

@@ -59,8 +59,8 @@ void cp_strbuf_add_json_str(struct cp_strbuf *sb, const char *s);
 char *cp_strbuf_detach(struct cp_strbuf *sb);
 /*
  * Write sb's text to f and empty it, keeping the buffer. Writers flush whenever len reaches
- * CP_STRBUF_FLUSH_AT: one small buffer reused, not the whole output in memory (every fresh
- * page costs 8-16 us on a paravirtualised guest). 0 or -errno (sb's -ENOMEM, or -EIO).
+ * CP_STRBUF_FLUSH_AT: one small buffer reused, not the whole output in memory (a fresh page
+ * is dear to touch in a virtual machine). 0 or -errno (sb's -ENOMEM, or -EIO).
  */
 #define CP_STRBUF_FLUSH_AT (16u << 10)
 int cp_strbuf_flush(struct cp_strbuf *sb, FILE *f);
