@@ -343,7 +343,7 @@ static int module_of_file(struct cp_symbolizer *sym, int pid, const struct cp_ma
 	} else {
 		err = cp_map_open_path(pid, map, open_path, sizeof(open_path));
 		if (!err) {
-			/* The path may have been swapped since maps was read: see above. */
+			/* O_NONBLOCK: the path may have been swapped for a FIFO since maps was read. */
 			fd = open(open_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 			err = fd < 0 ? -errno : 0;
 		}
