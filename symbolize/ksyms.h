@@ -1,8 +1,4 @@
-/*
- * The kernel's text symbols behind three calls: load the table (from the per-boot cache, else
- * /proc/kallsyms, which then fills the cache), map an address to the name of the symbol at or
- * below it, free the table.
- */
+/* The kernel's text symbols behind three calls: load, map an address to a name, free. */
 #ifndef CP_KSYMS_H
 #define CP_KSYMS_H
 

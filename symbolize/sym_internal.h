@@ -1,9 +1,4 @@
-/*
- * Internals of the symbolizer shared by its files, not for other modules: the symbolizer and
- * its module objects, and the calls between modules (sym_module.c), debug-file search
- * (sym_debugfile.c), DWARF lookup (sym_dwarf.c), symbol tables (sym_symtab.c) and the
- * symbolizer with its caches (symbolize.c).
- */
+/* Internals shared by the symbolizer's files; not for other modules. */
 #ifndef CP_SYM_INTERNAL_H
 #define CP_SYM_INTERNAL_H
 
@@ -18,6 +13,12 @@
 #include "strtab.h"
 #include "symbolize.h"
 #include "util.h"
+
+/*
+ * The files: symbolize.c (the symbolizer, its strings, the results remembered in memory and on
+ * disk), sym_module.c (the module behind a mapping), sym_debugfile.c (its separate debug
+ * file), sym_dwarf.c (DWARF lookup), sym_symtab.c (symbol tables).
+ */
 
 /* Longest build ID accepted from a file; hex buffers hold 2 * this + 1. */
 #define MAX_BUILD_ID_BYTES 64

@@ -1,8 +1,4 @@
-/*
- * The symbolizer: results per (module, address) remembered in memory and on disk
- * (sym_cache.h), computed from DWARF (sym_dwarf.c) or the symbol table (sym_symtab.c) of the
- * module behind a mapping (sym_module.c); strings interned for the symbolizer's lifetime.
- */
+/* The symbolizer: results per (module, address), remembered in memory and on disk. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* Small helpers shared by every layer: bounded file reads, a growable string, time. */
+/* Small helpers shared by every layer: bounded file reads, a growable string, hash tables, time. */
 #ifndef CP_UTIL_H
 #define CP_UTIL_H
 
