@@ -7,209 +7,6 @@
 #include "maps.h"
 #include "profile_internal.h"
 
-/* ---- small building blocks ---- */
-
-static int64_t itab_find(const struct cp_itab *t, uint32_t hash,
-			 bool (*eq)(const void *ctx, uint32_t idx, const void *key), const void *ctx,
-			 const void *key)
-{
-	size_t mask, i;
-
-	if (!t->cap)
-		return -1;
-	mask = t->cap - 1;
-	for (i = hash & mask; t->slot[i]; i = (i + 1) & mask)
-		if (eq(ctx, t->slot[i] - 1, key))
-			return t->slot[i] - 1;
-	return -1;
-}
-
-static void itab_place(uint32_t *slot, size_t cap, uint32_t hash, uint32_t idx1)
-{
-	size_t mask = cap - 1, i;
-
-	for (i = hash & mask; slot[i]; i = (i + 1) & mask)
-		;
-	slot[i] = idx1;
-}
-
-/* Insert idx (not yet present) under hash; hash_of gives the hash of any entry. 0 or -ENOMEM. */
-static int itab_insert(struct cp_itab *t, uint32_t hash, uint32_t idx,
-		       uint32_t (*hash_of)(const void *ctx, uint32_t idx), const void *ctx)
-{
-	/* Load factor at most 3/4: the slots are small, and a probe compares one entry. */
-	if ((t->n + 1) * 4 > t->cap * 3) {
-		size_t ncap = t->cap ? t->cap * 2 : 256;
-		uint32_t *ns;
-
-		if (ncap > SIZE_MAX / sizeof(*ns))
-			return -ENOMEM;
-		ns = calloc(ncap, sizeof(*ns));
-		if (!ns)
-			return -ENOMEM;
-		for (size_t i = 0; i < t->cap; i++)
-			if (t->slot[i])
-				itab_place(ns, ncap, hash_of(ctx, t->slot[i] - 1), t->slot[i]);
-		free(t->slot);
-		t->slot = ns;
-		t->cap = ncap;
-	}
-	itab_place(t->slot, t->cap, hash, idx + 1);
-	t->n++;
-	return 0;
-}
-
-static void itab_release(struct cp_itab *t)
-{
-	free(t->slot);
-	memset(t, 0, sizeof(*t));
-}
-
-/* ---- string table ---- */
-
-struct strkey {
-	const char *s;
-	size_t len;
-};
-
-static bool str_eq(const void *ctx, uint32_t idx, const void *key)
-{
-	const struct cp_strtab *t = ctx;
-	const struct strkey *k = key;
-
-	return strncmp(t->v[idx], k->s, k->len) == 0 && t->v[idx][k->len] == '\0';
-}
-
-int cp_strtab_init(struct cp_strtab *t)
-{
-	memset(t, 0, sizeof(*t));
-	return cp_strtab_intern(t, "") == 0 ? 0 : -ENOMEM;
-}
-
-void cp_strtab_release(struct cp_strtab *t)
-{
-	for (size_t i = 0; i < t->n; i++)
-		free(t->v[i]);
-	free(t->v);
-	cp_htab_release(&t->h);
-	memset(t, 0, sizeof(*t));
-}
-
-size_t cp_utf8_len(const unsigned char *s)
-{
-	size_t n;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	/* A NUL fails this check, so a truncated sequence never reads past the string. */
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
-	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-		return 0;
-	return n;
-}
-
-/* A copy of s[0..len) with each byte that is not part of valid UTF-8 replaced by U+FFFD. */
-static char *utf8_fix(const char *s, size_t len)
-{
-	char *out = malloc(3 * len + 1), *o = out;
-	size_t i = 0;
-
-	if (!out)
-		return NULL;
-	while (i < len) {
-		size_t n = cp_utf8_len((const unsigned char *)s + i);
-
-		if (n == 0 || i + n > len) {
-			memcpy(o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-			continue;
-		}
-		memcpy(o, s + i, n);
-		o += n;
-		i += n;
-	}
-	*o = '\0';
-	return out;
-}
-
-static bool utf8_valid(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len;) {
-		size_t n = cp_utf8_len((const unsigned char *)s + i);
-
-		if (n == 0 || i + n > len)
-			return false;
-		i += n;
-	}
-	return true;
-}
-
-static size_t capped_len(const char *s)
-{
-	size_t len = strnlen(s, CP_PROFILE_MAX_STRING);
-
-	/* Never cut a UTF-8 sequence in half: back up to the start of the last character. */
-	if (len == CP_PROFILE_MAX_STRING)
-		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-			len--;
-	return len;
-}
-
-int64_t cp_strtab_lookup(const struct cp_strtab *t, const char *s)
-{
-	struct strkey k = { s ? s : "", 0 };
-
-	k.len = capped_len(k.s);
-	return cp_htab_find(&t->h, cp_hash_bytes(k.s, k.len, 0), str_eq, t, &k);
-}
-
-int64_t cp_strtab_intern(struct cp_strtab *t, const char *s)
-{
-	struct strkey k = { s ? s : "", 0 };
-	char *fixed = NULL, *copy;
-	uint32_t hash;
-	int64_t idx;
-
-	k.len = capped_len(k.s);
-	if (!utf8_valid(k.s, k.len)) {
-		fixed = utf8_fix(k.s, k.len);
-		if (!fixed)
-			return -ENOMEM;
-		idx = cp_strtab_intern(t, fixed);
-		free(fixed);
-		return idx;
-	}
-	hash = cp_hash_bytes(k.s, k.len, 0);
-	idx = cp_htab_find(&t->h, hash, str_eq, t, &k);
-	if (idx >= 0)
-		return idx;
-	if (t->n >= CP_PROFILE_MAX_ENTRIES)
-		return -E2BIG;
-	if (cp_grow((void **)&t->v, &t->alloc, t->n + 1, sizeof(*t->v)) < 0)
-		return -ENOMEM;
-	copy = strndup(k.s, k.len);
-	if (!copy)
-		return -ENOMEM;
-	if (cp_htab_insert(&t->h, hash, (uint32_t)t->n) < 0) {
-		free(copy);
-		return -ENOMEM;
-	}
-	t->v[t->n] = copy;
-	return (int64_t)t->n++;
-}
-
 /* Intern into the profile's table; *out receives the index. */
 static int intern(struct cp_profile *prof, const char *s, uint32_t *out)
 {
@@ -230,7 +27,8 @@ struct cp_profile *cp_profile_new_empty(void)
 
 	if (!prof)
 		return NULL;
-	if (cp_strtab_init(&prof->str) < 0 || intern(prof, "thread", &prof->s_thread) < 0 ||
+	if (cp_strtab_init(&prof->str, CP_STRTAB_UTF8) < 0 ||
+	    intern(prof, "thread", &prof->s_thread) < 0 ||
 	    intern(prof, "tid", &prof->s_tid) < 0 || intern(prof, "pid", &prof->s_pid) < 0 ||
 	    cp_grow((void **)&prof->nodes, &prof->nodes_alloc, 1, sizeof(*prof->nodes)) < 0) {
 		cp_profile_free(prof);
@@ -285,12 +83,12 @@ void cp_profile_free(struct cp_profile *prof)
 	cp_htab_release(&prof->function_h);
 	free(prof->special);
 	free(prof->nodes);
-	itab_release(&prof->node_h);
+	cp_itab_release(&prof->node_h);
 	free(prof->labels);
 	free(prof->labelsets);
 	cp_htab_release(&prof->labelset_h);
 	free(prof->sample_keys);
-	itab_release(&prof->sample_h);
+	cp_itab_release(&prof->sample_h);
 	free(prof->values);
 	free(prof);
 }
@@ -707,14 +505,14 @@ static int stack_node(struct cp_profile *prof, const uint64_t *loc_ids, size_t n
 	for (size_t i = n; i-- > 0;) {
 		struct cp_pnode key = { node, (uint32_t)loc_ids[i] };
 		uint32_t hash = node_hash(key.parent, key.loc);
-		int64_t idx = itab_find(&prof->node_h, hash, node_eq, prof, &key);
+		int64_t idx = cp_itab_find(&prof->node_h, hash, node_eq, prof, &key);
 
 		if (idx < 0) {
 			if (prof->nnodes >= CP_PROFILE_MAX_ENTRIES)
 				return -E2BIG;
 			if (cp_grow((void **)&prof->nodes, &prof->nodes_alloc, prof->nnodes + 1,
 				    sizeof(*prof->nodes)) < 0 ||
-			    itab_insert(&prof->node_h, hash, (uint32_t)prof->nnodes, node_hash_of,
+			    cp_itab_insert(&prof->node_h, hash, (uint32_t)prof->nnodes, node_hash_of,
 					prof) < 0)
 				return -ENOMEM;
 			prof->nodes[prof->nnodes] = key;
@@ -827,7 +625,7 @@ int cp_profile_add_sample_values(struct cp_profile *prof, const uint64_t *loc_id
 	    (err = intern_labelset(prof, labels, nlabels, &key.labelset)) < 0)
 		return err;
 	hash = sample_hash(key.node, key.labelset);
-	idx = itab_find(&prof->sample_h, hash, sample_eq, prof, &key);
+	idx = cp_itab_find(&prof->sample_h, hash, sample_eq, prof, &key);
 	if (idx < 0) {
 		if (prof->nsamples >= CP_PROFILE_MAX_ENTRIES)
 			return -E2BIG;
@@ -835,7 +633,7 @@ int cp_profile_add_sample_values(struct cp_profile *prof, const uint64_t *loc_id
 			    prof->nsamples + 1, sizeof(*prof->sample_keys)) < 0 ||
 		    cp_grow((void **)&prof->values, &prof->values_alloc,
 			    (prof->nsamples + 1) * prof->ntypes, sizeof(*prof->values)) < 0 ||
-		    itab_insert(&prof->sample_h, hash, (uint32_t)prof->nsamples, sample_hash_of,
+		    cp_itab_insert(&prof->sample_h, hash, (uint32_t)prof->nsamples, sample_hash_of,
 				prof) < 0)
 			return -ENOMEM;
 		prof->sample_keys[prof->nsamples] = key;
@@ -976,7 +774,7 @@ int cp_profile_frames_build(const struct cp_profile *prof, struct cp_profile_fra
 	memset(fr, 0, sizeof(*fr));
 	for (size_t i = 0; i < prof->nlocations; i++)
 		nframes += prof->locations[i].nlines ? prof->locations[i].nlines : 1;
-	err = cp_strtab_init(&fr->names);
+	err = cp_strtab_init(&fr->names, CP_STRTAB_UTF8);
 	if (err < 0)
 		return err;
 	/* The name of empty stacks, interned now so that the table no longer grows later. */

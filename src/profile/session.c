@@ -15,7 +15,7 @@
 #include "proc.h"
 #include "profile.h"
 #include "sampler.h"
-#include "ksym_cache.h"
+#include "ksyms.h"
 #include "session.h"
 #include "symbolize.h"
 #include "unwind.h"
@@ -65,13 +65,8 @@ struct cp_session {
 	/* record: the program the command exec'd last, when mapping 1 is an earlier one (a
 	 * wrapper: env, taskset, nice); made the main mapping when the profile is taken. */
 	uint64_t exec_main;
-	struct cp_ksym *ksyms;	/* text symbols by address */
-	size_t nksyms;
-	char *knames;		/* their names, NUL-terminated, one after another */
-	size_t knames_len;
-	size_t knames_cap;
+	struct cp_ksyms *ksyms;	/* kernel symbols, loaded at the first kernel frame */
 	bool ksyms_loaded;
-	struct cp_ksym_map kmap;	/* the table mapped from the cache, or empty */
 	uint64_t kernel_mapping;
 	bool disabled;		/* events stopped counting; end_mono set */
 	bool stopped;		/* and the rings drained */
@@ -427,172 +422,6 @@ static void thread_read_name(struct thread *t)
 		snprintf(t->name, sizeof(t->name), "%d", t->tid);
 }
 
-/* --- kernel symbols --- */
-
-static int ksym_cmp(const void *a, const void *b)
-{
-	const struct cp_ksym *x = a, *y = b;
-
-	return x->addr < y->addr ? -1 : x->addr > y->addr;
-}
-
-static bool is_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/*
- * One line of /proc/kallsyms, "ADDR TYPE NAME[\t[MODULE]]": the text symbols (t, T, w, W)
- * with a non-zero address go into the table, their names into one arena. -ENOMEM or 0.
- */
-static int ksyms_add_line(struct cp_session *s, const char *line, const char *end, size_t *cap)
-{
-	const char *p = line, *name;
-	uint64_t addr = 0;
-	size_t len;
-	char type;
-
-	for (; p < end && is_hex(*p); p++)
-		addr = addr << 4 | (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
-	if (p == line || p + 3 > end || p[0] != ' ' || p[2] != ' ' || !addr)
-		return 0;
-	type = p[1];
-	if (type != 't' && type != 'T' && type != 'w' && type != 'W')
-		return 0;
-	name = p + 3;
-	for (len = 0; name + len < end && name[len] != '\t' && name[len] != ' '; len++)
-		;
-	if (!len || s->knames_len + len + 1 > UINT32_MAX)
-		return 0;
-	if (len > 255)
-		len = 255;
-	if (s->nksyms == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 16384;
-		struct cp_ksym *v = realloc(s->ksyms, ncap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		s->ksyms = v;
-		*cap = ncap;
-	}
-	if (s->knames_len + len + 1 > s->knames_cap) {
-		size_t ncap = s->knames_cap ? s->knames_cap * 2 : 1u << 20;
-		char *v = realloc(s->knames, ncap);
-
-		if (!v)
-			return -ENOMEM;
-		s->knames = v;
-		s->knames_cap = ncap;
-	}
-	memcpy(s->knames + s->knames_len, name, len);
-	s->knames[s->knames_len + len] = '\0';
-	s->ksyms[s->nksyms].addr = addr;
-	s->ksyms[s->nksyms].name_off = (uint32_t)s->knames_len;
-	s->ksyms[s->nksyms].reserved = 0;
-	s->knames_len += len + 1;
-	s->nksyms++;
-	return 0;
-}
-
-/*
- * Read /proc/kallsyms once, the first time a kernel frame needs a name: about 120k lines
- * (5 MB) that the kernel formats on every read, so never at start. Parsed by hand in 256 KiB
- * chunks (sscanf, strtok and a strdup per symbol were a quarter of a short record's CPU).
- */
-static void ksyms_load(struct cp_session *s)
-{
-	size_t bufsize = 256u << 10, have = 0, cap = 0;
-	char *buf;
-	bool sorted = true;
-	int fd;
-
-	s->ksyms_loaded = true;
-	if (cp_ksym_cache_map(&s->kmap) == 0)
-		return;
-	fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	buf = malloc(bufsize);
-	if (!buf) {
-		close(fd);
-		return;
-	}
-	for (;;) {
-		ssize_t n = read(fd, buf + have, bufsize - have);
-		char *p = buf, *end, *nl;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		end = buf + have + n;
-		while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
-			if (ksyms_add_line(s, p, nl, &cap) < 0)
-				goto out;
-			p = nl + 1;
-		}
-		have = (size_t)(end - p);
-		if (have == bufsize)
-			have = 0;	/* a line longer than the buffer: not kallsyms */
-		memmove(buf, p, have);
-	}
-out:
-	free(buf);
-	close(fd);
-	/* Shrink to what is used: the table lives as long as the session. */
-	if (s->nksyms) {
-		struct cp_ksym *v = realloc(s->ksyms, s->nksyms * sizeof(*v));
-		char *names = realloc(s->knames, s->knames_len);
-
-		if (v)
-			s->ksyms = v;
-		if (names) {
-			s->knames = names;
-			s->knames_cap = s->knames_len;
-		}
-	}
-	for (size_t i = 1; i < s->nksyms && sorted; i++)
-		sorted = s->ksyms[i - 1].addr <= s->ksyms[i].addr;
-	if (!sorted)
-		qsort(s->ksyms, s->nksyms, sizeof(*s->ksyms), ksym_cmp);
-	/* For the next sessions of this boot (only real addresses: none are kept for non-root). */
-	if (s->nksyms)
-		(void)cp_ksym_cache_write(s->ksyms, s->nksyms, s->knames, s->knames_len);
-}
-
-static const char *ksym_find(struct cp_session *s, uint64_t addr)
-{
-	const struct cp_ksym *syms;
-	const char *names;
-	size_t lo = 0, hi, names_len;
-
-	if (!s->ksyms_loaded)
-		ksyms_load(s);
-	if (s->kmap.base) {
-		/* The table from the cache: used in place, so every name offset is checked. */
-		syms = s->kmap.syms;
-		names = s->kmap.names;
-		names_len = s->kmap.names_len;
-		hi = s->kmap.n;
-	} else {
-		syms = s->ksyms;
-		names = s->knames;
-		names_len = s->knames_len;
-		hi = s->nksyms;
-	}
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (syms[mid].addr <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (!lo || syms[lo - 1].name_off >= names_len)
-		return NULL;
-	return names + syms[lo - 1].name_off;
-}
-
 /* --- locations --- */
 
 static int add_main_mapping(struct cp_session *s, struct proc *p, const struct cp_map *map,
@@ -719,7 +548,12 @@ static uint64_t kernel_location(struct cp_session *s, uint64_t addr)
 		if (cp_profile_kernel_mapping(s->prof, &s->kernel_mapping) < 0)
 			return 0;
 	}
-	name = ksym_find(s, addr);
+	if (!s->ksyms_loaded) {
+		/* Never at start: the kernel formats /proc/kallsyms anew on every read. */
+		(void)cp_ksyms_load(&s->ksyms);
+		s->ksyms_loaded = true;
+	}
+	name = cp_ksyms_map_addr(s->ksyms, addr);
 	memset(&line, 0, sizeof(line));
 	line.function = name;
 	if (cp_profile_add_location(s->prof, 0, addr, s->kernel_mapping, &line, name ? 1 : 0,
@@ -1215,9 +1049,7 @@ void cp_session_free(struct cp_session *s)
 		}
 	}
 	free(s->threads);
-	free(s->ksyms);
-	cp_ksym_cache_unmap(&s->kmap);
-	free(s->knames);
+	cp_ksyms_free(s->ksyms);
 	cp_sym_free(s->sym);
 	cp_profile_free(s->prof);
 	free(s->pids);

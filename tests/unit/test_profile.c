@@ -446,7 +446,7 @@ static void test_strings(void)
 	char *big = malloc(70001);
 	int64_t a, b, c, d, e;
 
-	CHECK(cp_strtab_init(&t) == 0 && t.n == 1 && !strcmp(t.v[0], ""), "init");
+	CHECK(cp_strtab_init(&t, CP_STRTAB_UTF8) == 0 && t.n == 1 && !strcmp(t.v[0], ""), "init");
 	a = cp_strtab_intern(&t, "h\xc3\xa9llo");
 	b = cp_strtab_intern(&t, "h\xc3\xa9llo");
 	CHECK(a == 1 && b == 1 && t.n == 2, "dedupe: %ld %ld", (long)a, (long)b);
