@@ -1,5 +1,4 @@
 /* A profiling session: sampler -> unwind -> symbolize -> profile model, as samples arrive. */
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
