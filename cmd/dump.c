@@ -311,7 +311,7 @@ int cmd_dump(int argc, char **argv)
 
 	rc = parse_options(argc, argv, &o);
 	if (rc)
-		return rc < 0 ? CP_EXIT_OK : rc;
+		goto done;	/* -1: --help */
 	/* Before anything that needs undoing (the temporary output file, stopped threads). */
 	install_handlers();
 	rc = cp_cmd_check_pid("dump", o.pid_arg, true, &pid);
@@ -399,5 +399,5 @@ done:
 	 * The handlers stay until cprof exits: a signal that lands between a complete output and
 	 * the exit must not turn a success into death by signal.
 	 */
-	return rc;
+	return rc < 0 ? CP_EXIT_OK : rc;
 }

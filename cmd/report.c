@@ -152,7 +152,7 @@ int cmd_report(int argc, char **argv)
 
 	rc = parse_options(argc, argv, &o);
 	if (rc)
-		return rc < 0 ? CP_EXIT_OK : rc;
+		goto out;	/* -1: --help */
 	what = strcmp(o.file, "-") ? o.file : "standard input";
 
 	err = cp_read_file_alloc(strcmp(o.file, "-") ? o.file : "/dev/stdin", REPORT_MAX_FILE,
@@ -204,5 +204,5 @@ out:
 	free(text);
 	cp_profile_free(prof);
 	free(data);
-	return rc;
+	return rc < 0 ? CP_EXIT_OK : rc;
 }
