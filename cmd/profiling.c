@@ -13,18 +13,35 @@
 #include "session.h"
 #include "util.h"
 
+/* The profile formats by their --format name, with the extension of the default file name. */
+static const struct {
+	const char *name;
+	enum cp_profile_format format;
+	const char *ext;
+} formats[] = {
+	{ "pprof", CP_PROFILE_PPROF, "pb.gz" },
+	{ "folded", CP_PROFILE_FOLDED, "folded" },
+	{ "svg", CP_PROFILE_SVG, "svg" },
+	{ "text", CP_PROFILE_TEXT, "txt" },
+};
+
+int cp_prof_format_parse(const char *name, enum cp_profile_format *out)
+{
+	for (size_t i = 0; i < CP_ARRAY_SIZE(formats); i++) {
+		if (!strcmp(name, formats[i].name)) {
+			*out = formats[i].format;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 static const char *format_ext(enum cp_profile_format f)
 {
-	switch (f) {
-	case CP_PROFILE_FOLDED:
-		return "folded";
-	case CP_PROFILE_SVG:
-		return "svg";
-	case CP_PROFILE_TEXT:
-		return "txt";
-	default:
-		return "pb.gz";
-	}
+	for (size_t i = 0; i < CP_ARRAY_SIZE(formats); i++)
+		if (formats[i].format == f)
+			return formats[i].ext;
+	return "pb.gz";
 }
 
 static int parse_seconds(const char *cmd, const char *arg, double *out)
@@ -101,15 +118,7 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
 		}
 		return 0;
 	case 'f':
-		if (!strcmp(arg, "pprof")) {
-			o->format = CP_PROFILE_PPROF;
-		} else if (!strcmp(arg, "folded")) {
-			o->format = CP_PROFILE_FOLDED;
-		} else if (!strcmp(arg, "svg")) {
-			o->format = CP_PROFILE_SVG;
-		} else if (!strcmp(arg, "text")) {
-			o->format = CP_PROFILE_TEXT;
-		} else {
+		if (cp_prof_format_parse(arg, &o->format) < 0) {
 			cp_error(cmd, "invalid --format '%s': expected pprof, folded, svg or text",
 				 arg);
 			return CP_EXIT_USAGE;

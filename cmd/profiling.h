@@ -25,6 +25,9 @@ struct cp_prof_options {
 	bool verbose;
 };
 
+/* The format named name ("pprof", "folded", "svg", "text"). 0 or -EINVAL. */
+int cp_prof_format_parse(const char *name, enum cp_profile_format *out);
+
 /* Long options shared by attach and record, and their short letters. */
 #define CP_PROF_SHORT_OPTS "s:F:u:f:o:vh"
 #define CP_PROF_LONG_OPTS                                         \
