@@ -442,6 +442,57 @@ static uint64_t special(struct cp_session *s, const char *name)
 	return id;
 }
 
+/* Count the sample's process and thread, and name the thread, the first time they are seen. */
+static void note_sampled(struct cp_session *s, struct cp_proc *p, struct cp_thread *t, int pid)
+{
+	if (p && !s->main_added && !s->main_pending_exec)
+		add_main_mapping(s, p, NULL, 0);
+	if (p && !p->sampled) {
+		p->sampled = true;
+		s->stats.processes++;
+	}
+	if (t) {
+		t->pid = pid;
+		if (!t->name[0])
+			cp_thread_read_name(t);
+		if (!t->sampled) {
+			t->sampled = true;
+			s->stats.threads++;
+		}
+	}
+}
+
+/*
+ * The user frames of a dwarf-mode sample, unwound from its registers and stack copy, into
+ * s->locs[*n...]. Returns the marker that ends the stack ("[truncated]", "[unknown]") or NULL.
+ */
+static const char *dwarf_frames(struct cp_session *s, struct cp_proc *p,
+				const struct cp_sample *smp, size_t *n)
+{
+	struct cp_unwind_result *ur = &s->ur;
+	int err;
+
+	err = unwind_sample(p, smp, ur);
+	if (err < 0) {
+		/* Nothing unwound: at least where it was. */
+		ur->n = 1;
+		ur->pc[0] = smp->regs.r[CP_REG_RIP];
+		ur->flags[0] = 0;
+		ur->truncated = false;
+		ur->stop_reason = err;
+	}
+	for (size_t i = 0; i < ur->n && *n < MAX_FRAMES - 1; i++) {
+		bool exact = i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL);
+		uint64_t id = user_location(s, p, exact ? ur->pc[i] : ur->pc[i] - 1);
+
+		if (id)
+			s->locs[(*n)++] = id;
+	}
+	if (ur->truncated || (ur->stop_reason && smp->stack.truncated))
+		return "[truncated]";
+	return ur->stop_reason ? "[unknown]" : NULL;
+}
+
 static void on_sample(void *ctx, const struct cp_sample *smp)
 {
 	struct cp_session *s = ctx;
@@ -451,54 +502,17 @@ static void on_sample(void *ctx, const struct cp_sample *smp)
 	size_t n = 0;
 	bool cut = false;
 
-	if (p && !s->main_added && !s->main_pending_exec)
-		add_main_mapping(s, p, NULL, 0);
-	if (p && !p->sampled) {
-		p->sampled = true;
-		s->stats.processes++;
-	}
-	if (t) {
-		t->pid = smp->pid;
-		if (!t->name[0])
-			cp_thread_read_name(t);
-		if (!t->sampled) {
-			t->sampled = true;
-			s->stats.threads++;
-		}
-	}
+	note_sampled(s, p, t, smp->pid);
 	if (smp->callchain)
 		callchain_frames(s, p, smp, !s->opts.dwarf, &n, &cut);
-	if (s->opts.dwarf && p && smp->user_regs) {
-		struct cp_unwind_result *ur = &s->ur;
-		int err;
-
-		err = unwind_sample(p, smp, ur);
-		if (err < 0) {
-			/* Nothing unwound: at least where it was. */
-			ur->n = 1;
-			ur->pc[0] = smp->regs.r[CP_REG_RIP];
-			ur->flags[0] = 0;
-			ur->truncated = false;
-			ur->stop_reason = err;
-		}
-		for (size_t i = 0; i < ur->n && n < MAX_FRAMES - 1; i++) {
-			bool exact = i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL);
-			uint64_t id = user_location(s, p, exact ? ur->pc[i] : ur->pc[i] - 1);
-
-			if (id)
-				s->locs[n++] = id;
-		}
-		if (ur->truncated || (ur->stop_reason && smp->stack.truncated))
-			end_marker = "[truncated]";
-		else if (ur->stop_reason)
-			end_marker = "[unknown]";
-	} else if (s->opts.dwarf && !smp->user_regs && n == 0) {
+	if (s->opts.dwarf && p && smp->user_regs)
+		end_marker = dwarf_frames(s, p, smp, &n);
+	else if (s->opts.dwarf && !smp->user_regs && n == 0)
 		end_marker = "[unknown]";
-	} else if (!s->opts.dwarf && cut) {
+	else if (!s->opts.dwarf && cut)
 		end_marker = "[unknown]";
-	} else if (!s->opts.dwarf && smp->ncallchain >= 127 && n > 0) {
+	else if (!s->opts.dwarf && smp->ncallchain >= 127 && n > 0)
 		end_marker = "[truncated]";
-	}
 	if (n == 0 && !end_marker)
 		end_marker = "[unknown]";
 	if (end_marker) {
