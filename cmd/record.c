@@ -296,7 +296,9 @@ static void profile_command(struct cp_session *sess, const struct record_options
 		if (stop_count || (deadline && now >= deadline))
 			break;
 		if (now - last >= 250000000ull) {
-			cp_prof_progress(what, deadline ? (double)(deadline - now) / 1e9 : -1, sess);
+			double left = deadline ? (double)(deadline - now) / 1e9 : -1;
+
+			cp_prof_progress(what, left, sess);
 			last = now;
 		}
 		/* No waiting while records are left over from the last call. */

@@ -409,7 +409,8 @@ static void callchain_frames(struct cp_session *s, struct cp_proc *p, const stru
  * Unwind with the process's unwinder. It opens module files through /proc/PID; once the
  * process is gone (samples are read a little after they are taken), through our own root.
  */
-static int unwind_sample(struct cp_proc *p, const struct cp_sample *smp, struct cp_unwind_result *ur)
+static int unwind_sample(struct cp_proc *p, const struct cp_sample *smp,
+			 struct cp_unwind_result *ur)
 {
 	int err;
 
