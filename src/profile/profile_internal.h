@@ -141,6 +141,8 @@ struct cp_profile {
 
 /* A profile with no sample types, for the reader. NULL on ENOMEM. */
 struct cp_profile *cp_profile_new_empty(void);
+/* The index of s (NULL = "") in prof's string table, added when new. 0 or -errno. */
+int cp_profile_intern(struct cp_profile *prof, const char *s, uint32_t *out);
 /* Append a mapping without deduplication (reader). 0 or -errno; *id the new id. */
 int cp_profile_append_mapping(struct cp_profile *prof, const struct cp_pmapping *m, uint64_t *id);
 /* The id of the function (deduplicated). 0 or -errno. */
@@ -191,6 +193,14 @@ void cp_profile_frames_release(struct cp_profile_frames *fr);
 int64_t cp_profile_sample_frames(const struct cp_profile *prof, const struct cp_profile_frames *fr,
 				 size_t i, uint32_t **buf, size_t *alloc);
 
+/*
+ * The name of a frame without a function name into buf: module+0xoffset, as perf and eu-stack
+ * print; [kernel]+0xaddress for kernel frames; 0xaddress without a mapping.
+ */
+void cp_profile_fallback_name(const struct cp_profile *prof, const struct cp_plocation *l,
+			      char *buf, size_t size);
+
+/* The writers behind cp_profile_write's format switch. 0 or -errno. */
 int cp_profile_write_pprof(const struct cp_profile *prof, FILE *f);
 int cp_profile_write_folded(const struct cp_profile *prof, FILE *f);
 int cp_profile_write_svg(const struct cp_profile *prof, FILE *f);
