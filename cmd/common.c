@@ -222,29 +222,18 @@ int cp_output_open(struct cp_output *out, const char *cmd, const char *path)
 		large_buffer(out);
 		return 0;
 	}
-	if (asprintf(&out->tmp_path, "%s.tmp.%d", path, (int)getpid()) < 0) {
-		free(out->path);
-		out->path = NULL;
-		out->tmp_path = NULL;
-		return -ENOMEM;
-	}
-	fd = open(out->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = cp_atomic_file_open(&out->file, path, 0644);
 	if (fd < 0) {
-		int err = -errno;
-
-		cp_error(path, "cannot write: %s", strerror(-err));
-		free(out->tmp_path);
+		cp_error(path, "cannot write: %s", strerror(-fd));
 		free(out->path);
 		memset(out, 0, sizeof(*out));
-		return err;
+		return fd;
 	}
-	out->f = fdopen(fd, "w");
+	out->f = fdopen(out->file.fd, "w");
 	if (!out->f) {
 		int err = -errno;
 
-		close(fd);
-		unlink(out->tmp_path);
-		free(out->tmp_path);
+		cp_atomic_file_abort(&out->file);
 		free(out->path);
 		memset(out, 0, sizeof(*out));
 		return err;
@@ -259,7 +248,7 @@ int cp_output_commit(struct cp_output *out, const char *cmd)
 
 	if (!out->f)
 		return -EBADF;
-	if (!out->tmp_path) {
+	if (!out->file.tmp) {
 		if (fflush(out->f) != 0 || ferror(out->f))
 			err = errno ? -errno : -EIO;
 		if (out->f != stdout && fclose(out->f) != 0 && !err)
@@ -279,29 +268,28 @@ int cp_output_commit(struct cp_output *out, const char *cmd)
 	if (fclose(out->f) != 0 && !err)
 		err = -errno;
 	out->f = NULL;
+	out->file.fd = -1;	/* closed with f */
 	free(out->buf);
 	out->buf = NULL;
-	if (!err && rename(out->tmp_path, out->path) < 0)
-		err = -errno;
-	if (err) {
+	if (err)
+		cp_atomic_file_abort(&out->file);
+	else
+		err = cp_atomic_file_commit(&out->file);
+	if (err)
 		cp_error(out->path, "write failed: %s", strerror(-err));
-		unlink(out->tmp_path);
-	}
-	free(out->tmp_path);
 	free(out->path);
-	out->tmp_path = NULL;
 	out->path = NULL;
 	return err;
 }
 
 void cp_output_abort(struct cp_output *out)
 {
-	if (out->f && out->f != stdout)
+	if (out->f && out->f != stdout) {
 		fclose(out->f);
+		out->file.fd = -1;	/* closed with f */
+	}
 	free(out->buf);
-	if (out->tmp_path)
-		unlink(out->tmp_path);
-	free(out->tmp_path);
+	cp_atomic_file_abort(&out->file);
 	free(out->path);
 	memset(out, 0, sizeof(*out));
 }

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "atomic_file.h"
+
 enum cp_exit {
 	CP_EXIT_OK = 0,
 	CP_EXIT_FAILURE = 1,	/* run-time failure */
@@ -39,7 +41,7 @@ void cp_cmd_explain_attach_error(const char *cmd, int pid, int err, int tracer);
 struct cp_output {
 	FILE *f;
 	char *path;		/* final path, or "-" */
-	char *tmp_path;		/* NULL for stdout */
+	struct cp_atomic_file file;	/* the temporary; file.tmp NULL when written in place */
 	char *buf;		/* f's buffer (NULL: stdio's own); freed after f is closed */
 };
 

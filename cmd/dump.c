@@ -212,11 +212,10 @@ static int bench_repeat(void)
 }
 
 /*
- * A dump works for tens of milliseconds without sleeping, and on a machine with few CPUs the
- * target's own threads wait for a CPU when they wake meanwhile: a thread of a 16-thread target
- * that sleeps 1 ms in a loop woke 2-3 ms late during a dump. A short time slice for cprof (a
- * normal task's sched_runtime, Linux 6.12+) lets a waking thread have the CPU within 100 us:
- * measured 0.7 ms late. Older kernels ignore or refuse it, which changes nothing else.
+ * Ask for a short time slice (a normal task's sched_runtime, Linux 6.12+): a dump works for
+ * tens of milliseconds without sleeping, and on a machine with few CPUs the target's threads
+ * that wake meanwhile would wait for a CPU; with it they get one within 100 us. Older kernels
+ * ignore or refuse it, which changes nothing else.
  */
 static void short_time_slice(void)
 {
@@ -241,9 +240,8 @@ static void short_time_slice(void)
 
 /*
  * Heap a dump of pid will touch, roughly: 512 KiB (symbolizer tables, output buffers) and
- * 2 KiB a thread (its results; stack copies are reused batch after batch). Measured without
- * the prefault (page faults of the heap): 250 KiB at 16 threads, 1.8 MiB at 1003. A page
- * populated but never touched is pure cost: 0.3 ms a MiB on a paravirtualised guest.
+ * 2 KiB a thread (its results; stack copies are reused batch after batch). It errs low: a
+ * page populated but never touched is pure cost.
  */
 static size_t heap_estimate(int pid)
 {
@@ -313,7 +311,7 @@ int cmd_dump(int argc, char **argv)
 
 	rc = parse_options(argc, argv, &o);
 	if (rc)
-		return rc < 0 ? CP_EXIT_OK : rc;
+		goto done;	/* -1: --help */
 	/* Before anything that needs undoing (the temporary output file, stopped threads). */
 	install_handlers();
 	rc = cp_cmd_check_pid("dump", o.pid_arg, true, &pid);
@@ -401,5 +399,5 @@ done:
 	 * The handlers stay until cprof exits: a signal that lands between a complete output and
 	 * the exit must not turn a success into death by signal.
 	 */
-	return rc;
+	return rc < 0 ? CP_EXIT_OK : rc;
 }

@@ -1,6 +1,6 @@
 /*
  * What `cprof attach` and `cprof record` share: their common options, the sampling loop's
- * progress line, and writing the profile (implemented in cmd/attach.c).
+ * progress line, and writing the profile (cmd/profiling.c).
  */
 #ifndef CP_CMD_PROFILING_H
 #define CP_CMD_PROFILING_H
@@ -24,6 +24,9 @@ struct cp_prof_options {
 	const char *output;		/* NULL = default name */
 	bool verbose;
 };
+
+/* The format named name ("pprof", "folded", "svg", "text"). 0 or -EINVAL. */
+int cp_prof_format_parse(const char *name, enum cp_profile_format *out);
 
 /* Long options shared by attach and record, and their short letters. */
 #define CP_PROF_SHORT_OPTS "s:F:u:f:o:vh"
@@ -49,6 +52,11 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
  * unknown option. argv and optind as getopt_long left them. Returns CP_EXIT_USAGE.
  */
 int cp_prof_option_error(const char *cmd, int c, char **argv);
+
+/* The session options that come from o (the caller sets the targets). */
+void cp_prof_session_opts(const struct cp_prof_options *o, struct cp_session_opts *so);
+/* Say so when kernel frames were asked for and refused. */
+void cp_prof_note_kernel_refused(const struct cp_session *s, const struct cp_prof_options *o);
 
 /* Report a failure to start sampling pid (perf_event_open refused, ...). */
 void cp_prof_explain_open_error(const char *cmd, int pid, int err, const struct cp_prof_options *o);

@@ -44,6 +44,28 @@ static const char usage_text[] =
 	"  cprof record --format svg -o flame.svg -- make -j4\n"
 	"  cprof record --seconds 30 -- ./server      profile the first 30 s of a server\n";
 
+/* The command line of cprof record. */
+struct record_options {
+	struct cp_prof_options prof;
+	char **command;		/* COMMAND [ARGS...], from argv */
+};
+
+static const struct option long_options[] = {
+	CP_PROF_LONG_OPTS,
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The command run under the profiler. */
+struct child {
+	pid_t pid;
+	int go_fd;		/* one byte written here lets it exec; -1 once closed */
+	int err_fd;		/* the exec's errno arrives here; EOF when the exec succeeded */
+	int pidfd;		/* readable once it exits; -1 without pidfd_open */
+	int status;		/* its wait status once reaped */
+	bool reaped;
+	bool started;		/* it exec'd COMMAND */
+};
+
 static volatile sig_atomic_t stop_count;
 static volatile sig_atomic_t stop_sig;
 static volatile sig_atomic_t child_pid;
@@ -65,6 +87,29 @@ static void on_child(int sig)
 	(void)sig;	/* only to interrupt poll() */
 }
 
+/* The signals caught while the command runs; SIGCHLD last. */
+static const int caught_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGCHLD };
+
+static void catch_signals(struct sigaction *old)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_signal;
+	for (size_t i = 0; i + 1 < CP_ARRAY_SIZE(caught_signals); i++)
+		sigaction(caught_signals[i], &sa, &old[i]);
+	sa.sa_handler = on_child;
+	sa.sa_flags = SA_NOCLDSTOP;
+	sigaction(SIGCHLD, &sa, &old[CP_ARRAY_SIZE(caught_signals) - 1]);
+}
+
+static void restore_signals(const struct sigaction *old)
+{
+	for (size_t i = 0; i < CP_ARRAY_SIZE(caught_signals); i++)
+		sigaction(caught_signals[i], &old[i], NULL);
+}
+
 /* The exit code a shell would give for status. */
 static int status_code(int status)
 {
@@ -76,11 +121,10 @@ static int status_code(int status)
 }
 
 /*
- * How long to wait for samples before looking again. Each wakeup costs tens of microseconds
- * of CPU on a virtual machine (a 99 Hz record of a few seconds woke 45 times at 100 ms), so
- * as long as nothing needs us: the rings wake us when half full, the command's exit through
- * its pidfd, a signal interrupts the wait. The progress line on a terminal is redrawn every
- * 250 ms; without a pidfd (Linux before 5.3) the exit is seen by looking every 100 ms.
+ * How long to wait for samples before looking again: as long as nothing needs us, since every
+ * wakeup costs CPU. The rings wake us when half full, the command's exit through its pidfd, a
+ * signal interrupts the wait. The progress line on a terminal is redrawn every 250 ms; without
+ * a pidfd (Linux before 5.3) the exit is seen by looking every 100 ms.
  */
 static int wait_ms(uint64_t now, uint64_t deadline, bool have_pidfd)
 {
@@ -113,31 +157,10 @@ static void child_main(int gofd, int errfd, char **cmd, bool out_to_err)
 	_exit(e == ENOENT ? 127 : 126);
 }
 
-int cmd_record(int argc, char **argv)
+/* 0, -1 after --help, or the exit code for a bad command line (already reported). */
+static int parse_options(int argc, char **argv, struct record_options *o)
 {
-	static const struct option long_options[] = {
-		CP_PROF_LONG_OPTS,
-		{ NULL, 0, NULL, 0 },
-	};
-	struct cp_prof_options o = {
-		.seconds = 0,
-		.hz = 99,
-		.dwarf = true,
-		.kernel = true,
-		.format = CP_PROFILE_PPROF,
-	};
-	struct cp_session_opts so = { 0 };
-	struct cp_session *sess = NULL;
-	struct cp_session_stats st;
-	struct sigaction sa, old_int, old_term, old_hup, old_chld;
-	int gopipe[2] = { -1, -1 }, errpipe[2] = { -1, -1 };
-	char **cmd;
-	pid_t pid;
-	int c, rc, err, status = 0, exec_err = 0, pidfd = -1;
-	bool reaped = false, started = false, busy = false;
-	uint64_t start, deadline = 0;
-	char what[64];
-	ssize_t n;
+	int c, rc;
 
 	opterr = 0;
 	optind = 1;
@@ -145,11 +168,11 @@ int cmd_record(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+:" CP_PROF_SHORT_OPTS, long_options, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage_text, stdout);
-			return CP_EXIT_OK;
+			return -1;
 		}
 		if (c == ':')
 			return cp_prof_option_error("record", c, argv);
-		rc = cp_prof_parse_option("record", c, optarg, &o);
+		rc = cp_prof_parse_option("record", c, optarg, &o->prof);
 		if (rc > 0)
 			return rc;
 		if (rc < 0)
@@ -160,10 +183,14 @@ int cmd_record(int argc, char **argv)
 		cp_hint("usage: cprof record [OPTIONS] -- COMMAND [ARGS...]");
 		return CP_EXIT_USAGE;
 	}
-	cmd = argv + optind;
-	/* The default name needs the command's pid; an explicit path can be checked now. */
-	if (o.output && cp_prof_check_output("record", &o, 0) < 0)
-		return CP_EXIT_FAILURE;
+	o->command = argv + optind;
+	return 0;
+}
+
+/* Fork the child that will exec the command once told to. 0 or an exit code (reported). */
+static int spawn(const struct record_options *o, struct child *c)
+{
+	int gopipe[2] = { -1, -1 }, errpipe[2] = { -1, -1 };
 
 	if (pipe2(gopipe, O_CLOEXEC) < 0 || pipe2(errpipe, O_CLOEXEC) < 0) {
 		cp_error("record", "cannot create a pipe: %s", strerror(errno));
@@ -174,8 +201,8 @@ int cmd_record(int argc, char **argv)
 		return CP_EXIT_FAILURE;
 	}
 	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
+	c->pid = fork();
+	if (c->pid < 0) {
 		cp_error("record", "cannot fork: %s", strerror(errno));
 		close(gopipe[0]);
 		close(gopipe[1]);
@@ -183,89 +210,87 @@ int cmd_record(int argc, char **argv)
 		close(errpipe[1]);
 		return CP_EXIT_FAILURE;
 	}
-	if (pid == 0) {
+	if (c->pid == 0) {
 		close(gopipe[1]);
 		close(errpipe[0]);
-		child_main(gopipe[0], errpipe[1], cmd, o.output && !strcmp(o.output, "-"));
+		child_main(gopipe[0], errpipe[1], o->command,
+			   o->prof.output && !strcmp(o->prof.output, "-"));
 	}
 	close(gopipe[0]);
 	close(errpipe[1]);
-	child_pid = pid;
+	c->go_fd = gopipe[1];
+	c->err_fd = errpipe[0];
+	child_pid = c->pid;
+	return 0;
+}
 
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
-	sigaction(SIGHUP, &sa, &old_hup);
-	sa.sa_handler = on_child;
-	sa.sa_flags = SA_NOCLDSTOP;
-	sigaction(SIGCHLD, &sa, &old_chld);
+/* Let the child exec the command. 0, or the exit code after saying why it did not run. */
+static int start(struct child *c, char **cmd)
+{
+	int exec_err = 0;
+	ssize_t n;
 
-	rc = CP_EXIT_FAILURE;
-	so.pids = &pid;
-	so.npids = 1;
-	so.hz = o.hz;
-	so.dwarf = o.dwarf;
-	so.stack_size = o.stack_size;
-	so.kernel = o.kernel;
-	so.follow_children = true;
-	so.enable_on_exec = true;
-	err = cp_session_new(&so, &sess);
-	if (err < 0) {
-		/* The command never runs: closing the pipe makes the child exit. */
-		close(gopipe[1]);
-		gopipe[1] = -1;
-		waitpid(pid, &status, 0);
-		reaped = true;
-		cp_prof_explain_open_error("record", pid, err, &o);
-		goto done;
-	}
-	cp_session_get_stats(sess, &st);
-	if (st.kernel_refused && o.kernel)
-		cp_note("note: kernel frames not permitted (kernel.perf_event_paranoid); sampling "
-			"user space only");
-
-	/* Go: the events count from the exec on. */
-	if (write(gopipe[1], "g", 1) != 1) {
+	if (write(c->go_fd, "g", 1) != 1) {
 		cp_error("record", "cannot start the command: %s", strerror(errno));
-		goto done;
+		return CP_EXIT_FAILURE;
 	}
-	close(gopipe[1]);
-	gopipe[1] = -1;
+	close(c->go_fd);
+	c->go_fd = -1;
 	do {
-		n = read(errpipe[0], &exec_err, sizeof(exec_err));
+		n = read(c->err_fd, &exec_err, sizeof(exec_err));
 	} while (n < 0 && errno == EINTR);
 	if (n == (ssize_t)sizeof(exec_err)) {
-		waitpid(pid, &status, 0);
-		reaped = true;
+		waitpid(c->pid, &c->status, 0);
+		c->reaped = true;
 		if (exec_err == ENOENT) {
 			cp_error(cmd[0], "command not found");
-			rc = 127;
-		} else {
-			cp_error(cmd[0], "cannot run: %s", strerror(exec_err));
-			rc = 126;
+			return 127;
 		}
-		goto done;
+		cp_error(cmd[0], "cannot run: %s", strerror(exec_err));
+		return 126;
 	}
+	c->started = true;
+	return 0;
+}
 
-	started = true;
+/* A child that never exec'd: without the go byte it exits at once; reap it. */
+static void abandon(struct child *c)
+{
+	if (c->go_fd >= 0)
+		close(c->go_fd);
+	c->go_fd = -1;
+	if (!c->reaped)
+		waitpid(c->pid, &c->status, 0);
+	c->reaped = true;
+}
+
+/*
+ * Sample until the command exits, a signal asks to stop, or --seconds pass; then read what
+ * the rings hold and stop the session. Read errors are reported.
+ */
+static void profile_command(struct cp_session *sess, const struct record_options *o,
+			    struct child *c)
+{
+	uint64_t start, deadline = 0;
+	char what[64];
+	bool busy = false;
+	int err;
+
 	/* Readable when the command exits: ends a long wait for samples at once. */
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pidfd >= 0)
-		cp_session_wake_on(sess, pidfd);
-	snprintf(what, sizeof(what), "%s (pid %d)", cmd[0], (int)pid);
+	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+	if (c->pidfd >= 0)
+		cp_session_wake_on(sess, c->pidfd);
+	snprintf(what, sizeof(what), "%s (pid %d)", o->command[0], (int)c->pid);
 	/* The events count from the exec: so do the countdown and the profile's duration. */
 	cp_session_mark_start(sess);
 	start = cp_session_start_ns(sess);
-	if (o.seconds > 0)
-		deadline = start + (uint64_t)(o.seconds * 1e9);
+	if (o->prof.seconds > 0)
+		deadline = start + (uint64_t)(o->prof.seconds * 1e9);
 	for (uint64_t last = 0;;) {
 		uint64_t now = cp_now_ns();
-		pid_t w = waitpid(pid, &status, WNOHANG);
 
-		if (w == pid) {
-			reaped = true;
+		if (waitpid(c->pid, &c->status, WNOHANG) == c->pid) {
+			c->reaped = true;
 			break;
 		}
 		if (stop_count || (deadline && now >= deadline))
@@ -277,7 +302,7 @@ int cmd_record(int argc, char **argv)
 			last = now;
 		}
 		/* No waiting while records are left over from the last call. */
-		err = cp_session_poll(sess, busy ? 0 : wait_ms(now, deadline, pidfd >= 0));
+		err = cp_session_poll(sess, busy ? 0 : wait_ms(now, deadline, c->pidfd >= 0));
 		busy = err == 1;
 		if (err < 0) {
 			cp_prof_progress_clear();
@@ -287,18 +312,22 @@ int cmd_record(int argc, char **argv)
 	}
 	cp_session_stop(sess);
 	cp_prof_progress_clear();
-	if (!reaped && cp_stderr_is_tty())
+	if (!c->reaped && cp_stderr_is_tty())
 		cp_note("stopped profiling after %.1f s; %s keeps running",
-			(cp_now_ns() - start) / 1e9, cmd[0]);
-	err = cp_prof_write("record", sess, &o, pid, NULL);
-	/* The profile is written: nothing of ours is left attached to the command. */
-	cp_session_free(sess);
-	sess = NULL;
-	while (!reaped) {
-		pid_t w = waitpid(pid, &status, 0);
+			(cp_now_ns() - start) / 1e9, o->command[0]);
+}
 
-		if (w == pid) {
-			reaped = true;
+/*
+ * Wait for the command to end (it runs on after --seconds). cprof's exit code: the command's,
+ * unless the profile (write_err) failed where the command succeeded.
+ */
+static int wait_command(struct child *c, const char *name, int write_err)
+{
+	while (!c->reaped) {
+		pid_t w = waitpid(c->pid, &c->status, 0);
+
+		if (w == c->pid) {
+			c->reaped = true;
 		} else if (w < 0 && errno == EINTR) {
 			if (stop_count >= 2)
 				break;	/* asked twice: leave it running, as a shell would */
@@ -306,32 +335,81 @@ int cmd_record(int argc, char **argv)
 			break;
 		}
 	}
-	if (!reaped) {
+	if (!c->reaped) {
 		cp_error("record", "interrupted by %s; %s (pid %d) left running",
-			 strsignal(stop_sig), cmd[0], (int)pid);
-		rc = 128 + stop_sig;
-	} else if (err < 0 && status_code(status) == 0) {
-		rc = CP_EXIT_FAILURE;	/* the profile was asked for and is not there */
-	} else {
-		rc = status_code(status);
+			 strsignal(stop_sig), name, (int)c->pid);
+		return 128 + stop_sig;
 	}
-done:
-	if (!reaped && !started) {
-		/* The command never ran: without the go byte the child exits at once. */
-		if (gopipe[1] >= 0)
-			close(gopipe[1]);
-		gopipe[1] = -1;
-		waitpid(pid, &status, 0);
+	if (write_err < 0 && status_code(c->status) == 0)
+		return CP_EXIT_FAILURE;	/* the profile was asked for and is not there */
+	return status_code(c->status);
+}
+
+int cmd_record(int argc, char **argv)
+{
+	struct record_options o = {
+		.prof = {
+			.seconds = 0,
+			.hz = 99,
+			.dwarf = true,
+			.kernel = true,
+			.format = CP_PROFILE_PPROF,
+		},
+	};
+	struct child c = { .pid = -1, .go_fd = -1, .err_fd = -1, .pidfd = -1 };
+	struct cp_session_opts so = { 0 };
+	struct cp_session *sess = NULL;
+	struct sigaction old[CP_ARRAY_SIZE(caught_signals)];
+	bool caught = false;
+	int rc, err;
+
+	rc = parse_options(argc, argv, &o);
+	if (rc)
+		goto out;
+	/* The default name needs the command's pid; an explicit path can be checked now. */
+	if (o.prof.output && cp_prof_check_output("record", &o.prof, 0) < 0) {
+		rc = CP_EXIT_FAILURE;
+		goto out;
 	}
+	rc = spawn(&o, &c);
+	if (rc)
+		goto out;
+	catch_signals(old);
+	caught = true;
+	so.pids = &c.pid;
+	so.npids = 1;
+	cp_prof_session_opts(&o.prof, &so);
+	so.follow_children = true;
+	so.enable_on_exec = true;
+	err = cp_session_new(&so, &sess);
+	if (err < 0) {
+		abandon(&c);	/* the command never runs */
+		cp_prof_explain_open_error("record", c.pid, err, &o.prof);
+		rc = CP_EXIT_FAILURE;
+		goto out;
+	}
+	cp_prof_note_kernel_refused(sess, &o.prof);
+	/* Go: the events count from the exec on. */
+	rc = start(&c, o.command);
+	if (rc)
+		goto out;
+	profile_command(sess, &o, &c);
+	err = cp_prof_write("record", sess, &o.prof, c.pid, NULL);
+	/* The profile is written: nothing of ours is left attached to the command. */
 	cp_session_free(sess);
-	if (pidfd >= 0)
-		close(pidfd);
-	if (gopipe[1] >= 0)
-		close(gopipe[1]);
-	close(errpipe[0]);
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
-	sigaction(SIGHUP, &old_hup, NULL);
-	sigaction(SIGCHLD, &old_chld, NULL);
-	return rc;
+	sess = NULL;
+	rc = wait_command(&c, o.command[0], err);
+out:
+	if (c.pid > 0 && !c.started)
+		abandon(&c);
+	cp_session_free(sess);
+	if (c.pidfd >= 0)
+		close(c.pidfd);
+	if (c.go_fd >= 0)
+		close(c.go_fd);
+	if (c.err_fd >= 0)
+		close(c.err_fd);
+	if (caught)
+		restore_signals(old);
+	return rc < 0 ? CP_EXIT_OK : rc;
 }

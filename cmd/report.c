@@ -8,6 +8,7 @@
 
 #include "common.h"
 #include "profile.h"
+#include "profiling.h"
 #include "util.h"
 
 /* Bigger than any real profile file, small enough to read into memory at once. */
@@ -72,13 +73,9 @@ static int parse_options(int argc, char **argv, struct report_options *o)
 			o->top_given = true;
 			break;
 		case 'f':
-			if (!strcmp(optarg, "text")) {
-				o->format = CP_PROFILE_TEXT;
-			} else if (!strcmp(optarg, "folded")) {
-				o->format = CP_PROFILE_FOLDED;
-			} else if (!strcmp(optarg, "svg")) {
-				o->format = CP_PROFILE_SVG;
-			} else {
+			/* A report is for people and flame graph tools: no pprof out. */
+			if (cp_prof_format_parse(optarg, &o->format) < 0 ||
+			    o->format == CP_PROFILE_PPROF) {
 				cp_error("report", "invalid --format '%s': expected %s", optarg,
 					 "text, folded or svg");
 				return CP_EXIT_USAGE;
@@ -152,7 +149,7 @@ int cmd_report(int argc, char **argv)
 
 	rc = parse_options(argc, argv, &o);
 	if (rc)
-		return rc < 0 ? CP_EXIT_OK : rc;
+		goto out;	/* -1: --help */
 	what = strcmp(o.file, "-") ? o.file : "standard input";
 
 	err = cp_read_file_alloc(strcmp(o.file, "-") ? o.file : "/dev/stdin", REPORT_MAX_FILE,
@@ -204,5 +201,5 @@ out:
 	free(text);
 	cp_profile_free(prof);
 	free(data);
-	return rc;
+	return rc < 0 ? CP_EXIT_OK : rc;
 }

@@ -1,71 +1,34 @@
 /* On-disk cache of debug files with their compressed DWARF sections inflated once. */
-#include "debug_cache.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
+
+#include "atomic_file.h"
+#include "cache_dir.h"
+#include "debug_cache.h"
 
 /* Below this much compressed DWARF the inflate costs less than opening a second file. */
 #define CACHE_MIN_COMPRESSED (256u << 10)
 /* The copy is written to disk: refuse absurd sizes a hostile header could ask for. */
 #define CACHE_MAX_INFLATED (1ull << 30)
 
-int cp_debug_cache_mkdir(char *path)
-{
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-			*p = '/';
-			return -errno;
-		}
-		*p = '/';
-	}
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-int cp_debug_cache_dir(char *buf, size_t size)
-{
-	const char *env = getenv("CPROF_CACHE_DIR");
-	int n;
-
-	if (env) {
-		if (!*env)
-			return -ENOENT;
-		n = snprintf(buf, size, "%s", env);
-	} else if ((env = getenv("XDG_CACHE_HOME")) && *env == '/') {
-		n = snprintf(buf, size, "%s/cprof", env);
-	} else if ((env = getenv("HOME")) && *env == '/') {
-		n = snprintf(buf, size, "%s/.cache/cprof", env);
-	} else {
-		return -ENOENT;
-	}
-	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
-}
-
 int cp_debug_cache_path(const char *build_id, char *buf, size_t size)
 {
-	char dir[4096];
-	int n, err;
+	char name[NAME_MAX + 1];
 
 	if (!build_id || strlen(build_id) < 4 || strspn(build_id, "0123456789abcdef") !=
 							  strlen(build_id))
 		return -EINVAL;
-	err = cp_debug_cache_dir(dir, sizeof(dir));
-	if (err < 0)
-		return err;
-	n = snprintf(buf, size, "%s/%s.debug", dir, build_id);
-	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+	if (snprintf(name, sizeof(name), "%s.debug", build_id) >= (int)sizeof(name))
+		return -ENAMETOOLONG;
+	return cp_cache_path(buf, size, NULL, name, false);
 }
 
 /* Compressed bytes of the .debug_* sections, and what they inflate to. */
@@ -157,10 +120,11 @@ done:
 
 int cp_debug_cache_store(int fd, const char *build_id)
 {
-	char path[4096 + 80], tmp[4096 + 96];
+	char path[4096 + 80], dir[4096 + 80];
+	struct cp_atomic_file out;
 	uint64_t packed, inflated;
 	Elf *in;
-	int out_fd, err;
+	int err;
 
 	err = cp_debug_cache_path(build_id, path, sizeof(path));
 	if (err < 0)
@@ -178,30 +142,20 @@ int cp_debug_cache_store(int fd, const char *build_id)
 		elf_end(in);
 		return -ENOENT;
 	}
-	/* The directory part of path. */
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	*strrchr(tmp, '/') = '\0';
-	err = cp_debug_cache_mkdir(tmp);
+	err = cp_cache_dir(dir, sizeof(dir));
+	if (err == 0)
+		err = cp_cache_mkdir(dir);
+	if (err == 0)
+		err = cp_atomic_file_open(&out, path, 0600);
 	if (err < 0) {
 		elf_end(in);
 		return err;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
-	out_fd = mkostemp(tmp, O_CLOEXEC);
-	if (out_fd < 0) {
-		err = -errno;
-		elf_end(in);
-		return err;
-	}
-	err = write_inflated(in, out_fd);
+	err = write_inflated(in, out.fd);
 	elf_end(in);
-	/* Renamed into place only when complete: readers never see half a file. */
-	if (err == 0 && rename(tmp, path) < 0)
-		err = -errno;
 	if (err < 0) {
-		unlink(tmp);
-		close(out_fd);
+		cp_atomic_file_abort(&out);
 		return err;
 	}
-	return out_fd;
+	return cp_atomic_file_commit(&out);
 }

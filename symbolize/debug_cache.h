@@ -10,15 +10,6 @@
 #include <stddef.h>
 
 /*
- * The cache directory: $CPROF_CACHE_DIR, else $XDG_CACHE_HOME/cprof, else $HOME/.cache/cprof.
- * Writes into buf; -ENOENT when caching is off (CPROF_CACHE_DIR set to "" or no home).
- */
-int cp_debug_cache_dir(char *buf, size_t size);
-
-/* mkdir -p path, mode 0700 (path is modified while it works, then restored). 0 or -errno. */
-int cp_debug_cache_mkdir(char *path);
-
-/*
  * Path of the cached copy for build_id (hex) in buf: 0, or -ENOENT when caching is off,
  * -ENAMETOOLONG.
  */
@@ -26,10 +17,10 @@ int cp_debug_cache_path(const char *build_id, char *buf, size_t size);
 
 /*
  * If the ELF file open as fd has compressed .debug_* sections worth caching, write a copy with
- * them decompressed to the cache under build_id (atomically: a temporary file renamed into
- * place) and return an fd open on the copy. -ENOENT when there is nothing worth caching or
- * caching is off; other -errno on failure. fd is borrowed. The caller still checks that the
- * copy is the file it wants (build ID), as for any debug file.
+ * them decompressed to the cache under build_id (atomic_file.h: never seen half written).
+ * 0 when the copy is in place (at cp_debug_cache_path()), -ENOENT when there is nothing worth
+ * caching or caching is off, other -errno on failure. fd is borrowed. The caller still checks
+ * that the copy is the file it wants (build ID), as for any debug file.
  */
 int cp_debug_cache_store(int fd, const char *build_id);
 

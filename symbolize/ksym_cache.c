@@ -9,7 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "debug_cache.h"
+#include "atomic_file.h"
+#include "cache_dir.h"
 #include "ksym_cache.h"
 #include "util.h"
 
@@ -49,9 +50,9 @@ static int modules_hash(uint64_t *out)
 /* <cache>/ksyms1/<boot id>; -ENOENT when caching is off. */
 static int cache_path(char *buf, size_t size, bool create_dir)
 {
-	char dir[4096], boot[64];
+	char boot[64];
 	size_t len = 0;
-	int n, err;
+	int err;
 
 	err = cp_read_file("/proc/sys/kernel/random/boot_id", boot, sizeof(boot), &len);
 	if (err < 0)
@@ -60,16 +61,7 @@ static int cache_path(char *buf, size_t size, bool create_dir)
 		boot[--len] = '\0';
 	if (len < 8 || strspn(boot, "0123456789abcdef-") != len)
 		return -EINVAL;
-	err = cp_debug_cache_dir(dir, sizeof(dir));
-	if (err < 0)
-		return err;
-	n = snprintf(buf, size, "%s/ksyms1", dir);
-	if (n < 0 || (size_t)n >= size)
-		return -ENAMETOOLONG;
-	if (create_dir && (err = cp_debug_cache_mkdir(buf)) < 0)
-		return err;
-	n = snprintf(buf, size, "%s/ksyms1/%s", dir, boot);
-	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+	return cp_cache_path(buf, size, "ksyms1", boot, create_dir);
 }
 
 int cp_ksym_cache_map(struct cp_ksym_map *m)
@@ -131,9 +123,10 @@ void cp_ksym_cache_unmap(struct cp_ksym_map *m)
 int cp_ksym_cache_write(const struct cp_ksym *syms, size_t n, const char *names,
 			size_t names_len)
 {
-	char path[4200], tmp[4300];
+	char path[4200];
+	struct cp_atomic_file out;
 	struct header h;
-	int fd, err;
+	int err;
 
 	if (!syms || !n || !names || !names_len || n > MAX_SYMS || names_len > MAX_NAMES ||
 	    names[names_len - 1] != '\0')
@@ -147,20 +140,17 @@ int cp_ksym_cache_write(const struct cp_ksym *syms, size_t n, const char *names,
 	memcpy(h.magic, MAGIC, MAGIC_LEN);
 	h.n = n;
 	h.names_len = names_len;
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -errno;
-	err = cp_write_all(fd, &h, sizeof(h));
+	err = cp_atomic_file_open(&out, path, 0600);
+	if (err < 0)
+		return err;
+	err = cp_write_all(out.fd, &h, sizeof(h));
 	if (!err)
-		err = cp_write_all(fd, syms, n * sizeof(*syms));
+		err = cp_write_all(out.fd, syms, n * sizeof(*syms));
 	if (!err)
-		err = cp_write_all(fd, names, names_len);
-	if (close(fd) < 0 && !err)
-		err = -errno;
-	if (!err && rename(tmp, path) < 0)
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	return err;
+		err = cp_write_all(out.fd, names, names_len);
+	if (err) {
+		cp_atomic_file_abort(&out);
+		return err;
+	}
+	return cp_atomic_file_commit(&out);
 }

@@ -1,7 +1,7 @@
 /*
  * The kernel's text symbols kept on disk for the boot they belong to: reading /proc/kallsyms
- * means the kernel formats about 150k lines (40-80 ms here), the largest fixed cost of a
- * profile that meets a kernel frame. The table parsed once is written to the cache directory
+ * means the kernel formats every line anew, the largest fixed cost of a profile that meets a
+ * kernel frame. The table parsed once is written to the cache directory
  * under the boot ID, with a hash of /proc/modules, and read back by later sessions of the same
  * boot while no module was loaded or unloaded (KASLR and modules move addresses otherwise).
  */

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "debug_cache.h"
+#include "cache_dir.h"
 #include "sym_cache.h"
 #include "util.h"
 
@@ -30,29 +30,17 @@
 
 static int cache_file_path(const char *build_id, char *buf, size_t size, bool create_dir)
 {
-	char dir[4096];
-	int n, err;
-
 	if (!build_id || strlen(build_id) < 4 ||
 	    strspn(build_id, "0123456789abcdef") != strlen(build_id))
 		return -EINVAL;
-	err = cp_debug_cache_dir(dir, sizeof(dir));
-	if (err < 0)
-		return err;
-	n = snprintf(buf, size, "%s/" CACHE_SUBDIR, dir);
-	if (n < 0 || (size_t)n >= size)
-		return -ENAMETOOLONG;
-	if (create_dir && (err = cp_debug_cache_mkdir(buf)) < 0)
-		return err;
-	n = snprintf(buf, size, "%s/" CACHE_SUBDIR "/%s", dir, build_id);
-	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+	return cp_cache_path(buf, size, CACHE_SUBDIR, build_id, create_dir);
 }
 
 /*
  * Read the file into memory populated in one go: a first touch of each fresh page, one at a
- * time in read(), costs tens of microseconds on a virtual machine, and libc's file is a few
- * hundred KiB. Sized by fstat (appenders in other processes may add to it meanwhile: what is
- * cut off is a torn last line, skipped).
+ * time in read(), is dear on a virtual machine, and libc's file is a few hundred KiB. Sized
+ * by fstat (appenders in other processes may add to it meanwhile: what is cut off is a torn
+ * last line, skipped).
  */
 int cp_sym_cache_read(const char *build_id, char **text, size_t *len)
 {

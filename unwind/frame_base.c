@@ -48,56 +48,105 @@ static enum call_kind call_before(const struct cp_frame_base_probe *p, uint64_t 
 		return INDIRECT_CALL;
 	if (b[3] == 0xff && b[4] == 0x54)
 		return INDIRECT_CALL;
-	/* ff 15 rel32 (call *rel32(%rip)); ff 90+r disp32. */
-	if (b[1] == 0xff && (b[2] == 0x15 || ((b[2] & 0xf8) == 0x90 && b[2] != 0x94)))
+	/*
+	 * ff 15 rel32 (call *rel32(%rip)): through a GOT slot (-fno-plt, Rust's calls across
+	 * crates) whose content, when readable, names the target as a direct call does.
+	 */
+	if (b[1] == 0xff && b[2] == 0x15) {
+		uint64_t slot;
+
+		memcpy(&rel, b + 3, sizeof(rel));
+		if (p->read_code(p->arg, ret + (uint64_t)(int64_t)rel, &slot, sizeof(slot)) == 0) {
+			*target = slot;
+			return DIRECT_CALL;
+		}
+		return INDIRECT_CALL;
+	}
+	/* ff 90+r disp32. */
+	if (b[1] == 0xff && (b[2] & 0xf8) == 0x90 && b[2] != 0x94)
 		return INDIRECT_CALL;
 	if (b[0] == 0xff && b[1] == 0x94)
 		return INDIRECT_CALL;
 	return NOT_A_CALL;
 }
 
-/* Does the saved frame pointer at link lead to a return address after a call, or end? */
-static bool next_link_plausible(const struct cp_frame_base_probe *p, uint64_t link)
+bool cp_frame_base_follows_call(const struct cp_frame_base_probe *p, uint64_t ret)
+{
+	uint64_t target;
+
+	return call_before(p, ret, &target) != NOT_A_CALL;
+}
+
+/*
+ * Without the caller's CFI: does the saved frame pointer at link (read at slot) lead to a
+ * return address after a call, or end the chain?
+ */
+static bool next_link_plausible(const struct cp_frame_base_probe *p, uint64_t slot,
+				uint64_t link)
 {
 	uint64_t ret, target;
 
 	if (link == 0)
 		return true;
+	/* A saved frame pointer lies above its own slot, aligned. */
+	if (link <= slot + 8 || (link & 7))
+		return false;
 	/* Past the copy: nothing to check it against, so no proof. */
 	if (!stack_word(p->stack, link + 8, &ret))
 		return false;
 	return call_before(p, ret, &target) != NOT_A_CALL;
 }
 
+/*
+ * The lowest slot in [sp, end) that passes with proof want: the frame's own slot lies below
+ * any older caller's, but the frame's locals may hold stale pairs from calls made before.
+ */
+static int find_with(const struct cp_frame_base_probe *p, uint64_t end,
+		     enum cp_frame_base_proof want, uint64_t *base)
+{
+	const struct cp_stack *st = p->stack;
+	uint64_t a, saved, ret, target;
+
+	for (a = (p->sp + 7) & ~7ull; a + 16 <= end; a += 8) {
+		enum call_kind kind;
+
+		if (!stack_word(st, a, &saved) || !stack_word(st, a + 8, &ret))
+			break;
+		if (!p->is_code(p->arg, ret))
+			continue;
+		kind = call_before(p, ret, &target);
+		/* The saved rbp is the caller's, which may use rbp for anything: not checked. */
+		if (want == CP_FRAME_BASE_DIRECT_CALL && kind == DIRECT_CALL &&
+		    target == p->func_start) {
+			*base = a;
+			return want;
+		}
+		if (want == CP_FRAME_BASE_CHAIN && kind != NOT_A_CALL &&
+		    (p->caller_ok ? p->caller_ok(p->arg, a) : next_link_plausible(p, a, saved))) {
+			*base = a;
+			return want;
+		}
+	}
+	return -ENOENT;
+}
+
 int cp_frame_base_find(const struct cp_frame_base_probe *p, uint64_t *base)
 {
 	const struct cp_stack *st = p->stack;
-	uint64_t a, end, saved, ret, target;
+	uint64_t end;
+	int r;
 
 	if (!st || !st->data || p->sp < st->start || p->sp - st->start >= st->len)
 		return -ENOENT;
 	end = st->start + st->len;
 	if (end - p->sp > CP_FRAME_BASE_SCAN_MAX)
 		end = p->sp + CP_FRAME_BASE_SCAN_MAX;
-	for (a = (p->sp + 7) & ~7ull; a + 16 <= end; a += 8) {
-		enum call_kind kind;
-
-		if (!stack_word(st, a, &saved) || !stack_word(st, a + 8, &ret))
-			break;
-		/* A saved frame pointer lies above its own slot, inside the stack, aligned. */
-		if (saved != 0 && (saved <= a + 8 || (saved & 7)))
-			continue;
-		if (!p->is_code(p->arg, ret))
-			continue;
-		kind = call_before(p, ret, &target);
-		if (kind == DIRECT_CALL && target == p->func_start) {
-			*base = a;
-			return CP_FRAME_BASE_DIRECT_CALL;
-		}
-		if (kind == INDIRECT_CALL && next_link_plausible(p, saved)) {
-			*base = a;
-			return CP_FRAME_BASE_CHAIN;
-		}
-	}
-	return -ENOENT;
+	/*
+	 * A direct call of the frame's own function anywhere in range is the stronger proof:
+	 * it is taken over another call's chain found lower, which may be a stale pair.
+	 */
+	r = find_with(p, end, CP_FRAME_BASE_DIRECT_CALL, base);
+	if (r < 0)
+		r = find_with(p, end, CP_FRAME_BASE_CHAIN, base);
+	return r;
 }

@@ -17,8 +17,14 @@ struct cp_frame_base_probe {
 	const struct cp_stack *stack;	/* borrowed: the only memory scanned for the chain */
 	/* Is addr inside executable, file-backed code? */
 	bool (*is_code)(void *arg, uint64_t addr);
-	/* Read len bytes of code at addr: 0 or -errno. */
+	/* Read len bytes of code (or of a GOT slot a call goes through) at addr: 0 or -errno. */
 	int (*read_code)(void *arg, uint64_t addr, void *buf, size_t len);
+	/*
+	 * May be NULL. With base as the frame's rbp, does unwinding two frames by their CFI
+	 * reach a return address that follows a call, or the end of the stack? Without it, the
+	 * saved frame pointer's own link is checked instead.
+	 */
+	bool (*caller_ok)(void *arg, uint64_t base);
 	void *arg;
 };
 
@@ -27,20 +33,26 @@ enum cp_frame_base_proof {
 	/* The return address above it follows a direct call of the frame's own function. */
 	CP_FRAME_BASE_DIRECT_CALL = 1,
 	/*
-	 * It follows an indirect call, and the saved frame pointer it holds leads to a second
-	 * return address that follows a call too (or ends the chain with 0).
+	 * It follows a call whose target is unknown (or another function, reached by a tail
+	 * call), and the caller unwound from there by its CFI (caller_ok) returns to an address
+	 * that follows a call too, or ends the stack.
 	 */
 	CP_FRAME_BASE_CHAIN = 2,
 };
 
 /*
  * Find the frame base of a function that keeps rbp as its frame pointer (push %rbp; mov
- * %rsp,%rbp): the lowest 8-byte slot A at or above sp in the stack copy where [A+8] is a
- * return address that a call instruction put there and [A] is a saved frame pointer above A
- * (or 0). Never guesses: a slot passes only with a proof (enum cp_frame_base_proof), which
- * is returned (> 0) with *base set; -ENOENT when no slot passes.
+ * %rsp,%rbp): an 8-byte slot A at or above sp in the stack copy where [A+8] is a return
+ * address that a call instruction put there and [A] is a saved frame pointer above A (or 0).
+ * The lowest slot after a direct call of the frame's own function is taken; only when there
+ * is none, the lowest after another call whose caller unwinds on (caller_ok). Never guesses: a slot
+ * passes only with a proof (enum cp_frame_base_proof), which is returned (> 0) with *base
+ * set; -ENOENT when no slot passes.
  */
 int cp_frame_base_find(const struct cp_frame_base_probe *p, uint64_t *base);
+
+/* Does a call instruction end right before ret (code read through p)? */
+bool cp_frame_base_follows_call(const struct cp_frame_base_probe *p, uint64_t ret);
 
 /* How many bytes above sp are searched. */
 #define CP_FRAME_BASE_SCAN_MAX (16u << 10)

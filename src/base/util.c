@@ -1,4 +1,4 @@
-/* Small helpers shared by every layer: bounded file reads, a growable string, time. */
+/* Small helpers shared by every layer: bounded file reads, a growable string, hash tables, time. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -482,13 +482,12 @@ char *cp_strdup_or_null(const char *s)
 #endif
 
 /*
- * A first touch of a heap page is a page fault, and a fault is dear in some virtual machines:
- * 28 us a page measured under a paravirtualised guest (PVM), against 2 us a page when the
- * kernel fills the same range in one madvise(MADV_POPULATE_WRITE). A dump of 1000 threads
- * touches about 3000 fresh pages: 80 ms of faults for 150 ms of work. So a short-lived
- * command that knows roughly how much heap it will use asks for it up front: one malloc from
- * the brk heap, populated, then freed back into the heap, which keeps it (no trim) and serves
- * every later malloc, big buffers included, from it. Best effort: on older kernels the
+ * A first touch of a heap page is a page fault, dear in some virtual machines, and far dearer
+ * one page at a time than the kernel filling the range in one madvise(MADV_POPULATE_WRITE)
+ * (docs/PERFORMANCE.md has the figures). So a short-lived command that knows roughly how much
+ * heap it will use asks for it up front: one malloc from the brk heap, populated, then freed
+ * back into the heap, which keeps it (no trim) and serves every later malloc, big buffers
+ * included, from it. Best effort: on older kernels the
  * madvise fails and the pages fault in as before. Skipped under AddressSanitizer, whose
  * allocator is not glibc's.
  */
@@ -610,4 +609,59 @@ void cp_htab_release(struct cp_htab *h)
 {
 	free(h->slot);
 	memset(h, 0, sizeof(*h));
+}
+
+int64_t cp_itab_find(const struct cp_itab *t, uint32_t hash,
+		     bool (*eq)(const void *ctx, uint32_t idx, const void *key), const void *ctx,
+		     const void *key)
+{
+	size_t mask, i;
+
+	if (!t->cap)
+		return -1;
+	mask = t->cap - 1;
+	for (i = hash & mask; t->slot[i]; i = (i + 1) & mask)
+		if (eq(ctx, t->slot[i] - 1, key))
+			return t->slot[i] - 1;
+	return -1;
+}
+
+static void itab_place(uint32_t *slot, size_t cap, uint32_t hash, uint32_t idx1)
+{
+	size_t mask = cap - 1, i;
+
+	for (i = hash & mask; slot[i]; i = (i + 1) & mask)
+		;
+	slot[i] = idx1;
+}
+
+int cp_itab_insert(struct cp_itab *t, uint32_t hash, uint32_t idx,
+		   uint32_t (*hash_of)(const void *ctx, uint32_t idx), const void *ctx)
+{
+	/* Load factor at most 3/4: the slots are small, and a probe compares one entry. */
+	if ((t->n + 1) * 4 > t->cap * 3) {
+		size_t ncap = t->cap ? t->cap * 2 : 256;
+		uint32_t *ns;
+
+		if (ncap > SIZE_MAX / sizeof(*ns))
+			return -ENOMEM;
+		ns = calloc(ncap, sizeof(*ns));
+		if (!ns)
+			return -ENOMEM;
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->slot[i])
+				itab_place(ns, ncap, hash_of(ctx, t->slot[i] - 1), t->slot[i]);
+		free(t->slot);
+		t->slot = ns;
+		t->cap = ncap;
+	}
+	itab_place(t->slot, t->cap, hash, idx + 1);
+	t->n++;
+	return 0;
+}
+
+void cp_itab_release(struct cp_itab *t)
+{
+	free(t->slot);
+	memset(t, 0, sizeof(*t));
 }

@@ -1,4 +1,4 @@
-/* Small helpers shared by every layer: bounded file reads, a growable string, time. */
+/* Small helpers shared by every layer: bounded file reads, a growable string, hash tables, time. */
 #ifndef CP_UTIL_H
 #define CP_UTIL_H
 
@@ -59,8 +59,8 @@ void cp_strbuf_add_json_str(struct cp_strbuf *sb, const char *s);
 char *cp_strbuf_detach(struct cp_strbuf *sb);
 /*
  * Write sb's text to f and empty it, keeping the buffer. Writers flush whenever len reaches
- * CP_STRBUF_FLUSH_AT: one small buffer reused, not the whole output in memory (every fresh
- * page costs 8-16 us on a paravirtualised guest). 0 or -errno (sb's -ENOMEM, or -EIO).
+ * CP_STRBUF_FLUSH_AT: one small buffer reused, not the whole output in memory (a fresh page
+ * is dear to touch in a virtual machine). 0 or -errno (sb's -ENOMEM, or -EIO).
  */
 #define CP_STRBUF_FLUSH_AT (16u << 10)
 int cp_strbuf_flush(struct cp_strbuf *sb, FILE *f);
@@ -89,6 +89,27 @@ int cp_htab_insert(struct cp_htab *h, uint32_t hash, uint32_t idx);
 /* Entries a and b traded places in the array the table indexes. */
 void cp_htab_swap(struct cp_htab *h, uint32_t a, uint32_t b);
 void cp_htab_release(struct cp_htab *h);
+
+/*
+ * An open-addressing table of 32-bit indexes (index + 1; 0 = empty) into an array kept
+ * elsewhere, 4 bytes a slot: the hash is recomputed from the entry when the table grows. For
+ * tables that grow with their entries (the profile's distinct stacks and samples), where
+ * cp_htab's 8-byte slots at half load would cost as much as the entries.
+ */
+struct cp_itab {
+	uint32_t *slot;
+	size_t cap;		/* power of two, or 0 */
+	size_t n;
+};
+
+/* The index of the entry equal to key (eq says so), or -1. */
+int64_t cp_itab_find(const struct cp_itab *t, uint32_t hash,
+		     bool (*eq)(const void *ctx, uint32_t idx, const void *key), const void *ctx,
+		     const void *key);
+/* Insert idx (not yet present) under hash; hash_of gives the hash of any entry. 0 or -ENOMEM. */
+int cp_itab_insert(struct cp_itab *t, uint32_t hash, uint32_t idx,
+		   uint32_t (*hash_of)(const void *ctx, uint32_t idx), const void *ctx);
+void cp_itab_release(struct cp_itab *t);
 
 uint32_t cp_hash_bytes(const void *data, size_t len, uint64_t seed);
 uint64_t cp_hash_mix(uint64_t h, uint64_t v);

@@ -7,209 +7,6 @@
 #include "maps.h"
 #include "profile_internal.h"
 
-/* ---- small building blocks ---- */
-
-static int64_t itab_find(const struct cp_itab *t, uint32_t hash,
-			 bool (*eq)(const void *ctx, uint32_t idx, const void *key), const void *ctx,
-			 const void *key)
-{
-	size_t mask, i;
-
-	if (!t->cap)
-		return -1;
-	mask = t->cap - 1;
-	for (i = hash & mask; t->slot[i]; i = (i + 1) & mask)
-		if (eq(ctx, t->slot[i] - 1, key))
-			return t->slot[i] - 1;
-	return -1;
-}
-
-static void itab_place(uint32_t *slot, size_t cap, uint32_t hash, uint32_t idx1)
-{
-	size_t mask = cap - 1, i;
-
-	for (i = hash & mask; slot[i]; i = (i + 1) & mask)
-		;
-	slot[i] = idx1;
-}
-
-/* Insert idx (not yet present) under hash; hash_of gives the hash of any entry. 0 or -ENOMEM. */
-static int itab_insert(struct cp_itab *t, uint32_t hash, uint32_t idx,
-		       uint32_t (*hash_of)(const void *ctx, uint32_t idx), const void *ctx)
-{
-	/* Load factor at most 3/4: the slots are small, and a probe compares one entry. */
-	if ((t->n + 1) * 4 > t->cap * 3) {
-		size_t ncap = t->cap ? t->cap * 2 : 256;
-		uint32_t *ns;
-
-		if (ncap > SIZE_MAX / sizeof(*ns))
-			return -ENOMEM;
-		ns = calloc(ncap, sizeof(*ns));
-		if (!ns)
-			return -ENOMEM;
-		for (size_t i = 0; i < t->cap; i++)
-			if (t->slot[i])
-				itab_place(ns, ncap, hash_of(ctx, t->slot[i] - 1), t->slot[i]);
-		free(t->slot);
-		t->slot = ns;
-		t->cap = ncap;
-	}
-	itab_place(t->slot, t->cap, hash, idx + 1);
-	t->n++;
-	return 0;
-}
-
-static void itab_release(struct cp_itab *t)
-{
-	free(t->slot);
-	memset(t, 0, sizeof(*t));
-}
-
-/* ---- string table ---- */
-
-struct strkey {
-	const char *s;
-	size_t len;
-};
-
-static bool str_eq(const void *ctx, uint32_t idx, const void *key)
-{
-	const struct cp_strtab *t = ctx;
-	const struct strkey *k = key;
-
-	return strncmp(t->v[idx], k->s, k->len) == 0 && t->v[idx][k->len] == '\0';
-}
-
-int cp_strtab_init(struct cp_strtab *t)
-{
-	memset(t, 0, sizeof(*t));
-	return cp_strtab_intern(t, "") == 0 ? 0 : -ENOMEM;
-}
-
-void cp_strtab_release(struct cp_strtab *t)
-{
-	for (size_t i = 0; i < t->n; i++)
-		free(t->v[i]);
-	free(t->v);
-	cp_htab_release(&t->h);
-	memset(t, 0, sizeof(*t));
-}
-
-size_t cp_utf8_len(const unsigned char *s)
-{
-	size_t n;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	/* A NUL fails this check, so a truncated sequence never reads past the string. */
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
-	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-		return 0;
-	return n;
-}
-
-/* A copy of s[0..len) with each byte that is not part of valid UTF-8 replaced by U+FFFD. */
-static char *utf8_fix(const char *s, size_t len)
-{
-	char *out = malloc(3 * len + 1), *o = out;
-	size_t i = 0;
-
-	if (!out)
-		return NULL;
-	while (i < len) {
-		size_t n = cp_utf8_len((const unsigned char *)s + i);
-
-		if (n == 0 || i + n > len) {
-			memcpy(o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-			continue;
-		}
-		memcpy(o, s + i, n);
-		o += n;
-		i += n;
-	}
-	*o = '\0';
-	return out;
-}
-
-static bool utf8_valid(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len;) {
-		size_t n = cp_utf8_len((const unsigned char *)s + i);
-
-		if (n == 0 || i + n > len)
-			return false;
-		i += n;
-	}
-	return true;
-}
-
-static size_t capped_len(const char *s)
-{
-	size_t len = strnlen(s, CP_PROFILE_MAX_STRING);
-
-	/* Never cut a UTF-8 sequence in half: back up to the start of the last character. */
-	if (len == CP_PROFILE_MAX_STRING)
-		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-			len--;
-	return len;
-}
-
-int64_t cp_strtab_lookup(const struct cp_strtab *t, const char *s)
-{
-	struct strkey k = { s ? s : "", 0 };
-
-	k.len = capped_len(k.s);
-	return cp_htab_find(&t->h, cp_hash_bytes(k.s, k.len, 0), str_eq, t, &k);
-}
-
-int64_t cp_strtab_intern(struct cp_strtab *t, const char *s)
-{
-	struct strkey k = { s ? s : "", 0 };
-	char *fixed = NULL, *copy;
-	uint32_t hash;
-	int64_t idx;
-
-	k.len = capped_len(k.s);
-	if (!utf8_valid(k.s, k.len)) {
-		fixed = utf8_fix(k.s, k.len);
-		if (!fixed)
-			return -ENOMEM;
-		idx = cp_strtab_intern(t, fixed);
-		free(fixed);
-		return idx;
-	}
-	hash = cp_hash_bytes(k.s, k.len, 0);
-	idx = cp_htab_find(&t->h, hash, str_eq, t, &k);
-	if (idx >= 0)
-		return idx;
-	if (t->n >= CP_PROFILE_MAX_ENTRIES)
-		return -E2BIG;
-	if (cp_grow((void **)&t->v, &t->alloc, t->n + 1, sizeof(*t->v)) < 0)
-		return -ENOMEM;
-	copy = strndup(k.s, k.len);
-	if (!copy)
-		return -ENOMEM;
-	if (cp_htab_insert(&t->h, hash, (uint32_t)t->n) < 0) {
-		free(copy);
-		return -ENOMEM;
-	}
-	t->v[t->n] = copy;
-	return (int64_t)t->n++;
-}
-
 /* Intern into the profile's table; *out receives the index. */
 static int intern(struct cp_profile *prof, const char *s, uint32_t *out)
 {
@@ -230,7 +27,7 @@ struct cp_profile *cp_profile_new_empty(void)
 
 	if (!prof)
 		return NULL;
-	if (cp_strtab_init(&prof->str) < 0 || intern(prof, "thread", &prof->s_thread) < 0 ||
+	if (cp_strtab_init(&prof->str, CP_STRTAB_UTF8) < 0 || intern(prof, "thread", &prof->s_thread) < 0 ||
 	    intern(prof, "tid", &prof->s_tid) < 0 || intern(prof, "pid", &prof->s_pid) < 0 ||
 	    cp_grow((void **)&prof->nodes, &prof->nodes_alloc, 1, sizeof(*prof->nodes)) < 0) {
 		cp_profile_free(prof);
@@ -285,12 +82,12 @@ void cp_profile_free(struct cp_profile *prof)
 	cp_htab_release(&prof->function_h);
 	free(prof->special);
 	free(prof->nodes);
-	itab_release(&prof->node_h);
+	cp_itab_release(&prof->node_h);
 	free(prof->labels);
 	free(prof->labelsets);
 	cp_htab_release(&prof->labelset_h);
 	free(prof->sample_keys);
-	itab_release(&prof->sample_h);
+	cp_itab_release(&prof->sample_h);
 	free(prof->values);
 	free(prof);
 }
@@ -308,6 +105,11 @@ static int add_comment(struct cp_profile *prof, const char *text)
 		return -ENOMEM;
 	prof->comments[prof->ncomments++] = idx;
 	return 0;
+}
+
+int cp_profile_intern(struct cp_profile *prof, const char *s, uint32_t *out)
+{
+	return intern(prof, s, out);
 }
 
 void cp_profile_set_meta(struct cp_profile *prof, const struct cp_profile_meta *meta)
@@ -349,331 +151,6 @@ void cp_profile_set_meta(struct cp_profile *prof, const struct cp_profile_meta *
 	}
 }
 
-/* ---- mappings ---- */
-
-struct mapkey {
-	int pid;
-	uint64_t start;
-	uint32_t file;
-};
-
-static uint32_t map_hash(int pid, uint64_t start, uint32_t file)
-{
-	return (uint32_t)cp_hash_mix(cp_hash_mix(cp_hash_mix(1, (uint64_t)pid), start), file);
-}
-
-static bool map_eq(const void *ctx, uint32_t idx, const void *key)
-{
-	const struct cp_pmapping *m = &((const struct cp_profile *)ctx)->mappings[idx];
-	const struct mapkey *k = key;
-
-	return m->pid == k->pid && m->start == k->start && m->file == k->file;
-}
-
-int cp_profile_append_mapping(struct cp_profile *prof, const struct cp_pmapping *m, uint64_t *id)
-{
-	if (prof->nmappings >= CP_PROFILE_MAX_ENTRIES)
-		return -E2BIG;
-	if (cp_grow((void **)&prof->mappings, &prof->mappings_alloc, prof->nmappings + 1,
-		    sizeof(*prof->mappings)) < 0)
-		return -ENOMEM;
-	prof->mappings[prof->nmappings++] = *m;
-	*id = prof->nmappings;
-	return 0;
-}
-
-int cp_profile_add_mapping(struct cp_profile *prof, int pid, const struct cp_map *map,
-			   const char *build_id, bool has_functions, bool has_lines, uint64_t *id)
-{
-	struct cp_pmapping m = { 0 };
-	struct mapkey key;
-	uint32_t hash;
-	int64_t idx;
-	int err;
-
-	if (!map)
-		return -EINVAL;
-	/*
-	 * Anonymous memory (JIT code, stubs) gets a bracketed name: pprof complains about a
-	 * mapping without file name but knows not to look for files named "[...]".
-	 */
-	err = intern(prof, map->path && *map->path ? map->path : "[anon]", &m.file);
-	if (err < 0)
-		return err;
-	key = (struct mapkey){ pid, map->start, m.file };
-	hash = map_hash(pid, map->start, m.file);
-	idx = cp_htab_find(&prof->mapping_h, hash, map_eq, prof, &key);
-	if (idx >= 0) {
-		*id = (uint64_t)idx + 1;
-		return 0;
-	}
-	err = intern(prof, build_id, &m.build_id);
-	if (err < 0)
-		return err;
-	m.start = map->start;
-	m.limit = map->end;
-	m.offset = map->offset;
-	m.pid = pid;
-	/* What symbolization could do for this file; write time narrows it to what it did. */
-	m.has_functions = has_functions;
-	m.has_filenames = has_lines;
-	m.has_line_numbers = has_lines;
-	m.has_inline_frames = has_lines;
-	m.deleted = map->deleted;
-	err = cp_profile_append_mapping(prof, &m, id);
-	if (err < 0)
-		return err;
-	if (cp_htab_insert(&prof->mapping_h, hash, (uint32_t)(*id - 1)) < 0) {
-		prof->nmappings--;
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static uint64_t swapped_id(uint64_t v, uint64_t a, uint64_t b)
-{
-	return v == a ? b : v == b ? a : v;
-}
-
-int cp_profile_set_main_mapping(struct cp_profile *prof, uint64_t id)
-{
-	struct cp_pmapping first;
-
-	if (!id || id > prof->nmappings)
-		return -EINVAL;
-	if (id == 1)
-		return 0;
-	first = prof->mappings[0];
-	prof->mappings[0] = prof->mappings[id - 1];
-	prof->mappings[id - 1] = first;
-	for (size_t i = 0; i < prof->nlocations; i++)
-		prof->locations[i].mapping_id = swapped_id(prof->locations[i].mapping_id, 1, id);
-	prof->kernel_mapping = swapped_id(prof->kernel_mapping, 1, id);
-	cp_htab_swap(&prof->mapping_h, 0, (uint32_t)(id - 1));
-	return 0;
-}
-
-int cp_profile_kernel_mapping(struct cp_profile *prof, uint64_t *id)
-{
-	struct cp_pmapping m = { 0 };
-	int err;
-
-	if (prof->kernel_mapping) {
-		*id = prof->kernel_mapping;
-		return 0;
-	}
-	err = intern(prof, "[kernel]", &m.file);
-	if (err < 0)
-		return err;
-	/* The kernel half of x86-64 addresses; pprof does not try to symbolize "[...]" files. */
-	m.start = 0xffff800000000000ull;
-	m.limit = UINT64_MAX;
-	m.pid = -1;
-	m.has_functions = true;
-	err = cp_profile_append_mapping(prof, &m, id);
-	if (err < 0)
-		return err;
-	prof->kernel_mapping = *id;
-	return 0;
-}
-
-/* ---- functions ---- */
-
-static uint32_t func_hash(const struct cp_pfunction *f)
-{
-	uint64_t h = cp_hash_mix(2, f->name);
-
-	h = cp_hash_mix(h, f->system_name);
-	h = cp_hash_mix(h, f->filename);
-	return (uint32_t)cp_hash_mix(h, (uint64_t)f->start_line);
-}
-
-static bool func_eq(const void *ctx, uint32_t idx, const void *key)
-{
-	const struct cp_pfunction *a = &((const struct cp_profile *)ctx)->functions[idx];
-	const struct cp_pfunction *b = key;
-
-	return a->name == b->name && a->system_name == b->system_name &&
-	       a->filename == b->filename && a->start_line == b->start_line;
-}
-
-int cp_profile_intern_function(struct cp_profile *prof, const struct cp_pfunction *f,
-			       uint64_t *id)
-{
-	uint32_t hash = func_hash(f);
-	int64_t idx = cp_htab_find(&prof->function_h, hash, func_eq, prof, f);
-
-	if (idx >= 0) {
-		*id = (uint64_t)idx + 1;
-		return 0;
-	}
-	if (prof->nfunctions >= CP_PROFILE_MAX_ENTRIES)
-		return -E2BIG;
-	if (cp_grow((void **)&prof->functions, &prof->functions_alloc, prof->nfunctions + 1,
-		    sizeof(*prof->functions)) < 0)
-		return -ENOMEM;
-	if (cp_htab_insert(&prof->function_h, hash, (uint32_t)prof->nfunctions) < 0)
-		return -ENOMEM;
-	prof->functions[prof->nfunctions++] = *f;
-	*id = prof->nfunctions;
-	return 0;
-}
-
-/* ---- locations ---- */
-
-struct lockey {
-	int pid;
-	uint64_t address;
-};
-
-static uint32_t loc_hash(int pid, uint64_t address)
-{
-	return (uint32_t)cp_hash_mix(cp_hash_mix(3, (uint64_t)pid), address);
-}
-
-static bool loc_eq(const void *ctx, uint32_t idx, const void *key)
-{
-	const struct cp_plocation *l = &((const struct cp_profile *)ctx)->locations[idx];
-	const struct lockey *k = key;
-
-	return l->address == k->address && l->pid == k->pid;
-}
-
-uint64_t cp_profile_find_location(const struct cp_profile *prof, int pid, uint64_t address)
-{
-	struct lockey k = { pid, address };
-	int64_t idx = cp_htab_find(&prof->location_h, loc_hash(pid, address), loc_eq, prof, &k);
-
-	return idx >= 0 ? (uint64_t)idx + 1 : 0;
-}
-
-int cp_profile_append_location(struct cp_profile *prof, uint64_t address, uint64_t mapping_id,
-			       const struct cp_pline *lines, size_t nlines, bool is_folded,
-			       uint64_t *id)
-{
-	struct cp_plocation *l;
-
-	if (prof->nlocations >= CP_PROFILE_MAX_ENTRIES ||
-	    nlines > CP_PROFILE_MAX_ENTRIES - prof->nlines)
-		return -E2BIG;
-	if (mapping_id > prof->nmappings)
-		return -EINVAL;
-	if (cp_grow((void **)&prof->locations, &prof->locations_alloc, prof->nlocations + 1,
-		    sizeof(*prof->locations)) < 0 ||
-	    cp_grow((void **)&prof->lines, &prof->lines_alloc, prof->nlines + nlines,
-		    sizeof(*prof->lines)) < 0)
-		return -ENOMEM;
-	l = &prof->locations[prof->nlocations];
-	l->address = address;
-	l->mapping_id = mapping_id;
-	l->pid = 0;
-	l->line_off = (uint32_t)prof->nlines;
-	l->nlines = (uint32_t)nlines;
-	l->is_folded = is_folded;
-	if (nlines)
-		memcpy(&prof->lines[prof->nlines], lines, nlines * sizeof(*lines));
-	prof->nlines += nlines;
-	*id = ++prof->nlocations;
-	return 0;
-}
-
-static void fallback_name(const struct cp_profile *prof, const struct cp_plocation *l, char *buf,
-			  size_t size);
-
-/* Cap on inlined frames per location: DWARF of another process is untrusted input. */
-#define MAX_LINES_PER_LOCATION 256
-
-int cp_profile_add_location(struct cp_profile *prof, int pid, uint64_t address,
-			    uint64_t mapping_id, const struct cp_profile_line *lines, size_t nlines,
-			    uint64_t *id)
-{
-	struct cp_pline pl[MAX_LINES_PER_LOCATION];
-	struct lockey key = { pid, address };
-	uint32_t hash = loc_hash(pid, address);
-	int64_t idx;
-	int err;
-
-	idx = cp_htab_find(&prof->location_h, hash, loc_eq, prof, &key);
-	if (idx >= 0) {
-		*id = (uint64_t)idx + 1;
-		return 0;
-	}
-	if (nlines > MAX_LINES_PER_LOCATION)
-		nlines = MAX_LINES_PER_LOCATION;	/* keeps the innermost frames */
-	if (mapping_id > prof->nmappings)
-		return -EINVAL;
-	for (size_t i = 0; i < nlines; i++) {
-		struct cp_pfunction f = { 0 };
-		const char *name = lines[i].function ? lines[i].function : lines[i].system_name;
-		const char *sys = lines[i].system_name ? lines[i].system_name : name;
-		char unnamed[64];
-
-		if (!name || !*name) {
-			/*
-			 * A file and line without a function: name it module+offset, as readers
-			 * do, with an empty system_name that tells the pprof writer it is made up.
-			 */
-			struct cp_plocation l = { .address = address, .mapping_id = mapping_id };
-
-			fallback_name(prof, &l, unnamed, sizeof(unnamed));
-			name = unnamed;
-			sys = "";
-		}
-		if ((err = intern(prof, name, &f.name)) < 0 ||
-		    (err = intern(prof, sys, &f.system_name)) < 0 ||
-		    (err = intern(prof, lines[i].file, &f.filename)) < 0)
-			return err;
-		f.start_line = lines[i].start_line > 0 ? lines[i].start_line : 0;
-		err = cp_profile_intern_function(prof, &f, &pl[i].function_id);
-		if (err < 0)
-			return err;
-		pl[i].line = lines[i].line > 0 ? lines[i].line : 0;
-	}
-	err = cp_profile_append_location(prof, address, mapping_id, pl, nlines, false, id);
-	if (err < 0)
-		return err;
-	if (cp_htab_insert(&prof->location_h, hash, (uint32_t)(*id - 1)) < 0) {
-		prof->nlocations--;
-		prof->nlines -= nlines;
-		return -ENOMEM;
-	}
-	prof->locations[*id - 1].pid = pid;
-	return 0;
-}
-
-int cp_profile_special_location(struct cp_profile *prof, const char *name, uint64_t *id)
-{
-	struct cp_pfunction f = { 0 };
-	struct cp_pline line = { 0 };
-	int err;
-
-	if (!name || !*name)
-		return -EINVAL;
-	err = intern(prof, name, &f.name);
-	if (err < 0)
-		return err;
-	f.system_name = f.name;
-	err = cp_profile_intern_function(prof, &f, &line.function_id);
-	if (err < 0)
-		return err;
-	/* One location per name, without mapping, at address 0; there are only a few names. */
-	for (size_t i = 0; i < prof->nspecial; i++) {
-		if (prof->special[i].function_id == line.function_id) {
-			*id = prof->special[i].location_id;
-			return 0;
-		}
-	}
-	if (cp_grow((void **)&prof->special, &prof->special_alloc, prof->nspecial + 1,
-		    sizeof(*prof->special)) < 0)
-		return -ENOMEM;
-	err = cp_profile_append_location(prof, 0, 0, &line, 1, false, id);
-	if (err < 0)
-		return err;
-	prof->special[prof->nspecial].function_id = line.function_id;
-	prof->special[prof->nspecial++].location_id = *id;
-	return 0;
-}
-
 /* ---- samples ---- */
 
 static uint32_t node_hash(uint32_t parent, uint32_t loc)
@@ -707,14 +184,14 @@ static int stack_node(struct cp_profile *prof, const uint64_t *loc_ids, size_t n
 	for (size_t i = n; i-- > 0;) {
 		struct cp_pnode key = { node, (uint32_t)loc_ids[i] };
 		uint32_t hash = node_hash(key.parent, key.loc);
-		int64_t idx = itab_find(&prof->node_h, hash, node_eq, prof, &key);
+		int64_t idx = cp_itab_find(&prof->node_h, hash, node_eq, prof, &key);
 
 		if (idx < 0) {
 			if (prof->nnodes >= CP_PROFILE_MAX_ENTRIES)
 				return -E2BIG;
 			if (cp_grow((void **)&prof->nodes, &prof->nodes_alloc, prof->nnodes + 1,
 				    sizeof(*prof->nodes)) < 0 ||
-			    itab_insert(&prof->node_h, hash, (uint32_t)prof->nnodes, node_hash_of,
+			    cp_itab_insert(&prof->node_h, hash, (uint32_t)prof->nnodes, node_hash_of,
 					prof) < 0)
 				return -ENOMEM;
 			prof->nodes[prof->nnodes] = key;
@@ -827,7 +304,7 @@ int cp_profile_add_sample_values(struct cp_profile *prof, const uint64_t *loc_id
 	    (err = intern_labelset(prof, labels, nlabels, &key.labelset)) < 0)
 		return err;
 	hash = sample_hash(key.node, key.labelset);
-	idx = itab_find(&prof->sample_h, hash, sample_eq, prof, &key);
+	idx = cp_itab_find(&prof->sample_h, hash, sample_eq, prof, &key);
 	if (idx < 0) {
 		if (prof->nsamples >= CP_PROFILE_MAX_ENTRIES)
 			return -E2BIG;
@@ -835,7 +312,7 @@ int cp_profile_add_sample_values(struct cp_profile *prof, const uint64_t *loc_id
 			    prof->nsamples + 1, sizeof(*prof->sample_keys)) < 0 ||
 		    cp_grow((void **)&prof->values, &prof->values_alloc,
 			    (prof->nsamples + 1) * prof->ntypes, sizeof(*prof->values)) < 0 ||
-		    itab_insert(&prof->sample_h, hash, (uint32_t)prof->nsamples, sample_hash_of,
+		    cp_itab_insert(&prof->sample_h, hash, (uint32_t)prof->nsamples, sample_hash_of,
 				prof) < 0)
 			return -ENOMEM;
 		prof->sample_keys[prof->nsamples] = key;
@@ -925,172 +402,4 @@ size_t cp_profile_count_index(const struct cp_profile *prof)
 		    !strcmp(prof->str.v[prof->types[i].unit], "count"))
 			return i;
 	return cp_profile_default_index(prof);
-}
-
-/* ---- display names for the text formats ---- */
-
-/* Copy s into a buffer with the characters that would break a line format replaced. */
-static void sanitize(char *dst, size_t size, const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i] && i + 1 < size; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		dst[i] = (c < 0x20 || c == 0x7f) ? '?' : c == ';' ? ':' : (char)c;
-	}
-	dst[i] = '\0';
-}
-
-static const char *basename_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return slash && slash[1] ? slash + 1 : path;
-}
-
-/* The name of a frame without a function name: module+0xoffset, as perf and eu-stack print. */
-static void fallback_name(const struct cp_profile *prof, const struct cp_plocation *l, char *buf,
-			  size_t size)
-{
-	if (l->mapping_id && l->mapping_id == prof->kernel_mapping) {
-		/* Kernel addresses mean more to people than offsets into the kernel half. */
-		snprintf(buf, size, "[kernel]+0x%" PRIx64, l->address);
-	} else if (l->mapping_id) {
-		const struct cp_pmapping *m = &prof->mappings[l->mapping_id - 1];
-		const char *file = prof->str.v[m->file];
-
-		snprintf(buf, size, "%s+0x%" PRIx64, *file ? basename_of(file) : "[unknown]",
-			 l->address - m->start + m->offset);
-	} else {
-		snprintf(buf, size, "0x%" PRIx64, l->address);
-	}
-}
-
-int cp_profile_frames_build(const struct cp_profile *prof, struct cp_profile_frames *fr)
-{
-	size_t nframes = 0, k = 0;
-	char *buf = NULL;
-	int err;
-
-	memset(fr, 0, sizeof(*fr));
-	for (size_t i = 0; i < prof->nlocations; i++)
-		nframes += prof->locations[i].nlines ? prof->locations[i].nlines : 1;
-	err = cp_strtab_init(&fr->names);
-	if (err < 0)
-		return err;
-	/* The name of empty stacks, interned now so that the table no longer grows later. */
-	if (cp_strtab_intern(&fr->names, "[unknown]") < 0) {
-		cp_profile_frames_release(fr);
-		return -ENOMEM;
-	}
-	buf = malloc(CP_PROFILE_MAX_STRING + 1);
-	fr->frame = calloc(nframes ? nframes : 1, sizeof(*fr->frame));
-	fr->loc_off = calloc(prof->nlocations ? prof->nlocations : 1, sizeof(*fr->loc_off));
-	fr->loc_n = calloc(prof->nlocations ? prof->nlocations : 1, sizeof(*fr->loc_n));
-	if (!buf || !fr->frame || !fr->loc_off || !fr->loc_n) {
-		err = -ENOMEM;
-		goto fail;
-	}
-	for (size_t i = 0; i < prof->nlocations; i++) {
-		const struct cp_plocation *l = &prof->locations[i];
-
-		fr->loc_off[i] = (uint32_t)k;
-		fr->loc_n[i] = l->nlines ? l->nlines : 1;
-		for (uint32_t j = 0; j < fr->loc_n[i]; j++) {
-			const char *name = NULL;
-			int64_t idx;
-
-			if (l->nlines) {
-				const struct cp_pline *pl = &prof->lines[l->line_off + j];
-				const struct cp_pfunction *f;
-
-				f = &prof->functions[pl->function_id - 1];
-				name = prof->str.v[f->name];
-				if (!*name)
-					name = prof->str.v[f->system_name];
-			}
-			if (name && *name)
-				sanitize(buf, CP_PROFILE_MAX_STRING + 1, name);
-			else
-				fallback_name(prof, l, buf, CP_PROFILE_MAX_STRING + 1);
-			idx = cp_strtab_intern(&fr->names, buf);
-			if (idx < 0) {
-				err = (int)idx;
-				goto fail;
-			}
-			fr->frame[k++] = (uint32_t)idx;
-		}
-	}
-	free(buf);
-	return 0;
-
-fail:
-	free(buf);
-	cp_profile_frames_release(fr);
-	return err;
-}
-
-void cp_profile_frames_release(struct cp_profile_frames *fr)
-{
-	cp_strtab_release(&fr->names);
-	free(fr->frame);
-	free(fr->loc_off);
-	free(fr->loc_n);
-	memset(fr, 0, sizeof(*fr));
-}
-
-int64_t cp_profile_sample_frames(const struct cp_profile *prof, const struct cp_profile_frames *fr,
-				 size_t i, uint32_t **buf, size_t *alloc)
-{
-	uint32_t leaf = prof->sample_keys[i].node;
-	size_t n = 0;
-
-	/* The path from the leaf up to the root is the stack, innermost first. */
-	for (uint32_t k = leaf; k; k = prof->nodes[k].parent)
-		n += fr->loc_n[prof->nodes[k].loc - 1];
-	if (cp_grow((void **)buf, alloc, n ? n : 1, sizeof(**buf)) < 0)
-		return -ENOMEM;
-	if (!leaf) {
-		(*buf)[0] = (uint32_t)cp_strtab_lookup(&fr->names, "[unknown]");
-		return 1;
-	}
-	n = 0;
-	for (uint32_t k = leaf; k; k = prof->nodes[k].parent) {
-		uint32_t loc = prof->nodes[k].loc - 1;
-
-		memcpy(*buf + n, fr->frame + fr->loc_off[loc], fr->loc_n[loc] * sizeof(**buf));
-		n += fr->loc_n[loc];
-	}
-	return (int64_t)n;
-}
-
-/* ---- output ---- */
-
-int cp_profile_write(const struct cp_profile *prof, enum cp_profile_format format, FILE *f,
-		     size_t top)
-{
-	int err;
-
-	switch (format) {
-	case CP_PROFILE_PPROF:
-		err = cp_profile_write_pprof(prof, f);
-		break;
-	case CP_PROFILE_FOLDED:
-		err = cp_profile_write_folded(prof, f);
-		break;
-	case CP_PROFILE_SVG:
-		err = cp_profile_write_svg(prof, f);
-		break;
-	case CP_PROFILE_TEXT:
-		err = cp_profile_write_text(prof, f, top);
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (err < 0)
-		return err;
-	if (fflush(f) != 0 || ferror(f))
-		return -EIO;
-	return 0;
 }

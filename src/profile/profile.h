@@ -33,7 +33,7 @@ struct cp_profile_meta {
 };
 
 /*
- * Sample types: a new profile has two, samples/count and cpu/nanoseconds (SPEC section 4);
+ * Sample types: a new profile has two, samples/count and cpu/nanoseconds (docs/FORMATS.md);
  * cp_profile_add_sample's count fills both (cpu = count * period). NULL when out of memory.
  * Every string handed to this module is copied (and cut at 64 KiB); no pointer is kept.
  */

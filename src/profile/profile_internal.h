@@ -3,39 +3,15 @@
 #define CP_PROFILE_INTERNAL_H
 
 #include "profile.h"
+#include "strtab.h"
 #include "util.h"
 
-/*
- * Caps. Strings come from other processes' ELF files and from pprof files of any origin;
- * a name longer than this is cut (and still deduplicated after the cut).
- */
-#define CP_PROFILE_MAX_STRING (64u << 10)
+/* Longest string the profile keeps (strtab.h): a longer name is cut, then deduplicated. */
+#define CP_PROFILE_MAX_STRING CP_STRTAB_UTF8_MAX
 /* Decompressed size accepted by the reader: pprof files of real programs are far smaller. */
 #define CP_PROFILE_MAX_DECOMPRESSED (256u << 20)
 /* Entries of any one table: indexes are 32-bit. */
 #define CP_PROFILE_MAX_ENTRIES (UINT32_MAX / 2)
-
-/* A string table: v[0] is always "" and no string appears twice (pprof's rules). */
-struct cp_strtab {
-	char **v;
-	size_t n;
-	size_t alloc;
-	struct cp_htab h;
-};
-
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 (bad byte, overlong, surrogate). */
-size_t cp_utf8_len(const unsigned char *s);
-
-int cp_strtab_init(struct cp_strtab *t);
-void cp_strtab_release(struct cp_strtab *t);
-/*
- * Index of s (added when new); NULL is "". Strings are made valid UTF-8 (a bad byte becomes
- * U+FFFD), as protobuf requires of strings: thread names and symbols can hold any bytes.
- * >= 0 or -errno.
- */
-int64_t cp_strtab_intern(struct cp_strtab *t, const char *s);
-/* Index of s or -1. */
-int64_t cp_strtab_lookup(const struct cp_strtab *t, const char *s);
 
 struct cp_pvaluetype {
 	uint32_t type;		/* string indexes */
@@ -109,18 +85,6 @@ struct cp_psample_key {
 	uint32_t labelset;
 };
 
-/*
- * An open-addressing table of 32-bit indexes (index + 1; 0 = empty) into an array kept
- * elsewhere, 4 bytes a slot: the hash is recomputed from the entry when the table grows. For
- * the tables that grow with distinct stacks, where cp_htab's 8-byte slots would cost as much
- * as the entries.
- */
-struct cp_itab {
-	uint32_t *slot;
-	size_t cap;		/* power of two, or 0 */
-	size_t n;
-};
-
 struct cp_profile {
 	struct cp_strtab str;
 
@@ -177,6 +141,8 @@ struct cp_profile {
 
 /* A profile with no sample types, for the reader. NULL on ENOMEM. */
 struct cp_profile *cp_profile_new_empty(void);
+/* The index of s (NULL = "") in prof's string table, added when new. 0 or -errno. */
+int cp_profile_intern(struct cp_profile *prof, const char *s, uint32_t *out);
 /* Append a mapping without deduplication (reader). 0 or -errno; *id the new id. */
 int cp_profile_append_mapping(struct cp_profile *prof, const struct cp_pmapping *m, uint64_t *id);
 /* The id of the function (deduplicated). 0 or -errno. */
@@ -227,6 +193,14 @@ void cp_profile_frames_release(struct cp_profile_frames *fr);
 int64_t cp_profile_sample_frames(const struct cp_profile *prof, const struct cp_profile_frames *fr,
 				 size_t i, uint32_t **buf, size_t *alloc);
 
+/*
+ * The name of a frame without a function name into buf: module+0xoffset, as perf and eu-stack
+ * print; [kernel]+0xaddress for kernel frames; 0xaddress without a mapping.
+ */
+void cp_profile_fallback_name(const struct cp_profile *prof, const struct cp_plocation *l,
+			      char *buf, size_t size);
+
+/* The writers behind cp_profile_write's format switch. 0 or -errno. */
 int cp_profile_write_pprof(const struct cp_profile *prof, FILE *f);
 int cp_profile_write_folded(const struct cp_profile *prof, FILE *f);
 int cp_profile_write_svg(const struct cp_profile *prof, FILE *f);

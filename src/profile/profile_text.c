@@ -280,7 +280,7 @@ int cp_profile_write_folded(const struct cp_profile *prof, FILE *f)
 	err = cp_profile_frames_build(prof, &fr);
 	if (err < 0)
 		return err;
-	err = cp_strtab_init(&lines);
+	err = cp_strtab_init(&lines, CP_STRTAB_UTF8);
 	if (err < 0) {
 		cp_profile_frames_release(&fr);
 		return err;

@@ -1,5 +1,4 @@
 /* A profiling session: sampler -> unwind -> symbolize -> profile model, as samples arrive. */
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,9 +12,10 @@
 
 #include "maps.h"
 #include "proc.h"
+#include "proc_model.h"
 #include "profile.h"
 #include "sampler.h"
-#include "ksym_cache.h"
+#include "ksyms.h"
 #include "session.h"
 #include "symbolize.h"
 #include "unwind.h"
@@ -24,54 +24,20 @@
 /* Frames per sample: the kernel's callchain (perf_event_max_stack, 127 by default) + ours. */
 #define MAX_KERNEL_FRAMES 256
 #define MAX_FRAMES (MAX_KERNEL_FRAMES + CP_UNWIND_MAX_FRAMES + 1)
-#define PROC_BUCKETS 256
-/* Processes and threads remembered; beyond that samples still count, names are generic. */
-#define MAX_PROCS 100000
-
-/* A process seen in the records: its module map, kept current, and its unwinder. */
-struct proc {
-	int pid;
-	struct cp_maps maps;
-	uint64_t *map_ids;	/* profile mapping id per maps entry, 0 = not added yet */
-	struct cp_unwinder *uw;
-	bool maps_loaded;	/* /proc/PID/maps read (or inherited from the parent) */
-	bool reread;		/* /proc/PID/maps re-read once for an address not in the map */
-	bool gone;		/* /proc/PID no longer reaches its files: use our own root */
-	bool uw_self;		/* uw opens files through our own root */
-	bool sampled;
-	struct proc *next;
-};
-
-struct thread {
-	int tid;		/* 0 = free slot */
-	int pid;
-	bool sampled;
-	char name[CP_COMM_LEN];
-};
-
 struct cp_session {
 	struct cp_session_opts opts;
 	int *pids;
 	struct cp_sampler *sampler;
 	struct cp_profile *prof;
 	struct cp_symbolizer *sym;
-	struct proc *procs[PROC_BUCKETS];
-	size_t nprocs;
-	struct thread *threads;	/* open addressing by tid */
-	size_t threads_cap;
-	size_t nthreads;
+	struct cp_procs procs;
 	bool main_added;	/* the profile's mapping 1 (the main executable) exists */
 	bool main_pending_exec;	/* record: take the first exec mapping after exec as main */
 	/* record: the program the command exec'd last, when mapping 1 is an earlier one (a
 	 * wrapper: env, taskset, nice); made the main mapping when the profile is taken. */
 	uint64_t exec_main;
-	struct cp_ksym *ksyms;	/* text symbols by address */
-	size_t nksyms;
-	char *knames;		/* their names, NUL-terminated, one after another */
-	size_t knames_len;
-	size_t knames_cap;
+	struct cp_ksyms *ksyms;	/* kernel symbols, loaded at the first kernel frame */
 	bool ksyms_loaded;
-	struct cp_ksym_map kmap;	/* the table mapped from the cache, or empty */
 	uint64_t kernel_mapping;
 	bool disabled;		/* events stopped counting; end_mono set */
 	bool stopped;		/* and the rings drained */
@@ -83,522 +49,13 @@ struct cp_session {
 	uint64_t locs[MAX_FRAMES];
 };
 
-/* --- processes and their maps --- */
-
-static struct proc *proc_find(struct cp_session *s, int pid)
-{
-	for (struct proc *p = s->procs[(unsigned)pid % PROC_BUCKETS]; p; p = p->next)
-		if (p->pid == pid)
-			return p;
-	return NULL;
-}
-
-/* Whether the process's own files are still reachable through /proc/PID. */
-static bool proc_alive(int pid)
-{
-	char path[64], buf[8];
-
-	snprintf(path, sizeof(path), "/proc/%d/root", pid);
-	return readlink(path, buf, sizeof(buf)) > 0;
-}
-
-/* The pid through which to open a process's files: its own, or ours once it is gone. */
-static int file_pid(struct proc *p)
-{
-	if (!p->gone && !proc_alive(p->pid))
-		p->gone = true;
-	return p->gone ? (int)getpid() : p->pid;
-}
-
-static void proc_maps_changed(struct proc *p)
-{
-	if (p->uw)
-		cp_unwind_set_maps(p->uw, &p->maps);
-}
-
-static int proc_set_maps(struct proc *p, struct cp_maps *maps)
-{
-	uint64_t *ids = calloc(maps->n ? maps->n : 1, sizeof(*ids));
-
-	if (!ids) {
-		cp_maps_release(maps);
-		return -ENOMEM;
-	}
-	cp_maps_release(&p->maps);
-	free(p->map_ids);
-	p->maps = *maps;
-	p->maps.pid = p->pid;
-	p->map_ids = ids;
-	proc_maps_changed(p);
-	return 0;
-}
-
-static int proc_load_maps(struct proc *p)
-{
-	struct cp_maps maps;
-	int err;
-
-	memset(&maps, 0, sizeof(maps));
-	err = cp_maps_read(p->pid, &maps);
-	if (err < 0)
-		return err;
-	p->maps_loaded = true;
-	return proc_set_maps(p, &maps);
-}
-
-static int proc_copy_maps(struct proc *dst, const struct proc *src)
-{
-	struct cp_maps maps;
-
-	memset(&maps, 0, sizeof(maps));
-	maps.v = calloc(src->maps.n ? src->maps.n : 1, sizeof(*maps.v));
-	if (!maps.v)
-		return -ENOMEM;
-	for (size_t i = 0; i < src->maps.n; i++) {
-		maps.v[i] = src->maps.v[i];
-		maps.v[i].path = strdup(src->maps.v[i].path ? src->maps.v[i].path : "");
-		if (!maps.v[i].path) {
-			maps.n = i;
-			cp_maps_release(&maps);
-			return -ENOMEM;
-		}
-	}
-	maps.n = src->maps.n;
-	dst->maps_loaded = true;
-	return proc_set_maps(dst, &maps);
-}
-
-static struct proc *proc_get(struct cp_session *s, int pid, bool load)
-{
-	struct proc *p = proc_find(s, pid);
-
-	if (p || pid <= 0 || s->nprocs >= MAX_PROCS)
-		return p;
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return NULL;
-	p->pid = pid;
-	p->maps.pid = pid;
-	p->next = s->procs[(unsigned)pid % PROC_BUCKETS];
-	s->procs[(unsigned)pid % PROC_BUCKETS] = p;
-	s->nprocs++;
-	if (load)
-		proc_load_maps(p);
-	return p;
-}
-
-static void proc_free(struct proc *p)
-{
-	cp_unwind_free(p->uw);
-	cp_maps_release(&p->maps);
-	free(p->map_ids);
-	free(p);
-}
-
-/*
- * Apply an mmap to the map: entries it overlaps are cut (or removed), and it is inserted in
- * address order, as the kernel itself replaces the covered part of older mappings.
- */
-static int proc_apply_mmap(struct proc *p, const struct cp_map *m)
-{
-	size_t cap = p->maps.n + 3;
-	struct cp_map *v = calloc(cap, sizeof(*v));
-	uint64_t *ids = calloc(cap, sizeof(*ids));
-	size_t n = 0;
-	bool inserted = false;
-
-	if (!v || !ids)
-		goto nomem;
-	for (size_t i = 0; i < p->maps.n; i++) {
-		struct cp_map *o = &p->maps.v[i];
-
-		if (!inserted && o->start >= m->start) {
-			v[n] = *m;
-			v[n].path = strdup(m->path);
-			if (!v[n].path)
-				goto nomem;
-			n++;
-			inserted = true;
-		}
-		if (o->end <= m->start || o->start >= m->end) {
-			v[n] = *o;
-			ids[n++] = p->map_ids[i];
-			o->path = NULL;
-			continue;
-		}
-		/* Overlap: keep the parts outside [m->start, m->end). */
-		if (o->start < m->start) {
-			v[n] = *o;
-			v[n].end = m->start;
-			v[n].path = strdup(o->path);
-			if (!v[n].path)
-				goto nomem;
-			n++;
-			if (!inserted) {
-				v[n] = *m;
-				v[n].path = strdup(m->path);
-				if (!v[n].path)
-					goto nomem;
-				n++;
-				inserted = true;
-			}
-		}
-		if (o->end > m->end) {
-			v[n] = *o;
-			v[n].offset += m->end - o->start;
-			v[n].start = m->end;
-			v[n].path = strdup(o->path);
-			if (!v[n].path)
-				goto nomem;
-			n++;
-		}
-	}
-	if (!inserted) {
-		v[n] = *m;
-		v[n].path = strdup(m->path);
-		if (!v[n].path)
-			goto nomem;
-		n++;
-	}
-	/* Entries moved into v had their paths handed over (set to NULL above). */
-	cp_maps_release(&p->maps);
-	free(p->map_ids);
-	p->maps.v = v;
-	p->maps.n = n;
-	p->map_ids = ids;
-	proc_maps_changed(p);
-	return 0;
-nomem:
-	/* Give back the moved paths so that neither array leaks nor double-frees. */
-	for (size_t i = 0, j = 0; i < p->maps.n && v; i++) {
-		if (p->maps.v[i].path)
-			continue;
-		while (j < n && !(v[j].start == p->maps.v[i].start && v[j].end == p->maps.v[i].end))
-			j++;
-		if (j < n) {
-			p->maps.v[i].path = v[j].path;
-			v[j].path = NULL;
-		}
-	}
-	for (size_t i = 0; v && i < n; i++)
-		free(v[i].path);
-	free(v);
-	free(ids);
-	return -ENOMEM;
-}
-
-/* Whether [start, end) overlaps any known mapping of p. */
-static bool maps_overlap(const struct proc *p, uint64_t start, uint64_t end)
-{
-	for (size_t i = 0; i < p->maps.n; i++)
-		if (p->maps.v[i].start < end && start < p->maps.v[i].end)
-			return true;
-	return false;
-}
-
-/*
- * MMAP2 records come only for executable mappings (mmap_data=0), but unwinding also reads
- * the file's read-only segment (.eh_frame_hdr, .eh_frame) and .data. Add the other PT_LOAD
- * segments of the file where they must be, from its program headers and the executable
- * mapping's place, unless something is already known there. Works after the process exits.
- */
-static void add_elf_segments(struct proc *p, const struct cp_map *exec_map)
-{
-	char path[4096];
-	Elf64_Ehdr eh;
-	Elf64_Phdr ph[64];
-	const Elf64_Phdr *text = NULL;
-	uint64_t bias;
-	size_t nph;
-	int fd;
-
-	if (cp_map_open_path(file_pid(p), exec_map, path, sizeof(path)) < 0)
-		return;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return;
-	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
-	    memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
-	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
-	    eh.e_phnum > CP_ARRAY_SIZE(ph)) {
-		close(fd);
-		return;
-	}
-	nph = eh.e_phnum;
-	if (pread(fd, ph, nph * sizeof(ph[0]), (off_t)eh.e_phoff) !=
-	    (ssize_t)(nph * sizeof(ph[0]))) {
-		close(fd);
-		return;
-	}
-	close(fd);
-	for (size_t i = 0; i < nph && !text; i++)
-		if (ph[i].p_type == PT_LOAD && (ph[i].p_offset & ~4095ull) == exec_map->offset)
-			text = &ph[i];
-	if (!text)
-		return;
-	bias = exec_map->start - exec_map->offset - (text->p_vaddr - text->p_offset);
-	for (size_t i = 0; i < nph; i++) {
-		struct cp_map m;
-		uint64_t start, end;
-
-		if (ph[i].p_type != PT_LOAD || &ph[i] == text || !ph[i].p_filesz)
-			continue;
-		start = (ph[i].p_vaddr + bias) & ~4095ull;
-		end = (ph[i].p_vaddr + bias + ph[i].p_filesz + 4095) & ~4095ull;
-		if (end <= start || maps_overlap(p, start, end))
-			continue;
-		m = *exec_map;
-		m.start = start;
-		m.end = end;
-		m.offset = ph[i].p_offset & ~4095ull;
-		m.perms[0] = ph[i].p_flags & PF_R ? 'r' : '-';
-		m.perms[1] = ph[i].p_flags & PF_W ? 'w' : '-';
-		m.perms[2] = ph[i].p_flags & PF_X ? 'x' : '-';
-		m.perms[3] = 'p';
-		if (proc_apply_mmap(p, &m) < 0)
-			return;
-	}
-}
-
-/* --- threads --- */
-
-static size_t tid_slot(int tid, size_t cap)
-{
-	return ((uint32_t)tid * 2654435761u) & (cap - 1);
-}
-
-static struct thread *thread_find(struct cp_session *s, int tid)
-{
-	if (!s->threads_cap)
-		return NULL;
-	for (size_t i = tid_slot(tid, s->threads_cap); s->threads[i].tid;
-	     i = (i + 1) & (s->threads_cap - 1))
-		if (s->threads[i].tid == tid)
-			return &s->threads[i];
-	return NULL;
-}
-
-static struct thread *thread_get(struct cp_session *s, int pid, int tid)
-{
-	size_t i;
-
-	if (s->threads_cap && (s->nthreads + 1) * 2 > s->threads_cap &&
-	    s->nthreads >= CP_MAX_THREADS)
-		return NULL;
-	if ((s->nthreads + 1) * 2 > s->threads_cap) {
-		size_t cap = s->threads_cap ? s->threads_cap * 2 : 256;
-		struct thread *v = calloc(cap, sizeof(*v));
-
-		if (!v)
-			return NULL;
-		for (size_t k = 0; k < s->threads_cap; k++) {
-			if (!s->threads[k].tid)
-				continue;
-			i = tid_slot(s->threads[k].tid, cap);
-			while (v[i].tid)
-				i = (i + 1) & (cap - 1);
-			v[i] = s->threads[k];
-		}
-		free(s->threads);
-		s->threads = v;
-		s->threads_cap = cap;
-	}
-	for (i = tid_slot(tid, s->threads_cap); s->threads[i].tid;
-	     i = (i + 1) & (s->threads_cap - 1))
-		if (s->threads[i].tid == tid)
-			return &s->threads[i];
-	s->threads[i].tid = tid;
-	s->threads[i].pid = pid;
-	s->nthreads++;
-	return &s->threads[i];
-}
-
-static void thread_read_name(struct thread *t)
-{
-	char path[64];
-	size_t len = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", t->pid, t->tid);
-	if (cp_read_file(path, t->name, sizeof(t->name), &len) == 0) {
-		while (len > 0 && t->name[len - 1] == '\n')
-			t->name[--len] = '\0';
-	}
-	if (!t->name[0])
-		snprintf(t->name, sizeof(t->name), "%d", t->tid);
-}
-
-/* --- kernel symbols --- */
-
-static int ksym_cmp(const void *a, const void *b)
-{
-	const struct cp_ksym *x = a, *y = b;
-
-	return x->addr < y->addr ? -1 : x->addr > y->addr;
-}
-
-static bool is_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/*
- * One line of /proc/kallsyms, "ADDR TYPE NAME[\t[MODULE]]": the text symbols (t, T, w, W)
- * with a non-zero address go into the table, their names into one arena. -ENOMEM or 0.
- */
-static int ksyms_add_line(struct cp_session *s, const char *line, const char *end, size_t *cap)
-{
-	const char *p = line, *name;
-	uint64_t addr = 0;
-	size_t len;
-	char type;
-
-	for (; p < end && is_hex(*p); p++)
-		addr = addr << 4 | (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
-	if (p == line || p + 3 > end || p[0] != ' ' || p[2] != ' ' || !addr)
-		return 0;
-	type = p[1];
-	if (type != 't' && type != 'T' && type != 'w' && type != 'W')
-		return 0;
-	name = p + 3;
-	for (len = 0; name + len < end && name[len] != '\t' && name[len] != ' '; len++)
-		;
-	if (!len || s->knames_len + len + 1 > UINT32_MAX)
-		return 0;
-	if (len > 255)
-		len = 255;
-	if (s->nksyms == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 16384;
-		struct cp_ksym *v = realloc(s->ksyms, ncap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		s->ksyms = v;
-		*cap = ncap;
-	}
-	if (s->knames_len + len + 1 > s->knames_cap) {
-		size_t ncap = s->knames_cap ? s->knames_cap * 2 : 1u << 20;
-		char *v = realloc(s->knames, ncap);
-
-		if (!v)
-			return -ENOMEM;
-		s->knames = v;
-		s->knames_cap = ncap;
-	}
-	memcpy(s->knames + s->knames_len, name, len);
-	s->knames[s->knames_len + len] = '\0';
-	s->ksyms[s->nksyms].addr = addr;
-	s->ksyms[s->nksyms].name_off = (uint32_t)s->knames_len;
-	s->ksyms[s->nksyms].reserved = 0;
-	s->knames_len += len + 1;
-	s->nksyms++;
-	return 0;
-}
-
-/*
- * Read /proc/kallsyms once, the first time a kernel frame needs a name: about 120k lines
- * (5 MB) that the kernel formats on every read, so never at start. Parsed by hand in 256 KiB
- * chunks (sscanf, strtok and a strdup per symbol were a quarter of a short record's CPU).
- */
-static void ksyms_load(struct cp_session *s)
-{
-	size_t bufsize = 256u << 10, have = 0, cap = 0;
-	char *buf;
-	bool sorted = true;
-	int fd;
-
-	s->ksyms_loaded = true;
-	if (cp_ksym_cache_map(&s->kmap) == 0)
-		return;
-	fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	buf = malloc(bufsize);
-	if (!buf) {
-		close(fd);
-		return;
-	}
-	for (;;) {
-		ssize_t n = read(fd, buf + have, bufsize - have);
-		char *p = buf, *end, *nl;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		end = buf + have + n;
-		while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
-			if (ksyms_add_line(s, p, nl, &cap) < 0)
-				goto out;
-			p = nl + 1;
-		}
-		have = (size_t)(end - p);
-		if (have == bufsize)
-			have = 0;	/* a line longer than the buffer: not kallsyms */
-		memmove(buf, p, have);
-	}
-out:
-	free(buf);
-	close(fd);
-	/* Shrink to what is used: the table lives as long as the session. */
-	if (s->nksyms) {
-		struct cp_ksym *v = realloc(s->ksyms, s->nksyms * sizeof(*v));
-		char *names = realloc(s->knames, s->knames_len);
-
-		if (v)
-			s->ksyms = v;
-		if (names) {
-			s->knames = names;
-			s->knames_cap = s->knames_len;
-		}
-	}
-	for (size_t i = 1; i < s->nksyms && sorted; i++)
-		sorted = s->ksyms[i - 1].addr <= s->ksyms[i].addr;
-	if (!sorted)
-		qsort(s->ksyms, s->nksyms, sizeof(*s->ksyms), ksym_cmp);
-	/* For the next sessions of this boot (only real addresses: none are kept for non-root). */
-	if (s->nksyms)
-		(void)cp_ksym_cache_write(s->ksyms, s->nksyms, s->knames, s->knames_len);
-}
-
-static const char *ksym_find(struct cp_session *s, uint64_t addr)
-{
-	const struct cp_ksym *syms;
-	const char *names;
-	size_t lo = 0, hi, names_len;
-
-	if (!s->ksyms_loaded)
-		ksyms_load(s);
-	if (s->kmap.base) {
-		/* The table from the cache: used in place, so every name offset is checked. */
-		syms = s->kmap.syms;
-		names = s->kmap.names;
-		names_len = s->kmap.names_len;
-		hi = s->kmap.n;
-	} else {
-		syms = s->ksyms;
-		names = s->knames;
-		names_len = s->knames_len;
-		hi = s->nksyms;
-	}
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (syms[mid].addr <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (!lo || syms[lo - 1].name_off >= names_len)
-		return NULL;
-	return names + syms[lo - 1].name_off;
-}
 
 /* --- locations --- */
 
-static int add_main_mapping(struct cp_session *s, struct proc *p, const struct cp_map *map,
+static int add_main_mapping(struct cp_session *s, struct cp_proc *p, const struct cp_map *map,
 			    size_t idx);
 
-static uint64_t mapping_id(struct cp_session *s, struct proc *p, size_t idx)
+static uint64_t mapping_id(struct cp_session *s, struct cp_proc *p, size_t idx)
 {
 	const struct cp_map *map = &p->maps.v[idx];
 	const char *build_id = NULL;
@@ -609,7 +66,7 @@ static uint64_t mapping_id(struct cp_session *s, struct proc *p, size_t idx)
 		return p->map_ids[idx];
 	if (!s->main_added && add_main_mapping(s, p, NULL, 0) == 0 && p->map_ids[idx])
 		return p->map_ids[idx];
-	if (is_file && cp_sym_module_info(s->sym, file_pid(p), map, &build_id, &bias,
+	if (is_file && cp_sym_module_info(s->sym, cp_proc_file_pid(p), map, &build_id, &bias,
 					  &has_debug) < 0) {
 		build_id = NULL;
 		has_debug = false;
@@ -626,7 +83,7 @@ static uint64_t mapping_id(struct cp_session *s, struct proc *p, size_t idx)
  * Make the main executable of p the profile's mapping 1: map if given, else the first
  * executable mapping of the file /proc/PID/exe names (or, when unreadable, of any file).
  */
-static int add_main_mapping(struct cp_session *s, struct proc *p, const struct cp_map *map,
+static int add_main_mapping(struct cp_session *s, struct cp_proc *p, const struct cp_map *map,
 			    size_t idx)
 {
 	char exe[4096];
@@ -663,7 +120,7 @@ static int add_main_mapping(struct cp_session *s, struct proc *p, const struct c
 	return 0;
 }
 
-static uint64_t user_location(struct cp_session *s, struct proc *p, uint64_t addr)
+static uint64_t user_location(struct cp_session *s, struct cp_proc *p, uint64_t addr)
 {
 	struct cp_profile_line lines[CP_SYM_MAX_INLINE];
 	struct cp_sym_result res;
@@ -674,17 +131,11 @@ static uint64_t user_location(struct cp_session *s, struct proc *p, uint64_t add
 
 	if (id)
 		return id;
-	map = cp_maps_find(&p->maps, addr);
-	if (!map && !p->reread && !p->gone) {
-		/* A mapping whose MMAP2 record we missed (it predates the events, or raced). */
-		p->reread = true;
-		if (proc_load_maps(p) == 0)
-			map = cp_maps_find(&p->maps, addr);
-	}
+	map = cp_proc_find_map(p, addr);
 	if (map) {
 		mid = mapping_id(s, p, (size_t)(map - p->maps.v));
 		memset(&res, 0, sizeof(res));
-		if (cp_sym_resolve(s->sym, file_pid(p), map, addr, &res) == 0) {
+		if (cp_sym_resolve(s->sym, cp_proc_file_pid(p), map, addr, &res) == 0) {
 			for (size_t i = 0; i < res.n && i < CP_SYM_MAX_INLINE; i++) {
 				const struct cp_sym_frame *f = &res.frames[i];
 
@@ -719,7 +170,12 @@ static uint64_t kernel_location(struct cp_session *s, uint64_t addr)
 		if (cp_profile_kernel_mapping(s->prof, &s->kernel_mapping) < 0)
 			return 0;
 	}
-	name = ksym_find(s, addr);
+	if (!s->ksyms_loaded) {
+		/* Never at start: the kernel formats /proc/kallsyms anew on every read. */
+		(void)cp_ksyms_load(&s->ksyms);
+		s->ksyms_loaded = true;
+	}
+	name = cp_ksyms_map_addr(s->ksyms, addr);
 	memset(&line, 0, sizeof(line));
 	line.function = name;
 	if (cp_profile_add_location(s->prof, 0, addr, s->kernel_mapping, &line, name ? 1 : 0,
@@ -736,15 +192,10 @@ static uint64_t kernel_location(struct cp_session *s, uint64_t addr)
  * it reads return addresses from junk ([heap], stack or unmapped addresses). A user frame
  * is believed only inside executable code from a file, or the vDSO.
  */
-static bool user_frame_plausible(struct proc *p, uint64_t addr)
+static bool user_frame_plausible(struct cp_proc *p, uint64_t addr)
 {
-	const struct cp_map *map = cp_maps_find(&p->maps, addr);
+	const struct cp_map *map = cp_proc_find_map(p, addr);
 
-	if (!map && !p->reread && !p->gone) {
-		p->reread = true;
-		if (proc_load_maps(p) == 0)
-			map = cp_maps_find(&p->maps, addr);
-	}
 	if (!map || map->perms[2] != 'x')
 		return false;
 	return cp_map_is_file(map) || !strcmp(map->path, "[vdso]");
@@ -756,7 +207,7 @@ static bool user_frame_plausible(struct proc *p, uint64_t addr)
  * (exact); the others are return addresses, shown at the call instruction (- 1).
  * *cut is set when the user frames were ended at an implausible one.
  */
-static void callchain_frames(struct cp_session *s, struct proc *p, const struct cp_sample *smp,
+static void callchain_frames(struct cp_session *s, struct cp_proc *p, const struct cp_sample *smp,
 			     bool want_user, size_t *n, bool *cut)
 {
 	uint64_t ctx = 0;
@@ -793,7 +244,8 @@ static void callchain_frames(struct cp_session *s, struct proc *p, const struct 
  * Unwind with the process's unwinder. It opens module files through /proc/PID; once the
  * process is gone (samples are read a little after they are taken), through our own root.
  */
-static int unwind_sample(struct proc *p, const struct cp_sample *smp, struct cp_unwind_result *ur)
+static int unwind_sample(struct cp_proc *p, const struct cp_sample *smp,
+			 struct cp_unwind_result *ur)
 {
 	int err;
 
@@ -807,7 +259,7 @@ static int unwind_sample(struct proc *p, const struct cp_sample *smp, struct cp_
 		err = cp_unwind(p->uw, &smp->regs, &smp->stack, ur);
 		if ((err == 0 && ur->stop_reason == 0) || p->uw_self)
 			return err;
-		file_pid(p);	/* updates p->gone */
+		cp_proc_file_pid(p);	/* updates p->gone */
 		if (!p->gone)
 			return err;
 		/* It exited since the unwinder was made: retry through our own root. */
@@ -826,15 +278,9 @@ static uint64_t special(struct cp_session *s, const char *name)
 	return id;
 }
 
-static void on_sample(void *ctx, const struct cp_sample *smp)
+/* Count the sample's process and thread, and name the thread, the first time they are seen. */
+static void note_sampled(struct cp_session *s, struct cp_proc *p, struct cp_thread *t, int pid)
 {
-	struct cp_session *s = ctx;
-	struct proc *p = proc_get(s, smp->pid, true);
-	struct thread *t = thread_get(s, smp->pid, smp->tid);
-	const char *end_marker = NULL;
-	size_t n = 0;
-	bool cut = false;
-
 	if (p && !s->main_added && !s->main_pending_exec)
 		add_main_mapping(s, p, NULL, 0);
 	if (p && !p->sampled) {
@@ -842,47 +288,67 @@ static void on_sample(void *ctx, const struct cp_sample *smp)
 		s->stats.processes++;
 	}
 	if (t) {
-		t->pid = smp->pid;
+		t->pid = pid;
 		if (!t->name[0])
-			thread_read_name(t);
+			cp_thread_read_name(t);
 		if (!t->sampled) {
 			t->sampled = true;
 			s->stats.threads++;
 		}
 	}
+}
+
+/*
+ * The user frames of a dwarf-mode sample, unwound from its registers and stack copy, into
+ * s->locs[*n...]. Returns the marker that ends the stack ("[truncated]", "[unknown]") or NULL.
+ */
+static const char *dwarf_frames(struct cp_session *s, struct cp_proc *p,
+				const struct cp_sample *smp, size_t *n)
+{
+	struct cp_unwind_result *ur = &s->ur;
+	int err;
+
+	err = unwind_sample(p, smp, ur);
+	if (err < 0) {
+		/* Nothing unwound: at least where it was. */
+		ur->n = 1;
+		ur->pc[0] = smp->regs.r[CP_REG_RIP];
+		ur->flags[0] = 0;
+		ur->truncated = false;
+		ur->stop_reason = err;
+	}
+	for (size_t i = 0; i < ur->n && *n < MAX_FRAMES - 1; i++) {
+		bool exact = i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL);
+		uint64_t id = user_location(s, p, exact ? ur->pc[i] : ur->pc[i] - 1);
+
+		if (id)
+			s->locs[(*n)++] = id;
+	}
+	if (ur->truncated || (ur->stop_reason && smp->stack.truncated))
+		return "[truncated]";
+	return ur->stop_reason ? "[unknown]" : NULL;
+}
+
+static void on_sample(void *ctx, const struct cp_sample *smp)
+{
+	struct cp_session *s = ctx;
+	struct cp_proc *p = cp_procs_get(&s->procs, smp->pid, true);
+	struct cp_thread *t = cp_procs_thread_get(&s->procs, smp->pid, smp->tid);
+	const char *end_marker = NULL;
+	size_t n = 0;
+	bool cut = false;
+
+	note_sampled(s, p, t, smp->pid);
 	if (smp->callchain)
 		callchain_frames(s, p, smp, !s->opts.dwarf, &n, &cut);
-	if (s->opts.dwarf && p && smp->user_regs) {
-		struct cp_unwind_result *ur = &s->ur;
-		int err;
-
-		err = unwind_sample(p, smp, ur);
-		if (err < 0) {
-			/* Nothing unwound: at least where it was. */
-			ur->n = 1;
-			ur->pc[0] = smp->regs.r[CP_REG_RIP];
-			ur->flags[0] = 0;
-			ur->truncated = false;
-			ur->stop_reason = err;
-		}
-		for (size_t i = 0; i < ur->n && n < MAX_FRAMES - 1; i++) {
-			bool exact = i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL);
-			uint64_t id = user_location(s, p, exact ? ur->pc[i] : ur->pc[i] - 1);
-
-			if (id)
-				s->locs[n++] = id;
-		}
-		if (ur->truncated || (ur->stop_reason && smp->stack.truncated))
-			end_marker = "[truncated]";
-		else if (ur->stop_reason)
-			end_marker = "[unknown]";
-	} else if (s->opts.dwarf && !smp->user_regs && n == 0) {
+	if (s->opts.dwarf && p && smp->user_regs)
+		end_marker = dwarf_frames(s, p, smp, &n);
+	else if (s->opts.dwarf && !smp->user_regs && n == 0)
 		end_marker = "[unknown]";
-	} else if (!s->opts.dwarf && cut) {
+	else if (!s->opts.dwarf && cut)
 		end_marker = "[unknown]";
-	} else if (!s->opts.dwarf && smp->ncallchain >= 127 && n > 0) {
+	else if (!s->opts.dwarf && smp->ncallchain >= 127 && n > 0)
 		end_marker = "[truncated]";
-	}
 	if (n == 0 && !end_marker)
 		end_marker = "[unknown]";
 	if (end_marker) {
@@ -903,117 +369,41 @@ static void on_sample(void *ctx, const struct cp_sample *smp)
 static void on_mmap(void *ctx, const struct cp_sampler_mmap *m)
 {
 	struct cp_session *s = ctx;
-	struct proc *p = proc_get(s, m->pid, false);
-	struct cp_map map;
-	char path[4096];
-	size_t len;
+	struct cp_proc *p;
+	const struct cp_map *in = cp_procs_mmap(&s->procs, m, &p);
 
-	if (!p)
+	/* record: the first executable file mapped after the exec is the main binary. */
+	if (!in || !s->main_pending_exec || s->pids[0] != m->pid || !(m->prot & PROT_EXEC) ||
+	    !cp_map_is_file(in))
 		return;
-	if (!p->maps_loaded && !p->gone)
-		proc_load_maps(p);	/* the rest of the map, then this mapping on top */
-	memset(&map, 0, sizeof(map));
-	map.start = m->start;
-	map.end = m->start + m->len;
-	map.offset = m->pgoff;
-	map.inode = m->inode;
-	map.dev_major = m->dev_major;
-	map.dev_minor = m->dev_minor;
-	map.perms[0] = m->prot & PROT_READ ? 'r' : '-';
-	map.perms[1] = m->prot & PROT_WRITE ? 'w' : '-';
-	map.perms[2] = m->prot & PROT_EXEC ? 'x' : '-';
-	map.perms[3] = m->flags & MAP_SHARED ? 's' : 'p';
-	snprintf(path, sizeof(path), "%s", m->path);
-	len = strlen(path);
-	if (len > 10 && !strcmp(path + len - 10, " (deleted)")) {
-		path[len - 10] = '\0';
-		map.deleted = true;
-	}
-	/* perf names anonymous executable memory (JIT code) "//anon"; /proc/PID/maps "". */
-	if (!strcmp(path, "//anon") || !strcmp(path, "//anon (deleted)"))
-		path[0] = '\0';
-	map.path = path;
-	if (map.end <= map.start || proc_apply_mmap(p, &map) < 0)
-		return;
-	if ((m->prot & PROT_EXEC) && cp_map_is_file(&map))
-		add_elf_segments(p, &map);
-	if (s->main_pending_exec && s->pids[0] == m->pid && (m->prot & PROT_EXEC) &&
-	    cp_map_is_file(&map)) {
-		const struct cp_map *in = cp_maps_find(&p->maps, map.start);
-
-		s->main_pending_exec = false;
-		if (in && !s->main_added)
-			add_main_mapping(s, p, in, (size_t)(in - p->maps.v));
-		else if (in)
-			s->exec_main = mapping_id(s, p, (size_t)(in - p->maps.v));
-	}
+	s->main_pending_exec = false;
+	if (!s->main_added)
+		add_main_mapping(s, p, in, (size_t)(in - p->maps.v));
+	else
+		s->exec_main = mapping_id(s, p, (size_t)(in - p->maps.v));
 }
 
 static void on_comm(void *ctx, int pid, int tid, const char *name, bool exec)
 {
 	struct cp_session *s = ctx;
-	struct thread *t = thread_get(s, pid, tid);
 
-	if (t) {
-		t->pid = pid;
-		snprintf(t->name, sizeof(t->name), "%s", name);
-	}
-	if (exec) {
-		struct proc *p = proc_get(s, pid, false);
-		struct cp_maps empty;
-
-		/* A new program: the old address space is gone, MMAP2 records rebuild it. */
-		memset(&empty, 0, sizeof(empty));
-		if (p) {
-			proc_set_maps(p, &empty);
-			p->maps_loaded = true;
-			p->reread = false;
-		}
-		if (s->opts.enable_on_exec && pid == s->pids[0])
-			s->main_pending_exec = true;
-	}
+	cp_procs_comm(&s->procs, pid, tid, name, exec);
+	if (exec && s->opts.enable_on_exec && pid == s->pids[0])
+		s->main_pending_exec = true;
 }
 
 static void on_fork(void *ctx, int pid, int tid, int ppid, int ptid)
 {
 	struct cp_session *s = ctx;
-	struct thread *parent = thread_find(s, ptid);
-	struct thread *t;
 
-	if (pid != ppid && pid == tid) {
-		/* A new process: a copy of its parent's address space until it execs. */
-		struct proc *pp = proc_find(s, ppid);
-		struct proc *p = proc_get(s, pid, false);
-
-		if (p && pp && pp->maps_loaded && !p->maps_loaded)
-			proc_copy_maps(p, pp);
-	}
-	t = thread_get(s, pid, tid);
-	if (t) {
-		t->pid = pid;
-		/* The kernel copies the creator's name; a later COMM record renames it. */
-		if (parent && parent->name[0] && !t->name[0])
-			snprintf(t->name, sizeof(t->name), "%s", parent->name);
-	}
+	cp_procs_fork(&s->procs, pid, tid, ppid, ptid);
 }
 
 static void on_exit_record(void *ctx, int pid, int tid)
 {
 	struct cp_session *s = ctx;
-	struct proc *p;
 
-	if (pid != tid)
-		return;
-	/*
-	 * The process (its leader) exited: drop its unwinder's module cache, the big part of
-	 * its state, so that a long record of many short processes stays bounded. The map stays
-	 * for samples still in the rings; an unwinder is made again if one needs it.
-	 */
-	p = proc_find(s, pid);
-	if (p && p->uw) {
-		cp_unwind_free(p->uw);
-		p->uw = NULL;
-	}
+	cp_procs_exit(&s->procs, pid, tid);
 }
 
 static void on_lost(void *ctx, uint64_t count)
@@ -1128,7 +518,7 @@ struct cp_profile *cp_session_profile(struct cp_session *s)
  * the first lookups in a module (libc with its separate DWARF) cost far more than a ring's
  * worth of samples, and the rings would overflow while we read DWARF.
  */
-static void prewarm(struct cp_session *s, struct proc *p)
+static void prewarm(struct cp_session *s, struct cp_proc *p)
 {
 	struct cp_sym_result res;
 	size_t done = 0;
@@ -1155,6 +545,7 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	if (!s)
 		return -ENOMEM;
 	s->opts = *opts;
+	cp_procs_init(&s->procs);
 	s->pids = malloc(opts->npids * sizeof(*s->pids));
 	s->prof = cp_profile_new();
 	s->sym = cp_sym_new();
@@ -1169,8 +560,8 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 		 * first target's executable becomes mapping 1 before anything else is added.
 		 */
 		for (size_t i = 0; i < opts->npids; i++)
-			proc_get(s, opts->pids[i], true);
-		struct proc *p0 = proc_find(s, opts->pids[0]);
+			cp_procs_get(&s->procs, opts->pids[i], true);
+		struct cp_proc *p0 = cp_procs_find(&s->procs, opts->pids[0]);
 
 		if (p0)
 			add_main_mapping(s, p0, NULL, 0);
@@ -1193,7 +584,7 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	/* Sampling has started (a target that exits now is still profiled); the rings hold
 	 * seconds of samples, time enough to read the debug information. */
 	for (size_t i = 0; i < opts->npids && !opts->enable_on_exec; i++)
-		prewarm(s, proc_find(s, opts->pids[i]));
+		prewarm(s, cp_procs_find(&s->procs, opts->pids[i]));
 	*out = s;
 	return 0;
 fail:
@@ -1206,18 +597,8 @@ void cp_session_free(struct cp_session *s)
 	if (!s)
 		return;
 	cp_sampler_free(s->sampler);
-	for (size_t b = 0; b < PROC_BUCKETS; b++) {
-		struct proc *p = s->procs[b], *next;
-
-		for (; p; p = next) {
-			next = p->next;
-			proc_free(p);
-		}
-	}
-	free(s->threads);
-	free(s->ksyms);
-	cp_ksym_cache_unmap(&s->kmap);
-	free(s->knames);
+	cp_procs_release(&s->procs);
+	cp_ksyms_free(s->ksyms);
 	cp_sym_free(s->sym);
 	cp_profile_free(s->prof);
 	free(s->pids);

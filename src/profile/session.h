@@ -54,8 +54,8 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out);
 int cp_session_poll(struct cp_session *s, int timeout_ms);
 /*
  * Also end cp_session_poll()'s wait when fd becomes readable (a pidfd of the command), so that
- * the caller may wait long: every wakeup costs tens of microseconds on a virtual machine,
- * the rings wake the reader when half full. fd is borrowed; -1 removes it.
+ * the caller may wait long between reads (every wakeup costs CPU; the rings wake the reader
+ * when half full). fd is borrowed; -1 removes it.
  */
 void cp_session_wake_on(struct cp_session *s, int fd);
 /*

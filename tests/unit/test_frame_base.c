@@ -107,12 +107,19 @@ int main(void)
 	words[11] = CODE + 0x700;	/* no call before it */
 	CHECK(find(STACK, &base) == -ENOENT);
 
-	/* A saved frame pointer must lie above its slot. */
+	/* Without the caller's CFI, a chain's saved frame pointer must lie above its slot. */
 	reset();
-	put_direct_call(CODE + 0x520, FUNC);
+	put_indirect_call(CODE + 0x520);
 	words[4] = STACK;		/* points below itself */
 	words[5] = CODE + 0x520;
 	CHECK(find(STACK, &base) == -ENOENT);
+
+	/* A direct call proves the slot whatever the caller keeps in rbp. */
+	reset();
+	put_direct_call(CODE + 0x520, FUNC);
+	words[4] = 0x1234567;		/* an odd value: the caller uses rbp for data */
+	words[5] = CODE + 0x520;
+	CHECK(find(STACK, &base) == CP_FRAME_BASE_DIRECT_CALL && base == STACK + 8 * 4);
 
 	/* sp outside the copy, or no copy: nothing. */
 	reset();

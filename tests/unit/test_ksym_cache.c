@@ -1,4 +1,7 @@
-/* Tests of the kernel symbol table cached per boot: round trip, damage, refusals. */
+/*
+ * Tests of the kernel symbols: parsing kallsyms and searching it (ksyms.h), and the table
+ * cached per boot (ksym_cache.h): round trip, damage, refusals.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -8,6 +11,7 @@
 
 #include "check.h"
 #include "ksym_cache.h"
+#include "ksyms.h"
 
 static char dir[] = "/tmp/cprof-test-ksyms-XXXXXX";
 
@@ -24,6 +28,52 @@ static void boot_file(char *buf, size_t size)
 	}
 	boot[strcspn(boot, "\n")] = '\0';
 	snprintf(buf, size, "%s/ksyms1/%s", dir, boot);
+}
+
+/* A kallsyms-format file: text symbols kept (unsorted input sorted), the rest skipped. */
+static void test_parse(void)
+{
+	char path[4200], longname[400];
+	struct cp_ksyms *ks = NULL;
+	const char *name;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/kallsyms", dir);
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	fprintf(f, "ffffffff81000200 T gamma\n"
+		   "ffffffff81000000 t alpha\n"
+		   "ffffffff81000100 D data_not_text\n"
+		   "0000000000000000 T zero_address\n"
+		   "ffffffff81000300 W weak_one\t[some_module]\n"
+		   "ffffffff81000400 T %s\n"
+		   "garbage line\n"
+		   "ffffffff81000080 T beta", longname);
+	fclose(f);
+	CHECK(cp_ksyms_load_file(path, &ks) == 0 && ks != NULL);
+	name = cp_ksyms_map_addr(ks, 0xffffffff81000050ull);
+	CHECK(name && !strcmp(name, "alpha"));
+	/* The last line has no newline: it is not a whole line and not kept. */
+	name = cp_ksyms_map_addr(ks, 0xffffffff81000090ull);
+	CHECK(name && !strcmp(name, "alpha"));
+	name = cp_ksyms_map_addr(ks, 0xffffffff81000150ull);
+	CHECK(name && !strcmp(name, "alpha"));
+	name = cp_ksyms_map_addr(ks, 0xffffffff81000200ull);
+	CHECK(name && !strcmp(name, "gamma"));
+	name = cp_ksyms_map_addr(ks, 0xffffffff81000301ull);
+	CHECK(name && !strcmp(name, "weak_one"));
+	name = cp_ksyms_map_addr(ks, 0xffffffff81000401ull);
+	CHECK(name && strlen(name) == 255 && name[0] == 'x');
+	CHECK(cp_ksyms_map_addr(ks, 0xffffffff80000000ull) == NULL);
+	CHECK(cp_ksyms_map_addr(NULL, 0xffffffff81000000ull) == NULL);
+	cp_ksyms_free(ks);
+	cp_ksyms_free(NULL);
+	CHECK(cp_ksyms_load_file("/nonexistent/kallsyms", &ks) == -ENOENT && ks == NULL);
+	unlink(path);
 }
 
 int main(void)
@@ -49,6 +99,17 @@ int main(void)
 								       "gamma"));
 	cp_ksym_cache_unmap(&m);
 	CHECK(m.base == NULL);
+	/* cp_ksyms_load takes the cached table when there is one. */
+	{
+		struct cp_ksyms *ks = NULL;
+		const char *name;
+
+		CHECK(cp_ksyms_load(&ks) == 0 && ks != NULL);
+		name = cp_ksyms_map_addr(ks, 0xffffffff81000150ull);
+		CHECK(name && !strcmp(name, "beta"));
+		cp_ksyms_free(ks);
+	}
+	test_parse();
 
 	/* Names not ending in a NUL are refused when writing. */
 	CHECK(cp_ksym_cache_write(syms, 3, "abc", 3) == -EINVAL);

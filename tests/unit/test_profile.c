@@ -184,6 +184,36 @@ static const char expected_folded[] =
 	"main;compute;helper;__memcpy_avx_unaligned 300\n"
 	"main;do_syscall_64 20\n";
 
+/* The one format switch: each format reaches its writer; an unknown one writes nothing. */
+static void test_format_switch(const struct built *b)
+{
+	char *pprof, *folded, *svg, *text, *buf = NULL;
+	size_t npprof, nsvg, n = 0;
+	FILE *f;
+	int err;
+
+	pprof = render(b->prof, CP_PROFILE_PPROF, 0, &npprof);
+	folded = render(b->prof, CP_PROFILE_FOLDED, 0, NULL);
+	svg = render(b->prof, CP_PROFILE_SVG, 0, &nsvg);
+	text = render(b->prof, CP_PROFILE_TEXT, 1, NULL);
+	CHECK(npprof > 2 && (unsigned char)pprof[0] == 0x1f && (unsigned char)pprof[1] == 0x8b,
+	      "pprof is gzipped");
+	CHECK(folded && !strcmp(folded, expected_folded));
+	CHECK(svg && nsvg > 5 && strstr(svg, "<svg") != NULL);
+	CHECK(text && strstr(text, "flat") != NULL && strstr(text, "helper") != NULL);
+	f = open_memstream(&buf, &n);
+	if (!f)
+		exit(1);
+	err = cp_profile_write(b->prof, (enum cp_profile_format)99, f, 0);
+	fclose(f);
+	CHECK(err == -EINVAL && n == 0, "unknown format: %d, %zu bytes", err, n);
+	free(buf);
+	free(text);
+	free(svg);
+	free(folded);
+	free(pprof);
+}
+
 static void test_aggregation(const struct built *b)
 {
 	char *folded, *text;
@@ -446,7 +476,7 @@ static void test_strings(void)
 	char *big = malloc(70001);
 	int64_t a, b, c, d, e;
 
-	CHECK(cp_strtab_init(&t) == 0 && t.n == 1 && !strcmp(t.v[0], ""), "init");
+	CHECK(cp_strtab_init(&t, CP_STRTAB_UTF8) == 0 && t.n == 1 && !strcmp(t.v[0], ""), "init");
 	a = cp_strtab_intern(&t, "h\xc3\xa9llo");
 	b = cp_strtab_intern(&t, "h\xc3\xa9llo");
 	CHECK(a == 1 && b == 1 && t.n == 2, "dedupe: %ld %ld", (long)a, (long)b);
@@ -720,6 +750,7 @@ int main(int argc, char **argv)
 		return rc || failures ? 1 : 0;
 	}
 	test_aggregation(&b);
+	test_format_switch(&b);
 	test_round_trip(&b);
 	test_svg(&b);
 	test_corrupt(&b);

@@ -1,13 +1,20 @@
-/* Unit tests for src/util.c: file reads, strbuf and JSON escaping, integer parsing, clocks. */
+/*
+ * Unit tests for src/base: file reads, strbuf and JSON escaping, integer parsing, clocks, hash
+ * tables, the string interner, the cache folder and atomic file replacement.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
+#include "cache_dir.h"
 #include "check.h"
+#include "strtab.h"
 #include "util.h"
 
 static void check_json(const char *in, const char *want)
@@ -236,6 +243,139 @@ static void test_misc(void)
 	free(s);
 }
 
+static void test_strtab(void)
+{
+	struct cp_strtab t;
+	const char *a, *b;
+	char key[32];
+	int64_t i;
+
+	/* Raw: bytes kept as they are, one copy each, pointers stable while the table grows. */
+	CHECK(cp_strtab_init(&t, 0) == 0 && t.n == 1 && !strcmp(t.v[0], ""));
+	a = cp_strtab_str(&t, "a\xff" "b");
+	CHECK(a && !strcmp(a, "a\xff" "b"));
+	for (int k = 0; k < 1000; k++) {
+		snprintf(key, sizeof(key), "k%d", k);
+		CHECK(cp_strtab_intern(&t, key) == k + 2);
+	}
+	b = cp_strtab_str(&t, "a\xff" "b");
+	CHECK(a == b && t.n == 1002);
+	CHECK(cp_strtab_lookup(&t, "k999") == 1001 && cp_strtab_lookup(&t, "nope") == -1);
+	CHECK(cp_strtab_intern(&t, NULL) == 0);
+	cp_strtab_release(&t);
+	/* UTF-8: a bad byte becomes U+FFFD. */
+	CHECK(cp_strtab_init(&t, CP_STRTAB_UTF8) == 0);
+	i = cp_strtab_intern(&t, "a\xff" "b");
+	CHECK(i == 1 && !strcmp(t.v[1], "a\xef\xbf\xbd" "b"));
+	cp_strtab_release(&t);
+}
+
+struct itab_fixture {
+	uint32_t v[5000];
+};
+
+static uint32_t itab_hash(const void *ctx, uint32_t idx)
+{
+	return (uint32_t)cp_hash_mix(0, ((const struct itab_fixture *)ctx)->v[idx]);
+}
+
+static bool itab_eq(const void *ctx, uint32_t idx, const void *key)
+{
+	return ((const struct itab_fixture *)ctx)->v[idx] == *(const uint32_t *)key;
+}
+
+static void test_tables(void)
+{
+	static struct itab_fixture fx;
+	struct cp_itab it = { 0 };
+	struct cp_htab ht = { 0 };
+	uint32_t miss = 8;	/* even: not in the table */
+	bool ok = true;
+
+	for (uint32_t i = 0; i < CP_ARRAY_SIZE(fx.v); i++) {
+		fx.v[i] = i * 2 + 1;
+		ok = ok && cp_itab_insert(&it, itab_hash(&fx, i), i, itab_hash, &fx) == 0;
+		ok = ok && cp_htab_insert(&ht, itab_hash(&fx, i), i) == 0;
+	}
+	CHECK(ok && it.n == CP_ARRAY_SIZE(fx.v) && ht.n == it.n);
+	/* The 4-byte slots at 3/4 load: a quarter of cp_htab's 8-byte slots at 1/2. */
+	CHECK(it.cap * sizeof(*it.slot) * 4 <= ht.cap * sizeof(*ht.slot));
+	for (uint32_t i = 0; i < CP_ARRAY_SIZE(fx.v); i++) {
+		uint32_t key = i * 2 + 1;
+
+		ok = ok && cp_itab_find(&it, itab_hash(&fx, i), itab_eq, &fx, &key) == i;
+		ok = ok && cp_htab_find(&ht, itab_hash(&fx, i), itab_eq, &fx, &key) == i;
+	}
+	CHECK(ok);
+	CHECK(cp_itab_find(&it, (uint32_t)cp_hash_mix(0, miss), itab_eq, &fx, &miss) == -1);
+	cp_itab_release(&it);
+	cp_htab_release(&ht);
+}
+
+static void test_cache_dir(void)
+{
+	char buf[4096], dir[] = "/tmp/cprof-test-cachedir-XXXXXX";
+	struct stat st;
+
+	setenv("CPROF_CACHE_DIR", "/x/y", 1);
+	CHECK(cp_cache_path(buf, sizeof(buf), "sub", "name", false) == 0 &&
+	      !strcmp(buf, "/x/y/sub/name"));
+	CHECK(cp_cache_path(buf, sizeof(buf), NULL, "n.debug", false) == 0 &&
+	      !strcmp(buf, "/x/y/n.debug"));
+	CHECK(cp_cache_path(buf, 8, "sub", "name", false) == -ENAMETOOLONG);
+	setenv("CPROF_CACHE_DIR", "", 1);
+	CHECK(cp_cache_path(buf, sizeof(buf), "sub", "name", false) == -ENOENT);
+	unsetenv("CPROF_CACHE_DIR");
+	setenv("XDG_CACHE_HOME", "/xdg", 1);
+	CHECK(cp_cache_dir(buf, sizeof(buf)) == 0 && !strcmp(buf, "/xdg/cprof"));
+	unsetenv("XDG_CACHE_HOME");
+	/* create_dir makes the folders, not the file. */
+	CHECK(mkdtemp(dir) != NULL);
+	setenv("CPROF_CACHE_DIR", dir, 1);
+	CHECK(cp_cache_path(buf, sizeof(buf), "a/b", "f", true) == 0);
+	CHECK(stat(buf, &st) < 0);
+	*strrchr(buf, '/') = '\0';
+	CHECK(stat(buf, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+	rmdir(buf);
+	*strrchr(buf, '/') = '\0';
+	rmdir(buf);
+	rmdir(dir);
+	unsetenv("CPROF_CACHE_DIR");
+}
+
+static void test_atomic_file(void)
+{
+	char dir[] = "/tmp/cprof-test-atomic-XXXXXX", path[128], stale[160], got[16];
+	struct cp_atomic_file af;
+	size_t len;
+	int fd;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/out", dir);
+	CHECK(cp_write_all(fd = open(path, O_WRONLY | O_CREAT, 0600), "old", 3) == 0);
+	close(fd);
+	/* Until the commit readers see the old file. */
+	CHECK(cp_atomic_file_open(&af, path, 0600) == 0 && cp_write_all(af.fd, "new", 3) == 0);
+	CHECK(cp_read_file(path, got, sizeof(got), &len) == 0 && !strcmp(got, "old"));
+	CHECK(cp_atomic_file_commit(&af) == 0 && af.tmp == NULL);
+	CHECK(cp_read_file(path, got, sizeof(got), &len) == 0 && !strcmp(got, "new"));
+	/* Abort leaves the destination alone and no temporary behind. */
+	CHECK(cp_atomic_file_open(&af, path, 0600) == 0);
+	snprintf(stale, sizeof(stale), "%s", af.tmp);
+	cp_atomic_file_abort(&af);
+	CHECK(access(stale, F_OK) < 0 && cp_read_file(path, got, sizeof(got), &len) == 0 &&
+	      !strcmp(got, "new"));
+	cp_atomic_file_abort(&af);	/* twice is harmless */
+	/* A stale temporary of an earlier writer with this PID: another name is taken. */
+	close(open(stale, O_WRONLY | O_CREAT, 0600));
+	CHECK(cp_atomic_file_open(&af, path, 0600) == 0 && strcmp(af.tmp, stale) != 0);
+	CHECK(cp_atomic_file_commit(&af) == 0);
+	CHECK(cp_read_file(path, got, sizeof(got), &len) == 0 && len == 0);
+	unlink(stale);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_json();
@@ -245,5 +385,9 @@ int main(void)
 	test_parse_long();
 	test_files();
 	test_misc();
+	test_strtab();
+	test_tables();
+	test_cache_dir();
+	test_atomic_file();
 	return check_done("util");
 }
