@@ -40,7 +40,7 @@ static bool gone(void *ctx)
 	const union MHD_ConnectionInfo *ci;
 	struct pollfd p = { .events = POLLRDHUP };
 
-	if (k->srv->stopping)
+	if (__atomic_load_n(&k->srv->stopping, __ATOMIC_ACQUIRE))
 		return true;
 	ci = MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (!ci)
@@ -299,7 +299,7 @@ void cp_serve_stop(struct cp_serve *srv)
 {
 	if (!srv)
 		return;
-	srv->stopping = 1;
+	__atomic_store_n(&srv->stopping, 1, __ATOMIC_RELEASE);
 	if (srv->daemon)
 		MHD_stop_daemon(srv->daemon);
 	cp_sym_free(srv->sym);

@@ -37,7 +37,7 @@ struct cp_serve {
 	char listen_host[64];	/* as given, without brackets */
 	bool any_host;		/* listening on every address: any Host header (auth required) */
 	char *credentials;	/* owned; NULL = no auth */
-	volatile int stopping;	/* set by cp_serve_stop: profiles in flight end now */
+	int stopping;		/* atomic; set by cp_serve_stop: profiles in flight end now */
 	/*
 	 * Held while a dump or a metrics scrape reads the targets: the shared symbolizer and the
 	 * diagnosis are used by one request at a time.
