@@ -414,6 +414,9 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 	err = cp_dump_find_deadlocks(&d);
 	if (err == -ENOMEM)
 		goto fail;
+	err = dump_find_leaks(&run);
+	if (err < 0)
+		goto fail;
 	if (opts->flags & CP_DUMP_GROUP) {
 		err = cp_dump_group(&d);
 		if (err < 0)
@@ -510,6 +513,9 @@ void cp_dump_release(struct cp_dump *d)
 		free(d->groups[i].tids);
 	free(d->groups);
 	cp_deadlock_free(d->deadlocks, d->ndeadlocks);
+	for (size_t i = 0; i < d->nleaks; i++)
+		free(d->leaks[i].tids);
+	free(d->leaks);
 	dump_free_strv(d->strings, d->nstrings);
 	memset(d, 0, sizeof(*d));
 }

@@ -13,6 +13,7 @@
 
 #include "deadlock.h"
 #include "fdinfo.h"
+#include "leak.h"
 #include "proc.h"
 #include "wait.h"
 
@@ -51,6 +52,15 @@ struct cp_dump_group {
 	size_t first;		/* index of a representative thread */
 };
 
+/* A group of threads with one stack that looks like a leak, with the evidence. */
+struct cp_dump_leak {
+	size_t first;		/* index of a representative thread */
+	size_t count;
+	int *tids;		/* owned */
+	struct cp_leak_verdict verdict;
+	size_t grown;		/* threads the group gained since the first look of --stuck */
+};
+
 struct cp_dump {
 	int pid;
 	char *exe;
@@ -60,6 +70,8 @@ struct cp_dump {
 	size_t nthreads;
 	struct cp_dump_group *groups;	/* NULL unless grouped */
 	size_t ngroups;
+	struct cp_dump_leak *leaks;	/* owned; groups judged leaks (text dump's LEAK? lines) */
+	size_t nleaks, leaks_alloc;
 	struct cp_deadlock *deadlocks;	/* owned */
 	size_t ndeadlocks;
 	struct cp_fd_counts fds;

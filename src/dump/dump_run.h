@@ -154,5 +154,7 @@ void dump_symbolize_release(struct dump_run *run);
 int dump_stuck_watch(struct dump_run *run);
 /* Set each thread's stuck flag from the two readings. */
 void dump_stuck_mark(struct dump_run *run);
+/* Judge the groups of threads with one stack as leaks or not (d->leaks). 0 or -ENOMEM. */
+int dump_find_leaks(struct dump_run *run);
 
 #endif

@@ -8,11 +8,6 @@
 #include "dump.h"
 #include "util.h"
 
-/* A leak indicator fires when one stack and wait kind holds this many threads... */
-#define LEAK_MIN_THREADS 10
-/* ...or at least this share of them (and a few threads at least, so that 1 of 2 is not one). */
-#define LEAK_MIN_PERCENT 50
-#define LEAK_MIN_SMALL 3
 /* Thread ids listed on one group or leak line before "and N more". */
 #define TIDS_SHOWN 16
 
@@ -386,45 +381,34 @@ static const char *telling_function(const struct cp_dump_thread *th)
 
 static int add_leaks(struct out *o, const struct cp_dump *dump)
 {
-	struct cp_dump_group *g = NULL;
-	size_t ng = 0;
-	int err;
+	for (size_t i = 0; i < dump->nleaks; i++) {
+		const struct cp_dump_leak *lk = &dump->leaks[i];
+		const struct cp_dump_thread *th = &dump->threads[lk->first];
+		const char *fn = telling_function(th);
+		char span[32], age[32];
 
-	if (dump->nthreads < LEAK_MIN_SMALL)
-		return 0;
-	err = cp_dump_group_compute(dump, &g, &ng);
-	if (err < 0)
-		return err;
-	for (size_t i = 0; i < ng; i++) {
-		const struct cp_dump_thread *th = &dump->threads[g[i].first];
-		size_t pct = g[i].count * 100 / dump->nthreads;
-		const char *fn;
-
-		/* Busy, stopped or dead threads are not a leak of waiting threads. */
-		if (th->wait.kind == CP_WAIT_RUNNING || th->wait.kind == CP_WAIT_STOPPED ||
-		    th->wait.kind == CP_WAIT_ZOMBIE)
-			continue;
-		if (g[i].count < LEAK_MIN_THREADS &&
-		    (g[i].count < LEAK_MIN_SMALL || pct < LEAK_MIN_PERCENT))
-			continue;
-		fn = telling_function(th);
 		cp_strbuf_addf(&o->sb, "  %sLEAK?%s %zu of %zu threads (%zu%%) share one stack, "
 				       "waiting in %s",
-			       col(o, C_YELLOW C_BOLD), col(o, C_RESET), g[i].count, dump->nthreads,
-			       pct, cp_wait_kind_name(th->wait.kind));
+			       col(o, C_YELLOW C_BOLD), col(o, C_RESET), lk->count, dump->nthreads,
+			       lk->count * 100 / dump->nthreads, cp_wait_kind_name(th->wait.kind));
 		if (fn) {
 			cp_strbuf_adds(&o->sb, " at ");
 			add_text(o, fn);
 		}
 		if (cp_dump_wait_unbounded(&th->wait))
 			cp_strbuf_adds(&o->sb, " with no timeout");
+		if (lk->verdict.span_ns) {
+			cp_leak_format_duration(lk->verdict.span_ns, span, sizeof(span));
+			cp_leak_format_duration(lk->verdict.newest_age_ns, age, sizeof(age));
+			cp_strbuf_addf(&o->sb, ", created over %s, the last %s ago", span, age);
+		}
+		if (lk->grown)
+			cp_strbuf_addf(&o->sb, ", grew by %zu in %d s", lk->grown,
+				       dump->stuck_seconds);
 		cp_strbuf_adds(&o->sb, ": ");
-		add_tids(o, dump, g[i].tids, g[i].count);
+		add_tids(o, dump, lk->tids, lk->count);
 		cp_strbuf_addc(&o->sb, '\n');
 	}
-	for (size_t i = 0; i < ng; i++)
-		free(g[i].tids);
-	free(g);
 	return 0;
 }
 

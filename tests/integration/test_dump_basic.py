@@ -150,7 +150,8 @@ def test_text_format():
         check(re.search(r'^DEADLOCK: thread \d+ "dl-[12]" waits for mutex 0x[0-9a-f]+ held by '
                         r'thread \d+ "dl-[12]",\n {10}which waits for mutex 0x[0-9a-f]+ held by '
                         r'thread \d+ "dl-[12]"$', out, re.M), "DEADLOCK layout", out[-600:])
-        check(re.search(r"LEAK\?.*12 of \d+ threads.*serve_connection", out), "leak line")
+        # The demo's 12 conn threads are made at once: a pool, not a leak (no evidence).
+        check("LEAK?" not in out, "a pool made at once flagged as a leak")
         check(re.search(r"^  #\d+ .* \(inlined\)$", out, re.M), "no (inlined) frame")
 
 
