@@ -138,7 +138,15 @@ struct cp_symbolizer {
 	size_t naddrs;		/* remembered results over all modules */
 	size_t disk_bytes;	/* disk_len over all modules */
 	uint64_t page_size;
+	struct cp_sym_jit *jit;	/* JIT maps of the processes met (sym_jit.c) */
 };
+
+/*
+ * sym_jit.c: the name /tmp/perf-PID.map gives the JIT code at pc of pid (*off from its start),
+ * or NULL. The map is loaded on first use and again when it grew, at most once a second.
+ */
+const char *cp_sym_jit_lookup(struct cp_symbolizer *sym, int pid, uint64_t pc, uint64_t *off);
+void cp_sym_jit_free(struct cp_symbolizer *sym);
 
 /* symbolize.c: the interned copy of s, or NULL for NULL or out of memory (field unknown). */
 const char *cp_sym_intern(struct cp_symbolizer *sym, const char *s);

@@ -66,6 +66,7 @@ void cp_sym_free(struct cp_symbolizer *sym)
 	if (!sym)
 		return;
 	cp_sym_modules_drop(sym, true);
+	cp_sym_jit_free(sym);
 	cp_strtab_release(&sym->strings);
 	free(sym->demangled);
 	free(sym);
@@ -306,9 +307,19 @@ int cp_sym_resolve(struct cp_symbolizer *sym, int pid, const struct cp_map *map,
 		if (err)
 			return err;
 	} else {
+		const char *jit = NULL;
+
 		r.module = cp_sym_intern(sym, map->path[0] ? map->path : "[anon]");
 		if (!r.module)
 			return -ENOMEM;
+		/* Code generated at run time, named by its runtime as perf reads it. */
+		if (map->perms[2] == 'x')
+			jit = cp_sym_jit_lookup(sym, pid, pc, NULL);
+		if (jit) {
+			r.frames[0].function = cp_sym_intern(sym, jit);
+			r.frames[0].system_name = r.frames[0].function;
+			r.n = r.frames[0].function ? 1 : 0;
+		}
 	}
 	if (m) {
 		r.build_id = m->build_id;

@@ -266,7 +266,9 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 		else if (!th->nframes)
 			cp_strbuf_addf(&o->sb, "  (no stack: %s)\n", why);
 		else if (!th->truncated)
-			cp_strbuf_addf(&o->sb, "  ... unwinding stopped early (%s)\n", why);
+			/* As in JSON and in profiles: an explicit frame where the stack ends. */
+			cp_strbuf_addf(&o->sb, "  #%zu [unknown]\n  ... unwinding stopped early (%s)\n",
+				       th->nframes, why);
 	}
 	if (th->nkernel_frames) {
 		cp_strbuf_adds(&o->sb, "  kernel:\n");
