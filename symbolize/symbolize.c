@@ -99,6 +99,7 @@ struct module {
 	struct hnode node;
 	char *key;		/* "b:BUILDID" or "f:DEV:INO:SIZE:MTIME" */
 	const char *build_id;	/* interned hex, or NULL */
+	const char *cache_id;	/* names its sym_cache file: build_id, go_cache_id(), or NULL */
 	/* Where the file was found first: used (lazily) to look for its separate debug file. */
 	char *path;		/* path inside the process's root */
 	char *root;		/* "/proc/PID/root" of that process */
@@ -359,6 +360,70 @@ static bool elf_build_id_hex(Elf *elf, char *buf)
 	for (ssize_t i = 0; i < len; i++)
 		sprintf(buf + 2 * i, "%02x", ((const unsigned char *)id)[i]);
 	return true;
+}
+
+/* Longest Go build ID used as a cache name: 2 * 112 + 16 hex digits stay under NAME_MAX. */
+#define GO_BUILD_ID_MAX 112
+
+/*
+ * Whether id is a Go build ID as the go command writes it: "ACTION/CONTENT" hashes (two or
+ * four), each about 20 characters of URL-safe base64, the last a hash of the file's content.
+ */
+static bool go_build_id_ok(const char *id, size_t n)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t part = 0, parts = 0;
+
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && id[i] != '/') {
+			if (!id[i] || !strchr(b64, id[i]))
+				return false;
+			part++;
+			continue;
+		}
+		if (part < 16)
+			return false;
+		parts++;
+		part = 0;
+	}
+	return parts >= 2;
+}
+
+/*
+ * The name of the sym_cache file of a binary without a GNU build ID that Go's linker wrote:
+ * its Go build ID (the note "Go" of type 4, in .note.go.buildid) in hex, then the file's size
+ * in 16 hex digits (a length no GNU build ID has). An ID of another form (a build system that
+ * sets -buildid to a constant) could name two builds alike: no name then. False when none.
+ */
+static bool go_cache_id(Elf *elf, uint64_t size, char *buf)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		GElf_Nhdr nh;
+		size_t off = 0, name_off, desc_off;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE ||
+		    (d = elf_getdata(scn, NULL)) == NULL)
+			continue;
+		while ((off = gelf_getnote(d, off, &nh, &name_off, &desc_off)) > 0) {
+			const char *id = (const char *)d->d_buf + desc_off;
+
+			/* The name is "Go" padded with NULs to 4 bytes, its size counting them. */
+			if (nh.n_type != 4 || nh.n_namesz < 3 || nh.n_namesz > 4 ||
+			    memcmp((const char *)d->d_buf + name_off, "Go", 3))
+				continue;
+			if (nh.n_descsz > GO_BUILD_ID_MAX || !go_build_id_ok(id, nh.n_descsz))
+				return false;
+			for (size_t i = 0; i < nh.n_descsz; i++)
+				sprintf(buf + 2 * i, "%02x", (unsigned char)id[i]);
+			sprintf(buf + 2 * nh.n_descsz, "%016llx", (unsigned long long)size);
+			return true;
+		}
+	}
+	return false;
 }
 
 static uint32_t file_crc32(int fd)
@@ -626,6 +691,8 @@ static int module_open(struct cp_symbolizer *sym, int pid, const struct cp_map *
 {
 	char hex[2 * MAX_BUILD_ID_BYTES + 1];
 	char key[2 * MAX_BUILD_ID_BYTES + 96];
+	char go_id[2 * GO_BUILD_ID_MAX + 17];
+	bool has_go_id = false;
 	struct module *m;
 	struct stat st;
 	GElf_Ehdr eh;
@@ -695,6 +762,16 @@ static int module_open(struct cp_symbolizer *sym, int pid, const struct cp_map *
 	if (has_id) {
 		m->build_id = intern(sym, hex);
 		if (!m->build_id) {
+			err = -ENOMEM;
+			goto fail_mod;
+		}
+		m->cache_id = m->build_id;
+	} else {
+		has_go_id = go_cache_id(elf, (uint64_t)st.st_size, go_id);
+	}
+	if (has_go_id) {
+		m->cache_id = intern(sym, go_id);
+		if (!m->cache_id) {
 			err = -ENOMEM;
 			goto fail_mod;
 		}
@@ -1490,7 +1567,7 @@ static void disk_load(struct module *m)
 	int kind;
 
 	m->disk_loaded = true;
-	if (!m->build_id || cp_sym_cache_read(m->build_id, &m->disk_text, &len) < 0)
+	if (!m->cache_id || cp_sym_cache_read(m->cache_id, &m->disk_text, &len) < 0)
 		return;
 	if (m->sym->disk_bytes + len > MAX_DISK_BYTES) {
 		free(m->disk_text);
@@ -1584,7 +1661,7 @@ static bool module_has_dwarf(struct module *m)
 	if (!dwfl_module_getdwarf(m->dmod, &b))
 		return false;
 	/* Only a yes is kept: debug information installed later must still count. */
-	if (m->build_id && cp_sym_cache_append_has_dwarf(&m->disk_fd, m->build_id) == 0)
+	if (m->cache_id && cp_sym_cache_append_has_dwarf(&m->disk_fd, m->cache_id) == 0)
 		m->disk_has_dwarf = true;
 	return true;
 }
@@ -1642,10 +1719,10 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 	 * table) goes to disk: a symbol-table answer for a module without DWARF would hide debug
 	 * information installed later (libc6-dbg).
 	 */
-	if (from_dwarf && m->build_id) {
-		(void)cp_sym_cache_append(&m->disk_fd, m->build_id, addr, frames, n);
+	if (from_dwarf && m->cache_id) {
+		(void)cp_sym_cache_append(&m->disk_fd, m->cache_id, addr, frames, n);
 		if (!m->disk_has_dwarf && cp_sym_cache_append_has_dwarf(&m->disk_fd,
-									 m->build_id) == 0)
+									 m->cache_id) == 0)
 			m->disk_has_dwarf = true;
 	}
 	addr_remember(sym, m, addr, h, frames, n);
