@@ -1354,7 +1354,8 @@ static int analyse(struct take *t)
 				d->max_stop_ns = it->snap.stopped_ns;
 			d->total_stop_ns += it->snap.stopped_ns;
 			d->ncaptured++;
-			th->truncated = it->snap.stack.truncated || it->utrunc;
+			/* A walk that reached the stack's start lost nothing to the copy's limit. */
+			th->truncated = (it->snap.stack.truncated && it->uerr != 0) || it->utrunc;
 			th->unwind_error = it->uerr;
 			result_reset(ur);
 			ur->n = it->un;

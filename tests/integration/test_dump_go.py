@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """cprof dump on a Go program (tests/targets/gowaits, built here with the go command): whole
-stacks for parked threads and spinning goroutines, a target left as it was, and the symbol
-cache of a binary whose only build ID is Go's own, which spares later dumps its compressed
-DWARF."""
+stacks for parked threads and spinning goroutines that end where Go's traceback ends them,
+no thread stopped for a cgo thread's start, a target left as it was, and the symbol cache of
+a binary whose only build ID is Go's own, which spares later dumps its compressed DWARF."""
 import os
 import pathlib
 import re
@@ -22,23 +22,28 @@ GO_ENV = dict(os.environ, HOME=os.environ.get("HOME", "/tmp"), GOCACHE="/tmp/cpr
               CGO_ENABLED="0", GOTOOLCHAIN="local")
 ENV = dict(os.environ, CPROF_CACHE_DIR=str(CACHE), CPROF_STATS="1")
 
-_exe = None
+ROOTS = ("runtime.goexit", "runtime.mstart", "runtime.mcall")
+
+_exe = {}
 
 
-def gowaits():
-    """The fixture, built once into WORK."""
-    global _exe
-    if _exe is None:
+def gowaits(cgo=False):
+    """The fixture, built once into WORK: pure Go, or with cgo (threads start in C's
+    crosscall_amd64, which has no CFI)."""
+    if cgo not in _exe:
         if not shutil.which("go"):
             cplib.skip("go is not installed")
-        exe = WORK / "gowaits"
+        exe = WORK / ("gowaits-cgo" if cgo else "gowaits")
+        env = dict(GO_ENV, CGO_ENABLED="1" if cgo else "0")
         p = subprocess.run(["go", "build", "-o", str(exe),
                             str(cplib.SRC / "tests" / "targets" / "gowaits" / "main.go")],
-                           capture_output=True, text=True, timeout=300, env=GO_ENV,
+                           capture_output=True, text=True, timeout=300, env=env,
                            cwd=str(WORK))
+        if cgo and p.returncode != 0:
+            cplib.skip("go cannot build with cgo here: " + p.stderr[-500:])
         check(p.returncode == 0, "go build of gowaits failed", p.stderr)
-        _exe = exe
-    return _exe
+        _exe[cgo] = exe
+    return _exe[cgo]
 
 
 def go_build_id(exe):
@@ -89,6 +94,30 @@ def test_go_stacks_whole():
             i = funcs.index("runtime.notesleep")
             check(funcs[:i] == ["runtime.futex", "runtime.futexsleep"],
                   "parked thread's stack does not start in futexsleep", head, funcs)
+        # Every stack ends where Go's own traceback ends it: nothing truncated, no error,
+        # no stale words above runtime.mcall shown as frames.
+        for head, funcs, rest in th.values():
+            check(not rest, "stack with a trailer", head, funcs, rest)
+            if "[running" not in head:
+                check(funcs and funcs[-1] in ROOTS, "stack does not end at a Go root", head,
+                      funcs)
+        cplib.assert_target_unharmed(t.pid)
+
+
+def test_go_cgo_threads_not_stopped():
+    """With cgo a thread starts in crosscall_amd64 (no CFI; a walk past runtime.mstart would
+    need rbp, which a live capture has not): the walk ends at runtime.mstart, so no blocked
+    thread is stopped for its registers."""
+    with cplib.Target("gowaits", 0, path=gowaits(cgo=True)) as t:
+        text, stats = dump(t.pid)
+        check(stats["captured"] == stats["threads"], "threads not captured", stats)
+        check(stats["stopped"] == "0", "threads were stopped", stats, text[:3000])
+        check("crosscall_amd64" not in text, "a walk went past runtime.mstart", text[:3000])
+        th = threads(text)
+        ends = [funcs[-1] if funcs else None for _, funcs, _ in th.values()]
+        check("runtime.mstart" in ends, "no stack ends at runtime.mstart", text[:3000])
+        for head, funcs, rest in th.values():
+            check(not rest, "stack with a trailer", head, funcs, rest)
         cplib.assert_target_unharmed(t.pid)
 
 
