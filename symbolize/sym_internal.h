@@ -69,6 +69,7 @@ struct addr_entry {
 struct module {
 	char *key;		/* "b:BUILDID" or "f:DEV:INO:SIZE:MTIME" */
 	const char *build_id;	/* interned hex, or NULL */
+	const char *cache_id;	/* names its sym_cache file: build_id, a Go build ID, or NULL */
 	/* Where the file was found first: used (lazily) to look for its separate debug file. */
 	char *path;		/* path inside the process's root */
 	char *root;		/* "/proc/PID/root" of that process */

@@ -125,7 +125,7 @@ static void disk_load(struct module *m)
 	int kind;
 
 	m->disk_loaded = true;
-	if (!m->build_id || cp_sym_cache_read(m->build_id, &m->disk_text, &len) < 0)
+	if (!m->cache_id || cp_sym_cache_read(m->cache_id, &m->disk_text, &len) < 0)
 		return;
 	if (m->sym->disk_bytes + len > MAX_DISK_BYTES) {
 		free(m->disk_text);
@@ -219,7 +219,7 @@ static bool module_has_dwarf(struct module *m)
 	if (!dwfl_module_getdwarf(m->dmod, &b))
 		return false;
 	/* Only a yes is kept: debug information installed later must still count. */
-	if (m->build_id && cp_sym_cache_append_has_dwarf(&m->disk_fd, m->build_id) == 0)
+	if (m->cache_id && cp_sym_cache_append_has_dwarf(&m->disk_fd, m->cache_id) == 0)
 		m->disk_has_dwarf = true;
 	return true;
 }
@@ -278,10 +278,10 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 	 * table) goes to disk: a symbol-table answer for a module without DWARF would hide debug
 	 * information installed later (libc6-dbg).
 	 */
-	if (from_dwarf && m->build_id) {
-		(void)cp_sym_cache_append(&m->disk_fd, m->build_id, addr, frames, n);
+	if (from_dwarf && m->cache_id) {
+		(void)cp_sym_cache_append(&m->disk_fd, m->cache_id, addr, frames, n);
 		if (!m->disk_has_dwarf && cp_sym_cache_append_has_dwarf(&m->disk_fd,
-									 m->build_id) == 0)
+									 m->cache_id) == 0)
 			m->disk_has_dwarf = true;
 	}
 	addr_remember(sym, m, addr, h, frames, n);

@@ -612,6 +612,20 @@ static int recover_frame_base(struct unwind_ctx *c, uint64_t pc, uint64_t sp,
 	return 0;
 }
 
+/*
+ * Whether the frame at pc is where a Go stack begins (cp_module_go_root). exact: pc is where
+ * the frame is (the innermost, or one a signal interrupted), else a return address.
+ */
+static bool at_go_root(struct cp_unwinder *uw, uint64_t pc, bool exact)
+{
+	const struct cp_map *map = uw->maps ? cp_maps_find(uw->maps, pc) : NULL;
+	struct map_slot *s = map ? map_module(uw, map) : NULL;
+
+	if (!s || !s->has_bias || !s->mod->is_go)
+		return false;
+	return cp_module_go_root(s->mod, pc - s->bias - (exact ? 0 : 1));
+}
+
 /* libunwind's error codes as -errno for stop_reason. */
 static int unw_to_errno(int r)
 {
@@ -699,6 +713,8 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 		out->n++;
 		same_sp = out->n > 1 && sp == prev_sp;
 		prev_sp = sp;
+		if (at_go_root(uw, pc, out->n == 1 || prev_signal))
+			break;	/* outermost frame of a Go stack */
 		prev_signal = sigtramp;
 
 		r = unw_step(&cursor);

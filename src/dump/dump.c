@@ -188,7 +188,9 @@ static int assemble_thread(struct dump_run *run, struct thread_work *tw,
 		d->max_stop_ns = tw->snap.stopped_ns;
 	d->total_stop_ns += tw->snap.stopped_ns;
 	d->ncaptured++;
-	th->truncated = tw->snap.stack.truncated || tw->unwind_truncated;
+	/* A walk that reached the stack's start lost nothing to the copy's limit. */
+	th->truncated = (tw->snap.stack.truncated && tw->unwind_error != 0) ||
+			tw->unwind_truncated;
 	th->unwind_error = tw->unwind_error;
 	err = dump_symbolize_thread(run, tw, th);
 	if (err < 0)
