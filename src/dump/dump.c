@@ -518,7 +518,8 @@ void cp_dump_release(struct cp_dump *d)
 	for (size_t i = 0; i < d->nleaks; i++)
 		free(d->leaks[i].tids);
 	free(d->leaks);
-	dump_free_strv(d->strings, d->nstrings);
+	if (d->has_strings)
+		cp_strtab_release(&d->strings);
 	memset(d, 0, sizeof(*d));
 }
 

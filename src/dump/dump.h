@@ -15,6 +15,7 @@
 #include "fdinfo.h"
 #include "leak.h"
 #include "proc.h"
+#include "strtab.h"
 #include "wait.h"
 
 struct cp_frame {
@@ -87,8 +88,8 @@ struct cp_dump {
 	uint64_t classify_ns;
 	bool switch_records;	/* captures trusted the CPUs' context-switch records */
 	int kernel_error;	/* --kernel: 0, or why /proc/.../stack could not be read */
-	char **strings;		/* owned; module paths the frames point to */
-	size_t nstrings;
+	struct cp_strtab strings;	/* module paths the frames point to */
+	bool has_strings;
 };
 
 enum cp_dump_flags {
