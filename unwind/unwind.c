@@ -743,9 +743,9 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 /*
  * libunwind 1.6 (Debian 12) takes its global cache lock with every signal blocked, a
  * sigprocmask() pair per unwinding step, to stay safe when a signal handler of the same
- * thread unwinds too. On a paravirtualised guest a system call costs microseconds: measured,
- * a third of cprof's processing per profile sample (33 calls a sample) and a call per thread
- * of a dump. cprof's handlers only set a flag; none of them unwinds. So calls that come from
+ * thread unwinds too: many system calls a profile sample and one a thread of a dump (the cost
+ * is in docs/PERFORMANCE.md, "libunwind"). cprof's handlers only set a flag; none of them
+ * unwinds. So calls that come from
  * libunwind are answered without changing the mask, and every other caller gets the real
  * thing (glibc's pthread_sigmask, which is what its sigprocmask does in a threaded program).
  * This definition interposes on libc's for the shared libraries that import sigprocmask.

@@ -1,7 +1,7 @@
 /*
- * Why a thread is blocked: the wait kinds of SPEC section 3, decided from /proc (state,
- * syscall and its arguments, wchan), the symbolized stack, and target memory (timespecs,
- * mutex owners), with fds named from /proc/PID/fd, fdinfo and /proc/PID/net.
+ * Why a thread is blocked: the wait kinds of docs/FORMATS.md ("Wait kinds"), decided from
+ * /proc (state, syscall and its arguments, wchan), the symbolized stack, and target memory
+ * (timespecs, mutex owners), with fds named from /proc/PID/fd, fdinfo and /proc/PID/net.
  */
 #ifndef CP_WAIT_H
 #define CP_WAIT_H
@@ -34,7 +34,7 @@ enum cp_wait_kind {
 	CP_WAIT__COUNT,
 };
 
-/* "running", "mutex", ..., "io-read", "wait-child", ... exactly as in SPEC section 3. */
+/* "running", "mutex", ..., "io-read", ... exactly as in docs/FORMATS.md, "Wait kinds". */
 const char *cp_wait_kind_name(enum cp_wait_kind kind);
 
 struct cp_wait {

@@ -209,7 +209,7 @@ int wait_classify_futex(const struct cp_wait_input *in, struct call *c, struct c
 		} else {
 			snprintf(owner, sizeof(owner), "owner unknown");
 		}
-		/* The SPEC's exact form for a plain lock; a time limit is added only when set. */
+		/* docs/FORMATS.md's form for a plain lock; a time limit is added only when set. */
 		if (w->timeout_ns < 0 && !w->timeout_unknown)
 			return wait_set_detail(w, "0x%llx %s", (unsigned long long)w->address,
 					       owner);

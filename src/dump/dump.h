@@ -1,6 +1,6 @@
 /*
  * A thread dump: the model, how it is taken (capture every thread, then unwind, symbolize and
- * classify the copies), and its writers (text and JSON, SPEC section 3).
+ * classify the copies), and its writers (text and JSON, docs/FORMATS.md "Thread dump").
  */
 #ifndef CP_DUMP_H
 #define CP_DUMP_H
@@ -124,7 +124,7 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 		 struct cp_dump *out, int *tracer);
 void cp_dump_release(struct cp_dump *dump);
 
-/* Merge threads with identical stacks and wait kind (SPEC --group). */
+/* Merge threads with identical stacks and wait kind (--group; docs/FORMATS.md). */
 int cp_dump_group(struct cp_dump *dump);
 /*
  * The same grouping without touching dump: *out (caller frees each tids, then the array) is

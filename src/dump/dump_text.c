@@ -1,4 +1,4 @@
-/* The text thread dump (SPEC section 3), modelled on Go's goroutine dump. */
+/* The text thread dump (docs/FORMATS.md "Text"), modelled on Go's goroutine dump. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""cprof dump end to end: C++ names and inlined frames, the text and JSON formats of SPEC
-section 3, --group, --kernel, -o and --stuck, on the demo and cppfix fixtures."""
+"""cprof dump end to end: C++ names and inlined frames, the text and JSON formats of
+docs/FORMATS.md "Thread dump", --group, --kernel, -o and --stuck, on the demo and cppfix
+fixtures."""
 import json
 import os
 import re
@@ -146,7 +147,7 @@ def test_text_format():
               not re.search(r'^thread \d+ "w-poll" .*no timeout', out, re.M),
               "w-poll has a timeout and must not be flagged")
         check(re.search(r"^DEADLOCK: .*dl-[12].*dl-[12]", out, re.M), "DEADLOCK line")
-        # SPEC section 3: each link of the cycle on its own line, aligned under the first.
+        # docs/FORMATS.md, Deadlocks: each link of a cycle on its own line, aligned under the first.
         check(re.search(r'^DEADLOCK: thread \d+ "dl-[12]" waits for mutex 0x[0-9a-f]+ held by '
                         r'thread \d+ "dl-[12]",\n {10}which waits for mutex 0x[0-9a-f]+ held by '
                         r'thread \d+ "dl-[12]"$', out, re.M), "DEADLOCK layout", out[-600:])
