@@ -122,11 +122,11 @@ static void test_mutex_kinds_in_process(void)
 
 		/* The same through process_vm_readv on ourselves. */
 		memset(&li, 0, sizeof(li));
-		rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)&m, tids, 1, &li);
+		rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)&m, NULL, tids, 1, &li);
 		CHECK(rc == 0 && li.owner_tid == h.tid, "kind %zu via memory: rc %d owner %d", i,
 		      rc, li.owner_tid);
 		/* A thread the caller's list missed (it started later) is found in /proc. */
-		rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)&m, NULL, 0, &li);
+		rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)&m, NULL, NULL, 0, &li);
 		CHECK(rc == 0 && li.owner_alive && li.owner_pid == 0, "kind %zu unlisted live", i);
 
 		/* An owner not in the thread list is reported, but not as alive. */
@@ -207,9 +207,9 @@ static void test_mutex_synthetic(void)
 	w[2] = 5000000;
 	CHECK(cp_lock_decode_mutex(w, sizeof(w), 0x1000, tids, 3, &li) == -EINVAL, "huge tid");
 	/* Unaligned or NULL futex addresses are refused before reading. */
-	CHECK(cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), 0, tids, 3, &li) == -EINVAL,
+	CHECK(cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), 0, NULL, tids, 3, &li) == -EINVAL,
 	      "null addr");
-	CHECK(cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), 0x1002, tids, 3, &li) == -EINVAL,
+	CHECK(cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), 0x1002, NULL, tids, 3, &li) == -EINVAL,
 	      "odd addr");
 }
 
@@ -246,16 +246,16 @@ static void test_rwlock_in_process(void)
 
 	/* The base is found from either futex word a waiter can sleep on. */
 	memset(&li, 0, sizeof(li));
-	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(getpid()), base + 8, tids, 1, &li);
+	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(getpid()), base + 8, NULL, tids, 1, &li);
 	CHECK(rc == 0 && li.address == base && li.owner_tid == h.tid,
 	      "from wrphase: rc %d addr %#llx owner %d", rc, (unsigned long long)li.address,
 	      li.owner_tid);
 	memset(&li, 0, sizeof(li));
-	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(getpid()), base + 12, tids, 1, &li);
+	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(getpid()), base + 12, NULL, tids, 1, &li);
 	CHECK(rc == 0 && li.address == base && li.owner_tid == h.tid,
 	      "from writers_futex: rc %d addr %#llx", rc, (unsigned long long)li.address);
 	memset(&li, 0, sizeof(li));
-	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(getpid()), base, tids, 1, &li);
+	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(getpid()), base, NULL, tids, 1, &li);
 	CHECK(rc == 0 && li.address == base && li.owner_tid == h.tid,
 	      "from readers: rc %d addr %#llx", rc, (unsigned long long)li.address);
 	let_go(&h, th);
@@ -289,7 +289,7 @@ static void test_pshared_owner(void)
 		_exit(0);
 	}
 	CHECK(read(p[0], &c, 1) == 1, "child locked");
-	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)m, tids, 1, &li);
+	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)m, NULL, tids, 1, &li);
 	CHECK(rc == 0 && li.owner_tid == child && !li.owner_alive && li.owner_pid == child,
 	      "pshared: rc %d owner %d alive %d pid %d", rc, li.owner_tid, li.owner_alive,
 	      li.owner_pid);
@@ -297,7 +297,7 @@ static void test_pshared_owner(void)
 	waitpid(child, NULL, 0);
 	/* Its owner is gone now: no process to place it in. */
 	memset(&li, 0, sizeof(li));
-	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)m, tids, 1, &li);
+	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)m, NULL, tids, 1, &li);
 	CHECK(rc == 0 && li.owner_tid == child && !li.owner_alive && li.owner_pid == 0,
 	      "dead owner: rc %d owner %d pid %d", rc, li.owner_tid, li.owner_pid);
 	close(p[0]);
@@ -324,7 +324,7 @@ static void check_owner(const struct fixture *f, const int *tids, size_t n, cons
 	int rc;
 
 	CHECK(addr && want > 0, "fixture printed %s and %s", mutex, owner);
-	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(f->pid), addr, tids, n, &li);
+	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(f->pid), addr, NULL, tids, n, &li);
 	CHECK(rc == 0, "%s: rc %d", mutex, rc);
 	CHECK(li.owner_tid == want, "%s: owner %d want %ld (%s)", mutex, li.owner_tid, want, owner);
 	CHECK(li.owner_alive == alive, "%s: owner_alive %d", mutex, li.owner_alive);
@@ -373,7 +373,7 @@ static int test_fixture(void)
 
 		futex = futex_of(f.pid, fixture_long(&f, "TID", who));
 		CHECK(futex != 0, "%s sleeps in futex", who);
-		rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(f.pid), (uint64_t)futex, tids, n, &li);
+		rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(f.pid), (uint64_t)futex, NULL, tids, n, &li);
 		CHECK(rc == 0, "%s: rc %d", who, rc);
 		CHECK(li.address == fixture_addr(&f, "rw-lock"),
 		      "%s: base %#llx want %#llx (futex %#lx)",
