@@ -13,6 +13,7 @@
 #include "check.h"
 #include "lockinfo.h"
 #include "mem.h"
+#include "pidns.h"
 #include "proc.h"
 
 #include "diag_fixture.h"
@@ -261,6 +262,58 @@ static void test_rwlock_in_process(void)
 	let_go(&h, th);
 }
 
+/*
+ * A target in a PID namespace of its own stores its numbers: the owner is mapped to cprof's
+ * through the namespace's map (here a made-up one: our holder thread is "ns_tid" h.tid of a
+ * thread cprof calls getpid()), and one the namespace does not know is not looked up.
+ */
+static void test_owner_through_namespace(void)
+{
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+	struct holder hm = { .m = &m }, hr = { .rw = &rw };
+	struct cp_pidns_tid v[2], by_tid[2];
+	struct cp_pidns_map ns = { .same_ns = false, .v = v, .by_tid = by_tid, .n = 2 };
+	struct cp_pidns_map same = { .same_ns = true };
+	struct cp_lock_info li;
+	int host = (int)getpid(), tids[1] = { host }, rc;
+	pthread_t tm, tr;
+
+	hold(&hm, &tm);
+	hold(&hr, &tr);
+	/* Sorted by ns_tid, and by tid: hm.tid -> host, 1 -> a number no thread has. */
+	v[0] = (struct cp_pidns_tid){ .ns_tid = 1, .tid = 0x3ffffff0 };
+	v[1] = (struct cp_pidns_tid){ .ns_tid = hm.tid, .tid = host };
+	by_tid[0] = v[1];
+	by_tid[1] = v[0];
+	memset(&li, 0, sizeof(li));
+	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(host), (uintptr_t)&m, &ns, tids, 1, &li);
+	CHECK(rc == 0 && li.owner_tid == host && li.ns_owner_tid == hm.tid && li.owner_alive,
+	      "mutex owner through the map: rc %d owner %d ns %d alive %d", rc, li.owner_tid,
+	      li.ns_owner_tid, li.owner_alive);
+	memset(&li, 0, sizeof(li));
+	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(host), (uintptr_t)&m, &same, tids, 1, &li);
+	CHECK(rc == 0 && li.owner_tid == hm.tid && li.ns_owner_tid == hm.tid,
+	      "same namespace: owner as stored: rc %d owner %d ns %d", rc, li.owner_tid,
+	      li.ns_owner_tid);
+
+	/* The rwlock's writer is not in the map: no host number, and /proc is not asked. */
+	memset(&li, 0, sizeof(li));
+	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(host), (uintptr_t)&rw + 8, &ns, tids, 1, &li);
+	CHECK(rc == 0 && li.owner_tid == 0 && li.ns_owner_tid == hr.tid && !li.owner_alive &&
+	      li.owner_pid == 0, "unmapped writer: rc %d owner %d ns %d alive %d pid %d", rc,
+	      li.owner_tid, li.ns_owner_tid, li.owner_alive, li.owner_pid);
+	/* Mapped, the writer is found whichever futex word is given. */
+	v[1].ns_tid = hr.tid;	/* still after ns_tid 1 */
+	by_tid[0] = v[1];
+	memset(&li, 0, sizeof(li));
+	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(host), (uintptr_t)&rw + 12, &ns, tids, 1, &li);
+	CHECK(rc == 0 && li.owner_tid == host && li.ns_owner_tid == hr.tid && li.owner_alive,
+	      "mapped writer: rc %d owner %d ns %d", rc, li.owner_tid, li.ns_owner_tid);
+	let_go(&hm, tm);
+	let_go(&hr, tr);
+}
+
 /* A process-shared mutex held by another process: its owner is placed in that process. */
 static void test_pshared_owner(void)
 {
@@ -392,6 +445,7 @@ int main(void)
 	test_mutex_synthetic();
 	test_rwlock_in_process();
 	test_pshared_owner();
+	test_owner_through_namespace();
 	if (test_fixture() < 0)
 		FAIL("the locks fixture did not start");
 	return check_done("lockinfo");
