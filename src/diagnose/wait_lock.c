@@ -211,8 +211,8 @@ int wait_classify_futex(const struct cp_wait_input *in, struct call *c, struct c
 		} else if (ret == 0 && li.ns_owner_tid > 0) {
 			/* No thread of the process has that number in its namespace now. */
 			snprintf(owner, sizeof(owner),
-				 "held by %sthread %d in its namespace, not a thread of this process "
-				 "(exited, or of another process)",
+				 "held by %sthread %d in its namespace, not a thread of this "
+				 "process (exited, or of another process)",
 				 kind == CP_WAIT_RWLOCK ? "writer " : "", li.ns_owner_tid);
 		} else if (ret == 0) {
 			snprintf(owner, sizeof(owner), "%s",

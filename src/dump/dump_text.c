@@ -203,10 +203,12 @@ static void add_wait(struct out *o, const struct cp_dump *dump, const struct cp_
 
 			/* In a PID namespace of its own, the owner's number there follows. */
 			if (owner && owner->ns_tid > 0)
-				tl = (size_t)snprintf(tail, sizeof(tail), "thread %d (%d in its namespace)",
+				tl = (size_t)snprintf(tail, sizeof(tail),
+						      "thread %d (%d in its namespace)",
 						      w->owner_tid, owner->ns_tid);
 			else
-				tl = (size_t)snprintf(tail, sizeof(tail), "thread %d", w->owner_tid);
+				tl = (size_t)snprintf(tail, sizeof(tail), "thread %d",
+						      w->owner_tid);
 			if (owner && dl >= tl && !strcmp(w->detail + dl - tl, tail)) {
 				cp_strbuf_addc(&o->sb, ' ');
 				add_name(o, owner->name);

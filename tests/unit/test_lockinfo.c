@@ -123,11 +123,13 @@ static void test_mutex_kinds_in_process(void)
 
 		/* The same through process_vm_readv on ourselves. */
 		memset(&li, 0, sizeof(li));
-		rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)&m, NULL, tids, 1, &li);
+		rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)&m, NULL, tids, 1,
+					 &li);
 		CHECK(rc == 0 && li.owner_tid == h.tid, "kind %zu via memory: rc %d owner %d", i,
 		      rc, li.owner_tid);
 		/* A thread the caller's list missed (it started later) is found in /proc. */
-		rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)&m, NULL, NULL, 0, &li);
+		rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)&m, NULL, NULL, 0,
+					 &li);
 		CHECK(rc == 0 && li.owner_alive && li.owner_pid == 0, "kind %zu unlisted live", i);
 
 		/* An owner not in the thread list is reported, but not as alive. */
@@ -426,7 +428,8 @@ static int test_fixture(void)
 
 		futex = futex_of(f.pid, fixture_long(&f, "TID", who));
 		CHECK(futex != 0, "%s sleeps in futex", who);
-		rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(f.pid), (uint64_t)futex, NULL, tids, n, &li);
+		rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(f.pid), (uint64_t)futex, NULL, tids, n,
+					   &li);
 		CHECK(rc == 0, "%s: rc %d", who, rc);
 		CHECK(li.address == fixture_addr(&f, "rw-lock"),
 		      "%s: base %#llx want %#llx (futex %#lx)",
