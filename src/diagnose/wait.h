@@ -53,6 +53,7 @@ struct cp_wait {
 
 struct cp_wait_cache;
 struct cp_mem;
+struct cp_pidns_map;
 
 /* Everything the classifier looks at for one thread. Borrowed. */
 struct cp_wait_input {
@@ -69,6 +70,12 @@ struct cp_wait_input {
 	struct cp_wait_cache *cache;
 	/* May be NULL: the process's memory, open for the dump; else it is read by pid. */
 	const struct cp_mem *mem;
+	/*
+	 * May be NULL (ids as cprof sees them): how the process's own PID namespace numbers its
+	 * threads. What the target stores (a lock's owner) and passes to system calls (a child's
+	 * pid) is in its numbers; tid, tids and owner_tid are in cprof's.
+	 */
+	const struct cp_pidns_map *pidns;
 };
 
 /*

@@ -8,6 +8,7 @@
 
 #include "lockinfo.h"
 #include "mem.h"
+#include "pidns.h"
 #include "util.h"
 #include "wait_classify.h"
 
@@ -97,9 +98,9 @@ static int lock_owner(const struct cp_wait_input *in, int kind, uint64_t addr,
 	const struct cp_mem *mem = in->mem ? in->mem : &by_pid;
 
 	if (kind == CP_WAIT_MUTEX)
-		ret = cp_lock_mutex_owner(mem, addr, in->tids, in->ntids, li);
+		ret = cp_lock_mutex_owner(mem, addr, in->pidns, in->tids, in->ntids, li);
 	else
-		ret = cp_lock_rwlock_writer(mem, addr, in->tids, in->ntids, li);
+		ret = cp_lock_rwlock_writer(mem, addr, in->pidns, in->tids, in->ntids, li);
 	if (!c || c->nlocks >= WAIT_CACHE_MAX)
 		return ret;
 	if (cp_grow((void **)&c->locks, &c->locks_alloc, c->nlocks + 1, sizeof(*c->locks)) < 0)
@@ -163,7 +164,7 @@ static void futex_wait_args(const struct cp_wait_input *in, struct call *c, stru
 
 int wait_classify_futex(const struct cp_wait_input *in, struct call *c, struct cp_wait *w)
 {
-	char label[NAME_MAX_LEN], tmo[64], owner[96];
+	char label[NAME_MAX_LEN], tmo[64], owner[160];
 	struct cp_lock_info li;
 	enum cp_wait_kind kind;
 	uint64_t addr = c->args ? c->args[0] : 0;
@@ -197,12 +198,22 @@ int wait_classify_futex(const struct cp_wait_input *in, struct call *c, struct c
 		if (ret == 0 && li.address)
 			w->address = li.address;
 		if (ret == 0 && li.owner_tid > 0) {
+			char ns[48] = "";
+
 			w->owner_tid = li.owner_tid;
 			w->owner_in_process = li.owner_alive;
-			snprintf(owner, sizeof(owner), "held by %sthread %d%s",
-				 kind == CP_WAIT_RWLOCK ? "writer " : "", li.owner_tid,
+			if (li.ns_owner_tid > 0 && li.ns_owner_tid != li.owner_tid)
+				snprintf(ns, sizeof(ns), " (%d in its namespace)", li.ns_owner_tid);
+			snprintf(owner, sizeof(owner), "held by %sthread %d%s%s",
+				 kind == CP_WAIT_RWLOCK ? "writer " : "", li.owner_tid, ns,
 				 li.owner_tid == in->tid ? " (itself)" :
 				 li.owner_alive ? "" : ", which has exited");
+		} else if (ret == 0 && li.ns_owner_tid > 0) {
+			/* No thread of the process has that number in its namespace now. */
+			snprintf(owner, sizeof(owner),
+				 "held by %sthread %d in its namespace, not a thread of this "
+				 "process (exited, or of another process)",
+				 kind == CP_WAIT_RWLOCK ? "writer " : "", li.ns_owner_tid);
 		} else if (ret == 0) {
 			snprintf(owner, sizeof(owner), "%s",
 				 kind == CP_WAIT_RWLOCK ? "held by readers" : "owner not recorded");

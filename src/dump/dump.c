@@ -72,6 +72,9 @@ static void dump_run_release(struct dump_run *run)
 		cp_switch_watch_close(&run->switches);
 	run->have_switches = false;
 	cp_mem_close(&run->mem);
+	if (run->have_pidns)
+		cp_pidns_map_release(&run->pidns);
+	run->have_pidns = false;
 	run->work = NULL;
 	run->seen = NULL;
 	run->progress_before = NULL;
@@ -120,6 +123,7 @@ static int classify(const struct dump_run *run, const struct thread_work *tw,
 	in.ntids = ntids;
 	in.cache = cache;
 	in.mem = &run->mem;
+	in.pidns = run->have_pidns ? &run->pidns : NULL;
 	err = cp_wait_classify(&in, &th->wait);
 	if (err == 0 && th->wait.kind == CP_WAIT_SYSCALL && !tw->wchan &&
 	    (tw->st.state == 'S' || tw->st.state == 'D') &&
@@ -162,6 +166,17 @@ static int assemble_zombie_process(struct dump_run *run, const struct cp_task_st
 	return 0;
 }
 
+/* The number the target's PID namespace gives host id tid, when that differs; else 0. */
+static int ns_number(const struct dump_run *run, int tid)
+{
+	int ns;
+
+	if (!run->have_pidns || run->pidns.same_ns)
+		return 0;
+	ns = cp_pidns_to_ns(&run->pidns, tid);
+	return ns > 0 && ns != tid ? ns : 0;
+}
+
 /* A dump thread from tw: its state, and its frames once unwound. 0 or -errno. */
 static int assemble_thread(struct dump_run *run, struct thread_work *tw,
 			   struct cp_dump_thread *th)
@@ -170,6 +185,7 @@ static int assemble_thread(struct dump_run *run, struct thread_work *tw,
 	int err;
 
 	th->tid = tw->tid;
+	th->ns_tid = ns_number(run, tw->tid);
 	snprintf(th->name, sizeof(th->name), "%s", tw->st.comm);
 	th->state = tw->st.state;
 	th->stuck = tw->stuck;
@@ -341,6 +357,18 @@ static int capture_threads(struct dump_run *run, int *tracer)
 		err = 0;
 	if (err < 0)
 		return err;
+
+	/*
+	 * What the target stores of its threads' ids is in its own PID namespace's numbers: read
+	 * them once the threads are known (nothing is read when it shares cprof's namespace).
+	 */
+	err = cp_pidns_map_read(run->pid, &run->pidns);
+	if (err == -ENOMEM)
+		return err;
+	run->have_pidns = err == 0;
+	if (run->have_pidns)
+		d->ns_pid = ns_number(run, run->pid);
+	err = 0;
 
 	if (process_dead(run->pid)) {
 		bool any = false;

@@ -31,6 +31,7 @@ struct cp_frame {
 
 struct cp_dump_thread {
 	int tid;
+	int ns_tid;		/* its id in the process's own PID namespace; 0: same as tid */
 	char name[CP_COMM_LEN];
 	char state;
 	struct cp_wait wait;
@@ -64,6 +65,7 @@ struct cp_dump_leak {
 
 struct cp_dump {
 	int pid;
+	int ns_pid;		/* pid in the process's own PID namespace; 0: same as pid */
 	char *exe;
 	char **cmdline;		/* NULL-terminated */
 	uint64_t time_ns;	/* wall clock at the start of the dump */

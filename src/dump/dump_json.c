@@ -109,6 +109,8 @@ static void add_thread(struct cp_strbuf *sb, const struct cp_dump_thread *th)
 
 	cp_strbuf_adds(sb, "    { \"tid\": ");
 	cp_strbuf_add_int(sb, th->tid);
+	cp_strbuf_adds(sb, ", \"ns_tid\": ");
+	add_int_or_null(sb, th->ns_tid > 0, th->ns_tid);
 	cp_strbuf_adds(sb, ", \"name\": ");
 	cp_strbuf_add_json_str(sb, th->name);
 	cp_strbuf_adds(sb, ", \"state\": ");

@@ -14,6 +14,7 @@
 #include "dump.h"
 #include "maps.h"
 #include "mem.h"
+#include "pidns.h"
 #include "proc.h"
 #include "stack_memo.h"
 #include "unwind.h"
@@ -102,6 +103,9 @@ struct dump_run {
 	struct cp_switch_watch switches;	/* the CPUs' context switches, for big dumps */
 	bool have_switches;
 	struct cp_mem mem;		/* the target's memory, open while the dump lasts */
+	/* How the target's PID namespace numbers its threads, read after the captures. */
+	struct cp_pidns_map pidns;
+	bool have_pidns;
 };
 
 /* dump.c */

@@ -192,11 +192,18 @@ static void add_wait(struct out *o, const struct cp_dump *dump, const struct cp_
 		add_text(o, w->detail);
 		/* The owner's name helps more than its number; the detail ends with the tid. */
 		if (w->owner_tid > 0) {
-			char tail[32];
+			char tail[64];
 			size_t dl = strlen(w->detail), tl;
 			const struct cp_dump_thread *owner = find_thread(dump, w->owner_tid);
 
-			tl = (size_t)snprintf(tail, sizeof(tail), "thread %d", w->owner_tid);
+			/* In a PID namespace of its own, the owner's number there follows. */
+			if (owner && owner->ns_tid > 0)
+				tl = (size_t)snprintf(tail, sizeof(tail),
+						      "thread %d (%d in its namespace)",
+						      w->owner_tid, owner->ns_tid);
+			else
+				tl = (size_t)snprintf(tail, sizeof(tail), "thread %d",
+						      w->owner_tid);
 			if (owner && dl >= tl && !strcmp(w->detail + dl - tl, tail)) {
 				cp_strbuf_addc(&o->sb, ' ');
 				add_name(o, owner->name);
@@ -305,6 +312,8 @@ static void add_stuck(struct out *o, const struct cp_dump *dump, const struct cp
 static void add_thread(struct out *o, const struct cp_dump *dump, const struct cp_dump_thread *th)
 {
 	cp_strbuf_addf(&o->sb, "\n%sthread %d ", col(o, C_BOLD), th->tid);
+	if (th->ns_tid > 0)
+		cp_strbuf_addf(&o->sb, "(%d in its namespace) ", th->ns_tid);
 	add_name(o, th->name);
 	cp_strbuf_addf(&o->sb, "%s ", col(o, C_RESET));
 	add_wait(o, dump, th, true);
@@ -448,6 +457,9 @@ static void add_header(struct out *o, const struct cp_dump *dump)
 		cp_strbuf_addf(&o->sb, "%s %zu %s", i ? "," : "", counts[i].count,
 			       cp_wait_kind_name(counts[i].kind));
 	cp_strbuf_addc(&o->sb, '\n');
+	if (dump->ns_pid > 0)
+		cp_strbuf_addf(&o->sb, "  in its own PID namespace as process %d (thread numbers "
+				       "there in parentheses)\n", dump->ns_pid);
 	if (dump->has_fds)
 		cp_strbuf_addf(&o->sb,
 			       "  fds: %d (%d socket, %d pipe, %d file, %d anon, %d other)\n",

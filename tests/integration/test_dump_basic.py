@@ -76,8 +76,9 @@ def test_json_fields_exact():
         check({th["tid"] for th in d["threads"]} == tids, "threads differ from /proc",
               sorted(tids))
         for th in d["threads"]:
-            check(set(th) == {"tid", "name", "state", "wait", "stuck", "frames",
+            check(set(th) == {"tid", "ns_tid", "name", "state", "wait", "stuck", "frames",
                               "kernel_frames"}, "thread fields", sorted(th))
+            check(th["ns_tid"] is None, "ns_tid is null in cprof's own PID namespace", th)
             check(set(th["wait"]) == {"kind", "detail", "syscall", "address", "owner_tid", "fd",
                                       "object", "timeout"}, "wait fields", th["wait"])
             check(th["wait"]["kind"] in WAIT_KINDS, "wait kind", th["wait"])
