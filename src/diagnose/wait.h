@@ -45,6 +45,7 @@ struct cp_wait {
 	bool has_address;
 	int owner_tid;		/* 0 = null */
 	bool owner_in_process;	/* owner_tid is a live thread of this process */
+	bool owner_unrecorded;	/* a lock that records no owner (Rust's std locks) */
 	int fd;			/* -1 = null */
 	char *object;		/* owned; "socket:[123]", "pipe:[77]", a path; NULL = null */
 	int64_t timeout_ns;	/* -1 = null (unbounded, or none carried) */

@@ -15,6 +15,56 @@
 /* How many of the innermost frames may name the lock function. */
 #define LOCK_FRAMES 16
 
+/* Does name hold every one of the NULL-ended parts, in any order? */
+static bool has_all(const char *name, const char *const *parts)
+{
+	for (; *parts; parts++)
+		if (!strstr(name, *parts))
+			return false;
+	return true;
+}
+
+/*
+ * Rust's std locks, which block in futex() through libc's syscall() with no pthread frame:
+ * told by their std frames, whose paths changed between versions (sys::unix::locks::futex,
+ * sys::sync::mutex::futex, ...) while the type and method names did not. The label names
+ * the public call. CP_WAIT__COUNT when name is none of them.
+ */
+static enum cp_wait_kind rust_lock_kind(const char *name, const struct cp_wait_input *in,
+					size_t at, char *label, size_t size)
+{
+	static const char *const mutex[] = { "std::", "Mutex", "::lock_contended", NULL };
+	static const char *const rw_write[] = { "std::", "RwLock", "::write_contended", NULL };
+	static const char *const rw_read[] = { "std::", "RwLock", "::read_contended", NULL };
+	static const char *const condvar[] = { "std::", "futex", "Condvar", "::wait", NULL };
+	static const char *const park[] = { "std::", "Parker", "::park", NULL };
+
+	if (has_all(name, mutex)) {
+		snprintf(label, size, "std::sync::Mutex::lock");
+		return CP_WAIT_MUTEX;
+	}
+	if (has_all(name, rw_write) || has_all(name, rw_read)) {
+		snprintf(label, size, "std::sync::RwLock::%s",
+			 strstr(name, "::write_contended") ? "write" : "read");
+		return CP_WAIT_RWLOCK;
+	}
+	if (has_all(name, condvar)) {
+		snprintf(label, size, "std::sync::Condvar::wait");
+		return CP_WAIT_CONDVAR;
+	}
+	if (!has_all(name, park))
+		return CP_WAIT__COUNT;
+	/* A parked thread: a channel's receive parks the receiving thread. */
+	snprintf(label, size, "std::thread::park");
+	for (size_t i = at + 1; i < in->nfunctions && i < at + LOCK_FRAMES; i++)
+		if (in->functions[i] && strstr(in->functions[i], "::Receiver") &&
+		    strstr(in->functions[i], "::recv")) {
+			snprintf(label, size, "std::sync::mpsc::Receiver::recv");
+			break;
+		}
+	return CP_WAIT_FUTEX;
+}
+
 /*
  * The innermost pthread / semaphore function on the stack decides. Innermost wins:
  * pthread_cond_wait re-taking its mutex is a mutex wait. *label receives the function
@@ -32,6 +82,12 @@ enum cp_wait_kind wait_futex_kind(const struct cp_wait_input *in, char *label, s
 		const char *name = wait_base_name(in->functions[i], buf, sizeof(buf));
 		enum cp_wait_kind kind = CP_WAIT__COUNT;
 
+		if (in->functions[i] && strstr(in->functions[i], "std::")) {
+			kind = rust_lock_kind(in->functions[i], in, i, label, size);
+			if (kind != CP_WAIT__COUNT)
+				return kind;
+			continue;
+		}
 		if (starts_with(name, "pthread_mutex_") && strstr(name, "lock"))
 			kind = CP_WAIT_MUTEX;
 		else if (starts_with(name, "pthread_rwlock_"))
@@ -190,6 +246,12 @@ int wait_classify_futex(const struct cp_wait_input *in, struct call *c, struct c
 				       kind == CP_WAIT_FUTEX ? "futex" : cp_wait_kind_name(kind),
 				       *label ? " in " : "", label, tmo);
 
+	/* Rust's locks keep no owner in the lock word: say so, read nothing as one. */
+	if ((kind == CP_WAIT_MUTEX || kind == CP_WAIT_RWLOCK) && starts_with(label, "std::")) {
+		w->owner_unrecorded = true;
+		return wait_set_detail(w, "0x%llx in %s, no owner recorded (Rust's lock word "
+				       "keeps none), %s", (unsigned long long)w->address, label, tmo);
+	}
 	if (kind == CP_WAIT_MUTEX || kind == CP_WAIT_RWLOCK) {
 		int ret;
 

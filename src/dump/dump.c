@@ -441,6 +441,9 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 	err = assemble_threads(&run);
 	if (err < 0)
 		goto fail;
+	err = dump_infer_lock_holders(&run);
+	if (err < 0)
+		goto fail;
 	err = cp_dump_find_deadlocks(&d);
 	if (err == -ENOMEM)
 		goto fail;
@@ -462,9 +465,12 @@ fail:
 	return err;
 }
 
-static bool is_lock_wait(const struct cp_wait *w)
+static bool is_lock_wait(const struct cp_dump_thread *th)
 {
-	return (w->kind == CP_WAIT_MUTEX || w->kind == CP_WAIT_RWLOCK) && w->owner_tid > 0;
+	const struct cp_wait *w = &th->wait;
+
+	return (w->kind == CP_WAIT_MUTEX || w->kind == CP_WAIT_RWLOCK) &&
+	       (w->owner_tid > 0 || th->inferred_owner_tid > 0);
 }
 
 int cp_dump_find_deadlocks(struct cp_dump *dump)
@@ -492,12 +498,13 @@ int cp_dump_find_deadlocks(struct cp_dump *dump)
 
 			tids[i] = th->tid;
 			sorted = sorted && (i == 0 || tids[i - 1] < tids[i]);
-			if (!is_lock_wait(w))
+			if (!is_lock_wait(th))
 				continue;
 			waits[g.nwaits++] = (struct cp_lock_wait){
 				.waiter_tid = th->tid,
 				.waiter_name = th->name,
-				.owner_tid = w->owner_tid,
+				.owner_tid = w->owner_tid > 0 ? w->owner_tid : th->inferred_owner_tid,
+				.owner_inferred = w->owner_tid <= 0,
 				.address = w->address,
 				.has_address = w->has_address,
 				.rwlock = w->kind == CP_WAIT_RWLOCK,

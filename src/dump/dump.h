@@ -32,6 +32,11 @@ struct cp_frame {
 struct cp_dump_thread {
 	int tid;
 	int ns_tid;		/* its id in the process's own PID namespace; 0: same as tid */
+	/*
+	 * For a lock that records no owner (wait.owner_unrecorded): another waiting thread whose
+	 * stack holds a reference to the lock, the likely holder; 0 when none.
+	 */
+	int inferred_owner_tid;
 	char name[CP_COMM_LEN];
 	char state;
 	struct cp_wait wait;

@@ -158,6 +158,11 @@ void dump_symbolize_release(struct dump_run *run);
 int dump_stuck_watch(struct dump_run *run);
 /* Set each thread's stuck flag from the two readings. */
 void dump_stuck_mark(struct dump_run *run);
+/*
+ * For waits on locks that record no owner, the waiting thread whose stack holds a reference
+ * to the lock (inferred_owner_tid). 0 or -ENOMEM.
+ */
+int dump_infer_lock_holders(struct dump_run *run);
 /* Judge the groups of threads with one stack as leaks or not (d->leaks). 0 or -ENOMEM. */
 int dump_find_leaks(struct dump_run *run);
 
