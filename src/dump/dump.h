@@ -103,6 +103,8 @@ enum cp_dump_flags {
 	CP_DUMP_KERNEL = 1u << 0,	/* read kernel stacks */
 	CP_DUMP_GROUP = 1u << 1,	/* build groups */
 	CP_DUMP_STOP_ALL = 1u << 2,	/* stop every thread to capture it */
+	/* Judge large groups of threads with one stack as leaks (leaks, the text's LEAK?). */
+	CP_DUMP_LEAKS = 1u << 3,
 };
 
 struct cp_dump_opts {

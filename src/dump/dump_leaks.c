@@ -33,6 +33,12 @@ static uint64_t boottime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * Start times read of one group at most: spread evenly over its threads, they show the span
+ * and a burst as well as all of them would, and a group of thousands costs no more.
+ */
+#define START_TIMES_MAX 64
+
 /* Judge group g; 1 with *leak filled when it is a leak, 0 when not, -ENOMEM. */
 static int judge_group(const struct dump_run *run, struct cp_dump_group *g, uint64_t now,
 		       long ticks, struct cp_dump_leak *leak)
@@ -44,13 +50,16 @@ static int judge_group(const struct dump_run *run, struct cp_dump_group *g, uint
 
 	if (!start)
 		return -ENOMEM;
+	size_t step = g->count > START_TIMES_MAX ? g->count / START_TIMES_MAX : 1;
+
 	for (size_t i = 0; i < g->count; i++) {
 		struct cp_task_stat st;
 
 		if (!seen_before(run, g->tids[i]))
 			in.grown++;
 		/* A thread's start time never changes: one that exited meanwhile is left out. */
-		if (ticks > 0 && cp_proc_read_stat(run->pid, g->tids[i], &st) == 0)
+		if (ticks > 0 && i % step == 0 && in.nstart < START_TIMES_MAX &&
+		    cp_proc_read_stat(run->pid, g->tids[i], &st) == 0)
 			start[in.nstart++] = st.starttime * (1000000000ull / (uint64_t)ticks);
 	}
 	in.start_ns = start;
@@ -81,7 +90,7 @@ int dump_find_leaks(struct dump_run *run)
 	uint64_t now = boottime_ns();
 	int err;
 
-	if (d->nthreads < CP_LEAK_MIN_THREADS)
+	if (!(run->opts->flags & CP_DUMP_LEAKS) || d->nthreads < CP_LEAK_MIN_THREADS)
 		return 0;
 	err = cp_dump_group_compute(d, &g, &ng);
 	if (err < 0)
