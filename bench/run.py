@@ -793,7 +793,9 @@ calls and pages it writes.
   `sigprocmask` calls a step (33 a profile sample). cprof answers libunwind's calls without a
   system call (its own signal handlers never unwind): `cprof record`'s CPU at 999 Hz halved.
 - **Start-up**: libdw, libelf, zlib, protobuf-c and libsupc++ are linked in (not loaded and
-  relocated at each start): 8.2 → 5.0 ms for `cprof --version`.
+  relocated at each start; `prefer_static` in `meson.build`): 8.2 → 5.0 ms for
+  `cprof --version`; loading and relocating the nine shared objects was a fifth of a
+  16-thread dump's CPU time.
 - **Output**: the JSON or text of a thousand threads is formatted in 16 KiB pieces into one
   reused buffer and handed to a 64 KiB stdio buffer; pcs, offsets and lines are formatted
   without printf (writing 1003 threads of JSON: 2.8 → 1.9 ms).
@@ -801,6 +803,116 @@ calls and pages it writes.
   about 47 µs, for perf as for cprof (see the cost per sample above); the stack copy is a
   few µs of it. cprof asks the kernel for nothing perf dwarf does not: the same 8 KiB user
   stack copy and registers per sample.
+""".splitlines()
+
+DESIGN_FIGURES = """## Design figures, and where each applies
+
+The figures behind choices in the code, each under the code it applies to; the comments there
+state only the contract and the reason. They were measured once while the code was written, on
+the project's test machine (a paravirtualised guest, 2 CPUs) unless said otherwise, not by this
+run.
+
+### Target access (src/target/)
+
+- **Reading target memory** (`mem.c`, `struct cp_mem`): a `process_vm_readv` call costs about
+  20 µs whatever its size (it pins the other process's pages); a `pread` of `/proc/PID/mem`,
+  5 to 9 µs. A dump reads target memory a few hundred times (lock words, timeouts,
+  unwinding), so the mem file is opened once per dump and every read is a `pread`.
+- **The live sweep** (`capture_sweep.c`, `cp_capture_live_many`): one `process_vm_readv` per
+  thread costs about 20 µs; one call for 64 stacks, 1 to 5 µs a stack.
+- **The first look** (`capture_live.c`, `cp_live_read_status`): `/proc/PID/task/TID/stat` is a
+  third cheaper for the kernel to write than `status`: 4 µs instead of 6.
+- **Context-switch records** (`switch_watch.c`; the dump's `SWITCH_WATCH_PER_CPU`, 256 threads
+  a CPU): they spare each live capture its second look at the thread's status, 6-7 µs of the
+  40 or so a thread costs, but cost an event and a ring per CPU: about 0.2 ms per CPU warm,
+  1 to 1.5 ms cold within a dump (open, map, unmap, close). Worth it from about 200 threads a
+  CPU. At 1003 threads on 2 CPUs, 21 alternating runs: 50.4 -> 47.4 ms wall and 71.2 ->
+  64.0 ms CPU (the machine slow). A 1003-thread dump wrote at most 400 switch records on one
+  CPU; a ring of 8 pages holds 1365.
+- **The one-sample capture** (`capture_sample.c`): a ring of 8 pages instead of 32 took 0.1 ms
+  instead of 0.2-0.3 ms to set up; a ptrace stop holds a running thread 0.1 to several ms on
+  a loaded machine (cprof must be scheduled twice). The ring is mapped with `MAP_POPULATE`:
+  a first touch of each page is a fault, dear on some virtual machines.
+
+### Dump (src/dump/, cmd/dump.c)
+
+- **Capturing threads** (`dump_capture.c`, `dump_helper_count`, at most half the CPUs): on
+  2 CPUs with one target thread spinning, 1003 threads took 40 ms wall and 63 ms CPU with one
+  capturing thread, 46-50 ms and 96 ms with four (they only contended in the kernel).
+- **Unwinding each batch on the capturing thread** (`dump_unwind.c`) and freeing its copies:
+  copies of every thread kept to the end would each touch fresh pages, which are dear on some
+  virtual machines.
+- **Listing the threads again** (`dump_capture.c`, `dump_capture_newcomers`): a listing of
+  `/proc/PID/task` costs as much as a tenth of a dump of a thousand threads (the kernel looks
+  every entry up), so the process's thread count decides first whether to list.
+- **Reading the maps in pieces** (`src/target/maps.c`, `cp_maps_read`): the maps of a process
+  with a thousand threads are 180 KB of text; read whole (the buffer doubling as it grows),
+  half a megabyte of fresh pages.
+- **Maps for symbolizing** (`dump_symbolize.c`): the dump symbolizes against the maps read
+  before the captures (those the stacks were unwound against); a second read cost 1.3 ms at
+  1003 threads (two mappings a thread).
+- **Shared frames arrays** (`unwind/stack_memo.c`, `dump_symbolize.c`): at 1003 threads in 13
+  distinct stacks, one frames array per distinct stack instead of one per thread spares
+  350 KB of fresh pages.
+- **Unwind results** (`unwind/unwind.h`, `struct cp_unwind_result`): only the header is reset
+  per stack; zeroing the whole 4 KB result twice a thread was 3% of the CPU of a dump of a
+  thousand threads.
+- **Short time slice** (`cmd/dump.c`, `sched_runtime` 100 µs, Linux 6.12+): a thread of a
+  16-thread target that sleeps 1 ms in a loop woke 2-3 ms late during a dump; with the short
+  slice, 0.7 ms late.
+- **Heap prefault** (`src/base/util.c`, `cp_heap_prefault`; the estimate in `cmd/dump.c`,
+  512 KiB + 2 KiB a thread): a first touch of a heap page cost 28 µs, against 2 µs a page when
+  the kernel fills the same range in one `madvise(MADV_POPULATE_WRITE)`. A dump of 1000
+  threads touches about 3000 fresh pages: 80 ms of faults for 150 ms of work. Measured without
+  the prefault, the heap's page faults came to 250 KiB at 16 threads and 1.8 MiB at 1003
+  threads; a page populated but never touched costs 0.3 ms a MiB, hence no more than the
+  estimate.
+- **String buffer flushing** (`src/base/util.h`, `CP_STRBUF_FLUSH_AT`): every fresh page costs
+  8-16 µs, hence one small buffer, flushed and reused.
+
+### Profiles (src/profile/, cmd/attach.c, cmd/record.c)
+
+- **Wakeups of the reader** (`cmd/record.c`, `cmd/profiling.c`; `cp_session_wake_on` in
+  `session.h`): each wakeup costs tens of µs of CPU; a 99 Hz record of a few seconds woke 45
+  times when it looked every 100 ms. Hence: wait as long as nothing needs cprof (the pidfd
+  ends the wait; the rings wake the reader when half full), 250 ms with a progress line on a
+  terminal, 1000 ms otherwise, 100 ms only without `pidfd_open` (Linux before 5.3).
+- **Sampler rings** (`sampler.c`, `ring_bytes_for`): a page the guest has not used for a
+  while costs tens of µs; a second's worth of ring, 1 MiB per CPU at 99 Hz, was 3-5 ms of
+  each ring's mmap (512 KiB: 0.1-0.4 ms), a tenth of a short record's CPU.
+- **DWARF stack size** (`sampler.h`): at 10 kHz, 8-12 KiB copies cost what registers alone
+  cost (about 44 µs a sample there), 16 KiB 8 µs more and 32 KiB 10 µs more.
+- **libunwind's signal mask** (`unwind/unwind.c`, the `sigprocmask` interposer): its
+  `sigprocmask` pairs (33 calls a profile sample) were a third of cprof's processing per
+  sample, and a call per thread of a dump.
+
+### Symbols (symbolize/, src/base/)
+
+- **Kernel symbols** (`ksyms.c`, `ksym_cache.c`): `/proc/kallsyms` is 120-150k lines (5 MB)
+  that the kernel formats anew on every read, 40-80 ms: the largest fixed cost of a profile
+  that meets a kernel frame. Hence read at the first kernel frame, never at start, and kept
+  per boot in the cache. Parsed by hand in 256 KiB chunks: `sscanf`, `strtok` and a `strdup`
+  per symbol were a quarter of a short record's CPU.
+- **Symbolization disk cache** (`sym_cache.c`): a first touch of each fresh page, one at a time
+  in `read()`, costs tens of µs on a virtual machine, and libc's cache file is a few hundred
+  KiB: hence read into memory populated in one go.
+- **`.debug_aranges`** (`sym_dwarf.c`): libdw's `dwarf_getaranges` reads every unit's DIE on
+  the way, tens of milliseconds for libc's 2000 units, where a dump needs a handful: hence
+  cprof's own parse.
+- **Two hash tables** (`src/base/util.h`: `cp_itab` beside `cp_htab`): `cp_itab` (4-byte
+  slots, load up to 3/4, hash recomputed on growth) serves the profile's two tables that grow
+  with distinct stacks (the stack trie's nodes, 8 bytes each, and the distinct samples);
+  `cp_htab` (8-byte slots: index and stored hash, load up to 1/2) every other table. Slot
+  memory for N entries (6 December 2026):
+
+| entries | the entries (8 B) | cp_itab | cp_htab |
+|---|---|---|---|
+| 100 000 | 0.8 MiB | 1.0 MiB | 2.0 MiB |
+| 1 000 000 | 7.6 MiB | 8.0 MiB | 16.0 MiB |
+| 3 000 000 | 22.9 MiB | 16.0 MiB | 64.0 MiB |
+
+With `cp_htab` the index would cost two to four times what it indexes; with `cp_itab` about as
+much.
 """.splitlines()
 
 
@@ -877,7 +989,7 @@ def main():
            "- references: %s" % "; ".join(tool_versions()),
            "- runs per figure: %d (median, min–max)" % args.runs, "",
            "## Summary (ratios measured in this run)", ""]
-    doc += ["- " + r for r in report] + [""] + sections + DESIGN_NOTES
+    doc += ["- " + r for r in report] + [""] + sections + DESIGN_NOTES + [""] + DESIGN_FIGURES
     pathlib.Path(args.out).write_text("\n".join(doc) + "\n")
     print("wrote %s" % args.out)
     shutil.rmtree(TMP, ignore_errors=True)

@@ -336,7 +336,8 @@ int cmd_dump(int argc, char **argv)
 	mallopt(M_ARENA_MAX, 1);
 	short_time_slice();
 	cp_heap_prefault(heap_estimate(pid));
-	dopts.flags = (o.group ? CP_DUMP_GROUP : 0) | (o.kernel ? CP_DUMP_KERNEL : 0);
+	dopts.flags = (o.group ? CP_DUMP_GROUP : 0) | (o.kernel ? CP_DUMP_KERNEL : 0) |
+		      (o.format == FORMAT_TEXT ? CP_DUMP_LEAKS : 0);
 	dopts.stuck_seconds = o.stuck_seconds;
 	dopts.cancel = &stop_signal;
 	if (o.stuck_seconds && cp_stderr_is_tty())

@@ -172,7 +172,8 @@ static int write_one(const struct cp_dump *d, const char *dir, const char *stamp
 static int dump_for(int pid, unsigned int mask, const uint64_t *values, const struct cp_watch *w,
 		    const char *dir, struct cp_symbolizer *sym)
 {
-	struct cp_dump_opts opts = { .cancel = &stop_signal };
+	/* Leak evidence for the text file (the JSON has no such lines). */
+	struct cp_dump_opts opts = { .flags = CP_DUMP_LEAKS, .cancel = &stop_signal };
 	struct cp_dump d = { 0 };
 	char reason[64] = "", stamp[32], what[256] = "", *txt = NULL, *json = NULL;
 	time_t now = time(NULL);

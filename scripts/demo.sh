@@ -82,7 +82,8 @@ for dl in d["deadlocks"]:
 conns = [t for t in d["threads"] if t["name"].startswith("conn-")]
 if conns:
     print("- %d conn-N threads share one stack, blocked reading a socket with no timeout: "
-          "the leak indicator (LEAK?) flags them; 'cprof dump -p %s --group' folds them"
+          "made at once, a pool rather than a leak (LEAK? needs threads made over time, "
+          "or growth under --stuck); 'cprof dump -p %s --group' folds them"
           % (len(conns), pid))
 t = by_name.get("hot")
 if t:

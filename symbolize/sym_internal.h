@@ -69,6 +69,7 @@ struct addr_entry {
 struct module {
 	char *key;		/* "b:BUILDID" or "f:DEV:INO:SIZE:MTIME" */
 	const char *build_id;	/* interned hex, or NULL */
+	const char *cache_id;	/* names its sym_cache file: build_id, a Go build ID, or NULL */
 	/* Where the file was found first: used (lazily) to look for its separate debug file. */
 	char *path;		/* path inside the process's root */
 	char *root;		/* "/proc/PID/root" of that process */
@@ -138,7 +139,15 @@ struct cp_symbolizer {
 	size_t naddrs;		/* remembered results over all modules */
 	size_t disk_bytes;	/* disk_len over all modules */
 	uint64_t page_size;
+	struct cp_sym_jit *jit;	/* JIT maps of the processes met (sym_jit.c) */
 };
+
+/*
+ * sym_jit.c: the name /tmp/perf-PID.map gives the JIT code at pc of pid (*off from its start),
+ * or NULL. The map is loaded on first use and again when it grew, at most once a second.
+ */
+const char *cp_sym_jit_lookup(struct cp_symbolizer *sym, int pid, uint64_t pc, uint64_t *off);
+void cp_sym_jit_free(struct cp_symbolizer *sym);
 
 /* symbolize.c: the interned copy of s, or NULL for NULL or out of memory (field unknown). */
 const char *cp_sym_intern(struct cp_symbolizer *sym, const char *s);

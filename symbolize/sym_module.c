@@ -155,6 +155,70 @@ static char *path_in_root(const char *root, const char *path)
 	return strdup(path);
 }
 
+/* Longest Go build ID used as a cache name: 2 * 112 + 16 hex digits stay under NAME_MAX. */
+#define GO_BUILD_ID_MAX 112
+
+/*
+ * Whether id is a Go build ID as the go command writes it: "ACTION/CONTENT" hashes (two or
+ * four), each about 20 characters of URL-safe base64, the last a hash of the file's content.
+ */
+static bool go_build_id_ok(const char *id, size_t n)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t part = 0, parts = 0;
+
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && id[i] != '/') {
+			if (!id[i] || !strchr(b64, id[i]))
+				return false;
+			part++;
+			continue;
+		}
+		if (part < 16)
+			return false;
+		parts++;
+		part = 0;
+	}
+	return parts >= 2;
+}
+
+/*
+ * The name of the sym_cache file of a binary without a GNU build ID that Go's linker wrote:
+ * its Go build ID (the note "Go" of type 4, in .note.go.buildid) in hex, then the file's size
+ * in 16 hex digits (a length no GNU build ID has). An ID of another form (a build system that
+ * sets -buildid to a constant) could name two builds alike: no name then. False when none.
+ */
+static bool go_cache_id(Elf *elf, uint64_t size, char *buf)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		GElf_Nhdr nh;
+		size_t off = 0, name_off, desc_off;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE ||
+		    (d = elf_getdata(scn, NULL)) == NULL)
+			continue;
+		while ((off = gelf_getnote(d, off, &nh, &name_off, &desc_off)) > 0) {
+			const char *id = (const char *)d->d_buf + desc_off;
+
+			/* The name is "Go" padded with NULs to 4 bytes, its size counting them. */
+			if (nh.n_type != 4 || nh.n_namesz < 3 || nh.n_namesz > 4 ||
+			    memcmp((const char *)d->d_buf + name_off, "Go", 3))
+				continue;
+			if (nh.n_descsz > GO_BUILD_ID_MAX || !go_build_id_ok(id, nh.n_descsz))
+				return false;
+			for (size_t i = 0; i < nh.n_descsz; i++)
+				sprintf(buf + 2 * i, "%02x", (unsigned char)id[i]);
+			sprintf(buf + 2 * nh.n_descsz, "%016llx", (unsigned long long)size);
+			return true;
+		}
+	}
+	return false;
+}
+
 /*
  * Open the file behind map and find (or create) its module. The fd is consumed. Returns 0
  * and *out, or -errno (-ENOEXEC: not an ELF file we can use).
@@ -163,6 +227,8 @@ static int module_open(struct cp_symbolizer *sym, int pid, const struct cp_map *
 		       const char *open_path, struct module **out)
 {
 	char hex[2 * MAX_BUILD_ID_BYTES + 1];
+	char go_id[2 * GO_BUILD_ID_MAX + 17];
+	bool has_go_id = false;
 	char key[2 * MAX_BUILD_ID_BYTES + 96];
 	struct module *m;
 	struct stat st;
@@ -193,6 +259,8 @@ static int module_open(struct cp_symbolizer *sym, int pid, const struct cp_map *
 		goto fail_elf;
 	}
 	has_id = cp_sym_build_id_hex(elf, hex);
+	if (!has_id)
+		has_go_id = go_cache_id(elf, (uint64_t)st.st_size, go_id);
 	if (has_id)
 		snprintf(key, sizeof(key), "b:%s", hex);
 	else
@@ -235,6 +303,13 @@ static int module_open(struct cp_symbolizer *sym, int pid, const struct cp_map *
 	if (has_id) {
 		m->build_id = cp_sym_intern(sym, hex);
 		if (!m->build_id) {
+			err = -ENOMEM;
+			goto fail_mod;
+		}
+		m->cache_id = m->build_id;
+	} else if (has_go_id) {
+		m->cache_id = cp_sym_intern(sym, go_id);
+		if (!m->cache_id) {
 			err = -ENOMEM;
 			goto fail_mod;
 		}

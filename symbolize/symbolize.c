@@ -66,6 +66,7 @@ void cp_sym_free(struct cp_symbolizer *sym)
 	if (!sym)
 		return;
 	cp_sym_modules_drop(sym, true);
+	cp_sym_jit_free(sym);
 	cp_strtab_release(&sym->strings);
 	free(sym->demangled);
 	free(sym);
@@ -124,7 +125,7 @@ static void disk_load(struct module *m)
 	int kind;
 
 	m->disk_loaded = true;
-	if (!m->build_id || cp_sym_cache_read(m->build_id, &m->disk_text, &len) < 0)
+	if (!m->cache_id || cp_sym_cache_read(m->cache_id, &m->disk_text, &len) < 0)
 		return;
 	if (m->sym->disk_bytes + len > MAX_DISK_BYTES) {
 		free(m->disk_text);
@@ -218,7 +219,7 @@ static bool module_has_dwarf(struct module *m)
 	if (!dwfl_module_getdwarf(m->dmod, &b))
 		return false;
 	/* Only a yes is kept: debug information installed later must still count. */
-	if (m->build_id && cp_sym_cache_append_has_dwarf(&m->disk_fd, m->build_id) == 0)
+	if (m->cache_id && cp_sym_cache_append_has_dwarf(&m->disk_fd, m->cache_id) == 0)
 		m->disk_has_dwarf = true;
 	return true;
 }
@@ -277,10 +278,10 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 	 * table) goes to disk: a symbol-table answer for a module without DWARF would hide debug
 	 * information installed later (libc6-dbg).
 	 */
-	if (from_dwarf && m->build_id) {
-		(void)cp_sym_cache_append(&m->disk_fd, m->build_id, addr, frames, n);
+	if (from_dwarf && m->cache_id) {
+		(void)cp_sym_cache_append(&m->disk_fd, m->cache_id, addr, frames, n);
 		if (!m->disk_has_dwarf && cp_sym_cache_append_has_dwarf(&m->disk_fd,
-									 m->build_id) == 0)
+									 m->cache_id) == 0)
 			m->disk_has_dwarf = true;
 	}
 	addr_remember(sym, m, addr, h, frames, n);
@@ -306,9 +307,19 @@ int cp_sym_resolve(struct cp_symbolizer *sym, int pid, const struct cp_map *map,
 		if (err)
 			return err;
 	} else {
+		const char *jit = NULL;
+
 		r.module = cp_sym_intern(sym, map->path[0] ? map->path : "[anon]");
 		if (!r.module)
 			return -ENOMEM;
+		/* Code generated at run time, named by its runtime as perf reads it. */
+		if (map->perms[2] == 'x')
+			jit = cp_sym_jit_lookup(sym, pid, pc, NULL);
+		if (jit) {
+			r.frames[0].function = cp_sym_intern(sym, jit);
+			r.frames[0].system_name = r.frames[0].function;
+			r.n = r.frames[0].function ? 1 : 0;
+		}
 	}
 	if (m) {
 		r.build_id = m->build_id;

@@ -130,10 +130,50 @@ static int find_with(const struct cp_frame_base_probe *p, uint64_t end,
 	return -ENOENT;
 }
 
+/*
+ * The distance from rbp down to sp inside the function at start, read from its prologue:
+ * [endbr64] push %rbp; mov %rsp,%rbp; pushes of callee-saved registers; [sub $N,%rsp]. -1
+ * when the prologue has another shape (a frame sized at run time, stack realignment).
+ */
+static int64_t prologue_frame_size(const struct cp_frame_base_probe *p, uint64_t start)
+{
+	uint8_t c[32];
+	size_t i = 0;
+	int64_t size = 0;
+
+	if (p->read_code(p->arg, start, c, sizeof(c)) < 0)
+		return -1;
+	if (!memcmp(c, "\xf3\x0f\x1e\xfa", 4))	/* endbr64 */
+		i = 4;
+	if (c[i] != 0x55 || memcmp(c + i + 1, "\x48\x89\xe5", 3))
+		return -1;
+	i += 4;
+	for (;;) {
+		if (i + 1 < sizeof(c) && c[i] == 0x41 && c[i + 1] >= 0x54 && c[i + 1] <= 0x57) {
+			size += 8, i += 2;	/* push %r12-%r15 */
+		} else if (c[i] == 0x53) {
+			size += 8, i += 1;	/* push %rbx */
+		} else if (i + 4 <= sizeof(c) && !memcmp(c + i, "\x48\x83\xec", 3)) {
+			return size + c[i + 3];	/* sub $imm8,%rsp */
+		} else if (i + 7 <= sizeof(c) && !memcmp(c + i, "\x48\x81\xec", 3)) {
+			int32_t n;
+
+			memcpy(&n, c + i + 3, sizeof(n));
+			return n < 0 ? -1 : size + n;	/* sub $imm32,%rsp */
+		} else {
+			/* Anything else ends the prologue: no sub means no locals below. */
+			return size;
+		}
+		if (i >= sizeof(c) - 1)
+			return -1;
+	}
+}
+
 int cp_frame_base_find(const struct cp_frame_base_probe *p, uint64_t *base)
 {
 	const struct cp_stack *st = p->stack;
 	uint64_t end;
+	int64_t size;
 	int r;
 
 	if (!st || !st->data || p->sp < st->start || p->sp - st->start >= st->len)
@@ -145,6 +185,21 @@ int cp_frame_base_find(const struct cp_frame_base_probe *p, uint64_t *base)
 	 * A direct call of the frame's own function anywhere in range is the stronger proof:
 	 * it is taken over another call's chain found lower, which may be a stale pair.
 	 */
+	/*
+	 * Best: the frame's size from its prologue puts rbp at one slot, which must then hold a
+	 * return address after a call. A frame sized otherwise (alloca, pushed arguments at the
+	 * call) misses and falls through to the search.
+	 */
+	size = prologue_frame_size(p, p->func_start);
+	if (size >= 0 && (p->sp & 7) == 0) {
+		uint64_t a = p->sp + (uint64_t)size, ret;
+
+		if (a + 16 <= end && stack_word(st, a + 8, &ret) && p->is_code(p->arg, ret) &&
+		    cp_frame_base_follows_call(p, ret)) {
+			*base = a;
+			return CP_FRAME_BASE_PROLOGUE;
+		}
+	}
 	r = find_with(p, end, CP_FRAME_BASE_DIRECT_CALL, base);
 	if (r < 0)
 		r = find_with(p, end, CP_FRAME_BASE_CHAIN, base);

@@ -38,14 +38,20 @@ enum cp_frame_base_proof {
 	 * that follows a call too, or ends the stack.
 	 */
 	CP_FRAME_BASE_CHAIN = 2,
+	/*
+	 * The frame's size, read from its function's prologue (push %rbp; mov %rsp,%rbp; pushes;
+	 * sub $N,%rsp), puts rbp at sp + size, and a return address after a call lies above it.
+	 */
+	CP_FRAME_BASE_PROLOGUE = 3,
 };
 
 /*
  * Find the frame base of a function that keeps rbp as its frame pointer (push %rbp; mov
  * %rsp,%rbp): an 8-byte slot A at or above sp in the stack copy where [A+8] is a return
  * address that a call instruction put there and [A] is a saved frame pointer above A (or 0).
- * The lowest slot after a direct call of the frame's own function is taken; only when there
- * is none, the lowest after another call whose caller unwinds on (caller_ok). Never guesses: a slot
+ * First the slot the function's prologue predicts; else the lowest slot after a direct call
+ * of the frame's own function; else the lowest after another call whose caller unwinds on
+ * (caller_ok). Never guesses: a slot
  * passes only with a proof (enum cp_frame_base_proof), which is returned (> 0) with *base
  * set; -ENOENT when no slot passes.
  */

@@ -211,10 +211,34 @@ static void parse_eh_frame_hdr(struct cp_module *m, const Elf64_Phdr *ph)
 }
 
 /* Parse the ELF header and program headers. 0 or -ENOEXEC for anything but x86-64 ELF64. */
+/* Whether the PT_NOTE segment ph holds Go's build ID note (name "Go", type 4). */
+static bool has_go_note(const struct cp_module *m, const Elf64_Phdr *ph)
+{
+	uint64_t off = ph->p_offset, end = ph->p_offset + ph->p_filesz;
+
+	if (end < off || end > m->size)
+		return false;
+	while (end - off >= sizeof(Elf64_Nhdr)) {
+		Elf64_Nhdr nh;
+		uint64_t name = off + sizeof(nh), desc, next;
+
+		memcpy(&nh, m->data + off, sizeof(nh));
+		desc = name + ((nh.n_namesz + 3ull) & ~3ull);
+		next = desc + ((nh.n_descsz + 3ull) & ~3ull);
+		if (next > end)
+			return false;
+		if (nh.n_type == 4 && (nh.n_namesz == 3 || nh.n_namesz == 4) &&
+		    !memcmp(m->data + name, "Go", 3))
+			return true;
+		off = next;
+	}
+	return false;
+}
+
 static int parse_elf(struct cp_module *m)
 {
 	Elf64_Ehdr eh;
-	Elf64_Phdr ph, eh_frame_ph;
+	Elf64_Phdr ph, eh_frame_ph = { 0 };
 	bool have_eh_frame = false;
 
 	if (!image_read(m, 0, &eh, sizeof(eh)))
@@ -247,6 +271,8 @@ static int parse_elf(struct cp_module *m)
 				m->min_vaddr = ph.p_vaddr;
 			if (ph.p_vaddr + ph.p_memsz > m->max_vaddr)
 				m->max_vaddr = ph.p_vaddr + ph.p_memsz;
+		} else if (ph.p_type == PT_NOTE && !m->is_go) {
+			m->is_go = has_go_note(m, &ph);
 		} else if (ph.p_type == PT_GNU_EH_FRAME && !have_eh_frame) {
 			eh_frame_ph = ph;
 			have_eh_frame = true;
@@ -257,6 +283,69 @@ static int parse_elf(struct cp_module *m)
 	if (have_eh_frame)
 		parse_eh_frame_hdr(m, &eh_frame_ph);
 	return 0;
+}
+
+/* Section i's header, bounds-checked. */
+static bool section(const struct cp_module *m, const Elf64_Ehdr *eh, unsigned int i,
+		    Elf64_Shdr *sh)
+{
+	if (i >= eh->e_shnum || !image_read(m, eh->e_shoff + (uint64_t)i * sizeof(*sh), sh,
+					    sizeof(*sh)))
+		return false;
+	return sh->sh_offset <= m->size && sh->sh_size <= m->size - sh->sh_offset;
+}
+
+/* The [start, end) of the functions cp_module_go_root names, from .symtab. */
+static void load_go_roots(struct cp_module *m)
+{
+	static const char *const names[] = {
+		"runtime.goexit.abi0", "runtime.goexit", "runtime.mstart.abi0", "runtime.mstart",
+		"runtime.rt0_go.abi0", "runtime.rt0_go", "runtime.mcall",
+	};
+	Elf64_Ehdr eh;
+	Elf64_Shdr sh, str;
+
+	m->go_roots_loaded = true;
+	if (!m->data || !image_read(m, 0, &eh, sizeof(eh)) || eh.e_shentsize != sizeof(sh))
+		return;
+	for (unsigned int i = 0; i < eh.e_shnum; i++) {
+		if (!section(m, &eh, i, &sh) || sh.sh_type != SHT_SYMTAB ||
+		    sh.sh_entsize != sizeof(Elf64_Sym) || !section(m, &eh, sh.sh_link, &str))
+			continue;
+		for (uint64_t k = 0; k < sh.sh_size / sizeof(Elf64_Sym); k++) {
+			const uint8_t *p = m->data + sh.sh_offset + k * sizeof(Elf64_Sym);
+			Elf64_Sym sym;
+			const char *name;
+			size_t room;
+
+			memcpy(&sym, p, sizeof(sym));
+			if (ELF64_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_name >= str.sh_size)
+				continue;
+			name = (const char *)m->data + str.sh_offset + sym.st_name;
+			room = str.sh_size - sym.st_name;
+			for (size_t j = 0; j < sizeof(names) / sizeof(*names); j++) {
+				if (strnlen(name, room) != strlen(names[j]) || strcmp(name, names[j]) ||
+				    m->ngo_roots == CP_MODULE_GO_ROOTS)
+					continue;
+				m->go_root[m->ngo_roots][0] = sym.st_value;
+				m->go_root[m->ngo_roots][1] = sym.st_value + (sym.st_size ? sym.st_size : 1);
+				m->ngo_roots++;
+			}
+		}
+		return;
+	}
+}
+
+bool cp_module_go_root(struct cp_module *m, uint64_t vaddr)
+{
+	if (!m->is_go)
+		return false;
+	if (!m->go_roots_loaded)
+		load_go_roots(m);
+	for (size_t i = 0; i < m->ngo_roots; i++)
+		if (vaddr >= m->go_root[i][0] && vaddr < m->go_root[i][1])
+			return true;
+	return false;
 }
 
 int cp_module_bias(const struct cp_module *m, const struct cp_map *map, uint64_t *bias)

@@ -16,6 +16,7 @@
 #define CP_MODULE_MAX_LOADS 32		/* PT_LOAD segments kept per file */
 #define CP_MODULES_MAX 4096		/* distinct files cached per unwinder */
 #define CP_MODULE_IMAGE_MAX (1u << 20)	/* largest file-less image (the vdso) we copy */
+#define CP_MODULE_GO_ROOTS 8		/* Go functions that begin a stack, kept per file */
 
 struct cp_module_load {
 	uint64_t vaddr;
@@ -46,6 +47,12 @@ struct cp_module {
 	uint64_t eh_hdr_vaddr;		/* segbase: table entries are relative to it */
 	uint64_t eh_table_vaddr;	/* first entry */
 	uint64_t fde_count;
+
+	/* Where Go stacks begin (cp_module_go_root); is_go is set by the open, the rest lazily. */
+	bool is_go;			/* a "Go" build ID note: Go's linker wrote the file */
+	bool go_roots_loaded;
+	uint64_t go_root[CP_MODULE_GO_ROOTS][2];	/* [start, end) ELF vaddrs */
+	size_t ngo_roots;
 };
 
 struct cp_modules;
@@ -76,5 +83,16 @@ void cp_module_free(struct cp_module *m);
  * segment that covers map's file offset. 0 or -ENOENT.
  */
 int cp_module_bias(const struct cp_module *m, const struct cp_map *map, uint64_t *bias);
+
+/*
+ * Whether ELF address vaddr of m lies in a function where Go's own traceback ends a stack:
+ * runtime.goexit (the bottom of every goroutine's stack), runtime.mstart and runtime.rt0_go
+ * (of a thread's g0 stack) and runtime.mcall (which moved from a goroutine's stack to g0:
+ * above it the g0 stack holds only stale words). Go's CFI does not mark them on x86-64, so a
+ * walk would go on into whatever lies above (cgo's crosscall_amd64, which has no CFI and
+ * needs rbp, or garbage). False for files Go's linker did not write; their symbol table is
+ * read at the first call.
+ */
+bool cp_module_go_root(struct cp_module *m, uint64_t vaddr);
 
 #endif

@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <libunwind.h>
+#include <link.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mem.h"
 #include "cfi.h"
-#include "frame_base.h"
+#include "unwind_internal.h"
 #include "maps.h"
 #include "modules.h"
 
@@ -24,49 +27,6 @@ extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as, unw_word_t ip
 #define SYNTH_BASE (1ull << 63)
 #define SYNTH_MAX 4096			/* rewritten tables per unwinder */
 
-/* What we know about one mapping of the current maps, found on first use. */
-struct map_slot {
-	int state;			/* 0 not looked at, 1 module found, -errno none */
-	struct cp_module *mod;		/* borrowed from the module cache (or the vdso) */
-	uint64_t bias;
-	bool has_bias;
-	int cfi_state;			/* 0 not looked at, 1 cfi set, -errno none */
-	const struct cp_cfi_index *cfi;	/* borrowed from the unwinder's list */
-};
-
-/* A rewritten table, or the fact that a module has none, for one load bias. */
-struct synth {
-	const struct cp_module *mod;
-	uint64_t bias;
-	struct cp_cfi_index *x;		/* owned; NULL: nothing to add for this module */
-};
-
-struct cp_unwinder {
-	int pid;
-	struct cp_mem mem;		/* the target's memory; its file is the caller's */
-	bool live_memory;
-	const struct cp_maps *maps;
-	struct map_slot *slots;		/* parallel to maps->v */
-	size_t nslots;
-	struct cp_modules *mods;
-	struct synth *synth;		/* index = id of the rewritten table */
-	size_t nsynth, synth_alloc;
-	struct cp_module *vdso;		/* the target's vdso, copied once */
-	int vdso_state;			/* 0 not tried, 1 copied, -errno failed */
-	unw_addr_space_t as;
-
-	/* The last file-backed region read: most reads hit the same table or FDE area. */
-	uint64_t last_start, last_end;
-	const uint8_t *last_data;	/* bytes of last_start */
-};
-
-/* One unwind in progress: the accessors' arg. */
-struct unwind_ctx {
-	struct cp_unwinder *uw;
-	const struct cp_regs *regs;
-	const struct cp_stack *stack;
-};
-
 static struct map_slot *slot_of(struct cp_unwinder *uw, const struct cp_map *map)
 {
 	size_t i = (size_t)(map - uw->maps->v);
@@ -74,7 +34,7 @@ static struct map_slot *slot_of(struct cp_unwinder *uw, const struct cp_map *map
 	return i < uw->nslots ? &uw->slots[i] : NULL;
 }
 
-static bool is_vdso(const struct cp_map *map)
+bool cp_unwind_is_vdso(const struct cp_map *map)
 {
 	return map->path && strcmp(map->path, "[vdso]") == 0;
 }
@@ -129,7 +89,7 @@ static struct map_slot *map_module(struct cp_unwinder *uw, const struct cp_map *
 		return s;
 	if (s->state < 0)
 		return NULL;
-	if (is_vdso(map)) {
+	if (cp_unwind_is_vdso(map)) {
 		m = vdso_module(uw, map);
 		if (!m)
 			return NULL;	/* retried next time only if it was out of memory */
@@ -225,7 +185,7 @@ static long read_piece(struct unwind_ctx *c, uint64_t addr, uint8_t *buf, size_t
 	return -EFAULT;
 }
 
-static int read_mem(struct unwind_ctx *c, uint64_t addr, void *buf, size_t len)
+int cp_unwind_read_mem(struct unwind_ctx *c, uint64_t addr, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 
@@ -292,8 +252,8 @@ static const struct cp_cfi_index *slot_cfi(struct cp_unwinder *uw, struct map_sl
 	return x;
 }
 
-static int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi,
-			  int need_unwind_info, void *arg)
+int cp_unwind_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi,
+			     int need_unwind_info, void *arg)
 {
 	struct unwind_ctx *c = arg;
 	struct cp_unwinder *uw = c->uw;
@@ -359,7 +319,7 @@ static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *valp, in
 
 	if (write)
 		return -UNW_EREADONLYREG;
-	if (read_mem(arg, addr, &v, sizeof(v)) < 0)
+	if (cp_unwind_read_mem(arg, addr, &v, sizeof(v)) < 0)
 		return -UNW_EINVAL;
 	*valp = v;
 	return 0;
@@ -398,7 +358,7 @@ static int get_proc_name(unw_addr_space_t as, unw_word_t addr, char *buf, size_t
 }
 
 static unw_accessors_t accessors = {
-	.find_proc_info = find_proc_info,
+	.find_proc_info = cp_unwind_find_proc_info,
 	.put_unwind_info = put_unwind_info,
 	.get_dyn_info_list_addr = get_dyn_info_list_addr,
 	.access_mem = access_mem,
@@ -499,9 +459,9 @@ static bool is_sigreturn_trampoline(struct unwind_ctx *c, uint64_t pc)
 	uint8_t buf[sizeof(code)];
 
 	/* Trampolines live in libc or the vdso: JIT code is not worth a read of live memory. */
-	if (map && !cp_map_is_file(map) && !is_vdso(map))
+	if (map && !cp_map_is_file(map) && !cp_unwind_is_vdso(map))
 		return false;
-	return read_mem(c, pc, buf, sizeof(buf)) == 0 && memcmp(buf, code, sizeof(code)) == 0;
+	return cp_unwind_read_mem(c, pc, buf, sizeof(buf)) == 0 && memcmp(buf, code, sizeof(code)) == 0;
 }
 
 /* Is pc in an executable mapping? Without maps we cannot tell and trust libunwind. */
@@ -515,101 +475,18 @@ static bool pc_executable(const struct cp_unwinder *uw, uint64_t pc)
 	return map && map->perms[2] == 'x';
 }
 
-/* What frame-base recovery works on: one unwind, and the frame it could not step. */
-struct recovery {
-	struct unwind_ctx *c;
-	uint64_t pc, sp;
-	const struct cp_frame_base_probe *probe;
-};
-
-/* Frame-base recovery's view of the target: code is executable and file-backed (or vdso). */
-static bool probe_is_code(void *arg, uint64_t addr)
-{
-	const struct recovery *rc = arg;
-	const struct cp_maps *maps = rc->c->uw->maps;
-	const struct cp_map *map = maps ? cp_maps_find(maps, addr) : NULL;
-
-	return map && map->perms[2] == 'x' && (cp_map_is_file(map) || is_vdso(map));
-}
-
 /*
- * Code comes from the module files; anything else (a GOT slot a call goes through, relocated
- * at load time and then made read-only) only from the live process, in thread dumps.
+ * Whether the frame at pc is where a Go stack begins (cp_module_go_root). exact: pc is where
+ * the frame is (the innermost, or one a signal interrupted), else a return address.
  */
-static int probe_read_code(void *arg, uint64_t addr, void *buf, size_t len)
+static bool at_go_root(struct cp_unwinder *uw, uint64_t pc, bool exact)
 {
-	const struct recovery *rc = arg;
-	struct cp_unwinder *uw = rc->c->uw;
+	const struct cp_map *map = uw->maps ? cp_maps_find(uw->maps, pc) : NULL;
+	struct map_slot *s = map ? map_module(uw, map) : NULL;
 
-	if (probe_is_code(arg, addr))
-		return read_mem(rc->c, addr, buf, len);
-	if (!uw->live_memory)
-		return -EFAULT;
-	return cp_mem_read(&uw->mem, addr, buf, len) == (long)len ? 0 : -EFAULT;
-}
-
-static void recovered_regs(const struct recovery *rc, uint64_t base, struct cp_regs *r)
-{
-	memset(r, 0, sizeof(*r));
-	r->r[CP_REG_RIP] = rc->pc;
-	r->r[CP_REG_RSP] = rc->sp;
-	r->r[CP_REG_RBP] = base;
-	r->valid = 1u << CP_REG_RIP | 1u << CP_REG_RSP | 1u << CP_REG_RBP;
-}
-
-/*
- * With base as the frame's rbp, unwind two frames by their CFI: the caller's own return
- * address must follow a call (or the stack ends there). A stale pair of words in the frame's
- * locals rarely leads to one.
- */
-static bool probe_caller_ok(void *arg, uint64_t base)
-{
-	const struct recovery *rc = arg;
-	struct unwind_ctx trial = *rc->c;
-	struct cp_regs r;
-	unw_cursor_t cur;
-	unw_word_t ip;
-	int st;
-
-	recovered_regs(rc, base, &r);
-	trial.regs = &r;
-	if (unw_init_remote(&cur, trial.uw->as, &trial) < 0 || unw_step(&cur) <= 0)
+	if (!s || !s->has_bias || !s->mod->is_go)
 		return false;
-	st = unw_step(&cur);
-	if (st == 0)
-		return true;
-	if (st < 0 || unw_get_reg(&cur, UNW_REG_IP, &ip) < 0)
-		return false;
-	return ip == 0 || cp_frame_base_follows_call(rc->probe, ip);
-}
-
-/*
- * The frame at pc/sp could not be stepped because its CFA is rbp-based and the capture has
- * no rbp (a live capture). Find rbp from the stack copy, validated by the call that made the
- * frame (cp_frame_base_find), and restart libunwind there: *regs_out gets pc, sp and the
- * recovered rbp. 0, or -ENODATA when nothing could be proven.
- */
-static int recover_frame_base(struct unwind_ctx *c, uint64_t pc, uint64_t sp,
-			      struct cp_regs *regs_out)
-{
-	struct recovery rc = { .c = c, .pc = pc, .sp = sp };
-	struct cp_frame_base_probe probe = {
-		.sp = sp, .stack = c->stack, .is_code = probe_is_code,
-		.read_code = probe_read_code, .caller_ok = probe_caller_ok, .arg = &rc,
-	};
-	unw_proc_info_t pi;
-	uint64_t base;
-
-	rc.probe = &probe;
-	memset(&pi, 0, sizeof(pi));
-	/* pc is a return address: the call it follows belongs to the function before it. */
-	if (find_proc_info(c->uw->as, pc - 1, &pi, 0, c) < 0 || !pi.start_ip)
-		return -ENODATA;
-	probe.func_start = pi.start_ip;
-	if (cp_frame_base_find(&probe, &base) <= 0)
-		return -ENODATA;
-	recovered_regs(&rc, base, regs_out);
-	return 0;
+	return cp_module_go_root(s->mod, pc - s->bias - (exact ? 0 : 1));
 }
 
 /* libunwind's error codes as -errno for stop_reason. */
@@ -699,6 +576,8 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 		out->n++;
 		same_sp = out->n > 1 && sp == prev_sp;
 		prev_sp = sp;
+		if (at_go_root(uw, pc, out->n == 1 || prev_signal))
+			break;	/* outermost frame of a Go stack */
 		prev_signal = sigtramp;
 
 		r = unw_step(&cursor);
@@ -707,7 +586,7 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 		 * cannot be stepped. Recover its rbp once, with proof, and go on from there.
 		 */
 		if (r == -UNW_EBADREG && !recovered && !(c.regs->valid & (1u << CP_REG_RBP)) &&
-		    out->n > 1 && recover_frame_base(&c, pc, sp, &fp_regs) == 0) {
+		    out->n > 1 && cp_unwind_recover_frame_base(&c, pc, sp, &fp_regs) == 0) {
 			recovered = true;
 			c.regs = &fp_regs;
 			r = unw_init_remote(&cursor, uw->as, &c);
@@ -725,18 +604,11 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 }
 
 /*
- * libunwind 1.6 (Debian 12) takes its global cache lock with every signal blocked, a
- * sigprocmask() pair per unwinding step, to stay safe when a signal handler of the same
- * thread unwinds too. On a paravirtualised guest a system call costs microseconds: measured,
- * a third of cprof's processing per profile sample (33 calls a sample) and a call per thread
- * of a dump. cprof's handlers only set a flag; none of them unwinds. So calls that come from
- * libunwind are answered without changing the mask, and every other caller gets the real
- * thing (glibc's pthread_sigmask, which is what its sigprocmask does in a threaded program).
- * This definition interposes on libc's for the shared libraries that import sigprocmask.
+ * libunwind 1.6 (Debian 12) blocks every signal around its cache lock, a sigprocmask() pair
+ * per step (cost: docs/PERFORMANCE.md, "libunwind"), in case a handler unwinds; cprof's
+ * handlers never do. So libunwind's calls leave the mask alone, and every other caller gets
+ * glibc's pthread_sigmask. This definition interposes on libc's for the shared libraries.
  */
-#include <link.h>
-#include <pthread.h>
-#include <signal.h>
 
 #define LIBUNWIND_RANGES 8
 

@@ -146,7 +146,8 @@ static int report_cycle(const struct cp_wait_graph *g, const long *edge, size_t 
 				cp_strbuf_adds(&sb, ", which waits for ");
 			}
 			add_lock(&sb, t);
-			cp_strbuf_adds(&sb, " held by ");
+			cp_strbuf_adds(&sb, t->owner_inferred ? " (no owner recorded) probably held by " :
+								  " held by ");
 			add_thread(&sb, o);
 		}
 		if (len > DESCRIBE_MAX_MEMBERS)

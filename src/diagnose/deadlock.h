@@ -17,6 +17,8 @@ struct cp_lock_wait {
 	uint64_t address;		/* the lock, when has_address */
 	bool has_address;
 	bool rwlock;			/* a rwlock; else a mutex */
+	/* The lock records no owner: owner_tid is a thread whose stack refers to it. */
+	bool owner_inferred;
 };
 
 /* The wait-for graph of one process. Everything borrowed. */

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -32,7 +33,7 @@
 #define PIPE_SCAN_MAX_PROCS 32768
 #define PIPE_SCAN_MAX_FDS 400000
 #define PIPE_HOLDERS_SHOWN 4
-#define EPOLL_FDS_SHOWN 16
+#define EPOLL_FDS_SHOWN 8
 #define LINK_MAX 512
 
 void cp_fd_desc_init(struct cp_fd_desc *d)
@@ -187,30 +188,45 @@ static void describe_socket_fd(int sock, char *buf, size_t size)
 	snprintf(buf, size, "socket (domain %d, type %d)", domain, type);
 }
 
-static void describe_socket(int pid, int fd, uint64_t ino, bool for_write,
-			    struct cp_fd_desc *d, struct cp_strbuf *sb)
+/*
+ * The socket behind pid's fd (inode ino) as one readable line: asked of a copy of the fd
+ * (pidfd_getfd), else found in /proc/PID/net, else named by what little is known. *sock_out,
+ * when given, receives the copy (or -1) for the caller to ask more and close.
+ */
+static void socket_line(int pid, int fd, uint64_t ino, struct cp_net_index *net, char *line,
+			size_t size, int *sock_out)
 {
-	char line[256];
-	int rc, sock;
+	int rc = -ENOENT, sock = dup_target_socket(pid, fd, ino);
 
-	d->is_socket = true;
-	sock = dup_target_socket(pid, fd, ino);
-	rc = -ENOENT;
 	if (sock >= 0) {
 		struct cp_net_sock ns;
 
 		if (cp_net_from_socket(sock, &ns) == 0)
-			rc = cp_net_format(&ns, line, sizeof(line));
+			rc = cp_net_format(&ns, line, size);
 	}
 	/* Without a copy of the fd (an older kernel, no permission): /proc/PID/net. */
 	if (rc < 0)
-		rc = cp_net_describe_socket(pid, ino, line, sizeof(line));
+		rc = cp_net_describe_socket(pid, ino, net, line, size);
 	if (rc < 0) {
 		if (sock >= 0)
-			describe_socket_fd(sock, line, sizeof(line));
+			describe_socket_fd(sock, line, size);
 		else
-			snprintf(line, sizeof(line), "socket:[%" PRIu64 "]", ino);
+			snprintf(line, size, "socket:[%" PRIu64 "]", ino);
 	}
+	if (sock_out)
+		*sock_out = sock;
+	else if (sock >= 0)
+		close(sock);
+}
+
+static void describe_socket(int pid, int fd, uint64_t ino, bool for_write,
+			    struct cp_net_index *net, struct cp_fd_desc *d, struct cp_strbuf *sb)
+{
+	char line[256];
+	int sock;
+
+	d->is_socket = true;
+	socket_line(pid, fd, ino, net, line, sizeof(line), &sock);
 	cp_strbuf_adds(sb, line);
 	/* The wait's detail says "timeout unknown" from the flag; not repeated here. */
 	if (sock < 0 || socket_timeout(sock, for_write, &d->timeout_ns) < 0) {
@@ -540,28 +556,39 @@ static void describe_pipe(int pid, int fd, const char *link, const char *fdinfo,
 		cp_strbuf_adds(sb, " (search cut short)");
 }
 
-static void describe_epoll(int pid, const char *fdinfo, struct cp_strbuf *sb)
+/*
+ * What an epoll instance watches: up to EPOLL_FDS_SHOWN fds, sockets described as a recv on
+ * them would be (TCP 127.0.0.1:6379 LISTEN), others by their /proc link, then "and N more".
+ */
+static void describe_epoll(int pid, const char *fdinfo, struct cp_net_index *net,
+			   struct cp_strbuf *sb)
 {
 	const char *p = fdinfo;
 	size_t n = 0;
 
 	cp_strbuf_adds(sb, "epoll");
 	while (p && (p = strstr(p, "tfd:"))) {
-		char lp[64], l[LINK_MAX];
+		char lp[64], l[LINK_MAX], line[256];
+		uint64_t ino;
 		char *end;
 		long tfd;
 
 		p += 4;
 		errno = 0;
 		tfd = strtol(p, &end, 10);
-		if (errno || end == p || tfd < 0)
+		if (errno || end == p || tfd < 0 || tfd > INT_MAX)
 			break;
 		p = end;
 		if (n < EPOLL_FDS_SHOWN) {
 			snprintf(lp, sizeof(lp), "/proc/%d/fd/%ld", pid, tfd);
 			if (read_link(lp, l, sizeof(l)) < 0)
 				snprintf(l, sizeof(l), "closed");
-			cp_strbuf_addf(sb, "%s fd %ld (%s)", n ? "," : " watching", tfd, l);
+			if (link_inode(l, "socket:", &ino)) {
+				socket_line(pid, (int)tfd, ino, net, line, sizeof(line), NULL);
+				cp_strbuf_addf(sb, "%s fd %ld (%s)", n ? "," : " watching", tfd, line);
+			} else {
+				cp_strbuf_addf(sb, "%s fd %ld (%s)", n ? "," : " watching", tfd, l);
+			}
 		}
 		n++;
 	}
@@ -654,7 +681,7 @@ static void describe_path(int pid, int fd, const char *link, const char *fdinfo,
 }
 
 int cp_fd_describe(int pid, int fd, bool for_write, struct cp_pipe_index *pipes,
-		   struct cp_fd_desc *d)
+		   struct cp_net_index *net, struct cp_fd_desc *d)
 {
 	struct cp_strbuf sb = CP_STRBUF_INIT;
 	char lp[64], link[LINK_MAX], *fdinfo = NULL, *detail;
@@ -680,11 +707,11 @@ int cp_fd_describe(int pid, int fd, bool for_write, struct cp_pipe_index *pipes,
 	read_fdinfo(pid, fd, &fdinfo);
 
 	if (link_inode(link, "socket:", &ino)) {
-		describe_socket(pid, fd, ino, for_write, d, &sb);
+		describe_socket(pid, fd, ino, for_write, net, d, &sb);
 	} else if (link_inode(link, "pipe:", &ino)) {
 		describe_pipe(pid, fd, link, fdinfo, pipes, d, &sb);
 	} else if (!strcmp(link, "anon_inode:[eventpoll]")) {
-		describe_epoll(pid, fdinfo, &sb);
+		describe_epoll(pid, fdinfo, net, &sb);
 	} else if (!strcmp(link, "anon_inode:[eventfd]")) {
 		describe_eventfd(fdinfo, &sb);
 	} else if (!strcmp(link, "anon_inode:[timerfd]")) {

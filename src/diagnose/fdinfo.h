@@ -30,6 +30,7 @@ void cp_fd_desc_release(struct cp_fd_desc *d);
  * walk on first use and rebuilt when a few seconds old. One user at a time.
  */
 struct cp_pipe_index;
+struct cp_net_index;
 
 /* An empty index (built on first use); NULL when out of memory. */
 struct cp_pipe_index *cp_pipe_index_new(void);
@@ -38,13 +39,27 @@ void cp_pipe_index_free(struct cp_pipe_index *ix);
 /*
  * Describe fd of process pid. for_write selects SO_SNDTIMEO instead of SO_RCVTIMEO. pipes
  * (borrowed, may be NULL) answers who holds a pipe's other end; without it each pipe asked
- * about costs a walk of /proc. 0 or -errno; d is always left releasable.
+ * about costs a walk of /proc. net (borrowed, may be NULL) likewise for sockets. 0 or -errno; d is always left releasable.
  */
 int cp_fd_describe(int pid, int fd, bool for_write, struct cp_pipe_index *pipes,
-		   struct cp_fd_desc *d);
+		   struct cp_net_index *net, struct cp_fd_desc *d);
 
-/* The socket with inode ino in pid's network namespace, as one readable line. 0 or -errno. */
-int cp_net_describe_socket(int pid, uint64_t ino, char *buf, size_t size);
+/*
+ * The target's sockets by inode, read from /proc/PID/net once for many questions and rebuilt
+ * when a few seconds old. One user at a time.
+ */
+struct cp_net_index;
+
+/* An empty index (built on first use); NULL when out of memory. */
+struct cp_net_index *cp_net_index_new(void);
+void cp_net_index_free(struct cp_net_index *ix);
+
+/*
+ * The socket with inode ino in pid's network namespace, as one readable line. ix (borrowed,
+ * may be NULL) saves reading the tables again for each socket. 0 or -errno.
+ */
+int cp_net_describe_socket(int pid, uint64_t ino, struct cp_net_index *ix, char *buf,
+			   size_t size);
 
 /* One entry of /proc/PID/net/{tcp,tcp6,udp,udp6,unix}, parsed (netinfo.c). */
 enum cp_net_proto {

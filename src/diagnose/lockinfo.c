@@ -8,6 +8,7 @@
 
 #include "mem.h"
 #include "lockinfo.h"
+#include "pidns.h"
 #include "util.h"
 
 /*
@@ -229,8 +230,37 @@ static void place_owner(int pid, struct cp_lock_info *li)
 		li->owner_pid = (int)tgid;
 }
 
-int cp_lock_mutex_owner(const struct cp_mem *mem, uint64_t futex_addr, const int *tids,
-			size_t ntids, struct cp_lock_info *out)
+/*
+ * The owner the lock word names, in the target's PID namespace, as cprof numbers it: kept in
+ * ns_owner_tid, mapped into owner_tid (0 when the namespace has no thread of the process by
+ * that number: it exited, or belongs to another process of the namespace).
+ */
+static void owner_to_host(const struct cp_pidns_map *ns, const int *tids, size_t ntids,
+			  struct cp_lock_info *li)
+{
+	int host;
+
+	li->ns_owner_tid = li->owner_tid;
+	if (!ns || ns->same_ns || li->owner_tid <= 0)
+		return;
+	host = cp_pidns_to_host(ns, li->owner_tid);
+	li->owner_tid = host > 0 ? host : 0;
+	li->owner_alive = tid_listed(li->owner_tid, tids, ntids);
+}
+
+/* Where a lock's owner lives, once mapped to cprof's numbers. */
+static void settle_owner(int pid, const struct cp_pidns_map *ns, const int *tids, size_t ntids,
+			 struct cp_lock_info *li)
+{
+	owner_to_host(ns, tids, ntids, li);
+	/* An owner the namespace does not know has no number /proc could be asked about. */
+	if (li->owner_tid > 0)
+		place_owner(pid, li);
+}
+
+int cp_lock_mutex_owner(const struct cp_mem *mem, uint64_t futex_addr,
+			const struct cp_pidns_map *ns, const int *tids, size_t ntids,
+			struct cp_lock_info *out)
 {
 	uint8_t raw[CP_LOCK_MUTEX_SIZE];
 	struct cp_lock_info info;
@@ -247,13 +277,14 @@ int cp_lock_mutex_owner(const struct cp_mem *mem, uint64_t futex_addr, const int
 	n = cp_lock_decode_mutex(raw, sizeof(raw), futex_addr, tids, ntids, &info);
 	if (n < 0)
 		return (int)n;
-	place_owner(mem->pid, &info);
+	settle_owner(mem->pid, ns, tids, ntids, &info);
 	*out = info;
 	return 0;
 }
 
-int cp_lock_rwlock_writer(const struct cp_mem *mem, uint64_t futex_addr, const int *tids,
-			  size_t ntids, struct cp_lock_info *out)
+int cp_lock_rwlock_writer(const struct cp_mem *mem, uint64_t futex_addr,
+			  const struct cp_pidns_map *ns, const int *tids, size_t ntids,
+			  struct cp_lock_info *out)
 {
 	static const unsigned int offs[] = { RW_OFF_WRPHASE_FUTEX, RW_OFF_WRITERS_FUTEX,
 					     RW_OFF_READERS };
@@ -290,6 +321,7 @@ int cp_lock_rwlock_writer(const struct cp_mem *mem, uint64_t futex_addr, const i
 			if (cp_lock_decode_rwlock(raw, sizeof(raw), base, offs[i], tids, ntids,
 						  &cand) < 0)
 				continue;
+			owner_to_host(ns, tids, ntids, &cand);
 			if (!found || (cand.owner_alive && !best.owner_alive))
 				best = cand;
 			found = 1;
@@ -297,7 +329,8 @@ int cp_lock_rwlock_writer(const struct cp_mem *mem, uint64_t futex_addr, const i
 	}
 	if (!found)
 		return err;
-	place_owner(mem->pid, &best);
+	if (best.owner_tid > 0)
+		place_owner(mem->pid, &best);
 	*out = best;
 	return 0;
 }

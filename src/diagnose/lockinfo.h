@@ -11,7 +11,16 @@
 
 struct cp_lock_info {
 	uint64_t address;	/* the lock object (mutex or rwlock) */
-	int owner_tid;		/* 0 = unknown or not held */
+	/* 0 = unknown or not held. As cprof's /proc numbers it once cp_lock_mutex_owner or
+	 * cp_lock_rwlock_writer mapped it; the decoders leave the lock word's number. */
+	int owner_tid;
+	/*
+	 * The owner as the lock word holds it: the number the target's own PID namespace gives
+	 * it. Set by cp_lock_mutex_owner / cp_lock_rwlock_writer; equal to owner_tid in cprof's
+	 * namespace. When the target's namespace has no thread of the process by that number,
+	 * owner_tid is 0 and this alone names the owner.
+	 */
+	int ns_owner_tid;
 	bool owner_alive;	/* owner_tid is a live thread of the process */
 	/* "normal", "recursive", "errorcheck", "adaptive", "robust", "pi", "pp" (priority
 	 * protect) or "rwlock"; static */
@@ -47,20 +56,24 @@ int cp_lock_decode_rwlock(const void *raw, size_t len, uint64_t base, unsigned i
 			  const int *tids, size_t ntids, struct cp_lock_info *out);
 
 struct cp_mem;
+struct cp_pidns_map;
 
 /*
  * Owner of the glibc pthread mutex whose futex word is at futex_addr in the process mem
- * reads (borrowed). tids: the process's threads (sorted) to validate the owner against.
- * 0 or -errno.
+ * reads (borrowed). ns: how the process's PID namespace numbers its threads (NULL: as cprof
+ * does); the owner is mapped through it to cprof's number. tids: the process's threads
+ * (sorted, cprof's numbers) to validate the owner against. 0 or -errno.
  */
-int cp_lock_mutex_owner(const struct cp_mem *mem, uint64_t futex_addr, const int *tids,
-			size_t ntids, struct cp_lock_info *out);
+int cp_lock_mutex_owner(const struct cp_mem *mem, uint64_t futex_addr,
+			const struct cp_pidns_map *ns, const int *tids, size_t ntids,
+			struct cp_lock_info *out);
 
 /*
  * The writer holding the glibc rwlock that futex_addr belongs to (a rwlock has several futex
- * words; this finds the object). 0 or -errno.
+ * words; this finds the object); ns, tids as for cp_lock_mutex_owner. 0 or -errno.
  */
-int cp_lock_rwlock_writer(const struct cp_mem *mem, uint64_t futex_addr, const int *tids,
-			  size_t ntids, struct cp_lock_info *out);
+int cp_lock_rwlock_writer(const struct cp_mem *mem, uint64_t futex_addr,
+			  const struct cp_pidns_map *ns, const int *tids, size_t ntids,
+			  struct cp_lock_info *out);
 
 #endif

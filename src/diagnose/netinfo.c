@@ -364,35 +364,48 @@ static bool visit_find(void *ctx, const struct cp_net_sock *s)
 #define NET_INDEX_TTL_NS (3ull * 1000000000)
 #define NET_INDEX_MAX 262144
 
-static struct {
-	pthread_mutex_t lock;
+struct cp_net_index {
 	int pid;
 	uint64_t built_ns;
 	struct cp_net_sock *v;
 	size_t n, alloc;
 	bool full;
-} net_index = { .lock = PTHREAD_MUTEX_INITIALIZER };
+};
+
+struct cp_net_index *cp_net_index_new(void)
+{
+	return calloc(1, sizeof(struct cp_net_index));
+}
+
+void cp_net_index_free(struct cp_net_index *ix)
+{
+	if (!ix)
+		return;
+	free(ix->v);
+	free(ix);
+}
 
 static bool visit_index(void *ctx, const struct cp_net_sock *s)
 {
-	(void)ctx;
-	if (net_index.n == net_index.alloc) {
-		size_t na = net_index.alloc ? net_index.alloc * 2 : 256;
+	struct cp_net_index *ix = ctx;
+
+	if (ix->n == ix->alloc) {
+		size_t na = ix->alloc ? ix->alloc * 2 : 256;
 		struct cp_net_sock *nv;
 
 		if (na > NET_INDEX_MAX) {
-			net_index.full = true;
+			ix->full = true;
 			return true;
 		}
-		nv = realloc(net_index.v, na * sizeof(*nv));
+		nv = realloc(ix->v, na * sizeof(*nv));
 		if (!nv) {
-			net_index.full = true;
+			ix->full = true;
 			return true;
 		}
-		net_index.v = nv;
-		net_index.alloc = na;
+		ix->v = nv;
+		ix->alloc = na;
 	}
-	net_index.v[net_index.n++] = *s;
+	ix->v[ix->n++] = *s;
 	return false;
 }
 
@@ -404,45 +417,37 @@ static int cmp_sock_ino(const void *a, const void *b)
 }
 
 /* 1 found (*out set), 0 not there, -errno; -EOVERFLOW when too many sockets to index. */
-static int index_find(int pid, uint64_t ino, struct cp_net_sock *out)
+static int index_find(struct cp_net_index *ix, int pid, uint64_t ino, struct cp_net_sock *out)
 {
 	struct cp_net_sock key = { .inode = ino };
 	const struct cp_net_sock *hit;
 	bool fresh = false;
-	int ret = 0;
 
-	pthread_mutex_lock(&net_index.lock);
 	for (;;) {
-		if (net_index.pid != pid || !net_index.built_ns ||
-		    cp_now_ns() - net_index.built_ns > NET_INDEX_TTL_NS) {
+		if (ix->pid != pid || !ix->built_ns ||
+		    cp_now_ns() - ix->built_ns > NET_INDEX_TTL_NS) {
 			int rc;
 
-			net_index.n = 0;
-			net_index.full = false;
-			net_index.built_ns = 0;
-			rc = walk_all(pid, visit_index, NULL);
-			if (rc < 0 || net_index.full) {
-				ret = rc < 0 ? rc : -EOVERFLOW;
-				break;
-			}
-			qsort(net_index.v, net_index.n, sizeof(*net_index.v), cmp_sock_ino);
-			net_index.pid = pid;
-			net_index.built_ns = cp_now_ns();
+			ix->n = 0;
+			ix->full = false;
+			ix->built_ns = 0;
+			rc = walk_all(pid, visit_index, ix);
+			if (rc < 0 || ix->full)
+				return rc < 0 ? rc : -EOVERFLOW;
+			qsort(ix->v, ix->n, sizeof(*ix->v), cmp_sock_ino);
+			ix->pid = pid;
+			ix->built_ns = cp_now_ns();
 			fresh = true;
 		}
-		hit = net_index.n ? bsearch(&key, net_index.v, net_index.n, sizeof(key),
-					    cmp_sock_ino) : NULL;
+		hit = ix->n ? bsearch(&key, ix->v, ix->n, sizeof(key), cmp_sock_ino) : NULL;
 		if (hit) {
 			*out = *hit;
-			ret = 1;
-			break;
+			return 1;
 		}
 		if (fresh)
-			break;
-		net_index.built_ns = 0;
+			return 0;
+		ix->built_ns = 0;
 	}
-	pthread_mutex_unlock(&net_index.lock);
-	return ret;
 }
 
 /* The address of sa (from getsockname or getpeername) into addr and port, as /proc shows them. */
@@ -530,7 +535,8 @@ int cp_net_from_socket(int sock, struct cp_net_sock *out)
 	return 0;
 }
 
-int cp_net_describe_socket(int pid, uint64_t ino, char *buf, size_t size)
+int cp_net_describe_socket(int pid, uint64_t ino, struct cp_net_index *ix, char *buf,
+			   size_t size)
 {
 	struct find_ctx fc = { .ino = ino };
 	char path[32];
@@ -538,7 +544,7 @@ int cp_net_describe_socket(int pid, uint64_t ino, char *buf, size_t size)
 
 	if (!buf || !size || pid <= 0 || ino == 0)
 		return -EINVAL;
-	rc = index_find(pid, ino, &fc.found);
+	rc = ix ? index_find(ix, pid, ino, &fc.found) : -EOVERFLOW;
 	if (rc == -EOVERFLOW)
 		rc = walk_all(pid, visit_find, &fc);
 	if (rc > 0)

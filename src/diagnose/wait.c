@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "pidns.h"
 #include "proc.h"
 #include "wait_classify.h"
 
@@ -163,9 +164,15 @@ static int classify_sleep(const struct cp_wait_input *in, struct call *c, struct
 	return wait_set_detail(w, "%s for %s", sys, d);
 }
 
-static int classify_wait_child(struct call *c, struct cp_wait *w)
+/*
+ * A child's pid or a process group as the call names them: in the numbers of the target's PID
+ * namespace, which say so when they are not cprof's (the child is no thread of the target, so
+ * the thread map cannot translate it).
+ */
+static int classify_wait_child(const struct cp_wait_input *in, struct call *c, struct cp_wait *w)
 {
 	const char *sys = w->syscall ? w->syscall : "wait";
+	const char *ns = in->pidns && !in->pidns->same_ns ? " in its namespace" : "";
 
 	w->kind = CP_WAIT_WAIT_CHILD;
 	if (!c->args)
@@ -174,19 +181,20 @@ static int classify_wait_child(struct call *c, struct cp_wait *w)
 		int pid = (int)c->args[0];
 
 		if (pid > 0)
-			return wait_set_detail(w, "%s for child %d", sys, pid);
+			return wait_set_detail(w, "%s for child %d%s", sys, pid, ns);
 		if (pid == -1)
 			return wait_set_detail(w, "%s for any child", sys);
 		if (pid == 0)
 			return wait_set_detail(w, "%s for any child in its process group", sys);
-		return wait_set_detail(w, "%s for any child in process group %d", sys, -pid);
+		return wait_set_detail(w, "%s for any child in process group %d%s", sys,
+				       -pid, ns);
 	}
 	switch ((int)c->args[0]) {
 	case P_PID:
-		return wait_set_detail(w, "%s for child %d", sys, (int)c->args[1]);
+		return wait_set_detail(w, "%s for child %d%s", sys, (int)c->args[1], ns);
 	case P_PGID:
-		return wait_set_detail(w, "%s for any child in process group %d", sys,
-				       (int)c->args[1]);
+		return wait_set_detail(w, "%s for any child in process group %d%s", sys,
+				       (int)c->args[1], ns);
 #ifdef P_PIDFD
 	case P_PIDFD:
 		return wait_set_detail(w, "%s for the child of pidfd %d", sys, (int)c->args[1]);
@@ -323,7 +331,7 @@ static int classify_call(const struct cp_wait_input *in, struct call *c, struct 
 	case RULE_CONNECT:
 		return wait_classify_fd(in, c, w, CP_WAIT_CONNECT, true);
 	case RULE_WAIT_CHILD:
-		return classify_wait_child(c, w);
+		return classify_wait_child(in, c, w);
 	case RULE_SIGNAL:
 		return classify_signal(in, c, w);
 	case RULE_NONE:

@@ -1,7 +1,7 @@
 /*
- * Why a thread is blocked: the wait kinds of SPEC section 3, decided from /proc (state,
- * syscall and its arguments, wchan), the symbolized stack, and target memory (timespecs,
- * mutex owners), with fds named from /proc/PID/fd, fdinfo and /proc/PID/net.
+ * Why a thread is blocked: the wait kinds of docs/FORMATS.md ("Wait kinds"), decided from
+ * /proc (state, syscall and its arguments, wchan), the symbolized stack, and target memory
+ * (timespecs, mutex owners), with fds named from /proc/PID/fd, fdinfo and /proc/PID/net.
  */
 #ifndef CP_WAIT_H
 #define CP_WAIT_H
@@ -34,7 +34,7 @@ enum cp_wait_kind {
 	CP_WAIT__COUNT,
 };
 
-/* "running", "mutex", ..., "io-read", "wait-child", ... exactly as in SPEC section 3. */
+/* "running", "mutex", ..., "io-read", ... exactly as in docs/FORMATS.md, "Wait kinds". */
 const char *cp_wait_kind_name(enum cp_wait_kind kind);
 
 struct cp_wait {
@@ -45,6 +45,7 @@ struct cp_wait {
 	bool has_address;
 	int owner_tid;		/* 0 = null */
 	bool owner_in_process;	/* owner_tid is a live thread of this process */
+	bool owner_unrecorded;	/* a lock that records no owner (Rust's std locks) */
 	int fd;			/* -1 = null */
 	char *object;		/* owned; "socket:[123]", "pipe:[77]", a path; NULL = null */
 	int64_t timeout_ns;	/* -1 = null (unbounded, or none carried) */
@@ -53,6 +54,7 @@ struct cp_wait {
 
 struct cp_wait_cache;
 struct cp_mem;
+struct cp_pidns_map;
 
 /* Everything the classifier looks at for one thread. Borrowed. */
 struct cp_wait_input {
@@ -69,6 +71,12 @@ struct cp_wait_input {
 	struct cp_wait_cache *cache;
 	/* May be NULL: the process's memory, open for the dump; else it is read by pid. */
 	const struct cp_mem *mem;
+	/*
+	 * May be NULL (ids as cprof sees them): how the process's own PID namespace numbers its
+	 * threads. What the target stores (a lock's owner) and passes to system calls (a child's
+	 * pid) is in its numbers; tid, tids and owner_tid are in cprof's.
+	 */
+	const struct cp_pidns_map *pidns;
 };
 
 /*

@@ -38,6 +38,7 @@ struct cp_wait_cache {
 	struct lock_memo *locks;	/* wait_lock.c */
 	size_t nlocks, locks_alloc;
 	struct cp_pipe_index *pipes;	/* who holds the pipes' other ends */
+	struct cp_net_index *net;	/* the target's sockets by inode */
 };
 
 static inline bool starts_with(const char *s, const char *prefix)

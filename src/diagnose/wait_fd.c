@@ -25,7 +25,8 @@ struct cp_wait_cache *cp_wait_cache_new(void)
 {
 	struct cp_wait_cache *c = calloc(1, sizeof(*c));
 
-	if (c && !(c->pipes = cp_pipe_index_new())) {
+	if (c && (!(c->pipes = cp_pipe_index_new()) || !(c->net = cp_net_index_new()))) {
+		cp_pipe_index_free(c->pipes);
 		free(c);
 		return NULL;
 	}
@@ -41,6 +42,7 @@ void cp_wait_cache_free(struct cp_wait_cache *c)
 	free(c->v);
 	free(c->locks);
 	cp_pipe_index_free(c->pipes);
+	cp_net_index_free(c->net);
 	free(c);
 }
 
@@ -102,7 +104,8 @@ static int fd_describe_cached(const struct cp_wait_input *in, int fd, bool for_w
 		}
 		return 0;
 	}
-	ret = cp_fd_describe(in->pid, fd, for_write, in->cache ? in->cache->pipes : NULL, d);
+	ret = cp_fd_describe(in->pid, fd, for_write, in->cache ? in->cache->pipes : NULL,
+			     in->cache ? in->cache->net : NULL, d);
 	if (ret == 0)
 		memo_add(in->cache, in->pid, fd, for_write, d);
 	return ret;

@@ -8,11 +8,62 @@
 
 #include "lockinfo.h"
 #include "mem.h"
+#include "pidns.h"
 #include "util.h"
 #include "wait_classify.h"
 
 /* How many of the innermost frames may name the lock function. */
 #define LOCK_FRAMES 16
+
+/* Does name hold every one of the NULL-ended parts, in any order? */
+static bool has_all(const char *name, const char *const *parts)
+{
+	for (; *parts; parts++)
+		if (!strstr(name, *parts))
+			return false;
+	return true;
+}
+
+/*
+ * Rust's std locks, which block in futex() through libc's syscall() with no pthread frame:
+ * told by their std frames, whose paths changed between versions (sys::unix::locks::futex,
+ * sys::sync::mutex::futex, ...) while the type and method names did not. The label names
+ * the public call. CP_WAIT__COUNT when name is none of them.
+ */
+static enum cp_wait_kind rust_lock_kind(const char *name, const struct cp_wait_input *in,
+					size_t at, char *label, size_t size)
+{
+	static const char *const mutex[] = { "std::", "Mutex", "::lock_contended", NULL };
+	static const char *const rw_write[] = { "std::", "RwLock", "::write_contended", NULL };
+	static const char *const rw_read[] = { "std::", "RwLock", "::read_contended", NULL };
+	static const char *const condvar[] = { "std::", "futex", "Condvar", "::wait", NULL };
+	static const char *const park[] = { "std::", "Parker", "::park", NULL };
+
+	if (has_all(name, mutex)) {
+		snprintf(label, size, "std::sync::Mutex::lock");
+		return CP_WAIT_MUTEX;
+	}
+	if (has_all(name, rw_write) || has_all(name, rw_read)) {
+		snprintf(label, size, "std::sync::RwLock::%s",
+			 strstr(name, "::write_contended") ? "write" : "read");
+		return CP_WAIT_RWLOCK;
+	}
+	if (has_all(name, condvar)) {
+		snprintf(label, size, "std::sync::Condvar::wait");
+		return CP_WAIT_CONDVAR;
+	}
+	if (!has_all(name, park))
+		return CP_WAIT__COUNT;
+	/* A parked thread: a channel's receive parks the receiving thread. */
+	snprintf(label, size, "std::thread::park");
+	for (size_t i = at + 1; i < in->nfunctions && i < at + LOCK_FRAMES; i++)
+		if (in->functions[i] && strstr(in->functions[i], "::Receiver") &&
+		    strstr(in->functions[i], "::recv")) {
+			snprintf(label, size, "std::sync::mpsc::Receiver::recv");
+			break;
+		}
+	return CP_WAIT_FUTEX;
+}
 
 /*
  * The innermost pthread / semaphore function on the stack decides. Innermost wins:
@@ -31,6 +82,12 @@ enum cp_wait_kind wait_futex_kind(const struct cp_wait_input *in, char *label, s
 		const char *name = wait_base_name(in->functions[i], buf, sizeof(buf));
 		enum cp_wait_kind kind = CP_WAIT__COUNT;
 
+		if (in->functions[i] && strstr(in->functions[i], "std::")) {
+			kind = rust_lock_kind(in->functions[i], in, i, label, size);
+			if (kind != CP_WAIT__COUNT)
+				return kind;
+			continue;
+		}
 		if (starts_with(name, "pthread_mutex_") && strstr(name, "lock"))
 			kind = CP_WAIT_MUTEX;
 		else if (starts_with(name, "pthread_rwlock_"))
@@ -97,9 +154,9 @@ static int lock_owner(const struct cp_wait_input *in, int kind, uint64_t addr,
 	const struct cp_mem *mem = in->mem ? in->mem : &by_pid;
 
 	if (kind == CP_WAIT_MUTEX)
-		ret = cp_lock_mutex_owner(mem, addr, in->tids, in->ntids, li);
+		ret = cp_lock_mutex_owner(mem, addr, in->pidns, in->tids, in->ntids, li);
 	else
-		ret = cp_lock_rwlock_writer(mem, addr, in->tids, in->ntids, li);
+		ret = cp_lock_rwlock_writer(mem, addr, in->pidns, in->tids, in->ntids, li);
 	if (!c || c->nlocks >= WAIT_CACHE_MAX)
 		return ret;
 	if (cp_grow((void **)&c->locks, &c->locks_alloc, c->nlocks + 1, sizeof(*c->locks)) < 0)
@@ -163,7 +220,7 @@ static void futex_wait_args(const struct cp_wait_input *in, struct call *c, stru
 
 int wait_classify_futex(const struct cp_wait_input *in, struct call *c, struct cp_wait *w)
 {
-	char label[NAME_MAX_LEN], tmo[64], owner[96];
+	char label[NAME_MAX_LEN], tmo[64], owner[160];
 	struct cp_lock_info li;
 	enum cp_wait_kind kind;
 	uint64_t addr = c->args ? c->args[0] : 0;
@@ -189,6 +246,12 @@ int wait_classify_futex(const struct cp_wait_input *in, struct call *c, struct c
 				       kind == CP_WAIT_FUTEX ? "futex" : cp_wait_kind_name(kind),
 				       *label ? " in " : "", label, tmo);
 
+	/* Rust's locks keep no owner in the lock word: say so, read nothing as one. */
+	if ((kind == CP_WAIT_MUTEX || kind == CP_WAIT_RWLOCK) && starts_with(label, "std::")) {
+		w->owner_unrecorded = true;
+		return wait_set_detail(w, "0x%llx in %s, no owner recorded (Rust's lock word "
+				       "keeps none), %s", (unsigned long long)w->address, label, tmo);
+	}
 	if (kind == CP_WAIT_MUTEX || kind == CP_WAIT_RWLOCK) {
 		int ret;
 
@@ -197,19 +260,29 @@ int wait_classify_futex(const struct cp_wait_input *in, struct call *c, struct c
 		if (ret == 0 && li.address)
 			w->address = li.address;
 		if (ret == 0 && li.owner_tid > 0) {
+			char ns[48] = "";
+
 			w->owner_tid = li.owner_tid;
 			w->owner_in_process = li.owner_alive;
-			snprintf(owner, sizeof(owner), "held by %sthread %d%s",
-				 kind == CP_WAIT_RWLOCK ? "writer " : "", li.owner_tid,
+			if (li.ns_owner_tid > 0 && li.ns_owner_tid != li.owner_tid)
+				snprintf(ns, sizeof(ns), " (%d in its namespace)", li.ns_owner_tid);
+			snprintf(owner, sizeof(owner), "held by %sthread %d%s%s",
+				 kind == CP_WAIT_RWLOCK ? "writer " : "", li.owner_tid, ns,
 				 li.owner_tid == in->tid ? " (itself)" :
 				 li.owner_alive ? "" : ", which has exited");
+		} else if (ret == 0 && li.ns_owner_tid > 0) {
+			/* No thread of the process has that number in its namespace now. */
+			snprintf(owner, sizeof(owner),
+				 "held by %sthread %d in its namespace, not a thread of this "
+				 "process (exited, or of another process)",
+				 kind == CP_WAIT_RWLOCK ? "writer " : "", li.ns_owner_tid);
 		} else if (ret == 0) {
 			snprintf(owner, sizeof(owner), "%s",
 				 kind == CP_WAIT_RWLOCK ? "held by readers" : "owner not recorded");
 		} else {
 			snprintf(owner, sizeof(owner), "owner unknown");
 		}
-		/* The SPEC's exact form for a plain lock; a time limit is added only when set. */
+		/* docs/FORMATS.md's form for a plain lock; a time limit is added only when set. */
 		if (w->timeout_ns < 0 && !w->timeout_unknown)
 			return wait_set_detail(w, "0x%llx %s", (unsigned long long)w->address,
 					       owner);

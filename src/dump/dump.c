@@ -72,6 +72,9 @@ static void dump_run_release(struct dump_run *run)
 		cp_switch_watch_close(&run->switches);
 	run->have_switches = false;
 	cp_mem_close(&run->mem);
+	if (run->have_pidns)
+		cp_pidns_map_release(&run->pidns);
+	run->have_pidns = false;
 	run->work = NULL;
 	run->seen = NULL;
 	run->progress_before = NULL;
@@ -120,6 +123,7 @@ static int classify(const struct dump_run *run, const struct thread_work *tw,
 	in.ntids = ntids;
 	in.cache = cache;
 	in.mem = &run->mem;
+	in.pidns = run->have_pidns ? &run->pidns : NULL;
 	err = cp_wait_classify(&in, &th->wait);
 	if (err == 0 && th->wait.kind == CP_WAIT_SYSCALL && !tw->wchan &&
 	    (tw->st.state == 'S' || tw->st.state == 'D') &&
@@ -162,6 +166,17 @@ static int assemble_zombie_process(struct dump_run *run, const struct cp_task_st
 	return 0;
 }
 
+/* The number the target's PID namespace gives host id tid, when that differs; else 0. */
+static int ns_number(const struct dump_run *run, int tid)
+{
+	int ns;
+
+	if (!run->have_pidns || run->pidns.same_ns)
+		return 0;
+	ns = cp_pidns_to_ns(&run->pidns, tid);
+	return ns > 0 && ns != tid ? ns : 0;
+}
+
 /* A dump thread from tw: its state, and its frames once unwound. 0 or -errno. */
 static int assemble_thread(struct dump_run *run, struct thread_work *tw,
 			   struct cp_dump_thread *th)
@@ -170,6 +185,7 @@ static int assemble_thread(struct dump_run *run, struct thread_work *tw,
 	int err;
 
 	th->tid = tw->tid;
+	th->ns_tid = ns_number(run, tw->tid);
 	snprintf(th->name, sizeof(th->name), "%s", tw->st.comm);
 	th->state = tw->st.state;
 	th->stuck = tw->stuck;
@@ -188,7 +204,9 @@ static int assemble_thread(struct dump_run *run, struct thread_work *tw,
 		d->max_stop_ns = tw->snap.stopped_ns;
 	d->total_stop_ns += tw->snap.stopped_ns;
 	d->ncaptured++;
-	th->truncated = tw->snap.stack.truncated || tw->unwind_truncated;
+	/* A walk that reached the stack's start lost nothing to the copy's limit. */
+	th->truncated = (tw->snap.stack.truncated && tw->unwind_error != 0) ||
+			tw->unwind_truncated;
 	th->unwind_error = tw->unwind_error;
 	err = dump_symbolize_thread(run, tw, th);
 	if (err < 0)
@@ -340,6 +358,18 @@ static int capture_threads(struct dump_run *run, int *tracer)
 	if (err < 0)
 		return err;
 
+	/*
+	 * What the target stores of its threads' ids is in its own PID namespace's numbers: read
+	 * them once the threads are known (nothing is read when it shares cprof's namespace).
+	 */
+	err = cp_pidns_map_read(run->pid, &run->pidns);
+	if (err == -ENOMEM)
+		return err;
+	run->have_pidns = err == 0;
+	if (run->have_pidns)
+		d->ns_pid = ns_number(run, run->pid);
+	err = 0;
+
 	if (process_dead(run->pid)) {
 		bool any = false;
 
@@ -411,8 +441,14 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 	err = assemble_threads(&run);
 	if (err < 0)
 		goto fail;
+	err = dump_infer_lock_holders(&run);
+	if (err < 0)
+		goto fail;
 	err = cp_dump_find_deadlocks(&d);
 	if (err == -ENOMEM)
+		goto fail;
+	err = dump_find_leaks(&run);
+	if (err < 0)
 		goto fail;
 	if (opts->flags & CP_DUMP_GROUP) {
 		err = cp_dump_group(&d);
@@ -429,9 +465,12 @@ fail:
 	return err;
 }
 
-static bool is_lock_wait(const struct cp_wait *w)
+static bool is_lock_wait(const struct cp_dump_thread *th)
 {
-	return (w->kind == CP_WAIT_MUTEX || w->kind == CP_WAIT_RWLOCK) && w->owner_tid > 0;
+	const struct cp_wait *w = &th->wait;
+
+	return (w->kind == CP_WAIT_MUTEX || w->kind == CP_WAIT_RWLOCK) &&
+	       (w->owner_tid > 0 || th->inferred_owner_tid > 0);
 }
 
 int cp_dump_find_deadlocks(struct cp_dump *dump)
@@ -459,12 +498,13 @@ int cp_dump_find_deadlocks(struct cp_dump *dump)
 
 			tids[i] = th->tid;
 			sorted = sorted && (i == 0 || tids[i - 1] < tids[i]);
-			if (!is_lock_wait(w))
+			if (!is_lock_wait(th))
 				continue;
 			waits[g.nwaits++] = (struct cp_lock_wait){
 				.waiter_tid = th->tid,
 				.waiter_name = th->name,
-				.owner_tid = w->owner_tid,
+				.owner_tid = w->owner_tid > 0 ? w->owner_tid : th->inferred_owner_tid,
+				.owner_inferred = w->owner_tid <= 0,
 				.address = w->address,
 				.has_address = w->has_address,
 				.rwlock = w->kind == CP_WAIT_RWLOCK,
@@ -510,7 +550,11 @@ void cp_dump_release(struct cp_dump *d)
 		free(d->groups[i].tids);
 	free(d->groups);
 	cp_deadlock_free(d->deadlocks, d->ndeadlocks);
-	dump_free_strv(d->strings, d->nstrings);
+	for (size_t i = 0; i < d->nleaks; i++)
+		free(d->leaks[i].tids);
+	free(d->leaks);
+	if (d->has_strings)
+		cp_strtab_release(&d->strings);
 	memset(d, 0, sizeof(*d));
 }
 

@@ -1,6 +1,6 @@
 /*
  * A thread dump: the model, how it is taken (capture every thread, then unwind, symbolize and
- * classify the copies), and its writers (text and JSON, SPEC section 3).
+ * classify the copies), and its writers (text and JSON, docs/FORMATS.md "Thread dump").
  */
 #ifndef CP_DUMP_H
 #define CP_DUMP_H
@@ -13,7 +13,9 @@
 
 #include "deadlock.h"
 #include "fdinfo.h"
+#include "leak.h"
 #include "proc.h"
+#include "strtab.h"
 #include "wait.h"
 
 struct cp_frame {
@@ -29,6 +31,12 @@ struct cp_frame {
 
 struct cp_dump_thread {
 	int tid;
+	int ns_tid;		/* its id in the process's own PID namespace; 0: same as tid */
+	/*
+	 * For a lock that records no owner (wait.owner_unrecorded): another waiting thread whose
+	 * stack holds a reference to the lock, the likely holder; 0 when none.
+	 */
+	int inferred_owner_tid;
 	char name[CP_COMM_LEN];
 	char state;
 	struct cp_wait wait;
@@ -51,8 +59,18 @@ struct cp_dump_group {
 	size_t first;		/* index of a representative thread */
 };
 
+/* A group of threads with one stack that looks like a leak, with the evidence. */
+struct cp_dump_leak {
+	size_t first;		/* index of a representative thread */
+	size_t count;
+	int *tids;		/* owned */
+	struct cp_leak_verdict verdict;
+	size_t grown;		/* threads the group gained since the first look of --stuck */
+};
+
 struct cp_dump {
 	int pid;
+	int ns_pid;		/* pid in the process's own PID namespace; 0: same as pid */
 	char *exe;
 	char **cmdline;		/* NULL-terminated */
 	uint64_t time_ns;	/* wall clock at the start of the dump */
@@ -60,6 +78,8 @@ struct cp_dump {
 	size_t nthreads;
 	struct cp_dump_group *groups;	/* NULL unless grouped */
 	size_t ngroups;
+	struct cp_dump_leak *leaks;	/* owned; groups judged leaks (text dump's LEAK? lines) */
+	size_t nleaks, leaks_alloc;
 	struct cp_deadlock *deadlocks;	/* owned */
 	size_t ndeadlocks;
 	struct cp_fd_counts fds;
@@ -75,14 +95,16 @@ struct cp_dump {
 	uint64_t classify_ns;
 	bool switch_records;	/* captures trusted the CPUs' context-switch records */
 	int kernel_error;	/* --kernel: 0, or why /proc/.../stack could not be read */
-	char **strings;		/* owned; module paths the frames point to */
-	size_t nstrings;
+	struct cp_strtab strings;	/* module paths the frames point to */
+	bool has_strings;
 };
 
 enum cp_dump_flags {
 	CP_DUMP_KERNEL = 1u << 0,	/* read kernel stacks */
 	CP_DUMP_GROUP = 1u << 1,	/* build groups */
 	CP_DUMP_STOP_ALL = 1u << 2,	/* stop every thread to capture it */
+	/* Judge large groups of threads with one stack as leaks (leaks, the text's LEAK?). */
+	CP_DUMP_LEAKS = 1u << 3,
 };
 
 struct cp_dump_opts {
@@ -111,7 +133,7 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 		 struct cp_dump *out, int *tracer);
 void cp_dump_release(struct cp_dump *dump);
 
-/* Merge threads with identical stacks and wait kind (SPEC --group). */
+/* Merge threads with identical stacks and wait kind (--group; docs/FORMATS.md). */
 int cp_dump_group(struct cp_dump *dump);
 /*
  * The same grouping without touching dump: *out (caller frees each tids, then the array) is

@@ -485,8 +485,8 @@ int dump_capture_all(struct dump_run *run, int *tracer)
 
 /*
  * Threads created while the others were being captured: capture them once. Listing the
- * threads again costs as much as a tenth of a dump of a thousand (the kernel looks every
- * entry up), so the process's thread count decides first: when it equals the threads just
+ * threads again is dear (the kernel looks every entry up), so the process's thread count
+ * decides first: when it equals the threads just
  * captured, nothing was created, unless one of them exited meanwhile just as another
  * started, and a thread created a moment later would be missed all the same.
  */

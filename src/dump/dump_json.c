@@ -1,4 +1,4 @@
-/* The JSON thread dump (SPEC section 3): every field present, null where there is no value. */
+/* The JSON thread dump (docs/FORMATS.md, "JSON"): every field present, null for no value. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +23,9 @@ static void add_int_or_null(struct cp_strbuf *sb, bool present, long long v)
 }
 
 /*
- * A stack cut short ends in a pseudo-frame, as in profiles (SPEC section 4): "[truncated]" at
- * the depth or stack-copy cap, "[unknown]" when unwinding failed part-way. Its pc, module
- * and offset are null: no real address stands behind it.
+ * A stack cut short ends in a pseudo-frame, as in profiles (docs/FORMATS.md, "Frames"):
+ * "[truncated]" at the depth or stack-copy cap, "[unknown]" when unwinding failed part-way.
+ * Its pc, module and offset are null: no real address stands behind it.
  */
 static const char *stack_end_marker(const struct cp_dump_thread *th)
 {
@@ -109,6 +109,8 @@ static void add_thread(struct cp_strbuf *sb, const struct cp_dump_thread *th)
 
 	cp_strbuf_adds(sb, "    { \"tid\": ");
 	cp_strbuf_add_int(sb, th->tid);
+	cp_strbuf_adds(sb, ", \"ns_tid\": ");
+	add_int_or_null(sb, th->ns_tid > 0, th->ns_tid);
 	cp_strbuf_adds(sb, ", \"name\": ");
 	cp_strbuf_add_json_str(sb, th->name);
 	cp_strbuf_adds(sb, ", \"state\": ");

@@ -14,6 +14,7 @@
 #include "dump.h"
 #include "maps.h"
 #include "mem.h"
+#include "pidns.h"
 #include "proc.h"
 #include "stack_memo.h"
 #include "unwind.h"
@@ -102,6 +103,9 @@ struct dump_run {
 	struct cp_switch_watch switches;	/* the CPUs' context switches, for big dumps */
 	bool have_switches;
 	struct cp_mem mem;		/* the target's memory, open while the dump lasts */
+	/* How the target's PID namespace numbers its threads, read after the captures. */
+	struct cp_pidns_map pidns;
+	bool have_pidns;
 };
 
 /* dump.c */
@@ -154,5 +158,12 @@ void dump_symbolize_release(struct dump_run *run);
 int dump_stuck_watch(struct dump_run *run);
 /* Set each thread's stuck flag from the two readings. */
 void dump_stuck_mark(struct dump_run *run);
+/*
+ * For waits on locks that record no owner, the waiting thread whose stack holds a reference
+ * to the lock (inferred_owner_tid). 0 or -ENOMEM.
+ */
+int dump_infer_lock_holders(struct dump_run *run);
+/* Judge the groups of threads with one stack as leaks or not (d->leaks). 0 or -ENOMEM. */
+int dump_find_leaks(struct dump_run *run);
 
 #endif

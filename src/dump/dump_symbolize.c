@@ -9,19 +9,13 @@
 /* Intern a module path in the dump so frames can borrow it beyond the maps' lifetime. */
 static const char *intern(struct cp_dump *d, const char *s)
 {
-	char **v;
-
-	for (size_t i = d->nstrings; i-- > 0;)
-		if (!strcmp(d->strings[i], s))
-			return d->strings[i];
-	v = realloc(d->strings, (d->nstrings + 1) * sizeof(*v));
-	if (!v)
-		return NULL;
-	d->strings = v;
-	v[d->nstrings] = strdup(s);
-	if (!v[d->nstrings])
-		return NULL;
-	return v[d->nstrings++];
+	/* The table is set up on first use: a dump built by hand (tests) has none yet. */
+	if (!d->has_strings) {
+		if (cp_strtab_init(&d->strings, 0) < 0)
+			return NULL;
+		d->has_strings = true;
+	}
+	return cp_strtab_str(&d->strings, s);
 }
 
 static bool pc_memo_eq(const void *ctx, uint32_t idx, const void *key)

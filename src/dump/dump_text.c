@@ -1,4 +1,4 @@
-/* The text thread dump (SPEC section 3), modelled on Go's goroutine dump. */
+/* The text thread dump (docs/FORMATS.md "Text"), modelled on Go's goroutine dump. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,11 +8,6 @@
 #include "dump.h"
 #include "util.h"
 
-/* A leak indicator fires when one stack and wait kind holds this many threads... */
-#define LEAK_MIN_THREADS 10
-/* ...or at least this share of them (and a few threads at least, so that 1 of 2 is not one). */
-#define LEAK_MIN_PERCENT 50
-#define LEAK_MIN_SMALL 3
 /* Thread ids listed on one group or leak line before "and N more". */
 #define TIDS_SHOWN 16
 
@@ -197,11 +192,18 @@ static void add_wait(struct out *o, const struct cp_dump *dump, const struct cp_
 		add_text(o, w->detail);
 		/* The owner's name helps more than its number; the detail ends with the tid. */
 		if (w->owner_tid > 0) {
-			char tail[32];
+			char tail[64];
 			size_t dl = strlen(w->detail), tl;
 			const struct cp_dump_thread *owner = find_thread(dump, w->owner_tid);
 
-			tl = (size_t)snprintf(tail, sizeof(tail), "thread %d", w->owner_tid);
+			/* In a PID namespace of its own, the owner's number there follows. */
+			if (owner && owner->ns_tid > 0)
+				tl = (size_t)snprintf(tail, sizeof(tail),
+						      "thread %d (%d in its namespace)",
+						      w->owner_tid, owner->ns_tid);
+			else
+				tl = (size_t)snprintf(tail, sizeof(tail), "thread %d",
+						      w->owner_tid);
 			if (owner && dl >= tl && !strcmp(w->detail + dl - tl, tail)) {
 				cp_strbuf_addc(&o->sb, ' ');
 				add_name(o, owner->name);
@@ -271,7 +273,9 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 		else if (!th->nframes)
 			cp_strbuf_addf(&o->sb, "  (no stack: %s)\n", why);
 		else if (!th->truncated)
-			cp_strbuf_addf(&o->sb, "  ... unwinding stopped early (%s)\n", why);
+			/* As in JSON and in profiles: an explicit frame where the stack ends. */
+			cp_strbuf_addf(&o->sb, "  #%zu [unknown]\n  ... unwinding stopped early (%s)\n",
+				       th->nframes, why);
 	}
 	if (th->nkernel_frames) {
 		cp_strbuf_adds(&o->sb, "  kernel:\n");
@@ -308,6 +312,8 @@ static void add_stuck(struct out *o, const struct cp_dump *dump, const struct cp
 static void add_thread(struct out *o, const struct cp_dump *dump, const struct cp_dump_thread *th)
 {
 	cp_strbuf_addf(&o->sb, "\n%sthread %d ", col(o, C_BOLD), th->tid);
+	if (th->ns_tid > 0)
+		cp_strbuf_addf(&o->sb, "(%d in its namespace) ", th->ns_tid);
 	add_name(o, th->name);
 	cp_strbuf_addf(&o->sb, "%s ", col(o, C_RESET));
 	add_wait(o, dump, th, true);
@@ -386,45 +392,34 @@ static const char *telling_function(const struct cp_dump_thread *th)
 
 static int add_leaks(struct out *o, const struct cp_dump *dump)
 {
-	struct cp_dump_group *g = NULL;
-	size_t ng = 0;
-	int err;
+	for (size_t i = 0; i < dump->nleaks; i++) {
+		const struct cp_dump_leak *lk = &dump->leaks[i];
+		const struct cp_dump_thread *th = &dump->threads[lk->first];
+		const char *fn = telling_function(th);
+		char span[32], age[32];
 
-	if (dump->nthreads < LEAK_MIN_SMALL)
-		return 0;
-	err = cp_dump_group_compute(dump, &g, &ng);
-	if (err < 0)
-		return err;
-	for (size_t i = 0; i < ng; i++) {
-		const struct cp_dump_thread *th = &dump->threads[g[i].first];
-		size_t pct = g[i].count * 100 / dump->nthreads;
-		const char *fn;
-
-		/* Busy, stopped or dead threads are not a leak of waiting threads. */
-		if (th->wait.kind == CP_WAIT_RUNNING || th->wait.kind == CP_WAIT_STOPPED ||
-		    th->wait.kind == CP_WAIT_ZOMBIE)
-			continue;
-		if (g[i].count < LEAK_MIN_THREADS &&
-		    (g[i].count < LEAK_MIN_SMALL || pct < LEAK_MIN_PERCENT))
-			continue;
-		fn = telling_function(th);
 		cp_strbuf_addf(&o->sb, "  %sLEAK?%s %zu of %zu threads (%zu%%) share one stack, "
 				       "waiting in %s",
-			       col(o, C_YELLOW C_BOLD), col(o, C_RESET), g[i].count, dump->nthreads,
-			       pct, cp_wait_kind_name(th->wait.kind));
+			       col(o, C_YELLOW C_BOLD), col(o, C_RESET), lk->count, dump->nthreads,
+			       lk->count * 100 / dump->nthreads, cp_wait_kind_name(th->wait.kind));
 		if (fn) {
 			cp_strbuf_adds(&o->sb, " at ");
 			add_text(o, fn);
 		}
 		if (cp_dump_wait_unbounded(&th->wait))
 			cp_strbuf_adds(&o->sb, " with no timeout");
+		if (lk->verdict.span_ns) {
+			cp_leak_format_duration(lk->verdict.span_ns, span, sizeof(span));
+			cp_leak_format_duration(lk->verdict.newest_age_ns, age, sizeof(age));
+			cp_strbuf_addf(&o->sb, ", created over %s, the last %s ago", span, age);
+		}
+		if (lk->grown)
+			cp_strbuf_addf(&o->sb, ", grew by %zu in %d s", lk->grown,
+				       dump->stuck_seconds);
 		cp_strbuf_adds(&o->sb, ": ");
-		add_tids(o, dump, g[i].tids, g[i].count);
+		add_tids(o, dump, lk->tids, lk->count);
 		cp_strbuf_addc(&o->sb, '\n');
 	}
-	for (size_t i = 0; i < ng; i++)
-		free(g[i].tids);
-	free(g);
 	return 0;
 }
 
@@ -462,6 +457,9 @@ static void add_header(struct out *o, const struct cp_dump *dump)
 		cp_strbuf_addf(&o->sb, "%s %zu %s", i ? "," : "", counts[i].count,
 			       cp_wait_kind_name(counts[i].kind));
 	cp_strbuf_addc(&o->sb, '\n');
+	if (dump->ns_pid > 0)
+		cp_strbuf_addf(&o->sb, "  in its own PID namespace as process %d (thread numbers "
+				       "there in parentheses)\n", dump->ns_pid);
 	if (dump->has_fds)
 		cp_strbuf_addf(&o->sb,
 			       "  fds: %d (%d socket, %d pipe, %d file, %d anon, %d other)\n",

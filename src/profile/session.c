@@ -120,9 +120,28 @@ static int add_main_mapping(struct cp_session *s, struct cp_proc *p, const struc
 	return 0;
 }
 
-static uint64_t user_location(struct cp_session *s, struct cp_proc *p, uint64_t addr)
+/*
+ * The name of a frame nothing symbolizes: module+0xoffset of the pc as unwound (a return
+ * address, not the call instruction the location points into), as thread dumps print it; one
+ * function per address, so that pprof does not merge a module's unnamed functions into one.
+ */
+static const char *unsymbolized_name(const struct cp_map *map, uint64_t pc, char *buf,
+				     size_t size)
+{
+	const char *path = map->path && map->path[0] ? map->path : "[anon]";
+	const char *slash = path[0] == '[' ? NULL : strrchr(path, '/');
+
+	snprintf(buf, size, "%s+0x%" PRIx64, slash && slash[1] ? slash + 1 : path,
+		 pc - map->start + map->offset);
+	return buf;
+}
+
+/* The location of addr (pc, or pc - 1 for a caller frame). */
+static uint64_t user_location(struct cp_session *s, struct cp_proc *p, uint64_t addr,
+			      uint64_t pc)
 {
 	struct cp_profile_line lines[CP_SYM_MAX_INLINE];
+	char unnamed[256];
 	struct cp_sym_result res;
 	const struct cp_map *map;
 	uint64_t id = cp_profile_find_location(s->prof, p->pid, addr);
@@ -148,6 +167,12 @@ static uint64_t user_location(struct cp_session *s, struct cp_proc *p, uint64_t 
 				lines[nlines].start_line = f->start_line;
 				nlines++;
 			}
+		}
+		if (nlines == 0) {
+			memset(&lines[0], 0, sizeof(lines[0]));
+			lines[0].function = unsymbolized_name(map, pc, unnamed, sizeof(unnamed));
+			lines[0].system_name = lines[0].function;
+			nlines = 1;
 		}
 	}
 	if (cp_profile_add_location(s->prof, p->pid, addr, mid, lines, nlines, &id) < 0)
@@ -230,7 +255,7 @@ static void callchain_frames(struct cp_session *s, struct cp_proc *p, const stru
 				*cut = true;	/* everything above it is as untrustworthy */
 				continue;
 			}
-			id = user_location(s, p, pc);
+			id = user_location(s, p, pc, a);
 		} else {
 			continue;
 		}
@@ -319,7 +344,7 @@ static const char *dwarf_frames(struct cp_session *s, struct cp_proc *p,
 	}
 	for (size_t i = 0; i < ur->n && *n < MAX_FRAMES - 1; i++) {
 		bool exact = i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL);
-		uint64_t id = user_location(s, p, exact ? ur->pc[i] : ur->pc[i] - 1);
+		uint64_t id = user_location(s, p, exact ? ur->pc[i] : ur->pc[i] - 1, ur->pc[i]);
 
 		if (id)
 			s->locs[(*n)++] = id;

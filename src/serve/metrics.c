@@ -11,6 +11,7 @@
 #include "dump.h"
 #include "lockinfo.h"
 #include "mem.h"
+#include "pidns.h"
 #include "metrics.h"
 #include "proc.h"
 
@@ -110,13 +111,14 @@ static double boot_time(void)
  * that owner: the stack is what tells a mutex from a condvar in a dump; here the lock's bytes
  * in the target's memory must look like a mutex instead.
  */
-static void futex_owner(const struct cp_mem *mem, const int *tids, size_t n, struct cp_wait *w)
+static void futex_owner(const struct cp_mem *mem, const struct cp_pidns_map *ns, const int *tids,
+			size_t n, struct cp_wait *w)
 {
 	struct cp_lock_info li;
 
 	if (w->kind != CP_WAIT_FUTEX || !w->has_address)
 		return;
-	if (cp_lock_mutex_owner(mem, w->address, tids, n, &li) < 0 || li.owner_tid <= 0)
+	if (cp_lock_mutex_owner(mem, w->address, ns, tids, n, &li) < 0 || li.owner_tid <= 0)
 		return;
 	w->kind = CP_WAIT_MUTEX;
 	w->owner_tid = li.owner_tid;
@@ -220,6 +222,7 @@ static int scan_threads(int pid, const int *tids, size_t n, bool waits, struct c
 	struct cp_lock_wait *locks = waits ? calloc(n ? n : 1, sizeof(*locks)) : NULL;
 	char (*names)[CP_COMM_LEN] = waits ? calloc(n ? n : 1, sizeof(*names)) : NULL;
 	struct cp_mem mem = CP_MEM_BY_PID(pid);
+	struct cp_pidns_map ns = { .same_ns = true };
 	size_t nlocks = 0;
 	char path[48];
 	int err = 0, taskfd;
@@ -228,15 +231,20 @@ static int scan_threads(int pid, const int *tids, size_t n, bool waits, struct c
 		err = -ENOMEM;
 		goto done;
 	}
-	if (waits)
+	if (waits) {
 		cp_mem_open(&mem, pid);
+		/* Unreadable: owners are taken as cprof numbers them, as in a dump. */
+		if (cp_pidns_map_read(pid, &ns) < 0)
+			ns = (struct cp_pidns_map){ .same_ns = true };
+	}
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	taskfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	for (size_t i = 0; i < n; i++) {
 		struct cp_task_stat st;
 		struct cp_task_syscall sc;
 		struct cp_wait_input in = { .pid = pid, .tid = tids[i], .stat = &st, .tids = tids,
-					    .ntids = n, .cache = cache, .mem = &mem };
+					    .ntids = n, .cache = cache, .mem = &mem,
+					    .pidns = &ns };
 		struct cp_wait w;
 		char wchan[128] = "";
 
@@ -254,7 +262,7 @@ static int scan_threads(int pid, const int *tids, size_t n, bool waits, struct c
 		in.wchan = wchan;
 		if (cp_wait_classify(&in, &w) < 0)
 			continue;
-		futex_owner(&mem, tids, n, &w);
+		futex_owner(&mem, &ns, tids, n, &w);
 		m->by_wait[w.kind < CP_WAIT__COUNT ? w.kind : CP_WAIT_UNKNOWN]++;
 		m->unbounded_io += cp_dump_wait_unbounded(&w);
 		m->blocked += is_blocked(&w, st.state);
@@ -274,6 +282,7 @@ static int scan_threads(int pid, const int *tids, size_t n, bool waits, struct c
 	if (waits)
 		err = count_deadlocked(pid, locks, nlocks, tids, n, &m->deadlocked);
 done:
+	cp_pidns_map_release(&ns);
 	cp_mem_close(&mem);
 	cp_wait_cache_free(cache);
 	free(locks);

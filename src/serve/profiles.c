@@ -195,13 +195,18 @@ done:
 int cp_serve_dump(int pid, enum cp_serve_dump_form form, struct cp_symbolizer *sym, char **body,
 		  size_t *len, int *tracer)
 {
-	struct cp_dump_opts opts = { .flags = form == CP_SERVE_DUMP_GROUPED ? CP_DUMP_GROUP : 0 };
+	struct cp_dump_opts opts = { 0 };
 	struct cp_dump d = { 0 };
 	char *buf = NULL;
 	size_t n = 0;
 	FILE *f;
 	int err;
 
+	/* The text forms carry the LEAK? evidence, as cprof dump's text does. */
+	if (form == CP_SERVE_DUMP_GROUPED)
+		opts.flags = CP_DUMP_GROUP | CP_DUMP_LEAKS;
+	else if (form == CP_SERVE_DUMP_TEXT)
+		opts.flags = CP_DUMP_LEAKS;
 	err = cp_dump_take(pid, &opts, sym, &d, tracer);
 	if (err < 0)
 		return err;

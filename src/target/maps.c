@@ -202,9 +202,9 @@ int cp_maps_parse(const char *text, struct cp_maps *out)
 }
 
 /*
- * Read in pieces through one buffer and parsed as it comes: the maps of a process with a
- * thousand threads are 180 KB of text, which read whole (doubling as it grows) was half a
- * megabyte of fresh pages.
+ * Read in pieces through one buffer and parsed as it comes: the maps of a process with many
+ * threads are large, and reading them whole (doubling the buffer as it grows) touches many
+ * fresh pages (docs/PERFORMANCE.md, "Design figures").
  */
 int cp_maps_read(int pid, struct cp_maps *out)
 {

@@ -59,6 +59,13 @@ static int cmp_ns_tid(const void *a, const void *b)
 	return (x->ns_tid > y->ns_tid) - (x->ns_tid < y->ns_tid);
 }
 
+static int cmp_tid(const void *a, const void *b)
+{
+	const struct cp_pidns_tid *x = a, *y = b;
+
+	return (x->tid > y->tid) - (x->tid < y->tid);
+}
+
 int cp_pidns_map_read(int pid, struct cp_pidns_map *out)
 {
 	struct cp_pidns_map m = { 0 };
@@ -75,8 +82,10 @@ int cp_pidns_map_read(int pid, struct cp_pidns_map *out)
 	if (err < 0)
 		return err;
 	m.v = calloc(n ? n : 1, sizeof(*m.v));
-	if (!m.v) {
+	m.by_tid = calloc(n ? n : 1, sizeof(*m.by_tid));
+	if (!m.v || !m.by_tid) {
 		free(tids);
+		cp_pidns_map_release(&m);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -90,6 +99,9 @@ int cp_pidns_map_read(int pid, struct cp_pidns_map *out)
 		m.v[m.n++] = (struct cp_pidns_tid){ .ns_tid = ns, .tid = tids[i] };
 	}
 	free(tids);
+	/* The task list is in tid order already; sorting keeps that a promise. */
+	memcpy(m.by_tid, m.v, m.n * sizeof(*m.v));
+	qsort(m.by_tid, m.n, sizeof(*m.by_tid), cmp_tid);
 	qsort(m.v, m.n, sizeof(*m.v), cmp_ns_tid);
 	*out = m;
 	return 0;
@@ -107,12 +119,12 @@ int cp_pidns_to_host(const struct cp_pidns_map *m, int ns_tid)
 
 int cp_pidns_to_ns(const struct cp_pidns_map *m, int tid)
 {
+	struct cp_pidns_tid key = { .tid = tid }, *hit;
+
 	if (!m || m->same_ns)
 		return tid;
-	for (size_t i = 0; i < m->n; i++)
-		if (m->v[i].tid == tid)
-			return m->v[i].ns_tid;
-	return -1;
+	hit = m->by_tid ? bsearch(&key, m->by_tid, m->n, sizeof(*m->by_tid), cmp_tid) : NULL;
+	return hit ? hit->ns_tid : -1;
 }
 
 void cp_pidns_map_release(struct cp_pidns_map *m)
@@ -120,6 +132,8 @@ void cp_pidns_map_release(struct cp_pidns_map *m)
 	if (!m)
 		return;
 	free(m->v);
+	free(m->by_tid);
 	m->v = NULL;
+	m->by_tid = NULL;
 	m->n = 0;
 }

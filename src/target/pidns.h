@@ -17,6 +17,7 @@ struct cp_pidns_tid {
 struct cp_pidns_map {
 	bool same_ns;		/* the target shares cprof's PID namespace: ids are the same */
 	struct cp_pidns_tid *v;	/* sorted by ns_tid; empty when same_ns */
+	struct cp_pidns_tid *by_tid;	/* the same pairs sorted by tid */
 	size_t n;
 };
 

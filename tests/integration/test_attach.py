@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""cprof attach: CPU profiles of running processes (SPEC sections 1, 2 and 4)."""
+"""cprof attach: CPU profiles of running processes (docs/cprof.1, docs/FORMATS.md "Profiles")."""
 import glob
 import gzip
 import os

@@ -29,7 +29,7 @@ def check_waits_for(dump, info, waiter, mutex, owner, kind="mutex"):
 
 
 def desc(info, a, ma, b, mb):
-    """The SPEC's sentence for a two-thread cycle."""
+    """docs/FORMATS.md's sentence ("Deadlocks") for a two-thread cycle."""
     return ('thread %d "%s" waits for mutex %#x held by thread %d "%s", which waits for mutex %#x '
             'held by thread %d "%s"' % (info["TID"][a], a, info["MUTEX"][ma], info["TID"][b], b,
                                         info["MUTEX"][mb], info["TID"][a], a))

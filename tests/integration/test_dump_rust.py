@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """cprof dump on the rust_locks fixture (rustc, v0 symbol names): every frame of every thread is
-named in Rust's own syntax, none by its raw mangled name, and each thread blocked in std's locks
-and channels shows std's frames under the fixture's own function."""
+named in Rust's own syntax, none by its raw mangled name, each thread blocked in std's locks
+and channels shows std's frames under the fixture's own function and the wait kind glibc's
+locks get (mutex, condvar, rwlock, futex for a channel), and the two threads that take two
+Mutexes in opposite orders are reported as a deadlock, said to be inferred: Rust's lock word
+records no owner."""
 import os
 import re
 import sys
@@ -68,6 +71,38 @@ def test_text_dump():
         raw = [line for line in p.stdout.splitlines() if RAW.search(line)]
         check(not raw, "text dump: raw mangled names", raw[:5])
 
+
+
+KINDS = {"mutex-wait": ("mutex", "std::sync::Mutex::lock"),
+         "abba-1": ("mutex", "std::sync::Mutex::lock"),
+         "abba-2": ("mutex", "std::sync::Mutex::lock"),
+         "cv-wait": ("condvar", "std::sync::Condvar::wait"),
+         "rw-writer": ("rwlock", "std::sync::RwLock::write"),
+         "mpsc-recv": ("futex", "std::sync::mpsc::Receiver::recv")}
+
+
+def test_wait_kinds_and_deadlock():
+    with cplib.Target("rust_locks") as t:
+        tids = t.tagged("TID")
+        d = cplib.dump_json(t.pid)
+        names = {x["name"]: x for x in d["threads"]}
+        for name, (kind, label) in KINDS.items():
+            w = names[name]["wait"]
+            check(w["kind"] == kind, "%s: kind %s" % (name, kind), w)
+            check(label in (w["detail"] or ""), "%s: detail names %s" % (name, label), w)
+            if kind in ("mutex", "rwlock"):
+                check(w["owner_tid"] is None, "%s: an owner made up" % name, w)
+                check("no owner recorded" in w["detail"], "%s: says no owner" % name, w)
+        abba = sorted([tids["abba-1"], tids["abba-2"]])
+        cycles = [x for x in d["deadlocks"] if sorted(x["tids"]) == abba]
+        check(len(cycles) == 1, "the abba deadlock", d["deadlocks"])
+        check("no owner recorded" in cycles[0]["description"], "inferred, and said so",
+              cycles[0])
+        check(not any(tids["mutex-wait"] in x["tids"] for x in d["deadlocks"]),
+              "a wait on a sleeping holder is no deadlock", d["deadlocks"])
+        text = cplib.run(["dump", "-p", t.pid], check_rc=0).stdout
+        check(re.search(r"^DEADLOCK: .*abba-[12].*no owner recorded", text, re.M),
+              "DEADLOCK line", text[-1500:])
 
 if __name__ == "__main__":
     cplib.main(globals())

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """cprof record: run a command under the profiler, follow its threads and children, pass its
-exit status through (SPEC sections 1, 2 and 4)."""
+exit status through (docs/cprof.1 "record", docs/FORMATS.md "Profiles")."""
 import os
 import subprocess
 import time

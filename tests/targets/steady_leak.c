@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@
 #include "fixture.h"
 
 static int pipe_fds[2];
+static _Atomic int tids[4096];
+static _Atomic int ntids;
 
 static __attribute__((noinline)) void handle_connection(void)
 {
@@ -28,7 +31,11 @@ static __attribute__((noinline)) void handle_connection(void)
 
 static void *handler_main(void *arg)
 {
+	int slot = atomic_fetch_add(&ntids, 1);
+
 	(void)arg;
+	if (slot < 4096)
+		tids[slot] = (int)gettid();
 	prctl(PR_SET_NAME, "conn-handler");
 	handle_connection();
 	return NULL;
@@ -42,13 +49,13 @@ static void spawn(void)
 		die("pthread_create");
 }
 
-/* How many of this process's threads sleep in read (syscall 0). */
-static int blocked_in_read(int max)
+/* How many of the handler threads sleep in read (syscall 0). */
+static int blocked_in_read(void)
 {
-	int n = 0;
+	int n = 0, made = atomic_load(&ntids);
 
-	for (int tid = getpid() + 1; tid <= getpid() + max + 8; tid++)
-		n += task_syscall(tid) == 0;
+	for (int i = 0; i < made && i < 4096; i++)
+		n += tids[i] && task_syscall(tids[i]) == 0;
 	return n;
 }
 
@@ -71,7 +78,7 @@ int main(int argc, char **argv)
 			made++;
 		}
 		if (made == count) {
-			while (blocked_in_read(count) < count)
+			while (blocked_in_read() < count)
 				usleep(1000);
 			printf("READY\n");
 			fflush(stdout);

@@ -191,7 +191,7 @@ static void test_leaked(void)
 	CHECK(!find_with(&f, 102), "owner alive in the process: not leaked");
 	fake_release(&f);
 
-	/* One waiter: the SPEC's sentence. */
+	/* One waiter: the sentence of docs/FORMATS.md "Deadlocks". */
 	fake_init(&f, getpid());
 	add(&f, 100, "leak-wait", MUTEX, 0xabc0, dead);
 	CHECK(find(&f) == 0 && f.nfound == 1, "one");

@@ -144,7 +144,7 @@ static int describe(const struct fixture *f, const char *label, bool for_write,
 	CHECK(fd >= 0, "fixture printed FD %s", label);
 	if (fd < 0)
 		return -1;
-	rc = cp_fd_describe(f->pid, (int)fd, for_write, pipes, d);
+	rc = cp_fd_describe(f->pid, (int)fd, for_write, pipes, NULL, d);
 	CHECK(rc == 0, "describe %s (fd %ld): %d", label, fd, rc);
 	if (rc == 0)
 		printf("  %-14s %s | %s\n", label, d->object, d->detail);
@@ -184,7 +184,7 @@ static int timeout_unknown_in_child(const struct fixture *f)
 		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) < 0)
 			_exit(77);
 		cp_fd_desc_init(&d);
-		ok = cp_fd_describe(f->pid, (int)fd, false, NULL, &d) == 0 && d.timeout_unknown &&
+		ok = cp_fd_describe(f->pid, (int)fd, false, NULL, NULL, &d) == 0 && d.timeout_unknown &&
 		     d.timeout_ns == -1 && d.is_socket && d.detail &&
 		     strstr(d.detail, "TCP 127.0.0.1:");
 		if (!ok)
@@ -288,7 +288,8 @@ static int test_fixture(void)
 		snprintf(want, sizeof(want), "fd %ld (pipe:[",
 			 fixture_long(&f, "FD", "epoll-pipe-r"));
 		CHECK(has(&d, "epoll watching") && has(&d, want), "epoll: %s", d.detail);
-		snprintf(want, sizeof(want), "fd %ld (socket:[",
+		/* A watched socket is described as a recv on it would be, not as its link. */
+		snprintf(want, sizeof(want), "fd %ld (TCP 127.0.0.1:",
 			 fixture_long(&f, "FD", "recv-notimeo-peer"));
 		CHECK(has(&d, want), "epoll: %s", d.detail);
 	}
@@ -352,13 +353,13 @@ static int test_fixture(void)
 
 	/* A closed fd, and a socket inode that is nowhere. */
 	cp_fd_desc_init(&d);
-	CHECK(cp_fd_describe(f.pid, 999, false, pipes, &d) == -EBADF, "closed fd");
+	CHECK(cp_fd_describe(f.pid, 999, false, pipes, NULL, &d) == -EBADF, "closed fd");
 	CHECK(d.object == NULL && d.detail == NULL, "nothing filled on failure");
 	cp_fd_desc_release(&d);
 	{
 		char buf[128];
 
-		CHECK(cp_net_describe_socket(f.pid, 4000000000ULL, buf, sizeof(buf)) == -ENOENT,
+		CHECK(cp_net_describe_socket(f.pid, 4000000000ULL, NULL, buf, sizeof(buf)) == -ENOENT,
 		      "unknown inode");
 	}
 
@@ -371,7 +372,7 @@ static int test_fixture(void)
 
 	fixture_stop(&f);
 	cp_fd_desc_init(&d);
-	CHECK(cp_fd_describe(f.pid > 0 ? f.pid : 999999, 0, false, NULL, &d) < 0, "dead process");
+	CHECK(cp_fd_describe(f.pid > 0 ? f.pid : 999999, 0, false, NULL, NULL, &d) < 0, "dead process");
 	CHECK(cp_fd_count(999999999, &c) < 0, "no such process");
 	cp_pipe_index_free(pipes);
 	return 0;
@@ -388,7 +389,7 @@ static void same_as_proc(int fd, const char *what)
 	CHECK(fstat(fd, &st) == 0);
 	CHECK(cp_net_from_socket(fd, &ns) == 0);
 	CHECK(cp_net_format(&ns, mine, sizeof(mine)) == 0);
-	CHECK(cp_net_describe_socket(getpid(), (uint64_t)st.st_ino, proc, sizeof(proc)) == 0);
+	CHECK(cp_net_describe_socket(getpid(), (uint64_t)st.st_ino, NULL, proc, sizeof(proc)) == 0);
 	if (strcmp(mine, proc))
 		fprintf(stderr, "%s: socket says \"%s\", /proc says \"%s\"\n", what, mine, proc);
 	CHECK(strcmp(mine, proc) == 0);

@@ -121,6 +121,24 @@ int main(void)
 	words[5] = CODE + 0x520;
 	CHECK(find(STACK, &base) == CP_FRAME_BASE_DIRECT_CALL && base == STACK + 8 * 4);
 
+	/*
+	 * The prologue sizes the frame (push %rbp; mov %rsp,%rbp; push %rbx; sub $0x18,%rsp:
+	 * rbp = sp + 0x20): that slot is taken over a lower stale pair after a direct call.
+	 */
+	reset();
+	memcpy(code + (FUNC - CODE), "\x55\x48\x89\xe5\x53\x48\x83\xec\x18", 9);
+	put_direct_call(CODE + 0x520, FUNC);
+	put_indirect_call(CODE + 0x620);
+	words[0] = STACK + 8 * 30;	/* a stale pair, proved by a direct call */
+	words[1] = CODE + 0x520;
+	words[4] = 0x77;		/* the real one: the caller keeps data in rbp */
+	words[5] = CODE + 0x620;
+	CHECK(find(STACK, &base) == CP_FRAME_BASE_PROLOGUE && base == STACK + 0x20,
+	      "base %#llx", (unsigned long long)base);
+	/* A slot where the prologue points that holds no return address: the search decides. */
+	words[5] = CODE + 0x700;
+	CHECK(find(STACK, &base) == CP_FRAME_BASE_DIRECT_CALL && base == STACK);
+
 	/* sp outside the copy, or no copy: nothing. */
 	reset();
 	CHECK(find(STACK + sizeof(words), &base) == -ENOENT);

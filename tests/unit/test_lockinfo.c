@@ -13,6 +13,7 @@
 #include "check.h"
 #include "lockinfo.h"
 #include "mem.h"
+#include "pidns.h"
 #include "proc.h"
 
 #include "diag_fixture.h"
@@ -122,11 +123,13 @@ static void test_mutex_kinds_in_process(void)
 
 		/* The same through process_vm_readv on ourselves. */
 		memset(&li, 0, sizeof(li));
-		rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)&m, tids, 1, &li);
+		rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)&m, NULL, tids, 1,
+					 &li);
 		CHECK(rc == 0 && li.owner_tid == h.tid, "kind %zu via memory: rc %d owner %d", i,
 		      rc, li.owner_tid);
 		/* A thread the caller's list missed (it started later) is found in /proc. */
-		rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)&m, NULL, 0, &li);
+		rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)&m, NULL, NULL, 0,
+					 &li);
 		CHECK(rc == 0 && li.owner_alive && li.owner_pid == 0, "kind %zu unlisted live", i);
 
 		/* An owner not in the thread list is reported, but not as alive. */
@@ -207,9 +210,9 @@ static void test_mutex_synthetic(void)
 	w[2] = 5000000;
 	CHECK(cp_lock_decode_mutex(w, sizeof(w), 0x1000, tids, 3, &li) == -EINVAL, "huge tid");
 	/* Unaligned or NULL futex addresses are refused before reading. */
-	CHECK(cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), 0, tids, 3, &li) == -EINVAL,
+	CHECK(cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), 0, NULL, tids, 3, &li) == -EINVAL,
 	      "null addr");
-	CHECK(cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), 0x1002, tids, 3, &li) == -EINVAL,
+	CHECK(cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), 0x1002, NULL, tids, 3, &li) == -EINVAL,
 	      "odd addr");
 }
 
@@ -246,19 +249,71 @@ static void test_rwlock_in_process(void)
 
 	/* The base is found from either futex word a waiter can sleep on. */
 	memset(&li, 0, sizeof(li));
-	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(getpid()), base + 8, tids, 1, &li);
+	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(getpid()), base + 8, NULL, tids, 1, &li);
 	CHECK(rc == 0 && li.address == base && li.owner_tid == h.tid,
 	      "from wrphase: rc %d addr %#llx owner %d", rc, (unsigned long long)li.address,
 	      li.owner_tid);
 	memset(&li, 0, sizeof(li));
-	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(getpid()), base + 12, tids, 1, &li);
+	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(getpid()), base + 12, NULL, tids, 1, &li);
 	CHECK(rc == 0 && li.address == base && li.owner_tid == h.tid,
 	      "from writers_futex: rc %d addr %#llx", rc, (unsigned long long)li.address);
 	memset(&li, 0, sizeof(li));
-	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(getpid()), base, tids, 1, &li);
+	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(getpid()), base, NULL, tids, 1, &li);
 	CHECK(rc == 0 && li.address == base && li.owner_tid == h.tid,
 	      "from readers: rc %d addr %#llx", rc, (unsigned long long)li.address);
 	let_go(&h, th);
+}
+
+/*
+ * A target in a PID namespace of its own stores its numbers: the owner is mapped to cprof's
+ * through the namespace's map (here a made-up one: our holder thread is "ns_tid" h.tid of a
+ * thread cprof calls getpid()), and one the namespace does not know is not looked up.
+ */
+static void test_owner_through_namespace(void)
+{
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+	struct holder hm = { .m = &m }, hr = { .rw = &rw };
+	struct cp_pidns_tid v[2], by_tid[2];
+	struct cp_pidns_map ns = { .same_ns = false, .v = v, .by_tid = by_tid, .n = 2 };
+	struct cp_pidns_map same = { .same_ns = true };
+	struct cp_lock_info li;
+	int host = (int)getpid(), tids[1] = { host }, rc;
+	pthread_t tm, tr;
+
+	hold(&hm, &tm);
+	hold(&hr, &tr);
+	/* Sorted by ns_tid, and by tid: hm.tid -> host, 1 -> a number no thread has. */
+	v[0] = (struct cp_pidns_tid){ .ns_tid = 1, .tid = 0x3ffffff0 };
+	v[1] = (struct cp_pidns_tid){ .ns_tid = hm.tid, .tid = host };
+	by_tid[0] = v[1];
+	by_tid[1] = v[0];
+	memset(&li, 0, sizeof(li));
+	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(host), (uintptr_t)&m, &ns, tids, 1, &li);
+	CHECK(rc == 0 && li.owner_tid == host && li.ns_owner_tid == hm.tid && li.owner_alive,
+	      "mutex owner through the map: rc %d owner %d ns %d alive %d", rc, li.owner_tid,
+	      li.ns_owner_tid, li.owner_alive);
+	memset(&li, 0, sizeof(li));
+	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(host), (uintptr_t)&m, &same, tids, 1, &li);
+	CHECK(rc == 0 && li.owner_tid == hm.tid && li.ns_owner_tid == hm.tid,
+	      "same namespace: owner as stored: rc %d owner %d ns %d", rc, li.owner_tid,
+	      li.ns_owner_tid);
+
+	/* The rwlock's writer is not in the map: no host number, and /proc is not asked. */
+	memset(&li, 0, sizeof(li));
+	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(host), (uintptr_t)&rw + 8, &ns, tids, 1, &li);
+	CHECK(rc == 0 && li.owner_tid == 0 && li.ns_owner_tid == hr.tid && !li.owner_alive &&
+	      li.owner_pid == 0, "unmapped writer: rc %d owner %d ns %d alive %d pid %d", rc,
+	      li.owner_tid, li.ns_owner_tid, li.owner_alive, li.owner_pid);
+	/* Mapped, the writer is found whichever futex word is given. */
+	v[1].ns_tid = hr.tid;	/* still after ns_tid 1 */
+	by_tid[0] = v[1];
+	memset(&li, 0, sizeof(li));
+	rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(host), (uintptr_t)&rw + 12, &ns, tids, 1, &li);
+	CHECK(rc == 0 && li.owner_tid == host && li.ns_owner_tid == hr.tid && li.owner_alive,
+	      "mapped writer: rc %d owner %d ns %d", rc, li.owner_tid, li.ns_owner_tid);
+	let_go(&hm, tm);
+	let_go(&hr, tr);
 }
 
 /* A process-shared mutex held by another process: its owner is placed in that process. */
@@ -289,7 +344,7 @@ static void test_pshared_owner(void)
 		_exit(0);
 	}
 	CHECK(read(p[0], &c, 1) == 1, "child locked");
-	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)m, tids, 1, &li);
+	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)m, NULL, tids, 1, &li);
 	CHECK(rc == 0 && li.owner_tid == child && !li.owner_alive && li.owner_pid == child,
 	      "pshared: rc %d owner %d alive %d pid %d", rc, li.owner_tid, li.owner_alive,
 	      li.owner_pid);
@@ -297,7 +352,7 @@ static void test_pshared_owner(void)
 	waitpid(child, NULL, 0);
 	/* Its owner is gone now: no process to place it in. */
 	memset(&li, 0, sizeof(li));
-	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)m, tids, 1, &li);
+	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(getpid()), (uintptr_t)m, NULL, tids, 1, &li);
 	CHECK(rc == 0 && li.owner_tid == child && !li.owner_alive && li.owner_pid == 0,
 	      "dead owner: rc %d owner %d pid %d", rc, li.owner_tid, li.owner_pid);
 	close(p[0]);
@@ -324,7 +379,7 @@ static void check_owner(const struct fixture *f, const int *tids, size_t n, cons
 	int rc;
 
 	CHECK(addr && want > 0, "fixture printed %s and %s", mutex, owner);
-	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(f->pid), addr, tids, n, &li);
+	rc = cp_lock_mutex_owner(&CP_MEM_BY_PID(f->pid), addr, NULL, tids, n, &li);
 	CHECK(rc == 0, "%s: rc %d", mutex, rc);
 	CHECK(li.owner_tid == want, "%s: owner %d want %ld (%s)", mutex, li.owner_tid, want, owner);
 	CHECK(li.owner_alive == alive, "%s: owner_alive %d", mutex, li.owner_alive);
@@ -373,7 +428,8 @@ static int test_fixture(void)
 
 		futex = futex_of(f.pid, fixture_long(&f, "TID", who));
 		CHECK(futex != 0, "%s sleeps in futex", who);
-		rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(f.pid), (uint64_t)futex, tids, n, &li);
+		rc = cp_lock_rwlock_writer(&CP_MEM_BY_PID(f.pid), (uint64_t)futex, NULL, tids, n,
+					   &li);
 		CHECK(rc == 0, "%s: rc %d", who, rc);
 		CHECK(li.address == fixture_addr(&f, "rw-lock"),
 		      "%s: base %#llx want %#llx (futex %#lx)",
@@ -392,6 +448,7 @@ int main(void)
 	test_mutex_synthetic();
 	test_rwlock_in_process();
 	test_pshared_owner();
+	test_owner_through_namespace();
 	if (test_fixture() < 0)
 		FAIL("the locks fixture did not start");
 	return check_done("lockinfo");

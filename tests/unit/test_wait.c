@@ -18,6 +18,7 @@
 
 #include "check.h"
 #include "diag_fixture.h"
+#include "pidns.h"
 #include "proc.h"
 #include "wait.h"
 
@@ -310,6 +311,68 @@ static struct timespec ts_at(int64_t ns)
 	struct timespec ts = { .tv_sec = ns / SEC, .tv_nsec = ns % SEC };
 
 	return ts;
+}
+
+/*
+ * A target in a PID namespace of its own: the owner in the lock word (this thread, numbered
+ * getpid() "in the namespace") is shown as cprof's number with the namespace's beside it; an
+ * owner the namespace has no thread for is named by its number there only.
+ */
+static void test_namespace_numbers(void)
+{
+	static const char *const mutex_stack[] = { "__lll_lock_wait", "___pthread_mutex_lock",
+						   "worker" };
+	static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	uint64_t maddr = (uint64_t)(uintptr_t)&m;
+	int me = getpid(), host = getpid() + 1;
+	struct cp_pidns_tid v[1] = { { .ns_tid = me, .tid = host } }, by_tid[1] = { v[0] };
+	struct cp_pidns_map ns = { .same_ns = false, .v = v, .by_tid = by_tid, .n = 1 };
+	struct fake f;
+	struct cp_wait_input in;
+	struct cp_wait w;
+	char want[160];
+
+	pthread_mutex_lock(&m);
+	fake_init(&f, 'S', SYS_futex, maddr, FUTEX_WAIT_PRIVATE, 2, 0);
+	memset(&in, 0, sizeof(in));
+	in.pid = me;
+	in.tid = me + 2;
+	in.stat = &f.st;
+	in.sc = &f.sc;
+	in.wchan = "";
+	in.functions = mutex_stack;
+	in.nfunctions = 3;
+	in.tids = &host;
+	in.ntids = 1;
+	in.pidns = &ns;
+	cp_wait_init(&w);
+	CHECK(cp_wait_classify(&in, &w) == 0 && w.kind == CP_WAIT_MUTEX, "mutex in a namespace");
+	CHECK(w.owner_tid == host && w.owner_in_process, "owner %d, want %d", w.owner_tid, host);
+	snprintf(want, sizeof(want), "0x%llx held by thread %d (%d in its namespace)",
+		 (unsigned long long)maddr, host, me);
+	CHECK(str_eq(w.detail, want), "detail %s, want %s", w.detail, want);
+	cp_wait_release(&w);
+
+	/* The namespace has no thread by that number: no host tid is made up. */
+	v[0].ns_tid = by_tid[0].ns_tid = me + 3;
+	cp_wait_init(&w);
+	CHECK(cp_wait_classify(&in, &w) == 0 && w.kind == CP_WAIT_MUTEX, "unmapped owner");
+	snprintf(want, sizeof(want), "0x%llx held by thread %d in its namespace, not a thread of "
+		 "this process (exited, or of another process)", (unsigned long long)maddr, me);
+	CHECK(w.owner_tid == 0 && str_eq(w.detail, want), "owner %d detail %s", w.owner_tid,
+	      w.detail);
+	cp_wait_release(&w);
+	pthread_mutex_unlock(&m);
+
+	/* A child waited for is named by the caller's number. */
+	fake_init(&f, 'S', SYS_wait4, 4321, 0, 0, 0);
+	in.sc = &f.sc;
+	in.functions = NULL;
+	in.nfunctions = 0;
+	cp_wait_init(&w);
+	CHECK(cp_wait_classify(&in, &w) == 0 &&
+	      str_eq(w.detail, "wait4 for child 4321 in its namespace"), "wait4: %s", w.detail);
+	cp_wait_release(&w);
 }
 
 static void test_timeouts(void)
@@ -883,6 +946,7 @@ int main(void)
 	test_names();
 	test_states();
 	test_futex_kinds();
+	test_namespace_numbers();
 	test_timeouts();
 	test_fds();
 	test_garbage();
