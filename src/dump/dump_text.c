@@ -268,7 +268,8 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 		if (!th->nframes && th->capture_error == -EBUSY && th->tracer_pid) {
 			cp_strbuf_addf(&o->sb, "  (stack not captured: traced by %d (", th->tracer_pid);
 			add_text(o, th->tracer_name);
-			cp_strbuf_addf(&o->sb, ")%s)\n", th->state == 'R' ? " and running" : "");
+			/* Only a thread that ran through every look is left to a stop. */
+			cp_strbuf_adds(&o->sb, ") and running)\n");
 		} else if (!th->nframes && th->unwind_error == -EBUSY)
 			cp_strbuf_adds(&o->sb,
 				       "  (no stack: the thread is traced by another process)\n");

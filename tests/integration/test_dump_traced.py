@@ -141,6 +141,40 @@ def test_under_strace():
     check_after(target, pid)
 
 
+BUSY = r"""
+import os, threading, time
+def busy():
+    while True:
+        os.getppid()
+threading.Thread(target=busy, daemon=True).start()
+print("READY", flush=True)
+time.sleep(600)
+"""
+
+
+def test_syscall_busy_thread_under_strace():
+    """A thread making system calls without pause under strace -f is never still for long:
+    each dump either captures it (in one of strace's stops) or marks it; never a stop."""
+    if not shutil.which("strace"):
+        cplib.skip("no strace")
+    p = subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL)
+    cplib._started.append(p)
+    check(b"READY" in p.stdout.readline(), "busy helper did not start")
+    pid = p.pid
+    st = start_tracer(["strace", "-f", "-p", str(pid), "-o", "/dev/null"], pid)
+    try:
+        for _ in range(5):
+            d = dump_both(pid, st.pid, "strace")
+            check(len(d["threads"]) == 2, "two threads", d["threads"])
+            check(d["threads"][0]["frames"], "the sleeping main thread's stack")
+    finally:
+        detached = end_tracer(st, lambda: os.kill(st.pid, signal.SIGTERM))
+    check(detached, "strace did not detach within 30 s")
+    cplib.assert_target_unharmed(pid)
+    check(p.poll() is None, "busy helper died")
+
+
 def test_under_gdb():
     if not shutil.which("gdb"):
         cplib.skip("no gdb")
