@@ -109,8 +109,8 @@ struct cp_symbolizer;
  * Returns 0 or -errno: -ESRCH no such process, -EPERM not allowed, -EINVAL kernel thread,
  * -EINTR cancelled through opts->cancel. A process another one traces (gdb, strace) is dumped
  * without any stop (tracer_pid says by whom): a thread that ran throughout, which only a stop
- * could take, is listed without a stack (capture_error -EBUSY). out is written only on success; on every path no thread is left stopped or
- * traced. A process that exits during the dump still gives a dump (process_exited set) when
+ * could take, is listed without a stack (capture_error -EBUSY). out is written only on
+ * success; on every path no thread is left stopped or traced (by cprof). A process that exits during the dump still gives a dump (process_exited set) when
  * at least one thread was captured.
  */
 int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer *sym,

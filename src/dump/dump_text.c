@@ -266,7 +266,8 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 		else
 			snprintf(why, sizeof(why), "error %d", th->unwind_error);
 		if (!th->nframes && th->capture_error == -EBUSY && th->tracer_pid) {
-			cp_strbuf_addf(&o->sb, "  (stack not captured: traced by %d (", th->tracer_pid);
+			cp_strbuf_addf(&o->sb, "  (stack not captured: traced by %d (",
+				       th->tracer_pid);
 			add_text(o, th->tracer_name);
 			/* Only a thread that ran through every look is left to a stop. */
 			cp_strbuf_adds(&o->sb, ") and running)\n");

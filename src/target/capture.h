@@ -81,8 +81,9 @@ struct cp_thread_snap {
 
 /*
  * Capture thread tid of process pid. Returns 0 or -errno: -ESRCH (thread gone), -EPERM
- * (ptrace refused), -EBUSY (traced by someone else, see CP_CAPTURE_TRACED), -EAGAIN (CP_CAPTURE_STOP asked
- * for a thread in uninterruptible sleep, which cannot stop until the kernel lets it go).
+ * (ptrace refused), -EBUSY (traced by someone else, see CP_CAPTURE_TRACED), -EAGAIN
+ * (CP_CAPTURE_STOP asked for a thread in uninterruptible sleep, which cannot stop until the
+ * kernel lets it go).
  * out is written only on success. The thread is taken by the first of these that applies:
  * - blocked: without CP_CAPTURE_LIVE or CP_CAPTURE_STOP, a thread in state D is captured
  *   without stopping it: regs then hold only RSP and RIP, and in a system call its argument

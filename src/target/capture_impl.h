@@ -18,7 +18,7 @@
 struct cp_live_status {
 	uint64_t count;			/* voluntary + nonvoluntary context switches */
 	bool has_count;
-	int tracer;			/* the process tracing the thread (status only), 0 if none */
+	int tracer;			/* who traces the thread (status only), 0 if none */
 	char state;
 	char comm[CP_COMM_LEN];
 };

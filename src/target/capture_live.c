@@ -80,10 +80,10 @@ static void unescape_name(const char *p, char *out, size_t size)
 }
 
 /*
- * Parse status (ls->tracer: another process that traces the thread, or 0). Or stat (lf->stat_only),
- * cheaper for the kernel to write: state and name, but no count and no tracer, for a sweep
- * that has the CPUs' switch records to tell whether it ran (and needs no tracer's leave to
- * copy a stack).
+ * Parse status (ls->tracer: another process that traces the thread, or 0). Or stat
+ * (lf->stat_only), cheaper for the kernel to write: state and name, but no count and no
+ * tracer, for a sweep that has the CPUs' switch records to tell whether it ran (and needs no
+ * tracer's leave to copy a stack).
  */
 int cp_live_read_status(const struct cp_live_files *lf, struct cp_live_status *ls)
 {
