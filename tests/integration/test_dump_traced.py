@@ -175,18 +175,33 @@ def test_syscall_busy_thread_under_strace():
     check(p.poll() is None, "busy helper died")
 
 
+def gdb_attach(pid):
+    """gdb attached to pid, reading its commands from a pipe: every thread in a ptrace stop
+    until gdb_detach()."""
+    g = start_tracer(["gdb", "-q", "-nx", "-p", str(pid), "-ex", "set confirm off"], pid,
+                     stdin=subprocess.PIPE)
+    wait_until(lambda: cplib.thread_states(pid).get(pid) == "t", 30,
+               "gdb to stop the main thread")
+    return g
+
+
+def gdb_detach(g):
+    def detach():
+        try:
+            g.stdin.write(b"detach\nquit\n")
+            g.stdin.close()
+        except OSError:
+            pass
+    return end_tracer(g, detach)
+
+
 def test_under_gdb():
     if not shutil.which("gdb"):
         cplib.skip("no gdb")
     target, _ = waits.start()
     pid = target.pid
-    # gdb reads its commands from a pipe: attached (every thread in a ptrace stop) until told
-    # to detach.
-    g = start_tracer(["gdb", "-q", "-nx", "-p", str(pid), "-ex", "set confirm off"], pid,
-                     stdin=subprocess.PIPE)
+    g = gdb_attach(pid)
     try:
-        wait_until(lambda: cplib.thread_states(pid).get(pid) == "t", 30,
-                   "gdb to stop the main thread")
         d = dump_both(pid, g.pid, "gdb")
         threads = waits.waits_of(d)
         check(set(threads) == set(waits.EXPECTED), "threads", sorted(threads))
@@ -203,15 +218,29 @@ def test_under_gdb():
         check(cplib.tracer_pid(pid) == g.pid, "gdb lost its hold")
     finally:
         release_vfork(pid)
-        def detach():
-            try:
-                g.stdin.write(b"detach\nquit\n")
-                g.stdin.close()
-            except OSError:
-                pass
-        detached = end_tracer(g, detach)
+        detached = gdb_detach(g)
     check(detached, "gdb did not detach within 30 s")
     check_after(target, pid)
+
+
+def test_frame_pointer_code_under_gdb():
+    """-O0 code stopped by gdb: sp and pc from /proc, the frame-pointer chain recovered from
+    the stack, the whole chain down to start_thread as in an untraced dump."""
+    if not shutil.which("gdb"):
+        cplib.skip("no gdb")
+    import test_dump_fp as fp
+    with cplib.Target("fp_waits_O0") as t:
+        g = gdb_attach(t.pid)
+        try:
+            d = dump_both(t.pid, g.pid, "gdb")
+            for name, (leaf, marker) in fp.BLOCKED.items():
+                th = cplib.thread_by_name(d, name)
+                check(th["state"] == "t", "%s not in gdb's stop" % name, th["state"])
+                fp.check_thread(th, leaf, marker)
+        finally:
+            detached = gdb_detach(g)
+        check(detached, "gdb did not detach within 30 s")
+        cplib.assert_target_unharmed(t.pid)
 
 
 if __name__ == "__main__":
