@@ -176,6 +176,7 @@ static int sample_capture(struct cp_capture_req *req, struct cp_thread_snap *out
 	out->has_state = true;
 	out->state = req->first.state;
 	memcpy(out->comm, req->first.comm, sizeof(out->comm));
+	out->tracer = req->first.tracer;
 	return 0;
 }
 
