@@ -166,7 +166,7 @@ static void install_handlers(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
-static void report_take_error(int pid, int err, int tracer)
+static void report_take_error(int pid, int err)
 {
 	char what[64];
 
@@ -188,8 +188,7 @@ static void report_take_error(int pid, int err, int tracer)
 		break;
 	case -EPERM:
 	case -EACCES:
-	case -EBUSY:
-		cp_cmd_explain_attach_error("dump", pid, err, tracer);
+		cp_cmd_explain_attach_error("dump", pid, err, 0);
 		break;
 	default:
 		cp_error(what, "cannot dump: %s", strerror(-err));
@@ -307,7 +306,7 @@ int cmd_dump(int argc, char **argv)
 	struct cp_dump_opts dopts = { 0 };
 	bool opened = false;
 	uint64_t t0 = 0;
-	int pid = 0, tracer = 0, repeat, rc, err = 0;
+	int pid = 0, repeat, rc, err = 0;
 
 	rc = parse_options(argc, argv, &o);
 	if (rc)
@@ -347,9 +346,9 @@ int cmd_dump(int argc, char **argv)
 		/* Bench runs take it again with the warm symbolizer; the last one is written. */
 		cp_dump_release(&dump);
 		t0 = cp_now_ns();
-		err = cp_dump_take(pid, &dopts, sym, &dump, &tracer);
+		err = cp_dump_take(pid, &dopts, sym, &dump);
 		if (err < 0) {
-			report_take_error(pid, err, tracer);
+			report_take_error(pid, err);
 			goto done;
 		}
 		if (getenv("CPROF_STATS"))
@@ -369,7 +368,7 @@ int cmd_dump(int argc, char **argv)
 			nstopped ? dump.total_stop_ns / 1e3 / nstopped : 0.0);
 	}
 	if (stop_signal) {
-		report_take_error(pid, -EINTR, 0);
+		report_take_error(pid, -EINTR);
 		goto done;
 	}
 	if (o.kernel && dump.kernel_error)

@@ -177,6 +177,19 @@ static int ns_number(const struct dump_run *run, int tid)
 	return ns > 0 && ns != tid ? ns : 0;
 }
 
+/* The name of process tracer into buf: the dump's tracer's as read, else from its stat. */
+static void tracer_name(const struct cp_dump *d, int tracer, char *buf, size_t size)
+{
+	struct cp_task_stat st;
+
+	if (tracer == d->tracer_pid)
+		snprintf(buf, size, "%s", d->tracer_name);
+	else if (cp_proc_read_stat(tracer, 0, &st) == 0)
+		snprintf(buf, size, "%s", st.comm);
+	else
+		snprintf(buf, size, "?");
+}
+
 /* A dump thread from tw: its state, and its frames once unwound. 0 or -errno. */
 static int assemble_thread(struct dump_run *run, struct thread_work *tw,
 			   struct cp_dump_thread *th)
@@ -195,6 +208,12 @@ static int assemble_thread(struct dump_run *run, struct thread_work *tw,
 	tw->kernel_frames = NULL;
 	tw->nkernel_frames = 0;
 	th->unwind_error = tw->capture_error;
+	if (!tw->captured) {
+		th->capture_error = tw->capture_error;
+		th->tracer_pid = tw->tracer;
+		if (tw->tracer)
+			tracer_name(d, tw->tracer, th->tracer_name, sizeof(th->tracer_name));
+	}
 	if (!tw->captured || !tw->unwound)
 		return 0;
 	th->stopped = tw->snap.stopped;
@@ -337,7 +356,7 @@ static int check_process(int pid, struct cp_task_stat *pst, bool *zombie)
  * Capture every thread, those created meanwhile too, and mark the stuck ones: the dump's
  * threads in the making, in run->work. 0 or -errno as cp_dump_take.
  */
-static int capture_threads(struct dump_run *run, int *tracer)
+static int capture_threads(struct dump_run *run)
 {
 	struct cp_dump *d = run->d;
 	uint64_t t0;
@@ -349,9 +368,9 @@ static int capture_threads(struct dump_run *run, int *tracer)
 		d->has_fds = true;
 	run->have_maps = cp_maps_read(run->pid, &run->maps) == 0;
 	cp_mem_open(&run->mem, run->pid);
-	err = dump_capture_all(run, tracer);
+	err = dump_capture_all(run);
 	if (!err)
-		err = dump_capture_newcomers(run, tracer);
+		err = dump_capture_newcomers(run);
 	d->capture_ns = cp_now_ns() - t0;
 	if (err == -ESRCH || err == -ENOENT)
 		err = 0;
@@ -387,9 +406,10 @@ static int capture_threads(struct dump_run *run, int *tracer)
 }
 
 int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer *sym,
-		 struct cp_dump *out, int *tracer)
+		 struct cp_dump *out)
 {
 	static const struct cp_dump_opts no_opts;
+	struct cp_dump_opts traced_opts;
 	struct cp_dump d;
 	struct dump_run run;
 	struct cp_task_stat pst;
@@ -423,18 +443,26 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 		goto done;
 	}
 
+	/*
+	 * Traced by gdb or strace: no stop is possible (one tracer only), so every thread is
+	 * captured live or by a sample, --stop-all or not.
+	 */
 	if (cp_proc_read_status(pid, 0, &pstatus) == 0 && pstatus.tracer_pid > 0) {
-		if (tracer)
-			*tracer = pstatus.tracer_pid;
-		err = -EBUSY;
-		goto fail;
+		struct cp_task_stat tst;
+
+		d.tracer_pid = pstatus.tracer_pid;
+		snprintf(d.tracer_name, sizeof(d.tracer_name), "%s",
+			 cp_proc_read_stat(d.tracer_pid, 0, &tst) == 0 ? tst.comm : "?");
+		traced_opts = *opts;
+		traced_opts.flags &= ~CP_DUMP_STOP_ALL;
+		run.opts = &traced_opts;
 	}
 	if (d.stuck_seconds) {
 		err = dump_stuck_watch(&run);
 		if (err < 0)
 			goto fail;
 	}
-	err = capture_threads(&run, tracer);
+	err = capture_threads(&run);
 	if (err < 0)
 		goto fail;
 

@@ -51,6 +51,9 @@ struct cp_dump_thread {
 	bool stopped;		/* cprof stopped it to capture it */
 	uint64_t stopped_ns;	/* for how long */
 	bool sampled;		/* captured from a perf sample while it ran (never stopped) */
+	int capture_error;	/* 0 captured (or a zombie); else why not: -EBUSY traced */
+	int tracer_pid;		/* with -EBUSY: the process that traces it, and its name */
+	char tracer_name[CP_COMM_LEN];
 };
 
 struct cp_dump_group {
@@ -86,6 +89,8 @@ struct cp_dump {
 	bool has_fds;
 	int stuck_seconds;	/* 0 unless --stuck */
 	bool process_exited;	/* the target exited during the dump */
+	int tracer_pid;		/* another process traced it (gdb, strace): its pid, or 0 */
+	char tracer_name[CP_COMM_LEN];
 	uint64_t max_stop_ns;	/* longest single-thread stop */
 	uint64_t total_stop_ns;
 	size_t ncaptured;	/* threads whose registers and stack were copied */
@@ -123,14 +128,15 @@ struct cp_symbolizer;
 /*
  * Take a dump of pid. sym is borrowed (its cache may be shared across dumps) and must outlive
  * the dump: frames point to its strings. Threads are sorted by tid.
- * Returns 0 or -errno: -ESRCH no such process, -EPERM not allowed, -EBUSY already traced
- * (*tracer receives the tracer's pid), -EINVAL kernel thread, -EINTR cancelled through
- * opts->cancel. out is written only on success; on every path no thread is left stopped or
- * traced. A process that exits during the dump still gives a dump (process_exited set) when
+ * Returns 0 or -errno: -ESRCH no such process, -EPERM not allowed, -EINVAL kernel thread,
+ * -EINTR cancelled through opts->cancel. A process another one traces (gdb, strace) is dumped
+ * without any stop (tracer_pid says by whom): a thread that ran throughout, which only a stop
+ * could take, is listed without a stack (capture_error -EBUSY). out is written only on
+ * success; on every path no thread is left stopped or traced (by cprof). A process that exits during the dump still gives a dump (process_exited set) when
  * at least one thread was captured.
  */
 int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer *sym,
-		 struct cp_dump *out, int *tracer);
+		 struct cp_dump *out);
 void cp_dump_release(struct cp_dump *dump);
 
 /* Merge threads with identical stacks and wait kind (--group; docs/FORMATS.md). */

@@ -121,7 +121,7 @@ static void capture_one(struct dump_run *run, struct thread_work *tw, int pre)
 	bool stop_all = run->opts->flags & CP_DUMP_STOP_ALL;
 	struct cp_capture_opts copts = {
 		.stack_max = run->stack_max,
-		.flags = stop_all ? CP_CAPTURE_STOP : CP_CAPTURE_LIVE,
+		.flags = stop_all ? CP_CAPTURE_STOP : CP_CAPTURE_LIVE | CP_CAPTURE_TRACED,
 		.maps = run->have_maps ? &run->maps : NULL,
 		.mem = &run->mem,
 	};
@@ -201,6 +201,19 @@ static void capture_one(struct dump_run *run, struct thread_work *tw, int pre)
 		tw->drop = true;
 		return;
 	}
+	if (err == -EBUSY) {
+		struct cp_task_status ts;
+		int serr = cp_proc_read_status(run->pid, tid, &ts);
+
+		/* Traced by someone else and never still: listed without a stack, and by whom. */
+		if (dump_is_gone(serr)) {
+			tw->drop = true;
+			return;
+		}
+		tw->capture_error = err;
+		tw->tracer = serr == 0 ? ts.tracer_pid : 0;
+		return;
+	}
 	if (err == -EBUSY || err == -EPERM || err == -EACCES) {
 		struct cp_task_stat now;
 		int serr = cp_proc_read_stat(run->pid, tid, &now);
@@ -222,10 +235,10 @@ static void capture_one(struct dump_run *run, struct thread_work *tw, int pre)
 /*
  * Decide, in tid order, what the captures of work [from, nwork) mean, and drop the threads
  * that vanished. A refusal is the answer for the whole process when it comes first; once
- * other threads were captured, it only concerns this one thread (say, one traced by
- * strace -p TID).
+ * other threads were captured, it only concerns this one thread (say, one traced by a tracer
+ * that left it by the time its status was read again).
  */
-static int resolve_captures(struct dump_run *run, size_t from, int *tracer)
+static int resolve_captures(struct dump_run *run, size_t from)
 {
 	size_t out = from;
 	int ret = 0;
@@ -245,12 +258,6 @@ static int resolve_captures(struct dump_run *run, size_t from, int *tracer)
 			}
 		}
 		if (err < 0) {
-			if (err == -EBUSY && tracer) {
-				struct cp_task_status ts;
-
-				if (cp_proc_read_status(run->pid, tw->tid, &ts) == 0)
-					*tracer = ts.tracer_pid;
-			}
 			thread_work_release(tw);
 			ret = err;
 			continue;
@@ -403,7 +410,7 @@ void dump_parallel(void *(*fn)(void *), void *arg, size_t k)
 }
 
 /* Capture tids (not seen before) as new threads of the dump; then resolve their outcomes. */
-static int capture_tids(struct dump_run *run, const int *tids, size_t n, int *tracer)
+static int capture_tids(struct dump_run *run, const int *tids, size_t n)
 {
 	struct capture_work w = { .run = run };
 	size_t from = run->nwork;
@@ -433,10 +440,10 @@ static int capture_tids(struct dump_run *run, const int *tids, size_t n, int *tr
 	for (size_t i = atomic_load(&w.next); i < n; i++)
 		w.work[i].drop = true;
 	if (dump_cancelled(run)) {
-		resolve_captures(run, from, NULL);
+		resolve_captures(run, from);
 		return -EINTR;
 	}
-	return resolve_captures(run, from, tracer);
+	return resolve_captures(run, from);
 }
 
 /*
@@ -458,7 +465,7 @@ static void watch_switches(struct dump_run *run, size_t nthreads)
 	run->d->switch_records = run->have_switches;
 }
 
-int dump_capture_all(struct dump_run *run, int *tracer)
+int dump_capture_all(struct dump_run *run)
 {
 	int *tids = NULL;
 	size_t n = 0;
@@ -478,7 +485,7 @@ int dump_capture_all(struct dump_run *run, int *tracer)
 	watch_switches(run, n);
 	err = seen_add(run, tids, n);
 	if (!err)
-		err = dump_cancelled(run) ? -EINTR : capture_tids(run, tids, n, tracer);
+		err = dump_cancelled(run) ? -EINTR : capture_tids(run, tids, n);
 	free(tids);
 	return err;
 }
@@ -490,7 +497,7 @@ int dump_capture_all(struct dump_run *run, int *tracer)
  * captured, nothing was created, unless one of them exited meanwhile just as another
  * started, and a thread created a moment later would be missed all the same.
  */
-int dump_capture_newcomers(struct dump_run *run, int *tracer)
+int dump_capture_newcomers(struct dump_run *run)
 {
 	int *tids = NULL, *fresh = NULL;
 	size_t n = 0, nfresh = 0;
@@ -517,7 +524,7 @@ int dump_capture_newcomers(struct dump_run *run, int *tracer)
 	free(tids);
 	err = seen_add(run, fresh, nfresh);
 	if (!err)
-		err = dump_cancelled(run) ? -EINTR : capture_tids(run, fresh, nfresh, tracer);
+		err = dump_cancelled(run) ? -EINTR : capture_tids(run, fresh, nfresh);
 	free(fresh);
 	return err;
 }

@@ -103,6 +103,25 @@ static void add_wait(struct cp_strbuf *sb, const struct cp_wait *w)
 	cp_strbuf_adds(sb, " }");
 }
 
+/* Why th's stack was not captured: "traced by 4242 (gdb)", the errno's text, or null. */
+static void add_capture_error(struct cp_strbuf *sb, const struct cp_dump_thread *th)
+{
+	char why[96];
+	int e = -th->capture_error;
+
+	if (!th->capture_error) {
+		cp_strbuf_adds(sb, "null");
+		return;
+	}
+	if (th->capture_error == -EBUSY && th->tracer_pid)
+		snprintf(why, sizeof(why), "traced by %d (%s)", th->tracer_pid, th->tracer_name);
+	else if (e > 0 && e < 200)
+		snprintf(why, sizeof(why), "%s", strerror(e));
+	else
+		snprintf(why, sizeof(why), "error %d", th->capture_error);
+	cp_strbuf_add_json_str(sb, why);
+}
+
 static void add_thread(struct cp_strbuf *sb, const struct cp_dump_thread *th)
 {
 	char state[2] = { th->state ? th->state : '?', '\0' };
@@ -126,7 +145,9 @@ static void add_thread(struct cp_strbuf *sb, const struct cp_dump_thread *th)
 		cp_strbuf_adds(sb, i ? ", " : "");
 		cp_strbuf_add_json_str(sb, th->kernel_frames[i]);
 	}
-	cp_strbuf_adds(sb, "] }");
+	cp_strbuf_adds(sb, "],\n      \"capture_error\": ");
+	add_capture_error(sb, th);
+	cp_strbuf_adds(sb, " }");
 }
 
 static void add_groups(struct cp_strbuf *sb, const struct cp_dump *dump)
@@ -188,6 +209,14 @@ int cp_dump_write_json(const struct cp_dump *dump, FILE *f)
 	}
 	cp_strbuf_adds(&sb, "],\n  \"time\": ");
 	cp_strbuf_add_json_str(&sb, when);
+	cp_strbuf_adds(&sb, ",\n  \"tracer\": ");
+	if (dump->tracer_pid) {
+		cp_strbuf_addf(&sb, "{ \"pid\": %d, \"name\": ", dump->tracer_pid);
+		cp_strbuf_add_json_str(&sb, dump->tracer_name);
+		cp_strbuf_adds(&sb, " }");
+	} else {
+		cp_strbuf_adds(&sb, "null");
+	}
 	cp_strbuf_adds(&sb, ",\n  \"threads\": [");
 	for (size_t i = 0; i < dump->nthreads && !err; i++) {
 		cp_strbuf_adds(&sb, i ? ",\n" : "\n");

@@ -33,6 +33,7 @@ struct thread_work {
 	bool zombie;
 	bool captured;
 	int capture_error;
+	int tracer;		/* with capture_error -EBUSY: who traces it */
 	struct cp_thread_snap snap;
 	char **kernel_frames;	/* owned; with CP_DUMP_KERNEL */
 	size_t nkernel_frames;
@@ -79,7 +80,7 @@ struct pc_memo {
 /* One cp_dump_take: its inputs, the threads in the making, and what the stages share. */
 struct dump_run {
 	int pid;
-	const struct cp_dump_opts *opts;
+	const struct cp_dump_opts *opts;	/* without CP_DUMP_STOP_ALL when traced */
 	struct cp_symbolizer *sym;
 	struct cp_dump *d;
 	struct thread_work *work;	/* one per listed thread */
@@ -121,9 +122,9 @@ size_t dump_helper_count(size_t n);
 /* Run fn(arg) on k threads, the caller's among them; fn shares the work out itself. */
 void dump_parallel(void *(*fn)(void *), void *arg, size_t k);
 /* List the threads and capture each (unwinding as it goes). 0 or -errno (see cp_dump_take). */
-int dump_capture_all(struct dump_run *run, int *tracer);
+int dump_capture_all(struct dump_run *run);
 /* Capture the threads created meanwhile, once. 0 or -errno. */
-int dump_capture_newcomers(struct dump_run *run, int *tracer);
+int dump_capture_newcomers(struct dump_run *run);
 
 /* dump_unwind.c */
 struct cp_stack_shapes;

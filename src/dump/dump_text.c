@@ -267,7 +267,13 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 			snprintf(why, sizeof(why), "%s", strerror(e));
 		else
 			snprintf(why, sizeof(why), "error %d", th->unwind_error);
-		if (!th->nframes && th->unwind_error == -EBUSY)
+		if (!th->nframes && th->capture_error == -EBUSY && th->tracer_pid) {
+			cp_strbuf_addf(&o->sb, "  (stack not captured: traced by %d (",
+				       th->tracer_pid);
+			add_text(o, th->tracer_name);
+			/* Only a thread that ran through every look is left to a stop. */
+			cp_strbuf_adds(&o->sb, ") and running)\n");
+		} else if (!th->nframes && th->unwind_error == -EBUSY)
 			cp_strbuf_adds(&o->sb,
 				       "  (no stack: the thread is traced by another process)\n");
 		else if (!th->nframes)
@@ -460,6 +466,11 @@ static void add_header(struct out *o, const struct cp_dump *dump)
 	if (dump->ns_pid > 0)
 		cp_strbuf_addf(&o->sb, "  in its own PID namespace as process %d (thread numbers "
 				       "there in parentheses)\n", dump->ns_pid);
+	if (dump->tracer_pid) {
+		cp_strbuf_addf(&o->sb, "  traced by process %d (", dump->tracer_pid);
+		add_text(o, dump->tracer_name);
+		cp_strbuf_adds(&o->sb, "): captured without stopping any thread\n");
+	}
 	if (dump->has_fds)
 		cp_strbuf_addf(&o->sb,
 			       "  fds: %d (%d socket, %d pipe, %d file, %d anon, %d other)\n",

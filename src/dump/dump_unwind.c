@@ -37,7 +37,8 @@ static bool refill_registers(struct dump_run *run, struct thread_work *tw,
 	struct cp_task_syscall now;
 	struct cp_thread_snap snap;
 
-	if (tw->st.state == 'D')
+	/* Nor one in uninterruptible sleep, nor one another process traces (one tracer only). */
+	if (tw->st.state == 'D' || tw->snap.tracer || run->d->tracer_pid)
 		return false;
 	if (tw->has_sc && tw->sc.in_syscall && cp_capture_syscall_may_eintr(tw->sc.nr))
 		return false;

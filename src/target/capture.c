@@ -156,6 +156,9 @@ int cp_capture_thread(int pid, int tid, const struct cp_capture_opts *opts,
 	for (size_t i = 0; ret == -EAGAIN && i < CP_ARRAY_SIZE(backends); i++)
 		if (backends[i]->applies(&req))
 			ret = backends[i]->capture(&req, out);
+	/* Left by every backend: a traced thread that ran, which no stop may take. */
+	if (ret == -EAGAIN && req.have_first && req.first.tracer)
+		ret = -EBUSY;
 	cp_maps_release(&own);
 	return ret;
 }

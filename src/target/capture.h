@@ -21,6 +21,12 @@ enum cp_capture_flags {
 	 * only threads that are running. Ignored with CP_CAPTURE_STOP.
 	 */
 	CP_CAPTURE_LIVE = 1u << 1,
+	/*
+	 * With CP_CAPTURE_LIVE: a thread another process traces (gdb, strace) is captured too
+	 * when it does not run (off CPU, or in that tracer's stop) or from a perf sample; it is
+	 * never stopped (ptrace allows one tracer): -EBUSY when nothing else takes it.
+	 */
+	CP_CAPTURE_TRACED = 1u << 2,
 };
 
 struct cp_capture_opts {
@@ -70,12 +76,14 @@ struct cp_thread_snap {
 	bool has_state;
 	char state;
 	char comm[CP_COMM_LEN];
+	int tracer;			/* another process that traced it at the first look, or 0 */
 };
 
 /*
  * Capture thread tid of process pid. Returns 0 or -errno: -ESRCH (thread gone), -EPERM
- * (ptrace refused), -EBUSY (already traced by someone else), -EAGAIN (CP_CAPTURE_STOP asked
- * for a thread in uninterruptible sleep, which cannot stop until the kernel lets it go).
+ * (ptrace refused), -EBUSY (traced by someone else, see CP_CAPTURE_TRACED), -EAGAIN
+ * (CP_CAPTURE_STOP asked for a thread in uninterruptible sleep, which cannot stop until the
+ * kernel lets it go).
  * out is written only on success. The thread is taken by the first of these that applies:
  * - blocked: without CP_CAPTURE_LIVE or CP_CAPTURE_STOP, a thread in state D is captured
  *   without stopping it: regs then hold only RSP and RIP, and in a system call its argument

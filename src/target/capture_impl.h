@@ -18,6 +18,7 @@
 struct cp_live_status {
 	uint64_t count;			/* voluntary + nonvoluntary context switches */
 	bool has_count;
+	int tracer;			/* who traces the thread (status only), 0 if none */
 	char state;
 	char comm[CP_COMM_LEN];
 };
@@ -87,7 +88,7 @@ struct cp_live_files {
  */
 int cp_live_open(int taskfd, int pid, int tid, bool stat_only, struct cp_live_files *lf);
 void cp_live_close(struct cp_live_files *lf);
-/* Read status (or stat) into ls; -EBUSY when another process traces the thread. */
+/* Read status (or stat) into ls; ls->tracer names another process that traces the thread. */
 int cp_live_read_status(const struct cp_live_files *lf, struct cp_live_status *ls);
 /* Read the syscall line into text (kept for comparison) and sc. */
 int cp_live_read_syscall(const struct cp_live_files *lf, char *text, size_t size,

@@ -21,7 +21,9 @@
  * both again. A thread that ran in between was switched out again (the count moved) or is
  * running now (the syscall line says so); if neither, the copy is exactly what a stop would
  * have given, minus the other registers. The count comes from status, which also names a
- * tracer: a thread someone else traces is left to the stop backend, which reports it.
+ * tracer: a thread someone else traces is refused (-EBUSY) unless CP_CAPTURE_TRACED allows it;
+ * then it is captured the same way, and one in a ptrace or group stop ('t', 'T') too: it does
+ * not run until its tracer lets it, so its copy is verified like a sleeping thread's.
  */
 #define LIVE_TRIES 3
 
@@ -78,10 +80,10 @@ static void unescape_name(const char *p, char *out, size_t size)
 }
 
 /*
- * Parse status; -EBUSY when another process traces the thread. Or stat (lf->stat_only),
- * cheaper for the kernel to write: state and name, but no count and no tracer, for a sweep
- * that has the CPUs' switch records to tell whether it ran (and needs no tracer's leave to
- * copy a stack).
+ * Parse status (ls->tracer: another process that traces the thread, or 0). Or stat
+ * (lf->stat_only), cheaper for the kernel to write: state and name, but no count and no
+ * tracer, for a sweep that has the CPUs' switch records to tell whether it ran (and needs no
+ * tracer's leave to copy a stack).
  */
 int cp_live_read_status(const struct cp_live_files *lf, struct cp_live_status *ls)
 {
@@ -98,14 +100,14 @@ int cp_live_read_status(const struct cp_live_files *lf, struct cp_live_status *l
 		if (cp_proc_parse_stat(buf, &ts) < 0)
 			return -EINVAL;
 		ls->has_count = false;
+		ls->tracer = 0;
 		ls->state = ts.state;
 		memcpy(ls->comm, ts.comm, sizeof(ls->comm));
 		return 0;
 	}
 	if (cp_proc_parse_status(buf, &st) < 0)
 		return -EINVAL;
-	if (st.tracer_pid != 0)
-		return -EBUSY;
+	ls->tracer = st.tracer_pid;
 	ls->count = st.voluntary_ctxt_switches + st.nonvoluntary_ctxt_switches;
 	ls->has_count = true;
 	ls->state = '?';
@@ -222,12 +224,19 @@ static int live_capture(struct cp_capture_req *req, struct cp_thread_snap *out)
 			req->first = s1;
 			req->have_first = true;
 		}
-		/* Zombies have no stack; stopped and traced ones are the stop backend's. */
+		/*
+		 * Zombies have no stack; stopped ones are the stop backend's, unless someone else
+		 * traces them: then nothing else can take them, and they do not run.
+		 */
 		if (s1.state == 'Z' || s1.state == 'X') {
 			ret = -ESRCH;
 			goto out;
 		}
-		if (s1.state == 'T' || s1.state == 't') {
+		if (s1.tracer && !(req->flags & CP_CAPTURE_TRACED)) {
+			ret = -EBUSY;
+			goto out;
+		}
+		if (!s1.tracer && (s1.state == 'T' || s1.state == 't')) {
 			ret = -EAGAIN;
 			goto out;
 		}
@@ -293,6 +302,7 @@ static int live_capture(struct cp_capture_req *req, struct cp_thread_snap *out)
 	out->has_state = true;
 	out->state = req->first.state;
 	memcpy(out->comm, req->first.comm, sizeof(out->comm));
+	out->tracer = req->first.tracer;
 	ret = 0;
 out:
 	free(buf);

@@ -26,6 +26,8 @@
 #define SAMPLE_PERIOD_NS 10000		/* the kernel's floor for timer events */
 /* How long a running thread gets to run 10 us of CPU for its sample. */
 #define SAMPLE_WAIT_MS 20
+/* Rounds of SAMPLE_WAIT_MS waited for a thread that is runnable but gets no CPU. */
+#define SAMPLE_WAIT_ROUNDS 10
 /* A record's size is a u16: the stack, the registers and headers must fit in 64 KiB. */
 #define SAMPLE_STACK_MAX (60u << 10)
 /* Room in the ring besides the stack: the record's headers, tid and registers (~200 bytes). */
@@ -112,6 +114,35 @@ static int take_sample(struct cp_perf_ring *r, int tid, size_t stack, struct cp_
 	return -EAGAIN;
 }
 
+/* CPU time tid has had, in ns; 0 when unreadable. */
+static uint64_t run_time(int tid)
+{
+	uint64_t run = 0, slices;
+
+	return cp_proc_read_schedstat(tid, tid, &run, &slices) == 0 ? run : 0;
+}
+
+/*
+ * poll() for the sample, timeout_ms at a time. A thread that has not had a sample period of
+ * CPU meanwhile waits for a CPU (an overloaded machine): a stop would wait as long for it to
+ * run, so the sample is waited for again, up to SAMPLE_WAIT_ROUNDS rounds. One that had its
+ * CPU time and gave no sample went to sleep: no more waiting. poll()'s result.
+ */
+static int wait_for_sample(struct pollfd *pfd, int tid, int timeout_ms)
+{
+	uint64_t before = run_time(tid);
+	int ret = 0;
+
+	for (int round = 0; round < SAMPLE_WAIT_ROUNDS; round++) {
+		do
+			ret = poll(pfd, 1, timeout_ms);
+		while (ret < 0 && errno == EINTR);
+		if (ret != 0 || !before || run_time(tid) - before >= SAMPLE_PERIOD_NS)
+			break;
+	}
+	return ret;
+}
+
 int cp_capture_by_sample(int tid, size_t stack_max, int timeout_ms, struct cp_thread_snap *out)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -136,9 +167,7 @@ int cp_capture_by_sample(int tid, size_t stack_max, int timeout_ms, struct cp_th
 	}
 	pfd.fd = fd;
 	pfd.events = POLLIN;
-	do
-		ret = poll(&pfd, 1, timeout_ms);
-	while (ret < 0 && errno == EINTR);
+	ret = wait_for_sample(&pfd, tid, timeout_ms);
 	ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
 	ret = ret > 0 ? take_sample(&ring, tid, stack, &snap) : -EAGAIN;
 	if (ret == 0)
@@ -176,6 +205,7 @@ static int sample_capture(struct cp_capture_req *req, struct cp_thread_snap *out
 	out->has_state = true;
 	out->state = req->first.state;
 	memcpy(out->comm, req->first.comm, sizeof(out->comm));
+	out->tracer = req->first.tracer;
 	return 0;
 }
 

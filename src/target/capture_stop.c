@@ -190,10 +190,10 @@ static void reap_exited(int tid)
 	}
 }
 
+/* Every thread but one that another process traces (a seize would fail: one tracer only). */
 static bool stop_applies(const struct cp_capture_req *req)
 {
-	(void)req;
-	return true;
+	return !(req->have_first && req->first.tracer);
 }
 
 /*

@@ -54,8 +54,8 @@ static int many_first_look(int taskfd, int pid, int tid, bool stat_only,
 	ret = cp_live_read_status(&s->lf, &s->s1);
 	if (ret == 0)
 		ret = cp_live_read_syscall(&s->lf, text, sizeof(text), &s->sc);
-	if (ret == -EBUSY)
-		return -EAGAIN;		/* traced by someone: the stop backend reports it */
+	if (ret == 0 && s->s1.tracer)
+		return -EAGAIN;		/* traced by someone: cp_capture_thread decides */
 	if (ret < 0)
 		return ret;
 	if (s->s1.state == 'Z' || s->s1.state == 'X')
@@ -197,10 +197,8 @@ int cp_capture_live_many(int pid, const int *tids, size_t n, const struct cp_cap
 			ret[i] = -EAGAIN;	/* no count to compare: cp_capture_thread asks */
 		if (ret[i] == 0 && !(known && !ran[i])) {
 			ret[i] = cp_live_read_status(&s->lf, &s2);
-			if (ret[i] == -EBUSY)
-				ret[i] = -EAGAIN;
-			else if (ret[i] == 0 &&
-				 (s2.count != s->s1.count || s2.state != s->s1.state))
+			if (ret[i] == 0 && (s2.tracer || s2.count != s->s1.count ||
+					    s2.state != s->s1.state))
 				ret[i] = -EAGAIN;
 		}
 		if (ret[i] != 0) {

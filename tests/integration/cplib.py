@@ -201,6 +201,15 @@ def thread_states(pid):
     return out
 
 
+def eintr_count(t):
+    """The EINTRs a counting fixture (eintr_counter, fp_waits) has seen: SIGUSR1, "COUNT"."""
+    os.kill(t.pid, signal.SIGUSR1)
+    line = t.wait_for("COUNT", timeout=20)
+    m = re.search(r"eintr=(\d+)", line)
+    check(m is not None, "bad COUNT line", line)
+    return int(m.group(1))
+
+
 def assert_target_unharmed(pid):
     """Not traced, no thread stopped (t/T), and the process is alive."""
     check(os.path.exists("/proc/%d" % pid), "target %d vanished" % pid)

@@ -64,21 +64,23 @@ def test_cpp_template_and_inlined_frame():
 def test_json_fields_exact():
     with Target("demo") as t:
         d = dump_json(t.pid)
-        for k in ("pid", "exe", "cmdline", "time", "threads", "groups", "deadlocks", "fds",
-                  "summary"):
+        for k in ("pid", "exe", "cmdline", "time", "tracer", "threads", "groups", "deadlocks",
+                  "fds", "summary"):
             check(k in d, "missing top-level field " + k)
         check(d["pid"] == t.pid, "pid")
         check(d["exe"].endswith("/demo"), "exe", d["exe"])
         check(d["cmdline"][0].endswith("demo"), "cmdline", d["cmdline"])
         check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", d["time"]), "time", d["time"])
         check(d["groups"] is None, "groups must be null without --group")
+        check(d["tracer"] is None, "tracer must be null for an untraced process")
         tids = set(int(x) for x in os.listdir("/proc/%d/task" % t.pid))
         check({th["tid"] for th in d["threads"]} == tids, "threads differ from /proc",
               sorted(tids))
         for th in d["threads"]:
             check(set(th) == {"tid", "ns_tid", "name", "state", "wait", "stuck", "frames",
-                              "kernel_frames"}, "thread fields", sorted(th))
+                              "kernel_frames", "capture_error"}, "thread fields", sorted(th))
             check(th["ns_tid"] is None, "ns_tid is null in cprof's own PID namespace", th)
+            check(th["capture_error"] is None, "capture_error of a captured thread", th)
             check(set(th["wait"]) == {"kind", "detail", "syscall", "address", "owner_tid", "fd",
                                       "object", "timeout"}, "wait fields", th["wait"])
             check(th["wait"]["kind"] in WAIT_KINDS, "wait kind", th["wait"])

@@ -7,7 +7,6 @@ import ctypes
 import json
 import os
 import re
-import signal
 import sys
 import time
 
@@ -30,14 +29,6 @@ BLOCKED = {
 DUMPS = 5
 
 
-def eintr_count(t):
-    os.kill(t.pid, signal.SIGUSR1)
-    line = t.wait_for("COUNT", timeout=20)
-    m = re.search(r"eintr=(\d+)", line)
-    check(m is not None, "bad COUNT line", line)
-    return int(m.group(1))
-
-
 def check_stacks(d):
     by_name = {th["name"]: th for th in d["threads"]}
     for name, (fn, marker) in BLOCKED.items():
@@ -52,7 +43,7 @@ def check_stacks(d):
 
 def test_dump_never_interrupts():
     with cplib.Target("eintr_counter") as t:
-        check(eintr_count(t) == 0, "EINTR before any dump")
+        check(cplib.eintr_count(t) == 0, "EINTR before any dump")
         env = dict(os.environ, CPROF_STATS="1")
         for _ in range(DUMPS):
             p = cplib.run(["dump", "-p", t.pid, "--format", "json"], check_rc=0, env=env)
@@ -65,7 +56,7 @@ def test_dump_never_interrupts():
         # Text dumps and --group go through the same capture.
         cplib.run(["dump", "-p", t.pid, "--group"], check_rc=0)
         time.sleep(0.2)
-        check(eintr_count(t) == 0, "cprof dump made blocked calls fail with EINTR")
+        check(cplib.eintr_count(t) == 0, "cprof dump made blocked calls fail with EINTR")
 
 
 PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_DETACH = 0x4206, 0x4207, 17
@@ -91,7 +82,7 @@ def test_counter_counts():
         deadline = time.monotonic() + 10
         n = 0
         while time.monotonic() < deadline and n == 0:
-            n = eintr_count(t)
+            n = cplib.eintr_count(t)
             time.sleep(0.05)
         check(n >= 1, "the fixture did not count the EINTR of a real stop")
 

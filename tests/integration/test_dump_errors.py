@@ -84,12 +84,21 @@ def test_zombie():
 
 
 def test_already_traced():
+    """A process another one traces is dumped without ptrace, the tracer named (the whole
+    story is tests/integration/test_dump_traced.py)."""
     with Target("dump_procs", "traced") as t:
         m = re.search(r"child=(\d+) tracer=(\d+)", t.lines[-1])
         child, tracer = int(m.group(1)), int(m.group(2))
         check(cplib.tracer_pid(child) == tracer, "fixture did not trace its child")
-        line = one_error(run(["dump", "-p", child]), 1, "traced", str(tracer))
-        check("pid %d" % child in line, "error names the target", line)
+        p = run(["dump", "-p", child], check_rc=0)
+        check("  traced by process %d (dump_procs)" % tracer in p.stdout, "tracer not named",
+              p.stdout[:1000])
+        check(re.search(r"^  #0 .*pause", p.stdout, re.M), "the paused child's stack",
+              p.stdout[:2000])
+        d = json.loads(run(["dump", "-p", child, "--format", "json"], check_rc=0).stdout)
+        check(d["tracer"] == {"pid": tracer, "name": "dump_procs"}, "JSON tracer", d["tracer"])
+        check(d["threads"][0]["frames"] and d["threads"][0]["capture_error"] is None,
+              "the child captured", d["threads"][0])
         # cprof must leave the other tracer's hold alone.
         check(cplib.tracer_pid(child) == tracer, "tracer changed after cprof")
         check(cplib.thread_states(child)[child] not in "tT", "target left stopped")
@@ -120,7 +129,7 @@ time.sleep(600)
 
 
 def test_one_thread_traced():
-    """One thread held by another tracer (strace -p TID): the others are still dumped."""
+    """One thread held by another tracer (strace -p TID): every thread is still dumped."""
     with Target("cppfix") as t:
         tids = sorted(int(x) for x in os.listdir("/proc/%d/task" % t.pid))
         victim = tids[2]
@@ -134,10 +143,14 @@ def test_one_thread_traced():
         d = json.loads(p.stdout)
         by_tid = {th["tid"]: th for th in d["threads"]}
         check(set(by_tid) == set(tids), "threads", sorted(by_tid))
-        check(by_tid[victim]["frames"] == [], "traced thread has a stack?", by_tid[victim])
+        # Blocked, it is copied live like the others, without a stop the tracer would see.
+        check(by_tid[victim]["frames"] and by_tid[victim]["capture_error"] is None,
+              "traced blocked thread not captured", by_tid[victim])
         check(all(by_tid[x]["frames"] for x in tids if x != victim), "others lost their stacks")
-        p = run(["dump", "-p", t.pid], check_rc=0)
-        check("traced by another process" in p.stdout, "text does not say why", p.stdout[:3000])
+        check(d["tracer"] is None, "the process (its leader) is not traced", d["tracer"])
+        check(cplib.tracer_pid(t.pid) == 0 and
+              int(cplib.proc_status(t.pid, victim)["TracerPid"]) == helper.pid,
+              "the helper's hold changed")
         helper.kill()
         helper.wait()
         cplib.assert_target_unharmed(t.pid)

@@ -5,7 +5,6 @@ thread is stopped, and the fixture's own EINTR counter stays at zero."""
 import json
 import os
 import re
-import signal
 import sys
 import time
 
@@ -28,14 +27,6 @@ CHAIN = [("fp_middle", "FP:middle"), ("fp_outer", "FP:outer"), ("thread_main", "
          ("start_thread", None)]
 
 
-def eintr_count(t):
-    os.kill(t.pid, signal.SIGUSR1)
-    line = t.wait_for("COUNT", timeout=20)
-    m = re.search(r"eintr=(\d+)", line)
-    check(m is not None, "bad COUNT line", line)
-    return int(m.group(1))
-
-
 def check_thread(th, leaf, marker):
     funcs = [f["function"] for f in th["frames"]]
     check(leaf in funcs, "%s: no %s frame" % (th["name"], leaf), funcs)
@@ -56,7 +47,7 @@ def check_thread(th, leaf, marker):
 
 def dump_and_check(build):
     with cplib.Target(build) as t:
-        check(eintr_count(t) == 0, "EINTR before any dump")
+        check(cplib.eintr_count(t) == 0, "EINTR before any dump")
         env = dict(os.environ, CPROF_STATS="1")
         for _ in range(3):
             p = cplib.run(["dump", "-p", t.pid, "--format", "json"], check_rc=0, env=env)
@@ -72,7 +63,7 @@ def dump_and_check(build):
         text = cplib.run(["dump", "-p", t.pid], check_rc=0).stdout
         check("unwinding stopped early" not in text, "%s: text dump cut short" % build, text)
         time.sleep(0.2)
-        check(eintr_count(t) == 0, "%s: a dump made a blocked call fail with EINTR" % build)
+        check(cplib.eintr_count(t) == 0, "%s: a dump made a blocked call fail with EINTR" % build)
 
 
 def test_O0_build():

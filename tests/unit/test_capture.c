@@ -650,9 +650,14 @@ static void test_killed_tracer(void)
 	test_keeps_running();
 }
 
-/* Someone else (a debugger) traces the thread: -EBUSY, and their tracing is undisturbed. */
+/*
+ * Someone else (a debugger) traces the thread: -EBUSY, unless CP_CAPTURE_TRACED lets a live
+ * capture take it; their tracing is undisturbed.
+ */
 static void test_busy(void)
 {
+	const struct cp_capture_opts live = { .flags = CP_CAPTURE_LIVE };
+	const struct cp_capture_opts traced = { .flags = CP_CAPTURE_LIVE | CP_CAPTURE_TRACED };
 	struct cp_task_status ts;
 	struct cp_thread_snap s;
 	int tid = sh->tids[3], i, status;
@@ -672,6 +677,13 @@ static void test_busy(void)
 	}
 	CHECK(ts.tracer_pid == tracer);
 	CHECK(cp_capture_thread(child, tid, NULL, &s) == -EBUSY);
+	CHECK(cp_proc_read_status(child, tid, &ts) == 0 && ts.tracer_pid == tracer);
+	/* Live: refused without CP_CAPTURE_TRACED; with it, the blocked reader is copied live. */
+	CHECK(cp_capture_thread(child, tid, &live, &s) == -EBUSY);
+	CHECK(cp_capture_thread(child, tid, &traced, &s) == 0);
+	CHECK(s.live && s.verified && !s.stopped && s.tracer == tracer);
+	CHECK(s.stack.len > 0 && s.regs.r[CP_REG_RSP] == s.stack.start);
+	cp_thread_snap_release(&s);
 	CHECK(cp_proc_read_status(child, tid, &ts) == 0 && ts.tracer_pid == tracer);
 	CHECK(!sigmask_has_exit_signals());
 	kill(tracer, SIGKILL);

@@ -157,6 +157,48 @@ static void test_text(void)
 	cp_dump_release(&d);
 }
 
+/* A traced process: the header names the tracer; a thread it kept running is marked. */
+static void test_traced(void)
+{
+	struct cp_dump d;
+	struct cp_dump_thread *th;
+	char *s;
+
+	build(&d);
+	s = render(&d, 1);
+	CHECK(strstr(s, "\"tracer\": null,"), "no tracer: null");
+	CHECK(!strstr(s, "\"capture_error\": \""), "captured threads: capture_error null");
+	CHECK(strstr(s, "\"kernel_frames\": [],\n      \"capture_error\": null }"),
+	      "capture_error after kernel_frames");
+	free(s);
+	s = render(&d, 0);
+	CHECK(!strstr(s, "traced by"), "untraced: no tracer line");
+	free(s);
+
+	d.tracer_pid = 4242;
+	snprintf(d.tracer_name, sizeof(d.tracer_name), "gdb");
+	th = &d.threads[1];
+	free(th->frames);
+	th->frames = NULL;
+	th->nframes = 0;
+	th->state = 'R';
+	th->capture_error = th->unwind_error = -EBUSY;
+	th->tracer_pid = 4242;
+	snprintf(th->tracer_name, sizeof(th->tracer_name), "gdb");
+	s = render(&d, 1);
+	CHECK(strstr(s, "\"tracer\": { \"pid\": 4242, \"name\": \"gdb\" },"), "tracer object");
+	CHECK(strstr(s, "\"capture_error\": \"traced by 4242 (gdb)\""), "capture_error names it");
+	CHECK(strstr(s, "\"frames\": [],"), "no frames for the uncaptured thread");
+	free(s);
+	s = render(&d, 0);
+	CHECK(strstr(s, "  2 io-read, 1 mutex\n  traced by process 4242 (gdb)"),
+	      "header line after the counts");
+	CHECK(strstr(s, "\n  (stack not captured: traced by 4242 (gdb) and running)\n"),
+	      "thread mark");
+	free(s);
+	cp_dump_release(&d);
+}
+
 static void test_unbounded(void)
 {
 	struct cp_wait w;
@@ -232,6 +274,7 @@ int main(void)
 	test_group();
 	test_json();
 	test_text();
+	test_traced();
 	test_unbounded();
 	return check_done("dump");
 }
