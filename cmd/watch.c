@@ -178,7 +178,7 @@ static int dump_for(int pid, unsigned int mask, const uint64_t *values, const st
 	char reason[64] = "", stamp[32], what[256] = "", *txt = NULL, *json = NULL;
 	time_t now = time(NULL);
 	struct tm tm;
-	int err, tracer = 0;
+	int err;
 
 	for (int m = 0; m < CP_WATCH__COUNT; m++) {
 		if (!(mask & (1u << m)))
@@ -191,11 +191,11 @@ static int dump_for(int pid, unsigned int mask, const uint64_t *values, const st
 	}
 	localtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-	err = cp_dump_take(pid, &opts, sym, &d, &tracer);
+	err = cp_dump_take(pid, &opts, sym, &d);
 	if (err == -ESRCH || err == -EINTR)
 		return err;
 	if (err < 0) {
-		cp_cmd_explain_attach_error("watch", pid, err, tracer);
+		cp_cmd_explain_attach_error("watch", pid, err, 0);
 		return 0;
 	}
 	if (write_one(&d, dir, stamp, reason, false, &txt) == 0 &&

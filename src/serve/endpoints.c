@@ -109,16 +109,14 @@ static void release(struct cp_serve_target *t, enum cp_serve_kind kind)
 }
 
 /* A failure to take a profile or dump of t, as a reply. */
-static void reply_error(struct cp_serve_reply *rp, const struct cp_serve_target *t, int err,
-			int tracer)
+static void reply_error(struct cp_serve_reply *rp, const struct cp_serve_target *t, int err)
 {
 	switch (err) {
 	case -ESRCH:
 		cp_serve_reply_text(rp, 410, "pid %d exited", t->pid);
 		break;
 	case -EBUSY:
-		cp_serve_reply_text(rp, 503, "pid %d is traced by another process (pid %d)", t->pid,
-				    tracer);
+		cp_serve_reply_text(rp, 503, "pid %d is traced by another process", t->pid);
 		break;
 	case -EPERM:
 	case -EACCES:
@@ -153,7 +151,7 @@ static void cpu(struct cp_serve_request *rq, struct cp_serve_reply *rp, bool svg
 	if (err == -ECANCELED)
 		cp_serve_reply_text(rp, 503, "profile abandoned: the client left or serve is stopping");
 	else if (err < 0)
-		reply_error(rp, t, err, 0);
+		reply_error(rp, t, err);
 	else
 		reply_body(rp, svg ? CP_SERVE_SVG : CP_SERVE_BINARY, !svg, body, len);
 }
@@ -176,16 +174,16 @@ static void dump(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 	struct cp_serve_target *t = pick_target(rq, rp);
 	char *body = NULL;
 	size_t len = 0;
-	int err, tracer = 0;
+	int err;
 
 	if (!t || !acquire(t, CP_SERVE_KIND_DUMP, rp))
 		return;
 	pthread_mutex_lock(&rq->srv->probe_lock);
-	err = cp_serve_dump(t->pid, form, rq->srv->sym, &body, &len, &tracer);
+	err = cp_serve_dump(t->pid, form, rq->srv->sym, &body, &len);
 	pthread_mutex_unlock(&rq->srv->probe_lock);
 	release(t, CP_SERVE_KIND_DUMP);
 	if (err < 0)
-		reply_error(rp, t, err, tracer);
+		reply_error(rp, t, err);
 	else if (form == CP_SERVE_DUMP_PPROF)
 		reply_body(rp, CP_SERVE_BINARY, true, body, len);
 	else
@@ -234,7 +232,7 @@ static void ep_cmdline(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", t->pid);
 	err = cp_read_file_alloc(path, 1u << 20, &buf, &len);
 	if (err < 0) {
-		reply_error(rp, t, err == -ENOENT ? -ESRCH : err, 0);
+		reply_error(rp, t, err == -ENOENT ? -ESRCH : err);
 		return;
 	}
 	/* Go answers os.Args joined by NUL bytes: the kernel's layout less the final NUL. */

@@ -193,7 +193,7 @@ done:
 }
 
 int cp_serve_dump(int pid, enum cp_serve_dump_form form, struct cp_symbolizer *sym, char **body,
-		  size_t *len, int *tracer)
+		  size_t *len)
 {
 	struct cp_dump_opts opts = { 0 };
 	struct cp_dump d = { 0 };
@@ -207,7 +207,7 @@ int cp_serve_dump(int pid, enum cp_serve_dump_form form, struct cp_symbolizer *s
 		opts.flags = CP_DUMP_GROUP | CP_DUMP_LEAKS;
 	else if (form == CP_SERVE_DUMP_TEXT)
 		opts.flags = CP_DUMP_LEAKS;
-	err = cp_dump_take(pid, &opts, sym, &d, tracer);
+	err = cp_dump_take(pid, &opts, sym, &d);
 	if (err < 0)
 		return err;
 	if (form == CP_SERVE_DUMP_PPROF) {

@@ -36,9 +36,9 @@ enum cp_serve_dump_form {
 
 /*
  * Take a dump of pid and write it in form into *body (malloc'd). sym is borrowed and used by
- * one caller at a time. 0 or -errno as cp_dump_take (*tracer set on -EBUSY).
+ * one caller at a time. 0 or -errno as cp_dump_take.
  */
 int cp_serve_dump(int pid, enum cp_serve_dump_form form, struct cp_symbolizer *sym, char **body,
-		  size_t *len, int *tracer);
+		  size_t *len);
 
 #endif
