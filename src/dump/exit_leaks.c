@@ -65,13 +65,32 @@ static int find_fds(int pid, const struct cp_tracer *tr, struct cp_exit_leaks *l
 	return 0;
 }
 
+/*
+ * A Go program: some thread runs Go's runtime. Its runtime keeps its threads (Ms) for the
+ * life of the process and never joins them, so they are no leak (a leaked goroutine is the
+ * Go form, and lives on one of them).
+ */
+static bool is_go(const struct cp_dump *d)
+{
+	for (size_t i = 0; i < d->nthreads; i++)
+		for (size_t j = 0; j < d->threads[i].nframes; j++) {
+			const char *fn = d->threads[i].frames[j].function;
+
+			if (fn && (!strcmp(fn, "runtime.main") || !strcmp(fn, "runtime.mstart") ||
+				   !strcmp(fn, "runtime.goexit")))
+				return true;
+		}
+	return false;
+}
+
 /* The threads other than the exiting one, still alive, each with its creation stack. */
-static int find_threads(const struct cp_tracer *tr, struct cp_exit_leaks *l,
-			const int *creators)
+static int find_threads(struct cp_exit_leaks *l, const int *creators)
 {
 	const struct cp_dump *d = &l->dump;
-	size_t k = 0;
 
+	l->go_runtime = is_go(d);
+	if (l->go_runtime)
+		return 0;
 	l->threads = calloc(d->nthreads ? d->nthreads : 1, sizeof(*l->threads));
 	if (!l->threads)
 		return -ENOMEM;
@@ -90,10 +109,7 @@ static int find_threads(const struct cp_tracer *tr, struct cp_exit_leaks *l,
 				x->creator = creators[j];
 			}
 		}
-		k++;
 	}
-	(void)tr;
-	(void)k;
 	return 0;
 }
 
@@ -145,7 +161,7 @@ int cp_exit_leaks_take(int pid, int tid, int code, const struct cp_tracer *tr,
 		if (tids[i] != tid && cp_tracer_creation(tr, tids[i], &creator))
 			out->dump.extra[j++].tid = tids[i];
 	}
-	err = find_threads(tr, out, creators);
+	err = find_threads(out, creators);
 	if (err == 0)
 		err = find_fds(pid, tr, out);
 out:
@@ -244,8 +260,9 @@ int cp_exit_leaks_write_json(const struct cp_exit_leaks *l, FILE *f)
 		cp_strbuf_adds(&sb, i ? ", " : "");
 		cp_strbuf_add_json_str(&sb, d->cmdline[i]);
 	}
-	cp_strbuf_addf(&sb, "], \"exit_code\": %d, \"exiting_tid\": %d,\n  \"threads\": [", l->code,
-		       l->tid);
+	cp_strbuf_addf(&sb, "], \"exit_code\": %d, \"exiting_tid\": %d, \"go_runtime\": %s,\n"
+			    "  \"threads\": [",
+		       l->code, l->tid, l->go_runtime ? "true" : "false");
 	for (size_t i = 0; i < l->nthreads; i++) {
 		const struct cp_exit_thread *x = &l->threads[i];
 

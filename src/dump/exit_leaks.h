@@ -38,6 +38,7 @@ struct cp_exit_leaks {
 	struct cp_exit_fd *fds;		/* owned */
 	size_t nfds;
 	bool fds_known;			/* false: its fds at start were not seen */
+	bool go_runtime;		/* a Go program: its runtime's threads are not counted */
 };
 
 /*
