@@ -20,8 +20,10 @@
 #include "util.h"
 
 static const char usage_text[] =
-	"usage: cprof record [--seconds N] [-F HZ] [--unwind dwarf|fp]\n"
-	"                    [--format pprof|folded|svg|text] [-o FILE] -- COMMAND [ARGS...]\n"
+	"usage: cprof record [--seconds N] [-F HZ] [--unwind dwarf|fp] [--profile cpu|none]\n"
+	"                    [--format pprof|folded|svg|text] [-o FILE]\n"
+	"                    [--timeout S [--kill-after S2]] [--leaks] [--leaks-json FILE]\n"
+	"                    [--fail-on-leak] -- COMMAND [ARGS...]\n"
 	"\n"
 	"Run COMMAND and CPU-profile it, its threads and the processes it starts, until it\n"
 	"exits (or --seconds pass: then the profile is written and cprof waits for COMMAND).\n"
@@ -37,16 +39,28 @@ static const char usage_text[] =
 	"      --stack-size BYTES  user stack copied per sample in dwarf mode (default 8192,\n"
 	"                          512 to 65000); deeper stacks end in [truncated]\n"
 	"      --no-kernel         leave out kernel frames\n"
+	"      --profile TYPE      cpu (default), or none: no profile, only --timeout/--leaks\n"
 	"  -f, --format FORMAT     pprof (default), folded, svg, text\n"
 	"  -o, --output FILE       where to write (default cprof-PID-YYYYmmdd-HHMMSS.EXT in the\n"
 	"                          current directory; '-' = standard output)\n"
+	"      --timeout S         after S seconds dump every thread of every process of\n"
+	"                          COMMAND's tree (stderr; JSON in NAME.hang.json next to the\n"
+	"                          profile), send SIGTERM, and exit 124 as timeout(1)\n"
+	"      --kill-after S2     then SIGKILL after S2 more seconds (default 10)\n"
+	"      --leaks             as each process of COMMAND exits, report the threads still\n"
+	"                          alive (never joined), with the stacks that created them, and\n"
+	"                          the fds opened since it started (traces COMMAND with ptrace;\n"
+	"                          COMMAND does not outlive cprof)\n"
+	"      --leaks-json FILE   also write the leaks as JSON (implies --leaks)\n"
+	"      --fail-on-leak      exit 3 when something leaked and COMMAND succeeded\n"
 	"  -v, --verbose           print sampling statistics and cprof's own CPU cost\n"
 	"  -h, --help              show this help\n"
 	"\n"
 	"Examples:\n"
 	"  cprof record -o prof.pb.gz -- ./bench --iterations 1000\n"
 	"  cprof record --format svg -o flame.svg -- make -j4\n"
-	"  cprof record --seconds 30 -- ./server      profile the first 30 s of a server\n";
+	"  cprof record --seconds 30 -- ./server      profile the first 30 s of a server\n"
+	"  cprof record --timeout 600 --leaks --fail-on-leak -o prof.pb.gz -- ./unit_tests\n";
 
 /* The command line of cprof record. */
 struct record_options {

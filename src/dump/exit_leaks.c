@@ -25,6 +25,21 @@ static bool was_open(const struct cp_fd_entry *start, size_t n, const struct cp_
 	return false;
 }
 
+/*
+ * Not a leak whatever its age: standard input, output and error (a child that redirects them
+ * after its fork), and the file an interpreter reads its program from (bash keeps the script
+ * open as fd 255 for its whole life), which is one of its arguments.
+ */
+static bool never_a_leak(const struct cp_fd_entry *e, char *const *cmdline)
+{
+	if (e->fd <= 2)
+		return true;
+	for (size_t i = 1; cmdline && cmdline[i]; i++)
+		if (cmdline[i][0] == '/' && !strcmp(cmdline[i], e->link))
+			return true;
+	return false;
+}
+
 /* The fds of pid not open at its start, described. 0 or -errno. */
 static int find_fds(int pid, const struct cp_tracer *tr, struct cp_exit_leaks *l)
 {
@@ -48,7 +63,7 @@ static int find_fds(int pid, const struct cp_tracer *tr, struct cp_exit_leaks *l
 		struct cp_exit_fd *x;
 		struct cp_fd_desc d;
 
-		if (was_open(start, nstart, &now[i]))
+		if (was_open(start, nstart, &now[i]) || never_a_leak(&now[i], l->dump.cmdline))
 			continue;
 		x = &l->fds[l->nfds++];
 		x->fd = now[i].fd;
@@ -113,61 +128,102 @@ static int find_threads(struct cp_exit_leaks *l, const int *creators)
 	return 0;
 }
 
+/* Whether pid has a live thread besides tid (a zombie is one that exited, not reaped yet). */
+static bool others_alive(int pid, int tid, const int *tids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct cp_task_stat st;
+
+		if (tids[i] != tid && cp_proc_read_stat(pid, tids[i], &st) == 0 &&
+		    st.state != 'Z' && st.state != 'X')
+			return true;
+	}
+	return false;
+}
+
+/* The process's exe and command line alone, for a report of fds without a dump. */
+static int read_identity(int pid, struct cp_dump *d)
+{
+	char exe[4096];
+	size_t argc = 0;
+
+	memset(d, 0, sizeof(*d));
+	d->pid = pid;
+	if (cp_proc_read_exe(pid, exe, sizeof(exe)) == 0 && !(d->exe = strdup(exe)))
+		return -ENOMEM;
+	if (cp_proc_read_cmdline(pid, &d->cmdline, &argc) < 0 || !d->cmdline)
+		d->cmdline = calloc(1, sizeof(char *));
+	return d->cmdline ? 0 : -ENOMEM;
+}
+
+/* Dump pid with the creation stacks of its threads other than l->tid. 0 or -errno. */
+static int dump_with_creators(int pid, const struct cp_tracer *tr, struct cp_symbolizer *sym,
+			      const int *tids, size_t ntids, struct cp_exit_leaks *l)
+{
+	const struct cp_thread_snap **extra = calloc(ntids + 1, sizeof(*extra));
+	int *creators = calloc(ntids + 1, sizeof(*creators));
+	struct cp_dump_opts o = { 0 };
+	int err = -ENOMEM;
+	size_t n = 0;
+
+	if (!extra || !creators)
+		goto out;
+	for (size_t i = 0; i < ntids; i++) {
+		int creator = 0;
+		const struct cp_thread_snap *s = tids[i] == l->tid ? NULL :
+			cp_tracer_creation(tr, tids[i], &creator);
+
+		if (s) {
+			extra[n] = s;
+			creators[n++] = creator;
+		}
+	}
+	o.extra = (const struct cp_thread_snap *const *)extra;
+	o.nextra = n;
+	err = cp_dump_take(pid, &o, sym, &l->dump);
+	if (err < 0)
+		goto out;
+	l->has_dump = true;
+	/* The snapshots are of the creators; name each extra stack by the thread it created. */
+	for (size_t i = 0, j = 0; i < ntids && j < l->dump.nextra; i++) {
+		int creator;
+
+		if (tids[i] != l->tid && cp_tracer_creation(tr, tids[i], &creator))
+			l->dump.extra[j++].tid = tids[i];
+	}
+	err = find_threads(l, creators);
+out:
+	free(extra);
+	free(creators);
+	return err;
+}
+
 int cp_exit_leaks_take(int pid, int tid, int code, const struct cp_tracer *tr,
 		       struct cp_symbolizer *sym, struct cp_exit_leaks *out)
 {
-	const struct cp_thread_snap **extra = NULL;
-	struct cp_dump_opts o = { 0 };
-	int *tids = NULL, *creators = NULL, err;
-	size_t ntids = 0, n = 0;
+	int *tids = NULL, err;
+	size_t ntids = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->pid = pid;
 	out->tid = tid;
 	out->code = code;
-	/* The creation stacks of the threads alive now, to be unwound with the dump. */
-	if (cp_proc_list_tasks(pid, &tids, &ntids) == 0 && ntids) {
-		extra = calloc(ntids, sizeof(*extra));
-		creators = calloc(ntids, sizeof(*creators));
-		if (!extra || !creators) {
-			err = -ENOMEM;
-			goto out;
-		}
-		for (size_t i = 0; i < ntids; i++) {
-			const struct cp_thread_snap *s;
-			int creator = 0;
-
-			if (tids[i] == tid)
-				continue;
-			s = cp_tracer_creation(tr, tids[i], &creator);
-			if (!s)
-				continue;
-			/* The snapshot is of the creator; the dump's extra is keyed by the child. */
-			extra[n] = s;
-			creators[n++] = creator;
-		}
-	}
-	o.flags = 0;
-	o.extra = (const struct cp_thread_snap *const *)extra;
-	o.nextra = n;
-	err = cp_dump_take(pid, &o, sym, &out->dump);
+	/*
+	 * The dump, which costs milliseconds, only when a thread is left: most processes leave
+	 * nothing, and their exit must not wait for more than a listing of their threads and fds.
+	 */
+	err = cp_proc_list_tasks(pid, &tids, &ntids);
 	if (err < 0)
-		goto out;
-	out->has_dump = true;
-	/* d->extra[i].tid is the creator's (the snapshot's); name each by the thread created. */
-	for (size_t i = 0, j = 0; i < ntids && j < out->dump.nextra; i++) {
-		int creator;
-
-		if (tids[i] != tid && cp_tracer_creation(tr, tids[i], &creator))
-			out->dump.extra[j++].tid = tids[i];
+		return err;
+	if (others_alive(pid, tid, tids, ntids)) {
+		err = dump_with_creators(pid, tr, sym, tids, ntids, out);
+	} else {
+		err = read_identity(pid, &out->dump);
+		out->has_dump = err == 0;
 	}
-	err = find_threads(out, creators);
 	if (err == 0)
 		err = find_fds(pid, tr, out);
-out:
 	free(tids);
-	free(extra);
-	free(creators);
 	return err;
 }
 

@@ -171,6 +171,22 @@ def test_go_test_binary():
            env=env)
 
 
+def test_python_thread_left_running():
+    """A Python test that leaves a daemon thread (what a pytest test leaks): reported at the
+    interpreter's exit with the native stack that created it; wrappers (pyenv's shell scripts)
+    report nothing."""
+    d = profiles.tmpdir()
+    script = os.path.join(d, "t.py")
+    with open(script, "w") as f:
+        f.write("import threading, time\n"
+                "threading.Thread(target=lambda: time.sleep(3600), daemon=True).start()\n"
+                "print('ok')\n")
+    r = record("--profile", "none", "--fail-on-leak", "--", "python3", script, rc=3)
+    check(r.stderr.count("LEAKED at exit") == 1 and "python" in r.stderr, "one leak", r.stderr)
+    created = r.stderr[r.stderr.index("created by thread"):]
+    check("pthread_create" in created, "creation stack", created[:1500])
+
+
 def test_meson_test_wrapper():
     """meson test --wrapper runs each test under cprof record --timeout (this project's own)."""
     build = os.environ.get("CPROF_BUILD") or str(cplib.SRC / "build")
