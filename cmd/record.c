@@ -573,7 +573,8 @@ int cmd_record(int argc, char **argv)
 		hang_json = hang_json_name(&o, c.pid);
 		o.watch.hang_json = hang_json;
 	}
-	rc = record_watch_start(&o.watch, c.pid, true);
+	o.watch.name = o.command[0];
+	rc = record_watch_start(&o.watch, c.pid);
 	if (rc == 0 && o.profile)
 		rc = open_session(&o, &c, &sess);
 	if (rc) {

@@ -17,11 +17,10 @@
 
 #define TREE_MAX 4096
 
-int record_watch_start(struct record_watch *w, int root, bool unused)
+int record_watch_start(struct record_watch *w, int root)
 {
 	int err;
 
-	(void)unused;
 	w->root = root;
 	if (!w->leaks)
 		return 0;
@@ -91,8 +90,8 @@ static void dump_tree(struct record_watch *w, const int *pids, size_t n)
 	bool json = w->hang_json && cp_output_open(&out, "record", w->hang_json) == 0;
 	size_t ndumped = 0;
 
-	cp_note("timeout: %s ran %.0f s; dumping %zu process%s", "the command", w->timeout, n,
-		n == 1 ? "" : "es");
+	cp_note("timeout: %s (pid %d) ran %g s; dumping %zu process%s",
+		w->name ? w->name : "the command", w->root, w->timeout, n, n == 1 ? "" : "es");
 	if (json)
 		fprintf(out.f, "{ \"timeout_seconds\": %g, \"processes\": [", w->timeout);
 	for (size_t i = 0; i < n; i++) {

@@ -29,6 +29,7 @@ struct record_watch {
 	bool fail_on_leak;
 	const char *hang_json;		/* where the hang dump's JSON goes (malloc'd by caller) */
 	/* State */
+	const char *name;		/* the command, for messages */
 	int root;
 	uint64_t start_ns;
 	uint64_t term_ns;		/* when SIGTERM was sent; 0 not yet */
@@ -44,7 +45,7 @@ struct record_watch {
 };
 
 /* Start following the command (root, not yet exec'd) for --leaks. 0 or an exit code (reported). */
-int record_watch_start(struct record_watch *w, int root, bool leaks_json_stdout_ok);
+int record_watch_start(struct record_watch *w, int root);
 /*
  * Handle what is pending: tracer events (with --leaks), the --timeout deadline. Sets
  * *reaped and *status when the command was reaped here (with --leaks, only here).

@@ -280,6 +280,8 @@ int cp_tracer_new(int root, struct cp_tracer **out)
 		cp_tracer_free(t);
 		return -ENOMEM;
 	}
+	/* Its fds until its exec replaces them: the start of a root that never execs. */
+	start_proc(t, root);
 	*out = t;
 	return 0;
 }

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "snapshot.h"
+#include "capture.h"
 
 /* Bytes of the creating thread's stack kept from each clone() of a thread. */
 #define CP_TRACER_CREATION_STACK 16384
