@@ -1,6 +1,7 @@
 /* Following a command's process tree with ptrace and stopping each exit_group (record --leaks). */
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -196,53 +197,37 @@ static void start_proc(struct cp_tracer *t, int pid)
 	p->has_fds = cp_fd_entries_read(pid, &p->fds, &p->nfds) == 0;
 }
 
-/*
- * glibc's clone() and clone3() end their unwind information before the system call (the
- * child's frame would be wrong), so a thread stopped right after it cannot be unwound from
- * there. Their parent path is `syscall; test %rax,%rax; jl ...; jz ...; ret` with nothing
- * pushed: when the code at the pc is that test, take the ret's step (pc from [rsp], rsp + 8),
- * which leaves the creator in the caller of clone, where unwind information exists again.
- */
-static void step_out_of_clone(int tid, struct user_regs_struct *u)
-{
-	uint8_t code[3];
-	uint64_t ret;
-
-	if (cp_mem_read_pid(tid, u->rip, code, sizeof(code)) != (long)sizeof(code) ||
-	    code[0] != 0x48 || code[1] != 0x85 || code[2] != 0xc0)
-		return;
-	if (cp_mem_read_pid(tid, u->rsp, &ret, sizeof(ret)) != (long)sizeof(ret))
-		return;
-	u->rip = ret;
-	u->rsp += 8;
-	u->rax = 0;
-}
+/* What one read of a creator stopped at its clone event brings: code, flags, stack. */
+struct clone_look {
+	uint8_t code[3];	/* at the pc */
+	uint64_t flags;		/* clone3's clone_args.flags */
+	uint8_t *stack;		/* CP_TRACER_CREATION_STACK bytes from sp */
+	long got;		/* bytes of stack read */
+};
 
 /*
- * The registers and up to CP_TRACER_CREATION_STACK bytes of stack of tid, which is stopped
- * in a ptrace event. The copy ends at the first unreadable page.
+ * One process_vm_readv for all of it: the code at the pc, clone3's flags, and the stack from
+ * sp in pieces of a page (the read stops at the first piece it cannot read).
  */
-static int copy_creator(int tid, struct cp_thread_snap *snap)
+static void look_at_clone(int tid, const struct user_regs_struct *u, struct clone_look *cl)
 {
-	struct user_regs_struct u;
-	struct iovec local, remote[CP_TRACER_CREATION_STACK / 4096 + 1];
-	uint8_t *buf;
-	uint64_t sp, at;
+	struct iovec local[3], remote[CP_TRACER_CREATION_STACK / 4096 + 3];
 	size_t n = 0, left = CP_TRACER_CREATION_STACK;
+	bool clone3 = u->orig_rax == SYS_clone3;
+	uint64_t at;
 	long got;
 
-	if (ptrace(PTRACE_GETREGS, tid, NULL, &u) != 0)
-		return -errno;
-	step_out_of_clone(tid, &u);
-	buf = malloc(CP_TRACER_CREATION_STACK);
-	if (!buf)
-		return -ENOMEM;
-	memset(snap, 0, sizeof(*snap));
-	snap->tid = tid;
-	cp_capture_regs_from_user(&u, &snap->regs);
-	sp = u.rsp;
-	/* One piece per page: process_vm_readv stops at the first piece it cannot read. */
-	for (at = sp; left && n < CP_ARRAY_SIZE(remote); n++) {
+	local[0] = (struct iovec){ cl->code, sizeof(cl->code) };
+	remote[n++] = (struct iovec){ (void *)(uintptr_t)u->rip, sizeof(cl->code) };
+	/* clone(): flags in rdi; clone3(): a pointer to clone_args, flags first. */
+	if (clone3) {
+		local[1] = (struct iovec){ &cl->flags, sizeof(cl->flags) };
+		remote[n++] = (struct iovec){ (void *)(uintptr_t)u->rdi, sizeof(cl->flags) };
+	} else {
+		local[1] = (struct iovec){ &cl->flags, 0 };
+		cl->flags = u->rdi;
+	}
+	for (at = u->rsp; left && n < CP_ARRAY_SIZE(remote); n++) {
 		size_t len = 4096 - (at & 4095);
 
 		if (len > left)
@@ -251,14 +236,75 @@ static int copy_creator(int tid, struct cp_thread_snap *snap)
 		at += len;
 		left -= len;
 	}
-	local = (struct iovec){ buf, CP_TRACER_CREATION_STACK - left };
-	got = process_vm_readv(tid, &local, 1, remote, n, 0);
-	snap->stack.start = sp;
-	snap->stack.truncated = true;
-	snap->stopped = true;
-	snap->verified = true;
-	cp_capture_stack_finish(&snap->stack, buf, got);
-	return 0;
+	local[2] = (struct iovec){ cl->stack, CP_TRACER_CREATION_STACK - left };
+	got = process_vm_readv(tid, local, 3, remote, n, 0);
+	got -= (long)sizeof(cl->code) + (clone3 ? (long)sizeof(cl->flags) : 0);
+	cl->got = got > 0 ? got : 0;
+	if (got < 0)
+		memset(cl->code, 0, sizeof(cl->code));
+}
+
+/*
+ * glibc's clone() and clone3() end their unwind information before the system call (the
+ * child's frame would be wrong), so a thread stopped right after it cannot be unwound from
+ * there. Their parent path is `syscall; test %rax,%rax; jl ...; jz ...; ret` with nothing
+ * pushed: when the code at the pc is that test, take the ret's step (pc from [rsp], rsp + 8),
+ * which leaves the creator in the caller of clone, where unwind information exists again.
+ */
+static void step_out_of_clone(struct user_regs_struct *u, struct clone_look *cl)
+{
+	uint64_t ret;
+
+	if (cl->code[0] != 0x48 || cl->code[1] != 0x85 || cl->code[2] != 0xc0 || cl->got < 8)
+		return;
+	memcpy(&ret, cl->stack, sizeof(ret));
+	memmove(cl->stack, cl->stack + 8, (size_t)cl->got - 8);
+	cl->got -= 8;
+	u->rip = ret;
+	u->rsp += 8;
+	u->rax = 0;
+}
+
+/*
+ * tid stopped at a clone event that made thread or process child: a thread gets its
+ * creator's registers and the top of its stack (unwound only if it leaks); a process, the
+ * fds it starts with.
+ */
+static void on_clone(struct cp_tracer *t, int tid, int child)
+{
+	struct user_regs_struct u;
+	struct clone_look cl = { .stack = malloc(CP_TRACER_CREATION_STACK) };
+	struct tthread *th;
+
+	if (!cl.stack || ptrace(PTRACE_GETREGS, tid, NULL, &u) != 0) {
+		free(cl.stack);
+		add_thread(t, child);
+		return;
+	}
+	look_at_clone(tid, &u, &cl);
+	if (!(cl.flags & CLONE_THREAD)) {
+		free(cl.stack);
+		add_thread(t, child);
+		/* Not run yet: its fds are the copy of its parent's it starts with. */
+		start_proc(t, child);
+		return;
+	}
+	step_out_of_clone(&u, &cl);
+	th = add_thread(t, child);
+	if (!th || th->has_snap) {
+		free(cl.stack);
+		return;
+	}
+	memset(&th->snap, 0, sizeof(th->snap));
+	th->snap.tid = tid;
+	cp_capture_regs_from_user(&u, &th->snap.regs);
+	th->snap.stack.start = u.rsp;
+	th->snap.stack.truncated = true;
+	th->snap.stopped = true;
+	th->snap.verified = true;
+	cp_capture_stack_finish(&th->snap.stack, cl.stack, cl.got);
+	th->has_snap = true;
+	th->creator = tid;
 }
 
 int cp_tracer_new(int root, struct cp_tracer **out)
@@ -302,23 +348,16 @@ static int tgid_of(int tid)
 static void on_new_task(struct cp_tracer *t, int tid, int event)
 {
 	unsigned long msg = 0;
-	struct tthread *th;
-	int child;
 
 	if (ptrace(PTRACE_GETEVENTMSG, tid, NULL, &msg) != 0)
 		return;
-	child = (int)msg;
-	if (event == PTRACE_EVENT_CLONE && tgid_of(child) == tgid_of(tid)) {
-		th = add_thread(t, child);
-		if (th && !th->has_snap && copy_creator(tid, &th->snap) == 0) {
-			th->has_snap = true;
-			th->creator = tid;
-		}
+	if (event == PTRACE_EVENT_CLONE) {
+		on_clone(t, tid, (int)msg);
 		return;
 	}
-	add_thread(t, child);
+	add_thread(t, (int)msg);
 	/* Not run yet: its fds are the copy of its parent's it starts with. */
-	start_proc(t, child);
+	start_proc(t, (int)msg);
 }
 
 /* A thread reaped: forget it; the root's end is an event. 1 with ev, else 0. */

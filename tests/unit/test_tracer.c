@@ -1,10 +1,12 @@
 /* Unit tests for src/target/tracer.c: fd listings, and a traced child stopped at its exit_group. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,9 +46,22 @@ static void *sleeper(void *arg)
 	return NULL;
 }
 
-/* The child: wait for the tracer, install the filter, leave a thread and an fd, _exit(5). */
+/* A thread made by clone() rather than pthread_create's clone3(): it only sleeps. */
+static int raw_sleeper(void *arg)
+{
+	(void)arg;
+	for (;;)
+		syscall(SYS_pause);
+	return 0;
+}
+
+/*
+ * The child: wait for the tracer, install the filter, leave two threads (clone3 and clone)
+ * and an fd, _exit(5).
+ */
 static __attribute__((noreturn)) void child(int go)
 {
+	static char stack[65536] __attribute__((aligned(16)));
 	pthread_t t;
 	char c;
 	int p[2];
@@ -55,6 +70,10 @@ static __attribute__((noreturn)) void child(int go)
 		_exit(100);
 	if (pipe(p) < 0 || pthread_create(&t, NULL, sleeper, NULL) != 0)
 		_exit(101);
+	if (clone(raw_sleeper, stack + sizeof(stack),
+		  CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
+		  NULL) < 0)
+		_exit(102);
 	usleep(50000);
 	_exit(5);	/* exit_group; no atexit handlers (LeakSanitizer would use ptrace) */
 }
@@ -112,7 +131,7 @@ static void test_exit_group_stop(void)
 				CHECK(s && creator == pid, "no creation stack for %d", tid);
 				CHECK(s && s->stack.len > 0 && (s->regs.valid & (1u << CP_REG_RIP)));
 			}
-			CHECK(tids == 1, "%d other threads alive at exit_group", tids);
+			CHECK(tids == 2, "%d other threads alive at exit_group", tids);
 			cp_tracer_resume(tr, &ev);
 		} else if (ev.kind == CP_TRACE_ROOT_GONE) {
 			gone = true;
