@@ -347,7 +347,7 @@ static int start(struct child *c, char **cmd)
 	if (n == (ssize_t)sizeof(exec_err)) {
 		/* __WALL: a traced child (--leaks) is waited for like a thread. */
 		while (waitpid(c->pid, &c->status, __WALL) == c->pid && WIFSTOPPED(c->status))
-			;
+			ptrace(PTRACE_CONT, c->pid, NULL, NULL);
 		c->reaped = true;
 		if (exec_err == ENOENT) {
 			cp_error(cmd[0], "command not found");
@@ -476,8 +476,9 @@ static int exit_code(struct child *c, const char *name, int write_err,
 		     const struct record_watch *w)
 {
 	if (!c->reaped) {
-		cp_error("record", "interrupted by %s; %s (pid %d) left running",
-			 strsignal(stop_sig), name, (int)c->pid);
+		/* Traced for --leaks, it cannot outlive cprof (see src/target/tracer.h). */
+		cp_error("record", "interrupted by %s; %s (pid %d) %s", strsignal(stop_sig), name,
+			 (int)c->pid, w->leaks ? "killed with cprof (--leaks)" : "left running");
 		return 128 + stop_sig;
 	}
 	if (w->timed_out)
