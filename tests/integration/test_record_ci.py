@@ -120,6 +120,16 @@ def test_leaks_underscore_exit():
     check_leaked("_exit")
 
 
+def test_leaks_with_profiling():
+    """--leaks and the CPU profile together: both written, the status passed through."""
+    d = profiles.tmpdir()
+    out = os.path.join(d, "p.pb.gz")
+    r = record("--leaks", "-F", 499, "-o", out, "--", target("exit_leak"), "exit", rc=0)
+    check("LEAKED at exit" in r.stderr and "leaked_worker" in r.stderr, "leak report", r.stderr)
+    check(os.path.getsize(out) > 0 and "wrote " + out in r.stderr, "profile", r.stderr)
+    profiles.pprof("-raw", out)
+
+
 def test_fail_on_leak():
     r, j = leaks(["exit"], "--fail-on-leak", rc=3)
     check(j["leaked"], "leaked false")
