@@ -6,7 +6,7 @@ RELEASE_BUILD ?= build-release
 PACKAGES = meson ninja-build pkg-config gcc g++ libunwind-dev libdw-dev libelf-dev \
 	zlib1g-dev liblzma-dev libbz2-dev libprotobuf-c-dev protobuf-c-compiler libc6-dbg golang-go \
 	elfutils gdb rustc \
-	python3 binutils procps iproute2 postgresql redis-server
+	python3 python3-pytest binutils procps iproute2 postgresql redis-server cmake
 BENCH_PACKAGES = linux-perf hyperfine time
 
 .PHONY: all deps build release demo test bench bench-compare clean
