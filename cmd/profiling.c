@@ -36,6 +36,16 @@ int cp_prof_format_parse(const char *name, enum cp_profile_format *out)
 	return -EINVAL;
 }
 
+/* The profile types by their --profile name. */
+static const struct {
+	const char *name;
+	enum cp_session_type type;
+} types[] = {
+	{ "cpu", CP_SESSION_CPU },
+	{ "wall", CP_SESSION_WALL },
+	{ "block", CP_SESSION_BLOCK },
+};
+
 static const char *format_ext(enum cp_profile_format f)
 {
 	for (size_t i = 0; i < CP_ARRAY_SIZE(formats); i++)
@@ -142,6 +152,17 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
 	case 'K':
 		o->kernel = false;
 		return 0;
+	case 'P':
+		for (size_t i = 0; i < CP_ARRAY_SIZE(types); i++) {
+			if (!strcmp(arg, types[i].name)) {
+				o->type = types[i].type;
+				return 0;
+			}
+		}
+		cp_error(cmd, "invalid --profile '%s': expected cpu, wall or block", arg);
+		if (!strcmp(arg, "mutex") || !strcmp(arg, "threadcreate"))
+			cp_hint("%s profiles are not supported yet", arg);
+		return CP_EXIT_USAGE;
 	case 'v':
 		o->verbose = true;
 		return 0;
@@ -313,6 +334,7 @@ done:
 
 void cp_prof_session_opts(const struct cp_prof_options *o, struct cp_session_opts *so)
 {
+	so->type = o->type;
 	so->hz = o->hz;
 	so->dwarf = o->dwarf;
 	so->stack_size = o->stack_size;

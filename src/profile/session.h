@@ -1,8 +1,10 @@
 /*
- * A CPU-profiling session: perf samples from the sampler, unwound (DWARF) or taken from the
+ * A profiling session: perf samples from the sampler, unwound (DWARF) or taken from the
  * kernel's callchains (fp), symbolized once per distinct (pid, address), and aggregated into a
  * profile model as they arrive. Keeps each process's module map current from MMAP2 records
  * (dlopen during profiling), thread names from COMM records, and new processes from FORK.
+ * Wall and block sessions also take a sample at every context switch out of a target thread
+ * and time the thread off CPU from the switch records (session_offcpu.c).
  */
 #ifndef CP_SESSION_H
 #define CP_SESSION_H
@@ -16,7 +18,15 @@
 
 struct cp_session;
 
+/* What a session profiles (docs/FORMATS.md, "Profile types"). */
+enum cp_session_type {
+	CP_SESSION_CPU = 0,	/* cpu-clock samples of the threads on CPU */
+	CP_SESSION_WALL,	/* every thread at hz, on CPU or not; label state */
+	CP_SESSION_BLOCK,	/* time off CPU, not preempted, at the blocking stack; label wait */
+};
+
 struct cp_session_opts {
+	enum cp_session_type type;
 	const int *pids;	/* borrowed; pids[0]'s executable is the profile's mapping 1 */
 	size_t npids;
 	int hz;
