@@ -44,6 +44,7 @@ static const struct {
 	{ "cpu", CP_SESSION_CPU },
 	{ "wall", CP_SESSION_WALL },
 	{ "block", CP_SESSION_BLOCK },
+	{ "threadcreate", CP_SESSION_THREADCREATE },
 };
 
 static const char *format_ext(enum cp_profile_format f)
@@ -159,8 +160,9 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
 				return 0;
 			}
 		}
-		cp_error(cmd, "invalid --profile '%s': expected cpu, wall or block", arg);
-		if (!strcmp(arg, "mutex") || !strcmp(arg, "threadcreate"))
+		cp_error(cmd, "invalid --profile '%s': expected cpu, wall, block or threadcreate",
+			 arg);
+		if (!strcmp(arg, "mutex"))
 			cp_hint("%s profiles are not supported yet", arg);
 		return CP_EXIT_USAGE;
 	case 'v':
@@ -179,6 +181,12 @@ void cp_prof_explain_open_error(const char *cmd, int pid, int err, const struct 
 	snprintf(what, sizeof(what), "pid %d", pid);
 	if (cp_read_file("/proc/sys/kernel/perf_event_paranoid", buf, sizeof(buf), NULL) == 0)
 		paranoid = atoi(buf);
+	if (o->type == CP_SESSION_THREADCREATE && err == -EOPNOTSUPP) {
+		cp_error(what, "no syscalls:sys_enter_clone3 or sys_enter_clone tracepoint (a "
+			       "kernel without CONFIG_FTRACE_SYSCALLS, or tracefs not mountable)");
+		cp_hint("as root: mount -t tracefs nodev /sys/kernel/tracing");
+		return;
+	}
 	switch (err) {
 	case -EACCES:
 	case -EPERM:

@@ -53,7 +53,7 @@ struct cp_sampler {
 	size_t npids;
 	bool follow_children;
 	struct perf_event_attr attr;
-	struct perf_event_attr attr2;	/* the context-switch event beside cpu-clock */
+	struct perf_event_attr attr2;	/* a second event per thread and CPU (setup_attrs) */
 	bool has_attr2;
 	size_t stack_size;
 	int *cpus;
@@ -182,7 +182,7 @@ static int push_event(struct cp_sampler *s, int fd, int tid, int cpu, bool owner
 	return 0;
 }
 
-/* The context-switch event of thread tid on r's CPU, writing into r's ring. */
+/* The second event of thread tid on r's CPU (attr2), writing into r's ring. */
 static int open_second(struct cp_sampler *s, struct ring *r, int tid)
 {
 	int fd = perf_open(&s->attr2, tid, r->cpu), err;
@@ -391,16 +391,28 @@ static void close_events(struct cp_sampler *s)
 	tidset_release(&s->inherited);
 }
 
-/* The first event of each thread carries the task records; the second one, if any, switches. */
+/*
+ * The first event of each thread carries the task records; the second one, if any, counts
+ * context switches (beside cpu-clock) or the second tracepoint.
+ */
 static void setup_attrs(struct cp_sampler *s, const struct cp_sampler_opts *o, bool kernel)
 {
 	bool only_switches = o->switches && o->no_cpu_clock;
 
+	if (o->ntracepoints) {
+		cp_sampler_setup_attr(&s->attr, o, s->stack_size, kernel, CP_SAMPLER_TRACEPOINT, 0,
+				      true);
+		s->has_attr2 = o->ntracepoints > 1;
+		if (s->has_attr2)
+			cp_sampler_setup_attr(&s->attr2, o, s->stack_size, kernel,
+					      CP_SAMPLER_TRACEPOINT, 1, false);
+		return;
+	}
 	cp_sampler_setup_attr(&s->attr, o, s->stack_size, kernel,
-			      only_switches ? CP_SAMPLER_SWITCHES : CP_SAMPLER_CPU_CLOCK, true);
+			      only_switches ? CP_SAMPLER_SWITCHES : CP_SAMPLER_CPU_CLOCK, 0, true);
 	s->has_attr2 = o->switches && !only_switches;
 	if (s->has_attr2)
-		cp_sampler_setup_attr(&s->attr2, o, s->stack_size, kernel, CP_SAMPLER_SWITCHES,
+		cp_sampler_setup_attr(&s->attr2, o, s->stack_size, kernel, CP_SAMPLER_SWITCHES, 0,
 				      false);
 }
 

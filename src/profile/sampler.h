@@ -54,6 +54,12 @@ struct cp_sampler_opts {
 	 */
 	bool switches;
 	bool no_cpu_clock;	/* with switches: no cpu-clock event (only the switches) */
+	/*
+	 * Instead of cpu-clock: a sample (period 1, user stack) at every hit of these tracepoints
+	 * (ids from cp_tracefs_event_id) in a target thread.
+	 */
+	long tracepoints[2];
+	size_t ntracepoints;
 };
 
 struct cp_sample {

@@ -7,12 +7,16 @@
 
 void cp_sampler_setup_attr(struct perf_event_attr *a, const struct cp_sampler_opts *o,
 			   size_t stack_size, bool kernel, enum cp_sampler_event_kind kind,
-			   bool records)
+			   size_t i, bool records)
 {
 	memset(a, 0, sizeof(*a));
 	a->size = sizeof(*a);
 	a->type = PERF_TYPE_SOFTWARE;
-	if (kind == CP_SAMPLER_SWITCHES) {
+	if (kind == CP_SAMPLER_TRACEPOINT) {
+		a->type = PERF_TYPE_TRACEPOINT;
+		a->config = (uint64_t)o->tracepoints[i];
+		a->sample_period = 1;
+	} else if (kind == CP_SAMPLER_SWITCHES) {
 		a->config = PERF_COUNT_SW_CONTEXT_SWITCHES;
 		a->sample_period = 1;
 		a->context_switch = 1;
@@ -36,10 +40,11 @@ void cp_sampler_setup_attr(struct perf_event_attr *a, const struct cp_sampler_op
 	a->exclude_hv = 1;
 	a->exclude_kernel = !kernel;
 	a->exclude_callchain_kernel = !kernel;
-	if (o->switches) {
+	if (o->switches || o->ntracepoints) {
 		/*
-		 * The switch sample is taken in the scheduler (kernel mode): excluding the kernel
-		 * would drop it. Its stack is the user one: the kernel's frames are left out.
+		 * The switch sample is taken in the scheduler, a tracepoint's in its kernel code:
+		 * excluding the kernel would drop them. Their stack is the user one: the kernel's
+		 * frames are left out.
 		 */
 		a->exclude_kernel = 0;
 		a->exclude_callchain_kernel = 1;

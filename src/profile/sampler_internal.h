@@ -12,17 +12,18 @@
 enum cp_sampler_event_kind {
 	CP_SAMPLER_CPU_CLOCK,	/* cpu-clock at opts->hz */
 	CP_SAMPLER_SWITCHES,	/* a sample at every context switch out, and SWITCH records */
+	CP_SAMPLER_TRACEPOINT,	/* a sample at every hit of tracepoint opts->tracepoints[i] */
 };
 
 /*
- * The attribute of one event of a thread: kind, carrying the task records (MMAP2, COMM, FORK,
+ * The attribute of one event of a thread: kind (tracepoint i), carrying the task records (MMAP2, COMM, FORK,
  * EXIT) when records. Every event of a sampler has the same sample_type (one parser), and in
  * a sampler with context switches every event stamps CLOCK_MONOTONIC (one time line for the
  * merge of the rings, and the session's start and end).
  */
 void cp_sampler_setup_attr(struct perf_event_attr *a, const struct cp_sampler_opts *o,
 			   size_t stack_size, bool kernel, enum cp_sampler_event_kind kind,
-			   bool records);
+			   size_t i, bool records);
 
 /*
  * Bytes of ring per CPU: about half a second of samples at full rate (a CPU takes at most hz

@@ -18,6 +18,7 @@
 #include "ksyms.h"
 #include "session.h"
 #include "symbolize.h"
+#include "tracefs.h"
 #include "unwind.h"
 #include "util.h"
 
@@ -520,7 +521,8 @@ struct cp_profile *cp_session_profile(struct cp_session *s)
 	meta.time_nanos = s->start_wall;
 	meta.duration_nanos = end - s->start_mono;
 	cp_session_offcpu_close(s);
-	meta.period = s->opts.type == CP_SESSION_BLOCK ? 1 : 1000000000 / s->opts.hz;
+	meta.period = s->opts.type == CP_SESSION_BLOCK || s->opts.type == CP_SESSION_THREADCREATE ?
+			      1 : 1000000000 / s->opts.hz;
 	meta.lost_samples = s->stats.lost;
 	cp_profile_set_meta(s->prof, &meta);
 	if (s->exec_main > 1)
@@ -549,6 +551,20 @@ static void prewarm(struct cp_session *s, struct cp_proc *p)
 	}
 }
 
+/* threadcreate: the entry tracepoints of clone3 and clone (either may be missing). */
+static int clone_tracepoints(struct cp_sampler_opts *so)
+{
+	static const char *const names[] = { "sys_enter_clone3", "sys_enter_clone" };
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(names); i++) {
+		long id = cp_tracefs_event_id("syscalls", names[i]);
+
+		if (id >= 0)
+			so->tracepoints[so->ntracepoints++] = id;
+	}
+	return so->ntracepoints ? 0 : -EOPNOTSUPP;
+}
+
 int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 {
 	struct cp_sampler_opts so;
@@ -565,7 +581,8 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	s->pids = malloc(opts->npids * sizeof(*s->pids));
 	s->prof = cp_profile_new_kind(opts->type == CP_SESSION_WALL ? CP_PROFILE_KIND_WALL :
 				      opts->type == CP_SESSION_BLOCK ? CP_PROFILE_KIND_DELAY :
-								       CP_PROFILE_KIND_CPU);
+				      opts->type == CP_SESSION_THREADCREATE ? CP_PROFILE_KIND_COUNT :
+									      CP_PROFILE_KIND_CPU);
 	s->sym = cp_sym_new();
 	if (!s->pids || !s->prof || !s->sym)
 		goto fail;
@@ -594,8 +611,13 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	so.kernel = opts->kernel;
 	so.follow_children = opts->follow_children;
 	so.enable_on_exec = opts->enable_on_exec;
-	so.switches = opts->type != CP_SESSION_CPU;
+	so.switches = opts->type == CP_SESSION_WALL || opts->type == CP_SESSION_BLOCK;
 	so.no_cpu_clock = opts->type == CP_SESSION_BLOCK;
+	if (opts->type == CP_SESSION_THREADCREATE) {
+		err = clone_tracepoints(&so);
+		if (err < 0)
+			goto fail;
+	}
 	s->start_wall = cp_wall_ns();
 	s->start_mono = cp_now_ns();
 	err = cp_sampler_open(&so, &s->sampler);
@@ -605,7 +627,7 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	 * seconds of samples, time enough to read the debug information. */
 	for (size_t i = 0; i < opts->npids && !opts->enable_on_exec; i++)
 		prewarm(s, cp_procs_find(&s->procs, opts->pids[i]));
-	if (opts->type != CP_SESSION_CPU && !opts->enable_on_exec)
+	if (so.switches && !opts->enable_on_exec)
 		cp_session_offcpu_seed(s);
 	*out = s;
 	return 0;

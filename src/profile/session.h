@@ -23,6 +23,7 @@ enum cp_session_type {
 	CP_SESSION_CPU = 0,	/* cpu-clock samples of the threads on CPU */
 	CP_SESSION_WALL,	/* every thread at hz, on CPU or not; label state */
 	CP_SESSION_BLOCK,	/* time off CPU, not preempted, at the blocking stack; label wait */
+	CP_SESSION_THREADCREATE, /* the stacks that called clone/clone3 (syscall tracepoints) */
 };
 
 struct cp_session_opts {
@@ -54,7 +55,8 @@ struct cp_session_stats {
 
 /*
  * Open the perf events and start sampling. 0 or -errno as cp_sampler_open (-ESRCH, -EACCES,
- * -EPERM, -ENOENT, -EMFILE, -ENOMEM). *out is written only on success.
+ * -EPERM, -ENOENT, -EMFILE, -ENOMEM); threadcreate: -EOPNOTSUPP when the kernel has no
+ * syscalls:sys_enter_clone3/clone tracepoints (or tracefs cannot be mounted). *out is written only on success.
  */
 int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out);
 /*

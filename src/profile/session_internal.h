@@ -56,8 +56,11 @@ struct cp_session {
 size_t cp_session_sample_stack(struct cp_session *s, const struct cp_sample *smp, bool dwarf,
 			       struct cp_thread **tp);
 
-/* session_offcpu.c: wall and block sessions. */
-/* A sample of a wall or block session: a switch out (period 1) or a cpu-clock tick (wall). */
+/* session_offcpu.c: wall, block and threadcreate sessions. */
+/*
+ * A sample of a wall or block session: a switch out (period 1) or a cpu-clock tick (wall); of a
+ * threadcreate session: a clone call.
+ */
 void cp_session_offcpu_sample(struct cp_session *s, const struct cp_sample *smp);
 /* A context switch record (the sampler's cswitch callback). */
 void cp_session_offcpu_switch(void *ctx, int pid, int tid, uint64_t time, bool out, bool preempt);

@@ -1,4 +1,4 @@
-/* Wall and block sessions: threads timed off CPU from context-switch samples and records. */
+/* Wall and block sessions (threads timed off CPU from context switches) and threadcreate. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +87,35 @@ static void went_off(struct cp_session *s, const struct cp_sample *smp, bool dwa
 	t->off_kind = (uint8_t)node_kind(s, node);
 }
 
+/*
+ * The stack of a clone/clone3 call into s->locs. glibc's wrappers are leaf assembly that end
+ * their unwind information before the syscall instruction (the child's stack is not the
+ * parent's), so the unwinder stops there: when it got no further than that one frame, go on
+ * from the return address on top of the stack (the wrappers push nothing), as the caller
+ * would have been unwound.
+ */
+static size_t clone_stack(struct cp_session *s, const struct cp_sample *smp, struct cp_thread **tp)
+{
+	size_t n = cp_session_sample_stack(s, smp, s->opts.dwarf, tp), more;
+	struct cp_sample up;
+	uint64_t first = s->locs[0];
+
+	if (n != 1 || !s->opts.dwarf || !smp->user_regs || smp->stack.len < 16)
+		return n;
+	up = *smp;
+	memcpy(&up.regs.r[CP_REG_RIP], smp->stack.data, 8);
+	up.regs.r[CP_REG_RSP] += 8;
+	up.stack.data += 8;
+	up.stack.len -= 8;
+	up.stack.start += 8;
+	more = cp_session_sample_stack(s, &up, true, tp);
+	if (more >= MAX_FRAMES)
+		more = MAX_FRAMES - 1;
+	memmove(s->locs + 1, s->locs, more * sizeof(*s->locs));
+	s->locs[0] = first;
+	return more + 1;
+}
+
 void cp_session_offcpu_sample(struct cp_session *s, const struct cp_sample *smp)
 {
 	struct cp_thread *t;
@@ -94,6 +123,16 @@ void cp_session_offcpu_sample(struct cp_session *s, const struct cp_sample *smp)
 	size_t n;
 	int64_t v[2];
 
+	if (s->opts.type == CP_SESSION_THREADCREATE) {
+		/* A clone/clone3 call: one thread (or process) created at this stack. */
+		n = clone_stack(s, smp, &t);
+		v[0] = 1;
+		if (cp_profile_stack(s->prof, s->locs, n, &node) == 0 &&
+		    cp_profile_add_stack_sample(s->prof, node, smp->pid, smp->tid,
+						t ? t->name : NULL, NULL, NULL, v) == 0)
+			s->stats.samples++;
+		return;
+	}
 	if (smp->period == 1) {
 		went_off(s, smp, s->opts.dwarf, smp->time);
 		return;
@@ -134,7 +173,7 @@ void cp_session_offcpu_close(struct cp_session *s)
 {
 	uint64_t end = s->disabled ? s->end_mono : cp_now_ns();
 
-	if (s->offcpu_closed || s->opts.type == CP_SESSION_CPU)
+	if (s->offcpu_closed || (s->opts.type != CP_SESSION_WALL && s->opts.type != CP_SESSION_BLOCK))
 		return;
 	s->offcpu_closed = true;
 	for (size_t i = 0; i < s->procs.nthreads; i++)

@@ -127,6 +127,25 @@ def test_record_block():
     check(950 <= slept <= 1100, "sleep 1 blocked %.0f ms" % slept, tr)
 
 
+def test_threadcreate():
+    with Target("offcpu", "spawn") as t:
+        out = profile(t.pid, "threadcreate", seconds=2)
+        raw = pprof("-raw", out)
+        check("threadcreate/count" in raw and "PeriodType: threadcreate count" in raw,
+              "sample types wrong", raw[:300])
+        tr = profiles.traces_of(out, "threadcreate")
+        n = sum(c for c, f, l in tr)
+        win = duration_ms(out)
+        # One thread every 20 ms plus the time pthread_create and join take.
+        check(0.6 * win / 20 <= n <= win / 20 + 3, "%d threads created in %.0f ms" % (n, win))
+        good = sum(c for c, f, l in tr if "spawn_one" in f and "main" in f and
+                   f[0].startswith("__clone"))
+        check(good == n, "%d of %d creations at __clone* <- spawn_one <- main" % (good, n),
+              tr[:2])
+        top = pprof("-top", out)
+        check("spawn_one" in top, "-top lacks spawn_one", top)
+
+
 def test_profile_option_errors():
     r = cplib.run(["attach", "-p", os.getpid(), "--profile", "heap"], timeout=30)
     check(r.returncode == 2 and "invalid --profile 'heap'" in r.stderr, "bad --profile",

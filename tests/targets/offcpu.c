@@ -1,7 +1,9 @@
 /*
  * Fixture for wall and block profiles: thread "sleeper" in a nanosleep(100 ms) loop, thread
  * "reader" blocked in read() on a pipe nobody writes (since before READY), thread "spinner"
- * burning CPU. Prints READY once the reader sits in read() and the others run.
+ * burning CPU. Prints READY once the reader sits in read() and the others run. With the
+ * argument "spawn", the main thread then creates (and joins) a short-lived thread every 20 ms
+ * from spawn_one(), printing "SPAWNED n" every 10 threads; else it waits in pause().
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -65,7 +67,34 @@ static void *spinner(void *arg)
 	return NULL;
 }
 
-int main(void)
+static void *short_lived(void *arg)
+{
+	return arg;
+}
+
+__attribute__((noinline)) static void spawn_one(void)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, short_lived, NULL))
+		die("pthread_create");
+	pthread_join(t, NULL);
+	__asm__ volatile("" ::: "memory");
+}
+
+static void spawn_loop(void)
+{
+	for (unsigned long n = 1;; n++) {
+		spawn_one();
+		if (n % 10 == 0) {
+			printf("SPAWNED %lu\n", n);
+			fflush(stdout);
+		}
+		usleep(20000);
+	}
+}
+
+int main(int argc, char **argv)
 {
 	pthread_t t[3];
 
@@ -78,6 +107,8 @@ int main(void)
 		usleep(1000);
 	printf("READY\n");
 	fflush(stdout);
+	if (argc > 1 && !strcmp(argv[1], "spawn"))
+		spawn_loop();
 	for (;;)
 		pause();
 }
