@@ -45,6 +45,7 @@ static const struct {
 	{ "wall", CP_SESSION_WALL },
 	{ "block", CP_SESSION_BLOCK },
 	{ "threadcreate", CP_SESSION_THREADCREATE },
+	{ "mutex", CP_SESSION_MUTEX },
 };
 
 static const char *format_ext(enum cp_profile_format f)
@@ -160,11 +161,13 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
 				return 0;
 			}
 		}
-		cp_error(cmd, "invalid --profile '%s': expected cpu, wall, block or threadcreate",
+		cp_error(cmd, "invalid --profile '%s': expected cpu, wall, block, mutex or "
+			      "threadcreate",
 			 arg);
-		if (!strcmp(arg, "mutex"))
-			cp_hint("%s profiles are not supported yet", arg);
 		return CP_EXIT_USAGE;
+	case 'W':
+		o->waiters = true;
+		return 0;
 	case 'v':
 		o->verbose = true;
 		return 0;
@@ -181,9 +184,10 @@ void cp_prof_explain_open_error(const char *cmd, int pid, int err, const struct 
 	snprintf(what, sizeof(what), "pid %d", pid);
 	if (cp_read_file("/proc/sys/kernel/perf_event_paranoid", buf, sizeof(buf), NULL) == 0)
 		paranoid = atoi(buf);
-	if (o->type == CP_SESSION_THREADCREATE && err == -EOPNOTSUPP) {
-		cp_error(what, "no syscalls:sys_enter_clone3 or sys_enter_clone tracepoint (a "
-			       "kernel without CONFIG_FTRACE_SYSCALLS, or tracefs not mountable)");
+	if (err == -EOPNOTSUPP && o->type != CP_SESSION_CPU) {
+		cp_error(what, "no syscalls:sys_enter_%s tracepoint (a kernel without "
+			       "CONFIG_FTRACE_SYSCALLS, or tracefs not mountable)",
+			 o->type == CP_SESSION_MUTEX ? "futex" : "clone3");
 		cp_hint("as root: mount -t tracefs nodev /sys/kernel/tracing");
 		return;
 	}
@@ -343,6 +347,7 @@ done:
 void cp_prof_session_opts(const struct cp_prof_options *o, struct cp_session_opts *so)
 {
 	so->type = o->type;
+	so->waiters = o->waiters;
 	so->hz = o->hz;
 	so->dwarf = o->dwarf;
 	so->stack_size = o->stack_size;

@@ -44,6 +44,7 @@ struct cp_thread {
 	uint32_t off_node;	/* the stack (the profile's stack node) */
 	uint64_t off_since;	/* CLOCK_MONOTONIC ns */
 	uint64_t wall_carry;	/* wall: off-CPU ns not yet a whole sampling period */
+	uint64_t off_futex;	/* mutex: the lock word it waits on */
 	char name[CP_COMM_LEN];	/* "" until known */
 };
 

@@ -505,16 +505,16 @@ size_t cp_profile_stack_functions(const struct cp_profile *prof, uint32_t node,
 
 	for (uint32_t k = node; k && k < prof->nnodes && n < max; k = prof->nodes[k].parent) {
 		const struct cp_plocation *l = &prof->locations[prof->nodes[k].loc - 1];
-		const char *name = NULL;
 
-		if (l->nlines) {
-			/* The innermost line: the function the address is in, inlined or not. */
-			uint64_t f = prof->lines[l->line_off].function_id;
+		if (!l->nlines)
+			names[n++] = "";
+		/* The location's frames, inlined ones first. */
+		for (uint32_t i = 0; i < l->nlines && n < max; i++) {
+			uint64_t f = prof->lines[l->line_off + i].function_id;
 
-			if (f && f <= prof->nfunctions)
-				name = prof->str.v[prof->functions[f - 1].name];
+			names[n++] = f && f <= prof->nfunctions ?
+					     prof->str.v[prof->functions[f - 1].name] : "";
 		}
-		names[n++] = name ? name : "";
 	}
 	return n;
 }

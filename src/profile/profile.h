@@ -115,9 +115,8 @@ int cp_profile_add_stack_sample(struct cp_profile *prof, uint32_t node, int pid,
 				const char *thread_name, const char *key, const char *value,
 				const int64_t *values);
 /*
- * The function names of stack node's frames, innermost first ("" when unknown; of a location
- * with inlined frames, the innermost), up to max into names. Returns their count. The
- * strings live as long as the profile.
+ * The function names of stack node's frames, innermost first, inlined frames included ("" when
+ * unknown), up to max into names. Returns their count. The strings live as long as the profile.
  */
 size_t cp_profile_stack_functions(const struct cp_profile *prof, uint32_t node,
 				  const char **names, size_t max);

@@ -554,6 +554,17 @@ static void parse_sample(struct cp_sampler *s, const struct ring *r,
 		smp.ncallchain = nr;
 		p += nr * 8;
 	}
+	if (type & PERF_SAMPLE_RAW) {
+		uint32_t size;
+
+		NEED(4);
+		memcpy(&size, p, 4);
+		if (size > (size_t)(end - p) - 4)
+			return;
+		smp.raw = p + 4;
+		smp.raw_size = size;
+		p += 4 + size;	/* the u32 and the data end 8-aligned */
+	}
 	if (type & PERF_SAMPLE_REGS_USER) {
 		uint64_t abi, v;
 

@@ -60,6 +60,7 @@ struct cp_sampler_opts {
 	 */
 	long tracepoints[2];
 	size_t ntracepoints;
+	bool raw;		/* with tracepoints: their fields too (cp_sample.raw) */
 };
 
 struct cp_sample {
@@ -74,6 +75,8 @@ struct cp_sample {
 	struct cp_stack stack;		/* dwarf mode; data borrowed for the callback */
 	const uint64_t *callchain;	/* kernel's callchain, with PERF_CONTEXT_* markers */
 	size_t ncallchain;
+	const uint8_t *raw;		/* a tracepoint's record (its format file); borrowed */
+	size_t raw_size;
 };
 
 struct cp_sampler_mmap {

@@ -16,6 +16,8 @@ void cp_sampler_setup_attr(struct perf_event_attr *a, const struct cp_sampler_op
 		a->type = PERF_TYPE_TRACEPOINT;
 		a->config = (uint64_t)o->tracepoints[i];
 		a->sample_period = 1;
+		if (o->raw)
+			a->sample_type |= PERF_SAMPLE_RAW;
 	} else if (kind == CP_SAMPLER_SWITCHES) {
 		a->config = PERF_COUNT_SW_CONTEXT_SWITCHES;
 		a->sample_period = 1;
@@ -25,7 +27,7 @@ void cp_sampler_setup_attr(struct perf_event_attr *a, const struct cp_sampler_op
 		a->freq = 1;
 		a->sample_freq = (uint64_t)o->hz;
 	}
-	a->sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_PERIOD;
+	a->sample_type |= PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_PERIOD;
 	a->inherit = 1;
 	a->disabled = o->enable_on_exec;
 	a->enable_on_exec = o->enable_on_exec;
@@ -41,6 +43,7 @@ void cp_sampler_setup_attr(struct perf_event_attr *a, const struct cp_sampler_op
 	a->exclude_kernel = !kernel;
 	a->exclude_callchain_kernel = !kernel;
 	if (o->switches || o->ntracepoints) {
+		/* One time line for every event (the tracepoints of a thread pair up by time). */
 		/*
 		 * The switch sample is taken in the scheduler, a tracepoint's in its kernel code:
 		 * excluding the kernel would drop them. Their stack is the user one: the kernel's

@@ -521,8 +521,8 @@ struct cp_profile *cp_session_profile(struct cp_session *s)
 	meta.time_nanos = s->start_wall;
 	meta.duration_nanos = end - s->start_mono;
 	cp_session_offcpu_close(s);
-	meta.period = s->opts.type == CP_SESSION_BLOCK || s->opts.type == CP_SESSION_THREADCREATE ?
-			      1 : 1000000000 / s->opts.hz;
+	meta.period = s->opts.type == CP_SESSION_CPU || s->opts.type == CP_SESSION_WALL ?
+			      1000000000 / s->opts.hz : 1;
 	meta.lost_samples = s->stats.lost;
 	cp_profile_set_meta(s->prof, &meta);
 	if (s->exec_main > 1)
@@ -581,6 +581,7 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	s->pids = malloc(opts->npids * sizeof(*s->pids));
 	s->prof = cp_profile_new_kind(opts->type == CP_SESSION_WALL ? CP_PROFILE_KIND_WALL :
 				      opts->type == CP_SESSION_BLOCK ? CP_PROFILE_KIND_DELAY :
+				      opts->type == CP_SESSION_MUTEX ? CP_PROFILE_KIND_DELAY :
 				      opts->type == CP_SESSION_THREADCREATE ? CP_PROFILE_KIND_COUNT :
 									      CP_PROFILE_KIND_CPU);
 	s->sym = cp_sym_new();
@@ -613,8 +614,9 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	so.enable_on_exec = opts->enable_on_exec;
 	so.switches = opts->type == CP_SESSION_WALL || opts->type == CP_SESSION_BLOCK;
 	so.no_cpu_clock = opts->type == CP_SESSION_BLOCK;
-	if (opts->type == CP_SESSION_THREADCREATE) {
-		err = clone_tracepoints(&so);
+	if (opts->type == CP_SESSION_THREADCREATE || opts->type == CP_SESSION_MUTEX) {
+		err = opts->type == CP_SESSION_MUTEX ? cp_session_mutex_init(s, &so) :
+						       clone_tracepoints(&so);
 		if (err < 0)
 			goto fail;
 	}
@@ -646,6 +648,7 @@ void cp_session_free(struct cp_session *s)
 	cp_sym_free(s->sym);
 	cp_profile_free(s->prof);
 	free(s->node_kind);
+	free(s->wakes);
 	free(s->pids);
 	free(s);
 }

@@ -24,10 +24,12 @@ enum cp_session_type {
 	CP_SESSION_WALL,	/* every thread at hz, on CPU or not; label state */
 	CP_SESSION_BLOCK,	/* time off CPU, not preempted, at the blocking stack; label wait */
 	CP_SESSION_THREADCREATE, /* the stacks that called clone/clone3 (syscall tracepoints) */
+	CP_SESSION_MUTEX,	/* futex lock waits, charged to the releaser's stack; label waiter */
 };
 
 struct cp_session_opts {
 	enum cp_session_type type;
+	bool waiters;		/* mutex: charge the waits to the waiters' own stacks instead */
 	const int *pids;	/* borrowed; pids[0]'s executable is the profile's mapping 1 */
 	size_t npids;
 	int hz;
@@ -55,8 +57,9 @@ struct cp_session_stats {
 
 /*
  * Open the perf events and start sampling. 0 or -errno as cp_sampler_open (-ESRCH, -EACCES,
- * -EPERM, -ENOENT, -EMFILE, -ENOMEM); threadcreate: -EOPNOTSUPP when the kernel has no
- * syscalls:sys_enter_clone3/clone tracepoints (or tracefs cannot be mounted). *out is written only on success.
+ * -EPERM, -ENOENT, -EMFILE, -ENOMEM); threadcreate, mutex: -EOPNOTSUPP when the kernel has
+ * no syscalls:sys_enter_clone3/clone or sys_enter/exit_futex tracepoints (or tracefs cannot be
+ * mounted). *out is written only on success.
  */
 int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out);
 /*

@@ -44,6 +44,10 @@ struct cp_session {
 	/* wall, block: the wait kind of each stack node seen off CPU, + 1 (0 = not yet told) */
 	uint8_t *node_kind;
 	size_t node_kind_alloc;
+	/* mutex: the last wake of each lock word (by a hash of it), and the futex tracepoints */
+	struct cp_futex_wake *wakes;
+	long futex_enter, futex_exit;
+	uint64_t unmatched;	/* mutex: woken waits whose wake was not seen */
 	struct cp_unwind_result ur;	/* scratch: large, kept off the stack */
 	uint64_t locs[MAX_FRAMES];
 };
@@ -71,5 +75,13 @@ void cp_session_offcpu_switch(void *ctx, int pid, int tid, uint64_t time, bool o
 void cp_session_offcpu_seed(struct cp_session *s);
 /* Charge the threads still off CPU up to the end of the session. Idempotent. */
 void cp_session_offcpu_close(struct cp_session *s);
+/* The wait kind (enum cp_wait_kind) of stack node, told from its functions once per node. */
+int cp_session_node_kind(struct cp_session *s, uint32_t node);
+
+/* session_mutex.c: mutex sessions. */
+/* The futex tracepoints into so and the wake table. 0 or -errno (-EOPNOTSUPP, -ENOMEM). */
+int cp_session_mutex_init(struct cp_session *s, struct cp_sampler_opts *so);
+/* A sys_enter_futex or sys_exit_futex sample. */
+void cp_session_mutex_sample(struct cp_session *s, const struct cp_sample *smp);
 
 #endif

@@ -12,8 +12,7 @@
 /* Innermost frames the wait kind is told from (the libc wrapper, the pthread call above it). */
 #define KIND_FRAMES 16
 
-/* The wait kind of stack node, told from its function names once per node. */
-static enum cp_wait_kind node_kind(struct cp_session *s, uint32_t node)
+int cp_session_node_kind(struct cp_session *s, uint32_t node)
 {
 	const char *names[KIND_FRAMES];
 	enum cp_wait_kind kind;
@@ -84,7 +83,7 @@ static void went_off(struct cp_session *s, const struct cp_sample *smp, bool dwa
 	t->off = true;
 	t->off_node = node;
 	t->off_since = since;
-	t->off_kind = (uint8_t)node_kind(s, node);
+	t->off_kind = (uint8_t)cp_session_node_kind(s, node);
 }
 
 /*
@@ -123,6 +122,10 @@ void cp_session_offcpu_sample(struct cp_session *s, const struct cp_sample *smp)
 	size_t n;
 	int64_t v[2];
 
+	if (s->opts.type == CP_SESSION_MUTEX) {
+		cp_session_mutex_sample(s, smp);
+		return;
+	}
 	if (s->opts.type == CP_SESSION_THREADCREATE) {
 		/* A clone/clone3 call: one thread (or process) created at this stack. */
 		n = clone_stack(s, smp, &t);

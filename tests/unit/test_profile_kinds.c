@@ -37,10 +37,13 @@ static struct cp_profile *with_stack(enum cp_profile_kind kind, uint32_t *node)
 		exit(1);
 	CHECK(cp_profile_add_mapping(prof, 1, &map, NULL, true, false, &mid) == 0, "mapping");
 	for (int i = 0; i < 3; i++) {
-		struct cp_profile_line line = { names[i], NULL, NULL, 0, 0 };
+			/* reader's location has an inlined frame, "inl", inside reader. */
+		struct cp_profile_line line[2] = { { i == 1 ? "inl" : names[i], NULL, NULL, 0, 0 },
+						   { names[i], NULL, NULL, 0, 0 } };
 
-		CHECK(cp_profile_add_location(prof, 1, 0x2000 + (uint64_t)i * 16, mid, &line, 1,
-					      &locs[i]) == 0, "location %d", i);
+		CHECK(cp_profile_add_location(prof, 1, 0x2000 + (uint64_t)i * 16, mid,
+					      i == 1 ? line : line + 1, i == 1 ? 2 : 1, &locs[i]) == 0,
+		      "location %d", i);
 	}
 	CHECK(cp_profile_stack(prof, locs, 3, node) == 0 && *node, "stack");
 	return prof;
@@ -50,7 +53,7 @@ static void test_delay(void)
 {
 	uint32_t node, again;
 	struct cp_profile *prof = with_stack(CP_PROFILE_KIND_DELAY, &node);
-	const char *names[4];
+	const char *names[5];
 	int64_t v[2] = { 1, 250000000 };
 	uint64_t bad = 99;
 	char *folded;
@@ -58,7 +61,8 @@ static void test_delay(void)
 	struct cp_profile *back = NULL;
 
 	n = cp_profile_stack_functions(prof, node, names, 4);
-	CHECK(n == 3 && !strcmp(names[0], "__libc_read") && !strcmp(names[2], "main"),
+	CHECK(n == 4 && !strcmp(names[0], "__libc_read") && !strcmp(names[1], "inl") &&
+	      !strcmp(names[2], "reader") && !strcmp(names[3], "main"),
 	      "functions of the stack: %zu", n);
 	CHECK(cp_profile_stack_functions(prof, node, names, 1) == 1, "max respected");
 	CHECK(cp_profile_stack(prof, &bad, 1, &again) == -EINVAL, "unknown location refused");
@@ -68,7 +72,7 @@ static void test_delay(void)
 	      "unknown node refused");
 	/* Folded and text report the default type, delay in nanoseconds. */
 	folded = render(prof, CP_PROFILE_FOLDED);
-	CHECK(!strcmp(folded, "main;reader;__libc_read 500000000\n"), "folded: %s", folded);
+	CHECK(!strcmp(folded, "main;reader;inl;__libc_read 500000000\n"), "folded: %s", folded);
 	free(folded);
 	npb = 0;
 	{
@@ -114,7 +118,7 @@ static void test_wall_and_count(void)
 	v[0] = 2;
 	CHECK(cp_profile_add_stack_sample(prof, node, 1, 2, "t", NULL, NULL, v) == 0, "add");
 	text = render(prof, CP_PROFILE_FOLDED);
-	CHECK(!strcmp(text, "main;reader;__libc_read 2\n"), "count folded: %s", text);
+	CHECK(!strcmp(text, "main;reader;inl;__libc_read 2\n"), "count folded: %s", text);
 	free(text);
 	cp_profile_free(prof);
 	CHECK(cp_profile_new_kind((enum cp_profile_kind)42) == NULL, "unknown kind");
