@@ -18,6 +18,7 @@
 
 static const char usage_text[] =
 	"usage: cprof attach -p PID[,PID...] [--seconds N] [-F HZ] [--unwind dwarf|fp]\n"
+	"                    [--profile cpu|wall|block|mutex|threadcreate]\n"
 	"                    [--format pprof|folded|svg|text] [-o FILE]\n"
 	"\n"
 	"CPU-profile running processes: sample every thread (including threads created while\n"

@@ -17,6 +17,7 @@
 
 static const char usage_text[] =
 	"usage: cprof record [--seconds N] [-F HZ] [--unwind dwarf|fp]\n"
+	"                    [--profile cpu|wall|block|mutex|threadcreate]\n"
 	"                    [--format pprof|folded|svg|text] [-o FILE] -- COMMAND [ARGS...]\n"
 	"\n"
 	"Run COMMAND and CPU-profile it, its threads and the processes it starts, until it\n"
