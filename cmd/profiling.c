@@ -338,6 +338,9 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 			st.events, st.rings, st.ring_bytes >> 10, st.locations,
 			(unsigned long long)st.unknown, (unsigned long long)st.truncated,
 			st.cpu_ns / 1e6, st.samples ? st.cpu_ns / 1e3 / st.samples : 0.0);
+		if (o->type == CP_SESSION_MUTEX)
+			cp_note("stats: %llu woken lock waits left out (their wake was not seen)",
+				(unsigned long long)st.unmatched);
 	}
 done:
 	free(def);

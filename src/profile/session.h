@@ -53,6 +53,7 @@ struct cp_session_stats {
 	size_t rings;		/* ring buffers (one per CPU) */
 	size_t ring_bytes;	/* bytes per ring */
 	uint64_t cpu_ns;	/* cprof's own CPU time spent reading and processing samples */
+	uint64_t unmatched;	/* mutex: woken lock waits left out, their wake not seen */
 };
 
 /*

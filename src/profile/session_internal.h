@@ -47,7 +47,6 @@ struct cp_session {
 	/* mutex: the last wake of each lock word (by a hash of it), and the futex tracepoints */
 	struct cp_futex_wake *wakes;
 	long futex_enter, futex_exit;
-	uint64_t unmatched;	/* mutex: woken waits whose wake was not seen */
 	struct cp_unwind_result ur;	/* scratch: large, kept off the stack */
 	uint64_t locs[MAX_FRAMES];
 };

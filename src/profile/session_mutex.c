@@ -104,7 +104,7 @@ static void futex_exit(struct cp_session *s, const struct cp_sample *smp)
 		return;		/* not woken: the word had changed, a timeout, a signal */
 	w = wake_slot(s, t->off_futex);
 	if (w->uaddr != t->off_futex || w->time < t->off_since || w->time > smp->time) {
-		s->unmatched++;
+		s->stats.unmatched++;
 		return;
 	}
 	v[0] = 1;

@@ -44,6 +44,7 @@ static void charge(struct cp_session *s, struct cp_thread *t, uint64_t end)
 {
 	const char *kind = cp_wait_kind_name((enum cp_wait_kind)t->off_kind);
 	uint64_t d = end > t->off_since ? end - t->off_since : 0;
+	uint64_t period = 1000000000u / (uint64_t)s->opts.hz;
 	int64_t v[2];
 
 	t->off = false;
@@ -57,8 +58,6 @@ static void charge(struct cp_session *s, struct cp_thread *t, uint64_t end)
 			s->stats.samples++;
 		return;
 	}
-	uint64_t period = 1000000000u / (uint64_t)s->opts.hz;
-
 	t->wall_carry += d;
 	if (t->wall_carry < period)
 		return;
