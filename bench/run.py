@@ -968,7 +968,7 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build-release"))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="smaller sizes, shorter long run")
-    ap.add_argument("--only", default="dump,sampling,symbols,long")
+    ap.add_argument("--only", default="dump,sampling,symbols,offcpu,long")
     ap.add_argument("--long-seconds", type=int, default=300)
     ap.add_argument("--out", default=str(ROOT / "docs" / "PERFORMANCE.md"))
     args = ap.parse_args()
@@ -995,6 +995,11 @@ def main():
     if "symbols" in only:
         print("symbols:")
         sections += bench_symbols(cprof, targets, args.runs, report)
+    if "offcpu" in only:
+        print("off-CPU profiles:")
+        import offcpu
+        sections += offcpu.bench_offcpu(cprof, build / "bench", report,
+                                        seconds=3 if args.quick else 5)
     if "long" in only:
         print("long run:")
         for nosort in (True, False):

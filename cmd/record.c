@@ -20,7 +20,8 @@
 #include "util.h"
 
 static const char usage_text[] =
-	"usage: cprof record [--seconds N] [-F HZ] [--unwind dwarf|fp] [--profile cpu|none]\n"
+	"usage: cprof record [--seconds N] [-F HZ] [--unwind dwarf|fp]\n"
+	"                    [--profile cpu|wall|block|mutex|threadcreate|none]\n"
 	"                    [--format pprof|folded|svg|text] [-o FILE]\n"
 	"                    [--timeout S [--kill-after S2]] [--leaks] [--leaks-json FILE]\n"
 	"                    [--fail-on-leak] -- COMMAND [ARGS...]\n"
@@ -39,7 +40,14 @@ static const char usage_text[] =
 	"      --stack-size BYTES  user stack copied per sample in dwarf mode (default 8192,\n"
 	"                          512 to 65000); deeper stacks end in [truncated]\n"
 	"      --no-kernel         leave out kernel frames\n"
-	"      --profile TYPE      cpu (default), or none: no profile, only --timeout/--leaks\n"
+	"      --profile TYPE      cpu (default): where CPU time goes; wall: every thread at\n"
+	"                          -F Hz on CPU or not (label state); block: time off CPU, not\n"
+	"                          preempted, at the blocking stack (label wait); threadcreate:\n"
+	"                          the stacks that created threads (clone, clone3); mutex:\n"
+	"                          waits for pthread mutexes and rwlocks, charged to the stack\n"
+	"                          that released the lock (label waiter); none: no profile,\n"
+	"                          only --timeout and --leaks\n"
+	"      --mutex-waiters     mutex: charge the waits to the waiters' stacks instead\n"
 	"  -f, --format FORMAT     pprof (default), folded, svg, text\n"
 	"  -o, --output FILE       where to write (default cprof-PID-YYYYmmdd-HHMMSS.EXT in the\n"
 	"                          current directory; '-' = standard output)\n"
@@ -65,15 +73,14 @@ static const char usage_text[] =
 /* The command line of cprof record. */
 struct record_options {
 	struct cp_prof_options prof;
-	bool profile;		/* --profile cpu (default); false with --profile none */
+	bool profile;		/* false with --profile none: no profile is taken */
 	struct record_watch watch;	/* --timeout, --kill-after, --leaks... */
 	char **command;		/* COMMAND [ARGS...], from argv */
 };
 
 /* Long options of record alone (letters no shared option uses). */
 enum {
-	OPT_PROFILE = 0x100,
-	OPT_TIMEOUT,
+	OPT_TIMEOUT = 0x100,
 	OPT_KILL_AFTER,
 	OPT_LEAKS,
 	OPT_LEAKS_JSON,
@@ -82,7 +89,6 @@ enum {
 
 static const struct option long_options[] = {
 	CP_PROF_LONG_OPTS,
-	{ "profile", required_argument, NULL, OPT_PROFILE },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "kill-after", required_argument, NULL, OPT_KILL_AFTER },
 	{ "leaks", no_argument, NULL, OPT_LEAKS },
@@ -113,13 +119,10 @@ static int parse_secs(const char *name, const char *arg, bool zero_ok, double *o
 static int parse_own_option(int c, const char *arg, struct record_options *o)
 {
 	switch (c) {
-	case OPT_PROFILE:
-		if (!strcmp(arg, "cpu") || !strcmp(arg, "none")) {
-			o->profile = !strcmp(arg, "cpu");
-			return 0;
-		}
-		cp_error("record", "invalid --profile '%s': record takes cpu or none", arg);
-		return CP_EXIT_USAGE;
+	case 'P':
+		/* none is record's alone: the types are the shared option's. */
+		o->profile = strcmp(arg, "none") != 0;
+		return o->profile ? -1 : 0;
 	case OPT_TIMEOUT:
 		return parse_secs("--timeout", arg, false, &o->watch.timeout);
 	case OPT_KILL_AFTER:
