@@ -1,0 +1,220 @@
+/* Tests of the .gopclntab reader: agreement with `go tool addr2line`, inline trees, damage. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "sym_gopclntab.h"
+
+#define MAX_PCS 3000
+
+static char dir[] = "/tmp/cprof-test-gopcln-XXXXXX";
+static const char go_env[] = "GOCACHE=/tmp/cprof-gocache GOPATH=/tmp/cprof-gopath GOPROXY=off "
+			     "GOFLAGS= GO111MODULE=auto CGO_ENABLED=0 GOTOOLCHAIN=local";
+
+static uint64_t pcs[MAX_PCS];
+static size_t npcs;
+
+static int sh(const char *cmd)
+{
+	int r = system(cmd);
+
+	return r == -1 ? -1 : WEXITSTATUS(r);
+}
+
+/* Pcs to check: entry, middle and last byte of every third text symbol of the unstripped twin. */
+static void collect_pcs(void)
+{
+	char cmd[512], line[1024];
+	FILE *f;
+	size_t k = 0;
+
+	snprintf(cmd, sizeof(cmd), "%s go tool nm -size -sort address %s/full", go_env, dir);
+	f = popen(cmd, "r");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		uint64_t addr, size;
+		char type, name[512];
+
+		if (sscanf(line, "%" SCNx64 " %" SCNu64 " %c %511s", &addr, &size, &type, name) != 4)
+			continue;
+		if ((type != 'T' && type != 't') || size < 2 || k++ % 3 || npcs + 3 > MAX_PCS)
+			continue;
+		pcs[npcs++] = addr;
+		pcs[npcs++] = addr + size / 2;
+		pcs[npcs++] = addr + size - 1;
+	}
+	pclose(f);
+}
+
+static Elf *open_elf(const char *path, int *fd)
+{
+	*fd = open(path, O_RDONLY);
+	return *fd < 0 ? NULL : elf_begin(*fd, ELF_C_READ_MMAP, NULL);
+}
+
+/* Our answers against addr2line's (which reads the same table): name and innermost line. */
+static void test_agreement(const struct cp_gopclntab *t, const char *stripped)
+{
+	char cmd[512], in[128], fn[1024], pos[1024];
+	size_t same = 0, inlined = 0;
+	FILE *f;
+
+	snprintf(in, sizeof(in), "%s/pcs", dir);
+	f = fopen(in, "w");
+	for (size_t i = 0; f && i < npcs; i++)
+		fprintf(f, "0x%" PRIx64 "\n", pcs[i]);
+	if (f)
+		fclose(f);
+	snprintf(cmd, sizeof(cmd), "%s go tool addr2line %s < %s", go_env, stripped, in);
+	f = popen(cmd, "r");
+	CHECK(f != NULL);
+	for (size_t i = 0; f && i < npcs; i++) {
+		struct cp_gopcln_frame fr[16];
+		size_t n;
+		char want[1100];
+
+		if (!fgets(fn, sizeof(fn), f) || !fgets(pos, sizeof(pos), f)) {
+			FAIL("addr2line stopped at pc %zu of %zu", i, npcs);
+			break;
+		}
+		fn[strcspn(fn, "\n")] = pos[strcspn(pos, "\n")] = '\0';
+		n = cp_gopclntab_lookup(t, pcs[i], fr, 16);
+		if (!n) {
+			CHECK(!strcmp(fn, "?"), "pc %#" PRIx64 ": none, addr2line %s", pcs[i], fn);
+			continue;
+		}
+		inlined += n > 1;
+		snprintf(want, sizeof(want), "%s:%d", fr[0].file ? fr[0].file : "?", fr[0].line);
+		if (!strcmp(fn, fr[n - 1].function) && !strcmp(pos, want))
+			same++;
+		else
+			FAIL("pc %#" PRIx64 ": %s %s, addr2line %s %s", pcs[i], fr[n - 1].function,
+			     want, fn, pos);
+		for (size_t j = 0; j + 1 < n; j++)
+			CHECK(fr[j].inlined && fr[j].function && fr[j].line > 0);
+		CHECK(!fr[n - 1].inlined);
+	}
+	if (f)
+		pclose(f);
+	printf("%zu of %zu pcs agree with go tool addr2line, %zu in inlined code\n", same, npcs,
+	       inlined);
+	CHECK(npcs > 300 && same == npcs);
+	CHECK(inlined > 10, "inline trees read: %zu", inlined);
+}
+
+/* Addresses outside every function, and room for no frame or only one. */
+static void test_outside(const struct cp_gopclntab *t)
+{
+	struct cp_gopcln_frame fr[4];
+
+	CHECK(cp_gopclntab_lookup(t, 0, fr, 4) == 0);
+	CHECK(cp_gopclntab_lookup(t, UINT64_MAX, fr, 4) == 0);
+	CHECK(cp_gopclntab_lookup(t, pcs[0], fr, 0) == 0);
+	CHECK(cp_gopclntab_lookup(t, pcs[0], fr, 1) == 1 && !fr[0].inlined);
+}
+
+/* Truncated and corrupted copies: no crash, no read outside (ASan watches), answers or none. */
+static void test_damage(const struct cp_gopclntab *good)
+{
+	uint8_t *copy = malloc(good->size);
+	struct cp_gopcln_frame fr[16];
+	unsigned seed = 1;
+	size_t found = 0;
+
+	if (!copy)
+		return;
+	for (uint64_t len = 0; len < good->size; len = len < 256 ? len + 1 : len * 3 / 2 + 7) {
+		uint8_t *cut = malloc(len ? len : 1);
+		struct cp_gopclntab t;
+
+		memcpy(cut, good->data, len);
+		if (cp_gopclntab_init(&t, cut, len, good->vaddr) == 0)
+			for (size_t i = 0; i < npcs; i += 7)
+				found += cp_gopclntab_lookup(&t, pcs[i], fr, 16) > 0;
+		free(cut);
+	}
+	for (int round = 0; round < 300; round++) {
+		struct cp_gopclntab t;
+
+		memcpy(copy, good->data, good->size);
+		for (int k = 0; k < 64; k++) {
+			uint64_t at = (uint64_t)rand_r(&seed) * 7919u % good->size;
+
+			/* The header and the functab are hit often: they hold the offsets. */
+			if (k < 4)
+				at %= 64;
+			else if (k < 8)
+				at = (good->pcln + at % ((good->nfunc + 1) * 8)) % good->size;
+			copy[at] = (uint8_t)rand_r(&seed);
+		}
+		if (cp_gopclntab_init(&t, copy, good->size, good->vaddr) != 0)
+			continue;
+		memcpy(t.sects, good->sects, sizeof(t.sects));
+		t.nsects = good->nsects;
+		t.gofunc = good->gofunc;
+		t.has_gofunc = good->has_gofunc;
+		for (size_t i = 0; i < npcs; i += 5)
+			found += cp_gopclntab_lookup(&t, pcs[i], fr, 16) > 0;
+	}
+	free(copy);
+	printf("damaged copies: %zu lookups still answered\n", found);
+	CHECK(found > 0);
+}
+
+static void test_refusals(void)
+{
+	static const uint8_t bad[64] = { 0xf0, 0xff, 0xff, 0xff, 0, 0, 3, 8 };
+	struct cp_gopclntab t;
+
+	CHECK(cp_gopclntab_init(&t, NULL, 0, 0) == -EINVAL);
+	CHECK(cp_gopclntab_init(&t, bad, sizeof(bad), 0) == -EINVAL);	/* quantum 3 */
+	CHECK(cp_gopclntab_init(&t, bad, 8, 0) == -EINVAL);
+	CHECK(cp_gopclntab_from_elf(&t, NULL) == -ENOENT);
+}
+
+int main(void)
+{
+	const char *src = CP_SRC_ROOT "/tests/targets/gowaits/main.go";
+	char cmd[1024], stripped[128];
+	struct cp_gopclntab t;
+	int fd;
+	Elf *elf;
+
+	test_refusals();
+	if (sh("command -v go >/dev/null 2>&1") != 0)
+		skip("go is not installed (make test installs golang-go)");
+	if (!mkdtemp(dir))
+		skip("mkdtemp failed");
+	snprintf(cmd, sizeof(cmd), "cd %s && %s go build -o full %s && %s go build "
+		 "-ldflags='-s -w' -o stripped %s", dir, go_env, src, go_env, src);
+	CHECK(sh(cmd) == 0, "%s", cmd);
+	snprintf(stripped, sizeof(stripped), "%s/stripped", dir);
+	collect_pcs();
+	elf_version(EV_CURRENT);
+	elf = open_elf(stripped, &fd);
+	CHECK(elf != NULL);
+	if (elf && cp_gopclntab_from_elf(&t, elf) == 0) {
+		CHECK(t.version >= CP_GOPCLN_118 && t.has_gofunc, "version %d", (int)t.version);
+		test_agreement(&t, stripped);
+		test_outside(&t);
+		test_damage(&t);
+	} else {
+		FAIL("no .gopclntab read from %s", stripped);
+	}
+	if (elf)
+		elf_end(elf);
+	if (fd >= 0)
+		close(fd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (sh(cmd) != 0)
+		printf("could not remove %s\n", dir);
+	return check_done("gopclntab");
+}
