@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +28,15 @@ static int sh(const char *cmd)
 	return r == -1 ? -1 : WEXITSTATUS(r);
 }
 
-/* Pcs to check: entry, middle and last byte of every third text symbol of the unstripped twin. */
-static void collect_pcs(void)
+/* Pcs to check: entry, middle and last byte of every third text symbol of the twin full. */
+static void collect_pcs(const char *full)
 {
 	char cmd[512], line[1024];
 	FILE *f;
 	size_t k = 0;
 
-	snprintf(cmd, sizeof(cmd), "%s go tool nm -size -sort address %s/full", go_env, dir);
+	npcs = 0;
+	snprintf(cmd, sizeof(cmd), "%s go tool nm -size -sort address %s", go_env, full);
 	f = popen(cmd, "r");
 	CHECK(f != NULL);
 	if (!f)
@@ -180,32 +182,42 @@ static void test_refusals(void)
 	CHECK(cp_gopclntab_from_elf(&t, NULL) == -ENOENT);
 }
 
-int main(void)
+/*
+ * Build gowaits for goarch (NULL: this machine) with and without -s -w and compare; arm64 has
+ * 4-byte instructions (pc quantum 4), 386 4-byte pointers. Damage is tried on the native one.
+ */
+static void test_arch(const char *goarch, bool damage)
 {
 	const char *src = CP_SRC_ROOT "/tests/targets/gowaits/main.go";
-	char cmd[1024], stripped[128];
+	const char *arch = goarch ? goarch : "native";
+	char cmd[1024], full[128], stripped[128], env[64] = "";
 	struct cp_gopclntab t;
 	int fd;
 	Elf *elf;
 
-	test_refusals();
-	if (sh("command -v go >/dev/null 2>&1") != 0)
-		skip("go is not installed (make test installs golang-go)");
-	if (!mkdtemp(dir))
-		skip("mkdtemp failed");
-	snprintf(cmd, sizeof(cmd), "cd %s && %s go build -o full %s && %s go build "
-		 "-ldflags='-s -w' -o stripped %s", dir, go_env, src, go_env, src);
-	CHECK(sh(cmd) == 0, "%s", cmd);
-	snprintf(stripped, sizeof(stripped), "%s/stripped", dir);
-	collect_pcs();
-	elf_version(EV_CURRENT);
+	printf("%s:\n", arch);
+	if (goarch)
+		snprintf(env, sizeof(env), "GOARCH=%s", goarch);
+	snprintf(full, sizeof(full), "%s/%s-full", dir, arch);
+	snprintf(stripped, sizeof(stripped), "%s/%s-stripped", dir, arch);
+	snprintf(cmd, sizeof(cmd), "cd %s && %s %s go build -o %s %s && %s %s go build "
+		 "-ldflags='-s -w' -o %s %s", dir, go_env, env, full, src, go_env, env, stripped,
+		 src);
+	if (sh(cmd) != 0) {
+		FAIL("%s", cmd);
+		return;
+	}
+	collect_pcs(full);
 	elf = open_elf(stripped, &fd);
 	CHECK(elf != NULL);
 	if (elf && cp_gopclntab_from_elf(&t, elf) == 0) {
 		CHECK(t.version >= CP_GOPCLN_118 && t.has_gofunc, "version %d", (int)t.version);
+		CHECK(t.quantum == (goarch && !strcmp(goarch, "arm64") ? 4u : 1u));
+		CHECK(t.ptrsize == (goarch && !strcmp(goarch, "386") ? 4u : 8u));
 		test_agreement(&t, stripped);
 		test_outside(&t);
-		test_damage(&t);
+		if (damage)
+			test_damage(&t);
 	} else {
 		FAIL("no .gopclntab read from %s", stripped);
 	}
@@ -213,6 +225,21 @@ int main(void)
 		elf_end(elf);
 	if (fd >= 0)
 		close(fd);
+}
+
+int main(void)
+{
+	char cmd[128];
+
+	test_refusals();
+	if (sh("command -v go >/dev/null 2>&1") != 0)
+		skip("go is not installed (make test installs golang-go)");
+	if (!mkdtemp(dir))
+		skip("mkdtemp failed");
+	elf_version(EV_CURRENT);
+	test_arch(NULL, true);
+	test_arch("arm64", false);
+	test_arch("386", false);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (sh(cmd) != 0)
 		printf("could not remove %s\n", dir);
