@@ -9,6 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+
 #include "check.h"
 #include "sym_gopclntab.h"
 
@@ -60,6 +64,104 @@ static Elf *open_elf(const char *path, int *fd)
 {
 	*fd = open(path, O_RDONLY);
 	return *fd < 0 ? NULL : elf_begin(*fd, ELF_C_READ_MMAP, NULL);
+}
+
+/* The name of a DWARF function or of the function an inlined call's abstract origin is. */
+static const char *die_name(Dwarf_Die *d)
+{
+	Dwarf_Attribute a;
+	Dwarf_Die origin;
+
+	if (dwarf_attr(d, DW_AT_abstract_origin, &a) && dwarf_formref_die(&a, &origin))
+		return dwarf_diename(&origin);
+	return dwarf_diename(d);
+}
+
+/* Append to names[*n] the inlined calls under die that hold pc, outermost first. */
+static void descend(Dwarf_Die *die, uint64_t pc, const char **names, int *n, int depth)
+{
+	Dwarf_Die child;
+
+	if (depth > 32 || dwarf_child(die, &child) != 0)
+		return;
+	do {
+		int tag = dwarf_tag(&child);
+
+		if ((tag != DW_TAG_inlined_subroutine && tag != DW_TAG_lexical_block) ||
+		    dwarf_haspc(&child, pc) != 1)
+			continue;
+		if (tag == DW_TAG_inlined_subroutine && *n < 16)
+			names[(*n)++] = die_name(&child);
+		descend(&child, pc, names, n, depth + 1);
+		return;
+	} while (dwarf_siblingof(&child, &child) == 0);
+}
+
+/*
+ * The inline chain of pc (innermost first) from the DWARF of full, as names joined by " < ";
+ * empty when DWARF has no function there. Go writes no .debug_aranges: units by their ranges.
+ */
+static void dwarf_chain(Dwfl_Module *mod, uint64_t pc, char *out, size_t size)
+{
+	Dwarf_Addr bias;
+	Dwarf *dw = dwfl_module_getdwarf(mod, &bias);
+	Dwarf_Die cu, fn;
+	Dwarf_Off off = 0, next;
+	const char *names[16];
+	size_t hsize;
+	int n = 0;
+
+	out[0] = '\0';
+	while (dw && !n && dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+		if (dwarf_offdie(dw, off + hsize, &cu) && dwarf_haspc(&cu, pc - bias) == 1 &&
+		    dwarf_child(&cu, &fn) == 0) {
+			do {
+				if (dwarf_tag(&fn) == DW_TAG_subprogram &&
+				    dwarf_haspc(&fn, pc - bias) == 1) {
+					names[n++] = die_name(&fn);
+					descend(&fn, pc - bias, names, &n, 0);
+					break;
+				}
+			} while (dwarf_siblingof(&fn, &fn) == 0);
+		}
+		off = next;
+	}
+	for (int i = n - 1; i >= 0; i--)
+		snprintf(out + strlen(out), size - strlen(out), "%s%s", i < n - 1 ? " < " : "",
+			 names[i] ? names[i] : "?");
+}
+
+/* Inlined frames against the DWARF of the unstripped twin: the same chain of functions. */
+static void test_inline_vs_dwarf(const struct cp_gopclntab *t, const char *full)
+{
+	static const Dwfl_Callbacks cb = { .find_elf = dwfl_build_id_find_elf,
+					   .find_debuginfo = dwfl_standard_find_debuginfo };
+	Dwfl *dwfl = dwfl_begin(&cb);
+	Dwfl_Module *mod = dwfl ? dwfl_report_offline(dwfl, "full", full, -1) : NULL;
+	size_t checked = 0, same = 0;
+
+	CHECK(mod != NULL);
+	for (size_t i = 0; mod && i < npcs; i++) {
+		struct cp_gopcln_frame fr[16];
+		size_t n = cp_gopclntab_lookup(t, pcs[i], fr, 16);
+		char ours[2048] = "", theirs[2048];
+
+		if (n < 2)
+			continue;
+		for (size_t j = 0; j < n; j++)
+			snprintf(ours + strlen(ours), sizeof(ours) - strlen(ours), "%s%s",
+				 j ? " < " : "", fr[j].function);
+		dwarf_chain(mod, pcs[i], theirs, sizeof(theirs));
+		checked++;
+		if (!strcmp(ours, theirs))
+			same++;
+		else
+			printf("pc %#" PRIx64 ": %s; DWARF: %s\n", pcs[i], ours, theirs);
+	}
+	if (dwfl)
+		dwfl_end(dwfl);
+	printf("%zu of %zu inlined chains agree with DWARF\n", same, checked);
+	CHECK(checked > 10 && same == checked, "%zu of %zu", same, checked);
 }
 
 /* Our answers against addr2line's (which reads the same table): name and innermost line. */
@@ -215,6 +317,8 @@ static void test_arch(const char *goarch, bool damage)
 		CHECK(t.quantum == (goarch && !strcmp(goarch, "arm64") ? 4u : 1u));
 		CHECK(t.ptrsize == (goarch && !strcmp(goarch, "386") ? 4u : 8u));
 		test_agreement(&t, stripped);
+		if (!goarch)
+			test_inline_vs_dwarf(&t, full);
 		test_outside(&t);
 		if (damage)
 			test_damage(&t);
