@@ -273,6 +273,72 @@ static void test_damage(const struct cp_gopclntab *good)
 	CHECK(found > 0);
 }
 
+static void put(uint8_t *b, size_t off, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		b[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+/*
+ * A table written by hand in the layout of version (no Go toolchain of 1.16-1.17 or 1.20+
+ * here): one function main.f at 0x1000..0x1040 of /src/a.go, line 10 then 12 from 0x1010.
+ */
+static void test_layout(enum cp_gopcln_version version)
+{
+	static const uint8_t pctab[] = { 0, 2, 0x40, 0, 22, 0x10, 4, 0x30, 0 };
+	uint8_t b[512] = { 0 };
+	size_t hdr = version == CP_GOPCLN_116 ? 64 : 72, names = 128, cutab = 144, files = 152,
+	       pctab_at = 176, ftab = 192, w = 8;
+	uint64_t fn = ftab + (version == CP_GOPCLN_116 ? 32 : 16);
+	uint32_t magic = version == CP_GOPCLN_116 ? 0xfffffffa :
+			 version == CP_GOPCLN_118 ? 0xfffffff0 : 0xfffffff1;
+	struct cp_gopcln_frame fr[4];
+	struct cp_gopclntab t;
+	size_t f32;
+
+	put(b, 0, magic, 4);
+	b[6] = 1;
+	b[7] = 8;
+	put(b, w, 1, 8);					/* nfunc */
+	put(b, w + 8, 1, 8);					/* nfiles */
+	if (version != CP_GOPCLN_116)
+		put(b, w + 16, 0x1000, 8);			/* textStart */
+	put(b, hdr - 40, names, 8);
+	put(b, hdr - 32, cutab, 8);
+	put(b, hdr - 24, files, 8);
+	put(b, hdr - 16, pctab_at, 8);
+	put(b, hdr - 8, ftab, 8);
+	memcpy(b + names, "\0main.f", 8);
+	put(b, cutab, 2, 4);
+	memcpy(b + files, "x\0/src/a.go", 12);
+	memcpy(b + pctab_at, pctab, sizeof(pctab));
+	if (version == CP_GOPCLN_116) {
+		put(b, ftab, 0x1000, 8);
+		put(b, ftab + 8, fn - ftab, 8);
+		put(b, ftab + 16, 0x1040, 8);
+		put(b, fn, 0x1000, 8);
+		f32 = fn + 8;
+	} else {
+		put(b, ftab, 0, 4);
+		put(b, ftab + 4, fn - ftab, 4);
+		put(b, ftab + 8, 0x40, 4);
+		f32 = fn + 4;
+	}
+	put(b, f32, 1, 4);					/* nameoff */
+	put(b, f32 + 16, 1, 4);					/* pcfile */
+	put(b, f32 + 20, 4, 4);					/* pcln */
+	if (version == CP_GOPCLN_120)
+		put(b, f32 + 32, 9, 4);				/* startLine */
+	CHECK(cp_gopclntab_init(&t, b, sizeof(b), 0x500000) == 0, "version %d", (int)version);
+	CHECK(t.version == version);
+	CHECK(cp_gopclntab_lookup(&t, 0x1005, fr, 4) == 1 && !strcmp(fr[0].function, "main.f") &&
+	      fr[0].file && !strcmp(fr[0].file, "/src/a.go") && fr[0].line == 10 &&
+	      fr[0].start_line == (version == CP_GOPCLN_120 ? 9 : 0), "version %d", (int)version);
+	CHECK(cp_gopclntab_lookup(&t, 0x1020, fr, 4) == 1 && fr[0].line == 12);
+	CHECK(cp_gopclntab_lookup(&t, 0x1040, fr, 4) == 0);
+	CHECK(cp_gopclntab_lookup(&t, 0xfff, fr, 4) == 0);
+}
+
 static void test_refusals(void)
 {
 	static const uint8_t bad[64] = { 0xf0, 0xff, 0xff, 0xff, 0, 0, 3, 8 };
@@ -336,6 +402,9 @@ int main(void)
 	char cmd[128];
 
 	test_refusals();
+	test_layout(CP_GOPCLN_116);
+	test_layout(CP_GOPCLN_118);
+	test_layout(CP_GOPCLN_120);
 	if (sh("command -v go >/dev/null 2>&1") != 0)
 		skip("go is not installed (make test installs golang-go)");
 	if (!mkdtemp(dir))
