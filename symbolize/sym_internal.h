@@ -18,7 +18,8 @@
 /*
  * The files: symbolize.c (the symbolizer, its strings, the results remembered in memory and on
  * disk), sym_module.c (the module behind a mapping), sym_debugfile.c (its separate debug
- * file), sym_dwarf.c (DWARF lookup), sym_symtab.c (symbol tables).
+ * file), sym_dwarf.c (DWARF lookup), sym_symtab.c (symbol tables and, through
+ * sym_gopclntab.c, a Go build's pc tables).
  */
 
 /* Longest build ID accepted from a file; hex buffers hold 2 * this + 1. */
