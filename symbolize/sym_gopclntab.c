@@ -458,7 +458,10 @@ int cp_gopclntab_from_elf(struct cp_gopclntab *t, Elf *elf)
 	if (!find_section(elf, shstrndx, ".note.go.buildid", &other) &&
 	    !find_section(elf, shstrndx, ".go.buildinfo", &other))
 		return -ENOENT;
+	/* Position-independent builds put the table among the relocated read-only data. */
 	scn = find_section(elf, shstrndx, ".gopclntab", &sh);
+	if (!scn)
+		scn = find_section(elf, shstrndx, ".data.rel.ro.gopclntab", &sh);
 	if (!scn || sh.sh_type == SHT_NOBITS)
 		return -ENOENT;
 	d = elf_rawdata(scn, NULL);

@@ -23,6 +23,7 @@ static const char go_env[] = "GOCACHE=/tmp/cprof-gocache GOPATH=/tmp/cprof-gopat
 			     "GOFLAGS= GO111MODULE=auto CGO_ENABLED=0 GOTOOLCHAIN=local";
 
 static uint64_t pcs[MAX_PCS];
+static char pc_names[MAX_PCS][512];	/* the symbol go tool nm gives for each */
 static size_t npcs;
 
 static int sh(const char *cmd)
@@ -53,6 +54,8 @@ static void collect_pcs(const char *full)
 			continue;
 		if ((type != 'T' && type != 't') || size < 2 || k++ % 3 || npcs + 3 > MAX_PCS)
 			continue;
+		for (int j = 0; j < 3; j++)
+			snprintf(pc_names[npcs + j], sizeof(pc_names[0]), "%s", name);
 		pcs[npcs++] = addr;
 		pcs[npcs++] = addr + size / 2;
 		pcs[npcs++] = addr + size - 1;
@@ -164,7 +167,7 @@ static void test_inline_vs_dwarf(const struct cp_gopclntab *t, const char *full)
 	CHECK(checked > 10 && same == checked, "%zu of %zu", same, checked);
 }
 
-/* Our answers against addr2line's (which reads the same table): name and innermost line. */
+/* Our answers against addr2line's on file (the same table): name and innermost line. */
 static void test_agreement(const struct cp_gopclntab *t, const char *stripped)
 {
 	char cmd[512], in[128], fn[1024], pos[1024];
@@ -212,6 +215,46 @@ static void test_agreement(const struct cp_gopclntab *t, const char *stripped)
 	       inlined);
 	CHECK(npcs > 300 && same == npcs);
 	CHECK(inlined > 10, "inline trees read: %zu", inlined);
+}
+
+/* Whether the table's name a is the symbol b: symbols add ".abi0" and spell "·" as ".". */
+static bool same_function(const char *a, const char *b)
+{
+	size_t nb = strlen(b);
+
+	if (nb > 5 && !strcmp(b + nb - 5, ".abi0"))
+		nb -= 5;
+	while (*a && nb) {
+		if (!strncmp(a, "\u00b7", 2) && *b == '.') {
+			a += 2;
+		} else if (*a == *b) {
+			a++;
+		} else {
+			return false;
+		}
+		b++;
+		nb--;
+	}
+	return !*a && !nb;
+}
+
+/* The function of each pc against the symbol go tool nm gives (addr2line cannot read PIEs). */
+static void test_names_vs_nm(const struct cp_gopclntab *t)
+{
+	size_t same = 0;
+
+	for (size_t i = 0; i < npcs; i++) {
+		struct cp_gopcln_frame fr[16];
+		size_t n = cp_gopclntab_lookup(t, pcs[i], fr, 16);
+
+		if (n && same_function(fr[n - 1].function, pc_names[i]))
+			same++;
+		else
+			FAIL("pc %#" PRIx64 ": %s, nm %s", pcs[i], n ? fr[n - 1].function : "none",
+			     pc_names[i]);
+	}
+	printf("%zu of %zu pcs named as go tool nm names them\n", same, npcs);
+	CHECK(npcs > 300 && same == npcs);
 }
 
 /* Addresses outside every function, and room for no frame or only one. */
@@ -351,13 +394,14 @@ static void test_refusals(void)
 }
 
 /*
- * Build gowaits for goarch (NULL: this machine) with and without -s -w and compare; arm64 has
- * 4-byte instructions (pc quantum 4), 386 4-byte pointers. Damage is tried on the native one.
+ * Build gowaits for goarch (NULL: this machine) with flags, with and without -s -w, and
+ * compare; arm64 has 4-byte instructions (pc quantum 4), 386 4-byte pointers, a PIE build
+ * its table in .data.rel.ro.gopclntab. Damage is tried on the native one.
  */
-static void test_arch(const char *goarch, bool damage)
+static void test_arch(const char *goarch, const char *flags, bool damage)
 {
 	const char *src = CP_SRC_ROOT "/tests/targets/gowaits/main.go";
-	const char *arch = goarch ? goarch : "native";
+	const char *arch = flags ? "pie" : goarch ? goarch : "native";
 	char cmd[1024], full[128], stripped[128], env[64] = "";
 	struct cp_gopclntab t;
 	int fd;
@@ -368,22 +412,28 @@ static void test_arch(const char *goarch, bool damage)
 		snprintf(env, sizeof(env), "GOARCH=%s", goarch);
 	snprintf(full, sizeof(full), "%s/%s-full", dir, arch);
 	snprintf(stripped, sizeof(stripped), "%s/%s-stripped", dir, arch);
-	snprintf(cmd, sizeof(cmd), "cd %s && %s %s go build -o %s %s && %s %s go build "
-		 "-ldflags='-s -w' -o %s %s", dir, go_env, env, full, src, go_env, env, stripped,
-		 src);
+	if (!flags)
+		flags = "";
+	snprintf(cmd, sizeof(cmd), "cd %s && %s %s go build %s -o %s %s && %s %s go build %s "
+		 "-ldflags='-s -w' -o %s %s", dir, go_env, env, flags, full, src, go_env, env,
+		 flags, stripped, src);
 	if (sh(cmd) != 0) {
 		FAIL("%s", cmd);
 		return;
 	}
 	collect_pcs(full);
-	elf = open_elf(stripped, &fd);
+	/* A PIE build's text moves when stripped: its table is read from the twin itself. */
+	elf = open_elf(*flags ? full : stripped, &fd);
 	CHECK(elf != NULL);
 	if (elf && cp_gopclntab_from_elf(&t, elf) == 0) {
 		CHECK(t.version >= CP_GOPCLN_118 && t.has_gofunc, "version %d", (int)t.version);
 		CHECK(t.quantum == (goarch && !strcmp(goarch, "arm64") ? 4u : 1u));
 		CHECK(t.ptrsize == (goarch && !strcmp(goarch, "386") ? 4u : 8u));
-		test_agreement(&t, stripped);
-		if (!goarch)
+		if (*flags)
+			test_names_vs_nm(&t);
+		else
+			test_agreement(&t, stripped);
+		if (!goarch && !*flags)
 			test_inline_vs_dwarf(&t, full);
 		test_outside(&t);
 		if (damage)
@@ -410,9 +460,10 @@ int main(void)
 	if (!mkdtemp(dir))
 		skip("mkdtemp failed");
 	elf_version(EV_CURRENT);
-	test_arch(NULL, true);
-	test_arch("arm64", false);
-	test_arch("386", false);
+	test_arch(NULL, NULL, true);
+	test_arch(NULL, "-buildmode=pie", false);
+	test_arch("arm64", NULL, false);
+	test_arch("386", NULL, false);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (sh(cmd) != 0)
 		printf("could not remove %s\n", dir);
