@@ -404,7 +404,8 @@ static void load_sections(struct cp_gopclntab *t, Elf *elf)
 	while ((scn = elf_nextscn(elf, scn)) && t->nsects < CP_GOPCLN_MAX_SECTIONS) {
 		Elf_Data *d;
 
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS || !(sh.sh_flags & SHF_ALLOC))
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS ||
+		    !(sh.sh_flags & SHF_ALLOC))
 			continue;
 		d = elf_rawdata(scn, NULL);
 		if (!d || !d->d_buf || d->d_size < sh.sh_size)

@@ -50,7 +50,8 @@ static void collect_pcs(const char *full)
 		uint64_t addr, size;
 		char type, name[512];
 
-		if (sscanf(line, "%" SCNx64 " %" SCNu64 " %c %511s", &addr, &size, &type, name) != 4)
+		if (sscanf(line, "%" SCNx64 " %" SCNu64 " %c %511s", &addr, &size, &type,
+			   name) != 4)
 			continue;
 		if ((type != 'T' && type != 't') || size < 2 || k++ % 3 || npcs + 3 > MAX_PCS)
 			continue;
