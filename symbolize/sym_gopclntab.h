@@ -59,7 +59,8 @@ int cp_gopclntab_init(struct cp_gopclntab *t, const void *data, uint64_t size, u
 /*
  * The .gopclntab (.data.rel.ro.gopclntab when position-independent) of a Go file (one with
  * a .note.go.buildid note or a .go.buildinfo section), with its loaded sections and, for Go
- * 1.18+, moduledata.gofunc found in .noptrdata for inline trees. 0, -ENOENT (not Go, no section headers or no table) or -EINVAL.
+ * 1.18+, moduledata.gofunc found in .noptrdata for inline trees. 0, -ENOENT (not Go, no
+ * section headers or no table) or -EINVAL.
  */
 int cp_gopclntab_from_elf(struct cp_gopclntab *t, Elf *elf);
 
