@@ -61,7 +61,8 @@ def tools(cprof, pid, seconds, tmp):
 
 def one(exe, rate, name, argv_of, seconds):
     """Run the target at rate (0 = flat out) under one tool: (median rounds/s during the run,
-    target CPU s/s, records lost as the tool reports them)."""
+    target CPU s/s, records lost as the tool reports them); None when the tool is missing,
+    "failed: WHY" when it could not run."""
     p = subprocess.Popen([exe, str(rate)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                          stdin=subprocess.DEVNULL, text=True, bufsize=1)
     try:
@@ -79,6 +80,12 @@ def one(exe, rate, name, argv_of, seconds):
             while tool.poll() is None:
                 got += rounds_lines(p, 0.5)
             out, err = tool.communicate()
+            if tool.returncode != 0:
+                # A tool that could not run measured nothing (bcc without kernel headers).
+                why = [x for x in err.splitlines() if x.strip()]
+                told = [x for x in why if "kernel headers" in x or x.startswith("Exception")]
+                why = told or why
+                return "failed: " + (why[0][:80] if why else "exit %d" % tool.returncode)
             m = re.search(r"(\d+) lost|Lost (\d+)", err + out)
             lost = (m.group(1) or m.group(2)) if m else "0"
         else:
@@ -109,6 +116,10 @@ def bench_offcpu(cprof, outdir, report, seconds=5):
         paced = one(exe, 10000, name, argv_of, seconds)
         if paced is None:
             lines.append("| %s | not installed | | | |" % name)
+            continue
+        if isinstance(paced, str):
+            print("  %-26s %s" % (name, paced))
+            lines.append("| %s | %s | | | |" % (name, paced.replace("|", "/")))
             continue
         flat = one(exe, 0, name, argv_of, seconds)
         print("  %-26s paced %6d r/s, CPU %.3f s/s; flat out %6d r/s; lost %s, %s" %
