@@ -7,8 +7,8 @@ PACKAGES = meson ninja-build pkg-config gcc g++ libunwind-dev libdw-dev libelf-d
 	zlib1g-dev liblzma-dev libbz2-dev libprotobuf-c-dev protobuf-c-compiler libc6-dbg golang-go \
 	libmicrohttpd-dev prometheus openssl curl chromium \
 	elfutils gdb rustc \
-	python3 binutils procps iproute2 postgresql redis-server
-BENCH_PACKAGES = linux-perf hyperfine time
+	python3 python3-pytest binutils procps iproute2 postgresql redis-server cmake
+BENCH_PACKAGES = linux-perf hyperfine time bpfcc-tools
 
 .PHONY: all deps build release demo test bench bench-compare clean
 

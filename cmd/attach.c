@@ -18,6 +18,7 @@
 
 static const char usage_text[] =
 	"usage: cprof attach -p PID[,PID...] [--seconds N] [-F HZ] [--unwind dwarf|fp]\n"
+	"                    [--profile cpu|wall|block|mutex|threadcreate]\n"
 	"                    [--format pprof|folded|svg|text] [-o FILE]\n"
 	"\n"
 	"CPU-profile running processes: sample every thread (including threads created while\n"
@@ -36,6 +37,13 @@ static const char usage_text[] =
 	"                          512 to 65000); deeper stacks end in [truncated]: raise it\n"
 	"                          for deep recursion (a larger copy costs the target more)\n"
 	"      --no-kernel         leave out kernel frames\n"
+	"      --profile TYPE      cpu (default): where CPU time goes; wall: every thread at\n"
+	"                          -F Hz on CPU or not (label state); block: time off CPU, not\n"
+	"                          preempted, at the blocking stack (label wait); threadcreate:\n"
+	"                          the stacks that created threads (clone, clone3); mutex:\n"
+	"                          waits for pthread mutexes and rwlocks, charged to the stack\n"
+	"                          that released the lock (label waiter)\n"
+	"      --mutex-waiters     mutex: charge the waits to the waiters' stacks instead\n"
 	"  -f, --format FORMAT     pprof (default, gzipped profile.proto), folded, svg, text\n"
 	"  -o, --output FILE       where to write (default cprof-PID-YYYYmmdd-HHMMSS.EXT; '-' =\n"
 	"                          standard output)\n"
@@ -312,7 +320,7 @@ static int finish(struct cp_session *sess, const struct attach_options *o,
 		cp_error(t->what, "exited before any sample was captured; nothing written");
 		return CP_EXIT_FAILURE;
 	}
-	if (st.samples == 0)
+	if (st.samples == 0 && o->prof.type == CP_SESSION_CPU)
 		explain_no_samples(t->pids, t->n, t->exited, stop_count != 0);
 	if (cp_prof_write("attach", sess, &o->prof, t->pids[0], &stop_count) < 0)
 		return stop_count >= 2 ? 128 + stop_sig : CP_EXIT_FAILURE;

@@ -36,6 +36,18 @@ int cp_prof_format_parse(const char *name, enum cp_profile_format *out)
 	return -EINVAL;
 }
 
+/* The profile types by their --profile name. */
+static const struct {
+	const char *name;
+	enum cp_session_type type;
+} types[] = {
+	{ "cpu", CP_SESSION_CPU },
+	{ "wall", CP_SESSION_WALL },
+	{ "block", CP_SESSION_BLOCK },
+	{ "threadcreate", CP_SESSION_THREADCREATE },
+	{ "mutex", CP_SESSION_MUTEX },
+};
+
 static const char *format_ext(enum cp_profile_format f)
 {
 	for (size_t i = 0; i < CP_ARRAY_SIZE(formats); i++)
@@ -142,6 +154,20 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
 	case 'K':
 		o->kernel = false;
 		return 0;
+	case 'P':
+		for (size_t i = 0; i < CP_ARRAY_SIZE(types); i++) {
+			if (!strcmp(arg, types[i].name)) {
+				o->type = types[i].type;
+				return 0;
+			}
+		}
+		cp_error(cmd, "invalid --profile '%s': expected cpu, wall, block, mutex or "
+			      "threadcreate",
+			 arg);
+		return CP_EXIT_USAGE;
+	case 'W':
+		o->waiters = true;
+		return 0;
 	case 'v':
 		o->verbose = true;
 		return 0;
@@ -158,6 +184,13 @@ void cp_prof_explain_open_error(const char *cmd, int pid, int err, const struct 
 	snprintf(what, sizeof(what), "pid %d", pid);
 	if (cp_read_file("/proc/sys/kernel/perf_event_paranoid", buf, sizeof(buf), NULL) == 0)
 		paranoid = atoi(buf);
+	if (err == -EOPNOTSUPP && o->type != CP_SESSION_CPU) {
+		cp_error(what, "no syscalls:sys_enter_%s tracepoint (a kernel without "
+			       "CONFIG_FTRACE_SYSCALLS, or tracefs not mountable)",
+			 o->type == CP_SESSION_MUTEX ? "futex" : "clone3");
+		cp_hint("as root: mount -t tracefs nodev /sys/kernel/tracing");
+		return;
+	}
 	switch (err) {
 	case -EACCES:
 	case -EPERM:
@@ -305,6 +338,9 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 			st.events, st.rings, st.ring_bytes >> 10, st.locations,
 			(unsigned long long)st.unknown, (unsigned long long)st.truncated,
 			st.cpu_ns / 1e6, st.samples ? st.cpu_ns / 1e3 / st.samples : 0.0);
+		if (o->type == CP_SESSION_MUTEX)
+			cp_note("stats: %llu woken lock waits left out (their wake was not seen)",
+				(unsigned long long)st.unmatched);
 	}
 done:
 	free(def);
@@ -313,6 +349,8 @@ done:
 
 void cp_prof_session_opts(const struct cp_prof_options *o, struct cp_session_opts *so)
 {
+	so->type = o->type;
+	so->waiters = o->waiters;
 	so->hz = o->hz;
 	so->dwarf = o->dwarf;
 	so->stack_size = o->stack_size;

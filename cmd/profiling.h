@@ -15,6 +15,8 @@
 #define CP_PROF_SECONDS_MAX 86400.0
 
 struct cp_prof_options {
+	enum cp_session_type type;	/* --profile */
+	bool waiters;			/* --mutex-waiters */
 	double seconds;			/* 0 = until the command exits (record only) */
 	int hz;
 	bool dwarf;
@@ -38,6 +40,8 @@ int cp_prof_format_parse(const char *name, enum cp_profile_format *out);
 	{ "format", required_argument, NULL, 'f' },               \
 	{ "output", required_argument, NULL, 'o' },               \
 	{ "stack-size", required_argument, NULL, 'S' },           \
+	{ "profile", required_argument, NULL, 'P' },              \
+	{ "mutex-waiters", no_argument, NULL, 'W' },              \
 	{ "no-kernel", no_argument, NULL, 'K' },                  \
 	{ "verbose", no_argument, NULL, 'v' },                    \
 	{ "help", no_argument, NULL, 'h' }

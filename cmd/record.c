@@ -2,22 +2,29 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
 #include "profiling.h"
+#include "record_watch.h"
+#include "tracer.h"
 #include "session.h"
 #include "util.h"
 
 static const char usage_text[] =
 	"usage: cprof record [--seconds N] [-F HZ] [--unwind dwarf|fp]\n"
-	"                    [--format pprof|folded|svg|text] [-o FILE] -- COMMAND [ARGS...]\n"
+	"                    [--profile cpu|wall|block|mutex|threadcreate|none]\n"
+	"                    [--format pprof|folded|svg|text] [-o FILE]\n"
+	"                    [--timeout S [--kill-after S2]] [--leaks] [--leaks-json FILE]\n"
+	"                    [--fail-on-leak] -- COMMAND [ARGS...]\n"
 	"\n"
 	"Run COMMAND and CPU-profile it, its threads and the processes it starts, until it\n"
 	"exits (or --seconds pass: then the profile is written and cprof waits for COMMAND).\n"
@@ -33,34 +40,114 @@ static const char usage_text[] =
 	"      --stack-size BYTES  user stack copied per sample in dwarf mode (default 8192,\n"
 	"                          512 to 65000); deeper stacks end in [truncated]\n"
 	"      --no-kernel         leave out kernel frames\n"
+	"      --profile TYPE      cpu (default): where CPU time goes; wall: every thread at\n"
+	"                          -F Hz on CPU or not (label state); block: time off CPU, not\n"
+	"                          preempted, at the blocking stack (label wait); threadcreate:\n"
+	"                          the stacks that created threads (clone, clone3); mutex:\n"
+	"                          waits for pthread mutexes and rwlocks, charged to the stack\n"
+	"                          that released the lock (label waiter); none: no profile,\n"
+	"                          only --timeout and --leaks\n"
+	"      --mutex-waiters     mutex: charge the waits to the waiters' stacks instead\n"
 	"  -f, --format FORMAT     pprof (default), folded, svg, text\n"
 	"  -o, --output FILE       where to write (default cprof-PID-YYYYmmdd-HHMMSS.EXT in the\n"
 	"                          current directory; '-' = standard output)\n"
+	"      --timeout S         after S seconds dump every thread of every process of\n"
+	"                          COMMAND's tree (stderr; JSON in NAME.hang.json next to the\n"
+	"                          profile), send SIGTERM, and exit 124 as timeout(1)\n"
+	"      --kill-after S2     then SIGKILL after S2 more seconds (default 10)\n"
+	"      --leaks             as each process of COMMAND exits, report the threads still\n"
+	"                          alive (never joined), with the stacks that created them, and\n"
+	"                          the fds opened since it started (traces COMMAND with ptrace;\n"
+	"                          COMMAND does not outlive cprof)\n"
+	"      --leaks-json FILE   also write the leaks as JSON (implies --leaks)\n"
+	"      --fail-on-leak      exit 3 when something leaked and COMMAND succeeded\n"
 	"  -v, --verbose           print sampling statistics and cprof's own CPU cost\n"
 	"  -h, --help              show this help\n"
 	"\n"
 	"Examples:\n"
 	"  cprof record -o prof.pb.gz -- ./bench --iterations 1000\n"
 	"  cprof record --format svg -o flame.svg -- make -j4\n"
-	"  cprof record --seconds 30 -- ./server      profile the first 30 s of a server\n";
+	"  cprof record --seconds 30 -- ./server      profile the first 30 s of a server\n"
+	"  cprof record --timeout 600 --leaks --fail-on-leak -o prof.pb.gz -- ./unit_tests\n";
 
 /* The command line of cprof record. */
 struct record_options {
 	struct cp_prof_options prof;
+	bool profile;		/* false with --profile none: no profile is taken */
+	struct record_watch watch;	/* --timeout, --kill-after, --leaks... */
 	char **command;		/* COMMAND [ARGS...], from argv */
+};
+
+/* Long options of record alone (letters no shared option uses). */
+enum {
+	OPT_TIMEOUT = 0x100,
+	OPT_KILL_AFTER,
+	OPT_LEAKS,
+	OPT_LEAKS_JSON,
+	OPT_FAIL_ON_LEAK,
 };
 
 static const struct option long_options[] = {
 	CP_PROF_LONG_OPTS,
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "kill-after", required_argument, NULL, OPT_KILL_AFTER },
+	{ "leaks", no_argument, NULL, OPT_LEAKS },
+	{ "leaks-json", required_argument, NULL, OPT_LEAKS_JSON },
+	{ "fail-on-leak", no_argument, NULL, OPT_FAIL_ON_LEAK },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* A number of seconds for option name: > 0 (>= 0 with zero_ok), at most a day. */
+static int parse_secs(const char *name, const char *arg, bool zero_ok, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (end == arg || *end || errno || v < 0 || (!zero_ok && v == 0) ||
+	    v > CP_PROF_SECONDS_MAX) {
+		cp_error("record", "invalid %s '%s': expected a %snumber of seconds up to %.0f",
+			 name, arg, zero_ok ? "" : "positive ", CP_PROF_SECONDS_MAX);
+		return CP_EXIT_USAGE;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Apply one of record's own options. 0, CP_EXIT_USAGE (reported), or -1: not one of them. */
+static int parse_own_option(int c, const char *arg, struct record_options *o)
+{
+	switch (c) {
+	case 'P':
+		/* none is record's alone: the types are the shared option's. */
+		o->profile = strcmp(arg, "none") != 0;
+		return o->profile ? -1 : 0;
+	case OPT_TIMEOUT:
+		return parse_secs("--timeout", arg, false, &o->watch.timeout);
+	case OPT_KILL_AFTER:
+		return parse_secs("--kill-after", arg, true, &o->watch.kill_after);
+	case OPT_LEAKS:
+		o->watch.leaks = true;
+		return 0;
+	case OPT_LEAKS_JSON:
+		o->watch.leaks = true;
+		o->watch.leaks_json = arg;
+		return 0;
+	case OPT_FAIL_ON_LEAK:
+		o->watch.leaks = true;
+		o->watch.fail_on_leak = true;
+		return 0;
+	default:
+		return -1;
+	}
+}
 
 /* The command run under the profiler. */
 struct child {
 	pid_t pid;
 	int go_fd;		/* one byte written here lets it exec; -1 once closed */
 	int err_fd;		/* the exec's errno arrives here; EOF when the exec succeeded */
-	int pidfd;		/* readable once it exits; -1 without pidfd_open */
 	int status;		/* its wait status once reaped */
 	bool reaped;
 	bool started;		/* it exec'd COMMAND */
@@ -82,9 +169,18 @@ static void on_signal(int sig)
 		kill((pid_t)child_pid, sig);
 }
 
+/* Written by on_child, read (non-blocking) by the loop: no SIGCHLD is missed before a poll. */
+static int wake_pipe[2] = { -1, -1 };
+
 static void on_child(int sig)
 {
-	(void)sig;	/* only to interrupt poll() */
+	int e = errno;
+
+	(void)sig;
+	if (wake_pipe[1] >= 0 && write(wake_pipe[1], "c", 1) < 0) {
+		/* full: a wakeup is pending anyway */
+	}
+	errno = e;
 }
 
 /* The signals caught while the command runs; SIGCHLD last. */
@@ -100,7 +196,8 @@ static void catch_signals(struct sigaction *old)
 	for (size_t i = 0; i + 1 < CP_ARRAY_SIZE(caught_signals); i++)
 		sigaction(caught_signals[i], &sa, &old[i]);
 	sa.sa_handler = on_child;
-	sa.sa_flags = SA_NOCLDSTOP;
+	/* Also the stops of a traced command (--leaks), which wait for cprof. */
+	sa.sa_flags = 0;
 	sigaction(SIGCHLD, &sa, &old[CP_ARRAY_SIZE(caught_signals) - 1]);
 }
 
@@ -122,9 +219,9 @@ static int status_code(int status)
 
 /*
  * How long to wait for samples before looking again: as long as nothing needs us, since every
- * wakeup costs CPU. The rings wake us when half full, the command's exit through its pidfd, a
- * signal interrupts the wait. The progress line on a terminal is redrawn every 250 ms; without
- * a pidfd (Linux before 5.3) the exit is seen by looking every 100 ms.
+ * wakeup costs CPU. The rings wake us when half full, the command's exit (SIGCHLD) through the
+ * wake pipe, a signal interrupts the wait. The progress line on a terminal is redrawn every
+ * 250 ms; without the pipe the exit is seen by looking every 100 ms.
  */
 static int wait_ms(uint64_t now, uint64_t deadline, bool have_pidfd)
 {
@@ -139,7 +236,7 @@ static int wait_ms(uint64_t now, uint64_t deadline, bool have_pidfd)
  * The child: wait for the go byte (events are set up by then), exec. On failure the errno
  * goes back through errfd (close-on-exec, so a successful exec closes it with nothing).
  */
-static void child_main(int gofd, int errfd, char **cmd, bool out_to_err)
+static void child_main(int gofd, int errfd, char **cmd, bool out_to_err, bool leaks)
 {
 	char go;
 	int e;
@@ -150,11 +247,16 @@ static void child_main(int gofd, int errfd, char **cmd, bool out_to_err)
 	/* With '-o -' our stdout carries the profile: the command's output must not mix in. */
 	if (out_to_err && dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
 		_exit(126);
+	/* --leaks: exit_group stops for cprof from now on, so leave by SYS_exit below. */
+	if (leaks && (e = -cp_tracer_child_prepare()) > 0)
+		goto fail;
 	execvp(cmd[0], cmd);
 	e = errno;
+fail:
 	if (write(errfd, &e, sizeof(e)) < 0)
-		_exit(127);
-	_exit(e == ENOENT ? 127 : 126);
+		syscall(SYS_exit, 127);
+	syscall(SYS_exit, e == ENOENT ? 127 : 126);
+	_exit(126);
 }
 
 /* 0, -1 after --help, or the exit code for a bad command line (already reported). */
@@ -172,6 +274,12 @@ static int parse_options(int argc, char **argv, struct record_options *o)
 		}
 		if (c == ':')
 			return cp_prof_option_error("record", c, argv);
+		rc = parse_own_option(c, optarg, o);
+		if (rc >= 0) {
+			if (rc)
+				return rc;
+			continue;
+		}
 		rc = cp_prof_parse_option("record", c, optarg, &o->prof);
 		if (rc > 0)
 			return rc;
@@ -214,7 +322,7 @@ static int spawn(const struct record_options *o, struct child *c)
 		close(gopipe[1]);
 		close(errpipe[0]);
 		child_main(gopipe[0], errpipe[1], o->command,
-			   o->prof.output && !strcmp(o->prof.output, "-"));
+			   o->prof.output && !strcmp(o->prof.output, "-"), o->watch.leaks);
 	}
 	close(gopipe[0]);
 	close(errpipe[1]);
@@ -240,7 +348,9 @@ static int start(struct child *c, char **cmd)
 		n = read(c->err_fd, &exec_err, sizeof(exec_err));
 	} while (n < 0 && errno == EINTR);
 	if (n == (ssize_t)sizeof(exec_err)) {
-		waitpid(c->pid, &c->status, 0);
+		/* __WALL: a traced child (--leaks) is waited for like a thread. */
+		while (waitpid(c->pid, &c->status, __WALL) == c->pid && WIFSTOPPED(c->status))
+			ptrace(PTRACE_CONT, c->pid, NULL, NULL);
 		c->reaped = true;
 		if (exec_err == ENOENT) {
 			cp_error(cmd[0], "command not found");
@@ -260,41 +370,86 @@ static void abandon(struct child *c)
 		close(c->go_fd);
 	c->go_fd = -1;
 	if (!c->reaped)
-		waitpid(c->pid, &c->status, 0);
+		while (waitpid(c->pid, &c->status, __WALL) == c->pid && WIFSTOPPED(c->status))
+			ptrace(PTRACE_CONT, c->pid, NULL, NULL);
 	c->reaped = true;
 }
 
+/* Drain the wake pipe: a SIGCHLD since the last look. */
+static void drain_wake(void)
+{
+	char buf[64];
+
+	while (wake_pipe[0] >= 0 && read(wake_pipe[0], buf, sizeof(buf)) > 0)
+		;
+}
+
+/* Wait for a signal (SIGCHLD writes to the wake pipe) up to ms. */
+static void idle(int ms)
+{
+	struct pollfd p = { .fd = wake_pipe[0], .events = POLLIN };
+
+	if (ms != 0)
+		poll(&p, wake_pipe[0] >= 0 ? 1 : 0, ms);
+}
+
+/* Is the command over? Reaps it (through the watch with --leaks). */
+static bool command_done(struct record_watch *w, struct child *c, uint64_t now)
+{
+	drain_wake();
+	if (!w->tracer && !c->reaped && waitpid(c->pid, &c->status, WNOHANG) == c->pid)
+		c->reaped = true;
+	record_watch_tick(w, now, &c->reaped, &c->status);
+	return c->reaped;
+}
+
 /*
- * Sample until the command exits, a signal asks to stop, or --seconds pass; then read what
- * the rings hold and stop the session. Read errors are reported.
+ * Run until the command exits, sampling (sess may be NULL) until it exits, a signal asks to
+ * stop or --seconds pass; --timeout and --leaks are handled on the way. Read errors are
+ * reported. Asked twice to stop, cprof leaves the command running (as a shell would).
  */
-static void profile_command(struct cp_session *sess, const struct record_options *o,
-			    struct child *c)
+static void run_command(struct cp_session *sess, const struct record_options *o, struct child *c,
+			struct record_watch *w)
 {
 	uint64_t start, deadline = 0;
 	char what[64];
 	bool busy = false;
 	int err;
 
-	/* Readable when the command exits: ends a long wait for samples at once. */
-	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
-	if (c->pidfd >= 0)
-		cp_session_wake_on(sess, c->pidfd);
+	if (sess)
+		cp_session_wake_on(sess, wake_pipe[0]);
 	snprintf(what, sizeof(what), "%s (pid %d)", o->command[0], (int)c->pid);
 	/* The events count from the exec: so do the countdown and the profile's duration. */
-	cp_session_mark_start(sess);
-	start = cp_session_start_ns(sess);
+	if (sess)
+		cp_session_mark_start(sess);
+	start = sess ? cp_session_start_ns(sess) : cp_now_ns();
+	w->start_ns = start;
 	if (o->prof.seconds > 0)
 		deadline = start + (uint64_t)(o->prof.seconds * 1e9);
 	for (uint64_t last = 0;;) {
 		uint64_t now = cp_now_ns();
+		int ms, wms;
 
-		if (waitpid(c->pid, &c->status, WNOHANG) == c->pid) {
-			c->reaped = true;
+		if (command_done(w, c, now))
 			break;
+		if (sess && (stop_count || (deadline && now >= deadline))) {
+			cp_session_stop(sess);
+			cp_prof_progress_clear();
+			if (!c->reaped && cp_stderr_is_tty())
+				cp_note("stopped profiling after %.1f s; %s keeps running",
+					(cp_now_ns() - start) / 1e9, o->command[0]);
+			sess = NULL;	/* written by the caller once the command is done */
 		}
-		if (stop_count || (deadline && now >= deadline))
+		if (stop_count >= 2)
 			break;
+		ms = wait_ms(now, sess ? deadline : 0, wake_pipe[0] >= 0);
+		wms = record_watch_wait_ms(w, now);
+		if (wms >= 0 && wms < ms)
+			ms = wms;
+		if (!sess) {
+			idle(ms);
+			continue;
+		}
 		if (now - last >= 250000000ull) {
 			double left = deadline ? (double)(deadline - now) / 1e9 : -1;
 
@@ -302,47 +457,85 @@ static void profile_command(struct cp_session *sess, const struct record_options
 			last = now;
 		}
 		/* No waiting while records are left over from the last call. */
-		err = cp_session_poll(sess, busy ? 0 : wait_ms(now, deadline, c->pidfd >= 0));
+		err = cp_session_poll(sess, busy ? 0 : ms);
 		busy = err == 1;
 		if (err < 0) {
 			cp_prof_progress_clear();
 			cp_error("record", "reading samples failed: %s", strerror(-err));
-			break;
+			cp_session_stop(sess);
+			sess = NULL;
 		}
 	}
-	cp_session_stop(sess);
+	if (sess)
+		cp_session_stop(sess);
 	cp_prof_progress_clear();
-	if (!c->reaped && cp_stderr_is_tty())
-		cp_note("stopped profiling after %.1f s; %s keeps running",
-			(cp_now_ns() - start) / 1e9, o->command[0]);
 }
 
 /*
- * Wait for the command to end (it runs on after --seconds). cprof's exit code: the command's,
- * unless the profile (write_err) failed where the command succeeded.
+ * cprof's exit code: 124 after --timeout; the command's, unless the profile (write_err)
+ * failed where the command succeeded; 3 with --fail-on-leak when it leaked and succeeded.
  */
-static int wait_command(struct child *c, const char *name, int write_err)
+static int exit_code(struct child *c, const char *name, int write_err,
+		     const struct record_watch *w)
 {
-	while (!c->reaped) {
-		pid_t w = waitpid(c->pid, &c->status, 0);
+	if (!c->reaped) {
+		/* Traced for --leaks, it cannot outlive cprof (see src/target/tracer.h). */
+		cp_error("record", "interrupted by %s; %s (pid %d) %s", strsignal(stop_sig), name,
+			 (int)c->pid, w->leaks ? "killed with cprof (--leaks)" : "left running");
+		return 128 + stop_sig;
+	}
+	if (w->timed_out)
+		return CP_EXIT_TIMEOUT;
+	if (write_err < 0 && status_code(c->status) == 0)
+		return CP_EXIT_FAILURE;	/* the profile was asked for and is not there */
+	if (w->fail_on_leak && w->nleaked && status_code(c->status) == 0)
+		return CP_EXIT_LEAKED;
+	return status_code(c->status);
+}
 
-		if (w == c->pid) {
-			c->reaped = true;
-		} else if (w < 0 && errno == EINTR) {
-			if (stop_count >= 2)
-				break;	/* asked twice: leave it running, as a shell would */
-		} else {
+/* NAME.hang.json next to the profile (-o NAME.EXT), else the default name with that suffix. */
+static char *hang_json_name(const struct record_options *o, int pid)
+{
+	static const char *const exts[] = { ".pb.gz", ".folded", ".svg", ".txt", ".gz", ".pb" };
+	const char *out = o->prof.output;
+	size_t len;
+	char *name;
+
+	if (!out || !strcmp(out, "-"))
+		return cp_default_output_name(pid, "hang.json");
+	len = strlen(out);
+	for (size_t i = 0; i < CP_ARRAY_SIZE(exts); i++) {
+		size_t el = strlen(exts[i]);
+
+		if (len > el && !strcmp(out + len - el, exts[i])) {
+			len -= el;
 			break;
 		}
 	}
-	if (!c->reaped) {
-		cp_error("record", "interrupted by %s; %s (pid %d) left running",
-			 strsignal(stop_sig), name, (int)c->pid);
-		return 128 + stop_sig;
+	name = malloc(len + sizeof(".hang.json"));
+	if (name)
+		sprintf(name, "%.*s.hang.json", (int)len, out);
+	return name;
+}
+
+/* Start sampling the spawned command. 0 or an exit code (reported). */
+static int open_session(struct record_options *o, struct child *c, struct cp_session **sess)
+{
+	struct cp_session_opts so = { 0 };
+	int err;
+
+	so.pids = &c->pid;
+	so.npids = 1;
+	cp_prof_session_opts(&o->prof, &so);
+	so.follow_children = true;
+	so.enable_on_exec = true;
+	err = cp_session_new(&so, sess);
+	if (err < 0) {
+		cp_prof_explain_open_error("record", c->pid, err, &o->prof);
+		return CP_EXIT_FAILURE;
 	}
-	if (write_err < 0 && status_code(c->status) == 0)
-		return CP_EXIT_FAILURE;	/* the profile was asked for and is not there */
-	return status_code(c->status);
+	cp_prof_note_kernel_refused(*sess, &o->prof);
+	return 0;
 }
 
 int cmd_record(int argc, char **argv)
@@ -355,61 +548,71 @@ int cmd_record(int argc, char **argv)
 			.kernel = true,
 			.format = CP_PROFILE_PPROF,
 		},
+		.profile = true,
+		.watch = { .kill_after = 10 },
 	};
-	struct child c = { .pid = -1, .go_fd = -1, .err_fd = -1, .pidfd = -1 };
-	struct cp_session_opts so = { 0 };
+	struct child c = { .pid = -1, .go_fd = -1, .err_fd = -1 };
 	struct cp_session *sess = NULL;
 	struct sigaction old[CP_ARRAY_SIZE(caught_signals)];
+	char *hang_json = NULL;
 	bool caught = false;
-	int rc, err;
+	int rc, err = 0;
 
 	rc = parse_options(argc, argv, &o);
 	if (rc)
 		goto out;
 	/* The default name needs the command's pid; an explicit path can be checked now. */
-	if (o.prof.output && cp_prof_check_output("record", &o.prof, 0) < 0) {
+	if (o.profile && o.prof.output && cp_prof_check_output("record", &o.prof, 0) < 0) {
 		rc = CP_EXIT_FAILURE;
 		goto out;
 	}
+	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		wake_pipe[0] = wake_pipe[1] = -1;
 	rc = spawn(&o, &c);
 	if (rc)
 		goto out;
 	catch_signals(old);
 	caught = true;
-	so.pids = &c.pid;
-	so.npids = 1;
-	cp_prof_session_opts(&o.prof, &so);
-	so.follow_children = true;
-	so.enable_on_exec = true;
-	err = cp_session_new(&so, &sess);
-	if (err < 0) {
+	if (o.watch.timeout) {
+		hang_json = hang_json_name(&o, c.pid);
+		o.watch.hang_json = hang_json;
+	}
+	o.watch.name = o.command[0];
+	rc = record_watch_start(&o.watch, c.pid);
+	if (rc == 0 && o.profile)
+		rc = open_session(&o, &c, &sess);
+	if (rc) {
 		abandon(&c);	/* the command never runs */
-		cp_prof_explain_open_error("record", c.pid, err, &o.prof);
-		rc = CP_EXIT_FAILURE;
 		goto out;
 	}
-	cp_prof_note_kernel_refused(sess, &o.prof);
 	/* Go: the events count from the exec on. */
 	rc = start(&c, o.command);
 	if (rc)
 		goto out;
-	profile_command(sess, &o, &c);
-	err = cp_prof_write("record", sess, &o.prof, c.pid, NULL);
+	run_command(sess, &o, &c, &o.watch);
+	if (sess)
+		err = cp_prof_write("record", sess, &o.prof, c.pid, NULL);
 	/* The profile is written: nothing of ours is left attached to the command. */
 	cp_session_free(sess);
 	sess = NULL;
-	rc = wait_command(&c, o.command[0], err);
+	if (record_watch_finish(&o.watch) < 0 && err == 0)
+		err = -EIO;
+	rc = exit_code(&c, o.command[0], err, &o.watch);
 out:
 	if (c.pid > 0 && !c.started)
 		abandon(&c);
 	cp_session_free(sess);
-	if (c.pidfd >= 0)
-		close(c.pidfd);
+	record_watch_finish(&o.watch);
+	free(hang_json);
 	if (c.go_fd >= 0)
 		close(c.go_fd);
 	if (c.err_fd >= 0)
 		close(c.err_fd);
 	if (caught)
 		restore_signals(old);
+	for (int i = 0; i < 2; i++)
+		if (wake_pipe[i] >= 0)
+			close(wake_pipe[i]);
+	wake_pipe[0] = wake_pipe[1] = -1;
 	return rc < 0 ? CP_EXIT_OK : rc;
 }

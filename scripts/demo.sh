@@ -116,6 +116,13 @@ echo "  demo-flame.svg (open it in a browser; click a frame to zoom)"
 echo "- the same profile in pprof: go tool pprof -http=: demo-cpu.pb.gz"
 echo "  (or 'go tool pprof -top demo-cpu.pb.gz', '-traces' for stacks with thread labels)"
 
+say "cprof attach -p $PID --profile block --seconds 3 --format text   (where threads wait)"
+"$CPROF" attach -p "$PID" --profile block --seconds 3 -o demo-block.pb.gz || exit 1
+"$CPROF" report demo-block.pb.gz --top 8 || true
+echo "- every blocked thread is there from the start of the window: w-mutex in"
+echo "  pthread_mutex_lock, w-cond in pthread_cond_wait, w-pipe in read (label wait; try"
+echo "  'go tool pprof -tags demo-block.pb.gz')"
+
 say "cprof serve -p $PID   (Go's pprof endpoints and /metrics over HTTP, loopback only)"
 SERVE_SECONDS=${CPROF_DEMO_SERVE_SECONDS:-60}
 "$CPROF" serve -p "$PID" --listen 127.0.0.1:0 2>"$OUT/serve.err" &

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "maps.h"
+#include "sym_gopclntab.h"
 #include "strtab.h"
 #include "symbolize.h"
 #include "util.h"
@@ -17,7 +18,8 @@
 /*
  * The files: symbolize.c (the symbolizer, its strings, the results remembered in memory and on
  * disk), sym_module.c (the module behind a mapping), sym_debugfile.c (its separate debug
- * file), sym_dwarf.c (DWARF lookup), sym_symtab.c (symbol tables).
+ * file), sym_dwarf.c (DWARF lookup), sym_symtab.c (symbol tables and, through
+ * sym_gopclntab.c, a Go build's pc tables).
  */
 
 /* Longest build ID accepted from a file; hex buffers hold 2 * this + 1. */
@@ -94,6 +96,9 @@ struct module {
 	size_t naranges;
 	bool aranges_loaded;
 	Dwarf_Addr dwbias;
+	/* A Go file's .gopclntab, for a build without DWARF; NULL when it has none. */
+	struct cp_gopclntab *gopcln;
+	bool gopcln_loaded;
 	/* Results by ELF address: entries indexed by addr_h, their frames in one pool. */
 	struct addr_entry *addrs;
 	size_t naddrs, addrs_alloc;
@@ -180,6 +185,13 @@ void cp_sym_modules_drop(struct cp_symbolizer *sym, bool modules);
 /* sym_dwarf.c: frames for ELF address addr of m from DWARF; how many (0: DWARF has none). */
 size_t cp_sym_dwarf_lookup(struct cp_symbolizer *sym, struct module *m, uint64_t addr,
 			   struct cp_sym_frame *frames);
+
+/*
+ * sym_symtab.c: frames for addr of a Go module from its .gopclntab (sym_gopclntab.h), names
+ * and files interned; how many (0: not Go, or no function there).
+ */
+size_t cp_sym_gopclntab_lookup(struct cp_symbolizer *sym, struct module *m, uint64_t addr,
+			       struct cp_sym_frame *frames);
 
 /* sym_symtab.c: the name from .symtab / .dynsym (or .gnu_debugdata) for addr into f. */
 bool cp_sym_symtab_lookup(struct cp_symbolizer *sym, struct module *m, uint64_t addr,

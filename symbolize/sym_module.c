@@ -44,6 +44,7 @@ static void module_free(struct module *m)
 	free(m->syms);
 	free(m->cus);
 	free(m->aranges);
+	free(m->gopcln);
 	free(m->key);
 	free(m->path);
 	free(m->root);

@@ -110,3 +110,37 @@ bool cp_sym_symtab_lookup(struct cp_symbolizer *sym, struct module *m, uint64_t 
 	f->function = cp_sym_intern_demangled(sym, s->name);
 	return f->function != NULL;
 }
+
+size_t cp_sym_gopclntab_lookup(struct cp_symbolizer *sym, struct module *m, uint64_t addr,
+			       struct cp_sym_frame *frames)
+{
+	struct cp_gopcln_frame gf[CP_SYM_MAX_INLINE];
+	size_t n;
+
+	if (!m->gopcln_loaded) {
+		GElf_Addr bias;
+		Elf *elf = m->dmod ? dwfl_module_getelf(m->dmod, &bias) : NULL;
+
+		m->gopcln_loaded = true;
+		m->gopcln = elf ? malloc(sizeof(*m->gopcln)) : NULL;
+		if (m->gopcln && cp_gopclntab_from_elf(m->gopcln, elf) < 0) {
+			free(m->gopcln);
+			m->gopcln = NULL;
+		}
+	}
+	if (!m->gopcln)
+		return 0;
+	n = cp_gopclntab_lookup(m->gopcln, addr, gf, CP_SYM_MAX_INLINE);
+	for (size_t i = 0; i < n; i++) {
+		struct cp_sym_frame *f = &frames[i];
+
+		*f = (struct cp_sym_frame){ .line = gf[i].line, .start_line = gf[i].start_line,
+					    .inlined = gf[i].inlined };
+		f->function = cp_sym_intern(sym, gf[i].function);
+		f->system_name = f->function;
+		f->file = gf[i].file ? cp_sym_intern(sym, gf[i].file) : NULL;
+		if (!f->function)
+			return 0;
+	}
+	return n;
+}

@@ -230,7 +230,7 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 {
 	uint32_t h = (uint32_t)cp_hash_mix(0, addr);
 	const struct addr_entry *hit = addr_lookup(m, addr, h);
-	bool from_dwarf = false;
+	bool from_dwarf = false, from_go = false;
 	size_t n = 0;
 
 	if (hit) {
@@ -256,9 +256,15 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 			 * DWARF. Without DWARF it is not: debug information may be installed later.
 			 */
 			from_dwarf = dwfl_module_getdwarf(m->dmod, &b) != NULL;
-			frames[0] = (struct cp_sym_frame){ 0 };
-			if (cp_sym_symtab_lookup(sym, m, addr, &frames[0]))
-				n = 1;
+			/* A Go build without DWARF: its own pc tables name its code, for good. */
+			if (!from_dwarf)
+				n = cp_sym_gopclntab_lookup(sym, m, addr, frames);
+			from_go = n > 0;
+			if (n == 0) {
+				frames[0] = (struct cp_sym_frame){ 0 };
+				if (cp_sym_symtab_lookup(sym, m, addr, &frames[0]))
+					n = 1;
+			}
 		} else if (!frames[n - 1].function) {
 			/* DWARF without a usable name: the symbol table may still have one. */
 			struct cp_sym_frame s = { 0 };
@@ -270,17 +276,18 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 				n = 0;
 			}
 		}
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n && !from_go; i++)
 			from_dwarf = from_dwarf || frames[i].file;
 	}
 	/*
 	 * Only what DWARF said (or, for addresses it does not cover, what it left to the symbol
 	 * table) goes to disk: a symbol-table answer for a module without DWARF would hide debug
-	 * information installed later (libc6-dbg).
+	 * information installed later (libc6-dbg). A Go build's .gopclntab answer is final (it is
+	 * what the Go runtime itself prints) but says nothing of DWARF.
 	 */
-	if (from_dwarf && m->cache_id) {
+	if ((from_dwarf || from_go) && m->cache_id) {
 		(void)cp_sym_cache_append(&m->disk_fd, m->cache_id, addr, frames, n);
-		if (!m->disk_has_dwarf && cp_sym_cache_append_has_dwarf(&m->disk_fd,
+		if (from_dwarf && !m->disk_has_dwarf && cp_sym_cache_append_has_dwarf(&m->disk_fd,
 									 m->cache_id) == 0)
 			m->disk_has_dwarf = true;
 	}

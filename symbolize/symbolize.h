@@ -1,7 +1,8 @@
 /*
  * Symbolization of code addresses with elfutils libdw: function, file, line and inlined
  * frames from DWARF (the ELF's own, separate debug files by build ID or .gnu_debuglink),
- * falling back to .symtab / .dynsym, then module+offset. Modules are cached by build ID
+ * falling back to a Go build's .gopclntab (function, file, line, inlined calls, for Go builds
+ * without DWARF), then .symtab / .dynsym, then module+offset. Modules are cached by build ID
  * (or by device, inode and size when there is none), so a second process of the same binary
  * is nearly free. Results are cached per (module, address). A symbolizer is not thread-safe:
  * one thread uses it at a time.

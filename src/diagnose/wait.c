@@ -510,3 +510,38 @@ int cp_wait_classify(const struct cp_wait_input *in, struct cp_wait *out)
 	}
 	return 0;
 }
+
+enum cp_wait_kind cp_wait_kind_of_stack(const char *const *functions, size_t n)
+{
+	struct cp_wait_input in = { .functions = functions, .nfunctions = n };
+	enum cp_wait_kind kind;
+	char label[NAME_MAX_LEN];
+	long nr = guess_syscall(&in);
+
+	if (nr < 0)
+		return CP_WAIT_UNKNOWN;
+	switch (call_rule(nr)) {
+	case RULE_FUTEX:
+		kind = wait_futex_kind(&in, label, sizeof(label));
+		return kind == CP_WAIT__COUNT ? CP_WAIT_FUTEX : kind;
+	case RULE_SLEEP:
+		return CP_WAIT_SLEEP;
+	case RULE_POLL:
+		return CP_WAIT_POLL;
+	case RULE_READ:
+		return CP_WAIT_IO_READ;
+	case RULE_WRITE:
+		return CP_WAIT_IO_WRITE;
+	case RULE_ACCEPT:
+		return CP_WAIT_ACCEPT;
+	case RULE_CONNECT:
+		return CP_WAIT_CONNECT;
+	case RULE_WAIT_CHILD:
+		return CP_WAIT_WAIT_CHILD;
+	case RULE_SIGNAL:
+		return CP_WAIT_SIGNAL;
+	case RULE_NONE:
+		break;
+	}
+	return CP_WAIT_SYSCALL;
+}

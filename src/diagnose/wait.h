@@ -95,6 +95,13 @@ void cp_wait_release(struct cp_wait *w);
  */
 bool cp_wait_needs_wchan(char state, const struct cp_task_syscall *sc);
 
+/*
+ * The wait kind the symbolized stack alone tells (functions innermost first: the libc
+ * wrapper, and for a futex the pthread function above it), without /proc or target memory:
+ * for stacks taken as a thread went off CPU. CP_WAIT_UNKNOWN when no wrapper names the call.
+ */
+enum cp_wait_kind cp_wait_kind_of_stack(const char *const *functions, size_t n);
+
 /* Classify one thread. 0 or -errno (out always left in a releasable state). */
 int cp_wait_classify(const struct cp_wait_input *in, struct cp_wait *out);
 

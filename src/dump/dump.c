@@ -469,6 +469,9 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 	err = assemble_threads(&run);
 	if (err < 0)
 		goto fail;
+	err = dump_unwind_extra(&run);
+	if (err < 0)
+		goto fail;
 	err = dump_infer_lock_holders(&run);
 	if (err < 0)
 		goto fail;
@@ -574,6 +577,11 @@ void cp_dump_release(struct cp_dump *d)
 		dump_free_strv(th->kernel_frames, th->nkernel_frames);
 	}
 	free(d->threads);
+	for (size_t i = 0; i < d->nextra; i++) {
+		cp_wait_release(&d->extra[i].wait);
+		free(d->extra[i].frames);
+	}
+	free(d->extra);
 	for (size_t i = 0; i < d->ngroups; i++)
 		free(d->groups[i].tids);
 	free(d->groups);

@@ -102,6 +102,12 @@ struct cp_dump {
 	int kernel_error;	/* --kernel: 0, or why /proc/.../stack could not be read */
 	struct cp_strtab strings;	/* module paths the frames point to */
 	bool has_strings;
+	/*
+	 * The stacks of cp_dump_opts.extra, unwound and symbolized against this dump's maps:
+	 * tid, frames, truncated and unwind_error set; owned; NULL when none were given.
+	 */
+	struct cp_dump_thread *extra;
+	size_t nextra;
 };
 
 enum cp_dump_flags {
@@ -121,9 +127,17 @@ struct cp_dump_opts {
 	 * then lets every thread go and returns -EINTR.
 	 */
 	volatile sig_atomic_t *cancel;
+	/*
+	 * Borrowed, may be NULL: copies of stacks taken earlier in this process (the stacks
+	 * that created its threads, for record --leaks), to unwind and symbolize as the dump's
+	 * own (cp_dump.extra).
+	 */
+	const struct cp_thread_snap *const *extra;
+	size_t nextra;
 };
 
 struct cp_symbolizer;
+struct cp_thread_snap;
 
 /*
  * Take a dump of pid. sym is borrowed (its cache may be shared across dumps) and must outlive
@@ -165,6 +179,18 @@ size_t cp_dump_count_by_wait(const struct cp_dump *dump, struct cp_dump_wait_cou
 void cp_dump_format_time(uint64_t wall_ns, char *buf, size_t size);
 /* An unbounded wait on a socket, pipe or child: the classic cause of leaked threads. */
 bool cp_dump_wait_unbounded(const struct cp_wait *w);
+
+/*
+ * One thread of dump as the text dump shows it (its line and frames), and its frames alone
+ * (as the JSON's "frames" array), appended to sb: for writers built on dumps (leaks at exit).
+ */
+struct cp_strbuf;
+void cp_dump_text_thread(const struct cp_dump *dump, const struct cp_dump_thread *th,
+			 struct cp_strbuf *sb);
+void cp_dump_text_frames(const struct cp_dump_thread *th, struct cp_strbuf *sb);
+/* The JSON object of one thread (section "JSON"), and the frames array alone. */
+void cp_dump_json_thread(const struct cp_dump_thread *th, struct cp_strbuf *sb);
+void cp_dump_json_frames(const struct cp_dump_thread *th, struct cp_strbuf *sb);
 
 /* Writers. color: ANSI colours (text only). 0 or -errno. */
 int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color);

@@ -150,6 +150,16 @@ static void add_thread(struct cp_strbuf *sb, const struct cp_dump_thread *th)
 	cp_strbuf_adds(sb, " }");
 }
 
+void cp_dump_json_thread(const struct cp_dump_thread *th, struct cp_strbuf *sb)
+{
+	add_thread(sb, th);
+}
+
+void cp_dump_json_frames(const struct cp_dump_thread *th, struct cp_strbuf *sb)
+{
+	add_frames(sb, th->frames, th->nframes, stack_end_marker(th));
+}
+
 static void add_groups(struct cp_strbuf *sb, const struct cp_dump *dump)
 {
 	if (!dump->groups) {

@@ -142,6 +142,8 @@ int stack_walker_init(struct stack_walker *wk, const struct cp_mem *mem,
 void stack_walker_release(struct stack_walker *wk);
 /* Unwind tw's captured stack unless that is done already, and free the copy. 0 or -ENOMEM. */
 int stack_walker_unwind(struct dump_run *run, struct thread_work *tw, struct stack_walker *wk);
+/* Unwind and symbolize opts->extra into d->extra. 0 or -ENOMEM. */
+int dump_unwind_extra(struct dump_run *run);
 /* Unwind whatever the capturing threads left. 0, -ENOMEM or -EINTR. */
 int dump_unwind_pending(struct dump_run *run);
 
@@ -150,6 +152,9 @@ int dump_unwind_pending(struct dump_run *run);
 int dump_symbolize_thread(struct dump_run *run, const struct thread_work *tw,
 			  struct cp_dump_thread *th);
 void dump_symbolize_release(struct dump_run *run);
+/* The same for a stack that is not one of the dump's threads (no sharing). */
+int dump_symbolize_extra(struct dump_run *run, const struct thread_work *tw,
+			 struct cp_dump_thread *th);
 
 /* dump_stuck.c */
 /*

@@ -171,6 +171,13 @@ int dump_symbolize_thread(struct dump_run *run, const struct thread_work *tw,
 	return err;
 }
 
+int dump_symbolize_extra(struct dump_run *run, const struct thread_work *tw,
+			 struct cp_dump_thread *th)
+{
+	return symbolize_stack(run, run->have_maps ? &run->maps : NULL, tw->unwound_pcs,
+			       tw->unwound_flags, tw->nunwound, th);
+}
+
 void dump_symbolize_release(struct dump_run *run)
 {
 	free(run->scratch);

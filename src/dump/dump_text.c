@@ -515,6 +515,23 @@ static void add_deadlock(struct out *o, const char *desc)
 	cp_strbuf_addc(&o->sb, '\n');
 }
 
+void cp_dump_text_thread(const struct cp_dump *dump, const struct cp_dump_thread *th,
+			 struct cp_strbuf *sb)
+{
+	struct out o = { .sb = *sb, .color = false };
+
+	add_thread(&o, dump, th);
+	*sb = o.sb;
+}
+
+void cp_dump_text_frames(const struct cp_dump_thread *th, struct cp_strbuf *sb)
+{
+	struct out o = { .sb = *sb, .color = false };
+
+	add_frames(&o, th);
+	*sb = o.sb;
+}
+
 int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color)
 {
 	struct out o = { .sb = CP_STRBUF_INIT, .color = color };

@@ -196,3 +196,43 @@ int dump_unwind_pending(struct dump_run *run)
 	return dump_cancelled(run) ? -EINTR : 0;
 }
 
+
+int dump_unwind_extra(struct dump_run *run)
+{
+	const struct cp_dump_opts *o = run->opts;
+	struct stack_walker wk;
+	int err = 0;
+
+	if (!o->nextra || !o->extra)
+		return 0;
+	run->d->extra = calloc(o->nextra, sizeof(*run->d->extra));
+	if (!run->d->extra)
+		return -ENOMEM;
+	if (stack_walker_init(&wk, &run->mem, run->have_maps ? &run->maps : NULL) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->nextra && err == 0; i++) {
+		const struct cp_thread_snap *s = o->extra[i];
+		struct cp_dump_thread *th = &run->d->extra[run->d->nextra++];
+		struct thread_work tw = { .tid = s->tid, .captured = true, .snap = *s };
+
+		th->tid = s->tid;
+		cp_wait_init(&th->wait);
+		/* The copy is borrowed: the walk frees tw's, so it gets one of its own. */
+		tw.snap.stack.data = s->stack.len ? malloc(s->stack.len) : NULL;
+		if (s->stack.len && !tw.snap.stack.data) {
+			err = -ENOMEM;
+			break;
+		}
+		if (s->stack.len)
+			memcpy(tw.snap.stack.data, s->stack.data, s->stack.len);
+		err = stack_walker_unwind(run, &tw, &wk);
+		if (err == 0) {
+			th->unwind_error = tw.unwind_error;
+			th->truncated = tw.unwind_truncated;
+			err = dump_symbolize_extra(run, &tw, th);
+		}
+		thread_work_release(&tw);
+	}
+	stack_walker_release(&wk);
+	return err;
+}

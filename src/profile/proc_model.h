@@ -38,6 +38,13 @@ struct cp_thread {
 	int tid;
 	int pid;
 	bool sampled;		/* for the owner's statistics */
+	/* Off CPU (wall and block sessions): since when, at which stack, why. */
+	bool off;		/* switched out (or seeded blocked), not back yet */
+	uint8_t off_kind;	/* enum cp_wait_kind; running when it was preempted */
+	uint32_t off_node;	/* the stack (the profile's stack node) */
+	uint64_t off_since;	/* CLOCK_MONOTONIC ns */
+	uint64_t wall_carry;	/* wall: off-CPU ns not yet a whole sampling period */
+	uint64_t off_futex;	/* mutex: the lock word it waits on */
 	char name[CP_COMM_LEN];	/* "" until known */
 };
 

@@ -65,6 +65,58 @@ struct cp_profile *cp_profile_new(void)
 	return prof;
 }
 
+/* Sample types (type, unit pairs), period type and default of each kind, as Go writes them. */
+static const struct {
+	const char *types[2][2];
+	const char *period_type[2];
+} kinds[] = {
+	[CP_PROFILE_KIND_CPU] = { { { "samples", "count" }, { "cpu", "nanoseconds" } },
+				  { "cpu", "nanoseconds" } },
+	[CP_PROFILE_KIND_WALL] = { { { "samples", "count" }, { "wall", "nanoseconds" } },
+				   { "wall", "nanoseconds" } },
+	[CP_PROFILE_KIND_DELAY] = { { { "contentions", "count" }, { "delay", "nanoseconds" } },
+				    { "contentions", "count" } },
+	[CP_PROFILE_KIND_COUNT] = { { { "threadcreate", "count" } }, { "threadcreate", "count" } },
+};
+
+struct cp_profile *cp_profile_new_kind(enum cp_profile_kind kind)
+{
+	struct cp_profile *prof;
+	size_t n = kind == CP_PROFILE_KIND_COUNT ? 1 : 2;
+	uint32_t t, u;
+
+	if (kind == CP_PROFILE_KIND_CPU)
+		return cp_profile_new();
+	if ((size_t)kind >= CP_ARRAY_SIZE(kinds))
+		return NULL;
+	prof = cp_profile_new_empty();
+	if (!prof)
+		return NULL;
+	prof->types = calloc(n, sizeof(*prof->types));
+	prof->totals = calloc(n, sizeof(*prof->totals));
+	if (!prof->types || !prof->totals)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		if (intern(prof, kinds[kind].types[i][0], &t) < 0 ||
+		    intern(prof, kinds[kind].types[i][1], &u) < 0)
+			goto fail;
+		prof->types[i] = (struct cp_pvaluetype){ t, u };
+	}
+	prof->ntypes = n;
+	if (intern(prof, kinds[kind].period_type[0], &t) < 0 ||
+	    intern(prof, kinds[kind].period_type[1], &u) < 0)
+		goto fail;
+	prof->period_type = (struct cp_pvaluetype){ t, u };
+	prof->default_type = prof->types[n - 1].type;
+	prof->period = kind == CP_PROFILE_KIND_WALL ? 1000000000 / 99 : 1;
+	/* wall: wall = samples * period, as cpu = samples * period. */
+	prof->cpu_from_count = kind == CP_PROFILE_KIND_WALL;
+	return prof;
+fail:
+	cp_profile_free(prof);
+	return NULL;
+}
+
 void cp_profile_free(struct cp_profile *prof)
 {
 	if (!prof)
@@ -288,20 +340,34 @@ static bool sample_eq(const void *ctx, uint32_t idx, const void *key)
 	return a->node == b->node && a->labelset == b->labelset;
 }
 
+static int add_node_values(struct cp_profile *prof, uint32_t node, const struct cp_plabel *labels,
+			   size_t nlabels, const int64_t *values);
+
 int cp_profile_add_sample_values(struct cp_profile *prof, const uint64_t *loc_ids, size_t n,
 				 const struct cp_plabel *labels, size_t nlabels,
 				 const int64_t *values)
 {
 	struct cp_psample_key key;
-	uint32_t hash;
-	int64_t idx;
 	int err;
 
 	for (size_t i = 0; i < n; i++)
 		if (loc_ids[i] == 0 || loc_ids[i] > prof->nlocations)
 			return -EINVAL;
-	if ((err = stack_node(prof, loc_ids, n, &key.node)) < 0 ||
-	    (err = intern_labelset(prof, labels, nlabels, &key.labelset)) < 0)
+	if ((err = stack_node(prof, loc_ids, n, &key.node)) < 0)
+		return err;
+	return add_node_values(prof, key.node, labels, nlabels, values);
+}
+
+/* The sample (node, labels) gets values added (made when new). 0 or -errno. */
+static int add_node_values(struct cp_profile *prof, uint32_t node, const struct cp_plabel *labels,
+			   size_t nlabels, const int64_t *values)
+{
+	struct cp_psample_key key = { .node = node };
+	uint32_t hash;
+	int64_t idx;
+	int err;
+
+	if ((err = intern_labelset(prof, labels, nlabels, &key.labelset)) < 0)
 		return err;
 	hash = sample_hash(key.node, key.labelset);
 	idx = cp_itab_find(&prof->sample_h, hash, sample_eq, prof, &key);
@@ -402,4 +468,53 @@ size_t cp_profile_count_index(const struct cp_profile *prof)
 		    !strcmp(prof->str.v[prof->types[i].unit], "count"))
 			return i;
 	return cp_profile_default_index(prof);
+}
+
+int cp_profile_stack(struct cp_profile *prof, const uint64_t *loc_ids, size_t n, uint32_t *node)
+{
+	for (size_t i = 0; i < n; i++)
+		if (loc_ids[i] == 0 || loc_ids[i] > prof->nlocations)
+			return -EINVAL;
+	return stack_node(prof, loc_ids, n, node);
+}
+
+int cp_profile_add_stack_sample(struct cp_profile *prof, uint32_t node, int pid, int tid,
+				const char *thread_name, const char *key, const char *value,
+				const int64_t *values)
+{
+	struct cp_plabel labels[4] = { { 0 } };
+	uint32_t name, k = 0, v = 0;
+	int err;
+
+	if (node >= prof->nnodes || !prof->ntypes)
+		return -EINVAL;
+	if ((err = intern(prof, thread_name ? thread_name : "", &name)) < 0 ||
+	    (key && ((err = intern(prof, key, &k)) < 0 || (err = intern(prof, value, &v)) < 0)))
+		return err;
+	labels[0] = (struct cp_plabel){ .key = prof->s_thread, .str = name };
+	labels[1] = (struct cp_plabel){ .key = prof->s_tid, .num = tid };
+	labels[2] = (struct cp_plabel){ .key = prof->s_pid, .num = pid };
+	labels[3] = (struct cp_plabel){ .key = k, .str = v };
+	return add_node_values(prof, node, labels, key ? 4 : 3, values);
+}
+
+size_t cp_profile_stack_functions(const struct cp_profile *prof, uint32_t node,
+				  const char **names, size_t max)
+{
+	size_t n = 0;
+
+	for (uint32_t k = node; k && k < prof->nnodes && n < max; k = prof->nodes[k].parent) {
+		const struct cp_plocation *l = &prof->locations[prof->nodes[k].loc - 1];
+
+		if (!l->nlines)
+			names[n++] = "";
+		/* The location's frames, inlined ones first. */
+		for (uint32_t i = 0; i < l->nlines && n < max; i++) {
+			uint64_t f = prof->lines[l->line_off + i].function_id;
+
+			names[n++] = f && f <= prof->nfunctions ?
+					     prof->str.v[prof->functions[f - 1].name] : "";
+		}
+	}
+	return n;
 }

@@ -89,6 +89,37 @@ int cp_profile_special_location(struct cp_profile *prof, const char *name, uint6
 int cp_profile_add_sample(struct cp_profile *prof, const uint64_t *loc_ids, size_t n, int pid,
 			  int tid, const char *thread_name, uint64_t count);
 
+/* What a profile measures: its sample types, units and period type (docs/FORMATS.md). */
+enum cp_profile_kind {
+	CP_PROFILE_KIND_CPU,	/* samples/count, cpu/nanoseconds (cp_profile_new) */
+	CP_PROFILE_KIND_WALL,	/* samples/count, wall/nanoseconds; period wall/nanoseconds */
+	CP_PROFILE_KIND_DELAY,	/* contentions/count, delay/nanoseconds; period contentions 1 */
+	CP_PROFILE_KIND_COUNT,	/* threadcreate/count; period threadcreate/count 1 */
+};
+
+/*
+ * A new profile of kind. A WALL profile's wall values are samples * period, kept so by
+ * cp_profile_set_meta as a CPU profile's are. NULL when out of memory or kind is unknown.
+ */
+struct cp_profile *cp_profile_new_kind(enum cp_profile_kind kind);
+/*
+ * The stack loc_ids (innermost first) interned: *node names it from now on, for samples added
+ * later with cp_profile_add_stack_sample. 0 or -errno (-EINVAL for an unknown location).
+ */
+int cp_profile_stack(struct cp_profile *prof, const uint64_t *loc_ids, size_t n, uint32_t *node);
+/*
+ * Add values (one per sample type) to the sample of stack node with labels thread, tid, pid
+ * and, when key is not NULL, the string label key = value. 0 or -errno.
+ */
+int cp_profile_add_stack_sample(struct cp_profile *prof, uint32_t node, int pid, int tid,
+				const char *thread_name, const char *key, const char *value,
+				const int64_t *values);
+/*
+ * The function names of stack node's frames, innermost first, inlined frames included ("" when
+ * unknown), up to max into names. Returns their count. The strings live as long as the profile.
+ */
+size_t cp_profile_stack_functions(const struct cp_profile *prof, uint32_t node,
+				  const char **names, size_t max);
 /*
  * A profile of one sample type, type/unit (Go's "goroutine"/"count"), period 1: a snapshot of
  * things counted by stack, not time. Fed by cp_profile_add_count. NULL when out of memory.

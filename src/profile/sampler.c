@@ -16,6 +16,7 @@
 #include "perf_ring.h"
 #include "proc.h"
 #include "sampler.h"
+#include "sampler_internal.h"
 #include "util.h"
 
 #define MAX_CPUS CP_MAX_CPUS
@@ -52,6 +53,8 @@ struct cp_sampler {
 	size_t npids;
 	bool follow_children;
 	struct perf_event_attr attr;
+	struct perf_event_attr attr2;	/* a second event per thread and CPU (setup_attrs) */
+	bool has_attr2;
 	size_t stack_size;
 	int *cpus;
 	size_t ncpus;
@@ -139,70 +142,6 @@ static int find_cpus(struct cp_sampler *s)
 	return 0;
 }
 
-static void setup_attr(struct cp_sampler *s, const struct cp_sampler_opts *o, bool kernel)
-{
-	struct perf_event_attr *a = &s->attr;
-
-	memset(a, 0, sizeof(*a));
-	a->size = sizeof(*a);
-	a->type = PERF_TYPE_SOFTWARE;
-	a->config = PERF_COUNT_SW_CPU_CLOCK;
-	a->freq = 1;
-	a->sample_freq = (uint64_t)o->hz;
-	a->sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_PERIOD;
-	a->inherit = 1;
-	a->disabled = o->enable_on_exec;
-	a->enable_on_exec = o->enable_on_exec;
-	/* mmap selects executable mappings; mmap2 only makes them MMAP2 records (with inodes). */
-	a->mmap = 1;
-	a->mmap2 = 1;
-	a->mmap_data = 0;
-	a->comm = 1;
-	a->comm_exec = 1;
-	a->task = 1;
-	a->sample_id_all = 1;
-	a->exclude_hv = 1;
-	a->exclude_kernel = !kernel;
-	a->exclude_callchain_kernel = !kernel;
-	/* Wake the reader when a quarter of the ring is used, not per sample. */
-	a->watermark = 1;
-	if (o->dwarf) {
-		a->sample_type |= PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
-		a->sample_regs_user = cp_perf_regs_mask();
-		a->sample_stack_user = (uint32_t)s->stack_size;
-		if (kernel) {
-			/* Kernel frames from the kernel; user frames from our own unwinding. */
-			a->sample_type |= PERF_SAMPLE_CALLCHAIN;
-			a->exclude_callchain_user = 1;
-		}
-	} else {
-		a->sample_type |= PERF_SAMPLE_CALLCHAIN;
-	}
-}
-
-/*
- * Bytes of ring per CPU: about half a second of samples at full rate (a CPU takes at most hz
- * samples a second, however many threads share it), so that a reader kept off the CPU for a
- * while (a loaded machine, the first DWARF lookups) loses nothing; a power of two, at most
- * 32 MiB per ring and 128 MiB over all CPUs (locked memory). No more than that: every page
- * is allocated and cleared by the kernel up front, which costs the mmap time in proportion
- * (dear on virtual machines).
- */
-static size_t ring_bytes_for(const struct cp_sampler_opts *o, size_t stack_size, size_t ncpus)
-{
-	size_t per_sample = o->dwarf ? stack_size + 256 : 1100;
-	size_t want = per_sample * (size_t)o->hz / 2;
-	size_t cap = (128u << 20) / (ncpus ? ncpus : 1);
-	size_t bytes = 64u << 10;
-
-	if (cap > (32u << 20))
-		cap = 32u << 20;
-	/* The nearest power of two: 512 KiB at 99 Hz, 4 MiB at 999 Hz with 8 KiB stacks. */
-	while (bytes + bytes / 2 < want && bytes * 2 <= cap)
-		bytes <<= 1;
-	return bytes;
-}
-
 static int ring_map(struct cp_sampler *s, struct ring *r, int fd)
 {
 	long page = sysconf(_SC_PAGESIZE);
@@ -243,6 +182,24 @@ static int push_event(struct cp_sampler *s, int fd, int tid, int cpu, bool owner
 	return 0;
 }
 
+/* The second event of thread tid on r's CPU (attr2), writing into r's ring. */
+static int open_second(struct cp_sampler *s, struct ring *r, int tid)
+{
+	int fd = perf_open(&s->attr2, tid, r->cpu), err;
+
+	if (fd < 0)
+		return fd;
+	if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r->fd) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	err = push_event(s, fd, tid, r->cpu, false);
+	if (err < 0)
+		close(fd);
+	return err;
+}
+
 /*
  * Open one event per CPU for thread tid. -ESRCH when the thread is gone (not an error for the
  * caller unless nothing at all could be opened).
@@ -276,6 +233,8 @@ static int open_thread(struct cp_sampler *s, int tid)
 			close(fd);
 			return err;
 		}
+		if (s->has_attr2 && (err = open_second(s, r, tid)) < 0)
+			return err;
 	}
 	return tidset_add(&s->opened, tid);
 }
@@ -432,6 +391,31 @@ static void close_events(struct cp_sampler *s)
 	tidset_release(&s->inherited);
 }
 
+/*
+ * The first event of each thread carries the task records; the second one, if any, counts
+ * context switches (beside cpu-clock) or the second tracepoint.
+ */
+static void setup_attrs(struct cp_sampler *s, const struct cp_sampler_opts *o, bool kernel)
+{
+	bool only_switches = o->switches && o->no_cpu_clock;
+
+	if (o->ntracepoints) {
+		cp_sampler_setup_attr(&s->attr, o, s->stack_size, kernel, CP_SAMPLER_TRACEPOINT, 0,
+				      true);
+		s->has_attr2 = o->ntracepoints > 1;
+		if (s->has_attr2)
+			cp_sampler_setup_attr(&s->attr2, o, s->stack_size, kernel,
+					      CP_SAMPLER_TRACEPOINT, 1, false);
+		return;
+	}
+	cp_sampler_setup_attr(&s->attr, o, s->stack_size, kernel,
+			      only_switches ? CP_SAMPLER_SWITCHES : CP_SAMPLER_CPU_CLOCK, 0, true);
+	s->has_attr2 = o->switches && !only_switches;
+	if (s->has_attr2)
+		cp_sampler_setup_attr(&s->attr2, o, s->stack_size, kernel, CP_SAMPLER_SWITCHES, 0,
+				      false);
+}
+
 int cp_sampler_open(const struct cp_sampler_opts *opts, struct cp_sampler **out)
 {
 	struct cp_sampler *s;
@@ -462,14 +446,14 @@ int cp_sampler_open(const struct cp_sampler_opts *opts, struct cp_sampler **out)
 	err = find_cpus(s);
 	if (err < 0)
 		goto fail;
-	s->ring_bytes = ring_bytes_for(opts, s->stack_size, s->ncpus);
-	setup_attr(s, opts, opts->kernel);
+	s->ring_bytes = cp_sampler_ring_bytes(opts, s->stack_size, s->ncpus);
+	setup_attrs(s, opts, opts->kernel);
 	err = open_all(s);
 	if ((err == -EACCES || err == -EPERM) && opts->kernel) {
 		/* perf_event_paranoid >= 2 without CAP_PERFMON: user space only. */
 		close_events(s);
 		s->stats.kernel_refused = true;
-		setup_attr(s, opts, false);
+		setup_attrs(s, opts, false);
 		err = open_all(s);
 	}
 	if (err < 0)
@@ -556,7 +540,8 @@ static void parse_sample(struct cp_sampler *s, const struct ring *r,
 	p += 8;
 	memcpy(&smp.time, p, 8);
 	p += 8;
-	p += 8;		/* period */
+	memcpy(&smp.period, p, 8);
+	p += 8;
 	if (type & PERF_SAMPLE_CALLCHAIN) {
 		uint64_t nr;
 
@@ -568,6 +553,17 @@ static void parse_sample(struct cp_sampler *s, const struct ring *r,
 		smp.callchain = (const uint64_t *)p;	/* 8-aligned within the record */
 		smp.ncallchain = nr;
 		p += nr * 8;
+	}
+	if (type & PERF_SAMPLE_RAW) {
+		uint32_t size;
+
+		NEED(4);
+		memcpy(&size, p, 4);
+		if (size > (size_t)(end - p) - 4)
+			return;
+		smp.raw = p + 4;
+		smp.raw_size = size;
+		p += 4 + size;	/* the u32 and the data end 8-aligned */
 	}
 	if (type & PERF_SAMPLE_REGS_USER) {
 		uint64_t abi, v;
@@ -690,6 +686,16 @@ static void handle_record(struct cp_sampler *s, const struct ring *r,
 		memcpy(v, body, 16);
 		if (ev->exit && followed(s, (int)v[0]))
 			ev->exit(ctx, (int)v[0], (int)v[2]);
+		break;
+	case PERF_RECORD_SWITCH:
+		/* Only the sample_id trailer: pid tid time. */
+		if (blen < 16)
+			break;
+		memcpy(v, body, 8);
+		if (ev->cswitch && followed(s, (int)v[0]))
+			ev->cswitch(ctx, (int)v[0], (int)v[1], record_time(h),
+				    (h->misc & PERF_RECORD_MISC_SWITCH_OUT) != 0,
+				    (h->misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT) != 0);
 		break;
 	case PERF_RECORD_LOST: {
 		uint64_t lost;

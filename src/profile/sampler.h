@@ -48,6 +48,19 @@ struct cp_sampler_opts {
 	bool kernel;		/* kernel callchains (user-only when refused) */
 	bool follow_children;	/* keep samples of processes the targets fork (record) */
 	bool enable_on_exec;	/* start counting when the (single) target execs (record) */
+	/*
+	 * Also a sample (period 1, user stack) at every context switch out of a target thread,
+	 * and the switch records (the cswitch callback); times are then CLOCK_MONOTONIC.
+	 */
+	bool switches;
+	bool no_cpu_clock;	/* with switches: no cpu-clock event (only the switches) */
+	/*
+	 * Instead of cpu-clock: a sample (period 1, user stack) at every hit of these tracepoints
+	 * (ids from cp_tracefs_event_id) in a target thread.
+	 */
+	long tracepoints[2];
+	size_t ntracepoints;
+	bool raw;		/* with tracepoints: their fields too (cp_sample.raw) */
 };
 
 struct cp_sample {
@@ -56,11 +69,14 @@ struct cp_sample {
 	int cpu;
 	uint64_t time;
 	uint64_t ip;
+	uint64_t period;		/* 1: a context switch out; else cpu-clock ns */
 	bool user_regs;			/* regs and stack valid (dwarf mode, user context) */
 	struct cp_regs regs;		/* dwarf mode, DWARF numbering */
 	struct cp_stack stack;		/* dwarf mode; data borrowed for the callback */
 	const uint64_t *callchain;	/* kernel's callchain, with PERF_CONTEXT_* markers */
 	size_t ncallchain;
+	const uint8_t *raw;		/* a tracepoint's record (its format file); borrowed */
+	size_t raw_size;
 };
 
 struct cp_sampler_mmap {
@@ -85,6 +101,8 @@ struct cp_sampler_events {
 	void (*fork)(void *ctx, int pid, int tid, int ppid, int ptid);
 	void (*exit)(void *ctx, int pid, int tid);
 	void (*lost)(void *ctx, uint64_t count);
+	/* A context switch of thread tid at time: out (preempt: it was still runnable) or in. */
+	void (*cswitch)(void *ctx, int pid, int tid, uint64_t time, bool out, bool preempt);
 };
 
 struct cp_sampler_stats {

@@ -18,37 +18,11 @@
 #include "ksyms.h"
 #include "session.h"
 #include "symbolize.h"
+#include "tracefs.h"
 #include "unwind.h"
 #include "util.h"
 
-/* Frames per sample: the kernel's callchain (perf_event_max_stack, 127 by default) + ours. */
-#define MAX_KERNEL_FRAMES 256
-#define MAX_FRAMES (MAX_KERNEL_FRAMES + CP_UNWIND_MAX_FRAMES + 1)
-struct cp_session {
-	struct cp_session_opts opts;
-	int *pids;
-	struct cp_sampler *sampler;
-	struct cp_profile *prof;
-	struct cp_symbolizer *sym;
-	struct cp_procs procs;
-	bool main_added;	/* the profile's mapping 1 (the main executable) exists */
-	bool main_pending_exec;	/* record: take the first exec mapping after exec as main */
-	/* record: the program the command exec'd last, when mapping 1 is an earlier one (a
-	 * wrapper: env, taskset, nice); made the main mapping when the profile is taken. */
-	uint64_t exec_main;
-	struct cp_ksyms *ksyms;	/* kernel symbols, loaded at the first kernel frame */
-	bool ksyms_loaded;
-	uint64_t kernel_mapping;
-	bool disabled;		/* events stopped counting; end_mono set */
-	bool stopped;		/* and the rings drained */
-	uint64_t start_wall;
-	uint64_t start_mono;
-	uint64_t end_mono;
-	struct cp_session_stats stats;
-	struct cp_unwind_result ur;	/* scratch: large, kept off the stack */
-	uint64_t locs[MAX_FRAMES];
-};
-
+#include "session_internal.h"
 
 /* --- locations --- */
 
@@ -354,9 +328,9 @@ static const char *dwarf_frames(struct cp_session *s, struct cp_proc *p,
 	return ur->stop_reason ? "[unknown]" : NULL;
 }
 
-static void on_sample(void *ctx, const struct cp_sample *smp)
+size_t cp_session_sample_stack(struct cp_session *s, const struct cp_sample *smp, bool dwarf,
+			       struct cp_thread **tp)
 {
-	struct cp_session *s = ctx;
 	struct cp_proc *p = cp_procs_get(&s->procs, smp->pid, true);
 	struct cp_thread *t = cp_procs_thread_get(&s->procs, smp->pid, smp->tid);
 	const char *end_marker = NULL;
@@ -365,14 +339,14 @@ static void on_sample(void *ctx, const struct cp_sample *smp)
 
 	note_sampled(s, p, t, smp->pid);
 	if (smp->callchain)
-		callchain_frames(s, p, smp, !s->opts.dwarf, &n, &cut);
-	if (s->opts.dwarf && p && smp->user_regs)
+		callchain_frames(s, p, smp, !dwarf, &n, &cut);
+	if (dwarf && p && smp->user_regs)
 		end_marker = dwarf_frames(s, p, smp, &n);
-	else if (s->opts.dwarf && !smp->user_regs && n == 0)
+	else if (dwarf && !smp->user_regs && n == 0)
 		end_marker = "[unknown]";
-	else if (!s->opts.dwarf && cut)
+	else if (!dwarf && cut)
 		end_marker = "[unknown]";
-	else if (!s->opts.dwarf && smp->ncallchain >= 127 && n > 0)
+	else if (!dwarf && smp->ncallchain >= 127 && n > 0)
 		end_marker = "[truncated]";
 	if (n == 0 && !end_marker)
 		end_marker = "[unknown]";
@@ -386,6 +360,21 @@ static void on_sample(void *ctx, const struct cp_sample *smp)
 		else
 			s->stats.truncated++;
 	}
+	*tp = t;
+	return n;
+}
+
+static void on_sample(void *ctx, const struct cp_sample *smp)
+{
+	struct cp_session *s = ctx;
+	struct cp_thread *t;
+	size_t n;
+
+	if (s->opts.type != CP_SESSION_CPU) {
+		cp_session_offcpu_sample(s, smp);
+		return;
+	}
+	n = cp_session_sample_stack(s, smp, s->opts.dwarf, &t);
 	if (cp_profile_add_sample(s->prof, s->locs, n, smp->pid, smp->tid,
 				  t && t->name[0] ? t->name : NULL, 1) == 0)
 		s->stats.samples++;
@@ -445,6 +434,7 @@ static const struct cp_sampler_events session_events = {
 	.fork = on_fork,
 	.exit = on_exit_record,
 	.lost = on_lost,
+	.cswitch = cp_session_offcpu_switch,
 };
 
 static uint64_t thread_cpu_ns(void)
@@ -492,6 +482,7 @@ void cp_session_stop(struct cp_session *s)
 	t0 = thread_cpu_ns();
 	while (cp_sampler_poll(s->sampler, 0, &session_events, s) == 1)
 		;
+	cp_session_offcpu_close(s);
 	s->stats.cpu_ns += thread_cpu_ns() - t0;
 	s->stopped = true;
 }
@@ -529,7 +520,9 @@ struct cp_profile *cp_session_profile(struct cp_session *s)
 	memset(&meta, 0, sizeof(meta));
 	meta.time_nanos = s->start_wall;
 	meta.duration_nanos = end - s->start_mono;
-	meta.period = 1000000000 / s->opts.hz;
+	cp_session_offcpu_close(s);
+	meta.period = s->opts.type == CP_SESSION_CPU || s->opts.type == CP_SESSION_WALL ?
+			      1000000000 / s->opts.hz : 1;
 	meta.lost_samples = s->stats.lost;
 	cp_profile_set_meta(s->prof, &meta);
 	if (s->exec_main > 1)
@@ -558,6 +551,20 @@ static void prewarm(struct cp_session *s, struct cp_proc *p)
 	}
 }
 
+/* threadcreate: the entry tracepoints of clone3 and clone (either may be missing). */
+static int clone_tracepoints(struct cp_sampler_opts *so)
+{
+	static const char *const names[] = { "sys_enter_clone3", "sys_enter_clone" };
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(names); i++) {
+		long id = cp_tracefs_event_id("syscalls", names[i]);
+
+		if (id >= 0)
+			so->tracepoints[so->ntracepoints++] = id;
+	}
+	return so->ntracepoints ? 0 : -EOPNOTSUPP;
+}
+
 int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 {
 	struct cp_sampler_opts so;
@@ -572,7 +579,11 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	s->opts = *opts;
 	cp_procs_init(&s->procs);
 	s->pids = malloc(opts->npids * sizeof(*s->pids));
-	s->prof = cp_profile_new();
+	s->prof = cp_profile_new_kind(opts->type == CP_SESSION_WALL ? CP_PROFILE_KIND_WALL :
+				      opts->type == CP_SESSION_BLOCK ? CP_PROFILE_KIND_DELAY :
+				      opts->type == CP_SESSION_MUTEX ? CP_PROFILE_KIND_DELAY :
+				      opts->type == CP_SESSION_THREADCREATE ? CP_PROFILE_KIND_COUNT :
+									      CP_PROFILE_KIND_CPU);
 	s->sym = cp_sym_new();
 	if (!s->pids || !s->prof || !s->sym)
 		goto fail;
@@ -601,6 +612,14 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	so.kernel = opts->kernel;
 	so.follow_children = opts->follow_children;
 	so.enable_on_exec = opts->enable_on_exec;
+	so.switches = opts->type == CP_SESSION_WALL || opts->type == CP_SESSION_BLOCK;
+	so.no_cpu_clock = opts->type == CP_SESSION_BLOCK;
+	if (opts->type == CP_SESSION_THREADCREATE || opts->type == CP_SESSION_MUTEX) {
+		err = opts->type == CP_SESSION_MUTEX ? cp_session_mutex_init(s, &so) :
+						       clone_tracepoints(&so);
+		if (err < 0)
+			goto fail;
+	}
 	s->start_wall = cp_wall_ns();
 	s->start_mono = cp_now_ns();
 	err = cp_sampler_open(&so, &s->sampler);
@@ -610,6 +629,8 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	 * seconds of samples, time enough to read the debug information. */
 	for (size_t i = 0; i < opts->npids && !opts->enable_on_exec; i++)
 		prewarm(s, cp_procs_find(&s->procs, opts->pids[i]));
+	if (so.switches && !opts->enable_on_exec)
+		cp_session_offcpu_seed(s);
 	*out = s;
 	return 0;
 fail:
@@ -626,6 +647,8 @@ void cp_session_free(struct cp_session *s)
 	cp_ksyms_free(s->ksyms);
 	cp_sym_free(s->sym);
 	cp_profile_free(s->prof);
+	free(s->node_kind);
+	free(s->wakes);
 	free(s->pids);
 	free(s);
 }

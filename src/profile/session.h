@@ -1,8 +1,10 @@
 /*
- * A CPU-profiling session: perf samples from the sampler, unwound (DWARF) or taken from the
+ * A profiling session: perf samples from the sampler, unwound (DWARF) or taken from the
  * kernel's callchains (fp), symbolized once per distinct (pid, address), and aggregated into a
  * profile model as they arrive. Keeps each process's module map current from MMAP2 records
  * (dlopen during profiling), thread names from COMM records, and new processes from FORK.
+ * Wall and block sessions also take a sample at every context switch out of a target thread
+ * and time the thread off CPU from the switch records (session_offcpu.c).
  */
 #ifndef CP_SESSION_H
 #define CP_SESSION_H
@@ -16,7 +18,18 @@
 
 struct cp_session;
 
+/* What a session profiles (docs/FORMATS.md, "Profile types"). */
+enum cp_session_type {
+	CP_SESSION_CPU = 0,	/* cpu-clock samples of the threads on CPU */
+	CP_SESSION_WALL,	/* every thread at hz, on CPU or not; label state */
+	CP_SESSION_BLOCK,	/* time off CPU, not preempted, at the blocking stack; label wait */
+	CP_SESSION_THREADCREATE, /* the stacks that called clone/clone3 (syscall tracepoints) */
+	CP_SESSION_MUTEX,	/* futex lock waits, charged to the releaser's stack; label waiter */
+};
+
 struct cp_session_opts {
+	enum cp_session_type type;
+	bool waiters;		/* mutex: charge the waits to the waiters' own stacks instead */
 	const int *pids;	/* borrowed; pids[0]'s executable is the profile's mapping 1 */
 	size_t npids;
 	int hz;
@@ -40,11 +53,14 @@ struct cp_session_stats {
 	size_t rings;		/* ring buffers (one per CPU) */
 	size_t ring_bytes;	/* bytes per ring */
 	uint64_t cpu_ns;	/* cprof's own CPU time spent reading and processing samples */
+	uint64_t unmatched;	/* mutex: woken lock waits left out, their wake not seen */
 };
 
 /*
  * Open the perf events and start sampling. 0 or -errno as cp_sampler_open (-ESRCH, -EACCES,
- * -EPERM, -ENOENT, -EMFILE, -ENOMEM). *out is written only on success.
+ * -EPERM, -ENOENT, -EMFILE, -ENOMEM); threadcreate, mutex: -EOPNOTSUPP when the kernel has
+ * no syscalls:sys_enter_clone3/clone or sys_enter/exit_futex tracepoints (or tracefs cannot be
+ * mounted). *out is written only on success.
  */
 int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out);
 /*

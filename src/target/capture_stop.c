@@ -35,7 +35,7 @@
  * the kernel undoes even that if cprof is killed.
  */
 
-static void regs_from_user(const struct user_regs_struct *u, struct cp_regs *r)
+void cp_capture_regs_from_user(const struct user_regs_struct *u, struct cp_regs *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->r[CP_REG_RAX] = u->rax;
@@ -254,7 +254,7 @@ static int stop_capture(struct cp_capture_req *req, struct cp_thread_snap *out)
 	if (ptrace(PTRACE_GETREGS, tid, NULL, &uregs) != 0) {
 		ret = -errno;
 	} else {
-		regs_from_user(&uregs, &snap.regs);
+		cp_capture_regs_from_user(&uregs, &snap.regs);
 		snap.stack.start = uregs.rsp;
 		m = cp_capture_stack_map(req->pid, req->given, req->own, uregs.rsp);
 		span = cp_capture_stack_span(m, uregs.rsp, req->max, &snap.stack.truncated);

@@ -88,7 +88,12 @@ def pprof(*args):
 
 def traces(path):
     """[(count, [frames innermost first], {label: value})] from `go tool pprof -traces`."""
-    out = pprof("-traces", "-sample_index=samples", path)
+    return traces_of(path, "samples")
+
+
+def traces_of(path, index):
+    """traces() of the counts of sample type index (samples, contentions, threadcreate)."""
+    out = pprof("-traces", "-sample_index=" + index, path)
     result = []
     for block in re.split(r"^-+\+-+$", out, flags=re.M)[1:]:
         labels, frames, count = {}, [], 0

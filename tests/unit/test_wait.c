@@ -940,6 +940,27 @@ static void test_fixture(void)
 	fixture_stop(&fx);
 }
 
+/* The kind a stack alone tells, for stacks taken as a thread went off CPU. */
+static void test_kind_of_stack(void)
+{
+	static const char *const rd[] = { "__libc_read", "read_idle_pipe", "reader" };
+	static const char *const sl[] = { "__clock_nanosleep", "__nanosleep", "sleep_step" };
+	static const char *const mx[] = { "__futex_abstimed_wait_common", "__lll_lock_wait",
+					  "___pthread_mutex_lock", "worker" };
+	static const char *const cv[] = { "__futex_abstimed_wait_common",
+					  "__pthread_cond_wait_common", "___pthread_cond_wait" };
+	static const char *const ep[] = { "epoll_wait", "loop" };
+	static const char *const none[] = { "compute", "main" };
+
+	CHECK(cp_wait_kind_of_stack(rd, 3) == CP_WAIT_IO_READ);
+	CHECK(cp_wait_kind_of_stack(sl, 3) == CP_WAIT_SLEEP);
+	CHECK(cp_wait_kind_of_stack(mx, 4) == CP_WAIT_MUTEX);
+	CHECK(cp_wait_kind_of_stack(cv, 3) == CP_WAIT_CONDVAR);
+	CHECK(cp_wait_kind_of_stack(ep, 2) == CP_WAIT_POLL);
+	CHECK(cp_wait_kind_of_stack(none, 2) == CP_WAIT_UNKNOWN);
+	CHECK(cp_wait_kind_of_stack(NULL, 0) == CP_WAIT_UNKNOWN);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -952,5 +973,6 @@ int main(void)
 	test_garbage();
 	test_needs_wchan();
 	test_fixture();
+	test_kind_of_stack();
 	return check_done("wait");
 }

@@ -1,0 +1,86 @@
+/* Internals of the profiling session shared by session.c and session_offcpu.c; not for others. */
+#ifndef CP_SESSION_INTERNAL_H
+#define CP_SESSION_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proc_model.h"
+#include "profile.h"
+#include "sampler.h"
+#include "session.h"
+#include "unwind.h"
+
+/* Frames per sample: the kernel's callchain (perf_event_max_stack, 127 by default) + ours. */
+#define MAX_KERNEL_FRAMES 256
+#define MAX_FRAMES (MAX_KERNEL_FRAMES + CP_UNWIND_MAX_FRAMES + 1)
+
+struct cp_ksyms;
+struct cp_symbolizer;
+
+struct cp_session {
+	struct cp_session_opts opts;
+	int *pids;
+	struct cp_sampler *sampler;
+	struct cp_profile *prof;
+	struct cp_symbolizer *sym;
+	struct cp_procs procs;
+	bool main_added;	/* the profile's mapping 1 (the main executable) exists */
+	bool main_pending_exec;	/* record: take the first exec mapping after exec as main */
+	/* record: the program the command exec'd last, when mapping 1 is an earlier one (a
+	 * wrapper: env, taskset, nice); made the main mapping when the profile is taken. */
+	uint64_t exec_main;
+	struct cp_ksyms *ksyms;	/* kernel symbols, loaded at the first kernel frame */
+	bool ksyms_loaded;
+	uint64_t kernel_mapping;
+	bool disabled;		/* events stopped counting; end_mono set */
+	bool stopped;		/* and the rings drained */
+	bool offcpu_closed;	/* wall, block: the threads still off CPU were charged to the end */
+	uint64_t start_wall;
+	uint64_t start_mono;
+	uint64_t end_mono;
+	struct cp_session_stats stats;
+	/* wall, block: the wait kind of each stack node seen off CPU, + 1 (0 = not yet told) */
+	uint8_t *node_kind;
+	size_t node_kind_alloc;
+	/* mutex: the last wake of each lock word (by a hash of it), and the futex tracepoints */
+	struct cp_futex_wake *wakes;
+	long futex_enter, futex_exit;
+	struct cp_unwind_result ur;	/* scratch: large, kept off the stack */
+	uint64_t locs[MAX_FRAMES];
+};
+
+/*
+ * The stack of sample smp into s->locs (innermost first, ending in a "[truncated]" or
+ * "[unknown]" marker when it does): unwound from its registers and stack copy (dwarf), or
+ * from the kernel's callchain. Returns the number of frames; *tp receives the thread (or NULL).
+ */
+size_t cp_session_sample_stack(struct cp_session *s, const struct cp_sample *smp, bool dwarf,
+			       struct cp_thread **tp);
+
+/* session_offcpu.c: wall, block and threadcreate sessions. */
+/*
+ * A sample of a wall or block session: a switch out (period 1) or a cpu-clock tick (wall); of a
+ * threadcreate session: a clone call.
+ */
+void cp_session_offcpu_sample(struct cp_session *s, const struct cp_sample *smp);
+/* A context switch record (the sampler's cswitch callback). */
+void cp_session_offcpu_switch(void *ctx, int pid, int tid, uint64_t time, bool out, bool preempt);
+/*
+ * The threads of the targets that are blocked now, taken live (never stopped) and counted off
+ * CPU from the session's start. Called once the events are open.
+ */
+void cp_session_offcpu_seed(struct cp_session *s);
+/* Charge the threads still off CPU up to the end of the session. Idempotent. */
+void cp_session_offcpu_close(struct cp_session *s);
+/* The wait kind (enum cp_wait_kind) of stack node, told from its functions once per node. */
+int cp_session_node_kind(struct cp_session *s, uint32_t node);
+
+/* session_mutex.c: mutex sessions. */
+/* The futex tracepoints into so and the wake table. 0 or -errno (-EOPNOTSUPP, -ENOMEM). */
+int cp_session_mutex_init(struct cp_session *s, struct cp_sampler_opts *so);
+/* A sys_enter_futex or sys_exit_futex sample. */
+void cp_session_mutex_sample(struct cp_session *s, const struct cp_sample *smp);
+
+#endif
