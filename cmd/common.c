@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache_dir.h"
 #include "common.h"
 #include "proc.h"
 #include "util.h"
@@ -306,4 +307,15 @@ char *cp_default_output_name(int pid, const char *ext)
 	if (asprintf(&name, "cprof-%d-%s.%s", pid, stamp, ext) < 0)
 		return NULL;
 	return name;
+}
+
+void cp_cmd_note_cache(void)
+{
+	char why[1024];
+	int err = cp_cache_check(why, sizeof(why));
+
+	if (err == -ENOENT && !why[0])
+		cp_note("cache off: no cache directory (CPROF_CACHE_DIR empty, no HOME)");
+	else if (err < 0)
+		cp_note("cache off for this run: %s", why[0] ? why : strerror(-err));
 }

@@ -55,6 +55,9 @@ void cp_output_abort(struct cp_output *out);
 /* Default file name "cprof-PID-YYYYmmdd-HHMMSS.EXT" in the current directory (malloc'd). */
 char *cp_default_output_name(int pid, const char *ext);
 
+/* -v: say when the on-disk cache is off for this run, and why (cache_dir.h). */
+void cp_cmd_note_cache(void);
+
 /* True when stderr is a terminal (progress output). */
 bool cp_stderr_is_tty(void);
 

@@ -322,6 +322,8 @@ int cmd_dump(int argc, char **argv)
 	if (cp_output_open(&out, "dump", o.output) < 0)
 		goto done;
 	opened = true;
+	if (o.verbose)
+		cp_cmd_note_cache();
 	sym = cp_sym_new();
 	if (!sym) {
 		cp_error("dump", "out of memory");

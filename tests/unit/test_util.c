@@ -314,31 +314,56 @@ static void test_tables(void)
 
 static void test_cache_dir(void)
 {
-	char buf[4096], dir[] = "/tmp/cprof-test-cachedir-XXXXXX";
+	char buf[4096], why[512], dir[] = "/tmp/cprof-test-cachedir-XXXXXX", sub[4200];
 	struct stat st;
 
-	setenv("CPROF_CACHE_DIR", "/x/y", 1);
-	CHECK(cp_cache_path(buf, sizeof(buf), "sub", "name", false) == 0 &&
-	      !strcmp(buf, "/x/y/sub/name"));
+	CHECK(mkdtemp(dir) != NULL);
+	setenv("CPROF_CACHE_DIR", dir, 1);
+	CHECK(cp_cache_path(buf, sizeof(buf), "sub", "name", false) == -ENOENT);
 	CHECK(cp_cache_path(buf, sizeof(buf), NULL, "n.debug", false) == 0 &&
-	      !strcmp(buf, "/x/y/n.debug"));
+	      !strncmp(buf, dir, strlen(dir)) && !strcmp(buf + strlen(dir), "/n.debug"));
 	CHECK(cp_cache_path(buf, 8, "sub", "name", false) == -ENAMETOOLONG);
 	setenv("CPROF_CACHE_DIR", "", 1);
 	CHECK(cp_cache_path(buf, sizeof(buf), "sub", "name", false) == -ENOENT);
+	CHECK(cp_cache_check(why, sizeof(why)) == -ENOENT);
 	unsetenv("CPROF_CACHE_DIR");
 	setenv("XDG_CACHE_HOME", "/xdg", 1);
 	CHECK(cp_cache_dir(buf, sizeof(buf)) == 0 && !strcmp(buf, "/xdg/cprof"));
 	unsetenv("XDG_CACHE_HOME");
 	/* create_dir makes the folders, not the file. */
-	CHECK(mkdtemp(dir) != NULL);
 	setenv("CPROF_CACHE_DIR", dir, 1);
+	CHECK(cp_cache_check(why, sizeof(why)) == 0, "%s", why);
 	CHECK(cp_cache_path(buf, sizeof(buf), "a/b", "f", true) == 0);
 	CHECK(stat(buf, &st) < 0);
 	*strrchr(buf, '/') = '\0';
 	CHECK(stat(buf, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+	/* A folder others may write into, or another user's: the cache is off, and why. */
+	CHECK(chmod(buf, 0777) == 0);
+	CHECK(cp_cache_path(sub, sizeof(sub), "a/b", "f", false) == -EPERM);
+	CHECK(cp_cache_walk(buf, strlen(dir), false, why, sizeof(why)) == -EPERM &&
+	      strstr(why, "writable by group or others"), "%s", why);
+	CHECK(chmod(buf, 0700) == 0 && cp_cache_path(sub, sizeof(sub), "a/b", "f", false) == 0);
+	if (geteuid() == 0) {
+		CHECK(chown(buf, 65534, 65534) == 0);
+		CHECK(cp_cache_walk(buf, strlen(dir), false, why, sizeof(why)) == -EPERM &&
+		      strstr(why, "owned by uid 65534"), "%s", why);
+		CHECK(chown(buf, 0, 0) == 0);
+	}
 	rmdir(buf);
+	/* A planted link is never followed, nor is anything made through it. */
 	*strrchr(buf, '/') = '\0';
+	snprintf(sub, sizeof(sub), "%s/b", buf);
+	CHECK(symlink("/tmp", sub) == 0);
+	CHECK(cp_cache_path(buf, sizeof(buf), "a/b", "f", true) == -EPERM);
+	snprintf(buf, sizeof(buf), "%s/a", dir);
+	CHECK(cp_cache_walk(sub, strlen(dir), true, why, sizeof(why)) == -EPERM &&
+	      strstr(why, "symbolic link"), "%s", why);
+	unlink(sub);
 	rmdir(buf);
+	/* The cache directory itself writable by others: cp_cache_check says so. */
+	CHECK(chmod(dir, 0777) == 0);
+	CHECK(cp_cache_check(why, sizeof(why)) == -EPERM && strstr(why, dir), "%s", why);
+	CHECK(cp_cache_walk("/tmp/../etc", 4, false, why, sizeof(why)) == -EPERM);
 	rmdir(dir);
 	unsetenv("CPROF_CACHE_DIR");
 }
