@@ -131,7 +131,8 @@ static const char *read_error(int err, size_t len)
 	case -EINVAL:
 		return "no pprof string table (is it a profile?)";
 	case -EFBIG:
-		return "too large to read (over 256 MiB uncompressed or 1 GiB decoded)";
+		return "too large to read (inflates to over 64 times its size, 16 MiB at least, "
+		       "256 MiB at most, or decodes to over 16 times that)";
 	default:
 		return strerror(-err);
 	}
