@@ -416,12 +416,8 @@ static int module_of_file(struct cp_symbolizer *sym, int pid, const struct cp_ma
 		snprintf(open_path, sizeof(open_path), "[vdso]");
 		err = fd = vdso_fd(pid, map);
 	} else {
-		err = cp_map_open_path(pid, map, open_path, sizeof(open_path));
-		if (!err) {
-			/* O_NONBLOCK: the path may have been swapped for a FIFO since maps was read. */
-			fd = open(open_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-			err = fd < 0 ? -errno : 0;
-		}
+		/* Race-free: the mapped file itself, never what its path names meanwhile. */
+		err = fd = cp_map_open(pid, map, open_path, sizeof(open_path));
 	}
 	if (err >= 0)
 		err = module_open(sym, pid, map, fd, open_path, m);
