@@ -317,6 +317,12 @@ static int module_open(struct cp_symbolizer *sym, int pid, const struct cp_map *
 	err = read_segments(elf, m);
 	if (err)
 		goto fail_mod;
+	{
+		uint64_t inflated;
+
+		if (cp_sym_check_inflate(elf, (uint64_t)st.st_size, &inflated) < 0)
+			cp_sym_refuse_dwarf(m, m->path, inflated, (uint64_t)st.st_size);
+	}
 	elf_end(elf);
 	elf = NULL;
 
