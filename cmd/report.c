@@ -192,6 +192,8 @@ int cmd_report(int argc, char **argv)
 		rc = CP_EXIT_FAILURE;
 		goto out;
 	}
+	if (err > 0)
+		cp_note("note: some sums exceed the int64 range: shown held at its limit");
 	if (fwrite(text, 1, text_len, stdout) != text_len || fflush(stdout) != 0) {
 		cp_error("standard output", "write failed: %s", strerror(errno));
 		rc = CP_EXIT_FAILURE;

@@ -219,6 +219,15 @@ static bool go_cache_id(Elf *elf, uint64_t size, char *buf)
 	return false;
 }
 
+/* A module whose own compressed DWARF would inflate past the limit: its symbol table only. */
+static void check_inflate(struct module *m, Elf *elf, uint64_t size)
+{
+	uint64_t inflated;
+
+	if (cp_sym_check_inflate(elf, size, &inflated) < 0)
+		cp_sym_refuse_dwarf(m, m->path, inflated, size);
+}
+
 /*
  * Open the file behind map and find (or create) its module. The fd is consumed. Returns 0
  * and *out, or -errno (-ENOEXEC: not an ELF file we can use).
@@ -317,12 +326,7 @@ static int module_open(struct cp_symbolizer *sym, int pid, const struct cp_map *
 	err = read_segments(elf, m);
 	if (err)
 		goto fail_mod;
-	{
-		uint64_t inflated;
-
-		if (cp_sym_check_inflate(elf, (uint64_t)st.st_size, &inflated) < 0)
-			cp_sym_refuse_dwarf(m, m->path, inflated, (uint64_t)st.st_size);
-	}
+	check_inflate(m, elf, (uint64_t)st.st_size);
 	elf_end(elf);
 	elf = NULL;
 

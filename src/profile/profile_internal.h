@@ -94,6 +94,7 @@ struct cp_profile {
 	struct cp_pvaluetype *types;
 	size_t ntypes;
 	int64_t *totals;		/* per type, over all samples */
+	bool saturated;			/* a value or total was held at the int64 limit */
 	struct cp_pvaluetype period_type;
 	int64_t period;
 	int64_t time_nanos;
