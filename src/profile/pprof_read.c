@@ -376,12 +376,11 @@ static int read_locations(struct reader *r)
 		const Perftools__Profiles__Location *pl = pb->location[i];
 		uint64_t mapping = 0;
 
+		/* A mapping id no mapping has: no mapping, as go tool pprof reads it. */
 		if (pl->mapping_id) {
 			int64_t k = idmap_find(&r->mappings, pl->mapping_id);
 
-			if (k < 0)
-				return -EBADMSG;
-			mapping = r->mappings.our_id[k];
+			mapping = k < 0 ? 0 : r->mappings.our_id[k];
 		}
 		if (pl->n_line > CP_PROFILE_MAX_ENTRIES)
 			return -EBADMSG;

@@ -81,6 +81,88 @@ def test_debuglink_bomb():
         cplib.assert_target_unharmed(t.pid)
 
 
+def _varint(n):
+    n &= (1 << 64) - 1
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def _field(num, payload):
+    """A length-delimited field (bytes) or a varint field (int)."""
+    if isinstance(payload, int):
+        return _varint(num << 3) + _varint(payload)
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _profile(strings, functions, locations, samples, mappings=()):
+    """profile.proto: functions [(id, name)], locations [(id, mapping_id, [function ids])],
+    samples [([location ids], value)], mappings [(id, filename)]."""
+    pb = _field(1, _field(1, strings.index("samples")) + _field(2, strings.index("count")))
+    for mid, fname in mappings:
+        pb += _field(3, _field(1, mid) + _field(2, 0x1000) + _field(3, 0x2000) +
+                     _field(5, strings.index(fname)))
+    for lid, mid, fns in locations:
+        body = _field(1, lid) + (_field(2, mid) if mid else b"") + _field(3, 0x1000 + lid)
+        for fid in reversed(fns):
+            body += _field(4, _field(1, fid))
+        pb += _field(4, body)
+    for fid, name in functions:
+        pb += _field(5, _field(1, fid) + _field(2, strings.index(name)))
+    for locs, value in samples:
+        pb += _field(2, _field(1, b"".join(_varint(x) for x in locs)) +
+                     _field(2, _varint(value)))
+    for s in strings:
+        pb += _field(6, s.encode())
+    return pb
+
+
+def report(data, *args):
+    path = WORK / "in.pb"
+    path.write_bytes(data)
+    return cplib.run(["report", path, *args])
+
+
+def test_readers_never_lie():
+    """Sums past int64 are held at its limit and said; a folded line over the string cap
+    ends in [truncated]; a location whose mapping id has no mapping is read (as go tool
+    pprof reads it)."""
+    big = (1 << 63) - 5
+    pb = _profile(["", "samples", "count", "f", "g"], [(1, "f"), (2, "g")],
+                  [(1, 0, [1]), (2, 0, [2])], [([1], big), ([1], big), ([2], 3)])
+    p = report(pb, "--format", "folded")
+    check(p.returncode == 0 and "f 9223372036854775807" in p.stdout.splitlines(),
+          "the sum was not held at INT64_MAX", p.stdout, p.stderr)
+    check("int64" in p.stderr, "saturation not said", p.stderr)
+    p = report(pb)
+    check(p.returncode == 0 and "int64" in p.stderr, "top table: saturation not said",
+          p.stdout, p.stderr)
+
+    names = ["fn_%04d_" % i + "x" * 40 for i in range(2000)]
+    strings = ["", "samples", "count"] + names
+    pb = _profile(strings, [(i + 1, n) for i, n in enumerate(names)],
+                  [(i + 1, 0, [i + 1]) for i in range(2000)], [(list(range(1, 2001)), 1)])
+    p = report(pb, "--format", "folded")
+    lines = p.stdout.splitlines()
+    check(p.returncode == 0 and len(lines) == 1 and lines[0].endswith(";[truncated] 1"),
+          "a long folded line not marked", p.returncode, lines[0][-200:] if lines else "",
+          p.stderr)
+
+    pb = _profile(["", "samples", "count", "f", "/bin/app"], [(1, "f")], [(1, 7, [1])],
+                  [([1], 4)], mappings=[(1, "/bin/app")])
+    p = report(pb, "--format", "folded")
+    check(p.returncode == 0 and p.stdout == "f 4\n", "a missing mapping id refused",
+          p.stdout, p.stderr)
+    if shutil.which("go"):
+        g = cplib.go_pprof("-traces", WORK / "in.pb")
+        check(g.returncode == 0, "go tool pprof refuses it too", g.stderr)
+
+
 if __name__ == "__main__":
     try:
         cplib.main(globals())
