@@ -97,7 +97,7 @@ int cp_cache_walk(const char *path, size_t cache_start, bool create, char *why, 
 			err = untrusted(why, why_size, path, i, "'.' or '..' in the path");
 			goto out;
 		}
-		fd = open_component(dfd, name, create && i >= cache_start);
+		fd = open_component(dfd, name, create);
 		if (fd == -ELOOP || fd == -ENOTDIR)
 			err = untrusted(why, why_size, path, i, "a symbolic link or not a directory");
 		else if (fd < 0)
