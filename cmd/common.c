@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <libgen.h>
+#include <linux/capability.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -138,6 +139,18 @@ int cp_cmd_check_pid(const char *cmd, const char *arg, bool allow_zombie, int *p
 	return 0;
 }
 
+/* Whether capability cap is in our effective set (CapEff of /proc/self/status). */
+static bool has_cap(int cap)
+{
+	char text[4096], *p;
+	size_t len = 0;
+
+	if (cp_read_file("/proc/self/status", text, sizeof(text), &len) < 0)
+		return false;
+	p = strstr(text, "\nCapEff:");
+	return p && (strtoull(p + 8, NULL, 16) >> cap & 1);
+}
+
 void cp_cmd_explain_attach_error(const char *cmd, int pid, int err, int tracer)
 {
 	char what[64];
@@ -156,6 +169,12 @@ void cp_cmd_explain_attach_error(const char *cmd, int pid, int err, int tracer)
 	if (err == -EPERM || err == -EACCES) {
 		char scope[32] = "";
 
+		if (geteuid() != 0 && has_cap(CAP_SYS_PTRACE) && !has_cap(CAP_DAC_READ_SEARCH)) {
+			cp_error(what, "permission denied: another user's /proc files need "
+				       "CAP_DAC_READ_SEARCH as well as CAP_SYS_PTRACE");
+			cp_hint("add cap_dac_read_search (docs/SECURITY.md), or run as root");
+			return;
+		}
 		if (geteuid() != 0) {
 			cp_error(what, "permission denied: not allowed to trace a process of another "
 				       "user without CAP_SYS_PTRACE");
