@@ -82,6 +82,11 @@ def test_full_disk():
             check(p.returncode == 1 and "No space left on device" in p.stderr,
                   "full tmpfs", p.returncode, p.stderr)
             check(os.listdir(mnt) == [], "a partial file left", os.listdir(mnt))
+            p = cplib.run(["attach", "-p", t.pid, "--seconds", "1", "--format", "svg", "-o",
+                           mnt / "p.svg"])
+            check(p.returncode == 1 and "No space left on device" in p.stderr,
+                  "attach to a full tmpfs", p.returncode, p.stderr)
+            check(os.listdir(mnt) == [], "a partial profile left", os.listdir(mnt))
         finally:
             subprocess.run(["umount", str(mnt)])
 
