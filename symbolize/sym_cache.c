@@ -277,7 +277,7 @@ static int start_file(int fd, const char *build_id)
 	char head[300];
 	struct stat st;
 	ssize_t r;
-	int err;
+	int n;
 
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
 		return -EINVAL;
@@ -286,10 +286,11 @@ static int start_file(int fd, const char *build_id)
 		return 0;
 	if (r != 0 && ftruncate(fd, 0) < 0)
 		return -errno;
-	err = cp_write_all(fd, BUILD_ID_LINE, strlen(BUILD_ID_LINE));
-	if (!err)
-		err = cp_write_all(fd, build_id, strlen(build_id));
-	return err ? err : cp_write_all(fd, "\n", 1);
+	/* One write: another appender reading the head meanwhile sees all of it or none. */
+	n = snprintf(head, sizeof(head), "%s%s\n", BUILD_ID_LINE, build_id);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -ENAMETOOLONG;
+	return cp_write_all(fd, head, (size_t)n);
 }
 
 /* Open build_id's file for appending into *fd, once; -EFBIG when it is full. */
