@@ -43,7 +43,7 @@ def test_redis_block_profile():
     tags = profiles.pprof("-tags", out)
     check("epoll_wait" in top and "aeMain" in profiles.pprof("-traces", out),
           "no event loop in epoll_wait (aeMain)", top)
-    check(re.search(r"^\s+[\d.]+\w*s \([\d.]+%\): poll$", tags, re.M), "no wait=poll", tags)
+    check(re.search(r"^\s+[\d.]+\w*s \(\s*[\d.]+%\): poll$", tags, re.M), "no wait=poll", tags)
 
 
 def test_postgres_block_profile():
