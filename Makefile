@@ -3,14 +3,17 @@
 
 BUILD ?= build
 RELEASE_BUILD ?= build-release
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 300
 PACKAGES = meson ninja-build pkg-config gcc g++ libunwind-dev libdw-dev libelf-dev \
 	zlib1g-dev liblzma-dev libbz2-dev libprotobuf-c-dev protobuf-c-compiler libc6-dbg golang-go \
 	libmicrohttpd-dev prometheus openssl curl chromium \
 	elfutils gdb rustc \
-	python3 python3-pytest binutils procps iproute2 postgresql redis-server cmake
+	python3 python3-pytest binutils procps iproute2 postgresql redis-server cmake \
+	clang libclang-rt-14-dev
 BENCH_PACKAGES = linux-perf hyperfine time bpfcc-tools
 
-.PHONY: all deps build release demo test bench bench-compare clean
+.PHONY: all deps build release demo test bench bench-compare clean fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -36,8 +39,23 @@ release: deps $(RELEASE_BUILD)/build.ninja
 demo: build
 	@sh scripts/demo.sh $(BUILD)
 
-test: build
+test: build fuzz-smoke
 	python3 tests/run.py --build $(BUILD)
+
+# libFuzzer targets (tests/fuzz), built with clang in a build of their own: make fuzz runs
+# each for FUZZ_SECONDS on a copy of its seed corpus; make test runs each for 5 s.
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined \
+		-Db_lundef=false
+
+fuzz-build: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+
+fuzz: fuzz-build
+	python3 tests/fuzz/run.py --build $(FUZZ_BUILD) --seconds $(FUZZ_SECONDS)
+
+fuzz-smoke: fuzz-build
+	python3 tests/fuzz/run.py --build $(FUZZ_BUILD) --seconds 5
 
 bench: release
 	@sh scripts/install-deps.sh $(BENCH_PACKAGES)
@@ -52,4 +70,4 @@ bench-compare:
 	python3 bench/compare.py --old "$(OLD)" --new $(RELEASE_BUILD)/cprof --runs $(RUNS)
 
 clean:
-	rm -rf $(BUILD) $(RELEASE_BUILD) tests/out
+	rm -rf $(BUILD) $(RELEASE_BUILD) $(FUZZ_BUILD) tests/out

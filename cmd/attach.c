@@ -358,6 +358,8 @@ int cmd_attach(int argc, char **argv)
 	so.pids = o.pids;
 	so.npids = o.npids;
 	cp_prof_session_opts(&o.prof, &so);
+	if (o.prof.verbose)
+		cp_cmd_note_cache();
 	err = cp_session_new(&so, &sess);
 	if (err < 0) {
 		cp_prof_explain_open_error("attach", o.pids[0], err, &o.prof);

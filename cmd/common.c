@@ -5,10 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
+#include <linux/capability.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cache_dir.h"
 #include "common.h"
 #include "proc.h"
 #include "util.h"
@@ -134,6 +139,18 @@ int cp_cmd_check_pid(const char *cmd, const char *arg, bool allow_zombie, int *p
 	return 0;
 }
 
+/* Whether capability cap is in our effective set (CapEff of /proc/self/status). */
+static bool has_cap(int cap)
+{
+	char text[4096], *p;
+	size_t len = 0;
+
+	if (cp_read_file("/proc/self/status", text, sizeof(text), &len) < 0)
+		return false;
+	p = strstr(text, "\nCapEff:");
+	return p && (strtoull(p + 8, NULL, 16) >> cap & 1);
+}
+
 void cp_cmd_explain_attach_error(const char *cmd, int pid, int err, int tracer)
 {
 	char what[64];
@@ -152,6 +169,12 @@ void cp_cmd_explain_attach_error(const char *cmd, int pid, int err, int tracer)
 	if (err == -EPERM || err == -EACCES) {
 		char scope[32] = "";
 
+		if (geteuid() != 0 && has_cap(CAP_SYS_PTRACE) && !has_cap(CAP_DAC_READ_SEARCH)) {
+			cp_error(what, "permission denied: another user's /proc files need "
+				       "CAP_DAC_READ_SEARCH as well as CAP_SYS_PTRACE");
+			cp_hint("add cap_dac_read_search (docs/SECURITY.md), or run as root");
+			return;
+		}
 		if (geteuid() != 0) {
 			cp_error(what, "permission denied: not allowed to trace a process of another "
 				       "user without CAP_SYS_PTRACE");
@@ -193,53 +216,126 @@ static void large_buffer(struct cp_output *out)
 	}
 }
 
+/*
+ * Output goes through a stdio stream whose writes record the first error (errno is gone by
+ * the time fclose reports a failed flush): a full disk is reported as "No space left on
+ * device", not as an I/O error.
+ */
+static ssize_t cookie_write(void *c, const char *buf, size_t size)
+{
+	struct cp_output *out = c;
+	size_t done = 0;
+
+	while (done < size) {
+		ssize_t w = write(out->fd, buf + done, size - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (!out->err)
+				out->err = w < 0 ? -errno : -EIO;
+			return done ? (ssize_t)done : -1;
+		}
+		done += (size_t)w;
+	}
+	return (ssize_t)done;
+}
+
+static int cookie_close(void *c)
+{
+	struct cp_output *out = c;
+
+	if (out->fd >= 0 && out->fd != STDOUT_FILENO && close(out->fd) < 0 && !out->err)
+		out->err = -errno;
+	out->fd = -1;
+	return 0;
+}
+
+/* out->f over out->fd. 0 or -errno. */
+static int open_stream(struct cp_output *out)
+{
+	static const cookie_io_functions_t io = { .write = cookie_write, .close = cookie_close };
+
+	out->f = fopencookie(out, "w", io);
+	if (!out->f)
+		return -errno;
+	large_buffer(out);
+	return 0;
+}
+
+/* Whether path's folder is /proc or /sys, where nothing is to be written as a report. */
+static bool on_pseudo_fs(const char *path)
+{
+	char *copy = strdup(path);
+	struct statfs fs;
+	bool pseudo;
+
+	if (!copy)
+		return false;
+	pseudo = statfs(dirname(copy), &fs) == 0 &&
+		 (fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC);
+	free(copy);
+	return pseudo;
+}
+
+/* Devices and FIFOs (/dev/null, a pipe) are written in place: nothing to rename. */
+static int open_in_place(struct cp_output *out, const char *path, const struct stat *st)
+{
+	if (S_ISFIFO(st->st_mode))
+		cp_note("%s: a FIFO, not a regular file: written in place", path);
+	else if (S_ISSOCK(st->st_mode) || S_ISDIR(st->st_mode)) {
+		cp_error(path, "cannot write: %s", S_ISDIR(st->st_mode) ? "a directory"
+					       : "a socket, not a regular file");
+		return -EINVAL;
+	}
+	out->fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (out->fd < 0) {
+		int err = -errno;
+
+		cp_error(path, "cannot write: %s", strerror(-err));
+		return err;
+	}
+	return open_stream(out);
+}
+
 int cp_output_open(struct cp_output *out, const char *cmd, const char *path)
 {
-	int fd;
+	struct stat st;
+	int err;
 
 	memset(out, 0, sizeof(*out));
-	if (!strcmp(path, "-")) {
-		out->path = strdup("-");
-		out->f = stdout;
-		return out->path ? 0 : -ENOMEM;
-	}
+	out->fd = -1;
+	out->file.fd = -1;
 	out->path = strdup(path);
 	if (!out->path)
 		return -ENOMEM;
-	/* Devices and pipes (/dev/null, a fifo) are written in place: nothing to rename. */
-	struct stat st;
-
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-		out->f = fopen(path, "we");
-		if (!out->f) {
-			int err = -errno;
-
-			cp_error(path, "cannot write: %s", strerror(-err));
-			free(out->path);
-			out->path = NULL;
-			return err;
-		}
-		large_buffer(out);
+	if (!strcmp(path, "-")) {
+		out->f = stdout;	/* itself: the writers color only stdout */
 		return 0;
 	}
-	fd = cp_atomic_file_open(&out->file, path, 0644);
-	if (fd < 0) {
-		cp_error(path, "cannot write: %s", strerror(-fd));
-		free(out->path);
-		memset(out, 0, sizeof(*out));
-		return fd;
+	if (on_pseudo_fs(path)) {
+		cp_error(path, "cannot write: in /proc or /sys, not a regular file system");
+		err = -EINVAL;
+		goto done;
 	}
-	out->f = fdopen(out->file.fd, "w");
-	if (!out->f) {
-		int err = -errno;
-
-		cp_atomic_file_abort(&out->file);
-		free(out->path);
-		memset(out, 0, sizeof(*out));
-		return err;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		err = open_in_place(out, path, &st);
+		goto done;
 	}
-	large_buffer(out);
-	return 0;
+	err = cp_atomic_file_open(&out->file, path, 0644);
+	if (err == -EPERM)
+		cp_error(path, "cannot write: it belongs to another user, whose file is not "
+			 "replaced");
+	else if (err < 0)
+		cp_error(path, "cannot write: %s", strerror(-err));
+	if (err == 0) {
+		out->fd = dup(out->file.fd);	/* the stream's: the unnamed file's stays open */
+		err = out->fd < 0 ? -errno : open_stream(out);
+	}
+done:
+	if (err < 0)
+		cp_output_abort(out);
+	return err;
 }
 
 int cp_output_commit(struct cp_output *out, const char *cmd)
@@ -248,35 +344,24 @@ int cp_output_commit(struct cp_output *out, const char *cmd)
 
 	if (!out->f)
 		return -EBADF;
-	if (!out->file.tmp) {
-		if (fflush(out->f) != 0 || ferror(out->f))
-			err = errno ? -errno : -EIO;
-		if (out->f != stdout && fclose(out->f) != 0 && !err)
-			err = -errno;
-		out->f = NULL;
-		free(out->buf);
-		out->buf = NULL;
-		if (err)
-			cp_error(strcmp(out->path, "-") ? out->path : "standard output",
-				 "write failed: %s", strerror(-err));
-		free(out->path);
-		out->path = NULL;
-		return err;
-	}
-	if (ferror(out->f))
-		err = -EIO;
-	if (fclose(out->f) != 0 && !err)
-		err = -errno;
+	errno = 0;
+	if ((fflush(out->f) != 0 || ferror(out->f)) && !out->err)
+		out->err = errno ? -errno : -EIO;
+	if (out->f != stdout && fclose(out->f) != 0 && !out->err)
+		out->err = -EIO;
 	out->f = NULL;
-	out->file.fd = -1;	/* closed with f */
+	err = out->err;
 	free(out->buf);
 	out->buf = NULL;
+	if (out->file.open) {
+		if (err)
+			cp_atomic_file_abort(&out->file);
+		else
+			err = cp_atomic_file_commit(&out->file);
+	}
 	if (err)
-		cp_atomic_file_abort(&out->file);
-	else
-		err = cp_atomic_file_commit(&out->file);
-	if (err)
-		cp_error(out->path, "write failed: %s", strerror(-err));
+		cp_error(strcmp(out->path, "-") ? out->path : "standard output",
+			 "write failed: %s", strerror(-err));
 	free(out->path);
 	out->path = NULL;
 	return err;
@@ -284,14 +369,15 @@ int cp_output_commit(struct cp_output *out, const char *cmd)
 
 void cp_output_abort(struct cp_output *out)
 {
-	if (out->f && out->f != stdout) {
+	if (out->f && out->f != stdout)
 		fclose(out->f);
-		out->file.fd = -1;	/* closed with f */
-	}
+	else if (out->fd >= 0 && out->fd != STDOUT_FILENO)
+		close(out->fd);
 	free(out->buf);
 	cp_atomic_file_abort(&out->file);
 	free(out->path);
 	memset(out, 0, sizeof(*out));
+	out->fd = -1;
 }
 
 char *cp_default_output_name(int pid, const char *ext)
@@ -306,4 +392,15 @@ char *cp_default_output_name(int pid, const char *ext)
 	if (asprintf(&name, "cprof-%d-%s.%s", pid, stamp, ext) < 0)
 		return NULL;
 	return name;
+}
+
+void cp_cmd_note_cache(void)
+{
+	char why[1024];
+	int err = cp_cache_check(why, sizeof(why));
+
+	if (err == -ENOENT && !why[0])
+		cp_note("cache off: no cache directory (CPROF_CACHE_DIR empty, no HOME)");
+	else if (err < 0)
+		cp_note("cache off for this run: %s", why[0] ? why : strerror(-err));
 }

@@ -34,14 +34,17 @@ int cp_cmd_check_pid(const char *cmd, const char *arg, bool allow_zombie, int *p
 void cp_cmd_explain_attach_error(const char *cmd, int pid, int err, int tracer);
 
 /*
- * Output files are written to a temporary file next to the destination and renamed into place
- * only when complete, so a failed or interrupted run never leaves a partial file presented as
- * complete. path "-" is standard output.
+ * Output files are written to an unnamed file next to the destination (atomic_file.h) and put
+ * in place only when complete, so a failed or interrupted run never leaves a partial file
+ * presented as complete; a replaced file keeps its owner and mode. path "-" is standard
+ * output; FIFOs and devices are written in place; /proc and /sys are refused.
  */
 struct cp_output {
 	FILE *f;
+	int fd;			/* what f writes to (a dup of file.fd, or the file in place) */
+	int err;		/* the first write error (-errno), 0 if none */
 	char *path;		/* final path, or "-" */
-	struct cp_atomic_file file;	/* the temporary; file.tmp NULL when written in place */
+	struct cp_atomic_file file;	/* the new file; file.open false when written in place */
 	char *buf;		/* f's buffer (NULL: stdio's own); freed after f is closed */
 };
 
@@ -54,6 +57,9 @@ void cp_output_abort(struct cp_output *out);
 
 /* Default file name "cprof-PID-YYYYmmdd-HHMMSS.EXT" in the current directory (malloc'd). */
 char *cp_default_output_name(int pid, const char *ext);
+
+/* -v: say when the on-disk cache is off for this run, and why (cache_dir.h). */
+void cp_cmd_note_cache(void);
 
 /* True when stderr is a terminal (progress output). */
 bool cp_stderr_is_tty(void);

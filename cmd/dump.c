@@ -293,6 +293,16 @@ static int write_dump(const struct cp_dump *dump, const struct dump_options *o,
 	return err;
 }
 
+/* What the symbolizer left undone and why (a module whose DWARF was too large to read). */
+static void print_sym_notes(const struct cp_symbolizer *sym)
+{
+	const char *notes[8];
+	size_t n = cp_sym_notes(sym, notes, CP_ARRAY_SIZE(notes));
+
+	for (size_t i = 0; i < n && i < CP_ARRAY_SIZE(notes); i++)
+		cp_note("note: %s", notes[i]);
+}
+
 int cmd_dump(int argc, char **argv)
 {
 	struct dump_options o = {
@@ -322,6 +332,8 @@ int cmd_dump(int argc, char **argv)
 	if (cp_output_open(&out, "dump", o.output) < 0)
 		goto done;
 	opened = true;
+	if (o.verbose)
+		cp_cmd_note_cache();
 	sym = cp_sym_new();
 	if (!sym) {
 		cp_error("dump", "out of memory");
@@ -375,13 +387,14 @@ int cmd_dump(int argc, char **argv)
 		cp_note("note: kernel stacks unavailable (/proc/%d/task/*/stack: %s)%s", pid,
 			strerror(-dump.kernel_error),
 			geteuid() != 0 ? "; reading them needs root" : "");
+	print_sym_notes(sym);
 	if (dump.process_exited)
 		cp_note("pid %d: process exited during the dump; showing the threads captured "
 			"before",
 			pid);
 	if (write_dump(&dump, &o, &out) < 0) {
 		cp_error(strcmp(o.output, "-") ? o.output : "standard output", "write failed: %s",
-			 strerror(EIO));
+			 strerror(out.err ? -out.err : EIO));
 		goto done;
 	}
 	opened = false;

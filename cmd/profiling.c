@@ -313,8 +313,9 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 		goto done;
 	err = cp_profile_write(prof, o->format, out.f, 0);
 	if (err < 0) {
+		/* The stream's first write error (ENOSPC) says more than the writer's -EIO. */
 		cp_error(strcmp(path, "-") ? path : "standard output", "cannot write profile: %s",
-			 strerror(-err));
+			 strerror(out.err ? -out.err : -err));
 		cp_output_abort(&out);
 		goto done;
 	}

@@ -527,6 +527,8 @@ static int open_session(struct record_options *o, struct child *c, struct cp_ses
 	so.pids = &c->pid;
 	so.npids = 1;
 	cp_prof_session_opts(&o->prof, &so);
+	if (o->prof.verbose)
+		cp_cmd_note_cache();
 	so.follow_children = true;
 	so.enable_on_exec = true;
 	err = cp_session_new(&so, sess);

@@ -131,7 +131,8 @@ static const char *read_error(int err, size_t len)
 	case -EINVAL:
 		return "no pprof string table (is it a profile?)";
 	case -EFBIG:
-		return "too large to read (over 256 MiB uncompressed or 1 GiB decoded)";
+		return "too large to read (inflates to over 64 times its size, 16 MiB at least, "
+		       "256 MiB at most, or decodes to over 16 times that)";
 	default:
 		return strerror(-err);
 	}
@@ -191,6 +192,8 @@ int cmd_report(int argc, char **argv)
 		rc = CP_EXIT_FAILURE;
 		goto out;
 	}
+	if (err > 0)
+		cp_note("note: some sums exceed the int64 range: shown held at its limit");
 	if (fwrite(text, 1, text_len, stdout) != text_len || fflush(stdout) != 0) {
 		cp_error("standard output", "write failed: %s", strerror(errno));
 		rc = CP_EXIT_FAILURE;

@@ -19,7 +19,7 @@
 /* The copy is written to disk: refuse absurd sizes a hostile header could ask for. */
 #define CACHE_MAX_INFLATED (1ull << 30)
 
-int cp_debug_cache_path(const char *build_id, char *buf, size_t size)
+static int cache_file(const char *build_id, char *buf, size_t size, bool create_dir)
 {
 	char name[NAME_MAX + 1];
 
@@ -28,7 +28,12 @@ int cp_debug_cache_path(const char *build_id, char *buf, size_t size)
 		return -EINVAL;
 	if (snprintf(name, sizeof(name), "%s.debug", build_id) >= (int)sizeof(name))
 		return -ENAMETOOLONG;
-	return cp_cache_path(buf, size, NULL, name, false);
+	return cp_cache_path(buf, size, NULL, name, create_dir);
+}
+
+int cp_debug_cache_path(const char *build_id, char *buf, size_t size)
+{
+	return cache_file(build_id, buf, size, false);
 }
 
 /* Compressed bytes of the .debug_* sections, and what they inflate to. */
@@ -120,15 +125,15 @@ done:
 
 int cp_debug_cache_store(int fd, const char *build_id)
 {
-	char path[4096 + 80], dir[4096 + 80];
+	char path[4096 + 80];
 	struct cp_atomic_file out;
 	uint64_t packed, inflated;
 	Elf *in;
 	int err;
 
-	err = cp_debug_cache_path(build_id, path, sizeof(path));
-	if (err < 0)
-		return err;
+	if (!build_id || strlen(build_id) < 4 || strspn(build_id, "0123456789abcdef") !=
+							  strlen(build_id))
+		return -EINVAL;
 	elf_version(EV_CURRENT);
 	in = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (!in)
@@ -142,9 +147,7 @@ int cp_debug_cache_store(int fd, const char *build_id)
 		elf_end(in);
 		return -ENOENT;
 	}
-	err = cp_cache_dir(dir, sizeof(dir));
-	if (err == 0)
-		err = cp_cache_mkdir(dir);
+	err = cache_file(build_id, path, sizeof(path), true);
 	if (err == 0)
 		err = cp_atomic_file_open(&out, path, 0600);
 	if (err < 0) {

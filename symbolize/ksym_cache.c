@@ -82,7 +82,8 @@ int cp_ksym_cache_map(struct cp_ksym_map *m)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof(h) ||
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    st.st_size < (off_t)sizeof(h) ||
 	    st.st_size > (off_t)(sizeof(h) + MAX_SYMS * sizeof(struct cp_ksym) + MAX_NAMES)) {
 		close(fd);
 		return -EINVAL;

@@ -18,7 +18,9 @@
  *   ADDR_HEX SP N (TAB function US system_name US file US line US start_line US inlined){N} LF
  * (US = 0x1f; an empty string is NULL); N = 0 (no TAB) when DWARF and the symbol table know
  * nothing at ADDR. And "=dwarf" LF: the build has DWARF. Readers skip lines they do not
- * know. "sym1" names the layout: an incompatible one gets a new name.
+ * know. "sym1" names the layout: an incompatible one gets a new name. The first line,
+ * "=build-id BUILD_ID" LF, says which build the file describes: a file without it, or naming
+ * another build, is not read (and is started anew by the next writer).
  */
 #define CACHE_SUBDIR "sym1"
 #define FIELD_SEP '\x1f'
@@ -27,6 +29,16 @@
 #define STRING_MAX 4096
 /* A fact line: not an address ("=" is no hex digit), so older readers skip it. */
 #define HAS_DWARF_LINE "=dwarf"
+#define BUILD_ID_LINE "=build-id "
+
+/* Whether text (len bytes) starts with build_id's header line. */
+static bool has_header(const char *text, size_t len, const char *build_id)
+{
+	size_t hl = strlen(BUILD_ID_LINE), bl = strlen(build_id);
+
+	return len >= hl + bl + 1 && !memcmp(text, BUILD_ID_LINE, hl) &&
+	       !memcmp(text + hl, build_id, bl) && text[hl + bl] == '\n';
+}
 
 static int cache_file_path(const char *build_id, char *buf, size_t size, bool create_dir)
 {
@@ -55,7 +67,7 @@ int cp_sym_cache_read(const char *build_id, char **text, size_t *len)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
 		close(fd);
 		return -EINVAL;
 	}
@@ -94,6 +106,10 @@ int cp_sym_cache_read(const char *build_id, char **text, size_t *len)
 	}
 	close(fd);
 	buf[off] = '\0';
+	if (!has_header(buf, off, build_id)) {
+		free(buf);
+		return -EINVAL;
+	}
 	*text = buf;
 	if (len)
 		*len = off;
@@ -252,6 +268,31 @@ static bool storable(const char *s)
 	return true;
 }
 
+/*
+ * A file just opened for appending: a regular file of ours that starts with build_id's header,
+ * written now when it is empty, or written anew when it starts with anything else.
+ */
+static int start_file(int fd, const char *build_id)
+{
+	char head[300];
+	struct stat st;
+	ssize_t r;
+	int n;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+		return -EINVAL;
+	r = pread(fd, head, sizeof(head), 0);
+	if (r > 0 && has_header(head, (size_t)r, build_id))
+		return 0;
+	if (r != 0 && ftruncate(fd, 0) < 0)
+		return -errno;
+	/* One write: another appender reading the head meanwhile sees all of it or none. */
+	n = snprintf(head, sizeof(head), "%s%s\n", BUILD_ID_LINE, build_id);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -ENAMETOOLONG;
+	return cp_write_all(fd, head, (size_t)n);
+}
+
 /* Open build_id's file for appending into *fd, once; -EFBIG when it is full. */
 static int open_for_append(int *fd, const char *build_id)
 {
@@ -263,9 +304,16 @@ static int open_for_append(int *fd, const char *build_id)
 		err = cache_file_path(build_id, path, sizeof(path), true);
 		if (err < 0)
 			return err;
-		*fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		*fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+			   0600);
 		if (*fd < 0)
 			return -errno;
+		err = start_file(*fd, build_id);
+		if (err < 0) {
+			close(*fd);
+			*fd = -1;
+			return err;
+		}
 	}
 	if (fstat(*fd, &st) == 0 && st.st_size > (off_t)CACHE_FILE_MAX - 65536)
 		return -EFBIG;

@@ -64,10 +64,18 @@ static int open_debug_candidate(struct module *m, const char *candidate, bool by
 	if (elf_kind(elf) == ELF_K_ELF) {
 		bool has_id = cp_sym_build_id_hex(elf, hex);
 
+		uint64_t inflated;
+
 		if (m->build_id && has_id)
 			ok = !strcmp(hex, m->build_id);
 		else if (!by_build_id && m->debuglink)
 			ok = file_crc32(fd) == m->debuglink_crc;
+		/* libdw would inflate its compressed sections whole: not past the limit. */
+		if (ok && cp_sym_check_inflate(elf, (uint64_t)st.st_size, &inflated) < 0) {
+			cp_sym_refuse_dwarf(m, candidate, inflated, (uint64_t)st.st_size);
+			m->dwarf_refused = false;	/* the module's own symbol table still serves */
+			ok = false;
+		}
 	}
 	elf_end(elf);
 	if (ok)

@@ -22,6 +22,19 @@
  * sym_gopclntab.c, a Go build's pc tables).
  */
 
+/* Notes kept (cp_sym_notes): more are dropped. */
+#define CP_SYM_MAX_NOTES 16
+/*
+ * sym_limits.c: DWARF sections may inflate to CP_SYM_INFLATE_RATIO times the file's size (at
+ * least CP_SYM_INFLATE_FLOOR, at most CP_SYM_INFLATE_MAX), counted from their headers
+ * (Elf64_Chdr.ch_size, the size after "ZLIB" of .zdebug_*) before libdw inflates any.
+ */
+#define CP_SYM_INFLATE_RATIO 32ull
+#define CP_SYM_INFLATE_FLOOR (64ull << 20)
+#define CP_SYM_INFLATE_MAX (2ull << 30)
+/* Time one module's DWARF lookups may take in all before the symbol table answers alone. */
+#define CP_SYM_DWARF_BUDGET_NS (10ull * 1000000000ull)
+
 /* Longest build ID accepted from a file; hex buffers hold 2 * this + 1. */
 #define MAX_BUILD_ID_BYTES 64
 
@@ -116,6 +129,9 @@ struct module {
 	struct disk_ref *disk_refs;	/* by address, then by place in the file */
 	size_t ndisk_refs;
 	int disk_fd;		/* open for appending new results, or -1 */
+	/* Its DWARF inflates past cp_sym_inflate_limit: not read, the symbol table only. */
+	bool dwarf_refused;
+	uint64_t dwarf_ns;	/* time spent in its DWARF lookups */
 	struct cp_symbolizer *sym;
 };
 
@@ -145,6 +161,9 @@ struct cp_symbolizer {
 	size_t disk_bytes;	/* disk_len over all modules */
 	uint64_t page_size;
 	struct cp_sym_jit *jit;	/* JIT maps of the processes met (sym_jit.c) */
+	/* What was not done, and why (cp_sym_notes), interned. */
+	const char *notes[CP_SYM_MAX_NOTES];
+	size_t nnotes;
 };
 
 /*
@@ -153,6 +172,16 @@ struct cp_symbolizer {
  */
 const char *cp_sym_jit_lookup(struct cp_symbolizer *sym, int pid, uint64_t pc, uint64_t *off);
 void cp_sym_jit_free(struct cp_symbolizer *sym);
+
+/* sym_limits.c: what the compressed sections of a file of file_size bytes may inflate to. */
+uint64_t cp_sym_inflate_limit(uint64_t file_size);
+/* Their total into *inflated; -EFBIG when it is over the limit, else 0. */
+int cp_sym_check_inflate(Elf *elf, uint64_t file_size, uint64_t *inflated);
+/* Keep a note of what was not done (printf format), up to CP_SYM_MAX_NOTES. */
+void cp_sym_note(struct cp_symbolizer *sym, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Mark m's DWARF as not to be read (what: the file), with a note saying why. */
+void cp_sym_refuse_dwarf(struct module *m, const char *what, uint64_t inflated, uint64_t size);
 
 /* symbolize.c: the interned copy of s, or NULL for NULL or out of memory (field unknown). */
 const char *cp_sym_intern(struct cp_symbolizer *sym, const char *s);

@@ -220,6 +220,15 @@ static bool go_cache_id(Elf *elf, uint64_t size, char *buf)
 	return false;
 }
 
+/* A module whose own compressed DWARF would inflate past the limit: its symbol table only. */
+static void check_inflate(struct module *m, Elf *elf, uint64_t size)
+{
+	uint64_t inflated;
+
+	if (cp_sym_check_inflate(elf, size, &inflated) < 0)
+		cp_sym_refuse_dwarf(m, m->path, inflated, size);
+}
+
 /*
  * Open the file behind map and find (or create) its module. The fd is consumed. Returns 0
  * and *out, or -errno (-ENOEXEC: not an ELF file we can use).
@@ -318,6 +327,7 @@ static int module_open(struct cp_symbolizer *sym, int pid, const struct cp_map *
 	err = read_segments(elf, m);
 	if (err)
 		goto fail_mod;
+	check_inflate(m, elf, (uint64_t)st.st_size);
 	elf_end(elf);
 	elf = NULL;
 
@@ -417,12 +427,8 @@ static int module_of_file(struct cp_symbolizer *sym, int pid, const struct cp_ma
 		snprintf(open_path, sizeof(open_path), "[vdso]");
 		err = fd = vdso_fd(pid, map);
 	} else {
-		err = cp_map_open_path(pid, map, open_path, sizeof(open_path));
-		if (!err) {
-			/* O_NONBLOCK: the path may have been swapped for a FIFO since maps was read. */
-			fd = open(open_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-			err = fd < 0 ? -errno : 0;
-		}
+		/* Race-free: the mapped file itself, never what its path names meanwhile. */
+		err = fd = cp_map_open(pid, map, open_path, sizeof(open_path));
 	}
 	if (err >= 0)
 		err = module_open(sym, pid, map, fd, open_path, m);

@@ -210,7 +210,7 @@ static bool module_has_dwarf(struct module *m)
 {
 	Dwarf_Addr b;
 
-	if (!m->dmod)
+	if (!m->dmod || m->dwarf_refused)
 		return false;
 	if (!m->disk_loaded)
 		disk_load(m);
@@ -222,6 +222,30 @@ static bool module_has_dwarf(struct module *m)
 	if (m->cache_id && cp_sym_cache_append_has_dwarf(&m->disk_fd, m->cache_id) == 0)
 		m->disk_has_dwarf = true;
 	return true;
+}
+
+/*
+ * cp_sym_dwarf_lookup, nothing once m's DWARF is refused; a module whose lookups took over
+ * CP_SYM_DWARF_BUDGET_NS in all is refused from then on (its symbol table only), with a note.
+ */
+static size_t dwarf_lookup_timed(struct cp_symbolizer *sym, struct module *m, uint64_t addr,
+				 struct cp_sym_frame *frames)
+{
+	uint64_t t0;
+	size_t n;
+
+	if (m->dwarf_refused)
+		return 0;
+	t0 = cp_now_ns();
+	n = cp_sym_dwarf_lookup(sym, m, addr, frames);
+	m->dwarf_ns += cp_now_ns() - t0;
+	if (m->dwarf_ns > CP_SYM_DWARF_BUDGET_NS) {
+		m->dwarf_refused = true;
+		cp_sym_note(sym, "%s: DWARF lookups took over %llu s: symbol table only from here",
+			    m->path ? m->path : "a module",
+			    (unsigned long long)(CP_SYM_DWARF_BUDGET_NS / 1000000000ull));
+	}
+	return n;
 }
 
 /* Symbolize ELF address addr of m into frames; returns the frame count. Cached. */
@@ -245,7 +269,7 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 		return n;
 	}
 	if (m->dmod) {
-		n = cp_sym_dwarf_lookup(sym, m, addr, frames);
+		n = dwarf_lookup_timed(sym, m, addr, frames);
 		if (n == 0) {
 			Dwarf_Addr b;
 
@@ -255,7 +279,7 @@ static size_t module_symbolize(struct cp_symbolizer *sym, struct module *m, uint
 			 * for this build, worth keeping: finding that out read every unit of the
 			 * DWARF. Without DWARF it is not: debug information may be installed later.
 			 */
-			from_dwarf = dwfl_module_getdwarf(m->dmod, &b) != NULL;
+			from_dwarf = !m->dwarf_refused && dwfl_module_getdwarf(m->dmod, &b) != NULL;
 			/* A Go build without DWARF: its own pc tables name its code, for good. */
 			if (!from_dwarf)
 				n = cp_sym_gopclntab_lookup(sym, m, addr, frames);

@@ -43,6 +43,13 @@ struct cp_symbolizer *cp_sym_new(void);
 void cp_sym_free(struct cp_symbolizer *sym);
 
 /*
+ * What the symbolizer did not do and why, one sentence each (a module whose DWARF would
+ * inflate past the limit, read from its symbol table only): up to max into notes; returns how
+ * many there are. The strings live as long as sym.
+ */
+size_t cp_sym_notes(const struct cp_symbolizer *sym, const char **notes, size_t max);
+
+/*
  * Symbolize pc of process pid, which lies in map (from that process's maps).
  * pc is the address to look up: callers pass return address - 1 for caller frames.
  * Returns 0 (out filled, maybe with n == 0) or -errno (-EINVAL, -ENOMEM only: a file that

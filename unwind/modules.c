@@ -388,42 +388,14 @@ struct cp_module *cp_module_new_image(uint8_t *data, size_t size)
 	return m;
 }
 
-/* Open the file behind map, preferring the path unless it no longer is the mapped file. */
-static int open_mapped_file(int pid, const struct cp_map *map)
-{
-	char path[4096];
-	struct stat st;
-	int fd, r;
-
-	r = cp_map_open_path(pid, map, path, sizeof(path));
-	if (r < 0)
-		return r;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (map->inode == 0 || (uint64_t)st.st_ino == map->inode))
-		return fd;
-	if (fd >= 0)
-		close(fd);
-	/* Replaced on disk since it was mapped: the mapping itself still reaches the old file. */
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", pid,
-		 (unsigned long long)map->start, (unsigned long long)map->end);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return -ENOEXEC;
-	}
-	return fd;
-}
-
 static int module_open(struct cp_module *m, int pid, const struct cp_map *map)
 {
+	char path[4096];
 	struct stat st;
 	void *p;
 	int fd, r;
 
-	fd = open_mapped_file(pid, map);
+	fd = cp_map_open(pid, map, path, sizeof(path));
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) != 0) {

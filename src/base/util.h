@@ -130,4 +130,15 @@ char *cp_strdup_or_null(const char *s);
 /* Populate about `bytes` of heap now, in one system call, for the mallocs to come. */
 void cp_heap_prefault(size_t bytes);
 
+/* a + b, held at INT64_MAX or INT64_MIN when it would overflow (then *sat is set). */
+static inline int64_t cp_add_sat(int64_t a, int64_t b, bool *sat)
+{
+	int64_t r;
+
+	if (!__builtin_add_overflow(a, b, &r))
+		return r;
+	*sat = true;
+	return b > 0 ? INT64_MAX : INT64_MIN;
+}
+
 #endif

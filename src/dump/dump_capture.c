@@ -249,6 +249,7 @@ static int resolve_captures(struct dump_run *run, size_t from)
 
 		if (tw->drop || ret < 0) {
 			thread_work_release(tw);
+			free(tw->wchan);	/* not kept: past run->nwork, dump_run_release skips it */
 			continue;
 		}
 		if (err == -EBUSY || err == -EPERM || err == -EACCES) {
@@ -259,6 +260,7 @@ static int resolve_captures(struct dump_run *run, size_t from)
 		}
 		if (err < 0) {
 			thread_work_release(tw);
+			free(tw->wchan);
 			ret = err;
 			continue;
 		}

@@ -255,9 +255,9 @@ static void add_frames(struct out *o, const struct cp_dump_thread *th)
 	}
 	if (th->truncated)
 		cp_strbuf_addf(&o->sb,
-			       "  ... stack truncated after %zu frames (frame cap or stack copy "
-			       "limit)\n",
-			       th->nframes);
+			       "  #%zu [truncated]\n  ... stack truncated after %zu frames (frame cap "
+			       "or stack copy limit)\n",
+			       th->nframes, th->nframes);
 	if (th->unwind_error && th->wait.kind != CP_WAIT_ZOMBIE) {
 		/* Errno values read well; libunwind's own codes are only numbers. */
 		int e = -th->unwind_error;

@@ -357,6 +357,7 @@ int cp_profile_write_svg(const struct cp_profile *prof, FILE *f)
 	int64_t total;
 	double scale;
 	int err;
+	bool sat = false;
 
 	memset(&t, 0, sizeof(t));
 	err = cp_profile_frames_build(prof, &fr);
@@ -378,7 +379,7 @@ int cp_profile_write_svg(const struct cp_profile *prof, FILE *f)
 		}
 		if (v <= 0)
 			continue;
-		t.v[0].value += v;
+		t.v[0].value = cp_add_sat(t.v[0].value, v, &sat);
 		for (int64_t j = n - 1; j >= 0; j--) {
 			int64_t c = tree_child(&t, node + 1, stack[j]);
 
@@ -387,7 +388,7 @@ int cp_profile_write_svg(const struct cp_profile *prof, FILE *f)
 				goto out;
 			}
 			node = (uint32_t)c;
-			t.v[node].value += v;
+			t.v[node].value = cp_add_sat(t.v[node].value, v, &sat);
 		}
 	}
 	total = t.v[0].value;
@@ -439,7 +440,7 @@ int cp_profile_write_svg(const struct cp_profile *prof, FILE *f)
 		sp += kids;
 	}
 	write_svg(prof, &fr.names, &t, d, nd, maxdepth, total, f);
-	err = ferror(f) ? -EIO : 0;
+	err = ferror(f) ? -EIO : sat;
 out:
 	free(stack);
 	free(order);

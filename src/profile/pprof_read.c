@@ -9,19 +9,35 @@
 #include "profile_internal.h"
 
 /*
+ * How far a gzipped profile of len bytes may inflate: real profiles compress a few times, a
+ * bomb a thousand times. CP_PROFILE_INFLATE_RATIO times its size, at least
+ * CP_PROFILE_INFLATE_FLOOR, at most CP_PROFILE_MAX_DECOMPRESSED: memory stays near the input's
+ * size, and a stream that inflates past it stops there.
+ */
+static size_t inflate_cap(size_t len)
+{
+	size_t cap = len > CP_PROFILE_MAX_DECOMPRESSED / CP_PROFILE_INFLATE_RATIO
+			     ? CP_PROFILE_MAX_DECOMPRESSED
+			     : len * CP_PROFILE_INFLATE_RATIO;
+
+	return cap < CP_PROFILE_INFLATE_FLOOR ? CP_PROFILE_INFLATE_FLOOR : cap;
+}
+
+/*
  * Inflate a gzip stream (one or more members, as `cat a.gz b.gz` makes) into a malloc'd
- * buffer of at most CP_PROFILE_MAX_DECOMPRESSED bytes. 0, -EBADMSG (corrupt, truncated),
- * -EFBIG (too large) or -ENOMEM.
+ * buffer of at most inflate_cap(len) bytes. 0, -EBADMSG (corrupt, truncated), -EFBIG (too
+ * large) or -ENOMEM.
  */
 static int gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
 {
 	size_t alloc = len < (64u << 10) ? (256u << 10) : 4 * len, n = 0, left = len;
+	size_t cap = inflate_cap(len);
 	uint8_t *buf;
 	z_stream z;
 	int zr, err = 0;
 
-	if (alloc > CP_PROFILE_MAX_DECOMPRESSED)
-		alloc = CP_PROFILE_MAX_DECOMPRESSED;
+	if (alloc > cap)
+		alloc = cap;
 	buf = malloc(alloc);
 	if (!buf)
 		return -ENOMEM;
@@ -43,12 +59,12 @@ static int gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
 		if (n == alloc) {
 			uint8_t *nb;
 
-			if (alloc >= CP_PROFILE_MAX_DECOMPRESSED) {
+			if (alloc >= cap) {
 				err = -EFBIG;
 				break;
 			}
-			if (alloc > CP_PROFILE_MAX_DECOMPRESSED / 2)
-				alloc = CP_PROFILE_MAX_DECOMPRESSED;
+			if (alloc > cap / 2)
+				alloc = cap;
 			else
 				alloc *= 2;
 			nb = realloc(buf, alloc);
@@ -360,12 +376,11 @@ static int read_locations(struct reader *r)
 		const Perftools__Profiles__Location *pl = pb->location[i];
 		uint64_t mapping = 0;
 
+		/* A mapping id no mapping has: no mapping, as go tool pprof reads it. */
 		if (pl->mapping_id) {
 			int64_t k = idmap_find(&r->mappings, pl->mapping_id);
 
-			if (k < 0)
-				return -EBADMSG;
-			mapping = r->mappings.our_id[k];
+			mapping = k < 0 ? 0 : r->mappings.our_id[k];
 		}
 		if (pl->n_line > CP_PROFILE_MAX_ENTRIES)
 			return -EBADMSG;

@@ -182,8 +182,8 @@ void cp_profile_set_meta(struct cp_profile *prof, const struct cp_profile_meta *
 				int64_t *v = &prof->values[i * 2];
 
 				v[1] = (int64_t)((uint64_t)v[0] * (uint64_t)prof->period);
-				prof->totals[1] =
-					(int64_t)((uint64_t)prof->totals[1] + (uint64_t)v[1]);
+				prof->totals[1] = cp_add_sat(prof->totals[1], v[1],
+							     &prof->saturated);
 			}
 		}
 	}
@@ -387,11 +387,11 @@ static int add_node_values(struct cp_profile *prof, uint32_t node, const struct 
 		idx = (int64_t)prof->nsamples++;
 	}
 	for (size_t t = 0; t < prof->ntypes; t++) {
-		/* Unsigned arithmetic: wrapping is defined, and the reader takes any int64. */
+		/* Held at the int64 limit rather than wrapped (cp_profile_write says so). */
 		int64_t *v = &prof->values[(size_t)idx * prof->ntypes + t];
 
-		*v = (int64_t)((uint64_t)*v + (uint64_t)values[t]);
-		prof->totals[t] = (int64_t)((uint64_t)prof->totals[t] + (uint64_t)values[t]);
+		*v = cp_add_sat(*v, values[t], &prof->saturated);
+		prof->totals[t] = cp_add_sat(prof->totals[t], values[t], &prof->saturated);
 	}
 	return 0;
 }

@@ -143,7 +143,8 @@ enum cp_profile_format {
 };
 
 /*
- * Write prof to f in format. top: rows for the text table (0 = all). 0 or -errno.
+ * Write prof to f in format. top: rows for the text table (0 = all). 0, 1 when a sum or value
+ * would overflow int64 and was held at its limit instead (to be said), or -errno.
  * PPROF: gzipped profile.proto. FOLDED: "root;...;leaf count" per distinct stack, sorted,
  * in samples. SVG: a self-contained interactive flame graph (samples). TEXT: the top table
  * of the default sample type (cpu), like `go tool pprof -top`.

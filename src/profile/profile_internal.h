@@ -10,6 +10,9 @@
 #define CP_PROFILE_MAX_STRING CP_STRTAB_UTF8_MAX
 /* Decompressed size accepted by the reader: pprof files of real programs are far smaller. */
 #define CP_PROFILE_MAX_DECOMPRESSED (256u << 20)
+/* A gzipped profile inflates to at most this many times its size (or the floor). */
+#define CP_PROFILE_INFLATE_RATIO 64u
+#define CP_PROFILE_INFLATE_FLOOR (16u << 20)
 /* Entries of any one table: indexes are 32-bit. */
 #define CP_PROFILE_MAX_ENTRIES (UINT32_MAX / 2)
 
@@ -91,6 +94,7 @@ struct cp_profile {
 	struct cp_pvaluetype *types;
 	size_t ntypes;
 	int64_t *totals;		/* per type, over all samples */
+	bool saturated;			/* a value or total was held at the int64 limit */
 	struct cp_pvaluetype period_type;
 	int64_t period;
 	int64_t time_nanos;

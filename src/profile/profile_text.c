@@ -175,6 +175,7 @@ int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
 	size_t stack_alloc = 0, nnodes = 0, vi = cp_profile_default_index(prof), shown;
 	size_t locs_alloc = 0;
 	int64_t total = 0, shown_flat = 0, sum = 0;
+	bool sat = false;
 	const char *unit;
 	char a[64], b[64], p1[32], p2[32], p3[32];
 	int err;
@@ -195,8 +196,8 @@ int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
 			err = (int)n;
 			goto out;
 		}
-		total += v;
-		nodes[stack[0]].flat += v;
+		total = cp_add_sat(total, v, &sat);
+		nodes[stack[0]].flat = cp_add_sat(nodes[stack[0]].flat, v, &sat);
 		err = mark_inlined(prof, &fr, i, stack, n, nodes, &locs, &locs_alloc);
 		if (err < 0)
 			goto out;
@@ -206,7 +207,7 @@ int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
 
 			if (nd->seen != i + 1) {
 				nd->seen = i + 1;
-				nd->cum += v;
+				nd->cum = cp_add_sat(nd->cum, v, &sat);
 			}
 		}
 	}
@@ -220,7 +221,7 @@ int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
 	qsort_r(nodes, nnodes, sizeof(*nodes), cmp_node, &fr.names);
 	shown = top && top < nnodes ? top : nnodes;
 	for (size_t i = 0; i < shown; i++)
-		shown_flat += nodes[i].flat;
+		shown_flat = cp_add_sat(shown_flat, nodes[i].flat, &sat);
 
 	unit = prof->ntypes ? prof->str.v[prof->types[vi].unit] : "";
 	write_header(prof, f, vi, total);
@@ -234,7 +235,7 @@ int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
 	for (size_t i = 0; i < shown; i++) {
 		const struct node *nd = &nodes[i];
 
-		sum += nd->flat;
+		sum = cp_add_sat(sum, nd->flat, &sat);
 		fmt_value(a, sizeof(a), nd->flat, unit);
 		fmt_value(b, sizeof(b), nd->cum, unit);
 		fprintf(f, "%10s %s %s %10s %s  %s%s\n", a,
@@ -244,7 +245,7 @@ int cp_profile_write_text(const struct cp_profile *prof, FILE *f, size_t top)
 			!nd->called_inlined ? "" :
 			nd->called_outlined ? " (partial-inline)" : " (inline)");
 	}
-	err = ferror(f) ? -EIO : 0;
+	err = ferror(f) ? -EIO : sat;
 out:
 	free(stack);
 	free(locs);
@@ -265,6 +266,24 @@ static int cmp_folded(const void *a, const void *b)
 	return strcmp(((const struct folded_line *)a)->text, ((const struct folded_line *)b)->text);
 }
 
+/*
+ * A folded line longer than the string table keeps (CP_STRTAB_UTF8_MAX) ends, at a frame
+ * boundary, in ";[truncated]": never cut silently (the table would cut it anywhere).
+ */
+static void fold_cut(struct cp_strbuf *sb)
+{
+	static const char mark[] = ";[truncated]";
+	size_t keep;
+
+	if (sb->len <= CP_STRTAB_UTF8_MAX)
+		return;
+	keep = CP_STRTAB_UTF8_MAX - (sizeof(mark) - 1);
+	while (keep > 0 && sb->buf[keep] != ';')
+		keep--;
+	memcpy(sb->buf + keep, keep ? mark : mark + 1, sizeof(mark) - (keep ? 0 : 1));
+	sb->len = keep + strlen(sb->buf + keep);
+}
+
 int cp_profile_write_folded(const struct cp_profile *prof, FILE *f)
 {
 	struct cp_profile_frames fr;
@@ -275,6 +294,7 @@ int cp_profile_write_folded(const struct cp_profile *prof, FILE *f)
 	size_t counts_alloc = 0, ncounts = 0, nout = 0, vi = cp_profile_count_index(prof);
 	uint32_t *stack = NULL;
 	size_t stack_alloc = 0;
+	bool sat = false;
 	int err;
 
 	err = cp_profile_frames_build(prof, &fr);
@@ -305,7 +325,8 @@ int cp_profile_write_folded(const struct cp_profile *prof, FILE *f)
 			err = sb.err;
 			goto out;
 		}
-		/* Lines longer than the string cap are cut, and merge with lines cut the same. */
+		/* Lines longer than the string cap are cut visibly, and merge with lines cut so. */
+		fold_cut(&sb);
 		idx = cp_strtab_intern(&lines, sb.buf);
 		if (idx < 0) {
 			err = (int)idx;
@@ -319,7 +340,7 @@ int cp_profile_write_folded(const struct cp_profile *prof, FILE *f)
 		/* New lines start at zero (cp_grow leaves memory uninitialized). */
 		while (ncounts < lines.n)
 			counts[ncounts++] = 0;
-		counts[idx] += v;
+		counts[idx] = cp_add_sat(counts[idx], v, &sat);
 	}
 	out = calloc(lines.n ? lines.n : 1, sizeof(*out));
 	if (!out) {
@@ -335,7 +356,7 @@ int cp_profile_write_folded(const struct cp_profile *prof, FILE *f)
 	qsort(out, nout, sizeof(*out), cmp_folded);
 	for (size_t i = 0; i < nout; i++)
 		fprintf(f, "%s %" PRId64 "\n", out[i].text, out[i].count);
-	err = ferror(f) ? -EIO : 0;
+	err = ferror(f) ? -EIO : sat;
 out:
 	free(out);
 	free(counts);

@@ -146,5 +146,5 @@ int cp_profile_write(const struct cp_profile *prof, enum cp_profile_format forma
 		return err;
 	if (fflush(f) != 0 || ferror(f))
 		return -EIO;
-	return 0;
+	return err > 0 || prof->saturated ? 1 : 0;
 }

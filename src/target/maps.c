@@ -363,3 +363,46 @@ int cp_map_open_path(int pid, const struct cp_map *map, char *buf, size_t size)
 		return map_files_path(pid, map, buf, size);
 	return 0;
 }
+
+/* fd when it is a regular file with map's device and inode (any when check_id is false). */
+static int keep_if_mapped(int fd, const struct cp_map *map, bool check_id)
+{
+	struct stat st;
+	int err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0)
+		err = -errno;
+	else if (!S_ISREG(st.st_mode))
+		err = -ENOEXEC;
+	else if (check_id && (st.st_ino != map->inode || major(st.st_dev) != map->dev_major ||
+			      minor(st.st_dev) != map->dev_minor))
+		err = -ESTALE;
+	if (err < 0) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int cp_map_open(int pid, const struct cp_map *map, char *buf, size_t size)
+{
+	const int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	int fd, n;
+
+	if (!map || !buf || size == 0 || pid <= 0)
+		return -EINVAL;
+	if (!cp_map_is_file(map))
+		return -ENOENT;
+	fd = map_files_path(pid, map, buf, size);
+	if (fd < 0)
+		return fd;
+	fd = keep_if_mapped(open(buf, flags), map, false);
+	if (fd >= 0 || fd == -ENOEXEC || map->deleted)
+		return fd;
+	n = snprintf(buf, size, "/proc/%d/root%s", pid, map->path);
+	if (n < 0 || (size_t)n >= size)
+		return -ENAMETOOLONG;
+	return keep_if_mapped(open(buf, flags), map, true);
+}

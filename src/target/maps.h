@@ -52,6 +52,17 @@ const char *cp_map_basename(const struct cp_map *map);
 int cp_map_open_path(int pid, const struct cp_map *map, char *buf, size_t size);
 
 /*
+ * Open the file behind map without a race against the target renaming paths: through
+ * /proc/PID/map_files/START-END (the mapped object itself, whatever its path names now) when
+ * cprof may (CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), else through /proc/PID/root/PATH, kept
+ * only when the file opened is the mapped one (device and inode as maps says). Never a device,
+ * FIFO or socket: opened O_NONBLOCK and kept only when a regular file. buf gets the path
+ * opened. An fd, or -errno (-ESTALE: the path names another file now; -ENOEXEC: not a
+ * regular file; -ENOENT: not a file mapping).
+ */
+int cp_map_open(int pid, const struct cp_map *map, char *buf, size_t size);
+
+/*
  * The load bias of the ELF object behind map: the number to add to an ELF virtual address
  * to get the runtime address, computed from the mapping's start and offset and the PT_LOAD
  * headers of the file. Implemented in symbolize/ (it needs libelf) — see symbolize.h.

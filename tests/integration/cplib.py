@@ -201,6 +201,14 @@ def thread_states(pid):
     return out
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server a test starts)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def eintr_count(t):
     """The EINTRs a counting fixture (eintr_counter, fp_waits) has seen: SIGUSR1, "COUNT"."""
     os.kill(t.pid, signal.SIGUSR1)

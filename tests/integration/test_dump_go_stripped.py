@@ -6,7 +6,6 @@ import pathlib
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -84,6 +83,9 @@ def test_stripped_gowaits_named():
             if named(frames[0])[0].startswith("runtime.sig"):
                 continue
             for fr in frames:
+                # Where the walk ended early, the dump says so in a pseudo-frame.
+                if re.search(r"#\d+ \[(truncated|unknown)\]$", fr):
+                    continue
                 check(named(fr), "frame without a name and file:line", head, fr)
         parked = [f for f in th.values() if any(" runtime.notesleep " in x for x in f)]
         check(len(parked) >= 3, "fewer than 3 threads parked in notesleep", text[:3000])
@@ -108,12 +110,6 @@ def test_stripped_gowaits_named():
         check("main.spin  " in again, "main.spin not named from the cache", again[:3000])
         print("stripped gowaits, from the cache: symbolize_us=%s" % stats2["symbolize_us"])
         cplib.assert_target_unharmed(t.pid)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def profile_under_load(proc, port):
@@ -153,7 +149,7 @@ def test_prometheus_named():
     main.* or github.com/prometheus/* ... with file:line, none left as prometheus+0x..."""
     if not os.access(PROMETHEUS, os.X_OK) or not os.path.exists("/etc/prometheus/prometheus.yml"):
         cplib.skip("prometheus is not installed")
-    port = free_port()
+    port = cplib.free_port()
     data = WORK / "tsdb"
     proc = subprocess.Popen([PROMETHEUS, "--config.file=/etc/prometheus/prometheus.yml",
                              "--web.listen-address=127.0.0.1:%d" % port,

@@ -47,7 +47,7 @@ def test_backend_waiting_on_a_row_lock():
     os.chmod(tmp, 0o755)
     shutil.chown(tmp, "postgres")
     data = os.path.join(tmp, "data")
-    port = 55000 + os.getpid() % 1000
+    port = cplib.free_port()
     r = as_postgres([PGBIN + "/initdb", "-D", data, "-A", "trust"])
     check(r.returncode == 0, "initdb failed", r.stderr)
     r = as_postgres([PGBIN + "/pg_ctl", "-D", data, "-w", "-l", os.path.join(tmp, "log"), "-o",

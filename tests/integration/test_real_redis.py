@@ -20,7 +20,7 @@ from cplib import check  # noqa: E402
 def test_redis_event_loop_and_pool():
     exe = shutil.which("redis-server")
     check(exe is not None, "redis-server not installed (make test installs it)")
-    port = 56000 + os.getpid() % 1000
+    port = cplib.free_port()
     tmp = tempfile.mkdtemp(prefix="cprof-redis-")
     p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                           "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL,

@@ -100,9 +100,11 @@ static void test_paths(void)
 {
 	char buf[4096];
 
-	setenv("CPROF_CACHE_DIR", "/x/y", 1);
+	setenv("CPROF_CACHE_DIR", "/tmp", 1);		/* sticky and writable by all: refused */
+	CHECK(cp_debug_cache_path("abcdef12", buf, sizeof(buf)) == -EPERM);
+	setenv("CPROF_CACHE_DIR", "/usr", 1);
 	CHECK(cp_debug_cache_path("abcdef12", buf, sizeof(buf)) == 0);
-	CHECK(!strcmp(buf, "/x/y/abcdef12.debug"));
+	CHECK(!strcmp(buf, "/usr/abcdef12.debug"), "%s", buf);
 	/* Not hex, too short: never a path built from it. */
 	CHECK(cp_debug_cache_path("../etc", buf, sizeof(buf)) == -EINVAL);
 	CHECK(cp_debug_cache_path("ab", buf, sizeof(buf)) == -EINVAL);

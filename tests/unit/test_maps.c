@@ -131,6 +131,41 @@ static int probe_fn(void)
 	return 42;
 }
 
+/*
+ * cp_map_open: the mapped object itself through map_files, whatever its path names now; with
+ * map_files out of reach (a mapping map_files does not know, as for a cprof without
+ * CAP_SYS_ADMIN) the path only when its device and inode are the mapping's, and never a FIFO.
+ */
+static void test_map_open(const struct cp_map *mapped, const char *path, const char *dir)
+{
+	struct cp_map fake = *mapped;
+	char buf[4200], fifo[300];
+	struct stat st;
+	int fd = cp_map_open(getpid(), mapped, buf, sizeof(buf));
+
+	CHECK(fd >= 0 && strstr(buf, "/map_files/") && fstat(fd, &st) == 0 &&
+	      st.st_ino == mapped->inode && st.st_size == 4096, "%d %s", fd, buf);
+	if (fd >= 0)
+		close(fd);
+	/* No such mapping in map_files: the path names another file now (path is the new one). */
+	fake.start = fake.end = 0x1000;
+	CHECK(cp_map_open(getpid(), &fake, buf, sizeof(buf)) == -ESTALE, "%s", buf);
+	/* The same, but the path is that file: taken. */
+	CHECK(stat(path, &st) == 0);
+	fake.inode = st.st_ino;
+	fd = cp_map_open(getpid(), &fake, buf, sizeof(buf));
+	CHECK(fd >= 0 && strstr(buf, "/root/"), "%d %s", fd, buf);
+	if (fd >= 0)
+		close(fd);
+	/* A FIFO swapped in, even with the right inode: refused, without blocking. */
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	CHECK(mkfifo(fifo, 0600) == 0 && stat(fifo, &st) == 0);
+	fake.path = fifo;
+	fake.inode = st.st_ino;
+	CHECK(cp_map_open(getpid(), &fake, buf, sizeof(buf)) == -ENOEXEC);
+	unlink(fifo);
+}
+
 static void test_live(void)
 {
 	char dir[] = "/tmp/cp_test_maps.XXXXXX";
@@ -201,6 +236,7 @@ static void test_live(void)
 		fake.deleted = false;
 		CHECK(cp_map_open_path(getpid(), &fake, buf, sizeof(buf)) == 0);
 		CHECK(strcmp(buf, want) == 0);
+		test_map_open(&fake, path, dir);
 	}
 	cp_maps_release(&m);
 	munmap(p, 4096);

@@ -96,6 +96,7 @@ static void test_damage(void)
 	CHECK(f != NULL);
 	if (!f)
 		return;
+	fprintf(f, "=build-id %s\n", BUILD_ID);
 	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
 		fputs(junk[i], f);
 	fclose(f);
@@ -128,7 +129,7 @@ static void test_empty_and_facts(void)
 	CHECK(cp_sym_cache_read(BUILD_ID, &text, &len) == 0);
 	if (!text)
 		return;
-	CHECK(!strcmp(text, "26290 0\n=dwarf\n40 1\tf\x1f\x1f" "f.c\x1f" "7\x1f" "0\x1f" "0\n"),
+	CHECK(!strcmp(text, "=build-id " BUILD_ID "\n26290 0\n=dwarf\n40 1\tf\x1f\x1f" "f.c\x1f" "7\x1f" "0\x1f" "0\n"),
 	      "%s", text);
 	cursor = text;
 	while ((kind = cp_sym_cache_scan(&cursor, &addr, &record)) != CP_SYM_CACHE_END) {
@@ -164,6 +165,7 @@ static void test_empty_and_facts(void)
 		CHECK(out_file != NULL);
 		if (!out_file)
 			return;
+		fprintf(out_file, "=build-id %s\n", BUILD_ID);
 		for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
 			fputs(junk[i], out_file);
 		fclose(out_file);
@@ -182,6 +184,46 @@ static void test_empty_and_facts(void)
 	}
 }
 
+/*
+ * What the file claims is checked: a file naming another build, or none, is not read, and the
+ * next writer starts it anew; a file of another user is not read.
+ */
+static void test_claims(void)
+{
+	struct cp_sym_frame f = { .function = "mine", .file = "m.c", .line = 2 }, out[16];
+	uint64_t addrs[4];
+	char path[4200], *text = NULL;
+	size_t n;
+	int fd = -1;
+	FILE *w;
+
+	snprintf(path, sizeof(path), "%s/sym1/%s", dir, BUILD_ID);
+	w = fopen(path, "w");
+	CHECK(w != NULL);
+	if (!w)
+		return;
+	fputs("=build-id ffffffffffffffffffffffffffffffffffffffff\n"
+	      "77 1\tATTACKER_FN\x1f\x1f" "evil.c\x1f" "666\x1f" "1\x1f" "0\n", w);
+	fclose(w);
+	CHECK(cp_sym_cache_read(BUILD_ID, &text, &n) == -EINVAL);
+	/* Without the header line at all (an older cprof's file): not read either. */
+	w = fopen(path, "w");
+	fputs("77 1\tATTACKER_FN\x1f\x1f" "evil.c\x1f" "666\x1f" "1\x1f" "0\n", w);
+	fclose(w);
+	CHECK(cp_sym_cache_read(BUILD_ID, &text, &n) == -EINVAL);
+	/* The next writer starts the file anew, with its header. */
+	CHECK(cp_sym_cache_append(&fd, BUILD_ID, 0x78, &f, 1) == 0);
+	close(fd);
+	n = read_all(out, addrs, 4, &text);
+	CHECK(n == 1 && addrs[0] == 0x78 && !strcmp(out[0].function, "mine"), "%zu", n);
+	free(text);
+	text = NULL;
+	/* Owned by another user: refused. */
+	CHECK(chown(path, 65534, 65534) == 0);
+	CHECK(cp_sym_cache_read(BUILD_ID, &text, &n) == -EINVAL);
+	unlink(path);
+}
+
 int main(void)
 {
 	char cmd[256];
@@ -194,6 +236,8 @@ int main(void)
 	test_round_trip();
 	test_damage();
 	test_empty_and_facts();
+	if (geteuid() == 0)
+		test_claims();
 	/* Caching off: nothing read, nothing written. */
 	setenv("CPROF_CACHE_DIR", "", 1);
 	{

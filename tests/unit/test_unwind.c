@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <libelf.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <sys/auxv.h>
 #include <sys/prctl.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -665,6 +667,32 @@ static size_t cfi_offset(const uint8_t *img, size_t len, const char *section)
 	return 0;
 }
 
+#ifndef CAP_CHECKPOINT_RESTORE
+#define CAP_CHECKPOINT_RESTORE 40
+#endif
+
+/*
+ * Lower (on false) or raise again CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE in our effective
+ * set: /proc/PID/map_files is then closed to us, as to a cprof with only CAP_SYS_PTRACE, and
+ * mapped files are opened by their path (checked against the maps entry's device and inode).
+ */
+static void map_files_caps(bool on)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d) != 0)
+		return;
+	if (on) {
+		d[0].effective = d[0].permitted;
+		d[1].effective = d[1].permitted;
+	} else {
+		d[0].effective &= ~(1u << CAP_SYS_ADMIN);
+		d[1].effective &= ~(1u << (CAP_CHECKPOINT_RESTORE - 32));
+	}
+	(void)syscall(SYS_capset, &h, d);
+}
+
 /*
  * The fixture's own mappings, but backed by a damaged copy of its file: flipped bytes in
  * its unwind tables (section, or the .eh_frame_hdr segment) and headers, or the file cut
@@ -692,6 +720,7 @@ static void test_corrupt_files(const char *fixture, const char *section,
 	if (n <= 0 || fd < 0 || !fake.v)
 		goto out;
 	len = (size_t)n;
+	map_files_caps(false);	/* the fake maps' path is what must be read */
 	eh_off = cfi_offset(orig, len, section);
 	CHECK(eh_off > 0 && eh_off < len);
 	for (int iter = 0; iter < 400 && eh_off; iter++) {
@@ -748,6 +777,7 @@ static void test_corrupt_files(const char *fixture, const char *section,
 	CHECK(shorter > 0);
 	printf("damaged files: %d unwinds, %zu ended early\n", 400, shorter);
 out:
+	map_files_caps(true);
 	if (fd >= 0) {
 		close(fd);
 		unlink(tmp);

@@ -2,6 +2,7 @@
  * Unit tests for src/base: file reads, strbuf and JSON escaping, integer parsing, clocks, hash
  * tables, the string interner, the cache folder and atomic file replacement.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -314,39 +315,79 @@ static void test_tables(void)
 
 static void test_cache_dir(void)
 {
-	char buf[4096], dir[] = "/tmp/cprof-test-cachedir-XXXXXX";
+	char buf[4096], why[512], dir[] = "/tmp/cprof-test-cachedir-XXXXXX", sub[4200];
 	struct stat st;
 
-	setenv("CPROF_CACHE_DIR", "/x/y", 1);
-	CHECK(cp_cache_path(buf, sizeof(buf), "sub", "name", false) == 0 &&
-	      !strcmp(buf, "/x/y/sub/name"));
+	CHECK(mkdtemp(dir) != NULL);
+	setenv("CPROF_CACHE_DIR", dir, 1);
+	CHECK(cp_cache_path(buf, sizeof(buf), "sub", "name", false) == -ENOENT);
 	CHECK(cp_cache_path(buf, sizeof(buf), NULL, "n.debug", false) == 0 &&
-	      !strcmp(buf, "/x/y/n.debug"));
+	      !strncmp(buf, dir, strlen(dir)) && !strcmp(buf + strlen(dir), "/n.debug"));
 	CHECK(cp_cache_path(buf, 8, "sub", "name", false) == -ENAMETOOLONG);
 	setenv("CPROF_CACHE_DIR", "", 1);
 	CHECK(cp_cache_path(buf, sizeof(buf), "sub", "name", false) == -ENOENT);
+	CHECK(cp_cache_check(why, sizeof(why)) == -ENOENT);
 	unsetenv("CPROF_CACHE_DIR");
 	setenv("XDG_CACHE_HOME", "/xdg", 1);
 	CHECK(cp_cache_dir(buf, sizeof(buf)) == 0 && !strcmp(buf, "/xdg/cprof"));
 	unsetenv("XDG_CACHE_HOME");
 	/* create_dir makes the folders, not the file. */
-	CHECK(mkdtemp(dir) != NULL);
 	setenv("CPROF_CACHE_DIR", dir, 1);
+	CHECK(cp_cache_check(why, sizeof(why)) == 0, "%s", why);
 	CHECK(cp_cache_path(buf, sizeof(buf), "a/b", "f", true) == 0);
 	CHECK(stat(buf, &st) < 0);
 	*strrchr(buf, '/') = '\0';
 	CHECK(stat(buf, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+	/* A folder others may write into, or another user's: the cache is off, and why. */
+	CHECK(chmod(buf, 0777) == 0);
+	CHECK(cp_cache_path(sub, sizeof(sub), "a/b", "f", false) == -EPERM);
+	CHECK(cp_cache_walk(buf, strlen(dir), false, why, sizeof(why)) == -EPERM &&
+	      strstr(why, "writable by group or others"), "%s", why);
+	CHECK(chmod(buf, 0700) == 0 && cp_cache_path(sub, sizeof(sub), "a/b", "f", false) == 0);
+	if (geteuid() == 0) {
+		CHECK(chown(buf, 65534, 65534) == 0);
+		CHECK(cp_cache_walk(buf, strlen(dir), false, why, sizeof(why)) == -EPERM &&
+		      strstr(why, "owned by uid 65534"), "%s", why);
+		CHECK(chown(buf, 0, 0) == 0);
+	}
 	rmdir(buf);
+	/* A planted link is never followed, nor is anything made through it. */
 	*strrchr(buf, '/') = '\0';
+	snprintf(sub, sizeof(sub), "%s/b", buf);
+	CHECK(symlink("/tmp", sub) == 0);
+	CHECK(cp_cache_path(buf, sizeof(buf), "a/b", "f", true) == -EPERM);
+	snprintf(buf, sizeof(buf), "%s/a", dir);
+	CHECK(cp_cache_walk(sub, strlen(dir), true, why, sizeof(why)) == -EPERM &&
+	      strstr(why, "symbolic link"), "%s", why);
+	unlink(sub);
 	rmdir(buf);
+	/* The cache directory itself writable by others: cp_cache_check says so. */
+	CHECK(chmod(dir, 0777) == 0);
+	CHECK(cp_cache_check(why, sizeof(why)) == -EPERM && strstr(why, dir), "%s", why);
+	CHECK(cp_cache_walk("/tmp/../etc", 4, false, why, sizeof(why)) == -EPERM);
 	rmdir(dir);
 	unsetenv("CPROF_CACHE_DIR");
 }
 
+/* The names in dir other than "out" (temporaries left behind). */
+static int stray_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "out");
+	if (d)
+		closedir(d);
+	return n;
+}
+
 static void test_atomic_file(void)
 {
-	char dir[] = "/tmp/cprof-test-atomic-XXXXXX", path[128], stale[160], got[16];
+	char dir[] = "/tmp/cprof-test-atomic-XXXXXX", path[128], got[16];
 	struct cp_atomic_file af;
+	struct stat st;
 	size_t len;
 	int fd;
 
@@ -354,24 +395,31 @@ static void test_atomic_file(void)
 	snprintf(path, sizeof(path), "%s/out", dir);
 	CHECK(cp_write_all(fd = open(path, O_WRONLY | O_CREAT, 0600), "old", 3) == 0);
 	close(fd);
-	/* Until the commit readers see the old file. */
-	CHECK(cp_atomic_file_open(&af, path, 0600) == 0 && cp_write_all(af.fd, "new", 3) == 0);
+	/* Until the commit readers see the old file, and no name is taken meanwhile. */
+	CHECK(cp_atomic_file_open(&af, path, 0644) == 0 && cp_write_all(af.fd, "new", 3) == 0);
 	CHECK(cp_read_file(path, got, sizeof(got), &len) == 0 && !strcmp(got, "old"));
+	CHECK(stray_files(dir) == 0);
 	CHECK(cp_atomic_file_commit(&af) == 0 && af.tmp == NULL);
 	CHECK(cp_read_file(path, got, sizeof(got), &len) == 0 && !strcmp(got, "new"));
-	/* Abort leaves the destination alone and no temporary behind. */
+	/* The replaced file's mode is kept (0600, not the 0644 asked for a new one). */
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "%o", st.st_mode);
+	CHECK(stray_files(dir) == 0);
+	/* Abort leaves the destination alone and nothing behind. */
 	CHECK(cp_atomic_file_open(&af, path, 0600) == 0);
-	snprintf(stale, sizeof(stale), "%s", af.tmp);
 	cp_atomic_file_abort(&af);
-	CHECK(access(stale, F_OK) < 0 && cp_read_file(path, got, sizeof(got), &len) == 0 &&
+	CHECK(stray_files(dir) == 0 && cp_read_file(path, got, sizeof(got), &len) == 0 &&
 	      !strcmp(got, "new"));
 	cp_atomic_file_abort(&af);	/* twice is harmless */
-	/* A stale temporary of an earlier writer with this PID: another name is taken. */
-	close(open(stale, O_WRONLY | O_CREAT, 0600));
-	CHECK(cp_atomic_file_open(&af, path, 0600) == 0 && strcmp(af.tmp, stale) != 0);
-	CHECK(cp_atomic_file_commit(&af) == 0);
-	CHECK(cp_read_file(path, got, sizeof(got), &len) == 0 && len == 0);
-	unlink(stale);
+	/* Another user's file keeps its owner (root may give it back). */
+	if (geteuid() == 0) {
+		CHECK(chown(path, 65534, 65534) == 0);
+		CHECK(cp_atomic_file_open(&af, path, 0644) == 0 && cp_atomic_file_commit(&af) == 0);
+		CHECK(stat(path, &st) == 0 && st.st_uid == 65534 && st.st_gid == 65534 &&
+		      (st.st_mode & 0777) == 0600);
+	}
+	/* Not a regular file: not replaced. */
+	CHECK(cp_atomic_file_open(&af, dir, 0600) == -EISDIR);
+	CHECK(cp_atomic_file_open(&af, "/dev/null", 0600) == -EEXIST);
 	unlink(path);
 	rmdir(dir);
 }
