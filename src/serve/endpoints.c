@@ -98,8 +98,14 @@ static bool acquire(struct cp_serve_target *t, enum cp_serve_kind kind, struct c
 {
 	if (__atomic_exchange_n(&t->busy[kind], 1, __ATOMIC_ACQ_REL) == 0)
 		return true;
+	static const char *const what[CP_SERVE_KIND__COUNT] = {
+		[CP_SERVE_KIND_CPU] = "CPU profile", [CP_SERVE_KIND_DUMP] = "thread dump",
+		[CP_SERVE_KIND_BLOCK] = "block profile", [CP_SERVE_KIND_MUTEX] = "mutex profile",
+		[CP_SERVE_KIND_THREADCREATE] = "threadcreate profile",
+	};
+
 	cp_serve_reply_text(rp, 429, "a %s of pid %d is already running; retry when it ends",
-			    kind == CP_SERVE_KIND_CPU ? "CPU profile" : "thread dump", t->pid);
+			    what[kind], t->pid);
 	return false;
 }
 
@@ -127,10 +133,13 @@ static void reply_error(struct cp_serve_reply *rp, const struct cp_serve_target 
 	}
 }
 
-static void cpu(struct cp_serve_request *rq, struct cp_serve_reply *rp, bool svg)
+/* A profile of type (served as kind) for ?seconds=N, as pprof or an SVG flame graph. */
+static void profile(struct cp_serve_request *rq, struct cp_serve_reply *rp, bool svg,
+		    enum cp_session_type type, enum cp_serve_kind kind)
 {
 	struct cp_serve_target *t;
 	struct cp_serve_cpu_req req = { .hz = rq->srv->hz, .gone = rq->gone, .ctx = rq->ctx,
+					.type = type,
 					.format = svg ? CP_PROFILE_SVG : CP_PROFILE_PPROF };
 	char why[160], *body = NULL;
 	size_t len = 0;
@@ -142,12 +151,12 @@ static void cpu(struct cp_serve_request *rq, struct cp_serve_reply *rp, bool svg
 		return;
 	}
 	t = pick_target(rq, rp);
-	if (!t || !acquire(t, CP_SERVE_KIND_CPU, rp))
+	if (!t || !acquire(t, kind, rp))
 		return;
 	req.pid = t->pid;
 	req.starttime = t->starttime;
 	err = cp_serve_cpu_profile(&req, &body, &len);
-	release(t, CP_SERVE_KIND_CPU);
+	release(t, kind);
 	if (err == -ECANCELED)
 		cp_serve_reply_text(rp, 503, "profile abandoned: the client left or serve is stopping");
 	else if (err < 0)
@@ -159,13 +168,31 @@ static void cpu(struct cp_serve_request *rq, struct cp_serve_reply *rp, bool svg
 static void ep_profile(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 		       const struct endpoint *e)
 {
-	cpu(rq, rp, false);
+	profile(rq, rp, false, CP_SESSION_CPU, CP_SERVE_KIND_CPU);
 }
 
 static void ep_flame(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 		     const struct endpoint *e)
 {
-	cpu(rq, rp, true);
+	profile(rq, rp, true, CP_SESSION_CPU, CP_SERVE_KIND_CPU);
+}
+
+static void ep_block(struct cp_serve_request *rq, struct cp_serve_reply *rp,
+		     const struct endpoint *e)
+{
+	profile(rq, rp, false, CP_SESSION_BLOCK, CP_SERVE_KIND_BLOCK);
+}
+
+static void ep_mutex(struct cp_serve_request *rq, struct cp_serve_reply *rp,
+		     const struct endpoint *e)
+{
+	profile(rq, rp, false, CP_SESSION_MUTEX, CP_SERVE_KIND_MUTEX);
+}
+
+static void ep_threadcreate(struct cp_serve_request *rq, struct cp_serve_reply *rp,
+			    const struct endpoint *e)
+{
+	profile(rq, rp, false, CP_SESSION_THREADCREATE, CP_SERVE_KIND_THREADCREATE);
 }
 
 static void dump(struct cp_serve_request *rq, struct cp_serve_reply *rp,
@@ -299,12 +326,13 @@ static const struct endpoint endpoints[] = {
 	  "heap profiles are not implemented yet for native targets" },
 	{ "/debug/pprof/allocs", NULL, "", "past allocations",
 	  "allocation profiles are not implemented yet for native targets" },
-	{ "/debug/pprof/block", NULL, "", "where threads block",
-	  "block profiles are not served yet; cprof attach --profile block takes one" },
-	{ "/debug/pprof/mutex", NULL, "", "contended locks",
-	  "mutex profiles are not served yet; cprof attach --profile mutex takes one" },
-	{ "/debug/pprof/threadcreate", NULL, "", "stacks that created threads",
-	  "threadcreate profiles are not served yet; cprof attach --profile threadcreate takes one" },
+	{ "/debug/pprof/block", ep_block, "seconds=30",
+	  "block profile (pprof): time threads spent off CPU, not preempted, where they blocked",
+	  NULL },
+	{ "/debug/pprof/mutex", ep_mutex, "seconds=30",
+	  "mutex profile (pprof): lock waits, charged to the stack that released the lock", NULL },
+	{ "/debug/pprof/threadcreate", ep_threadcreate, "seconds=30",
+	  "threadcreate profile (pprof): the stacks that created threads in N seconds", NULL },
 	{ "/debug/pprof/trace", NULL, "", "Go execution trace",
 	  "execution traces are a Go runtime feature; cprof has none" },
 	{ "/debug/cprof/dump", ep_dump, "format=text",

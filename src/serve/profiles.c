@@ -48,7 +48,8 @@ static int write_profile(const struct cp_profile *prof, enum cp_profile_format f
 int cp_serve_cpu_profile(const struct cp_serve_cpu_req *req, char **body, size_t *len)
 {
 	struct cp_session_opts so = {
-		.pids = &req->pid, .npids = 1, .hz = req->hz, .dwarf = true, .kernel = true,
+		.type = req->type, .pids = &req->pid, .npids = 1, .hz = req->hz, .dwarf = true,
+		.kernel = true,
 	};
 	struct cp_session *s = NULL;
 	uint64_t deadline;

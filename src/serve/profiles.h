@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "profile.h"
+#include "session.h"
 
 struct cp_symbolizer;
 
@@ -15,6 +16,7 @@ struct cp_serve_cpu_req {
 	uint64_t starttime;		/* the target's, to tell that it exited (pid reused) */
 	int seconds;
 	int hz;
+	enum cp_session_type type;	/* CP_SESSION_CPU, BLOCK, MUTEX, THREADCREATE */
 	enum cp_profile_format format;	/* PPROF or SVG */
 	bool (*gone)(void *ctx);	/* polled a few times a second: true abandons the profile */
 	void *ctx;

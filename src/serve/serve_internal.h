@@ -19,6 +19,9 @@ struct cp_symbolizer;
 enum cp_serve_kind {
 	CP_SERVE_KIND_CPU,	/* profile, flame: a sampler on the target */
 	CP_SERVE_KIND_DUMP,	/* goroutine, dump: the target's threads are captured */
+	CP_SERVE_KIND_BLOCK,	/* block: a context-switch sampler */
+	CP_SERVE_KIND_MUTEX,	/* mutex: futex tracepoints */
+	CP_SERVE_KIND_THREADCREATE, /* threadcreate: clone tracepoints */
 	CP_SERVE_KIND__COUNT,
 };
 
