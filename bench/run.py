@@ -947,6 +947,16 @@ much.
   tables did: symbolize time 0.7 ms before (frames unnamed), 1.1-1.3 ms with an empty cache,
   0.6-0.7 ms warm, on a stripped `gowaits` (12 threads) and Debian's `prometheus` (7 threads).
 
+### serve (src/serve/metrics.c)
+
+- One `/metrics` scrape of a 1003-thread target reads `/proc` only: each thread's `stat` and
+  `syscall` (through a held `/proc/PID/task` fd, one read each), `wchan` where the wait kind
+  needs it, lock words and fd links; nothing is stopped and no stack copied. About 2100
+  openat, 2000 read and 2100 close a scrape, 20 ms of serve's CPU (1 user, 19 system), spread
+  over the kernel's `/proc` lookups and `do_task_stat`'s formatting. On an idle machine 21
+  scrapes took 20.0 / 20.4 / 26.0 ms (min / median / max); under load average 13, 36 / 56 / 133
+  ms (the scrape waits for a CPU). Reading each file until EOF had cost twice the reads.
+
 ### record --leaks (src/target/tracer.c)
 
 - On a program that leaks nothing (CPU times, 5 alternating runs under load average 12-15): a
