@@ -107,53 +107,15 @@ static void restore_stop_signals(const struct sigaction *old)
 		sigaction(stop_signals[i], &old[i], NULL);
 }
 
-/* Parse "PID[,PID...]" into pids (checked: exist, not zombies, not us). 0 or an exit code. */
+/* Parse -p's "PID[,PID...]" into pids. 0 or an exit code (reported). */
 static int parse_pids(const char *arg, int *pids, size_t *npids)
 {
-	char *copy, *tok, *save = NULL;
-	int rc = 0;
-
 	if (!arg) {
 		cp_error("attach", "missing -p PID");
 		cp_hint("run 'cprof attach --help'");
 		return CP_EXIT_USAGE;
 	}
-	/* strtok_r would skip empty items silently: "1,,2" or ",1" is a typo, not a list. */
-	if (!*arg || arg[0] == ',' || arg[strlen(arg) - 1] == ',' || strstr(arg, ",,")) {
-		cp_error("attach", "invalid PID list '%s': empty item (usage: -p PID[,PID...])",
-			 arg);
-		return CP_EXIT_USAGE;
-	}
-	copy = strdup(arg);
-	if (!copy) {
-		cp_error("attach", "out of memory");
-		return CP_EXIT_FAILURE;
-	}
-	*npids = 0;
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int pid;
-		bool dup = false;
-
-		rc = cp_cmd_check_pid("attach", tok, false, &pid);
-		if (rc)
-			break;
-		for (size_t i = 0; i < *npids; i++)
-			dup |= pids[i] == pid;
-		if (dup)
-			continue;
-		if (*npids == MAX_PIDS) {
-			cp_error("attach", "too many PIDs: at most %d", MAX_PIDS);
-			rc = CP_EXIT_USAGE;
-			break;
-		}
-		pids[(*npids)++] = pid;
-	}
-	if (!rc && !*npids) {
-		cp_error("attach", "invalid PID list '%s'", arg);
-		rc = CP_EXIT_USAGE;
-	}
-	free(copy);
-	return rc;
+	return cp_cmd_parse_pids("attach", arg, pids, MAX_PIDS, npids);
 }
 
 /* A target has exited: gone, or a zombie waiting for its parent. */

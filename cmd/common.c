@@ -404,3 +404,45 @@ void cp_cmd_note_cache(void)
 	else if (err < 0)
 		cp_note("cache off for this run: %s", why[0] ? why : strerror(-err));
 }
+
+int cp_cmd_parse_pids(const char *cmd, const char *arg, int *pids, size_t max, size_t *npids)
+{
+	char *copy, *tok, *save = NULL;
+	int rc = 0;
+
+	/* strtok_r would skip empty items silently: "1,,2" or ",1" is a typo, not a list. */
+	if (!*arg || arg[0] == ',' || arg[strlen(arg) - 1] == ',' || strstr(arg, ",,")) {
+		cp_error(cmd, "invalid PID list '%s': empty item (usage: -p PID[,PID...])", arg);
+		return CP_EXIT_USAGE;
+	}
+	copy = strdup(arg);
+	if (!copy) {
+		cp_error(cmd, "out of memory");
+		return CP_EXIT_FAILURE;
+	}
+	*npids = 0;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		bool dup = false;
+		int pid;
+
+		rc = cp_cmd_check_pid(cmd, tok, false, &pid);
+		if (rc)
+			break;
+		for (size_t i = 0; i < *npids; i++)
+			dup |= pids[i] == pid;
+		if (dup)
+			continue;
+		if (*npids == max) {
+			cp_error(cmd, "too many PIDs: at most %zu", max);
+			rc = CP_EXIT_USAGE;
+			break;
+		}
+		pids[(*npids)++] = pid;
+	}
+	if (!rc && !*npids) {
+		cp_error(cmd, "invalid PID list '%s'", arg);
+		rc = CP_EXIT_USAGE;
+	}
+	free(copy);
+	return rc;
+}

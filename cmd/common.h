@@ -26,6 +26,11 @@ void cp_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * *pid set. allow_zombie: dump reports zombies, attach refuses them.
  */
 int cp_cmd_check_pid(const char *cmd, const char *arg, bool allow_zombie, int *pid);
+/*
+ * Parse "PID[,PID...]" into pids (at most max, duplicates dropped, each checked as
+ * cp_cmd_check_pid does). 0, or an exit code after reporting the problem for cmd.
+ */
+int cp_cmd_parse_pids(const char *cmd, const char *arg, int *pids, size_t max, size_t *npids);
 
 /*
  * Explain a failure to attach to pid (errno-style err from ptrace or perf) with the control

@@ -50,43 +50,13 @@ struct serve_options {
 	int max_seconds;
 };
 
+/* Parse -p's "PID[,PID...]" into pids; none is not an error (no -p). */
 static int parse_pids(const char *arg, int *pids, size_t *npids)
 {
-	char *copy, *tok, *save = NULL;
-	int rc = 0;
-
 	*npids = 0;
 	if (!arg)
 		return 0;
-	if (!*arg || arg[0] == ',' || arg[strlen(arg) - 1] == ',' || strstr(arg, ",,")) {
-		cp_error("serve", "invalid PID list '%s': empty item (usage: -p PID[,PID...])", arg);
-		return CP_EXIT_USAGE;
-	}
-	copy = strdup(arg);
-	if (!copy) {
-		cp_error("serve", "out of memory");
-		return CP_EXIT_FAILURE;
-	}
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		bool dup = false;
-		int pid;
-
-		rc = cp_cmd_check_pid("serve", tok, false, &pid);
-		if (rc)
-			break;
-		for (size_t i = 0; i < *npids; i++)
-			dup |= pids[i] == pid;
-		if (dup)
-			continue;
-		if (*npids == CP_SERVE_MAX_TARGETS) {
-			cp_error("serve", "too many PIDs: at most %d", CP_SERVE_MAX_TARGETS);
-			rc = CP_EXIT_USAGE;
-			break;
-		}
-		pids[(*npids)++] = pid;
-	}
-	free(copy);
-	return rc;
+	return cp_cmd_parse_pids("serve", arg, pids, CP_SERVE_MAX_TARGETS, npids);
 }
 
 static int parse_options(int argc, char **argv, struct serve_options *o)
