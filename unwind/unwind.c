@@ -537,8 +537,17 @@ int cp_unwind(struct cp_unwinder *uw, const struct cp_regs *regs, const struct c
 			out->stop_reason = -ENODATA;
 			break;
 		}
-		if (pc == 0)
-			break;	/* outermost frame: the ABI's end of stack */
+		if (pc == 0) {
+			/*
+			 * A return address of 0 read from the stack. The ABI's end of stack is a
+			 * frame whose CFI leaves the return address undefined (unw_step says 0,
+			 * below); a 0 read as data is memory that held no frame (an sp pointing at
+			 * zeroed memory): say the stack ended there unexplained.
+			 */
+			if (out->n > 0)
+				out->stop_reason = -ENODATA;
+			break;
+		}
 		/*
 		 * Every call pushes, so a caller's sp is above its callee's. Only a signal frame
 		 * may jump anywhere (sigaltstack). Anything else is a loop or garbage. Equal is

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""A stack cut short always says so: a thread whose sp points at unmapped memory ends in
-[unknown] (text and JSON), and a stack deeper than the frame cap ends in a `#N [truncated]`
-line in the text dump as in JSON."""
+"""A stack cut short always says so: a thread whose sp points at unmapped memory, or at
+readable memory full of zeros, ends in [unknown] (text and JSON), and a stack deeper than the
+frame cap ends in a `#N [truncated]` line in the text dump as in JSON."""
 import os
 import pathlib
 import re
@@ -21,9 +21,17 @@ BADSP = r"""
 #include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
+static char zeros[1 << 16] __attribute__((aligned(64)));
 static void *bad_sp(void *arg)
 {
 	__asm__ volatile("mov $0x1000, %%rsp\n\tmov $34, %%eax\n\tsyscall\n1:\tjmp 1b" ::: "memory");
+	return NULL;
+}
+/* sp in the middle of zeroed memory: every word a "return address" of 0. */
+static void *zero_sp(void *arg)
+{
+	__asm__ volatile("mov %0, %%rsp\n\tmov $34, %%eax\n\tsyscall\n1:\tjmp 1b"
+			 :: "r"(zeros + sizeof(zeros) / 2) : "memory");
 	return NULL;
 }
 int main(void)
@@ -32,6 +40,8 @@ int main(void)
 
 	pthread_create(&t, NULL, bad_sp, NULL);
 	pthread_setname_np(t, "nosp");
+	pthread_create(&t, NULL, zero_sp, NULL);
+	pthread_setname_np(t, "zerosp");
 	usleep(100000);
 	printf("READY\n");
 	fflush(stdout);
@@ -63,6 +73,14 @@ def test_sp_nowhere():
         th = [x for x in d["threads"] if x["name"] == "nosp"][0]
         check(th["frames"] and th["frames"][-1]["function"] == "[unknown]",
               "JSON: no [unknown] end", th["frames"])
+        # A 0 read as a return address is no end of stack: the walk stopped unexplained.
+        lines = thread_text(p.stdout, "zerosp")
+        frames = [ln for ln in lines if ln.startswith("  #")]
+        check(frames and frames[-1].split()[1] == "[unknown]", "zeroed sp: no [unknown] end",
+              lines)
+        th = [x for x in d["threads"] if x["name"] == "zerosp"][0]
+        check(th["frames"] and th["frames"][-1]["function"] == "[unknown]",
+              "JSON, zeroed sp: no [unknown] end", th["frames"])
         cplib.assert_target_unharmed(t.pid)
 
 
