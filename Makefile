@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 300
 PACKAGES = meson ninja-build pkg-config gcc g++ libunwind-dev libdw-dev libelf-dev \
 	zlib1g-dev liblzma-dev libbz2-dev libprotobuf-c-dev protobuf-c-compiler libc6-dbg golang-go \
 	libmicrohttpd-dev prometheus openssl curl chromium \
-	elfutils gdb rustc \
+	elfutils gdb strace rustc \
 	python3 python3-pytest binutils procps iproute2 postgresql redis-server cmake \
 	clang libclang-rt-14-dev
 BENCH_PACKAGES = linux-perf hyperfine time bpfcc-tools
