@@ -13,8 +13,8 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
 	{ "dump", cmd_dump, "every thread's stack and why it is blocked" },
-	{ "attach", cmd_attach, "CPU-profile a running process" },
-	{ "record", cmd_record, "run a command under the CPU profiler" },
+	{ "attach", cmd_attach, "profile a running process (cpu, wall, block, mutex, threadcreate)" },
+	{ "record", cmd_record, "run a command under the profiler; dump it if it hangs, report leaks" },
 	{ "report", cmd_report, "print a pprof file as a top table or folded stacks" },
 	{ "serve", cmd_serve, "pprof endpoints and Prometheus metrics over HTTP" },
 	{ "watch", cmd_watch, "dump a process's threads when a threshold is crossed" },
@@ -31,8 +31,8 @@ static void usage(FILE *f)
 		fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
 	fprintf(f, "\n"
 		   "  cprof dump -p PID [--format text|json] [--group] [--kernel] [--stuck S] [-o FILE]\n"
-		   "  cprof attach -p PID[,PID...] [--seconds N] [-F HZ] [--unwind dwarf|fp] [--format F] [-o FILE]\n"
-		   "  cprof record [--seconds N] [-F HZ] [--unwind dwarf|fp] [--format F] [-o FILE] -- CMD [ARGS...]\n"
+		   "  cprof attach -p PID[,PID...] [--seconds N] [-F HZ] [--profile TYPE] [--format F] [-o FILE]\n"
+		   "  cprof record [--seconds N] [-F HZ] [--profile TYPE] [--timeout S] [--leaks] [-o FILE] -- CMD [ARGS...]\n"
 		   "  cprof report FILE [--top N] [--format text|folded]\n"
 		   "  cprof serve [-p PID[,PID...]] [--listen ADDR:PORT] [--auth-file FILE] [--tls-cert F --tls-key F]\n"
 		   "  cprof watch -p PID [--threads N] [--fds N] [--blocked N] [--rss SIZE] [--interval S] [-o DIR]\n"
