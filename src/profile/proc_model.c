@@ -204,6 +204,21 @@ static int proc_copy_maps(struct cp_proc *dst, const struct cp_proc *src)
 	return proc_set_maps(dst, &maps);
 }
 
+/* Append to v[*n] the part [start, end) of src, at file offset offset, with a copy of its path. */
+static int push_copy(struct cp_map *v, size_t *n, const struct cp_map *src, uint64_t start,
+		     uint64_t end, uint64_t offset)
+{
+	v[*n] = *src;
+	v[*n].start = start;
+	v[*n].end = end;
+	v[*n].offset = offset;
+	v[*n].path = strdup(src->path);
+	if (!v[*n].path)
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
 /*
  * Apply an mmap to the map: entries it overlaps are cut (or removed), and it is inserted in
  * address order, as the kernel itself replaces the covered part of older mappings.
@@ -222,11 +237,8 @@ static int proc_apply_mmap(struct cp_proc *p, const struct cp_map *m)
 		struct cp_map *o = &p->maps.v[i];
 
 		if (!inserted && o->start >= m->start) {
-			v[n] = *m;
-			v[n].path = strdup(m->path);
-			if (!v[n].path)
+			if (push_copy(v, &n, m, m->start, m->end, m->offset) < 0)
 				goto nomem;
-			n++;
 			inserted = true;
 		}
 		if (o->end <= m->start || o->start >= m->end) {
@@ -237,38 +249,20 @@ static int proc_apply_mmap(struct cp_proc *p, const struct cp_map *m)
 		}
 		/* Overlap: keep the parts outside [m->start, m->end). */
 		if (o->start < m->start) {
-			v[n] = *o;
-			v[n].end = m->start;
-			v[n].path = strdup(o->path);
-			if (!v[n].path)
+			if (push_copy(v, &n, o, o->start, m->start, o->offset) < 0)
 				goto nomem;
-			n++;
 			if (!inserted) {
-				v[n] = *m;
-				v[n].path = strdup(m->path);
-				if (!v[n].path)
+				if (push_copy(v, &n, m, m->start, m->end, m->offset) < 0)
 					goto nomem;
-				n++;
 				inserted = true;
 			}
 		}
-		if (o->end > m->end) {
-			v[n] = *o;
-			v[n].offset += m->end - o->start;
-			v[n].start = m->end;
-			v[n].path = strdup(o->path);
-			if (!v[n].path)
-				goto nomem;
-			n++;
-		}
-	}
-	if (!inserted) {
-		v[n] = *m;
-		v[n].path = strdup(m->path);
-		if (!v[n].path)
+		if (o->end > m->end &&
+		    push_copy(v, &n, o, m->end, o->end, o->offset + (m->end - o->start)) < 0)
 			goto nomem;
-		n++;
 	}
+	if (!inserted && push_copy(v, &n, m, m->start, m->end, m->offset) < 0)
+		goto nomem;
 	/* Entries moved into v had their paths handed over (set to NULL above). */
 	cp_maps_release(&p->maps);
 	free(p->map_ids);

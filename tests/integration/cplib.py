@@ -22,6 +22,11 @@ SRC = pathlib.Path(os.environ.get("CPROF_SRC") or pathlib.Path(__file__).resolve
 
 _started = []
 
+# The go command as the tests run it: the module proxy off, caches in /tmp, no cgo unless asked.
+GO_ENV = dict(os.environ, HOME=os.environ.get("HOME", "/tmp"), GOCACHE="/tmp/cprof-gocache",
+              GOPATH="/tmp/cprof-gopath", GOPROXY="off", GOFLAGS="", GO111MODULE="auto",
+              CGO_ENABLED="0", GOTOOLCHAIN="local")
+
 
 class Failure(Exception):
     pass

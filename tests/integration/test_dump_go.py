@@ -17,9 +17,7 @@ from cplib import check  # noqa: E402
 
 WORK = pathlib.Path(tempfile.mkdtemp(prefix="cprof-go-"))
 CACHE = WORK / "cache"
-GO_ENV = dict(os.environ, HOME=os.environ.get("HOME", "/tmp"), GOCACHE="/tmp/cprof-gocache",
-              GOPATH="/tmp/cprof-gopath", GOPROXY="off", GOFLAGS="", GO111MODULE="auto",
-              CGO_ENABLED="0", GOTOOLCHAIN="local")
+GO_ENV = cplib.GO_ENV
 ENV = dict(os.environ, CPROF_CACHE_DIR=str(CACHE), CPROF_STATS="1")
 
 ROOTS = ("runtime.goexit", "runtime.mstart", "runtime.mcall")

@@ -19,9 +19,7 @@ from cplib import check  # noqa: E402
 
 WORK = pathlib.Path(tempfile.mkdtemp(prefix="cprof-gostrip-"))
 CACHE = WORK / "cache"
-GO_ENV = dict(os.environ, HOME=os.environ.get("HOME", "/tmp"), GOCACHE="/tmp/cprof-gocache",
-              GOPATH="/tmp/cprof-gopath", GOPROXY="off", GOFLAGS="", GO111MODULE="auto",
-              CGO_ENABLED="0", GOTOOLCHAIN="local")
+GO_ENV = cplib.GO_ENV
 ENV = dict(os.environ, CPROF_CACHE_DIR=str(CACHE), CPROF_STATS="1")
 PROMETHEUS = "/usr/bin/prometheus"
 FRAME = re.compile(r"  #\d+ (\S+)  (\S+):(\d+)")

@@ -24,9 +24,7 @@ from cplib import check  # noqa: E402
 BUILD = pathlib.Path(os.environ.get("CPROF_BUILD") or pathlib.Path(cplib.CPROF).resolve().parent.parent)
 TEST_PROFILE = BUILD / "tests" / "unit" / "test_profile"
 WORK = pathlib.Path(tempfile.mkdtemp(prefix="cprof-report-"))
-GO_ENV = dict(os.environ, HOME=os.environ.get("HOME", "/tmp"), GOCACHE="/tmp/cprof-gocache",
-              GOPATH="/tmp/cprof-gopath", GOPROXY="off", GOFLAGS="", GO111MODULE="auto",
-              CGO_ENABLED="0", GOTOOLCHAIN="local")
+GO_ENV = cplib.GO_ENV
 
 _ours = None
 _go = None
