@@ -33,6 +33,18 @@ def discover(build, pattern):
     return tests
 
 
+EXCLUSIVE_MARK = "# cprof-test: exclusive"
+
+
+def exclusive(argv):
+    """A test that loads the machine on purpose (it says so in its first lines) runs alone."""
+    path = pathlib.Path(argv[-1])
+    if path.suffix != ".py":
+        return False
+    with open(path, errors="replace") as f:
+        return any(line.startswith(EXCLUSIVE_MARK) for _, line in zip(range(10), f))
+
+
 def run_one(name, argv, env, outdir, timeout):
     log = outdir / (name.replace("/", "_") + ".log")
     start = time.monotonic()
@@ -84,22 +96,31 @@ def main():
         return 1
 
     passed = failed = skipped = 0
+
+    def report(name, rc, secs, log):
+        nonlocal passed, failed, skipped
+        if rc == 0:
+            passed += 1
+            print("PASS %-45s %6.1fs" % (name, secs), flush=True)
+        elif rc == 77:
+            skipped += 1
+            why = (tail(log, 1) or ["no reason given"])[0]
+            print("SKIP %-45s %s" % (name, why), flush=True)
+        else:
+            failed += 1
+            print("FAIL %-45s %6.1fs (exit %s, log %s)" % (name, secs, rc, log), flush=True)
+            for line in tail(log):
+                print("    | " + line)
+
+    shared = [t for t in tests if not exclusive(t[1])]
+    alone = [t for t in tests if exclusive(t[1])]
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, n, a, env, outdir, args.timeout) for n, a in tests]
+        futures = [pool.submit(run_one, n, a, env, outdir, args.timeout) for n, a in shared]
         for fut in concurrent.futures.as_completed(futures):
-            name, rc, secs, log = fut.result()
-            if rc == 0:
-                passed += 1
-                print("PASS %-45s %6.1fs" % (name, secs), flush=True)
-            elif rc == 77:
-                skipped += 1
-                why = (tail(log, 1) or ["no reason given"])[0]
-                print("SKIP %-45s %s" % (name, why), flush=True)
-            else:
-                failed += 1
-                print("FAIL %-45s %6.1fs (exit %s, log %s)" % (name, secs, rc, log), flush=True)
-                for line in tail(log):
-                    print("    | " + line)
+            report(*fut.result())
+    # Tests that load the machine on purpose run after the others, one at a time.
+    for n, a in alone:
+        report(*run_one(n, a, env, outdir, args.timeout))
     if skipped:
         print("%d skipped" % skipped)
     print("%d passed, %d failed" % (passed, failed))
