@@ -4,6 +4,7 @@ import glob
 import gzip
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -376,13 +377,16 @@ def test_unprivileged_user_only():
     if paranoid != 2:
         cplib.skip("kernel.perf_event_paranoid is %d, this test is written for 2" % paranoid)
     user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
-    t = Target("cpu_split", path=None) if False else None
-    fixture = subprocess.Popen(user + [str(cplib.TARGETS / "cpu_split")], stdout=subprocess.PIPE,
-                               stdin=subprocess.DEVNULL)
-    cplib._started.append(fixture)
-    time.sleep(0.5)
     d = profiles.tmpdir()
     os.chmod(d, 0o777)
+    # The user must be able to read the binary it runs and cprof symbolizes: the build may
+    # sit in a folder only root can enter (a clone in a mktemp -d folder).
+    exe = os.path.join(d, "cpu_split")
+    shutil.copy(str(cplib.TARGETS / "cpu_split"), exe)
+    os.chmod(exe, 0o755)
+    fixture = subprocess.Popen(user + [exe], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    cplib._started.append(fixture)
+    time.sleep(0.5)
     out = os.path.join(d, "p.pb.gz")
     r = subprocess.run(user + [cplib.CPROF, "attach", "-p", str(fixture.pid), "--seconds", "1",
                                "-o", out], capture_output=True, text=True, timeout=120)
