@@ -37,19 +37,25 @@ FORBIDDEN = ("../" + "shared", "SPEC" + ".md", "STYLE" + ".md")
 LAYER_OF_DIR = {
     "src/base": "base", "src/target": "target", "unwind": "unwind", "symbolize": "symbolize",
     "src/diagnose": "diagnose", "src/dump": "dump", "src/profile": "profile",
-    "src/serve": "serve", "cmd": "cmd",
+    "src/serve": "serve", "cmd": "cmd", "src/agent": "agent", "src/inject": "inject",
+    "src/golang": "golang",
 }
 BELOW = {
     "base": set(),
+    # The allocation sampler loaded into targets: it stands alone; its agent_proto.h is the
+    # contract with the profile layer.
+    "agent": set(),
     "target": {"base"},
     "unwind": {"base", "target"},
     "symbolize": {"base", "target"},
     "diagnose": {"base", "target"},
-    "dump": {"base", "target", "unwind", "symbolize", "diagnose"},
-    "profile": {"base", "target", "unwind", "symbolize", "diagnose"},
-    "serve": {"base", "target", "unwind", "symbolize", "diagnose", "dump", "profile"},
-    "cmd": {"base", "target", "unwind", "symbolize", "diagnose", "dump", "profile", "serve"},
+    "inject": {"base", "target", "unwind", "symbolize"},
+    "golang": {"base", "target", "unwind", "symbolize", "diagnose"},
+    "dump": {"base", "target", "unwind", "symbolize", "diagnose", "golang"},
+    "profile": {"base", "target", "unwind", "symbolize", "diagnose", "golang", "inject", "agent"},
 }
+BELOW["serve"] = BELOW["profile"] | {"profile", "dump"}
+BELOW["cmd"] = BELOW["serve"] | {"serve"}
 # Headers generated into the build tree: config.h is for every layer; profile.pb-c.h is
 # generated from src/profile/profile.proto.
 GENERATED = {"config.h": None, "profile.pb-c.h": "profile"}

@@ -67,28 +67,38 @@ struct cp_profile *cp_profile_new(void)
 
 /* Sample types (type, unit pairs), period type and default of each kind, as Go writes them. */
 static const struct {
-	const char *types[2][2];
+	const char *types[4][2];
+	size_t ntypes;
 	const char *period_type[2];
+	size_t default_type;		/* index into types */
 } kinds[] = {
-	[CP_PROFILE_KIND_CPU] = { { { "samples", "count" }, { "cpu", "nanoseconds" } },
-				  { "cpu", "nanoseconds" } },
-	[CP_PROFILE_KIND_WALL] = { { { "samples", "count" }, { "wall", "nanoseconds" } },
-				   { "wall", "nanoseconds" } },
-	[CP_PROFILE_KIND_DELAY] = { { { "contentions", "count" }, { "delay", "nanoseconds" } },
-				    { "contentions", "count" } },
-	[CP_PROFILE_KIND_COUNT] = { { { "threadcreate", "count" } }, { "threadcreate", "count" } },
+	[CP_PROFILE_KIND_CPU] = { { { "samples", "count" }, { "cpu", "nanoseconds" } }, 2,
+				  { "cpu", "nanoseconds" }, 1 },
+	[CP_PROFILE_KIND_WALL] = { { { "samples", "count" }, { "wall", "nanoseconds" } }, 2,
+				   { "wall", "nanoseconds" }, 1 },
+	[CP_PROFILE_KIND_DELAY] = { { { "contentions", "count" }, { "delay", "nanoseconds" } }, 2,
+				    { "contentions", "count" }, 1 },
+	[CP_PROFILE_KIND_COUNT] = { { { "threadcreate", "count" } }, 1,
+				    { "threadcreate", "count" }, 0 },
+	[CP_PROFILE_KIND_HEAP] = { { { "alloc_objects", "count" }, { "alloc_space", "bytes" },
+				     { "inuse_objects", "count" }, { "inuse_space", "bytes" } }, 4,
+				   { "space", "bytes" }, 3 },
+	[CP_PROFILE_KIND_ALLOCS] = { { { "alloc_objects", "count" }, { "alloc_space", "bytes" },
+				       { "inuse_objects", "count" }, { "inuse_space", "bytes" } }, 4,
+				     { "space", "bytes" }, 1 },
 };
 
 struct cp_profile *cp_profile_new_kind(enum cp_profile_kind kind)
 {
 	struct cp_profile *prof;
-	size_t n = kind == CP_PROFILE_KIND_COUNT ? 1 : 2;
+	size_t n;
 	uint32_t t, u;
 
 	if (kind == CP_PROFILE_KIND_CPU)
 		return cp_profile_new();
 	if ((size_t)kind >= CP_ARRAY_SIZE(kinds))
 		return NULL;
+	n = kinds[kind].ntypes;
 	prof = cp_profile_new_empty();
 	if (!prof)
 		return NULL;
@@ -107,7 +117,7 @@ struct cp_profile *cp_profile_new_kind(enum cp_profile_kind kind)
 	    intern(prof, kinds[kind].period_type[1], &u) < 0)
 		goto fail;
 	prof->period_type = (struct cp_pvaluetype){ t, u };
-	prof->default_type = prof->types[n - 1].type;
+	prof->default_type = prof->types[kinds[kind].default_type].type;
 	prof->period = kind == CP_PROFILE_KIND_WALL ? 1000000000 / 99 : 1;
 	/* wall: wall = samples * period, as cpu = samples * period. */
 	prof->cpu_from_count = kind == CP_PROFILE_KIND_WALL;
@@ -496,6 +506,26 @@ int cp_profile_add_stack_sample(struct cp_profile *prof, uint32_t node, int pid,
 	labels[2] = (struct cp_plabel){ .key = prof->s_pid, .num = pid };
 	labels[3] = (struct cp_plabel){ .key = k, .str = v };
 	return add_node_values(prof, node, labels, key ? 4 : 3, values);
+}
+
+int cp_profile_add_stack_sample_num(struct cp_profile *prof, uint32_t node, int pid, int tid,
+				    const char *thread_name, const char *key, int64_t num,
+				    const int64_t *values)
+{
+	struct cp_plabel labels[4] = { { 0 } };
+	uint32_t name, k;
+	int err;
+
+	if (node >= prof->nnodes || !prof->ntypes)
+		return -EINVAL;
+	if ((err = intern(prof, thread_name ? thread_name : "", &name)) < 0 ||
+	    (err = intern(prof, key, &k)) < 0)
+		return err;
+	labels[0] = (struct cp_plabel){ .key = prof->s_thread, .str = name };
+	labels[1] = (struct cp_plabel){ .key = prof->s_tid, .num = tid };
+	labels[2] = (struct cp_plabel){ .key = prof->s_pid, .num = pid };
+	labels[3] = (struct cp_plabel){ .key = k, .num = num };
+	return add_node_values(prof, node, labels, 4, values);
 }
 
 size_t cp_profile_stack_functions(const struct cp_profile *prof, uint32_t node,

@@ -95,6 +95,13 @@ enum cp_profile_kind {
 	CP_PROFILE_KIND_WALL,	/* samples/count, wall/nanoseconds; period wall/nanoseconds */
 	CP_PROFILE_KIND_DELAY,	/* contentions/count, delay/nanoseconds; period contentions 1 */
 	CP_PROFILE_KIND_COUNT,	/* threadcreate/count; period threadcreate/count 1 */
+	/*
+	 * alloc_objects/count, alloc_space/bytes, inuse_objects/count, inuse_space/bytes;
+	 * period type space/bytes (set the period, the sampling rate, with cp_profile_set_meta).
+	 * HEAP's default sample type is inuse_space, ALLOCS' alloc_space (Go's heap, allocs).
+	 */
+	CP_PROFILE_KIND_HEAP,
+	CP_PROFILE_KIND_ALLOCS,
 };
 
 /*
@@ -114,6 +121,13 @@ int cp_profile_stack(struct cp_profile *prof, const uint64_t *loc_ids, size_t n,
 int cp_profile_add_stack_sample(struct cp_profile *prof, uint32_t node, int pid, int tid,
 				const char *thread_name, const char *key, const char *value,
 				const int64_t *values);
+/*
+ * As cp_profile_add_stack_sample, with the numeric label key = num instead of a string one
+ * (a heap sample's "bytes", the allocation size, as Go labels it). 0 or -errno.
+ */
+int cp_profile_add_stack_sample_num(struct cp_profile *prof, uint32_t node, int pid, int tid,
+				    const char *thread_name, const char *key, int64_t num,
+				    const int64_t *values);
 /*
  * The function names of stack node's frames, innermost first, inlined frames included ("" when
  * unknown), up to max into names. Returns their count. The strings live as long as the profile.

@@ -1,0 +1,50 @@
+/*
+ * Running code inside a live process: a thread parked at a safe point (blocked in a system
+ * call, no allocator or dynamic-loader frame on its stack) calls a function of the target
+ * (dlopen of a library of ours, then that library's entry points), and resumes exactly as it
+ * was: registers, FPU state, signal mask, an interrupted system call restarted, signals that
+ * arrived meanwhile delivered afterwards. A cprof killed at any moment leaves the thread to
+ * finish the call and resume by itself. Refuses, with a one-line reason and no change to the
+ * target: static binaries, libcs other than glibc, seccomp filters, a target already traced.
+ */
+#ifndef CP_INJECT_H
+#define CP_INJECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cp_inject;
+
+struct cp_inject_opts {
+	int timeout_ms;		/* how long to look for a safe thread; 0 = 2000 */
+};
+
+/*
+ * Check that pid can be called into and find what that takes (dlopen in its libc). 0 or
+ * -errno; on failure why (may be NULL) receives the reason in one line ("static binary: no
+ * dynamic loader", "traced by process 123 (gdb)", "seccomp filter", "musl libc", ...).
+ */
+int cp_inject_open(int pid, const struct cp_inject_opts *opts, struct cp_inject **out,
+		   char *why, size_t whylen);
+void cp_inject_close(struct cp_inject *in);
+
+/*
+ * Load the shared library path (a path in cprof's own mount namespace) into the target with
+ * dlopen(RTLD_NOW), through /proc/PID/root or a memfd when the target does not see the same
+ * file. *base receives the library's load address in the target. Loading an already loaded
+ * library is cheap and gives the same base. 0 or -errno (-ETIMEDOUT: no safe thread in time).
+ */
+int cp_inject_load(struct cp_inject *in, const char *path, uint64_t *base, char *why,
+		   size_t whylen);
+
+/* The target address of the dynamic symbol name of the library loaded at base. 0 or -ENOENT. */
+int cp_inject_symbol(struct cp_inject *in, uint64_t base, const char *name, uint64_t *addr);
+
+/*
+ * Call fn(args[0], ..., args[nargs - 1]) (nargs <= 6, integer arguments) on a thread parked
+ * at a safe point; *ret receives its return value. 0 or -errno.
+ */
+int cp_inject_call(struct cp_inject *in, uint64_t fn, const uint64_t *args, size_t nargs,
+		   uint64_t *ret, char *why, size_t whylen);
+
+#endif
