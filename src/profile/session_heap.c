@@ -51,7 +51,10 @@ static void on_alloc(void *ctx, const struct cp_agent_alloc *rec)
 	smp.tid = rec->tid;
 	smp.user_regs = true;
 	memcpy(smp.regs.r, rec->regs, sizeof(smp.regs.r));
-	smp.regs.valid = (1u << CP_NREGS) - 1;
+	/* What the sampler captures: the callee-saved registers, rsp and its own rip. */
+	smp.regs.valid = 1u << CP_REG_RBX | 1u << CP_REG_RBP | 1u << CP_REG_RSP |
+			 1u << CP_REG_R12 | 1u << CP_REG_R13 | 1u << CP_REG_R14 |
+			 1u << CP_REG_R15 | 1u << CP_REG_RIP;
 	smp.stack.start = rec->stack_start;
 	smp.stack.len = rec->stack_len;
 	smp.stack.data = (uint8_t *)rec->stack;

@@ -110,7 +110,7 @@ static void test_model(void)
 
 struct region {
 	struct cp_agent_header h;
-	uint8_t pad[256 - sizeof(struct cp_agent_header)];
+	uint8_t pad[512 - sizeof(struct cp_agent_header)];
 	uint8_t ring[RING];
 };
 
@@ -193,7 +193,7 @@ static void test_ring(void)
 
 	r->h.magic = CP_AGENT_MAGIC;
 	r->h.version = CP_AGENT_VERSION;
-	r->h.header_bytes = 256;
+	r->h.header_bytes = 512;
 	r->h.ring_bytes = RING;
 	r->h.stack_bytes = 4096;
 	CHECK(cp_heap_ring_init(&ring, r, sizeof(*r) - 1) == -EBADMSG, "region too short");
@@ -255,7 +255,7 @@ static void test_ring(void)
 	memset(r, 0, sizeof(*r));
 	r->h.magic = CP_AGENT_MAGIC;
 	r->h.version = CP_AGENT_VERSION;
-	r->h.header_bytes = 256;
+	r->h.header_bytes = 512;
 	r->h.ring_bytes = RING;
 	CHECK(cp_heap_ring_init(&ring, r, sizeof(*r)) == 0, "init again");
 	((struct cp_agent_rec *)r->ring)->size = 12 | CP_AGENT_REC_COMMIT;
