@@ -18,13 +18,6 @@
 #include "mem.h"
 #include "util.h"
 
-/* Until src/inject is a library: a build without it refuses to inject. */
-#pragma weak cp_inject_open
-#pragma weak cp_inject_close
-#pragma weak cp_inject_load
-#pragma weak cp_inject_symbol
-#pragma weak cp_inject_call
-
 #ifndef CP_AGENT_LIBDIR
 #define CP_AGENT_LIBDIR "/usr/local/lib"
 #endif
@@ -144,10 +137,6 @@ int cp_heap_agent_inject(struct cp_heap_agent *a, int pid, const char *path, uin
 
 	init(a, pid, path);
 	a->injected = true;
-	if (!cp_inject_open) {
-		snprintf(why, whylen, "this cprof was built without injection");
-		return -ENOSYS;
-	}
 	err = cp_inject_open(pid, &io, &in, why, whylen);
 	if (err < 0)
 		return err;
@@ -304,7 +293,7 @@ int cp_heap_agent_stop(struct cp_heap_agent *a)
 		return 0;
 	/* Asked first through the header: a sampler that cannot be called still obeys it. */
 	request_stop(a);
-	if (!a->injected || !a->stop_fn || !cp_inject_open)
+	if (!a->injected || !a->stop_fn)
 		return 0;
 	err = cp_inject_open(a->pid, &io, &in, NULL, 0);
 	if (err == 0) {
