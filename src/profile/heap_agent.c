@@ -173,7 +173,7 @@ int cp_heap_agent_inject(struct cp_heap_agent *a, int pid, const char *path, uin
 		goto done;
 stop:
 	/* Started but unusable: turned off again before giving up. */
-	(void)cp_inject_call(in, a->stop_fn, NULL, 0, &ret, NULL, 0);
+	(void)cp_inject_call(in, a->stop_fn, args, 0, &ret, NULL, 0);
 done:
 	cp_inject_close(in);
 	return err;
@@ -286,7 +286,7 @@ int cp_heap_agent_stop(struct cp_heap_agent *a)
 {
 	struct cp_inject_opts io = { .timeout_ms = 0 };
 	struct cp_inject *in = NULL;
-	uint64_t ret = 0;
+	uint64_t ret = 0, none[1] = { 0 };
 	int err;
 
 	if (!a->region)
@@ -297,7 +297,7 @@ int cp_heap_agent_stop(struct cp_heap_agent *a)
 		return 0;
 	err = cp_inject_open(a->pid, &io, &in, NULL, 0);
 	if (err == 0) {
-		err = cp_inject_call(in, a->stop_fn, NULL, 0, &ret, NULL, 0);
+		err = cp_inject_call(in, a->stop_fn, none, 0, &ret, NULL, 0);
 		cp_inject_close(in);
 	}
 	if (err == 0 && (int)ret < 0)
