@@ -29,43 +29,62 @@ struct agent_real agent_real;
 struct agent_hook agent_hooks[AGENT_NHOOKS];
 
 /*
- * Sampled blocks: a filter (one bit per hash of an address: a free looks at one bit, in a
- * table small enough to stay in cache) and an open-addressing set of the addresses. A bit is
- * never cleared within a session; the set decides.
+ * Sampled blocks: a filter (a counter per hash of an address, so that a free looks at one
+ * byte of a table small enough to stay in cache, and an address freed and reused over and
+ * over stops hitting it once its sample is freed) and an open-addressing set of the addresses,
+ * which decides. A counter that reaches 255 stays there for the session.
  */
-#define FILTER_BITS_LOG 19
+#define FILTER_LOG 16
+#define FILTER_STUCK 255
 #define SET_SLOTS_LOG 18
 #define SET_PROBES 64
 #define SLOT_EMPTY 0
 #define SLOT_GONE 1		/* a tombstone: never an address of a block */
+#define FILTER_BYTES (1UL << FILTER_LOG)
+#define SET_BYTES (sizeof(uint64_t) << SET_SLOTS_LOG)
 
-static uint64_t *filter;
+/* In the library's own zero pages: a free reaches it without loading a pointer first. */
+static uint8_t filter[FILTER_BYTES] __attribute__((aligned(4096)));
 static uint64_t *set;
+
 
 static inline uint64_t hash_addr(uint64_t a)
 {
 	return (a >> 4) * 0x9E3779B97F4A7C15ULL;
 }
 
+/* A shift and an xor: blocks 16 bytes apart, and blocks a megabyte apart, land apart. */
+static inline uint8_t *filter_cell(uint64_t a)
+{
+	return &filter[((a >> 4) ^ (a >> 20)) & (FILTER_BYTES - 1)];
+}
+
 static inline int filter_hit(uint64_t a)
 {
-	uint64_t bit = hash_addr(a) >> (64 - FILTER_BITS_LOG);
+	return __atomic_load_n(filter_cell(a), __ATOMIC_RELAXED) != 0;
+}
 
-	return (__atomic_load_n(&filter[bit >> 6], __ATOMIC_RELAXED) >> (bit & 63)) & 1;
+/* Add d (+1 or -1) to a's counter, unless it is stuck at 255. */
+static void filter_add(uint64_t a, int d)
+{
+	uint8_t *c = filter_cell(a), v = __atomic_load_n(c, __ATOMIC_RELAXED);
+
+	do {
+		if (v == FILTER_STUCK || (d < 0 && v == 0))
+			return;
+	} while (!__atomic_compare_exchange_n(c, &v, (uint8_t)(v + d), 1, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
 }
 
 int agent_blocks_reset(void)
 {
-	size_t fbytes = (1UL << FILTER_BITS_LOG) / 8, sbytes = sizeof(uint64_t) << SET_SLOTS_LOG;
-
-	if (!filter) {
-		void *m = mmap(NULL, fbytes + sbytes, PROT_READ | PROT_WRITE,
+	if (!set) {
+		void *m = mmap(NULL, SET_BYTES, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 		if (m == MAP_FAILED)
 			return -errno;
-		set = (uint64_t *)((char *)m + fbytes);
-		__atomic_store_n(&filter, (uint64_t *)m, __ATOMIC_RELEASE);
+		__atomic_store_n(&set, (uint64_t *)m, __ATOMIC_RELEASE);
 		return 0;
 	}
 	agent_blocks_release();
@@ -74,26 +93,25 @@ int agent_blocks_reset(void)
 
 void agent_blocks_release(void)
 {
-	size_t fbytes = (1UL << FILTER_BITS_LOG) / 8, sbytes = sizeof(uint64_t) << SET_SLOTS_LOG;
-
-	if (filter)
-		madvise(filter, fbytes + sbytes, MADV_DONTNEED);
+	madvise(filter, FILTER_BYTES, MADV_DONTNEED);
+	if (set)
+		madvise(set, SET_BYTES, MADV_DONTNEED);
 }
 
 /* Remember a sampled block. 0, or -ENOSPC when its neighbourhood of the set is full. */
 static int set_insert(uint64_t a)
 {
 	uint64_t h = hash_addr(a), mask = (1UL << SET_SLOTS_LOG) - 1;
-	uint64_t bit = h >> (64 - FILTER_BITS_LOG);
 
-	__atomic_fetch_or(&filter[bit >> 6], 1ULL << (bit & 63), __ATOMIC_RELAXED);
 	for (uint64_t i = 0; i < SET_PROBES; i++) {
 		uint64_t *s = &set[(h + i) & mask];
 		uint64_t v = __atomic_load_n(s, __ATOMIC_RELAXED);
 
 		if ((v == SLOT_EMPTY || v == SLOT_GONE) &&
-		    __atomic_compare_exchange_n(s, &v, a, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		    __atomic_compare_exchange_n(s, &v, a, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+			filter_add(a, 1);
 			return 0;
+		}
 	}
 	return -ENOSPC;
 }
@@ -107,9 +125,13 @@ static int set_remove(uint64_t a)
 		uint64_t *s = &set[(h + i) & mask];
 		uint64_t v = __atomic_load_n(s, __ATOMIC_ACQUIRE);
 
-		if (v == a)
-			return __atomic_compare_exchange_n(s, &v, SLOT_GONE, 0, __ATOMIC_RELAXED,
-							   __ATOMIC_RELAXED);
+		if (v == a) {
+			if (!__atomic_compare_exchange_n(s, &v, SLOT_GONE, 0, __ATOMIC_RELAXED,
+							 __ATOMIC_RELAXED))
+				return 0;
+			filter_add(a, -1);
+			return 1;
+		}
 		if (v == SLOT_EMPTY)
 			return 0;
 	}
@@ -316,10 +338,10 @@ out:
 	errno = saved_errno;
 }
 
-static inline void account(void *p, size_t size)
+/* Whether an allocation of size bytes stays below this thread's countdown (the fast path). */
+static inline int unsampled(size_t size)
 {
-	if (unlikely((countdown -= (int64_t)size) < 0))
-		alloc_slow(p, size);
+	return likely((countdown -= (int64_t)size) >= 0);
 }
 
 static inline void forget(void *p)
@@ -328,12 +350,19 @@ static inline void forget(void *p)
 		free_slow(p);
 }
 
+/* The countdown ran out: the allocation, then perhaps its sample. */
+#define ALLOC_SLOW(size, call)                                                                     \
+	do {                                                                                       \
+		void *p_ = (call);                                                                 \
+		alloc_slow(p_, (size));                                                            \
+		return p_;                                                                         \
+	} while (0)
+
 static void *hook_malloc(size_t size)
 {
-	void *p = agent_real.malloc(size);
-
-	account(p, size);
-	return p;
+	if (unsampled(size))
+		return agent_real.malloc(size);
+	ALLOC_SLOW(size, agent_real.malloc(size));
 }
 
 static void hook_free(void *p)
@@ -344,10 +373,9 @@ static void hook_free(void *p)
 
 static void *hook_calloc(size_t n, size_t m)
 {
-	void *p = agent_real.calloc(n, m);
-
-	account(p, n * m);
-	return p;
+	if (unsampled(n * m))
+		return agent_real.calloc(n, m);
+	ALLOC_SLOW(n * m, agent_real.calloc(n, m));
 }
 
 /* A failed realloc keeps the old block, but its FREE record is already out: it is untracked. */
@@ -357,10 +385,13 @@ static void *hook_realloc(void *old, size_t size)
 
 	forget(old);
 	p = agent_real.realloc(old, size);
-	if (p)
-		account(p, size);
-	else if (old && size && filter_hit((uint64_t)(uintptr_t)old))
-		__atomic_fetch_add(&agent_sess.hdr->untracked, 1, __ATOMIC_RELAXED);
+	if (!p) {
+		if (old && size && filter_hit((uint64_t)(uintptr_t)old))
+			__atomic_fetch_add(&agent_sess.hdr->untracked, 1, __ATOMIC_RELAXED);
+		return p;
+	}
+	if (!unsampled(size))
+		alloc_slow(p, size);
 	return p;
 }
 
@@ -380,41 +411,37 @@ static int hook_posix_memalign(void **out, size_t align, size_t size)
 {
 	int rc = agent_real.posix_memalign(out, align, size);
 
-	if (rc == 0)
-		account(*out, size);
+	if (rc == 0 && !unsampled(size))
+		alloc_slow(*out, size);
 	return rc;
 }
 
 static void *hook_aligned_alloc(size_t align, size_t size)
 {
-	void *p = agent_real.aligned_alloc(align, size);
-
-	account(p, size);
-	return p;
+	if (unsampled(size))
+		return agent_real.aligned_alloc(align, size);
+	ALLOC_SLOW(size, agent_real.aligned_alloc(align, size));
 }
 
 static void *hook_memalign(size_t align, size_t size)
 {
-	void *p = agent_real.memalign(align, size);
-
-	account(p, size);
-	return p;
+	if (unsampled(size))
+		return agent_real.memalign(align, size);
+	ALLOC_SLOW(size, agent_real.memalign(align, size));
 }
 
 static void *hook_valloc(size_t size)
 {
-	void *p = agent_real.valloc(size);
-
-	account(p, size);
-	return p;
+	if (unsampled(size))
+		return agent_real.valloc(size);
+	ALLOC_SLOW(size, agent_real.valloc(size));
 }
 
 static void *hook_pvalloc(size_t size)
 {
-	void *p = agent_real.pvalloc(size);
-
-	account(p, size);
-	return p;
+	if (unsampled(size))
+		return agent_real.pvalloc(size);
+	ALLOC_SLOW(size, agent_real.pvalloc(size));
 }
 
 /* A module loaded now gets its GOT patched too, while the session is on. */
