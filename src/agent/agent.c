@@ -37,12 +37,27 @@ static const char *pending_why;
 static int reader_pid;
 static int atfork_done;
 
+/* The reader's pidfd is polled at most this often (a system call, where the rest is memory). */
+#define READER_CHECK_NS 10000000ULL
+
+static uint64_t last_reader_check;
+
 int agent_reader_gone(const char **why)
 {
+	struct timespec ts;
+	uint64_t now, last;
+
 	if (__atomic_load_n(&agent_sess.hdr->state, __ATOMIC_ACQUIRE) == CP_AGENT_STOP) {
 		*why = NULL;
 		return 1;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	last = __atomic_load_n(&last_reader_check, __ATOMIC_RELAXED);
+	if (now - last < READER_CHECK_NS ||
+	    !__atomic_compare_exchange_n(&last_reader_check, &last, now, 0, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		return 0;
 	if (agent_sess.pidfd >= 0) {
 		/* A pidfd polls readable once its process has exited. */
 		struct pollfd p = { .fd = agent_sess.pidfd, .events = POLLIN };
@@ -148,6 +163,8 @@ static void atfork_child(void)
 
 	__atomic_store_n(&agent_sess.on, 0, __ATOMIC_RELEASE);
 	memcpy(&patch_lock, &fresh, sizeof(fresh));
+	agent_thread_forked();
+	agent_sess.pid = (int)getpid();
 	if (cprof_agent_control.state != CP_AGENT_ON)
 		return;
 	agent_got_restore_all();
@@ -247,6 +264,8 @@ static int start_locked(int pid, uint64_t rate, uint32_t stack_bytes, uint64_t r
 		close(agent_sess.pidfd);
 	agent_sess.pidfd = pidfd;
 	reader_pid = pid;
+	__atomic_store_n(&last_reader_check, 0, __ATOMIC_RELAXED);
+	agent_sess.pid = (int)getpid();
 	if (!stack_bytes)
 		stack_bytes = DEFAULT_STACK_BYTES;
 	if (stack_bytes > MAX_STACK_BYTES)

@@ -56,6 +56,7 @@ struct agent_session {
 	uint64_t generation;		/* atomic: the session's number, threads redraw on change */
 	int busy;			/* atomic: threads inside a sampled path */
 	int vm_readv_broken;		/* process_vm_readv refused: samples carry no stack */
+	int pid;			/* getpid(), set by start and in a forked child */
 };
 
 extern struct agent_session agent_sess;
@@ -89,6 +90,15 @@ void agent_go_off(const char *why, int wait);
 
 /* Patch the modules loaded since the last patching (the dlopen hook), unless going OFF. */
 void agent_patch_new(void);
+
+/*
+ * Copy up to len bytes of this thread's stack from sp into dst, stopping at the end of the
+ * stack's mapping; the bytes copied (0 when it cannot be read).
+ */
+uint32_t agent_copy_stack(uint8_t *dst, uint64_t sp, uint32_t len);
+
+/* In a forked child: forget what the forking thread cached (its thread id). */
+void agent_thread_forked(void);
 
 /* Whether the reader asked to stop or is gone; the cheap check of the sampled paths. */
 int agent_reader_gone(const char **why);

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +23,7 @@ static TLS int64_t countdown;
 static TLS uint64_t rng_state;
 static TLS uint64_t thread_generation;	/* agent_sess.generation the countdown was drawn for */
 static TLS int in_sample;		/* a sampled path is running on this thread */
+static TLS int32_t thread_tid;		/* gettid(), once per thread (0: not asked yet) */
 
 struct agent_real agent_real;
 struct agent_hook agent_hooks[AGENT_NHOOKS];
@@ -220,23 +220,6 @@ static void ring_commit(struct cp_agent_rec *rec, uint32_t size, uint16_t type)
 	__atomic_store_n(&rec->size, size | CP_AGENT_REC_COMMIT, __ATOMIC_RELEASE);
 }
 
-/* Copy up to len bytes of this thread's stack from sp; a read stops at the end of the mapping. */
-static uint32_t copy_stack(uint8_t *dst, uint64_t sp, uint32_t len)
-{
-	struct iovec local = { dst, len }, remote = { (void *)sp, len };
-	ssize_t n;
-
-	if (agent_sess.vm_readv_broken)
-		return 0;
-	n = syscall(SYS_process_vm_readv, getpid(), &local, 1UL, &remote, 1UL, 0UL);
-	if (n < 0) {
-		if (errno == ENOSYS || errno == EPERM)
-			agent_sess.vm_readv_broken = 1;
-		return 0;
-	}
-	return (uint32_t)n;
-}
-
 /*
  * The sampled path: check the reader, then write an ALLOC record with this function's own
  * registers (cprof unwinds from here through the agent's CFI) and a copy of the stack.
@@ -273,12 +256,14 @@ static __attribute__((noinline)) void sample_alloc(uint64_t addr, uint64_t size)
 	rec = (struct cp_agent_alloc *)ring_reserve(recsize);
 	if (!rec)
 		goto out;
-	rec->tid = (int32_t)syscall(SYS_gettid);
+	if (!thread_tid)
+		thread_tid = (int32_t)syscall(SYS_gettid);
+	rec->tid = thread_tid;
 	rec->addr = addr;
 	rec->size = size;
 	memcpy(rec->regs, regs, sizeof(regs));
 	rec->stack_start = regs[7];
-	rec->stack_len = copy_stack(rec->stack, regs[7], stack_bytes);
+	rec->stack_len = agent_copy_stack(rec->stack, regs[7], stack_bytes);
 	if (set_insert(addr) < 0)
 		__atomic_fetch_add(&agent_sess.hdr->untracked, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&agent_sess.hdr->samples, 1, __ATOMIC_RELAXED);
@@ -317,7 +302,6 @@ done:
 static __attribute__((noinline)) void free_slow(void *p)
 {
 	struct cp_agent_free *rec;
-	const char *why;
 	int saved_errno = errno;
 
 	__atomic_fetch_add(&agent_sess.busy, 1, __ATOMIC_ACQUIRE);
@@ -331,11 +315,17 @@ static __attribute__((noinline)) void free_slow(void *p)
 		__atomic_fetch_add(&agent_sess.hdr->frees, 1, __ATOMIC_RELAXED);
 		ring_commit(&rec->h, sizeof(*rec), CP_AGENT_REC_FREE);
 	}
-	if (agent_reader_gone(&why))
-		agent_go_off(why, 0);
+	/* The reader's own check (a system call) is left to the allocations. */
+	if (__atomic_load_n(&agent_sess.hdr->state, __ATOMIC_ACQUIRE) == CP_AGENT_STOP)
+		agent_go_off(NULL, 0);
 out:
 	__atomic_fetch_sub(&agent_sess.busy, 1, __ATOMIC_RELEASE);
 	errno = saved_errno;
+}
+
+void agent_thread_forked(void)
+{
+	thread_tid = 0;
 }
 
 /* Whether an allocation of size bytes stays below this thread's countdown (the fast path). */

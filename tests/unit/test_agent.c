@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -427,9 +428,14 @@ static void test_off_by_itself(void)
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
 	child = -1;
-	/* A countdown drawn in an earlier session runs out first (at most a few rates' bytes). */
-	for (int i = 0; i < 1000 && control->state == CP_AGENT_ON; i++)
+	/*
+	 * A countdown drawn in an earlier session runs out first (at most a few rates' bytes), and
+	 * the agent polls its reader's pidfd at most every 10 ms: allocate until it notices.
+	 */
+	for (int i = 0; i < 10000 && control->state == CP_AGENT_ON; i++) {
 		free(malloc(1000));
+		usleep(1000);
+	}
 	CHECK(control->state == CP_AGENT_OFF, "state %u after the reader died", control->state);
 	CHECK(reader_open(&r, fd) == 0);
 	CHECK(!strcmp(r.hdr->error, "reader exited"), "error \"%s\"", r.hdr->error);
@@ -498,8 +504,57 @@ static void test_threads(void)
 	      "%lu read, %lu dropped, %lu sampled", (unsigned long)t.allocs,
 	      (unsigned long)r.hdr->dropped, (unsigned long)r.hdr->samples);
 	CHECK(r.hdr->reserved == r.hdr->consumed);
+	CHECK(t.stack_ok == t.allocs, "%lu of %lu stack copies hold a return address into the test",
+	      (unsigned long)t.stack_ok, (unsigned long)t.allocs);
 	agent_stop();
 	reader_close(&r);
+}
+
+static ucontext_t main_ctx, co_ctx;
+static void *co_block;
+
+static void coroutine(void)
+{
+	co_block = malloc(777);
+	use(co_block);
+}
+
+/* An allocation on a stack that is not the thread's own (a coroutine's): still copied. */
+static void test_other_stack(void)
+{
+	size_t size = 256 << 10;
+	void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct reader r;
+	struct tally t;
+	uint64_t addr;
+	int fd;
+
+	CHECK(stack != MAP_FAILED);
+	if (stack == MAP_FAILED)
+		return;
+	fd = agent_start(getpid(), 1, 4096, 1 << 20);
+	CHECK(fd >= 0);
+	if (fd < 0 || reader_open(&r, fd) < 0)
+		goto out;
+	getcontext(&co_ctx);
+	co_ctx.uc_stack.ss_sp = stack;
+	co_ctx.uc_stack.ss_size = size;
+	co_ctx.uc_link = &main_ctx;
+	makecontext(&co_ctx, coroutine, 0);
+	swapcontext(&main_ctx, &co_ctx);
+	addr = (uint64_t)(uintptr_t)co_block;
+	agent_range(&t);
+	t.addrs = &addr;
+	t.naddrs = 1;
+	reader_drain(&r, &t);
+	CHECK(t.allocs == 1 && t.stack_ok == 1 && t.bad == 0,
+	      "coroutine: %lu records, %lu with a stack", (unsigned long)t.allocs,
+	      (unsigned long)t.stack_ok);
+	free(co_block);
+	agent_stop();
+	reader_close(&r);
+out:
+	munmap(stack, size);
 }
 
 int main(int argc, char **argv)
@@ -528,5 +583,6 @@ int main(int argc, char **argv)
 	test_cycles();
 	test_off_by_itself();
 	test_threads();
+	test_other_stack();
 	return check_done(argc > 0 ? argv[0] : "test_agent");
 }
