@@ -510,6 +510,44 @@ static void test_threads(void)
 	reader_close(&r);
 }
 
+/* A forked child shares the region: its agent turns off, its GOT is restored, it writes nothing. */
+static void test_fork(void)
+{
+	struct got_query q;
+	uint64_t *slot = got_slot("malloc", &q), orig = slot ? *slot : 0;
+	struct reader r;
+	struct tally t;
+	int fd = agent_start(getpid(), 1, 512, 1 << 20), status = 0;
+	pid_t child;
+
+	CHECK(fd >= 0);
+	if (fd < 0 || reader_open(&r, fd) < 0)
+		return;
+	agent_range(&t);
+	reader_drain(&r, &t);
+	child = fork();
+	if (child == 0) {
+		for (int i = 0; i < 100; i++)
+			free(malloc(100 + i));
+		/* Restored; a lazily bound entry may have been bound since (a call in the child). */
+		uint64_t real = (uint64_t)(uintptr_t)dlsym(RTLD_DEFAULT, "malloc");
+		int restored = !slot || *slot == orig || *slot == real;
+
+		_exit(control->state == CP_AGENT_OFF && restored ? 0 : 1);
+	}
+	waitpid(child, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "the child's agent is on or its GOT still patched (status %#x)", status);
+	memset(&t, 0, sizeof(t));
+	agent_range(&t);
+	reader_drain(&r, &t);
+	CHECK(t.allocs == 0 && t.frees == 0, "the child wrote %lu records",
+	      (unsigned long)(t.allocs + t.frees));
+	CHECK(control->state == CP_AGENT_ON, "the parent's agent went off");
+	agent_stop();
+	reader_close(&r);
+}
+
 static ucontext_t main_ctx, co_ctx;
 static void *co_block;
 
@@ -584,5 +622,6 @@ int main(int argc, char **argv)
 	test_off_by_itself();
 	test_threads();
 	test_other_stack();
+	test_fork();
 	return check_done(argc > 0 ? argv[0] : "test_agent");
 }
