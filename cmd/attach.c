@@ -348,7 +348,7 @@ int cmd_attach(int argc, char **argv)
 	cp_prof_note_kernel_refused(sess, &o.prof);
 	if (cp_prof_is_heap(&o.prof))
 		cp_note("allocation sampler started in pid %d: one sample every %llu bytes on "
-			"average, for %.0f s",
+			"average, for %g s",
 			o.pids[0], (unsigned long long)(o.prof.rate ? o.prof.rate : 524288),
 			o.prof.seconds);
 	rc = sample(sess, &o, &t) < 0 ? CP_EXIT_FAILURE : finish(sess, &o, &t);

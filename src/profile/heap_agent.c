@@ -18,13 +18,6 @@
 #include "mem.h"
 #include "util.h"
 
-/* Until src/inject is a library: a build without it refuses to inject. */
-#pragma weak cp_inject_open
-#pragma weak cp_inject_close
-#pragma weak cp_inject_load
-#pragma weak cp_inject_symbol
-#pragma weak cp_inject_call
-
 #ifndef CP_AGENT_LIBDIR
 #define CP_AGENT_LIBDIR "/usr/local/lib"
 #endif
@@ -144,10 +137,6 @@ int cp_heap_agent_inject(struct cp_heap_agent *a, int pid, const char *path, uin
 
 	init(a, pid, path);
 	a->injected = true;
-	if (!cp_inject_open) {
-		snprintf(why, whylen, "this cprof was built without injection");
-		return -ENOSYS;
-	}
 	err = cp_inject_open(pid, &io, &in, why, whylen);
 	if (err < 0)
 		return err;
@@ -184,7 +173,7 @@ int cp_heap_agent_inject(struct cp_heap_agent *a, int pid, const char *path, uin
 		goto done;
 stop:
 	/* Started but unusable: turned off again before giving up. */
-	(void)cp_inject_call(in, a->stop_fn, NULL, 0, &ret, NULL, 0);
+	(void)cp_inject_call(in, a->stop_fn, args, 0, &ret, NULL, 0);
 done:
 	cp_inject_close(in);
 	return err;
@@ -297,18 +286,18 @@ int cp_heap_agent_stop(struct cp_heap_agent *a)
 {
 	struct cp_inject_opts io = { .timeout_ms = 0 };
 	struct cp_inject *in = NULL;
-	uint64_t ret = 0;
+	uint64_t ret = 0, none[1] = { 0 };
 	int err;
 
 	if (!a->region)
 		return 0;
 	/* Asked first through the header: a sampler that cannot be called still obeys it. */
 	request_stop(a);
-	if (!a->injected || !a->stop_fn || !cp_inject_open)
+	if (!a->injected || !a->stop_fn)
 		return 0;
 	err = cp_inject_open(a->pid, &io, &in, NULL, 0);
 	if (err == 0) {
-		err = cp_inject_call(in, a->stop_fn, NULL, 0, &ret, NULL, 0);
+		err = cp_inject_call(in, a->stop_fn, none, 0, &ret, NULL, 0);
 		cp_inject_close(in);
 	}
 	if (err == 0 && (int)ret < 0)

@@ -639,6 +639,9 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 			add_main_mapping(s, p0, NULL, 0);
 	}
 	if (heap) {
+		/* The debug information first: the sampler's ring fills while it loads. */
+		for (size_t i = 0; i < opts->npids && !opts->enable_on_exec; i++)
+			prewarm(s, cp_procs_find(&s->procs, opts->pids[i]));
 		s->start_wall = cp_wall_ns();
 		s->start_mono = cp_now_ns();
 		err = cp_session_heap_open(s);

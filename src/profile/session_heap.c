@@ -19,7 +19,7 @@
 /* Records read per call before the caller gets control back. */
 #define BATCH 4096
 /* How often the ring is looked at while waiting (ms): it holds far more than that. */
-#define RING_CHECK_MS 20
+#define RING_CHECK_MS 10
 /* How often the module map may be re-read for a pc outside it (dlopen since), in ns. */
 #define MAPS_REREAD_NS 1000000000ull
 

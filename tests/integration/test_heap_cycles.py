@@ -39,7 +39,7 @@ def agent_memory(pid):
 
 def test_attach_detach_cycles():
     d = tempfile.mkdtemp(prefix="cprof-heap-")
-    with cplib.Target("malloc_stress") as t:
+    with cplib.Target("malloc_stress", "--pace", "500") as t:
         ops0, bad0 = read_check(t, 0)
         first = None
         for i in range(100):

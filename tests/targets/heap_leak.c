@@ -1,7 +1,7 @@
 /*
  * Heap profile fixture: on each SIGUSR1 (or at once with --now), leak_a keeps 200 blocks of
- * 1 MiB (never freed) and churn_b allocates and frees 5 GB in 64-byte blocks (--churn-mb sets
- * the churn's size), then prints "DONE N" (N = rounds so far). With --now it exits after one
+ * 1 MiB (never freed) and churn_b allocates and frees 5 GB (5e9 bytes) in 64-byte blocks
+ * (--churn-mb sets the churn's size in 1e6 bytes), then prints "DONE N" (N = rounds so far). With --now it exits after one
  * round. Prints "READY pid=PID" when waiting. The main thread waits in sigwait: a thread
  * blocked in a system call, as injection wants one.
  */
@@ -31,7 +31,7 @@ __attribute__((noinline)) static void leak_a(void)
 
 __attribute__((noinline)) static void churn_b(unsigned long mb)
 {
-	unsigned long n = mb * (1ul << 20) / 64;
+	unsigned long n = mb * 1000000ul / 64;
 
 	for (unsigned long i = 0; i < n; i++) {
 		char *volatile p = malloc(64);

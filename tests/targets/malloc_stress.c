@@ -2,11 +2,12 @@
  * Allocation stress fixture: 16 threads (--threads N) allocate through every function of the
  * malloc family, fill each block with a pattern of its own, check it before freeing, and
  * count. On SIGUSR1 the main thread (waiting in sigwait) prints "CHECK ops=N bad=M": M blocks
- * whose pattern changed (memory damaged) and N operations so far. Prints "READY pid=PID".
+ * whose pattern changed (memory damaged) and N operations so far. --pace US: each thread
+ * sleeps US microseconds every 1000 operations (a lighter load). Prints "READY pid=PID".
  * "--pairs N" instead: one thread makes N malloc/free pairs of small sizes and prints
- * "pairs=N wall_ns=W cpu_ns=C ns_per_pair=X" (the loop's own CPU time per pair), the allocation sampler's cost benchmark;
- * "--pairs N --on-signal" prints READY and runs them on each SIGUSR1 (waiting in sigwait, where a
- * profiler can attach), until SIGTERM.
+ * "pairs=N wall_ns=W cpu_ns=C ns_per_pair=X" (the loop's own CPU time per pair), the
+ * allocation sampler's cost benchmark; "--pairs N --on-signal" prints READY and runs them on
+ * each SIGUSR1 (waiting in sigwait, where a profiler can attach), until SIGTERM.
  */
 #define _GNU_SOURCE
 #include <malloc.h>
@@ -22,6 +23,7 @@
 #define SLOTS 64
 
 static unsigned long ops[256];
+static long pace_us;
 static unsigned long bad[256];
 
 struct block {
@@ -108,7 +110,8 @@ static void *worker(void *arg)
 			continue;
 		b->size = size;
 		fill(b, (unsigned char)(r >> 24));
-		__atomic_add_fetch(&ops[id], 1, __ATOMIC_RELAXED);
+		if (__atomic_add_fetch(&ops[id], 1, __ATOMIC_RELAXED) % 1000 == 0 && pace_us)
+			usleep((useconds_t)pace_us);
 	}
 	return NULL;
 }
@@ -158,8 +161,12 @@ int main(int argc, char **argv)
 	}
 	if (argc > 2 && !strcmp(argv[1], "--pairs"))
 		return pairs(strtol(argv[2], NULL, 10));
-	if (argc > 2 && !strcmp(argv[1], "--threads"))
-		threads = strtol(argv[2], NULL, 10);
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--threads"))
+			threads = strtol(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--pace"))
+			pace_us = strtol(argv[i + 1], NULL, 10);
+	}
 	if (threads < 1 || threads > 256)
 		threads = 16;
 	sigemptyset(&set);
