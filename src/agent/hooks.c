@@ -76,6 +76,10 @@ static void filter_add(uint64_t a, int d)
 					      __ATOMIC_RELAXED));
 }
 
+/*
+ * Written through once here: a sampled path that met a page never touched would take a page
+ * fault (a zeroed page from the kernel, a microsecond or more) in the middle of the target.
+ */
 int agent_blocks_reset(void)
 {
 	if (!set) {
@@ -85,9 +89,9 @@ int agent_blocks_reset(void)
 		if (m == MAP_FAILED)
 			return -errno;
 		__atomic_store_n(&set, (uint64_t *)m, __ATOMIC_RELEASE);
-		return 0;
 	}
-	agent_blocks_release();
+	memset(set, 0, SET_BYTES);
+	memset(filter, 0, FILTER_BYTES);
 	return 0;
 }
 
@@ -235,7 +239,7 @@ static __attribute__((noinline)) void sample_alloc(uint64_t addr, uint64_t size)
 	__atomic_fetch_add(&agent_sess.busy, 1, __ATOMIC_ACQUIRE);
 	if (!__atomic_load_n(&agent_sess.on, __ATOMIC_ACQUIRE))
 		goto out;
-	if (agent_reader_gone(&why)) {
+	if (agent_poll(&why)) {
 		agent_go_off(why, 0);
 		goto out;
 	}
@@ -434,27 +438,17 @@ static void *hook_pvalloc(size_t size)
 	ALLOC_SLOW(size, agent_real.pvalloc(size));
 }
 
-/* A module loaded now gets its GOT patched too, while the session is on. */
-static void *hook_dlopen(const char *file, int flags)
-{
-	void *h = agent_real.dlopen(file, flags);
-
-	if (h && __atomic_load_n(&agent_sess.on, __ATOMIC_ACQUIRE))
-		agent_patch_new();
-	return h;
-}
-
 int agent_hooks_init(void)
 {
 	static const char *const names[AGENT_NHOOKS] = {
 		"malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign",
-		"aligned_alloc", "memalign", "valloc", "pvalloc", "dlopen",
+		"aligned_alloc", "memalign", "valloc", "pvalloc",
 	};
 	void *hooks[AGENT_NHOOKS] = {
 		(void *)hook_malloc, (void *)hook_free, (void *)hook_calloc,
 		(void *)hook_realloc, (void *)hook_reallocarray, (void *)hook_posix_memalign,
 		(void *)hook_aligned_alloc, (void *)hook_memalign, (void *)hook_valloc,
-		(void *)hook_pvalloc, (void *)hook_dlopen,
+		(void *)hook_pvalloc,
 	};
 	void **reals[AGENT_NHOOKS] = {
 		(void **)&agent_real.malloc, (void **)&agent_real.free,
@@ -462,22 +456,21 @@ int agent_hooks_init(void)
 		(void **)&agent_real.reallocarray, (void **)&agent_real.posix_memalign,
 		(void **)&agent_real.aligned_alloc, (void **)&agent_real.memalign,
 		(void **)&agent_real.valloc, (void **)&agent_real.pvalloc,
-		(void **)&agent_real.dlopen,
 	};
 
 	if (agent_hooks[0].name)
 		return 0;
+	/* malloc, free, calloc and realloc are needed; a function missing from others is left. */
 	for (int i = 0; i < AGENT_NHOOKS; i++) {
 		void *f = dlsym(RTLD_DEFAULT, names[i]);
 
-		if (!f)
+		if (!f && i < 4)
 			return -ENOENT;
 		*reals[i] = f;
 	}
 	for (int i = 0; i < AGENT_NHOOKS; i++) {
 		agent_hooks[i].real = *reals[i];
 		agent_hooks[i].hook = hooks[i];
-		agent_hooks[i].is_alloc = i < AGENT_NHOOKS - 1;
 		__atomic_store_n(&agent_hooks[i].name, names[i], __ATOMIC_RELEASE);
 	}
 	return 0;

@@ -211,7 +211,7 @@ static void agent_range(struct tally *t)
 static void test_every_call(void)
 {
 	struct got_query q;
-	uint64_t *slot = got_slot("malloc", &q), orig, addrs[16];
+	uint64_t *slot = got_slot("malloc", &q), orig, addrs[16], dlopen_got;
 	struct reader r;
 	struct tally t;
 	void *p[16];
@@ -222,12 +222,25 @@ static void test_every_call(void)
 	if (!slot)
 		return;
 	orig = *slot;
+	{
+		struct got_query dq;
+		uint64_t *ds = got_slot("dlopen", &dq);
+
+		dlopen_got = ds ? *ds : 0;
+	}
 	fd = agent_start(getpid(), 1, 4096, 1 << 20);
 	CHECK(fd >= 0, "start: %s", strerror(-fd));
 	if (fd < 0)
 		return;
 	CHECK(control->state == CP_AGENT_ON);
 	CHECK(*slot != orig, "the GOT entry for malloc was not patched");
+	/* dlopen is left alone: glibc finds a dlopen's RUNPATH and namespace by its caller. */
+	{
+		struct got_query dq;
+		uint64_t *ds = got_slot("dlopen", &dq);
+
+		CHECK(!ds || *ds == dlopen_got, "the GOT entry for dlopen was patched");
+	}
 	CHECK(reader_open(&r, fd) == 0);
 	CHECK(r.hdr->patched > 0 && r.hdr->modules > 0, "patched %lu in %lu modules",
 	      (unsigned long)r.hdr->patched, (unsigned long)r.hdr->modules);
@@ -316,7 +329,10 @@ static void test_poisson(void)
 	reader_close(&r);
 }
 
-/* libstdc++ loaded after start (the dlopen hook patches it): operator new and delete. */
+/*
+ * libstdc++ loaded after start (patched at the first sample 10 ms or more later): operator
+ * new and delete.
+ */
 static void test_cxx_dlopen(void)
 {
 	void *(*op_new)(size_t);
@@ -331,10 +347,18 @@ static void test_cxx_dlopen(void)
 	if (fd < 0)
 		return;
 	CHECK(reader_open(&r, fd) == 0);
+	uint64_t modules = r.hdr->modules;
+
 	lib = dlopen("libstdc++.so.6", RTLD_NOW);
 	CHECK(lib != NULL, "dlopen libstdc++: %s", dlerror());
 	if (!lib)
 		goto out;
+	for (int i = 0; i < 10000 && r.hdr->modules == modules; i++) {
+		free(malloc(16));
+		usleep(1000);
+	}
+	CHECK(r.hdr->modules > modules, "libstdc++ not patched: %lu modules",
+	      (unsigned long)r.hdr->modules);
 	op_new = (void *(*)(size_t))dlsym(lib, "_Znwm");
 	op_delete = (void (*)(void *))dlsym(lib, "_ZdlPv");
 	CHECK(op_new && op_delete);
