@@ -98,10 +98,12 @@ static int check_status(int pid, char *why, size_t whylen)
 		}
 		return inject_why(why, whylen, -EBUSY, "traced by process %d (%s)", atoi(v), comm);
 	}
-	if (status_field(text, "Seccomp:", v, sizeof(v)) && atoi(v) == 2)
-		return inject_why(why, whylen, -EPERM,
-				  "seccomp filter: cprof cannot know that dlopen's system calls "
-				  "are allowed");
+	if (status_field(text, "Seccomp:", v, sizeof(v)) && atoi(v) != 0)
+		return inject_why(why, whylen, -EPERM, "%s",
+				  atoi(v) == 1 ? "seccomp strict mode: only read, write and exit "
+						 "are allowed" :
+						 "seccomp filter: cprof cannot know that dlopen's "
+						 "system calls are allowed");
 	if (status_field(text, "x86_Thread_features:", v, sizeof(v)) && strstr(v, "shstk"))
 		return inject_why(why, whylen, -ENOTSUP,
 				  "shadow stack enabled: a call's return would fault");

@@ -231,7 +231,8 @@ int inject_remote_syscall(struct cp_inject *in, struct inject_park *pk, long nr,
 	uint64_t a[6] = { 0 };
 	int err;
 
-	memcpy(a, args, (nargs < 6 ? nargs : 6) * sizeof(*a));
+	if (nargs)
+		memcpy(a, args, (nargs < 6 ? nargs : 6) * sizeof(*a));
 	r.rip = in->syscall_ret;
 	r.rax = (unsigned long long)nr;
 	r.rdi = a[0], r.rsi = a[1], r.rdx = a[2], r.r10 = a[3], r.r8 = a[4], r.r9 = a[5];
@@ -313,7 +314,8 @@ int inject_remote_call(struct cp_inject *in, struct inject_park *pk, uint64_t fn
 	err = stub_map(in, pk, why, whylen);
 	if (err < 0)
 		return err;
-	memcpy(a, args, nargs * sizeof(*a));
+	if (nargs)
+		memcpy(a, args, nargs * sizeof(*a));
 	r = pk->exact;
 	r.rip = pk->stub;
 	r.r11 = fn;
