@@ -181,6 +181,44 @@ def test_caller_killed_at_random_moments():
         healthy(t, tids)
 
 
+def test_calls_that_a_stop_fails_with_eintr_do_not():
+    """epoll_wait, recv/read/accept under SO_RCVTIMEO, sigtimedwait: EINTR after a plain stop;
+    cprof issues them again instead, as if the stop came just before them."""
+    with Target("eintr_counter") as t:
+        for tid in sorted(int(x) for x in os.listdir("/proc/%d/task" % t.pid)):
+            with open("/proc/%d/task/%d/comm" % (t.pid, tid)) as f:
+                comm = f.read().strip()
+            if comm == "e-busy":
+                continue
+            rc, out, kv = inject(t.pid, PROBE, "probe_add", 1, 2, tid=tid, timeout_ms=10000)
+            check(rc == 0 and kv.get("ret") == "3", "call on %s" % comm, out)
+        check(cplib.eintr_count(t) == 0, "no EINTR in any thread")
+        cplib.assert_target_unharmed(t.pid)
+
+
+def test_sigstop_during_call_stops_the_process_after():
+    with Target("inject_target") as t:
+        tids = tids_of(t)
+        tid = tids["i-pipe"]
+        p = subprocess.Popen([INJECT, "--tid", str(tid), str(t.pid), PROBE, "probe_sleep",
+                              "800"], stdout=subprocess.PIPE, text=True)
+        try:
+            line_with(t, "PROBE begin tid=%d" % tid, timeout=30)
+            os.kill(t.pid, signal.SIGSTOP)
+            out = p.communicate(timeout=60)[0]
+        finally:
+            if p.poll() is None:
+                p.kill()
+        check(p.returncode == 0 and "ret 42" in out, "the call ended", out)
+        states = [cplib.proc_status(t.pid, int(x))["State"][0]
+                  for x in os.listdir("/proc/%d/task" % t.pid)]
+        check(set(states) == {"T"}, "every thread stopped, the caller's one too", states)
+        check(cplib.tracer_pid(t.pid) == 0, "not traced")
+        os.kill(t.pid, signal.SIGCONT)
+        wake_all(t)
+        cplib.assert_target_unharmed(t.pid)
+
+
 def snapshot(pid):
     with open("/proc/%d/status" % pid) as f:
         vm = re.search(r"VmSize:\s+(\d+)", f.read()).group(1)
