@@ -54,7 +54,8 @@ def test_redis_100k_keys():
                    % (len("key:%d" % i), i, "v" * 100) for i in range(100000))
     r = subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=cmds, text=True,
                        capture_output=True, timeout=300)
-    check("errors: 0, replies: 100000" in r.stdout, "redis-cli --pipe", r.stdout, r.stderr)
+    check("errors: 0, replies: 100000" in r.stdout, "redis-cli --pipe exited %d" % r.returncode,
+          r.stdout, r.stderr)
     a.send_signal(signal.SIGINT)
     _, err = a.communicate(timeout=120)
     check(a.returncode == 0, "attach failed", err)
@@ -91,6 +92,46 @@ def test_cxx_new_delete():
     check(200 <= churn <= 330, "alloc_space of churn_strings %.0f MB, expected 266" % churn,
           alloc)
     check(inuse.get("demo::churn_strings(unsigned long)", 0) < MIB, "strings still in use", inuse)
+
+
+PY_SCRIPT = """
+import signal
+cache = []
+def grow_cache():
+    for _ in range(1000):
+        cache.append(bytearray(100000))
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+print("READY", flush=True)
+signal.sigwait([signal.SIGUSR1])
+grow_cache()
+print("DONE", flush=True)
+signal.sigwait([signal.SIGUSR1])
+"""
+
+
+def test_python311():
+    exe = "/usr/bin/python3.11"
+    check(os.path.exists(exe), "Debian's python3.11 not installed")
+    d = tempfile.mkdtemp(prefix="cprof-heap-")
+    script = os.path.join(d, "grow.py")
+    with open(script, "w") as f:
+        f.write(PY_SCRIPT)
+    out = os.path.join(d, "py.pb.gz")
+    with cplib.Target("python3.11", script, path=exe) as t:
+        a = start_heap_attach(t.pid, out)
+        os.kill(t.pid, signal.SIGUSR1)
+        t.wait_for("DONE", timeout=120)
+        a.send_signal(signal.SIGINT)
+        _, err = a.communicate(timeout=120)
+        check(a.returncode == 0, "attach failed", err)
+        cum = pprof_cum(out, "inuse_space")
+        grow = cum.get("PyByteArray_Resize", 0) / MIB
+        # 1000 bytearrays of 100 kB: 95.4 MiB.
+        check(75 <= grow <= 115, "inuse_space under PyByteArray_Resize %.1f MiB" % grow,
+              sorted(cum.items(), key=lambda kv: -kv[1])[:12])
+        check(cum.get("_PyEval_EvalFrameDefault", 0) > 0, "no interpreter frames", cum)
+        wait_sampler_off(t.pid)
+        cplib.assert_target_unharmed(t.pid)
 
 
 if __name__ == "__main__":
