@@ -355,6 +355,10 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 		cp_prof_is_heap(o) ? "allocation samples" : "samples", (unsigned long long)st.lost, st.threads,
 		st.threads == 1 ? "" : "s", st.processes, st.processes == 1 ? "" : "es",
 		strcmp(path, "-") ? path : "to standard output");
+	if (cp_prof_is_heap(o) && !st.heap_connected)
+		cp_note("note: the allocation sampler never started (a static binary, a program "
+			"that clears LD_PRELOAD, or one that exited within 10 ms): no allocation "
+			"was seen");
 	if (o->verbose) {
 		cp_note("stats: %zu events, %zu rings of %zu KiB; %zu locations, %llu stacks ended "
 			"[unknown], %llu [truncated]; cprof CPU %.1f ms, %.1f us per sample",
