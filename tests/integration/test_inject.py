@@ -164,6 +164,28 @@ def test_killed_caller_mid_call_leaves_target_running():
         healthy(t, tids)
 
 
+def test_killed_caller_inside_dlopen_leaves_library_loaded():
+    slow = str(cplib.TARGETS / "libinject_slowinit.so")
+    with Target("inject_target") as t:
+        tids = tids_of(t)
+        p = subprocess.Popen([INJECT, "--tid", str(tids["i-futex"]), str(t.pid), slow],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            line_with(t, "SLOWINIT begin", timeout=30)
+        finally:
+            p.kill()
+            p.wait(timeout=30)
+        # The thread ends dlopen (the constructor) by itself, then resumes its wait.
+        line_with(t, "SLOWINIT end", timeout=30)
+        deadline = time.monotonic() + 10
+        while syscall_nr(t.pid, tids["i-futex"]) != 202 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check("libinject_slowinit.so" in open("/proc/%d/maps" % t.pid).read(), "loaded")
+        rc, out, kv = inject(t.pid, slow, "slowinit_ready")
+        check(rc == 0 and kv.get("ret") == "1", "found loaded, callable", out)
+        healthy(t, tids)
+
+
 def test_caller_killed_at_random_moments():
     rnd = random.Random(14)
     with Target("inject_target") as t:
