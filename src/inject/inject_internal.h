@@ -71,6 +71,8 @@ bool inject_unsafe_function(const char *name);
 bool inject_unsafe_module(const char *path);
 /* True for a system call a thread may be parked in: interrupted, it restarts exactly. */
 bool inject_parkable_syscall(long nr);
+/* True for a parkable call that is issued again from the start (its timeout starts over). */
+bool inject_syscall_reissued(long nr);
 
 /*
  * Find a thread at a safe point and stop it there (inject_park.c), within in->timeout_ms.

@@ -358,15 +358,31 @@ static int park_pass(struct cp_inject *in, struct inject_park *pk, struct cp_str
 		if (ret < 0)
 			return ret;
 	}
-	for (size_t i = 0; i < n && ret == 0; i++) {
-		char buf[160];
-		long nr, real_nr;
+	/*
+	 * First the threads in calls that continue exactly, then those in calls that cprof must
+	 * issue again from the start (an epoll_wait's timeout starts over): a thread of the second
+	 * kind is tried only when no thread of the first qualifies.
+	 */
+	for (int sweep = 0; sweep < 2 && ret == 0; sweep++) {
+		for (size_t i = 0; i < n && ret == 0; i++) {
+			char buf[160];
+			long nr, real_nr;
+			bool tried = false;
 
-		if (candidate(in, tids[i], &nr, &real_nr, buf, sizeof(buf)) == 0)
-			ret = try_park(in, tids[i], nr, real_nr, pk, buf, sizeof(buf));
-		if (ret == 0 && reasons->len < 400)
-			cp_strbuf_addf(reasons, "%sthread %d %s", reasons->len ? ", " : "",
-				       tids[i], buf);
+			if (tids[i] <= 0)
+				continue;
+			if (candidate(in, tids[i], &nr, &real_nr, buf, sizeof(buf)) == 0) {
+				if (sweep == 0 && inject_syscall_reissued(real_nr))
+					continue;
+				ret = try_park(in, tids[i], nr, real_nr, pk, buf, sizeof(buf));
+				tried = true;
+			}
+			if (ret == 0 && reasons->len < 400)
+				cp_strbuf_addf(reasons, "%sthread %d %s", reasons->len ? ", " : "",
+					       tids[i], buf);
+			if (ret == 0 && (sweep == 0 || tried))
+				tids[i] = 0;
+		}
 	}
 	free(tids);
 	return ret;

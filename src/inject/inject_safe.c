@@ -108,3 +108,12 @@ bool inject_parkable_syscall(long nr)
 		return false;
 	}
 }
+
+/*
+ * Calls that an interruption fails with EINTR (rather than a restart code), issued again from
+ * the start: their timeout starts over. A thread in one is parked only when no other can be.
+ */
+bool inject_syscall_reissued(long nr)
+{
+	return nr == SYS_epoll_wait || nr == SYS_rt_sigtimedwait;
+}

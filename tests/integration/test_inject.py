@@ -214,6 +214,13 @@ def test_calls_that_a_stop_fails_with_eintr_do_not():
                 continue
             rc, out, kv = inject(t.pid, PROBE, "probe_add", 1, 2, tid=tid, timeout_ms=10000)
             check(rc == 0 and kv.get("ret") == "3", "call on %s" % comm, out)
+        # Left to choose, cprof prefers a call that continues exactly to one issued again.
+        rc, out, kv = inject(t.pid, PROBE, "probe_add", 1, 2)
+        check(rc == 0, "call", out)
+        with open("/proc/%d/task/%s/comm" % (t.pid, kv.get("tid"))) as f:
+            comm = f.read().strip()
+        check(comm in ("e-recv-tmo", "e-read-tmo", "e-accept-tmo"),
+              "parked a thread whose call restarts, not epoll_wait or sigtimedwait", comm)
         check(cplib.eintr_count(t) == 0, "no EINTR in any thread")
         cplib.assert_target_unharmed(t.pid)
 

@@ -51,6 +51,7 @@ static void test_parkable(void)
 		CHECK(inject_parkable_syscall(yes[i]), "syscall %ld should be parkable", yes[i]);
 	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
 		CHECK(!inject_parkable_syscall(no[i]), "syscall %ld should not be", no[i]);
+	CHECK(inject_syscall_reissued(SYS_epoll_wait) && !inject_syscall_reissued(SYS_futex));
 }
 
 /* Refusals that need no fixture: no such process, a kernel thread, ourselves traced by none. */
