@@ -311,6 +311,8 @@ def test_no_safe_thread_times_out_cleanly():
         rc, out, _ = inject(t.pid, PROBE, "probe_add", 1, 2, timeout_ms=400)
         check(rc == 1 and "no thread at a safe point within 400 ms" in out, "timed out", out)
         check("dl_iterate_phdr" in out, "says the loader's lock is held", out)
+        check("malloc_info" in out, "says a thread is in the allocator", out)
+        check("__libc_fork" in out, "says a thread is in fork", out)
         check(not any("libinject_probe" in ln for ln in open("/proc/%d/maps" % t.pid)),
               "nothing was loaded")
         cplib.assert_target_unharmed(t.pid)
