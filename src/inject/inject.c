@@ -439,6 +439,9 @@ int cp_inject_load(struct cp_inject *in, const char *path, uint64_t *base, char 
 		remember(in, *base, abs);
 		return 0;
 	}
+	err = inject_loader_busy(in, why, whylen);
+	if (err < 0)
+		return err;
 	err = parked(in, abs, memfd_name, 0, NULL, 0, NULL, why, whylen);
 	if (err < 0)
 		return err;

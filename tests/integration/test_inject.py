@@ -310,13 +310,24 @@ def test_no_safe_thread_times_out_cleanly():
     with Target("inject_refuse", "unsafe") as t:
         rc, out, _ = inject(t.pid, PROBE, "probe_add", 1, 2, timeout_ms=400)
         check(rc == 1 and "no thread at a safe point within 400 ms" in out, "timed out", out)
-        check("dl_iterate_phdr" in out, "says the loader's lock is held", out)
         check("malloc_info" in out, "says a thread is in the allocator", out)
         check("__libc_fork" in out, "says a thread is in fork", out)
         check(not any("libinject_probe" in ln for ln in open("/proc/%d/maps" % t.pid)),
               "nothing was loaded")
         cplib.assert_target_unharmed(t.pid)
         check(t.alive(), "target alive")
+
+
+def test_thread_inside_the_loader_refuses_a_load():
+    """A thread blocked in a dl_iterate_phdr callback holds the loader's lock: a dlopen on any
+    other thread would wait for it, so nothing is parked at all."""
+    with Target("inject_refuse", "loader") as t:
+        rc, out, _ = inject(t.pid, PROBE, "probe_add", 1, 2, timeout_ms=400)
+        check(rc == 1 and "a dlopen would wait for it" in out and "dl_iterate_phdr" in out,
+              "refused, naming the loader's frame", out)
+        check(not any("libinject_probe" in ln for ln in open("/proc/%d/maps" % t.pid)),
+              "nothing was loaded")
+        cplib.assert_target_unharmed(t.pid)
 
 
 def test_other_mount_namespace_loads_through_memfd():

@@ -1,9 +1,10 @@
 /*
  * Fixture for targets cprof must not call into, by argv[1]: "seccomp" installs a seccomp filter
  * (allowing everything: cprof cannot tell) and sleeps; "unsafe" has no thread at a safe point:
- * the main thread blocked in a read inside a dl_iterate_phdr callback (the loader's lock held),
- * one thread blocked writing malloc_info's report to a full pipe, one blocked in a fork
- * prepare handler (inside fork), one busy. Prints READY when set up.
+ * one thread blocked writing malloc_info's report to a full pipe, one blocked in a fork prepare
+ * handler (inside fork), one busy, and the main thread busy too; "loader" is the same with the
+ * main thread blocked in a read inside a dl_iterate_phdr callback (the loader's lock held).
+ * Prints READY when set up.
  */
 #define _GNU_SOURCE
 #include <link.h>
@@ -115,6 +116,10 @@ int main(int argc, char **argv)
 	while (blocked < 2)
 		usleep(1000);
 	usleep(100000);
-	dl_iterate_phdr(blocking_callback, NULL);
+	if (argc > 1 && strcmp(argv[1], "loader") == 0)
+		dl_iterate_phdr(blocking_callback, NULL);
+	printf("READY\n");
+	fflush(stdout);
+	spin(NULL);
 	return 0;
 }

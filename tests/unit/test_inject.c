@@ -29,6 +29,17 @@ static void test_unsafe_functions(void)
 		      safe[i] ? safe[i] : "NULL");
 }
 
+static void test_loader_functions(void)
+{
+	CHECK(inject_loader_function("__GI___dl_iterate_phdr"));
+	CHECK(inject_loader_function("_dl_open") && inject_loader_function("dl_open_worker"));
+	CHECK(inject_loader_function("dlopen") && inject_loader_function("__libc_dlopen_mode"));
+	CHECK(!inject_loader_function("malloc") && !inject_loader_function("read"));
+	CHECK(!inject_loader_function("fork") && !inject_loader_function(NULL));
+	CHECK(inject_loader_module("/lib64/ld-linux-x86-64.so.2"));
+	CHECK(!inject_loader_module("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"));
+}
+
 static void test_unsafe_modules(void)
 {
 	CHECK(inject_unsafe_module("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"));
@@ -78,6 +89,7 @@ int main(void)
 {
 	test_unsafe_functions();
 	test_unsafe_modules();
+	test_loader_functions();
 	test_parkable();
 	test_refusals();
 	return check_done("test_inject");
