@@ -262,6 +262,9 @@ void cp_session_heap_disable(struct cp_session *s)
 	while (read_batch(s, h) == 1)
 		;
 	(void)cp_heap_agent_stop(&h->agent);
+	/* What was committed while it stopped. */
+	while (read_batch(s, h) == 1)
+		;
 }
 
 void cp_session_heap_stats(const struct cp_session *s, struct cp_session_stats *out)
