@@ -209,6 +209,31 @@ out:
 	return unsafe;
 }
 
+/* A hex mask field of a status file ("SigPnd:"), 0 when absent. */
+static uint64_t status_mask(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+
+	return p ? strtoull(p + strlen(key), NULL, 16) : 0;
+}
+
+/*
+ * Whether a signal the thread does not block is pending for it or its process: one that
+ * interrupted its call must end it as the kernel would (EINTR without SA_RESTART), so such a
+ * thread is left alone.
+ */
+static bool signal_pending(int pid, int tid)
+{
+	char path[64], text[4096];
+	size_t len;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+	if (cp_read_file(path, text, sizeof(text), &len) < 0)
+		return true;
+	return ((status_mask(text, "\nSigPnd:") | status_mask(text, "\nShdPnd:")) &
+		~status_mask(text, "\nSigBlk:")) != 0;
+}
+
 /* Room below the stack pointer for the frame and the call, in the stack's own mapping. */
 static bool stack_room(int pid, uint64_t sp)
 {
@@ -278,6 +303,12 @@ static int try_park(struct cp_inject *in, int tid, long nr, long real_nr, struct
 	if ((long)r.orig_rax != nr) {
 		detach_untouched(tid, 0);
 		snprintf(buf, size, "left its %s call", cp_syscall_name(nr));
+		return 0;
+	}
+	if (signal_pending(in->pid, tid)) {
+		/* It may be what ended the call: the kernel decides, as without cprof. */
+		detach_untouched(tid, 0);
+		snprintf(buf, size, "has a signal pending");
 		return 0;
 	}
 	if (!stack_room(in->pid, r.rsp)) {
