@@ -278,6 +278,18 @@ def refused(pid, text):
     check(rc == 2 and "refused:" in out and text in out, "refused: %s" % text, out)
 
 
+def test_failed_dlopen_says_why():
+    with Target("inject_target") as t:
+        tids = tids_of(t)
+        with tempfile.NamedTemporaryFile(suffix=".so") as f:
+            f.write(b"not an ELF file\n" * 8)
+            f.flush()
+            rc, out, _ = inject(t.pid, f.name)
+        check(rc == 1 and "dlopen of" in out and "failed in the target" in out, "refused", out)
+        check("invalid ELF header" in out or "too short" in out, "with dlerror's text", out)
+        healthy(t, tids)
+
+
 def test_refusals_change_nothing():
     for name, args, text in [("inject_static", [], "static binary"),
                              ("inject_musl", [], "musl libc"),
