@@ -324,6 +324,7 @@ def test_no_safe_thread_times_out_cleanly():
         check(rc == 1 and "no thread at a safe point within 400 ms" in out, "timed out", out)
         check("malloc_info" in out, "says a thread is in the allocator", out)
         check("__libc_fork" in out, "says a thread is in fork", out)
+        check("not a thread stack with a guard page" in out, "says a stack is in the heap", out)
         check(not any("libinject_probe" in ln for ln in open("/proc/%d/maps" % t.pid)),
               "nothing was loaded")
         cplib.assert_target_unharmed(t.pid)
