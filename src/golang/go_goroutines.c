@@ -435,7 +435,8 @@ size_t cp_go_frames(const struct cp_go_runtime *rt, const uint64_t *pcs, size_t 
 
 		if (!cp_gopclntab_func_at(&rt->pcln, pc, &f, NULL))
 			continue;
-		if (!all && !shown(f.name))
+		/* Go hides runtime internals and wrappers (the go statement's closure, say). */
+		if (!all && (!shown(f.name) || f.funcid == GO_FUNCID_WRAPPER))
 			continue;
 		if ((i > 0 || !first_exact) && pc > f.entry)
 			tracepc--;
