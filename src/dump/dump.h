@@ -137,6 +137,7 @@ struct cp_dump {
 	struct cp_dump_goroutine *goroutines;
 	size_t ngoroutines;
 	size_t go_hidden;	/* runtime goroutines left out, as Go's dump leaves them */
+	uint64_t go_ns;		/* wall time of reading the runtime and its goroutines */
 	int go_error;
 	char go_why[160];
 };

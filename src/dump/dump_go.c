@@ -2,7 +2,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <time.h>
+
+#include "util.h"
 
 #include "dump_go.h"
 #include "goruntime.h"
@@ -176,6 +179,7 @@ int dump_go_read(struct dump_run *run)
 	struct cp_go_runtime *rt = NULL;
 	struct cp_dump *d = run->d;
 	char why[sizeof(d->go_why)];
+	uint64_t t0 = cp_now_ns();
 	int err;
 
 	if (!run->have_maps)
@@ -194,6 +198,7 @@ int dump_go_read(struct dump_run *run)
 	d->go_version = intern(d, cp_go_version(rt));
 	err = d->go_version ? read_goroutines(run, rt) : -ENOMEM;
 	cp_go_close(rt);
+	d->go_ns = cp_now_ns() - t0;
 	return err;
 }
 
