@@ -188,9 +188,15 @@ static bool decode_g(struct cp_go_runtime *rt, const uint8_t *b, struct cp_gorou
 	return true;
 }
 
-/* The fields whose change means the g moved while read. */
+/*
+ * The fields whose change means the g moved while read. A goroutine that ran and parked again
+ * at the same place between two reads (a loop) has the same status and sched: trackingSeq,
+ * bumped whenever it stops running, tells.
+ */
 static bool same_g(const struct go_layout *l, const uint8_t *a, const uint8_t *b)
 {
+	if (l->g_trackingseq && a[l->g_trackingseq] != b[l->g_trackingseq])
+		return false;
 	return go_le32(a + l->g_atomicstatus) == go_le32(b + l->g_atomicstatus) &&
 		rd64(a, l->g_goid) == rd64(b, l->g_goid) &&
 		rd64(a, l->g_sched + l->gobuf_sp) == rd64(b, l->g_sched + l->gobuf_sp) &&
