@@ -339,8 +339,8 @@ static bool reread(struct cp_go_runtime *rt, struct gread *r, size_t i, struct c
 }
 
 /*
- * The threads (g.m, else g.lockedm) and channels (g.waiting's sudog.c) of v[0..n), whose gs
- * are in r at gidx: the sudogs read in few system calls. 0 or -ENOMEM.
+ * The threads (g.m, else g.lockedm), channels (g.waiting's sudog.c) and g addresses of
+ * v[0..n), whose gs are in r at gidx: the sudogs read in few system calls. 0 or -ENOMEM.
  */
 static int resolve(const struct cp_go_runtime *rt, const struct gread *r, const size_t *gidx,
 		   struct cp_goroutine *v, size_t n)
@@ -361,6 +361,7 @@ static int resolve(const struct cp_go_runtime *rt, const struct gread *r, const 
 
 		v[k].tid = m || rd64(b, l->g_lockedm) ? m_tid(rt, m ? m : rd64(b, l->g_lockedm)) :
 			0;
+		v[k].addr = r->gptrs[gidx[k]];
 		v[k].waiting_chan = 0;
 		if (v[k].status == G_WAITING && s)
 			spans[ns++] = (struct cp_mem_span){ s + l->sudog_c, 8, &chans[k], false };

@@ -27,22 +27,23 @@ HEADER = re.compile(r"^goroutine (\d+) \[([^\]]*)\]:$")
 _exe = {}
 
 
-def fixture(stripped, cgo=False):
+def fixture(stripped, cgo=False, pie=False):
     """gogoroutines built once into WORK, with or without -ldflags='-s -w', pure Go or with
-    cgo (linked with libc: threads started by pthread_create)."""
-    if (stripped, cgo) not in _exe:
+    cgo (linked with libc: threads started by pthread_create), position-dependent or not."""
+    if (stripped, cgo, pie) not in _exe:
         if not shutil.which("go"):
             check(False, "go is not installed (make test installs golang-go)")
-        exe = WORK / ("gogoroutines%s%s" % ("-s" if stripped else "", "-cgo" if cgo else ""))
-        flags = ["-ldflags=-s -w"] if stripped else []
+        exe = WORK / ("gogoroutines%s%s%s" % ("-s" if stripped else "", "-cgo" if cgo else "",
+                                              "-pie" if pie else ""))
+        flags = (["-ldflags=-s -w"] if stripped else []) + (["-buildmode=pie"] if pie else [])
         env = dict(cplib.GO_ENV, CGO_ENABLED="1" if cgo else "0")
         p = subprocess.run(["go", "build"] + flags + ["-o", str(exe),
                             str(cplib.SRC / "tests" / "targets" / "gogoroutines" / "main.go")],
                            capture_output=True, text=True, timeout=300, env=env,
                            cwd=str(WORK))
         check(p.returncode == 0, "go build failed", p.stderr)
-        _exe[(stripped, cgo)] = exe
-    return _exe[(stripped, cgo)]
+        _exe[(stripped, cgo, pie)] = exe
+    return _exe[(stripped, cgo, pie)]
 
 
 def parse(text):
@@ -104,9 +105,10 @@ def go_dump(t, path):
     return path.read_text()
 
 
-def agreement(stripped, cgo=False):
-    dumpfile = WORK / ("go-dump-%d%d.txt" % (stripped, cgo))
-    with cplib.Target("gogoroutines", RECEIVERS, dumpfile, path=fixture(stripped, cgo)) as t:
+def agreement(stripped, cgo=False, pie=False):
+    dumpfile = WORK / ("go-dump-%d%d%d.txt" % (stripped, cgo, pie))
+    with cplib.Target("gogoroutines", RECEIVERS, dumpfile,
+                      path=fixture(stripped, cgo, pie)) as t:
         theirs = parse(go_dump(t, dumpfile))
         p = cplib.run(["dump", "-p", t.pid], check_rc=0, timeout=120)
         ours, m = cprof_goroutines(p.stdout)
@@ -130,9 +132,9 @@ def agreement(stripped, cgo=False):
         check(any(g[0] == ["chan receive", "locked to thread"] and
                   g[1][0][0] == "main.lockedWaiter" for g in ours.values()),
               "no locked goroutine in main.lockedWaiter")
-        print("%s%s: %d goroutines, same ids and statuses, %d of %d frames equal" %
-              ("stripped" if stripped else "plain", " cgo" if cgo else "", len(ours), equal,
-               total))
+        print("%s%s%s: %d goroutines, same ids and statuses, %d of %d frames equal" %
+              ("stripped" if stripped else "plain", " cgo" if cgo else "", " pie" if pie else "",
+               len(ours), equal, total))
         cplib.assert_target_unharmed(t.pid)
         return p.stdout
 
@@ -145,6 +147,12 @@ def test_agreement_plain():
 def test_agreement_stripped():
     """The -s -w build: layouts from the Go 1.19 table, globals from the runtime's code."""
     agreement(True)
+
+
+def test_agreement_stripped_pie():
+    """A stripped position-independent build: the globals the code gives are moved by the
+    load bias."""
+    agreement(True, pie=True)
 
 
 def test_agreement_cgo():
