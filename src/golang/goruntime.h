@@ -75,6 +75,13 @@ struct cp_go_frame {
 	int line;			/* 0 when unknown */
 	uint64_t entry_off;		/* pc - function entry (Go's "+0x"); 0 for inlined frames */
 	bool inlined;			/* inlined into the next frame */
+	/*
+	 * The pc this frame's file:line is for, as runtime.CallersFrames gives Frame.PC: pc - 1
+	 * for a return address, and for the caller of an inlined call the call site; Go's
+	 * goroutine profile records it + 1 (what debug=1 prints after "@").
+	 */
+	uint64_t frame_pc;
+	uint64_t frame_off;		/* frame_pc - its physical function's entry */
 };
 
 /*

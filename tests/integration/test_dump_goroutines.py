@@ -71,6 +71,13 @@ def parse(text):
     return out
 
 
+def groups1(text):
+    """The blocks of a debug=1 text ("N @ pcs" and its "#" lines), runs of tabs as one."""
+    text = text[text.index("goroutine profile: total"):]
+    text = text[text.index("\n") + 1:]
+    return [re.sub(r"\t+", "\t", b.strip()) for b in text.split("\n\n") if b.strip()]
+
+
 def cprof_goroutines(text):
     """The goroutine part of a cprof text dump (after its "go goX:" line)."""
     m = re.search(r"^go (go[0-9.]+|unknown): (.*)$", text, re.M)
@@ -317,6 +324,15 @@ def test_prometheus_agreement():
               "frames differ: %d of %d equal" % (equal, total))
         print("prometheus: %d goroutines, %d stable, %d of %d frames equal" %
               (len(theirs), len(stable), equal, total))
+        # --group against debug=1: the same blocks (stack, "#" lines), tabs aside.
+        ours1 = groups1(cplib.run(["dump", "-p", proc.pid, "--group"], check_rc=0).stdout)
+        with urllib.request.urlopen(url + "/debug/pprof/goroutine?debug=1", timeout=30) as r:
+            theirs1 = groups1(r.read().decode())
+        same = [b for b in ours1 if b in theirs1]
+        check(len(ours1) >= 10 and len(same) >= 0.9 * len(ours1),
+              "debug=1 blocks differ: %d of %d the same" % (len(same), len(ours1)),
+              [b for b in ours1 if b not in theirs1][:3])
+        print("prometheus debug=1: %d of %d groups the same" % (len(same), len(ours1)))
         cplib.assert_target_unharmed(proc.pid)
     finally:
         proc.kill()
