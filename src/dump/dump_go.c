@@ -199,7 +199,11 @@ int dump_go_read(struct dump_run *run)
 	if (err == -ENOMEM)
 		return err;
 	if (err) {
-		d->go_version = intern(d, "unknown");
+		char version[64];
+
+		if (cp_go_probe(run->pid, &run->maps, version, sizeof(version)) < 0)
+			snprintf(version, sizeof(version), "unknown");
+		d->go_version = intern(d, version);
 		d->go_error = err;
 		snprintf(d->go_why, sizeof(d->go_why), "%s", why[0] ? why : strerror(-err));
 		return d->go_version ? 0 : -ENOMEM;

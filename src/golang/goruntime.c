@@ -302,6 +302,25 @@ int cp_go_open(int pid, const struct cp_maps *maps, const struct cp_mem *mem,
 	return 0;
 }
 
+int cp_go_probe(int pid, const struct cp_maps *maps, char *version, size_t len)
+{
+	struct cp_go_runtime rt = { .pid = pid, .maps = maps, .fd = -1 };
+	const struct cp_map *map = maps ? exe_map(pid, maps) : NULL;
+	char why[8];
+	int err;
+
+	if (!map)
+		return -ENOENT;
+	err = open_binary(&rt, map, why, sizeof(why));
+	if (err != -ENOENT && version && len)
+		snprintf(version, len, "%s", rt.version[0] ? rt.version : "unknown");
+	if (rt.elf)
+		elf_end(rt.elf);
+	if (rt.fd >= 0)
+		close(rt.fd);
+	return err == -ENOENT ? -ENOENT : 0;
+}
+
 void cp_go_close(struct cp_go_runtime *rt)
 {
 	if (!rt)

@@ -26,6 +26,13 @@ int cp_go_open(int pid, const struct cp_maps *maps, const struct cp_mem *mem,
 	       struct cp_go_runtime **out, char *why, size_t whylen);
 void cp_go_close(struct cp_go_runtime *rt);
 
+/*
+ * Whether pid runs a Go program, and its version ("go1.24.3", "unknown" when unreadable)
+ * into version: for saying which Go a program whose runtime cp_go_open cannot read runs.
+ * 0 or -ENOENT (not a Go program).
+ */
+int cp_go_probe(int pid, const struct cp_maps *maps, char *version, size_t len);
+
 /* "go1.19.8": from .go.buildinfo (or runtime.buildVersion). */
 const char *cp_go_version(const struct cp_go_runtime *rt);
 

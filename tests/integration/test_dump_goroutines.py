@@ -263,6 +263,28 @@ def test_json_and_threads():
         cplib.assert_target_unharmed(t.pid)
 
 
+def test_unknown_version():
+    """A stripped binary of a Go version cprof has no table for (the fixture with go1.19.8
+    patched to go9.99.9 in .go.buildinfo): the threads are dumped, and the dump says which Go
+    it is and why its goroutines are not shown, in text and JSON."""
+    exe = WORK / "gogoroutines-future"
+    data = fixture(True).read_bytes()
+    i = data.index(b"\xff Go buildinf:")
+    j = data.index(b"go1.19.8", i)
+    check(j - i < 64, "the version is not inline in .go.buildinfo")
+    exe.write_bytes(data[:j] + b"go9.99.9" + data[j + 8:])
+    exe.chmod(0o755)
+    with cplib.Target("gogoroutines", 10, path=exe) as t:
+        text = cplib.run(["dump", "-p", t.pid], check_rc=0).stdout
+        check(re.search(r"^thread \d+ ", text, re.M), "no threads", text[:1000])
+        check(re.search(r"^go go9\.99\.9: goroutines not shown: go9\.99\.9 without DWARF", text,
+                        re.M), "no reason given", text[-500:])
+        d = cplib.dump_json(t.pid)
+        check(d["go_version"] == "go9.99.9" and d["go_error"] and d["goroutines"] is None,
+              "JSON", d["go_version"], d["go_error"])
+        cplib.assert_target_unharmed(t.pid)
+
+
 def test_group_debug1():
     """--group prints Go's debug=1 form: the total, then COUNT @ pcs and # frame lines; the
     receivers are one group of 100, named main.receiver at main.go."""
