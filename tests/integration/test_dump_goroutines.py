@@ -198,6 +198,19 @@ def test_running_goroutine():
         cplib.assert_target_unharmed(t.pid)
 
 
+def test_cpu_profile_stripped_named():
+    """A CPU profile of the stripped build spinning in main.spin: Go's names from .gopclntab,
+    in pprof as go tool pprof reads it, no frame left as module+0x..."""
+    out = WORK / "spin.pb.gz"
+    with cplib.Target("gogoroutines", 10, "-", "spin", path=fixture(True)) as t:
+        cplib.run(["attach", "-p", t.pid, "--seconds", "2", "-o", out], check_rc=0)
+        cplib.assert_target_unharmed(t.pid)
+    p = cplib.go_pprof("-top", "-nodecount=200", out)
+    check(p.returncode == 0 and not p.stderr.strip(), "go tool pprof failed", p.stderr)
+    check(re.search(r"\bmain\.spin\b", p.stdout), "main.spin not in the profile", p.stdout)
+    check("gogoroutines-s+0x" not in p.stdout, "unnamed frames", p.stdout)
+
+
 def test_moving_goroutines():
     """Goroutines that move all the time (a token ring, short-lived goroutines): ten dumps,
     each a whole JSON document; every goroutine not marked torn and not running has named
