@@ -135,6 +135,15 @@ static void read_struct(Dwarf_Die *die, const char *name, struct want_field *wan
 	} while (dwarf_siblingof(&child, &child) == 0);
 }
 
+/* True when every field needed was found, and runtime.g (where the optional ones are) read. */
+static bool all_found(const struct want_field *want, size_t nwant, uint32_t g_size)
+{
+	for (size_t i = 0; i < nwant; i++)
+		if (!want[i].found && !want[i].optional)
+			return false;
+	return g_size != 0;
+}
+
 int go_layout_from_dwarf(Elf *elf, struct go_layout *out)
 {
 	struct go_layout l = { 0 };
@@ -171,7 +180,9 @@ int go_layout_from_dwarf(Elf *elf, struct go_layout *out)
 
 	if (!dw)
 		return -ENOENT;
-	while (dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+	/* Until every struct wanted is met: a large binary's later units are not walked. */
+	while (!all_found(want, nwant, l.g_size) &&
+	       dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
 		Dwarf_Die cu, die;
 
 		if (dwarf_offdie(dw, off + hsize, &cu) && dwarf_child(&cu, &die) == 0) {
