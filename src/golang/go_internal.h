@@ -111,6 +111,13 @@ struct go_stack_copy {
 	uint8_t *bytes;			/* in cp_go_runtime.stack_arena */
 };
 
+/* goruntime.c */
+/*
+ * Load the Go binary open on rt->fd (named name in messages): ELF, sections, .gopclntab,
+ * version. 0, -ENOENT (not Go) or -ENOTSUP (why says what is missing).
+ */
+int go_binary_load(struct cp_go_runtime *rt, const char *name, char *why, size_t whylen);
+
 /* go_frames.c */
 /* What pc is (exact: not a return address); NULL when out of memory. */
 const struct go_pc_info *go_pc_info(struct cp_go_runtime *rt, uint64_t pc, bool exact);

@@ -20,7 +20,7 @@ static const struct go_global_recipe recipes_119[] = {
 	{ "runtime.gStatusStrings", "runtime.goroutineheader", 0, 0 },
 	{ "runtime.waitReasonStrings", "runtime.goroutineheader", 1, 0 },
 	{ "runtime.allm", "runtime.mcommoninit", 3, 0 },
-	{ "runtime.sched", "runtime.schedinit", 0, -0x38 },
+	{ "runtime.sched", "runtime.schedinit", 0, -56 },
 	{ "runtime.firstmoduledata", "runtime.schedinit", 1, 0 },
 	{ "runtime.allp", "runtime.schedinit", 13, 0 },
 	{ "runtime.buildVersion", "runtime.schedinit", 18, 0 },
@@ -54,7 +54,7 @@ static const struct go_version_table versions[] = {
 		},
 		.recipes = recipes_119,
 		.nrecipes = sizeof(recipes_119) / sizeof(recipes_119[0]),
-		.nwait_reasons = 38,
+		.nwait_reasons = 27,
 		.nstatus_strings = 10,
 	},
 };
