@@ -340,15 +340,15 @@ static int learn_layout(struct cp_go_runtime *rt, const struct sample *s, char *
 }
 
 /*
- * The learned layout holds when nine in ten parked goroutines unwind whole, to
- * runtime.goexit. 0, or -ENOTSUP saying how many did.
+ * The learned layout holds when nine in ten parked goroutines (of the first SAMPLE) unwind
+ * whole, to runtime.goexit. 0, or -ENOTSUP saying how many did.
  */
 static int check_layout(struct cp_go_runtime *rt, char *why, size_t whylen)
 {
 	struct cp_goroutine *gs = NULL;
 	uint64_t pcs[256];
 	size_t n = 0, parked = 0, whole = 0;
-	int err = cp_go_goroutines(rt, &gs, &n);
+	int err = go_goroutines_first(rt, SAMPLE, &gs, &n);
 
 	if (err)
 		return err == -ENOMEM ? err : -ENOTSUP;

@@ -104,7 +104,7 @@ static uint64_t rd64(const uint8_t *g, uint32_t off)
 }
 
 /* The g pointers of allgs: allgptr/allglen as the runtime's atomicAllG, else allgs. */
-static int read_allgs(const struct cp_go_runtime *rt, uint64_t **out, size_t *n)
+static int read_allgs(const struct cp_go_runtime *rt, size_t max, uint64_t **out, size_t *n)
 {
 	uint64_t lenaddr, ptraddr, hdr[2] = { 0, 0 }, len, ptr;
 	uint64_t *v;
@@ -122,8 +122,8 @@ static int read_allgs(const struct cp_go_runtime *rt, uint64_t **out, size_t *n)
 	}
 	if (hdr[1] && !hdr[0])
 		return -EFAULT;
-	if (hdr[1] > MAX_GOROUTINES)
-		hdr[1] = MAX_GOROUTINES;
+	if (hdr[1] > max)
+		hdr[1] = max;
 	v = malloc((hdr[1] ? hdr[1] : 1) * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -392,6 +392,12 @@ static int resolve(const struct cp_go_runtime *rt, const struct gread *r, const 
 
 int cp_go_goroutines(struct cp_go_runtime *rt, struct cp_goroutine **out, size_t *nout)
 {
+	return go_goroutines_first(rt, MAX_GOROUTINES, out, nout);
+}
+
+int go_goroutines_first(struct cp_go_runtime *rt, size_t max, struct cp_goroutine **out,
+			size_t *nout)
+{
 	struct gread r = { 0 };
 	struct cp_goroutine *v = NULL;
 	struct go_stack_copy *copies = NULL;
@@ -400,7 +406,7 @@ int cp_go_goroutines(struct cp_go_runtime *rt, struct cp_goroutine **out, size_t
 	int err;
 
 	drop_stacks(rt);
-	err = read_allgs(rt, &r.gptrs, &r.n);
+	err = read_allgs(rt, max, &r.gptrs, &r.n);
 	if (err)
 		return err;
 	r.first = malloc(r.n * gs + 1);

@@ -135,6 +135,11 @@ int go_binary_load(struct cp_go_runtime *rt, const char *name, char *why, size_t
  */
 int go_discover(struct cp_go_runtime *rt, bool have_layout, char *why, size_t whylen);
 
+/* go_goroutines.c */
+/* cp_go_goroutines for the first max of allgs. */
+int go_goroutines_first(struct cp_go_runtime *rt, size_t max, struct cp_goroutine **out,
+			size_t *nout);
+
 /* go_frames.c */
 /* What pc is (exact: not a return address); NULL when out of memory. */
 const struct go_pc_info *go_pc_info(struct cp_go_runtime *rt, uint64_t pc, bool exact);
