@@ -17,7 +17,7 @@
 #define G_GAP 4096
 #define STACK_GAP 0
 /* How often a goroutine that moved while read is read again. */
-#define MAX_REREADS 3
+#define MAX_REREADS 5
 
 /* The runtime's goroutine states (runtime2.go), the _Gscan bit apart. */
 enum { G_IDLE = 0, G_RUNNING = 2, G_SYSCALL = 3, G_WAITING = 4, G_DEAD = 6, G_SCAN = 0x1000 };
