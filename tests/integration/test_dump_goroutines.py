@@ -121,14 +121,15 @@ def agreement(stripped, cgo=False, pie=False, path=None):
     dumpfile = WORK / ("go-dump-%d%d%d%d.txt" % (stripped, cgo, pie, path is not None))
     with cplib.Target("gogoroutines", RECEIVERS, dumpfile,
                       path=path or fixture(stripped, cgo, pie)) as t:
-        theirs = parse(go_dump(t, dumpfile))
-        # Go's first goroutine is the one writing the dump: running there, in a channel
-        # receive (os/signal) here.
-        writer = [i for i, g in theirs.items() if g[0] == ["running"]]
-        check(len(writer) == 1, "not one running goroutine in Go's dump", writer)
-        # The signal's delivery wakes the runtime's signal goroutine: ours is taken again
-        # (a few times at most) until every goroutine is back at rest.
+        # Both dumps are taken again (five times at most) while a goroutine is not at rest in
+        # one of them: the signal that makes Go write its own wakes the runtime's signal
+        # goroutine, and main may still be leaving the write of its READY line.
         for _ in range(5):
+            theirs = parse(go_dump(t, dumpfile))
+            # Go's first goroutine is the one writing the dump: running there, in a channel
+            # receive (os/signal) here.
+            writer = [i for i, g in theirs.items() if g[0] == ["running"]]
+            check(len(writer) == 1, "not one running goroutine in Go's dump", writer)
             p = cplib.run(["dump", "-p", t.pid], check_rc=0, timeout=120)
             ours, m = cprof_goroutines(p.stdout)
             missing, extra, bad, equal, total = compare(ours, theirs, skip=writer)
