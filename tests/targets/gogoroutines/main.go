@@ -24,6 +24,9 @@ import (
 )
 
 var (
+	// The client end of the connection reader() reads: kept here, or a GC would finalize
+	// it, close it, and end the read.
+	client net.Conn
 	never  = make(chan int)
 	never2 = make(chan int)
 	mu     sync.Mutex
@@ -165,7 +168,7 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	client, err := net.Dial("tcp", ln.Addr().String())
+	client, err = net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		panic(err)
 	}
@@ -187,5 +190,4 @@ func main() {
 	}
 	fmt.Println("READY", os.Getpid())
 	select {}
-	_ = client
 }
