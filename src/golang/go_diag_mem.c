@@ -17,7 +17,7 @@
  * of that version): hchan, _type and moduledata (chan.go, type.go, symtab.go), pollDesc
  * (netpoll.go), p (runtime2.go). Adding a version is one entry.
  */
-struct go_layout {
+struct diag_layout {
 	const char *version;	/* "go1.19": matches go1.19 and go1.19.N */
 	uint32_t chan_qcount, chan_dataqsiz, chan_closed, chan_elemtype;
 	uint32_t type_tflag, type_str;
@@ -26,7 +26,7 @@ struct go_layout {
 	uint32_t p_timers_len;
 };
 
-static const struct go_layout layouts[] = {
+static const struct diag_layout diag_layouts[] = {
 	{ "go1.19", 0, 8, 28, 32, 20, 40, 280, 8, 24, 32, 136, 224, 240, 8848 },
 };
 
@@ -36,16 +36,16 @@ static const struct go_layout layouts[] = {
 #define ALLP_MAX 4096
 #define EPOLL_FDS_MAX 16
 
-static const struct go_layout *layout_of(struct cp_go_runtime *rt)
+static const struct diag_layout *layout_of(struct cp_go_runtime *rt)
 {
 	const char *v = rt ? cp_go_version(rt) : NULL;
 
-	for (size_t i = 0; v && i < CP_ARRAY_SIZE(layouts); i++) {
-		size_t len = strlen(layouts[i].version);
+	for (size_t i = 0; v && i < CP_ARRAY_SIZE(diag_layouts); i++) {
+		size_t len = strlen(diag_layouts[i].version);
 
-		if (!strncmp(v, layouts[i].version, len) && (v[len] == '.' || v[len] == '\0' ||
+		if (!strncmp(v, diag_layouts[i].version, len) && (v[len] == '.' || v[len] == '\0' ||
 							      v[len] == ' '))
-			return &layouts[i];
+			return &diag_layouts[i];
 	}
 	return NULL;
 }
@@ -65,7 +65,7 @@ static int read_u64(const struct cp_mem *mem, uint64_t addr, uint64_t *v)
 }
 
 /* The name of the runtime type at typ ("int", "main.job"): malloc'ed, or NULL. */
-static char *type_name(const struct go_layout *lo, const struct cp_mem *mem, uint64_t types,
+static char *type_name(const struct diag_layout *lo, const struct cp_mem *mem, uint64_t types,
 		       uint64_t typ)
 {
 	uint8_t tflag, buf[TYPE_NAME_MAX + 12];
@@ -103,7 +103,7 @@ static char *type_name(const struct go_layout *lo, const struct cp_mem *mem, uin
 int cp_go_read_chans(struct cp_go_runtime *rt, const struct cp_mem *mem, struct cp_go_chan *c,
 		     size_t n)
 {
-	const struct go_layout *lo = layout_of(rt);
+	const struct diag_layout *lo = layout_of(rt);
 	uint64_t module = 0, types = 0;
 
 	if (!lo)
@@ -132,7 +132,7 @@ int cp_go_read_chans(struct cp_go_runtime *rt, const struct cp_mem *mem, struct 
 
 long cp_go_count_timers(struct cp_go_runtime *rt, const struct cp_mem *mem)
 {
-	const struct go_layout *lo = layout_of(rt);
+	const struct diag_layout *lo = layout_of(rt);
 	uint64_t allp, slice[2], *ps;
 	long total = 0;
 	int err;
@@ -262,7 +262,7 @@ static const struct cp_goroutine *g_at(const struct cp_goroutine *const *by_addr
 }
 
 /* The waits of one pollDesc at pd (registered for fd) appended to (*w, *n, *alloc). */
-static int pd_waits(const struct go_layout *lo, const struct cp_mem *mem, int pid, int fd,
+static int pd_waits(const struct diag_layout *lo, const struct cp_mem *mem, int pid, int fd,
 		    uint64_t pd, const struct cp_goroutine *const *by_addr, size_t ng,
 		    struct cp_net_index *net, struct cp_go_netwait **w, size_t *n, size_t *alloc)
 {
@@ -315,7 +315,7 @@ int cp_go_find_netwaits(struct cp_go_runtime *rt, const struct cp_mem *mem, int 
 			const struct cp_goroutine *g, size_t n, struct cp_go_netwait **out,
 			size_t *nout)
 {
-	const struct go_layout *lo = layout_of(rt);
+	const struct diag_layout *lo = layout_of(rt);
 	const struct cp_goroutine **by_addr = NULL;
 	struct cp_go_netwait *w = NULL;
 	struct cp_net_index *net = NULL;
