@@ -28,6 +28,12 @@ type job struct {
 
 const leakEvery = 100 * time.Millisecond
 
+// The listener and the connections live as long as the program (none closed by a finalizer).
+var (
+	listener net.Listener
+	conns    []net.Conn
+)
+
 // goid is the running goroutine's id, from its own traceback header.
 func goid() int {
 	buf := make([]byte, 64)
@@ -75,7 +81,7 @@ func leakMode() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	var clients []net.Conn
+	listener = ln
 	ids := make(chan int)
 	for i, reader := range []func(net.Conn, chan int){readForever, readWithDeadline} {
 		c, err := net.Dial("tcp", ln.Addr().String())
@@ -83,8 +89,8 @@ func leakMode() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		clients = append(clients, c)
 		s, _ := ln.Accept()
+		conns = append(conns, c, s)
 		go reader(s, ids)
 		fmt.Printf("%s=%d\n", []string{"nodeadline", "deadline"}[i], <-ids)
 	}
@@ -97,7 +103,6 @@ func leakMode() {
 		time.Sleep(leakEvery)
 		leakOne(i)
 	}
-	_ = clients
 }
 
 func deadlockMode(timer bool) {
