@@ -66,4 +66,28 @@ int cp_go_goroutines(struct cp_go_runtime *rt, struct cp_goroutine **out, size_t
 size_t cp_go_unwind(struct cp_go_runtime *rt, const struct cp_goroutine *g, uint64_t *pcs,
 		    size_t max);
 
+/* One frame as Go's traceback prints it. */
+struct cp_go_frame {
+	uint64_t pc;			/* as unwound (return address for callers) */
+	const char *function;		/* borrowed from the binary's .gopclntab */
+	const char *file;		/* NULL when unknown */
+	int line;			/* 0 when unknown */
+	uint64_t entry_off;		/* pc - function entry (Go's "+0x"); 0 for inlined frames */
+	bool inlined;			/* inlined into the next frame */
+};
+
+/*
+ * The frames of pcs (innermost first; callers' pcs are return addresses, the first is exact
+ * when first_exact) named from .gopclntab with their inlined calls, as Go's traceback names
+ * them (file:line of pc - 1 for return addresses). Unless all, the frames Go's own dump
+ * hides (unexported runtime functions, wrappers) are left out. Each pc is looked up once
+ * per runtime handle. Returns how many were written.
+ */
+size_t cp_go_frames(struct cp_go_runtime *rt, const uint64_t *pcs, size_t npcs,
+		    bool first_exact, bool all, struct cp_go_frame *out, size_t max);
+
+/* The go statement that created g, as Go's "created by" line; false when Go shows none. */
+bool cp_go_created_by(struct cp_go_runtime *rt, const struct cp_goroutine *g,
+		      struct cp_go_frame *out);
+
 #endif
