@@ -325,7 +325,7 @@ int cp_go_find_chans(const struct cp_goroutine *g, size_t n, struct cp_go_chan *
 	if (!addrs)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		if (g[i].waiting_chan && g[i].status == CP_GO_WAITING)
+		if (g[i].waiting_chan && g[i].status == CP_GO_WAITING && !g[i].system)
 			addrs[na++] = g[i].waiting_chan;
 	if (na > 1)
 		qsort(addrs, na, sizeof(*addrs), cmp_u64);
@@ -343,7 +343,7 @@ int cp_go_find_chans(const struct cp_goroutine *g, size_t n, struct cp_go_chan *
 	for (size_t i = 0; i < n && !err; i++) {
 		long at;
 
-		if (!g[i].waiting_chan || g[i].status != CP_GO_WAITING)
+		if (!g[i].waiting_chan || g[i].status != CP_GO_WAITING || g[i].system)
 			continue;
 		at = cp_go_chan_index(c, nc, g[i].waiting_chan);
 		if (at >= 0)

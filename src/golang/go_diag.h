@@ -94,7 +94,7 @@ struct cp_go_chan {
 };
 
 /*
- * The channels the goroutines g wait on (their waiting_chan), each with its waiters, in order
+ * The channels the user goroutines g wait on (waiting_chan), each with its waiters, in order
  * of address (only addresses and waiters: cp_go_read_chans adds the rest). *out: free with
  * cp_go_chans_free. 0 or -ENOMEM.
  */
@@ -116,6 +116,7 @@ struct cp_go_netwait {
 	int fd;
 	bool write;		/* waiting to write, else to read */
 	int64_t deadline_ns;	/* the pollDesc's rd (wd): 0 none, -1 expired, else runtime time */
+	int64_t remaining_ns;	/* the deadline's time left when read; 0 when none or expired */
 	char *object;		/* owned: the fd's link ("socket:[123]"); NULL unknown */
 	char *detail;		/* owned: the socket in words; NULL unknown */
 };

@@ -100,34 +100,70 @@ static char *type_name(const struct diag_layout *lo, const struct cp_mem *mem, u
 	return s;
 }
 
+/* The element type names met so far, by type address: most channels share a few types. */
+struct type_memo {
+	uint64_t typ[16];
+	char *name[16];
+	size_t n, next;
+};
+
+static const char *memo_name(struct type_memo *m, const struct diag_layout *lo,
+			     const struct cp_mem *mem, uint64_t types, uint64_t typ)
+{
+	size_t slot;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->typ[i] == typ)
+			return m->name[i];
+	slot = m->n < CP_ARRAY_SIZE(m->typ) ? m->n++ : m->next++ % CP_ARRAY_SIZE(m->typ);
+	free(m->name[slot]);
+	m->typ[slot] = typ;
+	m->name[slot] = type_name(lo, mem, types, typ);
+	return m->name[slot];
+}
+
 int cp_go_read_chans(struct cp_go_runtime *rt, const struct cp_mem *mem, struct cp_go_chan *c,
 		     size_t n)
 {
 	const struct diag_layout *lo = layout_of(rt);
+	struct type_memo memo = { .n = 0 };
 	uint64_t module = 0, types = 0;
+	uint8_t buf[128];
+	size_t len;
+	int err = 0;
 
 	if (!lo)
+		return -ENOTSUP;
+	len = lo->chan_elemtype + 8;
+	if (lo->chan_qcount + 8 > len || lo->chan_dataqsiz + 8 > len || lo->chan_closed + 4 > len ||
+	    len > sizeof(buf))
 		return -ENOTSUP;
 	if (cp_go_global(rt, "runtime.firstmoduledata", &module) < 0 ||
 	    read_u64(mem, module + lo->module_types, &types) < 0)
 		types = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t qcount, dataqsiz, elemtype;
+	for (size_t i = 0; i < n && !err; i++) {
+		uint64_t elemtype;
 		uint32_t closed;
+		const char *name;
 
-		if (read_u64(mem, c[i].addr + lo->chan_qcount, &qcount) < 0 ||
-		    read_u64(mem, c[i].addr + lo->chan_dataqsiz, &dataqsiz) < 0 ||
-		    read_exact(mem, c[i].addr + lo->chan_closed, &closed, sizeof(closed)) < 0 ||
-		    read_u64(mem, c[i].addr + lo->chan_elemtype, &elemtype) < 0)
+		/* One read for the fields, which all lie before elemtype's end. */
+		if (read_exact(mem, c[i].addr, buf, len) < 0)
 			continue;
+		memcpy(&c[i].queued, buf + lo->chan_qcount, 8);
+		memcpy(&c[i].capacity, buf + lo->chan_dataqsiz, 8);
+		memcpy(&closed, buf + lo->chan_closed, 4);
+		memcpy(&elemtype, buf + lo->chan_elemtype, 8);
 		c[i].have_state = true;
-		c[i].capacity = dataqsiz;
-		c[i].queued = qcount;
 		c[i].closed = closed != 0;
+		name = memo_name(&memo, lo, mem, types, elemtype);
 		free(c[i].elem_type);
-		c[i].elem_type = type_name(lo, mem, types, elemtype);
+		c[i].elem_type = name ? strdup(name) : NULL;
+		if (name && !c[i].elem_type)
+			err = -ENOMEM;
 	}
-	return 0;
+	for (size_t i = 0; i < memo.n; i++)
+		free(memo.name[i]);
+	return err;
 }
 
 long cp_go_count_timers(struct cp_go_runtime *rt, const struct cp_mem *mem)
@@ -266,6 +302,7 @@ static int pd_waits(const struct diag_layout *lo, const struct cp_mem *mem, int 
 		    uint64_t pd, const struct cp_goroutine *const *by_addr, size_t ng,
 		    struct cp_net_index *net, struct cp_go_netwait **w, size_t *n, size_t *alloc)
 {
+	int64_t now = cp_go_nanotime();
 	uint8_t buf[512];
 	uint64_t pdfd;
 	int err = 0;
@@ -294,6 +331,8 @@ static int pd_waits(const struct diag_layout *lo, const struct cp_mem *mem, int 
 		cp_fd_describe(pid, fd, write, NULL, net, &desc);
 		(*w)[(*n)++] = (struct cp_go_netwait){ .goid = g->id, .fd = fd, .write = write,
 						       .deadline_ns = deadline,
+						       .remaining_ns = deadline > now ?
+							       deadline - now : 0,
 						       .object = desc.object,
 						       .detail = desc.detail };
 		desc.object = desc.detail = NULL;
