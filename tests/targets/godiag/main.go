@@ -5,7 +5,7 @@
 // "deadlock" ends with every goroutine asleep for good (two goroutines that take two mutexes
 // in opposite orders, main waiting for them, one on a channel nobody sends to) while
 // os/signal's watcher keeps Go's own deadlock check quiet; "timer" is the same with a
-// select that a pending timer will wake. Prints facts as name=value lines, then READY.
+// select that a pending timer will wake. Prints facts as "name value" lines, then READY.
 package main
 
 import (
@@ -92,7 +92,7 @@ func leakMode() {
 		s, _ := ln.Accept()
 		conns = append(conns, c, s)
 		go reader(s, ids)
-		fmt.Printf("%s=%d\n", []string{"nodeadline", "deadline"}[i], <-ids)
+		fmt.Printf("%s %d\n", []string{"nodeadline", "deadline"}[i], <-ids)
 	}
 	for i := 0; i < 20; i++ {
 		leakOne(i)
