@@ -155,7 +155,7 @@ go_demo() {
 	echo "cprof dump -p $GOPID --stuck 2 -o godemo-dump.txt   (two looks 2 s apart)"
 	"$CPROF" dump -p "$GOPID" --stuck 2 -o godemo-dump.txt || return 1
 	"$CPROF" dump -p "$GOPID" --format json -o godemo-dump.json || return 1
-	grep -E '^(process|  [0-9]+ goroutines|LEAK\?)' godemo-dump.txt | head -n 8
+	grep -E '^(process|  LEAK\?|  NO DEADLINE)' godemo-dump.txt | cut -c1-300 | head -n 8
 	grep -m 1 -A 6 '^goroutine .*\[chan send' godemo-dump.txt
 	echo "- handle() gives up after 100 ms, and the goroutine it started stays blocked in"
 	echo "  'chan send' on an unbuffered channel nobody reads: a group (one wait reason, one"
