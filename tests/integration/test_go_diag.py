@@ -4,7 +4,7 @@ leak that grows between the two looks of --stuck (and a fixed worker pool that d
 connection read without a deadline (and one with), the channels waited on with their element
 types and waiters, "all goroutines are asleep" (and not when a timer is pending); and the
 gocgo fixture (cgo): C threads and goroutines in one dump, the goroutine in a C call tied to
-the thread that runs it."""
+the thread that runs it; and make demo's leaking Go service (godemo)."""
 import os
 import pathlib
 import shutil
@@ -174,6 +174,21 @@ def test_cgo_threads_and_goroutines():
         check(th["goroutine"] == cg[0]["id"], "the thread does not name its goroutine", th)
         check(len(goroutines_in(d, "main.waiter")) == 5, "not 5 Go waiters",
               [(g["id"], [f["function"] for f in g["frames"]]) for g in d["goroutines"]])
+        cplib.assert_target_unharmed(t.pid)
+
+
+def test_demo_leak():
+    """make demo's Go service (tests/targets/godemo): its leak is named by --stuck, with the
+    go statement in main.handle that makes it."""
+    with cplib.Target("godemo", path=build("godemo")) as t:
+        for _ in range(3):
+            d = cplib.dump_json(t.pid, "--stuck", "2")
+            if d["go_leaks"]:
+                break
+        check(len(d["go_leaks"]) == 1, "no leak in godemo", d["go_leaks"])
+        lk = d["go_leaks"][0]
+        check(lk["wait_reason"] == "chan send" and lk["created_by"]["function"] ==
+              "main.handle" and lk["by_growth"], "godemo's leak", lk)
         cplib.assert_target_unharmed(t.pid)
 
 
