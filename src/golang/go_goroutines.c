@@ -7,7 +7,10 @@
 #include "mem.h"
 
 /* Caps on what the target's memory may ask of us. */
-#define MAX_GOROUTINES (4u << 20)
+/* Goroutines read at most (the first of allgs); more are left out. */
+#define MAX_GOROUTINES (1u << 20)
+/* Bytes of live stacks copied in all; the stacks past it are read live when unwound. */
+#define MAX_STACK_ARENA (256u << 20)
 #define MAX_STACK_COPY (64u << 10)
 /* Most bytes one coalesced read covers, and the gaps it may read over. */
 #define MAX_RUN (4u << 20)
@@ -117,8 +120,10 @@ static int read_allgs(const struct cp_go_runtime *rt, uint64_t **out, size_t *n)
 		   cp_mem_read(rt->mem, ptraddr, hdr, sizeof(hdr)) != (long)sizeof(hdr)) {
 		return -EFAULT;
 	}
-	if (hdr[1] > MAX_GOROUTINES || (hdr[1] && !hdr[0]))
+	if (hdr[1] && !hdr[0])
 		return -EFAULT;
+	if (hdr[1] > MAX_GOROUTINES)
+		hdr[1] = MAX_GOROUTINES;
 	v = malloc((hdr[1] ? hdr[1] : 1) * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -188,9 +193,15 @@ static bool decode_g(struct cp_go_runtime *rt, const uint8_t *b, struct cp_gorou
 	return true;
 }
 
-/* The fields whose change means the g moved while read. */
+/*
+ * The fields whose change means the g moved while read. A goroutine that ran and parked again
+ * at the same place between two reads (a loop) has the same status and sched: trackingSeq,
+ * bumped whenever it stops running, tells.
+ */
 static bool same_g(const struct go_layout *l, const uint8_t *a, const uint8_t *b)
 {
+	if (l->g_trackingseq && a[l->g_trackingseq] != b[l->g_trackingseq])
+		return false;
 	return go_le32(a + l->g_atomicstatus) == go_le32(b + l->g_atomicstatus) &&
 		rd64(a, l->g_goid) == rd64(b, l->g_goid) &&
 		rd64(a, l->g_sched + l->gobuf_sp) == rd64(b, l->g_sched + l->gobuf_sp) &&
@@ -260,9 +271,9 @@ static int copy_stacks(struct cp_go_runtime *rt, const struct cp_goroutine *v, s
 
 	if (!spans)
 		return -ENOMEM;
-	for (size_t k = 0; k < n; k++)
+	for (size_t k = 0; k < n && total <= MAX_STACK_ARENA; k++)
 		total += stack_len(&v[k]);
-	rt->stack_arena = malloc(total + 1);
+	rt->stack_arena = malloc((total < MAX_STACK_ARENA ? total : MAX_STACK_ARENA) + 1);
 	if (!rt->stack_arena) {
 		free(spans);
 		return -ENOMEM;
@@ -271,6 +282,8 @@ static int copy_stacks(struct cp_go_runtime *rt, const struct cp_goroutine *v, s
 	for (size_t k = 0; k < n; k++) {
 		size_t len = stack_len(&v[k]);
 
+		if (len > MAX_STACK_ARENA - total)
+			len = 0;
 		copies[k] = (struct go_stack_copy){ v[k].sp, len, len, rt->stack_arena + total };
 		if (len)
 			spans[ns++] = (struct cp_mem_span){ v[k].sp, len, rt->stack_arena + total,

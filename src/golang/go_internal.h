@@ -17,6 +17,7 @@ struct go_layout {
 	uint32_t g_atomicstatus, g_goid, g_waitsince, g_waitreason, g_lockedm, g_gopc;
 	uint32_t g_startpc, g_waiting;
 	uint32_t g_parentgoid;		/* 0: this version records no parent (before 1.21) */
+	uint32_t g_trackingseq;		/* 0: none; bumped at every switch out of running */
 	uint32_t gobuf_sp, gobuf_pc, gobuf_bp;
 	uint32_t m_procid, m_curg;
 	uint32_t sudog_c;
@@ -50,6 +51,7 @@ struct go_section {
 struct go_global {
 	char *name;
 	uint64_t addr;			/* runtime address */
+	uint64_t size;			/* from .symtab; 0 when unknown */
 };
 
 /* What one pc of the target's Go code is, looked up once (go_frames.c). */
@@ -115,12 +117,17 @@ const struct go_pc_info *go_pc_info(struct cp_go_runtime *rt, uint64_t pc, bool 
 /* go_layout.c */
 /* The table entry for version ("go1.19.8"), or NULL. */
 const struct go_version_table *go_version_find(const char *version);
-/* The layouts from the binary's DWARF. 0, -ENOENT (no DWARF or a type missing) or -errno. */
+/* Every offset within the structs it reads (hostile DWARF cannot send a read outside). */
+bool go_layout_valid(const struct go_layout *l);
+/*
+ * The layouts from the binary's DWARF. 0, -ENOENT (no DWARF or a type missing), -EINVAL (a
+ * layout that is not sane) or -errno.
+ */
 int go_layout_from_dwarf(Elf *elf, struct go_layout *out);
 
 /* go_globals.c */
 /* Record global name at runtime address addr. 0 or -ENOMEM. */
-int go_global_add(struct cp_go_runtime *rt, const char *name, uint64_t addr);
+int go_global_add(struct cp_go_runtime *rt, const char *name, uint64_t addr, uint64_t size);
 /* Every global of .symtab named runtime.*. 0, -ENOENT (no .symtab) or -ENOMEM. */
 int go_globals_from_symtab(struct cp_go_runtime *rt);
 /*

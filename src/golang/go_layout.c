@@ -47,6 +47,7 @@ static const struct go_version_table versions[] = {
 			.g_syscallsp = 112, .g_syscallpc = 120, .g_atomicstatus = 144,
 			.g_goid = 152, .g_waitsince = 168, .g_waitreason = 176, .g_lockedm = 232,
 			.g_gopc = 296, .g_startpc = 312, .g_waiting = 328, .g_parentgoid = 0,
+			.g_trackingseq = 189,
 			.gobuf_sp = 0, .gobuf_pc = 8, .gobuf_bp = 48,
 			.m_procid = 72, .m_curg = 192,
 			.sudog_c = 80,
@@ -57,6 +58,23 @@ static const struct go_version_table versions[] = {
 		.nstatus_strings = 10,
 	},
 };
+
+bool go_layout_valid(const struct go_layout *l)
+{
+	uint32_t g8[] = { l->g_stack_lo, l->g_stack_hi, l->g_m, l->g_syscallsp, l->g_syscallpc,
+		l->g_atomicstatus, l->g_goid, l->g_waitsince, l->g_lockedm, l->g_gopc,
+		l->g_startpc, l->g_waiting, l->g_parentgoid, l->g_sched + l->gobuf_sp,
+		l->g_sched + l->gobuf_pc, l->g_sched + l->gobuf_bp };
+
+	if (l->g_size < 64 || l->g_size > 65536 || l->g_waitreason >= l->g_size ||
+	    l->g_trackingseq >= l->g_size || l->gobuf_sp > 4096 || l->gobuf_pc > 4096 ||
+	    l->gobuf_bp > 4096)
+		return false;
+	for (size_t i = 0; i < sizeof(g8) / sizeof(g8[0]); i++)
+		if (g8[i] > l->g_size - 8)
+			return false;
+	return true;
+}
 
 const struct go_version_table *go_version_find(const char *version)
 {
@@ -138,6 +156,7 @@ int go_layout_from_dwarf(Elf *elf, struct go_layout *out)
 		{ "runtime.g", "startpc", &l.g_startpc, false, false },
 		{ "runtime.g", "waiting", &l.g_waiting, false, false },
 		{ "runtime.g", "parentGoid", &l.g_parentgoid, true, false },
+		{ "runtime.g", "trackingSeq", &l.g_trackingseq, true, false },
 		{ "runtime.gobuf", "sp", &l.gobuf_sp, false, false },
 		{ "runtime.gobuf", "pc", &l.gobuf_pc, false, false },
 		{ "runtime.gobuf", "bp", &l.gobuf_bp, false, false },
@@ -170,10 +189,10 @@ int go_layout_from_dwarf(Elf *elf, struct go_layout *out)
 	for (size_t i = 0; i < nwant; i++)
 		if (!want[i].found && !want[i].optional)
 			return -ENOENT;
-	if (l.g_size == 0)
-		return -ENOENT;
 	l.g_stack_lo = g_stack + stack_lo;
 	l.g_stack_hi = g_stack + stack_hi;
+	if (!go_layout_valid(&l))
+		return -EINVAL;
 	*out = l;
 	return 0;
 }

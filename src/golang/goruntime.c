@@ -165,10 +165,15 @@ static size_t read_string_array(const struct cp_go_runtime *rt, const char *name
 				char **out)
 {
 	uint64_t addr;
-	size_t n = 0, max = count ? count : GO_MAX_STRINGS;
+	size_t n = 0, max;
 
 	if (cp_go_global(rt, name, &addr) < 0)
 		return 0;
+	/* .symtab's size of the array, else the version's count, else what reads as strings. */
+	for (size_t i = 0; !count && i < rt->nglobals; i++)
+		if (!strcmp(rt->globals[i].name, name) && rt->globals[i].size % 16 == 0)
+			count = rt->globals[i].size / 16;
+	max = count ? count : GO_MAX_STRINGS;
 	if (max > GO_MAX_STRINGS)
 		max = GO_MAX_STRINGS;
 	for (; n < max; n++) {
@@ -188,7 +193,7 @@ static int learn_runtime(struct cp_go_runtime *rt, char *why, size_t whylen)
 	err = go_layout_from_dwarf(rt->elf, &rt->layout);
 	if (err == 0) {
 		rt->layout_from_dwarf = true;
-	} else if (rt->table) {
+	} else if (rt->table && go_layout_valid(&rt->table->layout)) {
 		rt->layout = rt->table->layout;
 	} else {
 		snprintf(why, whylen, "%s without DWARF: no layout of its runtime is known "

@@ -54,8 +54,9 @@ struct cp_goroutine {
 };
 
 /*
- * Every goroutine, read consistently (a goroutine whose status or sched changed while read is
- * read again). *out is malloc'ed (free it). 0 or -errno.
+ * Every goroutine (the first million of allgs at most), read consistently (a goroutine whose
+ * status or sched changed while read is read again). *out is malloc'ed (free it). 0 or
+ * -errno.
  */
 int cp_go_goroutines(struct cp_go_runtime *rt, struct cp_goroutine **out, size_t *n);
 
