@@ -14,12 +14,15 @@ receive, a mutex and a select, and spins one. Measured, as wall time of the whol
              measured once on a target of --gdb-bt-goroutines (default 300) and scaled
   dlv        `goroutines` (one line each) and `goroutines -t 64` (stacks), Delve attached and
              detached without killing the target
-Every tool must leave the target running and untraced; the table says what each printed.
+CPU ms is the command's own user + system time (gdb and Delve: theirs, not the target's),
+which a loaded machine disturbs less than wall time. Every tool must leave the target running
+and untraced; the table says how many goroutines each printed.
 """
 import argparse
 import os
 import pathlib
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -76,23 +79,30 @@ class Target:
         self.p.wait()
 
 
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(argv, stdin=None, timeout=600):
-    t0 = time.monotonic()
+    c0, t0 = children_cpu(), time.monotonic()
     p = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
-    return time.monotonic() - t0, p
+    return time.monotonic() - t0, children_cpu() - c0, p
 
 
 def measure(target, name, argv, runs, stdin=None, count=None):
     """Median wall time of runs of argv and what its output shows (count(stdout))."""
-    times, shown, rc = [], None, 0
+    times, cpus, shown, rc = [], [], None, 0
     for _ in range(runs):
-        dt, p = timed(argv, stdin)
+        dt, cpu, p = timed(argv, stdin)
         target.check_unharmed(name)
         times.append(dt)
+        cpus.append(cpu)
         rc = rc or p.returncode
         shown = count(p.stdout) if count else None
     return {"name": name, "median": statistics.median(times), "min": min(times),
-            "max": max(times), "runs": runs, "rc": rc, "shown": shown}
+            "max": max(times), "cpu": statistics.median(cpus), "runs": runs, "rc": rc,
+            "shown": shown}
 
 
 def count_go(text):
@@ -164,7 +174,7 @@ def main():
                         gdb_argv(small.pid, script, "goroutine all bt"), 1,
                         count=lambda s: len(re.findall(r"^#0 ", s, re.M)))
             r["scaled_from"] = small.goroutines
-            for k in ("median", "min", "max"):
+            for k in ("median", "min", "max", "cpu"):
                 r[k] *= t.goroutines / small.goroutines
             rows.append(r)
         finally:
@@ -172,15 +182,16 @@ def main():
     base = rows[0]["median"]
     lines = ["Goroutine dumps of %d goroutines (bench/go_dump.py, %s, %d runs; median, min-max):"
              % (t.goroutines, time.strftime("%Y-%m-%d"), args.runs), "",
-             "| tool | wall ms | min-max ms | goroutines shown | vs cprof dump |",
-             "|---|---|---|---|---|"]
+             "| tool | wall ms | min-max ms | CPU ms | goroutines shown | vs cprof dump (wall) |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         note = ""
         if "scaled_from" in r:
             note = " (measured on %d, scaled)" % r["scaled_from"]
-        lines.append("| %s%s | %.0f | %.0f-%.0f | %s | %.1fx |"
+        lines.append("| %s%s | %.0f | %.0f-%.0f | %.0f | %s | %.1fx |"
                      % (r["name"], note, r["median"] * 1000, r["min"] * 1000, r["max"] * 1000,
-                        r["shown"] if r["shown"] is not None else "?", r["median"] / base))
+                        r["cpu"] * 1000, r["shown"] if r["shown"] is not None else "?",
+                        r["median"] / base))
     text = "\n".join(lines)
     print(text)
     if args.out:
