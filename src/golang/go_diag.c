@@ -86,61 +86,68 @@ static int64_t median(int64_t *v, size_t n)
 	return v[n / 2];
 }
 
-/* Members of the group [lo, hi) of ix that were not in before_ids (sorted). */
-static size_t count_new(const struct cp_goroutine *const *ix, size_t lo, size_t hi,
-			const int64_t *before_ids, size_t nbefore)
+/* One cp_go_find_leaks: the goroutines in group order, the first look, the clock. */
+struct leak_scan {
+	const struct cp_goroutine **ix;	/* the parked user goroutines, grouped */
+	size_t k;
+	const struct cp_goroutine *before;	/* the first look, NULL without one */
+	size_t nbefore;
+	int64_t *before_ids;		/* the first look's ids, sorted */
+	size_t nbefore_ids;
+	int64_t now_ns;
+	int64_t *scratch;		/* room for k waits */
+};
+
+/* Members of the group [lo, hi) that were not there at the first look. */
+static size_t count_new(const struct leak_scan *s, size_t lo, size_t hi)
 {
 	size_t grown = 0;
 
 	for (size_t i = lo; i < hi; i++)
-		if (!bsearch(&ix[i]->id, before_ids, nbefore, sizeof(*before_ids), cmp_i64))
+		if (!bsearch(&s->ix[i]->id, s->before_ids, s->nbefore_ids, sizeof(int64_t),
+			     cmp_i64))
 			grown++;
 	return grown;
 }
 
-/* How many of before (parked user goroutines) share the group key of key. */
-static size_t count_same(const struct cp_goroutine *before, size_t nbefore,
-			 const struct cp_goroutine *key)
+/* How many of the first look (parked user goroutines) share the group key of key. */
+static size_t count_same(const struct leak_scan *s, const struct cp_goroutine *key)
 {
 	size_t k = 0;
 
-	for (size_t i = 0; i < nbefore; i++)
-		if (parked_user(&before[i]) && !cmp_group_key(&before[i], key))
+	for (size_t i = 0; i < s->nbefore; i++)
+		if (parked_user(&s->before[i]) && !cmp_group_key(&s->before[i], key))
 			k++;
 	return k;
 }
 
-/* The median wait of the parked user goroutines outside [lo, hi) of ix (k of them). */
-static int64_t others_median(const struct cp_goroutine *const *ix, size_t k, size_t lo, size_t hi,
-			     int64_t now_ns, int64_t *scratch)
+/* The median wait of the parked user goroutines outside the group [lo, hi). */
+static int64_t others_median(const struct leak_scan *s, size_t lo, size_t hi)
 {
 	size_t m = 0;
 
-	for (size_t i = 0; i < k; i++)
+	for (size_t i = 0; i < s->k; i++)
 		if (i < lo || i >= hi)
-			scratch[m++] = wait_of(ix[i], now_ns);
-	return median(scratch, m);
+			s->scratch[m++] = wait_of(s->ix[i], s->now_ns);
+	return median(s->scratch, m);
 }
 
-/* Judge the group [lo, hi) of ix; fills *l (ids owned) and returns 1 when a leak, 0, -ENOMEM. */
-static int judge_group(const struct cp_goroutine *const *ix, size_t k, size_t lo, size_t hi,
-		       const struct cp_goroutine *before, size_t nbefore,
-		       const int64_t *before_ids, size_t nbefore_ids, int64_t now_ns,
-		       int64_t *scratch, struct cp_go_leak *l)
+/* Judge the group [lo, hi); fills *l (ids owned) and returns 1 when a leak, 0, -ENOMEM. */
+static int judge_group(const struct leak_scan *s, size_t lo, size_t hi, struct cp_go_leak *l)
 {
-	const struct cp_goroutine *first = ix[lo];
+	const struct cp_goroutine *first = s->ix[lo];
 	struct cp_go_leak v = { .wait_reason = reason_of(first), .gopc = first->gopc,
 				.count = hi - lo };
 
-	if (before) {
-		v.before = count_same(before, nbefore, first);
-		v.grown = count_new(ix, lo, hi, before_ids, nbefore_ids);
+	if (s->before) {
+		v.before = count_same(s, first);
+		v.grown = count_new(s, lo, hi);
 		v.by_growth = v.count > v.before && v.grown > 0;
 	}
 	for (size_t i = lo; i < hi; i++)
-		scratch[i - lo] = wait_of(ix[i], now_ns);
-	v.wait_ns = median(scratch, hi - lo);
-	v.others_wait_ns = others_median(ix, k, lo, hi, now_ns, scratch);
+		s->scratch[i - lo] = wait_of(s->ix[i], s->now_ns);
+	v.wait_ns = median(s->scratch, hi - lo);
+	v.others_wait_ns = others_median(s, lo, hi);
 	v.by_age = v.others_wait_ns >= 0 && v.wait_ns >= CP_GO_LEAK_MIN_WAIT_NS &&
 		   v.wait_ns >= CP_GO_LEAK_AGE_FACTOR * v.others_wait_ns;
 	if (!v.by_growth && !v.by_age)
@@ -149,7 +156,7 @@ static int judge_group(const struct cp_goroutine *const *ix, size_t k, size_t lo
 	if (!v.ids)
 		return -ENOMEM;
 	for (size_t i = lo; i < hi; i++)
-		v.ids[i - lo] = ix[i]->id;
+		v.ids[i - lo] = s->ix[i]->id;
 	sort_ids(v.ids, v.count);
 	*l = v;
 	return 1;
@@ -167,29 +174,27 @@ static int cmp_leak(const void *a, const void *b)
 int cp_go_find_leaks(const struct cp_goroutine *now, size_t n, const struct cp_goroutine *before,
 		     size_t nbefore, int64_t now_ns, struct cp_go_leak **out, size_t *nout)
 {
+	struct leak_scan s = { .before = before, .nbefore = before ? nbefore : 0,
+			       .now_ns = now_ns };
 	struct cp_go_leak *leaks = NULL, l;
-	size_t k = 0, nleaks = 0, nids = 0;
-	int64_t *scratch = NULL, *ids = NULL;
-	const struct cp_goroutine **ix = group_order(now, n, &k);
+	size_t nleaks = 0;
 	int err = -ENOMEM;
 
-	if (!ix)
-		return -ENOMEM;
-	scratch = malloc((k ? k : 1) * sizeof(*scratch));
-	ids = malloc((nbefore ? nbefore : 1) * sizeof(*ids));
-	if (!scratch || !ids)
+	s.ix = group_order(now, n, &s.k);
+	s.scratch = malloc((s.k ? s.k : 1) * sizeof(*s.scratch));
+	s.before_ids = malloc((s.nbefore ? s.nbefore : 1) * sizeof(*s.before_ids));
+	if (!s.ix || !s.scratch || !s.before_ids)
 		goto out;
-	for (size_t i = 0; before && i < nbefore; i++)
-		ids[nids++] = before[i].id;
-	sort_ids(ids, nids);
+	for (size_t i = 0; i < s.nbefore; i++)
+		s.before_ids[s.nbefore_ids++] = before[i].id;
+	sort_ids(s.before_ids, s.nbefore_ids);
 	err = 0;
-	for (size_t lo = 0, hi; lo < k && err >= 0; lo = hi) {
-		for (hi = lo + 1; hi < k && !cmp_group_key(ix[lo], ix[hi]); hi++)
+	for (size_t lo = 0, hi; lo < s.k && err >= 0; lo = hi) {
+		for (hi = lo + 1; hi < s.k && !cmp_group_key(s.ix[lo], s.ix[hi]); hi++)
 			;
 		if (hi - lo < CP_GO_LEAK_MIN)
 			continue;
-		err = judge_group(ix, k, lo, hi, before, nbefore, ids, nids, now_ns, scratch,
-				  &l);
+		err = judge_group(&s, lo, hi, &l);
 		if (err <= 0)
 			continue;
 		struct cp_go_leak *grown = realloc(leaks, (nleaks + 1) * sizeof(*leaks));
@@ -212,9 +217,9 @@ int cp_go_find_leaks(const struct cp_goroutine *now, size_t n, const struct cp_g
 	*nout = nleaks;
 	err = 0;
 out:
-	free(ids);
-	free(scratch);
-	free(ix);
+	free(s.before_ids);
+	free(s.scratch);
+	free(s.ix);
 	return err;
 }
 
