@@ -100,9 +100,11 @@ int dump_go_diagnose(struct dump_run *run, struct cp_go_runtime *rt,
 		     const struct cp_goroutine *gs, size_t n)
 {
 	struct cp_dump *d = run->d;
+	struct cp_go_diag_layout lo = { .have_chan = false };
 	int err, found;
 
 	d->go_diagnosed = true;
+	cp_go_diag_layout(rt, &lo);	/* unknown: the parts that need it are left out */
 	err = cp_go_find_leaks(gs, n, run->go_before, run->ngo_before, cp_go_nanotime(),
 			       &d->go_leaks, &d->ngo_leaks);
 	/* Their wait reasons are rt's, which is closed before the dump is written. */
@@ -115,15 +117,15 @@ int dump_go_diagnose(struct dump_run *run, struct cp_go_runtime *rt,
 		err = leak_sites(run, rt, gs, n);
 	if (!err)
 		err = cp_go_find_chans(gs, n, &d->go_chans, &d->ngo_chans);
-	if (!err && cp_go_read_chans(rt, &run->mem, d->go_chans, d->ngo_chans) == -ENOMEM)
+	if (!err && cp_go_read_chans(rt, &lo, &run->mem, d->go_chans, d->ngo_chans) == -ENOMEM)
 		err = -ENOMEM;
 	if (err)
 		return err;
-	err = cp_go_find_netwaits(rt, &run->mem, run->pid, gs, n, &d->go_netwaits,
+	err = cp_go_find_netwaits(&lo, &run->mem, run->pid, gs, n, &d->go_netwaits,
 				  &d->ngo_netwaits);
 	if (err == -ENOMEM)
 		return err;
-	d->go_timers = cp_go_count_timers(rt, &run->mem);
+	d->go_timers = cp_go_count_timers(rt, &lo, &run->mem);
 	found = cp_go_find_deadlock(gs, n, d->go_timers, name_pc, rt, &d->go_deadlock,
 				    &d->ngo_deadlock);
 	return found < 0 ? found : 0;

@@ -77,6 +77,27 @@ int cp_go_find_deadlock(const struct cp_goroutine *g, size_t n, long timers,
 /* Whether reason is a wait that only another goroutine can end (a channel, lock, select). */
 bool cp_go_wait_is_sync(const char *reason);
 
+/*
+ * Where the fields the diagnosis reads lie in the target's runtime structures: hchan, the type
+ * descriptor's name, moduledata.types, pollDesc, p's timers. A part is used only when its
+ * have_ flag is set.
+ */
+struct cp_go_diag_layout {
+	bool have_chan, have_type, have_pd, have_timers;
+	uint32_t chan_qcount, chan_dataqsiz, chan_closed, chan_elemtype;
+	uint32_t type_tflag, type_str, module_types;
+	uint32_t pd_fd, pd_rg, pd_wg, pd_rd, pd_wd, pd_size;
+	uint32_t p_timers_len;		/* the number of timers in a p */
+};
+
+/*
+ * The layout for rt's Go version: from a table (Go 1.19), else from the binary's DWARF.
+ * 0 or -ENOTSUP (neither knows it).
+ */
+int cp_go_diag_layout(struct cp_go_runtime *rt, struct cp_go_diag_layout *out);
+/* The layout from DWARF alone (what the table was made from). 0 or -ENOTSUP. */
+int cp_go_diag_layout_dwarf(struct cp_go_runtime *rt, struct cp_go_diag_layout *out);
+
 /* A channel some goroutines wait on. */
 struct cp_go_chan {
 	uint64_t addr;
@@ -101,11 +122,11 @@ struct cp_go_chan {
 int cp_go_find_chans(const struct cp_goroutine *g, size_t n, struct cp_go_chan **out,
 		     size_t *nout);
 /*
- * Read each channel's element type and state through rt and mem (borrowed). A channel that
- * cannot be read keeps have_state false. 0, -ENOTSUP (rt's layout unknown) or -ENOMEM.
+ * Read each channel's element type and state through rt, its layout lo and mem (borrowed). A
+ * channel that cannot be read keeps have_state false. 0, -ENOTSUP (no hchan layout), -ENOMEM.
  */
-int cp_go_read_chans(struct cp_go_runtime *rt, const struct cp_mem *mem, struct cp_go_chan *c,
-		     size_t n);
+int cp_go_read_chans(struct cp_go_runtime *rt, const struct cp_go_diag_layout *lo,
+		     const struct cp_mem *mem, struct cp_go_chan *c, size_t n);
 void cp_go_chans_free(struct cp_go_chan *c, size_t n);
 /* The index in c of the channel at addr, -1 when none. */
 long cp_go_chan_index(const struct cp_go_chan *c, size_t n, uint64_t addr);
@@ -125,16 +146,17 @@ struct cp_go_netwait {
  * The goroutines of pid parked in the network poller, found through the netpoller's epoll
  * registrations (each holds its pollDesc's address) and the pollDescs' waiting goroutines
  * (matched by their g's address), with each fd described (cp_fd_describe). Sorted by goid.
- * -ENOTSUP when rt's layout is unknown, -ENOENT when the process has no epoll fd of the
- * runtime. *out: free with cp_go_netwaits_free. 0 or -errno.
+ * -ENOTSUP without a pollDesc layout in lo, -ENOENT when the process has no epoll fd.
+ * *out: free with cp_go_netwaits_free. 0 or -errno.
  */
-int cp_go_find_netwaits(struct cp_go_runtime *rt, const struct cp_mem *mem, int pid,
+int cp_go_find_netwaits(const struct cp_go_diag_layout *lo, const struct cp_mem *mem, int pid,
 			const struct cp_goroutine *g, size_t n, struct cp_go_netwait **out,
 			size_t *nout);
 void cp_go_netwaits_free(struct cp_go_netwait *w, size_t n);
 
 /* Timers pending in the runtime (every P's heap), or -errno (-ENOTSUP: layout unknown). */
-long cp_go_count_timers(struct cp_go_runtime *rt, const struct cp_mem *mem);
+long cp_go_count_timers(struct cp_go_runtime *rt, const struct cp_go_diag_layout *lo,
+			const struct cp_mem *mem);
 
 /* The runtime's clock (nanotime: CLOCK_MONOTONIC) now, for wait_since_ns. */
 int64_t cp_go_nanotime(void);

@@ -12,43 +12,11 @@
 #include "go_diag.h"
 #include "util.h"
 
-/*
- * Where the fields this file reads live, per Go version (from the runtime's DWARF of a build
- * of that version): hchan, _type and moduledata (chan.go, type.go, symtab.go), pollDesc
- * (netpoll.go), p (runtime2.go). Adding a version is one entry.
- */
-struct diag_layout {
-	const char *version;	/* "go1.19": matches go1.19 and go1.19.N */
-	uint32_t chan_qcount, chan_dataqsiz, chan_closed, chan_elemtype;
-	uint32_t type_tflag, type_str;
-	uint32_t module_types;
-	uint32_t pd_fd, pd_rg, pd_wg, pd_rd, pd_wd, pd_size;
-	uint32_t p_timers_len;
-};
-
-static const struct diag_layout diag_layouts[] = {
-	{ "go1.19", 0, 8, 28, 32, 20, 40, 280, 8, 24, 32, 136, 224, 240, 8848 },
-};
-
 /* tflagExtraStar: the name is stored with a '*' in front (type.go). */
 #define TFLAG_EXTRA_STAR 0x2
 #define TYPE_NAME_MAX 256
 #define ALLP_MAX 4096
 #define EPOLL_FDS_MAX 16
-
-static const struct diag_layout *layout_of(struct cp_go_runtime *rt)
-{
-	const char *v = rt ? cp_go_version(rt) : NULL;
-
-	for (size_t i = 0; v && i < CP_ARRAY_SIZE(diag_layouts); i++) {
-		size_t len = strlen(diag_layouts[i].version);
-
-		if (!strncmp(v, diag_layouts[i].version, len) && (v[len] == '.' || v[len] == '\0' ||
-							      v[len] == ' '))
-			return &diag_layouts[i];
-	}
-	return NULL;
-}
 
 static int read_exact(const struct cp_mem *mem, uint64_t addr, void *buf, size_t len)
 {
@@ -65,7 +33,7 @@ static int read_u64(const struct cp_mem *mem, uint64_t addr, uint64_t *v)
 }
 
 /* The name of the runtime type at typ ("int", "main.job"): malloc'ed, or NULL. */
-static char *type_name(const struct diag_layout *lo, const struct cp_mem *mem, uint64_t types,
+static char *type_name(const struct cp_go_diag_layout *lo, const struct cp_mem *mem, uint64_t types,
 		       uint64_t typ)
 {
 	uint8_t tflag, buf[TYPE_NAME_MAX + 12];
@@ -107,7 +75,7 @@ struct type_memo {
 	size_t n, next;
 };
 
-static const char *memo_name(struct type_memo *m, const struct diag_layout *lo,
+static const char *memo_name(struct type_memo *m, const struct cp_go_diag_layout *lo,
 			     const struct cp_mem *mem, uint64_t types, uint64_t typ)
 {
 	size_t slot;
@@ -122,23 +90,22 @@ static const char *memo_name(struct type_memo *m, const struct diag_layout *lo,
 	return m->name[slot];
 }
 
-int cp_go_read_chans(struct cp_go_runtime *rt, const struct cp_mem *mem, struct cp_go_chan *c,
-		     size_t n)
+int cp_go_read_chans(struct cp_go_runtime *rt, const struct cp_go_diag_layout *lo,
+		     const struct cp_mem *mem, struct cp_go_chan *c, size_t n)
 {
-	const struct diag_layout *lo = layout_of(rt);
 	struct type_memo memo = { .n = 0 };
 	uint64_t module = 0, types = 0;
 	uint8_t buf[128];
 	size_t len;
 	int err = 0;
 
-	if (!lo)
+	if (!lo->have_chan)
 		return -ENOTSUP;
 	len = lo->chan_elemtype + 8;
 	if (lo->chan_qcount + 8 > len || lo->chan_dataqsiz + 8 > len || lo->chan_closed + 4 > len ||
 	    len > sizeof(buf))
 		return -ENOTSUP;
-	if (cp_go_global(rt, "runtime.firstmoduledata", &module) < 0 ||
+	if (!lo->have_type || cp_go_global(rt, "runtime.firstmoduledata", &module) < 0 ||
 	    read_u64(mem, module + lo->module_types, &types) < 0)
 		types = 0;
 	for (size_t i = 0; i < n && !err; i++) {
@@ -166,14 +133,14 @@ int cp_go_read_chans(struct cp_go_runtime *rt, const struct cp_mem *mem, struct 
 	return err;
 }
 
-long cp_go_count_timers(struct cp_go_runtime *rt, const struct cp_mem *mem)
+long cp_go_count_timers(struct cp_go_runtime *rt, const struct cp_go_diag_layout *lo,
+			const struct cp_mem *mem)
 {
-	const struct diag_layout *lo = layout_of(rt);
 	uint64_t allp, slice[2], *ps;
 	long total = 0;
 	int err;
 
-	if (!lo)
+	if (!lo->have_timers)
 		return -ENOTSUP;
 	err = cp_go_global(rt, "runtime.allp", &allp);
 	if (err < 0)
@@ -298,7 +265,7 @@ static const struct cp_goroutine *g_at(const struct cp_goroutine *const *by_addr
 }
 
 /* The waits of one pollDesc at pd (registered for fd) appended to (*w, *n, *alloc). */
-static int pd_waits(const struct diag_layout *lo, const struct cp_mem *mem, int pid, int fd,
+static int pd_waits(const struct cp_go_diag_layout *lo, const struct cp_mem *mem, int pid, int fd,
 		    uint64_t pd, const struct cp_goroutine *const *by_addr, size_t ng,
 		    struct cp_net_index *net, struct cp_go_netwait **w, size_t *n, size_t *alloc)
 {
@@ -350,11 +317,10 @@ static int cmp_netwait(const void *a, const void *b)
 	return x->write - y->write;
 }
 
-int cp_go_find_netwaits(struct cp_go_runtime *rt, const struct cp_mem *mem, int pid,
+int cp_go_find_netwaits(const struct cp_go_diag_layout *lo, const struct cp_mem *mem, int pid,
 			const struct cp_goroutine *g, size_t n, struct cp_go_netwait **out,
 			size_t *nout)
 {
-	const struct diag_layout *lo = layout_of(rt);
 	const struct cp_goroutine **by_addr = NULL;
 	struct cp_go_netwait *w = NULL;
 	struct cp_net_index *net = NULL;
@@ -362,7 +328,7 @@ int cp_go_find_netwaits(struct cp_go_runtime *rt, const struct cp_mem *mem, int 
 	size_t ne = 0, nw = 0, alloc = 0;
 	int err;
 
-	if (!lo)
+	if (!lo->have_pd)
 		return -ENOTSUP;
 	err = epoll_entries(pid, &e, &ne);
 	if (err < 0)

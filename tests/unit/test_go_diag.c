@@ -1,10 +1,17 @@
-/* Unit tests of the Go diagnosis on made-up goroutines: leaks, deadlocks, channel waiters. */
+/*
+ * Unit tests of the Go diagnosis on made-up goroutines (leaks, deadlocks, channel waiters),
+ * and of its layout table against the DWARF of a Go build (tests/targets/godiag).
+ */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "go_diag.h"
+#include "maps.h"
 
 #define SEC 1000000000ll
 #define NOW (100000 * SEC)
@@ -153,8 +160,104 @@ static void test_chans(void)
 	cp_go_chans_free(c, nc);
 }
 
+static const char go_env[] = "HOME=/tmp GOCACHE=/tmp/cprof-gocache GOPATH=/tmp/cprof-gopath "
+			     "GOPROXY=off GOFLAGS= GO111MODULE=auto CGO_ENABLED=0 "
+			     "GOTOOLCHAIN=local";
+
+static int sh(const char *cmd)
+{
+	int r = system(cmd);
+
+	return r == -1 ? -1 : WEXITSTATUS(r);
+}
+
+/* Start exe MODE, wait for its READY line: its pid, or -1. */
+static pid_t start(const char *exe, const char *mode)
+{
+	char buf[512];
+	size_t got = 0;
+	int fd[2];
+	pid_t pid;
+
+	if (pipe(fd) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		close(fd[0]);
+		execl(exe, exe, mode, (char *)NULL);
+		_exit(127);
+	}
+	close(fd[1]);
+	while (got < sizeof(buf) - 1) {
+		ssize_t r = read(fd[0], buf + got, sizeof(buf) - 1 - got);
+
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		buf[got] = 0;
+		if (strstr(buf, "READY"))
+			break;
+	}
+	close(fd[0]);
+	if (!strstr(buf, "READY")) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return pid;
+}
+
+/* The Go 1.19 table equals what the DWARF of a Go 1.19 build says, part by part. */
+static void test_layout(void)
+{
+	char dir[] = "/tmp/cprof-test-go-diag-XXXXXX", exe[256], cmd[1024], why[128];
+	struct cp_go_diag_layout table, dwarf;
+	struct cp_go_runtime *rt = NULL;
+	struct cp_maps maps;
+	struct cp_mem mem;
+	pid_t pid;
+
+	if (sh("command -v go >/dev/null") != 0) {
+		CHECK(0, "go is not installed (make test installs golang-go)");
+		return;
+	}
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(exe, sizeof(exe), "%s/godiag", dir);
+	snprintf(cmd, sizeof(cmd), "cd %s && %s go build -o %s %s/tests/targets/godiag/main.go",
+		 dir, go_env, exe, CP_SRC_ROOT);
+	CHECK(sh(cmd) == 0, "%s", cmd);
+	pid = start(exe, "deadlock");
+	CHECK(pid > 0, "godiag did not start");
+	if (pid > 0 && cp_maps_read(pid, &maps) == 0) {
+		cp_mem_open(&mem, pid);
+		CHECK(cp_go_open(pid, &maps, &mem, &rt, why, sizeof(why)) == 0, "%s", why);
+		if (rt && !strncmp(cp_go_version(rt), "go1.19", 6)) {
+			CHECK(cp_go_diag_layout(rt, &table) == 0);
+			CHECK(cp_go_diag_layout_dwarf(rt, &dwarf) == 0);
+			CHECK(dwarf.have_chan && dwarf.have_type && dwarf.have_pd &&
+			      dwarf.have_timers, "a part missing from DWARF");
+			CHECK(!memcmp(&table, &dwarf, sizeof(table)), "the Go 1.19 table differs "
+			      "from DWARF: pd_size %u/%u p_timers_len %u/%u", table.pd_size,
+			      dwarf.pd_size, table.p_timers_len, dwarf.p_timers_len);
+			/* Two goroutines hold the mutexes, none sleeps: no timer pending. */
+			CHECK(cp_go_count_timers(rt, &table, &mem) == 0);
+		}
+		cp_go_close(rt);
+		cp_mem_close(&mem);
+		cp_maps_release(&maps);
+	}
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	sh(cmd);
+}
+
 int main(void)
 {
+	test_layout();
 	test_leaks();
 	memset(gs, 0, sizeof(gs));
 	test_deadlock();
