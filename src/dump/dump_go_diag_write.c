@@ -75,7 +75,7 @@ void cp_dump_text_go_diag_head(const struct cp_dump *dump, struct cp_strbuf *sb)
 	for (size_t k = 0; k < dump->ngo_leaks; k++)
 		add_leak_line(sb, dump, k);
 	for (size_t i = 0; i < dump->ngo_netwaits; i++)
-		if (dump->go_netwaits[i].deadline_ns == 0)
+		if (dump->go_netwaits[i].deadline_ns == 0 && !dump->go_netwaits[i].accept)
 			add_netwait_line(sb, &dump->go_netwaits[i]);
 	if (dump->go_deadlock)
 		cp_strbuf_adds(sb, "  all goroutines are asleep: see DEADLOCK at the end\n");
@@ -250,7 +250,8 @@ static void add_json_chan(struct cp_strbuf *sb, const struct cp_go_chan *c)
 static void add_json_netwait(struct cp_strbuf *sb, const struct cp_go_netwait *w)
 {
 	cp_strbuf_addf(sb, "    { \"goroutine\": %lld, \"fd\": %d, \"op\": \"%s\", \"object\": ",
-		       (long long)w->goid, w->fd, w->write ? "write" : "read");
+		       (long long)w->goid, w->fd,
+		       w->write ? "write" : w->accept ? "accept" : "read");
 	cp_strbuf_add_json_str(sb, w->object);
 	cp_strbuf_adds(sb, ", \"detail\": ");
 	cp_strbuf_add_json_str(sb, w->detail);

@@ -85,13 +85,17 @@ def check_leak(stripped):
         w = waits[deadline]
         check(w["deadline"] is True and 0 < w["timeout"] <= 3600 * 10**9,
               "the read with a deadline", w)
+        w = waits.get(t.number("accept"))
+        check(w and w["op"] == "accept" and w["deadline"] is False and
+              "listening on" in w["detail"], "the accept", w, waits)
         check(d["deadlocks"] == [], "a deadlock in a live program", d["deadlocks"])
         # The same in text; without --stuck, no growth to judge.
         p = cplib.run(["dump", "-p", t.pid, "--stuck", "1"], check_rc=0)
         check("LEAK? " in p.stdout and "created by main.leakOne at" in p.stdout,
               "no LEAK? line", p.stdout[:3000])
         check("NO DEADLINE: goroutine %d [IO wait] reading fd" % nodeadline in p.stdout and
-              "NO DEADLINE: goroutine %d " % deadline not in p.stdout,
+              "NO DEADLINE: goroutine %d " % deadline not in p.stdout and
+              "NO DEADLINE: goroutine %d " % t.number("accept") not in p.stdout,
               "NO DEADLINE lines", p.stdout[:3000])
         check("chan main.job (unbuffered): receivers " in p.stdout, "no channel line",
               p.stdout[-3000:])

@@ -1,7 +1,8 @@
 // godiag is the Go fixture of tests/integration/test_go_diag.py, one problem per mode (the
 // argument): "leak" leaks a goroutine blocked in a send nobody receives (main.leakOne) at
 // start and then one every LEAK_EVERY, beside a fixed pool of workers on one channel of
-// main.job (not a leak), a connection read without a deadline and one with a deadline;
+// main.job (not a leak), a connection read without a deadline, one with a deadline and an
+// accept (no deadline, as usual);
 // "deadlock" ends with every goroutine asleep for good (two goroutines that take two mutexes
 // in opposite orders, main waiting for them, one on a channel nobody sends to) while
 // os/signal's watcher keeps Go's own deadlock check quiet; "timer" is the same with a
@@ -94,6 +95,11 @@ func leakMode() {
 		go reader(s, ids)
 		fmt.Printf("%s %d\n", []string{"nodeadline", "deadline"}[i], <-ids)
 	}
+	go func(ids chan int) {
+		ids <- goid()
+		ln.Accept() // waits with no deadline, as a server's accept loop does
+	}(ids)
+	fmt.Printf("accept %d\n", <-ids)
 	for i := 0; i < 20; i++ {
 		leakOne(i)
 	}
