@@ -157,6 +157,14 @@ static bool is_system(struct cp_go_runtime *rt, uint64_t startpc)
 		return false;
 	if (!strcmp(pi->name, "runtime.main") || !strcmp(pi->name, "runtime.handleAsyncEvent"))
 		return false;
+	/* The finalizer goroutine is shown while it runs finalizers (user code). */
+	if (!strcmp(pi->name, "runtime.runfinq")) {
+		uint64_t addr;
+		uint8_t running = 0;
+
+		return cp_go_global(rt, "runtime.fingRunning", &addr) < 0 ||
+		       cp_mem_read(rt->mem, addr, &running, 1) != 1 || !running;
+	}
 	return !strncmp(pi->name, "runtime.", 8);
 }
 
