@@ -18,6 +18,13 @@ static const struct cp_dump_goroutine *goroutine(const struct cp_dump *d, int64_
 	return NULL;
 }
 
+/* Free text from the target (names, paths) with control bytes shown as '?'. */
+static void add_safe(struct cp_strbuf *sb, const char *s)
+{
+	for (; s && *s; s++)
+		cp_strbuf_addc(sb, (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
 static void add_ids(struct cp_strbuf *sb, const int64_t *ids, size_t n)
 {
 	for (size_t i = 0; i < n && i < IDS_SHOWN; i++)
@@ -39,12 +46,17 @@ static void add_leak_line(struct cp_strbuf *sb, const struct cp_dump *d, size_t 
 	const struct cp_go_leak *l = &d->go_leaks[k];
 	const struct cp_frame *site = &d->go_leak_sites[k];
 
-	cp_strbuf_addf(sb, "  LEAK? %zu of %zu goroutines (%zu%%) [%s]", l->count,
-		       d->ngoroutines, d->ngoroutines ? l->count * 100 / d->ngoroutines : 0,
-		       l->wait_reason);
-	if (site->function)
-		cp_strbuf_addf(sb, " created by %s at %s:%d", site->function,
-			       site->file ? site->file : "?", site->line);
+	cp_strbuf_addf(sb, "  LEAK? %zu of %zu goroutines (%zu%%) [", l->count,
+		       d->ngoroutines, d->ngoroutines ? l->count * 100 / d->ngoroutines : 0);
+	add_safe(sb, l->wait_reason);
+	cp_strbuf_addc(sb, ']');
+	if (site->function) {
+		cp_strbuf_adds(sb, " created by ");
+		add_safe(sb, site->function);
+		cp_strbuf_adds(sb, " at ");
+		add_safe(sb, site->file ? site->file : "?");
+		cp_strbuf_addf(sb, ":%d", site->line);
+	}
 	if (l->by_growth)
 		cp_strbuf_addf(sb, ", grew from %zu to %zu in %d s (%zu new)", l->before, l->count,
 			       d->stuck_seconds, l->grown);
@@ -63,8 +75,11 @@ static void add_netwait_line(struct cp_strbuf *sb, const struct cp_go_netwait *w
 {
 	cp_strbuf_addf(sb, "  NO DEADLINE: goroutine %lld [IO wait] %s fd %d", (long long)w->goid,
 		       w->write ? "writing" : "reading", w->fd);
-	if (w->detail || w->object)
-		cp_strbuf_addf(sb, " (%s)", w->detail ? w->detail : w->object);
+	if (w->detail || w->object) {
+		cp_strbuf_adds(sb, " (");
+		add_safe(sb, w->detail ? w->detail : w->object);
+		cp_strbuf_addc(sb, ')');
+	}
 	cp_strbuf_addf(sb, " with no %s deadline\n", w->write ? "write" : "read");
 }
 
@@ -148,10 +163,11 @@ static void add_deadlock_description(struct cp_strbuf *sb, const struct cp_dump 
 	for (size_t i = 0; i < d->ngo_deadlock && i < IDS_SHOWN; i++) {
 		const struct cp_dump_goroutine *g = goroutine(d, d->go_deadlock[i]);
 
-		cp_strbuf_addf(sb, "%sgoroutine %lld [%s]", i ? ", " : "",
-			       (long long)d->go_deadlock[i],
-			       g && g->wait_reason ? g->wait_reason :
-			       g && g->status ? g->status : "?");
+		cp_strbuf_addf(sb, "%sgoroutine %lld [", i ? ", " : "",
+			       (long long)d->go_deadlock[i]);
+		add_safe(sb, g && g->wait_reason ? g->wait_reason :
+			 g && g->status ? g->status : "?");
+		cp_strbuf_addc(sb, ']');
 		/* The one asleep goroutine not parked: os/signal's, in signal_recv. */
 		if (g && !g->wait_reason)
 			cp_strbuf_adds(sb, " (os/signal's watcher)");

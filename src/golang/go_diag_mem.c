@@ -65,6 +65,10 @@ static char *type_name(const struct cp_go_diag_layout *lo, const struct cp_mem *
 		return NULL;
 	memcpy(s, buf + i, len);
 	s[len] = '\0';
+	/* The target's bytes: no control characters reach a terminal. */
+	for (char *c = s; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	return s;
 }
 
