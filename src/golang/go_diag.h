@@ -43,7 +43,7 @@ struct cp_go_leak {
 	size_t before;			/* in the group at the first look; 0 without one */
 	size_t grown;			/* members that were not there at the first look */
 	int64_t wait_ns;		/* the group's median wait; -1 unknown */
-	int64_t others_wait_ns;		/* the median wait of the other waiting goroutines; -1 */
+	int64_t others_wait_ns;		/* the other parked goroutines' median wait; -1 */
 	bool by_growth;			/* the group grew between the looks */
 	bool by_age;			/* it waited far longer than the rest */
 	int64_t *ids;			/* owned, ascending */
@@ -101,7 +101,7 @@ int cp_go_diag_layout_dwarf(struct cp_go_runtime *rt, struct cp_go_diag_layout *
 /* A channel some goroutines wait on. */
 struct cp_go_chan {
 	uint64_t addr;
-	char *elem_type;	/* owned; the element type's name ("int", "main.job"), NULL unknown */
+	char *elem_type;	/* owned; the element type ("int", "main.job"); NULL unknown */
 	bool have_state;	/* the fields below were read */
 	uint64_t capacity;	/* 0: unbuffered */
 	uint64_t queued;
@@ -136,9 +136,9 @@ struct cp_go_netwait {
 	int64_t goid;
 	int fd;
 	bool write;		/* waiting to write, else to read */
-	bool accept;		/* reading a listening socket: waiting to accept (no deadline is usual) */
-	int64_t deadline_ns;	/* the pollDesc's rd (wd): 0 none, -1 expired, else runtime time */
-	int64_t remaining_ns;	/* the deadline's time left when read; 0 when none or expired */
+	bool accept;		/* reading a listening socket: an accept (no deadline is usual) */
+	int64_t deadline_ns;	/* pollDesc's rd (wd): 0 none, -1 expired, else runtime time */
+	int64_t remaining_ns;	/* the deadline's time left when read; 0: none or expired */
 	char *object;		/* owned: the fd's link ("socket:[123]"); NULL unknown */
 	char *detail;		/* owned: the socket in words; NULL unknown */
 };

@@ -133,7 +133,8 @@ int cp_go_diag_layout_dwarf(struct cp_go_runtime *rt, struct cp_go_diag_layout *
 				const char *nm = dwarf_diename(&die);
 
 				if (dwarf_tag(&die) == DW_TAG_structure_type && nm &&
-				    (!strncmp(nm, "runtime.", 8) || !strcmp(nm, "internal/abi.Type")))
+				    (!strncmp(nm, "runtime.", 8) ||
+				     !strcmp(nm, "internal/abi.Type")))
 					read_struct(&die, nm, w, CP_ARRAY_SIZE(w), &l);
 			} while (dwarf_siblingof(&die, &die) == 0);
 		}

@@ -300,14 +300,12 @@ static int pd_waits(const struct cp_go_diag_layout *lo, const struct cp_mem *mem
 			break;
 		cp_fd_desc_init(&desc);
 		cp_fd_describe(pid, fd, write, NULL, net, &desc);
-		(*w)[(*n)++] = (struct cp_go_netwait){ .goid = g->id, .fd = fd, .write = write,
-						       .accept = !write && desc.detail &&
-							       strstr(desc.detail, " listening on "),
-						       .deadline_ns = deadline,
-						       .remaining_ns = deadline > now ?
-							       deadline - now : 0,
-						       .object = desc.object,
-						       .detail = desc.detail };
+		(*w)[*n] = (struct cp_go_netwait){ .goid = g->id, .fd = fd, .write = write,
+						   .deadline_ns = deadline,
+						   .remaining_ns = deadline > now ? deadline - now : 0,
+						   .object = desc.object, .detail = desc.detail };
+		(*w)[(*n)++].accept = !write && desc.detail &&
+				      strstr(desc.detail, " listening on ") != NULL;
 		desc.object = desc.detail = NULL;
 		cp_fd_desc_release(&desc);
 	}
