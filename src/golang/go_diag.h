@@ -136,7 +136,7 @@ struct cp_go_netwait {
 	int64_t goid;
 	int fd;
 	bool write;		/* waiting to write, else to read */
-	bool accept;		/* reading a listening socket: an accept (no deadline is usual) */
+	bool accept;		/* on a listening socket: an accept (no deadline is usual) */
 	int64_t deadline_ns;	/* pollDesc's rd (wd): 0 none, -1 expired, else runtime time */
 	int64_t remaining_ns;	/* the deadline's time left when read; 0: none or expired */
 	char *object;		/* owned: the fd's link ("socket:[123]"); NULL unknown */

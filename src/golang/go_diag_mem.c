@@ -302,8 +302,8 @@ static int pd_waits(const struct cp_go_diag_layout *lo, const struct cp_mem *mem
 		cp_fd_describe(pid, fd, write, NULL, net, &desc);
 		(*w)[*n] = (struct cp_go_netwait){ .goid = g->id, .fd = fd, .write = write,
 						   .deadline_ns = deadline,
-						   .remaining_ns = deadline > now ? deadline - now : 0,
 						   .object = desc.object, .detail = desc.detail };
+		(*w)[*n].remaining_ns = deadline > now ? deadline - now : 0;
 		(*w)[(*n)++].accept = !write && desc.detail &&
 				      strstr(desc.detail, " listening on ") != NULL;
 		desc.object = desc.detail = NULL;
