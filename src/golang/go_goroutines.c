@@ -174,7 +174,7 @@ static bool decode_g(struct cp_go_runtime *rt, const uint8_t *b, struct cp_gorou
 	const struct go_layout *l = &rt->layout;
 	uint32_t status = go_le32(b + l->g_atomicstatus) & ~(uint32_t)G_SCAN;
 	uint8_t reason = b[l->g_waitreason];
-	uint64_t lockedm = rd64(b, l->g_lockedm);
+	uint64_t lockedm = l->g_lockedm ? rd64(b, l->g_lockedm) : 0;
 
 	if (status == G_DEAD || status == G_IDLE)
 		return false;
@@ -372,13 +372,13 @@ static int resolve(const struct cp_go_runtime *rt, const struct gread *r, const 
 	}
 	for (size_t k = 0; k < n; k++) {
 		const uint8_t *b = r->first + gidx[k] * l->g_size;
-		uint64_t m = rd64(b, l->g_m), s = rd64(b, l->g_waiting);
+		uint64_t m = rd64(b, l->g_m), s = l->g_waiting ? rd64(b, l->g_waiting) : 0;
+		uint64_t lm = l->g_lockedm ? rd64(b, l->g_lockedm) : 0;
 
-		v[k].tid = m || rd64(b, l->g_lockedm) ? m_tid(rt, m ? m : rd64(b, l->g_lockedm)) :
-			0;
+		v[k].tid = m || lm ? m_tid(rt, m ? m : lm) : 0;
 		v[k].addr = r->gptrs[gidx[k]];
 		v[k].waiting_chan = 0;
-		if (v[k].status == G_WAITING && s)
+		if (v[k].status == G_WAITING && s && l->sudog_c)
 			spans[ns++] = (struct cp_mem_span){ s + l->sudog_c, 8, &chans[k], false };
 	}
 	if (read_coalesced(rt, spans, ns, G_GAP) < 0)
