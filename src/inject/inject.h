@@ -6,6 +6,12 @@
  * arrived meanwhile delivered afterwards. A cprof killed at any moment leaves the thread to
  * finish the call and resume by itself. Refuses, with a one-line reason and no change to the
  * target: static binaries, libcs other than glibc, seccomp filters, a target already traced.
+ *
+ * Each load or call parks a thread, runs, and lets it go before returning: between calls the
+ * target is not traced. The thread that calls these functions is the tracer for their
+ * duration, and waits for the parked thread by its tid (waitpid(tid, __WALL)): another thread
+ * of the caller must not reap its children with waitpid(-1) meanwhile. A call cannot be
+ * interrupted (a parked thread is waited for until the function returns, however long).
  */
 #ifndef CP_INJECT_H
 #define CP_INJECT_H
@@ -17,6 +23,7 @@ struct cp_inject;
 
 struct cp_inject_opts {
 	int timeout_ms;		/* how long to look for a safe thread; 0 = 2000 */
+	int tid;		/* park only this thread of the target; 0 = any that qualifies */
 };
 
 /*
@@ -46,5 +53,12 @@ int cp_inject_symbol(struct cp_inject *in, uint64_t base, const char *name, uint
  */
 int cp_inject_call(struct cp_inject *in, uint64_t fn, const uint64_t *args, size_t nargs,
 		   uint64_t *ret, char *why, size_t whylen);
+
+/*
+ * The thread the last load or call ran on and how long parking it took (finding a thread at a
+ * safe point and stopping it), for tests and measurements; 0 before any.
+ */
+int cp_inject_last_tid(const struct cp_inject *in);
+uint64_t cp_inject_last_park_ns(const struct cp_inject *in);
 
 #endif
