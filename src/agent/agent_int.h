@@ -32,7 +32,8 @@ struct agent_real {
 /* One hooked symbol: its name, the real function and the hook that replaces it. */
 struct agent_hook {
 	const char *name;
-	void *real;
+	void *real;		/* what the hook calls: the function's definition */
+	void *canon;		/* its address as dlsym gives it (a program's PLT entry, maybe) */
 	void *hook;
 };
 
@@ -61,6 +62,9 @@ extern struct agent_session agent_sess;
 
 /* Resolve the real functions (dlsym) and fill agent_hooks. 0 or -errno. */
 int agent_hooks_init(void);
+
+/* The address of the first definition of the function name in load order, 0 if none. */
+uint64_t agent_symbol_definition(const char *name);
 
 /* Map (or reuse) the tables of sampled blocks, cleared. 0 or -errno. */
 int agent_blocks_reset(void);

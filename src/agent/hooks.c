@@ -460,13 +460,22 @@ int agent_hooks_init(void)
 
 	if (agent_hooks[0].name)
 		return 0;
-	/* malloc, free, calloc and realloc are needed; a function missing from others is left. */
+	/*
+	 * The real function is the first definition in load order (the global scope's order).
+	 * dlsym may give another address: a non-PIE program that takes malloc's address makes
+	 * its own PLT entry malloc's canonical address, and that entry jumps through the very GOT
+	 * entry the hook replaces (calling it from the hook would call the hook). GOT entries
+	 * holding either are ours to patch. malloc, free, calloc and realloc must resolve.
+	 */
 	for (int i = 0; i < AGENT_NHOOKS; i++) {
-		void *f = dlsym(RTLD_DEFAULT, names[i]);
+		void *canon = dlsym(RTLD_DEFAULT, names[i]);
+		uint64_t def = agent_symbol_definition(names[i]);
+		void *f = def ? (void *)(uintptr_t)def : canon;
 
 		if (!f && i < 4)
 			return -ENOENT;
 		*reals[i] = f;
+		agent_hooks[i].canon = canon;
 	}
 	for (int i = 0; i < AGENT_NHOOKS; i++) {
 		agent_hooks[i].real = *reals[i];
