@@ -231,9 +231,8 @@ print(n)
 
 def test_real_programs_unchanged():
     """Programs run with the sampler at a high rate (bash, perl, sort, cmake: C++) print what
-    they print without it; the
-    python3.11 of Debian (built without -pie: its PLT entry is malloc's canonical address)
-    samples itself."""
+    they print without it; Debian's python3.11 (built without -pie: its PLT entry is malloc's
+    canonical address) samples itself."""
     env = dict(os.environ, LD_PRELOAD=AGENT,
                CPROF_AGENT="%d:4096:8192:%d" % (os.getpid(), 8 << 20))
     cmds = [["bash", "-c", "for i in $(seq 1 3000); do x=$x$i; done; echo ${#x}"],
