@@ -29,11 +29,17 @@ struct agent_real {
 	void *(*pvalloc)(size_t);
 };
 
-/* One hooked symbol: its name, the real function and the hook that replaces it. */
+/*
+ * One hooked symbol: its name, the real function (its first definition in load order: libc's,
+ * or an allocator's such as jemalloc) and the hook that replaces it. canonical: what the
+ * global lookup (dlsym) gives, which differs from real in a program built without PIE that
+ * takes the function's address (its PLT entry is then the function's address for every
+ * module: python3.11 on Debian); a GOT entry holding either is the global allocator's.
+ */
 struct agent_hook {
 	const char *name;
-	void *real;		/* what the hook calls: the function's definition */
-	void *canon;		/* its address as dlsym gives it (a program's PLT entry, maybe) */
+	void *real;
+	void *canonical;
 	void *hook;
 };
 

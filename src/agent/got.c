@@ -232,7 +232,7 @@ static int patch_module(struct dl_phdr_info *info, size_t size, void *arg)
 		const struct agent_hook *h = &agent_hooks[refs[i].hook];
 		int lazy = refs[i].jump_slot && v >= m.lo && v < m.hi;
 
-		if (v != (uint64_t)(uintptr_t)h->real && v != (uint64_t)(uintptr_t)h->canon &&
+		if (v != (uint64_t)(uintptr_t)h->real && v != (uint64_t)(uintptr_t)h->canonical &&
 		    !lazy) {
 			seen->skipped = 1;
 			modules_skipped++;

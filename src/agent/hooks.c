@@ -475,7 +475,7 @@ int agent_hooks_init(void)
 		if (!f && i < 4)
 			return -ENOENT;
 		*reals[i] = f;
-		agent_hooks[i].canon = canon;
+		agent_hooks[i].canonical = canon;
 	}
 	for (int i = 0; i < AGENT_NHOOKS; i++) {
 		agent_hooks[i].real = *reals[i];

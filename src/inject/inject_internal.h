@@ -30,6 +30,16 @@ struct cp_inject {
 		char *path;
 	} loaded[8];
 	size_t nloaded;
+	/*
+	 * Threads this session left in restart_syscall (a timed wait continued exactly) and the
+	 * call they were in: parked again, they resume that call should cprof die (rt_sigreturn
+	 * resets the restart block, so restart_syscall itself would then fail with EINTR).
+	 */
+	struct {
+		int tid;
+		long nr;
+	} restarted[16];
+	size_t nrestarted;
 };
 
 /*
@@ -45,6 +55,7 @@ struct inject_park {
 	int memfd;			/* /proc/PID/mem opened read-write */
 	struct user_regs_struct exact;	/* resume registers, restart applied, orig_rax -1 */
 	struct user_regs_struct fallback; /* the same with a restart-block call reissued */
+	long nr;			/* the call it was parked in (not restart_syscall) */
 	uint8_t *xstate;		/* NT_X86_XSTATE as read */
 	size_t xlen;
 	uint64_t mask;			/* signal mask as stopped */
@@ -58,8 +69,13 @@ struct inject_park {
 bool inject_unsafe_function(const char *name);
 /* True for a module (path or basename) that is an allocator or the dynamic loader. */
 bool inject_unsafe_module(const char *path);
+/* The dynamic loader alone: its functions and its module (what a dlopen would wait for). */
+bool inject_loader_function(const char *name);
+bool inject_loader_module(const char *path);
 /* True for a system call a thread may be parked in: interrupted, it restarts exactly. */
 bool inject_parkable_syscall(long nr);
+/* True for a parkable call that is issued again from the start (its timeout starts over). */
+bool inject_syscall_reissued(long nr);
 
 /*
  * Find a thread at a safe point and stop it there (inject_park.c), within in->timeout_ms.
@@ -67,7 +83,23 @@ bool inject_parkable_syscall(long nr);
  */
 int inject_park(struct cp_inject *in, struct inject_park *pk, char *why, size_t whylen);
 /* Put the thread back exactly as it was stopped and detach. 0 or -errno (-ESRCH: gone). */
-int inject_unpark(struct inject_park *pk);
+int inject_unpark(struct cp_inject *in, struct inject_park *pk);
+
+struct cp_maps;
+struct cp_unwind_result;
+/*
+ * Whether the walked stack ur of a thread of pid is unsafe to call on (loader_only: whether it
+ * is inside the dynamic loader), the reason in buf. A frame in a signal handler or in no
+ * mapping is unsafe too, unless loader_only.
+ */
+bool inject_frames_unsafe(struct cp_inject *in, int pid, const struct cp_maps *maps,
+			  const struct cp_unwind_result *ur, bool loader_only, char *buf, size_t size);
+/*
+ * Whether a thread other than except, blocked in a system call, is inside the dynamic loader
+ * (a dlopen would wait for it, perhaps for ever): -EBUSY with why, else 0. Captured without a
+ * stop; threads whose stack cannot be walked are not counted.
+ */
+int inject_loader_busy(struct cp_inject *in, char *why, size_t whylen);
 
 /* Remote operations on a parked thread (inject_remote.c). 0 or -errno, why filled. */
 int inject_remote_syscall(struct cp_inject *in, struct inject_park *pk, long nr,
