@@ -486,6 +486,9 @@ static void test_off_by_itself(void)
 	CHECK(!strcmp(r.hdr->error, "reader exited"), "error \"%s\"", r.hdr->error);
 	if (slot)
 		CHECK(*slot == orig);
+	CHECK(agent_stop() == 0);
+	CHECK(!strcmp(r.hdr->error, "reader exited"), "a later stop changed the reason: \"%s\"",
+	      r.hdr->error);
 	reader_close(&r);
 
 	fd = agent_start(getpid(), 1, 256, 1 << 20);
