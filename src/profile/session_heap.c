@@ -164,7 +164,7 @@ static void try_connect(struct cp_session *s, struct cp_heap_session *h)
 }
 
 /* How often record looks for an exec of the command that replaced the sampler, in ns. */
-#define EXEC_CHECK_NS 100000000ull
+#define EXEC_CHECK_NS 10000000ull
 
 /*
  * Record: the command exec'd (a shell's exec, a version manager's shim) and the program it

@@ -127,8 +127,9 @@ def test_record_through_exec():
         f.write('#!/bin/sh\nsleep 0.3\nexec "%s" "$@"\n' % (cplib.TARGETS / "heap_leak"))
     os.chmod(script, 0o755)
     out = os.path.join(d, "exec.pb.gz")
+    # The program runs long enough (its 2 GB churn) to be found after its exec.
     r = cplib.run(["record", "--profile", "heap", "-o", out, "--", script, "--now",
-                   "--churn-mb", "100"], timeout=300)
+                   "--churn-mb", "2000"], timeout=300)
     check(r.returncode == 0 and "DONE 1" in r.stdout, "record through exec failed", r.stderr)
     leak = pprof_flat(out, "inuse_space").get("leak_a", 0) / MIB
     check(180 <= leak <= 220, "leak_a after an exec: %.1f MiB" % leak)
