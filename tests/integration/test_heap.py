@@ -172,6 +172,20 @@ def test_sigkill_leaves_sampler_off():
         check(not os.path.exists(os.path.join(d, "k.pb.gz")), "half profile left")
 
 
+def test_sigterm_writes_and_turns_off():
+    d = tempfile.mkdtemp(prefix="cprof-heap-")
+    out = os.path.join(d, "t.pb.gz")
+    with cplib.Target("heap_leak", "--churn-mb", "200") as t:
+        p = start_heap_attach(t.pid, out)
+        os.kill(t.pid, signal.SIGUSR1)
+        t.wait_for("DONE 1", timeout=120)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+        check(p.returncode == 0 and os.path.exists(out), "SIGTERM: no profile", err)
+        check(agent_control(t.pid)[4] == 0, "sampler on after SIGTERM")
+        cplib.assert_target_unharmed(t.pid)
+
+
 def test_refusals():
     # Static: no dynamic loader to load the sampler with.
     with cplib.Target("heap_leak_static") as t:
