@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attach_go.h"
 #include "common.h"
 #include "proc.h"
 #include "profiling.h"
@@ -317,6 +318,15 @@ int cmd_attach(int argc, char **argv)
 	}
 	catch_stop_signals(old);
 	caught = true;
+	rc = cp_attach_snapshot(&o.prof, o.pids, o.npids, &stop_count);
+	if (rc >= 0)
+		goto out;
+	if (o.prof.seconds == 0) {
+		cp_error("attach", "--seconds 0 takes a snapshot: of a Go program's goroutine, "
+				   "heap, allocs, block or mutex profile, or of threads by stack");
+		rc = CP_EXIT_USAGE;
+		goto out;
+	}
 	so.pids = o.pids;
 	so.npids = o.npids;
 	cp_prof_session_opts(&o.prof, &so);

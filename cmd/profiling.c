@@ -46,6 +46,9 @@ static const struct {
 	{ "block", CP_SESSION_BLOCK },
 	{ "threadcreate", CP_SESSION_THREADCREATE },
 	{ "mutex", CP_SESSION_MUTEX },
+	{ "goroutine", CP_SESSION_GOROUTINE },
+	{ "heap", CP_SESSION_HEAP },
+	{ "allocs", CP_SESSION_ALLOCS },
 };
 
 static const char *format_ext(enum cp_profile_format f)
@@ -63,8 +66,9 @@ static int parse_seconds(const char *cmd, const char *arg, double *out)
 
 	errno = 0;
 	v = strtod(arg, &end);
-	if (end == arg || *end || errno || !(v > 0) || v > CP_PROF_SECONDS_MAX) {
-		cp_error(cmd, "invalid --seconds '%s': expected a positive number of seconds "
+	/* 0: a snapshot at once (attach on a Go program), or until the command exits (record). */
+	if (end == arg || *end || errno || !(v >= 0) || v > CP_PROF_SECONDS_MAX) {
+		cp_error(cmd, "invalid --seconds '%s': expected a number of seconds from 0 "
 			      "up to %.0f",
 			 arg, CP_PROF_SECONDS_MAX);
 		return CP_EXIT_USAGE;
@@ -161,12 +165,15 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
 				return 0;
 			}
 		}
-		cp_error(cmd, "invalid --profile '%s': expected cpu, wall, block, mutex or "
-			      "threadcreate",
+		cp_error(cmd, "invalid --profile '%s': expected cpu, wall, block, mutex, "
+			      "threadcreate, heap, allocs or goroutine",
 			 arg);
 		return CP_EXIT_USAGE;
 	case 'W':
 		o->waiters = true;
+		return 0;
+	case 'N':
+		o->native = true;
 		return 0;
 	case 'v':
 		o->verbose = true;
@@ -289,12 +296,11 @@ int cp_prof_check_output(const char *cmd, const struct cp_prof_options *o, int p
 	return err;
 }
 
-int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_options *o, int pid,
-		  const volatile sig_atomic_t *stops)
+int cp_prof_write_file(const char *cmd, const struct cp_profile *prof,
+		       const struct cp_prof_options *o, int pid, const volatile sig_atomic_t *stops,
+		       char **written)
 {
-	struct cp_session_stats st;
 	struct cp_output out;
-	struct cp_profile *prof;
 	char *def = NULL;
 	const char *path = o->output;
 	int err;
@@ -307,7 +313,6 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 		}
 		path = def;
 	}
-	prof = cp_session_profile(s);
 	err = cp_output_open(&out, cmd, path);
 	if (err < 0)
 		goto done;
@@ -326,13 +331,30 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 		goto done;
 	}
 	err = cp_output_commit(&out, cmd);
+	if (err == 0) {
+		*written = strdup(strcmp(path, "-") ? path : "to standard output");
+		if (!*written)
+			err = -ENOMEM;
+	}
+done:
+	free(def);
+	return err;
+}
+
+int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_options *o, int pid,
+		  const volatile sig_atomic_t *stops)
+{
+	struct cp_session_stats st;
+	char *path = NULL;
+	int err;
+
+	err = cp_prof_write_file(cmd, cp_session_profile(s), o, pid, stops, &path);
 	if (err < 0)
-		goto done;
+		return err;
 	cp_session_get_stats(s, &st);
 	cp_note("%llu samples (%llu lost) from %zu thread%s of %zu process%s; wrote %s",
 		(unsigned long long)st.samples, (unsigned long long)st.lost, st.threads,
-		st.threads == 1 ? "" : "s", st.processes, st.processes == 1 ? "" : "es",
-		strcmp(path, "-") ? path : "to standard output");
+		st.threads == 1 ? "" : "s", st.processes, st.processes == 1 ? "" : "es", path);
 	if (o->verbose) {
 		cp_note("stats: %zu events, %zu rings of %zu KiB; %zu locations, %llu stacks ended "
 			"[unknown], %llu [truncated]; cprof CPU %.1f ms, %.1f us per sample",
@@ -343,9 +365,8 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 			cp_note("stats: %llu woken lock waits left out (their wake was not seen)",
 				(unsigned long long)st.unmatched);
 	}
-done:
-	free(def);
-	return err;
+	free(path);
+	return 0;
 }
 
 void cp_prof_session_opts(const struct cp_prof_options *o, struct cp_session_opts *so)

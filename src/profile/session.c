@@ -573,6 +573,8 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 
 	if (!opts->npids || opts->hz <= 0)
 		return -EINVAL;
+	if (opts->type >= CP_SESSION_GOROUTINE)
+		return -ENOTSUP;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;

@@ -25,6 +25,14 @@ enum cp_session_type {
 	CP_SESSION_BLOCK,	/* time off CPU, not preempted, at the blocking stack; label wait */
 	CP_SESSION_THREADCREATE, /* the stacks that called clone/clone3 (syscall tracepoints) */
 	CP_SESSION_MUTEX,	/* futex lock waits, charged to the releaser's stack; label waiter */
+	/*
+	 * Not sampled by a session: a Go program's goroutines by stack and its heap read from
+	 * its runtime (go_profile.h), a native program's threads by stack; native heap
+	 * profiles come from the allocation sampler. cp_session_new refuses them.
+	 */
+	CP_SESSION_GOROUTINE,
+	CP_SESSION_HEAP,
+	CP_SESSION_ALLOCS,
 };
 
 struct cp_session_opts {
