@@ -18,6 +18,16 @@ static const struct go_global_recipe recipes_119[] = {
 	{ "runtime.allgptr", "runtime.allgadd", 12, 0 },
 	{ "runtime.gStatusStrings", "runtime.goroutineheader", 0, 0 },
 	{ "runtime.waitReasonStrings", "runtime.goroutineheader", 1, 0 },
+	/* The profiling records and their rates (go_prof.c). */
+	{ "runtime.mbuckets", "runtime.mProf_FlushLocked", 0, 0 },
+	{ "runtime.bbuckets", "runtime.stkbucket", 9, 0 },
+	{ "runtime.xbuckets", "runtime.stkbucket", 8, 0 },
+	{ "runtime.mProfCycle", "runtime.mProf_Flush", 0, 0 },
+	{ "runtime.MemProfileRate", "runtime.profilealloc", 1, 0 },
+	{ "runtime.disableMemoryProfiling", "runtime.init", 21, 0 },
+	{ "runtime.blockprofilerate", "runtime.blockevent", 0, 0 },
+	{ "runtime.mutexprofilerate", "runtime.semacquire1", 1, 0 },
+	{ "runtime.ticks", "runtime.tickspersecond", 1, 0 },
 };
 
 static const struct go_version_table versions[] = {
