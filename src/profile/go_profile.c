@@ -417,6 +417,44 @@ static int add_goroutines(struct build *b)
 	return err;
 }
 
+int cp_go_profiler_states(struct cp_go_profiler *gp, struct cp_go_state_count **out, size_t *n,
+			  size_t *total)
+{
+	struct cp_goroutine *gs = NULL;
+	struct cp_go_state_count *v = NULL;
+	size_t ng = 0, nv = 0;
+	int err = cp_go_goroutines(gp->rt, &gs, &ng);
+
+	*total = 0;
+	if (err == 0 && ng) {
+		v = calloc(ng, sizeof(*v));
+		err = v ? 0 : -ENOMEM;
+	}
+	for (size_t i = 0; err == 0 && i < ng; i++) {
+		const struct cp_goroutine *g = &gs[i];
+		const char *st = g->wait_reason && g->wait_reason[0] ? g->wait_reason :
+				 g->status_str ? g->status_str : "unknown";
+		size_t k = 0;
+
+		if (g->status == G_IDLE || g->status == G_DEAD || g->system)
+			continue;
+		(*total)++;
+		while (k < nv && strcmp(v[k].state, st))
+			k++;
+		if (k == nv)
+			v[nv++] = (struct cp_go_state_count){ .state = st };
+		v[k].n++;
+	}
+	free(gs);
+	if (err < 0) {
+		free(v);
+		return err;
+	}
+	*out = v;
+	*n = nv;
+	return 0;
+}
+
 int cp_go_profiler_take(struct cp_go_profiler *gp, enum cp_go_profile_type type,
 			struct cp_profile **out, char *why, size_t whylen)
 {

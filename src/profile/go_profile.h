@@ -57,6 +57,20 @@ int cp_go_profiler_begin(struct cp_go_profiler *gp, enum cp_go_profile_type type
 int cp_go_profiler_take(struct cp_go_profiler *gp, enum cp_go_profile_type type,
 			struct cp_profile **out, char *why, size_t whylen);
 
+/* The goroutines counted by wait reason (its status, "running", "runnable", when none). */
+struct cp_go_state_count {
+	const char *state;		/* borrowed from the profiler: lives as long as it */
+	size_t n;
+};
+
+/*
+ * Count the program's goroutines as runtime.NumGoroutine does (system goroutines left out)
+ * into *total, and by wait reason into *out (malloc'd, *n entries). Nothing is unwound. 0 or
+ * -errno.
+ */
+int cp_go_profiler_states(struct cp_go_profiler *gp, struct cp_go_state_count **out, size_t *n,
+			  size_t *total);
+
 /* Goroutines read by the last goroutine profile: all, and those Go's own profile counts. */
 void cp_go_profiler_goroutine_counts(const struct cp_go_profiler *gp, size_t *all,
 				     size_t *user);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "go_serve.h"
 #include "metrics.h"
 #include "proc.h"
 #include "profiles.h"
@@ -102,6 +103,7 @@ static bool acquire(struct cp_serve_target *t, enum cp_serve_kind kind, struct c
 		[CP_SERVE_KIND_CPU] = "CPU profile", [CP_SERVE_KIND_DUMP] = "thread dump",
 		[CP_SERVE_KIND_BLOCK] = "block profile", [CP_SERVE_KIND_MUTEX] = "mutex profile",
 		[CP_SERVE_KIND_THREADCREATE] = "threadcreate profile",
+		[CP_SERVE_KIND_HEAP] = "heap profile",
 	};
 
 	cp_serve_reply_text(rp, 429, "a %s of pid %d is already running; retry when it ends",
@@ -131,6 +133,48 @@ static void reply_error(struct cp_serve_reply *rp, const struct cp_serve_target 
 	default:
 		cp_serve_reply_text(rp, 500, "pid %d: %s", t->pid, strerror(-err));
 	}
+}
+
+/*
+ * The profile of type from the runtime of a Go target: at once, or over ?seconds=N as Go's
+ * own handlers do. False when the target is not a Go program (or, for block and mutex, does
+ * not record them): the caller answers as for a native target.
+ */
+static bool go_profile(struct cp_serve_request *rq, struct cp_serve_reply *rp,
+		       enum cp_go_profile_type type, enum cp_serve_kind kind)
+{
+	struct cp_serve_target *t;
+	char why[512], *body = NULL;
+	size_t len = 0;
+	int seconds, err;
+
+	if (rq->srv->ntargets == 0)
+		return false;
+	if (cp_serve_param_seconds(rq->param(rq->ctx, "seconds"), 0, rq->srv->seconds_max,
+				   &seconds, why, sizeof(why)) < 0) {
+		cp_serve_reply_text(rp, 400, "%s", why);
+		return true;
+	}
+	t = pick_target(rq, rp);
+	if (!t)
+		return true;
+	if (!cp_serve_is_go(rq->srv, t))
+		return false;
+	if (!acquire(t, kind, rp))
+		return true;
+	err = cp_serve_go_profile(rq, t, type, seconds, &body, &len, why, sizeof(why));
+	release(t, kind);
+	if (err == -ENOTSUP && type >= CP_GO_PROFILE_BLOCK)
+		return false;
+	if (err == -ECANCELED)
+		cp_serve_reply_text(rp, 503, "profile abandoned: the client left or serve is stopping");
+	else if (err == -ENOTSUP || err == -ENOENT)
+		cp_serve_reply_text(rp, 404, "pid %d: %s", t->pid, why);
+	else if (err < 0)
+		reply_error(rp, t, err);
+	else
+		reply_body(rp, CP_SERVE_BINARY, true, body, len);
+	return true;
 }
 
 /* A profile of type (served as kind) for ?seconds=N, as pprof or an SVG flame graph. */
@@ -180,13 +224,28 @@ static void ep_flame(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 static void ep_block(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 		     const struct endpoint *e)
 {
-	profile(rq, rp, false, CP_SESSION_BLOCK, CP_SERVE_KIND_BLOCK);
+	if (!go_profile(rq, rp, CP_GO_PROFILE_BLOCK, CP_SERVE_KIND_BLOCK))
+		profile(rq, rp, false, CP_SESSION_BLOCK, CP_SERVE_KIND_BLOCK);
 }
 
 static void ep_mutex(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 		     const struct endpoint *e)
 {
-	profile(rq, rp, false, CP_SESSION_MUTEX, CP_SERVE_KIND_MUTEX);
+	if (!go_profile(rq, rp, CP_GO_PROFILE_MUTEX, CP_SERVE_KIND_MUTEX))
+		profile(rq, rp, false, CP_SESSION_MUTEX, CP_SERVE_KIND_MUTEX);
+}
+
+/* heap and allocs: Go targets from their runtime; native ones are not served yet (501). */
+static void ep_heap(struct cp_serve_request *rq, struct cp_serve_reply *rp,
+		    const struct endpoint *e)
+{
+	bool allocs = !strcmp(e->path, "/debug/pprof/allocs");
+
+	if (!go_profile(rq, rp, allocs ? CP_GO_PROFILE_ALLOCS : CP_GO_PROFILE_HEAP,
+			CP_SERVE_KIND_HEAP))
+		cp_serve_reply_text(rp, 501, "%s profiles are not implemented yet for native "
+					     "targets (Go targets are read from their runtime)",
+				    allocs ? "allocation" : "heap");
 }
 
 static void ep_threadcreate(struct cp_serve_request *rq, struct cp_serve_reply *rp,
@@ -231,6 +290,8 @@ static void ep_goroutine(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 		cp_serve_reply_text(rp, 400, "%s", why);
 		return;
 	}
+	if (debug == 0 && go_profile(rq, rp, CP_GO_PROFILE_GOROUTINE, CP_SERVE_KIND_DUMP))
+		return;
 	dump(rq, rp, forms[debug]);
 }
 
@@ -300,6 +361,7 @@ static void ep_metrics(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 	}
 	pthread_mutex_unlock(&srv->probe_lock);
 	cp_metrics_write(&sb, m, n);
+	cp_serve_go_metrics(srv, &sb);
 	if (sb.err) {
 		cp_strbuf_release(&sb);
 		cp_serve_reply_text(rp, 500, "out of memory");
@@ -322,10 +384,11 @@ static const struct endpoint endpoints[] = {
 	{ "/debug/pprof/cmdline", ep_cmdline, "", "the target's command line", NULL },
 	{ "/debug/pprof/symbol", ep_symbol, "",
 	  "symbol lookup (profiles come symbolized; a POST names nothing more)", NULL },
-	{ "/debug/pprof/heap", NULL, "", "live heap allocations",
-	  "heap profiles are not implemented yet for native targets" },
-	{ "/debug/pprof/allocs", NULL, "", "past allocations",
-	  "allocation profiles are not implemented yet for native targets" },
+	{ "/debug/pprof/heap", ep_heap, "",
+	  "live heap allocations as of the last GC (Go targets, from the runtime's records)",
+	  NULL },
+	{ "/debug/pprof/allocs", ep_heap, "",
+	  "past allocations (Go targets, from the runtime's records)", NULL },
 	{ "/debug/pprof/block", ep_block, "seconds=30",
 	  "block profile (pprof): time threads spent off CPU, not preempted, where they blocked",
 	  NULL },
