@@ -185,6 +185,24 @@ def test_not_enabled_says_how():
         cplib.assert_target_unharmed(t.pid)
 
 
+def test_memory_profiling_disabled_by_the_linker():
+    """A program that imports no profiling package keeps no heap profile: said, exit 1."""
+    for stripped in (False, True):
+        exe = WORK / ("gonoprof-s" if stripped else "gonoprof")
+        p = subprocess.run(["go", "build"] + (["-ldflags=-s -w"] if stripped else []) +
+                           ["-o", str(exe), str(cplib.SRC / "tests" / "targets" / "gonoprof" /
+                                                "main.go")],
+                           capture_output=True, text=True, timeout=300, env=cplib.GO_ENV,
+                           cwd=str(WORK))
+        check(p.returncode == 0, "go build of gonoprof failed", p.stderr)
+        with cplib.Target("gonoprof", path=exe) as t:
+            out = WORK / "noprof.pb.gz"
+            p = attach(t.pid, "heap", out, rc=1)
+            cplib.error_line(p, 1, r"cprof: pid \d+: memory profiling is disabled .*"
+                                   r"runtime\.disableMemoryProfiling")
+            check(not out.exists(), "a file was written for a refused profile")
+
+
 def test_native_goroutine_is_threads_by_stack():
     with cplib.Target("waits") as t:
         out = WORK / "native-goroutine.pb.gz"
