@@ -19,7 +19,7 @@
 
 static const char usage_text[] =
 	"usage: cprof attach -p PID[,PID...] [--seconds N] [-F HZ] [--unwind dwarf|fp]\n"
-	"                    [--profile cpu|wall|block|mutex|threadcreate]\n"
+	"                    [--profile cpu|wall|block|mutex|threadcreate|heap|allocs|goroutine]\n"
 	"                    [--format pprof|folded|svg|text] [-o FILE]\n"
 	"\n"
 	"CPU-profile running processes: sample every thread (including threads created while\n"
@@ -29,7 +29,9 @@ static const char usage_text[] =
 	"\n"
 	"Options:\n"
 	"  -p, --pid PID[,PID...]  the processes to profile\n"
-	"  -s, --seconds N         how long to sample (default 10; decimals allowed)\n"
+	"  -s, --seconds N         how long to sample (default 10; decimals allowed); 0 with a\n"
+	"                          Go program's heap, allocs, block or mutex: the records as\n"
+	"                          they are now (else the difference over N s)\n"
 	"  -F, --freq HZ           samples per second of CPU time per thread (default 99)\n"
 	"  -u, --unwind MODE       dwarf (default): copy each sample's user stack and unwind it\n"
 	"                          with DWARF CFI, complete through code without frame pointers;\n"
@@ -44,7 +46,14 @@ static const char usage_text[] =
 	"                          the stacks that created threads (clone, clone3); mutex:\n"
 	"                          waits for pthread mutexes and rwlocks, charged to the stack\n"
 	"                          that released the lock (label waiter)\n"
+	"                          On a Go program, heap, allocs, block, mutex and goroutine\n"
+	"                          are read from its runtime's own records, as its\n"
+	"                          /debug/pprof would serve them (nothing is injected; block\n"
+	"                          and mutex when the program enabled them); goroutine on a\n"
+	"                          native program: its threads by stack\n"
 	"      --mutex-waiters     mutex: charge the waits to the waiters' stacks instead\n"
+	"      --native            block, mutex of a Go program: sample its threads as for a\n"
+	"                          native program instead of reading its runtime\n"
 	"  -f, --format FORMAT     pprof (default, gzipped profile.proto), folded, svg, text\n"
 	"  -o, --output FILE       where to write (default cprof-PID-YYYYmmdd-HHMMSS.EXT; '-' =\n"
 	"                          standard output)\n"
@@ -55,6 +64,7 @@ static const char usage_text[] =
 	"  cprof attach -p 4242                         10 s profile to cprof-4242-*.pb.gz\n"
 	"  cprof attach -p 4242 --seconds 30 -F 999 -o cpu.pb.gz\n"
 	"  cprof attach -p 4242,4243 --format svg -o flame.svg\n"
+	"  cprof attach -p 4242 --profile heap --seconds 0 -o heap.pb.gz   a Go program's heap\n"
 	"  go tool pprof -http=: cpu.pb.gz\n";
 
 /* The command line of cprof attach. */
