@@ -332,8 +332,8 @@ int cmd_attach(int argc, char **argv)
 	if (rc >= 0)
 		goto out;
 	if (o.prof.seconds == 0) {
-		cp_error("attach", "--seconds 0 takes a snapshot: of a Go program's goroutine, "
-				   "heap, allocs, block or mutex profile, or of threads by stack");
+		cp_error("attach", "invalid --seconds '0': only a snapshot is taken at once (a Go "
+				   "program's heap, allocs, block or mutex profile, or goroutine)");
 		rc = CP_EXIT_USAGE;
 		goto out;
 	}

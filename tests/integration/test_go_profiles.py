@@ -216,7 +216,7 @@ def test_native_goroutine_is_threads_by_stack():
 def test_seconds_zero_needs_a_snapshot_type():
     with cplib.Target("waits") as t:
         p = cplib.run(["attach", "-p", t.pid, "--seconds", "0"])
-        cplib.error_line(p, 2, r"cprof: attach: --seconds 0 takes a snapshot")
+        cplib.error_line(p, 2, r"cprof: attach: invalid --seconds '0': only a snapshot")
 
 
 def test_serve_go_target():
