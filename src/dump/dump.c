@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "deadlock.h"
+#include "dump_go.h"
 #include "dump_run.h"
 
 bool dump_cancelled(const struct dump_run *run)
@@ -472,6 +473,9 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 	err = dump_unwind_extra(&run);
 	if (err < 0)
 		goto fail;
+	err = dump_go_read(&run);
+	if (err < 0)
+		goto fail;
 	err = dump_infer_lock_holders(&run);
 	if (err < 0)
 		goto fail;
@@ -589,6 +593,7 @@ void cp_dump_release(struct cp_dump *d)
 	for (size_t i = 0; i < d->nleaks; i++)
 		free(d->leaks[i].tids);
 	free(d->leaks);
+	dump_go_release(d);
 	if (d->has_strings)
 		cp_strtab_release(&d->strings);
 	memset(d, 0, sizeof(*d));

@@ -324,6 +324,8 @@ static void add_thread(struct out *o, const struct cp_dump *dump, const struct c
 	cp_strbuf_addf(&o->sb, "%s ", col(o, C_RESET));
 	add_wait(o, dump, th, true);
 	add_stuck(o, dump, th);
+	if (th->goroutine)
+		cp_strbuf_addf(&o->sb, " (goroutine %lld)", (long long)th->goroutine);
 	cp_strbuf_adds(&o->sb, ":\n");
 	add_frames(o, th);
 }
@@ -552,6 +554,8 @@ int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color)
 		cp_strbuf_addc(&o.sb, '\n');
 	for (size_t i = 0; i < dump->ndeadlocks && err == 0; i++)
 		add_deadlock(&o, dump->deadlocks[i].description);
+	if (err == 0 && dump->go_version)
+		cp_dump_text_goroutines(dump, &o.sb);
 	if (err == 0)
 		err = cp_strbuf_flush(&o.sb, f);
 	cp_strbuf_release(&o.sb);

@@ -160,8 +160,11 @@ size_t go_globals_from_code(struct cp_go_runtime *rt)
 	for (size_t i = 0; i < tb->nrecipes; i++) {
 		const struct go_global_recipe *r = &tb->recipes[i];
 		struct cp_gopcln_func f;
+		uint64_t have;
 		size_t n;
 
+		if (cp_go_global(rt, r->name, &have) == 0)
+			continue;
 		if (!cp_gopclntab_func_named(&rt->pcln, r->function, &f) ||
 		    f.entry < rt->text.addr || f.end > rt->text.addr + rt->text.size ||
 		    f.end - f.entry > MAX_FUNC_BYTES)

@@ -9,56 +9,90 @@
 /* Caps on what the target's memory may ask of us. */
 #define MAX_GOROUTINES (4u << 20)
 #define MAX_STACK_COPY (64u << 10)
-#define MAX_RUN (1u << 20)
-/* Two gs closer than this are read in one go. */
-#define COALESCE_GAP 4096
+/* Most bytes one coalesced read covers, and the gaps it may read over. */
+#define MAX_RUN (4u << 20)
+#define G_GAP 4096
+#define STACK_GAP 0
 /* How often a goroutine that moved while read is read again. */
 #define MAX_REREADS 3
 
 /* The runtime's goroutine states (runtime2.go), the _Gscan bit apart. */
 enum { G_IDLE = 0, G_RUNNING = 2, G_SYSCALL = 3, G_WAITING = 4, G_DEAD = 6, G_SCAN = 0x1000 };
 
-/* One range of target memory to read into dst. */
-struct span {
-	uint64_t addr;
-	size_t len;
-	uint8_t *dst;
-	bool ok;
-};
-
-static int span_cmp(const void *a, const void *b)
+static int span_addr_cmp(const void *a, const void *b)
 {
-	const struct span *x = a, *y = b;
+	const struct cp_mem_span *x = *(const struct cp_mem_span *const *)a;
+	const struct cp_mem_span *y = *(const struct cp_mem_span *const *)b;
 
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
-/* Read every span, neighbours (sorted) in one read; each span's ok says whether it was read. */
-static void read_spans(const struct cp_go_runtime *rt, struct span *v, size_t n, uint8_t *tmp)
+/*
+ * Read the spans v[0..n) (setting each one's ok) with neighbours less than gap bytes apart
+ * read as one range: a thousand gs of one heap span cost one range, not a thousand. 0 or
+ * -ENOMEM (then nothing was read).
+ */
+static int read_coalesced(const struct cp_go_runtime *rt, struct cp_mem_span *v, size_t n,
+			  uint64_t gap)
 {
-	qsort(v, n, sizeof(*v), span_cmp);
+	struct cp_mem_span **by = malloc((n + 1) * sizeof(*by)), *runs;
+	size_t nruns = 0, total = 0;
+	uint8_t *buf;
+
+	runs = malloc((n + 1) * sizeof(*runs));
+	if (!by || !runs) {
+		free(by);
+		free(runs);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		by[i] = &v[i];
+	qsort(by, n, sizeof(*by), span_addr_cmp);
 	for (size_t i = 0; i < n;) {
 		size_t j = i + 1;
-		uint64_t end = v[i].addr + v[i].len;
-		long got;
+		uint64_t end = by[i]->addr + by[i]->len;
 
-		while (j < n && v[j].addr >= end && v[j].addr - end <= COALESCE_GAP &&
-		       v[j].addr + v[j].len - v[i].addr <= MAX_RUN) {
-			end = v[j].addr + v[j].len;
+		while (j < n && by[j]->addr <= end + gap && by[j]->addr + by[j]->len - by[i]->addr <=
+		       MAX_RUN) {
+			if (by[j]->addr + by[j]->len > end)
+				end = by[j]->addr + by[j]->len;
 			j++;
 		}
-		got = j - i > 1 ? cp_mem_read(rt->mem, v[i].addr, tmp, end - v[i].addr) : -1;
-		for (size_t k = i; k < j; k++) {
-			if (got >= 0 && v[k].addr + v[k].len - v[i].addr <= (uint64_t)got) {
-				memcpy(v[k].dst, tmp + (v[k].addr - v[i].addr), v[k].len);
-				v[k].ok = true;
-			} else {
-				v[k].ok = cp_mem_read(rt->mem, v[k].addr, v[k].dst, v[k].len) ==
-					(long)v[k].len;
-			}
-		}
+		runs[nruns++] = (struct cp_mem_span){ by[i]->addr, end - by[i]->addr,
+			(void *)(uintptr_t)i, false };
+		total += end - by[i]->addr;
 		i = j;
 	}
+	buf = malloc(total + 1);
+	if (!buf) {
+		free(by);
+		free(runs);
+		return -ENOMEM;
+	}
+	total = 0;
+	for (size_t r = 0; r < nruns; r++) {
+		runs[r].dst = buf + total;
+		total += runs[r].len;
+	}
+	cp_mem_readv(rt->mem, runs, nruns);
+	for (size_t r = 0, i = 0; r < nruns; r++) {
+		uint64_t end = runs[r].addr + runs[r].len;
+
+		for (; i < n && by[i]->addr + by[i]->len <= end && by[i]->addr >= runs[r].addr; i++) {
+			if (runs[r].ok)
+				memcpy(by[i]->dst, (uint8_t *)runs[r].dst + (by[i]->addr - runs[r].addr),
+				       by[i]->len);
+			by[i]->ok = runs[r].ok;
+		}
+	}
+	/* A run that could not be read whole: its spans one by one. */
+	for (size_t i = 0; i < n; i++)
+		if (!v[i].ok)
+			v[i].ok = cp_mem_read(rt->mem, v[i].addr, v[i].dst, v[i].len) == (long)v[i].len;
+	free(buf);
+	free(by);
+	free(runs);
+	return 0;
 }
 
 static uint64_t rd64(const uint8_t *g, uint32_t off)
@@ -109,30 +143,20 @@ static int m_tid(const struct cp_go_runtime *rt, uint64_t m)
 	return (int)procid;
 }
 
-/* The channel sudog s waits on, 0 when none or unreadable. */
-static uint64_t sudog_chan(const struct cp_go_runtime *rt, uint64_t s)
-{
-	uint64_t c;
-
-	if (!s || cp_mem_read(rt->mem, s + rt->layout.sudog_c, &c, 8) != 8)
-		return 0;
-	return c;
-}
-
 /* True when the goroutine's startpc is a runtime function Go's dump hides. */
-static bool is_system(const struct cp_go_runtime *rt, uint64_t startpc)
+static bool is_system(struct cp_go_runtime *rt, uint64_t startpc)
 {
-	struct cp_gopcln_func f;
+	const struct go_pc_info *pi = go_pc_info(rt, startpc, true);
 
-	if (!cp_gopclntab_func_at(&rt->pcln, startpc - rt->bias, &f, NULL))
+	if (!pi || !pi->valid)
 		return false;
-	if (!strcmp(f.name, "runtime.main") || !strcmp(f.name, "runtime.handleAsyncEvent"))
+	if (!strcmp(pi->name, "runtime.main") || !strcmp(pi->name, "runtime.handleAsyncEvent"))
 		return false;
-	return !strncmp(f.name, "runtime.", 8);
+	return !strncmp(pi->name, "runtime.", 8);
 }
 
 /* Decode the g read into bytes b into *out. False for dead or idle gs. */
-static bool decode_g(const struct cp_go_runtime *rt, const uint8_t *b, struct cp_goroutine *out)
+static bool decode_g(struct cp_go_runtime *rt, const uint8_t *b, struct cp_goroutine *out)
 {
 	const struct go_layout *l = &rt->layout;
 	uint32_t status = go_le32(b + l->g_atomicstatus) & ~(uint32_t)G_SCAN;
@@ -179,8 +203,7 @@ struct gread {
 	uint64_t *gptrs;
 	size_t n;
 	uint8_t *first, *second;	/* n gs of layout.g_size bytes, read twice */
-	struct span *spans;
-	uint8_t *tmp;
+	struct cp_mem_span *spans;
 };
 
 static void gread_release(struct gread *r)
@@ -189,7 +212,6 @@ static void gread_release(struct gread *r)
 	free(r->first);
 	free(r->second);
 	free(r->spans);
-	free(r->tmp);
 }
 
 /* Read every g into buf (n * g_size bytes); unread ones are zeroed (dead). */
@@ -198,46 +220,84 @@ static void read_all_gs(const struct cp_go_runtime *rt, struct gread *r, uint8_t
 	uint32_t gs = rt->layout.g_size;
 
 	for (size_t i = 0; i < r->n; i++)
-		r->spans[i] = (struct span){ r->gptrs[i], gs, buf + i * gs, false };
-	read_spans(rt, r->spans, r->n, r->tmp);
+		r->spans[i] = (struct cp_mem_span){ r->gptrs[i], gs, buf + i * gs, false };
+	if (read_coalesced(rt, r->spans, r->n, G_GAP) < 0)
+		cp_mem_readv(rt->mem, r->spans, r->n);
 	for (size_t i = 0; i < r->n; i++)
 		if (!r->spans[i].ok)
-			memset(r->spans[i].dst, 0, gs);
+			memset(buf + i * gs, 0, gs);
 }
 
 /* Forget the stack copies of the last call. */
 static void drop_stacks(struct cp_go_runtime *rt)
 {
-	for (size_t i = 0; i < rt->nstacks; i++)
-		free(rt->stacks[i].bytes);
 	free(rt->stacks);
+	free(rt->stack_arena);
 	rt->stacks = NULL;
+	rt->stack_arena = NULL;
 	rt->nstacks = 0;
 }
 
-/* Copy g's live stack [sp, min(hi, sp + cap)) into c. */
-static void copy_stack(const struct cp_go_runtime *rt, const struct cp_goroutine *g,
-		       struct go_stack_copy *c)
+/* How many bytes of g's live stack [sp, hi) we copy. */
+static size_t stack_len(const struct cp_goroutine *g)
 {
 	uint64_t len = g->stack_hi > g->sp ? g->stack_hi - g->sp : 0;
+
+	if (!g->sp || g->sp < g->stack_lo)
+		return 0;
+	return len > MAX_STACK_COPY ? MAX_STACK_COPY : (size_t)len;
+}
+
+/*
+ * Copy the live stacks of v[0..n) into one arena (rt->stack_arena), in few system calls;
+ * copies[k] says where goroutine k's is. 0 or -ENOMEM.
+ */
+static int copy_stacks(struct cp_go_runtime *rt, const struct cp_goroutine *v, size_t n,
+		       struct go_stack_copy *copies)
+{
+	struct cp_mem_span *spans = malloc((n + 1) * sizeof(*spans));
+	size_t total = 0, ns = 0;
+
+	if (!spans)
+		return -ENOMEM;
+	for (size_t k = 0; k < n; k++)
+		total += stack_len(&v[k]);
+	rt->stack_arena = malloc(total + 1);
+	if (!rt->stack_arena) {
+		free(spans);
+		return -ENOMEM;
+	}
+	total = 0;
+	for (size_t k = 0; k < n; k++) {
+		size_t len = stack_len(&v[k]);
+
+		copies[k] = (struct go_stack_copy){ v[k].sp, len, len, rt->stack_arena + total };
+		if (len)
+			spans[ns++] = (struct cp_mem_span){ v[k].sp, len, rt->stack_arena + total,
+								      false };
+		total += len;
+	}
+	if (read_coalesced(rt, spans, ns, STACK_GAP) < 0)
+		cp_mem_readv(rt->mem, spans, ns);
+	for (size_t k = 0, j = 0; k < n; k++)
+		if (copies[k].cap && !spans[j++].ok)
+			copies[k].len = 0;
+	free(spans);
+	return 0;
+}
+
+/* Copy g's stack again into its slot c (as much of it as the slot holds). */
+static void recopy_stack(const struct cp_go_runtime *rt, const struct cp_goroutine *g,
+			 struct go_stack_copy *c)
+{
+	size_t len = stack_len(g);
 	long got;
 
-	memset(c, 0, sizeof(*c));
-	if (!g->sp || g->sp < g->stack_lo || len == 0)
-		return;
-	if (len > MAX_STACK_COPY)
-		len = MAX_STACK_COPY;
-	c->bytes = malloc(len);
-	if (!c->bytes)
-		return;
-	got = cp_mem_read(rt->mem, g->sp, c->bytes, len);
-	if (got <= 0) {
-		free(c->bytes);
-		c->bytes = NULL;
-		return;
-	}
+	if (len > c->cap)
+		len = c->cap;
 	c->sp = g->sp;
-	c->len = (size_t)got;
+	got = len ? cp_mem_read(rt->mem, g->sp, c->bytes, len) : 0;
+	c->len = got > 0 ? (size_t)got : 0;
 }
 
 static int copy_cmp(const void *a, const void *b)
@@ -258,14 +318,12 @@ static bool reread(struct cp_go_runtime *rt, struct gread *r, size_t i, struct c
 	uint8_t *a = r->first + i * gs, *b = r->second + i * gs;
 
 	for (int k = 0; k < MAX_REREADS; k++) {
-		free(c->bytes);
-		c->bytes = NULL;
 		if (cp_mem_read(rt->mem, r->gptrs[i], a, gs) != (long)gs)
 			break;
 		*alive = decode_g(rt, a, g);
 		if (!*alive)
 			return true;
-		copy_stack(rt, g, c);
+		recopy_stack(rt, g, c);
 		if (cp_mem_read(rt->mem, r->gptrs[i], b, gs) != (long)gs)
 			break;
 		if (same_g(&rt->layout, a, b))
@@ -274,14 +332,40 @@ static bool reread(struct cp_go_runtime *rt, struct gread *r, size_t i, struct c
 	return false;
 }
 
-/* The thread and channel of the g read into b: g.m (else g.lockedm) and g.waiting's. */
-static void resolve(const struct cp_go_runtime *rt, const uint8_t *b, struct cp_goroutine *g)
+/*
+ * The threads (g.m, else g.lockedm) and channels (g.waiting's sudog.c) of v[0..n), whose gs
+ * are in r at gidx: the sudogs read in few system calls. 0 or -ENOMEM.
+ */
+static int resolve(const struct cp_go_runtime *rt, const struct gread *r, const size_t *gidx,
+		   struct cp_goroutine *v, size_t n)
 {
 	const struct go_layout *l = &rt->layout;
-	uint64_t m = rd64(b, l->g_m);
+	struct cp_mem_span *spans = malloc((n + 1) * sizeof(*spans));
+	uint64_t *chans = calloc(n + 1, sizeof(*chans));
+	size_t ns = 0;
 
-	g->tid = m_tid(rt, m ? m : rd64(b, l->g_lockedm));
-	g->waiting_chan = g->status == G_WAITING ? sudog_chan(rt, rd64(b, l->g_waiting)) : 0;
+	if (!spans || !chans) {
+		free(spans);
+		free(chans);
+		return -ENOMEM;
+	}
+	for (size_t k = 0; k < n; k++) {
+		const uint8_t *b = r->first + gidx[k] * l->g_size;
+		uint64_t m = rd64(b, l->g_m), s = rd64(b, l->g_waiting);
+
+		v[k].tid = m || rd64(b, l->g_lockedm) ? m_tid(rt, m ? m : rd64(b, l->g_lockedm)) :
+			0;
+		v[k].waiting_chan = 0;
+		if (v[k].status == G_WAITING && s)
+			spans[ns++] = (struct cp_mem_span){ s + l->sudog_c, 8, &chans[k], false };
+	}
+	if (read_coalesced(rt, spans, ns, G_GAP) < 0)
+		cp_mem_readv(rt->mem, spans, ns);
+	for (size_t k = 0; k < n; k++)
+		v[k].waiting_chan = chans[k];
+	free(spans);
+	free(chans);
+	return 0;
 }
 
 int cp_go_goroutines(struct cp_go_runtime *rt, struct cp_goroutine **out, size_t *nout)
@@ -300,22 +384,19 @@ int cp_go_goroutines(struct cp_go_runtime *rt, struct cp_goroutine **out, size_t
 	r.first = malloc(r.n * gs + 1);
 	r.second = malloc(r.n * gs + 1);
 	r.spans = malloc((r.n + 1) * sizeof(*r.spans));
-	r.tmp = malloc(MAX_RUN);
 	v = calloc(r.n + 1, sizeof(*v));
 	copies = calloc(r.n + 1, sizeof(*copies));
 	gidx = malloc((r.n + 1) * sizeof(*gidx));
-	if (!r.first || !r.second || !r.spans || !r.tmp || !v || !copies || !gidx) {
-		err = -ENOMEM;
+	err = -ENOMEM;
+	if (!r.first || !r.second || !r.spans || !v || !copies || !gidx)
 		goto fail;
-	}
 	/* Read every g, copy the live stacks, read every g again: what moved is read anew. */
 	read_all_gs(rt, &r, r.first);
-	for (size_t i = 0; i < r.n; i++) {
-		if (!decode_g(rt, r.first + i * gs, &v[n]))
-			continue;
-		copy_stack(rt, &v[n], &copies[n]);
-		gidx[n++] = i;
-	}
+	for (size_t i = 0; i < r.n; i++)
+		if (decode_g(rt, r.first + i * gs, &v[n]))
+			gidx[n++] = i;
+	if (copy_stacks(rt, v, n, copies) < 0)
+		goto fail;
 	read_all_gs(rt, &r, r.second);
 	for (size_t k = 0; k < n; k++) {
 		size_t i = gidx[k];
@@ -324,14 +405,14 @@ int cp_go_goroutines(struct cp_go_runtime *rt, struct cp_goroutine **out, size_t
 		if (!same_g(&rt->layout, r.first + i * gs, r.second + i * gs) &&
 		    !reread(rt, &r, i, &v[k], &copies[k], &alive))
 			v[k].torn = true;
-		if (!alive) {
-			free(copies[k].bytes);
+		if (!alive)
 			continue;
-		}
-		resolve(rt, r.first + i * gs, &v[k]);
 		v[kept] = v[k];
+		gidx[kept] = i;
 		copies[kept++] = copies[k];
 	}
+	if (resolve(rt, &r, gidx, v, kept) < 0)
+		goto fail;
 	qsort(copies, kept, sizeof(*copies), copy_cmp);
 	rt->stacks = copies;
 	rt->nstacks = kept;
@@ -341,6 +422,7 @@ int cp_go_goroutines(struct cp_go_runtime *rt, struct cp_goroutine **out, size_t
 	*nout = kept;
 	return 0;
 fail:
+	drop_stacks(rt);
 	gread_release(&r);
 	free(v);
 	free(copies);
@@ -372,18 +454,6 @@ static bool read_word(const struct cp_go_runtime *rt, uint64_t addr, uint64_t *v
 	return cp_mem_read(rt->mem, addr, v, 8) == 8;
 }
 
-/* The functions a goroutine's stack ends at (the runtime's topofstack). */
-static bool top_of_stack(const char *name)
-{
-	static const char *const tops[] = { "runtime.goexit", "runtime.mstart", "runtime.mcall",
-		"runtime.morestack", "runtime.rt0_go" };
-
-	for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++)
-		if (!strcmp(name, tops[i]))
-			return true;
-	return false;
-}
-
 size_t cp_go_unwind(struct cp_go_runtime *rt, const struct cp_goroutine *g, uint64_t *pcs,
 		    size_t max)
 {
@@ -393,14 +463,14 @@ size_t cp_go_unwind(struct cp_go_runtime *rt, const struct cp_goroutine *g, uint
 	if (!sp || !pc)
 		return 0;
 	while (n < max) {
-		struct cp_gopcln_func f;
-		int32_t delta;
+		const struct go_pc_info *pi = go_pc_info(rt, pc, false);
 		uint64_t fp, lr;
+		int32_t delta;
 
 		pcs[n++] = pc;
-		if (!cp_gopclntab_func_at(&rt->pcln, pc - rt->bias, &f, &delta) || delta < 0 ||
-		    top_of_stack(f.name))
+		if (!pi || !pi->valid || pi->spdelta < 0 || pi->top)
 			break;
+		delta = pi->spdelta;
 		fp = sp + (uint64_t)delta + 8;
 		if (fp > g->stack_hi || !read_word(rt, fp - 8, &lr) || lr == 0)
 			break;
@@ -410,64 +480,3 @@ size_t cp_go_unwind(struct cp_go_runtime *rt, const struct cp_goroutine *g, uint
 	return n;
 }
 
-/* Go's showframe at GOTRACEBACK=single: runtime internals are hidden, exported ones shown. */
-static bool shown(const char *name)
-{
-	if (!strchr(name, '.'))
-		return false;
-	if (strncmp(name, "runtime.", 8))
-		return true;
-	return name[8] >= 'A' && name[8] <= 'Z';
-}
-
-#define MAX_INLINE 32
-
-size_t cp_go_frames(const struct cp_go_runtime *rt, const uint64_t *pcs, size_t npcs,
-		    bool first_exact, bool all, struct cp_go_frame *out, size_t max)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < npcs && n < max; i++) {
-		struct cp_gopcln_frame fr[MAX_INLINE];
-		struct cp_gopcln_func f;
-		uint64_t pc = pcs[i] - rt->bias, tracepc = pc;
-		size_t k;
-
-		if (!cp_gopclntab_func_at(&rt->pcln, pc, &f, NULL))
-			continue;
-		if (!all && !shown(f.name))
-			continue;
-		if ((i > 0 || !first_exact) && pc > f.entry)
-			tracepc--;
-		k = cp_gopclntab_lookup(&rt->pcln, tracepc, fr, MAX_INLINE);
-		for (size_t j = 0; j < k && n < max; j++) {
-			out[n] = (struct cp_go_frame){
-				.pc = pcs[i], .function = fr[j].function, .file = fr[j].file,
-				.line = fr[j].line, .inlined = fr[j].inlined,
-				.entry_off = fr[j].inlined ? 0 : pc - f.entry,
-			};
-			n++;
-		}
-	}
-	return n;
-}
-
-bool cp_go_created_by(const struct cp_go_runtime *rt, const struct cp_goroutine *g,
-		      struct cp_go_frame *out)
-{
-	struct cp_gopcln_frame fr[MAX_INLINE];
-	struct cp_gopcln_func f;
-	uint64_t pc = g->gopc - rt->bias, tracepc = pc;
-	size_t k;
-
-	if (!g->gopc || g->id == 1 || !cp_gopclntab_func_at(&rt->pcln, pc, &f, NULL) ||
-	    !shown(f.name))
-		return false;
-	if (pc > f.entry)
-		tracepc--;
-	k = cp_gopclntab_lookup(&rt->pcln, tracepc, fr, MAX_INLINE);
-	*out = (struct cp_go_frame){ .pc = g->gopc, .function = f.name,
-		.file = k ? fr[0].file : NULL, .line = k ? fr[0].line : 0,
-		.entry_off = pc - f.entry };
-	return true;
-}

@@ -9,8 +9,9 @@
 /*
  * Go 1.19 on amd64. The recipes name, for each global a stripped binary's code must give,
  * a runtime function and which of its RIP-relative data references (0-based, in code
- * order) is the global; tests/integration/test_dump_goroutines.py checks them against the
- * .symtab of an unstripped build.
+ * order) is the global; the first recipe whose function the binary has wins (the linker
+ * drops functions nothing calls). tests/unit/test_goruntime.c checks every recipe against
+ * the .symtab of an unstripped build.
  */
 static const struct go_global_recipe recipes_119[] = {
 	{ "runtime.allgs", "runtime.allgadd", 2, 0 },
@@ -18,16 +19,28 @@ static const struct go_global_recipe recipes_119[] = {
 	{ "runtime.allgptr", "runtime.allgadd", 12, 0 },
 	{ "runtime.gStatusStrings", "runtime.goroutineheader", 0, 0 },
 	{ "runtime.waitReasonStrings", "runtime.goroutineheader", 1, 0 },
-	/* The profiling records and their rates (go_prof.c). */
+	{ "runtime.allm", "runtime.mcommoninit", 3, 0 },
+	{ "runtime.sched", "runtime.schedinit", 0, -0x38 },
+	{ "runtime.firstmoduledata", "runtime.schedinit", 1, 0 },
+	{ "runtime.allp", "runtime.schedinit", 13, 0 },
+	{ "runtime.buildVersion", "runtime.schedinit", 18, 0 },
+	{ "runtime.fingRunning", "runtime.isSystemGoroutine", 0, 0 },
 	{ "runtime.mbuckets", "runtime.mProf_FlushLocked", 0, 0 },
+	{ "runtime.bbuckets", "runtime.BlockProfile", 1, 0 },
+	{ "runtime.xbuckets", "runtime.MutexProfile", 1, 0 },
+	/* Where BlockProfile and MutexProfile are not linked, stkbucket still is. */
 	{ "runtime.bbuckets", "runtime.stkbucket", 9, 0 },
 	{ "runtime.xbuckets", "runtime.stkbucket", 8, 0 },
-	{ "runtime.mProfCycle", "runtime.mProf_Flush", 0, 0 },
+	{ "runtime.buckhash", "runtime.stkbucket", 0, 0 },
+	{ "runtime.mProfCycle", "runtime.mProf_Malloc", 0, 0 },
 	{ "runtime.MemProfileRate", "runtime.profilealloc", 1, 0 },
+	{ "runtime.MemProfileRate", "runtime.mallocgc", 13, 0 },
 	{ "runtime.disableMemoryProfiling", "runtime.init", 21, 0 },
 	{ "runtime.blockprofilerate", "runtime.blockevent", 0, 0 },
 	{ "runtime.mutexprofilerate", "runtime.semacquire1", 1, 0 },
 	{ "runtime.ticks", "runtime.tickspersecond", 1, 0 },
+	{ "runtime.memstats", "runtime.(*pageAlloc).scavengeOne", 3, 0 },
+	{ "runtime.epfd", "runtime.netpollinit", 0, 0 },
 };
 
 static const struct go_version_table versions[] = {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "go_internal.h"
 #include "go_prof.h"
 #include "util.h"
 
@@ -249,6 +250,17 @@ static void mem_fold(struct cp_go_records *r, int64_t (*fut)[3][4], int fi)
 		for (int c = 0; c < 3; c++)
 			if (c != fi)
 				add_cycle(&r->b[i], fut[i][c]);
+}
+
+bool cp_go_pc_is_wrapper(const struct cp_go_runtime *rt, uint64_t pc)
+{
+	struct cp_gopcln_func f;
+	int32_t delta;
+
+	if (!rt->has_pcln || pc <= rt->bias)
+		return false;
+	return cp_gopclntab_func_at(&rt->pcln, pc - 1 - rt->bias, &f, &delta) &&
+	       f.funcid == GO_FUNCID_WRAPPER;
 }
 
 int64_t cp_go_measure_ticks(int ms)

@@ -92,6 +92,13 @@ int cp_go_bucket_parse(const uint8_t *buf, size_t len, enum cp_go_prof_kind kind
 		       uint64_t *next, size_t *nstk, uint64_t *pcs, size_t max, int64_t v[4]);
 
 /*
+ * Whether pc (a return address) is in a wrapper function (funcID_wrapper: the closure of a go
+ * statement with arguments, a method-value wrapper) that Go's tracebacks, and so its
+ * goroutine profile, leave out.
+ */
+bool cp_go_pc_is_wrapper(const struct cp_go_runtime *rt, uint64_t pc);
+
+/*
  * Cputicks per second of this machine, measured for ms milliseconds as the Go runtime does
  * (rdtsc against CLOCK_MONOTONIC); the TSC is shared by every process. 0 when unknown.
  */

@@ -308,9 +308,10 @@ void cp_go_close(struct cp_go_runtime *rt)
 		free(rt->status_strs[i]);
 	for (size_t i = 0; i < rt->nreasons; i++)
 		free(rt->reason_strs[i]);
-	for (size_t i = 0; i < rt->nstacks; i++)
-		free(rt->stacks[i].bytes);
 	free(rt->stacks);
+	free(rt->stack_arena);
+	free(rt->memo);
+	free(rt->pool);
 	if (rt->elf)
 		elf_end(rt->elf);
 	if (rt->fd >= 0)

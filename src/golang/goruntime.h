@@ -79,13 +79,14 @@ struct cp_go_frame {
  * The frames of pcs (innermost first; callers' pcs are return addresses, the first is exact
  * when first_exact) named from .gopclntab with their inlined calls, as Go's traceback names
  * them (file:line of pc - 1 for return addresses). Unless all, the frames Go's own dump
- * hides (unexported runtime functions) are left out. Returns how many were written.
+ * hides (unexported runtime functions, wrappers) are left out. Each pc is looked up once
+ * per runtime handle. Returns how many were written.
  */
-size_t cp_go_frames(const struct cp_go_runtime *rt, const uint64_t *pcs, size_t npcs,
+size_t cp_go_frames(struct cp_go_runtime *rt, const uint64_t *pcs, size_t npcs,
 		    bool first_exact, bool all, struct cp_go_frame *out, size_t max);
 
 /* The go statement that created g, as Go's "created by" line; false when Go shows none. */
-bool cp_go_created_by(const struct cp_go_runtime *rt, const struct cp_goroutine *g,
+bool cp_go_created_by(struct cp_go_runtime *rt, const struct cp_goroutine *g,
 		      struct cp_go_frame *out);
 
 #endif

@@ -383,6 +383,17 @@ int cp_go_profiler_begin(struct cp_go_profiler *gp, enum cp_go_profile_type type
 	return 0;
 }
 
+/* Leave out the wrapper frames Go's tracebacks elide. Returns the pcs left. */
+static size_t drop_wrappers(const struct cp_go_runtime *rt, uint64_t *pcs, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!cp_go_pc_is_wrapper(rt, pcs[i]))
+			pcs[k++] = pcs[i];
+	return k;
+}
+
 /* The goroutine profile: Go's goroutine/count by stack, its system goroutines left out. */
 static int add_goroutines(struct build *b)
 {
@@ -403,6 +414,7 @@ static int add_goroutines(struct build *b)
 			continue;
 		b->gp->g_user++;
 		n = g->sp ? cp_go_unwind(b->gp->rt, g, pcs, GO_STACK_MAX) : 0;
+		n = drop_wrappers(b->gp->rt, pcs, n);
 		err = stack_ids(b, pcs, n, false, ids, &k);
 		if (err == 0 && k == 0)
 			err = cp_profile_special_location(b->prof, g->status == 2 ? "[running]" :

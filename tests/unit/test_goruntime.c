@@ -166,6 +166,31 @@ out:
 	cp_maps_release(&maps);
 }
 
+/* Every recipe of the Go 1.19 table gives, in the stripped build, what nm gives in full. */
+static void check_recipes(pid_t stripped_pid, const char *full)
+{
+	const struct go_version_table *tb = go_version_find("go1.19.8");
+	struct cp_maps maps;
+	struct cp_mem mem;
+	struct cp_go_runtime *rt = NULL;
+	char why[256];
+
+	CHECK(tb != NULL);
+	if (!tb || cp_maps_read(stripped_pid, &maps) != 0)
+		return;
+	cp_mem_open(&mem, stripped_pid);
+	CHECK(cp_go_open(stripped_pid, &maps, &mem, &rt, why, sizeof(why)) == 0, "%s", why);
+	for (size_t i = 0; rt && i < tb->nrecipes; i++) {
+		uint64_t want = nm_addr(full, tb->recipes[i].name), got = 0;
+
+		CHECK(cp_go_global(rt, tb->recipes[i].name, &got) == 0 && got == want,
+		      "%s: %#" PRIx64 ", nm %#" PRIx64, tb->recipes[i].name, got, want);
+	}
+	cp_go_close(rt);
+	cp_mem_close(&mem);
+	cp_maps_release(&maps);
+}
+
 /* The scanner on hand-made code: mov rax,[rip+d]; lea rbx,[rip+d]; cmp byte [rip+d],0. */
 static void check_scanner(void)
 {
@@ -185,11 +210,57 @@ static void check_scanner(void)
 	      "%#" PRIx64 " %#" PRIx64 " %#" PRIx64, refs[0], refs[1], refs[2]);
 }
 
-int main(void)
+/* test_goruntime PID: what the reader finds in a running Go program (for debugging). */
+static int show_pid(pid_t pid)
+{
+	struct cp_maps maps;
+	struct cp_mem mem;
+	struct cp_go_runtime *rt = NULL;
+	struct cp_goroutine *gs = NULL;
+	size_t n = 0;
+	char why[256];
+	int err;
+
+	if (cp_maps_read(pid, &maps) != 0)
+		return 1;
+	cp_mem_open(&mem, pid);
+	err = cp_go_open(pid, &maps, &mem, &rt, why, sizeof(why));
+	printf("open: %d %s\n", err, why);
+	if (!err) {
+		printf("version %s dwarf %d symtab %d\n", cp_go_version(rt), rt->layout_from_dwarf,
+		       rt->has_symtab);
+		for (size_t i = 0; i < rt->nglobals && i < 64; i++)
+			printf("  %s %#" PRIx64 "\n", rt->globals[i].name, rt->globals[i].addr);
+		err = cp_go_goroutines(rt, &gs, &n);
+		printf("goroutines: %d, %zu\n", err, n);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t pcs[MAX_PCS];
+			struct cp_go_frame fr[MAX_PCS];
+			size_t np = cp_go_unwind(rt, &gs[i], pcs, MAX_PCS);
+			size_t nf = cp_go_frames(rt, pcs, np, false, true, fr, MAX_PCS);
+
+			printf("goroutine %" PRId64 " [%s %s] tid %d torn %d sys %d\n", gs[i].id,
+			       gs[i].status_str, gs[i].wait_reason, gs[i].tid, gs[i].torn,
+			       gs[i].system);
+			for (size_t k = 0; k < nf; k++)
+				printf("  %s %s:%d\n", fr[k].function, fr[k].file, fr[k].line);
+		}
+	}
+	free(gs);
+	cp_go_close(rt);
+	cp_mem_close(&mem);
+	cp_maps_release(&maps);
+	return 0;
+}
+
+int main(int argc, char **argv)
 {
 	char cmd[2048], full[512], stripped[512];
 	uint64_t a_full[8] = { 0 }, a_stripped[8] = { 0 };
 	pid_t p1, p2;
+
+	if (argc > 1)
+		return show_pid(atoi(argv[1]));
 
 	check_scanner();
 	if (sh("command -v go >/dev/null") != 0)
@@ -215,6 +286,7 @@ int main(void)
 			CHECK(want && a_stripped[i] == want, "%s: from code %#" PRIx64
 			      " nm %#" PRIx64, globals[i], a_stripped[i], want);
 		}
+		check_recipes(p2, full);
 	}
 	stop(p1);
 	stop(p2);

@@ -1,0 +1,15 @@
+/* Go programs in a dump (private to src/dump): reading the goroutines, releasing them. */
+#ifndef CP_DUMP_GO_H
+#define CP_DUMP_GO_H
+
+#include "dump_run.h"
+
+/*
+ * Read the goroutines of run's process when it is a Go program (after the threads are
+ * assembled: running goroutines take their thread's frames, threads learn their goroutine).
+ * A Go runtime that cannot be read is no error: the dump says why (go_error). 0 or -ENOMEM.
+ */
+int dump_go_read(struct dump_run *run);
+void dump_go_release(struct cp_dump *d);
+
+#endif
