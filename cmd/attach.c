@@ -20,6 +20,7 @@
 static const char usage_text[] =
 	"usage: cprof attach -p PID[,PID...] [--seconds N] [-F HZ] [--unwind dwarf|fp]\n"
 	"                    [--profile cpu|wall|block|mutex|threadcreate|heap|allocs|goroutine]\n"
+	"                    [--rate BYTES] [--native]\n"
 	"                    [--format pprof|folded|svg|text] [-o FILE]\n"
 	"\n"
 	"CPU-profile running processes: sample every thread (including threads created while\n"
@@ -45,12 +46,16 @@ static const char usage_text[] =
 	"                          preempted, at the blocking stack (label wait); threadcreate:\n"
 	"                          the stacks that created threads (clone, clone3); mutex:\n"
 	"                          waits for pthread mutexes and rwlocks, charged to the stack\n"
-	"                          that released the lock (label waiter)\n"
-	"                          On a Go program, heap, allocs, block, mutex and goroutine\n"
+	"                          that released the lock (label waiter); heap: allocations\n"
+	"                          made from now on that are still in use at the end (one\n"
+	"                          process; loads cprof's sampler library into it, and turns\n"
+	"                          it off at the end); allocs: the same, all allocations;\n"
+	"                          goroutine: threads by stack. On a Go program, heap, allocs, block, mutex and goroutine\n"
 	"                          are read from its runtime's own records, as its\n"
 	"                          /debug/pprof would serve them (nothing is injected; block\n"
-	"                          and mutex when the program enabled them); goroutine on a\n"
-	"                          native program: its threads by stack\n"
+	"                          and mutex when the program enabled them)\n"
+	"      --rate BYTES        heap, allocs: mean bytes allocated between samples\n"
+	"                          (default 524288, Go's MemProfileRate; 1 = every allocation)\n"
 	"      --mutex-waiters     mutex: charge the waits to the waiters' stacks instead\n"
 	"      --native            block, mutex of a Go program: sample its threads as for a\n"
 	"                          native program instead of reading its runtime\n"
@@ -64,7 +69,8 @@ static const char usage_text[] =
 	"  cprof attach -p 4242                         10 s profile to cprof-4242-*.pb.gz\n"
 	"  cprof attach -p 4242 --seconds 30 -F 999 -o cpu.pb.gz\n"
 	"  cprof attach -p 4242,4243 --format svg -o flame.svg\n"
-	"  cprof attach -p 4242 --profile heap --seconds 0 -o heap.pb.gz   a Go program's heap\n"
+	"  cprof attach -p 4242 --profile heap --seconds 60 -o heap.pb.gz\n"
+	"  cprof attach -p 4242 --profile heap --seconds 0   a Go program's heap, at once\n"
 	"  go tool pprof -http=: cpu.pb.gz\n";
 
 /* The command line of cprof attach. */
@@ -197,7 +203,12 @@ static int parse_options(int argc, char **argv, struct attach_options *o)
 		cp_hint("to profile a command, use 'cprof record -- COMMAND'");
 		return CP_EXIT_USAGE;
 	}
-	return parse_pids(pid_arg, o->pids, &o->npids);
+	rc = parse_pids(pid_arg, o->pids, &o->npids);
+	if (rc == 0 && o->npids > 1 && cp_prof_is_heap(&o->prof)) {
+		cp_error("attach", "--profile heap and allocs take one process (-p PID)");
+		return CP_EXIT_USAGE;
+	}
+	return rc;
 }
 
 static void targets_init(struct targets *t, const int *pids, size_t n)
@@ -258,7 +269,8 @@ static int sample(struct cp_session *sess, const struct attach_options *o, struc
 		busy = err == 1;
 		if (err < 0) {
 			cp_prof_progress_clear();
-			cp_error("attach", "reading samples failed: %s", strerror(-err));
+			cp_error("attach", "reading samples failed: %s",
+				 cp_session_error(sess) ? cp_session_error(sess) : strerror(-err));
 			return err;
 		}
 	}
@@ -295,6 +307,10 @@ static int finish(struct cp_session *sess, const struct attach_options *o,
 	}
 	if (st.samples == 0 && o->prof.type == CP_SESSION_CPU)
 		explain_no_samples(t->pids, t->n, t->exited, stop_count != 0);
+	if (st.samples == 0 && cp_prof_is_heap(&o->prof))
+		cp_note("no allocation sampled: the target allocated less than about --rate "
+			"bytes (%llu) through the malloc family while profiled",
+			(unsigned long long)(o->prof.rate ? o->prof.rate : 524288));
 	if (cp_prof_write("attach", sess, &o->prof, t->pids[0], &stop_count) < 0)
 		return stop_count >= 2 ? 128 + stop_sig : CP_EXIT_FAILURE;
 	return CP_EXIT_OK;
@@ -349,6 +365,11 @@ int cmd_attach(int argc, char **argv)
 		goto out;
 	}
 	cp_prof_note_kernel_refused(sess, &o.prof);
+	if (cp_prof_is_heap(&o.prof))
+		cp_note("allocation sampler started in pid %d: one sample every %llu bytes on "
+			"average, for %g s",
+			o.pids[0], (unsigned long long)(o.prof.rate ? o.prof.rate : 524288),
+			o.prof.seconds);
 	rc = sample(sess, &o, &t) < 0 ? CP_EXIT_FAILURE : finish(sess, &o, &t);
 out:
 	cp_session_free(sess);

@@ -51,6 +51,9 @@ static const struct {
 	{ "allocs", CP_SESSION_ALLOCS },
 };
 
+/* The reason a session gave for not starting (cp_session_opts.why). */
+static char session_why[256];
+
 static const char *format_ext(enum cp_profile_format f)
 {
 	for (size_t i = 0; i < CP_ARRAY_SIZE(formats); i++)
@@ -169,6 +172,15 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
 			      "threadcreate, heap, allocs or goroutine",
 			 arg);
 		return CP_EXIT_USAGE;
+	case 'R':
+		if (cp_parse_long(arg, 1, 1L << 40, &v) < 0) {
+			cp_error(cmd, "invalid --rate '%s': expected mean bytes between allocation "
+				      "samples, from 1 to %ld",
+				 arg, 1L << 40);
+			return CP_EXIT_USAGE;
+		}
+		o->rate = (uint64_t)v;
+		return 0;
 	case 'W':
 		o->waiters = true;
 		return 0;
@@ -189,6 +201,13 @@ void cp_prof_explain_open_error(const char *cmd, int pid, int err, const struct 
 	int paranoid = 2;
 
 	snprintf(what, sizeof(what), "pid %d", pid);
+	if (session_why[0]) {
+		cp_error(what, "%s", session_why);
+		if (err == -ENOENT && cp_prof_is_heap(o))
+			cp_hint("build it with cprof (meson builds src/agent), or point "
+				"CPROF_AGENT_LIBRARY at it");
+		return;
+	}
 	if (cp_read_file("/proc/sys/kernel/perf_event_paranoid", buf, sizeof(buf), NULL) == 0)
 		paranoid = atoi(buf);
 	if (err == -EOPNOTSUPP && o->type != CP_SESSION_CPU) {
@@ -352,15 +371,22 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 	if (err < 0)
 		return err;
 	cp_session_get_stats(s, &st);
-	cp_note("%llu samples (%llu lost) from %zu thread%s of %zu process%s; wrote %s",
-		(unsigned long long)st.samples, (unsigned long long)st.lost, st.threads,
-		st.threads == 1 ? "" : "s", st.processes, st.processes == 1 ? "" : "es", path);
+	cp_note("%llu %s (%llu lost) from %zu thread%s of %zu process%s; wrote %s",
+		(unsigned long long)st.samples,
+		cp_prof_is_heap(o) ? "allocation samples" : "samples", (unsigned long long)st.lost,
+		st.threads, st.threads == 1 ? "" : "s", st.processes, st.processes == 1 ? "" : "es",
+		path);
 	if (o->verbose) {
 		cp_note("stats: %zu events, %zu rings of %zu KiB; %zu locations, %llu stacks ended "
 			"[unknown], %llu [truncated]; cprof CPU %.1f ms, %.1f us per sample",
 			st.events, st.rings, st.ring_bytes >> 10, st.locations,
 			(unsigned long long)st.unknown, (unsigned long long)st.truncated,
 			st.cpu_ns / 1e6, st.samples ? st.cpu_ns / 1e3 / st.samples : 0.0);
+		if (cp_prof_is_heap(o))
+			cp_note("stats: %llu frees of sampled blocks, %zu sampled blocks live, %llu "
+				"untracked; ring of %zu KiB",
+				(unsigned long long)st.heap_frees, st.heap_live,
+				(unsigned long long)st.heap_untracked, st.ring_bytes >> 10);
 		if (o->type == CP_SESSION_MUTEX)
 			cp_note("stats: %llu woken lock waits left out (their wake was not seen)",
 				(unsigned long long)st.unmatched);
@@ -369,8 +395,17 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 	return 0;
 }
 
+bool cp_prof_is_heap(const struct cp_prof_options *o)
+{
+	return o->type == CP_SESSION_HEAP || o->type == CP_SESSION_ALLOCS;
+}
+
 void cp_prof_session_opts(const struct cp_prof_options *o, struct cp_session_opts *so)
 {
+	session_why[0] = '\0';
+	so->why = session_why;
+	so->whylen = sizeof(session_why);
+	so->rate = o->rate;
 	so->type = o->type;
 	so->waiters = o->waiters;
 	so->hz = o->hz;

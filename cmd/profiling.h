@@ -26,6 +26,7 @@ struct cp_prof_options {
 	enum cp_profile_format format;
 	const char *output;		/* NULL = default name */
 	bool verbose;
+	uint64_t rate;			/* --rate: heap, allocs; 0 = 524288 */
 };
 
 /* The format named name ("pprof", "folded", "svg", "text"). 0 or -EINVAL. */
@@ -44,6 +45,7 @@ int cp_prof_format_parse(const char *name, enum cp_profile_format *out);
 	{ "profile", required_argument, NULL, 'P' },              \
 	{ "mutex-waiters", no_argument, NULL, 'W' },              \
 	{ "native", no_argument, NULL, 'N' },                     \
+	{ "rate", required_argument, NULL, 'R' },                 \
 	{ "no-kernel", no_argument, NULL, 'K' },                  \
 	{ "verbose", no_argument, NULL, 'v' },                    \
 	{ "help", no_argument, NULL, 'h' }
@@ -59,12 +61,17 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
  */
 int cp_prof_option_error(const char *cmd, int c, char **argv);
 
+/* Whether o profiles allocations (heap, allocs): one process, the sampler library. */
+bool cp_prof_is_heap(const struct cp_prof_options *o);
 /* The session options that come from o (the caller sets the targets). */
 void cp_prof_session_opts(const struct cp_prof_options *o, struct cp_session_opts *so);
 /* Say so when kernel frames were asked for and refused. */
 void cp_prof_note_kernel_refused(const struct cp_session *s, const struct cp_prof_options *o);
 
-/* Report a failure to start sampling pid (perf_event_open refused, ...). */
+/*
+ * Report a failure to start sampling pid (perf_event_open refused, the sampler not loaded,
+ * ...), with the session's own reason when it gave one.
+ */
 void cp_prof_explain_open_error(const char *cmd, int pid, int err, const struct cp_prof_options *o);
 
 /* The progress line on a terminal: "sampling pid 4242: 7 s left, 1234 samples". */

@@ -12,16 +12,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent_proto.h"
 #include "common.h"
+#include "heap_agent.h"
 #include "profiling.h"
 #include "record_watch.h"
+#include "sampler.h"
 #include "tracer.h"
 #include "session.h"
 #include "util.h"
 
 static const char usage_text[] =
 	"usage: cprof record [--seconds N] [-F HZ] [--unwind dwarf|fp]\n"
-	"                    [--profile cpu|wall|block|mutex|threadcreate|none]\n"
+	"                    [--profile cpu|wall|block|mutex|threadcreate|heap|allocs|none]\n"
+	"                    [--rate BYTES]\n"
 	"                    [--format pprof|folded|svg|text] [-o FILE]\n"
 	"                    [--timeout S [--kill-after S2]] [--leaks] [--leaks-json FILE]\n"
 	"                    [--fail-on-leak] -- COMMAND [ARGS...]\n"
@@ -45,8 +49,13 @@ static const char usage_text[] =
 	"                          preempted, at the blocking stack (label wait); threadcreate:\n"
 	"                          the stacks that created threads (clone, clone3); mutex:\n"
 	"                          waits for pthread mutexes and rwlocks, charged to the stack\n"
-	"                          that released the lock (label waiter); none: no profile,\n"
-	"                          only --timeout and --leaks\n"
+	"                          that released the lock (label waiter); heap: COMMAND's\n"
+	"                          allocations still in use at the end, allocs: all of them\n"
+	"                          (COMMAND's own process, from its start: cprof's sampler\n"
+	"                          library is preloaded); none: no profile, only --timeout\n"
+	"                          and --leaks\n"
+	"      --rate BYTES        heap, allocs: mean bytes allocated between samples\n"
+	"                          (default 524288; 1 = every allocation)\n"
 	"      --mutex-waiters     mutex: charge the waits to the waiters' stacks instead\n"
 	"  -f, --format FORMAT     pprof (default), folded, svg, text\n"
 	"  -o, --output FILE       where to write (default cprof-PID-YYYYmmdd-HHMMSS.EXT in the\n"
@@ -68,6 +77,7 @@ static const char usage_text[] =
 	"  cprof record -o prof.pb.gz -- ./bench --iterations 1000\n"
 	"  cprof record --format svg -o flame.svg -- make -j4\n"
 	"  cprof record --seconds 30 -- ./server      profile the first 30 s of a server\n"
+	"  cprof record --profile heap -o heap.pb.gz -- ./server\n"
 	"  cprof record --timeout 600 --leaks --fail-on-leak -o prof.pb.gz -- ./unit_tests\n";
 
 /* The command line of cprof record. */
@@ -76,6 +86,9 @@ struct record_options {
 	bool profile;		/* false with --profile none: no profile is taken */
 	struct record_watch watch;	/* --timeout, --kill-after, --leaks... */
 	char **command;		/* COMMAND [ARGS...], from argv */
+	/* heap, allocs: LD_PRELOAD=... and CPROF_AGENT=... for COMMAND, else empty */
+	char preload[4200];
+	char agent_env[160];
 };
 
 /* Long options of record alone (letters no shared option uses). */
@@ -236,8 +249,10 @@ static int wait_ms(uint64_t now, uint64_t deadline, bool have_pidfd)
  * The child: wait for the go byte (events are set up by then), exec. On failure the errno
  * goes back through errfd (close-on-exec, so a successful exec closes it with nothing).
  */
-static void child_main(int gofd, int errfd, char **cmd, bool out_to_err, bool leaks)
+static void child_main(int gofd, int errfd, const struct record_options *o, bool out_to_err,
+		       bool leaks)
 {
+	char **cmd = o->command;
 	char go;
 	int e;
 
@@ -250,6 +265,11 @@ static void child_main(int gofd, int errfd, char **cmd, bool out_to_err, bool le
 	/* --leaks: exit_group stops for cprof from now on, so leave by SYS_exit below. */
 	if (leaks && (e = -cp_tracer_child_prepare()) > 0)
 		goto fail;
+	/* heap: the sampler starts in COMMAND's constructors, for cprof to find. */
+	if (o->preload[0] && (putenv((char *)o->preload) || putenv((char *)o->agent_env))) {
+		e = ENOMEM;
+		goto fail;
+	}
 	execvp(cmd[0], cmd);
 	e = errno;
 fail:
@@ -326,7 +346,7 @@ static int spawn(const struct record_options *o, struct child *c)
 	if (c->pid == 0) {
 		close(gopipe[1]);
 		close(errpipe[0]);
-		child_main(gopipe[0], errpipe[1], o->command,
+		child_main(gopipe[0], errpipe[1], o,
 			   o->prof.output && !strcmp(o->prof.output, "-"), o->watch.leaks);
 	}
 	close(gopipe[0]);
@@ -466,7 +486,8 @@ static void run_command(struct cp_session *sess, const struct record_options *o,
 		busy = err == 1;
 		if (err < 0) {
 			cp_prof_progress_clear();
-			cp_error("record", "reading samples failed: %s", strerror(-err));
+			cp_error("record", "reading samples failed: %s",
+				 cp_session_error(sess) ? cp_session_error(sess) : strerror(-err));
 			cp_session_stop(sess);
 			sess = NULL;
 		}
@@ -523,6 +544,35 @@ static char *hang_json_name(const struct record_options *o, int pid)
 	return name;
 }
 
+/*
+ * heap, allocs: COMMAND's environment preloads the sampler library (ahead of any preload it
+ * has) and tells it who reads it. 0 or an exit code (reported).
+ */
+static int heap_preload(struct record_options *o)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char path[4096];
+	int n;
+
+	if (cp_heap_agent_path(path, sizeof(path)) < 0) {
+		cp_error("record", "%s not found (next to cprof, or set CPROF_AGENT_LIBRARY)",
+			 CP_AGENT_LIBRARY);
+		return CP_EXIT_FAILURE;
+	}
+	n = snprintf(o->preload, sizeof(o->preload), "LD_PRELOAD=%s%s%s", path,
+		     old && old[0] ? ":" : "", old ? old : "");
+	if (n < 0 || (size_t)n >= sizeof(o->preload)) {
+		cp_error("record", "LD_PRELOAD too long to add %s", CP_AGENT_LIBRARY);
+		return CP_EXIT_FAILURE;
+	}
+	n = snprintf(o->agent_env, sizeof(o->agent_env), "%s=", CP_AGENT_ENV);
+	cp_heap_agent_env(o->agent_env + n, sizeof(o->agent_env) - (size_t)n,
+			  o->prof.rate ? o->prof.rate : 524288,
+			  o->prof.stack_size ? (uint32_t)o->prof.stack_size :
+					       CP_SAMPLER_STACK_DEFAULT);
+	return 0;
+}
+
 /* Start sampling the spawned command. 0 or an exit code (reported). */
 static int open_session(struct record_options *o, struct child *c, struct cp_session **sess)
 {
@@ -572,6 +622,11 @@ int cmd_record(int argc, char **argv)
 	if (o.profile && o.prof.output && cp_prof_check_output("record", &o.prof, 0) < 0) {
 		rc = CP_EXIT_FAILURE;
 		goto out;
+	}
+	if (o.profile && cp_prof_is_heap(&o.prof)) {
+		rc = heap_preload(&o);
+		if (rc)
+			goto out;
 	}
 	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		wake_pipe[0] = wake_pipe[1] = -1;

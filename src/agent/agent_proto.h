@@ -79,6 +79,8 @@ struct cp_agent_header {
 	uint64_t consumed;		/* ring bytes the reader is done with, ever */
 	uint64_t reader_heartbeat_ns;	/* CLOCK_MONOTONIC of the reader's last read */
 	char error[128];		/* why the agent went OFF by itself, "" otherwise */
+	/* Written by the agent (atomic). */
+	uint64_t skipped_modules;	/* modules left unpatched: their GOT held another malloc */
 };
 
 enum cp_agent_rec_type {

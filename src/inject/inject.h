@@ -17,6 +17,7 @@ struct cp_inject;
 
 struct cp_inject_opts {
 	int timeout_ms;		/* how long to look for a safe thread; 0 = 2000 */
+	int tid;		/* park only this thread of the target; 0 = any that qualifies */
 };
 
 /*
@@ -46,5 +47,12 @@ int cp_inject_symbol(struct cp_inject *in, uint64_t base, const char *name, uint
  */
 int cp_inject_call(struct cp_inject *in, uint64_t fn, const uint64_t *args, size_t nargs,
 		   uint64_t *ret, char *why, size_t whylen);
+
+/*
+ * The thread the last load or call ran on and how long parking it took (finding a thread at a
+ * safe point and stopping it), for tests and measurements; 0 before any.
+ */
+int cp_inject_last_tid(const struct cp_inject *in);
+uint64_t cp_inject_last_park_ns(const struct cp_inject *in);
 
 #endif

@@ -109,6 +109,13 @@ static int gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
 		free(buf);
 		return err;
 	}
+	/* Give back the room guessed for and not used. */
+	if (n && n < alloc) {
+		uint8_t *nb = realloc(buf, n);
+
+		if (nb)
+			buf = nb;
+	}
 	*out = buf;
 	*outlen = n;
 	return 0;
@@ -230,8 +237,121 @@ static int64_t idmap_find(const struct idmap *m, uint64_t id)
 	return -1;
 }
 
+/*
+ * The top-level fields of a profile.proto message, one at a time: *field and the bytes of its
+ * value (for a length-delimited field, its payload). 1 for a field, 0 at the end, -EBADMSG
+ * for a malformed one. Samples are decoded one by one through this instead of all at once, so
+ * that a file of many samples does not become a struct per sample in memory.
+ */
+static int wire_next(const uint8_t *buf, size_t len, size_t *off, uint32_t *field,
+		     const uint8_t **val, size_t *vlen, size_t *field_start)
+{
+	uint64_t key = 0, n = 0;
+	size_t p = *off;
+	unsigned shift;
+
+	if (p >= len)
+		return 0;
+	*field_start = p;
+	for (shift = 0;; shift += 7) {
+		if (p >= len || shift > 63)
+			return -EBADMSG;
+		key |= (uint64_t)(buf[p] & 0x7f) << shift;
+		if (!(buf[p++] & 0x80))
+			break;
+	}
+	if ((key >> 3) == 0 || (key >> 3) > UINT32_MAX)
+		return -EBADMSG;
+	*field = (uint32_t)(key >> 3);
+	switch (key & 7) {
+	case 0:	/* varint */
+		*val = buf + p;
+		while (p < len && (buf[p] & 0x80))
+			p++;
+		if (p++ >= len)
+			return -EBADMSG;
+		*vlen = (size_t)(buf + p - *val);
+		break;
+	case 1:	/* 64-bit */
+	case 5:	/* 32-bit */
+		n = (key & 7) == 1 ? 8 : 4;
+		if (len - p < n)
+			return -EBADMSG;
+		*val = buf + p;
+		*vlen = n;
+		p += n;
+		break;
+	case 2:	/* length-delimited */
+		for (shift = 0;; shift += 7) {
+			if (p >= len || shift > 63)
+				return -EBADMSG;
+			n |= (uint64_t)(buf[p] & 0x7f) << shift;
+			if (!(buf[p++] & 0x80))
+				break;
+		}
+		if (n > len - p)
+			return -EBADMSG;
+		*val = buf + p;
+		*vlen = (size_t)n;
+		p += n;
+		break;
+	default:	/* groups are not in profile.proto */
+		return -EBADMSG;
+	}
+	*off = p;
+	return 1;
+}
+
+/* Profile's repeated message fields that are decoded one at a time (read_each). */
+#define PPROF_FIELD_SAMPLE 2
+#define PPROF_FIELD_LOCATION 4
+#define PPROF_FIELD_FUNCTION 5
+
+static bool streamed_field(uint32_t field)
+{
+	return field == PPROF_FIELD_SAMPLE || field == PPROF_FIELD_LOCATION ||
+	       field == PPROF_FIELD_FUNCTION;
+}
+
+/*
+ * The message without its samples, locations and functions, in *out (malloc'ed); how many
+ * locations and functions it had in *nloc, *nfunc. 0, -EBADMSG or -ENOMEM.
+ */
+static int strip_streamed(const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen,
+			  size_t *nloc, size_t *nfunc)
+{
+	size_t off = 0, start, vlen, n = 0;
+	const uint8_t *val;
+	uint32_t field;
+	uint8_t *copy = malloc(len ? len : 1);
+	int r;
+
+	if (!copy)
+		return -ENOMEM;
+	*nloc = *nfunc = 0;
+	while ((r = wire_next(buf, len, &off, &field, &val, &vlen, &start)) > 0) {
+		*nloc += field == PPROF_FIELD_LOCATION;
+		*nfunc += field == PPROF_FIELD_FUNCTION;
+		if (streamed_field(field))
+			continue;
+		memcpy(copy + n, buf + start, off - start);
+		n += off - start;
+	}
+	if (r < 0) {
+		free(copy);
+		return r;
+	}
+	*out = copy;
+	*outlen = n;
+	return 0;
+}
+
 struct reader {
-	const Perftools__Profiles__Profile *pb;
+	const Perftools__Profiles__Profile *pb;	/* the message without its samples */
+	const uint8_t *bytes;		/* the whole message, for its samples */
+	size_t len;
+	ProtobufCAllocator *alloc;
+	size_t nloc, nfunc;		/* locations and functions in the message */
 	struct cp_profile *prof;
 	uint32_t *smap;			/* file string index -> ours */
 	struct idmap mappings, functions, locations;
@@ -341,119 +461,156 @@ static int read_mappings(struct reader *r)
 	return idmap_seal(&r->mappings);
 }
 
-static int read_functions(struct reader *r)
+static int read_function(struct reader *r, const void *msg, size_t i)
 {
-	const Perftools__Profiles__Profile *pb = r->pb;
-	int err = idmap_init(&r->functions, pb->n_function);
+	const Perftools__Profiles__Function *pf = msg;
+	struct cp_pfunction f = { 0 };
+	int err;
 
+	if ((err = str_ref(r, pf->name, &f.name)) < 0 ||
+	    (err = str_ref(r, pf->system_name, &f.system_name)) < 0 ||
+	    (err = str_ref(r, pf->filename, &f.filename)) < 0)
+		return err;
+	f.start_line = pf->start_line;
+	err = cp_profile_intern_function(r->prof, &f, &r->functions.our_id[i]);
 	if (err < 0)
 		return err;
-	for (size_t i = 0; i < pb->n_function; i++) {
-		const Perftools__Profiles__Function *pf = pb->function[i];
-		struct cp_pfunction f = { 0 };
+	r->functions.file_id[i] = pf->id;
+	return 0;
+}
 
-		if ((err = str_ref(r, pf->name, &f.name)) < 0 ||
-		    (err = str_ref(r, pf->system_name, &f.system_name)) < 0 ||
-		    (err = str_ref(r, pf->filename, &f.filename)) < 0)
+static int read_location(struct reader *r, const void *msg, size_t i)
+{
+	const Perftools__Profiles__Location *pl = msg;
+	uint64_t mapping = 0;
+	int err;
+
+	/* A mapping id no mapping has: no mapping, as go tool pprof reads it. */
+	if (pl->mapping_id) {
+		int64_t k = idmap_find(&r->mappings, pl->mapping_id);
+
+		mapping = k < 0 ? 0 : r->mappings.our_id[k];
+	}
+	if (pl->n_line > CP_PROFILE_MAX_ENTRIES)
+		return -EBADMSG;
+	if (cp_grow((void **)&r->lines, &r->lines_alloc, pl->n_line ? pl->n_line : 1,
+		    sizeof(*r->lines)) < 0)
+		return -ENOMEM;
+	for (size_t j = 0; j < pl->n_line; j++) {
+		int64_t k = idmap_find(&r->functions, pl->line[j]->function_id);
+
+		/* pprof rejects lines without a function too. */
+		if (k < 0)
+			return -EBADMSG;
+		r->lines[j].function_id = r->functions.our_id[k];
+		r->lines[j].line = pl->line[j]->line;
+	}
+	err = cp_profile_append_location(r->prof, pl->address, mapping, r->lines, pl->n_line,
+					 pl->is_folded, &r->locations.our_id[i]);
+	if (err < 0)
+		return err;
+	r->locations.file_id[i] = pl->id;
+	return 0;
+}
+
+static int read_sample(struct reader *r, const void *msg, size_t i)
+{
+	const Perftools__Profiles__Sample *ps = msg;
+	int err;
+
+	(void)i;
+	/* Samples without sample types measure nothing: not a profile pprof accepts either. */
+	if (!r->prof->ntypes || ps->n_value != r->prof->ntypes)
+		return -EBADMSG;
+	if (ps->n_location_id > CP_PROFILE_MAX_ENTRIES || ps->n_label > CP_PROFILE_MAX_ENTRIES)
+		return -EBADMSG;
+	if (cp_grow((void **)&r->stack, &r->stack_alloc,
+		    ps->n_location_id ? ps->n_location_id : 1, sizeof(*r->stack)) < 0 ||
+	    cp_grow((void **)&r->labels, &r->labels_alloc, ps->n_label ? ps->n_label : 1,
+		    sizeof(*r->labels)) < 0)
+		return -ENOMEM;
+	for (size_t j = 0; j < ps->n_location_id; j++) {
+		int64_t k = idmap_find(&r->locations, ps->location_id[j]);
+
+		if (k < 0)
+			return -EBADMSG;
+		r->stack[j] = r->locations.our_id[k];
+	}
+	for (size_t j = 0; j < ps->n_label; j++) {
+		const Perftools__Profiles__Label *pl = ps->label[j];
+		struct cp_plabel *l = &r->labels[j];
+
+		memset(l, 0, sizeof(*l));
+		if ((err = str_ref(r, pl->key, &l->key)) < 0 ||
+		    (err = str_ref(r, pl->str, &l->str)) < 0 ||
+		    (err = str_ref(r, pl->num_unit, &l->unit)) < 0)
 			return err;
-		f.start_line = pf->start_line;
-		err = cp_profile_intern_function(r->prof, &f, &r->functions.our_id[i]);
+		l->num = pl->num;
+	}
+	err = cp_profile_add_sample_values(r->prof, r->stack, ps->n_location_id, r->labels,
+					   ps->n_label, ps->value);
+	return err == -EINVAL ? -EBADMSG : err;
+}
+
+/*
+ * Each field number field of the whole message, decoded alone as a desc message and handed to
+ * fn with its index among them, then freed: memory holds one at a time, not one struct each.
+ */
+static int read_each(struct reader *r, uint32_t field, const ProtobufCMessageDescriptor *desc,
+		     int (*fn)(struct reader *r, const void *msg, size_t i))
+{
+	size_t off = 0, start, vlen, i = 0;
+	const uint8_t *val;
+	uint32_t f;
+	int more, err;
+
+	while ((more = wire_next(r->bytes, r->len, &off, &f, &val, &vlen, &start)) > 0) {
+		ProtobufCMessage *m;
+
+		if (f != field)
+			continue;
+		m = protobuf_c_message_unpack(desc, r->alloc, vlen, val);
+		if (!m)
+			return -EBADMSG;
+		err = fn(r, m, i++);
+		protobuf_c_message_free_unpacked(m, r->alloc);
 		if (err < 0)
 			return err;
-		r->functions.file_id[i] = pf->id;
 	}
+	return more;
+}
+
+static int read_functions(struct reader *r)
+{
+	int err = idmap_init(&r->functions, r->nfunc);
+
+	if (err < 0 || (err = read_each(r, PPROF_FIELD_FUNCTION,
+					&perftools__profiles__function__descriptor, read_function)) < 0)
+		return err;
 	return idmap_seal(&r->functions);
 }
 
 static int read_locations(struct reader *r)
 {
-	const Perftools__Profiles__Profile *pb = r->pb;
-	int err = idmap_init(&r->locations, pb->n_location);
+	int err = idmap_init(&r->locations, r->nloc);
 
-	if (err < 0)
+	if (err < 0 || (err = read_each(r, PPROF_FIELD_LOCATION,
+					&perftools__profiles__location__descriptor, read_location)) < 0)
 		return err;
-	for (size_t i = 0; i < pb->n_location; i++) {
-		const Perftools__Profiles__Location *pl = pb->location[i];
-		uint64_t mapping = 0;
-
-		/* A mapping id no mapping has: no mapping, as go tool pprof reads it. */
-		if (pl->mapping_id) {
-			int64_t k = idmap_find(&r->mappings, pl->mapping_id);
-
-			mapping = k < 0 ? 0 : r->mappings.our_id[k];
-		}
-		if (pl->n_line > CP_PROFILE_MAX_ENTRIES)
-			return -EBADMSG;
-		if (cp_grow((void **)&r->lines, &r->lines_alloc, pl->n_line ? pl->n_line : 1,
-			    sizeof(*r->lines)) < 0)
-			return -ENOMEM;
-		for (size_t j = 0; j < pl->n_line; j++) {
-			int64_t k = idmap_find(&r->functions, pl->line[j]->function_id);
-
-			/* pprof rejects lines without a function too. */
-			if (k < 0)
-				return -EBADMSG;
-			r->lines[j].function_id = r->functions.our_id[k];
-			r->lines[j].line = pl->line[j]->line;
-		}
-		err = cp_profile_append_location(r->prof, pl->address, mapping, r->lines,
-						 pl->n_line, pl->is_folded,
-						 &r->locations.our_id[i]);
-		if (err < 0)
-			return err;
-		r->locations.file_id[i] = pl->id;
-	}
 	return idmap_seal(&r->locations);
 }
 
 static int read_samples(struct reader *r)
 {
-	const Perftools__Profiles__Profile *pb = r->pb;
-	int err;
-
-	for (size_t i = 0; i < pb->n_sample; i++) {
-		const Perftools__Profiles__Sample *ps = pb->sample[i];
-
-		if (ps->n_value != r->prof->ntypes)
-			return -EBADMSG;
-		if (ps->n_location_id > CP_PROFILE_MAX_ENTRIES ||
-		    ps->n_label > CP_PROFILE_MAX_ENTRIES)
-			return -EBADMSG;
-		if (cp_grow((void **)&r->stack, &r->stack_alloc,
-			    ps->n_location_id ? ps->n_location_id : 1, sizeof(*r->stack)) < 0 ||
-		    cp_grow((void **)&r->labels, &r->labels_alloc, ps->n_label ? ps->n_label : 1,
-			    sizeof(*r->labels)) < 0)
-			return -ENOMEM;
-		for (size_t j = 0; j < ps->n_location_id; j++) {
-			int64_t k = idmap_find(&r->locations, ps->location_id[j]);
-
-			if (k < 0)
-				return -EBADMSG;
-			r->stack[j] = r->locations.our_id[k];
-		}
-		for (size_t j = 0; j < ps->n_label; j++) {
-			const Perftools__Profiles__Label *pl = ps->label[j];
-			struct cp_plabel *l = &r->labels[j];
-
-			memset(l, 0, sizeof(*l));
-			if ((err = str_ref(r, pl->key, &l->key)) < 0 ||
-			    (err = str_ref(r, pl->str, &l->str)) < 0 ||
-			    (err = str_ref(r, pl->num_unit, &l->unit)) < 0)
-				return err;
-			l->num = pl->num;
-		}
-		err = cp_profile_add_sample_values(r->prof, r->stack, ps->n_location_id, r->labels,
-						   ps->n_label, ps->value);
-		if (err < 0)
-			return err == -EINVAL ? -EBADMSG : err;
-	}
-	return 0;
+	return read_each(r, PPROF_FIELD_SAMPLE, &perftools__profiles__sample__descriptor,
+			 read_sample);
 }
 
 int cp_profile_read(const void *data, size_t len, struct cp_profile **out)
 {
 	const uint8_t *bytes = data;
-	uint8_t *plain = NULL;
+	uint8_t *plain = NULL, *rest = NULL;
+	size_t restlen;
 	Perftools__Profiles__Profile *pb = NULL;
 	struct budget budget = { 0, DECODE_BUDGET_MAX, false };
 	ProtobufCAllocator alloc = { budget_alloc, budget_free, &budget };
@@ -473,13 +630,21 @@ int cp_profile_read(const void *data, size_t len, struct cp_profile **out)
 	}
 	if (len < (DECODE_BUDGET_MAX - DECODE_BUDGET_BASE) / DECODE_BUDGET_FACTOR)
 		budget.max = DECODE_BUDGET_BASE + DECODE_BUDGET_FACTOR * len;
-	/* protobuf-c checks the wire format and that every length stays inside the buffer. */
-	pb = perftools__profiles__profile__unpack(&alloc, len, bytes);
+	/*
+	 * protobuf-c checks the wire format and that every length stays inside the buffer; the
+	 * samples, most of a large profile, are decoded one at a time later (read_samples).
+	 */
+	if ((err = strip_streamed(bytes, len, &rest, &restlen, &r.nloc, &r.nfunc)) < 0)
+		goto out;
+	pb = perftools__profiles__profile__unpack(&alloc, restlen, rest);
 	if (!pb) {
 		err = budget.exceeded ? -EFBIG : -EBADMSG;
 		goto out;
 	}
 	r.pb = pb;
+	r.bytes = bytes;
+	r.len = len;
+	r.alloc = &alloc;
 	r.prof = cp_profile_new_empty();
 	if (!r.prof) {
 		err = -ENOMEM;
@@ -503,6 +668,7 @@ out:
 	free(r.lines);
 	if (pb)
 		perftools__profiles__profile__free_unpacked(pb, &alloc);
+	free(rest);
 	free(plain);
 	return err;
 }

@@ -305,6 +305,7 @@ static const char *dwarf_frames(struct cp_session *s, struct cp_proc *p,
 				const struct cp_sample *smp, size_t *n)
 {
 	struct cp_unwind_result *ur = &s->ur;
+	size_t first = 0;
 	int err;
 
 	err = unwind_sample(p, smp, ur);
@@ -316,7 +317,10 @@ static const char *dwarf_frames(struct cp_session *s, struct cp_proc *p,
 		ur->truncated = false;
 		ur->stop_reason = err;
 	}
-	for (size_t i = 0; i < ur->n && *n < MAX_FRAMES - 1; i++) {
+	/* heap: the allocation sampler's own frames are not the program's. */
+	while (first + 1 < ur->n && ur->pc[first] >= s->skip_lo && ur->pc[first] < s->skip_hi)
+		first++;
+	for (size_t i = first; i < ur->n && *n < MAX_FRAMES - 1; i++) {
 		bool exact = i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL);
 		uint64_t id = user_location(s, p, exact ? ur->pc[i] : ur->pc[i] - 1, ur->pc[i]);
 
@@ -453,14 +457,25 @@ int cp_session_poll(struct cp_session *s, int timeout_ms)
 	if (s->stopped)
 		return 0;
 	/* Blocking in poll() costs no CPU time, so this measures only our own work. */
-	err = cp_sampler_poll(s->sampler, timeout_ms, &session_events, s);
+	if (s->heap)
+		err = cp_session_heap_poll(s, timeout_ms);
+	else
+		err = cp_sampler_poll(s->sampler, timeout_ms, &session_events, s);
 	s->stats.cpu_ns += thread_cpu_ns() - t0;
 	return err;
 }
 
 void cp_session_wake_on(struct cp_session *s, int fd)
 {
-	cp_sampler_set_wake_fd(s->sampler, fd);
+	if (s->heap)
+		cp_session_heap_wake_on(s, fd);
+	else
+		cp_sampler_set_wake_fd(s->sampler, fd);
+}
+
+const char *cp_session_error(const struct cp_session *s)
+{
+	return cp_session_heap_error(s);
 }
 
 void cp_session_disable(struct cp_session *s)
@@ -468,7 +483,10 @@ void cp_session_disable(struct cp_session *s)
 	if (s->disabled)
 		return;
 	s->end_mono = cp_now_ns();
-	cp_sampler_disable(s->sampler);
+	if (s->heap)
+		cp_session_heap_disable(s);
+	else
+		cp_sampler_disable(s->sampler);
 	s->disabled = true;
 }
 
@@ -480,7 +498,7 @@ void cp_session_stop(struct cp_session *s)
 		return;
 	cp_session_disable(s);
 	t0 = thread_cpu_ns();
-	while (cp_sampler_poll(s->sampler, 0, &session_events, s) == 1)
+	while (s->sampler && cp_sampler_poll(s->sampler, 0, &session_events, s) == 1)
 		;
 	cp_session_offcpu_close(s);
 	s->stats.cpu_ns += thread_cpu_ns() - t0;
@@ -492,6 +510,10 @@ void cp_session_get_stats(const struct cp_session *s, struct cp_session_stats *o
 	struct cp_sampler_stats ss;
 
 	*out = s->stats;
+	if (s->heap) {
+		cp_session_heap_stats(s, out);
+		return;
+	}
 	cp_sampler_get_stats(s->sampler, &ss);
 	out->kernel_refused = ss.kernel_refused;
 	out->events = ss.events;
@@ -524,6 +546,14 @@ struct cp_profile *cp_session_profile(struct cp_session *s)
 	meta.period = s->opts.type == CP_SESSION_CPU || s->opts.type == CP_SESSION_WALL ?
 			      1000000000 / s->opts.hz : 1;
 	meta.lost_samples = s->stats.lost;
+	if (s->heap) {
+		struct cp_session_stats st;
+
+		cp_session_get_stats(s, &st);
+		meta.period = (int64_t)(s->opts.rate ? s->opts.rate : 524288);
+		meta.lost_samples = st.lost;
+		(void)cp_session_heap_emit(s);
+	}
 	cp_profile_set_meta(s->prof, &meta);
 	if (s->exec_main > 1)
 		cp_profile_set_main_mapping(s->prof, s->exec_main);
@@ -571,9 +601,13 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	struct cp_session *s;
 	int err = -ENOMEM;
 
-	if (!opts->npids || opts->hz <= 0)
+	bool heap = opts->type == CP_SESSION_HEAP || opts->type == CP_SESSION_ALLOCS;
+
+	if (opts->why && opts->whylen)
+		opts->why[0] = '\0';
+	if (!opts->npids || (opts->hz <= 0 && !heap))
 		return -EINVAL;
-	if (opts->type >= CP_SESSION_GOROUTINE)
+	if (opts->type == CP_SESSION_GOROUTINE)
 		return -ENOTSUP;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -585,6 +619,8 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 				      opts->type == CP_SESSION_BLOCK ? CP_PROFILE_KIND_DELAY :
 				      opts->type == CP_SESSION_MUTEX ? CP_PROFILE_KIND_DELAY :
 				      opts->type == CP_SESSION_THREADCREATE ? CP_PROFILE_KIND_COUNT :
+				      opts->type == CP_SESSION_HEAP ? CP_PROFILE_KIND_HEAP :
+				      opts->type == CP_SESSION_ALLOCS ? CP_PROFILE_KIND_ALLOCS :
 									      CP_PROFILE_KIND_CPU);
 	s->sym = cp_sym_new();
 	if (!s->pids || !s->prof || !s->sym)
@@ -603,6 +639,18 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 
 		if (p0)
 			add_main_mapping(s, p0, NULL, 0);
+	}
+	if (heap) {
+		/* The debug information first: the sampler's ring fills while it loads. */
+		for (size_t i = 0; i < opts->npids && !opts->enable_on_exec; i++)
+			prewarm(s, cp_procs_find(&s->procs, opts->pids[i]));
+		s->start_wall = cp_wall_ns();
+		s->start_mono = cp_now_ns();
+		err = cp_session_heap_open(s);
+		if (err < 0)
+			goto fail;
+		*out = s;
+		return 0;
 	}
 
 	memset(&so, 0, sizeof(so));
@@ -636,6 +684,8 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	*out = s;
 	return 0;
 fail:
+	if (opts->why && opts->whylen)
+		snprintf(opts->why, opts->whylen, "%s", s->heap_why);
 	cp_session_free(s);
 	return err;
 }
@@ -644,6 +694,7 @@ void cp_session_free(struct cp_session *s)
 {
 	if (!s)
 		return;
+	cp_session_heap_free(s);
 	cp_sampler_free(s->sampler);
 	cp_procs_release(&s->procs);
 	cp_ksyms_free(s->ksyms);

@@ -4,7 +4,8 @@
  * profile model as they arrive. Keeps each process's module map current from MMAP2 records
  * (dlopen during profiling), thread names from COMM records, and new processes from FORK.
  * Wall and block sessions also take a sample at every context switch out of a target thread
- * and time the thread off CPU from the switch records (session_offcpu.c).
+ * and time the thread off CPU from the switch records (session_offcpu.c). Heap and allocs
+ * sessions read the allocation sampler's ring instead of perf's (session_heap.c).
  */
 #ifndef CP_SESSION_H
 #define CP_SESSION_H
@@ -26,13 +27,17 @@ enum cp_session_type {
 	CP_SESSION_THREADCREATE, /* the stacks that called clone/clone3 (syscall tracepoints) */
 	CP_SESSION_MUTEX,	/* futex lock waits, charged to the releaser's stack; label waiter */
 	/*
-	 * Not sampled by a session: a Go program's goroutines by stack and its heap read from
-	 * its runtime (go_profile.h), a native program's threads by stack; native heap
-	 * profiles come from the allocation sampler. cp_session_new refuses them.
+	 * Sampled allocations (libcprof-agent.so in the target, loaded through src/inject, or
+	 * preloaded by record: enable_on_exec); one process. HEAP's default sample type is
+	 * inuse_space, ALLOCS' alloc_space.
 	 */
-	CP_SESSION_GOROUTINE,
 	CP_SESSION_HEAP,
 	CP_SESSION_ALLOCS,
+	/*
+	 * Not sampled by a session: a program's goroutines by stack (a Go program's from its
+	 * runtime, go_profile.h; a native one's threads). cp_session_new refuses it.
+	 */
+	CP_SESSION_GOROUTINE,
 };
 
 struct cp_session_opts {
@@ -46,6 +51,12 @@ struct cp_session_opts {
 	bool kernel;		/* try kernel frames (falls back to user-only when refused) */
 	bool follow_children;	/* record: processes the target forks are profiled too */
 	bool enable_on_exec;	/* record: pids[0] has not exec'd yet; count from its exec */
+	/* heap, allocs: */
+	uint64_t rate;		/* mean bytes between samples; 0 = 524288 (Go's MemProfileRate) */
+	const char *agent_path;	/* the agent library; NULL = cp_heap_agent_path() */
+	int inject_timeout_ms;	/* how long to wait for a safe thread; 0 = inject's default */
+	char *why;		/* when cp_session_new fails: a one-line reason, or ""; may be NULL */
+	size_t whylen;
 };
 
 struct cp_session_stats {
@@ -62,6 +73,11 @@ struct cp_session_stats {
 	size_t ring_bytes;	/* bytes per ring */
 	uint64_t cpu_ns;	/* cprof's own CPU time spent reading and processing samples */
 	uint64_t unmatched;	/* mutex: woken lock waits left out, their wake not seen */
+	/* heap, allocs (lost: records the sampler dropped, its ring full) */
+	uint64_t heap_frees;	/* frees of sampled blocks seen */
+	uint64_t heap_untracked; /* sampled blocks counted in use to the end (table full) */
+	size_t heap_live;	/* sampled blocks in use now */
+	bool heap_connected;	/* the sampler's ring is being read (record: once it started) */
 };
 
 /*
@@ -73,7 +89,8 @@ struct cp_session_stats {
 int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out);
 /*
  * Read and aggregate the samples that are ready, waiting up to timeout_ms: 0, 1 when some
- * were left for the next call (to keep the caller responsive), or -errno.
+ * were left for the next call (to keep the caller responsive), or -errno (heap: -EBADMSG,
+ * the sampler's ring is malformed, or the preloaded sampler failed; cp_session_error says).
  */
 int cp_session_poll(struct cp_session *s, int timeout_ms);
 /*
@@ -89,6 +106,8 @@ void cp_session_wake_on(struct cp_session *s, int fd);
 void cp_session_disable(struct cp_session *s);
 /* Stop sampling and aggregate what the rings still hold. Idempotent. */
 void cp_session_stop(struct cp_session *s);
+/* Why the last failed cp_session_poll failed, in one line, or NULL. */
+const char *cp_session_error(const struct cp_session *s);
 void cp_session_get_stats(const struct cp_session *s, struct cp_session_stats *out);
 /*
  * CLOCK_MONOTONIC ns when the events started counting: the profile's duration runs from

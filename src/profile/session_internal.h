@@ -18,6 +18,7 @@
 
 struct cp_ksyms;
 struct cp_symbolizer;
+struct cp_heap_session;
 
 struct cp_session {
 	struct cp_session_opts opts;
@@ -47,6 +48,11 @@ struct cp_session {
 	/* mutex: the last wake of each lock word (by a hash of it), and the futex tracepoints */
 	struct cp_futex_wake *wakes;
 	long futex_enter, futex_exit;
+	/* heap, allocs: the sampler session, its last failure, and the sampler's own code
+	 * [skip_lo, skip_hi), whose frames are dropped from the top of each stack */
+	struct cp_heap_session *heap;
+	char heap_why[256];
+	uint64_t skip_lo, skip_hi;
 	struct cp_unwind_result ur;	/* scratch: large, kept off the stack */
 	uint64_t locs[MAX_FRAMES];
 };
@@ -82,5 +88,19 @@ int cp_session_node_kind(struct cp_session *s, uint32_t node);
 int cp_session_mutex_init(struct cp_session *s, struct cp_sampler_opts *so);
 /* A sys_enter_futex or sys_exit_futex sample. */
 void cp_session_mutex_sample(struct cp_session *s, const struct cp_sample *smp);
+
+/* session_heap.c: heap and allocs sessions. */
+/* Start the sampler (attach) or get ready to find it (record). 0 or -errno; s->heap_why. */
+int cp_session_heap_open(struct cp_session *s);
+int cp_session_heap_poll(struct cp_session *s, int timeout_ms);
+void cp_session_heap_wake_on(struct cp_session *s, int fd);
+/* Read what is left, then turn the sampler off. Idempotent. */
+void cp_session_heap_disable(struct cp_session *s);
+void cp_session_heap_stats(const struct cp_session *s, struct cp_session_stats *out);
+const char *cp_session_heap_error(const struct cp_session *s);
+/* The sampled allocations into s->prof, once. 0 or -errno. */
+int cp_session_heap_emit(struct cp_session *s);
+/* Stops the sampler if still on. NULL heap is a no-op. */
+void cp_session_heap_free(struct cp_session *s);
 
 #endif

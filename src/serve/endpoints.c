@@ -103,7 +103,7 @@ static bool acquire(struct cp_serve_target *t, enum cp_serve_kind kind, struct c
 		[CP_SERVE_KIND_CPU] = "CPU profile", [CP_SERVE_KIND_DUMP] = "thread dump",
 		[CP_SERVE_KIND_BLOCK] = "block profile", [CP_SERVE_KIND_MUTEX] = "mutex profile",
 		[CP_SERVE_KIND_THREADCREATE] = "threadcreate profile",
-		[CP_SERVE_KIND_HEAP] = "heap profile",
+		[CP_SERVE_KIND_HEAP] = "heap or allocs profile",
 	};
 
 	cp_serve_reply_text(rp, 429, "a %s of pid %d is already running; retry when it ends",
@@ -203,6 +203,8 @@ static void profile(struct cp_serve_request *rq, struct cp_serve_reply *rp, bool
 	release(t, kind);
 	if (err == -ECANCELED)
 		cp_serve_reply_text(rp, 503, "profile abandoned: the client left or serve is stopping");
+	else if (err < 0 && err != -ESRCH && req.why[0])
+		cp_serve_reply_text(rp, 503, "pid %d: %s", t->pid, req.why);
 	else if (err < 0)
 		reply_error(rp, t, err);
 	else
@@ -235,23 +237,39 @@ static void ep_mutex(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 		profile(rq, rp, false, CP_SESSION_MUTEX, CP_SERVE_KIND_MUTEX);
 }
 
-/* heap and allocs: Go targets from their runtime; native ones are not served yet (501). */
-static void ep_heap(struct cp_serve_request *rq, struct cp_serve_reply *rp,
-		    const struct endpoint *e)
-{
-	bool allocs = !strcmp(e->path, "/debug/pprof/allocs");
-
-	if (!go_profile(rq, rp, allocs ? CP_GO_PROFILE_ALLOCS : CP_GO_PROFILE_HEAP,
-			CP_SERVE_KIND_HEAP))
-		cp_serve_reply_text(rp, 501, "%s profiles are not implemented yet for native "
-					     "targets (Go targets are read from their runtime)",
-				    allocs ? "allocation" : "heap");
-}
 
 static void ep_threadcreate(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 			    const struct endpoint *e)
 {
 	profile(rq, rp, false, CP_SESSION_THREADCREATE, CP_SERVE_KIND_THREADCREATE);
+}
+
+/*
+ * heap, allocs of a native target: the allocation sampler is loaded into it for ?seconds=N
+ * (default 30, as profile: a native heap has no record of what was allocated before), then
+ * turned off. A Go target's heap is its runtime's own record (issue 15): that branch, taken
+ * at once without seconds, belongs at the top of this function.
+ */
+static void heap(struct cp_serve_request *rq, struct cp_serve_reply *rp,
+		 enum cp_session_type type)
+{
+	/* A Go program: its runtime's records, as its own handler would answer. */
+	if (!go_profile(rq, rp, type == CP_SESSION_ALLOCS ? CP_GO_PROFILE_ALLOCS :
+							     CP_GO_PROFILE_HEAP,
+			CP_SERVE_KIND_HEAP))
+		profile(rq, rp, false, type, CP_SERVE_KIND_HEAP);
+}
+
+static void ep_heap(struct cp_serve_request *rq, struct cp_serve_reply *rp,
+		    const struct endpoint *e)
+{
+	heap(rq, rp, CP_SESSION_HEAP);
+}
+
+static void ep_allocs(struct cp_serve_request *rq, struct cp_serve_reply *rp,
+		      const struct endpoint *e)
+{
+	heap(rq, rp, CP_SESSION_ALLOCS);
 }
 
 static void dump(struct cp_serve_request *rq, struct cp_serve_reply *rp,
@@ -384,11 +402,12 @@ static const struct endpoint endpoints[] = {
 	{ "/debug/pprof/cmdline", ep_cmdline, "", "the target's command line", NULL },
 	{ "/debug/pprof/symbol", ep_symbol, "",
 	  "symbol lookup (profiles come symbolized; a POST names nothing more)", NULL },
-	{ "/debug/pprof/heap", ep_heap, "",
-	  "live heap allocations as of the last GC (Go targets, from the runtime's records)",
-	  NULL },
-	{ "/debug/pprof/allocs", ep_heap, "",
-	  "past allocations (Go targets, from the runtime's records)", NULL },
+	{ "/debug/pprof/heap", ep_heap, "seconds=30",
+	  "heap profile (pprof): allocations sampled for N seconds that are still in use; a Go "
+	  "program's from its runtime (as of the last GC, or over N seconds)", NULL },
+	{ "/debug/pprof/allocs", ep_allocs, "seconds=30",
+	  "allocs profile (pprof): every allocation sampled for N seconds; a Go program's from its "
+	  "runtime", NULL },
 	{ "/debug/pprof/block", ep_block, "seconds=30",
 	  "block profile (pprof): time threads spent off CPU, not preempted, where they blocked",
 	  NULL },

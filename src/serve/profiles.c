@@ -45,11 +45,11 @@ static int write_profile(const struct cp_profile *prof, enum cp_profile_format f
 	return 0;
 }
 
-int cp_serve_cpu_profile(const struct cp_serve_cpu_req *req, char **body, size_t *len)
+int cp_serve_cpu_profile(struct cp_serve_cpu_req *req, char **body, size_t *len)
 {
 	struct cp_session_opts so = {
 		.type = req->type, .pids = &req->pid, .npids = 1, .hz = req->hz, .dwarf = true,
-		.kernel = true,
+		.kernel = true, .why = req->why, .whylen = sizeof(req->why),
 	};
 	struct cp_session *s = NULL;
 	uint64_t deadline;
@@ -73,8 +73,11 @@ int cp_serve_cpu_profile(const struct cp_serve_cpu_req *req, char **body, size_t
 			break;
 		wait = (deadline - now + 999999) / 1000000;
 		err = cp_session_poll(s, busy ? 0 : (int)(wait < CHECK_MS ? wait : CHECK_MS));
-		if (err < 0)
+		if (err < 0) {
+			if (cp_session_error(s))
+				snprintf(req->why, sizeof(req->why), "%s", cp_session_error(s));
 			goto done;
+		}
 		busy = err == 1;
 	}
 	cp_session_disable(s);

@@ -16,18 +16,19 @@ struct cp_serve_cpu_req {
 	uint64_t starttime;		/* the target's, to tell that it exited (pid reused) */
 	int seconds;
 	int hz;
-	enum cp_session_type type;	/* CP_SESSION_CPU, BLOCK, MUTEX, THREADCREATE */
+	enum cp_session_type type;	/* CP_SESSION_CPU, BLOCK, MUTEX, THREADCREATE, HEAP... */
 	enum cp_profile_format format;	/* PPROF or SVG */
 	bool (*gone)(void *ctx);	/* polled a few times a second: true abandons the profile */
 	void *ctx;
+	char why[256];			/* out: a failure's one-line reason (heap), or "" */
 };
 
 /*
  * Sample req->pid for req->seconds (less when it exits) and write the profile into *body
  * (malloc'd). 0 or -errno: -ECANCELED when gone() said so (the sampler is closed before
- * returning), or cp_session_new's errors.
+ * returning), or cp_session_new's errors (req->why may then say why).
  */
-int cp_serve_cpu_profile(const struct cp_serve_cpu_req *req, char **body, size_t *len);
+int cp_serve_cpu_profile(struct cp_serve_cpu_req *req, char **body, size_t *len);
 
 enum cp_serve_dump_form {
 	CP_SERVE_DUMP_TEXT,	/* goroutine?debug=2, dump?format=text */

@@ -22,7 +22,8 @@ enum cp_serve_kind {
 	CP_SERVE_KIND_BLOCK,	/* block: a context-switch sampler */
 	CP_SERVE_KIND_MUTEX,	/* mutex: futex tracepoints */
 	CP_SERVE_KIND_THREADCREATE, /* threadcreate: clone tracepoints */
-	CP_SERVE_KIND_HEAP,	/* heap, allocs: a window over a Go runtime's records */
+	CP_SERVE_KIND_HEAP,	/* heap, allocs: the allocation sampler (one per process), or a window
+				   over a Go runtime's records */
 	CP_SERVE_KIND__COUNT,
 };
 

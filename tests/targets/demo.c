@@ -10,7 +10,9 @@
  *   w-poll       poll() on that pipe with a 10 s timeout, again and again
  *   dl-1, dl-2   a lock-order deadlock (A then B, B then A)
  *   conn-N       a pool of identical threads reading sockets without a timeout (a leak)
- *   ticker       increments a counter every 100 ms; with --ticks prints "tick N" (progress probe)
+ *   ticker       increments a counter every 100 ms; with --ticks prints "tick N" (progress probe);
+ *                each tick it also leaks 16 KiB in cache_remember (kept in a list, never freed)
+ *                and churns 64 KiB in 64-byte blocks in request_scratch (freed at once)
  * Options: --threads N adds N idle threads (condvar waiters) for big-process tests;
  *          --no-deadlock leaves dl-1/dl-2 out; --conns N sets the pool size (default 12);
  *          --ticks prints the ticker's counter; --exit-after MS exits (every thread at once)
@@ -210,6 +212,37 @@ static void *idle_main(void *arg)
 	return NULL;
 }
 
+/* A cache that only grows: the leak a heap profile finds. */
+struct cache_entry {
+	struct cache_entry *next;
+	char data[16384 - sizeof(void *)];
+};
+
+static struct cache_entry *cache;
+
+__attribute__((noinline)) static void cache_remember(unsigned long tick)
+{
+	struct cache_entry *e = malloc(sizeof(*e));
+
+	if (!e)
+		return;
+	memset(e->data, (int)tick, sizeof(e->data));
+	e->next = cache;
+	cache = e;
+}
+
+/* Short-lived buffers, freed at once: allocs shows them, heap does not. */
+__attribute__((noinline)) static void request_scratch(void)
+{
+	for (int i = 0; i < 1024; i++) {
+		char *volatile p = malloc(64);
+
+		if (p)
+			p[0] = (char)i;
+		free(p);
+	}
+}
+
 static void *ticker_main(void *arg)
 {
 	struct timespec ts = { 0, 100 * 1000 * 1000 };
@@ -218,6 +251,8 @@ static void *ticker_main(void *arg)
 	pthread_barrier_wait(&ready);
 	for (;;) {
 		ticks++;
+		cache_remember(ticks);
+		request_scratch();
 		if (print_ticks) {
 			printf("tick %lu\n", ticks);
 			fflush(stdout);

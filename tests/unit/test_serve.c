@@ -133,8 +133,9 @@ static void test_endpoints(void)
 	pid_t child;
 
 	pthread_mutex_init(&srv.probe_lock, NULL);
-	CHECK(ask(&srv, "/debug/pprof/heap", NULL, &rp) == 501);
-	CHECK(rp.body && strstr(rp.body, "not implemented") && !strcmp(rp.content_type, CP_SERVE_TEXT));
+	CHECK(ask(&srv, "/debug/pprof/trace", NULL, &rp) == 501);
+	CHECK(rp.body && strstr(rp.body, "Go runtime feature") &&
+	      !strcmp(rp.content_type, CP_SERVE_TEXT));
 	cp_serve_reply_release(&rp);
 	CHECK(ask(&srv, "/debug/pprof/nosuch", NULL, &rp) == 404);
 	cp_serve_reply_release(&rp);

@@ -1,0 +1,332 @@
+/* The agent's sessions: start and stop, the shared region, going OFF by itself, launch by env. */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_int.h"
+
+#define HEADER_BYTES 4096
+#define DEFAULT_RATE 524288
+#define DEFAULT_STACK_BYTES 32768
+#define DEFAULT_RING_BYTES (8UL << 20)
+#define MIN_RING_BYTES (64UL << 10)
+#define MAX_RING_BYTES (1UL << 30)
+#define MAX_STACK_BYTES (256U << 10)
+
+AGENT_EXPORT struct cp_agent_control cprof_agent_control = {
+	.magic = CP_AGENT_MAGIC,
+	.version = CP_AGENT_VERSION,
+	.memfd = -1,
+};
+
+struct agent_session agent_sess = { .pidfd = -1 };
+
+/* Held by start, stop and the patching of new modules; never waited for on a sampled path. */
+static pthread_mutex_t patch_lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *pending_why;
+static int reader_pid;
+static int atfork_done;
+
+int agent_reader_gone(const char **why)
+{
+	if (__atomic_load_n(&agent_sess.hdr->state, __ATOMIC_ACQUIRE) == CP_AGENT_STOP) {
+		*why = NULL;
+		return 1;
+	}
+	if (agent_sess.pidfd >= 0) {
+		/* A pidfd polls readable once its process has exited. */
+		struct pollfd p = { .fd = agent_sess.pidfd, .events = POLLIN };
+
+		if (poll(&p, 1, 0) > 0) {
+			*why = "reader exited";
+			return 1;
+		}
+		return 0;
+	}
+	if (reader_pid > 0 && kill(reader_pid, 0) < 0 && errno == ESRCH) {
+		*why = "reader exited";
+		return 1;
+	}
+	return 0;
+}
+
+static void set_state(uint32_t state)
+{
+	if (agent_sess.hdr)
+		__atomic_store_n(&agent_sess.hdr->state, state, __ATOMIC_RELEASE);
+	__atomic_store_n(&cprof_agent_control.state, state, __ATOMIC_RELEASE);
+}
+
+/* Restore the GOTs and go OFF, with the patch lock held. */
+static void off_locked(const char *why)
+{
+	uint64_t n, patched, skipped;
+
+	__atomic_store_n(&agent_sess.on, 0, __ATOMIC_RELEASE);
+	agent_got_restore_all();
+	agent_got_counts(&n, &patched, &skipped);
+	if (agent_sess.hdr) {
+		size_t len = why ? strlen(why) : 0;
+
+		if (len >= sizeof(agent_sess.hdr->error))
+			len = sizeof(agent_sess.hdr->error) - 1;
+		memcpy(agent_sess.hdr->error, why ? why : "", len);
+		agent_sess.hdr->error[len] = 0;
+		__atomic_store_n(&agent_sess.hdr->patched, n, __ATOMIC_RELAXED);
+		__atomic_store_n(&agent_sess.hdr->modules, patched, __ATOMIC_RELAXED);
+	}
+	set_state(CP_AGENT_OFF);
+	__atomic_store_n(&agent_sess.stop_pending, 0, __ATOMIC_RELEASE);
+}
+
+/* Release the patch lock, first finishing a stop asked for while it was held. */
+static void unlock_patch(void)
+{
+	for (;;) {
+		if (__atomic_load_n(&agent_sess.stop_pending, __ATOMIC_ACQUIRE))
+			off_locked(pending_why);
+		pthread_mutex_unlock(&patch_lock);
+		/* A stop asked for between the check and the unlock: take the lock back, if free. */
+		if (!__atomic_load_n(&agent_sess.stop_pending, __ATOMIC_ACQUIRE) ||
+		    pthread_mutex_trylock(&patch_lock) != 0)
+			return;
+	}
+}
+
+void agent_go_off(const char *why, int wait)
+{
+	if (!__atomic_load_n(&agent_sess.on, __ATOMIC_ACQUIRE) &&
+	    !__atomic_load_n(&agent_sess.stop_pending, __ATOMIC_ACQUIRE) && !wait)
+		return;
+	pending_why = why;
+	__atomic_store_n(&agent_sess.stop_pending, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&agent_sess.on, 0, __ATOMIC_RELEASE);
+	if (wait)
+		pthread_mutex_lock(&patch_lock);
+	else if (pthread_mutex_trylock(&patch_lock) != 0)
+		return;
+	unlock_patch();
+}
+
+void agent_patch_new(void)
+{
+	uint64_t n, patched, skipped;
+
+	pthread_mutex_lock(&patch_lock);
+	if (__atomic_load_n(&agent_sess.on, __ATOMIC_ACQUIRE) &&
+	    !__atomic_load_n(&agent_sess.stop_pending, __ATOMIC_ACQUIRE)) {
+		agent_got_patch_all();
+		agent_got_counts(&n, &patched, &skipped);
+		__atomic_store_n(&agent_sess.hdr->patched, n, __ATOMIC_RELAXED);
+		__atomic_store_n(&agent_sess.hdr->modules, patched, __ATOMIC_RELAXED);
+		__atomic_store_n(&agent_sess.hdr->skipped_modules, skipped, __ATOMIC_RELAXED);
+	}
+	unlock_patch();
+}
+
+/* Wait (boundedly) until no thread is inside a sampled path of an earlier session. */
+static void wait_quiet(void)
+{
+	for (int i = 0; i < 100000 && __atomic_load_n(&agent_sess.busy, __ATOMIC_ACQUIRE); i++)
+		sched_yield();
+}
+
+/* A forked child shares the region with its parent: it turns off without touching it. */
+static void atfork_child(void)
+{
+	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+
+	__atomic_store_n(&agent_sess.on, 0, __ATOMIC_RELEASE);
+	memcpy(&patch_lock, &fresh, sizeof(fresh));
+	if (cprof_agent_control.state != CP_AGENT_ON)
+		return;
+	agent_got_restore_all();
+	agent_sess.hdr = NULL;
+	cprof_agent_control.state = CP_AGENT_OFF;
+	cprof_agent_control.memfd = -1;
+}
+
+static uint64_t pow2_at_least(uint64_t v)
+{
+	uint64_t p = MIN_RING_BYTES;
+
+	while (p < v && p < MAX_RING_BYTES)
+		p <<= 1;
+	return p;
+}
+
+/* Map the region the first time; later sessions reuse it (a ring no larger than the first). */
+static int map_region(uint64_t *ring_bytes)
+{
+	uint64_t bytes;
+	void *m;
+	int fd;
+
+	if (agent_sess.hdr) {
+		uint64_t have = cprof_agent_control.region_bytes - HEADER_BYTES;
+
+		if (*ring_bytes > have)
+			*ring_bytes = have;
+		return 0;
+	}
+	fd = (int)syscall(SYS_memfd_create, "cprof-agent", 1U /* MFD_CLOEXEC */);
+	if (fd < 0)
+		return -errno;
+	bytes = HEADER_BYTES + *ring_bytes;
+	if (ftruncate(fd, (off_t)bytes) < 0)
+		goto fail;
+	m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		goto fail;
+	agent_sess.hdr = m;
+	cprof_agent_control.memfd = fd;
+	cprof_agent_control.region_bytes = bytes;
+	return 0;
+fail:
+	fd = -errno;
+	close(-fd);
+	return fd;
+}
+
+static void fill_header(int pid, uint64_t rate, uint32_t stack_bytes, uint64_t ring_bytes)
+{
+	struct cp_agent_header *h = agent_sess.hdr;
+
+	memset(h, 0, HEADER_BYTES);
+	memset((uint8_t *)h + HEADER_BYTES, 0, ring_bytes);
+	h->magic = CP_AGENT_MAGIC;
+	h->version = CP_AGENT_VERSION;
+	h->header_bytes = HEADER_BYTES;
+	h->ring_bytes = ring_bytes;
+	h->rate = rate;
+	h->stack_bytes = stack_bytes;
+	h->reader_pid = pid;
+	h->generation = cprof_agent_control.generation;
+	agent_sess.ring = (uint8_t *)h + HEADER_BYTES;
+	agent_sess.ring_mask = ring_bytes - 1;
+	agent_sess.rate = rate;
+	agent_sess.stack_bytes = stack_bytes;
+}
+
+static int start_locked(int pid, uint64_t rate, uint32_t stack_bytes, uint64_t ring_bytes)
+{
+	uint64_t n, patched, skipped;
+	int rc, pidfd;
+
+	if (cprof_agent_control.state == CP_AGENT_ON)
+		return -EBUSY;
+	if (pid <= 0)
+		return -EINVAL;
+	rc = agent_hooks_init();
+	if (rc < 0)
+		return rc;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0U);
+	if (pidfd < 0 && errno != ENOSYS)
+		return -errno;
+	ring_bytes = pow2_at_least(ring_bytes ? ring_bytes : DEFAULT_RING_BYTES);
+	rc = map_region(&ring_bytes);
+	if (rc < 0)
+		goto fail;
+	rc = agent_blocks_reset();
+	if (rc < 0)
+		goto fail;
+	if (!atfork_done && pthread_atfork(NULL, NULL, atfork_child) == 0)
+		atfork_done = 1;
+	wait_quiet();
+	if (agent_sess.pidfd >= 0)
+		close(agent_sess.pidfd);
+	agent_sess.pidfd = pidfd;
+	reader_pid = pid;
+	if (!stack_bytes)
+		stack_bytes = DEFAULT_STACK_BYTES;
+	if (stack_bytes > MAX_STACK_BYTES)
+		stack_bytes = MAX_STACK_BYTES;
+	if (stack_bytes > ring_bytes / 4)
+		stack_bytes = (uint32_t)(ring_bytes / 4);
+	cprof_agent_control.generation++;
+	fill_header(pid, rate ? rate : DEFAULT_RATE, stack_bytes, ring_bytes);
+	__atomic_store_n(&agent_sess.generation, cprof_agent_control.generation, __ATOMIC_RELEASE);
+	__atomic_store_n(&agent_sess.on, 1, __ATOMIC_RELEASE);
+	set_state(CP_AGENT_ON);
+	agent_got_patch_all();
+	agent_got_counts(&n, &patched, &skipped);
+	agent_sess.hdr->patched = n;
+	agent_sess.hdr->modules = patched;
+	agent_sess.hdr->skipped_modules = skipped;
+	return cprof_agent_control.memfd;
+fail:
+	if (pidfd >= 0)
+		close(pidfd);
+	return rc;
+}
+
+AGENT_EXPORT int cprof_agent_start(int pid, uint64_t rate, uint32_t stack_bytes,
+				   uint64_t ring_bytes)
+{
+	int rc;
+
+	pthread_mutex_lock(&patch_lock);
+	rc = start_locked(pid, rate, stack_bytes, ring_bytes);
+	cprof_agent_control.last_error = rc < 0 ? rc : 0;
+	unlock_patch();
+	return rc;
+}
+
+AGENT_EXPORT int cprof_agent_stop(void)
+{
+	agent_go_off(NULL, 1);
+	wait_quiet();
+	pthread_mutex_lock(&patch_lock);
+	if (cprof_agent_control.state == CP_AGENT_OFF) {
+		if (agent_sess.pidfd >= 0)
+			close(agent_sess.pidfd);
+		agent_sess.pidfd = -1;
+		reader_pid = 0;
+		agent_blocks_release();
+	}
+	unlock_patch();
+	return 0;
+}
+
+/* "PID:RATE:STACK_BYTES:RING_BYTES" into its four numbers. 0 or -EINVAL. */
+static int parse_env(const char *s, uint64_t v[4])
+{
+	for (int i = 0; i < 4; i++) {
+		char *end;
+
+		errno = 0;
+		v[i] = strtoull(s, &end, 10);
+		if (errno || end == s || *end != (i == 3 ? '\0' : ':'))
+			return -EINVAL;
+		s = end + 1;
+	}
+	return 0;
+}
+
+/* record's launch path: CPROF_AGENT set, start now; children started later do not inherit it. */
+__attribute__((constructor)) static void agent_from_env(void)
+{
+	const char *s = getenv(CP_AGENT_ENV);
+	uint64_t v[4];
+	int rc;
+
+	if (!s)
+		return;
+	rc = parse_env(s, v);
+	unsetenv(CP_AGENT_ENV);
+	if (rc == 0 && (v[0] > INT32_MAX || v[2] > UINT32_MAX))
+		rc = -EINVAL;
+	if (rc == 0)
+		rc = cprof_agent_start((int)v[0], v[1], (uint32_t)v[2], v[3]);
+	cprof_agent_control.last_error = rc < 0 ? rc : 0;
+}

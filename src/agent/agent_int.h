@@ -1,0 +1,96 @@
+/* The agent's internals shared by its three files: session state, hooks and GOT patching. */
+#ifndef CP_AGENT_INT_H
+#define CP_AGENT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent_proto.h"
+
+/*
+ * The agent is one per process by nature (it patches the process' GOTs), so its state is
+ * global, hidden from other modules. Everything here is built -fvisibility=hidden; only the
+ * three names of agent_proto.h are exported.
+ */
+#define AGENT_EXPORT __attribute__((visibility("default")))
+
+/* The malloc family and dlopen as this process' global scope resolves them (dlsym). */
+struct agent_real {
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	void *(*reallocarray)(void *, size_t, size_t);
+	int (*posix_memalign)(void **, size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	void *(*memalign)(size_t, size_t);
+	void *(*valloc)(size_t);
+	void *(*pvalloc)(size_t);
+	void *(*dlopen)(const char *, int);
+};
+
+/* One hooked symbol: its name, the real function and the hook that replaces it. */
+struct agent_hook {
+	const char *name;
+	void *real;
+	void *hook;
+	int is_alloc;		/* a malloc-family function (a module pointing elsewhere is skipped) */
+};
+
+#define AGENT_NHOOKS 11
+
+extern struct agent_real agent_real;
+extern struct agent_hook agent_hooks[AGENT_NHOOKS];
+
+/* The session: the shared region, the ring, and whether sampling is on. */
+struct agent_session {
+	struct cp_agent_header *hdr;	/* the memfd region, mapped once, never unmapped */
+	uint8_t *ring;
+	uint64_t ring_mask;
+	uint64_t rate;
+	uint32_t stack_bytes;
+	int pidfd;			/* the reader's pidfd, -1 when none */
+	int on;				/* atomic: the hooks record */
+	int stop_pending;		/* atomic: someone asked to go OFF, restore still to do */
+	uint64_t generation;		/* atomic: the session's number, threads redraw on change */
+	int busy;			/* atomic: threads inside a sampled path */
+	int vm_readv_broken;		/* process_vm_readv refused: samples carry no stack */
+};
+
+extern struct agent_session agent_sess;
+
+/* Resolve the real functions (dlsym) and fill agent_hooks. 0 or -errno. */
+int agent_hooks_init(void);
+
+/* Map (or reuse) the tables of sampled blocks, cleared. 0 or -errno. */
+int agent_blocks_reset(void);
+
+/* Give the pages of the tables of sampled blocks back to the kernel (they stay mapped). */
+void agent_blocks_release(void);
+
+/*
+ * Redirect the hooked symbols in the GOT of every loaded module not yet patched (the agent and
+ * ld.so excepted). Called with the patch lock held. 0 or -errno.
+ */
+int agent_got_patch_all(void);
+
+/* Put back every GOT entry agent_got_patch_all changed that still holds our hook. */
+void agent_got_restore_all(void);
+
+/* Counts of the current patching: entries, modules patched, modules skipped. */
+void agent_got_counts(uint64_t *entries, uint64_t *modules, uint64_t *skipped);
+
+/*
+ * Go OFF: restore the GOTs, set the states, write why (NULL: the reader asked). When the patch
+ * lock is busy and wait is 0, leaves the work to its holder (stop_pending) and returns.
+ */
+void agent_go_off(const char *why, int wait);
+
+/* Patch the modules loaded since the last patching (the dlopen hook), unless going OFF. */
+void agent_patch_new(void);
+
+/* Whether the reader asked to stop or is gone; the cheap check of the sampled paths. */
+int agent_reader_gone(const char **why);
+
+#endif

@@ -1,0 +1,282 @@
+/*
+ * Heap and allocs sessions: the allocation sampler's ring read into the heap model, each
+ * sampled allocation unwound from its registers and stack copy and symbolized as a CPU
+ * sample is (the session's unwinders and location cache), minus the sampler's own frames.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "heap_agent.h"
+#include "heap_model.h"
+#include "heap_ring.h"
+#include "session_internal.h"
+#include "util.h"
+
+/* Records read per call before the caller gets control back. */
+#define BATCH 4096
+/* How often the ring is looked at while waiting (ms): it holds far more than that. */
+#define RING_CHECK_MS 10
+/* How often the module map may be re-read for a pc outside it (dlopen since), in ns. */
+#define MAPS_REREAD_NS 1000000000ull
+
+struct cp_heap_session {
+	struct cp_heap_agent agent;
+	struct cp_heap_ring ring;
+	struct cp_heap_model model;
+	char path[4096];
+	bool connected;		/* the region is mapped and read */
+	bool agent_stopped;
+	bool emitted;		/* the model went into the profile */
+	int wake_fd;
+	uint64_t last_reread;
+	uint32_t stack_bytes;
+	int err;		/* a failure that ended reading for good */
+};
+
+static void on_alloc(void *ctx, const struct cp_agent_alloc *rec)
+{
+	struct cp_session *s = ctx;
+	struct cp_heap_session *h = s->heap;
+	struct cp_sample smp;
+	struct cp_thread *t = NULL;
+	uint32_t node;
+	size_t n;
+
+	memset(&smp, 0, sizeof(smp));
+	smp.pid = h->agent.pid;
+	smp.tid = rec->tid;
+	smp.user_regs = true;
+	memcpy(smp.regs.r, rec->regs, sizeof(smp.regs.r));
+	/* What the sampler captures: the callee-saved registers, rsp and its own rip. */
+	smp.regs.valid = 1u << CP_REG_RBX | 1u << CP_REG_RBP | 1u << CP_REG_RSP |
+			 1u << CP_REG_R12 | 1u << CP_REG_R13 | 1u << CP_REG_R14 |
+			 1u << CP_REG_R15 | 1u << CP_REG_RIP;
+	smp.stack.start = rec->stack_start;
+	smp.stack.len = rec->stack_len;
+	smp.stack.data = (uint8_t *)rec->stack;
+	smp.stack.truncated = rec->stack_len >= h->stack_bytes;
+	n = cp_session_sample_stack(s, &smp, true, &t);
+	if (cp_profile_stack(s->prof, s->locs, n, &node) < 0 ||
+	    cp_heap_model_alloc(&h->model, node, smp.pid, rec->tid,
+				t && t->name[0] ? t->name : NULL, rec->addr, rec->size) < 0)
+		return;
+	s->stats.samples++;
+}
+
+static void on_free(void *ctx, uint64_t addr)
+{
+	struct cp_session *s = ctx;
+
+	cp_heap_model_free(&s->heap->model, addr);
+}
+
+static const struct cp_heap_ring_ops ring_ops = {
+	.alloc = on_alloc,
+	.free = on_free,
+};
+
+/* The sampler's own code in the target: its frames are dropped from the top of each stack. */
+static void agent_range(struct cp_session *s, struct cp_heap_session *h)
+{
+	struct cp_proc *p = cp_procs_get(&s->procs, h->agent.pid, true);
+
+	if (!p)
+		return;
+	cp_proc_load_maps(p);
+	for (size_t i = 0; i < p->maps.n; i++) {
+		const struct cp_map *m = &p->maps.v[i];
+		const char *slash = m->path ? strrchr(m->path, '/') : NULL;
+
+		if (!slash || strcmp(slash + 1, CP_AGENT_LIBRARY))
+			continue;
+		if (!s->skip_lo || m->start < s->skip_lo)
+			s->skip_lo = m->start;
+		if (m->end > s->skip_hi)
+			s->skip_hi = m->end;
+	}
+}
+
+static int connected(struct cp_session *s, struct cp_heap_session *h)
+{
+	int err = cp_heap_ring_init(&h->ring, h->agent.region, h->agent.region_bytes);
+
+	if (err < 0) {
+		snprintf(s->heap_why, sizeof(s->heap_why), "the sampler's memory is malformed");
+		return err;
+	}
+	h->stack_bytes = h->ring.hdr->stack_bytes;
+	h->connected = true;
+	agent_range(s, h);
+	return 0;
+}
+
+int cp_session_heap_open(struct cp_session *s)
+{
+	struct cp_heap_session *h = calloc(1, sizeof(*h));
+	const struct cp_session_opts *o = &s->opts;
+	uint32_t stack = o->stack_size ? (uint32_t)o->stack_size : CP_SAMPLER_STACK_DEFAULT;
+	int err;
+
+	if (!h)
+		return -ENOMEM;
+	s->heap = h;
+	cp_heap_model_init(&h->model);
+	h->agent.fd = -1;
+	h->wake_fd = -1;
+	h->stack_bytes = stack;
+	if (o->npids != 1) {
+		snprintf(s->heap_why, sizeof(s->heap_why), "heap profiles take one process");
+		return -EINVAL;
+	}
+	if (o->agent_path)
+		snprintf(h->path, sizeof(h->path), "%s", o->agent_path);
+	else if (cp_heap_agent_path(h->path, sizeof(h->path)) < 0) {
+		snprintf(s->heap_why, sizeof(s->heap_why),
+			 "%s not found (next to cprof, or set CPROF_AGENT_LIBRARY)",
+			 CP_AGENT_LIBRARY);
+		return -ENOENT;
+	}
+	if (o->enable_on_exec)
+		return 0;	/* record: the preload starts it; poll finds it */
+	err = cp_heap_agent_inject(&h->agent, o->pids[0], h->path, o->rate ? o->rate : 524288,
+				   stack, o->inject_timeout_ms, s->heap_why,
+				   sizeof(s->heap_why));
+	if (err < 0)
+		return err;
+	return connected(s, h);
+}
+
+/* Record: look for the sampler the preload started. */
+static void try_connect(struct cp_session *s, struct cp_heap_session *h)
+{
+	int err = cp_heap_agent_find(&h->agent, s->opts.pids[0], h->path, s->heap_why,
+				     sizeof(s->heap_why));
+
+	if (err == 0)
+		err = connected(s, h);
+	if (err < 0 && err != -EAGAIN && err != -ESRCH)
+		h->err = err;
+}
+
+/* Re-read the module map when a pc falls outside it, at most once a second (dlopen). */
+static void allow_reread(struct cp_session *s, struct cp_heap_session *h)
+{
+	uint64_t now = cp_now_ns();
+	struct cp_proc *p;
+
+	if (now - h->last_reread < MAPS_REREAD_NS)
+		return;
+	h->last_reread = now;
+	p = cp_procs_find(&s->procs, h->agent.pid);
+	if (p)
+		p->reread = false;
+}
+
+/* Read a batch: 1 when records are left, 0 when drained, or -errno. */
+static int read_batch(struct cp_session *s, struct cp_heap_session *h)
+{
+	long n;
+
+	if (!h->connected || h->err)
+		return h->err;
+	allow_reread(s, h);
+	n = cp_heap_ring_read(&h->ring, BATCH, &ring_ops, s);
+	if (n < 0) {
+		h->err = (int)n;
+		snprintf(s->heap_why, sizeof(s->heap_why), "the sampler's ring is malformed");
+		return h->err;
+	}
+	return n == BATCH ? 1 : 0;
+}
+
+int cp_session_heap_poll(struct cp_session *s, int timeout_ms)
+{
+	struct cp_heap_session *h = s->heap;
+	uint64_t deadline = cp_now_ns() + (timeout_ms > 0 ? (uint64_t)timeout_ms * 1000000 : 0);
+
+	for (;;) {
+		struct pollfd pfd = { .fd = h->wake_fd, .events = POLLIN };
+		uint64_t now;
+		int err, ms;
+
+		if (!h->connected && !h->err && !s->disabled)
+			try_connect(s, h);
+		err = read_batch(s, h);
+		if (err != 0 || s->disabled)
+			return err;
+		now = cp_now_ns();
+		if (now >= deadline)
+			return 0;
+		ms = (int)((deadline - now + 999999) / 1000000);
+		ms = ms < RING_CHECK_MS ? ms : RING_CHECK_MS;
+		if (poll(&pfd, h->wake_fd >= 0 ? 1 : 0, ms) > 0)
+			return read_batch(s, h);
+	}
+}
+
+void cp_session_heap_wake_on(struct cp_session *s, int fd)
+{
+	s->heap->wake_fd = fd;
+}
+
+void cp_session_heap_disable(struct cp_session *s)
+{
+	struct cp_heap_session *h = s->heap;
+
+	if (!h || h->agent_stopped)
+		return;
+	h->agent_stopped = true;
+	while (read_batch(s, h) == 1)
+		;
+	(void)cp_heap_agent_stop(&h->agent);
+}
+
+void cp_session_heap_stats(const struct cp_session *s, struct cp_session_stats *out)
+{
+	const struct cp_heap_session *h = s->heap;
+
+	if (!h)
+		return;
+	if (h->connected) {
+		out->lost = __atomic_load_n(&h->ring.hdr->dropped, __ATOMIC_RELAXED);
+		out->ring_bytes = h->ring.ring_bytes;
+		out->rings = 1;
+	}
+	out->heap_frees = h->model.frees;
+	out->heap_untracked = h->model.untracked;
+	out->heap_live = h->model.nblocks;
+	out->heap_connected = h->connected;
+}
+
+const char *cp_session_heap_error(const struct cp_session *s)
+{
+	return s->heap && s->heap->err && s->heap_why[0] ? s->heap_why : NULL;
+}
+
+int cp_session_heap_emit(struct cp_session *s)
+{
+	struct cp_heap_session *h = s->heap;
+
+	if (h->emitted)
+		return 0;
+	h->emitted = true;
+	return cp_heap_model_emit(&h->model, s->prof, s->opts.rate ? s->opts.rate : 524288);
+}
+
+void cp_session_heap_free(struct cp_session *s)
+{
+	struct cp_heap_session *h = s->heap;
+
+	if (!h)
+		return;
+	cp_session_heap_disable(s);
+	cp_heap_ring_release(&h->ring);
+	cp_heap_agent_release(&h->agent);
+	cp_heap_model_release(&h->model);
+	free(h);
+	s->heap = NULL;
+}

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Heap and allocs profiles of native processes (--profile heap|allocs): accuracy on a fixture
+that leaks 200 x 1 MiB and churns 5 GB, attach and record, Ctrl-C and SIGKILL of cprof, the
+refusals, serve's heap path (100 attach/detach cycles: test_heap_cycles.py)."""
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cplib  # noqa: E402
+import profiles  # noqa: E402
+from cplib import check  # noqa: E402
+
+AGENT = os.environ.get("CPROF_AGENT_LIBRARY") or str(
+    __import__("pathlib").Path(cplib.CPROF).resolve().parent.parent / "src" / "agent" /
+    "libcprof-agent.so")
+MIB = 1 << 20
+
+
+def pprof_flat(path, index):
+    """{function: flat value} of `go tool pprof -top -sample_index=INDEX` (bytes or count)."""
+    unit = ["-unit=B"] if index.endswith("space") else []
+    p = cplib.go_pprof("-top", "-nodecount=1000", "-sample_index=" + index, *unit, path)
+    check(p.returncode == 0, "pprof failed", p.stderr)
+    check(not re.search(r"(?i)warn|error", p.stderr), "pprof warned", p.stderr)
+    out = {}
+    for line in p.stdout.splitlines():
+        m = re.match(r"\s*([\d.]+)(B?)\s+[\d.]+%\s+[\d.]+%\s+[\d.]+B?\s+[\d.]+%\s+(.+)$", line)
+        if m:
+            out[m.group(3).strip()] = float(m.group(1))
+    return out
+
+
+def check_leak_figures(path, rounds=1):
+    inuse = pprof_flat(path, "inuse_space")
+    alloc = pprof_flat(path, "alloc_space")
+    leak = inuse.get("leak_a", 0) / MIB
+    churn_inuse = inuse.get("churn_b", 0) / MIB
+    churn = alloc.get("churn_b", 0) / MIB
+    check(180 * rounds <= leak <= 220 * rounds, "inuse_space of leak_a %.1f MiB, expected %d +-10%%"
+          % (leak, 200 * rounds), inuse)
+    check(churn_inuse < 1, "inuse_space of churn_b %.2f MiB, expected < 1" % churn_inuse, inuse)
+    check(4500 * rounds <= churn * MIB / 1e6 <= 5500 * rounds,
+          "alloc_space of churn_b %.0f MB, expected 5000 MB +-10%%" % (churn * MIB / 1e6), alloc)
+    return leak, churn * MIB / 1e9
+
+
+def agent_control(pid):
+    """The sampler's cprof_agent_control in pid: (magic, version, memfd, last_error, state,
+    generation), or None when the library is not loaded."""
+    base = None
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and parts[5].endswith("/libcprof-agent.so") and int(parts[2], 16) == 0:
+                base = int(parts[0].split("-")[0], 16)
+                path = parts[5]
+                break
+    if base is None:
+        return None
+    nm = subprocess.run(["nm", "-D", "--defined-only", path], capture_output=True, text=True)
+    off = [int(l.split()[0], 16) for l in nm.stdout.splitlines() if l.endswith(" cprof_agent_control")]
+    check(off, "no cprof_agent_control in " + path, nm.stdout)
+    with open("/proc/%d/mem" % pid, "rb") as f:
+        f.seek(base + off[0])
+        return struct.unpack("<QIiiIQ", f.read(32))
+
+
+def wait_sampler_off(pid, timeout=60):
+    deadline = time.monotonic() + timeout
+    c = agent_control(pid)
+    while time.monotonic() < deadline:
+        c = agent_control(pid)
+        if c is None or c[4] == 0:
+            return
+        time.sleep(0.1)
+    raise cplib.Failure("the sampler of pid %d is still on: %s" % (pid, c))
+
+
+def start_heap_attach(pid, out, *extra, seconds=120):
+    p = profiles.start(["attach", "-p", pid, "--profile", "heap", "--seconds", seconds, "-o",
+                        out] + list(extra))
+    line = ""
+    while "allocation sampler started" not in line:
+        line = p.stderr.readline()
+        if not line:
+            p.wait(timeout=30)
+            raise cplib.Failure("cprof attach exited %s before starting: %s"
+                                % (p.returncode, p.stderr.read()))
+    return p
+
+
+def test_record_accuracy():
+    d = tempfile.mkdtemp(prefix="cprof-heap-")
+    out = os.path.join(d, "rec.pb.gz")
+    r = cplib.run(["record", "--profile", "heap", "-o", out, "--",
+                   cplib.TARGETS / "heap_leak", "--now"], timeout=300)
+    check(r.returncode == 0, "record failed", r.stderr)
+    check(re.search(r"cprof: \d+ allocation samples \(0 lost\)", r.stderr), "summary", r.stderr)
+    leak, churn = check_leak_figures(out)
+    print("record: leak_a %.1f MiB in use, churn_b %.2f GB allocated" % (leak, churn))
+    # allocs: the same values, alloc_space the default.
+    out2 = os.path.join(d, "allocs.pb.gz")
+    r = cplib.run(["record", "--profile", "allocs", "--rate", "1048576", "-o", out2, "--",
+                   cplib.TARGETS / "heap_leak", "--now", "--churn-mb", "500"], timeout=300)
+    check(r.returncode == 0, "record allocs failed", r.stderr)
+    p = cplib.go_pprof("-top", out2)
+    check("Type: alloc_space" in p.stdout and "churn_b" in p.stdout, "allocs default", p.stdout)
+    p = cplib.go_pprof("-raw", out2)
+    check("bytes:[64]" in p.stdout.replace(" ", "") or re.search(r"bytes:\[?64", p.stdout),
+          "bytes label", p.stdout[:2000])
+    check("Period: 1048576" in p.stdout or "period: 1048576" in p.stdout.lower(), "period = rate",
+          p.stdout[:500])
+
+
+def test_attach_accuracy_and_ctrl_c():
+    d = tempfile.mkdtemp(prefix="cprof-heap-")
+    out = os.path.join(d, "attach.pb.gz")
+    with cplib.Target("heap_leak") as t:
+        p = start_heap_attach(t.pid, out)
+        os.kill(t.pid, signal.SIGUSR1)
+        t.wait_for("DONE 1", timeout=120)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        check(p.returncode == 0, "attach failed", err)
+        leak, churn = check_leak_figures(out)
+        print("attach: leak_a %.1f MiB in use, churn_b %.2f GB allocated" % (leak, churn))
+        cplib.assert_target_unharmed(t.pid)
+        c = agent_control(t.pid)
+        check(c is not None and c[4] == 0, "sampler not off after attach", c)
+        # The target still works, unprofiled.
+        os.kill(t.pid, signal.SIGUSR1)
+        t.wait_for("DONE 2", timeout=120)
+        check(agent_control(t.pid)[4] == 0, "sampler back on")
+
+
+def test_sigkill_leaves_sampler_off():
+    d = tempfile.mkdtemp(prefix="cprof-heap-")
+    with cplib.Target("heap_leak", "--churn-mb", "200") as t:
+        p = start_heap_attach(t.pid, os.path.join(d, "k.pb.gz"))
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+        # It notices its reader gone at its next sample at the latest.
+        os.kill(t.pid, signal.SIGUSR1)
+        t.wait_for("DONE 1", timeout=120)
+        wait_sampler_off(t.pid)
+        cplib.assert_target_unharmed(t.pid)
+        os.kill(t.pid, signal.SIGUSR1)
+        t.wait_for("DONE 2", timeout=120)
+        check(not os.path.exists(os.path.join(d, "k.pb.gz")), "half profile left")
+
+
+def test_refusals():
+    # Static: no dynamic loader to load the sampler with.
+    with cplib.Target("heap_leak_static") as t:
+        r = cplib.run(["attach", "-p", t.pid, "--profile", "heap", "--seconds", 1], timeout=60)
+        cplib.error_line(r, 1, r"cprof: pid \d+: static binary")
+        check(agent_control(t.pid) is None, "loaded into a static binary")
+        cplib.assert_target_unharmed(t.pid)
+    # Already traced: named, nothing loaded.
+    with cplib.Target("heap_leak") as t:
+        s = subprocess.Popen(["strace", "-p", str(t.pid), "-o", "/dev/null"],
+                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        cplib._started.append(s)
+        deadline = time.monotonic() + 30
+        while cplib.tracer_pid(t.pid) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = cplib.run(["attach", "-p", t.pid, "--profile", "heap", "--seconds", 1], timeout=60)
+        cplib.error_line(r, 1, r"cprof: pid \d+: .*traced")
+        check(agent_control(t.pid) is None, "loaded into a traced process")
+        s.terminate()
+        s.wait(timeout=30)
+    # Two processes: one at a time.
+    r = cplib.run(["attach", "-p", "%d,%d" % (os.getpid(), os.getppid()), "--profile", "heap"])
+    cplib.error_line(r, 2, r"cprof: attach: .*one process")
+    r = cplib.run(["attach", "-p", os.getpid(), "--profile", "heap", "--rate", "0"])
+    cplib.error_line(r, 2, r"cprof: attach: invalid --rate")
+
+
+def test_serve_heap():
+    with cplib.Target("heap_leak", "--churn-mb", "500") as t:
+        port = cplib.free_port()
+        s = profiles.start(["serve", "-p", t.pid, "--listen", "127.0.0.1:%d" % port])
+        try:
+            deadline = time.monotonic() + 30
+            while "listening" not in s.stderr.readline() and time.monotonic() < deadline:
+                pass
+            d = tempfile.mkdtemp(prefix="cprof-heap-")
+            out = os.path.join(d, "serve.pb.gz")
+            curl = subprocess.Popen(["curl", "-s", "-o", out, "-w", "%{http_code}",
+                                     "http://127.0.0.1:%d/debug/pprof/heap?seconds=5" % port],
+                                    stdout=subprocess.PIPE, text=True)
+            cplib._started.append(curl)
+            deadline = time.monotonic() + 30
+            while (agent_control(t.pid) or (0, 0, 0, 0, 0))[4] != 1:
+                check(time.monotonic() < deadline, "serve did not start the sampler")
+                time.sleep(0.05)
+            os.kill(t.pid, signal.SIGUSR1)
+            t.wait_for("DONE 1", timeout=120)
+            code = curl.communicate(timeout=120)[0]
+            check(code == "200", "heap answered %s" % code)
+            inuse = pprof_flat(out, "inuse_space")
+            check(180 <= inuse.get("leak_a", 0) / MIB <= 220, "serve heap leak_a", inuse)
+            wait_sampler_off(t.pid)
+            cplib.assert_target_unharmed(t.pid)
+        finally:
+            s.send_signal(signal.SIGTERM)
+            s.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    cplib.main(globals())
