@@ -188,9 +188,15 @@ static bool decode_g(struct cp_go_runtime *rt, const uint8_t *b, struct cp_gorou
 	return true;
 }
 
-/* The fields whose change means the g moved while read. */
+/*
+ * The fields whose change means the g moved while read. A goroutine that ran and parked again
+ * at the same place between two reads (a loop) has the same status and sched: trackingSeq,
+ * bumped whenever it stops running, tells.
+ */
 static bool same_g(const struct go_layout *l, const uint8_t *a, const uint8_t *b)
 {
+	if (l->g_trackingseq && a[l->g_trackingseq] != b[l->g_trackingseq])
+		return false;
 	return go_le32(a + l->g_atomicstatus) == go_le32(b + l->g_atomicstatus) &&
 		rd64(a, l->g_goid) == rd64(b, l->g_goid) &&
 		rd64(a, l->g_sched + l->gobuf_sp) == rd64(b, l->g_sched + l->gobuf_sp) &&
@@ -333,8 +339,8 @@ static bool reread(struct cp_go_runtime *rt, struct gread *r, size_t i, struct c
 }
 
 /*
- * The threads (g.m, else g.lockedm) and channels (g.waiting's sudog.c) of v[0..n), whose gs
- * are in r at gidx: the sudogs read in few system calls. 0 or -ENOMEM.
+ * The threads (g.m, else g.lockedm), channels (g.waiting's sudog.c) and g addresses of
+ * v[0..n), whose gs are in r at gidx: the sudogs read in few system calls. 0 or -ENOMEM.
  */
 static int resolve(const struct cp_go_runtime *rt, const struct gread *r, const size_t *gidx,
 		   struct cp_goroutine *v, size_t n)
@@ -355,6 +361,7 @@ static int resolve(const struct cp_go_runtime *rt, const struct gread *r, const 
 
 		v[k].tid = m || rd64(b, l->g_lockedm) ? m_tid(rt, m ? m : rd64(b, l->g_lockedm)) :
 			0;
+		v[k].addr = r->gptrs[gidx[k]];
 		v[k].waiting_chan = 0;
 		if (v[k].status == G_WAITING && s)
 			spans[ns++] = (struct cp_mem_span){ s + l->sudog_c, 8, &chans[k], false };

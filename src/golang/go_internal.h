@@ -17,6 +17,7 @@ struct go_layout {
 	uint32_t g_atomicstatus, g_goid, g_waitsince, g_waitreason, g_lockedm, g_gopc;
 	uint32_t g_startpc, g_waiting;
 	uint32_t g_parentgoid;		/* 0: this version records no parent (before 1.21) */
+	uint32_t g_trackingseq;		/* 0: none; bumped at every switch out of running */
 	uint32_t gobuf_sp, gobuf_pc, gobuf_bp;
 	uint32_t m_procid, m_curg;
 	uint32_t sudog_c;

@@ -35,6 +35,7 @@ int cp_go_global(const struct cp_go_runtime *rt, const char *name, uint64_t *add
 /* One goroutine as read; strings live as long as the runtime handle. */
 struct cp_goroutine {
 	int64_t id;
+	uint64_t addr;			/* the g's own address (what a pollDesc's rg holds) */
 	uint32_t status;		/* _Gidle.._Gpreempted, the _Gscan bit cleared */
 	const char *status_str;		/* the target's gStatusStrings ("waiting", "runnable") */
 	const char *wait_reason;	/* the target's waitReasonStrings; "" when none */

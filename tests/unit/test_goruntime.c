@@ -117,6 +117,14 @@ static void check_process(pid_t pid, const char *what, uint64_t *addrs, bool exp
 	CHECK(!strncmp(cp_go_version(rt), "go1.", 4), "%s: version %s", what, cp_go_version(rt));
 	CHECK(rt->layout_from_dwarf == expect_dwarf, "%s: layout from dwarf %d", what,
 	      rt->layout_from_dwarf);
+	/* The Go 1.19 table is what DWARF says, field by field. */
+	if (expect_dwarf && go_version_find(cp_go_version(rt))) {
+		const struct go_layout *t = &go_version_find(cp_go_version(rt))->layout;
+
+		CHECK(!memcmp(t, &rt->layout, sizeof(*t)), "%s: the table differs from DWARF", what);
+		CHECK(rt->layout.g_trackingseq == t->g_trackingseq && t->g_trackingseq,
+		      "trackingSeq %u", rt->layout.g_trackingseq);
+	}
 	for (size_t i = 0; i < sizeof(globals) / sizeof(globals[0]); i++)
 		CHECK(cp_go_global(rt, globals[i], &addrs[i]) == 0, "%s: %s", what, globals[i]);
 	CHECK(rt->nstatus >= 7 && !strcmp(rt->status_strs[4], "waiting"), "%s: %zu statuses",

@@ -1,10 +1,12 @@
 // gogoroutines: a Go program whose goroutines wait in known places, for cprof's goroutine dump.
 //
-// Usage: gogoroutines [RECEIVERS [DUMPFILE]]. It starts RECEIVERS (default 1000) goroutines in
-// chan receive, 10 in select, 5 in sync.Mutex.Lock, one in a network read, one sleeping and
-// one locked to its thread (runtime.LockOSThread) in chan receive, then prints READY. On
-// SIGUSR1 it writes its own pprof.Lookup("goroutine").WriteTo(w, 2) to DUMPFILE (through
-// DUMPFILE.tmp, renamed when complete).
+// Usage: gogoroutines [RECEIVERS [DUMPFILE|- [spin][,churn]]]. It starts RECEIVERS (default
+// 1000) goroutines in chan receive, 10 in select, 5 in sync.Mutex.Lock, one in a network read,
+// one sleeping and one locked to its thread (runtime.LockOSThread) in chan receive, then
+// prints READY. On SIGUSR1 it writes its own pprof.Lookup("goroutine").WriteTo(w, 2) to
+// DUMPFILE (through DUMPFILE.tmp, renamed when complete). With spin, one more goroutine runs
+// main.spin forever; with churn, goroutines pass a token around a ring and short-lived ones
+// come and go all the time (goroutines that move while cprof reads them).
 package main
 
 import (
@@ -15,6 +17,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -63,6 +66,42 @@ func lockedWaiter() {
 	<-never
 }
 
+//go:noinline
+func spin() {
+	x := 0
+	for {
+		x++
+		if x == -1 {
+			fmt.Println(x)
+		}
+	}
+}
+
+//go:noinline
+func ringMember(in, out chan int) {
+	for v := range in {
+		out <- v + 1
+	}
+}
+
+// churn keeps goroutines moving: a ring of 20 passing a token, and short-lived ones.
+func churn() {
+	first := make(chan int)
+	in := first
+	for i := 0; i < 19; i++ {
+		out := make(chan int)
+		go ringMember(in, out)
+		in = out
+	}
+	go ringMember(in, first)
+	first <- 0
+	for {
+		done := make(chan bool)
+		go func() { done <- true }()
+		<-done
+	}
+}
+
 func dumpOnSignal(path string) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGUSR1)
@@ -82,8 +121,21 @@ func main() {
 	if len(os.Args) > 1 {
 		n, _ = strconv.Atoi(os.Args[1])
 	}
-	if len(os.Args) > 2 {
+	if len(os.Args) > 2 && os.Args[2] != "-" {
 		go dumpOnSignal(os.Args[2])
+	}
+	extra := 0
+	if len(os.Args) > 3 {
+		for _, mode := range strings.Split(os.Args[3], ",") {
+			switch mode {
+			case "spin":
+				go spin()
+				extra++
+			case "churn":
+				go churn()
+				extra += 21
+			}
+		}
 	}
 	for i := 0; i < n; i++ {
 		go receiver(i)
@@ -111,7 +163,7 @@ func main() {
 	go sleeper()
 	go lockedWaiter()
 	// Let every goroutine reach its wait before saying READY.
-	want := n + 10 + 5 + 3 + 1
+	want := n + 10 + 5 + 3 + 1 + extra
 	for runtime.NumGoroutine() < want {
 		time.Sleep(10 * time.Millisecond)
 	}
