@@ -10,8 +10,8 @@ PACKAGES = meson ninja-build pkg-config gcc g++ libunwind-dev libdw-dev libelf-d
 	libmicrohttpd-dev prometheus openssl curl chromium \
 	elfutils gdb strace rustc \
 	python3 python3-pytest binutils procps iproute2 postgresql redis-server cmake \
-	clang libclang-rt-14-dev
-BENCH_PACKAGES = linux-perf hyperfine time bpfcc-tools
+	clang libclang-rt-14-dev musl-tools
+BENCH_PACKAGES = linux-perf hyperfine time bpfcc-tools heaptrack
 
 .PHONY: all deps build release demo test bench bench-compare clean fuzz fuzz-build fuzz-smoke
 

@@ -12,6 +12,8 @@ Prints a table with ratios and writes docs/PERFORMANCE.md. Sections:
              record + report), output size; then what one sample costs the sampled thread,
              measured inside it (bench/targets/gaps.c) at 9999 and 999 Hz, for all three.
   symbols    first vs repeated dumps of a process linked against large libraries.
+  heap       what the allocation sampler costs 10 million malloc/free pairs: preloaded,
+             attached by cprof, after detach, against heaptrack and a uprobe counter (heap.py).
   long       cprof's RSS over a long profile of a busy 8-thread process: one with a fixed set
              of stacks (flat, or cprof leaks), one whose distinct stacks never stop coming.
 Machines are noisy: every figure is a median of --runs runs with min-max, and every claim is a
@@ -998,7 +1000,7 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build-release"))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="smaller sizes, shorter long run")
-    ap.add_argument("--only", default="dump,sampling,symbols,offcpu,long")
+    ap.add_argument("--only", default="dump,sampling,symbols,offcpu,heap,long")
     ap.add_argument("--long-seconds", type=int, default=300)
     ap.add_argument("--out", default=str(ROOT / "docs" / "PERFORMANCE.md"))
     args = ap.parse_args()
@@ -1030,6 +1032,10 @@ def main():
         import offcpu
         sections += offcpu.bench_offcpu(cprof, build / "bench", report,
                                         seconds=3 if args.quick else 5)
+    if "heap" in only:
+        print("heap profiles:")
+        import heap
+        sections += heap.bench_heap(cprof, build, args.runs, report)
     if "long" in only:
         print("long run:")
         for nosort in (True, False):

@@ -376,6 +376,10 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 		cp_prof_is_heap(o) ? "allocation samples" : "samples", (unsigned long long)st.lost,
 		st.threads, st.threads == 1 ? "" : "s", st.processes, st.processes == 1 ? "" : "es",
 		path);
+	if (cp_prof_is_heap(o) && !st.heap_connected)
+		cp_note("note: the allocation sampler never started (a static binary, a program "
+			"that clears LD_PRELOAD, or one that exited within 10 ms): no allocation "
+			"was seen");
 	if (o->verbose) {
 		cp_note("stats: %zu events, %zu rings of %zu KiB; %zu locations, %llu stacks ended "
 			"[unknown], %llu [truncated]; cprof CPU %.1f ms, %.1f us per sample",
@@ -384,9 +388,13 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 			st.cpu_ns / 1e6, st.samples ? st.cpu_ns / 1e3 / st.samples : 0.0);
 		if (cp_prof_is_heap(o))
 			cp_note("stats: %llu frees of sampled blocks, %zu sampled blocks live, %llu "
-				"untracked; ring of %zu KiB",
+				"untracked; ring of %zu KiB; %llu GOT entries redirected in %llu "
+				"modules, %llu modules left alone",
 				(unsigned long long)st.heap_frees, st.heap_live,
-				(unsigned long long)st.heap_untracked, st.ring_bytes >> 10);
+				(unsigned long long)st.heap_untracked, st.ring_bytes >> 10,
+				(unsigned long long)st.heap_patched,
+				(unsigned long long)st.heap_modules,
+				(unsigned long long)st.heap_skipped);
 		if (o->type == CP_SESSION_MUTEX)
 			cp_note("stats: %llu woken lock waits left out (their wake was not seen)",
 				(unsigned long long)st.unmatched);

@@ -1,6 +1,7 @@
 /* The agent's sessions: start and stop, the shared region, going OFF by itself, launch by env. */
 #include <errno.h>
 #include <inttypes.h>
+#include <link.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -37,12 +38,30 @@ static const char *pending_why;
 static int reader_pid;
 static int atfork_done;
 
-int agent_reader_gone(const char **why)
+/* The slow checks (the reader's pidfd, new modules) run at most this often. */
+#define READER_CHECK_NS 10000000ULL
+
+static uint64_t last_reader_check;
+
+static void patch_new(void);
+
+int agent_poll(const char **why)
 {
+	struct timespec ts;
+	uint64_t now, last;
+
 	if (__atomic_load_n(&agent_sess.hdr->state, __ATOMIC_ACQUIRE) == CP_AGENT_STOP) {
 		*why = NULL;
 		return 1;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	last = __atomic_load_n(&last_reader_check, __ATOMIC_RELAXED);
+	if (now - last < READER_CHECK_NS ||
+	    !__atomic_compare_exchange_n(&last_reader_check, &last, now, 0, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		return 0;
+	patch_new();
 	if (agent_sess.pidfd >= 0) {
 		/* A pidfd polls readable once its process has exited. */
 		struct pollfd p = { .fd = agent_sess.pidfd, .events = POLLIN };
@@ -118,11 +137,25 @@ void agent_go_off(const char *why, int wait)
 	unlock_patch();
 }
 
-void agent_patch_new(void)
+/* dl_iterate_phdr's count of modules loaded so far (its first callback has it). */
+static int adds_of(struct dl_phdr_info *info, size_t size, void *arg)
 {
-	uint64_t n, patched, skipped;
+	(void)size;
+	*(uint64_t *)arg = info->dlpi_adds;
+	return 1;
+}
 
-	pthread_mutex_lock(&patch_lock);
+static uint64_t seen_adds;
+
+/* Patch the modules loaded since the last patching, unless the lock is busy or going OFF. */
+static void patch_new(void)
+{
+	uint64_t adds = 0, n, patched, skipped;
+
+	dl_iterate_phdr(adds_of, &adds);
+	if (adds == __atomic_load_n(&seen_adds, __ATOMIC_RELAXED) ||
+	    pthread_mutex_trylock(&patch_lock) != 0)
+		return;
 	if (__atomic_load_n(&agent_sess.on, __ATOMIC_ACQUIRE) &&
 	    !__atomic_load_n(&agent_sess.stop_pending, __ATOMIC_ACQUIRE)) {
 		agent_got_patch_all();
@@ -130,6 +163,7 @@ void agent_patch_new(void)
 		__atomic_store_n(&agent_sess.hdr->patched, n, __ATOMIC_RELAXED);
 		__atomic_store_n(&agent_sess.hdr->modules, patched, __ATOMIC_RELAXED);
 		__atomic_store_n(&agent_sess.hdr->skipped_modules, skipped, __ATOMIC_RELAXED);
+		__atomic_store_n(&seen_adds, adds, __ATOMIC_RELAXED);
 	}
 	unlock_patch();
 }
@@ -148,6 +182,8 @@ static void atfork_child(void)
 
 	__atomic_store_n(&agent_sess.on, 0, __ATOMIC_RELEASE);
 	memcpy(&patch_lock, &fresh, sizeof(fresh));
+	agent_thread_forked();
+	agent_sess.pid = (int)getpid();
 	if (cprof_agent_control.state != CP_AGENT_ON)
 		return;
 	agent_got_restore_all();
@@ -237,16 +273,18 @@ static int start_locked(int pid, uint64_t rate, uint32_t stack_bytes, uint64_t r
 	rc = map_region(&ring_bytes);
 	if (rc < 0)
 		goto fail;
-	rc = agent_blocks_reset();
-	if (rc < 0)
-		goto fail;
 	if (!atfork_done && pthread_atfork(NULL, NULL, atfork_child) == 0)
 		atfork_done = 1;
 	wait_quiet();
+	rc = agent_blocks_reset();
+	if (rc < 0)
+		goto fail;
 	if (agent_sess.pidfd >= 0)
 		close(agent_sess.pidfd);
 	agent_sess.pidfd = pidfd;
 	reader_pid = pid;
+	__atomic_store_n(&last_reader_check, 0, __ATOMIC_RELAXED);
+	agent_sess.pid = (int)getpid();
 	if (!stack_bytes)
 		stack_bytes = DEFAULT_STACK_BYTES;
 	if (stack_bytes > MAX_STACK_BYTES)
@@ -258,6 +296,7 @@ static int start_locked(int pid, uint64_t rate, uint32_t stack_bytes, uint64_t r
 	__atomic_store_n(&agent_sess.generation, cprof_agent_control.generation, __ATOMIC_RELEASE);
 	__atomic_store_n(&agent_sess.on, 1, __ATOMIC_RELEASE);
 	set_state(CP_AGENT_ON);
+	dl_iterate_phdr(adds_of, &seen_adds);
 	agent_got_patch_all();
 	agent_got_counts(&n, &patched, &skipped);
 	agent_sess.hdr->patched = n;

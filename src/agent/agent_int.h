@@ -15,7 +15,7 @@
  */
 #define AGENT_EXPORT __attribute__((visibility("default")))
 
-/* The malloc family and dlopen as this process' global scope resolves them (dlsym). */
+/* The malloc family as this process' global scope resolves it (dlsym). */
 struct agent_real {
 	void *(*malloc)(size_t);
 	void (*free)(void *);
@@ -27,18 +27,22 @@ struct agent_real {
 	void *(*memalign)(size_t, size_t);
 	void *(*valloc)(size_t);
 	void *(*pvalloc)(size_t);
-	void *(*dlopen)(const char *, int);
 };
 
-/* One hooked symbol: its name, the real function and the hook that replaces it. */
+/*
+ * One hooked symbol: its name, the real function (libc's own) and the hook that replaces it.
+ * canonical: what the global lookup gives, which differs from real in a program built without
+ * PIE that takes the function's address (its PLT entry is then the function's address for
+ * every module: python3.11 on Debian); a GOT entry holding either is the global allocator's.
+ */
 struct agent_hook {
 	const char *name;
 	void *real;
 	void *hook;
-	int is_alloc;		/* a malloc-family function (a module pointing elsewhere is skipped) */
+	void *canonical;
 };
 
-#define AGENT_NHOOKS 11
+#define AGENT_NHOOKS 10
 
 extern struct agent_real agent_real;
 extern struct agent_hook agent_hooks[AGENT_NHOOKS];
@@ -56,6 +60,7 @@ struct agent_session {
 	uint64_t generation;		/* atomic: the session's number, threads redraw on change */
 	int busy;			/* atomic: threads inside a sampled path */
 	int vm_readv_broken;		/* process_vm_readv refused: samples carry no stack */
+	int pid;			/* getpid(), set by start and in a forked child */
 };
 
 extern struct agent_session agent_sess;
@@ -87,10 +92,21 @@ void agent_got_counts(uint64_t *entries, uint64_t *modules, uint64_t *skipped);
  */
 void agent_go_off(const char *why, int wait);
 
-/* Patch the modules loaded since the last patching (the dlopen hook), unless going OFF. */
-void agent_patch_new(void);
+/*
+ * Copy up to len bytes of this thread's stack from sp into dst, stopping at the end of the
+ * stack's mapping; the bytes copied (0 when it cannot be read).
+ */
+uint32_t agent_copy_stack(uint8_t *dst, uint64_t sp, uint32_t len);
 
-/* Whether the reader asked to stop or is gone; the cheap check of the sampled paths. */
-int agent_reader_gone(const char **why);
+/* In a forked child: forget what the forking thread cached (its thread id). */
+void agent_thread_forked(void);
+
+/*
+ * The sampled path's look at the world: 1 with *why set (NULL: the reader asked) when the
+ * agent must go OFF. At most every 10 ms it also polls the reader's pidfd and patches modules
+ * loaded since the last look (dlopen is not hooked: glibc's dlopen takes its caller's return
+ * address to find the RUNPATH and namespace to search, and a hook would become the caller).
+ */
+int agent_poll(const char **why);
 
 #endif

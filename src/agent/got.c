@@ -97,7 +97,7 @@ static int hook_index(const char *name)
 {
 	for (int i = 0; i < AGENT_NHOOKS; i++)
 		if (!strcmp(agent_hooks[i].name, name))
-			return i;
+			return agent_hooks[i].real ? i : -1;
 	return -1;
 }
 
@@ -215,21 +215,17 @@ static int patch_module(struct dl_phdr_info *info, size_t size, void *arg)
 		const struct agent_hook *h = &agent_hooks[refs[i].hook];
 		int lazy = refs[i].jump_slot && v >= m.lo && v < m.hi;
 
-		if (v != (uint64_t)(uintptr_t)h->real && !lazy) {
-			if (h->is_alloc) {
-				seen->skipped = 1;
-				modules_skipped++;
-				nmodules++;
-				return 0;
-			}
-			refs[i].hook = -1;	/* a dlopen of another version: not ours to wrap */
+		if (v != (uint64_t)(uintptr_t)h->real && v != (uint64_t)(uintptr_t)h->canonical &&
+		    !lazy) {
+			seen->skipped = 1;
+			modules_skipped++;
+			nmodules++;
+			return 0;
 		}
 	}
 	for (int i = 0; i < n && nentries < MAX_ENTRIES; i++) {
 		struct entry *e = &entries[nentries];
 
-		if (refs[i].hook < 0)
-			continue;
 		e->slot = refs[i].slot;
 		e->orig = __atomic_load_n(refs[i].slot, __ATOMIC_ACQUIRE);
 		e->base = m.base;

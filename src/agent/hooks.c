@@ -5,7 +5,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,76 +23,99 @@ static TLS int64_t countdown;
 static TLS uint64_t rng_state;
 static TLS uint64_t thread_generation;	/* agent_sess.generation the countdown was drawn for */
 static TLS int in_sample;		/* a sampled path is running on this thread */
+static TLS int32_t thread_tid;		/* gettid(), once per thread (0: not asked yet) */
 
 struct agent_real agent_real;
 struct agent_hook agent_hooks[AGENT_NHOOKS];
 
 /*
- * Sampled blocks: a filter (one bit per hash of an address: a free looks at one bit, in a
- * table small enough to stay in cache) and an open-addressing set of the addresses. A bit is
- * never cleared within a session; the set decides.
+ * Sampled blocks: a filter (a counter per hash of an address, so that a free looks at one
+ * byte of a table small enough to stay in cache, and an address freed and reused over and
+ * over stops hitting it once its sample is freed) and an open-addressing set of the addresses,
+ * which decides. A counter that reaches 255 stays there for the session.
  */
-#define FILTER_BITS_LOG 19
+#define FILTER_LOG 16
+#define FILTER_STUCK 255
 #define SET_SLOTS_LOG 18
 #define SET_PROBES 64
 #define SLOT_EMPTY 0
 #define SLOT_GONE 1		/* a tombstone: never an address of a block */
+#define FILTER_BYTES (1UL << FILTER_LOG)
+#define SET_BYTES (sizeof(uint64_t) << SET_SLOTS_LOG)
 
-static uint64_t *filter;
+/* In the library's own zero pages: a free reaches it without loading a pointer first. */
+static uint8_t filter[FILTER_BYTES] __attribute__((aligned(4096)));
 static uint64_t *set;
+
 
 static inline uint64_t hash_addr(uint64_t a)
 {
 	return (a >> 4) * 0x9E3779B97F4A7C15ULL;
 }
 
-static inline int filter_hit(uint64_t a)
+/* A shift and an xor: blocks 16 bytes apart, and blocks a megabyte apart, land apart. */
+static inline uint8_t *filter_cell(uint64_t a)
 {
-	uint64_t bit = hash_addr(a) >> (64 - FILTER_BITS_LOG);
-
-	return (__atomic_load_n(&filter[bit >> 6], __ATOMIC_RELAXED) >> (bit & 63)) & 1;
+	return &filter[((a >> 4) ^ (a >> 20)) & (FILTER_BYTES - 1)];
 }
 
+static inline int filter_hit(uint64_t a)
+{
+	return __atomic_load_n(filter_cell(a), __ATOMIC_RELAXED) != 0;
+}
+
+/* Add d (+1 or -1) to a's counter, unless it is stuck at 255. */
+static void filter_add(uint64_t a, int d)
+{
+	uint8_t *c = filter_cell(a), v = __atomic_load_n(c, __ATOMIC_RELAXED);
+
+	do {
+		if (v == FILTER_STUCK || (d < 0 && v == 0))
+			return;
+	} while (!__atomic_compare_exchange_n(c, &v, (uint8_t)(v + d), 1, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+}
+
+/*
+ * Written through once here: a sampled path that met a page never touched would take a page
+ * fault (a zeroed page from the kernel, a microsecond or more) in the middle of the target.
+ */
 int agent_blocks_reset(void)
 {
-	size_t fbytes = (1UL << FILTER_BITS_LOG) / 8, sbytes = sizeof(uint64_t) << SET_SLOTS_LOG;
-
-	if (!filter) {
-		void *m = mmap(NULL, fbytes + sbytes, PROT_READ | PROT_WRITE,
+	if (!set) {
+		void *m = mmap(NULL, SET_BYTES, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 		if (m == MAP_FAILED)
 			return -errno;
-		set = (uint64_t *)((char *)m + fbytes);
-		__atomic_store_n(&filter, (uint64_t *)m, __ATOMIC_RELEASE);
-		return 0;
+		__atomic_store_n(&set, (uint64_t *)m, __ATOMIC_RELEASE);
 	}
-	agent_blocks_release();
+	memset(set, 0, SET_BYTES);
+	memset(filter, 0, FILTER_BYTES);
 	return 0;
 }
 
 void agent_blocks_release(void)
 {
-	size_t fbytes = (1UL << FILTER_BITS_LOG) / 8, sbytes = sizeof(uint64_t) << SET_SLOTS_LOG;
-
-	if (filter)
-		madvise(filter, fbytes + sbytes, MADV_DONTNEED);
+	madvise(filter, FILTER_BYTES, MADV_DONTNEED);
+	if (set)
+		madvise(set, SET_BYTES, MADV_DONTNEED);
 }
 
 /* Remember a sampled block. 0, or -ENOSPC when its neighbourhood of the set is full. */
 static int set_insert(uint64_t a)
 {
 	uint64_t h = hash_addr(a), mask = (1UL << SET_SLOTS_LOG) - 1;
-	uint64_t bit = h >> (64 - FILTER_BITS_LOG);
 
-	__atomic_fetch_or(&filter[bit >> 6], 1ULL << (bit & 63), __ATOMIC_RELAXED);
 	for (uint64_t i = 0; i < SET_PROBES; i++) {
 		uint64_t *s = &set[(h + i) & mask];
 		uint64_t v = __atomic_load_n(s, __ATOMIC_RELAXED);
 
 		if ((v == SLOT_EMPTY || v == SLOT_GONE) &&
-		    __atomic_compare_exchange_n(s, &v, a, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		    __atomic_compare_exchange_n(s, &v, a, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+			filter_add(a, 1);
 			return 0;
+		}
 	}
 	return -ENOSPC;
 }
@@ -107,9 +129,13 @@ static int set_remove(uint64_t a)
 		uint64_t *s = &set[(h + i) & mask];
 		uint64_t v = __atomic_load_n(s, __ATOMIC_ACQUIRE);
 
-		if (v == a)
-			return __atomic_compare_exchange_n(s, &v, SLOT_GONE, 0, __ATOMIC_RELAXED,
-							   __ATOMIC_RELAXED);
+		if (v == a) {
+			if (!__atomic_compare_exchange_n(s, &v, SLOT_GONE, 0, __ATOMIC_RELAXED,
+							 __ATOMIC_RELAXED))
+				return 0;
+			filter_add(a, -1);
+			return 1;
+		}
 		if (v == SLOT_EMPTY)
 			return 0;
 	}
@@ -198,23 +224,6 @@ static void ring_commit(struct cp_agent_rec *rec, uint32_t size, uint16_t type)
 	__atomic_store_n(&rec->size, size | CP_AGENT_REC_COMMIT, __ATOMIC_RELEASE);
 }
 
-/* Copy up to len bytes of this thread's stack from sp; a read stops at the end of the mapping. */
-static uint32_t copy_stack(uint8_t *dst, uint64_t sp, uint32_t len)
-{
-	struct iovec local = { dst, len }, remote = { (void *)sp, len };
-	ssize_t n;
-
-	if (agent_sess.vm_readv_broken)
-		return 0;
-	n = syscall(SYS_process_vm_readv, getpid(), &local, 1UL, &remote, 1UL, 0UL);
-	if (n < 0) {
-		if (errno == ENOSYS || errno == EPERM)
-			agent_sess.vm_readv_broken = 1;
-		return 0;
-	}
-	return (uint32_t)n;
-}
-
 /*
  * The sampled path: check the reader, then write an ALLOC record with this function's own
  * registers (cprof unwinds from here through the agent's CFI) and a copy of the stack.
@@ -230,7 +239,7 @@ static __attribute__((noinline)) void sample_alloc(uint64_t addr, uint64_t size)
 	__atomic_fetch_add(&agent_sess.busy, 1, __ATOMIC_ACQUIRE);
 	if (!__atomic_load_n(&agent_sess.on, __ATOMIC_ACQUIRE))
 		goto out;
-	if (agent_reader_gone(&why)) {
+	if (agent_poll(&why)) {
 		agent_go_off(why, 0);
 		goto out;
 	}
@@ -251,12 +260,14 @@ static __attribute__((noinline)) void sample_alloc(uint64_t addr, uint64_t size)
 	rec = (struct cp_agent_alloc *)ring_reserve(recsize);
 	if (!rec)
 		goto out;
-	rec->tid = (int32_t)syscall(SYS_gettid);
+	if (!thread_tid)
+		thread_tid = (int32_t)syscall(SYS_gettid);
+	rec->tid = thread_tid;
 	rec->addr = addr;
 	rec->size = size;
 	memcpy(rec->regs, regs, sizeof(regs));
 	rec->stack_start = regs[7];
-	rec->stack_len = copy_stack(rec->stack, regs[7], stack_bytes);
+	rec->stack_len = agent_copy_stack(rec->stack, regs[7], stack_bytes);
 	if (set_insert(addr) < 0)
 		__atomic_fetch_add(&agent_sess.hdr->untracked, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&agent_sess.hdr->samples, 1, __ATOMIC_RELAXED);
@@ -295,7 +306,6 @@ done:
 static __attribute__((noinline)) void free_slow(void *p)
 {
 	struct cp_agent_free *rec;
-	const char *why;
 	int saved_errno = errno;
 
 	__atomic_fetch_add(&agent_sess.busy, 1, __ATOMIC_ACQUIRE);
@@ -309,17 +319,23 @@ static __attribute__((noinline)) void free_slow(void *p)
 		__atomic_fetch_add(&agent_sess.hdr->frees, 1, __ATOMIC_RELAXED);
 		ring_commit(&rec->h, sizeof(*rec), CP_AGENT_REC_FREE);
 	}
-	if (agent_reader_gone(&why))
-		agent_go_off(why, 0);
+	/* The reader's own check (a system call) is left to the allocations. */
+	if (__atomic_load_n(&agent_sess.hdr->state, __ATOMIC_ACQUIRE) == CP_AGENT_STOP)
+		agent_go_off(NULL, 0);
 out:
 	__atomic_fetch_sub(&agent_sess.busy, 1, __ATOMIC_RELEASE);
 	errno = saved_errno;
 }
 
-static inline void account(void *p, size_t size)
+void agent_thread_forked(void)
 {
-	if (unlikely((countdown -= (int64_t)size) < 0))
-		alloc_slow(p, size);
+	thread_tid = 0;
+}
+
+/* Whether an allocation of size bytes stays below this thread's countdown (the fast path). */
+static inline int unsampled(size_t size)
+{
+	return likely((countdown -= (int64_t)size) >= 0);
 }
 
 static inline void forget(void *p)
@@ -328,12 +344,19 @@ static inline void forget(void *p)
 		free_slow(p);
 }
 
+/* The countdown ran out: the allocation, then perhaps its sample. */
+#define ALLOC_SLOW(size, call)                                                                     \
+	do {                                                                                       \
+		void *p_ = (call);                                                                 \
+		alloc_slow(p_, (size));                                                            \
+		return p_;                                                                         \
+	} while (0)
+
 static void *hook_malloc(size_t size)
 {
-	void *p = agent_real.malloc(size);
-
-	account(p, size);
-	return p;
+	if (unsampled(size))
+		return agent_real.malloc(size);
+	ALLOC_SLOW(size, agent_real.malloc(size));
 }
 
 static void hook_free(void *p)
@@ -344,10 +367,9 @@ static void hook_free(void *p)
 
 static void *hook_calloc(size_t n, size_t m)
 {
-	void *p = agent_real.calloc(n, m);
-
-	account(p, n * m);
-	return p;
+	if (unsampled(n * m))
+		return agent_real.calloc(n, m);
+	ALLOC_SLOW(n * m, agent_real.calloc(n, m));
 }
 
 /* A failed realloc keeps the old block, but its FREE record is already out: it is untracked. */
@@ -357,10 +379,13 @@ static void *hook_realloc(void *old, size_t size)
 
 	forget(old);
 	p = agent_real.realloc(old, size);
-	if (p)
-		account(p, size);
-	else if (old && size && filter_hit((uint64_t)(uintptr_t)old))
-		__atomic_fetch_add(&agent_sess.hdr->untracked, 1, __ATOMIC_RELAXED);
+	if (!p) {
+		if (old && size && filter_hit((uint64_t)(uintptr_t)old))
+			__atomic_fetch_add(&agent_sess.hdr->untracked, 1, __ATOMIC_RELAXED);
+		return p;
+	}
+	if (!unsampled(size))
+		alloc_slow(p, size);
 	return p;
 }
 
@@ -380,64 +405,77 @@ static int hook_posix_memalign(void **out, size_t align, size_t size)
 {
 	int rc = agent_real.posix_memalign(out, align, size);
 
-	if (rc == 0)
-		account(*out, size);
+	if (rc == 0 && !unsampled(size))
+		alloc_slow(*out, size);
 	return rc;
 }
 
 static void *hook_aligned_alloc(size_t align, size_t size)
 {
-	void *p = agent_real.aligned_alloc(align, size);
-
-	account(p, size);
-	return p;
+	if (unsampled(size))
+		return agent_real.aligned_alloc(align, size);
+	ALLOC_SLOW(size, agent_real.aligned_alloc(align, size));
 }
 
 static void *hook_memalign(size_t align, size_t size)
 {
-	void *p = agent_real.memalign(align, size);
-
-	account(p, size);
-	return p;
+	if (unsampled(size))
+		return agent_real.memalign(align, size);
+	ALLOC_SLOW(size, agent_real.memalign(align, size));
 }
 
 static void *hook_valloc(size_t size)
 {
-	void *p = agent_real.valloc(size);
-
-	account(p, size);
-	return p;
+	if (unsampled(size))
+		return agent_real.valloc(size);
+	ALLOC_SLOW(size, agent_real.valloc(size));
 }
 
 static void *hook_pvalloc(size_t size)
 {
-	void *p = agent_real.pvalloc(size);
-
-	account(p, size);
-	return p;
+	if (unsampled(size))
+		return agent_real.pvalloc(size);
+	ALLOC_SLOW(size, agent_real.pvalloc(size));
 }
 
-/* A module loaded now gets its GOT patched too, while the session is on. */
-static void *hook_dlopen(const char *file, int flags)
+/*
+ * The function a PLT entry at p jumps to (what its GOT entry holds), or p itself when p is not
+ * a PLT entry: jmp *disp(%rip), after an endbr64 and a bnd prefix when present. NULL when the
+ * entry is not bound yet (it points back into the PLT: lazy binding never done).
+ */
+static void *plt_target(void *p)
 {
-	void *h = agent_real.dlopen(file, flags);
+	const unsigned char *c = p;
+	Dl_info at_p, at_v;
+	int32_t disp;
+	uint64_t slot, v;
 
-	if (h && __atomic_load_n(&agent_sess.on, __ATOMIC_ACQUIRE))
-		agent_patch_new();
-	return h;
+	if (c[0] == 0xf3 && c[1] == 0x0f && c[2] == 0x1e && c[3] == 0xfa)
+		c += 4;
+	if (c[0] == 0xf2)
+		c++;
+	if (c[0] != 0xff || c[1] != 0x25)
+		return p;
+	memcpy(&disp, c + 2, sizeof(disp));
+	slot = (uint64_t)(uintptr_t)(c + 6) + (uint64_t)(int64_t)disp;
+	v = __atomic_load_n((uint64_t *)(uintptr_t)slot, __ATOMIC_ACQUIRE);
+	if (!dladdr(p, &at_p) || !dladdr((void *)(uintptr_t)v, &at_v) ||
+	    at_p.dli_fbase == at_v.dli_fbase)
+		return NULL;	/* back into the program's own PLT: not bound yet */
+	return (void *)(uintptr_t)v;
 }
 
 int agent_hooks_init(void)
 {
 	static const char *const names[AGENT_NHOOKS] = {
 		"malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign",
-		"aligned_alloc", "memalign", "valloc", "pvalloc", "dlopen",
+		"aligned_alloc", "memalign", "valloc", "pvalloc",
 	};
 	void *hooks[AGENT_NHOOKS] = {
 		(void *)hook_malloc, (void *)hook_free, (void *)hook_calloc,
 		(void *)hook_realloc, (void *)hook_reallocarray, (void *)hook_posix_memalign,
 		(void *)hook_aligned_alloc, (void *)hook_memalign, (void *)hook_valloc,
-		(void *)hook_pvalloc, (void *)hook_dlopen,
+		(void *)hook_pvalloc,
 	};
 	void **reals[AGENT_NHOOKS] = {
 		(void **)&agent_real.malloc, (void **)&agent_real.free,
@@ -445,22 +483,32 @@ int agent_hooks_init(void)
 		(void **)&agent_real.reallocarray, (void **)&agent_real.posix_memalign,
 		(void **)&agent_real.aligned_alloc, (void **)&agent_real.memalign,
 		(void **)&agent_real.valloc, (void **)&agent_real.pvalloc,
-		(void **)&agent_real.dlopen,
 	};
 
 	if (agent_hooks[0].name)
 		return 0;
+	/*
+	 * malloc, free, calloc and realloc are needed; a function missing from others is left.
+	 * The global lookup may give a program's PLT entry (agent_hook.canonical), which jumps
+	 * through the very GOT entry a hook replaces: the real function is then the one that
+	 * entry holds (libc's, or an allocator's such as jemalloc).
+	 */
+	void *canonical[AGENT_NHOOKS];
+
 	for (int i = 0; i < AGENT_NHOOKS; i++) {
 		void *f = dlsym(RTLD_DEFAULT, names[i]);
 
-		if (!f)
+		canonical[i] = f;
+		if (f)
+			f = plt_target(f);
+		if (!f && i < 4)
 			return -ENOENT;
 		*reals[i] = f;
 	}
 	for (int i = 0; i < AGENT_NHOOKS; i++) {
+		agent_hooks[i].canonical = canonical[i];
 		agent_hooks[i].real = *reals[i];
 		agent_hooks[i].hook = hooks[i];
-		agent_hooks[i].is_alloc = i < AGENT_NHOOKS - 1;
 		__atomic_store_n(&agent_hooks[i].name, names[i], __ATOMIC_RELEASE);
 	}
 	return 0;

@@ -98,10 +98,12 @@ static int check_status(int pid, char *why, size_t whylen)
 		}
 		return inject_why(why, whylen, -EBUSY, "traced by process %d (%s)", atoi(v), comm);
 	}
-	if (status_field(text, "Seccomp:", v, sizeof(v)) && atoi(v) == 2)
-		return inject_why(why, whylen, -EPERM,
-				  "seccomp filter: cprof cannot know that dlopen's system calls "
-				  "are allowed");
+	if (status_field(text, "Seccomp:", v, sizeof(v)) && atoi(v) != 0)
+		return inject_why(why, whylen, -EPERM, "%s",
+				  atoi(v) == 1 ? "seccomp strict mode: only read, write and exit "
+						 "are allowed" :
+						 "seccomp filter: cprof cannot know that dlopen's "
+						 "system calls are allowed");
 	if (status_field(text, "x86_Thread_features:", v, sizeof(v)) && strstr(v, "shstk"))
 		return inject_why(why, whylen, -ENOTSUP,
 				  "shadow stack enabled: a call's return would fault");
@@ -163,7 +165,8 @@ static int find_libc(struct cp_inject *in, const struct cp_maps *maps, char *why
 	for (size_t i = 0; i < maps->n; i++) {
 		const char *b = base_name(maps->v[i].path);
 
-		if (strncmp(b, "ld-musl", 7) == 0 || strncmp(b, "libc.musl", 9) == 0)
+		if (strncmp(b, "ld-musl", 7) == 0 || strncmp(b, "libc.musl", 9) == 0 ||
+		    (strncmp(b, "libc.", 5) == 0 && strstr(maps->v[i].path, "musl")))
 			return inject_why(why, whylen, -ENOTSUP, "musl libc: only glibc is supported");
 		if (strncmp(b, "ld-linux", 8) == 0 || strncmp(b, "ld-2.", 5) == 0)
 			loader = true;
@@ -389,7 +392,7 @@ static int parked(struct cp_inject *in, const char *path, const char *memfd_name
 			err = inject_why(why, whylen, err2, "unmapping the call page: %s",
 					 strerror(-err2));
 	}
-	err2 = inject_unpark(&pk);
+	err2 = inject_unpark(in, &pk);
 	if (!err && err2 < 0)
 		err = inject_why(why, whylen, err2, "resuming thread %d: %s", pk.tid,
 				 strerror(-err2));

@@ -30,6 +30,16 @@ struct cp_inject {
 		char *path;
 	} loaded[8];
 	size_t nloaded;
+	/*
+	 * Threads this session left in restart_syscall (a timed wait continued exactly) and the
+	 * call they were in: parked again, they resume that call should cprof die (rt_sigreturn
+	 * resets the restart block, so restart_syscall itself would then fail with EINTR).
+	 */
+	struct {
+		int tid;
+		long nr;
+	} restarted[16];
+	size_t nrestarted;
 };
 
 /*
@@ -45,6 +55,7 @@ struct inject_park {
 	int memfd;			/* /proc/PID/mem opened read-write */
 	struct user_regs_struct exact;	/* resume registers, restart applied, orig_rax -1 */
 	struct user_regs_struct fallback; /* the same with a restart-block call reissued */
+	long nr;			/* the call it was parked in (not restart_syscall) */
 	uint8_t *xstate;		/* NT_X86_XSTATE as read */
 	size_t xlen;
 	uint64_t mask;			/* signal mask as stopped */
@@ -67,7 +78,7 @@ bool inject_parkable_syscall(long nr);
  */
 int inject_park(struct cp_inject *in, struct inject_park *pk, char *why, size_t whylen);
 /* Put the thread back exactly as it was stopped and detach. 0 or -errno (-ESRCH: gone). */
-int inject_unpark(struct inject_park *pk);
+int inject_unpark(struct cp_inject *in, struct inject_park *pk);
 
 /* Remote operations on a parked thread (inject_remote.c). 0 or -errno, why filled. */
 int inject_remote_syscall(struct cp_inject *in, struct inject_park *pk, long nr,

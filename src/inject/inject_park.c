@@ -78,6 +78,8 @@ static void resume_regs(struct inject_park *pk, const struct user_regs_struct *r
 		pk->exact.rip -= 2;
 		pk->exact.rax = r->orig_rax;
 		pk->fallback = pk->exact;
+		/* Its arguments are still in the registers: restart_syscall changed only rax. */
+		pk->fallback.rax = (unsigned long long)pk->nr;
 		if (ret == -K_ERESTART_RESTARTBLOCK)
 			pk->exact.rax = NR_RESTART_SYSCALL;
 	} else {
@@ -230,8 +232,8 @@ static int save_state(struct inject_park *pk)
  * stack. 1 when parked (pk filled), 0 when it does not qualify (left as it was; reason in
  * buf), -errno on failure.
  */
-static int try_park(struct cp_inject *in, int tid, long nr, struct inject_park *pk, char *buf,
-		    size_t size)
+static int try_park(struct cp_inject *in, int tid, long nr, long real_nr, struct inject_park *pk,
+		    char *buf, size_t size)
 {
 	struct user_regs_struct r;
 	int status, err;
@@ -274,6 +276,7 @@ static int try_park(struct cp_inject *in, int tid, long nr, struct inject_park *
 	pk->pid = in->pid;
 	pk->tid = tid;
 	pk->memfd = -1;
+	pk->nr = real_nr;
 	resume_regs(pk, &r);
 	err = save_state(pk);
 	if (err == 0) {
@@ -296,9 +299,23 @@ static int try_park(struct cp_inject *in, int tid, long nr, struct inject_park *
 	return 1;
 }
 
-/* Why tid cannot be parked now (into buf), or 0 and its call in *nr when it might be. */
-static int candidate(int pid, int tid, long *nr, char *buf, size_t size)
+/* The call this session left tid continuing in restart_syscall, or -1. */
+static long restarted_call(const struct cp_inject *in, int tid)
 {
+	for (size_t i = 0; i < in->nrestarted; i++)
+		if (in->restarted[i].tid == tid)
+			return in->restarted[i].nr;
+	return -1;
+}
+
+/*
+ * Why tid cannot be parked now (into buf), or 0 with the call it is in (*nr, as /proc shows
+ * it) and the call that is (*real_nr: not restart_syscall) when it might be.
+ */
+static int candidate(struct cp_inject *in, int tid, long *nr, long *real_nr, char *buf,
+		     size_t size)
+{
+	int pid = in->pid;
 	struct cp_task_syscall sc;
 	struct cp_task_stat st;
 
@@ -314,7 +331,8 @@ static int candidate(int pid, int tid, long *nr, char *buf, size_t size)
 		snprintf(buf, size, "not in a system call");
 		return -1;
 	}
-	if (!inject_parkable_syscall(sc.nr)) {
+	*real_nr = sc.nr == NR_RESTART_SYSCALL ? restarted_call(in, tid) : sc.nr;
+	if (!inject_parkable_syscall(*real_nr)) {
 		snprintf(buf, size, "in %s, which might not restart", cp_syscall_name(sc.nr));
 		return -1;
 	}
@@ -342,10 +360,10 @@ static int park_pass(struct cp_inject *in, struct inject_park *pk, struct cp_str
 	}
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		char buf[160];
-		long nr;
+		long nr, real_nr;
 
-		if (candidate(in->pid, tids[i], &nr, buf, sizeof(buf)) == 0)
-			ret = try_park(in, tids[i], nr, pk, buf, sizeof(buf));
+		if (candidate(in, tids[i], &nr, &real_nr, buf, sizeof(buf)) == 0)
+			ret = try_park(in, tids[i], nr, real_nr, pk, buf, sizeof(buf));
 		if (ret == 0 && reasons->len < 400)
 			cp_strbuf_addf(reasons, "%sthread %d %s", reasons->len ? ", " : "",
 				       tids[i], buf);
@@ -385,7 +403,29 @@ int inject_park(struct cp_inject *in, struct inject_park *pk, char *why, size_t 
 	return ret;
 }
 
-int inject_unpark(struct inject_park *pk)
+/* Remember that tid continues its call nr through restart_syscall (see restarted_call). */
+static void note_restarted(struct cp_inject *in, const struct inject_park *pk)
+{
+	size_t i;
+
+	for (i = 0; i < in->nrestarted; i++)
+		if (in->restarted[i].tid == pk->tid)
+			break;
+	if (pk->exact.rax != NR_RESTART_SYSCALL) {
+		if (i < in->nrestarted)
+			in->restarted[i] = in->restarted[--in->nrestarted];
+		return;
+	}
+	if (i == in->nrestarted) {
+		if (i == sizeof(in->restarted) / sizeof(in->restarted[0]))
+			return;
+		in->nrestarted++;
+	}
+	in->restarted[i].tid = pk->tid;
+	in->restarted[i].nr = pk->nr;
+}
+
+int inject_unpark(struct cp_inject *in, struct inject_park *pk)
 {
 	struct iovec iov = { .iov_base = pk->xstate, .iov_len = pk->xlen };
 	int err = 0;
@@ -401,6 +441,8 @@ int inject_unpark(struct inject_park *pk)
 		err = -errno;
 	if (ptrace(PTRACE_SETREGS, pk->tid, NULL, &pk->exact) < 0 && !err)
 		err = -errno;
+	else
+		note_restarted(in, pk);
 	if (ptrace(PTRACE_DETACH, pk->tid, NULL, NULL) < 0 && !err)
 		err = -errno;
 	free(pk->xstate);

@@ -180,18 +180,21 @@ static int op_start(struct cp_inject *in, struct inject_park *pk, struct user_re
 /*
  * Let the thread run, stopping at each system call, until it reaches the system call that
  * ends at pc (its entry or its exit stop as entry says); *out gets the registers there. A
- * group stop is run through (the kernel puts the thread back in it at detach); any other
- * signal is a fault of the code called, since every other one is blocked.
+ * SIGSTOP is handed on and the group stop it starts run through (the kernel puts the thread
+ * back in it at detach); any other signal is a fault of the code called, since every other one
+ * is blocked.
  */
 static int run_to(struct inject_park *pk, uint64_t pc, bool entry, struct user_regs_struct *out,
 		  char *why, size_t whylen)
 {
+	int pass_sig = 0;
+
 	for (;;) {
 		struct __ptrace_syscall_info info;
 		int status;
 		pid_t w;
 
-		if (ptrace(PTRACE_SYSCALL, pk->tid, NULL, NULL) < 0)
+		if (ptrace(PTRACE_SYSCALL, pk->tid, NULL, (void *)(long)pass_sig) < 0)
 			return inject_why(why, whylen, -errno, "resuming thread %d: %s", pk->tid,
 					  strerror(errno));
 		do
@@ -200,8 +203,14 @@ static int run_to(struct inject_park *pk, uint64_t pc, bool entry, struct user_r
 		if (w < 0 || WIFEXITED(status) || WIFSIGNALED(status))
 			return inject_why(why, whylen, -ESRCH, "thread %d ended during the call",
 					  pk->tid);
+		pass_sig = 0;
 		if (!WIFSTOPPED(status) || status >> 16 == PTRACE_EVENT_STOP)
 			continue;
+		if (WSTOPSIG(status) == SIGSTOP) {
+			/* Not blockable: handed on, it stops the process (this thread at detach). */
+			pass_sig = SIGSTOP;
+			continue;
+		}
 		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
 			struct user_regs_struct r;
 
@@ -231,7 +240,8 @@ int inject_remote_syscall(struct cp_inject *in, struct inject_park *pk, long nr,
 	uint64_t a[6] = { 0 };
 	int err;
 
-	memcpy(a, args, (nargs < 6 ? nargs : 6) * sizeof(*a));
+	if (nargs)
+		memcpy(a, args, (nargs < 6 ? nargs : 6) * sizeof(*a));
 	r.rip = in->syscall_ret;
 	r.rax = (unsigned long long)nr;
 	r.rdi = a[0], r.rsi = a[1], r.rdx = a[2], r.r10 = a[3], r.r8 = a[4], r.r9 = a[5];
@@ -313,7 +323,8 @@ int inject_remote_call(struct cp_inject *in, struct inject_park *pk, uint64_t fn
 	err = stub_map(in, pk, why, whylen);
 	if (err < 0)
 		return err;
-	memcpy(a, args, nargs * sizeof(*a));
+	if (nargs)
+		memcpy(a, args, nargs * sizeof(*a));
 	r = pk->exact;
 	r.rip = pk->stub;
 	r.r11 = fn;

@@ -38,12 +38,18 @@ bool inject_unsafe_function(const char *name)
 
 	if (!name || !*name)
 		return false;
-	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
-		if (strcmp(name, exact[i]) == 0)
-			return true;
-	for (size_t i = 0; i < sizeof(prefix) / sizeof(prefix[0]); i++)
-		if (has_prefix(name, prefix[i]))
-			return true;
+	/* Each name as written, then without glibc's __GI_ alias prefix and leading '_'s. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+			if (strcmp(name, exact[i]) == 0)
+				return true;
+		for (size_t i = 0; i < sizeof(prefix) / sizeof(prefix[0]); i++)
+			if (has_prefix(name, prefix[i]))
+				return true;
+		if (has_prefix(name, "__GI_"))
+			name += 5;
+		name += strspn(name, "_");
+	}
 	return false;
 }
 

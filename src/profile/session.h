@@ -78,6 +78,9 @@ struct cp_session_stats {
 	uint64_t heap_untracked; /* sampled blocks counted in use to the end (table full) */
 	size_t heap_live;	/* sampled blocks in use now */
 	bool heap_connected;	/* the sampler's ring is being read (record: once it started) */
+	uint64_t heap_patched;	/* GOT entries the sampler redirected (at the last look) */
+	uint64_t heap_modules;	/* modules whose GOT it patched */
+	uint64_t heap_skipped;	/* modules it left alone (their GOT held another malloc) */
 };
 
 /*

@@ -245,6 +245,10 @@ void cp_session_heap_stats(const struct cp_session *s, struct cp_session_stats *
 		out->lost = __atomic_load_n(&h->ring.hdr->dropped, __ATOMIC_RELAXED);
 		out->ring_bytes = h->ring.ring_bytes;
 		out->rings = 1;
+		out->heap_patched = __atomic_load_n(&h->ring.hdr->patched, __ATOMIC_RELAXED);
+		out->heap_modules = __atomic_load_n(&h->ring.hdr->modules, __ATOMIC_RELAXED);
+		out->heap_skipped = __atomic_load_n(&h->ring.hdr->skipped_modules,
+						    __ATOMIC_RELAXED);
 	}
 	out->heap_frees = h->model.frees;
 	out->heap_untracked = h->model.untracked;

@@ -69,26 +69,29 @@ class Target:
         _started.append(self.proc)
         self.pid = self.proc.pid
         self.lines = []
+        self._rest = b""
         if ready:
             self.wait_for(ready, timeout)
 
     def wait_for(self, text, timeout=20):
         deadline = time.monotonic() + timeout
-        buf = b""
         fd = self.proc.stdout.fileno()
-        while time.monotonic() < deadline:
+        while True:
+            # Lines read with an earlier match are kept for the next call, not dropped.
+            while b"\n" in self._rest:
+                line, self._rest = self._rest.split(b"\n", 1)
+                line = line.decode(errors="replace")
+                self.lines.append(line)
+                if text in line:
+                    return line
+            if time.monotonic() >= deadline:
+                break
             r, _, _ = select.select([fd], [], [], 0.1)
             if r:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     break
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    line = line.decode(errors="replace")
-                    self.lines.append(line)
-                    if text in line:
-                        return line
+                self._rest += chunk
         raise Failure("fixture %d did not print %r in %ss (exit %s): %s" %
                       (self.pid, text, timeout, self.proc.poll(), self.lines[-5:]))
 

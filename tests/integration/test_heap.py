@@ -162,6 +162,12 @@ def test_refusals():
         cplib.error_line(r, 1, r"cprof: pid \d+: static binary")
         check(agent_control(t.pid) is None, "loaded into a static binary")
         cplib.assert_target_unharmed(t.pid)
+    # record of a static binary: the preload cannot work; the command runs, cprof says so.
+    d = tempfile.mkdtemp(prefix="cprof-heap-")
+    r = cplib.run(["record", "--profile", "heap", "-o", os.path.join(d, "s.pb.gz"), "--",
+                   cplib.TARGETS / "heap_leak_static", "--now", "--churn-mb", "10"], timeout=120)
+    check(r.returncode == 0 and "DONE 1" in r.stdout, "record of a static binary", r.stderr)
+    check("allocation sampler never started" in r.stderr, "not said", r.stderr)
     # Already traced: named, nothing loaded.
     with cplib.Target("heap_leak") as t:
         s = subprocess.Popen(["strace", "-p", str(t.pid), "-o", "/dev/null"],
@@ -175,6 +181,12 @@ def test_refusals():
         check(agent_control(t.pid) is None, "loaded into a traced process")
         s.terminate()
         s.wait(timeout=30)
+    # A seccomp filter (cprof cannot tell what it forbids): refused, nothing loaded.
+    with cplib.Target("inject_refuse", "seccomp") as t:
+        r = cplib.run(["attach", "-p", t.pid, "--profile", "heap", "--seconds", 1], timeout=60)
+        cplib.error_line(r, 1, r"cprof: pid \d+: .*seccomp")
+        check(agent_control(t.pid) is None, "loaded into a process with a seccomp filter")
+        cplib.assert_target_unharmed(t.pid)
     # Two processes: one at a time.
     r = cplib.run(["attach", "-p", "%d,%d" % (os.getpid(), os.getppid()), "--profile", "heap"])
     cplib.error_line(r, 2, r"cprof: attach: .*one process")

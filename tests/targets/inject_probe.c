@@ -67,3 +67,9 @@ long probe_clobber(long x)
 			 ::: "xmm0", "xmm1", "xmm8", "xmm15");
 	return x;
 }
+
+/* Fault (SIGSEGV): the caller must abandon the call and leave the thread as it was. */
+long probe_fault(void)
+{
+	return *(volatile long *)16;
+}

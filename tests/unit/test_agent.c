@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -210,7 +211,7 @@ static void agent_range(struct tally *t)
 static void test_every_call(void)
 {
 	struct got_query q;
-	uint64_t *slot = got_slot("malloc", &q), orig, addrs[16];
+	uint64_t *slot = got_slot("malloc", &q), orig, addrs[16], dlopen_got;
 	struct reader r;
 	struct tally t;
 	void *p[16];
@@ -221,12 +222,25 @@ static void test_every_call(void)
 	if (!slot)
 		return;
 	orig = *slot;
+	{
+		struct got_query dq;
+		uint64_t *ds = got_slot("dlopen", &dq);
+
+		dlopen_got = ds ? *ds : 0;
+	}
 	fd = agent_start(getpid(), 1, 4096, 1 << 20);
 	CHECK(fd >= 0, "start: %s", strerror(-fd));
 	if (fd < 0)
 		return;
 	CHECK(control->state == CP_AGENT_ON);
 	CHECK(*slot != orig, "the GOT entry for malloc was not patched");
+	/* dlopen is left alone: glibc finds a dlopen's RUNPATH and namespace by its caller. */
+	{
+		struct got_query dq;
+		uint64_t *ds = got_slot("dlopen", &dq);
+
+		CHECK(!ds || *ds == dlopen_got, "the GOT entry for dlopen was patched");
+	}
 	CHECK(reader_open(&r, fd) == 0);
 	CHECK(r.hdr->patched > 0 && r.hdr->modules > 0, "patched %lu in %lu modules",
 	      (unsigned long)r.hdr->patched, (unsigned long)r.hdr->modules);
@@ -315,7 +329,10 @@ static void test_poisson(void)
 	reader_close(&r);
 }
 
-/* libstdc++ loaded after start (the dlopen hook patches it): operator new and delete. */
+/*
+ * libstdc++ loaded after start (patched at the first sample 10 ms or more later): operator
+ * new and delete.
+ */
 static void test_cxx_dlopen(void)
 {
 	void *(*op_new)(size_t);
@@ -330,10 +347,18 @@ static void test_cxx_dlopen(void)
 	if (fd < 0)
 		return;
 	CHECK(reader_open(&r, fd) == 0);
+	uint64_t modules = r.hdr->modules;
+
 	lib = dlopen("libstdc++.so.6", RTLD_NOW);
 	CHECK(lib != NULL, "dlopen libstdc++: %s", dlerror());
 	if (!lib)
 		goto out;
+	for (int i = 0; i < 10000 && r.hdr->modules == modules; i++) {
+		free(malloc(16));
+		usleep(1000);
+	}
+	CHECK(r.hdr->modules > modules, "libstdc++ not patched: %lu modules",
+	      (unsigned long)r.hdr->modules);
 	op_new = (void *(*)(size_t))dlsym(lib, "_Znwm");
 	op_delete = (void (*)(void *))dlsym(lib, "_ZdlPv");
 	CHECK(op_new && op_delete);
@@ -427,9 +452,14 @@ static void test_off_by_itself(void)
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
 	child = -1;
-	/* A countdown drawn in an earlier session runs out first (at most a few rates' bytes). */
-	for (int i = 0; i < 1000 && control->state == CP_AGENT_ON; i++)
+	/*
+	 * A countdown drawn in an earlier session runs out first (at most a few rates' bytes), and
+	 * the agent polls its reader's pidfd at most every 10 ms: allocate until it notices.
+	 */
+	for (int i = 0; i < 10000 && control->state == CP_AGENT_ON; i++) {
 		free(malloc(1000));
+		usleep(1000);
+	}
 	CHECK(control->state == CP_AGENT_OFF, "state %u after the reader died", control->state);
 	CHECK(reader_open(&r, fd) == 0);
 	CHECK(!strcmp(r.hdr->error, "reader exited"), "error \"%s\"", r.hdr->error);
@@ -498,8 +528,95 @@ static void test_threads(void)
 	      "%lu read, %lu dropped, %lu sampled", (unsigned long)t.allocs,
 	      (unsigned long)r.hdr->dropped, (unsigned long)r.hdr->samples);
 	CHECK(r.hdr->reserved == r.hdr->consumed);
+	CHECK(t.stack_ok == t.allocs, "%lu of %lu stack copies hold a return address into the test",
+	      (unsigned long)t.stack_ok, (unsigned long)t.allocs);
 	agent_stop();
 	reader_close(&r);
+}
+
+/* A forked child shares the region: its agent turns off, its GOT is restored, it writes nothing. */
+static void test_fork(void)
+{
+	struct got_query q;
+	uint64_t *slot = got_slot("malloc", &q), orig = slot ? *slot : 0;
+	struct reader r;
+	struct tally t;
+	int fd = agent_start(getpid(), 1, 512, 1 << 20), status = 0;
+	pid_t child;
+
+	CHECK(fd >= 0);
+	if (fd < 0 || reader_open(&r, fd) < 0)
+		return;
+	agent_range(&t);
+	reader_drain(&r, &t);
+	child = fork();
+	if (child == 0) {
+		for (int i = 0; i < 100; i++)
+			free(malloc(100 + i));
+		/* Restored; a lazily bound entry may have been bound since (a call in the child). */
+		uint64_t real = (uint64_t)(uintptr_t)dlsym(RTLD_DEFAULT, "malloc");
+		int restored = !slot || *slot == orig || *slot == real;
+
+		_exit(control->state == CP_AGENT_OFF && restored ? 0 : 1);
+	}
+	waitpid(child, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "the child's agent is on or its GOT still patched (status %#x)", status);
+	memset(&t, 0, sizeof(t));
+	agent_range(&t);
+	reader_drain(&r, &t);
+	CHECK(t.allocs == 0 && t.frees == 0, "the child wrote %lu records",
+	      (unsigned long)(t.allocs + t.frees));
+	CHECK(control->state == CP_AGENT_ON, "the parent's agent went off");
+	agent_stop();
+	reader_close(&r);
+}
+
+static ucontext_t main_ctx, co_ctx;
+static void *co_block;
+
+static void coroutine(void)
+{
+	co_block = malloc(777);
+	use(co_block);
+}
+
+/* An allocation on a stack that is not the thread's own (a coroutine's): still copied. */
+static void test_other_stack(void)
+{
+	size_t size = 256 << 10;
+	void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct reader r;
+	struct tally t;
+	uint64_t addr;
+	int fd;
+
+	CHECK(stack != MAP_FAILED);
+	if (stack == MAP_FAILED)
+		return;
+	fd = agent_start(getpid(), 1, 4096, 1 << 20);
+	CHECK(fd >= 0);
+	if (fd < 0 || reader_open(&r, fd) < 0)
+		goto out;
+	getcontext(&co_ctx);
+	co_ctx.uc_stack.ss_sp = stack;
+	co_ctx.uc_stack.ss_size = size;
+	co_ctx.uc_link = &main_ctx;
+	makecontext(&co_ctx, coroutine, 0);
+	swapcontext(&main_ctx, &co_ctx);
+	addr = (uint64_t)(uintptr_t)co_block;
+	agent_range(&t);
+	t.addrs = &addr;
+	t.naddrs = 1;
+	reader_drain(&r, &t);
+	CHECK(t.allocs == 1 && t.stack_ok == 1 && t.bad == 0,
+	      "coroutine: %lu records, %lu with a stack", (unsigned long)t.allocs,
+	      (unsigned long)t.stack_ok);
+	free(co_block);
+	agent_stop();
+	reader_close(&r);
+out:
+	munmap(stack, size);
 }
 
 int main(int argc, char **argv)
@@ -528,5 +645,7 @@ int main(int argc, char **argv)
 	test_cycles();
 	test_off_by_itself();
 	test_threads();
+	test_other_stack();
+	test_fork();
 	return check_done(argc > 0 ? argv[0] : "test_agent");
 }

@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""make bench, section "heap": what the allocation sampler (libcprof-agent.so) costs a target
+that does nothing but malloc and free, side by side with heaptrack and a uprobe counter.
+
+  python3 bench/heap.py --build build-release [--runs 5] [--pairs 10000000]
+
+The workload is tests/targets/malloc_stress --pairs N: N malloc/free pairs of 16-256 bytes in
+one thread, timed by the loop itself (ns per pair; process start-up and the agent's set-up are
+outside it). Configurations, their runs taking turns:
+  plain           the fixture alone
+  preloaded       LD_PRELOAD=libcprof-agent.so with CPROF_AGENT (record's launch path) at the
+                  default rate, 524288, and cprof's default stack copy (8 KiB), a ring that
+                  holds every sample of the run (nothing dropped)
+  attached        the same process before, while and after `cprof attach --profile heap`
+                  (the target waits in sigwait; each SIGUSR1 runs the loop once)
+  heaptrack       Debian's heaptrack in launch mode (its -p attach drives gdb: tried once)
+  uprobe count    `perf probe -x libc malloc` + `perf stat -e probe_libc:malloc`: a counter
+                  on every malloc, as bcc's memleak pays on every call
+Prints a Markdown table; ratios are against plain runs of the same round.
+"""
+import argparse
+import os
+import pathlib
+import re
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RATE = 524288
+STACK = 8192
+RING = 32 << 20
+PAIRS_RE = re.compile(r"ns_per_pair=([\d.]+)")
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def fmt(xs):
+    if not xs:
+        return "n/a"
+    return "%.2f (%.2f–%.2f)" % (med(xs), min(xs), max(xs))
+
+
+def ns_per_pair(text):
+    m = PAIRS_RE.search(text or "")
+    return float(m.group(1)) if m else None
+
+
+def run_pairs(argv, env=None, timeout=600):
+    p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    return ns_per_pair(p.stdout), p
+
+
+def readline_until(stream, text, timeout):
+    deadline, seen = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([stream], [], [], 0.2)
+        if r:
+            line = stream.readline()
+            if not line:
+                break
+            seen.append(line.rstrip())
+            if text in line:
+                return line
+    raise RuntimeError("no %r within %ss: %s" % (text, timeout, seen[-3:]))
+
+
+def attached(cprof, exe, pairs, tmp):
+    """(before, attached, after) ns per pair in one process: cprof attaches between the
+    first and second runs of the loop and has detached before the third."""
+    t = subprocess.Popen([exe, "--pairs", str(pairs), "--on-signal"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+                         bufsize=1)
+    prof = None
+    try:
+        readline_until(t.stdout, "READY", 30)
+
+        def one():
+            os.kill(t.pid, signal.SIGUSR1)
+            return ns_per_pair(readline_until(t.stdout, "ns_per_pair", 300))
+
+        before = one()
+        prof = subprocess.Popen([cprof, "attach", "-p", str(t.pid), "--profile", "heap",
+                                 "--seconds", "600", "-o", os.path.join(tmp, "heap.pb.gz")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL)
+        readline_until(prof.stderr, "allocation sampler started", 60)
+        during = one()
+        prof.send_signal(signal.SIGINT)
+        prof.communicate(timeout=120)
+        if prof.returncode != 0:
+            raise RuntimeError("cprof attach exited %d" % prof.returncode)
+        after = one()
+        return before, during, after
+    finally:
+        if prof and prof.poll() is None:
+            prof.kill()
+            prof.wait()
+        t.kill()
+        t.wait()
+
+
+class Uprobe:
+    """A uprobe on libc's malloc, created for the benchmark and deleted after it."""
+
+    def __init__(self):
+        self.libc = None
+        self.ok = False
+        perf = shutil.which("perf")
+        if not perf:
+            return
+        out = subprocess.run(["ldd", "/bin/true"], capture_output=True, text=True).stdout
+        m = re.search(r"libc\.so\.6 => (\S+)", out)
+        self.libc = m.group(1) if m else "/lib/x86_64-linux-gnu/libc.so.6"
+        subprocess.run([perf, "probe", "-q", "-d", "probe_libc:malloc"], capture_output=True)
+        p = subprocess.run([perf, "probe", "-q", "-x", self.libc, "malloc"], capture_output=True,
+                           text=True)
+        self.ok = p.returncode == 0
+        self.why = (p.stderr.strip().splitlines() or ["perf probe failed"])[-1]
+
+    def run(self, exe, pairs):
+        ns, p = run_pairs(["perf", "stat", "-x", ",", "-e", "probe_libc:malloc", "--", exe,
+                           "--pairs", str(pairs)])
+        m = re.search(r"^(\d+),", p.stderr, re.M)
+        return ns, int(m.group(1)) if m else 0
+
+    def close(self):
+        if self.ok:
+            subprocess.run(["perf", "probe", "-q", "-d", "probe_libc:malloc"],
+                           capture_output=True)
+
+
+def heaptrack_attach(exe, pairs, tmp):
+    """heaptrack -p on the waiting fixture: ns per pair while attached, or why not."""
+    t = subprocess.Popen([exe, "--pairs", str(pairs), "--on-signal"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+                         bufsize=1)
+    ht = None
+    try:
+        readline_until(t.stdout, "READY", 30)
+        ht = subprocess.Popen(["heaptrack", "-o", os.path.join(tmp, "ht-attach"), "-p",
+                               str(t.pid)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, text=True)
+        try:
+            readline_until(ht.stdout, "injecting", 30)
+        except RuntimeError as e:
+            return "no attach: %s" % str(e)[:100]
+        time.sleep(3)
+        if ht.poll() is not None:
+            return "heaptrack -p exited %d" % ht.returncode
+        os.kill(t.pid, signal.SIGUSR1)
+        return ns_per_pair(readline_until(t.stdout, "ns_per_pair", 600))
+    except RuntimeError as e:
+        return str(e)[:100]
+    finally:
+        t.kill()
+        t.wait()
+        if ht:
+            try:
+                ht.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                ht.kill()
+                ht.wait()
+
+
+def bench_heap(cprof, build, runs, report, pairs=10_000_000):
+    build = pathlib.Path(build)
+    exe = str(build / "tests" / "targets" / "malloc_stress")
+    agent = str(build / "src" / "agent" / "libcprof-agent.so")
+    tmp = tempfile.mkdtemp(prefix="cprof-bench-heap-")
+    res = {k: [] for k in ("plain", "preloaded", "before", "attached", "after", "heaptrack",
+                           "uprobe")}
+    notes = []
+    env = dict(os.environ, LD_PRELOAD=agent,
+               CPROF_AGENT="%d:%d:%d:%d" % (os.getpid(), RATE, STACK, RING))
+    have_ht = shutil.which("heaptrack") is not None
+    up = Uprobe()
+    slow_runs = min(runs, 2)
+    try:
+        for i in range(runs):
+            ns, _ = run_pairs([exe, "--pairs", str(pairs)])
+            res["plain"].append(ns)
+            ns, _ = run_pairs([exe, "--pairs", str(pairs)], env=env)
+            res["preloaded"].append(ns)
+            if cprof:
+                try:
+                    b, d, a = attached(cprof, exe, pairs, tmp)
+                    res["before"].append(b)
+                    res["attached"].append(d)
+                    res["after"].append(a)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    notes.append("attached: %s" % e)
+            if i < slow_runs and have_ht:
+                ns, p = run_pairs(["heaptrack", "-o", os.path.join(tmp, "ht%d" % i), exe,
+                                   "--pairs", str(pairs)])
+                if ns:
+                    res["heaptrack"].append(ns)
+            if i < slow_runs and up.ok:
+                ns, count = up.run(exe, pairs)
+                if ns:
+                    res["uprobe"].append(ns)
+                if count < pairs:
+                    notes.append("uprobe counted %d mallocs of %d" % (count, pairs))
+            print("  round %d: plain %.2f, preloaded %.2f ns/pair" %
+                  (i + 1, res["plain"][-1] or 0, res["preloaded"][-1] or 0), flush=True)
+        ht_attach = heaptrack_attach(exe, pairs, tmp) if have_ht else "not installed"
+    finally:
+        up.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    base = med([x for x in res["plain"] if x])
+    same = med([x for x in res["before"] if x]) or base
+
+    def ratio(k, ref):
+        xs = [x for x in res[k] if x]
+        return "%.3f" % (med(xs) / ref) if xs and ref else "n/a"
+
+    lines = ["## Heap profiles: what the allocation sampler costs", "",
+             "`tests/targets/malloc_stress --pairs %d`: malloc/free pairs of 16-256 bytes in "
+             "one thread, ns per pair as the loop times itself; median (min–max) of %d runs "
+             "(heaptrack and the uprobe: %d), configurations taking turns. The agent samples "
+             "at the default rate (%d bytes) with an %d KiB stack copy per sample." %
+             (pairs, runs, slow_runs, RATE, STACK // 1024), "",
+             "| configuration | ns per pair | ratio |", "|---|---|---|",
+             "| plain | %s | 1 |" % fmt(res["plain"]),
+             "| agent preloaded (record's launch path) | %s | %s |" %
+             (fmt(res["preloaded"]), ratio("preloaded", base)),
+             "| same process, before attach | %s | %s |" % (fmt(res["before"]),
+                                                        ratio("before", base)),
+             "| same process, cprof attach --profile heap | %s | %s (to before) |" %
+             (fmt(res["attached"]), ratio("attached", same)),
+             "| same process, after cprof detached | %s | %s (to before) |" %
+             (fmt(res["after"]), ratio("after", same)),
+             "| heaptrack (launch) | %s | %s |" % (fmt(res["heaptrack"]),
+                                                   ratio("heaptrack", base)),
+             "| heaptrack -p (attach) | %s | |" % (
+                 "%.2f" % ht_attach if isinstance(ht_attach, float) else
+                 str(ht_attach).replace("|", "/")),
+             "| uprobe counter on malloc (perf) | %s | %s |" % (
+                 fmt(res["uprobe"]) if up.ok else "unavailable: " + up.why.replace("|", "/"),
+                 ratio("uprobe", base)), ""]
+    lines += ["- " + n for n in notes] + ([""] if notes else [])
+    report.append("heap sampler at the default rate: %sx plain preloaded, %sx attached, %sx "
+                  "after detach; heaptrack %sx, uprobe counter %sx" %
+                  (ratio("preloaded", base), ratio("attached", same), ratio("after", same),
+                   ratio("heaptrack", base), ratio("uprobe", base)))
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=str(ROOT / "build-release"))
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--pairs", type=int, default=10_000_000)
+    args = ap.parse_args()
+    build = pathlib.Path(args.build).resolve()
+    cprof = build / "cprof"
+    if not cprof.exists():
+        cprof = build / "cmd" / "cprof"
+    report = []
+    lines = bench_heap(str(cprof) if cprof.exists() else None, build, args.runs, report,
+                       args.pairs)
+    print("\n".join(lines))
+    for r in report:
+        print(r)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
