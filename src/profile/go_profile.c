@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture.h"
 #include "go_prof.h"
 #include "go_profile.h"
 #include "goruntime.h"
@@ -20,7 +21,10 @@
 
 /* Go's _Gidle and _Gdead: not goroutines Go's profile or NumGoroutine counts. */
 #define G_IDLE 0
+#define G_RUNNING 2
 #define G_DEAD 6
+/* How long to wait for a running goroutine's thread to be sampled on its CPU (ms). */
+#define RUNNING_SAMPLE_MS 500
 
 struct cp_go_profiler {
 	int pid;
@@ -394,6 +398,36 @@ static size_t drop_wrappers(const struct cp_go_runtime *rt, uint64_t *pcs, size_
 	return k;
 }
 
+/*
+ * The stack of a goroutine that runs on its thread: the thread's registers from one perf
+ * sample (it is not stopped), unwound on the goroutine's own stack as a parked one would be.
+ * 0 pcs when it cannot be sampled (no perf events, it blocked meanwhile) or runs on another
+ * stack (the scheduler's, a signal's).
+ */
+static size_t running_stack(struct cp_go_runtime *rt, const struct cp_goroutine *g,
+			    uint64_t *pcs, size_t max)
+{
+	struct cp_thread_snap snap;
+	struct cp_goroutine at = *g;
+	uint64_t ip, sp;
+	size_t n = 0;
+
+	if (!g->tid || cp_capture_by_sample(g->tid, 64, RUNNING_SAMPLE_MS, &snap) < 0)
+		return 0;
+	ip = snap.regs.r[CP_REG_RIP];
+	sp = snap.regs.r[CP_REG_RSP];
+	if ((snap.regs.valid & (1u << CP_REG_RIP)) && (snap.regs.valid & (1u << CP_REG_RSP)) &&
+	    sp >= g->stack_lo && sp < g->stack_hi && ip) {
+		/* An exact pc: + 1, as Go's tracebacks store it, so that pc - 1 names it. */
+		at.pc = ip + 1;
+		at.sp = sp;
+		at.bp = snap.regs.r[CP_REG_RBP];
+		n = cp_go_unwind(rt, &at, pcs, max);
+	}
+	cp_thread_snap_release(&snap);
+	return n;
+}
+
 /* The goroutine profile: Go's goroutine/count by stack, its system goroutines left out. */
 static int add_goroutines(struct build *b)
 {
@@ -413,7 +447,12 @@ static int add_goroutines(struct build *b)
 		if (g->system)
 			continue;
 		b->gp->g_user++;
-		n = g->sp ? cp_go_unwind(b->gp->rt, g, pcs, GO_STACK_MAX) : 0;
+		if (g->sp)
+			n = cp_go_unwind(b->gp->rt, g, pcs, GO_STACK_MAX);
+		else if (g->status == G_RUNNING)
+			n = running_stack(b->gp->rt, g, pcs, GO_STACK_MAX);
+		else
+			n = 0;
 		n = drop_wrappers(b->gp->rt, pcs, n);
 		err = stack_ids(b, pcs, n, false, ids, &k);
 		if (err == 0 && k == 0)

@@ -163,6 +163,24 @@ def test_goroutine_profile():
         cplib.assert_target_unharmed(t.pid)
 
 
+def test_running_goroutine_at_its_threads_stack():
+    """A goroutine running on a CPU is counted at its own stack, sampled from its thread."""
+    port = cplib.free_port()
+    with cplib.Target("goheap", port, "on", "spin", path=goheap()) as t:
+        seen = []
+        for attempt in range(3):
+            out = WORK / ("spin-%d.pb.gz" % attempt)
+            attach(t.pid, "goroutine", out)
+            total, rows, cum = top(out, "goroutine")
+            check(total == 23, "goroutines with the spinner: %g" % total, rows[:5])
+            seen.append(sorted(n for n in cum if "spin" in n or n.startswith("[")))
+            if cum.get("main.spin") == 1:
+                break
+        else:
+            check(False, "the spinning goroutine was never shown at main.spin", seen)
+        cplib.assert_target_unharmed(t.pid)
+
+
 def test_window_is_a_difference():
     """--seconds N gives what happened in the window: nothing, for a fixture that stays still."""
     port = cplib.free_port()

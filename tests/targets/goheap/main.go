@@ -3,7 +3,8 @@
 // (main.waitChan, block profile) and contends on a sync.Mutex (main.holdMutex releases it,
 // mutex profile), runs runtime.GC() so that the heap profile is published, then stays still
 // and serves its own net/http/pprof on 127.0.0.1:PORT (the first argument). With "off" as the
-// second argument it enables neither the block nor the mutex profile. Prints READY when set up.
+// second argument it enables neither the block nor the mutex profile; with "spin" as the third,
+// one more goroutine runs main.spin forever. Prints READY when set up.
 package main
 
 import (
@@ -82,6 +83,21 @@ func contend(mu *sync.Mutex, n int) {
 	wg.Wait()
 }
 
+var spun uint64
+
+// spin keeps a goroutine running: the goroutine profile shows it at its thread's stack.
+//
+//go:noinline
+func spin() {
+	x := uint64(1)
+	for {
+		for i := 0; i < 1000000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		spun += x
+	}
+}
+
 // parked goroutines: the goroutine profile counts them by stack.
 //
 //go:noinline
@@ -118,6 +134,9 @@ func main() {
 	// Two collections: allocations are published in the heap profile at the second.
 	runtime.GC()
 	runtime.GC()
+	if len(os.Args) > 3 && os.Args[3] == "spin" {
+		go spin()
+	}
 	fmt.Println("READY")
 	select {}
 }
