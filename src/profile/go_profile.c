@@ -36,6 +36,7 @@ struct cp_go_profiler {
 	/* The records read by cp_go_profiler_begin, per record kind. */
 	struct cp_go_records base[3];
 	bool has_base[3];
+	uint64_t base_wall_ns[3], base_mono_ns[3];	/* when they were read */
 	size_t g_all, g_user;
 };
 
@@ -384,6 +385,8 @@ int cp_go_profiler_begin(struct cp_go_profiler *gp, enum cp_go_profile_type type
 	cp_go_records_release(&gp->base[k]);
 	gp->base[k] = r;
 	gp->has_base[k] = true;
+	gp->base_wall_ns[k] = cp_wall_ns();
+	gp->base_mono_ns[k] = cp_now_ns();
 	return 0;
 }
 
@@ -541,7 +544,8 @@ int cp_go_profiler_take(struct cp_go_profiler *gp, enum cp_go_profile_type type,
 	}
 	if (gp->has_base[k]) {
 		cp_go_records_subtract(&r, &gp->base[k]);
-		meta.duration_nanos = 0;
+		meta.time_nanos = gp->base_wall_ns[k];
+		meta.duration_nanos = cp_now_ns() - gp->base_mono_ns[k];
 	}
 	if (r.kind == CP_GO_PROF_MEM)
 		meta.period = r.rate;

@@ -189,6 +189,8 @@ def test_window_is_a_difference():
         p = cplib.run(["attach", "-p", t.pid, "--profile", "allocs", "--seconds", "1", "-o",
                        out], check_rc=0, timeout=120)
         check("difference over the window" in p.stderr, "no window in the summary", p.stderr)
+        m = re.search(r"Duration: ([\d.]+)s", profiles.pprof("-top", out))
+        check(m and float(m.group(1)) >= 1.0, "the window's duration is not in the profile")
         total, rows, cum = top(out, "alloc_space")
         check(cum.get("main.churnB", 0) == 0 and cum.get("main.leakA", 0) == 0,
               "allocations from before the window are in it", rows[:5])
@@ -299,6 +301,10 @@ def test_prometheus_heap_agrees():
                 break
         for index in SAMPLE_TYPES["heap"]:
             agree(d / "after.pb.gz", d / "go.pb.gz", "heap", index, "prometheus")
+        # prometheus enables neither the block nor the mutex profile: said, with the hint.
+        p = attach(t.pid, "block", d / "block.pb.gz", rc=1)
+        check("SetBlockProfileRate" in p.stderr and "--native" in p.stderr,
+              "prometheus' block profile: no hint", p.stderr)
         cplib.assert_target_unharmed(t.pid)
 
 
