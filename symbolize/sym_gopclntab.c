@@ -385,6 +385,7 @@ size_t cp_gopclntab_lookup(const struct cp_gopclntab *t, uint64_t pc,
 		func_line(t, &f, pc, &fr->file, &fr->line);
 		fr->start_line = start > 0 ? start : 0;
 		fr->inlined = true;
+		fr->pc = pc;
 		n++;
 		pc = f.entry + (uint32_t)parent_pc;
 	}
@@ -394,6 +395,7 @@ size_t cp_gopclntab_lookup(const struct cp_gopclntab *t, uint64_t pc,
 	func_line(t, &f, pc, &frames[n].file, &frames[n].line);
 	frames[n].start_line = f.start_line > 0 ? f.start_line : 0;
 	frames[n].inlined = false;
+	frames[n].pc = pc;
 	return n + 1;
 }
 

@@ -48,6 +48,8 @@ struct cp_gopcln_frame {
 	int line;			/* 0 when unknown */
 	int start_line;			/* Go 1.20+ only, else 0 */
 	bool inlined;			/* inlined into the next frame */
+	uint64_t pc;			/* the pc its file:line was looked up at (for an inlined
+					   call's caller: the call site, entry + parentPc) */
 };
 
 /*

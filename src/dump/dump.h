@@ -68,8 +68,12 @@ struct cp_dump_goroutine {
 	int tid;			/* the thread running it, in a syscall or locked; 0 = null */
 	struct cp_frame *frames;	/* owned; as Go's dump shows them (runtime internals hidden) */
 	size_t nframes;
-	uint64_t *pcs;			/* owned; every physical frame's pc, for --group */
-	size_t npcs;
+	/*
+	 * With --group: owned; every frame but wrappers, as Go's goroutine profile records them
+	 * (pc: runtime.CallersFrames' Frame.PC, entry_offset from the physical function's entry).
+	 */
+	struct cp_frame *stack;
+	size_t nstack;
 	struct cp_frame created_by;	/* function NULL: none */
 	int64_t parent_id;		/* the goroutine that created it; 0 = unknown */
 	uint64_t waiting_chan;		/* the channel it waits on, 0 = none */

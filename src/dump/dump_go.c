@@ -79,22 +79,31 @@ static void to_frame(struct dump_run *run, const struct cp_go_frame *g, struct c
 	}
 }
 
-/* Frames of pcs into gr (as Go's dump shows them). 0 or -ENOMEM. */
+/* Frames of pcs into gr: as Go's dump shows them, and with --group as its profile records them. */
 static int set_frames(struct dump_run *run, struct cp_go_runtime *rt,
 		      struct cp_dump_goroutine *gr, const uint64_t *pcs, size_t npcs,
 		      struct cp_go_frame *tmp)
 {
 	size_t nf = cp_go_frames(rt, pcs, npcs, gr->from_thread, false, tmp, GO_MAX_FRAMES);
 
-	gr->pcs = malloc((npcs ? npcs : 1) * sizeof(*gr->pcs));
 	gr->frames = calloc(nf ? nf : 1, sizeof(*gr->frames));
-	if (!gr->pcs || !gr->frames)
+	if (!gr->frames)
 		return -ENOMEM;
-	memcpy(gr->pcs, pcs, npcs * sizeof(*pcs));
-	gr->npcs = npcs;
 	for (size_t i = 0; i < nf; i++)
 		to_frame(run, &tmp[i], &gr->frames[i]);
 	gr->nframes = nf;
+	if (!(run->opts->flags & CP_DUMP_GROUP))
+		return 0;
+	nf = cp_go_frames(rt, pcs, npcs, gr->from_thread, true, tmp, GO_MAX_FRAMES);
+	gr->stack = calloc(nf ? nf : 1, sizeof(*gr->stack));
+	if (!gr->stack)
+		return -ENOMEM;
+	for (size_t i = 0; i < nf; i++) {
+		to_frame(run, &tmp[i], &gr->stack[i]);
+		gr->stack[i].pc = tmp[i].frame_pc;
+		gr->stack[i].entry_offset = tmp[i].frame_off;
+	}
+	gr->nstack = nf;
 	return 0;
 }
 
@@ -190,7 +199,11 @@ int dump_go_read(struct dump_run *run)
 	if (err == -ENOMEM)
 		return err;
 	if (err) {
-		d->go_version = intern(d, "unknown");
+		char version[64];
+
+		if (cp_go_probe(run->pid, &run->maps, version, sizeof(version)) < 0)
+			snprintf(version, sizeof(version), "unknown");
+		d->go_version = intern(d, version);
 		d->go_error = err;
 		snprintf(d->go_why, sizeof(d->go_why), "%s", why[0] ? why : strerror(-err));
 		return d->go_version ? 0 : -ENOMEM;
@@ -206,7 +219,7 @@ void dump_go_release(struct cp_dump *d)
 {
 	for (size_t i = 0; i < d->ngoroutines; i++) {
 		free(d->goroutines[i].frames);
-		free(d->goroutines[i].pcs);
+		free(d->goroutines[i].stack);
 	}
 	free(d->goroutines);
 	d->goroutines = NULL;

@@ -48,50 +48,77 @@ static void add_goroutine(struct cp_strbuf *sb, const struct cp_dump_goroutine *
 				   "be wrong)\n");
 }
 
-/* Goroutine indexes by stack (their pcs), largest group first. */
+/* Goroutines with one stack (by the pcs Go's profile records), as Go's debug=1 counts them. */
 struct go_group {
 	size_t first, count;
 };
 
-static int cmp_pcs(const void *pa, const void *pb, void *ctx)
+static int cmp_stack(const void *pa, const void *pb, void *ctx)
 {
 	const struct cp_dump *dump = ctx;
 	const struct cp_dump_goroutine *a = &dump->goroutines[*(const size_t *)pa];
 	const struct cp_dump_goroutine *b = &dump->goroutines[*(const size_t *)pb];
-	size_t n = a->npcs < b->npcs ? a->npcs : b->npcs;
+	size_t n = a->nstack < b->nstack ? a->nstack : b->nstack;
 
 	for (size_t i = 0; i < n; i++)
-		if (a->pcs[i] != b->pcs[i])
-			return a->pcs[i] < b->pcs[i] ? -1 : 1;
-	return a->npcs < b->npcs ? -1 : a->npcs > b->npcs;
+		if (a->stack[i].pc != b->stack[i].pc)
+			return a->stack[i].pc < b->stack[i].pc ? -1 : 1;
+	return a->nstack < b->nstack ? -1 : a->nstack > b->nstack;
 }
 
-static int cmp_count(const void *pa, const void *pb)
+/* Go's "@ 0x... 0x..." key of a goroutine's stack: the frames' pcs + 1, as it records them. */
+static void stack_key(const struct cp_dump_goroutine *g, struct cp_strbuf *sb)
+{
+	cp_strbuf_adds(sb, "@");
+	for (size_t i = 0; i < g->nstack; i++)
+		cp_strbuf_addf(sb, " %#llx", (unsigned long long)g->stack[i].pc + 1);
+}
+
+/* Largest group first; equal counts in the order of their keys' text, as Go sorts them. */
+static int cmp_group(const void *pa, const void *pb, void *ctx)
 {
 	const struct go_group *a = pa, *b = pb;
+	const struct cp_dump *dump = ctx;
+	struct cp_strbuf ka = CP_STRBUF_INIT, kb = CP_STRBUF_INIT;
+	int c;
 
 	if (a->count != b->count)
 		return a->count > b->count ? -1 : 1;
-	return a->first < b->first ? -1 : a->first > b->first;
+	stack_key(&dump->goroutines[a->first], &ka);
+	stack_key(&dump->goroutines[b->first], &kb);
+	c = strcmp(ka.buf ? ka.buf : "", kb.buf ? kb.buf : "");
+	cp_strbuf_release(&ka);
+	cp_strbuf_release(&kb);
+	return c;
 }
 
-/* One group as Go's printStackRecord: leading runtime frames and runtime.goexit hidden. */
+/*
+ * One group as Go's printStackRecord: runtime.goexit and the runtime frames before the first
+ * other one hidden (all shown, goexit aside, when nothing else would be).
+ */
 static void add_group(struct cp_strbuf *sb, const struct cp_dump *dump, const struct go_group *gr)
 {
 	const struct cp_dump_goroutine *g = &dump->goroutines[gr->first];
+	bool show = true;
 
-	cp_strbuf_addf(sb, "%zu @", gr->count);
-	for (size_t i = 0; i < g->npcs; i++)
-		cp_strbuf_addf(sb, " %#llx", (unsigned long long)g->pcs[i]);
+	cp_strbuf_addf(sb, "%zu ", gr->count);
+	stack_key(g, sb);
 	cp_strbuf_addc(sb, '\n');
-	for (size_t i = 0; i < g->nframes; i++) {
-		const struct cp_frame *f = &g->frames[i];
-		uint64_t pc = f->pc - (f->pc && (i > 0 || !g->from_thread) ? 1 : 0);
-		uint64_t off = f->entry_offset ? f->entry_offset - (f->pc - pc) : 0;
+	for (size_t i = 0; i < g->nstack; i++)
+		if (g->stack[i].function && strncmp(g->stack[i].function, "runtime.", 8))
+			show = false;
+	for (size_t i = 0; i < g->nstack; i++) {
+		const struct cp_frame *f = &g->stack[i];
+		const char *fn = f->function ? f->function : "?";
 
-		cp_strbuf_addf(sb, "#\t%#llx\t%s+%#llx\t%s:%d\n", (unsigned long long)pc,
-			       f->function ? f->function : "?", (unsigned long long)off,
-			       f->file ? f->file : "?", f->line);
+		if (!strcmp(fn, "runtime.goexit"))
+			continue;
+		if (!show && !strncmp(fn, "runtime.", 8))
+			continue;
+		show = true;
+		cp_strbuf_addf(sb, "#\t%#llx\t%s+%#llx\t%s:%d\n", (unsigned long long)f->pc, fn,
+			       (unsigned long long)f->entry_offset, f->file ? f->file : "?",
+			       f->line);
 	}
 	cp_strbuf_addc(sb, '\n');
 }
@@ -110,9 +137,9 @@ static void add_groups(struct cp_strbuf *sb, const struct cp_dump *dump)
 	}
 	for (size_t i = 0; i < dump->ngoroutines; i++)
 		idx[i] = i;
-	qsort_r(idx, dump->ngoroutines, sizeof(*idx), cmp_pcs, (void *)dump);
+	qsort_r(idx, dump->ngoroutines, sizeof(*idx), cmp_stack, (void *)dump);
 	for (size_t i = 0; i < dump->ngoroutines; i++) {
-		if (ng && cmp_pcs(&idx[groups[ng - 1].first], &idx[i], (void *)dump) == 0) {
+		if (ng && cmp_stack(&idx[groups[ng - 1].first], &idx[i], (void *)dump) == 0) {
 			groups[ng - 1].count++;
 			continue;
 		}
@@ -120,7 +147,7 @@ static void add_groups(struct cp_strbuf *sb, const struct cp_dump *dump)
 	}
 	for (size_t i = 0; i < ng; i++)
 		groups[i].first = idx[groups[i].first];
-	qsort(groups, ng, sizeof(*groups), cmp_count);
+	qsort_r(groups, ng, sizeof(*groups), cmp_group, (void *)dump);
 	for (size_t i = 0; i < ng; i++)
 		add_group(sb, dump, &groups[i]);
 	free(idx);

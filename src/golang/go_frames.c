@@ -101,7 +101,8 @@ static void compute(struct cp_go_runtime *rt, uint64_t pc, bool exact, struct go
 		return;
 	pi->spdelta = delta;
 	pi->top = top_of_stack(f.name);
-	pi->shown = shown(f.name) && f.funcid != GO_FUNCID_WRAPPER;
+	pi->wrapper = f.funcid == GO_FUNCID_WRAPPER;
+	pi->shown = shown(f.name) && !pi->wrapper;
 	pi->entry = f.entry + rt->bias;
 	pi->name = f.name;
 	if (!exact && epc > f.entry)
@@ -110,7 +111,8 @@ static void compute(struct cp_go_runtime *rt, uint64_t pc, bool exact, struct go
 	for (size_t j = 0; j < k; j++)
 		out[j] = (struct cp_go_frame){ .pc = pc, .function = fr[j].function,
 			.file = fr[j].file, .line = fr[j].line, .inlined = fr[j].inlined,
-			.entry_off = fr[j].inlined ? 0 : epc - f.entry };
+			.entry_off = fr[j].inlined ? 0 : epc - f.entry,
+			.frame_pc = fr[j].pc + rt->bias, .frame_off = fr[j].pc - f.entry };
 	off = k ? pool_add(rt, out, k) : 0;
 	pi->nframes = off >= 0 ? (uint32_t)k : 0;
 	pi->frames = off >= 0 ? (size_t)off : 0;
@@ -148,7 +150,7 @@ size_t cp_go_frames(struct cp_go_runtime *rt, const uint64_t *pcs, size_t npcs,
 		const struct go_pc_info *pi = go_pc_info(rt, pcs[i], i == 0 && first_exact);
 
 		/* Go hides runtime internals and wrappers (the go statement's closure, say). */
-		if (!pi || !pi->valid || (!all && !pi->shown))
+		if (!pi || !pi->valid || pi->wrapper || (!all && !pi->shown))
 			continue;
 		for (size_t j = 0; j < pi->nframes && n < max; j++)
 			out[n++] = rt->pool[pi->frames + j];

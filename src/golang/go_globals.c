@@ -10,7 +10,7 @@
 /* Most bytes of one function we scan. */
 #define MAX_FUNC_BYTES (1u << 20)
 
-int go_global_add(struct cp_go_runtime *rt, const char *name, uint64_t addr)
+int go_global_add(struct cp_go_runtime *rt, const char *name, uint64_t addr, uint64_t size)
 {
 	struct go_global *g;
 	char *copy;
@@ -24,7 +24,7 @@ int go_global_add(struct cp_go_runtime *rt, const char *name, uint64_t addr)
 	copy = strdup(name);
 	if (!copy)
 		return -ENOMEM;
-	rt->globals[rt->nglobals++] = (struct go_global){ copy, addr };
+	rt->globals[rt->nglobals++] = (struct go_global){ copy, addr, size };
 	return 0;
 }
 
@@ -50,7 +50,7 @@ int go_globals_from_symtab(struct cp_go_runtime *rt)
 			if (!gelf_getsym(d, (int)i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_OBJECT)
 				continue;
 			nm = elf_strptr(rt->elf, sh.sh_link, sym.st_name);
-			if (nm && *nm && go_global_add(rt, nm, sym.st_value + rt->bias) < 0)
+			if (nm && *nm && go_global_add(rt, nm, sym.st_value + rt->bias, sym.st_size) < 0)
 				return -ENOMEM;
 		}
 		return 0;
@@ -173,7 +173,8 @@ size_t go_globals_from_code(struct cp_go_runtime *rt)
 				      f.end - f.entry, f.entry, refs, MAX_REFS);
 		if (r->nth >= n)
 			continue;
-		if (go_global_add(rt, r->name, refs[r->nth] + (uint64_t)r->adjust + rt->bias) < 0)
+		if (go_global_add(rt, r->name, refs[r->nth] + (uint64_t)r->adjust + rt->bias, 0) <
+		    0)
 			break;
 		found++;
 	}

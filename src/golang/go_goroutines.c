@@ -7,7 +7,10 @@
 #include "mem.h"
 
 /* Caps on what the target's memory may ask of us. */
-#define MAX_GOROUTINES (4u << 20)
+/* Goroutines read at most (the first of allgs); more are left out. */
+#define MAX_GOROUTINES (1u << 20)
+/* Bytes of live stacks copied in all; the stacks past it are read live when unwound. */
+#define MAX_STACK_ARENA (256u << 20)
 #define MAX_STACK_COPY (64u << 10)
 /* Most bytes one coalesced read covers, and the gaps it may read over. */
 #define MAX_RUN (4u << 20)
@@ -117,8 +120,10 @@ static int read_allgs(const struct cp_go_runtime *rt, uint64_t **out, size_t *n)
 		   cp_mem_read(rt->mem, ptraddr, hdr, sizeof(hdr)) != (long)sizeof(hdr)) {
 		return -EFAULT;
 	}
-	if (hdr[1] > MAX_GOROUTINES || (hdr[1] && !hdr[0]))
+	if (hdr[1] && !hdr[0])
 		return -EFAULT;
+	if (hdr[1] > MAX_GOROUTINES)
+		hdr[1] = MAX_GOROUTINES;
 	v = malloc((hdr[1] ? hdr[1] : 1) * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -152,6 +157,14 @@ static bool is_system(struct cp_go_runtime *rt, uint64_t startpc)
 		return false;
 	if (!strcmp(pi->name, "runtime.main") || !strcmp(pi->name, "runtime.handleAsyncEvent"))
 		return false;
+	/* The finalizer goroutine is shown while it runs finalizers (user code). */
+	if (!strcmp(pi->name, "runtime.runfinq")) {
+		uint64_t addr;
+		uint8_t running = 0;
+
+		return cp_go_global(rt, "runtime.fingRunning", &addr) < 0 ||
+		       cp_mem_read(rt->mem, addr, &running, 1) != 1 || !running;
+	}
 	return !strncmp(pi->name, "runtime.", 8);
 }
 
@@ -266,9 +279,9 @@ static int copy_stacks(struct cp_go_runtime *rt, const struct cp_goroutine *v, s
 
 	if (!spans)
 		return -ENOMEM;
-	for (size_t k = 0; k < n; k++)
+	for (size_t k = 0; k < n && total <= MAX_STACK_ARENA; k++)
 		total += stack_len(&v[k]);
-	rt->stack_arena = malloc(total + 1);
+	rt->stack_arena = malloc((total < MAX_STACK_ARENA ? total : MAX_STACK_ARENA) + 1);
 	if (!rt->stack_arena) {
 		free(spans);
 		return -ENOMEM;
@@ -277,6 +290,8 @@ static int copy_stacks(struct cp_go_runtime *rt, const struct cp_goroutine *v, s
 	for (size_t k = 0; k < n; k++) {
 		size_t len = stack_len(&v[k]);
 
+		if (len > MAX_STACK_ARENA - total)
+			len = 0;
 		copies[k] = (struct go_stack_copy){ v[k].sp, len, len, rt->stack_arena + total };
 		if (len)
 			spans[ns++] = (struct cp_mem_span){ v[k].sp, len, rt->stack_arena + total,

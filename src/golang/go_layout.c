@@ -20,7 +20,7 @@ static const struct go_global_recipe recipes_119[] = {
 	{ "runtime.gStatusStrings", "runtime.goroutineheader", 0, 0 },
 	{ "runtime.waitReasonStrings", "runtime.goroutineheader", 1, 0 },
 	{ "runtime.allm", "runtime.mcommoninit", 3, 0 },
-	{ "runtime.sched", "runtime.schedinit", 0, -0x38 },
+	{ "runtime.sched", "runtime.schedinit", 0, -56 },
 	{ "runtime.firstmoduledata", "runtime.schedinit", 1, 0 },
 	{ "runtime.allp", "runtime.schedinit", 13, 0 },
 	{ "runtime.buildVersion", "runtime.schedinit", 18, 0 },
@@ -58,10 +58,27 @@ static const struct go_version_table versions[] = {
 		},
 		.recipes = recipes_119,
 		.nrecipes = sizeof(recipes_119) / sizeof(recipes_119[0]),
-		.nwait_reasons = 38,
+		.nwait_reasons = 27,
 		.nstatus_strings = 10,
 	},
 };
+
+bool go_layout_valid(const struct go_layout *l)
+{
+	uint32_t g8[] = { l->g_stack_lo, l->g_stack_hi, l->g_m, l->g_syscallsp, l->g_syscallpc,
+		l->g_atomicstatus, l->g_goid, l->g_waitsince, l->g_lockedm, l->g_gopc,
+		l->g_startpc, l->g_waiting, l->g_parentgoid, l->g_sched + l->gobuf_sp,
+		l->g_sched + l->gobuf_pc, l->g_sched + l->gobuf_bp };
+
+	if (l->g_size < 64 || l->g_size > 65536 || l->g_waitreason >= l->g_size ||
+	    l->g_trackingseq >= l->g_size || l->gobuf_sp > 4096 || l->gobuf_pc > 4096 ||
+	    l->gobuf_bp > 4096)
+		return false;
+	for (size_t i = 0; i < sizeof(g8) / sizeof(g8[0]); i++)
+		if (g8[i] > l->g_size - 8)
+			return false;
+	return true;
+}
 
 const struct go_version_table *go_version_find(const char *version)
 {
@@ -122,6 +139,15 @@ static void read_struct(Dwarf_Die *die, const char *name, struct want_field *wan
 	} while (dwarf_siblingof(&child, &child) == 0);
 }
 
+/* True when every field needed was found, and runtime.g (where the optional ones are) read. */
+static bool all_found(const struct want_field *want, size_t nwant, uint32_t g_size)
+{
+	for (size_t i = 0; i < nwant; i++)
+		if (!want[i].found && !want[i].optional)
+			return false;
+	return g_size != 0;
+}
+
 int go_layout_from_dwarf(Elf *elf, struct go_layout *out)
 {
 	struct go_layout l = { 0 };
@@ -158,7 +184,9 @@ int go_layout_from_dwarf(Elf *elf, struct go_layout *out)
 
 	if (!dw)
 		return -ENOENT;
-	while (dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+	/* Until every struct wanted is met: a large binary's later units are not walked. */
+	while (!all_found(want, nwant, l.g_size) &&
+	       dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
 		Dwarf_Die cu, die;
 
 		if (dwarf_offdie(dw, off + hsize, &cu) && dwarf_child(&cu, &die) == 0) {
@@ -176,10 +204,10 @@ int go_layout_from_dwarf(Elf *elf, struct go_layout *out)
 	for (size_t i = 0; i < nwant; i++)
 		if (!want[i].found && !want[i].optional)
 			return -ENOENT;
-	if (l.g_size == 0)
-		return -ENOENT;
 	l.g_stack_lo = g_stack + stack_lo;
 	l.g_stack_hi = g_stack + stack_hi;
+	if (!go_layout_valid(&l))
+		return -EINVAL;
 	*out = l;
 	return 0;
 }

@@ -165,10 +165,15 @@ static size_t read_string_array(const struct cp_go_runtime *rt, const char *name
 				char **out)
 {
 	uint64_t addr;
-	size_t n = 0, max = count ? count : GO_MAX_STRINGS;
+	size_t n = 0, max;
 
 	if (cp_go_global(rt, name, &addr) < 0)
 		return 0;
+	/* .symtab's size of the array, else the version's count, else what reads as strings. */
+	for (size_t i = 0; !count && i < rt->nglobals; i++)
+		if (!strcmp(rt->globals[i].name, name) && rt->globals[i].size % 16 == 0)
+			count = rt->globals[i].size / 16;
+	max = count ? count : GO_MAX_STRINGS;
 	if (max > GO_MAX_STRINGS)
 		max = GO_MAX_STRINGS;
 	for (; n < max; n++) {
@@ -188,7 +193,7 @@ static int learn_runtime(struct cp_go_runtime *rt, char *why, size_t whylen)
 	err = go_layout_from_dwarf(rt->elf, &rt->layout);
 	if (err == 0) {
 		rt->layout_from_dwarf = true;
-	} else if (rt->table) {
+	} else if (rt->table && go_layout_valid(&rt->table->layout)) {
 		rt->layout = rt->table->layout;
 	} else {
 		snprintf(why, whylen, "%s without DWARF: no layout of its runtime is known "
@@ -214,25 +219,15 @@ static int learn_runtime(struct cp_go_runtime *rt, char *why, size_t whylen)
 	return 0;
 }
 
-/* Open the binary behind map: ELF, sections, .gopclntab, version. */
-static int open_binary(struct cp_go_runtime *rt, const struct cp_map *map, char *why,
-		       size_t whylen)
+int go_binary_load(struct cp_go_runtime *rt, const char *name, char *why, size_t whylen)
 {
-	char path[PATH_MAX];
 	GElf_Shdr sh;
 
-	rt->fd = cp_map_open(rt->pid, map, path, sizeof(path));
-	if (rt->fd < 0) {
-		snprintf(why, whylen, "cannot open %s", map->path);
-		return rt->fd;
-	}
 	elf_version(EV_CURRENT);
 	rt->elf = elf_begin(rt->fd, ELF_C_READ_MMAP, NULL);
 	if (!rt->elf || elf_kind(rt->elf) != ELF_K_ELF)
 		return -ENOENT;
 	if (!section(rt->elf, ".go.buildinfo", &sh) && !section(rt->elf, ".note.go.buildid", &sh))
-		return -ENOENT;
-	if (load_bias(rt->elf, map, &rt->bias) < 0)
 		return -ENOENT;
 	rt->has_pcln = cp_gopclntab_from_elf(&rt->pcln, rt->elf) == 0;
 	rt->has_dwarf = section(rt->elf, ".debug_info", &sh) != NULL ||
@@ -244,15 +239,34 @@ static int open_binary(struct cp_go_runtime *rt, const struct cp_map *map, char 
 	load_section(rt->elf, ".bss", &rt->bss);
 	load_section(rt->elf, ".noptrbss", &rt->noptrbss);
 	if (!rt->has_pcln || !rt->text.data) {
-		snprintf(why, whylen, "%s has no readable .gopclntab", map->path);
+		snprintf(why, whylen, "%s has no readable .gopclntab", name);
 		return -ENOTSUP;
 	}
 	if (!version_from_buildinfo(rt)) {
-		snprintf(why, whylen, "%s: no Go version in .go.buildinfo (before go1.18?)",
-			 map->path);
+		snprintf(why, whylen, "%s: no Go version in .go.buildinfo (before go1.18?)", name);
 		return -ENOTSUP;
 	}
 	return 0;
+}
+
+/* Open the binary behind map: ELF, sections, .gopclntab, version, load bias. */
+static int open_binary(struct cp_go_runtime *rt, const struct cp_map *map, char *why,
+		       size_t whylen)
+{
+	char path[PATH_MAX];
+	int err;
+
+	rt->fd = cp_map_open(rt->pid, map, path, sizeof(path));
+	if (rt->fd < 0) {
+		snprintf(why, whylen, "cannot open %s", map->path);
+		return rt->fd;
+	}
+	err = go_binary_load(rt, map->path, why, whylen);
+	if (err == 0 || err == -ENOTSUP) {
+		if (load_bias(rt->elf, map, &rt->bias) < 0)
+			return -ENOENT;
+	}
+	return err;
 }
 
 int cp_go_open(int pid, const struct cp_maps *maps, const struct cp_mem *mem,
@@ -295,6 +309,25 @@ int cp_go_open(int pid, const struct cp_maps *maps, const struct cp_mem *mem,
 					 rt->reason_strs);
 	*out = rt;
 	return 0;
+}
+
+int cp_go_probe(int pid, const struct cp_maps *maps, char *version, size_t len)
+{
+	struct cp_go_runtime rt = { .pid = pid, .maps = maps, .fd = -1 };
+	const struct cp_map *map = maps ? exe_map(pid, maps) : NULL;
+	char why[8];
+	int err;
+
+	if (!map)
+		return -ENOENT;
+	err = open_binary(&rt, map, why, sizeof(why));
+	if (err != -ENOENT && version && len)
+		snprintf(version, len, "%s", rt.version[0] ? rt.version : "unknown");
+	if (rt.elf)
+		elf_end(rt.elf);
+	if (rt.fd >= 0)
+		close(rt.fd);
+	return err == -ENOENT ? -ENOENT : 0;
 }
 
 void cp_go_close(struct cp_go_runtime *rt)

@@ -26,6 +26,13 @@ int cp_go_open(int pid, const struct cp_maps *maps, const struct cp_mem *mem,
 	       struct cp_go_runtime **out, char *why, size_t whylen);
 void cp_go_close(struct cp_go_runtime *rt);
 
+/*
+ * Whether pid runs a Go program, and its version ("go1.24.3", "unknown" when unreadable)
+ * into version: for saying which Go a program whose runtime cp_go_open cannot read runs.
+ * 0 or -ENOENT (not a Go program).
+ */
+int cp_go_probe(int pid, const struct cp_maps *maps, char *version, size_t len);
+
 /* "go1.19.8": from .go.buildinfo (or runtime.buildVersion). */
 const char *cp_go_version(const struct cp_go_runtime *rt);
 
@@ -54,8 +61,9 @@ struct cp_goroutine {
 };
 
 /*
- * Every goroutine, read consistently (a goroutine whose status or sched changed while read is
- * read again). *out is malloc'ed (free it). 0 or -errno.
+ * Every goroutine (the first million of allgs at most), read consistently (a goroutine whose
+ * status or sched changed while read is read again). *out is malloc'ed (free it). 0 or
+ * -errno.
  */
 int cp_go_goroutines(struct cp_go_runtime *rt, struct cp_goroutine **out, size_t *n);
 
@@ -74,6 +82,13 @@ struct cp_go_frame {
 	int line;			/* 0 when unknown */
 	uint64_t entry_off;		/* pc - function entry (Go's "+0x"); 0 for inlined frames */
 	bool inlined;			/* inlined into the next frame */
+	/*
+	 * The pc this frame's file:line is for, as runtime.CallersFrames gives Frame.PC: pc - 1
+	 * for a return address, and for the caller of an inlined call the call site; Go's
+	 * goroutine profile records it + 1 (what debug=1 prints after "@").
+	 */
+	uint64_t frame_pc;
+	uint64_t frame_off;		/* frame_pc - its physical function's entry */
 };
 
 /*

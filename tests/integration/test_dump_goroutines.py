@@ -71,6 +71,13 @@ def parse(text):
     return out
 
 
+def groups1(text):
+    """The blocks of a debug=1 text ("N @ pcs" and its "#" lines), runs of tabs as one."""
+    text = text[text.index("goroutine profile: total"):]
+    text = text[text.index("\n") + 1:]
+    return [re.sub(r"\t+", "\t", b.strip()) for b in text.split("\n\n") if b.strip()]
+
+
 def cprof_goroutines(text):
     """The goroutine part of a cprof text dump (after its "go goX:" line)."""
     m = re.search(r"^go (go[0-9.]+|unknown): (.*)$", text, re.M)
@@ -191,6 +198,19 @@ def test_running_goroutine():
         cplib.assert_target_unharmed(t.pid)
 
 
+def test_cpu_profile_stripped_named():
+    """A CPU profile of the stripped build spinning in main.spin: Go's names from .gopclntab,
+    in pprof as go tool pprof reads it, no frame left as module+0x..."""
+    out = WORK / "spin.pb.gz"
+    with cplib.Target("gogoroutines", 10, "-", "spin", path=fixture(True)) as t:
+        cplib.run(["attach", "-p", t.pid, "--seconds", "2", "-o", out], check_rc=0)
+        cplib.assert_target_unharmed(t.pid)
+    p = cplib.go_pprof("-top", "-nodecount=200", out)
+    check(p.returncode == 0 and not p.stderr.strip(), "go tool pprof failed", p.stderr)
+    check(re.search(r"\bmain\.spin\b", p.stdout), "main.spin not in the profile", p.stdout)
+    check("gogoroutines-s+0x" not in p.stdout, "unnamed frames", p.stdout)
+
+
 def test_moving_goroutines():
     """Goroutines that move all the time (a token ring, short-lived goroutines): ten dumps,
     each a whole JSON document; every goroutine not marked torn and not running has named
@@ -256,6 +276,28 @@ def test_json_and_threads():
         cplib.assert_target_unharmed(t.pid)
 
 
+def test_unknown_version():
+    """A stripped binary of a Go version cprof has no table for (the fixture with go1.19.8
+    patched to go9.99.9 in .go.buildinfo): the threads are dumped, and the dump says which Go
+    it is and why its goroutines are not shown, in text and JSON."""
+    exe = WORK / "gogoroutines-future"
+    data = fixture(True).read_bytes()
+    i = data.index(b"\xff Go buildinf:")
+    j = data.index(b"go1.19.8", i)
+    check(j - i < 64, "the version is not inline in .go.buildinfo")
+    exe.write_bytes(data[:j] + b"go9.99.9" + data[j + 8:])
+    exe.chmod(0o755)
+    with cplib.Target("gogoroutines", 10, path=exe) as t:
+        text = cplib.run(["dump", "-p", t.pid], check_rc=0).stdout
+        check(re.search(r"^thread \d+ ", text, re.M), "no threads", text[:1000])
+        check(re.search(r"^go go9\.99\.9: goroutines not shown: go9\.99\.9 without DWARF", text,
+                        re.M), "no reason given", text[-500:])
+        d = cplib.dump_json(t.pid)
+        check(d["go_version"] == "go9.99.9" and d["go_error"] and d["goroutines"] is None,
+              "JSON", d["go_version"], d["go_error"])
+        cplib.assert_target_unharmed(t.pid)
+
+
 def test_group_debug1():
     """--group prints Go's debug=1 form: the total, then COUNT @ pcs and # frame lines; the
     receivers are one group of 100, named main.receiver at main.go."""
@@ -317,6 +359,15 @@ def test_prometheus_agreement():
               "frames differ: %d of %d equal" % (equal, total))
         print("prometheus: %d goroutines, %d stable, %d of %d frames equal" %
               (len(theirs), len(stable), equal, total))
+        # --group against debug=1: the same blocks (stack, "#" lines), tabs aside.
+        ours1 = groups1(cplib.run(["dump", "-p", proc.pid, "--group"], check_rc=0).stdout)
+        with urllib.request.urlopen(url + "/debug/pprof/goroutine?debug=1", timeout=30) as r:
+            theirs1 = groups1(r.read().decode())
+        same = [b for b in ours1 if b in theirs1]
+        check(len(ours1) >= 10 and len(same) >= 0.9 * len(ours1),
+              "debug=1 blocks differ: %d of %d the same" % (len(same), len(ours1)),
+              [b for b in ours1 if b not in theirs1][:3])
+        print("prometheus debug=1: %d of %d groups the same" % (len(same), len(ours1)))
         cplib.assert_target_unharmed(proc.pid)
     finally:
         proc.kill()

@@ -5,6 +5,7 @@
  * their stacks and frames; and the x86-64 reference scanner on known bytes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -218,6 +219,94 @@ static void check_scanner(void)
 	      "%#" PRIx64 " %#" PRIx64 " %#" PRIx64, refs[0], refs[1], refs[2]);
 }
 
+/* The .symtab address and size of global name in rt, false when none. */
+static bool symtab_global(const struct cp_go_runtime *rt, const char *name, uint64_t *addr,
+			  uint64_t *size)
+{
+	for (size_t i = 0; i < rt->nglobals; i++)
+		if (!strcmp(rt->globals[i].name, name)) {
+			*addr = rt->globals[i].addr;
+			*size = rt->globals[i].size;
+			return true;
+		}
+	return false;
+}
+
+/*
+ * test_goruntime --table BINARY: the version table entry of an unstripped Go binary (DWARF,
+ * .symtab) of a version cprof has no entry for: its layout from DWARF, and for each global of
+ * the go1.19 recipes which data reference of the same function it is in this version. Paste
+ * the output into src/golang/go_layout.c.
+ */
+static int print_table(const char *path)
+{
+	const struct go_version_table *tb = go_version_find("go1.19");
+	struct cp_go_runtime rt = { .fd = open(path, O_RDONLY) };
+	struct go_layout l;
+	uint64_t refs[4096], a, sz, ns = 0, nw = 0;
+	char why[256];
+	int err = rt.fd < 0 ? -errno : go_binary_load(&rt, path, why, sizeof(why));
+
+	if (!err)
+		err = go_layout_from_dwarf(rt.elf, &l);
+	if (!err)
+		err = go_globals_from_symtab(&rt);
+	if (err) {
+		fprintf(stderr, "%s: %s (%d)\n", path, why, err);
+		goto out;
+	}
+	if (symtab_global(&rt, "runtime.gStatusStrings", &a, &ns))
+		ns /= 16;
+	if (symtab_global(&rt, "runtime.waitReasonStrings", &a, &nw))
+		nw /= 16;
+	printf("\t{\n\t\t.prefix = \"%.*s\",\n\t\t.layout = {\n", (int)strcspn(rt.version + 5,
+	       ".") + 5, rt.version);
+	printf("\t\t\t.g_size = %u, .g_stack_lo = %u, .g_stack_hi = %u, .g_m = %u, .g_sched = %u,\n"
+	       "\t\t\t.g_syscallsp = %u, .g_syscallpc = %u, .g_atomicstatus = %u,\n"
+	       "\t\t\t.g_goid = %u, .g_waitsince = %u, .g_waitreason = %u, .g_lockedm = %u,\n"
+	       "\t\t\t.g_gopc = %u, .g_startpc = %u, .g_waiting = %u, .g_parentgoid = %u,\n"
+	       "\t\t\t.g_trackingseq = %u,\n"
+	       "\t\t\t.gobuf_sp = %u, .gobuf_pc = %u, .gobuf_bp = %u,\n"
+	       "\t\t\t.m_procid = %u, .m_curg = %u,\n\t\t\t.sudog_c = %u,\n\t\t},\n",
+	       l.g_size, l.g_stack_lo, l.g_stack_hi, l.g_m, l.g_sched, l.g_syscallsp,
+	       l.g_syscallpc, l.g_atomicstatus, l.g_goid, l.g_waitsince, l.g_waitreason,
+	       l.g_lockedm, l.g_gopc, l.g_startpc, l.g_waiting, l.g_parentgoid, l.g_trackingseq,
+	       l.gobuf_sp, l.gobuf_pc, l.gobuf_bp, l.m_procid, l.m_curg, l.sudog_c);
+	printf("\t\t.nwait_reasons = %" PRIu64 ",\n\t\t.nstatus_strings = %" PRIu64 ",\n\t},\n",
+	       nw, ns);
+	printf("recipes:\n");
+	for (size_t i = 0; i < tb->nrecipes; i++) {
+		const struct go_global_recipe *r = &tb->recipes[i];
+		struct cp_gopcln_func f;
+		size_t n = 0, k;
+
+		if (!symtab_global(&rt, r->name, &a, &sz) ||
+		    !cp_gopclntab_func_named(&rt.pcln, r->function, &f) ||
+		    f.entry < rt.text.addr || f.end > rt.text.addr + rt.text.size) {
+			printf("\t/* %s: no %s */\n", r->name, r->function);
+			continue;
+		}
+		n = go_code_data_refs(&rt, rt.text.data + (f.entry - rt.text.addr),
+				      f.end - f.entry, f.entry, refs, 4096);
+		for (k = 0; k < n && refs[k] + (uint64_t)r->adjust != a; k++)
+			;
+		if (k < n)
+			printf("\t{ \"%s\", \"%s\", %zu, %lld },\n", r->name, r->function, k,
+			       (long long)r->adjust);
+		else
+			printf("\t/* %s: not referred to by %s */\n", r->name, r->function);
+	}
+out:
+	for (size_t i = 0; i < rt.nglobals; i++)
+		free(rt.globals[i].name);
+	free(rt.globals);
+	if (rt.elf)
+		elf_end(rt.elf);
+	if (rt.fd >= 0)
+		close(rt.fd);
+	return err ? 1 : 0;
+}
+
 /* test_goruntime PID: what the reader finds in a running Go program (for debugging). */
 static int show_pid(pid_t pid)
 {
@@ -261,12 +350,48 @@ static int show_pid(pid_t pid)
 	return 0;
 }
 
+/*
+ * --table on the plain fixture prints the Go 1.19 entry src/golang/go_layout.c has: the same
+ * counts, and every recipe it prints is a line of the table (the tool and the table agree).
+ */
+static void check_table_tool(const char *self, const char *full)
+{
+	char cmd[2048], line[512], *table = NULL;
+	size_t len = 0, n = 0;
+	FILE *f = fopen(CP_SRC_ROOT "/src/golang/go_layout.c", "r");
+
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	table = calloc(1, 1 << 20);
+	len = table ? fread(table, 1, (1 << 20) - 1, f) : 0;
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "%s --table %s", self, full);
+	f = popen(cmd, "r");
+	CHECK(f && table && len > 0);
+	while (f && table && fgets(line, sizeof(line), f)) {
+		char *p = line + strspn(line, "\t ");
+
+		if (!strncmp(p, ".nwait_reasons", 14) || !strncmp(p, ".nstatus_strings", 16) ||
+		    !strncmp(p, "{ \"runtime.", 11)) {
+			CHECK(strstr(table, p) != NULL, "not in the table: %s", p);
+			n++;
+		}
+	}
+	CHECK(n >= 20, "%zu lines checked", n);
+	if (f)
+		pclose(f);
+	free(table);
+}
+
 int main(int argc, char **argv)
 {
 	char cmd[2048], full[512], stripped[512];
 	uint64_t a_full[8] = { 0 }, a_stripped[8] = { 0 };
 	pid_t p1, p2;
 
+	if (argc > 2 && !strcmp(argv[1], "--table"))
+		return print_table(argv[2]);
 	if (argc > 1)
 		return show_pid(atoi(argv[1]));
 
@@ -295,6 +420,7 @@ int main(int argc, char **argv)
 			      " nm %#" PRIx64, globals[i], a_stripped[i], want);
 		}
 		check_recipes(p2, full);
+		check_table_tool(argv[0], full);
 	}
 	stop(p1);
 	stop(p2);
