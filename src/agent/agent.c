@@ -352,7 +352,12 @@ static int parse_env(const char *s, uint64_t v[4])
 	return 0;
 }
 
-/* record's launch path: CPROF_AGENT set, start now; children started later do not inherit it. */
+/*
+ * record's launch path: CPROF_AGENT set, start now, in a direct child of the reader only. The
+ * variable stays set, so that a COMMAND that execs (a shell script's exec, a version manager's
+ * shim) starts again in its final program (a new region); processes that COMMAND starts have
+ * another parent and leave the library idle.
+ */
 __attribute__((constructor)) static void agent_from_env(void)
 {
 	const char *s = getenv(CP_AGENT_ENV);
@@ -362,9 +367,10 @@ __attribute__((constructor)) static void agent_from_env(void)
 	if (!s)
 		return;
 	rc = parse_env(s, v);
-	unsetenv(CP_AGENT_ENV);
 	if (rc == 0 && (v[0] > INT32_MAX || v[2] > UINT32_MAX))
 		rc = -EINVAL;
+	if (rc == 0 && (int)v[0] != (int)getppid())
+		return;
 	if (rc == 0)
 		rc = cprof_agent_start((int)v[0], v[1], (uint32_t)v[2], v[3]);
 	cprof_agent_control.last_error = rc < 0 ? rc : 0;

@@ -36,9 +36,13 @@ static struct entry entries[MAX_ENTRIES];
 static unsigned nentries;
 static uint64_t modules_patched, modules_skipped;
 
+#define MAX_WRITABLE 4
+
 struct module_view {
 	uint64_t base, lo, hi;		/* load bias, lowest and highest mapped address */
 	uint64_t relro_lo, relro_hi;	/* page-rounded RELRO range, empty when none */
+	uint64_t w_lo[MAX_WRITABLE], w_hi[MAX_WRITABLE];	/* writable PT_LOAD segments */
+	int nw;
 	const ElfW(Dyn) *dyn;
 };
 
@@ -64,6 +68,10 @@ static void module_view(const struct dl_phdr_info *info, struct module_view *m)
 				m->lo = a;
 			if (a + ph->p_memsz > m->hi)
 				m->hi = a + ph->p_memsz;
+			if ((ph->p_flags & PF_W) && m->nw < MAX_WRITABLE) {
+				m->w_lo[m->nw] = a;
+				m->w_hi[m->nw++] = a + ph->p_memsz;
+			}
 		} else if (ph->p_type == PT_DYNAMIC) {
 			m->dyn = (const ElfW(Dyn) *)a;
 		} else if (ph->p_type == PT_GNU_RELRO) {
@@ -73,10 +81,14 @@ static void module_view(const struct dl_phdr_info *info, struct module_view *m)
 	}
 }
 
-/* Store v at slot, making a RELRO page writable for the store and read-only again. 0 or -errno. */
+/*
+ * Store v at slot, making a RELRO page writable for the store and read-only again. 0 or
+ * -errno; -EACCES for a slot in neither RELRO nor a writable segment (text relocations).
+ */
 static int store_slot(const struct module_view *m, uint64_t *slot, uint64_t v)
 {
 	uint64_t a = (uint64_t)(uintptr_t)slot, page = getauxval(AT_PAGESZ);
+	int writable = 0;
 	void *pg;
 
 	if (!page)
@@ -89,6 +101,11 @@ static int store_slot(const struct module_view *m, uint64_t *slot, uint64_t v)
 		mprotect(pg, page, PROT_READ);
 		return 0;
 	}
+	for (int i = 0; i < m->nw; i++)
+		if (a >= m->w_lo[i] && a + 8 <= m->w_hi[i])
+			writable = 1;
+	if (!writable)
+		return -EACCES;
 	__atomic_store_n(slot, v, __ATOMIC_RELEASE);
 	return 0;
 }

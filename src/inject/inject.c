@@ -104,6 +104,10 @@ static int check_status(int pid, char *why, size_t whylen)
 						 "are allowed" :
 						 "seccomp filter: cprof cannot know that dlopen's "
 						 "system calls are allowed");
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	if (cp_read_file(path, v, 6, &len) == 0 && len == 5 && memcmp(v, "\177ELF", 4) == 0 &&
+	    v[4] != 2)
+		return inject_why(why, whylen, -ENOTSUP, "not a 64-bit process");
 	if (status_field(text, "x86_Thread_features:", v, sizeof(v)) && strstr(v, "shstk"))
 		return inject_why(why, whylen, -ENOTSUP,
 				  "shadow stack enabled: a call's return would fault");
@@ -435,6 +439,9 @@ int cp_inject_load(struct cp_inject *in, const char *path, uint64_t *base, char 
 		remember(in, *base, abs);
 		return 0;
 	}
+	err = inject_loader_busy(in, why, whylen);
+	if (err < 0)
+		return err;
 	err = parked(in, abs, memfd_name, 0, NULL, 0, NULL, why, whylen);
 	if (err < 0)
 		return err;

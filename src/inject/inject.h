@@ -6,6 +6,12 @@
  * arrived meanwhile delivered afterwards. A cprof killed at any moment leaves the thread to
  * finish the call and resume by itself. Refuses, with a one-line reason and no change to the
  * target: static binaries, libcs other than glibc, seccomp filters, a target already traced.
+ *
+ * Each load or call parks a thread, runs, and lets it go before returning: between calls the
+ * target is not traced. The thread that calls these functions is the tracer for their
+ * duration, and waits for the parked thread by its tid (waitpid(tid, __WALL)): another thread
+ * of the caller must not reap its children with waitpid(-1) meanwhile. A call cannot be
+ * interrupted (a parked thread is waited for until the function returns, however long).
  */
 #ifndef CP_INJECT_H
 #define CP_INJECT_H

@@ -69,8 +69,13 @@ struct inject_park {
 bool inject_unsafe_function(const char *name);
 /* True for a module (path or basename) that is an allocator or the dynamic loader. */
 bool inject_unsafe_module(const char *path);
+/* The dynamic loader alone: its functions and its module (what a dlopen would wait for). */
+bool inject_loader_function(const char *name);
+bool inject_loader_module(const char *path);
 /* True for a system call a thread may be parked in: interrupted, it restarts exactly. */
 bool inject_parkable_syscall(long nr);
+/* True for a parkable call that is issued again from the start (its timeout starts over). */
+bool inject_syscall_reissued(long nr);
 
 /*
  * Find a thread at a safe point and stop it there (inject_park.c), within in->timeout_ms.
@@ -79,6 +84,22 @@ bool inject_parkable_syscall(long nr);
 int inject_park(struct cp_inject *in, struct inject_park *pk, char *why, size_t whylen);
 /* Put the thread back exactly as it was stopped and detach. 0 or -errno (-ESRCH: gone). */
 int inject_unpark(struct cp_inject *in, struct inject_park *pk);
+
+struct cp_maps;
+struct cp_unwind_result;
+/*
+ * Whether the walked stack ur of a thread of pid is unsafe to call on (loader_only: whether it
+ * is inside the dynamic loader), the reason in buf. A frame in a signal handler or in no
+ * mapping is unsafe too, unless loader_only.
+ */
+bool inject_frames_unsafe(struct cp_inject *in, int pid, const struct cp_maps *maps,
+			  const struct cp_unwind_result *ur, bool loader_only, char *buf, size_t size);
+/*
+ * Whether a thread other than except, blocked in a system call, is inside the dynamic loader
+ * (a dlopen would wait for it, perhaps for ever): -EBUSY with why, else 0. Captured without a
+ * stop; threads whose stack cannot be walked are not counted.
+ */
+int inject_loader_busy(struct cp_inject *in, char *why, size_t whylen);
 
 /* Remote operations on a parked thread (inject_remote.c). 0 or -errno, why filled. */
 int inject_remote_syscall(struct cp_inject *in, struct inject_park *pk, long nr,

@@ -110,6 +110,51 @@ static void detach_untouched(int tid, int sig)
 	ptrace(PTRACE_DETACH, tid, NULL, (void *)(long)sig);
 }
 
+bool inject_frames_unsafe(struct cp_inject *in, int pid, const struct cp_maps *maps,
+			  const struct cp_unwind_result *ur, bool loader_only, char *buf, size_t size)
+{
+	for (size_t i = 0; i < ur->n; i++) {
+		uint64_t pc = i ? ur->pc[i] - 1 : ur->pc[i];
+		const struct cp_map *m = cp_maps_find(maps, pc);
+		struct cp_sym_result sr;
+
+		if (!loader_only && (ur->flags[i] & (CP_FRAME_SIGNAL | CP_FRAME_SIGTRAMP))) {
+			snprintf(buf, size, "in a signal handler");
+			return true;
+		}
+		if (!m) {
+			if (loader_only)
+				continue;
+			snprintf(buf, size, "frame %zu at %#llx is in no mapping", i,
+				 (unsigned long long)pc);
+			return true;
+		}
+		if (loader_only ? inject_loader_module(m->path) : inject_unsafe_module(m->path)) {
+			snprintf(buf, size, "in %s", cp_map_basename(m));
+			return true;
+		}
+		if (!in->sym && !(in->sym = cp_sym_new()))
+			return true;
+		if (cp_sym_resolve(in->sym, pid, m, pc, &sr) < 0)
+			continue;
+		for (size_t j = 0; j < sr.n; j++) {
+			const char *f = sr.frames[j].system_name ? sr.frames[j].system_name :
+				sr.frames[j].function;
+			bool bad = loader_only ?
+				inject_loader_function(f) ||
+				inject_loader_function(sr.frames[j].function) :
+				inject_unsafe_function(f) ||
+				inject_unsafe_function(sr.frames[j].function);
+
+			if (bad) {
+				snprintf(buf, size, "in %s", f);
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 /* Why a stack is unsafe, into buf; false when it is safe. */
 static bool stack_unsafe(struct cp_inject *in, int pid, const struct user_regs_struct *r,
 			 char *buf, size_t size)
@@ -154,35 +199,7 @@ static bool stack_unsafe(struct cp_inject *in, int pid, const struct user_regs_s
 		snprintf(buf, size, "its stack could not be walked to the end");
 		goto out;
 	}
-	unsafe = false;
-	for (size_t i = 0; i < ur->n && !unsafe; i++) {
-		uint64_t pc = i ? ur->pc[i] - 1 : ur->pc[i];
-		const struct cp_map *m = cp_maps_find(&maps, pc);
-		struct cp_sym_result sr;
-
-		if (ur->flags[i] & (CP_FRAME_SIGNAL | CP_FRAME_SIGTRAMP)) {
-			snprintf(buf, size, "in a signal handler");
-			unsafe = true;
-		} else if (!m) {
-			snprintf(buf, size, "frame %zu at %#llx is in no mapping", i,
-				 (unsigned long long)pc);
-			unsafe = true;
-		} else if (inject_unsafe_module(m->path)) {
-			snprintf(buf, size, "in %s", cp_map_basename(m));
-			unsafe = true;
-		} else if (cp_sym_resolve(in->sym, pid, m, pc, &sr) == 0) {
-			for (size_t j = 0; j < sr.n && !unsafe; j++) {
-				const char *f = sr.frames[j].system_name ? sr.frames[j].system_name :
-					sr.frames[j].function;
-
-				if (inject_unsafe_function(f) ||
-				    inject_unsafe_function(sr.frames[j].function)) {
-					snprintf(buf, size, "in %s", f);
-					unsafe = true;
-				}
-			}
-		}
-	}
+	unsafe = inject_frames_unsafe(in, pid, &maps, ur, false, buf, size);
 out:
 	cp_unwind_free(uw);
 	free(ur);
@@ -358,15 +375,31 @@ static int park_pass(struct cp_inject *in, struct inject_park *pk, struct cp_str
 		if (ret < 0)
 			return ret;
 	}
-	for (size_t i = 0; i < n && ret == 0; i++) {
-		char buf[160];
-		long nr, real_nr;
+	/*
+	 * First the threads in calls that continue exactly, then those in calls that cprof must
+	 * issue again from the start (an epoll_wait's timeout starts over): a thread of the second
+	 * kind is tried only when no thread of the first qualifies.
+	 */
+	for (int sweep = 0; sweep < 2 && ret == 0; sweep++) {
+		for (size_t i = 0; i < n && ret == 0; i++) {
+			char buf[160];
+			long nr, real_nr;
+			bool tried = false;
 
-		if (candidate(in, tids[i], &nr, &real_nr, buf, sizeof(buf)) == 0)
-			ret = try_park(in, tids[i], nr, real_nr, pk, buf, sizeof(buf));
-		if (ret == 0 && reasons->len < 400)
-			cp_strbuf_addf(reasons, "%sthread %d %s", reasons->len ? ", " : "",
-				       tids[i], buf);
+			if (tids[i] <= 0)
+				continue;
+			if (candidate(in, tids[i], &nr, &real_nr, buf, sizeof(buf)) == 0) {
+				if (sweep == 0 && inject_syscall_reissued(real_nr))
+					continue;
+				ret = try_park(in, tids[i], nr, real_nr, pk, buf, sizeof(buf));
+				tried = true;
+			}
+			if (ret == 0 && reasons->len < 400)
+				cp_strbuf_addf(reasons, "%sthread %d %s", reasons->len ? ", " : "",
+					       tids[i], buf);
+			if (ret == 0 && (sweep == 0 || tried))
+				tids[i] = 0;
+		}
 	}
 	free(tids);
 	return ret;

@@ -62,9 +62,19 @@ bool inject_unsafe_module(const char *path)
 		return false;
 	base = strrchr(path, '/');
 	base = base ? base + 1 : path;
-	return has_prefix(base, "ld-linux") || has_prefix(base, "ld-2.") ||
-	       has_prefix(base, "ld.so") || has_prefix(base, "libjemalloc") ||
+	return inject_loader_module(path) || has_prefix(base, "libjemalloc") ||
 	       has_prefix(base, "libtcmalloc") || has_prefix(base, "libmimalloc");
+}
+
+bool inject_loader_module(const char *path)
+{
+	const char *base;
+
+	if (!path)
+		return false;
+	base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	return has_prefix(base, "ld-linux") || has_prefix(base, "ld-2.") || has_prefix(base, "ld.so");
 }
 
 /*
@@ -107,4 +117,32 @@ bool inject_parkable_syscall(long nr)
 	default:
 		return false;
 	}
+}
+
+/*
+ * Calls that an interruption fails with EINTR (rather than a restart code), issued again from
+ * the start: their timeout starts over. A thread in one is parked only when no other can be.
+ */
+bool inject_syscall_reissued(long nr)
+{
+	return nr == SYS_epoll_wait || nr == SYS_rt_sigtimedwait;
+}
+
+/* The dynamic loader's own functions (a subset of inject_unsafe_function): dlopen waits on them. */
+bool inject_loader_function(const char *name)
+{
+	static const char *const prefix[] = { "_dl", "dl_", "__libc_dl", "dlopen", "dlclose",
+					      "dlsym", "dlvsym", "dlmopen", "dladdr", "dlinfo" };
+
+	if (!name)
+		return false;
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < sizeof(prefix) / sizeof(prefix[0]); i++)
+			if (has_prefix(name, prefix[i]))
+				return true;
+		if (has_prefix(name, "__GI_"))
+			name += 5;
+		name += strspn(name, "_");
+	}
+	return false;
 }

@@ -16,6 +16,7 @@
 #include "inject.h"
 #include "maps.h"
 #include "mem.h"
+#include "proc.h"
 #include "util.h"
 
 #ifndef CP_AGENT_LIBDIR
@@ -238,21 +239,22 @@ int cp_heap_agent_find(struct cp_heap_agent *a, int pid, const char *path, char 
 		       size_t whylen)
 {
 	struct cp_agent_control c;
-	uint64_t off;
+	uint64_t off = a->pid == pid ? a->control_off : 0;
 	int err;
 
-	if (a->pid != pid || !a->control) {
-		init(a, pid, path);
-		a->base = agent_base(pid);
-		if (!a->base)
-			return -EAGAIN;
+	/* Looked up anew each time: an exec moves the library (a shell's exec of COMMAND). */
+	init(a, pid, path);
+	if (!off)
 		off = dynsym_value(path, CP_AGENT_CONTROL_SYMBOL);
-		if (!off) {
-			snprintf(why, whylen, "%s has no %s", path, CP_AGENT_CONTROL_SYMBOL);
-			return -ENOENT;
-		}
-		a->control = a->base + off;
+	if (!off) {
+		snprintf(why, whylen, "%s has no %s", path, CP_AGENT_CONTROL_SYMBOL);
+		return -ENOENT;
 	}
+	a->control_off = off;
+	a->base = agent_base(pid);
+	if (!a->base)
+		return -EAGAIN;
+	a->control = a->base + off;
 	if (cp_mem_read_pid(pid, a->control, &c, sizeof(c)) != (long)sizeof(c))
 		return -EAGAIN;
 	if (c.magic != CP_AGENT_MAGIC)
@@ -272,6 +274,25 @@ int cp_heap_agent_find(struct cp_heap_agent *a, int pid, const char *path, char 
 	if (err < 0)
 		cp_heap_agent_release(a);
 	return err;
+}
+
+bool cp_heap_agent_replaced(const struct cp_heap_agent *a)
+{
+	struct stat ours, theirs;
+	char path[64];
+
+	if (a->fd < 0 || fstat(a->fd, &ours) < 0)
+		return false;
+	struct cp_task_stat st;
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", a->pid, a->target_fd);
+	if (stat(path, &theirs) == 0)
+		return theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev;
+	err = errno;
+	/* No such fd in a live process: closed at its exec (the memfd is close-on-exec). */
+	return err == ENOENT && cp_proc_read_stat(a->pid, 0, &st) == 0 && st.state != 'Z' &&
+	       st.state != 'X';
 }
 
 static void request_stop(struct cp_heap_agent *a)

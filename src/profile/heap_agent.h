@@ -32,6 +32,7 @@ struct cp_heap_agent {
 	uint64_t base;		/* its load address in the target */
 	uint64_t stop_fn;	/* cprof_agent_stop in the target (injected) */
 	uint64_t control;	/* cprof_agent_control in the target, 0 until known */
+	uint64_t control_off;	/* its offset in the library (record), 0 until read */
 	int target_fd;		/* the memfd's number in the target */
 	int fd;			/* our own fd of the memfd */
 	void *region;
@@ -53,6 +54,11 @@ int cp_heap_agent_inject(struct cp_heap_agent *a, int pid, const char *path, uin
  */
 int cp_heap_agent_find(struct cp_heap_agent *a, int pid, const char *path, char *why,
 		       size_t whylen);
+/*
+ * Whether the region mapped is no longer the target's (record: the command exec'd, and the
+ * program it became started a sampler of its own). False once the process is gone.
+ */
+bool cp_heap_agent_replaced(const struct cp_heap_agent *a);
 /*
  * Turn the sampler off: cprof_agent_stop called through inject when it was injected (and a
  * safe thread comes in time), else the header's state set to CP_AGENT_STOP, which the agent

@@ -33,6 +33,7 @@ struct cp_heap_session {
 	bool emitted;		/* the model went into the profile */
 	int wake_fd;
 	uint64_t last_reread;
+	uint64_t last_exec_check;
 	uint32_t stack_bytes;
 	int err;		/* a failure that ended reading for good */
 };
@@ -162,6 +163,31 @@ static void try_connect(struct cp_session *s, struct cp_heap_session *h)
 		h->err = err;
 }
 
+/* How often record looks for an exec of the command that replaced the sampler, in ns. */
+#define EXEC_CHECK_NS 100000000ull
+
+/*
+ * Record: the command exec'd (a shell's exec, a version manager's shim) and the program it
+ * became started a sampler of its own. What the old ring holds is read; the new one is found
+ * by the next poll.
+ */
+static void follow_exec(struct cp_session *s, struct cp_heap_session *h)
+{
+	uint64_t now = cp_now_ns();
+
+	if (h->agent.injected || now - h->last_exec_check < EXEC_CHECK_NS)
+		return;
+	h->last_exec_check = now;
+	if (!cp_heap_agent_replaced(&h->agent))
+		return;
+	while (cp_heap_ring_read(&h->ring, 0, &ring_ops, s) > 0)
+		;
+	cp_heap_ring_release(&h->ring);
+	cp_heap_agent_release(&h->agent);
+	h->connected = false;
+	s->skip_lo = s->skip_hi = 0;
+}
+
 /* Re-read the module map when a pc falls outside it, at most once a second (dlopen). */
 static void allow_reread(struct cp_session *s, struct cp_heap_session *h)
 {
@@ -183,6 +209,9 @@ static int read_batch(struct cp_session *s, struct cp_heap_session *h)
 
 	if (!h->connected || h->err)
 		return h->err;
+	follow_exec(s, h);
+	if (!h->connected)
+		return 0;
 	allow_reread(s, h);
 	n = cp_heap_ring_read(&h->ring, BATCH, &ring_ops, s);
 	if (n < 0) {

@@ -127,23 +127,55 @@ def test_records_while_16_threads_allocate():
     t.kill()
 
 
+READER = """
+import os, subprocess, sys, time
+env = dict(os.environ, LD_PRELOAD=sys.argv[1],
+           CPROF_AGENT="%d:65536:4096:%d" % (os.getpid(), 4 << 20))
+subprocess.Popen([sys.argv[2]], env=env)
+time.sleep(1000)
+"""
+
+
+def wait_line(p, text, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = __import__("select").select([p.stdout], [], [], 0.2)
+        if r:
+            line = p.stdout.readline()
+            if text in line:
+                return line
+    raise cplib.Failure("no %r within %ss" % (text, timeout))
+
+
 def test_off_when_reader_dies():
-    reader = subprocess.Popen(["sleep", "1000"])
+    # The sampler starts in a direct child of its reader: a process that launches the fixture
+    # plays the reader, and dies.
+    reader = subprocess.Popen([sys.executable, "-c", READER, AGENT,
+                               str(cplib.TARGETS / "malloc_stress")],
+                              stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     cplib._started.append(reader)
-    t = start(reader.pid)
-    m = region(t.pid)
-    check(header(m)["state"] == 1, "not on", header(m))
-    reader.kill()
-    reader.wait()
-    h = wait_off(m)
-    check(h["error"].rstrip(b"\0") == b"reader exited", "error", h["error"])
-    ops1, bad1 = checked(t)
-    time.sleep(0.5)
-    ops2, bad2 = checked(t)
-    check(bad1 == 0 and bad2 == 0, "damaged blocks", bad1, bad2)
-    check(ops2 > ops1, "the fixture stopped allocating", ops1, ops2)
-    cplib.assert_target_unharmed(t.pid)
-    t.kill()
+    pid = int(re.search(r"pid=(\d+)", wait_line(reader, "READY")).group(1))
+    try:
+        m = region(pid)
+        check(header(m)["state"] == 1, "not on", header(m))
+        reader.kill()
+        reader.wait()
+        h = wait_off(m)
+        check(h["error"].rstrip(b"\0") == b"reader exited", "error", h["error"])
+        counts = []
+        for _ in range(2):
+            os.kill(pid, signal.SIGUSR1)
+            line = wait_line(reader, "CHECK")
+            counts.append(tuple(int(x) for x in re.search(r"ops=(\d+) bad=(\d+)", line).groups()))
+            time.sleep(0.5)
+        check(counts[0][1] == 0 and counts[1][1] == 0, "damaged blocks", counts)
+        check(counts[1][0] > counts[0][0], "the fixture stopped allocating", counts)
+        cplib.assert_target_unharmed(pid)
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_off_when_reader_asks():
@@ -157,6 +189,26 @@ def test_off_when_reader_asks():
     check(bad == 0 and ops > 0, "fixture", ops, bad)
     cplib.assert_target_unharmed(t.pid)
     t.kill()
+
+
+def test_starts_in_direct_children_only():
+    """record's rule: the command cprof starts samples (also after it execs through a shell);
+    processes it starts in turn keep the library idle."""
+    env = dict(os.environ, LD_PRELOAD=AGENT,
+               CPROF_AGENT="%d:65536:4096:%d" % (os.getpid(), 1 << 20))
+    ls = "ls -l /proc/self/fd"
+    execd = subprocess.run(["sh", "-c", "exec " + ls], env=env, capture_output=True, text=True,
+                           timeout=60)
+    check(execd.returncode == 0 and "cprof-agent" in execd.stdout,
+          "the program a direct child execs has no sampler", execd.stdout, execd.stderr)
+    forked = subprocess.run(["sh", "-c", ls + "; true"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    check(forked.returncode == 0 and "/proc/self/fd" not in forked.stderr, "ls failed",
+          forked.stderr)
+    check("cprof-agent" not in forked.stdout, "a grandchild started a sampler", forked.stdout)
+    check("CPROF_AGENT" in subprocess.run(["sh", "-c", "env"], env=env, capture_output=True,
+                                          text=True, timeout=60).stdout,
+          "the environment of the command was changed")
 
 
 if __name__ == "__main__":

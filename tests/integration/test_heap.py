@@ -118,6 +118,22 @@ def test_record_accuracy():
           p.stdout[:500])
 
 
+def test_record_through_exec():
+    # A shell script that waits, then execs the program (as a shim does): cprof reads the
+    # shell's sampler, then follows the exec to the program's.
+    d = tempfile.mkdtemp(prefix="cprof-heap-")
+    script = os.path.join(d, "wrap.sh")
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\nsleep 0.3\nexec "%s" "$@"\n' % (cplib.TARGETS / "heap_leak"))
+    os.chmod(script, 0o755)
+    out = os.path.join(d, "exec.pb.gz")
+    r = cplib.run(["record", "--profile", "heap", "-o", out, "--", script, "--now",
+                   "--churn-mb", "100"], timeout=300)
+    check(r.returncode == 0 and "DONE 1" in r.stdout, "record through exec failed", r.stderr)
+    leak = pprof_flat(out, "inuse_space").get("leak_a", 0) / MIB
+    check(180 <= leak <= 220, "leak_a after an exec: %.1f MiB" % leak)
+
+
 def test_attach_accuracy_and_ctrl_c():
     d = tempfile.mkdtemp(prefix="cprof-heap-")
     out = os.path.join(d, "attach.pb.gz")

@@ -164,6 +164,28 @@ def test_killed_caller_mid_call_leaves_target_running():
         healthy(t, tids)
 
 
+def test_killed_caller_inside_dlopen_leaves_library_loaded():
+    slow = str(cplib.TARGETS / "libinject_slowinit.so")
+    with Target("inject_target") as t:
+        tids = tids_of(t)
+        p = subprocess.Popen([INJECT, "--tid", str(tids["i-futex"]), str(t.pid), slow],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            line_with(t, "SLOWINIT begin", timeout=30)
+        finally:
+            p.kill()
+            p.wait(timeout=30)
+        # The thread ends dlopen (the constructor) by itself, then resumes its wait.
+        line_with(t, "SLOWINIT end", timeout=30)
+        deadline = time.monotonic() + 10
+        while syscall_nr(t.pid, tids["i-futex"]) != 202 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check("libinject_slowinit.so" in open("/proc/%d/maps" % t.pid).read(), "loaded")
+        rc, out, kv = inject(t.pid, slow, "slowinit_ready")
+        check(rc == 0 and kv.get("ret") == "1", "found loaded, callable", out)
+        healthy(t, tids)
+
+
 def test_caller_killed_at_random_moments():
     rnd = random.Random(14)
     with Target("inject_target") as t:
@@ -192,6 +214,13 @@ def test_calls_that_a_stop_fails_with_eintr_do_not():
                 continue
             rc, out, kv = inject(t.pid, PROBE, "probe_add", 1, 2, tid=tid, timeout_ms=10000)
             check(rc == 0 and kv.get("ret") == "3", "call on %s" % comm, out)
+        # Left to choose, cprof prefers a call that continues exactly to one issued again.
+        rc, out, kv = inject(t.pid, PROBE, "probe_add", 1, 2)
+        check(rc == 0, "call", out)
+        with open("/proc/%d/task/%s/comm" % (t.pid, kv.get("tid"))) as f:
+            comm = f.read().strip()
+        check(comm in ("e-recv-tmo", "e-read-tmo", "e-accept-tmo"),
+              "parked a thread whose call restarts, not epoll_wait or sigtimedwait", comm)
         check(cplib.eintr_count(t) == 0, "no EINTR in any thread")
         cplib.assert_target_unharmed(t.pid)
 
@@ -281,11 +310,24 @@ def test_no_safe_thread_times_out_cleanly():
     with Target("inject_refuse", "unsafe") as t:
         rc, out, _ = inject(t.pid, PROBE, "probe_add", 1, 2, timeout_ms=400)
         check(rc == 1 and "no thread at a safe point within 400 ms" in out, "timed out", out)
-        check("dl_iterate_phdr" in out, "says the loader's lock is held", out)
+        check("malloc_info" in out, "says a thread is in the allocator", out)
+        check("__libc_fork" in out, "says a thread is in fork", out)
         check(not any("libinject_probe" in ln for ln in open("/proc/%d/maps" % t.pid)),
               "nothing was loaded")
         cplib.assert_target_unharmed(t.pid)
         check(t.alive(), "target alive")
+
+
+def test_thread_inside_the_loader_refuses_a_load():
+    """A thread blocked in a dl_iterate_phdr callback holds the loader's lock: a dlopen on any
+    other thread would wait for it, so nothing is parked at all."""
+    with Target("inject_refuse", "loader") as t:
+        rc, out, _ = inject(t.pid, PROBE, "probe_add", 1, 2, timeout_ms=400)
+        check(rc == 1 and "a dlopen would wait for it" in out and "dl_iterate_phdr" in out,
+              "refused, naming the loader's frame", out)
+        check(not any("libinject_probe" in ln for ln in open("/proc/%d/maps" % t.pid)),
+              "nothing was loaded")
+        cplib.assert_target_unharmed(t.pid)
 
 
 def test_other_mount_namespace_loads_through_memfd():

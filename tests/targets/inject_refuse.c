@@ -1,13 +1,17 @@
 /*
  * Fixture for targets cprof must not call into, by argv[1]: "seccomp" installs a seccomp filter
- * (allowing everything: cprof cannot tell) and sleeps; "unsafe" has its main thread blocked in
- * a read inside a dl_iterate_phdr callback (the loader's lock held) and another thread busy,
- * so that no thread is at a safe point. Prints READY when set up.
+ * (allowing everything: cprof cannot tell) and sleeps; "unsafe" has no thread at a safe point:
+ * one thread blocked writing malloc_info's report to a full pipe, one blocked in a fork prepare
+ * handler (inside fork), one busy, and the main thread busy too; "loader" is the same with the
+ * main thread blocked in a read inside a dl_iterate_phdr callback (the loader's lock held).
+ * Prints READY when set up.
  */
 #define _GNU_SOURCE
 #include <link.h>
 #include <linux/filter.h>
+#include <fcntl.h>
 #include <linux/seccomp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +20,8 @@
 #include <unistd.h>
 
 static int block_fds[2];
+static int full_fds[2];
+static volatile int blocked;
 
 static int install_filter(void)
 {
@@ -37,6 +43,46 @@ __attribute__((noinline)) static int blocking_callback(struct dl_phdr_info *info
 	while (read(block_fds[0], &c, 1) != 0)
 		;
 	return 1;
+}
+
+/* A pipe of one page, full: the next write to it blocks. */
+static FILE *full_pipe(void)
+{
+	char page[4096] = { 0 };
+	FILE *f;
+
+	if (pipe2(full_fds, O_NONBLOCK) < 0 || fcntl(full_fds[1], F_SETPIPE_SZ, 4096) < 0)
+		return NULL;
+	while (write(full_fds[1], page, sizeof(page)) > 0)
+		;
+	fcntl(full_fds[1], F_SETFL, 0);
+	f = fdopen(full_fds[1], "w");
+	if (f)
+		setvbuf(f, NULL, _IONBF, 0);
+	return f;
+}
+
+__attribute__((noinline)) static void *report_malloc(void *arg)
+{
+	__sync_fetch_and_add(&blocked, 1);
+	malloc_info(0, arg);
+	return NULL;
+}
+
+__attribute__((noinline)) static void prepare_blocks(void)
+{
+	char c;
+
+	__sync_fetch_and_add(&blocked, 1);
+	while (read(block_fds[0], &c, 1) != 0)
+		;
+}
+
+__attribute__((noinline)) static void *forker(void *arg)
+{
+	pthread_atfork(prepare_blocks, NULL, NULL);
+	fork();
+	return NULL;
 }
 
 __attribute__((noinline)) static void *spin(void *arg)
@@ -61,8 +107,19 @@ int main(int argc, char **argv)
 		for (;;)
 			nanosleep(&ts, NULL);
 	}
-	if (pipe(block_fds) < 0 || pthread_create(&t, NULL, spin, NULL) != 0)
+	FILE *full = full_pipe();
+
+	if (!full || pipe(block_fds) < 0 || pthread_create(&t, NULL, spin, NULL) != 0 ||
+	    pthread_create(&t, NULL, report_malloc, full) != 0 ||
+	    pthread_create(&t, NULL, forker, NULL) != 0)
 		return 1;
-	dl_iterate_phdr(blocking_callback, NULL);
+	while (blocked < 2)
+		usleep(1000);
+	usleep(100000);
+	if (argc > 1 && strcmp(argv[1], "loader") == 0)
+		dl_iterate_phdr(blocking_callback, NULL);
+	printf("READY\n");
+	fflush(stdout);
+	spin(NULL);
 	return 0;
 }

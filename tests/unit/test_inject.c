@@ -29,6 +29,17 @@ static void test_unsafe_functions(void)
 		      safe[i] ? safe[i] : "NULL");
 }
 
+static void test_loader_functions(void)
+{
+	CHECK(inject_loader_function("__GI___dl_iterate_phdr"));
+	CHECK(inject_loader_function("_dl_open") && inject_loader_function("dl_open_worker"));
+	CHECK(inject_loader_function("dlopen") && inject_loader_function("__libc_dlopen_mode"));
+	CHECK(!inject_loader_function("malloc") && !inject_loader_function("read"));
+	CHECK(!inject_loader_function("fork") && !inject_loader_function(NULL));
+	CHECK(inject_loader_module("/lib64/ld-linux-x86-64.so.2"));
+	CHECK(!inject_loader_module("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"));
+}
+
 static void test_unsafe_modules(void)
 {
 	CHECK(inject_unsafe_module("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"));
@@ -51,6 +62,7 @@ static void test_parkable(void)
 		CHECK(inject_parkable_syscall(yes[i]), "syscall %ld should be parkable", yes[i]);
 	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
 		CHECK(!inject_parkable_syscall(no[i]), "syscall %ld should not be", no[i]);
+	CHECK(inject_syscall_reissued(SYS_epoll_wait) && !inject_syscall_reissued(SYS_futex));
 }
 
 /* Refusals that need no fixture: no such process, a kernel thread, ourselves traced by none. */
@@ -77,6 +89,7 @@ int main(void)
 {
 	test_unsafe_functions();
 	test_unsafe_modules();
+	test_loader_functions();
 	test_parkable();
 	test_refusals();
 	return check_done("test_inject");
