@@ -146,6 +146,9 @@ static int go_profile(const char *what, struct cp_go_profiler *gp, enum cp_go_pr
 	}
 	if (err == 1)
 		cp_note("note: %s", why);
+	if (o->rate && (gt == CP_GO_PROFILE_HEAP || gt == CP_GO_PROFILE_ALLOCS))
+		cp_note("note: --rate is not used: a Go program samples at its own "
+			"runtime.MemProfileRate");
 	if (gt == CP_GO_PROFILE_GOROUTINE) {
 		size_t all, user;
 

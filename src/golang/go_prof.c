@@ -187,6 +187,9 @@ static int walk(const struct cp_mem *mem, uint64_t head, struct cp_go_records *r
 			}
 			buf = big;
 			err = cp_go_bucket_parse(big, need, r->kind, &next, &nstk, NULL, 0, v);
+			/* Still short: the bucket changed under us or is not one. */
+			if (err == -EAGAIN)
+				err = -EPROTO;
 		}
 		if (err < 0 || (err = grow(r, &cap_b, &cap_pcs, nstk)) < 0)
 			break;

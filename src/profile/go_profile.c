@@ -195,7 +195,8 @@ static int location(struct build *b, uint64_t pc, uint64_t *id, bool *runtime)
 								.start_line = f->start_line };
 		}
 		*runtime = nl && lines[0].function && !strncmp(lines[0].function, "runtime.", 8);
-		if (*runtime && !strcmp(lines[nl - 1].function, "runtime.goexit"))
+		if (*runtime && lines[nl - 1].function &&
+		    !strcmp(lines[nl - 1].function, "runtime.goexit"))
 			return 1;
 	}
 	*id = cp_profile_find_location(b->prof, b->gp->pid, addr);
