@@ -172,7 +172,15 @@ static void main_mapping(struct build *b)
  * them). *runtime says whether its innermost function is in package runtime. 0, 1 for
  * runtime.goexit (the end of every goroutine, which Go's profiles leave out) or -errno.
  */
-static int location(struct build *b, uint64_t pc, uint64_t *id, bool *runtime)
+/* The source frames of a location, innermost first (symbolizer-owned strings). */
+struct frames {
+	const char *fn[CP_SYM_MAX_INLINE];
+	int64_t line[CP_SYM_MAX_INLINE];
+	size_t n;			/* 0 when unsymbolized */
+};
+
+static int location(struct build *b, uint64_t pc, uint64_t *id, bool *runtime,
+		    struct frames *fr)
 {
 	struct cp_profile_line lines[CP_SYM_MAX_INLINE];
 	uint64_t addr = pc - 1, mid = 0;
@@ -182,6 +190,7 @@ static int location(struct build *b, uint64_t pc, uint64_t *id, bool *runtime)
 	size_t nl = 0;
 
 	*runtime = false;
+	fr->n = 0;
 	if (m && cp_sym_resolve(b->gp->sym, b->gp->pid, m, addr, &res) == 0) {
 		for (size_t i = 0; i < res.n && i < CP_SYM_MAX_INLINE; i++) {
 			const struct cp_sym_frame *f = &res.frames[i];
@@ -193,6 +202,11 @@ static int location(struct build *b, uint64_t pc, uint64_t *id, bool *runtime)
 								.file = f->file,
 								.line = f->line,
 								.start_line = f->start_line };
+		}
+		fr->n = 0;
+		for (size_t i = 0; i < nl && lines[i].function; i++, fr->n++) {
+			fr->fn[i] = lines[i].function;
+			fr->line[i] = lines[i].line;
 		}
 		*runtime = nl && lines[0].function && !strncmp(lines[0].function, "runtime.", 8);
 		if (*runtime && lines[nl - 1].function &&
@@ -217,21 +231,46 @@ static int location(struct build *b, uint64_t pc, uint64_t *id, bool *runtime)
  * The locations of stack pcs[0..n) into ids. Heap stacks drop their leading runtime frames
  * as Go's writeHeapProto does, unless every frame is one. *out receives the count. 0/-errno.
  */
+/*
+ * Whether cur is the outer part of prev's inlined frames: Go's stacks hold, after a pc in
+ * inlined code, a pc at the inlining call site in the caller (its inline mark), which Go's
+ * profile builder folds into the location before it.
+ */
+static bool inline_mark_of(const struct frames *prev, const struct frames *cur)
+{
+	if (!cur->n || cur->n >= prev->n)
+		return false;
+	for (size_t i = 0; i < cur->n; i++) {
+		size_t j = prev->n - cur->n + i;
+
+		if (strcmp(cur->fn[i], prev->fn[j]) || cur->line[i] != prev->line[j])
+			return false;
+	}
+	return true;
+}
+
 static int stack_ids(struct build *b, const uint64_t *pcs, size_t n, bool hide_runtime,
 		     uint64_t *ids, size_t *out)
 {
+	struct frames fr[2] = { { .n = 0 } };
 	size_t k = 0;
 	bool seen_user = !hide_runtime;
 	int err;
 
 	for (size_t i = 0; i < n; i++) {
+		struct frames *cur = &fr[i & 1], *prev = &fr[!(i & 1)];
 		bool runtime;
 
-		err = location(b, pcs[i], &ids[k], &runtime);
+		err = location(b, pcs[i], &ids[k], &runtime, cur);
 		if (err < 0)
 			return err;
 		if (err == 1)
 			continue;
+		if (i && inline_mark_of(prev, cur)) {
+			/* Keep comparing with the location that holds the inlined frames. */
+			*cur = *prev;
+			continue;
+		}
 		if (!seen_user && runtime)
 			continue;
 		seen_user = true;

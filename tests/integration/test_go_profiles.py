@@ -112,6 +112,31 @@ def agree(ours, theirs, kind, index, what):
     return t1, t2
 
 
+def stacks(path, index):
+    """The distinct stacks (tuples of function names, innermost first) of the samples of
+    `go tool pprof -traces` for sample type index."""
+    out = profiles.pprof("-traces", "-sample_index=" + index, path)
+    result = set()
+    for block in re.split(r"^-+\+-+$", out, flags=re.M)[1:]:
+        frames = []
+        for line in block.splitlines():
+            if not line.strip() or (not frames and re.match(r"^\s*[\w.]+:\s", line)):
+                continue
+            name = line.split(None, 1)[1] if not frames else line.strip()
+            frames.append(name.replace(" (inline)", "").strip())
+        if frames:
+            result.add(tuple(frames))
+    return result
+
+
+def same_stacks(ours, theirs, index, what):
+    """Every stack of ours is one of Go's, frame for frame (inlined frames folded as Go
+    folds them); Go's may have more, from the requests it served meanwhile."""
+    s1, s2 = stacks(ours, index), stacks(theirs, index)
+    check(s1 and s1 <= s2, "%s %s: stacks Go does not have" % (what, index),
+          sorted(s1 - s2)[:5], sorted(s2)[:10])
+
+
 def compare_fixture(stripped):
     port = cplib.free_port()
     exe = goheap(stripped)
@@ -126,6 +151,7 @@ def compare_fixture(stripped):
             fetch(base + kind, theirs)
             for index in SAMPLE_TYPES[kind]:
                 agree(ours, theirs, kind, index, what)
+            same_stacks(ours, theirs, SAMPLE_TYPES[kind][0], "%s %s" % (what, kind))
         # The heap samples carry Go's numeric label bytes: 8 KiB blocks of main.leakA.
         tags = profiles.pprof("-tags", "-sample_index=inuse_space",
                               WORK / ("%s-heap-ours.pb.gz" % what.replace(" ", "-")))
