@@ -13,6 +13,7 @@
 
 #include "deadlock.h"
 #include "fdinfo.h"
+#include "go_diag.h"
 #include "leak.h"
 #include "proc.h"
 #include "strtab.h"
@@ -144,6 +145,23 @@ struct cp_dump {
 	uint64_t go_ns;		/* wall time of reading the runtime and its goroutines */
 	int go_error;
 	char go_why[160];
+	/*
+	 * The diagnosis of a Go program's goroutines (dump_go_diag.c, docs/FORMATS.md): likely
+	 * leaks (with the frame that created each group), the channels waited on, the network
+	 * waits, and the goroutines all asleep for good (NULL when not). Owned.
+	 */
+	struct cp_go_leak *go_leaks;
+	struct cp_frame *go_leak_sites;
+	size_t ngo_leaks;
+	struct cp_go_chan *go_chans;
+	size_t ngo_chans;
+	struct cp_go_netwait *go_netwaits;
+	size_t ngo_netwaits;
+	int64_t *go_deadlock;
+	size_t ngo_deadlock;
+	long go_timers;		/* timers pending in the runtime; -errno when unknown */
+	bool go_watched;	/* --stuck: the goroutines were read at the first look too */
+	bool go_diagnosed;	/* the fields above were filled */
 };
 
 enum cp_dump_flags {
@@ -232,6 +250,16 @@ void cp_dump_json_frames(const struct cp_dump_thread *th, struct cp_strbuf *sb);
 void cp_dump_text_goroutines(const struct cp_dump *dump, struct cp_strbuf *sb);
 /* The JSON "goroutines" array (null when not a Go program). */
 void cp_dump_json_goroutines(const struct cp_dump *dump, struct cp_strbuf *sb);
+/*
+ * The Go diagnosis in text: the likely leaks and network waits without a deadline (after the
+ * header), the channels and the deadlock (at the end); nothing when not a Go program.
+ */
+void cp_dump_text_go_diag_head(const struct cp_dump *dump, struct cp_strbuf *sb);
+void cp_dump_text_go_diag_tail(const struct cp_dump *dump, struct cp_strbuf *sb);
+/* The JSON fields go_leaks, go_channels and go_net_waits (each null when not Go). */
+void cp_dump_json_go_diag(const struct cp_dump *dump, struct cp_strbuf *sb);
+/* The deadlock entry of the goroutines (after a comma when first is false); none: nothing. */
+void cp_dump_json_go_deadlock(const struct cp_dump *dump, struct cp_strbuf *sb, bool first);
 /* The JSON frame list of section "JSON" for any frames. */
 void cp_dump_json_frame_list(struct cp_strbuf *sb, const struct cp_frame *fr, size_t n);
 

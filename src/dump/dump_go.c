@@ -176,6 +176,8 @@ static int read_goroutines(struct dump_run *run, struct cp_go_runtime *rt)
 		err = add_goroutine(run, rt, &gs[i], &d->goroutines[d->ngoroutines++], now, pcs,
 				    tmp);
 	}
+	if (!err)
+		err = dump_go_diagnose(run, rt, gs, n);
 out:
 	free(gs);
 	free(pcs);

@@ -12,4 +12,13 @@
 int dump_go_read(struct dump_run *run);
 void dump_go_release(struct cp_dump *d);
 
+/* dump_go_diag.c */
+/* --stuck: read the goroutines before the watch (run->go_before). 0 or -ENOMEM. */
+int dump_go_first_look(struct dump_run *run);
+/* Diagnose the goroutines gs (n) read through rt into run->d's go_* fields. 0 or -ENOMEM. */
+int dump_go_diagnose(struct dump_run *run, struct cp_go_runtime *rt,
+		     const struct cp_goroutine *gs, size_t n);
+/* Free the first look of run and the diagnosis of d (either may be NULL). */
+void dump_go_diag_release(struct dump_run *run, struct cp_dump *d);
+
 #endif

@@ -204,11 +204,12 @@ static void add_deadlocks(struct cp_strbuf *sb, const struct cp_dump *dump)
 
 		cp_strbuf_adds(sb, i ? ",\n    { \"tids\": " : "\n    { \"tids\": ");
 		add_tids(sb, dl->tids, dl->ntids);
-		cp_strbuf_adds(sb, ", \"description\": ");
+		cp_strbuf_adds(sb, ", \"goroutines\": null, \"description\": ");
 		cp_strbuf_add_json_str(sb, dl->description);
 		cp_strbuf_adds(sb, " }");
 	}
-	cp_strbuf_adds(sb, dump->ndeadlocks ? " ]" : "]");
+	cp_dump_json_go_deadlock(dump, sb, dump->ndeadlocks == 0);
+	cp_strbuf_adds(sb, dump->ndeadlocks || dump->go_deadlock ? " ]" : "]");
 }
 
 int cp_dump_write_json(const struct cp_dump *dump, FILE *f)
@@ -254,6 +255,7 @@ int cp_dump_write_json(const struct cp_dump *dump, FILE *f)
 	cp_strbuf_add_json_str(&sb, dump->go_error ? dump->go_why : NULL);
 	cp_strbuf_adds(&sb, ",\n  \"goroutines\": ");
 	cp_dump_json_goroutines(dump, &sb);
+	cp_dump_json_go_diag(dump, &sb);
 	cp_strbuf_adds(&sb, ",\n  \"fds\": ");
 	if (dump->has_fds)
 		cp_strbuf_addf(&sb,

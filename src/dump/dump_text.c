@@ -542,6 +542,7 @@ int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color)
 
 	add_header(&o, dump);
 	err = add_leaks(&o, dump);
+	cp_dump_text_go_diag_head(dump, &o.sb);
 	for (size_t i = 0; i < n && err == 0; i++) {
 		if (dump->groups)
 			add_group(&o, dump, &dump->groups[i]);
@@ -556,6 +557,8 @@ int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color)
 		add_deadlock(&o, dump->deadlocks[i].description);
 	if (err == 0 && dump->go_version)
 		cp_dump_text_goroutines(dump, &o.sb);
+	if (err == 0)
+		cp_dump_text_go_diag_tail(dump, &o.sb);
 	if (err == 0)
 		err = cp_strbuf_flush(&o.sb, f);
 	cp_strbuf_release(&o.sb);

@@ -101,7 +101,7 @@ static void compute(struct cp_go_runtime *rt, uint64_t pc, bool exact, struct go
 		return;
 	pi->spdelta = delta;
 	pi->top = top_of_stack(f.name);
-	pi->wrapper = f.funcid == GO_FUNCID_WRAPPER;
+	pi->wrapper = f.funcid == rt->funcid_wrapper;
 	pi->shown = shown(f.name) && !pi->wrapper;
 	pi->entry = f.entry + rt->bias;
 	pi->name = f.name;

@@ -17,7 +17,7 @@
 #define G_GAP 4096
 #define STACK_GAP 0
 /* How often a goroutine that moved while read is read again. */
-#define MAX_REREADS 3
+#define MAX_REREADS 5
 
 /* The runtime's goroutine states (runtime2.go), the _Gscan bit apart. */
 enum { G_IDLE = 0, G_RUNNING = 2, G_SYSCALL = 3, G_WAITING = 4, G_DEAD = 6, G_SCAN = 0x1000 };
@@ -104,7 +104,7 @@ static uint64_t rd64(const uint8_t *g, uint32_t off)
 }
 
 /* The g pointers of allgs: allgptr/allglen as the runtime's atomicAllG, else allgs. */
-static int read_allgs(const struct cp_go_runtime *rt, uint64_t **out, size_t *n)
+static int read_allgs(const struct cp_go_runtime *rt, size_t max, uint64_t **out, size_t *n)
 {
 	uint64_t lenaddr, ptraddr, hdr[2] = { 0, 0 }, len, ptr;
 	uint64_t *v;
@@ -122,8 +122,8 @@ static int read_allgs(const struct cp_go_runtime *rt, uint64_t **out, size_t *n)
 	}
 	if (hdr[1] && !hdr[0])
 		return -EFAULT;
-	if (hdr[1] > MAX_GOROUTINES)
-		hdr[1] = MAX_GOROUTINES;
+	if (hdr[1] > max)
+		hdr[1] = max;
 	v = malloc((hdr[1] ? hdr[1] : 1) * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -174,7 +174,7 @@ static bool decode_g(struct cp_go_runtime *rt, const uint8_t *b, struct cp_gorou
 	const struct go_layout *l = &rt->layout;
 	uint32_t status = go_le32(b + l->g_atomicstatus) & ~(uint32_t)G_SCAN;
 	uint8_t reason = b[l->g_waitreason];
-	uint64_t lockedm = rd64(b, l->g_lockedm);
+	uint64_t lockedm = l->g_lockedm ? rd64(b, l->g_lockedm) : 0;
 
 	if (status == G_DEAD || status == G_IDLE)
 		return false;
@@ -372,13 +372,13 @@ static int resolve(const struct cp_go_runtime *rt, const struct gread *r, const 
 	}
 	for (size_t k = 0; k < n; k++) {
 		const uint8_t *b = r->first + gidx[k] * l->g_size;
-		uint64_t m = rd64(b, l->g_m), s = rd64(b, l->g_waiting);
+		uint64_t m = rd64(b, l->g_m), s = l->g_waiting ? rd64(b, l->g_waiting) : 0;
+		uint64_t lm = l->g_lockedm ? rd64(b, l->g_lockedm) : 0;
 
-		v[k].tid = m || rd64(b, l->g_lockedm) ? m_tid(rt, m ? m : rd64(b, l->g_lockedm)) :
-			0;
+		v[k].tid = m || lm ? m_tid(rt, m ? m : lm) : 0;
 		v[k].addr = r->gptrs[gidx[k]];
 		v[k].waiting_chan = 0;
-		if (v[k].status == G_WAITING && s)
+		if (v[k].status == G_WAITING && s && l->sudog_c)
 			spans[ns++] = (struct cp_mem_span){ s + l->sudog_c, 8, &chans[k], false };
 	}
 	if (read_coalesced(rt, spans, ns, G_GAP) < 0)
@@ -392,6 +392,12 @@ static int resolve(const struct cp_go_runtime *rt, const struct gread *r, const 
 
 int cp_go_goroutines(struct cp_go_runtime *rt, struct cp_goroutine **out, size_t *nout)
 {
+	return go_goroutines_first(rt, MAX_GOROUTINES, out, nout);
+}
+
+int go_goroutines_first(struct cp_go_runtime *rt, size_t max, struct cp_goroutine **out,
+			size_t *nout)
+{
 	struct gread r = { 0 };
 	struct cp_goroutine *v = NULL;
 	struct go_stack_copy *copies = NULL;
@@ -400,7 +406,7 @@ int cp_go_goroutines(struct cp_go_runtime *rt, struct cp_goroutine **out, size_t
 	int err;
 
 	drop_stacks(rt);
-	err = read_allgs(rt, &r.gptrs, &r.n);
+	err = read_allgs(rt, max, &r.gptrs, &r.n);
 	if (err)
 		return err;
 	r.first = malloc(r.n * gs + 1);

@@ -63,6 +63,17 @@ static const struct go_version_table versions[] = {
 	},
 };
 
+int go_minor(const char *version)
+{
+	int minor = 0;
+
+	if (strncmp(version, "go1.", 4))
+		return 0;
+	for (const char *p = version + 4; *p >= '0' && *p <= '9' && minor < 1000; p++)
+		minor = minor * 10 + (*p - '0');
+	return minor;
+}
+
 bool go_layout_valid(const struct go_layout *l)
 {
 	uint32_t g8[] = { l->g_stack_lo, l->g_stack_hi, l->g_m, l->g_syscallsp, l->g_syscallpc,

@@ -263,7 +263,7 @@ bool cp_go_pc_is_wrapper(const struct cp_go_runtime *rt, uint64_t pc)
 	if (!rt->has_pcln || pc <= rt->bias)
 		return false;
 	return cp_gopclntab_func_at(&rt->pcln, pc - 1 - rt->bias, &f, &delta) &&
-	       f.funcid == GO_FUNCID_WRAPPER;
+	       f.funcid == rt->funcid_wrapper;
 }
 
 int64_t cp_go_measure_ticks(int ms)

@@ -187,36 +187,33 @@ static size_t read_string_array(const struct cp_go_runtime *rt, const char *name
 /* The layouts and globals: DWARF and .symtab when present, else the version's table. */
 static int learn_runtime(struct cp_go_runtime *rt, char *why, size_t whylen)
 {
+	bool have_layout = true;
 	int err;
 
 	rt->table = go_version_find(rt->version);
+	rt->funcid_wrapper = go_minor(rt->version) >= 23 ? GO_FUNCID_WRAPPER + 1 :
+		GO_FUNCID_WRAPPER;
 	err = go_layout_from_dwarf(rt->elf, &rt->layout);
-	if (err == 0) {
+	if (err == 0)
 		rt->layout_from_dwarf = true;
-	} else if (rt->table && go_layout_valid(&rt->table->layout)) {
+	else if (rt->table && go_layout_valid(&rt->table->layout))
 		rt->layout = rt->table->layout;
-	} else {
-		snprintf(why, whylen, "%s without DWARF: no layout of its runtime is known "
-			 "(supported without DWARF: go1.19)", rt->version);
-		return -ENOTSUP;
-	}
+	else
+		have_layout = false;
 	err = go_globals_from_symtab(rt);
 	if (err == -ENOMEM)
 		return err;
 	rt->has_symtab = err == 0;
-	if (!rt->has_symtab) {
-		if (!rt->table) {
-			snprintf(why, whylen, "%s without .symtab: its runtime's globals cannot be "
-				 "found (supported stripped: go1.19)", rt->version);
-			return -ENOTSUP;
-		}
+	if (!rt->has_symtab)
 		go_globals_from_code(rt);
+	/* A version without a table: what its data and its goroutines show. */
+	if (!have_layout || cp_go_global(rt, "runtime.allgs", &(uint64_t){ 0 }) < 0) {
+		err = go_discover(rt, have_layout, why, whylen);
+		if (err)
+			return err;
+		rt->layout_learned = !have_layout;
 	}
-	if (cp_go_global(rt, "runtime.allgs", &(uint64_t){ 0 }) < 0) {
-		snprintf(why, whylen, "runtime.allgs not found in %s", rt->version);
-		return -ENOTSUP;
-	}
-	return 0;
+	return go_layout_valid(&rt->layout) ? 0 : -ENOTSUP;
 }
 
 int go_binary_load(struct cp_go_runtime *rt, const char *name, char *why, size_t whylen)

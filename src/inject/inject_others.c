@@ -15,12 +15,13 @@
 #define OTHERS_MAX 4096
 
 /*
- * Whether thread tid, blocked in a system call, is inside the loader: its stack copied while
- * it sleeps (never stopped), walked, named. False when it cannot be told.
+ * Which of the n threads tids (blocked in a system call) is inside the loader: their stacks
+ * copied in one sweep while they sleep (a thread that runs meanwhile is skipped, never
+ * stopped), walked, named. Its index, or -1; the frame in buf.
  */
-static bool in_loader(struct cp_inject *in, struct cp_unwinder *uw, const struct cp_maps *maps,
-		      const struct cp_mem *mem, int tid, struct cp_unwind_result *ur, char *buf,
-		      size_t size)
+static long in_loader(struct cp_inject *in, struct cp_unwinder *uw, const struct cp_maps *maps,
+		      const struct cp_mem *mem, const int *tids, size_t n,
+		      struct cp_unwind_result *ur, char *buf, size_t size)
 {
 	struct cp_capture_opts copts = {
 		.stack_max = 256u << 10,
@@ -28,18 +29,25 @@ static bool in_loader(struct cp_inject *in, struct cp_unwinder *uw, const struct
 		.maps = maps,
 		.mem = mem,
 	};
-	struct cp_thread_snap snap;
-	bool busy = false;
+	struct cp_thread_snap *snaps = calloc(n, sizeof(*snaps));
+	int rets[CP_CAPTURE_MANY_MAX];
+	long found = -1;
 
-	if (cp_capture_thread(in->pid, tid, &copts, &snap) < 0)
-		return false;
-	if (snap.live) {
-		memset(ur, 0, sizeof(*ur));
-		if (cp_unwind(uw, &snap.regs, &snap.stack, ur) == 0 && ur->n)
-			busy = inject_frames_unsafe(in, in->pid, maps, ur, true, buf, size);
+	if (!snaps || cp_capture_live_many(in->pid, tids, n, &copts, snaps, rets) < 0) {
+		free(snaps);
+		return -1;
 	}
-	cp_thread_snap_release(&snap);
-	return busy;
+	for (size_t i = 0; i < n; i++) {
+		if (rets[i] < 0)
+			continue;
+		memset(ur, 0, sizeof(*ur));
+		if (found < 0 && cp_unwind(uw, &snaps[i].regs, &snaps[i].stack, ur) == 0 &&
+		    ur->n && inject_frames_unsafe(in, in->pid, maps, ur, true, buf, size))
+			found = (long)i;
+		cp_thread_snap_release(&snaps[i]);
+	}
+	free(snaps);
+	return found;
 }
 
 int inject_loader_busy(struct cp_inject *in, char *why, size_t whylen)
@@ -60,17 +68,25 @@ int inject_loader_busy(struct cp_inject *in, char *why, size_t whylen)
 		ret = -ENOMEM;
 	if (uw)
 		cp_unwind_set_mem(uw, &mem);
-	for (size_t i = 0; ret == 0 && i < n && i < OTHERS_MAX; i++) {
-		struct cp_task_syscall sc;
+	for (size_t i = 0; ret == 0 && i < n && i < OTHERS_MAX;) {
+		int batch[CP_CAPTURE_MANY_MAX];
+		size_t nb = 0;
 		char buf[160];
+		long hit;
 
 		/* A running thread leaves the loader soon; only a blocked one can hold it long. */
-		if (cp_proc_read_syscall(in->pid, tids[i], &sc) < 0 || sc.running || !sc.in_syscall)
-			continue;
-		if (in_loader(in, uw, &maps, &mem, tids[i], ur, buf, sizeof(buf)))
+		for (; i < n && i < OTHERS_MAX && nb < CP_CAPTURE_MANY_MAX; i++) {
+			struct cp_task_syscall sc;
+
+			if (cp_proc_read_syscall(in->pid, tids[i], &sc) == 0 && !sc.running &&
+			    sc.in_syscall)
+				batch[nb++] = tids[i];
+		}
+		if (nb && (hit = in_loader(in, uw, &maps, &mem, batch, nb, ur, buf,
+					   sizeof(buf))) >= 0)
 			ret = inject_why(why, whylen, -EBUSY,
 					 "thread %d is blocked %s: a dlopen would wait for it",
-					 tids[i], buf);
+					 batch[hit], buf);
 	}
 	cp_unwind_free(uw);
 	free(tids);

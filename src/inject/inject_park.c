@@ -209,19 +209,58 @@ out:
 	return unsafe;
 }
 
-/* Room below the stack pointer for the frame and the call, in the stack's own mapping. */
-static bool stack_room(int pid, uint64_t sp)
+/* A hex mask field of a status file ("SigPnd:"), 0 when absent. */
+static uint64_t status_mask(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+
+	return p ? strtoull(p + strlen(key), NULL, 16) : 0;
+}
+
+/*
+ * Whether a signal the thread does not block is pending for it or its process: one that
+ * interrupted its call must end it as the kernel would (EINTR without SA_RESTART), so such a
+ * thread is left alone.
+ */
+static bool signal_pending(int pid, int tid)
+{
+	char path[64], text[4096];
+	size_t len;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+	if (cp_read_file(path, text, sizeof(text), &len) < 0)
+		return true;
+	return ((status_mask(text, "\nSigPnd:") | status_mask(text, "\nShdPnd:")) &
+		~status_mask(text, "\nSigBlk:")) != 0;
+}
+
+/*
+ * Whether sp is on a real stack with room below it for the frame and the call: the main
+ * thread's [stack], or an anonymous mapping with a guard page right below (a pthread stack),
+ * with CALL_STACK_ROOM to spare. Not a stack in the heap or in a file (a coroutine's, say),
+ * whose end cprof cannot know: what the call pushes could land on other data.
+ */
+static bool stack_room(int pid, uint64_t sp, char *buf, size_t size)
 {
 	struct cp_maps maps;
 	const struct cp_map *m;
-	bool ok;
+	bool ok = false;
 
 	if (cp_maps_read(pid, &maps) < 0)
 		return false;
 	m = cp_maps_find(&maps, sp);
-	ok = m && m->perms[1] == 'w' &&
-	     (strcmp(m->path, "[stack]") == 0 ||
-	      sp - m->start > CALL_STACK_ROOM + XSTATE_MAX + 4096);
+	if (!m || m->perms[1] != 'w') {
+		snprintf(buf, size, "its stack pointer is in no writable mapping");
+	} else if (strcmp(m->path, "[stack]") == 0) {
+		ok = true;
+	} else if (m->path[0] || m == maps.v || m[-1].end != m->start ||
+		   strcmp(m[-1].perms, "---p") != 0) {
+		snprintf(buf, size, "its stack is not a thread stack with a guard page");
+	} else if (sp - m->start <= CALL_STACK_ROOM + XSTATE_MAX + 4096) {
+		snprintf(buf, size, "too little stack left");
+	} else {
+		ok = true;
+	}
 	cp_maps_release(&maps);
 	return ok;
 }
@@ -280,9 +319,14 @@ static int try_park(struct cp_inject *in, int tid, long nr, long real_nr, struct
 		snprintf(buf, size, "left its %s call", cp_syscall_name(nr));
 		return 0;
 	}
-	if (!stack_room(in->pid, r.rsp)) {
+	if (signal_pending(in->pid, tid)) {
+		/* It may be what ended the call: the kernel decides, as without cprof. */
 		detach_untouched(tid, 0);
-		snprintf(buf, size, "too little stack");
+		snprintf(buf, size, "has a signal pending");
+		return 0;
+	}
+	if (!stack_room(in->pid, r.rsp, buf, size)) {
+		detach_untouched(tid, 0);
 		return 0;
 	}
 	if (stack_unsafe(in, in->pid, &r, buf, size)) {

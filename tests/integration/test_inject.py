@@ -278,6 +278,18 @@ def refused(pid, text):
     check(rc == 2 and "refused:" in out and text in out, "refused: %s" % text, out)
 
 
+def test_failed_dlopen_says_why():
+    with Target("inject_target") as t:
+        tids = tids_of(t)
+        with tempfile.NamedTemporaryFile(suffix=".so") as f:
+            f.write(b"not an ELF file\n" * 8)
+            f.flush()
+            rc, out, _ = inject(t.pid, f.name)
+        check(rc == 1 and "dlopen of" in out and "failed in the target" in out, "refused", out)
+        check("invalid ELF header" in out or "too short" in out, "with dlerror's text", out)
+        healthy(t, tids)
+
+
 def test_refusals_change_nothing():
     for name, args, text in [("inject_static", [], "static binary"),
                              ("inject_musl", [], "musl libc"),
@@ -312,6 +324,7 @@ def test_no_safe_thread_times_out_cleanly():
         check(rc == 1 and "no thread at a safe point within 400 ms" in out, "timed out", out)
         check("malloc_info" in out, "says a thread is in the allocator", out)
         check("__libc_fork" in out, "says a thread is in fork", out)
+        check("not a thread stack with a guard page" in out, "says a stack is in the heap", out)
         check(not any("libinject_probe" in ln for ln in open("/proc/%d/maps" % t.pid)),
               "nothing was loaded")
         cplib.assert_target_unharmed(t.pid)

@@ -2,7 +2,8 @@
  * Fixture for targets cprof must not call into, by argv[1]: "seccomp" installs a seccomp filter
  * (allowing everything: cprof cannot tell) and sleeps; "unsafe" has no thread at a safe point:
  * one thread blocked writing malloc_info's report to a full pipe, one blocked in a fork prepare
- * handler (inside fork), one busy, and the main thread busy too; "loader" is the same with the
+ * handler (inside fork), one blocked on a stack of its own in the heap (a coroutine's: where
+ * it ends cannot be known), one busy, and the main thread busy too; "loader" is the same with the
  * main thread blocked in a read inside a dl_iterate_phdr callback (the loader's lock held).
  * Prints READY when set up.
  */
@@ -16,7 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <stdlib.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 static int block_fds[2];
@@ -78,6 +81,28 @@ __attribute__((noinline)) static void prepare_blocks(void)
 		;
 }
 
+static ucontext_t co_ctx, co_back;
+
+__attribute__((noinline)) static void coroutine(void)
+{
+	prepare_blocks();
+}
+
+/* Run coroutine() on a stack malloc'd in the heap, as coroutine libraries without guards do. */
+__attribute__((noinline)) static void *on_heap_stack(void *arg)
+{
+	size_t size = 256 << 10;
+
+	if (getcontext(&co_ctx) < 0)
+		return NULL;
+	co_ctx.uc_stack.ss_sp = malloc(size);
+	co_ctx.uc_stack.ss_size = size;
+	co_ctx.uc_link = &co_back;
+	makecontext(&co_ctx, coroutine, 0);
+	swapcontext(&co_back, &co_ctx);
+	return NULL;
+}
+
 __attribute__((noinline)) static void *forker(void *arg)
 {
 	pthread_atfork(prepare_blocks, NULL, NULL);
@@ -111,9 +136,10 @@ int main(int argc, char **argv)
 
 	if (!full || pipe(block_fds) < 0 || pthread_create(&t, NULL, spin, NULL) != 0 ||
 	    pthread_create(&t, NULL, report_malloc, full) != 0 ||
-	    pthread_create(&t, NULL, forker, NULL) != 0)
+	    pthread_create(&t, NULL, forker, NULL) != 0 ||
+	    pthread_create(&t, NULL, on_heap_stack, NULL) != 0)
 		return 1;
-	while (blocked < 2)
+	while (blocked < 3)
 		usleep(1000);
 	usleep(100000);
 	if (argc > 1 && strcmp(argv[1], "loader") == 0)

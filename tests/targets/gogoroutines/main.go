@@ -24,6 +24,9 @@ import (
 )
 
 var (
+	// The client end of the connection reader() reads: kept here, or a GC would finalize
+	// it, close it, and end the read.
+	client net.Conn
 	never  = make(chan int)
 	never2 = make(chan int)
 	mu     sync.Mutex
@@ -116,6 +119,20 @@ func dumpOnSignal(path string) {
 	}
 }
 
+// busy counts the goroutines not parked: runnable or running (main itself is one).
+func busy() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	return strings.Count(string(buf), " [runnable]:") + strings.Count(string(buf), " [running]:")
+}
+
 func main() {
 	n := 1000
 	if len(os.Args) > 1 {
@@ -151,7 +168,7 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	client, err := net.Dial("tcp", ln.Addr().String())
+	client, err = net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		panic(err)
 	}
@@ -162,13 +179,15 @@ func main() {
 	go reader(server)
 	go sleeper()
 	go lockedWaiter()
-	// Let every goroutine reach its wait before saying READY.
+	// Let every goroutine reach its wait before saying READY (on a loaded machine some are
+	// still runnable long after they were started).
 	want := n + 10 + 5 + 3 + 1 + extra
 	for runtime.NumGoroutine() < want {
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(200 * time.Millisecond)
+	for i := 0; i < 100 && busy() > 1+extra; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
 	fmt.Println("READY", os.Getpid())
 	select {}
-	_ = client
 }
