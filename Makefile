@@ -11,7 +11,7 @@ PACKAGES = meson ninja-build pkg-config gcc g++ libunwind-dev libdw-dev libelf-d
 	elfutils gdb strace rustc \
 	python3 python3-pytest binutils procps iproute2 postgresql redis-server cmake \
 	clang libclang-rt-14-dev musl-tools
-BENCH_PACKAGES = linux-perf hyperfine time bpfcc-tools heaptrack
+BENCH_PACKAGES = linux-perf hyperfine time bpfcc-tools heaptrack delve
 
 .PHONY: all deps build release demo test bench bench-compare clean fuzz fuzz-build fuzz-smoke
 
@@ -60,6 +60,7 @@ fuzz-smoke: fuzz-build
 bench: release
 	@sh scripts/install-deps.sh $(BENCH_PACKAGES)
 	python3 bench/run.py --build $(RELEASE_BUILD)
+	python3 bench/go_dump.py --build $(RELEASE_BUILD)
 
 # Two cprof binaries on this machine, runs alternating: an older one (OLD) against this
 # release build. make bench-compare OLD=/path/to/old/cprof [RUNS=5]

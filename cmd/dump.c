@@ -267,7 +267,7 @@ static void print_stats(const struct cp_dump *d, uint64_t wall_ns)
 	}
 	cp_note("stats: dump_us=%llu threads=%zu captured=%zu max_stop_us=%llu avg_stop_us=%llu "
 		"stopped=%zu sampled=%zu capture_us=%llu unwind_us=%llu symbolize_us=%llu classify_us=%llu "
-		"heap_kb=%zu switch_records=%d",
+		"heap_kb=%zu switch_records=%d go_us=%llu goroutines=%zu",
 		(unsigned long long)(wall_ns / 1000), d->nthreads, d->ncaptured,
 		(unsigned long long)(d->max_stop_ns / 1000),
 		(unsigned long long)(stopped ? d->total_stop_ns / stopped / 1000 : 0), stopped, sampled,
@@ -275,7 +275,8 @@ static void print_stats(const struct cp_dump *d, uint64_t wall_ns)
 		(unsigned long long)(d->unwind_ns / 1000),
 		(unsigned long long)(d->symbolize_ns / 1000),
 		(unsigned long long)(d->classify_ns / 1000),
-		(mallinfo2().arena + mallinfo2().hblkhd) >> 10, d->switch_records);
+		(mallinfo2().arena + mallinfo2().hblkhd) >> 10, d->switch_records,
+		(unsigned long long)(d->go_ns / 1000), d->ngoroutines);
 }
 
 static int write_dump(const struct cp_dump *dump, const struct dump_options *o,

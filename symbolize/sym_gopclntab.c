@@ -138,17 +138,16 @@ struct gofunc {
 	uint64_t off;		/* of the record in the section */
 	uint64_t entry;
 	int32_t nameoff;
-	uint32_t pcfile, pcln, npcdata, cu;
+	uint32_t pcsp, pcfile, pcln, npcdata, cu;
 	int32_t start_line;
-	uint8_t nfuncdata;
+	uint8_t nfuncdata, funcid;
 	uint64_t fixed;		/* size of the fixed part: pcdata follow it */
 };
 
-/* The _func of the function containing pc; false when none does or the record is bad. */
-static bool func_find(const struct cp_gopclntab *t, uint64_t pc, struct gofunc *f)
+/* The functab index of the function containing pc; false when none does. */
+static bool func_index(const struct cp_gopclntab *t, uint64_t pc, uint64_t *idx)
 {
-	uint64_t lo = 0, hi = t->nfunc, entry, end, funcoff, base;
-	uint32_t v[9];
+	uint64_t lo = 0, hi = t->nfunc, entry, end;
 
 	if (!ftab_get(t, 0, &entry, NULL) || pc < entry || !ftab_get(t, t->nfunc, &end, NULL) ||
 	    pc >= end)
@@ -164,15 +163,26 @@ static bool func_find(const struct cp_gopclntab *t, uint64_t pc, struct gofunc *
 		else
 			hi = mid;
 	}
-	if (!ftab_get(t, lo, &entry, &funcoff) || !add_off(t->pcln, funcoff, &f->off) ||
+	*idx = lo;
+	return true;
+}
+
+/* The _func of functab entry i; false when the record is bad. */
+static bool func_read(const struct cp_gopclntab *t, uint64_t i, struct gofunc *f)
+{
+	uint64_t entry, funcoff, base;
+	uint32_t v[9];
+
+	if (!ftab_get(t, i, &entry, &funcoff) || !add_off(t->pcln, funcoff, &f->off) ||
 	    f->off >= t->size)
 		return false;
 	f->entry = entry;
 	base = t->version == CP_GOPCLN_116 ? t->ptrsize : 4;
-	for (unsigned i = 0; i < 9; i++)
-		if (!rd32(t, f->off + base + 4ull * i, &v[i]))
+	for (unsigned k = 0; k < 9; k++)
+		if (!rd32(t, f->off + base + 4ull * k, &v[k]))
 			return false;
 	f->nameoff = (int32_t)v[0];
+	f->pcsp = v[3];
 	f->pcfile = v[4];
 	f->pcln = v[5];
 	f->npcdata = v[6];
@@ -188,7 +198,16 @@ static bool func_find(const struct cp_gopclntab *t, uint64_t pc, struct gofunc *
 	if (f->off + f->fixed > t->size || f->npcdata > MAX_PCDATA)
 		return false;
 	f->nfuncdata = t->data[f->off + f->fixed - 1];
+	f->funcid = t->data[f->off + f->fixed - 4];
 	return true;
+}
+
+/* The _func of the function containing pc; false when none does or the record is bad. */
+static bool func_find(const struct cp_gopclntab *t, uint64_t pc, struct gofunc *f)
+{
+	uint64_t i;
+
+	return func_index(t, pc, &i) && func_read(t, i, f);
 }
 
 /* A varint of at most 5 bytes (Go's pcvalue tables hold uint32s) at *p below end. */
@@ -366,6 +385,7 @@ size_t cp_gopclntab_lookup(const struct cp_gopclntab *t, uint64_t pc,
 		func_line(t, &f, pc, &fr->file, &fr->line);
 		fr->start_line = start > 0 ? start : 0;
 		fr->inlined = true;
+		fr->pc = pc;
 		n++;
 		pc = f.entry + (uint32_t)parent_pc;
 	}
@@ -375,7 +395,56 @@ size_t cp_gopclntab_lookup(const struct cp_gopclntab *t, uint64_t pc,
 	func_line(t, &f, pc, &frames[n].file, &frames[n].line);
 	frames[n].start_line = f.start_line > 0 ? f.start_line : 0;
 	frames[n].inlined = false;
+	frames[n].pc = pc;
 	return n + 1;
+}
+
+/* The public view of f (functab entry i). */
+static bool func_public(const struct cp_gopclntab *t, uint64_t i, const struct gofunc *f,
+			struct cp_gopcln_func *out)
+{
+	uint64_t end;
+
+	out->name = func_name(t, f->nameoff);
+	if (!out->name || !ftab_get(t, i + 1, &end, NULL) || end < f->entry)
+		return false;
+	out->entry = f->entry;
+	out->end = end;
+	out->funcid = f->funcid;
+	return true;
+}
+
+bool cp_gopclntab_func_at(const struct cp_gopclntab *t, uint64_t pc, struct cp_gopcln_func *out,
+			  int32_t *spdelta)
+{
+	struct gofunc f;
+	uint64_t i;
+
+	if (!t || !t->data || !func_index(t, pc, &i) || !func_read(t, i, &f) ||
+	    !func_public(t, i, &f, out))
+		return false;
+	if (spdelta && !pcvalue(t, &f, f.pcsp, pc, spdelta))
+		return false;
+	return true;
+}
+
+bool cp_gopclntab_func_named(const struct cp_gopclntab *t, const char *name,
+			     struct cp_gopcln_func *out)
+{
+	struct gofunc f;
+
+	if (!t || !t->data)
+		return false;
+	for (uint64_t i = 0; i < t->nfunc; i++) {
+		const char *nm;
+
+		if (!func_read(t, i, &f))
+			continue;
+		nm = func_name(t, f.nameoff);
+		if (nm && !strcmp(nm, name))
+			return func_public(t, i, &f, out);
+	}
+	return false;
 }
 
 /* The section of elf named name, or NULL. */

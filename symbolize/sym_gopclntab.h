@@ -48,6 +48,8 @@ struct cp_gopcln_frame {
 	int line;			/* 0 when unknown */
 	int start_line;			/* Go 1.20+ only, else 0 */
 	bool inlined;			/* inlined into the next frame */
+	uint64_t pc;			/* the pc its file:line was looked up at (for an inlined
+					   call's caller: the call site, entry + parentPc) */
 };
 
 /*
@@ -70,5 +72,24 @@ int cp_gopclntab_from_elf(struct cp_gopclntab *t, Elf *elf);
  */
 size_t cp_gopclntab_lookup(const struct cp_gopclntab *t, uint64_t pc,
 			   struct cp_gopcln_frame *frames, size_t max);
+
+/* One function of the table. */
+struct cp_gopcln_func {
+	uint64_t entry, end;		/* ELF addresses, end exclusive */
+	const char *name;		/* points into the section */
+	uint8_t funcid;			/* the runtime's funcID (goexit, mstart, wrappers...) */
+};
+
+/*
+ * The function containing ELF address pc, and with spdelta non-NULL the frame size its pcsp
+ * table gives at pc (bytes below the caller's sp, without the return address), as the
+ * runtime's funcspdelta. False when no function holds pc or its tables are bad.
+ */
+bool cp_gopclntab_func_at(const struct cp_gopclntab *t, uint64_t pc, struct cp_gopcln_func *out,
+			  int32_t *spdelta);
+
+/* The function named name (a linear search: for a few known runtime functions). */
+bool cp_gopclntab_func_named(const struct cp_gopclntab *t, const char *name,
+			     struct cp_gopcln_func *out);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "deadlock.h"
+#include "dump_go.h"
 #include "dump_run.h"
 
 bool dump_cancelled(const struct dump_run *run)
@@ -80,6 +81,7 @@ static void dump_run_release(struct dump_run *run)
 	run->progress_before = NULL;
 	run->progress_after = NULL;
 	run->nwork = run->nseen = run->nprogress_before = run->nprogress_after = 0;
+	dump_go_diag_release(run, NULL);
 }
 
 bool dump_is_gone(int err)
@@ -458,6 +460,9 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 		run.opts = &traced_opts;
 	}
 	if (d.stuck_seconds) {
+		err = dump_go_first_look(&run);
+		if (err < 0)
+			goto fail;
 		err = dump_stuck_watch(&run);
 		if (err < 0)
 			goto fail;
@@ -470,6 +475,9 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 	if (err < 0)
 		goto fail;
 	err = dump_unwind_extra(&run);
+	if (err < 0)
+		goto fail;
+	err = dump_go_read(&run);
 	if (err < 0)
 		goto fail;
 	err = dump_infer_lock_holders(&run);
@@ -589,6 +597,8 @@ void cp_dump_release(struct cp_dump *d)
 	for (size_t i = 0; i < d->nleaks; i++)
 		free(d->leaks[i].tids);
 	free(d->leaks);
+	dump_go_release(d);
+	dump_go_diag_release(NULL, d);
 	if (d->has_strings)
 		cp_strtab_release(&d->strings);
 	memset(d, 0, sizeof(*d));

@@ -13,6 +13,7 @@
 
 #include "deadlock.h"
 #include "fdinfo.h"
+#include "go_diag.h"
 #include "leak.h"
 #include "proc.h"
 #include "strtab.h"
@@ -27,6 +28,7 @@ struct cp_frame {
 	uint64_t offset;	/* file offset of pc in module */
 	bool has_offset;
 	bool inlined;
+	uint64_t entry_offset;	/* Go frames: pc - its function's entry (Go's "+0x"), else 0 */
 };
 
 struct cp_dump_thread {
@@ -54,6 +56,30 @@ struct cp_dump_thread {
 	int capture_error;	/* 0 captured (or a zombie); else why not: -EBUSY traced */
 	int tracer_pid;		/* with -EBUSY: the process that traces it, and its name */
 	char tracer_name[CP_COMM_LEN];
+	int64_t goroutine;	/* Go: the goroutine this thread runs or is locked to; 0 = none */
+};
+
+/* A goroutine of a Go program (docs/FORMATS.md, "Go programs"). Strings in cp_dump.strings. */
+struct cp_dump_goroutine {
+	int64_t id;
+	const char *status;		/* the target's gStatusStrings: "waiting", "running" */
+	const char *wait_reason;	/* the target's waitReasonStrings; NULL when none */
+	int64_t wait_minutes;		/* as Go's dump counts them; -1 when unknown */
+	bool locked_to_thread;
+	int tid;			/* the thread running it, in a syscall or locked; 0 = null */
+	struct cp_frame *frames;	/* owned; as Go's dump shows them (runtime internals hidden) */
+	size_t nframes;
+	/*
+	 * With --group: owned; every frame but wrappers, as Go's goroutine profile records them
+	 * (pc: runtime.CallersFrames' Frame.PC, entry_offset from the physical function's entry).
+	 */
+	struct cp_frame *stack;
+	size_t nstack;
+	struct cp_frame created_by;	/* function NULL: none */
+	int64_t parent_id;		/* the goroutine that created it; 0 = unknown */
+	uint64_t waiting_chan;		/* the channel it waits on, 0 = none */
+	bool torn;			/* it moved while read, again and again: frames may be wrong */
+	bool from_thread;		/* running: frames from its thread's stack */
 };
 
 struct cp_dump_group {
@@ -108,6 +134,34 @@ struct cp_dump {
 	 */
 	struct cp_dump_thread *extra;
 	size_t nextra;
+	/*
+	 * Go programs: the runtime's version (NULL: not Go) and the goroutines Go's own dump
+	 * shows, in the runtime's order; go_error says why they could not be read (go_why).
+	 */
+	const char *go_version;
+	struct cp_dump_goroutine *goroutines;
+	size_t ngoroutines;
+	size_t go_hidden;	/* runtime goroutines left out, as Go's dump leaves them */
+	uint64_t go_ns;		/* wall time of reading the runtime and its goroutines */
+	int go_error;
+	char go_why[160];
+	/*
+	 * The diagnosis of a Go program's goroutines (dump_go_diag.c, docs/FORMATS.md): likely
+	 * leaks (with the frame that created each group), the channels waited on, the network
+	 * waits, and the goroutines all asleep for good (NULL when not). Owned.
+	 */
+	struct cp_go_leak *go_leaks;
+	struct cp_frame *go_leak_sites;
+	size_t ngo_leaks;
+	struct cp_go_chan *go_chans;
+	size_t ngo_chans;
+	struct cp_go_netwait *go_netwaits;
+	size_t ngo_netwaits;
+	int64_t *go_deadlock;
+	size_t ngo_deadlock;
+	long go_timers;		/* timers pending in the runtime; -errno when unknown */
+	bool go_watched;	/* --stuck: the goroutines were read at the first look too */
+	bool go_diagnosed;	/* the fields above were filled */
 };
 
 enum cp_dump_flags {
@@ -191,6 +245,23 @@ void cp_dump_text_frames(const struct cp_dump_thread *th, struct cp_strbuf *sb);
 /* The JSON object of one thread (section "JSON"), and the frames array alone. */
 void cp_dump_json_thread(const struct cp_dump_thread *th, struct cp_strbuf *sb);
 void cp_dump_json_frames(const struct cp_dump_thread *th, struct cp_strbuf *sb);
+
+/* Go programs: the goroutines as Go's debug=2 text, or with --group its debug=1 form. */
+void cp_dump_text_goroutines(const struct cp_dump *dump, struct cp_strbuf *sb);
+/* The JSON "goroutines" array (null when not a Go program). */
+void cp_dump_json_goroutines(const struct cp_dump *dump, struct cp_strbuf *sb);
+/*
+ * The Go diagnosis in text: the likely leaks and network waits without a deadline (after the
+ * header), the channels and the deadlock (at the end); nothing when not a Go program.
+ */
+void cp_dump_text_go_diag_head(const struct cp_dump *dump, struct cp_strbuf *sb);
+void cp_dump_text_go_diag_tail(const struct cp_dump *dump, struct cp_strbuf *sb);
+/* The JSON fields go_leaks, go_channels and go_net_waits (each null when not Go). */
+void cp_dump_json_go_diag(const struct cp_dump *dump, struct cp_strbuf *sb);
+/* The deadlock entry of the goroutines (after a comma when first is false); none: nothing. */
+void cp_dump_json_go_deadlock(const struct cp_dump *dump, struct cp_strbuf *sb, bool first);
+/* The JSON frame list of section "JSON" for any frames. */
+void cp_dump_json_frame_list(struct cp_strbuf *sb, const struct cp_frame *fr, size_t n);
 
 /* Writers. color: ANSI colours (text only). 0 or -errno. */
 int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color);

@@ -71,6 +71,11 @@ static void add_frames(struct cp_strbuf *sb, const struct cp_frame *fr, size_t n
 	cp_strbuf_adds(sb, n ? " ]" : "]");
 }
 
+void cp_dump_json_frame_list(struct cp_strbuf *sb, const struct cp_frame *fr, size_t n)
+{
+	add_frames(sb, fr, n, NULL);
+}
+
 static void add_tids(struct cp_strbuf *sb, const int *tids, size_t n)
 {
 	cp_strbuf_addc(sb, '[');
@@ -122,7 +127,8 @@ static void add_capture_error(struct cp_strbuf *sb, const struct cp_dump_thread 
 	cp_strbuf_add_json_str(sb, why);
 }
 
-static void add_thread(struct cp_strbuf *sb, const struct cp_dump_thread *th)
+/* One thread; go: of a Go program (its "goroutine" field is present, null when none). */
+static void add_thread(struct cp_strbuf *sb, const struct cp_dump_thread *th, bool go)
 {
 	char state[2] = { th->state ? th->state : '?', '\0' };
 
@@ -147,12 +153,16 @@ static void add_thread(struct cp_strbuf *sb, const struct cp_dump_thread *th)
 	}
 	cp_strbuf_adds(sb, "],\n      \"capture_error\": ");
 	add_capture_error(sb, th);
+	if (go) {
+		cp_strbuf_adds(sb, ", \"goroutine\": ");
+		add_int_or_null(sb, th->goroutine != 0, th->goroutine);
+	}
 	cp_strbuf_adds(sb, " }");
 }
 
 void cp_dump_json_thread(const struct cp_dump_thread *th, struct cp_strbuf *sb)
 {
-	add_thread(sb, th);
+	add_thread(sb, th, false);
 }
 
 void cp_dump_json_frames(const struct cp_dump_thread *th, struct cp_strbuf *sb)
@@ -194,11 +204,12 @@ static void add_deadlocks(struct cp_strbuf *sb, const struct cp_dump *dump)
 
 		cp_strbuf_adds(sb, i ? ",\n    { \"tids\": " : "\n    { \"tids\": ");
 		add_tids(sb, dl->tids, dl->ntids);
-		cp_strbuf_adds(sb, ", \"description\": ");
+		cp_strbuf_adds(sb, ", \"goroutines\": null, \"description\": ");
 		cp_strbuf_add_json_str(sb, dl->description);
 		cp_strbuf_adds(sb, " }");
 	}
-	cp_strbuf_adds(sb, dump->ndeadlocks ? " ]" : "]");
+	cp_dump_json_go_deadlock(dump, sb, dump->ndeadlocks == 0);
+	cp_strbuf_adds(sb, dump->ndeadlocks || dump->go_deadlock ? " ]" : "]");
 }
 
 int cp_dump_write_json(const struct cp_dump *dump, FILE *f)
@@ -230,7 +241,7 @@ int cp_dump_write_json(const struct cp_dump *dump, FILE *f)
 	cp_strbuf_adds(&sb, ",\n  \"threads\": [");
 	for (size_t i = 0; i < dump->nthreads && !err; i++) {
 		cp_strbuf_adds(&sb, i ? ",\n" : "\n");
-		add_thread(&sb, &dump->threads[i]);
+		add_thread(&sb, &dump->threads[i], dump->go_version != NULL);
 		if (sb.len >= CP_STRBUF_FLUSH_AT)
 			err = cp_strbuf_flush(&sb, f);
 	}
@@ -238,6 +249,13 @@ int cp_dump_write_json(const struct cp_dump *dump, FILE *f)
 	add_groups(&sb, dump);
 	cp_strbuf_adds(&sb, ",\n  \"deadlocks\": ");
 	add_deadlocks(&sb, dump);
+	cp_strbuf_adds(&sb, ",\n  \"go_version\": ");
+	cp_strbuf_add_json_str(&sb, dump->go_version);
+	cp_strbuf_adds(&sb, ",\n  \"go_error\": ");
+	cp_strbuf_add_json_str(&sb, dump->go_error ? dump->go_why : NULL);
+	cp_strbuf_adds(&sb, ",\n  \"goroutines\": ");
+	cp_dump_json_goroutines(dump, &sb);
+	cp_dump_json_go_diag(dump, &sb);
 	cp_strbuf_adds(&sb, ",\n  \"fds\": ");
 	if (dump->has_fds)
 		cp_strbuf_addf(&sb,

@@ -12,6 +12,7 @@
 
 #include "capture.h"
 #include "dump.h"
+#include "goruntime.h"
 #include "maps.h"
 #include "mem.h"
 #include "pidns.h"
@@ -107,6 +108,9 @@ struct dump_run {
 	/* How the target's PID namespace numbers its threads, read after the captures. */
 	struct cp_pidns_map pidns;
 	bool have_pidns;
+	/* --stuck on a Go program: its goroutines at the first look (dump_go_diag.c). */
+	struct cp_goroutine *go_before;
+	size_t ngo_before;
 };
 
 /* dump.c */

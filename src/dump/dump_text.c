@@ -324,6 +324,8 @@ static void add_thread(struct out *o, const struct cp_dump *dump, const struct c
 	cp_strbuf_addf(&o->sb, "%s ", col(o, C_RESET));
 	add_wait(o, dump, th, true);
 	add_stuck(o, dump, th);
+	if (th->goroutine)
+		cp_strbuf_addf(&o->sb, " (goroutine %lld)", (long long)th->goroutine);
 	cp_strbuf_adds(&o->sb, ":\n");
 	add_frames(o, th);
 }
@@ -540,6 +542,7 @@ int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color)
 
 	add_header(&o, dump);
 	err = add_leaks(&o, dump);
+	cp_dump_text_go_diag_head(dump, &o.sb);
 	for (size_t i = 0; i < n && err == 0; i++) {
 		if (dump->groups)
 			add_group(&o, dump, &dump->groups[i]);
@@ -552,6 +555,10 @@ int cp_dump_write_text(const struct cp_dump *dump, FILE *f, bool color)
 		cp_strbuf_addc(&o.sb, '\n');
 	for (size_t i = 0; i < dump->ndeadlocks && err == 0; i++)
 		add_deadlock(&o, dump->deadlocks[i].description);
+	if (err == 0 && dump->go_version)
+		cp_dump_text_goroutines(dump, &o.sb);
+	if (err == 0)
+		cp_dump_text_go_diag_tail(dump, &o.sb);
 	if (err == 0)
 		err = cp_strbuf_flush(&o.sb, f);
 	cp_strbuf_release(&o.sb);

@@ -26,6 +26,13 @@ int cp_go_open(int pid, const struct cp_maps *maps, const struct cp_mem *mem,
 	       struct cp_go_runtime **out, char *why, size_t whylen);
 void cp_go_close(struct cp_go_runtime *rt);
 
+/*
+ * Whether pid runs a Go program, and its version ("go1.24.3", "unknown" when unreadable)
+ * into version: for saying which Go a program whose runtime cp_go_open cannot read runs.
+ * 0 or -ENOENT (not a Go program).
+ */
+int cp_go_probe(int pid, const struct cp_maps *maps, char *version, size_t len);
+
 /* "go1.19.8": from .go.buildinfo (or runtime.buildVersion). */
 const char *cp_go_version(const struct cp_go_runtime *rt);
 
@@ -35,6 +42,7 @@ int cp_go_global(const struct cp_go_runtime *rt, const char *name, uint64_t *add
 /* One goroutine as read; strings live as long as the runtime handle. */
 struct cp_goroutine {
 	int64_t id;
+	uint64_t addr;			/* the g's own address (what a pollDesc's rg holds) */
 	uint32_t status;		/* _Gidle.._Gpreempted, the _Gscan bit cleared */
 	const char *status_str;		/* the target's gStatusStrings ("waiting", "runnable") */
 	const char *wait_reason;	/* the target's waitReasonStrings; "" when none */
@@ -53,8 +61,9 @@ struct cp_goroutine {
 };
 
 /*
- * Every goroutine, read consistently (a goroutine whose status or sched changed while read is
- * read again). *out is malloc'ed (free it). 0 or -errno.
+ * Every goroutine (the first million of allgs at most), read consistently (a goroutine whose
+ * status or sched changed while read is read again). *out is malloc'ed (free it). 0 or
+ * -errno.
  */
 int cp_go_goroutines(struct cp_go_runtime *rt, struct cp_goroutine **out, size_t *n);
 
@@ -64,5 +73,36 @@ int cp_go_goroutines(struct cp_go_runtime *rt, struct cp_goroutine **out, size_t
  */
 size_t cp_go_unwind(struct cp_go_runtime *rt, const struct cp_goroutine *g, uint64_t *pcs,
 		    size_t max);
+
+/* One frame as Go's traceback prints it. */
+struct cp_go_frame {
+	uint64_t pc;			/* as unwound (return address for callers) */
+	const char *function;		/* borrowed from the binary's .gopclntab */
+	const char *file;		/* NULL when unknown */
+	int line;			/* 0 when unknown */
+	uint64_t entry_off;		/* pc - function entry (Go's "+0x"); 0 for inlined frames */
+	bool inlined;			/* inlined into the next frame */
+	/*
+	 * The pc this frame's file:line is for, as runtime.CallersFrames gives Frame.PC: pc - 1
+	 * for a return address, and for the caller of an inlined call the call site; Go's
+	 * goroutine profile records it + 1 (what debug=1 prints after "@").
+	 */
+	uint64_t frame_pc;
+	uint64_t frame_off;		/* frame_pc - its physical function's entry */
+};
+
+/*
+ * The frames of pcs (innermost first; callers' pcs are return addresses, the first is exact
+ * when first_exact) named from .gopclntab with their inlined calls, as Go's traceback names
+ * them (file:line of pc - 1 for return addresses). Unless all, the frames Go's own dump
+ * hides (unexported runtime functions, wrappers) are left out. Each pc is looked up once
+ * per runtime handle. Returns how many were written.
+ */
+size_t cp_go_frames(struct cp_go_runtime *rt, const uint64_t *pcs, size_t npcs,
+		    bool first_exact, bool all, struct cp_go_frame *out, size_t max);
+
+/* The go statement that created g, as Go's "created by" line; false when Go shows none. */
+bool cp_go_created_by(struct cp_go_runtime *rt, const struct cp_goroutine *g,
+		      struct cp_go_frame *out);
 
 #endif

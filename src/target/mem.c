@@ -97,3 +97,39 @@ long cp_mem_read(const struct cp_mem *m, uint64_t addr, void *buf, size_t len)
 	}
 	return read_by_pid(m->pid, addr, buf, len);
 }
+
+size_t cp_mem_readv(const struct cp_mem *m, struct cp_mem_span *v, size_t n)
+{
+	size_t done = 0, ok = 0;
+
+	for (size_t i = 0; i < n; i++)
+		v[i].ok = false;
+	while (done < n) {
+		struct iovec local[CP_MEM_READV_BATCH], remote[CP_MEM_READV_BATCH];
+		size_t k = n - done < CP_MEM_READV_BATCH ? n - done : CP_MEM_READV_BATCH;
+		ssize_t r;
+		size_t got;
+
+		for (size_t i = 0; i < k; i++) {
+			local[i] = (struct iovec){ v[done + i].dst, v[done + i].len };
+			remote[i] = (struct iovec){ (void *)(uintptr_t)v[done + i].addr, v[done + i].len };
+		}
+		r = process_vm_readv(m->pid, local, k, remote, k, 0);
+		got = r > 0 ? (size_t)r : 0;
+		/* The kernel stops at the first range it cannot read whole: read it alone. */
+		for (size_t i = 0; i < k && got >= v[done + i].len; i++) {
+			got -= v[done + i].len;
+			v[done + i].ok = true;
+			ok++;
+		}
+		while (done < n && v[done].ok)
+			done++;
+		if (done < n && !v[done].ok) {
+			v[done].ok = cp_mem_read(m, v[done].addr, v[done].dst, v[done].len) ==
+				(long)v[done].len;
+			ok += v[done].ok;
+			done++;
+		}
+	}
+	return ok;
+}

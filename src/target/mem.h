@@ -2,6 +2,7 @@
 #ifndef CP_MEM_H
 #define CP_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,24 @@ void cp_mem_close(struct cp_mem *m);
  * range runs into unreadable memory) or -errno (-ESRCH: gone, -EFAULT: nothing readable).
  */
 long cp_mem_read(const struct cp_mem *m, uint64_t addr, void *buf, size_t len);
+
+/* One range of many to read at once: len bytes at addr into dst; ok says it was read whole. */
+struct cp_mem_span {
+	uint64_t addr;
+	size_t len;
+	void *dst;
+	bool ok;
+};
+
+/* How many ranges one process_vm_readv takes (the kernel's UIO_MAXIOV). */
+#define CP_MEM_READV_BATCH 1024
+
+/*
+ * Read many small ranges (a thousand goroutines' structs) in few system calls: process_vm_
+ * readv with up to CP_MEM_READV_BATCH ranges each, a range it cannot read whole read alone.
+ * Sets each span's ok; returns how many were read whole.
+ */
+size_t cp_mem_readv(const struct cp_mem *m, struct cp_mem_span *v, size_t n);
 
 /* cp_mem_read without an open context: process_vm_readv on pid. */
 long cp_mem_read_pid(int pid, uint64_t addr, void *buf, size_t len);
