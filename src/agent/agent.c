@@ -94,7 +94,8 @@ static void off_locked(const char *why)
 	__atomic_store_n(&agent_sess.on, 0, __ATOMIC_RELEASE);
 	agent_got_restore_all();
 	agent_got_counts(&n, &patched, &skipped);
-	if (agent_sess.hdr) {
+	/* Only the way from ON to OFF says why: a later stop keeps the reason. */
+	if (agent_sess.hdr && cprof_agent_control.state == CP_AGENT_ON) {
 		size_t len = why ? strlen(why) : 0;
 
 		if (len >= sizeof(agent_sess.hdr->error))

@@ -30,16 +30,17 @@ struct agent_real {
 };
 
 /*
- * One hooked symbol: its name, the real function (libc's own) and the hook that replaces it.
- * canonical: what the global lookup gives, which differs from real in a program built without
- * PIE that takes the function's address (its PLT entry is then the function's address for
- * every module: python3.11 on Debian); a GOT entry holding either is the global allocator's.
+ * One hooked symbol: its name, the real function (its first definition in load order: libc's,
+ * or an allocator's such as jemalloc) and the hook that replaces it. canonical: what the
+ * global lookup (dlsym) gives, which differs from real in a program built without PIE that
+ * takes the function's address (its PLT entry is then the function's address for every
+ * module: python3.11 on Debian); a GOT entry holding either is the global allocator's.
  */
 struct agent_hook {
 	const char *name;
 	void *real;
-	void *hook;
 	void *canonical;
+	void *hook;
 };
 
 #define AGENT_NHOOKS 10
@@ -67,6 +68,9 @@ extern struct agent_session agent_sess;
 
 /* Resolve the real functions (dlsym) and fill agent_hooks. 0 or -errno. */
 int agent_hooks_init(void);
+
+/* The address of the first definition of the function name in load order, 0 if none. */
+uint64_t agent_symbol_definition(const char *name);
 
 /* Map (or reuse) the tables of sampled blocks, cleared. 0 or -errno. */
 int agent_blocks_reset(void);

@@ -438,33 +438,6 @@ static void *hook_pvalloc(size_t size)
 	ALLOC_SLOW(size, agent_real.pvalloc(size));
 }
 
-/*
- * The function a PLT entry at p jumps to (what its GOT entry holds), or p itself when p is not
- * a PLT entry: jmp *disp(%rip), after an endbr64 and a bnd prefix when present. NULL when the
- * entry is not bound yet (it points back into the PLT: lazy binding never done).
- */
-static void *plt_target(void *p)
-{
-	const unsigned char *c = p;
-	Dl_info at_p, at_v;
-	int32_t disp;
-	uint64_t slot, v;
-
-	if (c[0] == 0xf3 && c[1] == 0x0f && c[2] == 0x1e && c[3] == 0xfa)
-		c += 4;
-	if (c[0] == 0xf2)
-		c++;
-	if (c[0] != 0xff || c[1] != 0x25)
-		return p;
-	memcpy(&disp, c + 2, sizeof(disp));
-	slot = (uint64_t)(uintptr_t)(c + 6) + (uint64_t)(int64_t)disp;
-	v = __atomic_load_n((uint64_t *)(uintptr_t)slot, __ATOMIC_ACQUIRE);
-	if (!dladdr(p, &at_p) || !dladdr((void *)(uintptr_t)v, &at_v) ||
-	    at_p.dli_fbase == at_v.dli_fbase)
-		return NULL;	/* back into the program's own PLT: not bound yet */
-	return (void *)(uintptr_t)v;
-}
-
 int agent_hooks_init(void)
 {
 	static const char *const names[AGENT_NHOOKS] = {
@@ -488,25 +461,23 @@ int agent_hooks_init(void)
 	if (agent_hooks[0].name)
 		return 0;
 	/*
-	 * malloc, free, calloc and realloc are needed; a function missing from others is left.
-	 * The global lookup may give a program's PLT entry (agent_hook.canonical), which jumps
-	 * through the very GOT entry a hook replaces: the real function is then the one that
-	 * entry holds (libc's, or an allocator's such as jemalloc).
+	 * The real function is the first definition in load order (the global scope's order).
+	 * dlsym may give another address: a non-PIE program that takes malloc's address makes
+	 * its own PLT entry malloc's canonical address, and that entry jumps through the very GOT
+	 * entry the hook replaces (calling it from the hook would call the hook). GOT entries
+	 * holding either are ours to patch. malloc, free, calloc and realloc must resolve.
 	 */
-	void *canonical[AGENT_NHOOKS];
-
 	for (int i = 0; i < AGENT_NHOOKS; i++) {
-		void *f = dlsym(RTLD_DEFAULT, names[i]);
+		void *canon = dlsym(RTLD_DEFAULT, names[i]);
+		uint64_t def = agent_symbol_definition(names[i]);
+		void *f = def ? (void *)(uintptr_t)def : canon;
 
-		canonical[i] = f;
-		if (f)
-			f = plt_target(f);
 		if (!f && i < 4)
 			return -ENOENT;
 		*reals[i] = f;
+		agent_hooks[i].canonical = canon;
 	}
 	for (int i = 0; i < AGENT_NHOOKS; i++) {
-		agent_hooks[i].canonical = canonical[i];
 		agent_hooks[i].real = *reals[i];
 		agent_hooks[i].hook = hooks[i];
 		__atomic_store_n(&agent_hooks[i].name, names[i], __ATOMIC_RELEASE);

@@ -211,5 +211,52 @@ def test_starts_in_direct_children_only():
           "the environment of the command was changed")
 
 
+PY_SELF_CHECK = r"""
+import json, os, struct, mmap
+n = len(json.dumps([str(i) * 50 for i in range(100000)]))
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        link = os.readlink("/proc/self/fd/" + fd)
+    except OSError:
+        continue
+    if link.startswith("/memfd:cprof-agent"):
+        with open("/proc/self/fd/" + fd, "rb") as f:
+            m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+            h = struct.unpack_from("<QIIQQIiIIQQQQQQQQQQ128sQ", m, 0)
+            print("sampler state=%d samples=%d" % (h[7], h[11]))
+            break
+print(n)
+"""
+
+
+def test_real_programs_unchanged():
+    """Programs run with the sampler at a high rate (bash, perl, sort, cmake: C++) print what
+    they print without it; Debian's python3.11 (built without -pie: its PLT entry is malloc's
+    canonical address) samples itself."""
+    env = dict(os.environ, LD_PRELOAD=AGENT,
+               CPROF_AGENT="%d:4096:8192:%d" % (os.getpid(), 8 << 20))
+    cmds = [["bash", "-c", "for i in $(seq 1 3000); do x=$x$i; done; echo ${#x}"],
+            ["perl", "-e", "my %h; $h{$_} = $_ x 20 for 1..100000; print scalar(keys %h)"],
+            ["sort", "/etc/services"], ["cmake", "--help-command", "add_library"]]
+    py = "/usr/bin/python3.11"
+    if os.path.exists(py):
+        out = subprocess.run([py, "-c", PY_SELF_CHECK], env=env, capture_output=True, text=True,
+                             timeout=120)
+        check(out.returncode == 0, "python3.11 failed under the sampler", out.returncode,
+              out.stderr[-500:])
+        m = re.search(r"sampler state=(\d+) samples=(\d+)", out.stdout)
+        check(m and m.group(1) == "1" and int(m.group(2)) > 0, "python3.11 not sampled",
+              out.stdout)
+    for c in cmds:
+        if not os.path.exists(c[0]) and not __import__("shutil").which(c[0]):
+            continue
+        plain = subprocess.run(c, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        sampled = subprocess.run(c, env=env, capture_output=True, timeout=120,
+                                 stdin=subprocess.DEVNULL)
+        check(sampled.returncode == plain.returncode, "exit status changed", c,
+              sampled.returncode, sampled.stderr[-300:])
+        check(sampled.stdout == plain.stdout, "output changed", c)
+
+
 if __name__ == "__main__":
     cplib.main(globals())
