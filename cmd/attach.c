@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attach_go.h"
 #include "common.h"
 #include "proc.h"
 #include "profiling.h"
@@ -18,8 +19,8 @@
 
 static const char usage_text[] =
 	"usage: cprof attach -p PID[,PID...] [--seconds N] [-F HZ] [--unwind dwarf|fp]\n"
-	"                    [--profile cpu|wall|block|mutex|threadcreate|heap|allocs]\n"
-	"                    [--rate BYTES]\n"
+	"                    [--profile cpu|wall|block|mutex|threadcreate|heap|allocs|goroutine]\n"
+	"                    [--rate BYTES] [--native]\n"
 	"                    [--format pprof|folded|svg|text] [-o FILE]\n"
 	"\n"
 	"CPU-profile running processes: sample every thread (including threads created while\n"
@@ -29,7 +30,9 @@ static const char usage_text[] =
 	"\n"
 	"Options:\n"
 	"  -p, --pid PID[,PID...]  the processes to profile\n"
-	"  -s, --seconds N         how long to sample (default 10; decimals allowed)\n"
+	"  -s, --seconds N         how long to sample (default 10; decimals allowed); 0 with a\n"
+	"                          Go program's heap, allocs, block or mutex: the records as\n"
+	"                          they are now (else the difference over N s)\n"
 	"  -F, --freq HZ           samples per second of CPU time per thread (default 99)\n"
 	"  -u, --unwind MODE       dwarf (default): copy each sample's user stack and unwind it\n"
 	"                          with DWARF CFI, complete through code without frame pointers;\n"
@@ -46,10 +49,16 @@ static const char usage_text[] =
 	"                          that released the lock (label waiter); heap: allocations\n"
 	"                          made from now on that are still in use at the end (one\n"
 	"                          process; loads cprof's sampler library into it, and turns\n"
-	"                          it off at the end); allocs: the same, all allocations\n"
+	"                          it off at the end); allocs: the same, all allocations;\n"
+	"                          goroutine: threads by stack. On a Go program, heap, allocs, block, mutex and goroutine\n"
+	"                          are read from its runtime's own records, as its\n"
+	"                          /debug/pprof would serve them (nothing is injected; block\n"
+	"                          and mutex when the program enabled them)\n"
 	"      --rate BYTES        heap, allocs: mean bytes allocated between samples\n"
 	"                          (default 524288, Go's MemProfileRate; 1 = every allocation)\n"
 	"      --mutex-waiters     mutex: charge the waits to the waiters' stacks instead\n"
+	"      --native            block, mutex of a Go program: sample its threads as for a\n"
+	"                          native program instead of reading its runtime\n"
 	"  -f, --format FORMAT     pprof (default, gzipped profile.proto), folded, svg, text\n"
 	"  -o, --output FILE       where to write (default cprof-PID-YYYYmmdd-HHMMSS.EXT; '-' =\n"
 	"                          standard output)\n"
@@ -61,6 +70,7 @@ static const char usage_text[] =
 	"  cprof attach -p 4242 --seconds 30 -F 999 -o cpu.pb.gz\n"
 	"  cprof attach -p 4242,4243 --format svg -o flame.svg\n"
 	"  cprof attach -p 4242 --profile heap --seconds 60 -o heap.pb.gz\n"
+	"  cprof attach -p 4242 --profile heap --seconds 0   a Go program's heap, at once\n"
 	"  go tool pprof -http=: cpu.pb.gz\n";
 
 /* The command line of cprof attach. */
@@ -334,6 +344,15 @@ int cmd_attach(int argc, char **argv)
 	}
 	catch_stop_signals(old);
 	caught = true;
+	rc = cp_attach_snapshot(&o.prof, o.pids, o.npids, &stop_count);
+	if (rc >= 0)
+		goto out;
+	if (o.prof.seconds == 0) {
+		cp_error("attach", "invalid --seconds '0': only a snapshot is taken at once (a Go "
+				   "program's heap, allocs, block or mutex profile, or goroutine)");
+		rc = CP_EXIT_USAGE;
+		goto out;
+	}
 	so.pids = o.pids;
 	so.npids = o.npids;
 	cp_prof_session_opts(&o.prof, &so);

@@ -46,6 +46,7 @@ static const struct {
 	{ "block", CP_SESSION_BLOCK },
 	{ "threadcreate", CP_SESSION_THREADCREATE },
 	{ "mutex", CP_SESSION_MUTEX },
+	{ "goroutine", CP_SESSION_GOROUTINE },
 	{ "heap", CP_SESSION_HEAP },
 	{ "allocs", CP_SESSION_ALLOCS },
 };
@@ -68,8 +69,9 @@ static int parse_seconds(const char *cmd, const char *arg, double *out)
 
 	errno = 0;
 	v = strtod(arg, &end);
-	if (end == arg || *end || errno || !(v > 0) || v > CP_PROF_SECONDS_MAX) {
-		cp_error(cmd, "invalid --seconds '%s': expected a positive number of seconds "
+	/* 0: a snapshot at once (attach on a Go program), or until the command exits (record). */
+	if (end == arg || *end || errno || !(v >= 0) || v > CP_PROF_SECONDS_MAX) {
+		cp_error(cmd, "invalid --seconds '%s': expected a number of seconds from 0 "
 			      "up to %.0f",
 			 arg, CP_PROF_SECONDS_MAX);
 		return CP_EXIT_USAGE;
@@ -167,7 +169,7 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
 			}
 		}
 		cp_error(cmd, "invalid --profile '%s': expected cpu, wall, block, mutex, "
-			      "threadcreate, heap or allocs",
+			      "threadcreate, heap, allocs or goroutine",
 			 arg);
 		return CP_EXIT_USAGE;
 	case 'R':
@@ -181,6 +183,9 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
 		return 0;
 	case 'W':
 		o->waiters = true;
+		return 0;
+	case 'N':
+		o->native = true;
 		return 0;
 	case 'v':
 		o->verbose = true;
@@ -310,12 +315,11 @@ int cp_prof_check_output(const char *cmd, const struct cp_prof_options *o, int p
 	return err;
 }
 
-int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_options *o, int pid,
-		  const volatile sig_atomic_t *stops)
+int cp_prof_write_file(const char *cmd, const struct cp_profile *prof,
+		       const struct cp_prof_options *o, int pid, const volatile sig_atomic_t *stops,
+		       char **written)
 {
-	struct cp_session_stats st;
 	struct cp_output out;
-	struct cp_profile *prof;
 	char *def = NULL;
 	const char *path = o->output;
 	int err;
@@ -328,7 +332,6 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 		}
 		path = def;
 	}
-	prof = cp_session_profile(s);
 	err = cp_output_open(&out, cmd, path);
 	if (err < 0)
 		goto done;
@@ -347,14 +350,32 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 		goto done;
 	}
 	err = cp_output_commit(&out, cmd);
+	if (err == 0) {
+		*written = strdup(strcmp(path, "-") ? path : "to standard output");
+		if (!*written)
+			err = -ENOMEM;
+	}
+done:
+	free(def);
+	return err;
+}
+
+int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_options *o, int pid,
+		  const volatile sig_atomic_t *stops)
+{
+	struct cp_session_stats st;
+	char *path = NULL;
+	int err;
+
+	err = cp_prof_write_file(cmd, cp_session_profile(s), o, pid, stops, &path);
 	if (err < 0)
-		goto done;
+		return err;
 	cp_session_get_stats(s, &st);
 	cp_note("%llu %s (%llu lost) from %zu thread%s of %zu process%s; wrote %s",
 		(unsigned long long)st.samples,
-		cp_prof_is_heap(o) ? "allocation samples" : "samples", (unsigned long long)st.lost, st.threads,
-		st.threads == 1 ? "" : "s", st.processes, st.processes == 1 ? "" : "es",
-		strcmp(path, "-") ? path : "to standard output");
+		cp_prof_is_heap(o) ? "allocation samples" : "samples", (unsigned long long)st.lost,
+		st.threads, st.threads == 1 ? "" : "s", st.processes, st.processes == 1 ? "" : "es",
+		path);
 	if (cp_prof_is_heap(o) && !st.heap_connected)
 		cp_note("note: the allocation sampler never started (a static binary, a program "
 			"that clears LD_PRELOAD, or one that exited within 10 ms): no allocation "
@@ -378,9 +399,8 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 			cp_note("stats: %llu woken lock waits left out (their wake was not seen)",
 				(unsigned long long)st.unmatched);
 	}
-done:
-	free(def);
-	return err;
+	free(path);
+	return 0;
 }
 
 bool cp_prof_is_heap(const struct cp_prof_options *o)

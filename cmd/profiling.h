@@ -17,6 +17,7 @@
 struct cp_prof_options {
 	enum cp_session_type type;	/* --profile */
 	bool waiters;			/* --mutex-waiters */
+	bool native;			/* --native: sample a Go program's threads instead */
 	double seconds;			/* 0 = until the command exits (record only) */
 	int hz;
 	bool dwarf;
@@ -43,6 +44,7 @@ int cp_prof_format_parse(const char *name, enum cp_profile_format *out);
 	{ "stack-size", required_argument, NULL, 'S' },           \
 	{ "profile", required_argument, NULL, 'P' },              \
 	{ "mutex-waiters", no_argument, NULL, 'W' },              \
+	{ "native", no_argument, NULL, 'N' },                     \
 	{ "rate", required_argument, NULL, 'R' },                 \
 	{ "no-kernel", no_argument, NULL, 'K' },                  \
 	{ "verbose", no_argument, NULL, 'v' },                    \
@@ -79,6 +81,15 @@ void cp_prof_progress_clear(void);
 /* Check early that the output can be created (reported). 0 or -errno. */
 int cp_prof_check_output(const char *cmd, const struct cp_prof_options *o, int pid);
 
+/*
+ * Write prof to o->output (or the default name for pid) atomically; *written receives what
+ * to call it in the summary line (malloc'd: the path, or "to standard output"). When
+ * *stop_count (may be NULL) reaches 2 while writing, the file is abandoned (-EINTR). 0 or
+ * -errno (reported).
+ */
+int cp_prof_write_file(const char *cmd, const struct cp_profile *prof,
+		       const struct cp_prof_options *o, int pid,
+		       const volatile sig_atomic_t *stop_count, char **written);
 /*
  * Write the session's profile to o->output (or the default name for pid) atomically, then
  * the one-line summary. When *stop_count (may be NULL) reaches 2 while writing, the file is

@@ -306,6 +306,11 @@ static int parse_options(int argc, char **argv, struct record_options *o)
 		if (rc < 0)
 			return cp_prof_option_error("record", c, argv);
 	}
+	if (o->prof.type == CP_SESSION_GOROUTINE) {
+		cp_error("record", "--profile goroutine is a snapshot of a running program");
+		cp_hint("take it with 'cprof attach -p PID --profile goroutine'");
+		return CP_EXIT_USAGE;
+	}
 	if (optind >= argc) {
 		cp_error("record", "missing COMMAND to run");
 		cp_hint("usage: cprof record [OPTIONS] -- COMMAND [ARGS...]");

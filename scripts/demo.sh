@@ -135,7 +135,6 @@ echo "- the ticker thread leaks 16 KiB a tick in cache_remember: inuse_space (he
 echo "  grows by about 800 KiB in 5 s, all of it there; request_scratch frees its 64-byte"
 echo "  buffers at once, so it shows only in alloc_space:"
 echo "  go tool pprof -sample_index=alloc_space -top demo-heap.pb.gz"
-
 go_demo() {
 	say "a Go service that leaks goroutines (tests/targets/godemo), read from the outside"
 	if ! command -v go >/dev/null 2>&1; then

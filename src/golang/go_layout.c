@@ -28,6 +28,9 @@ static const struct go_global_recipe recipes_119[] = {
 	{ "runtime.mbuckets", "runtime.mProf_FlushLocked", 0, 0 },
 	{ "runtime.bbuckets", "runtime.BlockProfile", 1, 0 },
 	{ "runtime.xbuckets", "runtime.MutexProfile", 1, 0 },
+	/* Where BlockProfile and MutexProfile are not linked, stkbucket still is. */
+	{ "runtime.bbuckets", "runtime.stkbucket", 9, 0 },
+	{ "runtime.xbuckets", "runtime.stkbucket", 8, 0 },
 	{ "runtime.buckhash", "runtime.stkbucket", 0, 0 },
 	{ "runtime.mProfCycle", "runtime.mProf_Malloc", 0, 0 },
 	{ "runtime.MemProfileRate", "runtime.profilealloc", 1, 0 },
@@ -35,6 +38,7 @@ static const struct go_global_recipe recipes_119[] = {
 	{ "runtime.disableMemoryProfiling", "runtime.init", 21, 0 },
 	{ "runtime.blockprofilerate", "runtime.blockevent", 0, 0 },
 	{ "runtime.mutexprofilerate", "runtime.semacquire1", 1, 0 },
+	{ "runtime.ticks", "runtime.tickspersecond", 1, 0 },
 	{ "runtime.memstats", "runtime.(*pageAlloc).scavengeOne", 3, 0 },
 	{ "runtime.epfd", "runtime.netpollinit", 0, 0 },
 };

@@ -505,6 +505,8 @@ int cp_profile_add_stack_sample(struct cp_profile *prof, uint32_t node, int pid,
 	labels[1] = (struct cp_plabel){ .key = prof->s_tid, .num = tid };
 	labels[2] = (struct cp_plabel){ .key = prof->s_pid, .num = pid };
 	labels[3] = (struct cp_plabel){ .key = k, .str = v };
+	if (tid == 0)
+		return add_node_values(prof, node, &labels[2], key ? 2 : 1, values);
 	return add_node_values(prof, node, labels, key ? 4 : 3, values);
 }
 
@@ -525,6 +527,9 @@ int cp_profile_add_stack_sample_num(struct cp_profile *prof, uint32_t node, int 
 	labels[1] = (struct cp_plabel){ .key = prof->s_tid, .num = tid };
 	labels[2] = (struct cp_plabel){ .key = prof->s_pid, .num = pid };
 	labels[3] = (struct cp_plabel){ .key = k, .num = num };
+	/* tid 0: a record of the process, not of a thread (the Go runtime's): pid only. */
+	if (tid == 0)
+		return add_node_values(prof, node, &labels[2], 2, values);
 	return add_node_values(prof, node, labels, 4, values);
 }
 

@@ -116,7 +116,8 @@ struct cp_profile *cp_profile_new_kind(enum cp_profile_kind kind);
 int cp_profile_stack(struct cp_profile *prof, const uint64_t *loc_ids, size_t n, uint32_t *node);
 /*
  * Add values (one per sample type) to the sample of stack node with labels thread, tid, pid
- * and, when key is not NULL, the string label key = value. 0 or -errno.
+ * and, when key is not NULL, the string label key = value; tid 0 (a record of the process,
+ * such as the Go runtime's, not of one thread): pid and key only. 0 or -errno.
  */
 int cp_profile_add_stack_sample(struct cp_profile *prof, uint32_t node, int pid, int tid,
 				const char *thread_name, const char *key, const char *value,

@@ -607,6 +607,8 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 		opts->why[0] = '\0';
 	if (!opts->npids || (opts->hz <= 0 && !heap))
 		return -EINVAL;
+	if (opts->type == CP_SESSION_GOROUTINE)
+		return -ENOTSUP;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;

@@ -33,6 +33,11 @@ enum cp_session_type {
 	 */
 	CP_SESSION_HEAP,
 	CP_SESSION_ALLOCS,
+	/*
+	 * Not sampled by a session: a program's goroutines by stack (a Go program's from its
+	 * runtime, go_profile.h; a native one's threads). cp_session_new refuses it.
+	 */
+	CP_SESSION_GOROUTINE,
 };
 
 struct cp_session_opts {

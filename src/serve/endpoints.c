@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "go_serve.h"
 #include "metrics.h"
 #include "proc.h"
 #include "profiles.h"
@@ -134,6 +135,48 @@ static void reply_error(struct cp_serve_reply *rp, const struct cp_serve_target 
 	}
 }
 
+/*
+ * The profile of type from the runtime of a Go target: at once, or over ?seconds=N as Go's
+ * own handlers do. False when the target is not a Go program (or, for block and mutex, does
+ * not record them): the caller answers as for a native target.
+ */
+static bool go_profile(struct cp_serve_request *rq, struct cp_serve_reply *rp,
+		       enum cp_go_profile_type type, enum cp_serve_kind kind)
+{
+	struct cp_serve_target *t;
+	char why[512], *body = NULL;
+	size_t len = 0;
+	int seconds, err;
+
+	if (rq->srv->ntargets == 0)
+		return false;
+	if (cp_serve_param_seconds(rq->param(rq->ctx, "seconds"), 0, rq->srv->seconds_max,
+				   &seconds, why, sizeof(why)) < 0) {
+		cp_serve_reply_text(rp, 400, "%s", why);
+		return true;
+	}
+	t = pick_target(rq, rp);
+	if (!t)
+		return true;
+	if (!cp_serve_is_go(rq->srv, t))
+		return false;
+	if (!acquire(t, kind, rp))
+		return true;
+	err = cp_serve_go_profile(rq, t, type, seconds, &body, &len, why, sizeof(why));
+	release(t, kind);
+	if (err == -ENOTSUP && type >= CP_GO_PROFILE_BLOCK)
+		return false;
+	if (err == -ECANCELED)
+		cp_serve_reply_text(rp, 503, "profile abandoned: the client left or serve is stopping");
+	else if (err == -ENOTSUP || err == -ENOENT)
+		cp_serve_reply_text(rp, 404, "pid %d: %s", t->pid, why);
+	else if (err < 0)
+		reply_error(rp, t, err);
+	else
+		reply_body(rp, CP_SERVE_BINARY, true, body, len);
+	return true;
+}
+
 /* A profile of type (served as kind) for ?seconds=N, as pprof or an SVG flame graph. */
 static void profile(struct cp_serve_request *rq, struct cp_serve_reply *rp, bool svg,
 		    enum cp_session_type type, enum cp_serve_kind kind)
@@ -183,14 +226,17 @@ static void ep_flame(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 static void ep_block(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 		     const struct endpoint *e)
 {
-	profile(rq, rp, false, CP_SESSION_BLOCK, CP_SERVE_KIND_BLOCK);
+	if (!go_profile(rq, rp, CP_GO_PROFILE_BLOCK, CP_SERVE_KIND_BLOCK))
+		profile(rq, rp, false, CP_SESSION_BLOCK, CP_SERVE_KIND_BLOCK);
 }
 
 static void ep_mutex(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 		     const struct endpoint *e)
 {
-	profile(rq, rp, false, CP_SESSION_MUTEX, CP_SERVE_KIND_MUTEX);
+	if (!go_profile(rq, rp, CP_GO_PROFILE_MUTEX, CP_SERVE_KIND_MUTEX))
+		profile(rq, rp, false, CP_SESSION_MUTEX, CP_SERVE_KIND_MUTEX);
 }
+
 
 static void ep_threadcreate(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 			    const struct endpoint *e)
@@ -207,7 +253,11 @@ static void ep_threadcreate(struct cp_serve_request *rq, struct cp_serve_reply *
 static void heap(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 		 enum cp_session_type type)
 {
-	profile(rq, rp, false, type, CP_SERVE_KIND_HEAP);
+	/* A Go program: its runtime's records, as its own handler would answer. */
+	if (!go_profile(rq, rp, type == CP_SESSION_ALLOCS ? CP_GO_PROFILE_ALLOCS :
+							     CP_GO_PROFILE_HEAP,
+			CP_SERVE_KIND_HEAP))
+		profile(rq, rp, false, type, CP_SERVE_KIND_HEAP);
 }
 
 static void ep_heap(struct cp_serve_request *rq, struct cp_serve_reply *rp,
@@ -258,6 +308,8 @@ static void ep_goroutine(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 		cp_serve_reply_text(rp, 400, "%s", why);
 		return;
 	}
+	if (debug == 0 && go_profile(rq, rp, CP_GO_PROFILE_GOROUTINE, CP_SERVE_KIND_DUMP))
+		return;
 	dump(rq, rp, forms[debug]);
 }
 
@@ -327,6 +379,7 @@ static void ep_metrics(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 	}
 	pthread_mutex_unlock(&srv->probe_lock);
 	cp_metrics_write(&sb, m, n);
+	cp_serve_go_metrics(srv, &sb);
 	if (sb.err) {
 		cp_strbuf_release(&sb);
 		cp_serve_reply_text(rp, 500, "out of memory");
@@ -350,9 +403,11 @@ static const struct endpoint endpoints[] = {
 	{ "/debug/pprof/symbol", ep_symbol, "",
 	  "symbol lookup (profiles come symbolized; a POST names nothing more)", NULL },
 	{ "/debug/pprof/heap", ep_heap, "seconds=30",
-	  "heap profile (pprof): allocations sampled for N seconds that are still in use", NULL },
+	  "heap profile (pprof): allocations sampled for N seconds that are still in use; a Go "
+	  "program's from its runtime (as of the last GC, or over N seconds)", NULL },
 	{ "/debug/pprof/allocs", ep_allocs, "seconds=30",
-	  "allocs profile (pprof): every allocation sampled for N seconds", NULL },
+	  "allocs profile (pprof): every allocation sampled for N seconds; a Go program's from its "
+	  "runtime", NULL },
 	{ "/debug/pprof/block", ep_block, "seconds=30",
 	  "block profile (pprof): time threads spent off CPU, not preempted, where they blocked",
 	  NULL },

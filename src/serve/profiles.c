@@ -151,7 +151,7 @@ static int main_mapping(struct cp_profile *prof, const struct cp_dump *d, const 
 }
 
 /* Go's goroutine profile for native threads: goroutine/count by stack, threads of one stack merged. */
-static int write_thread_profile(struct cp_dump *d, char **body, size_t *len)
+static int thread_profile(struct cp_dump *d, struct cp_profile **out)
 {
 	struct cp_profile *prof = cp_profile_new_count("goroutine", "count");
 	struct cp_profile_meta meta = { .time_nanos = d->time_ns, .period = 1 };
@@ -184,7 +184,8 @@ static int write_thread_profile(struct cp_dump *d, char **body, size_t *len)
 	}
 	if (err == 0) {
 		cp_profile_set_meta(prof, &meta);
-		err = write_profile(prof, CP_PROFILE_PPROF, body, len);
+		*out = prof;
+		prof = NULL;
 	}
 done:
 	for (size_t g = 0; g < ngroups; g++)
@@ -193,6 +194,19 @@ done:
 	free(ids);
 	cp_maps_release(&maps);
 	cp_profile_free(prof);
+	return err;
+}
+
+int cp_serve_thread_profile(int pid, struct cp_symbolizer *sym, struct cp_profile **out)
+{
+	struct cp_dump_opts opts = { 0 };
+	struct cp_dump d = { 0 };
+	int err = cp_dump_take(pid, &opts, sym, &d);
+
+	if (err < 0)
+		return err;
+	err = thread_profile(&d, out);
+	cp_dump_release(&d);
 	return err;
 }
 
@@ -215,8 +229,13 @@ int cp_serve_dump(int pid, enum cp_serve_dump_form form, struct cp_symbolizer *s
 	if (err < 0)
 		return err;
 	if (form == CP_SERVE_DUMP_PPROF) {
-		err = write_thread_profile(&d, body, len);
+		struct cp_profile *prof = NULL;
+
+		err = thread_profile(&d, &prof);
 		cp_dump_release(&d);
+		if (err == 0)
+			err = write_profile(prof, CP_PROFILE_PPROF, body, len);
+		cp_profile_free(prof);
 		return err;
 	}
 	f = open_memstream(&buf, &n);

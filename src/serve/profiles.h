@@ -44,4 +44,11 @@ enum cp_serve_dump_form {
 int cp_serve_dump(int pid, enum cp_serve_dump_form form, struct cp_symbolizer *sym, char **body,
 		  size_t *len);
 
+/*
+ * A native program's threads as Go's goroutine profile (goroutine/count by stack, threads of
+ * one stack merged), from a dump of pid. sym is borrowed. 0 or -errno as cp_dump_take; *out
+ * is written only on success (the caller frees it).
+ */
+int cp_serve_thread_profile(int pid, struct cp_symbolizer *sym, struct cp_profile **out);
+
 #endif

@@ -22,7 +22,8 @@ enum cp_serve_kind {
 	CP_SERVE_KIND_BLOCK,	/* block: a context-switch sampler */
 	CP_SERVE_KIND_MUTEX,	/* mutex: futex tracepoints */
 	CP_SERVE_KIND_THREADCREATE, /* threadcreate: clone tracepoints */
-	CP_SERVE_KIND_HEAP,	/* heap, allocs: the allocation sampler (one per process) */
+	CP_SERVE_KIND_HEAP,	/* heap, allocs: the allocation sampler (one per process), or a window
+				   over a Go runtime's records */
 	CP_SERVE_KIND__COUNT,
 };
 
@@ -30,6 +31,7 @@ struct cp_serve_target {
 	int pid;
 	uint64_t starttime;	/* from stat at start: a reused pid is not the target */
 	int busy[CP_SERVE_KIND__COUNT];	/* atomic flags */
+	int go;			/* atomic: 1 a Go program (go_serve.c), -1 not, 0 not known yet */
 };
 
 struct cp_serve {
