@@ -19,7 +19,9 @@
  * (US = 0x1f; an empty string is NULL); N = 0 (no TAB) when DWARF and the symbol table know
  * nothing at ADDR. And "=dwarf" LF: the build has DWARF. Readers skip lines they do not
  * know. "sym1" names the layout: an incompatible one gets a new name. The first line,
- * "=build-id BUILD_ID" LF, says which build the file describes: a file without it, or naming
+ * "=build-id BUILD_ID REVISION" LF, says which build the file describes and which revision of
+ * the symbolizer's results it holds (a fix that changes what a pc resolves to bumps
+ * RESULTS_REVISION, so that files of older cprofs are not believed): a file without it, or naming
  * another build, is not read (and is started anew by the next writer).
  */
 #define CACHE_SUBDIR "sym1"
@@ -30,14 +32,17 @@
 /* A fact line: not an address ("=" is no hex digit), so older readers skip it. */
 #define HAS_DWARF_LINE "=dwarf"
 #define BUILD_ID_LINE "=build-id "
+/* r2: Go units of cgo builds, which .debug_aranges does not list, no longer named as a C unit. */
+#define RESULTS_REVISION " r2"
 
 /* Whether text (len bytes) starts with build_id's header line. */
 static bool has_header(const char *text, size_t len, const char *build_id)
 {
-	size_t hl = strlen(BUILD_ID_LINE), bl = strlen(build_id);
+	size_t hl = strlen(BUILD_ID_LINE), bl = strlen(build_id), rl = strlen(RESULTS_REVISION);
 
-	return len >= hl + bl + 1 && !memcmp(text, BUILD_ID_LINE, hl) &&
-	       !memcmp(text + hl, build_id, bl) && text[hl + bl] == '\n';
+	return len >= hl + bl + rl + 1 && !memcmp(text, BUILD_ID_LINE, hl) &&
+	       !memcmp(text + hl, build_id, bl) && !memcmp(text + hl + bl, RESULTS_REVISION, rl) &&
+	       text[hl + bl + rl] == '\n';
 }
 
 static int cache_file_path(const char *build_id, char *buf, size_t size, bool create_dir)
@@ -287,7 +292,7 @@ static int start_file(int fd, const char *build_id)
 	if (r != 0 && ftruncate(fd, 0) < 0)
 		return -errno;
 	/* One write: another appender reading the head meanwhile sees all of it or none. */
-	n = snprintf(head, sizeof(head), "%s%s\n", BUILD_ID_LINE, build_id);
+	n = snprintf(head, sizeof(head), "%s%s%s\n", BUILD_ID_LINE, build_id, RESULTS_REVISION);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -ENAMETOOLONG;
 	return cp_write_all(fd, head, (size_t)n);

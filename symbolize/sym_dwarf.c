@@ -421,8 +421,13 @@ size_t cp_sym_dwarf_lookup(struct cp_symbolizer *sym, struct module *m, uint64_t
 	int depth, first;
 	size_t n = 0;
 
-	if (!cudie)
-		cudie = dwfl_module_addrdie(m->dmod, addr, &dbias);
+	/*
+	 * libdw's answer is checked: in a cgo binary, .debug_aranges lists only the C units and
+	 * libdw then names one of them for any Go pc.
+	 */
+	if (!cudie && (cudie = dwfl_module_addrdie(m->dmod, addr, &dbias)) &&
+	    dwarf_haspc(cudie, addr - dbias) <= 0)
+		cudie = NULL;
 	if (!cudie) {
 		cudie = cu_find(m, addr, &dbias);
 		if (!cudie)

@@ -178,6 +178,12 @@ def test_cgo_threads_and_goroutines():
         check(th["goroutine"] == cg[0]["id"], "the thread does not name its goroutine", th)
         check(len(goroutines_in(d, "main.waiter")) == 5, "not 5 Go waiters",
               [(g["id"], [f["function"] for f in g["frames"]]) for g in d["goroutines"]])
+        # .debug_aranges of a cgo build lists only its C units: Go frames on the threads must
+        # still be named from the Go units (a .go or .s file), never from a C one.
+        go_frames = [(f["function"], f["file"]) for th in d["threads"] for f in th["frames"]
+                     if (f["function"] or "").startswith("runtime.") and f["file"]]
+        check(go_frames and all(fl.endswith((".go", ".s")) for _, fl in go_frames),
+              "Go frames named from a C unit", go_frames)
         cplib.assert_target_unharmed(t.pid)
 
 
