@@ -302,12 +302,17 @@ done:
 	in_sample = 0;
 }
 
-/* A block that passed the filter is about to be freed: if it was sampled, say so. */
+/*
+ * A block that passed the filter is about to be freed: if it was sampled, say so. NULL comes
+ * here too when its cell is set (the fast path has one test, the filter's).
+ */
 static __attribute__((noinline)) void free_slow(void *p)
 {
 	struct cp_agent_free *rec;
 	int saved_errno = errno;
 
+	if (!p)
+		return;
 	__atomic_fetch_add(&agent_sess.busy, 1, __ATOMIC_ACQUIRE);
 	if (!__atomic_load_n(&agent_sess.on, __ATOMIC_ACQUIRE))
 		goto out;
@@ -340,7 +345,7 @@ static inline int unsampled(size_t size)
 
 static inline void forget(void *p)
 {
-	if (p && unlikely(filter_hit((uint64_t)(uintptr_t)p)))
+	if (unlikely(filter_hit((uint64_t)(uintptr_t)p)))
 		free_slow(p);
 }
 
