@@ -967,6 +967,95 @@ much.
   under `--leaks`, and cprof spends 55-100 us of its own CPU per thread created (two ptrace
   stops: the creator's clone event, with a copy of 16 KiB of its stack, and the new thread's
   first stop). A process that exits leaving nothing costs one listing of its threads and fds.
+
+### Calling into a live process (src/inject/)
+
+Measured on `tests/targets/inject_target` (11 threads, all blocked but one), kernel 6.18,
+glibc 2.36, AVX-512 (the thread's xstate is 2432 bytes: the frame left below its stack pointer
+is about 2.9 KiB).
+
+- One park + call + put back, 50 calls in one session, release build: median 0.29 ms (min 0.27,
+  p90 0.34), of which the park (choose a thread, stop it, walk and name its stack) 0.21 ms; ASan
+  build 0.56 ms. A call is about ten ptrace round trips (seize, interrupt, registers, xstate,
+  mask, the call page mapped through libc's `syscall; ret` and written through /proc/PID/mem,
+  the call followed with PTRACE_SYSCALL to the stub's getpid, the munmap, put back, detach).
+- `cp_inject_load` of a new library: 1.8-4.0 ms release (two ptrace stops per system call the
+  loader makes, about 30 for a small library); a library already loaded is found in the maps,
+  0.13 ms, no park.
+- 50 calls leave the target's fds, threads, mapping count and VmSize exactly as they were.
+
+### Heap profiles of native programs (src/agent/, src/profile/heap_*.c)
+
+- Cost to the target (`bench/heap.py`, 10M malloc/free pairs of 16-256 bytes in one thread, a
+  loop that does nothing else; thread CPU time; quiet machine, 17:15 UTC): plain 8.75 ns a
+  pair; agent preloaded at the default rate 9.95 (1.14x); the same process before attach 8.25,
+  attached by cprof 9.92 (1.20x), after detach 8.24 (1.00x); heaptrack 111 ns (12.7x); a
+  uprobe counter on libc's malloc 828 ns (95x). About 0.85 ns a pair is the hooks themselves
+  (one more indirect jump per call, the initial-exec TLS countdown, one filter counter per
+  free: measured with a rate of 2^40, hooks installed but never sampling), the rest comes with
+  the samples (about 1,600-2,600 in 10M pairs).
+- Per sample, four system calls became none in the common case: the stack copy is a memcpy
+  bounded by the thread's stack mapping (learnt once per thread from /proc/self/maps), the
+  reader's pidfd is polled at most every 10 ms, pid and tid are cached: at rate 16384 with an
+  8-byte copy, 1.8 us -> 0.16 us a sample. The copy uses non-temporal stores (the target's
+  caches kept).
+- A never-cleared bit filter of sampled addresses made every later free of a once-sampled
+  address take the slow path (tcache hands the same addresses out again and again: 8.9 -> 13.7
+  ns a pair); counters that go down at the sampled block's free: 9.6.
+- cprof's side: 3.0-3.4 us of CPU per sampled allocation (copy the record out, unwind its
+  stack copy, symbolize once per (pid, address), count the block), release build; the ring is
+  looked at every 10 ms. The 8 MiB ring holds about 1,000 records of 8 KiB stack: nothing lost
+  at the default rate on 16 threads of malloc_stress; at `--rate 65536` on a loaded 2-core
+  machine 38% of the records were lost (counted, said in the summary and the profile).
+- Accuracy (`tests/targets/heap_leak`, default rate): leak_a's 200 MiB in use estimated at
+  188.5-211.6 MiB over seven runs (one 1 MiB sample stands for 1/(1-e^-2) = 1.157 blocks: a
+  standard deviation of about 2.8%), churn_b's 5 GB allocated at 4.99-5.30 GB, none in use.
+- One attach/detach cycle on the 16-thread malloc_stress (ASan cprof, loaded machine): 1.7-1.9
+  s, most of it the dlopen of the agent (0.3-0.4 s) and its start (0.4 s) inside the target;
+  100 cycles: the sampler's mappings 8224 KiB after the first and the last.
+- Real programs: redis-server 7 (shared libjemalloc; 48-50 GOT entries patched in 13 modules)
+  loading 100k keys, 12.7-16.7 MiB in use at zmalloc, createStringObject, _sdsnewlen,
+  dictAddRaw, setCommand; a C++ cache 101.8 MiB (100 expected) at Cache::grow under operator
+  new; Debian's python3.11 (no PIE, takes malloc's address) 97.2 MiB (95.4) at
+  PyByteArray_Resize.
+
+### Go runtime reader and goroutine dumps (src/golang/, src/dump/dump_go*.c)
+
+- 10,002 goroutines (`bench/go_dump.py`, `bench/targets/gomany`, release build, quiet machine):
+  `cprof dump` 77 ms wall (65 ms CPU), `--format json` 102 ms; gdb `info goroutines` (no
+  stacks) 886 ms (11.5x), Delve 1.20.2 `goroutines` 840 ms (10.9x), `goroutines -t 64` 3.7 s
+  (48x), gdb `goroutine all bt` about 72 s (940x; measured on 302 goroutines and scaled).
+- Where the time goes (ASan build, one run): allgs 0.03 ms, the first read of 10,018 gs (4 MB,
+  neighbours coalesced into few ranges) 11 ms, decoding 4 ms, the live stacks
+  (`process_vm_readv`, 1024 ranges a call) 21 ms, the second read of the gs 9 ms, channels 2
+  ms. One pread per g, stack and sudog had cost 350 ms; merging stacks 8 KiB apart into one
+  range was slower (70-96 ms).
+- A stripped binary's globals: `.gopclntab` names a runtime function's code, whose RIP-relative
+  operands into the data sections are scanned; the n-th reference is the global (Go 1.19:
+  `runtime.allgadd` gives allgs, allgptr, allglen; `runtime.goroutineheader` the status and
+  wait-reason strings; 18 more for profiles and diagnosis), each checked against an unstripped
+  build's `go tool nm`. Versions without a table learn the layout of g from the goroutines
+  (kubectl go1.22/1.23, cbtemulator go1.24 on this machine): 40 ms of CPU for 10,000
+  goroutines against 20-30 ms with a table.
+- Agreement with Go's own `debug=2` dump: 1021 goroutines, same ids and statuses, 2062 of 2062
+  frames on plain, `-s -w`, PIE and cgo builds; Debian's prometheus 74 of 74 frames of its 22
+  stable goroutines; its `debug=1` groups byte-identical (tabs aside).
+
+### Go profiles from the runtime's records (src/golang/go_prof.c, src/profile/go_profile.c)
+
+- Against the program's own `/debug/pprof` at the same GC cycle (`go tool pprof -top`):
+  goheap heap inuse_space 34564.93kB both, allocs alloc_space 164.10MB both, block delay
+  254.88 ms vs 254.87 ms (cprof measures the TSC rate over 100 ms when the runtime has not),
+  mutex 51.72 ms both; Debian's prometheus heap 4100.58kB both.
+- `attach --profile heap --seconds 0` on prometheus: 0.04-0.08 s and 20 MB for the whole
+  command; a bucket is one 432-byte read of /proc/PID/mem. Through serve: heap 20-35 ms,
+  `/metrics` with go_goroutines for two targets 93-193 ms (the runtime is opened per scrape).
+
+### Go diagnosis (src/golang/go_diag*.c)
+
+- The diagnosis adds nothing measurable to a 10,000-goroutine dump on 2 channels; with 10,000
+  channels to read (each goroutine sending on its own) the Go part of the dump took 124-145 ms
+  (element type names memoized by type address).
 """.splitlines()
 
 

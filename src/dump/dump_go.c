@@ -14,7 +14,7 @@
 #define GO_MAX_PCS 256
 #define GO_MAX_FRAMES 512
 
-static const char *intern(struct cp_dump *d, const char *s)
+const char *dump_go_intern(struct cp_dump *d, const char *s)
 {
 	if (!s)
 		return NULL;
@@ -67,13 +67,13 @@ static void to_frame(struct dump_run *run, const struct cp_go_frame *g, struct c
 
 	memset(f, 0, sizeof(*f));
 	f->pc = g->pc;
-	f->function = intern(run->d, g->function);
-	f->file = intern(run->d, g->file);
+	f->function = dump_go_intern(run->d, g->function);
+	f->file = dump_go_intern(run->d, g->file);
 	f->line = g->line;
 	f->inlined = g->inlined;
 	f->entry_offset = g->entry_off;
 	if (map) {
-		f->module = intern(run->d, map->path[0] ? map->path : "[anon]");
+		f->module = dump_go_intern(run->d, map->path[0] ? map->path : "[anon]");
 		f->offset = g->pc - map->start + map->offset;
 		f->has_offset = true;
 	}
@@ -118,8 +118,8 @@ static int add_goroutine(struct dump_run *run, struct cp_go_runtime *rt,
 
 	memset(gr, 0, sizeof(*gr));
 	gr->id = g->id;
-	gr->status = intern(run->d, g->status_str ? g->status_str : "???");
-	gr->wait_reason = g->wait_reason && *g->wait_reason ? intern(run->d, g->wait_reason) :
+	gr->status = dump_go_intern(run->d, g->status_str ? g->status_str : "???");
+	gr->wait_reason = g->wait_reason && *g->wait_reason ? dump_go_intern(run->d, g->wait_reason) :
 		NULL;
 	gr->wait_minutes = -1;
 	if ((g->status == 3 || g->status == 4) && g->wait_since_ns > 0 && now >= g->wait_since_ns)
@@ -205,12 +205,12 @@ int dump_go_read(struct dump_run *run)
 
 		if (cp_go_probe(run->pid, &run->maps, version, sizeof(version)) < 0)
 			snprintf(version, sizeof(version), "unknown");
-		d->go_version = intern(d, version);
+		d->go_version = dump_go_intern(d, version);
 		d->go_error = err;
 		snprintf(d->go_why, sizeof(d->go_why), "%s", why[0] ? why : strerror(-err));
 		return d->go_version ? 0 : -ENOMEM;
 	}
-	d->go_version = intern(d, cp_go_version(rt));
+	d->go_version = dump_go_intern(d, cp_go_version(rt));
 	err = d->go_version ? read_goroutines(run, rt) : -ENOMEM;
 	cp_go_close(rt);
 	d->go_ns = cp_now_ns() - t0;

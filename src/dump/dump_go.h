@@ -21,4 +21,7 @@ int dump_go_diagnose(struct dump_run *run, struct cp_go_runtime *rt,
 /* Free the first look of run and the diagnosis of d (either may be NULL). */
 void dump_go_diag_release(struct dump_run *run, struct cp_dump *d);
 
+/* s copied into the dump's string table (made on first use); NULL for NULL or no memory. */
+const char *dump_go_intern(struct cp_dump *d, const char *s);
+
 #endif

@@ -6,18 +6,6 @@
 #include "dump_go.h"
 #include "go_diag.h"
 
-static const char *intern(struct cp_dump *d, const char *s)
-{
-	if (!s)
-		return NULL;
-	if (!d->has_strings) {
-		if (cp_strtab_init(&d->strings, 0) < 0)
-			return NULL;
-		d->has_strings = true;
-	}
-	return cp_strtab_str(&d->strings, s);
-}
-
 int dump_go_first_look(struct dump_run *run)
 {
 	struct cp_go_runtime *rt = NULL;
@@ -38,7 +26,7 @@ int dump_go_first_look(struct dump_run *run)
 		/* The strings the goroutines borrow from rt must outlive it: the dump's copies. */
 		for (size_t i = 0; !err && i < n; i++) {
 			gs[i].status_str = NULL;
-			gs[i].wait_reason = intern(run->d, gs[i].wait_reason ? gs[i].wait_reason :
+			gs[i].wait_reason = dump_go_intern(run->d, gs[i].wait_reason ? gs[i].wait_reason :
 						   "");
 			if (!gs[i].wait_reason)
 				err = -ENOMEM;
@@ -85,8 +73,8 @@ static int leak_sites(struct dump_run *run, struct cp_go_runtime *rt,
 				continue;
 			if (cp_go_created_by(rt, &gs[i], &cb)) {
 				site->pc = cb.pc;
-				site->function = intern(d, cb.function);
-				site->file = intern(d, cb.file);
+				site->function = dump_go_intern(d, cb.function);
+				site->file = dump_go_intern(d, cb.file);
 				site->line = cb.line;
 				site->entry_offset = cb.entry_off;
 			}
@@ -109,7 +97,7 @@ int dump_go_diagnose(struct dump_run *run, struct cp_go_runtime *rt,
 			       &d->go_leaks, &d->ngo_leaks);
 	/* Their wait reasons are rt's, which is closed before the dump is written. */
 	for (size_t k = 0; !err && k < d->ngo_leaks; k++) {
-		d->go_leaks[k].wait_reason = intern(d, d->go_leaks[k].wait_reason);
+		d->go_leaks[k].wait_reason = dump_go_intern(d, d->go_leaks[k].wait_reason);
 		if (!d->go_leaks[k].wait_reason)
 			err = -ENOMEM;
 	}

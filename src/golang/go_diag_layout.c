@@ -29,18 +29,6 @@ struct want {
 	bool found;
 };
 
-static bool member_offset(Dwarf_Die *die, uint32_t *off)
-{
-	Dwarf_Attribute at;
-	Dwarf_Word w;
-
-	if (!dwarf_attr(die, DW_AT_data_member_location, &at) || dwarf_formudata(&at, &w) != 0 ||
-	    w > UINT16_MAX)
-		return false;
-	*off = (uint32_t)w;
-	return true;
-}
-
 static bool is(const char *name, const char *a, const char *b)
 {
 	return (a && !strcmp(name, a)) || (b && !strcmp(name, b));
@@ -77,7 +65,7 @@ static void read_struct(Dwarf_Die *die, const char *name, struct want *w, size_t
 			continue;
 		for (size_t i = 0; i < nw; i++) {
 			if (w[i].found || !is(name, w[i].type, w[i].alt_type) ||
-			    !is(fn, w[i].field, w[i].alt_field) || !member_offset(&child, w[i].dst))
+			    !is(fn, w[i].field, w[i].alt_field) || !go_dwarf_member_offset(&child, w[i].dst))
 				continue;
 			w[i].found = true;
 			/* p.timers as a slice of timers (before Go 1.23): its len follows the

@@ -2,6 +2,7 @@
 #ifndef CP_GO_INTERNAL_H
 #define CP_GO_INTERNAL_H
 
+#include <elfutils/libdw.h>
 #include <gelf.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -188,5 +189,8 @@ static inline uint32_t go_le32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
+
+/* The offset of DWARF member die (DW_AT_data_member_location), or false. */
+bool go_dwarf_member_offset(Dwarf_Die *die, uint32_t *off);
 
 #endif

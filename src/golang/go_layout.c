@@ -111,8 +111,7 @@ struct want_field {
 	bool found;
 };
 
-/* The offset of member die, or false. */
-static bool member_offset(Dwarf_Die *die, uint32_t *off)
+bool go_dwarf_member_offset(Dwarf_Die *die, uint32_t *off)
 {
 	Dwarf_Attribute at;
 	Dwarf_Word w;
@@ -145,7 +144,7 @@ static void read_struct(Dwarf_Die *die, const char *name, struct want_field *wan
 			continue;
 		for (size_t i = 0; i < nwant; i++)
 			if (!want[i].found && !strcmp(want[i].type, name) &&
-			    !strcmp(want[i].field, fn) && member_offset(&child, want[i].dst))
+			    !strcmp(want[i].field, fn) && go_dwarf_member_offset(&child, want[i].dst))
 				want[i].found = true;
 	} while (dwarf_siblingof(&child, &child) == 0);
 }

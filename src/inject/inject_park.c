@@ -13,6 +13,7 @@
 
 #include <elf.h>
 
+#include "capture.h"
 #include "inject_internal.h"
 #include "maps.h"
 #include "mem.h"
@@ -34,29 +35,6 @@
 #define WALK_STACK_MAX (256u << 10)
 /* The largest extended state cprof saves (AVX-512 and AMX fit). */
 #define XSTATE_MAX (16u << 10)
-
-static void regs_to_cp(const struct user_regs_struct *u, struct cp_regs *r)
-{
-	memset(r, 0, sizeof(*r));
-	r->r[CP_REG_RAX] = u->rax;
-	r->r[CP_REG_RDX] = u->rdx;
-	r->r[CP_REG_RCX] = u->rcx;
-	r->r[CP_REG_RBX] = u->rbx;
-	r->r[CP_REG_RSI] = u->rsi;
-	r->r[CP_REG_RDI] = u->rdi;
-	r->r[CP_REG_RBP] = u->rbp;
-	r->r[CP_REG_RSP] = u->rsp;
-	r->r[CP_REG_R8] = u->r8;
-	r->r[CP_REG_R9] = u->r9;
-	r->r[CP_REG_R10] = u->r10;
-	r->r[CP_REG_R11] = u->r11;
-	r->r[CP_REG_R12] = u->r12;
-	r->r[CP_REG_R13] = u->r13;
-	r->r[CP_REG_R14] = u->r14;
-	r->r[CP_REG_R15] = u->r15;
-	r->r[CP_REG_RIP] = u->rip;
-	r->valid = (1u << CP_NREGS) - 1;
-}
 
 /*
  * The registers the thread resumes with, as the kernel would have made them for a thread
@@ -188,7 +166,7 @@ static bool stack_unsafe(struct cp_inject *in, int pid, const struct user_regs_s
 	if (got <= 0)
 		goto out;
 	stack.len = (size_t)got;
-	regs_to_cp(r, &regs);
+	cp_capture_regs_from_user(r, &regs);
 	uw = cp_unwind_new(pid, &maps, true);
 	if (!uw)
 		goto out;

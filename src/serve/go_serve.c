@@ -7,6 +7,7 @@
 
 #include "go_serve.h"
 #include "proc.h"
+#include "profiles.h"
 
 /* Look at the client and the target this often (ms) during a window. */
 #define CHECK_MS 200
@@ -53,27 +54,6 @@ static int wait_window(struct cp_serve_request *rq, const struct cp_serve_target
 	return 0;
 }
 
-static int write_pprof(const struct cp_profile *prof, char **body, size_t *len)
-{
-	char *buf = NULL;
-	size_t n = 0;
-	FILE *f = open_memstream(&buf, &n);
-	int err;
-
-	if (!f)
-		return -ENOMEM;
-	err = cp_profile_write(prof, CP_PROFILE_PPROF, f, 0);
-	if (fclose(f) != 0 && err == 0)
-		err = -ENOMEM;
-	if (err < 0) {
-		free(buf);
-		return err;
-	}
-	*body = buf;
-	*len = n;
-	return 0;
-}
-
 int cp_serve_go_profile(struct cp_serve_request *rq, struct cp_serve_target *t,
 			enum cp_go_profile_type type, int seconds, char **body, size_t *len,
 			char *why, size_t whylen)
@@ -98,7 +78,7 @@ int cp_serve_go_profile(struct cp_serve_request *rq, struct cp_serve_target *t,
 		pthread_mutex_unlock(&srv->probe_lock);
 	}
 	if (err >= 0)
-		err = write_pprof(prof, body, len);
+		err = cp_serve_profile_body(prof, CP_PROFILE_PPROF, body, len);
 	cp_profile_free(prof);
 	cp_go_profiler_free(gp);
 	return err;

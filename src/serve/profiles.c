@@ -22,9 +22,8 @@ static bool target_gone(int pid, uint64_t starttime)
 	       st.state == 'Z' || st.state == 'X';
 }
 
-/* Write prof in format into a malloc'd buffer. 0 or -errno. */
-static int write_profile(const struct cp_profile *prof, enum cp_profile_format format,
-			 char **body, size_t *len)
+int cp_serve_profile_body(const struct cp_profile *prof, enum cp_profile_format format,
+			  char **body, size_t *len)
 {
 	char *buf = NULL;
 	size_t n = 0;
@@ -83,7 +82,7 @@ int cp_serve_cpu_profile(struct cp_serve_cpu_req *req, char **body, size_t *len)
 	cp_session_disable(s);
 	while (cp_session_poll(s, 0) == 1)
 		;
-	err = write_profile(cp_session_profile(s), req->format, body, len);
+	err = cp_serve_profile_body(cp_session_profile(s), req->format, body, len);
 done:
 	cp_session_free(s);
 	return err;
@@ -234,7 +233,7 @@ int cp_serve_dump(int pid, enum cp_serve_dump_form form, struct cp_symbolizer *s
 		err = thread_profile(&d, &prof);
 		cp_dump_release(&d);
 		if (err == 0)
-			err = write_profile(prof, CP_PROFILE_PPROF, body, len);
+			err = cp_serve_profile_body(prof, CP_PROFILE_PPROF, body, len);
 		cp_profile_free(prof);
 		return err;
 	}

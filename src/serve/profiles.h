@@ -51,4 +51,8 @@ int cp_serve_dump(int pid, enum cp_serve_dump_form form, struct cp_symbolizer *s
  */
 int cp_serve_thread_profile(int pid, struct cp_symbolizer *sym, struct cp_profile **out);
 
+/* prof written in format into a malloc'd *body of *len bytes. 0 or -errno. */
+int cp_serve_profile_body(const struct cp_profile *prof, enum cp_profile_format format,
+			  char **body, size_t *len);
+
 #endif

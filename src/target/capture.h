@@ -131,4 +131,8 @@ bool cp_capture_syscall_may_eintr(long nr);
  */
 int cp_capture_by_sample(int tid, size_t stack_max, int timeout_ms, struct cp_thread_snap *out);
 
+struct user_regs_struct;
+/* A ptrace register set in cp_regs form (DWARF numbering), every register valid. */
+void cp_capture_regs_from_user(const struct user_regs_struct *u, struct cp_regs *r);
+
 #endif

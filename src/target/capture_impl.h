@@ -72,9 +72,6 @@ const struct cp_map *cp_capture_stack_map(int pid, const struct cp_maps *given,
 size_t cp_capture_stack_span(const struct cp_map *m, uint64_t sp, size_t max, bool *truncated);
 /* Hand buf, of which got bytes were read, to stack, shrunk to fit; buf is taken. */
 void cp_capture_stack_finish(struct cp_stack *stack, uint8_t *buf, long got);
-/* All the registers PTRACE_GETREGS gave (capture_stop.c). */
-struct user_regs_struct;
-void cp_capture_regs_from_user(const struct user_regs_struct *u, struct cp_regs *r);
 /* The registers /proc/PID/task/TID/syscall shows (see capture_live.c). */
 void cp_capture_regs_from_syscall(const struct cp_task_syscall *sc, struct cp_regs *r);
 
