@@ -38,6 +38,20 @@ def check(cond, msg, *context):
         raise Failure(msg + extra)
 
 
+def until(look, ok, tries=20, deadline=120, pause=0.2):
+    """Call look() until ok(result) holds; returns the last result (the caller checks it).
+
+    For a look that depends on scheduling (a thread on CPU at the moment of a dump): on a busy
+    machine a single look may miss it, a few looks do not. Stops after `tries` looks or
+    `deadline` seconds, whichever comes first."""
+    end = time.monotonic() + deadline
+    for i in range(tries):
+        r = look()
+        if ok(r) or i == tries - 1 or time.monotonic() > end:
+            return r
+        time.sleep(pause)
+
+
 def skip(reason):
     print("skip: " + reason)
     sys.exit(77)

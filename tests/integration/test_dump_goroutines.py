@@ -121,10 +121,12 @@ def agreement(stripped, cgo=False, pie=False, path=None):
     dumpfile = WORK / ("go-dump-%d%d%d%d.txt" % (stripped, cgo, pie, path is not None))
     with cplib.Target("gogoroutines", RECEIVERS, dumpfile,
                       path=path or fixture(stripped, cgo, pie)) as t:
-        # Both dumps are taken again (five times at most) while a goroutine is not at rest in
+        # Both dumps are taken again (15 times at most) while a goroutine is not at rest in
         # one of them: the signal that makes Go write its own wakes the runtime's signal
-        # goroutine, and main may still be leaving the write of its READY line.
-        for _ in range(5):
+        # goroutine, and main may still be leaving the write of its READY line. On a busy
+        # machine a woken goroutine may take long to be scheduled and park again: the pause
+        # between tries grows.
+        for i in range(15):
             theirs = parse(go_dump(t, dumpfile))
             # Go's first goroutine is the one writing the dump: running there, in a channel
             # receive (os/signal) here.
@@ -135,7 +137,7 @@ def agreement(stripped, cgo=False, pie=False, path=None):
             missing, extra, bad, equal, total = compare(ours, theirs, skip=writer)
             if not (missing or extra or bad):
                 break
-            time.sleep(0.2)
+            time.sleep(0.2 * (i + 1))
         check(re.match(r"go\d+\.", m.group(1)), "no Go version", m.group(0))
         check(not missing and not extra, "goroutine ids differ", sorted(missing)[:20],
               sorted(extra)[:20])

@@ -236,7 +236,7 @@ def test_serve_heap():
             d = tempfile.mkdtemp(prefix="cprof-heap-")
             out = os.path.join(d, "serve.pb.gz")
             curl = subprocess.Popen(["curl", "-s", "-o", out, "-w", "%{http_code}",
-                                     "http://127.0.0.1:%d/debug/pprof/heap?seconds=5" % port],
+                                     "http://127.0.0.1:%d/debug/pprof/heap?seconds=10" % port],
                                     stdout=subprocess.PIPE, text=True)
             cplib._started.append(curl)
             deadline = time.monotonic() + 30

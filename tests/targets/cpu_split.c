@@ -2,8 +2,9 @@
  * cpu_split: burns CPU 3:1 between work_a and work_b, both through the common leaf
  * spin_leaf, so a profile must split 75/25 and every leaf sample must reach main through the
  * right caller. SIGUSR1 starts a thread named "late"; SIGUSR2 makes the process exit(0).
- * Usage: cpu_split [--threads N] [--seconds S] [--deep D]
- *   N extra "worker-K" threads; S = run time; D = the main thread works D frames deep (in
+ * Usage: cpu_split [--threads N] [--seconds S] [--cpu-seconds C] [--deep D]
+ *   N extra "worker-K" threads; S = run time; C = run until the process used C s of CPU
+ *   (as long on a busy machine as on an idle one, in samples); D = the main thread works D frames deep (in
  *   recurse(), about 256 bytes of stack each), for stacks longer than a sample's copy.
  */
 #define _GNU_SOURCE
@@ -25,6 +26,7 @@
 
 static volatile uint64_t sink;
 static volatile sig_atomic_t want_late, want_exit;
+static double cpu_until;
 
 __attribute__((noinline, noclone)) void spin_leaf(unsigned int n)
 {
@@ -63,6 +65,17 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Whether the process used its --cpu-seconds of CPU (never without the option). */
+static int cpu_done(void)
+{
+	struct timespec ts;
+
+	if (cpu_until <= 0)
+		return 0;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9 >= cpu_until;
+}
+
 static void *late_main(void *arg)
 {
 	(void)arg;
@@ -72,7 +85,7 @@ static void *late_main(void *arg)
 
 static void loop(double until)
 {
-	while (!want_exit && (until <= 0 || now() < until)) {
+	while (!want_exit && !cpu_done() && (until <= 0 || now() < until)) {
 		work_a();
 		work_b();
 		if (want_late) {
@@ -125,6 +138,8 @@ int main(int argc, char **argv)
 			threads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
 			seconds = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--cpu-seconds") && i + 1 < argc)
+			cpu_until = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--deep") && i + 1 < argc)
 			deep = atoi(argv[++i]);
 	}

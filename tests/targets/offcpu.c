@@ -3,7 +3,7 @@
  * "reader" blocked in read() on a pipe nobody writes (since before READY), thread "spinner"
  * burning CPU. Prints READY once the reader sits in read() and the others run. With the
  * argument "spawn", the main thread then creates (and joins) a short-lived thread every 20 ms
- * from spawn_one(), printing "SPAWNED n" every 10 threads; else it waits in pause().
+ * from spawn_one(), printing "SPAWNED n realtime_ns" every 10 threads; else it waits in pause().
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -87,7 +87,10 @@ static void spawn_loop(void)
 	for (unsigned long n = 1;; n++) {
 		spawn_one();
 		if (n % 10 == 0) {
-			printf("SPAWNED %lu\n", n);
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			printf("SPAWNED %lu %lld\n", n, (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
 			fflush(stdout);
 		}
 		usleep(20000);

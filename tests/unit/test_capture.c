@@ -305,7 +305,6 @@ static void test_stale_maps(void)
 	check_untouched(child, false, "after stale-maps capture");
 }
 
-/* Until tid of the child sleeps (at most a second). */
 /* Open files of this process. */
 static int count_fds(void)
 {
@@ -321,11 +320,12 @@ static int count_fds(void)
 	return n - 1;	/* the directory's own fd */
 }
 
+/* Until tid of the child sleeps (at most 10000 looks a ms apart: a busy machine is slow). */
 static void wait_sleeping(int tid)
 {
 	struct cp_task_stat st;
 
-	for (int i = 0; i < 1000; i++) {
+	for (int i = 0; i < 10000; i++) {
 		if (cp_proc_read_stat(child, tid, &st) == 0 && st.state == 'S')
 			return;
 		sleep_ms(1);
@@ -361,7 +361,14 @@ static void live_many_sweeps(const struct cp_switch_watch *sw)
 		wait_sleeping(tids[0]);
 		wait_sleeping(tids[2]);
 		CHECK(cp_capture_live_many(child, tids, 4, &opts, snaps, ret) == 0);
-		CHECK(ret[1] == -EAGAIN, "spinner: %d", ret[1]);
+		/* The spinner runs: left to cp_capture_thread, unless a busy machine preempted it
+		 * for the whole copy (then a live capture is right, and it is verified). */
+		CHECK(ret[1] == -EAGAIN || ret[1] == 0, "spinner: %d", ret[1]);
+		if (ret[1] == 0) {
+			CHECK(snaps[1].tid == tids[1] && snaps[1].live && snaps[1].verified &&
+			      !snaps[1].stopped);
+			cp_thread_snap_release(&snaps[1]);
+		}
 		CHECK(ret[3] == -ESRCH, "foreign tid: %d", ret[3]);
 		for (int i = 0; i < 3; i += 2) {
 			uint8_t now[512];
@@ -556,7 +563,7 @@ static void test_signals_kept(void)
 	}
 	atomic_store(&sh->sending, 0);
 	waitpid(sender, &status, 0);
-	for (i = 0; i < 500 && atomic_load(&sh->rt_signals) - before < atomic_load(&sh->sent); i++)
+	for (i = 0; i < 3000 && atomic_load(&sh->rt_signals) - before < atomic_load(&sh->sent); i++)
 		sleep_ms(10);
 	printf("captures %d while signals were sent %d, handled %d\n", captures,
 	       atomic_load(&sh->sent), atomic_load(&sh->rt_signals) - before);
