@@ -13,6 +13,8 @@
 /* Go's traceback prints at most 100 frames; we keep a few more pcs for --group. */
 #define GO_MAX_PCS 256
 #define GO_MAX_FRAMES 512
+/* The runtime's _Grunning: a goroutine on a CPU, whose frames come from its thread. */
+#define GO_STATUS_RUNNING 2
 
 const char *dump_go_intern(struct cp_dump *d, const char *s)
 {
@@ -115,6 +117,7 @@ static int add_goroutine(struct dump_run *run, struct cp_go_runtime *rt,
 	struct cp_dump_thread *th = thread_of(run->d, g->tid);
 	struct cp_go_frame cb;
 	size_t npcs;
+	int err;
 
 	memset(gr, 0, sizeof(*gr));
 	gr->id = g->id;
@@ -139,7 +142,11 @@ static int add_goroutine(struct dump_run *run, struct cp_go_runtime *rt,
 	}
 	if (cp_go_created_by(rt, g, &cb))
 		to_frame(run, &cb, &gr->created_by);
-	return set_frames(run, rt, gr, pcs, npcs, tmp);
+	err = set_frames(run, rt, gr, pcs, npcs, tmp);
+	/* A parked goroutine always has frames: none means its stack was not read whole. */
+	if (!err && !gr->nframes && !gr->from_thread && g->status != GO_STATUS_RUNNING)
+		gr->torn = true;
+	return err;
 }
 
 /* Read the goroutines of an opened runtime into the dump. 0 or -ENOMEM. */

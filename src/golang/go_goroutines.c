@@ -329,6 +329,16 @@ static int copy_cmp(const void *a, const void *b)
 }
 
 /*
+ * Whether g, read as not running, has the saved context it must have to be unwound: a read
+ * that caught its status after a change and its context before (gogo zeroes sched.sp while
+ * it runs) has none, and is read again.
+ */
+static bool has_context(const struct cp_goroutine *g)
+{
+	return g->status == G_RUNNING || (g->sp && g->pc);
+}
+
+/*
  * Goroutine i of r again, alone, until two reads around its stack copy agree (at most
  * MAX_REREADS times): false when it kept moving (torn) or died.
  */
@@ -347,7 +357,7 @@ static bool reread(struct cp_go_runtime *rt, struct gread *r, size_t i, struct c
 		recopy_stack(rt, g, c);
 		if (cp_mem_read(rt->mem, r->gptrs[i], b, gs) != (long)gs)
 			break;
-		if (same_g(&rt->layout, a, b))
+		if (same_g(&rt->layout, a, b) && has_context(g))
 			return true;
 	}
 	return false;
@@ -430,7 +440,8 @@ int go_goroutines_first(struct cp_go_runtime *rt, size_t max, struct cp_goroutin
 		size_t i = gidx[k];
 		bool alive = true;
 
-		if (!same_g(&rt->layout, r.first + i * gs, r.second + i * gs) &&
+		if ((!same_g(&rt->layout, r.first + i * gs, r.second + i * gs) ||
+		     !has_context(&v[k])) &&
 		    !reread(rt, &r, i, &v[k], &copies[k], &alive))
 			v[k].torn = true;
 		if (!alive)
