@@ -294,8 +294,11 @@ static int open_process(struct cp_sampler *s, int pid, size_t *added)
 		if (tidset_has(&s->opened, tids[i]) || tidset_has(&s->inherited, tids[i]))
 			continue;
 		err = open_thread(s, tids[i]);
-		if (err == -ESRCH)
-			continue;	/* exited meanwhile */
+		if (err == -ESRCH) {
+			/* Exited meanwhile: not the process (a last tid gone must not say so). */
+			err = 0;
+			continue;
+		}
 		if (err < 0)
 			break;
 		opened++;
