@@ -159,12 +159,15 @@ static void patch_new(void)
 		return;
 	if (__atomic_load_n(&agent_sess.on, __ATOMIC_ACQUIRE) &&
 	    !__atomic_load_n(&agent_sess.stop_pending, __ATOMIC_ACQUIRE)) {
-		agent_got_patch_all();
+		int not_ready = agent_got_patch_all();
+
 		agent_got_counts(&n, &patched, &skipped);
 		__atomic_store_n(&agent_sess.hdr->patched, n, __ATOMIC_RELAXED);
 		__atomic_store_n(&agent_sess.hdr->modules, patched, __ATOMIC_RELAXED);
 		__atomic_store_n(&agent_sess.hdr->skipped_modules, skipped, __ATOMIC_RELAXED);
-		__atomic_store_n(&seen_adds, adds, __ATOMIC_RELAXED);
+		/* A module still being loaded is looked at again by the next check. */
+		if (!not_ready)
+			__atomic_store_n(&seen_adds, adds, __ATOMIC_RELAXED);
 	}
 	unlock_patch();
 }

@@ -80,7 +80,8 @@ void agent_blocks_release(void);
 
 /*
  * Redirect the hooked symbols in the GOT of every loaded module not yet patched (the agent and
- * ld.so excepted). Called with the patch lock held. 0 or -errno.
+ * ld.so excepted). Called with the patch lock held. Returns how many modules were left for a
+ * later pass because the loader had not relocated them yet.
  */
 int agent_got_patch_all(void);
 

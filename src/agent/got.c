@@ -35,6 +35,8 @@ static unsigned nmodules;
 static struct entry entries[MAX_ENTRIES];
 static unsigned nentries;
 static uint64_t modules_patched, modules_skipped;
+/* Modules of the last pass whose GOT was not relocated yet (still being loaded). */
+static unsigned modules_not_ready;
 
 #define MAX_WRITABLE 4
 
@@ -234,6 +236,15 @@ static int patch_module(struct dl_phdr_info *info, size_t size, void *arg)
 
 		if (v != (uint64_t)(uintptr_t)h->real && v != (uint64_t)(uintptr_t)h->canonical &&
 		    !lazy) {
+			/*
+			 * Not relocated yet (0, or a link-time address: within the module's
+			 * extent counted from 0): the loader is still at it (a pass run from an
+			 * allocation inside dlopen). Left unrecorded, for a later pass.
+			 */
+			if (v == 0 || (m.base && v < m.hi - m.base)) {
+				modules_not_ready++;
+				return 0;
+			}
 			seen->skipped = 1;
 			modules_skipped++;
 			nmodules++;
@@ -261,8 +272,9 @@ static int patch_module(struct dl_phdr_info *info, size_t size, void *arg)
 
 int agent_got_patch_all(void)
 {
+	modules_not_ready = 0;
 	dl_iterate_phdr(patch_module, NULL);
-	return 0;
+	return (int)modules_not_ready;
 }
 
 /* Restore the entries of one loaded module (the loader lock held: it cannot go away). */
