@@ -447,11 +447,13 @@ bool cp_gopclntab_func_named(const struct cp_gopclntab *t, const char *name,
 	return false;
 }
 
-/* The section of elf named name, or NULL. */
-static Elf_Scn *find_section(Elf *elf, size_t shstrndx, const char *name, GElf_Shdr *sh)
+Elf_Scn *cp_elf_section_named(Elf *elf, const char *name, GElf_Shdr *sh)
 {
+	size_t shstrndx;
 	Elf_Scn *scn = NULL;
 
+	if (elf_getshdrstrndx(elf, &shstrndx) < 0)
+		return NULL;
 	while ((scn = elf_nextscn(elf, scn))) {
 		const char *nm;
 
@@ -487,12 +489,12 @@ static void load_sections(struct cp_gopclntab *t, Elf *elf)
  * moduledata.gofunc (Go 1.18+), from runtime.firstmoduledata in .noptrdata: the words that
  * point at the pcHeader and at its function name table, then the text start it also holds.
  */
-static void find_gofunc(struct cp_gopclntab *t, Elf *elf, size_t shstrndx)
+static void find_gofunc(struct cp_gopclntab *t, Elf *elf)
 {
 	unsigned ps = t->ptrsize, gofunc_word = t->version == CP_GOPCLN_120 ?
 		MODULEDATA_GOFUNC_120 : MODULEDATA_GOFUNC_118;
 	GElf_Shdr sh;
-	Elf_Scn *scn = find_section(elf, shstrndx, ".noptrdata", &sh);
+	Elf_Scn *scn = cp_elf_section_named(elf, ".noptrdata", &sh);
 	Elf_Data *d = scn && sh.sh_type != SHT_NOBITS ? elf_rawdata(scn, NULL) : NULL;
 	uint64_t need = (uint64_t)(gofunc_word + 1) * ps;
 
@@ -517,21 +519,20 @@ static void find_gofunc(struct cp_gopclntab *t, Elf *elf, size_t shstrndx)
 
 int cp_gopclntab_from_elf(struct cp_gopclntab *t, Elf *elf)
 {
-	size_t shstrndx;
 	GElf_Shdr sh, other;
 	Elf_Scn *scn;
 	Elf_Data *d;
 	int err;
 
-	if (!elf || elf_getshdrstrndx(elf, &shstrndx) < 0)
+	if (!elf)
 		return -ENOENT;
-	if (!find_section(elf, shstrndx, ".note.go.buildid", &other) &&
-	    !find_section(elf, shstrndx, ".go.buildinfo", &other))
+	if (!cp_elf_section_named(elf, ".note.go.buildid", &other) &&
+	    !cp_elf_section_named(elf, ".go.buildinfo", &other))
 		return -ENOENT;
 	/* Position-independent builds put the table among the relocated read-only data. */
-	scn = find_section(elf, shstrndx, ".gopclntab", &sh);
+	scn = cp_elf_section_named(elf, ".gopclntab", &sh);
 	if (!scn)
-		scn = find_section(elf, shstrndx, ".data.rel.ro.gopclntab", &sh);
+		scn = cp_elf_section_named(elf, ".data.rel.ro.gopclntab", &sh);
 	if (!scn || sh.sh_type == SHT_NOBITS)
 		return -ENOENT;
 	d = elf_rawdata(scn, NULL);
@@ -541,6 +542,6 @@ int cp_gopclntab_from_elf(struct cp_gopclntab *t, Elf *elf)
 	if (err)
 		return err;
 	load_sections(t, elf);
-	find_gofunc(t, elf, shstrndx);
+	find_gofunc(t, elf);
 	return 0;
 }

@@ -92,4 +92,7 @@ bool cp_gopclntab_func_at(const struct cp_gopclntab *t, uint64_t pc, struct cp_g
 bool cp_gopclntab_func_named(const struct cp_gopclntab *t, const char *name,
 			     struct cp_gopcln_func *out);
 
+/* The section of elf named name, its header in *sh; NULL when there is none. */
+Elf_Scn *cp_elf_section_named(Elf *elf, const char *name, GElf_Shdr *sh);
+
 #endif

@@ -62,31 +62,11 @@ static int load_bias(Elf *elf, const struct cp_map *map, uint64_t *bias)
 	return -EINVAL;
 }
 
-/* Section name of elf, its header in *sh; NULL when none. */
-static Elf_Scn *section(Elf *elf, const char *name, GElf_Shdr *sh)
-{
-	size_t shstrndx;
-	Elf_Scn *scn = NULL;
-
-	if (elf_getshdrstrndx(elf, &shstrndx) < 0)
-		return NULL;
-	while ((scn = elf_nextscn(elf, scn))) {
-		const char *nm;
-
-		if (!gelf_getshdr(scn, sh))
-			continue;
-		nm = elf_strptr(elf, shstrndx, sh->sh_name);
-		if (nm && !strcmp(nm, name))
-			return scn;
-	}
-	return NULL;
-}
-
 /* Fill s from section name (no bytes for SHT_NOBITS); false when there is none. */
 static bool load_section(Elf *elf, const char *name, struct go_section *s)
 {
 	GElf_Shdr sh;
-	Elf_Scn *scn = section(elf, name, &sh);
+	Elf_Scn *scn = cp_elf_section_named(elf, name, &sh);
 	Elf_Data *d;
 
 	memset(s, 0, sizeof(*s));
@@ -224,11 +204,11 @@ int go_binary_load(struct cp_go_runtime *rt, const char *name, char *why, size_t
 	rt->elf = elf_begin(rt->fd, ELF_C_READ_MMAP, NULL);
 	if (!rt->elf || elf_kind(rt->elf) != ELF_K_ELF)
 		return -ENOENT;
-	if (!section(rt->elf, ".go.buildinfo", &sh) && !section(rt->elf, ".note.go.buildid", &sh))
+	if (!cp_elf_section_named(rt->elf, ".go.buildinfo", &sh) && !cp_elf_section_named(rt->elf, ".note.go.buildid", &sh))
 		return -ENOENT;
 	rt->has_pcln = cp_gopclntab_from_elf(&rt->pcln, rt->elf) == 0;
-	rt->has_dwarf = section(rt->elf, ".debug_info", &sh) != NULL ||
-		section(rt->elf, ".zdebug_info", &sh) != NULL;
+	rt->has_dwarf = cp_elf_section_named(rt->elf, ".debug_info", &sh) != NULL ||
+		cp_elf_section_named(rt->elf, ".zdebug_info", &sh) != NULL;
 	load_section(rt->elf, ".text", &rt->text);
 	load_section(rt->elf, ".rodata", &rt->rodata);
 	load_section(rt->elf, ".data", &rt->data);

@@ -150,7 +150,7 @@ static int map_symbol(int pid, const struct cp_map *m, uint64_t base, const char
 
 	if (fd < 0)
 		return fd;
-	err = inject_elf_dynsym(fd, name, &value, &low);
+	err = cp_inject_elf_dynsym(fd, name, &value, &low);
 	close(fd);
 	if (err < 0)
 		return err;
@@ -467,7 +467,7 @@ int cp_inject_symbol(struct cp_inject *in, uint64_t base, const char *name, uint
 		fd = open(in->loaded[i].path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			break;
-		err = inject_elf_dynsym(fd, name, &value, &low);
+		err = cp_inject_elf_dynsym(fd, name, &value, &low);
 		close(fd);
 		if (err < 0)
 			return -ENOENT;

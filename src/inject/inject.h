@@ -44,6 +44,14 @@ void cp_inject_close(struct cp_inject *in);
 int cp_inject_load(struct cp_inject *in, const char *path, uint64_t *base, char *why,
 		   size_t whylen);
 
+/*
+ * The value of the dynamic symbol name (a function or object) in the ELF file open as fd, and
+ * the file's lowest PT_LOAD address, page aligned (what its mapping at file offset 0 starts
+ * at, before the load bias). 0, -ENOENT, -ENOTSUP (an IFUNC) or -ENOEXEC; the file is read as
+ * hostile input.
+ */
+int cp_inject_elf_dynsym(int fd, const char *name, uint64_t *value, uint64_t *load_vaddr);
+
 /* The target address of the dynamic symbol name of the library loaded at base. 0 or -ENOENT. */
 int cp_inject_symbol(struct cp_inject *in, uint64_t base, const char *name, uint64_t *addr);
 

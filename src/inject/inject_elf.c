@@ -68,7 +68,7 @@ static int find_dynsym(Elf *elf, const char *name, uint64_t *value)
 	return -ENOENT;
 }
 
-int inject_elf_dynsym(int fd, const char *name, uint64_t *value, uint64_t *load_vaddr)
+int cp_inject_elf_dynsym(int fd, const char *name, uint64_t *value, uint64_t *load_vaddr)
 {
 	Elf *elf;
 	int err;

@@ -115,11 +115,6 @@ int inject_stub_drop(struct cp_inject *in, struct inject_park *pk);
 /* Write into the target's memory through the parked thread's /proc/PID/mem. 0 or -errno. */
 int inject_mem_write(struct inject_park *pk, uint64_t addr, const void *data, size_t len);
 
-/*
- * The value of the dynamic symbol name in the ELF file fd (its .dynsym), and the lowest
- * PT_LOAD virtual address (value - that + load base = address). 0 or -ENOENT / -errno.
- */
-int inject_elf_dynsym(int fd, const char *name, uint64_t *value, uint64_t *load_vaddr);
 
 /* printf into why (may be NULL); returns err so that callers can `return fail(...)`. */
 int inject_why(char *why, size_t whylen, int err, const char *fmt, ...)

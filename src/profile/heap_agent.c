@@ -1,7 +1,6 @@
 /* The allocation sampler seen from cprof: find the library, start it, map its region, stop it. */
 #include <errno.h>
 #include <fcntl.h>
-#include <gelf.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -180,41 +179,18 @@ done:
 	return err;
 }
 
-/* The dynamic symbol name's value in the ELF file path, or 0. */
-static uint64_t dynsym_value(const char *path, const char *name)
+/* The offset of dynamic symbol name from the load address of the ELF file path, or 0. */
+static uint64_t dynsym_offset(const char *path, const char *name)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	Elf_Scn *scn = NULL;
-	uint64_t value = 0;
-	Elf *e;
+	uint64_t value = 0, low = 0;
+	int err;
 
 	if (fd < 0)
 		return 0;
-	elf_version(EV_CURRENT);
-	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	while (e && !value && (scn = elf_nextscn(e, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *d;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM || !sh.sh_entsize)
-			continue;
-		d = elf_getdata(scn, NULL);
-		for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
-			GElf_Sym sym;
-			const char *s;
-
-			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
-				continue;
-			s = elf_strptr(e, sh.sh_link, sym.st_name);
-			if (s && !strcmp(s, name)) {
-				value = sym.st_value;
-				break;
-			}
-		}
-	}
-	elf_end(e);
+	err = cp_inject_elf_dynsym(fd, name, &value, &low);
 	close(fd);
-	return value;
+	return err < 0 || value < low ? 0 : value - low;
 }
 
 /* The agent's load address in pid (its mapping at file offset 0), or 0. */
@@ -245,7 +221,7 @@ int cp_heap_agent_find(struct cp_heap_agent *a, int pid, const char *path, char 
 	/* Looked up anew each time: an exec moves the library (a shell's exec of COMMAND). */
 	init(a, pid, path);
 	if (!off)
-		off = dynsym_value(path, CP_AGENT_CONTROL_SYMBOL);
+		off = dynsym_offset(path, CP_AGENT_CONTROL_SYMBOL);
 	if (!off) {
 		snprintf(why, whylen, "%s has no %s", path, CP_AGENT_CONTROL_SYMBOL);
 		return -ENOENT;
