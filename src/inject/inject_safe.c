@@ -4,10 +4,32 @@
 #include <sys/syscall.h>
 
 #include "inject_internal.h"
+#include "util.h"
 
 static bool has_prefix(const char *s, const char *p)
 {
 	return strncmp(s, p, strlen(p)) == 0;
+}
+
+/*
+ * Whether name is one of exact[] or starts with one of prefix[], as written or without
+ * glibc's __GI_ alias prefix and leading '_'s.
+ */
+static bool name_in(const char *name, const char *const *exact, size_t nexact,
+		    const char *const *prefix, size_t nprefix)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < nexact; i++)
+			if (strcmp(name, exact[i]) == 0)
+				return true;
+		for (size_t i = 0; i < nprefix; i++)
+			if (has_prefix(name, prefix[i]))
+				return true;
+		if (has_prefix(name, "__GI_"))
+			name += 5;
+		name += strspn(name, "_");
+	}
+	return false;
 }
 
 /*
@@ -38,19 +60,7 @@ bool inject_unsafe_function(const char *name)
 
 	if (!name || !*name)
 		return false;
-	/* Each name as written, then without glibc's __GI_ alias prefix and leading '_'s. */
-	for (int pass = 0; pass < 2; pass++) {
-		for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
-			if (strcmp(name, exact[i]) == 0)
-				return true;
-		for (size_t i = 0; i < sizeof(prefix) / sizeof(prefix[0]); i++)
-			if (has_prefix(name, prefix[i]))
-				return true;
-		if (has_prefix(name, "__GI_"))
-			name += 5;
-		name += strspn(name, "_");
-	}
-	return false;
+	return name_in(name, exact, CP_ARRAY_SIZE(exact), prefix, CP_ARRAY_SIZE(prefix));
 }
 
 /* The dynamic loader itself and allocator libraries: any frame inside them is unsafe. */
@@ -136,13 +146,5 @@ bool inject_loader_function(const char *name)
 
 	if (!name)
 		return false;
-	for (int pass = 0; pass < 2; pass++) {
-		for (size_t i = 0; i < sizeof(prefix) / sizeof(prefix[0]); i++)
-			if (has_prefix(name, prefix[i]))
-				return true;
-		if (has_prefix(name, "__GI_"))
-			name += 5;
-		name += strspn(name, "_");
-	}
-	return false;
+	return name_in(name, NULL, 0, prefix, CP_ARRAY_SIZE(prefix));
 }
