@@ -1,4 +1,5 @@
 /* The agent's sessions: start and stop, the shared region, going OFF by itself, launch by env. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <link.h>
@@ -258,6 +259,14 @@ static void fill_header(int pid, uint64_t rate, uint32_t stack_bytes, uint64_t r
 	agent_sess.stack_bytes = stack_bytes;
 }
 
+/* Where the main thread's frames end: glibc's __libc_stack_end, the address of argc. */
+static uint64_t main_stack_end(void)
+{
+	void *const *end = dlsym(RTLD_DEFAULT, "__libc_stack_end");
+
+	return end ? (uint64_t)(uintptr_t)*end : 0;
+}
+
 static int start_locked(int pid, uint64_t rate, uint32_t stack_bytes, uint64_t ring_bytes)
 {
 	uint64_t n, patched, skipped;
@@ -289,6 +298,7 @@ static int start_locked(int pid, uint64_t rate, uint32_t stack_bytes, uint64_t r
 	reader_pid = pid;
 	__atomic_store_n(&last_reader_check, 0, __ATOMIC_RELAXED);
 	agent_sess.pid = (int)getpid();
+	agent_sess.stack_end = main_stack_end();
 	if (!stack_bytes)
 		stack_bytes = DEFAULT_STACK_BYTES;
 	if (stack_bytes > MAX_STACK_BYTES)

@@ -61,6 +61,7 @@ struct agent_session {
 	uint64_t generation;		/* atomic: the session's number, threads redraw on change */
 	int busy;			/* atomic: threads inside a sampled path */
 	int vm_readv_broken;		/* process_vm_readv refused: samples carry no stack */
+	uint64_t stack_end;		/* the main thread's __libc_stack_end (argc), 0 if unknown */
 	int pid;			/* getpid(), set by start and in a forked child */
 };
 
