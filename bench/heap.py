@@ -11,7 +11,9 @@ outside it). Configurations, their runs taking turns:
   preloaded       LD_PRELOAD=libcprof-agent.so with CPROF_AGENT (record's launch path) at the
                   default rate, 524288, and cprof's default stack copy (8 KiB), a ring that
                   holds every sample of the run (nothing dropped)
-  attached        the same process before, while and after `cprof attach --profile heap`
+  never sampling  the same at a rate of 2^40: the hooks alone
+  attached        the same process before, while and after `cprof attach --profile heap`,
+                  three runs of the loop each (their median)
                   (the target waits in sigwait; each SIGUSR1 runs the loop once)
   heaptrack       Debian's heaptrack in launch mode (its -p attach drives gdb: tried once)
   uprobe count    `perf probe -x libc malloc` + `perf stat -e probe_libc:malloc`: a counter
@@ -33,6 +35,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RATE = 524288
+NEVER = 1 << 40     # a rate that never samples in 10M pairs: the hooks' own cost
 STACK = 8192
 RING = 32 << 20
 PAIRS_RE = re.compile(r"ns_per_pair=([\d.]+)")
@@ -73,9 +76,10 @@ def readline_until(stream, text, timeout):
     raise RuntimeError("no %r within %ss: %s" % (text, timeout, seen[-3:]))
 
 
-def attached(cprof, exe, pairs, tmp):
-    """(before, attached, after) ns per pair in one process: cprof attaches after two runs of
-    the loop (the first warms the heap up) and has detached before the last."""
+def attached(cprof, exe, pairs, tmp, each=3):
+    """(before, attached, after) ns per pair in one process, each the median of `each` runs of
+    the loop: cprof attaches after the before runs (a first, uncounted run warms the heap up)
+    and has detached before the after runs."""
     t = subprocess.Popen([exe, "--pairs", str(pairs), "--on-signal"], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
                          bufsize=1)
@@ -87,19 +91,22 @@ def attached(cprof, exe, pairs, tmp):
             os.kill(t.pid, signal.SIGUSR1)
             return ns_per_pair(readline_until(t.stdout, "ns_per_pair", 300))
 
+        def some():
+            return med([x for x in (one() for _ in range(each)) if x])
+
         one()   # the first run in a process pays for its heap's first pages
-        before = one()
+        before = some()
         prof = subprocess.Popen([cprof, "attach", "-p", str(t.pid), "--profile", "heap",
                                  "--seconds", "600", "-o", os.path.join(tmp, "heap.pb.gz")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 stdin=subprocess.DEVNULL)
         readline_until(prof.stderr, "allocation sampler started", 60)
-        during = one()
+        during = some()
         prof.send_signal(signal.SIGINT)
         prof.communicate(timeout=120)
         if prof.returncode != 0:
             raise RuntimeError("cprof attach exited %d" % prof.returncode)
-        after = one()
+        after = some()
         return before, during, after
     finally:
         if prof and prof.poll() is None:
@@ -177,11 +184,12 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
     exe = str(build / "tests" / "targets" / "malloc_stress")
     agent = str(build / "src" / "agent" / "libcprof-agent.so")
     tmp = tempfile.mkdtemp(prefix="cprof-bench-heap-")
-    res = {k: [] for k in ("plain", "preloaded", "before", "attached", "after", "heaptrack",
-                           "uprobe")}
+    res = {k: [] for k in ("plain", "preloaded", "hooks", "before", "attached", "after",
+                           "heaptrack", "uprobe")}
     notes = []
     env = dict(os.environ, LD_PRELOAD=agent,
                CPROF_AGENT="%d:%d:%d:%d" % (os.getpid(), RATE, STACK, RING))
+    env_hooks = dict(env, CPROF_AGENT="%d:%d:%d:%d" % (os.getpid(), NEVER, STACK, RING))
     have_ht = shutil.which("heaptrack") is not None
     up = Uprobe()
     slow_runs = min(runs, 2)
@@ -191,6 +199,8 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
             res["plain"].append(ns)
             ns, _ = run_pairs([exe, "--pairs", str(pairs)], env=env)
             res["preloaded"].append(ns)
+            ns, _ = run_pairs([exe, "--pairs", str(pairs)], env=env_hooks)
+            res["hooks"].append(ns)
             if cprof:
                 try:
                     b, d, a = attached(cprof, exe, pairs, tmp)
@@ -234,6 +244,8 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
              "| plain | %s | 1 |" % fmt(res["plain"]),
              "| agent preloaded (record's launch path) | %s | %s |" %
              (fmt(res["preloaded"]), ratio("preloaded", base)),
+             "| agent preloaded, never sampling (rate 2^40) | %s | %s |" %
+             (fmt(res["hooks"]), ratio("hooks", base)),
              "| same process, before attach | %s | %s |" % (fmt(res["before"]),
                                                         ratio("before", base)),
              "| same process, cprof attach --profile heap | %s | %s (to before) |" %

@@ -987,35 +987,49 @@ is about 2.9 KiB).
 ### Heap profiles of native programs (src/agent/, src/profile/heap_*.c)
 
 - Cost to the target (`bench/heap.py`, 10M malloc/free pairs of 16-256 bytes in one thread, a
-  loop that does nothing else; thread CPU time; quiet machine, 17:15 UTC): plain 8.75 ns a
-  pair; agent preloaded at the default rate 9.95 (1.14x); the same process before attach 8.25,
-  attached by cprof 9.92 (1.20x), after detach 8.24 (1.00x); heaptrack 111 ns (12.7x); a
-  uprobe counter on libc's malloc 828 ns (95x). About 0.85 ns a pair is the hooks themselves
-  (one more indirect jump per call, the initial-exec TLS countdown, one filter counter per
-  free: measured with a rate of 2^40, hooks installed but never sampling), the rest comes with
-  the samples (about 1,600-2,600 in 10M pairs).
+  loop that does nothing else, 8.5-9 ns a pair plain; thread CPU time; 2026-12-06 19:50 UTC):
+  agent preloaded at the default rate 1.10-1.115x, the hooks alone (rate 2^40) 1.06-1.075x;
+  the same process before attach, attached by cprof 1.06-1.16x, after detach 0.94-1.01x;
+  heaptrack 111-122 ns (12.7-13.8x); a uprobe counter on libc's malloc 828-840 ns (95x). The
+  spread between processes (ASLR moves libc, the heap and the stack against each other) is
+  about 5% of the plain loop, as large as what is measured: only one process taking turns
+  tells builds apart (below).
 - Per sample, four system calls became none in the common case: the stack copy is a memcpy
   bounded by the thread's stack mapping (learnt once per thread from /proc/self/maps), the
   reader's pidfd is polled at most every 10 ms, pid and tid are cached: at rate 16384 with an
   8-byte copy, 1.8 us -> 0.16 us a sample. The copy uses non-temporal stores (the target's
-  caches kept).
+  caches kept) and ends where the thread's frames end (the main thread's `__libc_stack_end`,
+  another thread's TCB, plus 256 bytes): the main thread's arguments, environment and auxiliary
+  vector, a thread's static TLS are not copied (kilobytes a sample, which the ring and cprof's
+  unwinder no longer carry).
 - A never-cleared bit filter of sampled addresses made every later free of a once-sampled
   address take the slow path (tcache hands the same addresses out again and again: 8.9 -> 13.7
   ns a pair); counters that go down at the sampled block's free: 9.6.
-- Where the cost to the target goes (H8, A/B agent builds interleaved round by round, load
-  13-25; no hardware counters in this VM): hooks installed but never sampling (rate 10^12)
-  1.06-1.08x, mostly the extra taken indirect jump per call (PLT -> hook -> `jmp *real`) and
-  a test-and-branch per hook (testing a constant address instead of the filter's cell cost the
-  same); the sampled path itself 0.42-0.44 us a sample at the margin (rdtsc and a rate scan
-  agree), about 0.07 ns a pair at the default rate; the first sample of a thread ~100 us (its
-  stack mapping looked up in /proc/self/maps). Going from "never samples" to "samples now and
-  then" adds another 0.1-0.2 ns a pair that is not time spent in the agent's slow paths. free's
-  fast path without its NULL test (9 instructions instead of 11): 1.152 -> 1.113 preloaded,
-  1.166 -> 1.136 attached. No measurable effect: stack copy size (1-64 KiB), skipping the
-  reader poll or the set insert, 64-byte function alignment; worse: a plain memcpy instead of
-  the streaming stack copy (1.181 vs 1.112), a cmov-chosen tail-call target (1.145 vs 1.122).
-  The next step would be a trampoline whose last jump is a direct `jmp rel32` to the
-  allocator (executable memory near libc: a W^X question).
+- Where the cost to the target goes (no hardware counters in this VM; agent builds A/B in ONE
+  process that dlopens each and starts/stops them round by round, 11-25 rounds of 10M pairs,
+  paired ratios to the plain rounds between them):
+  - Code placement: the same hooks at the linker's addresses (malloc's fast path straddling a
+    64-byte line) 1.11-1.125x, at a 64-byte-aligned start 1.044-1.087x, three repeats. The
+    hooks are `aligned(64)` and free's filter cell is one shift and a mask, which keeps free's
+    fast path (7 instructions) within 32 bytes.
+  - The extra jump itself is nearly free: a GOT pointing at a one-instruction trampoline costs
+    1.036-1.057x whether its jump is a direct `jmp rel32` to libc or `jmp *[rip]` (the
+    trampoline idea of the last session: no gain), and a hook whose test is never taken costs
+    nothing measurable (8.76 ns against 8.75 plain, preloaded, ten runs).
+  - What costs is a conditional branch that has ever been taken. malloc's countdown test is
+    taken at every sample (and at a thread's first allocation): 9.28 ns against 8.76 when it
+    never is. free's filter test is taken when a sampled block is freed: from then on the loop
+    pays 0.25 ns a pair more (9.28 -> 9.53 with about six samples in the run), although no
+    sampled path runs after that (the filter and the set are back to empty, checked). Seen
+    the same with the test's slow path in a cold section, a 64-byte pad between the test and
+    the jump, the test inverted (worse), a table of jump targets indexed by the filter cell
+    (an indirect jump with two targets: the same 0.25 ns), and a cmov-chosen target (worse
+    by 0.8 ns). It looks like the branch predictor's: a conditional branch never taken costs
+    no predictor entry, one taken once does, in a loop with few branches. Any sampler that
+    tests per call pays it; the two tests are the whole of what is left above the jump.
+  - The sampled path itself: 0.14 us a sample at the margin (rate scan 16384-524288), about
+    0.02 ns a pair at the default rate; the first sample of a thread ~100 us (its stack
+    mapping looked up in /proc/self/maps); the reader poll every 10 ms 0.3-0.4 us.
 - cprof's side: 3.0-3.4 us of CPU per sampled allocation (copy the record out, unwind its
   stack copy, symbolize once per (pid, address), count the block), release build; the ring is
   looked at every 10 ms. The 8 MiB ring holds about 1,000 records of 8 KiB stack: nothing lost
