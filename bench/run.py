@@ -987,7 +987,7 @@ is about 2.9 KiB).
 ### Heap profiles of native programs (src/agent/, src/profile/heap_*.c)
 
 - Cost to the target (`bench/heap.py`, 10M malloc/free pairs of 16-256 bytes in one thread, a
-  loop that does nothing else, 8.5-9 ns a pair plain; thread CPU time; 2026-12-06 19:50 UTC):
+  loop that does nothing else, 8.5-9 ns a pair plain; thread CPU time; 2026-12-06 18:40 UTC):
   agent preloaded at the default rate 1.10-1.115x, the hooks alone (rate 2^40) 1.06-1.075x;
   the same process before attach, attached by cprof 1.06-1.16x, after detach 0.94-1.01x;
   heaptrack 111-122 ns (12.7-13.8x); a uprobe counter on libc's malloc 828-840 ns (95x). The
