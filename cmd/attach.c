@@ -308,10 +308,6 @@ static int finish(struct cp_session *sess, const struct attach_options *o,
 	}
 	if (st.samples == 0 && o->prof.type == CP_SESSION_CPU)
 		explain_no_samples(t->pids, t->n, t->exited, stop_count != 0);
-	if (st.samples == 0 && cp_prof_is_heap(&o->prof))
-		cp_note("no allocation sampled: the target allocated less than about --rate "
-			"bytes (%llu) through the malloc family while profiled",
-			(unsigned long long)(o->prof.rate ? o->prof.rate : 524288));
 	if (cp_prof_write("attach", sess, &o->prof, t->pids[0], &stop_count) < 0)
 		return stop_count >= 2 ? 128 + stop_sig : CP_EXIT_FAILURE;
 	return CP_EXIT_OK;

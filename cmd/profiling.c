@@ -377,9 +377,12 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 		st.threads, st.threads == 1 ? "" : "s", st.processes, st.processes == 1 ? "" : "es",
 		path);
 	if (cp_prof_is_heap(o) && !st.heap_connected)
-		cp_note("note: the allocation sampler never started (a static binary, a program "
-			"that clears LD_PRELOAD, or one that exited within 10 ms): no allocation "
-			"was seen");
+		cp_note("note: the allocation sampler never started (a static binary, or a program "
+			"that clears LD_PRELOAD): no allocation was seen");
+	else if (cp_prof_is_heap(o) && st.samples == 0)
+		cp_note("note: no allocation sampled: the target allocated less than about --rate "
+			"bytes (%llu) through the malloc family while profiled",
+			(unsigned long long)(o->rate ? o->rate : 524288));
 	if (o->verbose) {
 		cp_note("stats: %zu events, %zu rings of %zu KiB; %zu locations, %llu stacks ended "
 			"[unknown], %llu [truncated]; cprof CPU %.1f ms, %.1f us per sample",

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,6 +90,8 @@ struct record_options {
 	/* heap, allocs: LD_PRELOAD=... and CPROF_AGENT=... for COMMAND, else empty */
 	char preload[4200];
 	char agent_env[160];
+	/* heap, allocs: the socketpair the sampler hands its region over (ours, COMMAND's) */
+	int agent_sock[2];
 };
 
 /* Long options of record alone (letters no shared option uses). */
@@ -268,6 +271,11 @@ static void child_main(int gofd, int errfd, const struct record_options *o, bool
 	/* heap: the sampler starts in COMMAND's constructors, for cprof to find. */
 	if (o->preload[0] && (putenv((char *)o->preload) || putenv((char *)o->agent_env))) {
 		e = ENOMEM;
+		goto fail;
+	}
+	/* The sampler's end of the handover socket stays open across the exec. */
+	if (o->agent_sock[1] >= 0 && fcntl(o->agent_sock[1], F_SETFD, 0) < 0) {
+		e = errno;
 		goto fail;
 	}
 	execvp(cmd[0], cmd);
@@ -565,11 +573,18 @@ static int heap_preload(struct record_options *o)
 		cp_error("record", "LD_PRELOAD too long to add %s", CP_AGENT_LIBRARY);
 		return CP_EXIT_FAILURE;
 	}
+	/*
+	 * The sampler hands its region over this socketpair as it starts: cprof then reads a
+	 * command that exits within milliseconds. Without it, cprof looks in /proc.
+	 */
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, o->agent_sock) < 0)
+		o->agent_sock[0] = o->agent_sock[1] = -1;
 	n = snprintf(o->agent_env, sizeof(o->agent_env), "%s=", CP_AGENT_ENV);
 	cp_heap_agent_env(o->agent_env + n, sizeof(o->agent_env) - (size_t)n,
 			  o->prof.rate ? o->prof.rate : 524288,
 			  o->prof.stack_size ? (uint32_t)o->prof.stack_size :
-					       CP_SAMPLER_STACK_DEFAULT);
+					       CP_SAMPLER_STACK_DEFAULT,
+			  o->agent_sock[1]);
 	return 0;
 }
 
@@ -586,6 +601,8 @@ static int open_session(struct record_options *o, struct child *c, struct cp_ses
 		cp_cmd_note_cache();
 	so.follow_children = true;
 	so.enable_on_exec = true;
+	so.has_agent_sock = o->agent_sock[0] >= 0;
+	so.agent_sock = o->agent_sock[0];
 	err = cp_session_new(&so, sess);
 	if (err < 0) {
 		cp_prof_explain_open_error("record", c->pid, err, &o->prof);
@@ -607,6 +624,7 @@ int cmd_record(int argc, char **argv)
 		},
 		.profile = true,
 		.watch = { .kill_after = 10 },
+		.agent_sock = { -1, -1 },
 	};
 	struct child c = { .pid = -1, .go_fd = -1, .err_fd = -1 };
 	struct cp_session *sess = NULL;
@@ -631,6 +649,9 @@ int cmd_record(int argc, char **argv)
 	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		wake_pipe[0] = wake_pipe[1] = -1;
 	rc = spawn(&o, &c);
+	if (o.agent_sock[1] >= 0)
+		close(o.agent_sock[1]);	/* the command's end, in the child now */
+	o.agent_sock[1] = -1;
 	if (rc)
 		goto out;
 	catch_signals(old);
@@ -672,9 +693,12 @@ out:
 		close(c.err_fd);
 	if (caught)
 		restore_signals(old);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		if (wake_pipe[i] >= 0)
 			close(wake_pipe[i]);
+		if (o.agent_sock[i] >= 0)
+			close(o.agent_sock[i]);
+	}
 	wake_pipe[0] = wake_pipe[1] = -1;
 	return rc < 0 ? CP_EXIT_OK : rc;
 }

@@ -7,10 +7,12 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +40,9 @@ static pthread_mutex_t patch_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *pending_why;
 static int reader_pid;
 static int atfork_done;
+
+/* How long record's launch waits for cprof to take the region handed over (ms). */
+#define HANDOVER_WAIT_MS 1000
 
 /* The slow checks (the reader's pidfd, new modules) run at most this often. */
 #define READER_CHECK_NS 10000000ULL
@@ -352,40 +357,94 @@ AGENT_EXPORT int cprof_agent_stop(void)
 }
 
 /* "PID:RATE:STACK_BYTES:RING_BYTES" into its four numbers. 0 or -EINVAL. */
-static int parse_env(const char *s, uint64_t v[4])
+/* "A:B:C:D" or "A:B:C:D:E" into v (v[4] stays as it was when absent). 0 or -EINVAL. */
+static int parse_env(const char *s, uint64_t v[5])
 {
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		char *end;
 
 		errno = 0;
 		v[i] = strtoull(s, &end, 10);
-		if (errno || end == s || *end != (i == 3 ? '\0' : ':'))
+		if (errno || end == s || (*end != ':' && *end != '\0') || (*end == ':' && i == 4))
 			return -EINVAL;
+		if (*end == '\0')
+			return i >= 3 ? 0 : -EINVAL;
 		s = end + 1;
 	}
-	return 0;
+	return -EINVAL;
+}
+
+/*
+ * Hand the region to the reader through the socket it left us (never blocking, never raising
+ * SIGPIPE): it then reads the ring even if this process exits before it would have found the
+ * region in /proc. The socket stays open for the program an exec of this one becomes.
+ */
+static void hand_over(int sock, int rc)
+{
+	struct cp_agent_handover m = {
+		.magic = CP_AGENT_MAGIC,
+		.pid = (int32_t)getpid(),
+		.memfd = rc < 0 ? rc : cprof_agent_control.memfd,
+		.generation = cprof_agent_control.generation,
+	};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { &m, sizeof(m) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	memset(&u, 0, sizeof(u));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &m.memfd, sizeof(int));
+	if (rc < 0) {
+		/* No region: the message alone says why. */
+		msg.msg_control = NULL;
+		msg.msg_controllen = 0;
+	}
+	if (sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 || rc < 0)
+		return;
+	/*
+	 * Wait (boundedly) for the reader's byte: it has read this program's module map by then,
+	 * which a command that exits within milliseconds would otherwise take with it.
+	 */
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	char ack;
+
+	if (poll(&p, 1, HANDOVER_WAIT_MS) > 0)
+		(void)recv(sock, &ack, 1, MSG_DONTWAIT);
 }
 
 /*
  * record's launch path: CPROF_AGENT set, start now, in a direct child of the reader only. The
  * variable stays set, so that a COMMAND that execs (a shell script's exec, a version manager's
- * shim) starts again in its final program (a new region); processes that COMMAND starts have
- * another parent and leave the library idle.
+ * shim) starts again in its final program (a new region, handed over again); processes that
+ * COMMAND starts have another parent and leave the library idle.
  */
 __attribute__((constructor)) static void agent_from_env(void)
 {
 	const char *s = getenv(CP_AGENT_ENV);
-	uint64_t v[4];
+	uint64_t v[5] = { 0, 0, 0, 0, UINT64_MAX };
+	bool parsed;
 	int rc;
 
 	if (!s)
 		return;
 	rc = parse_env(s, v);
-	if (rc == 0 && (v[0] > INT32_MAX || v[2] > UINT32_MAX))
+	parsed = rc == 0 && v[0] <= INT32_MAX && v[2] <= UINT32_MAX &&
+		 (v[4] == UINT64_MAX || v[4] <= INT32_MAX);
+	if (!parsed)
 		rc = -EINVAL;
 	if (rc == 0 && (int)v[0] != (int)getppid())
 		return;
 	if (rc == 0)
 		rc = cprof_agent_start((int)v[0], v[1], (uint32_t)v[2], v[3]);
 	cprof_agent_control.last_error = rc < 0 ? rc : 0;
+	if (parsed && v[4] != UINT64_MAX)
+		hand_over((int)v[4], rc);
 }

@@ -21,10 +21,20 @@
 #define CP_AGENT_CONTROL_SYMBOL "cprof_agent_control"
 /*
  * record's launch path: LD_PRELOAD the agent with this variable set to
- * "READER_PID:RATE:STACK_BYTES:RING_BYTES"; its constructor then starts as cprof_agent_start
- * would and publishes the result in cprof_agent_control.
+ * "READER_PID:RATE:STACK_BYTES:RING_BYTES[:SOCKET_FD]"; its constructor then starts as
+ * cprof_agent_start would and publishes the result in cprof_agent_control. With SOCKET_FD
+ * (one end of cprof's AF_UNIX datagram socketpair, inherited), it also hands its region's fd
+ * to cprof at once: one struct cp_agent_handover with the fd in SCM_RIGHTS. cprof then holds
+ * the region however soon the command exits.
  */
 #define CP_AGENT_ENV "CPROF_AGENT"
+
+struct cp_agent_handover {
+	uint64_t magic;		/* CP_AGENT_MAGIC */
+	int32_t pid;		/* the sender's getpid() */
+	int32_t memfd;		/* the region's fd number in the sender */
+	uint64_t generation;	/* cprof_agent_control.generation of the session */
+};
 
 enum cp_agent_state {
 	CP_AGENT_OFF = 0,	/* hooks not installed (or restored) */

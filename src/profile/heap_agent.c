@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,24 +66,24 @@ int cp_heap_agent_path(char *buf, size_t len)
 	return -ENOENT;
 }
 
-void cp_heap_agent_env(char *buf, size_t len, uint64_t rate, uint32_t stack_bytes)
+void cp_heap_agent_env(char *buf, size_t len, uint64_t rate, uint32_t stack_bytes, int sock)
 {
-	snprintf(buf, len, "%d:%" PRIu64 ":%u:%u", (int)getpid(), rate, stack_bytes,
-		 CP_HEAP_RING_BYTES);
+	int n = snprintf(buf, len, "%d:%" PRIu64 ":%u:%u", (int)getpid(), rate, stack_bytes,
+			 CP_HEAP_RING_BYTES);
+
+	if (sock >= 0 && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, ":%d", sock);
 }
 
-/* Map the region behind the target's fd tfd. 0 or -errno. */
-static int map_region(struct cp_heap_agent *a, int tfd)
+/* Map the region behind fd (ours, which a then owns; closed on failure). 0 or -errno. */
+static int map_fd(struct cp_heap_agent *a, int fd, int tfd)
 {
-	char path[64];
 	struct stat st;
 	void *p;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", a->pid, tfd);
-	a->fd = open(path, O_RDWR | O_CLOEXEC);
-	if (a->fd < 0)
-		return -errno;
-	if (fstat(a->fd, &st) < 0 || st.st_size < (off_t)sizeof(struct cp_agent_header) ||
+	a->fd = fd;
+	if (fstat(a->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size < (off_t)sizeof(struct cp_agent_header) ||
 	    (uint64_t)st.st_size > REGION_MAX) {
 		close(a->fd);
 		a->fd = -1;
@@ -99,6 +101,19 @@ static int map_region(struct cp_heap_agent *a, int tfd)
 	a->region = p;
 	a->region_bytes = (size_t)st.st_size;
 	return 0;
+}
+
+/* Map the region behind the target's fd tfd. 0 or -errno. */
+static int map_region(struct cp_heap_agent *a, int tfd)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", a->pid, tfd);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return map_fd(a, fd, tfd);
 }
 
 static void init(struct cp_heap_agent *a, int pid, const char *path)
@@ -250,6 +265,79 @@ int cp_heap_agent_find(struct cp_heap_agent *a, int pid, const char *path, char 
 	if (err < 0)
 		cp_heap_agent_release(a);
 	return err;
+}
+
+/*
+ * One handover from sock: its fd (ours now) and message; -ENODATA for a well-formed message
+ * without an fd (a start that failed: m->memfd is its -errno), -EBADMSG for anything else,
+ * -EAGAIN when none is pending.
+ */
+static int receive_one(int sock, struct cp_agent_handover *m)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { m, sizeof(*m) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *c;
+	ssize_t n;
+	int fd = -1;
+
+	n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return -EAGAIN;
+	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	if (n != (ssize_t)sizeof(*m) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	    m->magic != CP_AGENT_MAGIC) {
+		if (fd >= 0)
+			close(fd);
+		return -EBADMSG;
+	}
+	return fd >= 0 ? fd : -ENODATA;
+}
+
+int cp_heap_agent_receive(struct cp_heap_agent *a, int sock, int pid, const char *path,
+			  char *why, size_t whylen)
+{
+	struct cp_agent_handover m;
+	int fd, err;
+
+	for (;;) {
+		fd = receive_one(sock, &m);
+		if (fd == -EAGAIN)
+			return -EAGAIN;
+		if (fd == -ENODATA && m.pid == pid && m.memfd < 0) {
+			snprintf(why, whylen, "the sampler did not start: %s", strerror(-m.memfd));
+			return m.memfd;
+		}
+		if (fd >= 0 && m.pid == pid)
+			break;
+		if (fd >= 0)
+			close(fd);	/* not the command's own: a process it started */
+	}
+	init(a, pid, path);
+	err = map_fd(a, fd, m.memfd);
+	if (err < 0) {
+		snprintf(why, whylen, "cannot map the sampler's memory: %s", strerror(-err));
+		return err;
+	}
+	err = check_header(a, why, whylen);
+	if (err < 0)
+		cp_heap_agent_release(a);
+	return err;
+}
+
+bool cp_heap_agent_pending(int sock)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+
+	return sock >= 0 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
 }
 
 bool cp_heap_agent_replaced(const struct cp_heap_agent *a)

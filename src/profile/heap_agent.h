@@ -21,9 +21,10 @@
 int cp_heap_agent_path(char *buf, size_t len);
 
 /*
- * The value of CP_AGENT_ENV for record's launch: "READER_PID:RATE:STACK_BYTES:RING_BYTES".
+ * The value of CP_AGENT_ENV for record's launch: "READER_PID:RATE:STACK_BYTES:RING_BYTES",
+ * and ":SOCK" when sock >= 0 (the command's end of the handover socketpair).
  */
-void cp_heap_agent_env(char *buf, size_t len, uint64_t rate, uint32_t stack_bytes);
+void cp_heap_agent_env(char *buf, size_t len, uint64_t rate, uint32_t stack_bytes, int sock);
 
 struct cp_heap_agent {
 	int pid;
@@ -54,6 +55,15 @@ int cp_heap_agent_inject(struct cp_heap_agent *a, int pid, const char *path, uin
  */
 int cp_heap_agent_find(struct cp_heap_agent *a, int pid, const char *path, char *why,
 		       size_t whylen);
+/*
+ * Record: map the region the command's sampler handed over on sock (record's end of the
+ * socketpair), the oldest one pending; handovers from other processes (the command's
+ * children) are dropped. 0 when mapped, -EAGAIN when none is pending, other -errno (why).
+ */
+int cp_heap_agent_receive(struct cp_heap_agent *a, int sock, int pid, const char *path,
+			  char *why, size_t whylen);
+/* Whether a handover waits on sock (the command exec'd and started a new region). */
+bool cp_heap_agent_pending(int sock);
 /*
  * Whether the region mapped is no longer the target's (record: the command exec'd, and the
  * program it became started a sampler of its own). False once the process is gone.

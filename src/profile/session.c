@@ -54,36 +54,40 @@ static uint64_t mapping_id(struct cp_session *s, struct cp_proc *p, size_t idx)
 }
 
 /*
- * Make the main executable of p the profile's mapping 1: map if given, else the first
- * executable mapping of the file /proc/PID/exe names (or, when unreadable, of any file).
+ * The index in p's maps of its main executable: the first executable mapping of the file
+ * /proc/PID/exe names (or, when unreadable, of any file); SIZE_MAX when none.
  */
+static size_t exe_mapping(const struct cp_proc *p)
+{
+	char exe[4096];
+	char *del;
+	int n = cp_proc_read_exe(p->pid, exe, sizeof(exe));
+
+	if (n < 0)
+		exe[0] = '\0';
+	del = strstr(exe, " (deleted)");
+	if (del && !del[strlen(" (deleted)")])
+		*del = '\0';
+	for (size_t i = 0; i < p->maps.n; i++)
+		if (p->maps.v[i].perms[2] == 'x' && exe[0] && p->maps.v[i].path &&
+		    !strcmp(p->maps.v[i].path, exe))
+			return i;
+	for (size_t i = 0; i < p->maps.n; i++)
+		if (p->maps.v[i].perms[2] == 'x' && cp_map_is_file(&p->maps.v[i]))
+			return i;
+	return SIZE_MAX;
+}
+
+/* Make the main executable of p (map if given, else exe_mapping's) the profile's mapping 1. */
 static int add_main_mapping(struct cp_session *s, struct cp_proc *p, const struct cp_map *map,
 			    size_t idx)
 {
-	char exe[4096];
-	size_t best = SIZE_MAX;
-
 	if (s->main_added)
 		return 0;
 	if (!map) {
-		int n = cp_proc_read_exe(p->pid, exe, sizeof(exe));
-		char *del;
-
-		if (n < 0)
-			exe[0] = '\0';
-		del = strstr(exe, " (deleted)");
-		if (del && !del[strlen(" (deleted)")])
-			*del = '\0';
-		for (size_t i = 0; i < p->maps.n && best == SIZE_MAX; i++)
-			if (p->maps.v[i].perms[2] == 'x' && exe[0] && p->maps.v[i].path &&
-			    !strcmp(p->maps.v[i].path, exe))
-				best = i;
-		for (size_t i = 0; i < p->maps.n && best == SIZE_MAX; i++)
-			if (p->maps.v[i].perms[2] == 'x' && cp_map_is_file(&p->maps.v[i]))
-				best = i;
-		if (best == SIZE_MAX)
+		idx = exe_mapping(p);
+		if (idx == SIZE_MAX)
 			return -ENOENT;
-		idx = best;
 	}
 	/* mapping_id() with main_added set adds it without recursing here. */
 	s->main_added = true;
@@ -92,6 +96,19 @@ static int add_main_mapping(struct cp_session *s, struct cp_proc *p, const struc
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+void cp_session_exec_main(struct cp_session *s, struct cp_proc *p)
+{
+	size_t idx;
+
+	if (!s->main_added) {
+		add_main_mapping(s, p, NULL, 0);
+		return;
+	}
+	idx = exe_mapping(p);
+	if (idx != SIZE_MAX)
+		s->exec_main = mapping_id(s, p, idx);
 }
 
 /*

@@ -55,6 +55,8 @@ struct cp_session_opts {
 	uint64_t rate;		/* mean bytes between samples; 0 = 524288 (Go's MemProfileRate) */
 	const char *agent_path;	/* the agent library; NULL = cp_heap_agent_path() */
 	int inject_timeout_ms;	/* how long to wait for a safe thread; 0 = inject's default */
+	bool has_agent_sock;	/* record: the preloaded sampler hands its region over agent_sock */
+	int agent_sock;		/* record's end of the handover socketpair (borrowed) */
 	char *why;		/* when cp_session_new fails: a one-line reason, or ""; may be NULL */
 	size_t whylen;
 };

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ struct cp_heap_session {
 	bool agent_stopped;
 	bool emitted;		/* the model went into the profile */
 	int wake_fd;
+	int sock;		/* record: the handover socket, -1 when none */
 	uint64_t last_reread;
 	uint64_t last_exec_check;
 	uint32_t stack_bytes;
@@ -88,6 +90,8 @@ static void agent_range(struct cp_session *s, struct cp_heap_session *h)
 	if (!p)
 		return;
 	cp_proc_load_maps(p);
+	if (!h->agent.injected)
+		cp_session_exec_main(s, p);
 	for (size_t i = 0; i < p->maps.n; i++) {
 		const struct cp_map *m = &p->maps.v[i];
 		const char *slash = m->path ? strrchr(m->path, '/') : NULL;
@@ -128,6 +132,7 @@ int cp_session_heap_open(struct cp_session *s)
 	cp_heap_model_init(&h->model);
 	h->agent.fd = -1;
 	h->wake_fd = -1;
+	h->sock = o->has_agent_sock ? o->agent_sock : -1;
 	h->stack_bytes = stack;
 	if (o->npids != 1) {
 		snprintf(s->heap_why, sizeof(s->heap_why), "heap profiles take one process");
@@ -151,14 +156,20 @@ int cp_session_heap_open(struct cp_session *s)
 	return connected(s, h);
 }
 
-/* Record: look for the sampler the preload started. */
+/* Record: take the region the preloaded sampler handed over, or look for it in /proc. */
 static void try_connect(struct cp_session *s, struct cp_heap_session *h)
 {
-	int err = cp_heap_agent_find(&h->agent, s->opts.pids[0], h->path, s->heap_why,
-				     sizeof(s->heap_why));
+	int err = h->sock >= 0 ? cp_heap_agent_receive(&h->agent, h->sock, s->opts.pids[0],
+						       h->path, s->heap_why,
+						       sizeof(s->heap_why)) :
+				 cp_heap_agent_find(&h->agent, s->opts.pids[0], h->path,
+						    s->heap_why, sizeof(s->heap_why));
 
 	if (err == 0)
 		err = connected(s, h);
+	/* The sampler waits for this byte: its module map is read, it may go on. */
+	if (h->sock >= 0 && err != -EAGAIN)
+		(void)send(h->sock, "k", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (err < 0 && err != -EAGAIN && err != -ESRCH)
 		h->err = err;
 }
@@ -175,11 +186,19 @@ static void follow_exec(struct cp_session *s, struct cp_heap_session *h)
 {
 	uint64_t now = cp_now_ns();
 
-	if (h->agent.injected || now - h->last_exec_check < EXEC_CHECK_NS)
+	if (h->agent.injected)
 		return;
-	h->last_exec_check = now;
-	if (!cp_heap_agent_replaced(&h->agent))
-		return;
+	if (h->sock >= 0) {
+		/* Handed over: the next region waits on the socket, however soon it exited. */
+		if (!cp_heap_agent_pending(h->sock))
+			return;
+	} else {
+		if (now - h->last_exec_check < EXEC_CHECK_NS)
+			return;
+		h->last_exec_check = now;
+		if (!cp_heap_agent_replaced(&h->agent))
+			return;
+	}
 	while (cp_heap_ring_read(&h->ring, 0, &ring_ops, s) > 0)
 		;
 	cp_heap_ring_release(&h->ring);
@@ -228,7 +247,9 @@ int cp_session_heap_poll(struct cp_session *s, int timeout_ms)
 	uint64_t deadline = cp_now_ns() + (timeout_ms > 0 ? (uint64_t)timeout_ms * 1000000 : 0);
 
 	for (;;) {
-		struct pollfd pfd = { .fd = h->wake_fd, .events = POLLIN };
+		/* The wake fd, and the handover socket (record: a sampler waits for our answer). */
+		struct pollfd pfd[2] = { { .fd = h->wake_fd, .events = POLLIN },
+					 { .fd = h->sock, .events = POLLIN } };
 		uint64_t now;
 		int err, ms;
 
@@ -242,8 +263,11 @@ int cp_session_heap_poll(struct cp_session *s, int timeout_ms)
 			return 0;
 		ms = (int)((deadline - now + 999999) / 1000000);
 		ms = ms < RING_CHECK_MS ? ms : RING_CHECK_MS;
-		if (poll(&pfd, h->wake_fd >= 0 ? 1 : 0, ms) > 0)
+		if (poll(pfd, 2, ms) > 0) {
+			if (!h->connected && !h->err && !s->disabled)
+				try_connect(s, h);
 			return read_batch(s, h);
+		}
 	}
 }
 
@@ -265,6 +289,24 @@ void cp_session_heap_disable(struct cp_session *s)
 	/* What was committed while it stopped. */
 	while (read_batch(s, h) == 1)
 		;
+	/*
+	 * Regions handed over and not read yet (record: the command exec'd, and the programs it
+	 * became may have exited already): each is read to its end, oldest first.
+	 */
+	while (h->sock >= 0 && !h->err) {
+		if (!h->connected) {
+			if (!cp_heap_agent_pending(h->sock))
+				break;
+			try_connect(s, h);
+			if (!h->connected)
+				break;
+			(void)cp_heap_agent_stop(&h->agent);
+		}
+		while (read_batch(s, h) == 1)
+			;
+		if (h->connected && !cp_heap_agent_pending(h->sock))
+			break;
+	}
 }
 
 void cp_session_heap_stats(const struct cp_session *s, struct cp_session_stats *out)

@@ -91,6 +91,12 @@ void cp_session_mutex_sample(struct cp_session *s, const struct cp_sample *smp);
 
 /* session_heap.c: heap and allocs sessions. */
 /* Start the sampler (attach) or get ready to find it (record). 0 or -errno; s->heap_why. */
+/*
+ * record: p (maps loaded) is the program the command became by its last exec: its executable
+ * becomes the profile's mapping 1 (now, or when the profile is taken).
+ */
+void cp_session_exec_main(struct cp_session *s, struct cp_proc *p);
+
 int cp_session_heap_open(struct cp_session *s);
 int cp_session_heap_poll(struct cp_session *s, int timeout_ms);
 void cp_session_heap_wake_on(struct cp_session *s, int fd);

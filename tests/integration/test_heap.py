@@ -135,6 +135,41 @@ def test_record_through_exec():
     check(180 <= leak <= 220, "leak_a after an exec: %.1f MiB" % leak)
 
 
+def test_record_short_commands():
+    # A command of a few milliseconds (heap_leak with a 1 MB churn: its 200 leaks and exit)
+    # is profiled whole: its sampler hands the ring over as it starts and waits until cprof
+    # has its module map, so the stacks are named although the process is gone.
+    d = tempfile.mkdtemp(prefix="cprof-heap-")
+    out = os.path.join(d, "short.pb.gz")
+    t0 = time.monotonic()
+    r = cplib.run(["record", "--profile", "heap", "-o", out, "--", cplib.TARGETS / "heap_leak",
+                   "--now", "--churn-mb", "1"], timeout=120)
+    check(r.returncode == 0 and "DONE 1" in r.stdout, "record of a short command", r.stderr)
+    check("never started" not in r.stderr, "sampler said not started", r.stderr)
+    leak = pprof_flat(out, "inuse_space").get("leak_a", 0) / MIB
+    check(180 <= leak <= 220, "leak_a of a short command: %.1f MiB" % leak)
+    print("short command: leak_a %.1f MiB, record took %.2f s" % (leak, time.monotonic() - t0))
+    # Through two execs of short programs (a shell's exec, then env's): every region is read
+    # to its end, and the last program is the profile's main binary.
+    out = os.path.join(d, "chain.pb.gz")
+    r = cplib.run(["record", "--profile", "heap", "-o", out, "--", "sh", "-c",
+                   'exec env "$0" --now --churn-mb 1', cplib.TARGETS / "heap_leak"],
+                  timeout=120)
+    check(r.returncode == 0 and "DONE 1" in r.stdout, "record through execs", r.stderr)
+    leak = pprof_flat(out, "inuse_space").get("leak_a", 0) / MIB
+    check(180 <= leak <= 220, "leak_a after two execs: %.1f MiB" % leak)
+    p = cplib.go_pprof("-top", out)
+    check(re.search(r"(?m)^File: heap_leak$", p.stdout), "main binary not the last program",
+          p.stdout[:300])
+    # A command that allocates (almost) nothing: said, not mistaken for a sampler that never
+    # started.
+    r = cplib.run(["record", "--profile", "heap", "-o", os.path.join(d, "true.pb.gz"), "--",
+                   "true"], timeout=60)
+    check(r.returncode == 0, "record true", r.stderr)
+    check("no allocation sampled" in r.stderr and "never started" not in r.stderr,
+          "note for a command that allocated nothing", r.stderr)
+
+
 def test_attach_accuracy_and_ctrl_c():
     d = tempfile.mkdtemp(prefix="cprof-heap-")
     out = os.path.join(d, "attach.pb.gz")
