@@ -194,6 +194,19 @@ done:
 	return err;
 }
 
+/* After mapping a preloaded sampler's region (err: how that went): its header checked. */
+static int mapped(struct cp_heap_agent *a, int err, char *why, size_t whylen)
+{
+	if (err < 0) {
+		snprintf(why, whylen, "cannot map the sampler's memory: %s", strerror(-err));
+		return err;
+	}
+	err = check_header(a, why, whylen);
+	if (err < 0)
+		cp_heap_agent_release(a);
+	return err;
+}
+
 /* The offset of dynamic symbol name from the load address of the ELF file path, or 0. */
 static uint64_t dynsym_offset(const char *path, const char *name)
 {
@@ -231,7 +244,6 @@ int cp_heap_agent_find(struct cp_heap_agent *a, int pid, const char *path, char 
 {
 	struct cp_agent_control c;
 	uint64_t off = a->pid == pid ? a->control_off : 0;
-	int err;
 
 	/* Looked up anew each time: an exec moves the library (a shell's exec of COMMAND). */
 	init(a, pid, path);
@@ -256,15 +268,7 @@ int cp_heap_agent_find(struct cp_heap_agent *a, int pid, const char *path, char 
 	}
 	if (c.memfd < 0 || c.state != CP_AGENT_ON)
 		return -EAGAIN;
-	err = map_region(a, c.memfd);
-	if (err < 0) {
-		snprintf(why, whylen, "cannot map the sampler's memory: %s", strerror(-err));
-		return err;
-	}
-	err = check_header(a, why, whylen);
-	if (err < 0)
-		cp_heap_agent_release(a);
-	return err;
+	return mapped(a, map_region(a, c.memfd), why, whylen);
 }
 
 /*
@@ -306,7 +310,7 @@ int cp_heap_agent_receive(struct cp_heap_agent *a, int sock, int pid, const char
 			  char *why, size_t whylen)
 {
 	struct cp_agent_handover m;
-	int fd, err;
+	int fd;
 
 	for (;;) {
 		fd = receive_one(sock, &m);
@@ -322,15 +326,7 @@ int cp_heap_agent_receive(struct cp_heap_agent *a, int sock, int pid, const char
 			close(fd);	/* not the command's own: a process it started */
 	}
 	init(a, pid, path);
-	err = map_fd(a, fd, m.memfd);
-	if (err < 0) {
-		snprintf(why, whylen, "cannot map the sampler's memory: %s", strerror(-err));
-		return err;
-	}
-	err = check_header(a, why, whylen);
-	if (err < 0)
-		cp_heap_agent_release(a);
-	return err;
+	return mapped(a, map_fd(a, fd, m.memfd), why, whylen);
 }
 
 bool cp_heap_agent_pending(int sock)
