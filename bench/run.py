@@ -987,13 +987,14 @@ is about 2.9 KiB).
 ### Heap profiles of native programs (src/agent/, src/profile/heap_*.c)
 
 - Cost to the target (`bench/heap.py`, 10M malloc/free pairs of 16-256 bytes in one thread, a
-  loop that does nothing else, 8.5-9 ns a pair plain; thread CPU time; 2026-12-06 18:40 UTC):
-  agent preloaded at the default rate 1.10-1.115x, the hooks alone (rate 2^40) 1.06-1.075x;
-  the same process before attach, attached by cprof 1.06-1.16x, after detach 0.94-1.01x;
-  heaptrack 111-122 ns (12.7-13.8x); a uprobe counter on libc's malloc 828-840 ns (95x). The
-  spread between processes (ASLR moves libc, the heap and the stack against each other) is
-  about 5% of the plain loop, as large as what is measured: only one process taking turns
-  tells builds apart (below).
+  loop that does nothing else, 8.5-9 ns a pair plain; thread CPU time; two runs of the
+  section, 5 and 7 rounds, 2026-12-06 18:40 and 19:15 UTC): agent preloaded at the default
+  rate 1.104-1.115x, the hooks alone (rate 2^40) 1.053-1.075x; in one process, attached by
+  cprof 1.064-1.106x its runs before, after detach 0.94-0.99x; heaptrack 111-125 ns
+  (12.7-14.1x); a uprobe counter on libc's malloc 828-868 ns (95-98x). The spread between
+  processes (ASLR moves libc, the heap and the stack against each other) is about 5% of the
+  plain loop, as large as what is measured: only one process taking turns tells builds apart
+  (below).
 - Per sample, four system calls became none in the common case: the stack copy is a memcpy
   bounded by the thread's stack mapping (learnt once per thread from /proc/self/maps), the
   reader's pidfd is polled at most every 10 ms, pid and tid are cached: at rate 16384 with an
