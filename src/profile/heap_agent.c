@@ -324,23 +324,29 @@ int cp_heap_agent_receive(struct cp_heap_agent *a, int sock, int pid, const char
 			  char *why, size_t whylen)
 {
 	struct cp_agent_handover m;
+	char ignored[160];
 	int fd;
 
+	init(a, pid, path);
 	for (;;) {
 		fd = receive_one(sock, &m);
 		if (fd == -EAGAIN)
 			return -EAGAIN;
-		if (fd == -ENODATA && m.pid == pid && m.memfd < 0) {
+		if (fd == -ENODATA && m.pid == pid && m.memfd < 0 && m.memfd >= -4095) {
 			snprintf(why, whylen, "the sampler did not start: %s", strerror(-m.memfd));
-			return m.memfd;
+			return -ECANCELED;
 		}
-		if (fd >= 0 && m.pid == pid)
-			break;
-		if (fd >= 0)
+		if (fd < 0)
+			continue;
+		if (m.pid != pid) {
 			close(fd);	/* not the command's own: a process it started */
+			continue;
+		}
+		/* A region that does not map or check out is no sampler's: dropped. */
+		if (mapped(a, map_fd(a, fd, m.memfd), ignored, sizeof(ignored)) == 0)
+			return 0;
+		init(a, pid, path);
 	}
-	init(a, pid, path);
-	return mapped(a, map_fd(a, fd, m.memfd), why, whylen);
 }
 
 bool cp_heap_agent_pending(int sock)

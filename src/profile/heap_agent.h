@@ -58,7 +58,8 @@ int cp_heap_agent_find(struct cp_heap_agent *a, int pid, const char *path, char 
 /*
  * Record: map the region the command's sampler handed over on sock (record's end of the
  * socketpair), the oldest one pending; handovers from other processes (the command's
- * children) are dropped. 0 when mapped, -EAGAIN when none is pending, other -errno (why).
+ * children) and anything that does not map as a region are dropped. 0 when mapped, -EAGAIN
+ * when none is pending, -ECANCELED when the command's sampler said it could not start (why).
  */
 int cp_heap_agent_receive(struct cp_heap_agent *a, int sock, int pid, const char *path,
 			  char *why, size_t whylen);

@@ -156,55 +156,79 @@ int cp_session_heap_open(struct cp_session *s)
 	return connected(s, h);
 }
 
-/* Record: take the region the preloaded sampler handed over, or look for it in /proc. */
-static void try_connect(struct cp_session *s, struct cp_heap_session *h)
+/*
+ * Record: read the region just handed over or found (err: how that went, 0 when h->agent has
+ * it) and answer the sampler, which waits for our byte: its module map is read, it may go on.
+ */
+static void take(struct cp_session *s, struct cp_heap_session *h, int err)
 {
-	int err = h->sock >= 0 ? cp_heap_agent_receive(&h->agent, h->sock, s->opts.pids[0],
-						       h->path, s->heap_why,
-						       sizeof(s->heap_why)) :
-				 cp_heap_agent_find(&h->agent, s->opts.pids[0], h->path,
-						    s->heap_why, sizeof(s->heap_why));
-
 	if (err == 0)
 		err = connected(s, h);
-	/* The sampler waits for this byte: its module map is read, it may go on. */
 	if (h->sock >= 0 && err != -EAGAIN)
 		(void)send(h->sock, "k", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (err < 0 && err != -EAGAIN && err != -ESRCH)
 		h->err = err;
 }
 
+/* Record: take the region the preloaded sampler handed over, or look for it in /proc. */
+static void try_connect(struct cp_session *s, struct cp_heap_session *h)
+{
+	take(s, h,
+	     h->sock >= 0 ? cp_heap_agent_receive(&h->agent, h->sock, s->opts.pids[0], h->path,
+						  s->heap_why, sizeof(s->heap_why)) :
+			    cp_heap_agent_find(&h->agent, s->opts.pids[0], h->path, s->heap_why,
+					       sizeof(s->heap_why)));
+}
+
+/* At most this many handovers are read after the end (a sender that never stops: bounded). */
+#define MAX_LATE_REGIONS 64
+
 /* How often record looks for an exec of the command that replaced the sampler, in ns. */
 #define EXEC_CHECK_NS 10000000ull
 
-/*
- * Record: the command exec'd (a shell's exec, a version manager's shim) and the program it
- * became started a sampler of its own. What the old ring holds is read; the new one is found
- * by the next poll.
- */
-static void follow_exec(struct cp_session *s, struct cp_heap_session *h)
+/* Read what the ring holds to its end and let it go. */
+static void finish_region(struct cp_session *s, struct cp_heap_session *h)
 {
-	uint64_t now = cp_now_ns();
-
-	if (h->agent.injected)
-		return;
-	if (h->sock >= 0) {
-		/* Handed over: the next region waits on the socket, however soon it exited. */
-		if (!cp_heap_agent_pending(h->sock))
-			return;
-	} else {
-		if (now - h->last_exec_check < EXEC_CHECK_NS)
-			return;
-		h->last_exec_check = now;
-		if (!cp_heap_agent_replaced(&h->agent))
-			return;
-	}
 	while (cp_heap_ring_read(&h->ring, 0, &ring_ops, s) > 0)
 		;
 	cp_heap_ring_release(&h->ring);
 	cp_heap_agent_release(&h->agent);
 	h->connected = false;
 	s->skip_lo = s->skip_hi = 0;
+}
+
+/*
+ * Record: the command exec'd (a shell's exec, a version manager's shim) and the program it
+ * became started a sampler of its own. What the old ring holds is read, then the new one. With
+ * the handover socket, only a well-formed handover from the command counts (what else comes
+ * is dropped); without it, the new region is found by the next poll.
+ */
+static void follow_exec(struct cp_session *s, struct cp_heap_session *h)
+{
+	struct cp_heap_agent next;
+	char why[160];
+	uint64_t now = cp_now_ns();
+	int err;
+
+	if (h->agent.injected)
+		return;
+	if (h->sock >= 0) {
+		if (!cp_heap_agent_pending(h->sock))
+			return;
+		err = cp_heap_agent_receive(&next, h->sock, s->opts.pids[0], h->path, why,
+					    sizeof(why));
+		if (err < 0)
+			return;		/* no region: the one read stays */
+		finish_region(s, h);
+		h->agent = next;
+		take(s, h, err);
+		return;
+	}
+	if (now - h->last_exec_check < EXEC_CHECK_NS)
+		return;
+	h->last_exec_check = now;
+	if (cp_heap_agent_replaced(&h->agent))
+		finish_region(s, h);
 }
 
 /* Re-read the module map when a pc falls outside it, at most once a second (dlopen). */
@@ -293,19 +317,17 @@ void cp_session_heap_disable(struct cp_session *s)
 	 * Regions handed over and not read yet (record: the command exec'd, and the programs it
 	 * became may have exited already): each is read to its end, oldest first.
 	 */
-	while (h->sock >= 0 && !h->err) {
-		if (!h->connected) {
-			if (!cp_heap_agent_pending(h->sock))
-				break;
+	for (int i = 0; i < MAX_LATE_REGIONS && h->sock >= 0 && !h->err &&
+			cp_heap_agent_pending(h->sock); i++) {
+		if (h->connected)
+			follow_exec(s, h);
+		else
 			try_connect(s, h);
-			if (!h->connected)
-				break;
-			(void)cp_heap_agent_stop(&h->agent);
-		}
+		if (!h->connected)
+			break;
+		(void)cp_heap_agent_stop(&h->agent);
 		while (read_batch(s, h) == 1)
 			;
-		if (h->connected && !cp_heap_agent_pending(h->sock))
-			break;
 	}
 }
 

@@ -170,6 +170,45 @@ def test_record_short_commands():
           "note for a command that allocated nothing", r.stderr)
 
 
+HOSTILE_SENDER = r"""
+import array, os, socket, struct, sys
+fd = int(os.environ["CPROF_AGENT"].split(":")[4])
+s = socket.socket(fileno=os.dup(fd))
+MAGIC = 0x6670726f70616763
+def send(payload, fds):
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    s.sendmsg([payload], anc)
+f1, f2 = os.open("/etc/passwd", os.O_RDONLY), os.open("/dev/null", os.O_RDWR)
+send(b"garbage", [f1])                                        # wrong size
+send(struct.pack("<QiiQ", 1, os.getpid(), 3, 1), [f1])       # wrong magic
+send(struct.pack("<QiiQ", MAGIC, os.getpid(), 3, 1), [f1, f2])  # two fds
+send(struct.pack("<QiiQ", MAGIC, 1, 3, 1), [f2])             # another pid
+send(struct.pack("<QiiQ", MAGIC, os.getpid(), 3, 1), [f1])   # not a region
+send(struct.pack("<QiiQ", MAGIC, os.getpid(), -22, 1), [])   # a failed start? not ours
+keep = [bytearray(1 << 20) for _ in range(64)]               # 64 MiB allocated after it
+print("SENT", len(keep))
+"""
+
+
+def test_record_handover_hostile():
+    # The command writes garbage on the handover socket after its sampler's genuine handover:
+    # cprof keeps reading the genuine region, keeps no fd it was sent, and writes a profile.
+    d = tempfile.mkdtemp(prefix="cprof-heap-")
+    script = os.path.join(d, "hostile.py")
+    with open(script, "w") as f:
+        f.write(HOSTILE_SENDER)
+    out = os.path.join(d, "hostile.pb.gz")
+    r = cplib.run(["record", "--profile", "heap", "-o", out, "--", sys.executable, script],
+                  timeout=120)
+    check(r.returncode == 0 and "SENT 64" in r.stdout, "record of the hostile sender", r.stderr)
+    check("cprof: record:" not in r.stderr and "error" not in r.stderr.lower(),
+          "the garbage was taken for a region", r.stderr)
+    total = sum(pprof_flat(out, "alloc_space").values()) / MIB
+    print("hostile sender: %.1f MiB allocated in the profile" % total)
+    # 64 MiB of bytearrays after the garbage: the genuine region was read to the end.
+    check(total >= 58, "the genuine region was dropped: %.1f MiB allocated" % total, r.stderr)
+
+
 def test_attach_accuracy_and_ctrl_c():
     d = tempfile.mkdtemp(prefix="cprof-heap-")
     out = os.path.join(d, "attach.pb.gz")
