@@ -356,8 +356,10 @@ AGENT_EXPORT int cprof_agent_stop(void)
 	return 0;
 }
 
-/* "PID:RATE:STACK_BYTES:RING_BYTES" into its four numbers. 0 or -EINVAL. */
-/* "A:B:C:D" or "A:B:C:D:E" into v (v[4] stays as it was when absent). 0 or -EINVAL. */
+/*
+ * "PID:RATE:STACK_BYTES:RING_BYTES[:SOCKET_FD]" into v (v[4] stays as it was when absent).
+ * 0 or -EINVAL.
+ */
 static int parse_env(const char *s, uint64_t v[5])
 {
 	for (int i = 0; i < 5; i++) {

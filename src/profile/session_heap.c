@@ -162,9 +162,12 @@ int cp_session_heap_open(struct cp_session *s)
  */
 static void take(struct cp_session *s, struct cp_heap_session *h, int err)
 {
+	bool mapped = err == 0;
+
 	if (err == 0)
 		err = connected(s, h);
-	if (h->sock >= 0 && err != -EAGAIN)
+	/* Only a sampler that handed a region over waits (a failed start does not). */
+	if (h->sock >= 0 && mapped)
 		(void)send(h->sock, "k", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (err < 0 && err != -EAGAIN && err != -ESRCH)
 		h->err = err;
