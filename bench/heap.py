@@ -2,7 +2,7 @@
 """make bench, section "heap": what the allocation sampler (libcprof-agent.so) costs a target
 that does nothing but malloc and free, side by side with heaptrack and a uprobe counter.
 
-  python3 bench/heap.py --build build-release [--runs 5] [--pairs 10000000]
+  python3 bench/heap.py --build build-release [--runs 9] [--pairs 10000000]
 
 The workload is tests/targets/malloc_stress --pairs N: N malloc/free pairs of 16-256 bytes in
 one thread, timed by the loop itself (ns per pair; process start-up and the agent's set-up are
@@ -271,7 +271,7 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(ROOT / "build-release"))
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--pairs", type=int, default=10_000_000)
     args = ap.parse_args()
     build = pathlib.Path(args.build).resolve()
