@@ -423,6 +423,24 @@ static void hand_over(int sock, int rc)
 }
 
 /*
+ * Whether fd is still the reader's end of the handover socketpair: an AF_UNIX datagram socket
+ * whose peer is the reader (a socketpair's peer credentials are its creator's). A program may
+ * have closed the inherited fd and reused its number (for a connection of its own) before it
+ * exec'd: nothing is sent to, or read from, anything else.
+ */
+static bool readers_socket(int fd, int reader)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int type = 0;
+	socklen_t tlen = sizeof(type);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+	       len == sizeof(cred) && cred.pid == reader &&
+	       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type == SOCK_DGRAM;
+}
+
+/*
  * record's launch path: CPROF_AGENT set, start now, in a direct child of the reader only. The
  * variable stays set, so that a COMMAND that execs (a shell script's exec, a version manager's
  * shim) starts again in its final program (a new region, handed over again); processes that
@@ -447,6 +465,6 @@ __attribute__((constructor)) static void agent_from_env(void)
 	if (rc == 0)
 		rc = cprof_agent_start((int)v[0], v[1], (uint32_t)v[2], v[3]);
 	cprof_agent_control.last_error = rc < 0 ? rc : 0;
-	if (parsed && v[4] != UINT64_MAX)
+	if (parsed && v[4] != UINT64_MAX && readers_socket((int)v[4], (int)v[0]))
 		hand_over((int)v[4], rc);
 }

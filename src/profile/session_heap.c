@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,29 +159,40 @@ int cp_session_heap_open(struct cp_session *s)
 
 /*
  * Record: read the region just handed over or found (err: how that went, 0 when h->agent has
- * it) and answer the sampler, which waits for our byte: its module map is read, it may go on.
+ * it). A sampler that handed its region over waits for our byte (handed): its module map is
+ * read now, it may go on. A failed start does not wait.
  */
-static void take(struct cp_session *s, struct cp_heap_session *h, int err)
+static void take(struct cp_session *s, struct cp_heap_session *h, int err, bool handed)
 {
 	bool mapped = err == 0;
 
 	if (err == 0)
 		err = connected(s, h);
-	/* Only a sampler that handed a region over waits (a failed start does not). */
-	if (h->sock >= 0 && mapped)
+	if (handed && mapped)
 		(void)send(h->sock, "k", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (err < 0 && err != -EAGAIN && err != -ESRCH)
 		h->err = err;
 }
 
-/* Record: take the region the preloaded sampler handed over, or look for it in /proc. */
+/*
+ * Record: take the region the preloaded sampler handed over, or look for it in /proc (no
+ * socket, or a program that closed the inherited one before it exec'd).
+ */
 static void try_connect(struct cp_session *s, struct cp_heap_session *h)
 {
+	int err = -EAGAIN;
+
+	if (h->sock >= 0)
+		err = cp_heap_agent_receive(&h->agent, h->sock, s->opts.pids[0], h->path,
+					    s->heap_why, sizeof(s->heap_why));
+	if (err != -EAGAIN) {
+		take(s, h, err, true);
+		return;
+	}
 	take(s, h,
-	     h->sock >= 0 ? cp_heap_agent_receive(&h->agent, h->sock, s->opts.pids[0], h->path,
-						  s->heap_why, sizeof(s->heap_why)) :
-			    cp_heap_agent_find(&h->agent, s->opts.pids[0], h->path, s->heap_why,
-					       sizeof(s->heap_why)));
+	     cp_heap_agent_find(&h->agent, s->opts.pids[0], h->path, s->heap_why,
+				sizeof(s->heap_why)),
+	     false);
 }
 
 /* At most this many handovers are read after the end (a sender that never stops: bounded). */
@@ -200,31 +212,41 @@ static void finish_region(struct cp_session *s, struct cp_heap_session *h)
 	s->skip_lo = s->skip_hi = 0;
 }
 
+/* Whether two mapped regions are the same memfd. */
+static bool same_region(const struct cp_heap_agent *a, const struct cp_heap_agent *b)
+{
+	struct stat sa, sb;
+
+	return fstat(a->fd, &sa) == 0 && fstat(b->fd, &sb) == 0 && sa.st_ino == sb.st_ino &&
+	       sa.st_dev == sb.st_dev;
+}
+
 /*
  * Record: the command exec'd (a shell's exec, a version manager's shim) and the program it
- * became started a sampler of its own. What the old ring holds is read, then the new one. With
- * the handover socket, only a well-formed handover from the command counts (what else comes
- * is dropped); without it, the new region is found by the next poll.
+ * became started a sampler of its own. What the old ring holds is read, then the new one:
+ * handed over on the socket (only a well-formed handover from the command counts, what else
+ * comes is dropped), or, when the old region is gone from the process, found by the next poll.
  */
 static void follow_exec(struct cp_session *s, struct cp_heap_session *h)
 {
 	struct cp_heap_agent next;
 	char why[160];
 	uint64_t now = cp_now_ns();
-	int err;
 
 	if (h->agent.injected)
 		return;
-	if (h->sock >= 0) {
-		if (!cp_heap_agent_pending(h->sock))
+	if (h->sock >= 0 && cp_heap_agent_pending(h->sock) &&
+	    cp_heap_agent_receive(&next, h->sock, s->opts.pids[0], h->path, why,
+				  sizeof(why)) == 0) {
+		if (same_region(&next, &h->agent)) {
+			/* Found in /proc before its handover was read: only the answer is due. */
+			cp_heap_agent_release(&next);
+			(void)send(h->sock, "k", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 			return;
-		err = cp_heap_agent_receive(&next, h->sock, s->opts.pids[0], h->path, why,
-					    sizeof(why));
-		if (err < 0)
-			return;		/* no region: the one read stays */
+		}
 		finish_region(s, h);
 		h->agent = next;
-		take(s, h, err);
+		take(s, h, 0, true);
 		return;
 	}
 	if (now - h->last_exec_check < EXEC_CHECK_NS)

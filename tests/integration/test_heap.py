@@ -209,6 +209,47 @@ def test_record_handover_hostile():
     check(total >= 58, "the genuine region was dropped: %.1f MiB allocated" % total, r.stderr)
 
 
+REUSED_FD = r"""
+import os, socket, sys, time
+fd = int(os.environ["CPROF_AGENT"].split(":")[4])
+mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+os.dup2(mine.fileno(), fd)              # the program's own socket now has cprof's fd number
+if os.fork() == 0:                      # a watcher counts what arrives on the other end
+    parent, got = os.getppid(), 0
+    theirs.settimeout(0.2)
+    while os.getppid() == parent:
+        try:
+            got += len(theirs.recv(4096))
+        except socket.timeout:
+            pass
+    open(sys.argv[1], "w").write(str(got))
+    os._exit(0)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def test_record_reused_handover_fd():
+    # The command closes the inherited socket, gives its number to a socket of its own, then
+    # execs: the sampler of the program it becomes must send nothing there (the fd's peer is
+    # not cprof) and cprof finds that sampler in /proc instead.
+    d = tempfile.mkdtemp(prefix="cprof-heap-")
+    script, count = os.path.join(d, "reuse.py"), os.path.join(d, "count")
+    with open(script, "w") as f:
+        f.write(REUSED_FD)
+    out = os.path.join(d, "reuse.pb.gz")
+    r = cplib.run(["record", "--profile", "heap", "-o", out, "--", sys.executable, script, count,
+                   str(cplib.TARGETS / "heap_leak"), "--now", "--churn-mb", "2000"], timeout=300)
+    check(r.returncode == 0 and "DONE 1" in r.stdout, "record through a reused fd", r.stderr)
+    for _ in range(50):
+        if os.path.exists(count) and open(count).read():
+            break
+        time.sleep(0.1)
+    check(open(count).read() == "0", "bytes sent to the program's own socket: %s"
+          % open(count).read())
+    leak = pprof_flat(out, "inuse_space").get("leak_a", 0) / MIB
+    check(180 <= leak <= 220, "leak_a after the exec, found in /proc: %.1f MiB" % leak)
+
+
 def test_attach_accuracy_and_ctrl_c():
     d = tempfile.mkdtemp(prefix="cprof-heap-")
     out = os.path.join(d, "attach.pb.gz")
