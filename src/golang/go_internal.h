@@ -190,7 +190,30 @@ static inline uint32_t go_le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* The offset of DWARF member die (DW_AT_data_member_location), or false. */
-bool go_dwarf_member_offset(Dwarf_Die *die, uint32_t *off);
+/*
+ * A member the runtime's DWARF is asked for: in struct type (or alt_type, a later Go's name),
+ * member field (or alt_field); its offset goes to *dst. slice_len: the member must be a slice
+ * ("[]..."), and *dst gets the offset of its length. optional: the walk does not wait for it.
+ */
+struct go_dwarf_want {
+	const char *type, *alt_type, *field, *alt_field;
+	uint32_t *dst;
+	bool slice_len;
+	bool optional;
+	bool found;
+};
+
+/* A struct whose byte size is asked for (*dst stays 0 when it is not met). */
+struct go_dwarf_size {
+	const char *type;
+	uint32_t *dst;
+};
+
+/*
+ * Fill w and sz from dw's struct types, unit by unit, until every want that is not optional
+ * and every size is found (a large binary's later units are then not walked).
+ */
+void go_dwarf_read(Dwarf *dw, struct go_dwarf_want *w, size_t nw, struct go_dwarf_size *sz,
+		   size_t nsz);
 
 #endif

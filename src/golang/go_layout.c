@@ -103,15 +103,8 @@ const struct go_version_table *go_version_find(const char *version)
 	return NULL;
 }
 
-/* One field of a struct the layout needs: where its offset goes. */
-struct want_field {
-	const char *type, *field;
-	uint32_t *dst;
-	bool optional;
-	bool found;
-};
-
-bool go_dwarf_member_offset(Dwarf_Die *die, uint32_t *off)
+/* The offset of DWARF member die (DW_AT_data_member_location), or false. */
+static bool member_offset(Dwarf_Die *die, uint32_t *off)
 {
 	Dwarf_Attribute at;
 	Dwarf_Word w;
@@ -123,17 +116,50 @@ bool go_dwarf_member_offset(Dwarf_Die *die, uint32_t *off)
 	return true;
 }
 
-/* Record the fields of struct die (named name) that want asks for. */
-static void read_struct(Dwarf_Die *die, const char *name, struct want_field *want, size_t nwant,
-			uint32_t *g_size)
+/* The name of the type of member die ("[]*runtime.timer"), or NULL. */
+static const char *member_type(Dwarf_Die *die)
+{
+	Dwarf_Attribute at;
+	Dwarf_Die t;
+
+	if (!dwarf_attr(die, DW_AT_type, &at) || !dwarf_formref_die(&at, &t))
+		return NULL;
+	return dwarf_diename(&t);
+}
+
+static bool is(const char *name, const char *a, const char *b)
+{
+	return (a && !strcmp(name, a)) || (b && !strcmp(name, b));
+}
+
+/* Whether member die (named field, of struct type) is w, and its offset read. */
+static bool take_member(struct go_dwarf_want *w, const char *type, const char *field,
+			Dwarf_Die *die)
+{
+	const char *t;
+
+	if (w->found || !is(type, w->type, w->alt_type) || !is(field, w->field, w->alt_field) ||
+	    !member_offset(die, w->dst))
+		return false;
+	if (!w->slice_len)
+		return true;
+	/* A slice is a pointer, its length, its capacity: any other shape is unknown. */
+	t = member_type(die);
+	*w->dst += 8;
+	return t && !strncmp(t, "[]", 2);
+}
+
+/* Record the members of struct die (named name) and its size, as w and sz ask. */
+static void read_struct(Dwarf_Die *die, const char *name, struct go_dwarf_want *w, size_t nw,
+			struct go_dwarf_size *sz, size_t nsz)
 {
 	Dwarf_Die child;
 
-	if (!strcmp(name, "runtime.g")) {
-		int sz = dwarf_bytesize(die);
+	for (size_t i = 0; i < nsz; i++) {
+		int bytes = dwarf_bytesize(die);
 
-		if (sz > 0)
-			*g_size = (uint32_t)sz;
+		if (!*sz[i].dst && !strcmp(name, sz[i].type) && bytes > 0)
+			*sz[i].dst = (uint32_t)bytes;
 	}
 	if (dwarf_child(die, &child) != 0)
 		return;
@@ -142,60 +168,44 @@ static void read_struct(Dwarf_Die *die, const char *name, struct want_field *wan
 
 		if (dwarf_tag(&child) != DW_TAG_member || !fn)
 			continue;
-		for (size_t i = 0; i < nwant; i++)
-			if (!want[i].found && !strcmp(want[i].type, name) &&
-			    !strcmp(want[i].field, fn) && go_dwarf_member_offset(&child, want[i].dst))
-				want[i].found = true;
+		for (size_t i = 0; i < nw; i++)
+			if (take_member(&w[i], name, fn, &child))
+				w[i].found = true;
 	} while (dwarf_siblingof(&child, &child) == 0);
 }
 
-/* True when every field needed was found, and runtime.g (where the optional ones are) read. */
-static bool all_found(const struct want_field *want, size_t nwant, uint32_t g_size)
+/* Whether a struct named name is one w or sz asks about. */
+static bool wanted(const char *name, const struct go_dwarf_want *w, size_t nw,
+		   const struct go_dwarf_size *sz, size_t nsz)
 {
-	for (size_t i = 0; i < nwant; i++)
-		if (!want[i].found && !want[i].optional)
-			return false;
-	return g_size != 0;
+	for (size_t i = 0; i < nw; i++)
+		if (is(name, w[i].type, w[i].alt_type))
+			return true;
+	for (size_t i = 0; i < nsz; i++)
+		if (!strcmp(name, sz[i].type))
+			return true;
+	return false;
 }
 
-int go_layout_from_dwarf(Elf *elf, struct go_layout *out)
+static bool all_found(const struct go_dwarf_want *w, size_t nw, const struct go_dwarf_size *sz,
+		      size_t nsz)
 {
-	struct go_layout l = { 0 };
-	uint32_t stack_lo = 0, stack_hi = 0, g_stack = 0;
-	struct want_field want[] = {
-		{ "runtime.g", "stack", &g_stack, false, false },
-		{ "runtime.stack", "lo", &stack_lo, false, false },
-		{ "runtime.stack", "hi", &stack_hi, false, false },
-		{ "runtime.g", "m", &l.g_m, false, false },
-		{ "runtime.g", "sched", &l.g_sched, false, false },
-		{ "runtime.g", "syscallsp", &l.g_syscallsp, false, false },
-		{ "runtime.g", "syscallpc", &l.g_syscallpc, false, false },
-		{ "runtime.g", "atomicstatus", &l.g_atomicstatus, false, false },
-		{ "runtime.g", "goid", &l.g_goid, false, false },
-		{ "runtime.g", "waitsince", &l.g_waitsince, false, false },
-		{ "runtime.g", "waitreason", &l.g_waitreason, false, false },
-		{ "runtime.g", "lockedm", &l.g_lockedm, false, false },
-		{ "runtime.g", "gopc", &l.g_gopc, false, false },
-		{ "runtime.g", "startpc", &l.g_startpc, false, false },
-		{ "runtime.g", "waiting", &l.g_waiting, false, false },
-		{ "runtime.g", "parentGoid", &l.g_parentgoid, true, false },
-		{ "runtime.g", "trackingSeq", &l.g_trackingseq, true, false },
-		{ "runtime.gobuf", "sp", &l.gobuf_sp, false, false },
-		{ "runtime.gobuf", "pc", &l.gobuf_pc, false, false },
-		{ "runtime.gobuf", "bp", &l.gobuf_bp, false, false },
-		{ "runtime.m", "procid", &l.m_procid, false, false },
-		{ "runtime.m", "curg", &l.m_curg, false, false },
-		{ "runtime.sudog", "c", &l.sudog_c, false, false },
-	};
-	size_t nwant = sizeof(want) / sizeof(want[0]);
-	Dwarf *dw = dwarf_begin_elf(elf, DWARF_C_READ, NULL);
+	for (size_t i = 0; i < nw; i++)
+		if (!w[i].found && !w[i].optional)
+			return false;
+	for (size_t i = 0; i < nsz; i++)
+		if (!*sz[i].dst)
+			return false;
+	return true;
+}
+
+void go_dwarf_read(Dwarf *dw, struct go_dwarf_want *w, size_t nw, struct go_dwarf_size *sz,
+		   size_t nsz)
+{
 	Dwarf_Off off = 0, next;
 	size_t hsize;
 
-	if (!dw)
-		return -ENOENT;
-	/* Until every struct wanted is met: a large binary's later units are not walked. */
-	while (!all_found(want, nwant, l.g_size) &&
+	while (!all_found(w, nw, sz, nsz) &&
 	       dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
 		Dwarf_Die cu, die;
 
@@ -204,12 +214,54 @@ int go_layout_from_dwarf(Elf *elf, struct go_layout *out)
 				const char *nm = dwarf_diename(&die);
 
 				if (dwarf_tag(&die) == DW_TAG_structure_type && nm &&
-				    !strncmp(nm, "runtime.", 8))
-					read_struct(&die, nm, want, nwant, &l.g_size);
+				    wanted(nm, w, nw, sz, nsz))
+					read_struct(&die, nm, w, nw, sz, nsz);
 			} while (dwarf_siblingof(&die, &die) == 0);
 		}
 		off = next;
 	}
+}
+
+int go_layout_from_dwarf(Elf *elf, struct go_layout *out)
+{
+	struct go_layout l = { 0 };
+	uint32_t stack_lo = 0, stack_hi = 0, g_stack = 0;
+#define NEED(t, f, d) { t, NULL, f, NULL, d, false, false, false }
+#define MAY(t, f, d) { t, NULL, f, NULL, d, false, true, false }
+	struct go_dwarf_want want[] = {
+		NEED("runtime.g", "stack", &g_stack),
+		NEED("runtime.stack", "lo", &stack_lo),
+		NEED("runtime.stack", "hi", &stack_hi),
+		NEED("runtime.g", "m", &l.g_m),
+		NEED("runtime.g", "sched", &l.g_sched),
+		NEED("runtime.g", "syscallsp", &l.g_syscallsp),
+		NEED("runtime.g", "syscallpc", &l.g_syscallpc),
+		NEED("runtime.g", "atomicstatus", &l.g_atomicstatus),
+		NEED("runtime.g", "goid", &l.g_goid),
+		NEED("runtime.g", "waitsince", &l.g_waitsince),
+		NEED("runtime.g", "waitreason", &l.g_waitreason),
+		NEED("runtime.g", "lockedm", &l.g_lockedm),
+		NEED("runtime.g", "gopc", &l.g_gopc),
+		NEED("runtime.g", "startpc", &l.g_startpc),
+		NEED("runtime.g", "waiting", &l.g_waiting),
+		MAY("runtime.g", "parentGoid", &l.g_parentgoid),
+		MAY("runtime.g", "trackingSeq", &l.g_trackingseq),
+		NEED("runtime.gobuf", "sp", &l.gobuf_sp),
+		NEED("runtime.gobuf", "pc", &l.gobuf_pc),
+		NEED("runtime.gobuf", "bp", &l.gobuf_bp),
+		NEED("runtime.m", "procid", &l.m_procid),
+		NEED("runtime.m", "curg", &l.m_curg),
+		NEED("runtime.sudog", "c", &l.sudog_c),
+	};
+#undef NEED
+#undef MAY
+	struct go_dwarf_size size[] = { { "runtime.g", &l.g_size } };
+	size_t nwant = sizeof(want) / sizeof(want[0]);
+	Dwarf *dw = dwarf_begin_elf(elf, DWARF_C_READ, NULL);
+
+	if (!dw)
+		return -ENOENT;
+	go_dwarf_read(dw, want, nwant, size, 1);
 	dwarf_end(dw);
 	for (size_t i = 0; i < nwant; i++)
 		if (!want[i].found && !want[i].optional)
