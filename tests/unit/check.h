@@ -3,10 +3,13 @@
 #define CP_TEST_CHECK_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Failed checks so far; check_done() turns it into the exit status. */
@@ -104,6 +107,55 @@ static inline void check_targets_dir(char *buf, size_t size)
 		strcat(buf, self);
 		strcat(buf, rel);
 	}
+}
+
+/* A shell command's exit status, -1 when it could not run. */
+static inline int check_sh(const char *cmd)
+{
+	int r = system(cmd);
+
+	return r == -1 ? -1 : WEXITSTATUS(r);
+}
+
+/*
+ * Start exe with one argument (none when arg is NULL), its stdout a pipe read until it prints
+ * READY: its pid, or -1 (a fixture that never says READY is killed and reaped).
+ */
+static inline pid_t check_start(const char *exe, const char *arg)
+{
+	char buf[512];
+	size_t got = 0;
+	int fd[2];
+	pid_t pid;
+
+	if (pipe(fd) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		close(fd[0]);
+		execl(exe, exe, arg, (char *)NULL);
+		_exit(127);
+	}
+	close(fd[1]);
+	while (pid > 0 && got < sizeof(buf) - 1) {
+		ssize_t r = read(fd[0], buf + got, sizeof(buf) - 1 - got);
+
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		buf[got] = 0;
+		if (strstr(buf, "READY"))
+			break;
+	}
+	close(fd[0]);
+	buf[got] = 0;
+	if (pid > 0 && !strstr(buf, "READY")) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return pid;
 }
 
 #endif

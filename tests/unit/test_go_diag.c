@@ -164,50 +164,6 @@ static const char go_env[] = "HOME=/tmp GOCACHE=/tmp/cprof-gocache GOPATH=/tmp/c
 			     "GOPROXY=off GOFLAGS= GO111MODULE=auto CGO_ENABLED=0 "
 			     "GOTOOLCHAIN=local";
 
-static int sh(const char *cmd)
-{
-	int r = system(cmd);
-
-	return r == -1 ? -1 : WEXITSTATUS(r);
-}
-
-/* Start exe MODE, wait for its READY line: its pid, or -1. */
-static pid_t start(const char *exe, const char *mode)
-{
-	char buf[512];
-	size_t got = 0;
-	int fd[2];
-	pid_t pid;
-
-	if (pipe(fd) < 0)
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		dup2(fd[1], 1);
-		close(fd[0]);
-		execl(exe, exe, mode, (char *)NULL);
-		_exit(127);
-	}
-	close(fd[1]);
-	while (got < sizeof(buf) - 1) {
-		ssize_t r = read(fd[0], buf + got, sizeof(buf) - 1 - got);
-
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-		buf[got] = 0;
-		if (strstr(buf, "READY"))
-			break;
-	}
-	close(fd[0]);
-	if (!strstr(buf, "READY")) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		return -1;
-	}
-	return pid;
-}
-
 /* The Go 1.19 table equals what the DWARF of a Go 1.19 build says, part by part. */
 static void test_layout(void)
 {
@@ -218,7 +174,7 @@ static void test_layout(void)
 	struct cp_mem mem;
 	pid_t pid;
 
-	if (sh("command -v go >/dev/null") != 0) {
+	if (check_sh("command -v go >/dev/null") != 0) {
 		CHECK(0, "go is not installed (make test installs golang-go)");
 		return;
 	}
@@ -226,8 +182,8 @@ static void test_layout(void)
 	snprintf(exe, sizeof(exe), "%s/godiag", dir);
 	snprintf(cmd, sizeof(cmd), "cd %s && %s go build -o %s %s/tests/targets/godiag/main.go",
 		 dir, go_env, exe, CP_SRC_ROOT);
-	CHECK(sh(cmd) == 0, "%s", cmd);
-	pid = start(exe, "deadlock");
+	CHECK(check_sh(cmd) == 0, "%s", cmd);
+	pid = check_start(exe, "deadlock");
 	CHECK(pid > 0, "godiag did not start");
 	if (pid > 0 && cp_maps_read(pid, &maps) == 0) {
 		cp_mem_open(&mem, pid);
@@ -252,7 +208,7 @@ static void test_layout(void)
 		waitpid(pid, NULL, 0);
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	sh(cmd);
+	check_sh(cmd);
 }
 
 int main(void)

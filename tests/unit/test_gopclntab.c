@@ -26,13 +26,6 @@ static uint64_t pcs[MAX_PCS];
 static char pc_names[MAX_PCS][512];	/* the symbol go tool nm gives for each */
 static size_t npcs;
 
-static int sh(const char *cmd)
-{
-	int r = system(cmd);
-
-	return r == -1 ? -1 : WEXITSTATUS(r);
-}
-
 /* Pcs to check: entry, middle and last byte of every third text symbol of the twin full. */
 static void collect_pcs(const char *full)
 {
@@ -418,7 +411,7 @@ static void test_arch(const char *goarch, const char *flags, bool damage)
 	snprintf(cmd, sizeof(cmd), "cd %s && %s %s go build %s -o %s %s && %s %s go build %s "
 		 "-ldflags='-s -w' -o %s %s", dir, go_env, env, flags, full, src, go_env, env,
 		 flags, stripped, src);
-	if (sh(cmd) != 0) {
+	if (check_sh(cmd) != 0) {
 		FAIL("%s", cmd);
 		return;
 	}
@@ -456,7 +449,7 @@ int main(void)
 	test_layout(CP_GOPCLN_116);
 	test_layout(CP_GOPCLN_118);
 	test_layout(CP_GOPCLN_120);
-	if (sh("command -v go >/dev/null 2>&1") != 0)
+	if (check_sh("command -v go >/dev/null 2>&1") != 0)
 		skip("go is not installed (make test installs golang-go)");
 	if (!mkdtemp(dir))
 		skip("mkdtemp failed");
@@ -466,7 +459,7 @@ int main(void)
 	test_arch("arm64", NULL, false);
 	test_arch("386", NULL, false);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (sh(cmd) != 0)
+	if (check_sh(cmd) != 0)
 		printf("could not remove %s\n", dir);
 	return check_done("gopclntab");
 }

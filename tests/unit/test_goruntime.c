@@ -33,45 +33,6 @@ static const char go_env[] = "HOME=/tmp GOCACHE=/tmp/cprof-gocache GOPATH=/tmp/c
 static const char *const globals[] = { "runtime.allgs", "runtime.allglen", "runtime.allgptr",
 	"runtime.gStatusStrings", "runtime.waitReasonStrings" };
 
-static int sh(const char *cmd)
-{
-	int r = system(cmd);
-
-	return r == -1 ? -1 : WEXITSTATUS(r);
-}
-
-/* Start exe with RECEIVERS and wait for its READY line: its pid, or -1. */
-static pid_t start(const char *exe)
-{
-	int fd[2];
-	pid_t pid;
-	char buf[256];
-	size_t got = 0;
-
-	if (pipe(fd) < 0)
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		dup2(fd[1], 1);
-		close(fd[0]);
-		execl(exe, exe, "1000", (char *)NULL);
-		_exit(127);
-	}
-	close(fd[1]);
-	while (got < sizeof(buf) - 1) {
-		ssize_t r = read(fd[0], buf + got, sizeof(buf) - 1 - got);
-
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-		buf[got] = 0;
-		if (strstr(buf, "READY"))
-			break;
-	}
-	close(fd[0]);
-	return strstr(buf, "READY") ? pid : -1;
-}
-
 static void stop(pid_t pid)
 {
 	if (pid > 0) {
@@ -344,7 +305,7 @@ static void check_learned(const char *future)
 	struct cp_mem mem;
 	struct cp_go_runtime *rt = NULL;
 	char why[256];
-	pid_t pid = start(future);
+	pid_t pid = check_start(future, "1000");
 
 	CHECK(pid > 0, "the patched fixture did not start");
 	if (pid <= 0 || cp_maps_read(pid, &maps) != 0) {
@@ -467,7 +428,7 @@ int main(int argc, char **argv)
 		return show_pid(atoi(argv[1]));
 
 	check_scanner();
-	if (sh("command -v go >/dev/null") != 0)
+	if (check_sh("command -v go >/dev/null") != 0)
 		skip("go is not installed (make test installs golang-go)");
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(full, sizeof(full), "%s/gg", dir);
@@ -475,9 +436,9 @@ int main(int argc, char **argv)
 	snprintf(cmd, sizeof(cmd), "cd %s && %s go build -o %s %s/tests/targets/gogoroutines/main.go"
 		 " && %s go build -ldflags='-s -w' -o %s %s/tests/targets/gogoroutines/main.go",
 		 dir, go_env, full, CP_SRC_ROOT, go_env, stripped, CP_SRC_ROOT);
-	CHECK(sh(cmd) == 0, "%s", cmd);
-	p1 = start(full);
-	p2 = start(stripped);
+	CHECK(check_sh(cmd) == 0, "%s", cmd);
+	p1 = check_start(full, "1000");
+	p2 = check_start(stripped, "1000");
 	CHECK(p1 > 0 && p2 > 0, "fixtures did not start");
 	if (p1 > 0 && p2 > 0) {
 		check_process(p1, "full", a_full, true);
@@ -499,6 +460,6 @@ int main(int argc, char **argv)
 	stop(p1);
 	stop(p2);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	sh(cmd);
+	check_sh(cmd);
 	return check_done("test_goruntime");
 }
