@@ -77,13 +77,18 @@ def readline_until(stream, text, timeout):
     raise RuntimeError("no %r within %ss: %s" % (text, timeout, seen[-3:]))
 
 
+def waiting_fixture(exe, pairs):
+    """The fixture waiting in sigwait: each SIGUSR1 runs the loop once (it prints READY first)."""
+    return subprocess.Popen([exe, "--pairs", str(pairs), "--on-signal"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+                            bufsize=1)
+
+
 def attached(cprof, exe, pairs, tmp, each=3):
     """(before, attached, after) ns per pair in one process, each the median of `each` runs of
     the loop: cprof attaches after the before runs (a first, uncounted run warms the heap up)
     and has detached before the after runs."""
-    t = subprocess.Popen([exe, "--pairs", str(pairs), "--on-signal"], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
-                         bufsize=1)
+    t = waiting_fixture(exe, pairs)
     prof = None
     try:
         readline_until(t.stdout, "READY", 30)
@@ -149,9 +154,7 @@ class Uprobe:
 
 def heaptrack_attach(exe, pairs, tmp):
     """heaptrack -p on the waiting fixture: ns per pair while attached, or why not."""
-    t = subprocess.Popen([exe, "--pairs", str(pairs), "--on-signal"], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
-                         bufsize=1)
+    t = waiting_fixture(exe, pairs)
     ht = None
     try:
         readline_until(t.stdout, "READY", 30)
