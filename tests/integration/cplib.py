@@ -231,6 +231,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def start_redis(exe):
+    """A throw-away redis-server on a free loopback port, no persistence, killed at the end of
+    the test: (process, port, its directory). Not waited for: each test knows what ready means."""
+    import tempfile
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="cprof-redis-")
+    p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    _started.append(p)
+    return p, port, tmp
+
+
 def eintr_count(t):
     """The EINTRs a counting fixture (eintr_counter, fp_waits) has seen: SIGUSR1, "COUNT"."""
     os.kill(t.pid, signal.SIGUSR1)

@@ -36,12 +36,7 @@ def test_redis_100k_keys():
     check(exe is not None, "redis-server not installed (make test installs it)")
     check("libjemalloc" in subprocess.run(["ldd", exe], capture_output=True, text=True).stdout,
           "this redis-server does not use the shared libjemalloc")
-    port = cplib.free_port()
-    tmp = tempfile.mkdtemp(prefix="cprof-redis-")
-    p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    cplib._started.append(p)
+    p, port, tmp = cplib.start_redis(exe)
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()

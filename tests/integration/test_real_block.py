@@ -20,12 +20,7 @@ import test_real_postgres as pg  # noqa: E402
 def test_redis_block_profile():
     exe, bench = shutil.which("redis-server"), shutil.which("redis-benchmark")
     check(exe and bench, "redis-server / redis-benchmark not installed (make test installs them)")
-    port = cplib.free_port()
-    tmp = tempfile.mkdtemp(prefix="cprof-redis-")
-    p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    cplib._started.append(p)
+    p, port, tmp = cplib.start_redis(exe)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not os.path.exists("/proc/%d/task" % p.pid):
         time.sleep(0.05)

@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -20,12 +19,7 @@ from cplib import check  # noqa: E402
 def test_redis_event_loop_and_pool():
     exe = shutil.which("redis-server")
     check(exe is not None, "redis-server not installed (make test installs it)")
-    port = cplib.free_port()
-    tmp = tempfile.mkdtemp(prefix="cprof-redis-")
-    p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    cplib._started.append(p)
+    p, port, tmp = cplib.start_redis(exe)
     client = None
     try:
         for _ in range(100):
