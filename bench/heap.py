@@ -18,7 +18,8 @@ outside it). Configurations, their runs taking turns:
   heaptrack       Debian's heaptrack in launch mode (its -p attach drives gdb: tried once)
   uprobe count    `perf probe -x libc malloc` + `perf stat -e probe_libc:malloc`: a counter
                   on every malloc, as bcc's memleak pays on every call
-Prints a Markdown table: ratios are the median of per-round ratios (each run against the plain
+The workload runs pinned to the last CPU and cprof to the first, as in bench/run.py (on this
+VM the first CPU takes the interrupts and its speed swings). Prints a Markdown table: ratios are the median of per-round ratios (each run against the plain
 run of its round), and fastest run against fastest run (a busy machine only adds time).
 """
 import argparse
@@ -40,6 +41,13 @@ NEVER = 1 << 40     # a rate that never samples in 10M pairs: the hooks' own cos
 STACK = 8192
 RING = 32 << 20
 PAIRS_RE = re.compile(r"ns_per_pair=([\d.]+)")
+CPUS = sorted(os.sched_getaffinity(0))
+WORK_CPU, TOOL_CPU = CPUS[-1], CPUS[0]
+
+
+def pinned(cpu):
+    """A preexec_fn: the child and what it starts run on cpu only."""
+    return lambda: os.sched_setaffinity(0, {cpu})
 
 
 def med(xs):
@@ -59,7 +67,7 @@ def ns_per_pair(text):
 
 def run_pairs(argv, env=None, timeout=600):
     p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
-                       stdin=subprocess.DEVNULL)
+                       stdin=subprocess.DEVNULL, preexec_fn=pinned(WORK_CPU))
     return ns_per_pair(p.stdout), p
 
 
@@ -81,7 +89,7 @@ def waiting_fixture(exe, pairs):
     """The fixture waiting in sigwait: each SIGUSR1 runs the loop once (it prints READY first)."""
     return subprocess.Popen([exe, "--pairs", str(pairs), "--on-signal"], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
-                            bufsize=1)
+                            bufsize=1, preexec_fn=pinned(WORK_CPU))
 
 
 def attached(cprof, exe, pairs, tmp, each=3):
@@ -105,7 +113,7 @@ def attached(cprof, exe, pairs, tmp, each=3):
         prof = subprocess.Popen([cprof, "attach", "-p", str(t.pid), "--profile", "heap",
                                  "--seconds", "600", "-o", os.path.join(tmp, "heap.pb.gz")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, preexec_fn=pinned(TOOL_CPU))
         readline_until(prof.stderr, "allocation sampler started", 60)
         during = some()
         prof.send_signal(signal.SIGINT)
@@ -160,7 +168,7 @@ def heaptrack_attach(exe, pairs, tmp):
         readline_until(t.stdout, "READY", 30)
         ht = subprocess.Popen(["heaptrack", "-o", os.path.join(tmp, "ht-attach"), "-p",
                                str(t.pid)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, text=True)
+                              stdin=subprocess.DEVNULL, text=True, preexec_fn=pinned(TOOL_CPU))
         try:
             readline_until(ht.stdout, "injecting", 30)
         except RuntimeError as e:
@@ -247,11 +255,12 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
     lines = ["## Heap profiles: what the allocation sampler costs", "",
              "`tests/targets/malloc_stress --pairs %d`: malloc/free pairs of 16-256 bytes in "
              "one thread, ns per pair as the loop times itself; median (min–max) of %d runs "
-             "(heaptrack and the uprobe: %d), configurations taking turns; a ratio is the "
+             "(heaptrack and the uprobe: %d), configurations taking turns, the workload pinned "
+             "to CPU %d and cprof to CPU %d; a ratio is the "
              "median of each round's ratio to that round's plain run (or to the same "
              "process' runs before attach). The agent samples at the default rate (%d bytes) "
              "with an %d KiB stack copy per sample." %
-             (pairs, runs, slow_runs, RATE, STACK // 1024), "",
+             (pairs, runs, slow_runs, WORK_CPU, TOOL_CPU, RATE, STACK // 1024), "",
              "| configuration | ns per pair | ratio | fastest to fastest |",
              "|---|---|---|---|",
              "| plain | %s | 1 | 1 |" % fmt(res["plain"]),

@@ -139,11 +139,7 @@ static int parse_pids(const char *arg, int *pids, size_t *npids)
 /* A target has exited: gone, or a zombie waiting for its parent. */
 static bool target_exited(int pid)
 {
-	struct cp_task_stat st;
-
-	if (cp_proc_read_stat(pid, 0, &st) < 0)
-		return true;
-	return st.state == 'Z' || st.state == 'X';
+	return cp_proc_gone(pid, 0);
 }
 
 /*

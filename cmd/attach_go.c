@@ -45,9 +45,7 @@ static const char *type_name(enum cp_go_profile_type t)
 
 static bool gone(int pid)
 {
-	struct cp_task_stat st;
-
-	return cp_proc_read_stat(pid, 0, &st) < 0 || st.state == 'Z' || st.state == 'X';
+	return cp_proc_gone(pid, 0);
 }
 
 /* Wait o->seconds unless stopped or the target exits: 0, or -ESRCH when it exited. */

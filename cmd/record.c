@@ -437,12 +437,26 @@ static bool command_done(struct record_watch *w, struct child *c, uint64_t now)
 }
 
 /*
+ * Stop sampling and write the profile: at once when a signal or --seconds ends the profile of a
+ * command that keeps running (the user waits for the file, not for the command), else when it
+ * has exited. 0 or -errno (reported).
+ */
+static int finish_profile(struct cp_session *sess, const struct record_options *o,
+			  const struct child *c)
+{
+	cp_session_stop(sess);
+	cp_prof_progress_clear();
+	return cp_prof_write("record", sess, &o->prof, c->pid, &stop_count);
+}
+
+/*
  * Run until the command exits, sampling (sess may be NULL) until it exits, a signal asks to
- * stop or --seconds pass; --timeout and --leaks are handled on the way. Read errors are
- * reported. Asked twice to stop, cprof leaves the command running (as a shell would).
+ * stop or --seconds pass, then writing the profile (*write_err: its result); --timeout and
+ * --leaks are handled on the way. Read errors are reported. Asked twice to stop, cprof leaves
+ * the command running (as a shell would).
  */
 static void run_command(struct cp_session *sess, const struct record_options *o, struct child *c,
-			struct record_watch *w)
+			struct record_watch *w, int *write_err)
 {
 	uint64_t start, deadline = 0;
 	char what[64];
@@ -466,12 +480,11 @@ static void run_command(struct cp_session *sess, const struct record_options *o,
 		if (command_done(w, c, now))
 			break;
 		if (sess && (stop_count || (deadline && now >= deadline))) {
-			cp_session_stop(sess);
-			cp_prof_progress_clear();
-			if (!c->reaped && cp_stderr_is_tty())
+			if (cp_stderr_is_tty())
 				cp_note("stopped profiling after %.1f s; %s keeps running",
 					(cp_now_ns() - start) / 1e9, o->command[0]);
-			sess = NULL;	/* written by the caller once the command is done */
+			*write_err = finish_profile(sess, o, c);
+			sess = NULL;
 		}
 		if (stop_count >= 2)
 			break;
@@ -496,12 +509,12 @@ static void run_command(struct cp_session *sess, const struct record_options *o,
 			cp_prof_progress_clear();
 			cp_error("record", "reading samples failed: %s",
 				 cp_session_error(sess) ? cp_session_error(sess) : strerror(-err));
-			cp_session_stop(sess);
+			*write_err = finish_profile(sess, o, c);
 			sess = NULL;
 		}
 	}
 	if (sess)
-		cp_session_stop(sess);
+		*write_err = finish_profile(sess, o, c);
 	cp_prof_progress_clear();
 }
 
@@ -672,9 +685,7 @@ int cmd_record(int argc, char **argv)
 	rc = start(&c, o.command);
 	if (rc)
 		goto out;
-	run_command(sess, &o, &c, &o.watch);
-	if (sess)
-		err = cp_prof_write("record", sess, &o.prof, c.pid, NULL);
+	run_command(sess, &o, &c, &o.watch, &err);
 	/* The profile is written: nothing of ours is left attached to the command. */
 	cp_session_free(sess);
 	sess = NULL;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "perfmap.h"
+#include "proc.h"
 #include "util.h"
 
 struct entry {
@@ -131,7 +132,11 @@ int cp_perfmap_load(int pid, int ns_pid, uid_t owner_uid, struct cp_perfmap **ou
 	size_t len = 0;
 	int fd, err;
 
-	snprintf(path, sizeof(path), "/proc/%d/root/tmp/perf-%d.map", pid, ns_pid);
+	err = cp_proc_dir(pid, path, sizeof(path));
+	if (err < 0)
+		return err;
+	snprintf(path + strlen(path), sizeof(path) - strlen(path), "/root/tmp/perf-%d.map",
+		 ns_pid);
 	/* The target owns /tmp's content: no links, no FIFOs that would block the open. */
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)

@@ -7,6 +7,7 @@
 
 #include "perfmap.h"
 #include "pidns.h"
+#include "proc.h"
 #include "sym_internal.h"
 #include "util.h"
 
@@ -46,7 +47,10 @@ static off_t map_file_size(int pid, int ns_pid)
 	char path[96];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/root/tmp/perf-%d.map", pid, ns_pid);
+	if (cp_proc_dir(pid, path, sizeof(path)) < 0)
+		return -1;
+	snprintf(path + strlen(path), sizeof(path) - strlen(path), "/root/tmp/perf-%d.map",
+		 ns_pid);
 	return lstat(path, &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : -1;
 }
 

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "sym_internal.h"
 
 /*
@@ -240,6 +241,7 @@ static int module_open(struct cp_symbolizer *sym, int pid, const struct cp_map *
 	char go_id[2 * GO_BUILD_ID_MAX + 17];
 	bool has_go_id = false;
 	char key[2 * MAX_BUILD_ID_BYTES + 96];
+	char dir[64];
 	struct module *m;
 	struct stat st;
 	GElf_Ehdr eh;
@@ -297,7 +299,7 @@ static int module_open(struct cp_symbolizer *sym, int pid, const struct cp_map *
 	m->dev = st.st_dev;
 	m->ino = st.st_ino;
 	m->key = strdup(key);
-	if (asprintf(&m->root, "/proc/%d/root", pid) < 0)
+	if (cp_proc_dir(pid, dir, sizeof(dir)) < 0 || asprintf(&m->root, "%s/root", dir) < 0)
 		m->root = NULL;
 	else
 		m->path = path_in_root(m->root, map->path);
@@ -369,7 +371,9 @@ static int vdso_fd(int pid, const struct cp_map *map)
 
 	if (map->end <= map->start || size > MAX_VDSO_BYTES)
 		return -EFBIG;
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	if (cp_proc_dir(pid, path, sizeof(path) - 4) < 0)
+		return -ESRCH;
+	strcat(path, "/mem");
 	mem = open(path, O_RDONLY | O_CLOEXEC);
 	if (mem < 0)
 		return -errno;

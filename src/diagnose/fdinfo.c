@@ -81,12 +81,30 @@ static const char *fdinfo_field(const char *text, const char *key)
 	return NULL;
 }
 
+/* DIR/fd/FD or DIR/fdinfo/FD (fd < 0: DIR/fd) of pid's /proc directory (cp_proc_dir). */
+static int fd_path(int pid, const char *kind, long fd, char *buf, size_t size)
+{
+	size_t len;
+	int n, err = cp_proc_dir(pid, buf, size);
+
+	if (err < 0)
+		return err;
+	len = strlen(buf);
+	if (fd < 0)
+		n = snprintf(buf + len, size - len, "/%s", kind);
+	else
+		n = snprintf(buf + len, size - len, "/%s/%ld", kind, fd);
+	return n < 0 || (size_t)n >= size - len ? -ENAMETOOLONG : 0;
+}
+
 static int read_fdinfo(int pid, int fd, char **text)
 {
-	char path[64];
+	char path[96];
 	size_t len;
+	int err = fd_path(pid, "fdinfo", fd, path, sizeof(path));
 
-	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
+	if (err < 0)
+		return err;
 	return cp_read_file_alloc(path, FDINFO_MAX_BYTES, text, &len);
 }
 
@@ -243,22 +261,15 @@ struct pipe_holder {
 };
 
 /*
- * Visit the fds of one process: pid's fd directory read with getdents64 straight into a
+ * Visit the fds in the fd directory dfd (closed here): read with getdents64 straight into a
  * buffer, each link read relative to it. procfs fills the buffer as far as the directory
- * goes, so a short read is the end: a process without fds (every kernel thread) costs an
- * open, one getdents64 and a close. false when a bound was reached.
+ * goes, so a short read is the end. *seen counts the fds found; false when a bound was reached.
  */
-static bool scan_fds_of(int procfd, int pid, char *buf, size_t size, size_t *fds,
+static bool scan_fd_dir(int dfd, int pid, char *buf, size_t size, size_t *fds, size_t *seen,
 			void (*visit)(void *ctx, int pid, int fd, const char *link), void *ctx)
 {
-	char path[32];
 	bool more = true;
-	int dfd;
 
-	snprintf(path, sizeof(path), "%d/fd", pid);
-	dfd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return true;
 	while (more) {
 		ssize_t n = getdents64(dfd, buf, size);
 
@@ -273,6 +284,7 @@ static bool scan_fds_of(int procfd, int pid, char *buf, size_t size, size_t *fds
 			off += de->d_reclen;
 			if (!isdigit((unsigned char)de->d_name[0]))
 				continue;
+			(*seen)++;
 			if (++*fds > PIPE_SCAN_MAX_FDS) {
 				close(dfd);
 				return false;
@@ -291,6 +303,28 @@ static bool scan_fds_of(int procfd, int pid, char *buf, size_t size, size_t *fds
 	}
 	close(dfd);
 	return true;
+}
+
+/*
+ * Visit the fds of one process: a process without fds (every kernel thread) costs an open,
+ * one getdents64 and a close. A leader that has exited took /proc/PID/fd with it: then the
+ * fds are those of a live thread's directory. false when a bound was reached.
+ */
+static bool scan_fds_of(int procfd, int pid, char *buf, size_t size, size_t *fds,
+			void (*visit)(void *ctx, int pid, int fd, const char *link), void *ctx)
+{
+	char path[96];
+	size_t seen = 0;
+	int dfd;
+
+	snprintf(path, sizeof(path), "%d/fd", pid);
+	dfd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0 && !scan_fd_dir(dfd, pid, buf, size, fds, &seen, visit, ctx))
+		return false;
+	if (seen || fd_path(pid, "fd", -1, path, sizeof(path)) < 0 || !strstr(path, "/task/"))
+		return true;
+	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return dfd < 0 || scan_fd_dir(dfd, pid, buf, size, fds, &seen, visit, ctx);
 }
 
 /*
@@ -330,11 +364,11 @@ static bool scan_all_fds(void (*visit)(void *ctx, int pid, int fd, const char *l
 /* Whether pid's fd is still link and open for the end we look for. */
 static bool holds_end(int pid, int fd, const char *link, bool want_write)
 {
-	char lp[64], l[LINK_MAX], *fdinfo = NULL;
+	char lp[96], l[LINK_MAX], *fdinfo = NULL;
 	long flags, acc;
 
-	snprintf(lp, sizeof(lp), "/proc/%d/fd/%d", pid, fd);
-	if (read_link(lp, l, sizeof(l)) < 0 || strcmp(l, link))
+	if (fd_path(pid, "fd", fd, lp, sizeof(lp)) < 0 || read_link(lp, l, sizeof(l)) < 0 ||
+	    strcmp(l, link))
 		return false;
 	if (read_fdinfo(pid, fd, &fdinfo) < 0)
 		return false;
@@ -568,7 +602,7 @@ static void describe_epoll(int pid, const char *fdinfo, struct cp_net_index *net
 
 	cp_strbuf_adds(sb, "epoll");
 	while (p && (p = strstr(p, "tfd:"))) {
-		char lp[64], l[LINK_MAX], line[256];
+		char lp[96], l[LINK_MAX], line[256];
 		uint64_t ino;
 		char *end;
 		long tfd;
@@ -580,8 +614,8 @@ static void describe_epoll(int pid, const char *fdinfo, struct cp_net_index *net
 			break;
 		p = end;
 		if (n < EPOLL_FDS_SHOWN) {
-			snprintf(lp, sizeof(lp), "/proc/%d/fd/%ld", pid, tfd);
-			if (read_link(lp, l, sizeof(l)) < 0)
+			if (fd_path(pid, "fd", tfd, lp, sizeof(lp)) < 0 ||
+			    read_link(lp, l, sizeof(l)) < 0)
 				snprintf(l, sizeof(l), "closed");
 			if (link_inode(l, "socket:", &ino)) {
 				socket_line(pid, (int)tfd, ino, net, line, sizeof(line), NULL);
@@ -670,13 +704,12 @@ static void describe_path(int pid, int fd, const char *link, const char *fdinfo,
 			  struct cp_strbuf *sb)
 {
 	const char *pos = fdinfo ? fdinfo_field(fdinfo, "pos") : NULL;
-	char lp[64];
+	char lp[96];
 	struct stat st;
 
 	cp_strbuf_adds(sb, link);
-	snprintf(lp, sizeof(lp), "/proc/%d/fd/%d", pid, fd);
 	/* An offset only means something for regular files (and block devices). */
-	if (pos && stat(lp, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+	if (pos && fd_path(pid, "fd", fd, lp, sizeof(lp)) == 0 && stat(lp, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
 		cp_strbuf_addf(sb, ", offset %lld", strtoll(pos, NULL, 10));
 }
 
@@ -684,7 +717,7 @@ int cp_fd_describe(int pid, int fd, bool for_write, struct cp_pipe_index *pipes,
 		   struct cp_net_index *net, struct cp_fd_desc *d)
 {
 	struct cp_strbuf sb = CP_STRBUF_INIT;
-	char lp[64], link[LINK_MAX], *fdinfo = NULL, *detail;
+	char lp[96], link[LINK_MAX], *fdinfo = NULL, *detail;
 	struct stat st;
 	uint64_t ino;
 	int rc;
@@ -694,9 +727,10 @@ int cp_fd_describe(int pid, int fd, bool for_write, struct cp_pipe_index *pipes,
 	cp_fd_desc_init(d);
 	if (pid <= 0 || fd < 0)
 		return -EINVAL;
-	snprintf(lp, sizeof(lp), "/proc/%d/fd/%d", pid, fd);
-	rc = read_link(lp, link, sizeof(link));
-	if (rc == -ENOENT) {
+	rc = fd_path(pid, "fd", fd, lp, sizeof(lp));
+	if (rc == 0)
+		rc = read_link(lp, link, sizeof(link));
+	if (rc == -ENOENT || rc == -ESRCH) {
 		/* Either the fd was closed or the whole process is gone: say which. */
 		snprintf(lp, sizeof(lp), "/proc/%d", pid);
 		return access(lp, F_OK) < 0 ? -ESRCH : -EBADF;
@@ -747,13 +781,16 @@ int cp_fd_describe(int pid, int fd, bool for_write, struct cp_pipe_index *pipes,
 int cp_fd_count(int pid, struct cp_fd_counts *out)
 {
 	struct cp_fd_counts c = { 0 };
-	char path[64];
+	char path[96];
 	struct dirent *e;
 	DIR *dir;
+	int err;
 
 	if (!out || pid <= 0)
 		return -EINVAL;
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	err = fd_path(pid, "fd", -1, path, sizeof(path));
+	if (err < 0)
+		return err;
 	dir = opendir(path);
 	if (!dir)
 		return -errno;

@@ -334,8 +334,6 @@ static int read_identity(int pid, struct cp_dump *d)
  */
 static int check_process(int pid, struct cp_task_stat *pst, bool *zombie)
 {
-	int *tids = NULL;
-	size_t ntids = 0;
 	int err;
 
 	err = cp_proc_read_stat(pid, 0, pst);
@@ -343,14 +341,7 @@ static int check_process(int pid, struct cp_task_stat *pst, bool *zombie)
 		return dump_is_gone(err) ? -ESRCH : err;
 	if (cp_proc_is_kernel_thread(pst))
 		return -EINVAL;
-	*zombie = false;
-	if (pst->state == 'Z' || pst->state == 'X') {
-		err = cp_proc_list_tasks(pid, &tids, &ntids);
-		*zombie = err < 0 || ntids == 0 || (ntids == 1 && tids[0] == pid);
-		free(tids);
-		if (err < 0 && !*zombie)
-			return dump_is_gone(err) ? -ESRCH : err;
-	}
+	*zombie = (pst->state == 'Z' || pst->state == 'X') && cp_proc_is_zombie(pid);
 	return 0;
 }
 

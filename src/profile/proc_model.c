@@ -134,7 +134,9 @@ static bool proc_alive(int pid)
 {
 	char path[64], buf[8];
 
-	snprintf(path, sizeof(path), "/proc/%d/root", pid);
+	if (cp_proc_dir(pid, path, sizeof(path) - 5) < 0)
+		return false;
+	strcat(path, "/root");
 	return readlink(path, buf, sizeof(buf)) > 0;
 }
 

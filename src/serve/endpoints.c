@@ -67,7 +67,6 @@ static struct cp_serve_target *pick_target(struct cp_serve_request *rq, struct c
 	struct cp_serve *srv = rq->srv;
 	const char *v = rq->param(rq->ctx, "pid");
 	struct cp_serve_target *t = NULL;
-	struct cp_task_stat st;
 	char why[160];
 	int pid;
 
@@ -87,8 +86,7 @@ static struct cp_serve_target *pick_target(struct cp_serve_request *rq, struct c
 		cp_serve_reply_text(rp, 400, "pid %d is not one of the targets given at start", pid);
 		return NULL;
 	}
-	if (cp_proc_read_stat(pid, 0, &st) < 0 || st.starttime != t->starttime ||
-	    st.state == 'Z' || st.state == 'X') {
+	if (cp_proc_gone(pid, t->starttime)) {
 		cp_serve_reply_text(rp, 410, "pid %d exited", pid);
 		return NULL;
 	}
@@ -367,11 +365,8 @@ static void ep_metrics(struct cp_serve_request *rq, struct cp_serve_reply *rp,
 
 	pthread_mutex_lock(&srv->probe_lock);
 	for (size_t i = 0; i < srv->ntargets; i++) {
-		struct cp_task_stat st;
-
-		/* An exited target (or its reused pid) has no series. */
-		if (cp_proc_read_stat(srv->targets[i].pid, 0, &st) < 0 ||
-		    st.starttime != srv->targets[i].starttime)
+		/* An exited target (a zombie, its reused pid) has no series. */
+		if (cp_proc_gone(srv->targets[i].pid, srv->targets[i].starttime))
 			continue;
 		if (cp_metrics_collect(srv->targets[i].pid, CP_METRICS_WAITS | CP_METRICS_FDS | CP_METRICS_STATES,
 				       &m[n]) == 0)

@@ -30,10 +30,7 @@ bool cp_serve_is_go(struct cp_serve *srv, struct cp_serve_target *t)
 
 static bool exited(const struct cp_serve_target *t)
 {
-	struct cp_task_stat st;
-
-	return cp_proc_read_stat(t->pid, 0, &st) < 0 || st.starttime != t->starttime ||
-	       st.state == 'Z' || st.state == 'X';
+	return cp_proc_gone(t->pid, t->starttime);
 }
 
 /* Wait seconds unless the client leaves (-ECANCELED) or the target exits (-ESRCH). */

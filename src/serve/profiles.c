@@ -16,10 +16,7 @@
 
 static bool target_gone(int pid, uint64_t starttime)
 {
-	struct cp_task_stat st;
-
-	return cp_proc_read_stat(pid, 0, &st) < 0 || st.starttime != starttime ||
-	       st.state == 'Z' || st.state == 'X';
+	return cp_proc_gone(pid, starttime);
 }
 
 int cp_serve_profile_body(const struct cp_profile *prof, enum cp_profile_format format,

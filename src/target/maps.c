@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "maps.h"
+#include "proc.h"
 #include "util.h"
 
 #define DELETED_SUFFIX " (deleted)"
@@ -216,7 +217,10 @@ int cp_maps_read(int pid, struct cp_maps *out)
 
 	if (pid <= 0 || !out)
 		return -EINVAL;
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	ret = cp_proc_dir(pid, path, sizeof(path) - 5);
+	if (ret < 0)
+		return ret;
+	strcat(path, "/maps");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? -ESRCH : -errno;
@@ -340,6 +344,18 @@ static int map_files_path(int pid, const struct cp_map *map, char *buf, size_t s
 	return 0;
 }
 
+/* path as the target sees it: through its root, so files in containers and chroots are right. */
+static int root_path(int pid, const char *path, char *buf, size_t size)
+{
+	char dir[64];
+	int n, err = cp_proc_dir(pid, dir, sizeof(dir));
+
+	if (err < 0)
+		return err;
+	n = snprintf(buf, size, "%s/root%s", dir, path);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
 int cp_map_open_path(int pid, const struct cp_map *map, char *buf, size_t size)
 {
 	struct stat st;
@@ -351,10 +367,9 @@ int cp_map_open_path(int pid, const struct cp_map *map, char *buf, size_t size)
 		return -ENOENT;
 	if (map->deleted)
 		return map_files_path(pid, map, buf, size);
-	/* Through the target's root, so files in containers and chroots are the right ones. */
-	n = snprintf(buf, size, "/proc/%d/root%s", pid, map->path);
-	if (n < 0 || (size_t)n >= size)
-		return -ENAMETOOLONG;
+	n = root_path(pid, map->path, buf, size);
+	if (n < 0)
+		return n;
 	/* A file replaced in place (a package upgrade renames a new file over the old one)
 	 * is not marked deleted when the old inode lives on elsewhere; the mapping's own
 	 * dev/inode tell. map_files always reaches the mapped object itself. */
@@ -401,8 +416,8 @@ int cp_map_open(int pid, const struct cp_map *map, char *buf, size_t size)
 	fd = keep_if_mapped(open(buf, flags), map, false);
 	if (fd >= 0 || fd == -ENOEXEC || map->deleted)
 		return fd;
-	n = snprintf(buf, size, "/proc/%d/root%s", pid, map->path);
-	if (n < 0 || (size_t)n >= size)
-		return -ENAMETOOLONG;
+	n = root_path(pid, map->path, buf, size);
+	if (n < 0)
+		return n;
 	return keep_if_mapped(open(buf, flags), map, true);
 }

@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "mem.h"
+#include "proc.h"
 
 int cp_mem_open(struct cp_mem *m, int pid)
 {
@@ -15,7 +17,9 @@ int cp_mem_open(struct cp_mem *m, int pid)
 	*m = CP_MEM_BY_PID(pid);
 	if (pid <= 0)
 		return -EINVAL;
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	if (cp_proc_dir(pid, path, sizeof(path) - 4) < 0)
+		return 0;	/* gone: reads fail as they would */
+	strcat(path, "/mem");
 	m->fd = open(path, O_RDONLY | O_CLOEXEC);
 	return 0;
 }

@@ -40,6 +40,19 @@ static int gone_errno(int err)
 	return err == -ENOENT ? -ESRCH : err;
 }
 
+/* The process-wide file NAME: under cp_proc_dir, which outlives an exited leader. */
+static int process_path(char *buf, size_t size, int pid, const char *name)
+{
+	size_t len;
+	int n, err = cp_proc_dir(pid, buf, size);
+
+	if (err < 0)
+		return gone_errno(err);
+	len = strlen(buf);
+	n = snprintf(buf + len, size - len, "/%s", name);
+	return n < 0 || (size_t)n >= size - len ? -ENAMETOOLONG : 0;
+}
+
 static int read_task_file(int pid, int tid, const char *name, char *buf, size_t size)
 {
 	char path[64];
@@ -457,7 +470,7 @@ int cp_proc_read_cmdline(int pid, char ***argv, size_t *argc)
 	size_t len, cnt = 0, i, pos;
 	int ret;
 
-	ret = task_path(path, sizeof(path), pid, 0, "cmdline");
+	ret = process_path(path, sizeof(path), pid, "cmdline");
 	if (ret < 0)
 		return ret;
 	buf = malloc(CMDLINE_MAX);
@@ -534,7 +547,7 @@ int cp_proc_read_exe(int pid, char *buf, size_t size)
 	char path[64];
 	int ret;
 
-	ret = task_path(path, sizeof(path), pid, 0, "exe");
+	ret = process_path(path, sizeof(path), pid, "exe");
 	if (ret < 0)
 		return ret;
 	return read_link(pid, path, buf, size);
@@ -542,12 +555,73 @@ int cp_proc_read_exe(int pid, char *buf, size_t size)
 
 int cp_proc_read_fd_link(int pid, int fd, char *buf, size_t size)
 {
-	char path[64];
+	char path[64], name[24];
+	int ret;
 
 	if (pid <= 0 || fd < 0)
 		return -EINVAL;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	snprintf(name, sizeof(name), "fd/%d", fd);
+	ret = process_path(path, sizeof(path), pid, name);
+	if (ret < 0)
+		return ret;
 	return read_link(pid, path, buf, size);
+}
+
+static bool exited(const struct cp_task_stat *st)
+{
+	return st->state == 'Z' || st->state == 'X';
+}
+
+/* A thread of pid other than its leader still alive, or 0. */
+static int live_thread(int pid)
+{
+	struct cp_task_stat st;
+	int *tids = NULL, tid = 0;
+	size_t n = 0;
+
+	if (cp_proc_list_tasks(pid, &tids, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n && !tid; i++)
+		if (tids[i] != pid && cp_proc_read_stat(pid, tids[i], &st) == 0 && !exited(&st))
+			tid = tids[i];
+	free(tids);
+	return tid;
+}
+
+bool cp_proc_is_zombie(int pid)
+{
+	struct cp_task_stat st;
+
+	return cp_proc_read_stat(pid, 0, &st) == 0 && exited(&st) && !live_thread(pid);
+}
+
+
+bool cp_proc_gone(int pid, uint64_t starttime)
+{
+	struct cp_task_stat st;
+
+	if (cp_proc_read_stat(pid, 0, &st) < 0 || (starttime && st.starttime != starttime))
+		return true;
+	return exited(&st) && !live_thread(pid);
+}
+
+int cp_proc_dir(int pid, char *buf, size_t size)
+{
+	struct cp_task_stat st;
+	int tid = 0, n, err;
+
+	if (pid <= 0)
+		return -EINVAL;
+	err = cp_proc_read_stat(pid, 0, &st);
+	if (err < 0)
+		return err;
+	if (exited(&st))
+		tid = live_thread(pid);
+	if (tid)
+		n = snprintf(buf, size, "/proc/%d/task/%d", pid, tid);
+	else
+		n = snprintf(buf, size, "/proc/%d", pid);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
 bool cp_proc_is_kernel_thread(const struct cp_task_stat *st)

@@ -66,6 +66,23 @@ int cp_proc_read_exe(int pid, char *buf, size_t size);
 /* readlink of /proc/PID/fd/FD ("socket:[123]", "pipe:[77]", "/path", "anon_inode:[eventfd]"). */
 int cp_proc_read_fd_link(int pid, int fd, char *buf, size_t size);
 
+/*
+ * Whether pid is a zombie process: its leader in state Z or X and no other thread left. A
+ * leader that called pthread_exit reads Z too while the other threads live on: not a zombie.
+ */
+bool cp_proc_is_zombie(int pid);
+/*
+ * Whether pid has exited: gone, a zombie process, or (starttime != 0) a new process that
+ * reuses the pid of the one started at starttime.
+ */
+bool cp_proc_gone(int pid, uint64_t starttime);
+/*
+ * The /proc directory of pid's address space and files: "/proc/PID", or, when the leader has
+ * exited while other threads live on (its maps, mem, root, exe and fd went with it),
+ * "/proc/PID/task/TID" of a live thread. 0 or -errno.
+ */
+int cp_proc_dir(int pid, char *buf, size_t size);
+
 /* True when pid exists and is a kernel thread (PF_KTHREAD, or parent kthreadd). */
 bool cp_proc_is_kernel_thread(const struct cp_task_stat *st);
 

@@ -113,6 +113,22 @@ def test_seconds_stops_profiling_and_waits():
     check(0.5 <= dur < 6.0, "profile duration %.2f s for --seconds 1" % dur)
 
 
+def test_seconds_writes_the_profile_while_the_command_runs():
+    # "profile the first 30 s of a server": the file is there while the server still runs.
+    # The command waits (30 s at most) for the profile to appear, then says so and exits.
+    d = profiles.tmpdir()
+    out = os.path.join(d, "p.pb.gz")
+    script = ('i=0; while [ ! -s "$1" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; '
+              '[ -s "$1" ] && echo profile-seen')
+    r = subprocess.run([cplib.CPROF, "record", "--seconds", "1", "-o", out, "--", "sh", "-c",
+                        script, "sh", out], capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    check(r.returncode == 0 and "profile-seen" in r.stdout,
+          "the profile was not written while the command ran (rc %d)" % r.returncode,
+          r.stdout, r.stderr)
+    check("wrote " + out in r.stderr, "no summary line", r.stderr)
+
+
 def test_stdio_untouched():
     d = profiles.tmpdir()
     out = os.path.join(d, "p.pb.gz")
