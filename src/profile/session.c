@@ -161,8 +161,8 @@ static uint64_t user_location(struct cp_session *s, struct cp_proc *p, uint64_t 
 		}
 		if (nlines == 0) {
 			memset(&lines[0], 0, sizeof(lines[0]));
+			/* No system_name: the mapping does not claim functions it lacks. */
 			lines[0].function = unsymbolized_name(map, pc, unnamed, sizeof(unnamed));
-			lines[0].system_name = lines[0].function;
 			nlines = 1;
 		}
 	}

@@ -55,6 +55,12 @@ def test_dump_and_profiles_agree():
         distinct = set(re.findall(r"%s\+0x[0-9a-f]+" % re.escape(NAME), top.stdout))
         check(len(distinct) >= 2, "pprof shows fewer than 2 distinct unnamed functions",
               top.stdout)
+        # Nothing resolved in the stripped module: its mapping claims no functions, so that
+        # pprof may still symbolize it from a binary with symbols.
+        raw = cplib.go_pprof("-raw", pb).stdout
+        mapping = [l for l in raw[raw.index("Mappings"):].splitlines() if NAME in l]
+        check(mapping and "[FN]" not in mapping[0], "the stripped mapping claims functions",
+              mapping)
 
 
 if __name__ == "__main__":
