@@ -82,10 +82,14 @@ int dump_infer_lock_holders(struct dump_run *run)
 		v[n].th = th;
 		read_stack(run, &v[n++]);
 	}
-	/* The waiter's own frames hold the lock it waits for: only the others are candidates. */
+	/*
+	 * A waiter's own frames hold the lock it waits for: only threads that wait for another
+	 * lock are candidates (two waiters of one lock reference it alike; neither holds it).
+	 */
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < n; j++) {
-			if (i == j || !holds_reference(&v[j], v[i].th->wait.address))
+			if (v[j].th->wait.address == v[i].th->wait.address ||
+			    !holds_reference(&v[j], v[i].th->wait.address))
 				continue;
 			v[i].th->inferred_owner_tid = v[j].th->tid;
 			break;

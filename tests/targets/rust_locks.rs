@@ -115,7 +115,10 @@ fn main() {
 	wait_held(&m);
 	let m3 = m.clone();
 	spawn("mutex-wait", &tids_tx, true, move || block_mutex(&m3));
-	expect += 2;
+	// A second waiter of the same lock: both reference it, neither holds it.
+	let m4 = m.clone();
+	spawn("mutex-wait2", &tids_tx, true, move || block_mutex(&m4));
+	expect += 3;
 
 	let pair = Arc::new((Mutex::new(false), Condvar::new()));
 	let pair2 = pair.clone();
