@@ -218,6 +218,19 @@ static void futex_wait_args(const struct cp_wait_input *in, struct call *c, stru
 	}
 }
 
+/*
+ * The lock's owner is the waiter itself: a self-deadlock if the thread still sleeps on the
+ * word now, else it took the lock after its stack was captured (the owner is read later).
+ */
+static bool still_waits_on(const struct cp_wait_input *in, const struct call *c)
+{
+	struct cp_task_syscall sc;
+
+	if (cp_proc_read_syscall(in->pid, in->tid, &sc) < 0 || !sc.in_syscall || sc.nr != c->nr)
+		return false;
+	return c->nr != SYS_futex || !c->args || sc.args[0] == c->args[0];
+}
+
 int wait_classify_futex(const struct cp_wait_input *in, struct call *c, struct cp_wait *w)
 {
 	char label[NAME_MAX_LEN], tmo[64], owner[160];
@@ -259,7 +272,9 @@ int wait_classify_futex(const struct cp_wait_input *in, struct call *c, struct c
 		ret = lock_owner(in, kind, addr, &li);
 		if (ret == 0 && li.address)
 			w->address = li.address;
-		if (ret == 0 && li.owner_tid > 0) {
+		if (ret == 0 && li.owner_tid == in->tid && !still_waits_on(in, c)) {
+			snprintf(owner, sizeof(owner), "taken by the thread as the dump looked");
+		} else if (ret == 0 && li.owner_tid > 0) {
 			char ns[48] = "";
 
 			w->owner_tid = li.owner_tid;

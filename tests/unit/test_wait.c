@@ -197,6 +197,40 @@ static void test_states(void)
 	cp_wait_release(&w);
 }
 
+
+struct self_lock {
+	pthread_mutex_t *m;
+	volatile int tid;
+};
+
+static void *self_deadlock(void *arg)
+{
+	struct self_lock *sl = arg;
+
+	sl->tid = (int)syscall(SYS_gettid);
+	pthread_mutex_lock(sl->m);
+	pthread_mutex_lock(sl->m);	/* never returns: the thread holds it */
+	return NULL;
+}
+
+/* A thread asleep re-locking m, which it holds (left so: the test exits); its tid, or -1. */
+static int start_self_deadlock(pthread_mutex_t *m, pthread_t *t)
+{
+	static struct self_lock sl;
+	struct cp_task_syscall sc;
+
+	sl.m = m;
+	if (pthread_create(t, NULL, self_deadlock, &sl))
+		return -1;
+	for (int i = 0; i < 5000; i++) {
+		if (sl.tid && cp_proc_read_syscall(getpid(), sl.tid, &sc) == 0 && sc.in_syscall &&
+		    sc.nr == SYS_futex && sc.args[0] == (uint64_t)(uintptr_t)m)
+			return sl.tid;
+		usleep(1000);
+	}
+	return -1;
+}
+
 static void test_futex_kinds(void)
 {
 	static const char *const mutex_stack[] = {
@@ -249,12 +283,34 @@ static void test_futex_kinds(void)
 	EXPECT(&f, CP_WAIT_MUTEX, "futex", &w);
 	cp_wait_release(&w);
 
-	/* Re-locking a mutex one holds: the classic self-deadlock says so. */
+	/*
+	 * The owner is the waiter, which is running now: it took the lock after its stack was
+	 * captured (the dump reads the owner later), no self-deadlock.
+	 */
 	f.tid = getpid();
 	EXPECT(&f, CP_WAIT_MUTEX, "futex", &w);
-	CHECK(contains(w.detail, "(itself)"), "%s", w.detail);
+	CHECK(!contains(w.detail, "(itself)") && contains(w.detail, "as the dump looked"), "%s",
+	      w.detail);
 	cp_wait_release(&w);
 	pthread_mutex_unlock(&m);
+
+	/* Re-locking a mutex one holds, asleep on it: the classic self-deadlock says so. */
+	{
+		static pthread_mutex_t self_m = PTHREAD_MUTEX_INITIALIZER;
+		uint64_t saddr = (uint64_t)(uintptr_t)&self_m;
+		pthread_t t;
+		int tid;
+
+		tid = start_self_deadlock(&self_m, &t);
+		CHECK(tid > 0, "self-deadlocking thread did not block");
+		fake_init(&f, 'S', SYS_futex, saddr, FUTEX_WAIT_PRIVATE, 2, 0);
+		f.functions = mutex_stack;
+		f.nfunctions = 5;
+		f.tid = tid;
+		EXPECT(&f, CP_WAIT_MUTEX, "futex", &w);
+		CHECK(contains(w.detail, "(itself)"), "%s", w.detail);
+		cp_wait_release(&w);
+	}
 
 	f.functions = rwlock_stack;
 	f.nfunctions = 3;
