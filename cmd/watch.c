@@ -1,6 +1,7 @@
 /* cprof watch: sample a process from /proc and dump its threads when a threshold is crossed. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -168,6 +169,23 @@ static int write_one(const struct cp_dump *d, const char *dir, const char *stamp
 	return cp_output_commit(&out, "watch");
 }
 
+/*
+ * A crossing in the same second as an earlier one for the same reason: STAMP-2, STAMP-3, ...,
+ * so that no dump replaces another.
+ */
+static void unique_stamp(const char *dir, int pid, const char *reason, char *stamp, size_t size)
+{
+	char base[24], path[PATH_MAX];
+
+	snprintf(base, sizeof(base), "%.20s", stamp);
+	for (int n = 2; n < 1000; n++) {
+		snprintf(path, sizeof(path), "%s/cprof-%d-%s-%s.txt", dir, pid, stamp, reason);
+		if (access(path, F_OK) != 0)
+			return;
+		snprintf(stamp, size, "%s-%d", base, n);
+	}
+}
+
 /* Dump pid's threads for the crossings in mask. 0, or -ESRCH when the target is gone. */
 static int dump_for(int pid, unsigned int mask, const uint64_t *values, const struct cp_watch *w,
 		    const char *dir, struct cp_symbolizer *sym)
@@ -191,6 +209,7 @@ static int dump_for(int pid, unsigned int mask, const uint64_t *values, const st
 	}
 	localtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+	unique_stamp(dir, pid, reason, stamp, sizeof(stamp));
 	err = cp_dump_take(pid, &opts, sym, &d);
 	if (err == -ESRCH || err == -EINTR)
 		return err;

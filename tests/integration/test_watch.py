@@ -112,6 +112,29 @@ def test_rearm_and_sigint():
         cplib.assert_target_unharmed(t.pid)
 
 
+def test_crossings_in_one_second_keep_their_dumps():
+    # A shell that opens three more fds for 0.15 s, eight times: several crossings a second,
+    # each its own pair of files (STAMP-2, STAMP-3, ... after the first of a second).
+    out = WORK / "often"
+    out.mkdir()
+    script = ("sleep 0.6; for i in 1 2 3 4 5 6 7 8; do exec 5</dev/null 6</dev/null "
+              "7</dev/null; sleep 0.15; exec 5<&- 6<&- 7<&-; sleep 0.15; done")
+    sh = subprocess.Popen(["sh", "-c", script], stdin=subprocess.DEVNULL)
+    cplib._started.append(sh)
+    time.sleep(0.2)
+    base = len(os.listdir("/proc/%d/fd" % sh.pid))
+    w = start_watch("-p", sh.pid, "--fds", base + 1, "--interval", "0.03", "-o", out)
+    sh.wait(timeout=60)
+    stdout, stderr = w.communicate(timeout=60)
+    check(w.returncode == 0, "watch exit status %d" % w.returncode, stderr)
+    wrote = [l for l in stderr.splitlines() if ": wrote " in l]
+    txt = [f for f in os.listdir(out) if f.endswith(".txt")]
+    check(len(wrote) >= 4, "fewer crossings than the shell made", stderr)
+    check(len(txt) == len(wrote) and len(os.listdir(out)) == 2 * len(wrote),
+          "%d dumps noted, %d written: some replaced others" % (len(wrote), len(txt)),
+          sorted(os.listdir(out)), stderr)
+
+
 def test_usage_errors():
     p = cplib.run(["watch", "-p", os.getpid()], timeout=30)
     cplib.error_line(p, 2, r"cprof: watch: no threshold")
