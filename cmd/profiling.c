@@ -292,6 +292,11 @@ void cp_prof_progress_clear(void)
 	}
 }
 
+char *cp_prof_default_name(const struct cp_prof_options *o, int pid)
+{
+	return cp_default_output_name(pid, format_ext(o->format));
+}
+
 int cp_prof_check_output(const char *cmd, const struct cp_prof_options *o, int pid)
 {
 	struct cp_output out;

@@ -78,6 +78,9 @@ void cp_prof_explain_open_error(const char *cmd, int pid, int err, const struct 
 void cp_prof_progress(const char *what, double left, const struct cp_session *s);
 void cp_prof_progress_clear(void);
 
+/* The default output name for pid's profile in o's format (malloc'd; NULL: no memory). */
+char *cp_prof_default_name(const struct cp_prof_options *o, int pid);
+
 /* Check early that the output can be created (reported). 0 or -errno. */
 int cp_prof_check_output(const char *cmd, const struct cp_prof_options *o, int pid);
 

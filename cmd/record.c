@@ -642,7 +642,7 @@ int cmd_record(int argc, char **argv)
 	struct child c = { .pid = -1, .go_fd = -1, .err_fd = -1 };
 	struct cp_session *sess = NULL;
 	struct sigaction old[CP_ARRAY_SIZE(caught_signals)];
-	char *hang_json = NULL;
+	char *hang_json = NULL, *default_out = NULL;
 	bool caught = false;
 	int rc, err = 0;
 
@@ -669,6 +669,9 @@ int cmd_record(int argc, char **argv)
 		goto out;
 	catch_signals(old);
 	caught = true;
+	/* One name from the start: NAME.hang.json goes next to NAME.pb.gz. */
+	if (o.profile && !o.prof.output && (default_out = cp_prof_default_name(&o.prof, c.pid)))
+		o.prof.output = default_out;
 	if (o.watch.timeout) {
 		hang_json = hang_json_name(&o, c.pid);
 		o.watch.hang_json = hang_json;
@@ -698,6 +701,7 @@ out:
 	cp_session_free(sess);
 	record_watch_finish(&o.watch);
 	free(hang_json);
+	free(default_out);
 	if (c.go_fd >= 0)
 		close(c.go_fd);
 	if (c.err_fd >= 0)

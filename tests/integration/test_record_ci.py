@@ -73,6 +73,18 @@ def test_timeout_without_profiling_dumps_every_process():
           files)
 
 
+def test_timeout_default_names_pair_up():
+    # Without -o the profile and the hang JSON share one name: NAME.pb.gz, NAME.hang.json,
+    # even when the timeout falls in another second than the start.
+    d = profiles.tmpdir()
+    record("--timeout", 1.5, "--kill-after", 1, "--", target("hang_suite"), rc=124, cwd=d)
+    files = sorted(os.listdir(d))
+    names = {f.split(".", 1)[0] for f in files}
+    check(len(files) == 2 and len(names) == 1 and
+          {f.split(".", 1)[1] for f in files} == {"pb.gz", "hang.json"},
+          "profile and hang JSON not named alike", files)
+
+
 def test_timeout_not_reached_passes_the_status_through():
     r = record("--profile", "none", "--timeout", 30, "--", "sh", "-c", "exit 5", rc=5)
     check("timeout" not in r.stderr, "a timeout note without a timeout", r.stderr)
