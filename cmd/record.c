@@ -16,6 +16,7 @@
 #include "agent_proto.h"
 #include "common.h"
 #include "heap_agent.h"
+#include "inject.h"
 #include "profiling.h"
 #include "record_watch.h"
 #include "sampler.h"
@@ -565,6 +566,28 @@ static char *hang_json_name(const struct record_options *o, int pid)
 	return name;
 }
 
+/* The file execvp would run for name (PATH searched when it has no '/'). 0 or -ENOENT. */
+static int command_path(const char *name, char *buf, size_t size)
+{
+	const char *path = getenv("PATH"), *p, *end;
+
+	if (strchr(name, '/')) {
+		snprintf(buf, size, "%s", name);
+		return 0;
+	}
+	for (p = path && *path ? path : "/usr/local/bin:/usr/bin:/bin"; *p; p = end) {
+		int n;
+
+		end = strchrnul(p, ':');
+		n = snprintf(buf, size, "%.*s%s%s", (int)(end - p), p, end > p ? "/" : "", name);
+		if (*end)
+			end++;
+		if (n > 0 && (size_t)n < size && access(buf, X_OK) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
 /*
  * heap, allocs: COMMAND's environment preloads the sampler library (ahead of any preload it
  * has) and tells it who reads it. 0 or an exit code (reported).
@@ -572,8 +595,15 @@ static char *hang_json_name(const struct record_options *o, int pid)
 static int heap_preload(struct record_options *o)
 {
 	const char *old = getenv("LD_PRELOAD");
-	char path[4096];
+	char path[4096], why[256];
 	int n;
+
+	/* Refused as attach refuses, before anything runs: a loader that is not glibc's. */
+	if (command_path(o->command[0], path, sizeof(path)) == 0 &&
+	    cp_inject_check_program(path, why, sizeof(why)) < 0) {
+		cp_error(o->command[0], "%s", why);
+		return CP_EXIT_FAILURE;
+	}
 
 	if (cp_heap_agent_path(path, sizeof(path)) < 0) {
 		cp_error("record", "%s not found (next to cprof, or set CPROF_AGENT_LIBRARY)",

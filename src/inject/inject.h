@@ -52,6 +52,13 @@ int cp_inject_load(struct cp_inject *in, const char *path, uint64_t *base, char 
  */
 int cp_inject_elf_dynsym(int fd, const char *name, uint64_t *value, uint64_t *load_vaddr);
 
+/*
+ * Whether the ELF program at path can have the sampler preloaded (record's launch path): its
+ * loader must be glibc's. 0 (also for what is not ELF, a script: its interpreter decides),
+ * or -ENOTSUP with the reason in why: a static binary, musl or another libc.
+ */
+int cp_inject_check_program(const char *path, char *why, size_t whylen);
+
 /* The target address of the dynamic symbol name of the library loaded at base. 0 or -ENOENT. */
 int cp_inject_symbol(struct cp_inject *in, uint64_t base, const char *name, uint64_t *addr);
 
