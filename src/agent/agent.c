@@ -51,6 +51,12 @@ static uint64_t last_reader_check;
 
 static void patch_new(void);
 
+void agent_patch_new(void)
+{
+	if (__atomic_load_n(&agent_sess.on, __ATOMIC_ACQUIRE))
+		patch_new();
+}
+
 int agent_poll(const char **why)
 {
 	struct timespec ts;

@@ -43,9 +43,15 @@ struct agent_hook {
 	void *hook;
 };
 
-#define AGENT_NHOOKS 10
+/* The malloc family, then dlsym and dlvsym (new modules are redirected as a program looks
+ * into a library it has just loaded). */
+#define AGENT_NHOOKS 12
 
 extern struct agent_real agent_real;
+/* The real dlsym and dlvsym, which the hooks (hooks.c) jump to. */
+extern void *agent_real_dlsym, *agent_real_dlvsym;
+/* Redirect the modules loaded since the last look, while a session is on (cheap otherwise). */
+void agent_patch_new(void);
 extern struct agent_hook agent_hooks[AGENT_NHOOKS];
 
 /* The session: the shared region, the ring, and whether sampling is on. */

@@ -453,17 +453,48 @@ static void *hook_pvalloc(size_t size)
 	ALLOC_SLOW(size, agent_real.pvalloc(size));
 }
 
+void *agent_real_dlsym, *agent_real_dlvsym;
+
+/*
+ * dlsym and dlvsym: a program that has dlopen()ed a library looks up its symbols next, so
+ * that is when the modules loaded since the last look get redirected (then the library's own
+ * malloc calls are sampled too; a dlopen hook could only do it before the library is there).
+ * The real function is then jumped to, not called: it reads its return address to find its
+ * caller's module (RTLD_NEXT, RTLD_DEFAULT, the namespace), which must stay the program's.
+ * The argument registers are kept across the call (three pushes also align the stack).
+ */
+#define DL_HOOK(name)                                                                              \
+	__asm__(".text\n"                                                                          \
+		".p2align 4\n"                                                                     \
+		".type hook_" #name ", @function\n"                                                \
+		"hook_" #name ":\n"                                                                \
+		"	.cfi_startproc\n"                                                        \
+		"	push %rdi\n	.cfi_adjust_cfa_offset 8\n"                              \
+		"	push %rsi\n	.cfi_adjust_cfa_offset 8\n"                              \
+		"	push %rdx\n	.cfi_adjust_cfa_offset 8\n"                              \
+		"	call agent_patch_new\n"                                                  \
+		"	pop %rdx\n	.cfi_adjust_cfa_offset -8\n"                              \
+		"	pop %rsi\n	.cfi_adjust_cfa_offset -8\n"                              \
+		"	pop %rdi\n	.cfi_adjust_cfa_offset -8\n"                              \
+		"	jmp *agent_real_" #name "(%rip)\n"                                      \
+		"	.cfi_endproc\n"                                                          \
+		".size hook_" #name ", .-hook_" #name "\n");                                      \
+	void hook_##name(void)
+
+DL_HOOK(dlsym);
+DL_HOOK(dlvsym);
+
 int agent_hooks_init(void)
 {
 	static const char *const names[AGENT_NHOOKS] = {
 		"malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign",
-		"aligned_alloc", "memalign", "valloc", "pvalloc",
+		"aligned_alloc", "memalign", "valloc", "pvalloc", "dlsym", "dlvsym",
 	};
 	void *hooks[AGENT_NHOOKS] = {
 		(void *)hook_malloc, (void *)hook_free, (void *)hook_calloc,
 		(void *)hook_realloc, (void *)hook_reallocarray, (void *)hook_posix_memalign,
 		(void *)hook_aligned_alloc, (void *)hook_memalign, (void *)hook_valloc,
-		(void *)hook_pvalloc,
+		(void *)hook_pvalloc, (void *)hook_dlsym, (void *)hook_dlvsym,
 	};
 	void **reals[AGENT_NHOOKS] = {
 		(void **)&agent_real.malloc, (void **)&agent_real.free,
@@ -471,6 +502,7 @@ int agent_hooks_init(void)
 		(void **)&agent_real.reallocarray, (void **)&agent_real.posix_memalign,
 		(void **)&agent_real.aligned_alloc, (void **)&agent_real.memalign,
 		(void **)&agent_real.valloc, (void **)&agent_real.pvalloc,
+		&agent_real_dlsym, &agent_real_dlvsym,
 	};
 
 	if (agent_hooks[0].name)

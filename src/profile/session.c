@@ -326,6 +326,16 @@ static const char *dwarf_frames(struct cp_session *s, struct cp_proc *p,
 	int err;
 
 	err = unwind_sample(p, smp, ur);
+	/*
+	 * Cut short, perhaps at a module loaded since the map was read (dlopen; a heap session
+	 * has no mmap events): read the map again (once, until the session allows another)
+	 * and unwind again.
+	 */
+	if (err == 0 && ur->stop_reason && !p->reread && !p->gone) {
+		p->reread = true;
+		if (cp_proc_load_maps(p) == 0)
+			err = unwind_sample(p, smp, ur);
+	}
 	if (err < 0) {
 		/* Nothing unwound: at least where it was. */
 		ur->n = 1;
@@ -334,8 +344,9 @@ static const char *dwarf_frames(struct cp_session *s, struct cp_proc *p,
 		ur->truncated = false;
 		ur->stop_reason = err;
 	}
-	/* heap: the allocation sampler's own frames are not the program's. */
-	while (first + 1 < ur->n && ur->pc[first] >= s->skip_lo && ur->pc[first] < s->skip_hi)
+	/* heap: the allocation sampler's own frames are not the program's (all of them: a
+	 * stack cut short inside them is [unknown], not a hook). */
+	while (first < ur->n && ur->pc[first] >= s->skip_lo && ur->pc[first] < s->skip_hi)
 		first++;
 	for (size_t i = first; i < ur->n && *n < MAX_FRAMES - 1; i++) {
 		bool exact = i == 0 || (ur->flags[i] & CP_FRAME_SIGNAL);

@@ -271,6 +271,32 @@ def test_attach_accuracy_and_ctrl_c():
         check(agent_control(t.pid)[4] == 0, "sampler back on")
 
 
+def test_attach_library_loaded_later():
+    # A library dlopen()ed after the sampler started: its GOT is redirected, and its frames
+    # (which the module map read at the start lacks) are unwound and named.
+    d = tempfile.mkdtemp(prefix="cprof-heap-")
+    out = os.path.join(d, "dl.pb.gz")
+    with cplib.Target("dlopen_burn", "--leak", 64) as t:
+        p = start_heap_attach(t.pid, out, "-v")
+        os.kill(t.pid, signal.SIGUSR1)
+        t.wait_for("LEAKED", timeout=60)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        check(p.returncode == 0, "attach failed", err)
+        inuse = pprof_flat(out, "inuse_space")
+        lib = inuse.get("library_leak_inner", 0) / MIB
+        check(57 <= lib <= 71, "library_leak_inner %.1f MiB in use, expected 64 +-10%%" % lib,
+              inuse)
+        check(not any(k.startswith("hook_") for k in inuse), "the sampler's frames shown",
+              inuse)
+        tr = profiles.traces_of(out, "inuse_objects")
+        named = profiles.total(tr, lambda f, l: f[:3] == ["library_leak_inner",
+                                                          "leak_in_library", "main"])
+        check(named >= 0.95 * profiles.total(tr, lambda f, l: "library_leak_inner" in f),
+              "stacks of the library's allocations not unwound to main", tr[:4])
+        cplib.assert_target_unharmed(t.pid)
+
+
 def test_sigkill_leaves_sampler_off():
     d = tempfile.mkdtemp(prefix="cprof-heap-")
     with cplib.Target("heap_leak", "--churn-mb", "200") as t:

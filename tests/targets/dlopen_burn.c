@@ -1,7 +1,8 @@
 /*
  * dlopen_burn: idles until SIGUSR1, then dlopens libburn.so (next to this executable) and
  * burns CPU in its burn_in_library() for about --seconds S (default 3), printing BURNING
- * first; then idles again. For profiling a process while it loads a library.
+ * first; then idles again. For profiling a process while it loads a library. With --leak MB
+ * instead: leaks MB blocks of 1 MiB from the library's leak_in_library(), printing LEAKED.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -33,11 +34,14 @@ static double now(void)
 int main(int argc, char **argv)
 {
 	double seconds = 3;
+	int leak_mb = -1;
 	char exe[PATH_MAX], lib[PATH_MAX + 16];
 	ssize_t n;
 
 	if (argc > 2 && !strcmp(argv[1], "--seconds"))
 		seconds = atof(argv[2]);
+	if (argc > 2 && !strcmp(argv[1], "--leak"))
+		leak_mb = atoi(argv[2]);
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n < 0)
 		return 1;
@@ -53,6 +57,17 @@ int main(int argc, char **argv)
 	if (!h) {
 		fprintf(stderr, "dlopen %s: %s\n", lib, dlerror());
 		return 1;
+	}
+	if (leak_mb >= 0) {
+		void (*leak)(int) = (void (*)(int))dlsym(h, "leak_in_library");
+
+		if (!leak)
+			return 1;
+		leak(leak_mb);
+		printf("LEAKED\n");
+		fflush(stdout);
+		for (;;)
+			pause();
 	}
 	void (*burn)(double) = (void (*)(double))dlsym(h, "burn_in_library");
 	if (!burn)
