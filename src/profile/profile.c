@@ -207,8 +207,8 @@ void cp_profile_set_meta(struct cp_profile *prof, const struct cp_profile_meta *
 	if (meta->comment && *meta->comment)
 		add_comment(prof, meta->comment);
 	if (meta->lost_samples) {
-		snprintf(lost, sizeof(lost), "lost samples: %" PRIu64 " (dropped by the kernel)",
-			 meta->lost_samples);
+		snprintf(lost, sizeof(lost), "lost samples: %" PRIu64 " (%s)", meta->lost_samples,
+			 meta->lost_why ? meta->lost_why : "dropped by the kernel");
 		add_comment(prof, lost);
 	}
 }

@@ -28,8 +28,9 @@ struct cp_profile_meta {
 	uint64_t time_nanos;		/* wall clock at start */
 	uint64_t duration_nanos;
 	int64_t period;			/* ns between samples: 1e9 / HZ */
-	uint64_t lost_samples;		/* reported by the kernel */
+	uint64_t lost_samples;		/* reported by the kernel (or the sampler: lost_why) */
 	const char *comment;		/* optional; copied */
+	const char *lost_why;		/* NULL: "dropped by the kernel" */
 };
 
 /*

@@ -580,6 +580,7 @@ struct cp_profile *cp_session_profile(struct cp_session *s)
 		cp_session_get_stats(s, &st);
 		meta.period = (int64_t)(s->opts.rate ? s->opts.rate : 524288);
 		meta.lost_samples = st.lost;
+		meta.lost_why = "the sampler's ring was full";
 		(void)cp_session_heap_emit(s);
 	}
 	cp_profile_set_meta(s->prof, &meta);

@@ -118,6 +118,19 @@ def test_record_accuracy():
           p.stdout[:500])
 
 
+def test_ring_full_is_said():
+    # Every allocation sampled (--rate 1): the ring cannot keep up, and the profile says where
+    # the records were lost (the sampler's ring, not the kernel).
+    out = os.path.join(tempfile.mkdtemp(prefix="cprof-heap-"), "full.pb.gz")
+    r = cplib.run(["record", "--profile", "allocs", "--rate", 1, "-o", out, "--",
+                   cplib.TARGETS / "malloc_stress", "--pairs", 200000], timeout=120)
+    m = re.search(r"\((\d+) lost\)", r.stderr)
+    check(r.returncode == 0 and m and int(m.group(1)) > 0, "no records lost", r.stderr)
+    raw = cplib.go_pprof("-raw", out).stdout
+    check("lost samples: %s (the sampler's ring was full)" % m.group(1) in raw,
+          "the comment does not say the ring was full", raw[:600])
+
+
 def test_record_through_exec():
     # A shell script that waits, then execs the program (as a shim does): cprof reads the
     # shell's sampler, then follows the exec to the program's.

@@ -57,7 +57,7 @@ static void build(struct built *b)
 	struct cp_profile_line memcpy_line = { "__memcpy_avx_unaligned", NULL, NULL, 0, 0 };
 	struct cp_profile_line kernel_line = { "do_syscall_64", NULL, NULL, 0, 0 };
 	struct cp_profile_meta meta = { 1700000000000000000ull, 2000000000ull, PERIOD, 7,
-					"test profile" };
+					"test profile", NULL };
 	uint64_t id, stack[8];
 	int err;
 

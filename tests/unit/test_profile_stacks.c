@@ -186,7 +186,7 @@ out:
 static void test_period(void)
 {
 	struct cp_profile *prof = cp_profile_new();
-	struct cp_profile_meta meta = { 1, 2, PERIOD, 0, NULL };
+	struct cp_profile_meta meta = { 1, 2, PERIOD, 0, NULL, NULL };
 	uint64_t st[LEVELS + 8];
 	struct locs l;
 
@@ -215,7 +215,7 @@ static void test_round_trip(void)
 {
 	struct cp_profile *prof = cp_profile_new(), *back = NULL;
 	struct cp_profile_meta meta = { 1700000000000000000ull, 5000000000ull, PERIOD, 0,
-					"stacks" };
+					"stacks", NULL };
 	uint64_t st[LEVELS + 8], *a = NULL, *b = NULL;
 	size_t a_alloc = 0, b_alloc = 0, len1, len2;
 	char *pb1, *pb2, *t1, *t2;
