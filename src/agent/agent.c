@@ -39,6 +39,7 @@ struct agent_session agent_sess = { .pidfd = -1 };
 static pthread_mutex_t patch_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *pending_why;
 static int reader_pid;
+static const char reader_exited[] = "reader exited";
 static int atfork_done;
 
 /* How long record's launch waits for cprof to take the region handed over (ms). */
@@ -61,6 +62,7 @@ int agent_poll(const char **why)
 {
 	struct timespec ts;
 	uint64_t now, last;
+	int pidfd;
 
 	if (__atomic_load_n(&agent_sess.hdr->state, __ATOMIC_ACQUIRE) == CP_AGENT_STOP) {
 		*why = NULL;
@@ -74,18 +76,19 @@ int agent_poll(const char **why)
 					 __ATOMIC_RELAXED))
 		return 0;
 	patch_new();
-	if (agent_sess.pidfd >= 0) {
+	pidfd = __atomic_load_n(&agent_sess.pidfd, __ATOMIC_ACQUIRE);
+	if (pidfd >= 0) {
 		/* A pidfd polls readable once its process has exited. */
-		struct pollfd p = { .fd = agent_sess.pidfd, .events = POLLIN };
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
 
 		if (poll(&p, 1, 0) > 0) {
-			*why = "reader exited";
+			*why = reader_exited;
 			return 1;
 		}
 		return 0;
 	}
 	if (reader_pid > 0 && kill(reader_pid, 0) < 0 && errno == ESRCH) {
-		*why = "reader exited";
+		*why = reader_exited;
 		return 1;
 	}
 	return 0;
@@ -96,6 +99,24 @@ static void set_state(uint32_t state)
 	if (agent_sess.hdr)
 		__atomic_store_n(&agent_sess.hdr->state, state, __ATOMIC_RELEASE);
 	__atomic_store_n(&cprof_agent_control.state, state, __ATOMIC_RELEASE);
+}
+
+/*
+ * The session is over: drop the reader's pidfd and give back the memory of the sampled-block
+ * tables, and (ring: the reader exited, nobody reads it) of the ring; a reader that stopped
+ * us still reads the ring, then gives its memory back itself (a thread still finishing a
+ * hook meanwhile only faults in a zeroed page).
+ */
+static void release_reader(bool ring)
+{
+	int fd = __atomic_exchange_n(&agent_sess.pidfd, -1, __ATOMIC_ACQ_REL);
+
+	if (fd >= 0)
+		close(fd);
+	reader_pid = 0;
+	agent_blocks_release();
+	if (ring && agent_sess.ring)
+		madvise(agent_sess.ring, agent_sess.ring_mask + 1, MADV_REMOVE);
 }
 
 /* Restore the GOTs and go OFF, with the patch lock held. */
@@ -119,6 +140,8 @@ static void off_locked(const char *why)
 	}
 	set_state(CP_AGENT_OFF);
 	__atomic_store_n(&agent_sess.stop_pending, 0, __ATOMIC_RELEASE);
+	if (why == reader_exited)
+		release_reader(true);
 }
 
 /* Release the patch lock, first finishing a stop asked for while it was held. */
@@ -351,13 +374,8 @@ AGENT_EXPORT int cprof_agent_stop(void)
 	agent_go_off(NULL, 1);
 	wait_quiet();
 	pthread_mutex_lock(&patch_lock);
-	if (cprof_agent_control.state == CP_AGENT_OFF) {
-		if (agent_sess.pidfd >= 0)
-			close(agent_sess.pidfd);
-		agent_sess.pidfd = -1;
-		reader_pid = 0;
-		agent_blocks_release();
-	}
+	if (cprof_agent_control.state == CP_AGENT_OFF)
+		release_reader(false);
 	unlock_patch();
 	return 0;
 }

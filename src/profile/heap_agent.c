@@ -406,6 +406,17 @@ int cp_heap_agent_stop(struct cp_heap_agent *a)
 	return err;
 }
 
+void cp_heap_agent_free_ring(struct cp_heap_agent *a)
+{
+	const struct cp_agent_header *h = a->region;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+
+	if (!h || h->header_bytes % page || h->ring_bytes % page ||
+	    h->header_bytes + h->ring_bytes > a->region_bytes)
+		return;
+	madvise((uint8_t *)a->region + h->header_bytes, h->ring_bytes, MADV_REMOVE);
+}
+
 void cp_heap_agent_release(struct cp_heap_agent *a)
 {
 	if (a->region)

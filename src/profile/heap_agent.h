@@ -78,6 +78,11 @@ bool cp_heap_agent_replaced(const struct cp_heap_agent *a);
  */
 int cp_heap_agent_stop(struct cp_heap_agent *a);
 /* Unmap and close. */
+/*
+ * Give back the memory of the sampler's ring (read to its end, the sampler stopped): the
+ * region is shared, so the pages go from the target too; a later session clears it anew.
+ */
+void cp_heap_agent_free_ring(struct cp_heap_agent *a);
 void cp_heap_agent_release(struct cp_heap_agent *a);
 
 #endif

@@ -354,6 +354,8 @@ void cp_session_heap_disable(struct cp_session *s)
 		while (read_batch(s, h) == 1)
 			;
 	}
+	if (h->connected)
+		cp_heap_agent_free_ring(&h->agent);
 }
 
 void cp_session_heap_stats(const struct cp_session *s, struct cp_session_stats *out)

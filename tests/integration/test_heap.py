@@ -278,6 +278,7 @@ def test_attach_accuracy_and_ctrl_c():
         cplib.assert_target_unharmed(t.pid)
         c = agent_control(t.pid)
         check(c is not None and c[4] == 0, "sampler not off after attach", c)
+        check_released(t.pid)
         # The target still works, unprofiled.
         os.kill(t.pid, signal.SIGUSR1)
         t.wait_for("DONE 2", timeout=120)
@@ -324,6 +325,27 @@ def test_sigkill_leaves_sampler_off():
         os.kill(t.pid, signal.SIGUSR1)
         t.wait_for("DONE 2", timeout=120)
         check(not os.path.exists(os.path.join(d, "k.pb.gz")), "half profile left")
+        # Nothing of the dead reader's is kept: its pidfd closed, the ring's memory given back.
+        check_released(t.pid)
+
+
+def fd_links(pid):
+    out = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            out.append(os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+        except OSError:
+            pass
+    return out
+
+
+def check_released(pid):
+    """After a session: no pidfd of cprof's left in the target, and the sampler's shared
+    region (its ring) holds no more than a few pages."""
+    check(not any("pidfd" in l for l in fd_links(pid)), "a pidfd left in the target",
+          fd_links(pid))
+    shmem = int(cplib.proc_status(pid)["RssShmem"].split()[0])
+    check(shmem < 1024, "the sampler's ring still resident: RssShmem %d kB" % shmem)
 
 
 def test_sigterm_writes_and_turns_off():
