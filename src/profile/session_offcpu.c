@@ -71,7 +71,9 @@ static void charge(struct cp_session *s, struct cp_thread *t, uint64_t end)
 
 /* The thread goes off CPU at smp's stack (the switch record that follows says whether it was
  * preempted). */
-static void went_off(struct cp_session *s, const struct cp_sample *smp, bool dwarf, uint64_t since)
+/* A thread went off CPU at since with smp's stack; its wait kind that stack's, or kind (>= 0). */
+static void went_off(struct cp_session *s, const struct cp_sample *smp, bool dwarf, uint64_t since,
+		     int kind)
 {
 	struct cp_thread *t;
 	size_t n = cp_session_sample_stack(s, smp, dwarf, &t);
@@ -82,7 +84,7 @@ static void went_off(struct cp_session *s, const struct cp_sample *smp, bool dwa
 	t->off = true;
 	t->off_node = node;
 	t->off_since = since;
-	t->off_kind = (uint8_t)cp_session_node_kind(s, node);
+	t->off_kind = (uint8_t)(kind >= 0 ? kind : cp_session_node_kind(s, node));
 }
 
 /*
@@ -136,7 +138,7 @@ void cp_session_offcpu_sample(struct cp_session *s, const struct cp_sample *smp)
 		return;
 	}
 	if (smp->period == 1) {
-		went_off(s, smp, s->opts.dwarf, smp->time);
+		went_off(s, smp, s->opts.dwarf, smp->time, -1);
 		return;
 	}
 	if (s->opts.type != CP_SESSION_WALL)
@@ -183,14 +185,18 @@ void cp_session_offcpu_close(struct cp_session *s)
 			charge(s, &s->procs.thread[i], end);
 }
 
-/* Seed the threads of tids[0..n) that the live capture took (blocked now). */
-static void seed_batch(struct cp_session *s, int pid, const int *tids, size_t n)
+/*
+ * Seed the threads of tids[0..n) that the live capture took (blocked now; stopped[i]: by
+ * SIGSTOP or a debugger, which is their wait then, whatever call they sit in).
+ */
+static void seed_batch(struct cp_session *s, int pid, const int *tids, const bool *stopped,
+		       size_t n)
 {
 	struct cp_thread_snap snap[CP_CAPTURE_MANY_MAX];
 	int ret[CP_CAPTURE_MANY_MAX];
 	struct cp_capture_opts co = { .stack_max = s->opts.stack_size ? s->opts.stack_size :
 									 CP_SAMPLER_STACK_DEFAULT,
-				      .flags = CP_CAPTURE_LIVE };
+				      .flags = CP_CAPTURE_LIVE | CP_CAPTURE_STOPPED };
 
 	memset(snap, 0, sizeof(snap));
 	if (cp_capture_live_many(pid, tids, n, &co, snap, ret) < 0)
@@ -208,7 +214,7 @@ static void seed_batch(struct cp_session *s, int pid, const int *tids, size_t n)
 		smp.user_regs = true;
 		smp.ip = snap[i].regs.r[CP_REG_RIP];
 		/* Charged from the start: the seeds come before any record is read. */
-		went_off(s, &smp, true, s->start_mono);
+		went_off(s, &smp, true, s->start_mono, stopped[i] ? CP_WAIT_STOPPED : -1);
 		cp_thread_snap_release(&snap[i]);
 	}
 }
@@ -217,6 +223,7 @@ void cp_session_offcpu_seed(struct cp_session *s)
 {
 	for (size_t i = 0; i < s->opts.npids; i++) {
 		int *tids = NULL, blocked[CP_CAPTURE_MANY_MAX];
+		bool stopped[CP_CAPTURE_MANY_MAX];
 		size_t n = 0, nb = 0;
 
 		if (cp_proc_list_tasks(s->pids[i], &tids, &n) < 0)
@@ -224,17 +231,19 @@ void cp_session_offcpu_seed(struct cp_session *s)
 		for (size_t j = 0; j < n; j++) {
 			struct cp_task_stat st;
 
+			/* Off CPU: asleep, or stopped (SIGSTOP, a debugger) for the whole window. */
 			if (cp_proc_read_stat(s->pids[i], tids[j], &st) < 0 ||
-			    (st.state != 'S' && st.state != 'D'))
+			    !strchr("SDTt", st.state))
 				continue;
+			stopped[nb] = st.state == 'T' || st.state == 't';
 			blocked[nb++] = tids[j];
 			if (nb == CP_CAPTURE_MANY_MAX) {
-				seed_batch(s, s->pids[i], blocked, nb);
+				seed_batch(s, s->pids[i], blocked, stopped, nb);
 				nb = 0;
 			}
 		}
 		if (nb)
-			seed_batch(s, s->pids[i], blocked, nb);
+			seed_batch(s, s->pids[i], blocked, stopped, nb);
 		free(tids);
 	}
 }

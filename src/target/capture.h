@@ -27,6 +27,12 @@ enum cp_capture_flags {
 	 * never stopped (ptrace allows one tracer): -EBUSY when nothing else takes it.
 	 */
 	CP_CAPTURE_TRACED = 1u << 2,
+	/*
+	 * With CP_CAPTURE_LIVE: a stopped thread (SIGSTOP, job control) is copied in place too,
+	 * from the sp and pc /proc gives (it cannot run meanwhile), instead of being left to a
+	 * stop: a profile's off-CPU threads never need one.
+	 */
+	CP_CAPTURE_STOPPED = 1u << 3,
 };
 
 struct cp_capture_opts {

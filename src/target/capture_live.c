@@ -236,7 +236,8 @@ static int live_capture(struct cp_capture_req *req, struct cp_thread_snap *out)
 			ret = -EBUSY;
 			goto out;
 		}
-		if (!s1.tracer && (s1.state == 'T' || s1.state == 't')) {
+		if (!s1.tracer && (s1.state == 'T' || s1.state == 't') &&
+		    !(req->flags & CP_CAPTURE_STOPPED)) {
 			ret = -EAGAIN;
 			goto out;
 		}

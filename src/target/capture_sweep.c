@@ -43,7 +43,7 @@ struct many_slot {
 /* Open and take the first look at one thread; 0 when its stack is to be copied. */
 static int many_first_look(int taskfd, int pid, int tid, bool stat_only,
 			   const struct cp_maps *given, struct cp_maps *own, size_t max,
-			   struct many_slot *s)
+			   bool stopped_ok, struct many_slot *s)
 {
 	char text[256];
 	const struct cp_map *m;
@@ -60,7 +60,8 @@ static int many_first_look(int taskfd, int pid, int tid, bool stat_only,
 		return ret;
 	if (s->s1.state == 'Z' || s->s1.state == 'X')
 		return -ESRCH;
-	if (s->s1.state != 'S' && s->s1.state != 'D')
+	if (s->s1.state != 'S' && s->s1.state != 'D' &&
+	    !(stopped_ok && (s->s1.state == 'T' || s->s1.state == 't')))
 		return -EAGAIN;
 	if (s->sc.running || !s->sc.sp || !s->sc.pc)
 		return -EAGAIN;
@@ -178,7 +179,7 @@ int cp_capture_live_many(int pid, const int *tids, size_t n, const struct cp_cap
 	for (size_t i = 0; i < n; i++) {
 		slot[i].lf.sc_fd = slot[i].lf.status_fd = -1;
 		ret[i] = many_first_look(taskfd, pid, tids[i], sw != NULL, given, &own, max,
-					 &slot[i]);
+					 opts && (opts->flags & CP_CAPTURE_STOPPED), &slot[i]);
 	}
 	if (taskfd >= 0)
 		close(taskfd);

@@ -3,6 +3,7 @@
 wait, timed against the fixture's own pattern (tests/targets/offcpu.c)."""
 import os
 import re
+import signal
 import sys
 import time
 
@@ -103,6 +104,29 @@ def test_wall_every_thread():
         check(states.get("reader") == {"io-read"}, "reader states %r" % states.get("reader"))
         check("sleep" in states.get("sleeper", ()), "sleeper states %r" % states.get("sleeper"))
         check(any("spin_forever" in f for v, f, l in tr), "no spin_forever stack")
+
+
+def test_wall_of_a_stopped_process():
+    # SIGSTOP (or a debugger's stop): every thread is off CPU for the whole window, labelled
+    # stopped, with the stack it stopped in; the process is left stopped, untraced.
+    with Target("offcpu") as t:
+        os.kill(t.pid, signal.SIGSTOP)
+        try:
+            out = profile(t.pid, "wall", "-F", 99, seconds=1)
+            win = duration_ms(out)
+            tr = ms_traces(out, "wall")
+            for name in ("reader", "sleeper", "offcpu"):
+                got = by_thread(tr, name)
+                check(abs(got - win) <= 0.05 * win, "%s: %.0f ms of wall %.0f" % (name, got, win))
+                states = {l.get("state") for v, f, l in tr if l.get("thread") == name}
+                check(states == {"stopped"}, "%s states %r" % (name, states))
+            check(any("reader" in " ".join(f) or "read" in f[0] for v, f, l in tr
+                      if l.get("thread") == "reader"), "reader's stack lost", tr[:4])
+            st = cplib.proc_status(t.pid)
+            check(st["State"][0] == "T" and int(st["TracerPid"]) == 0,
+                  "the process was not left stopped and untraced", st["State"])
+        finally:
+            os.kill(t.pid, signal.SIGCONT)
 
 
 def test_block_formats():
