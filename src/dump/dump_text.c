@@ -188,26 +188,37 @@ static void add_wait(struct out *o, const struct cp_dump *dump, const struct cp_
 	cp_strbuf_addf(&o->sb, "[%s%s%s", col(o, kind_color(w->kind)), cp_wait_kind_name(w->kind),
 		       col(o, C_RESET));
 	if (with_detail && w->detail && *w->detail) {
-		cp_strbuf_adds(&o->sb, ": ");
-		add_text(o, w->detail);
-		/* The owner's name helps more than its number; the detail ends with the tid. */
-		if (w->owner_tid > 0) {
-			char tail[64];
-			size_t dl = strlen(w->detail), tl;
-			const struct cp_dump_thread *owner = find_thread(dump, w->owner_tid);
+		/* The owner's name helps more than its number: it follows "thread N". */
+		const struct cp_dump_thread *owner =
+			w->owner_tid > 0 ? find_thread(dump, w->owner_tid) : NULL;
+		const char *at = NULL;
+		char tail[64];
+		size_t tl = 0;
 
+		if (owner) {
 			/* In a PID namespace of its own, the owner's number there follows. */
-			if (owner && owner->ns_tid > 0)
+			if (owner->ns_tid > 0)
 				tl = (size_t)snprintf(tail, sizeof(tail),
 						      "thread %d (%d in its namespace)",
 						      w->owner_tid, owner->ns_tid);
 			else
 				tl = (size_t)snprintf(tail, sizeof(tail), "thread %d",
 						      w->owner_tid);
-			if (owner && dl >= tl && !strcmp(w->detail + dl - tl, tail)) {
-				cp_strbuf_addc(&o->sb, ' ');
-				add_name(o, owner->name);
-			}
+			for (at = strstr(w->detail, tail); at && at[tl] && at[tl] != ',';
+			     at = strstr(at + 1, tail))
+				;
+		}
+		cp_strbuf_adds(&o->sb, ": ");
+		if (at) {
+			char *head = strndup(w->detail, (size_t)(at - w->detail) + tl);
+
+			add_text(o, head ? head : "");
+			free(head);
+			cp_strbuf_addc(&o->sb, ' ');
+			add_name(o, owner->name);
+			add_text(o, at + tl);
+		} else {
+			add_text(o, w->detail);
 		}
 	}
 	if (unbounded)

@@ -2,6 +2,7 @@
 """cprof dump on the locks fixture: mutex owners of every kind, rwlock writers, deadlock cycles,
 leaked owners, and no deadlock where the owner is merely busy."""
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -97,6 +98,17 @@ def test_live_owner_is_not_a_deadlock():
         check(d["deadlocks"] == [], "no deadlock behind a live owner", d["deadlocks"])
         text = cplib.run(["dump", "-p", t.pid], check_rc=0).stdout
         check("DEADLOCK" not in text, "no DEADLOCK line", text[-1000:])
+
+
+def test_timed_wait_names_the_owner():
+    with cplib.Target("locks", "timed") as t:
+        info = fixture_info(t)
+        d = cplib.dump_json(t.pid)
+        check_waits_for(d, info, "timed-wait", "timed-m", "timed-owner")
+        text = cplib.run(["dump", "-p", t.pid], check_rc=0).stdout
+        line = [l for l in text.splitlines() if '"timed-wait"' in l]
+        check(line and re.search(r'held by thread \d+ "timed-owner", [\d.]+s remaining',
+                                 line[0]), "the owner's name is not in the timed wait", line)
 
 
 def test_mutex_kinds():

@@ -1,7 +1,7 @@
 /* Fixture: threads blocked on glibc locks in known configurations (deadlocks, owners). */
 /*
  * Modes selected by argv (none = all): abba, cycle3, self, leaked, live, robust, recursive,
- * errorcheck, pi, rwlock.
+ * errorcheck, pi, rwlock, timed.
  * Prints "MUTEX <label> <address>" and "TID <name> <tid>" lines, then READY once every
  * waiter is asleep in the futex call.
  */
@@ -28,6 +28,7 @@ struct role {
 	int busy;		/* owner keeps computing instead of sleeping */
 	int exit_holding;	/* the thread ends with first still locked */
 	int relock;		/* take first a second time (recursive mutexes) */
+	int timed;		/* block on second with pthread_mutex_timedlock (10 min) */
 };
 
 static int waiter_tids[MAX_WAITERS];
@@ -74,6 +75,15 @@ static __attribute__((noinline)) void block_on(pthread_mutex_t *m)
 	fprintf(stderr, "locks: lock unexpectedly acquired\n");
 }
 
+static __attribute__((noinline)) void block_on_timed(pthread_mutex_t *m)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 600;
+	pthread_mutex_timedlock(m, &until); /* BLOCK:timedlock */
+}
+
 static void *role_main(void *arg)
 {
 	struct role *r = arg;
@@ -87,7 +97,9 @@ static void *role_main(void *arg)
 		return NULL;
 	if (r->barrier)
 		pthread_barrier_wait(r->barrier);
-	if (r->second)
+	if (r->second && r->timed)
+		block_on_timed(r->second);
+	else if (r->second)
 		block_on(r->second);
 	hold_forever(r->busy);
 	return NULL;
@@ -215,6 +227,20 @@ static void mode_live(void)
 	start(role("live-wait", new_mutex(PTHREAD_MUTEX_NORMAL, 0, 0), m, NULL));
 }
 
+/* A timed wait for a mutex a sleeping thread holds: the owner is named as for any wait. */
+static void mode_timed(void)
+{
+	pthread_mutex_t *m = new_mutex(PTHREAD_MUTEX_NORMAL, 0, 0);
+	struct role *waiter;
+
+	print_mutex("timed-m", m);
+	start(role("timed-owner", m, NULL, NULL));
+	wait_held(m);
+	waiter = role("timed-wait", new_mutex(PTHREAD_MUTEX_NORMAL, 0, 0), m, NULL);
+	waiter->timed = 1;
+	start(waiter);
+}
+
 /* Until another thread holds m: the waiter must find it held. */
 static void wait_held(pthread_mutex_t *m)
 {
@@ -316,7 +342,7 @@ int main(int argc, char **argv)
 {
 	static const char *const all[] = { "abba",	 "cycle3",     "self", "leaked", "live",
 					   "robust",	 "recursive",  "errorcheck", "pi",
-					   "rwlock" };
+					   "rwlock",	 "timed" };
 	const char *const *modes = (const char *const *)argv + 1;
 	int nmodes = argc - 1, expect = 0;
 
@@ -338,6 +364,9 @@ int main(int argc, char **argv)
 			expect += 1;
 		} else if (!strcmp(m, "leaked")) {
 			mode_leaked();
+			expect += 1;
+		} else if (!strcmp(m, "timed")) {
+			mode_timed();
 			expect += 1;
 		} else if (!strcmp(m, "live")) {
 			mode_live();
