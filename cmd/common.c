@@ -151,6 +151,27 @@ static bool has_cap(int cap)
 	return p && (strtoull(p + 8, NULL, 16) >> cap & 1);
 }
 
+/*
+ * The target runs as our user, yet its /proc files belong to root: the kernel's sign of a
+ * process that is not dumpable (a set-id program, one that dropped privileges, or
+ * prctl(PR_SET_DUMPABLE, 0)), which only CAP_SYS_PTRACE may trace.
+ */
+static bool same_user_not_dumpable(int pid)
+{
+	char path[64], text[4096], *p;
+	struct stat st;
+	size_t len = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	if (stat(path, &st) < 0 || st.st_uid == getuid())
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (cp_read_file(path, text, sizeof(text), &len) < 0)
+		return false;
+	p = strstr(text, "\nUid:");
+	return p && (uid_t)strtoul(p + 5, NULL, 10) == getuid();
+}
+
 void cp_cmd_explain_attach_error(const char *cmd, int pid, int err, int tracer)
 {
 	char what[64];
@@ -173,6 +194,13 @@ void cp_cmd_explain_attach_error(const char *cmd, int pid, int err, int tracer)
 			cp_error(what, "permission denied: another user's /proc files need "
 				       "CAP_DAC_READ_SEARCH as well as CAP_SYS_PTRACE");
 			cp_hint("add cap_dac_read_search (docs/SECURITY.md), or run as root");
+			return;
+		}
+		if (geteuid() != 0 && same_user_not_dumpable(pid)) {
+			cp_error(what, "permission denied: the process is not dumpable (it changed "
+				       "its user or group, or set PR_SET_DUMPABLE to 0): only "
+				       "CAP_SYS_PTRACE may trace it");
+			cp_hint("run as root, or give cprof cap_sys_ptrace (docs/SECURITY.md)");
 			return;
 		}
 		if (geteuid() != 0) {

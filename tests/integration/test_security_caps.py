@@ -50,6 +50,26 @@ def test_dump_with_capabilities_only():
         cplib.assert_target_unharmed(t.pid)
 
 
+def test_not_dumpable_process_of_ones_own():
+    # The same user, a process that made itself non-dumpable: the error names that control.
+    if not shutil.which("setpriv") or not os.path.exists("/usr/bin/python3"):
+        cplib.skip("needs setpriv and /usr/bin/python3")
+    os.chmod(WORK, 0o755)
+    t = subprocess.Popen(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                          "/usr/bin/python3", "-c",
+                          "import ctypes, sys, time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); "
+                          "print('READY', flush=True); time.sleep(120)"],
+                         stdout=subprocess.PIPE, text=True)
+    cplib._started.append(t)
+    try:
+        check(t.stdout.readline().startswith("READY"), "the non-dumpable target did not start")
+        p = as_user("-all", "dump", "-p", t.pid)
+        cplib.error_line(p, 1, r"cprof: pid \d+: permission denied: the process is not dumpable")
+    finally:
+        t.kill()
+        t.wait()
+
+
 if __name__ == "__main__":
     try:
         cplib.main(globals())
