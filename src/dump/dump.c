@@ -433,7 +433,7 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 		err = assemble_zombie_process(&run, &pst);
 		if (err < 0)
 			goto fail;
-		goto done;
+		goto grouped;
 	}
 
 	/*
@@ -480,12 +480,12 @@ int cp_dump_take(int pid, const struct cp_dump_opts *opts, struct cp_symbolizer 
 	err = dump_find_leaks(&run);
 	if (err < 0)
 		goto fail;
+grouped:
 	if (opts->flags & CP_DUMP_GROUP) {
 		err = cp_dump_group(&d);
 		if (err < 0)
 			goto fail;
 	}
-done:
 	dump_run_release(&run);
 	*out = d;
 	return 0;

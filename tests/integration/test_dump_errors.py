@@ -81,6 +81,10 @@ def test_zombie():
         p = run(["dump", "-p", child], check_rc=0)
         check(re.search(r'^thread %d "[^"]*" \[zombie' % child, p.stdout, re.M), "text zombie",
               p.stdout)
+        # --group groups it as any dump: one group of one.
+        g = json.loads(run(["dump", "-p", child, "--group", "--format", "json"],
+                           check_rc=0).stdout)
+        check(g["groups"] is not None and len(g["groups"]) == 1, "zombie --group", g["groups"])
 
 
 def test_already_traced():
