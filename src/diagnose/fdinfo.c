@@ -15,6 +15,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "fd_internal.h"
 #include "fdinfo.h"
 #include "proc.h"
 #include "util.h"
@@ -30,11 +31,8 @@
 #define FDINFO_MAX_BYTES (1u << 20)
 #define FD_SCAN_MAX_FDS 1000000
 /* The search for a pipe's other end walks every process: bound it. */
-#define PIPE_SCAN_MAX_PROCS 32768
-#define PIPE_SCAN_MAX_FDS 400000
 #define PIPE_HOLDERS_SHOWN 4
 #define EPOLL_FDS_SHOWN 8
-#define LINK_MAX 512
 
 void cp_fd_desc_init(struct cp_fd_desc *d)
 {
@@ -51,7 +49,7 @@ void cp_fd_desc_release(struct cp_fd_desc *d)
 	cp_fd_desc_init(d);
 }
 
-static int read_link(const char *path, char *buf, size_t size)
+int fd_read_link(const char *path, char *buf, size_t size)
 {
 	ssize_t n = readlink(path, buf, size - 1);
 
@@ -62,7 +60,7 @@ static int read_link(const char *path, char *buf, size_t size)
 }
 
 /* The value after "key:" in fdinfo text, or NULL. */
-static const char *fdinfo_field(const char *text, const char *key)
+const char *fd_info_field(const char *text, const char *key)
 {
 	size_t klen = strlen(key);
 	const char *p = text;
@@ -82,7 +80,7 @@ static const char *fdinfo_field(const char *text, const char *key)
 }
 
 /* DIR/fd/FD or DIR/fdinfo/FD (fd < 0: DIR/fd) of pid's /proc directory (cp_proc_dir). */
-static int fd_path(int pid, const char *kind, long fd, char *buf, size_t size)
+int fd_proc_path(int pid, const char *kind, long fd, char *buf, size_t size)
 {
 	size_t len;
 	int n, err = cp_proc_dir(pid, buf, size);
@@ -97,11 +95,11 @@ static int fd_path(int pid, const char *kind, long fd, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size - len ? -ENAMETOOLONG : 0;
 }
 
-static int read_fdinfo(int pid, int fd, char **text)
+int fd_read_info(int pid, int fd, char **text)
 {
 	char path[96];
 	size_t len;
-	int err = fd_path(pid, "fdinfo", fd, path, sizeof(path));
+	int err = fd_proc_path(pid, "fdinfo", fd, path, sizeof(path));
 
 	if (err < 0)
 		return err;
@@ -109,9 +107,9 @@ static int read_fdinfo(int pid, int fd, char **text)
 }
 
 /* fdinfo "flags:" is octal open flags. -1 when unreadable. */
-static long fdinfo_flags(const char *text)
+long fd_info_flags(const char *text)
 {
-	const char *v = text ? fdinfo_field(text, "flags") : NULL;
+	const char *v = text ? fd_info_field(text, "flags") : NULL;
 	char *end;
 	long f;
 
@@ -124,7 +122,7 @@ static long fdinfo_flags(const char *text)
 	return f;
 }
 
-static bool link_inode(const char *link, const char *prefix, uint64_t *ino)
+bool fd_link_inode(const char *link, const char *prefix, uint64_t *ino)
 {
 	size_t plen = strlen(prefix);
 	char *end;
@@ -255,295 +253,11 @@ static void describe_socket(int pid, int fd, uint64_t ino, bool for_write,
 		close(sock);
 }
 
-struct pipe_holder {
-	int pid;
-	int fd;
-};
-
-/*
- * Visit the fds in the fd directory dfd (closed here): read with getdents64 straight into a
- * buffer, each link read relative to it. procfs fills the buffer as far as the directory
- * goes, so a short read is the end. *seen counts the fds found; false when a bound was reached.
- */
-static bool scan_fd_dir(int dfd, int pid, char *buf, size_t size, size_t *fds, size_t *seen,
-			void (*visit)(void *ctx, int pid, int fd, const char *link), void *ctx)
-{
-	bool more = true;
-
-	while (more) {
-		ssize_t n = getdents64(dfd, buf, size);
-
-		if (n <= 0)
-			break;
-		more = (size_t)n > size / 2;
-		for (ssize_t off = 0; off < n;) {
-			const struct dirent64 *de = (const struct dirent64 *)(buf + off);
-			char l[LINK_MAX];
-			ssize_t len;
-
-			off += de->d_reclen;
-			if (!isdigit((unsigned char)de->d_name[0]))
-				continue;
-			(*seen)++;
-			if (++*fds > PIPE_SCAN_MAX_FDS) {
-				close(dfd);
-				return false;
-			}
-			len = readlinkat(dfd, de->d_name, l, sizeof(l) - 1);
-			if (len < 0 && (errno == EACCES || errno == EPERM)) {
-				/* One fd refused is all of them refused (ptrace access). */
-				more = false;
-				break;
-			}
-			if (len < 0)
-				continue;
-			l[len] = '\0';
-			visit(ctx, pid, atoi(de->d_name), l);
-		}
-	}
-	close(dfd);
-	return true;
-}
-
-/*
- * Visit the fds of one process: a process without fds (every kernel thread) costs an open,
- * one getdents64 and a close. A leader that has exited took /proc/PID/fd with it: then the
- * fds are those of a live thread's directory. false when a bound was reached.
- */
-static bool scan_fds_of(int procfd, int pid, char *buf, size_t size, size_t *fds,
-			void (*visit)(void *ctx, int pid, int fd, const char *link), void *ctx)
-{
-	char path[96];
-	size_t seen = 0;
-	int dfd;
-
-	snprintf(path, sizeof(path), "%d/fd", pid);
-	dfd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0 && !scan_fd_dir(dfd, pid, buf, size, fds, &seen, visit, ctx))
-		return false;
-	if (seen || fd_path(pid, "fd", -1, path, sizeof(path)) < 0 || !strstr(path, "/task/"))
-		return true;
-	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return dfd < 0 || scan_fd_dir(dfd, pid, buf, size, fds, &seen, visit, ctx);
-}
-
-/*
- * Call visit for every fd of every process but cprof, with its link. Bounded by
- * PIPE_SCAN_MAX_*; returns true when a bound (or an unreadable /proc) cut the walk short.
- */
-static bool scan_all_fds(void (*visit)(void *ctx, int pid, int fd, const char *link),
-			 void *ctx)
-{
-	const size_t size = 32768;
-	char *buf = malloc(size);
-	DIR *proc = opendir("/proc");
-	struct dirent *pe;
-	size_t procs = 0, fds = 0;
-	bool cut = !proc || !buf;
-	int me = getpid();
-
-	while (!cut && (pe = readdir(proc))) {
-		int pid;
-
-		if (!isdigit((unsigned char)pe->d_name[0]))
-			continue;
-		pid = atoi(pe->d_name);
-		if (pid <= 0 || pid == me)
-			continue;
-		if (++procs > PIPE_SCAN_MAX_PROCS)
-			cut = true;
-		else if (!scan_fds_of(dirfd(proc), pid, buf, size, &fds, visit, ctx))
-			cut = true;	/* N/fd is opened relative to the listing's own fd */
-	}
-	if (proc)
-		closedir(proc);
-	free(buf);
-	return cut;
-}
-
-/* Whether pid's fd is still link and open for the end we look for. */
-static bool holds_end(int pid, int fd, const char *link, bool want_write)
-{
-	char lp[96], l[LINK_MAX], *fdinfo = NULL;
-	long flags, acc;
-
-	if (fd_path(pid, "fd", fd, lp, sizeof(lp)) < 0 || read_link(lp, l, sizeof(l)) < 0 ||
-	    strcmp(l, link))
-		return false;
-	if (read_fdinfo(pid, fd, &fdinfo) < 0)
-		return false;
-	flags = fdinfo_flags(fdinfo);
-	free(fdinfo);
-	if (flags < 0)
-		return false;
-	acc = flags & O_ACCMODE;
-	return acc == O_RDWR || (acc == O_WRONLY) == want_write;
-}
-
-struct holder_search {
-	const char *link;
-	bool want_write;
-	int self_fd, target;
-	struct pipe_holder *out;
-	size_t max, n, total;
-};
-
-static void add_holder(struct holder_search *hs, int pid, int fd)
-{
-	if (pid == hs->target && fd == hs->self_fd)
-		return;
-	if (!holds_end(pid, fd, hs->link, hs->want_write))
-		return;
-	if (hs->n < hs->max) {
-		hs->out[hs->n].pid = pid;
-		hs->out[hs->n].fd = fd;
-		hs->n++;
-	}
-	hs->total++;
-}
-
-static void visit_match(void *ctx, int pid, int fd, const char *link)
-{
-	struct holder_search *hs = ctx;
-
-	if (!strcmp(link, hs->link))
-		add_holder(hs, pid, fd);
-}
-
-/*
- * One walk of /proc serves every question asked within PIPE_INDEX_TTL_NS. Matches are
- * re-checked against /proc when used, so a stale entry costs nothing but a readlink; only a
- * holder that appeared since the walk can be missed.
- */
-#define PIPE_INDEX_TTL_NS (3ull * 1000000000)
-
-struct pipe_ent {
-	uint64_t ino;
-	int pid;
-	int fd;
-};
-
-struct cp_pipe_index {
-	uint64_t built_ns;	/* 0: not built */
-	struct pipe_ent *v;
-	size_t n, alloc;
-	bool cut, oom;
-};
-
-struct cp_pipe_index *cp_pipe_index_new(void)
-{
-	return calloc(1, sizeof(struct cp_pipe_index));
-}
-
-void cp_pipe_index_free(struct cp_pipe_index *ix)
-{
-	if (!ix)
-		return;
-	free(ix->v);
-	free(ix);
-}
-
-static void visit_index(void *ctx, int pid, int fd, const char *link)
-{
-	struct cp_pipe_index *pipe_index = ctx;
-	uint64_t ino;
-
-	if (!link_inode(link, "pipe:", &ino))
-		return;
-	if (pipe_index->n == pipe_index->alloc) {
-		size_t na = pipe_index->alloc ? pipe_index->alloc * 2 : 256;
-		struct pipe_ent *nv = realloc(pipe_index->v, na * sizeof(*nv));
-
-		if (!nv) {
-			pipe_index->oom = true;
-			return;
-		}
-		pipe_index->v = nv;
-		pipe_index->alloc = na;
-	}
-	pipe_index->v[pipe_index->n++] = (struct pipe_ent){ .ino = ino, .pid = pid, .fd = fd };
-}
-
-static int cmp_pipe_ent(const void *a, const void *b)
-{
-	const struct pipe_ent *x = a, *y = b;
-
-	if (x->ino != y->ino)
-		return x->ino < y->ino ? -1 : 1;
-	if (x->pid != y->pid)
-		return (x->pid > y->pid) - (x->pid < y->pid);
-	return (x->fd > y->fd) - (x->fd < y->fd);
-}
-
-/* Rebuild the index when it is old. false when it could not be built. */
-static bool index_refresh(struct cp_pipe_index *pipe_index)
-{
-	uint64_t now = cp_now_ns();
-
-	if (pipe_index->built_ns && now - pipe_index->built_ns <= PIPE_INDEX_TTL_NS)
-		return true;
-	pipe_index->n = 0;
-	pipe_index->oom = false;
-	pipe_index->cut = scan_all_fds(visit_index, pipe_index);
-	if (pipe_index->oom) {
-		pipe_index->built_ns = 0;
-		return false;
-	}
-	qsort(pipe_index->v, pipe_index->n, sizeof(*pipe_index->v), cmp_pipe_ent);
-	pipe_index->built_ns = cp_now_ns();
-	return true;
-}
-
-/* Look ino up in the index (rebuilt when old). false when the index could not be built. */
-static bool index_lookup(struct cp_pipe_index *pipe_index, uint64_t ino,
-			 struct holder_search *hs, bool *cut)
-{
-	size_t lo, hi;
-
-	if (!index_refresh(pipe_index))
-		return false;
-	/* First entry with this inode. */
-	lo = 0;
-	hi = pipe_index->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (pipe_index->v[mid].ino < ino)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (; lo < pipe_index->n && pipe_index->v[lo].ino == ino; lo++)
-		add_holder(hs, pipe_index->v[lo].pid, pipe_index->v[lo].fd);
-	*cut = pipe_index->cut;
-	return true;
-}
-
-/*
- * Every (pid, fd) whose link is the same pipe and whose access mode can do the other end's
- * job, through pipes when set; *incomplete says when a bound cut the search short.
- */
-static size_t find_pipe_holders(struct cp_pipe_index *pipes, const char *link, bool want_write,
-				int self_fd, int target, struct pipe_holder *out, size_t max,
-				size_t *total, bool *incomplete)
-{
-	struct holder_search hs = { .link = link, .want_write = want_write, .self_fd = self_fd,
-				    .target = target, .out = out, .max = max };
-	uint64_t ino;
-
-	/* Named pipes (FIFOs) are rare: look for their path directly. */
-	if (!pipes || !link_inode(link, "pipe:", &ino) ||
-	    !index_lookup(pipes, ino, &hs, incomplete))
-		*incomplete = scan_all_fds(visit_match, &hs);
-	*total = hs.total;
-	return hs.n;
-}
-
 static void describe_pipe(int pid, int fd, const char *link, const char *fdinfo,
 			  struct cp_pipe_index *pipes, struct cp_fd_desc *d, struct cp_strbuf *sb)
 {
 	struct pipe_holder h[PIPE_HOLDERS_SHOWN];
-	long flags = fdinfo_flags(fdinfo);
+	long flags = fd_info_flags(fdinfo);
 	bool want_write, incomplete, all_self = true;
 	const char *other;
 	size_t n, total, i;
@@ -555,7 +269,7 @@ static void describe_pipe(int pid, int fd, const char *link, const char *fdinfo,
 	/* A read end waits for writers; a write end waits for readers. */
 	want_write = (flags & O_ACCMODE) == O_RDONLY;
 	other = want_write ? "write end" : "read end";
-	n = find_pipe_holders(pipes, link, want_write, fd, pid, h, PIPE_HOLDERS_SHOWN, &total,
+	n = fd_find_pipe_holders(pipes, link, want_write, fd, pid, h, PIPE_HOLDERS_SHOWN, &total,
 			      &incomplete);
 	if (total == 0) {
 		cp_strbuf_addf(sb, ", %s %s", other,
@@ -614,10 +328,10 @@ static void describe_epoll(int pid, const char *fdinfo, struct cp_net_index *net
 			break;
 		p = end;
 		if (n < EPOLL_FDS_SHOWN) {
-			if (fd_path(pid, "fd", tfd, lp, sizeof(lp)) < 0 ||
-			    read_link(lp, l, sizeof(l)) < 0)
+			if (fd_proc_path(pid, "fd", tfd, lp, sizeof(lp)) < 0 ||
+			    fd_read_link(lp, l, sizeof(l)) < 0)
 				snprintf(l, sizeof(l), "closed");
-			if (link_inode(l, "socket:", &ino)) {
+			if (fd_link_inode(l, "socket:", &ino)) {
 				socket_line(pid, (int)tfd, ino, net, line, sizeof(line), NULL);
 				cp_strbuf_addf(sb, "%s fd %ld (%s)", n ? "," : " watching", tfd, line);
 			} else {
@@ -634,9 +348,9 @@ static void describe_epoll(int pid, const char *fdinfo, struct cp_net_index *net
 
 static void describe_timerfd(const char *fdinfo, struct cp_strbuf *sb)
 {
-	const char *clk = fdinfo_field(fdinfo, "clockid");
-	const char *val = fdinfo_field(fdinfo, "it_value");
-	const char *ival = fdinfo_field(fdinfo, "it_interval");
+	const char *clk = fd_info_field(fdinfo, "clockid");
+	const char *val = fd_info_field(fdinfo, "it_value");
+	const char *ival = fd_info_field(fdinfo, "it_interval");
 	unsigned long long vs = 0, vn = 0, is = 0, in = 0;
 	int clockid = clk ? atoi(clk) : -1;
 	const char *cname = clockid == 0 ? "CLOCK_REALTIME" : clockid == 1 ? "CLOCK_MONOTONIC" :
@@ -658,7 +372,7 @@ static void describe_timerfd(const char *fdinfo, struct cp_strbuf *sb)
 
 static void describe_signalfd(const char *fdinfo, struct cp_strbuf *sb)
 {
-	const char *v = fdinfo_field(fdinfo, "sigmask");
+	const char *v = fd_info_field(fdinfo, "sigmask");
 	unsigned long long mask;
 	char *end;
 	int sig, shown = 0;
@@ -686,7 +400,7 @@ static void describe_signalfd(const char *fdinfo, struct cp_strbuf *sb)
 
 static void describe_eventfd(const char *fdinfo, struct cp_strbuf *sb)
 {
-	const char *v = fdinfo_field(fdinfo, "eventfd-count");
+	const char *v = fd_info_field(fdinfo, "eventfd-count");
 	unsigned long long cnt;
 	char *end;
 
@@ -703,13 +417,13 @@ static void describe_eventfd(const char *fdinfo, struct cp_strbuf *sb)
 static void describe_path(int pid, int fd, const char *link, const char *fdinfo,
 			  struct cp_strbuf *sb)
 {
-	const char *pos = fdinfo ? fdinfo_field(fdinfo, "pos") : NULL;
+	const char *pos = fdinfo ? fd_info_field(fdinfo, "pos") : NULL;
 	char lp[96];
 	struct stat st;
 
 	cp_strbuf_adds(sb, link);
 	/* An offset only means something for regular files (and block devices). */
-	if (pos && fd_path(pid, "fd", fd, lp, sizeof(lp)) == 0 && stat(lp, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+	if (pos && fd_proc_path(pid, "fd", fd, lp, sizeof(lp)) == 0 && stat(lp, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
 		cp_strbuf_addf(sb, ", offset %lld", strtoll(pos, NULL, 10));
 }
 
@@ -727,9 +441,9 @@ int cp_fd_describe(int pid, int fd, bool for_write, struct cp_pipe_index *pipes,
 	cp_fd_desc_init(d);
 	if (pid <= 0 || fd < 0)
 		return -EINVAL;
-	rc = fd_path(pid, "fd", fd, lp, sizeof(lp));
+	rc = fd_proc_path(pid, "fd", fd, lp, sizeof(lp));
 	if (rc == 0)
-		rc = read_link(lp, link, sizeof(link));
+		rc = fd_read_link(lp, link, sizeof(link));
 	if (rc == -ENOENT || rc == -ESRCH) {
 		/* Either the fd was closed or the whole process is gone: say which. */
 		snprintf(lp, sizeof(lp), "/proc/%d", pid);
@@ -738,11 +452,11 @@ int cp_fd_describe(int pid, int fd, bool for_write, struct cp_pipe_index *pipes,
 	if (rc < 0)
 		return rc;
 	/* fdinfo is optional: without it a description is shorter, not wrong. */
-	read_fdinfo(pid, fd, &fdinfo);
+	fd_read_info(pid, fd, &fdinfo);
 
-	if (link_inode(link, "socket:", &ino)) {
+	if (fd_link_inode(link, "socket:", &ino)) {
 		describe_socket(pid, fd, ino, for_write, net, d, &sb);
-	} else if (link_inode(link, "pipe:", &ino)) {
+	} else if (fd_link_inode(link, "pipe:", &ino)) {
 		describe_pipe(pid, fd, link, fdinfo, pipes, d, &sb);
 	} else if (!strcmp(link, "anon_inode:[eventpoll]")) {
 		describe_epoll(pid, fdinfo, net, &sb);
@@ -788,7 +502,7 @@ int cp_fd_count(int pid, struct cp_fd_counts *out)
 
 	if (!out || pid <= 0)
 		return -EINVAL;
-	err = fd_path(pid, "fd", -1, path, sizeof(path));
+	err = fd_proc_path(pid, "fd", -1, path, sizeof(path));
 	if (err < 0)
 		return err;
 	dir = opendir(path);
@@ -802,7 +516,7 @@ int cp_fd_count(int pid, struct cp_fd_counts *out)
 		if (c.total >= FD_SCAN_MAX_FDS)
 			break;
 		snprintf(lp, sizeof(lp), "%s/%s", path, e->d_name);
-		if (read_link(lp, link, sizeof(link)) < 0)
+		if (fd_read_link(lp, link, sizeof(link)) < 0)
 			continue;	/* closed while we looked */
 		c.total++;
 		if (!strncmp(link, "socket:", 7))

@@ -1,4 +1,5 @@
 /* The profile as a self-contained interactive SVG flame graph (no external resources). */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -161,14 +162,14 @@ static void frame_color(const char *name, char *buf, size_t size)
 
 static const char svg_script[] =
 	"var frames = [], details, matchedEl, resetBtn, searchBtn, total = 0, zoomed = null;\n"
-	"var W = %d, PAD = %d, FW = W - 2 * PAD, CHAR_W = %.1f, searchRe = null;\n"
+	"var W = %d, PAD = %d, FW = W - 2 * PAD, CHAR_W = %.1f, searchRe = null, UNIT = '%s';\n"
 	"function nameOf(g) {\n"
 	"  var t = g.getElementsByTagName('title')[0].textContent, i = t.lastIndexOf(' (');\n"
 	"  return i < 0 ? t : t.substring(0, i);\n"
 	"}\n"
 	"function pct(n, d) { return d ? (100 * n / d).toFixed(2) : '0.00'; }\n"
 	"function show(g) {\n"
-	"  var s = g.cpName + ' (' + g.cpN + ' samples, ' + pct(g.cpN, total) + '%%';\n"
+	"  var s = g.cpName + ' (' + g.cpN + ' ' + UNIT + ', ' + pct(g.cpN, total) + '%%';\n"
 	"  if (zoomed && zoomed !== g) s += ', ' + pct(g.cpN, zoomed.cpN) + '%% of zoomed';\n"
 	"  details.textContent = s + ')';\n"
 	"}\n"
@@ -278,6 +279,28 @@ struct drawn {
 	int64_t start;		/* in samples, from the left edge */
 };
 
+/*
+ * What a frame's value counts, in one word: the unit (nanoseconds, bytes), or for a count the
+ * sample type (samples, contentions). Letters, digits and '_' only: it goes into the script.
+ */
+static void unit_word(const struct cp_profile *prof, char *buf, size_t size)
+{
+	const char *w = "samples";
+	size_t i;
+
+	if (prof->ntypes) {
+		const struct cp_pvaluetype *vt = &prof->types[cp_profile_count_index(prof)];
+
+		w = strcmp(prof->str.v[vt->unit], "count") && *prof->str.v[vt->unit] ?
+			    prof->str.v[vt->unit] : prof->str.v[vt->type];
+	}
+	for (i = 0; w[i] && i + 1 < size; i++)
+		buf[i] = isalnum((unsigned char)w[i]) ? w[i] : '_';
+	buf[i] = '\0';
+	if (!i)
+		snprintf(buf, size, "samples");
+}
+
 static void write_svg(const struct cp_profile *prof, const struct cp_strtab *names,
 		      const struct tree *t, const struct drawn *d, size_t nd, uint32_t maxdepth,
 		      int64_t total, FILE *f)
@@ -285,6 +308,7 @@ static void write_svg(const struct cp_profile *prof, const struct cp_strtab *nam
 	int height = HEADER_H + (int)(maxdepth + 1) * FRAME_H + FOOTER_H;
 	double scale = total ? (double)(SVG_WIDTH - 2 * SVG_PAD) / (double)total : 0;
 	const char *type = "samples";
+	char unit[32];
 
 	if (prof->ntypes)
 		type = prof->str.v[prof->types[cp_profile_count_index(prof)].type];
@@ -302,7 +326,8 @@ static void write_svg(const struct cp_profile *prof, const struct cp_strtab *nam
 	      "</style>\n",
 	      f);
 	fputs("<script type=\"text/ecmascript\"><![CDATA[\n", f);
-	fprintf(f, svg_script, SVG_WIDTH, SVG_PAD, CHAR_W);
+	unit_word(prof, unit, sizeof(unit));
+	fprintf(f, svg_script, SVG_WIDTH, SVG_PAD, CHAR_W, unit);
 	fputs("]]></script>\n", f);
 	fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#f6f6ee\"/>\n",
 		SVG_WIDTH, height);
@@ -334,7 +359,7 @@ static void write_svg(const struct cp_profile *prof, const struct cp_strtab *nam
 			   "data-d=\"%u\"><title>",
 			d[i].start, node->value, node->depth);
 		xml_escape(f, name, SIZE_MAX);
-		fprintf(f, " (%" PRId64 " samples, %.2f%%)</title>", node->value,
+		fprintf(f, " (%" PRId64 " %s, %.2f%%)</title>", node->value, unit,
 			total ? 100.0 * (double)node->value / (double)total : 0.0);
 		fprintf(f, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"%s\" "
 			   "rx=\"2\"/>",

@@ -161,8 +161,9 @@ static uint64_t user_location(struct cp_session *s, struct cp_proc *p, uint64_t 
 		}
 		if (nlines == 0) {
 			memset(&lines[0], 0, sizeof(lines[0]));
-			/* No system_name: the mapping does not claim functions it lacks. */
+			/* An empty system_name marks it made up: the mapping claims no functions. */
 			lines[0].function = unsymbolized_name(map, pc, unnamed, sizeof(unnamed));
+			lines[0].system_name = "";
 			nlines = 1;
 		}
 	}
