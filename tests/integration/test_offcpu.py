@@ -146,6 +146,10 @@ def test_block_formats():
             else:
                 check(text.startswith("<?xml") or "<svg" in text[:500], "not an svg")
                 check("read_idle_pipe" in text, "svg lacks the read stack")
+                # Its details say what the widths count: nanoseconds of delay, not samples.
+                check(re.search(r"read_idle_pipe \(\d+ nanoseconds, ", text) and
+                      "UNIT = 'nanoseconds'" in text and " samples, " not in text,
+                      "svg details name another unit than nanoseconds", text[:300])
 
 
 def test_record_block():
