@@ -180,7 +180,9 @@ static int parse_options(int argc, char **argv, struct attach_options *o)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":p:" CP_PROF_SHORT_OPTS, long_options, NULL)) != -1) {
 		if (c == 'p') {
-			pid_arg = optarg;
+			rc = cp_cmd_pid_option("attach", optarg, &pid_arg);
+			if (rc)
+				return rc;
 			continue;
 		}
 		if (c == 'h') {
@@ -293,15 +295,16 @@ static int finish(struct cp_session *sess, const struct attach_options *o,
 	if (stop_count)
 		cp_note("stopped by %s after %.1f s", strsignal(stop_sig),
 			(cp_now_ns() - cp_session_start_ns(sess)) / 1e9);
+	/* All gone before anything was captured: one error line, no note that contradicts it. */
+	if (t->nexited == t->n && st.samples == 0) {
+		cp_error(t->what, "exited before any sample was captured; nothing written");
+		return CP_EXIT_FAILURE;
+	}
 	for (size_t i = 0; i < t->n; i++)
 		if (t->exited[i])
 			cp_note("pid %d exited during profiling; the profile covers its life "
 				"until then",
 				t->pids[i]);
-	if (t->nexited == t->n && st.samples == 0) {
-		cp_error(t->what, "exited before any sample was captured; nothing written");
-		return CP_EXIT_FAILURE;
-	}
 	if (st.samples == 0 && o->prof.type == CP_SESSION_CPU)
 		explain_no_samples(t->pids, t->n, t->exited, stop_count != 0);
 	if (cp_prof_write("attach", sess, &o->prof, t->pids[0], &stop_count) < 0)

@@ -1,4 +1,5 @@
 /* Shared command-line plumbing: error lines, PID checks, atomic output files. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -136,6 +137,17 @@ int cp_cmd_check_pid(const char *cmd, const char *arg, bool allow_zombie, int *p
 		return CP_EXIT_FAILURE;
 	}
 	*pid = (int)v;
+	return 0;
+}
+
+int cp_cmd_pid_option(const char *cmd, const char *arg, const char **out)
+{
+	if (arg[0] == '-' && arg[1] && !isdigit((unsigned char)arg[1])) {
+		cp_error(cmd, "-p needs a PID, not the option '%s'", arg);
+		cp_hint("run 'cprof %s --help'", cmd);
+		return CP_EXIT_USAGE;
+	}
+	*out = arg;
 	return 0;
 }
 

@@ -31,6 +31,11 @@ int cp_cmd_check_pid(const char *cmd, const char *arg, bool allow_zombie, int *p
  * cp_cmd_check_pid does). 0, or an exit code after reporting the problem for cmd.
  */
 int cp_cmd_parse_pids(const char *cmd, const char *arg, int *pids, size_t max, size_t *npids);
+/*
+ * The value of -p as getopt gave it: *out = arg, 0; or, when arg is the next option ("-p
+ * --seconds 5": the PID was left out), the error said and CP_EXIT_USAGE.
+ */
+int cp_cmd_pid_option(const char *cmd, const char *arg, const char **out);
 
 /*
  * Explain a failure to attach to pid (errno-style err from ptrace or perf) with the control

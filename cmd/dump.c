@@ -91,7 +91,8 @@ static int parse_options(int argc, char **argv, struct dump_options *o)
 	while ((c = getopt_long(argc, argv, ":p:f:gks:o:vh", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			o->pid_arg = optarg;
+			if (cp_cmd_pid_option("dump", optarg, &o->pid_arg))
+				return CP_EXIT_USAGE;
 			break;
 		case 'f':
 			if (!strcmp(optarg, "text")) {

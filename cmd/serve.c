@@ -79,7 +79,10 @@ static int parse_options(int argc, char **argv, struct serve_options *o)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":p:l:h", long_options, NULL)) != -1) {
 		switch (c) {
-		case 'p': o->pid_arg = optarg; break;
+		case 'p':
+			if (cp_cmd_pid_option("serve", optarg, &o->pid_arg))
+				return CP_EXIT_USAGE;
+			break;
 		case 'l': o->listen = optarg; break;
 		case 'A': o->auth_file = optarg; break;
 		case 'C': o->tls_cert = optarg; break;

@@ -100,7 +100,7 @@ static int parse_options(int argc, char **argv, struct watch_options *o)
 	optind = 1;
 	while (!rc && (c = getopt_long(argc, argv, ":p:i:o:h", long_options, NULL)) != -1) {
 		switch (c) {
-		case 'p': o->pid_arg = optarg; break;
+		case 'p': rc = cp_cmd_pid_option("watch", optarg, &o->pid_arg); break;
 		case 'T': rc = parse_threshold("--threads", optarg, CP_WATCH_THREADS, &o->w); break;
 		case 'F': rc = parse_threshold("--fds", optarg, CP_WATCH_FDS, &o->w); break;
 		case 'B': rc = parse_threshold("--blocked", optarg, CP_WATCH_BLOCKED, &o->w); break;

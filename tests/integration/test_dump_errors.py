@@ -42,6 +42,9 @@ def test_not_a_number():
 
 def test_missing_pid():
     one_error(run(["dump"]), 2, "-p")
+    # The PID left out, the next option taken for it: said so, by every command with -p.
+    for cmd in ("dump", "attach", "watch", "serve"):
+        one_error(run([cmd, "-p", "--seconds", "1"]), 2, "-p needs a PID, not the option")
 
 
 def test_kernel_thread():
