@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -50,6 +51,14 @@ static const struct {
 	{ "heap", CP_SESSION_HEAP },
 	{ "allocs", CP_SESSION_ALLOCS },
 };
+
+static const char *type_name(enum cp_session_type t)
+{
+	for (size_t i = 0; i < CP_ARRAY_SIZE(types); i++)
+		if (types[i].type == t)
+			return types[i].name;
+	return "this";
+}
 
 /* The reason a session gave for not starting (cp_session_opts.why). */
 static char session_why[256];
@@ -195,6 +204,16 @@ int cp_prof_parse_option(const char *cmd, int c, const char *arg, struct cp_prof
 	}
 }
 
+/* Whether pid runs as our user (its /proc directory is ours). */
+static bool owned_by_us(int pid)
+{
+	char path[32];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	return stat(path, &st) == 0 && st.st_uid == geteuid();
+}
+
 void cp_prof_explain_open_error(const char *cmd, int pid, int err, const struct cp_prof_options *o)
 {
 	char what[64], buf[32];
@@ -226,9 +245,21 @@ void cp_prof_explain_open_error(const char *cmd, int pid, int err, const struct 
 				 paranoid);
 			cp_hint("sudo sysctl kernel.perf_event_paranoid=2 (user-space profiling "
 				"of your own processes), or run as root or with CAP_PERFMON");
-		} else if (geteuid() != 0) {
+		} else if (geteuid() != 0 && !owned_by_us(pid)) {
 			cp_error(what, "perf events not allowed on this process (%s): it belongs "
-				       "to another user, or kernel.perf_event_paranoid=%d",
+				       "to another user",
+				 strerror(-err));
+			cp_hint("run as root, as the target's user, or with CAP_PERFMON");
+		} else if (geteuid() != 0 && o->type != CP_SESSION_CPU) {
+			cp_error(what, "perf events not allowed (%s): %s profiles read kernel "
+				       "tracepoints (scheduler switches, system calls), which "
+				       "kernel.perf_event_paranoid=%d keeps for root and CAP_PERFMON",
+				 strerror(-err), type_name(o->type), paranoid);
+			cp_hint("run as root or with CAP_PERFMON, or sudo sysctl "
+				"kernel.perf_event_paranoid=-1");
+		} else if (geteuid() != 0) {
+			cp_error(what, "perf events not allowed on this process (%s): "
+				       "kernel.perf_event_paranoid=%d",
 				 strerror(-err), paranoid);
 			cp_hint("run as root or with CAP_PERFMON, or lower "
 				"kernel.perf_event_paranoid with sysctl");

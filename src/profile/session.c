@@ -615,14 +615,17 @@ static void prewarm(struct cp_session *s, struct cp_proc *p)
 static int clone_tracepoints(struct cp_sampler_opts *so)
 {
 	static const char *const names[] = { "sys_enter_clone3", "sys_enter_clone" };
+	long denied = 0;
 
 	for (size_t i = 0; i < CP_ARRAY_SIZE(names); i++) {
 		long id = cp_tracefs_event_id("syscalls", names[i]);
 
 		if (id >= 0)
 			so->tracepoints[so->ntracepoints++] = id;
+		else if (id == -EACCES || id == -EPERM)
+			denied = id;	/* tracefs is root's */
 	}
-	return so->ntracepoints ? 0 : -EOPNOTSUPP;
+	return so->ntracepoints ? 0 : denied ? (int)denied : -EOPNOTSUPP;
 }
 
 int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
@@ -697,6 +700,10 @@ int cp_session_new(const struct cp_session_opts *opts, struct cp_session **out)
 	if (opts->type == CP_SESSION_THREADCREATE || opts->type == CP_SESSION_MUTEX) {
 		err = opts->type == CP_SESSION_MUTEX ? cp_session_mutex_init(s, &so) :
 						       clone_tracepoints(&so);
+		if ((err == -EACCES || err == -EPERM) && opts->why && opts->whylen)
+			snprintf(opts->why, opts->whylen, "permission denied reading the syscall "
+				 "tracepoints in tracefs (/sys/kernel/tracing is root's): %s needs root",
+				 opts->type == CP_SESSION_MUTEX ? "mutex" : "threadcreate");
 		if (err < 0)
 			goto fail;
 	}

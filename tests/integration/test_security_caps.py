@@ -70,6 +70,25 @@ def test_not_dumpable_process_of_ones_own():
         t.wait()
 
 
+def test_tracepoint_profiles_of_ones_own_command():
+    # Without privileges, a profile that needs kernel tracepoints of one's own command is
+    # refused for what it is (perf_event_paranoid), not for "another user".
+    if not shutil.which("setpriv"):
+        cplib.skip("needs setpriv (util-linux)")
+    os.chmod(WORK, 0o755)
+    out = WORK / "out"
+    out.mkdir(exist_ok=True)
+    os.chown(out, 65534, 65534)
+    with open("/proc/sys/kernel/perf_event_paranoid") as f:
+        if int(f.read()) < 0:
+            cplib.skip("kernel.perf_event_paranoid < 0 lets anyone read tracepoints")
+    for kind in ("mutex", "threadcreate", "block"):
+        p = as_user("-all", "record", "--profile", kind, "-o", out / "p.pb.gz", "--", "/bin/true")
+        line = cplib.error_line(p, 1, r"cprof: pid \d+: perf events not allowed")
+        check("perf_event_paranoid" in line and "another user" not in line,
+              "%s: not the reason" % kind, line)
+
+
 if __name__ == "__main__":
     try:
         cplib.main(globals())
