@@ -112,6 +112,10 @@ def test_wall_of_a_stopped_process():
     with Target("offcpu") as t:
         os.kill(t.pid, signal.SIGSTOP)
         try:
+            # Every thread stopped before profiling starts (a stop takes effect as each
+            # thread next leaves the kernel).
+            cplib.until(lambda: cplib.thread_states(t.pid),
+                        lambda st: st and all(s in "tT" for s in st.values()))
             out = profile(t.pid, "wall", "-F", 99, seconds=1)
             win = duration_ms(out)
             tr = ms_traces(out, "wall")
