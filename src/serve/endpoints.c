@@ -181,6 +181,7 @@ static void profile(struct cp_serve_request *rq, struct cp_serve_reply *rp, bool
 {
 	struct cp_serve_target *t;
 	struct cp_serve_cpu_req req = { .hz = rq->srv->hz, .gone = rq->gone, .ctx = rq->ctx,
+					.stopping = &rq->srv->stopping,
 					.type = type,
 					.format = svg ? CP_PROFILE_SVG : CP_PROFILE_PPROF };
 	char why[160], *body = NULL;

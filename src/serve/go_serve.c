@@ -42,6 +42,9 @@ static int wait_window(struct cp_serve_request *rq, const struct cp_serve_target
 	while (cp_now_ns() < deadline) {
 		struct timespec ts = { 0, CHECK_MS * 1000000L };
 
+		/* serve is stopping: the window ends here and its profile is sent. */
+		if (__atomic_load_n(&rq->srv->stopping, __ATOMIC_ACQUIRE))
+			return 0;
 		if (rq->gone(rq->ctx))
 			return -ECANCELED;
 		if (exited(t))

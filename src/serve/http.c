@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include "proc.h"
@@ -20,6 +21,8 @@
 #define CONNECTION_MEMORY (32u << 10)
 #define CONNECTION_TIMEOUT_S 15
 #define SYMBOL_BODY_MAX (1u << 20)
+/* How long a stopping server waits for the answers in flight (profiles cut short). */
+#define STOP_WAIT_MS 5000
 
 struct conn {
 	struct cp_serve *srv;
@@ -125,6 +128,10 @@ static bool symbol_post(const char *url, const char *method)
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct cp_serve *srv = cls;
+
+	if (*con_cls)
+		__atomic_fetch_sub(&srv->active, 1, __ATOMIC_RELEASE);
 	if (*con_cls && *con_cls != cls)
 		free(*con_cls);
 	*con_cls = NULL;
@@ -145,9 +152,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (!*con_cls) {
 		if (symbol_post(url, method)) {
 			*con_cls = calloc(1, sizeof(size_t));
+			if (*con_cls)
+				__atomic_fetch_add(&srv->active, 1, __ATOMIC_ACQ_REL);
 			return *con_cls ? MHD_YES : MHD_NO;
 		}
 		*con_cls = srv;
+		__atomic_fetch_add(&srv->active, 1, __ATOMIC_ACQ_REL);
 		if (strcmp(method, MHD_HTTP_METHOD_GET)) {
 			cp_serve_reply_text(&rp, 405, "method %.16s not allowed: only GET", method);
 			return reply(c, &rp, false);
@@ -300,6 +310,17 @@ void cp_serve_stop(struct cp_serve *srv)
 	if (!srv)
 		return;
 	__atomic_store_n(&srv->stopping, 1, __ATOMIC_RELEASE);
+	/*
+	 * The profiles in flight end at their next look (at most CHECK_MS) and are written and
+	 * sent: wait for those requests (boundedly: a slow client) before the daemon closes
+	 * every connection.
+	 */
+	for (int i = 0; srv->daemon && i < STOP_WAIT_MS / 10 &&
+			__atomic_load_n(&srv->active, __ATOMIC_ACQUIRE) > 0; i++) {
+		struct timespec ts = { 0, 10 * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
 	if (srv->daemon)
 		MHD_stop_daemon(srv->daemon);
 	cp_sym_free(srv->sym);

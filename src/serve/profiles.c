@@ -61,6 +61,10 @@ int cp_serve_cpu_profile(struct cp_serve_cpu_req *req, char **body, size_t *len)
 
 		if (now >= deadline)
 			break;
+		/* serve is stopping: the profile ends here and is sent (before the client check,
+		 * which says gone then too). */
+		if (req->stopping && __atomic_load_n(req->stopping, __ATOMIC_ACQUIRE))
+			break;
 		if (req->gone(req->ctx)) {
 			err = -ECANCELED;
 			goto done;

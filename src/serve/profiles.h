@@ -20,6 +20,7 @@ struct cp_serve_cpu_req {
 	enum cp_profile_format format;	/* PPROF or SVG */
 	bool (*gone)(void *ctx);	/* polled a few times a second: true abandons the profile */
 	void *ctx;
+	const int *stopping;		/* may be NULL; atomic: set, the window ends now */
 	char why[256];			/* out: a failure's one-line reason (heap), or "" */
 };
 

@@ -44,6 +44,7 @@ struct cp_serve {
 	bool any_host;		/* listening on every address: any Host header (auth required) */
 	char *credentials;	/* owned; NULL = no auth */
 	int stopping;		/* atomic; set by cp_serve_stop: profiles in flight end now */
+	int active;		/* atomic; requests not completed yet (cp_serve_stop waits) */
 	/*
 	 * Held while a dump or a metrics scrape reads the targets: the shared symbolizer and the
 	 * diagnosis are used by one request at a time.

@@ -11,6 +11,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -410,6 +411,34 @@ def test_busy_and_exit():
     status, _, body = s.request("/metrics")
     check(status == 200 and ('pid="%d"' % b.pid).encode() not in body, "exited target's series")
     a.kill()
+
+
+def test_sigterm_ends_profiles_in_flight():
+    # SIGTERM while a 60 s profile runs: the profile ends there and is sent (200, readable),
+    # then serve exits 0; the target runs on, untraced.
+    t = cplib.Target("cpu_split", "--seconds", "120")
+    s = Serve("-p", t.pid)
+    results = {}
+
+    def long_profile():
+        results["r"] = s.request("/debug/pprof/profile?seconds=60")
+
+    th = threading.Thread(target=long_profile)
+    th.start()
+    time.sleep(2)
+    s.proc.send_signal(signal.SIGTERM)
+    th.join(30)
+    status, _, body = results.get("r", (0, None, b""))
+    check(status == 200, "the profile in flight got no answer", status, body[:200])
+    path = os.path.join(tempfile.mkdtemp(prefix="cprof-serve-"), "p.pb.gz")
+    with open(path, "wb") as f:
+        f.write(body)
+    top = go_pprof("-top", path)
+    check(top.returncode == 0 and "spin_leaf" in top.stdout, "the cut profile", top.stdout,
+          top.stderr)
+    check(s.proc.wait(timeout=30) == 0, "serve exit status", s.proc.returncode)
+    cplib.assert_target_unharmed(t.pid)
+    t.kill()
 
 
 def test_many_connections_and_disconnect():
