@@ -168,6 +168,10 @@ int cp_serve_parse_credentials(const char *text, char **out, char *why, size_t s
 		snprintf(why, size, "want one user:password line");
 		return -EINVAL;
 	}
+	if (colon == text + n - 1) {
+		snprintf(why, size, "empty password: want one user:password line");
+		return -EINVAL;
+	}
 	*out = strndup(text, n);
 	return *out ? 0 : -ENOMEM;
 }

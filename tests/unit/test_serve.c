@@ -91,6 +91,7 @@ static void test_credentials(void)
 	free(c);
 	CHECK(cp_serve_parse_credentials("nocolon\n", &c, why, sizeof(why)) == -EINVAL);
 	CHECK(cp_serve_parse_credentials(":pass", &c, why, sizeof(why)) == -EINVAL, "empty user");
+	CHECK(cp_serve_parse_credentials("alice:\n", &c, why, sizeof(why)) == -EINVAL, "empty password");
 	CHECK(cp_serve_parse_credentials("a:b\nc:d\n", &c, why, sizeof(why)) == -EINVAL);
 	CHECK(strstr(why, "more than one line"), "%s", why);
 }
