@@ -219,6 +219,13 @@ static void socket_line(int pid, int fd, uint64_t ino, struct cp_net_index *net,
 
 		if (cp_net_from_socket(sock, &ns) == 0)
 			rc = cp_net_format(&ns, line, size);
+		/*
+		 * A connect in progress (SYN_SENT) has no peer to getpeername yet: the kernel's
+		 * table has the address it is connecting to.
+		 */
+		if (rc >= 0 && ns.proto == CP_NET_TCP && ns.remote_port == 0 && ns.state != 10 &&
+		    ns.state != 7 && cp_net_describe_socket(pid, ino, net, line, size) < 0)
+			rc = cp_net_format(&ns, line, size);
 	}
 	/* Without a copy of the fd (an older kernel, no permission): /proc/PID/net. */
 	if (rc < 0)

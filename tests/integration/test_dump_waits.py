@@ -154,6 +154,8 @@ def test_every_wait_kind():
     x = w["w-connect"]
     check(isinstance(x["fd"], int) and x["fd"] >= 0 and x["object"].startswith("socket:["),
           "connect fd/object", x)
+    # In SYN_SENT there is no peer to ask for: the address being connected to is named.
+    check("-> %s SYN_SENT" % keys["connect_to"] in x["detail"], "connect's destination", x)
     check("child %s" % keys["child"] in w["w-waitpid"]["detail"], "waitpid names the child",
           w["w-waitpid"])
 

@@ -443,6 +443,7 @@ int main(void)
 	printf("tcp_read=%d\n", tcp_client_fd);
 	printf("listen=%d\n", listen_fd);
 	printf("epoll=%d\n", epoll_fd);
+	printf("connect_to=127.0.0.1:%d\n", ntohs(full_addr.sin_port));
 	wait_blocked();
 	usleep(200000);
 	printf("READY\n");
