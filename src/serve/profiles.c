@@ -9,6 +9,7 @@
 #include "profile.h"
 #include "profiles.h"
 #include "session.h"
+#include "symbolize.h"
 #include "util.h"
 
 /* Poll the rings at least this often (ms), to notice a client gone or the server stopping. */
@@ -94,8 +95,27 @@ done:
  * caller frames are looked up at pc - 1 (inside the call), as the samplers do. 0 or -errno;
  * *n receives the count.
  */
-static int stack_locations(struct cp_profile *prof, int pid, const struct cp_maps *maps,
-			   const struct cp_dump_thread *t, uint64_t *ids, size_t *n)
+/*
+ * The profile's mapping of m, added the first time, with the build ID and debug information
+ * the symbolizer found, as the samplers add theirs. 0 or -errno.
+ */
+static int add_mapping(struct cp_profile *prof, struct cp_symbolizer *sym, int pid,
+		       const struct cp_map *m, uint64_t *id)
+{
+	const char *build_id = NULL;
+	uint64_t bias = 0;
+	bool debug = false;
+
+	if (cp_sym_module_info(sym, pid, m, &build_id, &bias, &debug) < 0) {
+		build_id = NULL;
+		debug = false;
+	}
+	return cp_profile_add_mapping(prof, pid, m, build_id, true, debug, id);
+}
+
+static int stack_locations(struct cp_profile *prof, struct cp_symbolizer *sym, int pid,
+			   const struct cp_maps *maps, const struct cp_dump_thread *t,
+			   uint64_t *ids, size_t *n)
 {
 	struct cp_profile_line lines[64];
 	size_t nl = 0, out = 0;
@@ -118,7 +138,7 @@ static int stack_locations(struct cp_profile *prof, int pid, const struct cp_map
 		if (!id) {
 			m = cp_maps_find(maps, f->pc);
 			if (m && cp_map_is_file(m)) {
-				err = cp_profile_add_mapping(prof, pid, m, NULL, true, true, &map_id);
+				err = add_mapping(prof, sym, pid, m, &map_id);
 				if (err < 0)
 					return err;
 			}
@@ -134,8 +154,9 @@ static int stack_locations(struct cp_profile *prof, int pid, const struct cp_map
 	return 0;
 }
 
-/* Add the mapping of the main executable first: pprof's mapping 1. */
-static int main_mapping(struct cp_profile *prof, const struct cp_dump *d, const struct cp_maps *maps)
+/* Add the main executable's code mapping first: pprof's mapping 1. */
+static int main_mapping(struct cp_profile *prof, struct cp_symbolizer *sym, const struct cp_dump *d,
+			const struct cp_maps *maps)
 {
 	uint64_t id;
 
@@ -144,14 +165,15 @@ static int main_mapping(struct cp_profile *prof, const struct cp_dump *d, const 
 	for (size_t i = 0; i < maps->n; i++) {
 		const struct cp_map *m = &maps->v[i];
 
-		if (cp_map_is_file(m) && !strncmp(d->exe, m->path, strlen(m->path)))
-			return cp_profile_add_mapping(prof, d->pid, m, NULL, true, true, &id);
+		if (cp_map_is_file(m) && m->perms[2] == 'x' &&
+		    !strncmp(d->exe, m->path, strlen(m->path)))
+			return add_mapping(prof, sym, d->pid, m, &id);
 	}
 	return 0;
 }
 
 /* Go's goroutine profile for native threads: goroutine/count by stack, threads of one stack merged. */
-static int thread_profile(struct cp_dump *d, struct cp_profile **out)
+static int thread_profile(struct cp_dump *d, struct cp_symbolizer *sym, struct cp_profile **out)
 {
 	struct cp_profile *prof = cp_profile_new_count("goroutine", "count");
 	struct cp_profile_meta meta = { .time_nanos = d->time_ns, .period = 1 };
@@ -172,11 +194,11 @@ static int thread_profile(struct cp_dump *d, struct cp_profile **out)
 	for (size_t i = 0; i < d->nthreads; i++)
 		max = d->threads[i].nframes > max ? d->threads[i].nframes : max;
 	ids = calloc(max + 1, sizeof(*ids));
-	err = ids ? main_mapping(prof, d, &maps) : -ENOMEM;
+	err = ids ? main_mapping(prof, sym, d, &maps) : -ENOMEM;
 	for (size_t g = 0; err == 0 && g < ngroups; g++) {
 		const struct cp_dump_thread *t = &d->threads[groups[g].first];
 
-		err = stack_locations(prof, d->pid, &maps, t, ids, &n);
+		err = stack_locations(prof, sym, d->pid, &maps, t, ids, &n);
 		if (err == 0)
 			err = cp_profile_add_count(prof, ids, n, d->pid,
 						   groups[g].count == 1 ? t->tid : 0, t->name,
@@ -205,7 +227,7 @@ int cp_serve_thread_profile(int pid, struct cp_symbolizer *sym, struct cp_profil
 
 	if (err < 0)
 		return err;
-	err = thread_profile(&d, out);
+	err = thread_profile(&d, sym, out);
 	cp_dump_release(&d);
 	return err;
 }
@@ -231,7 +253,7 @@ int cp_serve_dump(int pid, enum cp_serve_dump_form form, struct cp_symbolizer *s
 	if (form == CP_SERVE_DUMP_PPROF) {
 		struct cp_profile *prof = NULL;
 
-		err = thread_profile(&d, &prof);
+		err = thread_profile(&d, sym, &prof);
 		cp_dump_release(&d);
 		if (err == 0)
 			err = cp_serve_profile_body(prof, CP_PROFILE_PPROF, body, len);

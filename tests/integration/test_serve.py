@@ -168,6 +168,11 @@ def test_goroutine_endpoints():
         check("Type: goroutine" in p.stdout, "sample type", p.stdout[:1000])
         check(re.search(r"^\s+0\s+0%\s+\S+\s+20\s+\S+%\s+handle_request", p.stdout, re.M),
               "20 threads in handle_request", p.stdout[:3000])
+        # Mapping 1 is the executable's code, with its build ID, as in cprof's other profiles.
+        raw = go_pprof("-raw", s.url("/debug/pprof/goroutine")).stdout
+        m1 = raw[raw.index("Mappings"):].splitlines()[1]
+        check(re.match(r"1: 0x[0-9a-f]+/0x[0-9a-f]+/0x[0-9a-f]+ \S+/leak [0-9a-f]{40} ", m1),
+              "mapping 1 is not the executable's code with its build ID", m1)
         status, hdrs, body = s.request("/debug/cprof/dump?format=json")
         check(status == 200 and hdrs["content-type"] == "application/json", "dump json", status)
         d = json.loads(body)
