@@ -117,7 +117,21 @@ static const struct {
 	{ "sigtimedwait", SYS_rt_sigtimedwait }, { "sigwaitinfo", SYS_rt_sigtimedwait },
 	{ "sigwait", SYS_rt_sigtimedwait },
 	{ "lll_lock_wait", SYS_futex }, { "lll_lock_wait_private", SYS_futex },
+	/* Go's own system calls (runtime.usleep, runtime.epollwait, runtime.write1). */
+	{ "usleep", SYS_nanosleep }, { "epollwait", SYS_epoll_wait }, { "write1", SYS_write },
 };
+
+/*
+ * The call a Go frame names: Go makes its system calls itself, without libc, in functions
+ * of its runtime (runtime.futex, runtime.usleep, runtime.epollwait, runtime.read) or of
+ * package syscall (syscall.read, syscall.accept4, under syscall.Syscall). NULL for others.
+ */
+static const char *go_call_name(const char *fn)
+{
+	if (!fn || (strncmp(fn, "runtime.", 8) && strncmp(fn, "syscall.", 8)))
+		return NULL;
+	return strrchr(fn, '.') + 1;
+}
 
 /* The syscall the innermost libc wrapper on the stack makes, or -1. */
 static long guess_syscall(const struct cp_wait_input *in)
@@ -126,7 +140,8 @@ static long guess_syscall(const struct cp_wait_input *in)
 	size_t i, j;
 
 	for (i = 0; in->functions && i < in->nfunctions && i < WRAPPER_FRAMES; i++) {
-		const char *name = wait_base_name(in->functions[i], buf, sizeof(buf));
+		const char *go = go_call_name(in->functions[i]);
+		const char *name = go ? go : wait_base_name(in->functions[i], buf, sizeof(buf));
 
 		if (!*name)
 			continue;

@@ -331,6 +331,14 @@ def test_prometheus_heap_agrees():
         p = attach(t.pid, "block", d / "block.pb.gz", rc=1)
         check("SetBlockProfileRate" in p.stderr and "--native" in p.stderr,
               "prometheus' block profile: no hint", p.stderr)
+        # --native samples its threads: their waits are named from Go's own system call
+        # frames (runtime.futex, runtime.usleep, runtime.epollwait), not [unknown].
+        cplib.run(["attach", "-p", t.pid, "--profile", "block", "--native", "--seconds", "1",
+                   "-o", d / "native.pb.gz"], check_rc=0, timeout=120)
+        waits = {l.get("wait") for c, f, l in profiles.traces_of(d / "native.pb.gz",
+                                                                 "contentions")}
+        check(waits and "unknown" not in waits and "futex" in waits,
+              "prometheus' native block waits", waits)
         cplib.assert_target_unharmed(t.pid)
 
 
