@@ -80,6 +80,8 @@ int cp_profile_add_location(struct cp_profile *prof, int pid, uint64_t address,
 			    uint64_t *id);
 /* A pseudo location named name ("[truncated]", "[unknown]"), one per name. */
 int cp_profile_special_location(struct cp_profile *prof, const char *name, uint64_t *id);
+/* The function of location id's outermost line (the caller of its inlined frames), or NULL. */
+const char *cp_profile_location_outer_function(const struct cp_profile *prof, uint64_t id);
 
 /*
  * Add count samples of the stack loc_ids (innermost first; n may be 0) with labels thread,

@@ -297,6 +297,22 @@ int cp_profile_add_location(struct cp_profile *prof, int pid, uint64_t address,
 	return 0;
 }
 
+const char *cp_profile_location_outer_function(const struct cp_profile *prof, uint64_t id)
+{
+	const struct cp_plocation *l;
+	const struct cp_pline *pl;
+
+	if (id == 0 || id > prof->nlocations)
+		return NULL;
+	l = &prof->locations[id - 1];
+	if (!l->nlines)
+		return NULL;
+	pl = &prof->lines[l->line_off + l->nlines - 1];
+	if (pl->function_id == 0 || pl->function_id > prof->nfunctions)
+		return NULL;
+	return prof->str.v[prof->functions[pl->function_id - 1].name];
+}
+
 int cp_profile_special_location(struct cp_profile *prof, const char *name, uint64_t *id)
 {
 	struct cp_pfunction f = { 0 };

@@ -225,7 +225,7 @@ static bool user_frame_plausible(struct cp_proc *p, uint64_t addr)
  * *cut is set when the user frames were ended at an implausible one.
  */
 static void callchain_frames(struct cp_session *s, struct cp_proc *p, const struct cp_sample *smp,
-			     bool want_user, size_t *n, bool *cut)
+			     bool want_user, size_t *n, bool *cut, uint64_t *last_user)
 {
 	uint64_t ctx = 0;
 	bool first = true;
@@ -248,6 +248,7 @@ static void callchain_frames(struct cp_session *s, struct cp_proc *p, const stru
 				continue;
 			}
 			id = user_location(s, p, pc, a);
+			*last_user = id;
 		} else {
 			continue;
 		}
@@ -255,6 +256,26 @@ static void callchain_frames(struct cp_session *s, struct cp_proc *p, const stru
 		if (id)
 			s->locs[(*n)++] = id;
 	}
+}
+
+/*
+ * Whether a thread's frames end at location id: where threads start (_start and libc's start
+ * of main, clone and start_thread, Go's runtime.goexit and mstart). A frame-pointer chain
+ * that stops elsewhere was cut short (code built without frame pointers).
+ */
+static bool thread_root(const struct cp_session *s, uint64_t id)
+{
+	static const char *const roots[] = {
+		"_start", "__libc_start_main", "__libc_start_main_impl", "__libc_start_call_main",
+		"start_thread", "clone", "clone3", "__clone", "__clone3", "__clone_internal",
+		"runtime.goexit", "runtime.mstart", "runtime.rt0_go",
+	};
+	const char *name = cp_profile_location_outer_function(s->prof, id);
+
+	for (size_t i = 0; name && i < CP_ARRAY_SIZE(roots); i++)
+		if (!strcmp(name, roots[i]))
+			return true;
+	return false;
 }
 
 /*
@@ -367,17 +388,18 @@ size_t cp_session_sample_stack(struct cp_session *s, const struct cp_sample *smp
 	struct cp_proc *p = cp_procs_get(&s->procs, smp->pid, true);
 	struct cp_thread *t = cp_procs_thread_get(&s->procs, smp->pid, smp->tid);
 	const char *end_marker = NULL;
+	uint64_t last_user = 0;
 	size_t n = 0;
 	bool cut = false;
 
 	note_sampled(s, p, t, smp->pid);
 	if (smp->callchain)
-		callchain_frames(s, p, smp, !dwarf, &n, &cut);
+		callchain_frames(s, p, smp, !dwarf, &n, &cut, &last_user);
 	if (dwarf && p && smp->user_regs)
 		end_marker = dwarf_frames(s, p, smp, &n);
 	else if (dwarf && !smp->user_regs && n == 0)
 		end_marker = "[unknown]";
-	else if (!dwarf && cut)
+	else if (!dwarf && (cut || (last_user && !thread_root(s, last_user))))
 		end_marker = "[unknown]";
 	else if (!dwarf && smp->ncallchain >= 127 && n > 0)
 		end_marker = "[truncated]";

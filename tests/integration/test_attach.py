@@ -67,6 +67,14 @@ def test_fp_mode():
         out, r = attach(t.pid, "--unwind", "fp", "-F", 499, seconds=2)
         tr = traces(out)
         check(total(tr, lambda f, l: "spin_leaf" in f) > 0, "no spin_leaf in fp profile", tr[:3])
+        # The fixture has no frame pointers: a chain that stops before a thread's start is
+        # cut short, and says so.
+        roots = ("_start", "__libc_start_call_main", "__libc_start_main_impl", "start_thread",
+                 "__clone3", "clone3", "[unknown]", "[truncated]")
+        ours = ("spin_leaf", "work_a", "work_b", "main")
+        short = [f for c, f, l in tr if any(x in f for x in ours) and f[-1] not in roots]
+        check(not short, "fp stacks cut short without an [unknown] end", short[:3])
+        check(total(tr, lambda f, l: f and f[-1] == "[unknown]") > 0, "no [unknown] end", tr[:3])
 
 
 def raw_locations(path):
