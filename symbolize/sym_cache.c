@@ -32,8 +32,11 @@
 /* A fact line: not an address ("=" is no hex digit), so older readers skip it. */
 #define HAS_DWARF_LINE "=dwarf"
 #define BUILD_ID_LINE "=build-id "
-/* r2: Go units of cgo builds, which .debug_aranges does not list, no longer named as a C unit. */
-#define RESULTS_REVISION " r2"
+/*
+ * r2: Go units of cgo builds, which .debug_aranges does not list, no longer named as a C unit.
+ * r3: C++ functions without a linkage name qualified by their scopes (std::thread::..::_M_run).
+ */
+#define RESULTS_REVISION " r3"
 
 /* Whether text (len bytes) starts with build_id's header line. */
 static bool has_header(const char *text, size_t len, const char *build_id)

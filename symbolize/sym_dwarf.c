@@ -53,6 +53,83 @@ static int find_scopes(Dwarf_Die *parent, Dwarf_Addr pc, Dwarf_Die *chain, int d
 	return depth;
 }
 
+/*
+ * C++ functions GCC gives no linkage name (a lambda's operator(), members of some class
+ * templates): their DW_AT_name alone is "operator()" or "_M_run". The scopes the declaration
+ * sits in (namespaces, classes) qualify it, as a demangled name would; the declaration is
+ * reached through DW_AT_specification and DW_AT_abstract_origin. Its enclosing DIEs are found
+ * by offset: a DIE's subtree lies between its own offset and its next sibling's. NULL when
+ * it is not a C++ unit or nothing encloses the declaration.
+ */
+static bool cxx_unit(Dwarf_Die *cu)
+{
+	int lang = dwarf_srclang(cu);
+
+	return lang == DW_LANG_C_plus_plus || lang == DW_LANG_C_plus_plus_03 ||
+	       lang == DW_LANG_C_plus_plus_11 || lang == DW_LANG_C_plus_plus_14;
+}
+
+/* What qualifies a name: namespaces, classes, and a function for its local classes (lambdas). */
+static bool is_named_scope(int tag)
+{
+	return tag == DW_TAG_namespace || tag == DW_TAG_class_type ||
+	       tag == DW_TAG_structure_type || tag == DW_TAG_union_type ||
+	       tag == DW_TAG_subprogram;
+}
+
+static const char *qualified_name(struct cp_symbolizer *sym, Dwarf_Die *die, const char *name)
+{
+	Dwarf_Die decl = *die, cu, child, next;
+	Dwarf_Attribute a;
+	char buf[1024];
+	size_t len = 0;
+	Dwarf_Off target;
+
+	for (int i = 0; i < 8 && (dwarf_attr(&decl, DW_AT_specification, &a) ||
+				  dwarf_attr(&decl, DW_AT_abstract_origin, &a)); i++)
+		if (!dwarf_formref_die(&a, &decl))
+			return NULL;
+	if (!dwarf_diecu(&decl, &cu, NULL, NULL) || !cxx_unit(&cu))
+		return NULL;
+	target = dwarf_dieoffset(&decl);
+	buf[0] = '\0';
+	for (int level = 0; level < MAX_SCOPE_DEPTH && dwarf_child(&cu, &child) == 0; level++) {
+		bool inside = false;
+
+		do {
+			bool last = dwarf_siblingof(&child, &next) != 0;
+			Dwarf_Off end = last ? (Dwarf_Off)-1 : dwarf_dieoffset(&next);
+
+			if (dwarf_dieoffset(&child) == target)
+				goto done;
+			if (dwarf_dieoffset(&child) < target && target < end) {
+				inside = is_named_scope(dwarf_tag(&child));
+				break;
+			}
+			if (last)
+				break;
+			child = next;
+		} while (1);
+		if (!inside)
+			return NULL;
+		{
+			const char *n = dwarf_diename(&child);
+			int w = snprintf(buf + len, sizeof(buf) - len, "%s::",
+					 n ? n : "(anonymous namespace)");
+
+			if (w < 0 || (size_t)w >= sizeof(buf) - len)
+				return NULL;
+			len += (size_t)w;
+		}
+		cu = child;
+	}
+	return NULL;
+done:
+	if (!len || snprintf(buf + len, sizeof(buf) - len, "%s", name) >= (int)(sizeof(buf) - len))
+		return NULL;
+	return cp_sym_intern(sym, buf);
+}
+
 static void die_names(struct cp_symbolizer *sym, Dwarf_Die *die, struct cp_sym_frame *f)
 {
 	Dwarf_Attribute a;
@@ -73,8 +150,10 @@ static void die_names(struct cp_symbolizer *sym, Dwarf_Die *die, struct cp_sym_f
 		f->system_name = cp_sym_intern(sym, link);
 		f->function = cp_sym_intern(sym, name);
 	} else if (name) {
+		const char *q = qualified_name(sym, die, name);
+
 		f->system_name = cp_sym_intern(sym, name);
-		f->function = f->system_name;
+		f->function = q ? q : f->system_name;
 	}
 	if (dwarf_decl_line(die, &line) == 0 && line > 0)
 		f->start_line = line;

@@ -40,6 +40,8 @@ def test_cpp_template_and_inlined_frame():
                               "shop::Counter<int>::serve" in f["function"], "Counter<int>::serve")
         check(i_block < i_inl < i_serve, "frames not innermost first", fr)
         check(fr[i_inl]["inlined"] is True, "wait_for_order not marked inlined", fr[i_inl])
+        # No linkage name in DWARF for it (static inline): qualified by its namespace.
+        check(fr[i_inl]["function"] == "shop::wait_for_order", "not qualified", fr[i_inl])
         check(fr[i_serve]["inlined"] is False, "serve marked inlined", fr[i_serve])
         check(fr[i_inl]["line"] == line_of(CPPFIX, "MARK: wait_for_order calls"),
               "inlined frame line", fr[i_inl])

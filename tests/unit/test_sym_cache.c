@@ -96,7 +96,7 @@ static void test_damage(void)
 	CHECK(f != NULL);
 	if (!f)
 		return;
-	fprintf(f, "=build-id %s r2\n", BUILD_ID);
+	fprintf(f, "=build-id %s r3\n", BUILD_ID);
 	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
 		fputs(junk[i], f);
 	fclose(f);
@@ -129,7 +129,7 @@ static void test_empty_and_facts(void)
 	CHECK(cp_sym_cache_read(BUILD_ID, &text, &len) == 0);
 	if (!text)
 		return;
-	CHECK(!strcmp(text, "=build-id " BUILD_ID " r2\n26290 0\n=dwarf\n40 1\tf\x1f\x1f" "f.c\x1f" "7\x1f" "0\x1f" "0\n"),
+	CHECK(!strcmp(text, "=build-id " BUILD_ID " r3\n26290 0\n=dwarf\n40 1\tf\x1f\x1f" "f.c\x1f" "7\x1f" "0\x1f" "0\n"),
 	      "%s", text);
 	cursor = text;
 	while ((kind = cp_sym_cache_scan(&cursor, &addr, &record)) != CP_SYM_CACHE_END) {
@@ -165,7 +165,7 @@ static void test_empty_and_facts(void)
 		CHECK(out_file != NULL);
 		if (!out_file)
 			return;
-		fprintf(out_file, "=build-id %s r2\n", BUILD_ID);
+		fprintf(out_file, "=build-id %s r3\n", BUILD_ID);
 		for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
 			fputs(junk[i], out_file);
 		fclose(out_file);
@@ -202,7 +202,7 @@ static void test_claims(void)
 	CHECK(w != NULL);
 	if (!w)
 		return;
-	fputs("=build-id ffffffffffffffffffffffffffffffffffffffff r2\n"
+	fputs("=build-id ffffffffffffffffffffffffffffffffffffffff r3\n"
 	      "77 1\tATTACKER_FN\x1f\x1f" "evil.c\x1f" "666\x1f" "1\x1f" "0\n", w);
 	fclose(w);
 	CHECK(cp_sym_cache_read(BUILD_ID, &text, &n) == -EINVAL);
