@@ -95,6 +95,18 @@ def start_heap_attach(pid, out, *extra, seconds=120):
     return p
 
 
+def heap_attach_around(t, out, done, *extra):
+    """cprof attach --profile heap on fixture t while it works: SIGUSR1 starts the work, its
+    line `done` ends it, then Ctrl-C writes the profile to out (cprof must exit 0)."""
+    p = start_heap_attach(t.pid, out, *extra)
+    os.kill(t.pid, signal.SIGUSR1)
+    t.wait_for(done, timeout=120)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    check(p.returncode == 0, "attach failed", err)
+    return err
+
+
 def test_record_accuracy():
     d = tempfile.mkdtemp(prefix="cprof-heap-")
     out = os.path.join(d, "rec.pb.gz")
@@ -267,12 +279,7 @@ def test_attach_accuracy_and_ctrl_c():
     d = tempfile.mkdtemp(prefix="cprof-heap-")
     out = os.path.join(d, "attach.pb.gz")
     with cplib.Target("heap_leak") as t:
-        p = start_heap_attach(t.pid, out)
-        os.kill(t.pid, signal.SIGUSR1)
-        t.wait_for("DONE 1", timeout=120)
-        p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=120)
-        check(p.returncode == 0, "attach failed", err)
+        heap_attach_around(t, out, "DONE 1")
         leak, churn = check_leak_figures(out)
         print("attach: leak_a %.1f MiB in use, churn_b %.2f GB allocated" % (leak, churn))
         cplib.assert_target_unharmed(t.pid)
@@ -291,12 +298,7 @@ def test_attach_library_loaded_later():
     d = tempfile.mkdtemp(prefix="cprof-heap-")
     out = os.path.join(d, "dl.pb.gz")
     with cplib.Target("dlopen_burn", "--leak", 64) as t:
-        p = start_heap_attach(t.pid, out, "-v")
-        os.kill(t.pid, signal.SIGUSR1)
-        t.wait_for("LEAKED", timeout=60)
-        p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=120)
-        check(p.returncode == 0, "attach failed", err)
+        heap_attach_around(t, out, "LEAKED")
         inuse = pprof_flat(out, "inuse_space")
         lib = inuse.get("library_leak_inner", 0) / MIB
         check(57 <= lib <= 71, "library_leak_inner %.1f MiB in use, expected 64 +-10%%" % lib,

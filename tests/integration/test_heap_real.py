@@ -15,7 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cplib  # noqa: E402
 import profiles  # noqa: E402
 from cplib import check  # noqa: E402
-from test_heap import MIB, agent_control, pprof_flat, start_heap_attach, wait_sampler_off  # noqa: E402
+from test_heap import (MIB, agent_control, heap_attach_around, pprof_flat,  # noqa: E402
+                       start_heap_attach, wait_sampler_off)
 
 
 def pprof_cum(path, index):
@@ -113,12 +114,7 @@ def test_python311():
         f.write(PY_SCRIPT)
     out = os.path.join(d, "py.pb.gz")
     with cplib.Target("python3.11", script, path=exe) as t:
-        a = start_heap_attach(t.pid, out)
-        os.kill(t.pid, signal.SIGUSR1)
-        t.wait_for("DONE", timeout=120)
-        a.send_signal(signal.SIGINT)
-        _, err = a.communicate(timeout=120)
-        check(a.returncode == 0, "attach failed", err)
+        heap_attach_around(t, out, "DONE")
         cum = pprof_cum(out, "inuse_space")
         grow = cum.get("PyByteArray_Resize", 0) / MIB
         # 1000 bytearrays of 100 kB: 95.4 MiB.
