@@ -1,7 +1,9 @@
 /*
  * Fixture for wall and block profiles: thread "sleeper" in a nanosleep(100 ms) loop, thread
  * "reader" blocked in read() on a pipe nobody writes (since before READY), thread "spinner"
- * burning CPU. Prints READY once the reader sits in read() and the others run. With the
+ * burning CPU. Prints READY once every thread has its name, the reader sits in read() and the
+ * others run (a thread not yet named is still "offcpu": its samples would be charged to main's
+ * name). With the
  * argument "spawn", the main thread then creates (and joins) a short-lived thread every 20 ms
  * from spawn_one(), printing "SPAWNED n realtime_ns" every 10 threads; else it waits in pause().
  */
@@ -16,6 +18,7 @@
 
 static int pipe_fds[2];
 static volatile int reader_tid;
+static int named;		/* atomic: threads that have set their names */
 static volatile unsigned long spins;
 
 __attribute__((noinline)) static void sleep_step(void)
@@ -30,6 +33,7 @@ static void *sleeper(void *arg)
 {
 	(void)arg;
 	pthread_setname_np(pthread_self(), "sleeper");
+	__atomic_fetch_add(&named, 1, __ATOMIC_RELEASE);
 	for (;;)
 		sleep_step();
 	return NULL;
@@ -48,6 +52,7 @@ static void *reader(void *arg)
 {
 	(void)arg;
 	pthread_setname_np(pthread_self(), "reader");
+	__atomic_fetch_add(&named, 1, __ATOMIC_RELEASE);
 	reader_tid = (int)syscall(SYS_gettid);
 	read_idle_pipe();
 	return NULL;
@@ -63,6 +68,7 @@ static void *spinner(void *arg)
 {
 	(void)arg;
 	pthread_setname_np(pthread_self(), "spinner");
+	__atomic_fetch_add(&named, 1, __ATOMIC_RELEASE);
 	spin_forever();
 	return NULL;
 }
@@ -106,7 +112,8 @@ int main(int argc, char **argv)
 	if (pthread_create(&t[0], NULL, sleeper, NULL) || pthread_create(&t[1], NULL, reader, NULL) ||
 	    pthread_create(&t[2], NULL, spinner, NULL))
 		die("pthread_create");
-	while (!reader_tid || task_syscall(reader_tid) != SYS_read)
+	while (!reader_tid || task_syscall(reader_tid) != SYS_read ||
+	       __atomic_load_n(&named, __ATOMIC_ACQUIRE) < 3)
 		usleep(1000);
 	printf("READY\n");
 	fflush(stdout);
