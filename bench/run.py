@@ -994,7 +994,10 @@ is about 2.9 KiB).
   (12.7-14.1x); a uprobe counter on libc's malloc 828-868 ns (95-98x). The spread between
   processes (ASLR moves libc, the heap and the stack against each other) is about 5% of the
   plain loop, as large as what is measured: only one process taking turns tells builds apart
-  (below).
+  (below). With the workload pinned to the last CPU and cprof to the first (as `bench/run.py`
+  pins, since the second session of 2026-12-06; 9 rounds, load average 11 from other tenants):
+  preloaded 1.089x (fastest to fastest 1.076x), hooks alone 1.089x (1.032x), attached 1.112x
+  its runs before (1.142x; 1.086x plain's median), after detach 0.998x.
 - Per sample, four system calls became none in the common case: the stack copy is a memcpy
   bounded by the thread's stack mapping (learnt once per thread from /proc/self/maps), the
   reader's pidfd is polled at most every 10 ms, pid and tid are cached: at rate 16384 with an
