@@ -202,6 +202,9 @@ static int parse_options(int argc, char **argv, struct attach_options *o)
 		cp_hint("to profile a command, use 'cprof record -- COMMAND'");
 		return CP_EXIT_USAGE;
 	}
+	rc = cp_prof_check_options("attach", &o->prof);
+	if (rc)
+		return rc;
 	rc = parse_pids(pid_arg, o->pids, &o->npids);
 	if (rc == 0 && o->npids > 1 && cp_prof_is_heap(&o->prof)) {
 		cp_error("attach", "--profile heap and allocs take one process (-p PID)");

@@ -323,6 +323,19 @@ void cp_prof_progress_clear(void)
 	}
 }
 
+int cp_prof_check_options(const char *cmd, const struct cp_prof_options *o)
+{
+	if (o->rate && !cp_prof_is_heap(o)) {
+		cp_error(cmd, "--rate is for --profile heap or allocs, not %s", type_name(o->type));
+		return CP_EXIT_USAGE;
+	}
+	if (o->waiters && o->type != CP_SESSION_MUTEX) {
+		cp_error(cmd, "--mutex-waiters is for --profile mutex, not %s", type_name(o->type));
+		return CP_EXIT_USAGE;
+	}
+	return 0;
+}
+
 char *cp_prof_default_name(const struct cp_prof_options *o, int pid)
 {
 	return cp_default_output_name(pid, format_ext(o->format));

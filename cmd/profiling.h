@@ -29,6 +29,12 @@ struct cp_prof_options {
 	uint64_t rate;			/* --rate: heap, allocs; 0 = 524288 */
 };
 
+/*
+ * Options that only one profile type reads, given with another (--rate with cpu, say): a
+ * user who asked for them would not get what they asked. 0, or CP_EXIT_USAGE (reported).
+ */
+int cp_prof_check_options(const char *cmd, const struct cp_prof_options *o);
+
 /* The format named name ("pprof", "folded", "svg", "text"). 0 or -EINVAL. */
 int cp_prof_format_parse(const char *name, enum cp_profile_format *out);
 

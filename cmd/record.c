@@ -315,6 +315,9 @@ static int parse_options(int argc, char **argv, struct record_options *o)
 		if (rc < 0)
 			return cp_prof_option_error("record", c, argv);
 	}
+	rc = cp_prof_check_options("record", &o->prof);
+	if (rc)
+		return rc;
 	if (o->prof.type == CP_SESSION_GOROUTINE) {
 		cp_error("record", "--profile goroutine is a snapshot of a running program");
 		cp_hint("take it with 'cprof attach -p PID --profile goroutine'");

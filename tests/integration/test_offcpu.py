@@ -276,6 +276,13 @@ def test_profile_option_errors():
     r = cplib.run(["attach", "-p", os.getpid(), "--profile", "nosuch"], timeout=30)
     check(r.returncode == 2 and "invalid --profile 'nosuch'" in r.stderr, "bad --profile",
           r.stderr)
+    # An option of another profile type would be silently ignored: refused, by both commands.
+    for cmd, tail in (("attach", ["-p", os.getpid()]), ("record", ["--", "true"])):
+        for extra, what in ((["--rate", "4096"], "--rate is for --profile heap or allocs"),
+                            (["--profile", "block", "--mutex-waiters"],
+                             "--mutex-waiters is for --profile mutex")):
+            r = cplib.run([cmd] + extra + tail, timeout=30)
+            cplib.error_line(r, 2, r"cprof: %s: %s" % (cmd, re.escape(what)))
 
 
 if __name__ == "__main__":
