@@ -189,6 +189,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	return ret;
 }
 
+/*
+ * Paths and query values unescaped as libmicrohttpd does, except that an escaped NUL ("%00")
+ * cannot cut one short ("cmdline%00junk" served as cmdline, "seconds=5%00x" as 5): it leaves
+ * a byte no path or value accepts.
+ */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	size_t len = MHD_http_unescape(s);
+
+	if (memchr(s, '\0', len)) {
+		s[0] = '\x7f';
+		s[1] = '\0';
+		return 1;
+	}
+	return len;
+}
+
 /* libmicrohttpd's own messages would go to stderr: the library layer prints nothing. */
 static void quiet(void *cls, const char *fmt, va_list ap)
 {
@@ -253,6 +270,7 @@ static int start_daemon(struct cp_serve *srv, const struct cp_serve_opts *opts,
 			     opts->timeout_s ? opts->timeout_s : CONNECTION_TIMEOUT_S,
 			     MHD_OPTION_EXTERNAL_LOGGER, quiet, NULL,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+			     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 			     MHD_OPTION_ARRAY, tls,
 			     MHD_OPTION_END);
 	if (!d)

@@ -384,6 +384,13 @@ def test_bad_parameters():
         error_reply(*s.request("/debug/cprof/dump?format=yaml"), 400, "format=yaml")
         text = error_reply(*s.request("/debug/pprof/cmdline?pid=1"), 400, "pid=1")
         check("not one of the targets" in text, "pid", text)
+        # An escaped NUL cuts nothing short: not a path, not a value.
+        error_reply(*s.request("/debug/pprof/cmdline%00x"), 404, "cmdline%00x")
+        error_reply(*s.request("/debug/pprof/profile?seconds=1%00x"), 400, "seconds=1%00x")
+        status, _, _ = s.request("/debug/pprof/cmdline%3F")
+        check(status == 404, "an escaped '?' is part of the path", status)
+        status, _, body = s.request("/debug/pprof/cmd%6Cine")
+        check(status == 200 and b"waits" in body, "other escapes still decode", status, body)
 
 
 def test_busy_and_exit():
