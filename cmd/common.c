@@ -131,7 +131,7 @@ int cp_cmd_check_pid(const char *cmd, const char *arg, bool allow_zombie, int *p
 		cp_error(what, "is a kernel thread (%s): it has no user stack to profile", st.comm);
 		return CP_EXIT_FAILURE;
 	}
-	if (!allow_zombie && (st.state == 'Z' || st.state == 'X') && cp_proc_is_zombie((int)v)) {
+	if (!allow_zombie && cp_proc_is_zombie((int)v, &st)) {
 		cp_error(what, "is a zombie (exited, not yet reaped by its parent %d): nothing to %s",
 			 st.ppid, cmd);
 		return CP_EXIT_FAILURE;

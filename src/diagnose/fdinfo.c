@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/tcp.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -223,8 +224,8 @@ static void socket_line(int pid, int fd, uint64_t ino, struct cp_net_index *net,
 		 * A connect in progress (SYN_SENT) has no peer to getpeername yet: the kernel's
 		 * table has the address it is connecting to.
 		 */
-		if (rc >= 0 && ns.proto == CP_NET_TCP && ns.remote_port == 0 && ns.state != 10 &&
-		    ns.state != 7 && cp_net_describe_socket(pid, ino, net, line, size) < 0)
+		if (rc >= 0 && ns.proto == CP_NET_TCP && ns.state == TCP_SYN_SENT &&
+		    cp_net_describe_socket(pid, ino, net, line, size) < 0)
 			rc = cp_net_format(&ns, line, size);
 	}
 	/* Without a copy of the fd (an older kernel, no permission): /proc/PID/net. */

@@ -341,7 +341,7 @@ static int check_process(int pid, struct cp_task_stat *pst, bool *zombie)
 		return dump_is_gone(err) ? -ESRCH : err;
 	if (cp_proc_is_kernel_thread(pst))
 		return -EINVAL;
-	*zombie = (pst->state == 'Z' || pst->state == 'X') && cp_proc_is_zombie(pid);
+	*zombie = cp_proc_is_zombie(pid, pst);
 	return 0;
 }
 

@@ -78,7 +78,7 @@ static int check_status(int pid, char *why, size_t whylen)
 	err = cp_proc_read_stat(pid, 0, &st);
 	if (err < 0)
 		return inject_why(why, whylen, err, "no process %d", pid);
-	if ((st.state == 'Z' || st.state == 'X') && cp_proc_is_zombie(pid))
+	if (cp_proc_is_zombie(pid, &st))
 		return inject_why(why, whylen, -ESRCH, "process %d is a zombie", pid);
 	if (st.state == 'Z' || st.state == 'X')
 		return inject_why(why, whylen, -ENOTSUP, "process %d's main thread has exited "

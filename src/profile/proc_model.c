@@ -129,7 +129,7 @@ void cp_thread_read_name(struct cp_thread *t)
 
 /* --- a process's map --- */
 
-/* Whether the process's own files are still reachable through /proc/PID. */
+/* Whether the process's own files are still reachable through its /proc directory. */
 static bool proc_alive(int pid)
 {
 	char path[64], buf[8];

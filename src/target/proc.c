@@ -588,13 +588,10 @@ static int live_thread(int pid)
 	return tid;
 }
 
-bool cp_proc_is_zombie(int pid)
+bool cp_proc_is_zombie(int pid, const struct cp_task_stat *st)
 {
-	struct cp_task_stat st;
-
-	return cp_proc_read_stat(pid, 0, &st) == 0 && exited(&st) && !live_thread(pid);
+	return exited(st) && !live_thread(pid);
 }
-
 
 bool cp_proc_gone(int pid, uint64_t starttime)
 {
@@ -602,21 +599,37 @@ bool cp_proc_gone(int pid, uint64_t starttime)
 
 	if (cp_proc_read_stat(pid, 0, &st) < 0 || (starttime && st.starttime != starttime))
 		return true;
-	return exited(&st) && !live_thread(pid);
+	return cp_proc_is_zombie(pid, &st);
 }
+
+/* How long cp_proc_dir's answer for a pid is reused by the thread that asked (ns). */
+#define PROC_DIR_REUSE_NS 50000000ull
 
 int cp_proc_dir(int pid, char *buf, size_t size)
 {
+	/* A dump or a session asks for each fd, module and file: one stat read serves a burst. */
+	static __thread struct {
+		int pid, tid;
+		uint64_t at;
+	} last;
 	struct cp_task_stat st;
+	uint64_t now = cp_now_ns();
 	int tid = 0, n, err;
 
 	if (pid <= 0)
 		return -EINVAL;
-	err = cp_proc_read_stat(pid, 0, &st);
-	if (err < 0)
-		return err;
-	if (exited(&st))
-		tid = live_thread(pid);
+	if (last.pid == pid && now - last.at < PROC_DIR_REUSE_NS) {
+		tid = last.tid;
+	} else {
+		err = cp_proc_read_stat(pid, 0, &st);
+		if (err < 0)
+			return err;
+		if (exited(&st))
+			tid = live_thread(pid);
+		last.pid = pid;
+		last.tid = tid;
+		last.at = now;
+	}
 	if (tid)
 		n = snprintf(buf, size, "/proc/%d/task/%d", pid, tid);
 	else

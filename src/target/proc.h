@@ -67,10 +67,11 @@ int cp_proc_read_exe(int pid, char *buf, size_t size);
 int cp_proc_read_fd_link(int pid, int fd, char *buf, size_t size);
 
 /*
- * Whether pid is a zombie process: its leader in state Z or X and no other thread left. A
- * leader that called pthread_exit reads Z too while the other threads live on: not a zombie.
+ * Whether pid, whose leader's stat is st, is a zombie process: the leader in state Z or X and
+ * no other thread left. A leader that called pthread_exit reads Z too while the other threads
+ * live on: not a zombie.
  */
-bool cp_proc_is_zombie(int pid);
+bool cp_proc_is_zombie(int pid, const struct cp_task_stat *st);
 /*
  * Whether pid has exited: gone, a zombie process, or (starttime != 0) a new process that
  * reuses the pid of the one started at starttime.
