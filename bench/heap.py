@@ -11,6 +11,8 @@ outside it). Configurations, their runs taking turns:
   preloaded       LD_PRELOAD=libcprof-agent.so with CPROF_AGENT (record's launch path) at the
                   default rate, 524288, and cprof's default stack copy (8 KiB), a ring that
                   holds every sample of the run (nothing dropped)
+  compiled        the same with CPROF_AGENT_COMPILED_HOOKS=1: malloc's and free's compiled
+                  hooks, where the agent cannot map its generated fast paths near the allocator
   never sampling  the same at a rate of 2^40: the hooks alone
   attached        the same process before, while and after `cprof attach --profile heap`,
                   three runs of the loop each (their median)
@@ -196,12 +198,13 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
     exe = str(build / "tests" / "targets" / "malloc_stress")
     agent = str(build / "src" / "agent" / "libcprof-agent.so")
     tmp = tempfile.mkdtemp(prefix="cprof-bench-heap-")
-    res = {k: [] for k in ("plain", "preloaded", "hooks", "before", "attached", "after",
+    res = {k: [] for k in ("plain", "preloaded", "compiled", "hooks", "before", "attached", "after",
                            "heaptrack", "uprobe")}
     notes = []
     env = dict(os.environ, LD_PRELOAD=agent,
                CPROF_AGENT="%d:%d:%d:%d" % (os.getpid(), RATE, STACK, RING))
     env_hooks = dict(env, CPROF_AGENT="%d:%d:%d:%d" % (os.getpid(), NEVER, STACK, RING))
+    env_compiled = dict(env, CPROF_AGENT_COMPILED_HOOKS="1")
     have_ht = shutil.which("heaptrack") is not None
     up = Uprobe()
     slow_runs = min(runs, 2)
@@ -211,6 +214,8 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
             res["plain"].append(ns)
             ns, _ = run_pairs([exe, "--pairs", str(pairs)], env=env)
             res["preloaded"].append(ns)
+            ns, _ = run_pairs([exe, "--pairs", str(pairs)], env=env_compiled)
+            res["compiled"].append(ns)
             ns, _ = run_pairs([exe, "--pairs", str(pairs)], env=env_hooks)
             res["hooks"].append(ns)
             if cprof:
@@ -266,6 +271,8 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
              "| plain | %s | 1 | 1 |" % fmt(res["plain"]),
              "| agent preloaded (record's launch path) | %s | %s | %s |" %
              (fmt(res["preloaded"]), ratio("preloaded", base), best("preloaded", base)),
+             "| agent preloaded, compiled fast paths (no generated ones) | %s | %s | %s |" %
+             (fmt(res["compiled"]), ratio("compiled", base), best("compiled", base)),
              "| agent preloaded, never sampling (rate 2^40) | %s | %s | %s |" %
              (fmt(res["hooks"]), ratio("hooks", base), best("hooks", base)),
              "| same process, before attach | %s | %s | %s |" %

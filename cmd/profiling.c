@@ -441,12 +441,13 @@ int cp_prof_write(const char *cmd, struct cp_session *s, const struct cp_prof_op
 		if (cp_prof_is_heap(o))
 			cp_note("stats: %llu frees of sampled blocks, %zu sampled blocks live, %llu "
 				"untracked; ring of %zu KiB; %llu GOT entries redirected in %llu "
-				"modules, %llu modules left alone",
+				"modules, %llu modules left alone; malloc and free's fast paths %s",
 				(unsigned long long)st.heap_frees, st.heap_live,
 				(unsigned long long)st.heap_untracked, st.ring_bytes >> 10,
 				(unsigned long long)st.heap_patched,
 				(unsigned long long)st.heap_modules,
-				(unsigned long long)st.heap_skipped);
+				(unsigned long long)st.heap_skipped,
+				st.heap_fast_paths ? "generated next to the allocator" : "compiled");
 		if (o->type == CP_SESSION_MUTEX)
 			cp_note("stats: %llu woken lock waits left out (their wake was not seen)",
 				(unsigned long long)st.unmatched);

@@ -350,6 +350,7 @@ static int start_locked(int pid, uint64_t rate, uint32_t stack_bytes, uint64_t r
 	agent_sess.hdr->patched = n;
 	agent_sess.hdr->modules = patched;
 	agent_sess.hdr->skipped_modules = skipped;
+	agent_sess.hdr->fast_paths = (uint32_t)agent_fast_paths;
 	return cprof_agent_control.memfd;
 fail:
 	if (pidfd >= 0)

@@ -73,6 +73,25 @@ struct agent_session {
 
 extern struct agent_session agent_sess;
 
+/* What malloc's and free's generated fast paths are made of (stubs.c). */
+struct agent_stub_spec {
+	void *real_malloc, *real_free;	/* jumped to by rel32: the page goes within reach */
+	void *slow_malloc;		/* entered with the countdown already subtracted */
+	void *slow_free;		/* the compiled free hook */
+	int64_t countdown_tls;		/* the countdown's offset from the thread pointer */
+	const uint8_t *filter;		/* the 64 KiB filter of sampled blocks */
+};
+
+/*
+ * Generate the two fast paths in a page of their own next to the allocator (once per process:
+ * the page stays, as the agent does). 0, or -errno when no page within 2 GiB of it could be
+ * mapped or made executable: the compiled hooks are used then.
+ */
+int agent_stubs_make(const struct agent_stub_spec *spec, void **malloc_stub, void **free_stub);
+
+/* 1 when malloc and free are redirected to generated fast paths, 0 when to compiled ones. */
+extern int agent_fast_paths;
+
 /* Resolve the real functions (dlsym) and fill agent_hooks. 0 or -errno. */
 int agent_hooks_init(void);
 

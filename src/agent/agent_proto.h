@@ -75,7 +75,7 @@ struct cp_agent_header {
 	uint32_t stack_bytes;		/* most bytes of stack copied per sample */
 	int32_t reader_pid;
 	uint32_t state;			/* enum cp_agent_state; atomic */
-	uint32_t pad0;
+	uint32_t fast_paths;		/* 1: malloc and free run generated fast paths (agent) */
 	uint64_t generation;		/* cprof_agent_control.generation of this session */
 	/* Written by the agent (atomic). */
 	uint64_t reserved;		/* ring bytes reserved by producers, ever */

@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -35,6 +36,7 @@ struct agent_hook agent_hooks[AGENT_NHOOKS];
  * which decides. A counter that reaches 255 stays there for the session.
  */
 #define FILTER_LOG 16
+_Static_assert(FILTER_LOG == 16, "free's generated fast path (stubs.c) takes bits 4-19 as the cell");
 #define FILTER_STUCK 255
 #define SET_SLOTS_LOG 18
 #define SET_PROBES 64
@@ -361,8 +363,15 @@ static inline void forget(void *p)
 		return p_;                                                                         \
 	} while (0)
 
+/* malloc once its countdown ran out (already subtracted): the generated fast path's way out. */
+static __attribute__((noinline)) void *malloc_sampled(size_t size)
+{
+	ALLOC_SLOW(size, agent_real.malloc(size));
+}
+
 /*
- * malloc's and free's hooks start a cache line each: their fast paths (22 and 31 bytes) then
+ * The compiled hooks: used where the generated fast paths (stubs.c) cannot be. malloc's and
+ * free's hooks start a cache line each: their fast paths (22 and 31 bytes) then
  * never straddle a fetch block. Placed where the linker happened to put them, the same code
  * cost 1.12x instead of 1.06x on bench/heap.py's pairs (one process, the two builds taking
  * turns).
@@ -371,7 +380,7 @@ static __attribute__((aligned(64))) void *hook_malloc(size_t size)
 {
 	if (unsampled(size))
 		return agent_real.malloc(size);
-	ALLOC_SLOW(size, agent_real.malloc(size));
+	return malloc_sampled(size);
 }
 
 static __attribute__((aligned(64))) void hook_free(void *p)
@@ -484,6 +493,27 @@ void *agent_real_dlsym, *agent_real_dlvsym;
 DL_HOOK(dlsym);
 DL_HOOK(dlvsym);
 
+int agent_fast_paths;
+
+/* Replace malloc's and free's compiled hooks with generated fast paths, where they can be. */
+static void use_fast_paths(void **hooks)
+{
+	struct agent_stub_spec spec = {
+		.real_malloc = (void *)agent_real.malloc,
+		.real_free = (void *)agent_real.free,
+		.slow_malloc = (void *)malloc_sampled,
+		.slow_free = (void *)hook_free,
+		.countdown_tls = (int64_t)((intptr_t)&countdown -
+					   (intptr_t)__builtin_thread_pointer()),
+		.filter = filter,
+	};
+
+	if (getenv("CPROF_AGENT_COMPILED_HOOKS"))
+		return;
+	if (agent_stubs_make(&spec, &hooks[0], &hooks[1]) == 0)
+		agent_fast_paths = 1;
+}
+
 int agent_hooks_init(void)
 {
 	static const char *const names[AGENT_NHOOKS] = {
@@ -524,6 +554,7 @@ int agent_hooks_init(void)
 		*reals[i] = f;
 		agent_hooks[i].canonical = canon;
 	}
+	use_fast_paths(hooks);
 	for (int i = 0; i < AGENT_NHOOKS; i++) {
 		agent_hooks[i].real = *reals[i];
 		agent_hooks[i].hook = hooks[i];

@@ -83,6 +83,7 @@ struct cp_session_stats {
 	uint64_t heap_patched;	/* GOT entries the sampler redirected (at the last look) */
 	uint64_t heap_modules;	/* modules whose GOT it patched */
 	uint64_t heap_skipped;	/* modules it left alone (their GOT held another malloc) */
+	bool heap_fast_paths;	/* malloc and free run the generated fast paths */
 };
 
 /*

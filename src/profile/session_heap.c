@@ -372,6 +372,8 @@ void cp_session_heap_stats(const struct cp_session *s, struct cp_session_stats *
 		out->heap_modules = __atomic_load_n(&h->ring.hdr->modules, __ATOMIC_RELAXED);
 		out->heap_skipped = __atomic_load_n(&h->ring.hdr->skipped_modules,
 						    __ATOMIC_RELAXED);
+		out->heap_fast_paths = __atomic_load_n(&h->ring.hdr->fast_paths,
+						       __ATOMIC_RELAXED) != 0;
 	}
 	out->heap_frees = h->model.frees;
 	out->heap_untracked = h->model.untracked;
