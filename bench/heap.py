@@ -14,7 +14,8 @@ outside it). Configurations, their runs taking turns:
   compiled        the same with CPROF_AGENT_COMPILED_HOOKS=1: malloc's and free's compiled
                   hooks, where the agent cannot map its generated fast paths near the allocator
   never sampling  the same at a rate of 2^40: the hooks alone
-  attached        the same process before, while and after `cprof attach --profile heap`,
+  attached        the same process before, while and after `cprof attach --profile heap`
+                  (three attaches; each while-attached figure against the runs around it),
                   three runs of the loop each (their median)
                   (the target waits in sigwait; each SIGUSR1 runs the loop once)
   heaptrack       Debian's heaptrack in launch mode (its -p attach drives gdb: tried once)
@@ -94,10 +95,12 @@ def waiting_fixture(exe, pairs):
                             bufsize=1, preexec_fn=pinned(WORK_CPU))
 
 
-def attached(cprof, exe, pairs, tmp, each=3):
-    """(before, attached, after) ns per pair in one process, each the median of `each` runs of
-    the loop: cprof attaches after the before runs (a first, uncounted run warms the heap up)
-    and has detached before the after runs."""
+def attached(cprof, exe, pairs, tmp, cycles=3, each=3):
+    """In one process: (before, during, after, brackets). cprof attaches and detaches `cycles`
+    times; before is the median of `each` runs of the loop before the first attach (a first,
+    uncounted run warms the heap up), during and after one such median per cycle, while
+    attached and after detaching. A bracket is a cycle's run while attached to the mean of the
+    runs just before and after it: a machine whose speed drifts moves both alike."""
     t = waiting_fixture(exe, pairs)
     prof = None
     try:
@@ -111,19 +114,21 @@ def attached(cprof, exe, pairs, tmp, each=3):
             return med([x for x in (one() for _ in range(each)) if x])
 
         one()   # the first run in a process pays for its heap's first pages
-        before = some()
-        prof = subprocess.Popen([cprof, "attach", "-p", str(t.pid), "--profile", "heap",
-                                 "--seconds", "600", "-o", os.path.join(tmp, "heap.pb.gz")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                stdin=subprocess.DEVNULL, preexec_fn=pinned(TOOL_CPU))
-        readline_until(prof.stderr, "allocation sampler started", 60)
-        during = some()
-        prof.send_signal(signal.SIGINT)
-        prof.communicate(timeout=120)
-        if prof.returncode != 0:
-            raise RuntimeError("cprof attach exited %d" % prof.returncode)
-        after = some()
-        return before, during, after
+        plain, during = [some()], []
+        for _ in range(cycles):
+            prof = subprocess.Popen([cprof, "attach", "-p", str(t.pid), "--profile", "heap",
+                                     "--seconds", "600", "-o", os.path.join(tmp, "heap.pb.gz")],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                    stdin=subprocess.DEVNULL, preexec_fn=pinned(TOOL_CPU))
+            readline_until(prof.stderr, "allocation sampler started", 60)
+            during.append(some())
+            prof.send_signal(signal.SIGINT)
+            prof.communicate(timeout=120)
+            if prof.returncode != 0:
+                raise RuntimeError("cprof attach exited %d" % prof.returncode)
+            plain.append(some())
+        brackets = [d / ((b + a) / 2) for d, b, a in zip(during, plain, plain[1:])]
+        return plain[0], during, plain[1:], brackets
     finally:
         if prof and prof.poll() is None:
             prof.kill()
@@ -199,6 +204,7 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
     agent = str(build / "src" / "agent" / "libcprof-agent.so")
     tmp = tempfile.mkdtemp(prefix="cprof-bench-heap-")
     res = {k: [] for k in ("plain", "preloaded", "compiled", "hooks", "before", "attached", "after",
+                           "brackets",
                            "heaptrack", "uprobe")}
     notes = []
     env = dict(os.environ, LD_PRELOAD=agent,
@@ -220,10 +226,11 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
             res["hooks"].append(ns)
             if cprof:
                 try:
-                    b, d, a = attached(cprof, exe, pairs, tmp)
+                    b, d, a, brackets = attached(cprof, exe, pairs, tmp)
                     res["before"].append(b)
-                    res["attached"].append(d)
-                    res["after"].append(a)
+                    res["attached"] += d
+                    res["after"].append(med(a))
+                    res["brackets"] += brackets
                 except (RuntimeError, subprocess.TimeoutExpired) as e:
                     notes.append("attached: %s" % e)
             if i < slow_runs and have_ht:
@@ -255,6 +262,9 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
         xs, rs = [x for x in res[k] if x], [r for r in res[ref] if r]
         return "%.3f" % (min(xs) / min(rs)) if xs and rs else "n/a"
 
+    def bracketed():
+        return "%.3f" % med(res["brackets"]) if res["brackets"] else "n/a"
+
     base, same = "plain", "before"
 
     lines = ["## Heap profiles: what the allocation sampler costs", "",
@@ -262,8 +272,9 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
              "one thread, ns per pair as the loop times itself; median (min–max) of %d runs "
              "(heaptrack and the uprobe: %d), configurations taking turns, the workload pinned "
              "to CPU %d and cprof to CPU %d; a ratio is the "
-             "median of each round's ratio to that round's plain run (or to the same "
-             "process' runs before attach). The agent samples at the default rate (%d bytes) "
+             "median of each round's ratio to that round's plain run (attached: of each "
+             "attach's ratio to the same process' runs just before and after it; after "
+             "detach: to its runs before the first attach). The agent samples at the default rate (%d bytes) "
              "with an %d KiB stack copy per sample." %
              (pairs, runs, slow_runs, WORK_CPU, TOOL_CPU, RATE, STACK // 1024), "",
              "| configuration | ns per pair | ratio | fastest to fastest |",
@@ -277,8 +288,9 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
              (fmt(res["hooks"]), ratio("hooks", base), best("hooks", base)),
              "| same process, before attach | %s | %s | %s |" %
              (fmt(res["before"]), ratio("before", base), best("before", base)),
-             "| same process, cprof attach --profile heap | %s | %s (to before) | %s |" %
-             (fmt(res["attached"]), ratio("attached", same), best("attached", same)),
+             "| same process, cprof attach --profile heap (3 times) | %s | %s (to the runs "
+             "around it) | %s |" %
+             (fmt(res["attached"]), bracketed(), best("attached", same)),
              "| same process, after cprof detached | %s | %s (to before) | %s |" %
              (fmt(res["after"]), ratio("after", same), best("after", same)),
              "| heaptrack (launch) | %s | %s | %s |" %
@@ -292,7 +304,7 @@ def bench_heap(cprof, build, runs, report, pairs=10_000_000):
     lines += ["- " + n for n in notes] + ([""] if notes else [])
     report.append("heap sampler at the default rate: %sx plain preloaded (fastest %sx), %sx "
                   "attached (fastest %sx), %sx after detach; heaptrack %sx, uprobe counter %sx" %
-                  (ratio("preloaded", base), best("preloaded", base), ratio("attached", same),
+                  (ratio("preloaded", base), best("preloaded", base), bracketed(),
                    best("attached", same), ratio("after", same), ratio("heaptrack", base),
                    ratio("uprobe", base)))
     return lines
