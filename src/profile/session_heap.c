@@ -39,7 +39,28 @@ struct cp_heap_session {
 	uint64_t last_exec_check;
 	uint32_t stack_bytes;
 	int err;		/* a failure that ended reading for good */
+	/* The header's counters at the last look: the stats of a region already let go. */
+	struct {
+		bool seen;
+		bool fast_paths;
+		uint64_t dropped, patched, modules, skipped;
+		size_t ring_bytes;
+	} last;
 };
+
+/* Keep what the sampler's header says, for stats asked after the region is let go. */
+static void remember_header(struct cp_heap_session *h)
+{
+	const struct cp_agent_header *hdr = h->ring.hdr;
+
+	h->last.seen = true;
+	h->last.dropped = __atomic_load_n(&hdr->dropped, __ATOMIC_RELAXED);
+	h->last.ring_bytes = h->ring.ring_bytes;
+	h->last.patched = __atomic_load_n(&hdr->patched, __ATOMIC_RELAXED);
+	h->last.modules = __atomic_load_n(&hdr->modules, __ATOMIC_RELAXED);
+	h->last.skipped = __atomic_load_n(&hdr->skipped_modules, __ATOMIC_RELAXED);
+	h->last.fast_paths = __atomic_load_n(&hdr->fast_paths, __ATOMIC_RELAXED) != 0;
+}
 
 static void on_alloc(void *ctx, const struct cp_agent_alloc *rec)
 {
@@ -206,6 +227,7 @@ static void finish_region(struct cp_session *s, struct cp_heap_session *h)
 {
 	while (cp_heap_ring_read(&h->ring, 0, &ring_ops, s) > 0)
 		;
+	remember_header(h);
 	cp_heap_ring_release(&h->ring);
 	cp_heap_agent_release(&h->agent);
 	h->connected = false;
@@ -360,20 +382,20 @@ void cp_session_heap_disable(struct cp_session *s)
 
 void cp_session_heap_stats(const struct cp_session *s, struct cp_session_stats *out)
 {
-	const struct cp_heap_session *h = s->heap;
+	struct cp_heap_session *h = s->heap;
 
 	if (!h)
 		return;
-	if (h->connected) {
-		out->lost = __atomic_load_n(&h->ring.hdr->dropped, __ATOMIC_RELAXED);
-		out->ring_bytes = h->ring.ring_bytes;
+	if (h->connected)
+		remember_header(h);
+	if (h->last.seen) {
+		out->lost = h->last.dropped;
+		out->ring_bytes = h->last.ring_bytes;
 		out->rings = 1;
-		out->heap_patched = __atomic_load_n(&h->ring.hdr->patched, __ATOMIC_RELAXED);
-		out->heap_modules = __atomic_load_n(&h->ring.hdr->modules, __ATOMIC_RELAXED);
-		out->heap_skipped = __atomic_load_n(&h->ring.hdr->skipped_modules,
-						    __ATOMIC_RELAXED);
-		out->heap_fast_paths = __atomic_load_n(&h->ring.hdr->fast_paths,
-						       __ATOMIC_RELAXED) != 0;
+		out->heap_patched = h->last.patched;
+		out->heap_modules = h->last.modules;
+		out->heap_skipped = h->last.skipped;
+		out->heap_fast_paths = h->last.fast_paths;
 	}
 	out->heap_frees = h->model.frees;
 	out->heap_untracked = h->model.untracked;
