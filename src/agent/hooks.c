@@ -507,8 +507,9 @@ static void use_fast_paths(void **hooks)
 					   (intptr_t)__builtin_thread_pointer()),
 		.filter = filter,
 	};
+	const char *compiled = getenv("CPROF_AGENT_COMPILED_HOOKS");
 
-	if (getenv("CPROF_AGENT_COMPILED_HOOKS"))
+	if (compiled && *compiled && strcmp(compiled, "0") != 0)
 		return;
 	if (agent_stubs_make(&spec, &hooks[0], &hooks[1]) == 0)
 		agent_fast_paths = 1;
